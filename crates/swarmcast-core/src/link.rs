@@ -142,7 +142,8 @@ mod tests {
     #[test]
     fn refuses_bad_links() {
         let k = key();
-        let cases: Vec<(String, fn(&LinkError) -> bool)> = vec![
+        type Check = fn(&LinkError) -> bool;
+        let cases: Vec<(String, Check)> = vec![
             ("magnet:?pk=x".into(), |e| matches!(e, LinkError::BadScheme)),
             ("swarmcast:?xs=http%3A%2F%2Fh%2F".into(), |e| {
                 matches!(e, LinkError::MissingKey)

@@ -1,0 +1,179 @@
+//! Glue for the verbs that need no library of their own: files and HTTP in, core, text out.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use swarmcast_core::inspect::Document;
+use swarmcast_core::keys::keyfile;
+use swarmcast_core::{manifest, SegmentTorrent, StreamKey, StreamLink, StreamSecret};
+use tokio_util::sync::CancellationToken;
+
+/// Largest document `inspect` downloads: a manifest is at most 1 MiB; a .torrent of 16 GiB at
+/// 32 KiB pieces holds 10 MiB of hashes.
+const MAX_FETCH: usize = 16 << 20;
+
+pub(crate) fn keygen(out: &Path) -> Result<()> {
+    let secret = StreamSecret::generate().context("cannot read the system's random source")?;
+    keyfile::write_new(out, &secret)?;
+    eprintln!(
+        "wrote secret key to {} (mode 0600); keep it private",
+        out.display()
+    );
+    println!("{}", secret.public());
+    Ok(())
+}
+
+pub(crate) fn torrent(
+    file: &Path,
+    piece_length: Option<u64>,
+    trackers: Vec<String>,
+    out: Option<&Path>,
+) -> Result<()> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: the file name is not valid UTF-8", file.display()))?;
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let size = reader
+        .metadata()
+        .with_context(|| format!("cannot stat {}", file.display()))?
+        .len();
+    let torrent = SegmentTorrent::build(
+        std::io::BufReader::new(reader),
+        size,
+        name,
+        piece_length,
+        trackers,
+    )
+    .with_context(|| format!("cannot build a torrent for {}", file.display()))?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        let mut p = file.as_os_str().to_owned();
+        p.push(".torrent");
+        p.into()
+    });
+    if let (Ok(a), Ok(b)) = (out.canonicalize(), file.canonicalize()) {
+        if a == b {
+            bail!(
+                "output {} is the input file: refusing to overwrite it",
+                out.display()
+            );
+        }
+    }
+    std::fs::write(&out, torrent.to_torrent_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "wrote {} ({} pieces of {} bytes)",
+        out.display(),
+        torrent.info().piece_count(),
+        torrent.info().piece_length
+    );
+    println!("{}", torrent.info_hash());
+    println!("{}", torrent.magnet());
+    Ok(())
+}
+
+pub(crate) async fn inspect(
+    target: &str,
+    key: Option<&str>,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let mut pinned = key
+        .map(|k| k.parse::<StreamKey>())
+        .transpose()
+        .context("--key")?;
+    let bytes = if target.starts_with("swarmcast:") {
+        let link: StreamLink = target.parse().context("invalid stream link")?;
+        if pinned.is_some_and(|k| k != link.key) {
+            bail!(
+                "--key {} differs from the link's key {}",
+                pinned.unwrap_or(link.key),
+                link.key
+            );
+        }
+        pinned = Some(link.key);
+        fetch_first(&link, cancel).await?
+    } else if target.starts_with("http://") || target.starts_with("https://") {
+        tokio::select! {
+            r = fetch(target) => r?,
+            () = cancel.cancelled() => bail!("interrupted"),
+        }
+    } else {
+        tokio::fs::read(target)
+            .await
+            .with_context(|| format!("cannot read {target}"))?
+    };
+    let document = Document::parse(&bytes).with_context(|| target.to_string())?;
+    print!("{document}");
+    let Document::Manifest(decoded) = document else {
+        if pinned.is_some() {
+            bail!("{target} is a .torrent, not a manifest: there is no signature to verify");
+        }
+        return Ok(());
+    };
+    match pinned {
+        Some(key) => {
+            manifest::verify(&bytes, &key)
+                .with_context(|| format!("manifest refused for stream key {key}"))?;
+            println!("  signature      valid for the pinned key");
+            println!("  (sequence order is checked by viewers, which remember the last manifest they accepted)");
+            Ok(())
+        }
+        None if decoded.self_signed => {
+            println!("  signature      valid for the key the manifest names (not pinned: pass --key to verify)");
+            Ok(())
+        }
+        None => {
+            println!("  signature      INVALID for the key the manifest names");
+            bail!(
+                "{target}: the signature does not verify under the key it names ({})",
+                decoded.manifest.key
+            )
+        }
+    }
+}
+
+async fn fetch_first(link: &StreamLink, cancel: &CancellationToken) -> Result<Vec<u8>> {
+    let mut errors = Vec::new();
+    for source in &link.sources {
+        tokio::select! {
+            r = fetch(source.as_str()) => match r {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => {
+                    tracing::warn!(%source, error = %format!("{e:#}"), "manifest source failed, trying the next");
+                    errors.push(format!("{source}: {e:#}"));
+                }
+            },
+            () = cancel.cancelled() => bail!("interrupted"),
+        }
+    }
+    bail!("no manifest source answered: {}", errors.join("; "))
+}
+
+async fn fetch(url: &str) -> Result<Vec<u8>> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .with_context(|| format!("GET {url}: reading the body"))?
+    {
+        if body.len() + chunk.len() > MAX_FETCH {
+            bail!("GET {url}: the response is larger than {MAX_FETCH} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
