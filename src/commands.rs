@@ -177,3 +177,136 @@ async fn fetch(url: &str) -> Result<Vec<u8>> {
     }
     Ok(body)
 }
+
+/// Parses a positive, finite number of seconds.
+pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "expected a positive number of seconds, found {s:?}"
+        )),
+    }
+}
+
+/// Parses a bitrate in bit/s with an optional `k` or `M` suffix.
+pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
+    let (number, scale) = match s.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1e3),
+        None => match s.strip_suffix('M') {
+            Some(n) => (n, 1e6),
+            None => (s, 1.0),
+        },
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * scale).round() as u64),
+        _ => Err(format!(
+            "expected a bitrate in bit/s such as 800000, 800k or 2.5M, found {s:?}"
+        )),
+    }
+}
+
+fn ticks(secs: f64) -> u64 {
+    (secs * 90_000.0).round() as u64
+}
+
+pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken) -> Result<()> {
+    use swarmcast_segmenter::source::{self, Format, Input, SegmentConfig};
+    let config = SegmentConfig {
+        out_dir: args.out.clone(),
+        cutter: swarmcast_segmenter::CutterConfig {
+            target: ticks(args.segment_secs),
+            first_number: args.first_number,
+            first_discontinuity: false,
+        },
+        format: match args.format.as_str() {
+            "ts" => Format::Ts,
+            "raw" => Format::Raw,
+            _ => Format::Auto,
+        },
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<source::CutSegment>(16);
+    let printer = tokio::spawn(async move {
+        while let Some(s) = rx.recv().await {
+            let m = &s.meta;
+            println!(
+                "segment {:08} start={:.3} duration={:.3} size={}{}{} path={}",
+                m.number,
+                m.media_start as f64 / 90_000.0,
+                m.duration as f64 / 90_000.0,
+                m.size,
+                if m.discontinuity {
+                    " discontinuity"
+                } else {
+                    ""
+                },
+                if m.forced { " forced" } else { "" },
+                s.path.display()
+            );
+        }
+    });
+    let summary = match (&args.watch_dir, args.input) {
+        (Some(dir), _) => source::watch_dir(dir, config, tx, cancel).await,
+        (None, Some(path)) => {
+            let follow = args
+                .follow
+                .then(|| std::time::Duration::from_secs_f64(args.idle_timeout));
+            source::segment_stream(Input::File { path, follow }, config, tx, cancel).await
+        }
+        (None, None) => source::segment_stream(Input::Stdin, config, tx, cancel).await,
+    }?;
+    printer.await.context("segment printer")?;
+    let c = &summary.cutter;
+    eprintln!(
+        "{} segments from {} bytes ({}); skipped {} bytes, {} resyncs, {} forced cuts, {} discontinuities{}",
+        summary.segments,
+        summary.bytes_in,
+        if summary.ts { "mpeg-ts, cut at keyframes" } else { "raw, cut by wall clock" },
+        c.bytes_skipped,
+        c.resyncs,
+        c.forced_cuts,
+        c.discontinuities,
+        if args.watch_dir.is_some() {
+            format!(
+                "; {} files out of order, {} unusable",
+                summary.files_out_of_order, summary.files_unusable
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let synth = swarmcast_segmenter::synth::Synth::new(args.bitrate, args.start_pts)?;
+    eprintln!(
+        "synthetic feed: {} bit/s, keyframe every {} frames ({:.3} s)",
+        synth.bitrate(),
+        synth.gop_frames(),
+        synth.loop_duration() as f64 / 90_000.0
+    );
+    let mut reader = swarmcast_segmenter::source::synth_reader(
+        synth,
+        args.realtime,
+        args.seconds.map(ticks),
+        cancel.clone(),
+    );
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if args.out.as_os_str() == "-" {
+        Box::new(tokio::io::stdout())
+    } else {
+        Box::new(
+            tokio::fs::File::create(&args.out)
+                .await
+                .with_context(|| format!("cannot create {}", args.out.display()))?,
+        )
+    };
+    match tokio::io::copy(&mut reader, &mut out).await {
+        Ok(_) => {}
+        // A closed pipe (`swarmcast synth | head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        Err(e) => return Err(e).context("writing the synthetic feed"),
+    }
+    out.flush().await.context("writing the synthetic feed")?;
+    Ok(())
+}

@@ -17,7 +17,14 @@ mod commands;
 #[command(name = "swarmcast", version, about, propagate_version = true)]
 struct Cli {
     /// Log filter for stderr (tracing `EnvFilter` syntax, e.g. `info`, `swarmcast=debug`).
-    #[arg(long, global = true, env = "SWARMCAST_LOG", default_value = "info")]
+    /// mpeg2ts_reader is quiet by default: it warns on every malformed packet, which the
+    /// segmenter already counts.
+    #[arg(
+        long,
+        global = true,
+        env = "SWARMCAST_LOG",
+        default_value = "info,mpeg2ts_reader=error"
+    )]
     log: String,
 
     #[command(subcommand)]
@@ -33,6 +40,10 @@ enum Command {
     /// Decode a manifest or .torrent (file, http(s) URL or stream link) and print its fields;
     /// with a pinned key, verify the manifest and fail with the reason if it is refused.
     Inspect(InspectArgs),
+    /// Cut a feed (MPEG-TS or any byte stream) into segment files, one line per segment.
+    Segment(SegmentArgs),
+    /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
+    Synth(SynthArgs),
 }
 
 /// Arguments of `swarmcast keygen`.
@@ -75,6 +86,56 @@ struct InspectArgs {
     key: Option<String>,
 }
 
+/// Arguments of `swarmcast segment`.
+#[derive(Debug, Args)]
+struct SegmentArgs {
+    /// Input file [default: stdin]. Not with --watch-dir.
+    #[arg(conflicts_with = "watch_dir")]
+    input: Option<PathBuf>,
+    /// Directory the segments are written to, as `<number as 8 digits>.ts`.
+    #[arg(long, short, env = "SWARMCAST_SEGMENT_OUT")]
+    out: PathBuf,
+    /// Target segment length in seconds (fractions allowed).
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 60.0, value_parser = commands::parse_secs)]
+    segment_secs: f64,
+    /// Take the .ts files an encoder finishes in this directory as segments, one each, in order.
+    #[arg(long, env = "SWARMCAST_WATCH_DIR")]
+    watch_dir: Option<PathBuf>,
+    /// Keep reading the input file as it grows, until --idle-timeout passes with no new data.
+    #[arg(long, env = "SWARMCAST_FOLLOW", requires = "input")]
+    follow: bool,
+    /// With --follow: seconds without new data after which the input is over.
+    #[arg(long, env = "SWARMCAST_IDLE_TIMEOUT", default_value_t = 10.0, value_parser = commands::parse_secs)]
+    idle_timeout: f64,
+    /// Input format: `ts` cuts at keyframes, `raw` by wall clock, `auto` decides from the first bytes.
+    #[arg(long, env = "SWARMCAST_FORMAT", default_value = "auto", value_parser = ["auto", "ts", "raw"])]
+    format: String,
+    /// Number of the first segment.
+    #[arg(long, env = "SWARMCAST_FIRST_NUMBER", default_value_t = 0)]
+    first_number: u64,
+}
+
+/// Arguments of `swarmcast synth`.
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// Output file, or `-` for stdout.
+    #[arg(long, short, env = "SWARMCAST_SYNTH_OUT", default_value = "-")]
+    out: PathBuf,
+    /// Bitrate in bit/s (suffixes k and M allowed), padded with null packets [default: the
+    /// fixture's own, about 135k].
+    #[arg(long, env = "SWARMCAST_BITRATE", value_parser = commands::parse_bitrate)]
+    bitrate: Option<u64>,
+    /// Stop after this many seconds of media [default: endless].
+    #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_secs)]
+    seconds: Option<f64>,
+    /// Pace the output in real time, as a live encoder would.
+    #[arg(long, env = "SWARMCAST_REALTIME")]
+    realtime: bool,
+    /// PTS of the first frame, in 90 kHz ticks (near 8589934592 to test wrap-around).
+    #[arg(long, env = "SWARMCAST_START_PTS", default_value_t = 0)]
+    start_pts: u64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_logging(&cli.log) {
@@ -111,6 +172,8 @@ fn main() -> ExitCode {
             Command::Inspect(args) => {
                 commands::inspect(&args.target, args.key.as_deref(), &cancel).await
             }
+            Command::Segment(args) => commands::segment(args, cancel.clone()).await,
+            Command::Synth(args) => commands::synth(args, cancel.clone()).await,
         }
     });
     match result {

@@ -3,7 +3,9 @@
 //! helpers in `util`. Tests that start long-lived processes or swarm sessions go under `e2e::`,
 //! which nextest runs one at a time (.config/nextest.toml).
 
+mod e2e;
 mod inspect;
 mod keygen;
+mod segment;
 mod torrent;
 mod util;

@@ -157,6 +157,14 @@ impl TsCutter {
 
     /// The input ended: flushes everything and closes the last segment (if it has any bytes).
     pub fn finish(&mut self) -> Vec<Output> {
+        self.cut_now()
+    }
+
+    /// Ends the current segment here, whatever the target: flushes the framer (a trailing partial
+    /// packet is skipped) and anything held back, and closes the segment if it has any bytes. The
+    /// cutter stays usable: used when each input file is one segment, so that the media timeline
+    /// (and discontinuity detection) carries over from file to file.
+    pub fn cut_now(&mut self) -> Vec<Output> {
         let mut framer = std::mem::take(&mut self.framer);
         framer.finish(|p| self.packet(p));
         self.framer = framer;

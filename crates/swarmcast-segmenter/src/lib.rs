@@ -12,6 +12,8 @@
 
 pub mod cutter;
 pub mod framer;
+pub mod source;
+pub mod synth;
 pub mod timeline;
 pub mod ts;
 

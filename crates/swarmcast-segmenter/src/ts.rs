@@ -81,7 +81,7 @@ pub struct PesStart<'a> {
 pub fn pes_start(payload: &[u8]) -> Option<PesStart<'_>> {
     // PesHeader::from_bytes checks the start code and length; PesParsedContents needs at least the
     // three fixed bytes of the optional header plus its declared length, which it checks itself.
-    if payload.len() < 9 {
+    if payload.len() < 9 || payload[..3] != [0, 0, 1] {
         return None;
     }
     let header = PesHeader::from_bytes(payload)?;

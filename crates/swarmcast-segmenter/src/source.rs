@@ -1,0 +1,540 @@
+//! The async edge of the segmenter: inputs in, segment files out.
+//!
+//! - [`segment_stream`] reads a byte stream (stdin, a file, a file that keeps growing, or any
+//!   `AsyncRead` such as [`synth_reader`]) through a cutter and writes each segment as
+//!   `<out>/<number as 8 digits>.ts`, announcing it on a channel once the file is complete.
+//! - [`watch_dir`] takes the files an encoder finishes in a directory, one segment each, in order.
+//!
+//! A segment file is written as `<name>.part` and renamed when complete, so a reader of `<out>`
+//! never sees a partial segment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cutter::{ClockCutter, CutterConfig, CutterStats, Output, SegmentMeta, TsCutter};
+use crate::framer::looks_like_ts;
+use crate::synth::Synth;
+use crate::ts::PACKET;
+
+/// How often a followed file is checked for growth.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Errors of the segmenter's I/O.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The input could not be opened.
+    #[error("cannot open input {path}")]
+    Open {
+        /// The input.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the input failed.
+    #[error("reading {what} failed")]
+    Read {
+        /// The input.
+        what: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A segment file could not be written (disk full, permissions).
+    #[error("cannot write segment file {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory could not be watched.
+    #[error("cannot watch directory {path}: {reason}")]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether the input is MPEG-TS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Decide from the first bytes: TS if three packets in a row line up.
+    #[default]
+    Auto,
+    /// MPEG-TS: cut at keyframes.
+    Ts,
+    /// Anything else: cut by wall clock.
+    Raw,
+}
+
+/// Where and how to cut.
+#[derive(Clone, Debug)]
+pub struct SegmentConfig {
+    /// Directory the segment files go to (created if missing).
+    pub out_dir: PathBuf,
+    /// Cutting parameters.
+    pub cutter: CutterConfig,
+    /// Input format.
+    pub format: Format,
+}
+
+/// A segment whose file is complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CutSegment {
+    /// What the cutter knows about it.
+    pub meta: SegmentMeta,
+    /// The segment file.
+    pub path: PathBuf,
+}
+
+/// What a run met, for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Segments written.
+    pub segments: u64,
+    /// Bytes read from the input.
+    pub bytes_in: u64,
+    /// The cutter's counters (all zero for wall-clock cutting).
+    pub cutter: CutterStats,
+    /// The input was cut as MPEG-TS.
+    pub ts: bool,
+    /// Files the watched directory finished out of order and that were therefore not used.
+    pub files_out_of_order: u64,
+    /// Files in the watched directory that were empty or not MPEG-TS.
+    pub files_unusable: u64,
+}
+
+/// An input for [`segment_stream`].
+pub enum Input {
+    /// Standard input.
+    Stdin,
+    /// A file, read to its end; with `follow`, read as it grows until nothing new has arrived for
+    /// the idle timeout (or until cancelled).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Idle timeout when following.
+        follow: Option<Duration>,
+    },
+    /// Any reader.
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stdin => f.write_str("stdin"),
+            Self::File { path, .. } => write!(f, "{}", path.display()),
+            Self::Reader(_) => f.write_str("reader"),
+        }
+    }
+}
+
+enum Cutter {
+    Ts(Box<TsCutter>),
+    Clock(ClockCutter),
+}
+
+/// Writes segment files from cutter outputs.
+struct SegmentFiles {
+    dir: PathBuf,
+    current: Option<(tokio::fs::File, PathBuf)>,
+    written: u64,
+}
+
+impl SegmentFiles {
+    async fn new(dir: &Path) -> Result<Self, SourceError> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|source| SourceError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            current: None,
+            written: 0,
+        })
+    }
+
+    fn part_path(&self, number: u64) -> PathBuf {
+        self.dir.join(format!("{number:08}.ts.part"))
+    }
+
+    /// Applies outputs; returns the segments completed.
+    async fn apply(
+        &mut self,
+        outputs: Vec<Output>,
+        next_number: &mut u64,
+    ) -> Result<Vec<CutSegment>, SourceError> {
+        let mut done = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Data(data) => {
+                    if self.current.is_none() {
+                        let path = self.part_path(*next_number);
+                        let file = tokio::fs::File::create(&path).await.map_err(|source| {
+                            SourceError::Write {
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
+                        self.current = Some((file, path));
+                    }
+                    let (file, path) = self.current.as_mut().expect("opened above");
+                    file.write_all(&data)
+                        .await
+                        .map_err(|source| SourceError::Write {
+                            path: path.clone(),
+                            source,
+                        })?;
+                }
+                Output::End(meta) => {
+                    let Some((mut file, part)) = self.current.take() else {
+                        continue;
+                    };
+                    file.flush().await.map_err(|source| SourceError::Write {
+                        path: part.clone(),
+                        source,
+                    })?;
+                    drop(file);
+                    let path = self.dir.join(format!("{:08}.ts", meta.number));
+                    tokio::fs::rename(&part, &path)
+                        .await
+                        .map_err(|source| SourceError::Write {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    *next_number = meta.number + 1;
+                    self.written += 1;
+                    done.push(CutSegment { meta, path });
+                }
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Milliseconds on the runtime's clock (so tests with a paused clock are deterministic).
+fn now_ms(origin: Instant) -> u64 {
+    origin.elapsed().as_millis() as u64
+}
+
+/// Cuts `input` into segment files in `config.out_dir`; sends each complete segment on `tx`.
+/// Ends at the end of the input (or the idle timeout when following, or on `cancel`), closing
+/// the last segment.
+pub async fn segment_stream(
+    input: Input,
+    config: SegmentConfig,
+    tx: mpsc::Sender<CutSegment>,
+    cancel: CancellationToken,
+) -> Result<RunSummary, SourceError> {
+    let what = format!("{input:?}");
+    let (mut reader, follow): (Box<dyn AsyncRead + Send + Unpin>, Option<Duration>) = match input {
+        Input::Stdin => (Box::new(tokio::io::stdin()), None),
+        Input::File { path, follow } => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|source| SourceError::Open { path, source })?;
+            (Box::new(file), follow)
+        }
+        Input::Reader(r) => (r, None),
+    };
+    let origin = Instant::now();
+    let mut files = SegmentFiles::new(&config.out_dir).await?;
+    let mut next_number = config.cutter.first_number;
+    let mut summary = RunSummary::default();
+    let mut cutter: Option<Cutter> = None;
+    let mut prefix = Vec::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut last_data = Instant::now();
+
+    loop {
+        // A followed file is read to its current end even after `cancel`: what the encoder already
+        // wrote is input. Other inputs (pipes) stop at once.
+        let n = if follow.is_some() {
+            reader
+                .read(&mut buf)
+                .await
+                .map_err(|source| SourceError::Read {
+                    what: what.clone(),
+                    source,
+                })?
+        } else {
+            tokio::select! {
+                r = reader.read(&mut buf) => r.map_err(|source| SourceError::Read { what: what.clone(), source })?,
+                () = cancel.cancelled() => 0,
+            }
+        };
+        if n == 0 {
+            match follow {
+                Some(idle) if !cancel.is_cancelled() && last_data.elapsed() < idle => {
+                    tokio::select! {
+                        () = tokio::time::sleep(FOLLOW_POLL) => continue,
+                        () = cancel.cancelled() => {}
+                    }
+                }
+                _ => {}
+            }
+            break;
+        }
+        last_data = Instant::now();
+        summary.bytes_in += n as u64;
+        let data = &buf[..n];
+        let outputs = match &mut cutter {
+            Some(Cutter::Ts(c)) => c.push(data),
+            Some(Cutter::Clock(c)) => c.push(data, now_ms(origin)),
+            None => {
+                prefix.extend_from_slice(data);
+                if prefix.len() < 3 * PACKET + PACKET && config.format == Format::Auto {
+                    continue;
+                }
+                let (c, outputs) =
+                    start_cutter(&config, std::mem::take(&mut prefix), now_ms(origin));
+                cutter = Some(c);
+                outputs
+            }
+        };
+        for segment in files.apply(outputs, &mut next_number).await? {
+            let _ = tx.send(segment).await;
+        }
+    }
+
+    let outputs = match &mut cutter {
+        Some(Cutter::Ts(c)) => c.finish(),
+        Some(Cutter::Clock(c)) => c.finish(now_ms(origin)),
+        None if prefix.is_empty() => Vec::new(),
+        None => {
+            let (mut c, mut outputs) =
+                start_cutter(&config, std::mem::take(&mut prefix), now_ms(origin));
+            outputs.extend(match &mut c {
+                Cutter::Ts(c) => c.finish(),
+                Cutter::Clock(c) => c.finish(now_ms(origin)),
+            });
+            cutter = Some(c);
+            outputs
+        }
+    };
+    for segment in files.apply(outputs, &mut next_number).await? {
+        let _ = tx.send(segment).await;
+    }
+    summary.segments = files.written;
+    if let Some(Cutter::Ts(c)) = &cutter {
+        summary.ts = true;
+        summary.cutter = c.stats();
+    }
+    Ok(summary)
+}
+
+fn start_cutter(config: &SegmentConfig, prefix: Vec<u8>, now: u64) -> (Cutter, Vec<Output>) {
+    let ts = match config.format {
+        Format::Ts => true,
+        Format::Raw => false,
+        Format::Auto => looks_like_ts(&prefix),
+    };
+    tracing::info!(
+        format = if ts {
+            "mpeg-ts"
+        } else {
+            "raw (wall-clock cuts)"
+        },
+        "input format"
+    );
+    if ts {
+        let mut c = TsCutter::new(config.cutter.clone());
+        let out = c.push(&prefix);
+        (Cutter::Ts(Box::new(c)), out)
+    } else {
+        let mut c = ClockCutter::new(config.cutter.clone());
+        let out = c.push(&prefix, now);
+        (Cutter::Clock(c), out)
+    }
+}
+
+/// A reader of the synthetic feed: paced in real time (each frame at its media time after the
+/// start) or as fast as possible, ending after `duration` (90 kHz ticks) if given, or on `cancel`.
+pub fn synth_reader(
+    mut synth: Synth,
+    realtime: bool,
+    duration: Option<u64>,
+    cancel: CancellationToken,
+) -> impl AsyncRead + Send + Unpin {
+    let (mut tx, rx) = tokio::io::duplex(256 * 1024);
+    tokio::spawn(async move {
+        let start = Instant::now();
+        loop {
+            let chunk = synth.next_chunk();
+            if duration.is_some_and(|d| chunk.offset >= d) {
+                break;
+            }
+            if realtime {
+                let at = start + Duration::from_micros(chunk.offset * 100 / 9);
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = cancel.cancelled() => break,
+                }
+            } else if cancel.is_cancelled() {
+                break;
+            }
+            if tx.write_all(&chunk.bytes).await.is_err() {
+                break; // the reader went away
+            }
+        }
+        let _ = tx.shutdown().await;
+    });
+    rx
+}
+
+/// A directory being watched for finished segment files; see [`DirWatch::run`].
+pub struct DirWatch {
+    dir: PathBuf,
+    // Dropping the watcher ends the watch: it lives as long as this value.
+    _watcher: notify::RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+}
+
+impl DirWatch {
+    /// Starts watching `dir`. Files finished from this moment on are seen, even before
+    /// [`run`](Self::run) is called.
+    pub fn start(dir: &Path) -> Result<Self, SourceError> {
+        use notify::{RecursiveMode, Watcher};
+        let watch_err = |reason: String| SourceError::Watch {
+            path: dir.to_owned(),
+            reason,
+        };
+        // Event paths are the watched path joined with the file name: a canonical watched path
+        // makes "is this file directly in the directory" a plain comparison.
+        let dir = &dir.canonicalize().map_err(|e| watch_err(e.to_string()))?;
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let _ = events_tx.send(event);
+            })
+            .map_err(|e| watch_err(e.to_string()))?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| watch_err(e.to_string()))?;
+        tracing::info!(dir = %dir.display(), "watching for finished segment files");
+        Ok(Self {
+            dir: dir.to_owned(),
+            _watcher: watcher,
+            events,
+        })
+    }
+
+    /// Takes the files the encoder finishes as segments, in order, until `cancel`.
+    ///
+    /// A file counts as finished when the encoder closes it after writing (inotify `IN_CLOSE_WRITE`)
+    /// or renames it into the directory (`IN_MOVED_TO`, for encoders that write to a temporary name).
+    /// Only `*.ts` files count, compared by natural name order (`seg9.ts` < `seg10.ts`). A file that
+    /// finishes after a later-named one has been taken is never taken (it is counted): segments must
+    /// stay in order. Files present before the watch starts are ignored. Each taken file is checked
+    /// to be MPEG-TS, cut through one [`TsCutter`] (so media times and discontinuities carry over from
+    /// file to file) and written to `config.out_dir` as the next numbered segment.
+    pub async fn run(
+        mut self,
+        config: SegmentConfig,
+        tx: mpsc::Sender<CutSegment>,
+        cancel: CancellationToken,
+    ) -> Result<RunSummary, SourceError> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        use notify::EventKind;
+        let dir = self.dir.as_path();
+        let mut files = SegmentFiles::new(&config.out_dir).await?;
+        // One finished file is one segment: no target-driven cuts inside it (a timestamp jump inside
+        // a file still splits it, since the two halves are on different timelines).
+        let mut cutter = TsCutter::new(CutterConfig {
+            target: u64::MAX / 4,
+            ..config.cutter.clone()
+        });
+        let mut next_number = config.cutter.first_number;
+        let mut last_taken: Option<String> = None;
+        let mut summary = RunSummary {
+            ts: true,
+            ..RunSummary::default()
+        };
+
+        loop {
+            let event = tokio::select! {
+                e = self.events.recv() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                () = cancel.cancelled() => break,
+            };
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(error = %e, "directory watch error");
+                    continue;
+                }
+            };
+            let path = match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => event.paths.first(),
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)) => event.paths.first(),
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => event.paths.get(1),
+                _ => None,
+            };
+            let Some(path) = path else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if !name.to_ascii_lowercase().ends_with(".ts") || path.parent() != Some(dir) {
+                continue;
+            }
+            if let Some(last) = &last_taken {
+                if natord::compare(&name, last) != std::cmp::Ordering::Greater {
+                    tracing::warn!(file = %name, after = %last, "file finished out of order: not used");
+                    summary.files_out_of_order += 1;
+                    continue;
+                }
+            }
+            let bytes = match tokio::fs::read(path).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "cannot read finished file: not used");
+                    summary.files_unusable += 1;
+                    continue;
+                }
+            };
+            if bytes.is_empty() || !looks_like_ts(&bytes) {
+                tracing::warn!(file = %name, size = bytes.len(), "finished file is empty or not MPEG-TS: not used");
+                summary.files_unusable += 1;
+                continue;
+            }
+            last_taken = Some(name.clone());
+            summary.bytes_in += bytes.len() as u64;
+            let mut outputs = cutter.push(&bytes);
+            outputs.extend(cutter.cut_now());
+            for segment in files.apply(outputs, &mut next_number).await? {
+                tracing::debug!(file = %name, number = segment.meta.number, "segment from finished file");
+                let _ = tx.send(segment).await;
+            }
+        }
+        summary.segments = files.written;
+        summary.cutter = cutter.stats();
+        Ok(summary)
+    }
+}
+
+/// Watches `dir` and takes the files an encoder finishes there as segments: [`DirWatch::start`]
+/// then [`DirWatch::run`].
+pub async fn watch_dir(
+    dir: &Path,
+    config: SegmentConfig,
+    tx: mpsc::Sender<CutSegment>,
+    cancel: CancellationToken,
+) -> Result<RunSummary, SourceError> {
+    DirWatch::start(dir)?.run(config, tx, cancel).await
+}

@@ -1,0 +1,200 @@
+//! The segmenter's async sources on a real filesystem: ordering asserted by events, and every
+//! wait bounded by a generous hang guard (never a pass criterion).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use swarmcast_segmenter::source::{self, CutSegment, Format, Input, SegmentConfig};
+use swarmcast_segmenter::synth::Synth;
+use swarmcast_segmenter::CutterConfig;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+fn config(out: &Path, target_secs: u64) -> SegmentConfig {
+    SegmentConfig {
+        out_dir: out.to_owned(),
+        cutter: CutterConfig {
+            target: target_secs * 90_000,
+            first_number: 0,
+            first_discontinuity: false,
+        },
+        format: Format::Auto,
+    }
+}
+
+/// `seconds` of the synthetic feed (a keyframe every second).
+fn synth_bytes(seconds: u64, start_pts: u64) -> Vec<u8> {
+    let mut s = Synth::new(Some(300_000), start_pts).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let c = s.next_chunk();
+        if c.offset >= seconds * 90_000 {
+            return out;
+        }
+        out.extend(c.bytes);
+    }
+}
+
+async fn next(rx: &mut mpsc::Receiver<CutSegment>) -> CutSegment {
+    tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .expect("hang guard")
+        .expect("channel closed")
+}
+
+#[tokio::test]
+async fn watch_dir_never_publishes_a_half_file_after_a_later_one() {
+    let encoder = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    // The watch is in place when start() returns: no race with the encoder below.
+    let watch = source::DirWatch::start(encoder.path()).unwrap();
+    let task = tokio::spawn(watch.run(config(out.path(), 2), tx, cancel.clone()));
+
+    // The encoder opens seg000 and writes half of it, then writes and closes seg001.
+    let seg0 = synth_bytes(2, 0);
+    let seg1 = synth_bytes(2, 2 * 90_000);
+    let seg2 = synth_bytes(2, 4 * 90_000);
+    let mut half = std::fs::File::create(encoder.path().join("seg000.ts")).unwrap();
+    half.write_all(&seg0[..seg0.len() / 2]).unwrap();
+    half.flush().unwrap();
+    std::fs::write(encoder.path().join("seg001.ts"), &seg1).unwrap();
+
+    let first = next(&mut rx).await;
+    assert_eq!(first.meta.number, 0);
+    assert_eq!(
+        std::fs::read(&first.path).unwrap(),
+        seg1,
+        "segment 0 is the finished later file"
+    );
+
+    // Now seg000 finishes: it must never become a segment. seg002 finishing next proves the
+    // watcher moved on: events are handled in order, so seg000 would have come first.
+    half.write_all(&seg0[seg0.len() / 2..]).unwrap();
+    drop(half);
+    std::fs::write(encoder.path().join("seg002.ts"), &seg2).unwrap();
+    let second = next(&mut rx).await;
+    assert_eq!(second.meta.number, 1);
+    assert_eq!(std::fs::read(&second.path).unwrap(), seg2);
+    assert_eq!(second.meta.media_start, 4 * 90_000);
+    assert_eq!(second.meta.duration, 2 * 90_000);
+
+    cancel.cancel();
+    let summary = tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.segments, 2);
+    assert_eq!(summary.files_out_of_order, 1);
+}
+
+#[tokio::test]
+async fn a_followed_file_is_cut_as_it_grows_and_closed_on_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("live.ts");
+    let feed = synth_bytes(6, 0);
+    let third = feed.len() / 3;
+    std::fs::write(&input, &feed[..third]).unwrap();
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let cancel = CancellationToken::new();
+    let out = dir.path().join("out");
+    let task = tokio::spawn(source::segment_stream(
+        Input::File {
+            path: input.clone(),
+            follow: Some(Duration::from_secs(600)),
+        },
+        config(&out, 1),
+        tx,
+        cancel.clone(),
+    ));
+    // The first second is cut once the keyframe at 1 s has been read.
+    assert_eq!(next(&mut rx).await.meta.number, 0);
+    // The encoder appends the rest; segments keep coming.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap()
+        .write_all(&feed[third..])
+        .unwrap();
+    for n in 1..5 {
+        assert_eq!(next(&mut rx).await.meta.number, n);
+    }
+    // The encoder stops; the flag ends the run and the last segment is closed.
+    cancel.cancel();
+    assert_eq!(next(&mut rx).await.meta.number, 5);
+    let summary = tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.segments, 6);
+    assert_eq!(summary.bytes_in, feed.len() as u64);
+    let joined: Vec<u8> = (0..6)
+        .flat_map(|n| std::fs::read(out.join(format!("{n:08}.ts"))).unwrap())
+        .collect();
+    assert_eq!(joined, feed);
+    assert!(std::fs::read_dir(&out).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".part")));
+}
+
+#[tokio::test]
+async fn a_followed_file_ends_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("done.ts");
+    std::fs::write(&input, synth_bytes(2, 0)).unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    let run = source::segment_stream(
+        Input::File {
+            path: input,
+            follow: Some(Duration::from_millis(300)),
+        },
+        config(&dir.path().join("out"), 1),
+        tx,
+        CancellationToken::new(),
+    );
+    let summary = tokio::time::timeout(HANG_GUARD, run)
+        .await
+        .expect("hang guard")
+        .unwrap();
+    assert_eq!(summary.segments, 2);
+    assert_eq!(next(&mut rx).await.meta.number, 0);
+}
+
+#[tokio::test]
+async fn a_missing_input_and_an_unwritable_output_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _rx) = mpsc::channel(16);
+    let err = source::segment_stream(
+        Input::File {
+            path: dir.path().join("nope.ts"),
+            follow: None,
+        },
+        config(dir.path(), 1),
+        tx.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("nope.ts"), "{err}");
+
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = source::segment_stream(
+        Input::Reader(Box::new(&b"data"[..])),
+        config(&blocker.join("sub"), 1),
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("file/sub"), "{err}");
+}
