@@ -310,3 +310,88 @@ pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> 
     out.flush().await.context("writing the synthetic feed")?;
     Ok(())
 }
+
+pub(crate) async fn publish(
+    args: crate::PublishArgs,
+    shutdown: swarmcast_publisher::Shutdown,
+) -> Result<()> {
+    use swarmcast_publisher::{FeedInput, PublishConfig};
+    use swarmcast_segmenter::source::Format;
+    let input = if args.synth {
+        FeedInput::Synth {
+            bitrate: args.bitrate,
+            duration: args.synth_secs.map(ticks),
+        }
+    } else if let Some(dir) = args.watch_dir {
+        FeedInput::WatchDir(dir)
+    } else if let Some(path) = args.input {
+        FeedInput::File {
+            path,
+            follow: args
+                .follow
+                .then(|| std::time::Duration::from_secs_f64(args.idle_timeout)),
+        }
+    } else {
+        FeedInput::Stdin
+    };
+    let mut config = PublishConfig::new(input);
+    config.format = match args.format.as_str() {
+        "ts" => Format::Ts,
+        "raw" => Format::Raw,
+        _ => Format::Auto,
+    };
+    config.key = args.key;
+    config.data_dir = args.data_dir;
+    config.listen = args.listen;
+    config.public_addr = args.public_addr;
+    config.http = args.http;
+    config.public_url = args.public_url;
+    config.mirror_urls = args.mirror_urls;
+    config.mirror_dir = args.mirror_dir;
+    config.target = ticks(args.segment_secs);
+    config.window = args.window;
+    config.grace = args.grace.map(std::time::Duration::from_secs_f64);
+    config.linger = args
+        .linger
+        .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+    config.keep_segments = args.keep_segments;
+    config.trackers = args.trackers;
+    config.embedded_tracker = !args.no_embedded_tracker;
+    config.tracker_interval = args.tracker_interval;
+    config.piece_length = args
+        .piece_length
+        .map(swarmcast_core::torrent::check_piece_length)
+        .transpose()?;
+    if let Some(limit) = args.upload_limit {
+        if limit < 32 * 1024 {
+            bail!("--upload-limit {limit} is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
+        }
+    }
+    config.upload_limit = args.upload_limit;
+    config.metrics_out = args.metrics_out;
+    config.node = args.node;
+    config.withhold_segment = args.withhold_segment;
+
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_publisher::Ready>();
+    let printer = tokio::spawn(async move {
+        if let Ok(ready) = ready_rx.await {
+            eprintln!(
+                "serving http://{}/ (status page), peers on {}",
+                ready.http, ready.peer
+            );
+            println!("{}", ready.link);
+        }
+    });
+    let summary = swarmcast_publisher::run(config, shutdown, Some(ready_tx)).await?;
+    let _ = printer.await;
+    eprintln!(
+        "published {} segments ({} bytes), last manifest seq {}; the swarm uploaded {} payload bytes ({:.2}x the segment bytes){}",
+        summary.segments,
+        summary.segment_bytes,
+        summary.last_seq,
+        summary.uploaded_bytes,
+        summary.uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
+        summary.degraded.map(|d| format!("; stopped taking segments early: {d}")).unwrap_or_default()
+    );
+    Ok(())
+}

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 mod commands;
 
@@ -17,13 +16,13 @@ mod commands;
 #[command(name = "swarmcast", version, about, propagate_version = true)]
 struct Cli {
     /// Log filter for stderr (tracing `EnvFilter` syntax, e.g. `info`, `swarmcast=debug`).
-    /// mpeg2ts_reader is quiet by default: it warns on every malformed packet, which the
-    /// segmenter already counts.
+    /// mpeg2ts_reader is quiet by default (it warns on every malformed packet, which the segmenter
+    /// already counts), and librqbit logs warnings only.
     #[arg(
         long,
         global = true,
         env = "SWARMCAST_LOG",
-        default_value = "info,mpeg2ts_reader=error"
+        default_value = "info,mpeg2ts_reader=error,librqbit=warn,librqbit_core=warn"
     )]
     log: String,
 
@@ -42,6 +41,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Cut a feed (MPEG-TS or any byte stream) into segment files, one line per segment.
     Segment(SegmentArgs),
+    /// Publish a live feed: segments seeded over BitTorrent, a signed manifest over HTTP, an
+    /// embedded tracker. Prints the stream link.
+    Publish(Box<PublishArgs>),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
 }
@@ -115,6 +117,103 @@ struct SegmentArgs {
     first_number: u64,
 }
 
+/// Arguments of `swarmcast publish`.
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Input file [default: stdin]. Not with --watch-dir or --synth.
+    #[arg(conflicts_with_all = ["watch_dir", "synth"])]
+    input: Option<PathBuf>,
+    /// Take the .ts files an encoder finishes in this directory as segments.
+    #[arg(long, env = "SWARMCAST_WATCH_DIR", conflicts_with = "synth")]
+    watch_dir: Option<PathBuf>,
+    /// Publish the synthetic feed (paced in real time) instead of an input.
+    #[arg(long, env = "SWARMCAST_SYNTH")]
+    synth: bool,
+    /// With --synth: bitrate in bit/s (k and M suffixes allowed).
+    #[arg(long, env = "SWARMCAST_BITRATE", value_parser = commands::parse_bitrate, requires = "synth")]
+    bitrate: Option<u64>,
+    /// With --synth: stop after this many seconds of media.
+    #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_secs, requires = "synth")]
+    synth_secs: Option<f64>,
+    /// Keep reading the input file as it grows, until --idle-timeout passes with no new data.
+    #[arg(long, env = "SWARMCAST_FOLLOW", requires = "input")]
+    follow: bool,
+    /// With --follow: seconds without new data after which the input is over.
+    #[arg(long, env = "SWARMCAST_IDLE_TIMEOUT", default_value_t = 10.0, value_parser = commands::parse_secs)]
+    idle_timeout: f64,
+    /// Input format: `ts`, `raw` or `auto`.
+    #[arg(long, env = "SWARMCAST_FORMAT", default_value = "auto", value_parser = ["auto", "ts", "raw"])]
+    format: String,
+    /// The stream's secret key file (created with mode 0600 if missing).
+    #[arg(long, env = "SWARMCAST_KEY", default_value = "swarmcast.key")]
+    key: PathBuf,
+    /// Data directory: segments and state go to DIR/<first 8 characters of the key>/.
+    #[arg(long, env = "SWARMCAST_DATA_DIR", default_value = "swarmcast-data")]
+    data_dir: PathBuf,
+    /// BitTorrent listen address (port 0: any free port).
+    #[arg(long, env = "SWARMCAST_LISTEN", default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Peer address viewers reach this publisher at, HOST:PORT [default: --listen, unless it is
+    /// an unspecified address such as 0.0.0.0].
+    #[arg(long, env = "SWARMCAST_PUBLIC_ADDR")]
+    public_addr: Option<String>,
+    /// HTTP listen address (manifest, torrents, segments, tracker, metrics, status page).
+    #[arg(long, env = "SWARMCAST_HTTP", default_value = "127.0.0.1:8080")]
+    http: std::net::SocketAddr,
+    /// Base URL viewers reach the HTTP server at [default: http://<bound HTTP address>/].
+    #[arg(long, env = "SWARMCAST_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+    /// A mirror's manifest URL, added to the stream link (repeatable).
+    #[arg(
+        long = "mirror-url",
+        env = "SWARMCAST_MIRROR_URLS",
+        value_delimiter = ','
+    )]
+    mirror_urls: Vec<url::Url>,
+    /// Also write every manifest and torrent to this directory (serve it statically as a mirror).
+    #[arg(long, env = "SWARMCAST_MIRROR_DIR")]
+    mirror_dir: Option<PathBuf>,
+    /// Target segment length in seconds (fractions allowed).
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 60.0, value_parser = commands::parse_secs)]
+    segment_secs: f64,
+    /// Segments listed in the manifest.
+    #[arg(long, env = "SWARMCAST_WINDOW", default_value_t = 5)]
+    window: usize,
+    /// Seconds a segment stays seeded after leaving the window [default: two segment lengths].
+    #[arg(long, env = "SWARMCAST_GRACE", value_parser = commands::parse_secs)]
+    grace: Option<f64>,
+    /// Seconds to keep serving after the end of the stream [default: window x segment length].
+    #[arg(long, env = "SWARMCAST_LINGER")]
+    linger: Option<f64>,
+    /// Keep segment files after they are forgotten.
+    #[arg(long, env = "SWARMCAST_KEEP_SEGMENTS")]
+    keep_segments: bool,
+    /// External tracker announce URL, put in every torrent and the manifest (repeatable).
+    #[arg(long = "tracker", env = "SWARMCAST_TRACKERS", value_delimiter = ',')]
+    trackers: Vec<String>,
+    /// Do not run the embedded tracker.
+    #[arg(long, env = "SWARMCAST_NO_EMBEDDED_TRACKER")]
+    no_embedded_tracker: bool,
+    /// Tracker re-announce interval in seconds (at least 1).
+    #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10)]
+    tracker_interval: u64,
+    /// Piece length in bytes [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
+    #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]
+    piece_length: Option<u64>,
+    /// Upload limit of the swarm, bytes per second (at least 32768).
+    #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
+    upload_limit: Option<u32>,
+    /// Write counters as JSON lines to this file.
+    #[arg(long, env = "SWARMCAST_METRICS_OUT")]
+    metrics_out: Option<PathBuf>,
+    /// Node name in the counters.
+    #[arg(long, env = "SWARMCAST_NODE", default_value = "publisher")]
+    node: String,
+    /// Testing: list this segment in the manifest but never seed it.
+    #[arg(long, hide = true, env = "SWARMCAST_WITHHOLD_SEGMENT")]
+    withhold_segment: Option<u64>,
+}
+
 /// Arguments of `swarmcast synth`.
 #[derive(Debug, Args)]
 struct SynthArgs {
@@ -152,13 +251,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cancel = CancellationToken::new();
+    // The first Ctrl-C (or SIGTERM) asks for a graceful end; the second for an immediate one.
+    let shutdown = swarmcast_publisher::Shutdown::default();
+    let cancel = shutdown.stop.clone();
     let result = runtime.block_on(async {
-        let on_signal = cancel.clone();
+        let signals = shutdown.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("interrupted: shutting down");
-                on_signal.cancel();
+            for round in 0.. {
+                if !wait_for_signal().await {
+                    return;
+                }
+                if round == 0 {
+                    tracing::info!("interrupted: ending gracefully (again to exit at once)");
+                    signals.stop.cancel();
+                } else {
+                    signals.abort.cancel();
+                    return;
+                }
             }
         });
         match cli.command {
@@ -174,6 +283,7 @@ fn main() -> ExitCode {
             }
             Command::Segment(args) => commands::segment(args, cancel.clone()).await,
             Command::Synth(args) => commands::synth(args, cancel.clone()).await,
+            Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
         }
     });
     match result {
@@ -186,6 +296,26 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM; false if signals cannot be watched.
+async fn wait_for_signal() -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            _ = term.recv() => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 

@@ -111,6 +111,11 @@ impl Window {
         self.next_seq
     }
 
+    /// The stream's public key (the one every manifest names).
+    pub fn key(&self) -> crate::keys::StreamKey {
+        self.secret.public()
+    }
+
     /// The window's configuration.
     pub fn config(&self) -> &WindowConfig {
         &self.config

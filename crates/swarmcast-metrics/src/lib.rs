@@ -1,0 +1,308 @@
+//! swarmcast's counters.
+//!
+//! Every node (publisher, viewer) writes the same [`Event`] schema as JSON lines: the common fields
+//! `{v, node, role, kind, seg, wall_us, mono_us}` and the fields of its [`Kind`]. `wall_us` is
+//! microseconds since the Unix epoch (comparable across nodes only on a shared clock, such as one
+//! machine); `mono_us` is microseconds since the node started, on a monotonic clock: durations
+//! within a node use `mono_us` only. [`Recorder`] writes events; [`read_events`] reads them back.
+//! docs/metrics.md documents every field and its precision.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the event schema (`v`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Cuts, seeds and signs.
+    Publisher,
+    /// Fetches, plays and re-seeds.
+    Viewer,
+}
+
+/// What happened. Serialised as `kind` plus the variant's fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Kind {
+    /// Publisher: the segmenter closed the segment file.
+    Cut {
+        /// Bytes.
+        size: u64,
+        /// Media start, 90 kHz ticks.
+        media_start: u64,
+        /// Media duration, 90 kHz ticks.
+        duration: u64,
+        /// It starts a discontinuity.
+        discontinuity: bool,
+    },
+    /// Publisher: the segment's torrent was built.
+    Hashed {
+        /// Time spent reading and hashing, µs.
+        hash_us: u64,
+        /// Pieces.
+        pieces: u64,
+        /// Piece length, bytes.
+        piece_length: u64,
+        /// Info hash, hex.
+        info_hash: String,
+    },
+    /// Publisher: librqbit reports the segment's torrent live and complete (seeding).
+    Seeding {
+        /// Time from handing the torrent to librqbit to seeding, µs.
+        add_us: u64,
+    },
+    /// Publisher: the segment is listed in a signed manifest now being served.
+    Published {
+        /// Manifest sequence number.
+        seq: u64,
+        /// Size of the manifest document, bytes.
+        manifest_bytes: u64,
+        /// From the cut to the manifest being served, µs.
+        cut_to_published_us: u64,
+    },
+    /// Publisher: payload bytes uploaded for this segment so far (librqbit's count).
+    Uploaded {
+        /// Bytes.
+        bytes: u64,
+    },
+    /// Publisher: the segment left the window and its grace period; it is no longer seeded.
+    Removed {
+        /// Payload bytes uploaded for it in total.
+        uploaded_bytes: u64,
+        /// The file was kept (`--keep-segments`).
+        kept_file: bool,
+    },
+    /// Publisher: the end-of-stream manifest is served.
+    EndOfStream {
+        /// Its sequence number.
+        seq: u64,
+    },
+}
+
+/// One line of a node's metrics file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Schema version, [`SCHEMA_VERSION`].
+    pub v: u32,
+    /// The node's name (unique within an experiment).
+    pub node: String,
+    /// Its role.
+    pub role: Role,
+    /// The segment the event is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seg: Option<u64>,
+    /// Wall-clock time, µs since the Unix epoch.
+    pub wall_us: u64,
+    /// Monotonic time, µs since the node started.
+    pub mono_us: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: Kind,
+}
+
+/// Errors writing or reading metrics.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// The file could not be opened, written or read.
+    #[error("metrics file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not an event.
+    #[error("metrics file {path}, line {line}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Writes a node's events as JSON lines (or only keeps time, without a file).
+#[derive(Debug)]
+pub struct Recorder {
+    node: String,
+    role: Role,
+    origin: Instant,
+    out: Option<(PathBuf, Mutex<BufWriter<File>>)>,
+}
+
+impl Recorder {
+    /// A recorder for `node`; `path`, when given, is created (truncated) for the JSON lines.
+    pub fn new(
+        node: impl Into<String>,
+        role: Role,
+        path: Option<&Path>,
+    ) -> Result<Self, MetricsError> {
+        let out = match path {
+            Some(p) => {
+                let file = File::create(p).map_err(|source| MetricsError::Io {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Some((p.to_owned(), Mutex::new(BufWriter::new(file))))
+            }
+            None => None,
+        };
+        Ok(Self {
+            node: node.into(),
+            role,
+            origin: Instant::now(),
+            out,
+        })
+    }
+
+    /// Microseconds since this recorder (the node) started.
+    pub fn mono_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+
+    /// The event that [`record`](Self::record) would write now.
+    pub fn event(&self, seg: Option<u64>, kind: Kind) -> Event {
+        let wall_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Event {
+            v: SCHEMA_VERSION,
+            node: self.node.clone(),
+            role: self.role,
+            seg,
+            wall_us,
+            mono_us: self.mono_us(),
+            kind,
+        }
+    }
+
+    /// Records an event; a write failure is logged once per call site's caller, never fatal:
+    /// counters must not stop a broadcast.
+    pub fn record(&self, seg: Option<u64>, kind: Kind) -> Event {
+        let event = self.event(seg, kind);
+        if let Some((path, out)) = &self.out {
+            let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+            let written = serde_json::to_writer(&mut *out, &event)
+                .map_err(std::io::Error::other)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush());
+            if let Err(e) = written {
+                eprintln!("warning: cannot write metrics to {}: {e}", path.display());
+            }
+        }
+        event
+    }
+}
+
+/// Reads a JSON-lines metrics file.
+pub fn read_events(path: &Path) -> Result<Vec<Event>, MetricsError> {
+    let file = File::open(path).map_err(|source| MetricsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut events = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| MetricsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event = serde_json::from_str(&line).map_err(|source| MetricsError::Parse {
+            path: path.to_owned(),
+            line: i + 1,
+            source,
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_kinds() -> Vec<Kind> {
+        vec![
+            Kind::Cut {
+                size: 1,
+                media_start: 2,
+                duration: 3,
+                discontinuity: true,
+            },
+            Kind::Hashed {
+                hash_us: 4,
+                pieces: 5,
+                piece_length: 32768,
+                info_hash: "ab".repeat(20),
+            },
+            Kind::Seeding { add_us: 6 },
+            Kind::Published {
+                seq: 7,
+                manifest_bytes: 8,
+                cut_to_published_us: 9,
+            },
+            Kind::Uploaded { bytes: 10 },
+            Kind::Removed {
+                uploaded_bytes: 11,
+                kept_file: false,
+            },
+            Kind::EndOfStream { seq: 12 },
+        ]
+    }
+
+    #[test]
+    fn events_round_trip_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let rec = Recorder::new("publisher", Role::Publisher, Some(&path)).unwrap();
+        let written: Vec<Event> = all_kinds()
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| rec.record(Some(i as u64), k))
+            .collect();
+        let read = read_events(&path).unwrap();
+        assert_eq!(read, written);
+        assert!(read.windows(2).all(|w| w[0].mono_us <= w[1].mono_us));
+    }
+
+    #[test]
+    fn the_wire_form_is_flat() {
+        let rec = Recorder::new("p", Role::Publisher, None).unwrap();
+        let e = rec.event(Some(3), Kind::Seeding { add_us: 42 });
+        let json: serde_json::Value = serde_json::to_value(&e).unwrap();
+        for key in [
+            "v", "node", "role", "kind", "seg", "wall_us", "mono_us", "add_us",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        assert_eq!(json["kind"], "seeding");
+        assert_eq!(json["role"], "publisher");
+        let no_seg = serde_json::to_value(rec.event(None, Kind::EndOfStream { seq: 1 })).unwrap();
+        assert!(no_seg.get("seg").is_none());
+    }
+
+    #[test]
+    fn a_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        std::fs::write(&path, "{\"v\":1}\n").unwrap();
+        let err = read_events(&path).unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+    }
+}

@@ -1,0 +1,445 @@
+//! The publisher's HTTP side (axum): the signed manifest with blocking reload, segment torrents
+//! and files, the embedded tracker, Prometheus metrics and a status page.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use serde::Deserialize;
+use swarmcast_core::{InfoHash, SignedManifest};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use crate::tracker::Tracker;
+
+/// How long `GET /manifest?after=<seq>` holds a request waiting for a newer manifest.
+pub const LONG_POLL_HOLD: Duration = Duration::from_secs(10);
+
+/// A segment the HTTP side serves.
+#[derive(Clone, Debug)]
+pub struct Served {
+    /// The segment file.
+    pub path: PathBuf,
+    /// The `.torrent` file.
+    pub torrent: Bytes,
+    /// Its info hash.
+    pub info_hash: InfoHash,
+    /// Size in bytes.
+    pub size: u64,
+    /// Still in the manifest's window (false: in its grace period).
+    pub in_window: bool,
+}
+
+/// Counters of the HTTP side, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// `GET /manifest` answered with a document.
+    pub manifest_responses: AtomicU64,
+    /// Manifest bytes sent.
+    pub manifest_bytes: AtomicU64,
+    /// `GET /manifest` answered 304 (ETag matched).
+    pub manifest_not_modified: AtomicU64,
+    /// Long polls that were held until a newer manifest came.
+    pub long_polls_woken: AtomicU64,
+    /// `.torrent` responses.
+    pub torrent_responses: AtomicU64,
+    /// Torrent bytes sent.
+    pub torrent_bytes: AtomicU64,
+    /// Segment file requests (HTTP fallback and the HTTP baseline).
+    pub segment_requests: AtomicU64,
+}
+
+/// State shared between the pipeline and the HTTP handlers.
+#[derive(Debug)]
+pub struct Shared {
+    /// The manifest being served (None until the first one is signed).
+    pub manifest: watch::Sender<Option<Arc<SignedManifest>>>,
+    /// Segments served, by number.
+    pub segments: RwLock<BTreeMap<u64, Served>>,
+    /// The embedded tracker (None with `--no-embedded-tracker`).
+    pub tracker: Option<Mutex<Tracker>>,
+    /// HTTP counters.
+    pub counters: HttpCounters,
+    /// Payload bytes uploaded by the swarm, all segments (sampled by the pipeline).
+    pub uploaded_bytes: AtomicU64,
+    /// The stream link, for the status page.
+    pub link: String,
+    /// Set when the publisher stopped taking new segments (e.g. disk full).
+    pub degraded: RwLock<Option<String>>,
+    /// The tracker's clock.
+    pub origin: Instant,
+}
+
+impl Shared {
+    /// Shared state for a stream with `link`.
+    pub fn new(link: String, tracker: Option<Tracker>) -> Self {
+        Self {
+            manifest: watch::channel(None).0,
+            segments: RwLock::default(),
+            tracker: tracker.map(Mutex::new),
+            counters: HttpCounters::default(),
+            uploaded_bytes: AtomicU64::new(0),
+            link,
+            degraded: RwLock::new(None),
+            origin: Instant::now(),
+        }
+    }
+
+    /// Milliseconds on the tracker's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    fn current(&self) -> Option<Arc<SignedManifest>> {
+        self.manifest.borrow().clone()
+    }
+}
+
+/// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(status))
+        .route("/manifest", get(manifest))
+        .route("/segments/{file}", get(segment))
+        .route("/announce", get(announce))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+#[derive(Deserialize)]
+struct ManifestQuery {
+    after: Option<u64>,
+}
+
+fn etag(seq: u64) -> String {
+    format!("\"seq-{seq}\"")
+}
+
+async fn manifest(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<ManifestQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mut rx = shared.manifest.subscribe();
+    if let Some(after) = q.after {
+        // Sequence numbers start at 1, so `?after=0` also waits for the very first manifest.
+        let newer =
+            |m: &Option<Arc<SignedManifest>>| m.as_ref().is_some_and(|m| m.manifest.seq > after);
+        if !newer(&rx.borrow_and_update()) {
+            // Blocking reload (as LL-HLS): hold until a newer manifest exists, or the hold ends.
+            let woken = tokio::time::timeout(LONG_POLL_HOLD, rx.wait_for(newer)).await;
+            if matches!(woken, Ok(Ok(_))) {
+                shared
+                    .counters
+                    .long_polls_woken
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let Some(current) = shared.current() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "no manifest yet\n",
+        )
+            .into_response();
+    };
+    let tag = etag(current.manifest.seq);
+    let cache = [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(tag.as_str())
+    {
+        shared
+            .counters
+            .manifest_not_modified
+            .fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)], cache).into_response();
+    }
+    shared
+        .counters
+        .manifest_responses
+        .fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .manifest_bytes
+        .fetch_add(current.bytes.len() as u64, Ordering::Relaxed);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/x-bittorrent-swarmcast-manifest".to_owned(),
+            ),
+            (header::ETAG, tag),
+        ],
+        cache,
+        current.bytes.clone(),
+    )
+        .into_response()
+}
+
+async fn segment(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(file): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            format!("no segment {file} here (never published, or out of the window)\n"),
+        )
+    };
+    let Some((number, ext)) = file.split_once('.') else {
+        return not_found().into_response();
+    };
+    let Ok(number) = number.parse::<u64>() else {
+        return not_found().into_response();
+    };
+    let served = shared
+        .segments
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&number)
+        .cloned();
+    let Some(served) = served else {
+        return not_found().into_response();
+    };
+    match ext {
+        "torrent" => {
+            shared
+                .counters
+                .torrent_responses
+                .fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .torrent_bytes
+                .fetch_add(served.torrent.len() as u64, Ordering::Relaxed);
+            (
+                [(header::CONTENT_TYPE, "application/x-bittorrent")],
+                served.torrent,
+            )
+                .into_response()
+        }
+        "ts" => {
+            shared
+                .counters
+                .segment_requests
+                .fetch_add(1, Ordering::Relaxed);
+            // tower-http's ServeFile answers Range requests (206), If-Modified-Since, HEAD.
+            match tower_http::services::ServeFile::new_with_mime(
+                &served.path,
+                &"video/mp2t".parse().expect("a mime type"),
+            )
+            .oneshot(request)
+            .await
+            {
+                Ok(r) => r.map(Body::new),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+            }
+        }
+        _ => not_found().into_response(),
+    }
+}
+
+async fn announce(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let body = match &shared.tracker {
+        Some(tracker) => {
+            let now = shared.now_ms();
+            tracker.lock().unwrap_or_else(|e| e.into_inner()).handle(
+                query.as_deref().unwrap_or(""),
+                remote.ip(),
+                now,
+            )
+        }
+        None => crate::tracker::failure("the embedded tracker is off"),
+    };
+    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let c = &shared.counters;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (seq, window) = shared
+        .current()
+        .map_or((0, 0), |m| (m.manifest.seq, m.manifest.segments.len()));
+    let segments = shared
+        .segments
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        out.push_str(&format!("# HELP swarmcast_{name} {help}\n# TYPE swarmcast_{name} {kind}\nswarmcast_{name} {value}\n"));
+    };
+    metric(
+        "manifest_seq",
+        "gauge",
+        "Sequence number of the manifest being served.",
+        seq,
+    );
+    metric(
+        "window_segments",
+        "gauge",
+        "Segments in the manifest's window.",
+        window as u64,
+    );
+    metric(
+        "served_segments",
+        "gauge",
+        "Segments seeded and served (window and grace period).",
+        segments as u64,
+    );
+    metric(
+        "manifest_responses_total",
+        "counter",
+        "Manifest documents sent.",
+        get(&c.manifest_responses),
+    );
+    metric(
+        "manifest_bytes_total",
+        "counter",
+        "Manifest bytes sent.",
+        get(&c.manifest_bytes),
+    );
+    metric(
+        "manifest_not_modified_total",
+        "counter",
+        "Manifest requests answered 304.",
+        get(&c.manifest_not_modified),
+    );
+    metric(
+        "long_polls_woken_total",
+        "counter",
+        "Blocking manifest reloads woken by a new manifest.",
+        get(&c.long_polls_woken),
+    );
+    metric(
+        "torrent_responses_total",
+        "counter",
+        "Segment .torrent files sent.",
+        get(&c.torrent_responses),
+    );
+    metric(
+        "torrent_bytes_total",
+        "counter",
+        "Segment .torrent bytes sent.",
+        get(&c.torrent_bytes),
+    );
+    metric(
+        "segment_requests_total",
+        "counter",
+        "Segment file requests over HTTP.",
+        get(&c.segment_requests),
+    );
+    metric(
+        "swarm_uploaded_bytes_total",
+        "counter",
+        "Payload bytes uploaded to peers (librqbit's count).",
+        get(&shared.uploaded_bytes),
+    );
+    if let Some(tracker) = &shared.tracker {
+        let t = tracker.lock().unwrap_or_else(|e| e.into_inner()).counters();
+        metric(
+            "tracker_announces_total",
+            "counter",
+            "Tracker announces answered.",
+            t.announces,
+        );
+        metric(
+            "tracker_failures_total",
+            "counter",
+            "Tracker announces refused.",
+            t.failures,
+        );
+        metric(
+            "tracker_expired_total",
+            "counter",
+            "Peers expired by the tracker.",
+            t.expired,
+        );
+    }
+    metric(
+        "degraded",
+        "gauge",
+        "1 when no new segments are taken (see the status page).",
+        u64::from(shared.degraded.read().map(|d| d.is_some()).unwrap_or(false)),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Html<String> {
+    let mut page = String::from(
+        "<!doctype html><meta charset=utf-8><title>swarmcast</title><h1>swarmcast publisher</h1>",
+    );
+    page.push_str(&format!(
+        "<p>Stream link: <code>{}</code></p>",
+        escape(&shared.link)
+    ));
+    if let Some(reason) = shared
+        .degraded
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        page.push_str(&format!(
+            "<p><strong>Not taking new segments:</strong> {}</p>",
+            escape(reason)
+        ));
+    }
+    match shared.current() {
+        None => page.push_str("<p>No manifest yet.</p>"),
+        Some(m) => {
+            let m = &m.manifest;
+            page.push_str(&format!(
+                "<p>Manifest seq {} issued at {} ms{}.</p><table><tr><th>#<th>start (s)<th>duration (s)<th>bytes<th>info hash<th>peers</tr>",
+                m.seq,
+                m.issued_ms,
+                if m.end_of_stream { ", <strong>end of stream</strong>" } else { "" }
+            ));
+            let tracker = shared
+                .tracker
+                .as_ref()
+                .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()));
+            for s in &m.segments {
+                let peers = tracker
+                    .as_ref()
+                    .map_or("-".to_owned(), |t| t.peers(&s.info_hash.0).to_string());
+                page.push_str(&format!(
+                    "<tr><td><a href=/segments/{n:08}.ts>{n}</a><td>{:.3}<td>{:.3}<td>{}<td><a href=/segments/{n:08}.torrent><code>{}</code></a><td>{}</tr>",
+                    s.media_start as f64 / 90_000.0,
+                    s.duration as f64 / 90_000.0,
+                    s.size,
+                    s.info_hash,
+                    peers,
+                    n = s.number
+                ));
+            }
+            page.push_str("</table>");
+        }
+    }
+    page.push_str("<p><a href=/manifest>manifest</a> · <a href=/metrics>metrics</a></p>");
+    Html(page)
+}

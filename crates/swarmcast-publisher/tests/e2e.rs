@@ -1,0 +1,355 @@
+//! The publisher end to end on loopback: the synthetic feed in 1 s segments, a manifest that
+//! verifies, a separate librqbit session (given only the manifest) and libtorrent (given only a
+//! .torrent and our tracker) downloading segments byte-identical to the input, and a restart.
+//! Waits are bounded by hang guards; ordering is asserted by events (manifest sequence numbers).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use swarmcast_core::manifest::SignedManifest;
+use swarmcast_core::{InfoDict, SegmentTorrent, Verdict, Verifier};
+use swarmcast_publisher::{run, FeedInput, PublishConfig, Ready, Shutdown, Summary};
+use swarmcast_segmenter::synth::Synth;
+use swarmcast_swarm::{Swarm, SwarmConfig};
+use tokio::task::JoinHandle;
+
+const HANG_GUARD: Duration = Duration::from_secs(60);
+const BITRATE: u64 = 300_000;
+
+/// The synthetic feed's bytes for `seconds`, exactly as the publisher reads them.
+fn synth_bytes(seconds: u64) -> Vec<u8> {
+    let mut s = Synth::new(Some(BITRATE), 0).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let c = s.next_chunk();
+        if c.offset >= seconds * 90_000 {
+            return out;
+        }
+        out.extend(c.bytes);
+    }
+}
+
+fn config(dir: &Path, seconds: u64) -> PublishConfig {
+    let mut c = PublishConfig::new(FeedInput::Synth {
+        bitrate: Some(BITRATE),
+        duration: Some(seconds * 90_000),
+    });
+    c.key = dir.join("stream.key");
+    c.data_dir = dir.join("data");
+    c.http = "127.0.0.1:0".parse().unwrap();
+    c.target = 90_000;
+    c.window = 10;
+    c.linger = Some(Duration::from_secs(600)); // ended by the test, not by time
+    c.metrics_out = Some(dir.join("publisher.jsonl"));
+    c
+}
+
+async fn start(
+    config: PublishConfig,
+) -> (
+    Ready,
+    Shutdown,
+    JoinHandle<Result<Summary, swarmcast_publisher::PublishError>>,
+) {
+    let shutdown = Shutdown::default();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run(config, shutdown.clone(), Some(tx)));
+    let ready = tokio::time::timeout(HANG_GUARD, rx)
+        .await
+        .expect("hang guard")
+        .expect("publisher failed to start");
+    (ready, shutdown, task)
+}
+
+/// Follows the manifest by blocking reloads until the end of the stream; checks every response is
+/// newer than the one before (so each reload was released by a publication, not by the end of its
+/// hold: segments come every second, the hold is 10 s). A reload returns the latest manifest, so
+/// two publications in quick succession may show as one.
+async fn follow_to_the_end(ready: &Ready, verifier: &mut Verifier) -> Vec<SignedManifest> {
+    let client = reqwest::Client::new();
+    let mut seen = Vec::new();
+    let mut after = verifier.last_seq().unwrap_or(0);
+    for _ in 0..100 {
+        let url = format!("http://{}/manifest?after={after}", ready.http);
+        let response = tokio::time::timeout(HANG_GUARD, client.get(&url).send())
+            .await
+            .expect("hang guard")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.bytes().await.unwrap();
+        match verifier.accept(&body).unwrap() {
+            Verdict::New(m) => {
+                assert!(
+                    m.manifest.seq > after,
+                    "a blocking reload returned an older manifest"
+                );
+                after = m.manifest.seq;
+                let end = m.manifest.end_of_stream;
+                seen.push(m);
+                if end {
+                    return seen;
+                }
+            }
+            Verdict::Unchanged => {
+                panic!("a blocking reload returned the same manifest (held past a publication?)")
+            }
+        }
+    }
+    panic!("no end of stream after 100 manifests");
+}
+
+async fn stop(
+    shutdown: Shutdown,
+    task: JoinHandle<Result<Summary, swarmcast_publisher::PublishError>>,
+) -> Summary {
+    shutdown.stop.cancel();
+    shutdown.abort.cancel();
+    tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .expect("hang guard")
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_given_only_the_manifest_downloads_every_segment_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ready, shutdown, task) = start(config(dir.path(), 6)).await;
+    let mut verifier = Verifier::new(ready.link.key);
+    let manifests = follow_to_the_end(&ready, &mut verifier).await;
+    let last = manifests.last().unwrap().manifest.clone();
+    assert_eq!(
+        last.segments.iter().map(|s| s.number).collect::<Vec<_>>(),
+        (0..6).collect::<Vec<_>>()
+    );
+    assert!(!last.segments[0].discontinuity);
+    assert!(manifests.len() >= 2);
+
+    // Info hashes match the files on disk.
+    for s in &last.segments {
+        let file = ready.stream_dir.join(format!("{:08}.ts", s.number));
+        let bytes = std::fs::read(&file).unwrap();
+        let t = SegmentTorrent::build(
+            &bytes[..],
+            bytes.len() as u64,
+            &format!("{:08}.ts", s.number),
+            None,
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(t.info_hash(), s.info_hash, "segment {}", s.number);
+    }
+
+    // A separate librqbit session, told only what the manifest says, downloads every segment.
+    let viewer_dir = dir.path().join("viewer");
+    std::fs::create_dir_all(&viewer_dir).unwrap();
+    let viewer = Swarm::start(SwarmConfig {
+        default_dir: viewer_dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+    })
+    .await
+    .unwrap();
+    let peers: Vec<std::net::SocketAddr> = last.peers.iter().map(|p| p.parse().unwrap()).collect();
+    let mut downloaded = Vec::new();
+    for s in &last.segments {
+        let info = InfoDict::decode_strict(&s.info).unwrap();
+        let torrent = SegmentTorrent::from_info(info, last.trackers.clone()).to_torrent_bytes();
+        let name = format!("{:08}.ts", s.number);
+        let t = viewer
+            .download(&torrent, &name, &viewer_dir, peers.clone(), vec![])
+            .await
+            .unwrap();
+        viewer.wait(&t, "downloaded", HANG_GUARD).await.unwrap();
+        downloaded.extend(std::fs::read(viewer_dir.join(&name)).unwrap());
+    }
+    viewer.shutdown().await;
+    assert_eq!(downloaded, synth_bytes(6), "segments differ from the input");
+
+    let summary = stop(shutdown, task).await;
+    assert_eq!(summary.segments, 6);
+    assert!(
+        summary.uploaded_bytes >= downloaded.len() as u64,
+        "{summary:?}"
+    );
+
+    // The counters name every step of every segment.
+    let events = swarmcast_metrics::read_events(&dir.path().join("publisher.jsonl")).unwrap();
+    for n in 0..6u64 {
+        let kinds: Vec<String> = events
+            .iter()
+            .filter(|e| e.seg == Some(n))
+            .map(|e| {
+                serde_json::to_value(e).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        for want in ["cut", "hashed", "seeding", "published", "uploaded"] {
+            assert!(
+                kinds.iter().any(|k| k == want),
+                "segment {n}: no {want} event in {kinds:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ready, shutdown, task) = start(config(dir.path(), 3)).await;
+    let mut verifier = Verifier::new(ready.link.key);
+    let manifests = follow_to_the_end(&ready, &mut verifier).await;
+    assert!(manifests.last().unwrap().manifest.segments.len() >= 2);
+
+    let torrent = reqwest::get(format!("http://{}/segments/00000001.torrent", ready.http))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let torrent_path = dir.path().join("1.torrent");
+    std::fs::write(&torrent_path, &torrent).unwrap();
+    let save = dir.path().join("lt");
+    std::fs::create_dir_all(&save).unwrap();
+    let script = r#"
+import sys, time, libtorrent as lt
+ses = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
+                  'enable_upnp': False, 'enable_natpmp': False, 'allow_multiple_connections_per_ip': True,
+                  'alert_mask': 0})
+h = ses.add_torrent({'ti': lt.torrent_info(sys.argv[1]), 'save_path': sys.argv[2]})
+deadline = time.time() + 60
+while not h.status().is_seeding and time.time() < deadline:
+    time.sleep(0.05)
+s = h.status()
+print(s.is_seeding, s.num_peers, s.current_tracker)
+"#;
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists() || *p == "python3")
+        .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let (torrent_path, save) = (torrent_path.clone(), save.clone());
+        move || {
+            Command::new(python)
+                .arg("-c")
+                .arg(script)
+                .arg(&torrent_path)
+                .arg(&save)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "libtorrent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("True"),
+        "libtorrent did not finish: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("http://{}/announce", ready.http)),
+        "not via our tracker: {stdout}"
+    );
+    assert_eq!(
+        std::fs::read(save.join("00000001.ts")).unwrap(),
+        std::fs::read(ready.stream_dir.join("00000001.ts")).unwrap()
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", ready.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let announces: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("swarmcast_tracker_announces_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(announces >= 1, "{metrics}");
+    stop(shutdown, task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_continues_numbering_reseeds_the_window_and_marks_a_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = config(dir.path(), 3);
+    first.linger = Some(Duration::ZERO);
+    let (ready, _shutdown, task) = start(first).await;
+    let mut verifier = Verifier::new(ready.link.key);
+    let before = follow_to_the_end(&ready, &mut verifier).await;
+    let summary = tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .expect("hang guard")
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.segments, 3);
+    let last_seq = before.last().unwrap().manifest.seq;
+
+    // Same key, same data directory.
+    let (ready, shutdown, task) = start(config(dir.path(), 2)).await;
+    assert_eq!(ready.link.key, *verifier.key());
+    let after = follow_to_the_end(&ready, &mut verifier).await;
+    // The same verifier accepts the new run: sequence numbers kept growing across the restart.
+    assert!(after[0].manifest.seq > last_seq);
+    // The first manifest re-serves the re-seeded window; new segments continue at 3.
+    assert_eq!(
+        after[0]
+            .manifest
+            .segments
+            .iter()
+            .map(|s| s.number)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    let end = &after.last().unwrap().manifest;
+    assert_eq!(
+        end.segments.iter().map(|s| s.number).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    assert!(
+        end.segments[3].discontinuity,
+        "the first segment after a restart starts a discontinuity"
+    );
+    assert!(!end.segments[4].discontinuity);
+    // The re-seeded segments are really seeded: the publisher serves them to a swarm.
+    let viewer_dir = dir.path().join("viewer");
+    std::fs::create_dir_all(&viewer_dir).unwrap();
+    let viewer = Swarm::start(SwarmConfig {
+        default_dir: viewer_dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+    })
+    .await
+    .unwrap();
+    let s = &end.segments[0];
+    let torrent = SegmentTorrent::from_info(InfoDict::decode_strict(&s.info).unwrap(), vec![])
+        .to_torrent_bytes();
+    let t = viewer
+        .download(
+            &torrent,
+            "00000000.ts",
+            &viewer_dir,
+            vec![ready.peer],
+            vec![],
+        )
+        .await
+        .unwrap();
+    viewer.wait(&t, "downloaded", HANG_GUARD).await.unwrap();
+    viewer.shutdown().await;
+    assert_eq!(
+        std::fs::read(viewer_dir.join("00000000.ts")).unwrap(),
+        synth_bytes(3)[..s.size as usize]
+    );
+    stop(shutdown, task).await;
+}

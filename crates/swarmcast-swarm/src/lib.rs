@@ -1,0 +1,309 @@
+//! swarmcast's one contact with librqbit.
+//!
+//! [`Swarm`] is a librqbit session configured for minute swarming: a TCP listener on a given
+//! address (its announce port set, so trackers learn the real port), no DHT, no local service
+//! discovery, no persistence, and a peer id we know (so our tracker can list us by it).
+//! [`Swarm::seed`] adds a segment already on disk and waits until librqbit reports it complete;
+//! [`Swarm::download`] adds one to fetch; [`Swarm::stats`] turns librqbit's per-torrent stats into
+//! ours; [`Swarm::forget`] drops a torrent and keeps its file.
+//!
+//! librqbit facts this relies on (checked against 9.1.0's source; see ../shared/FIELD-NOTES.md):
+//! seeding an existing file needs `overwrite: true` and re-hashes it; `initial_peers` connects
+//! directly; `delete(id, false)` keeps the file; polling `stats().finished` is safer than
+//! `wait_until_completed`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerOptions, ManagedTorrent, Session,
+    SessionOptions, TorrentStatsState,
+};
+use tokio::time::Instant;
+
+/// How often torrent stats are polled while waiting for a state change.
+pub const POLL: Duration = Duration::from_millis(5);
+
+/// Errors from the swarm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwarmError {
+    /// The session could not start (typically: the listen port is in use).
+    #[error("cannot start the BitTorrent session listening on {addr}: {reason}")]
+    Start {
+        /// The listen address.
+        addr: SocketAddr,
+        /// librqbit's error, with its causes.
+        reason: String,
+    },
+    /// librqbit refused a torrent.
+    #[error("cannot add {name} to the BitTorrent session: {reason}")]
+    Add {
+        /// The segment's name.
+        name: String,
+        /// librqbit's error, with its causes.
+        reason: String,
+    },
+    /// A torrent went into librqbit's error state.
+    #[error("{name}: the BitTorrent session reports an error: {reason}")]
+    Torrent {
+        /// The segment's name.
+        name: String,
+        /// librqbit's error.
+        reason: String,
+    },
+    /// A torrent did not reach the wanted state in time.
+    #[error("{name}: not {what} after {waited:?}")]
+    Timeout {
+        /// The segment's name.
+        name: String,
+        /// The state waited for.
+        what: &'static str,
+        /// How long.
+        waited: Duration,
+    },
+}
+
+/// How to run the session.
+#[derive(Clone, Debug)]
+pub struct SwarmConfig {
+    /// Where librqbit puts torrents that are not given a folder.
+    pub default_dir: PathBuf,
+    /// The peer listener's address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Upload limit in bytes per second (librqbit cannot go under one 16 KiB chunk per second).
+    pub upload_limit: Option<u32>,
+    /// Download limit in bytes per second.
+    pub download_limit: Option<u32>,
+}
+
+/// A torrent in the session.
+#[derive(Clone)]
+pub struct Torrent {
+    handle: Arc<ManagedTorrent>,
+    name: String,
+}
+
+impl std::fmt::Debug for Torrent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Torrent({}, id {})", self.name, self.handle.id())
+    }
+}
+
+/// One torrent's figures, from librqbit's stats.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TorrentStats {
+    /// Payload bytes uploaded to peers (librqbit counts chunks sent).
+    pub uploaded: u64,
+    /// Payload bytes downloaded and verified.
+    pub downloaded: u64,
+    /// Payload bytes received, verified or not (includes duplicates and failed pieces).
+    pub fetched: u64,
+    /// Pieces verified.
+    pub pieces: u64,
+    /// Peers connected now.
+    pub live_peers: u64,
+    /// Complete.
+    pub finished: bool,
+}
+
+/// A librqbit session; see the crate documentation.
+pub struct Swarm {
+    session: Arc<Session>,
+    peer_id: [u8; 20],
+    listen_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Swarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Swarm(listening on {})", self.listen_addr)
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
+impl Swarm {
+    /// Starts a session listening on `config.listen`.
+    pub async fn start(config: SwarmConfig) -> Result<Self, SwarmError> {
+        let peer_id = librqbit::generate_azereus_style(*b"SC", (0, 1, 0, 0));
+        let ratelimits = librqbit::limits::LimitsConfig {
+            upload_bps: config.upload_limit.and_then(std::num::NonZeroU32::new),
+            download_bps: config.download_limit.and_then(std::num::NonZeroU32::new),
+        };
+        let opts = SessionOptions {
+            dht: None,
+            persistence: None,
+            disable_local_service_discovery: true,
+            peer_id: Some(peer_id),
+            listen: Some(ListenerOptions {
+                listen_addr: config.listen,
+                // Loopback listeners must still tell trackers their real port; port 0 is
+                // resolved below once bound, and librqbit uses the bound port when this is None.
+                announce_port: (config.listen.port() != 0).then_some(config.listen.port()),
+                ipv4_only: config.listen.is_ipv4(),
+                ..Default::default()
+            }),
+            ratelimits,
+            ..Default::default()
+        };
+        let session = Session::new_with_opts(config.default_dir.clone(), opts)
+            .await
+            .map_err(|e| SwarmError::Start {
+                addr: config.listen,
+                reason: chain(&e),
+            })?;
+        let listen_addr = session.listen_addr().ok_or_else(|| SwarmError::Start {
+            addr: config.listen,
+            reason: "librqbit reports no listening address".into(),
+        })?;
+        Ok(Self {
+            session,
+            peer_id: peer_id.0,
+            listen_addr,
+        })
+    }
+
+    /// The address peers reach this session at (the bound address).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// The session's peer id.
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.peer_id
+    }
+
+    async fn add(
+        &self,
+        torrent: &[u8],
+        name: &str,
+        opts: AddTorrentOptions,
+    ) -> Result<Torrent, SwarmError> {
+        let response = self
+            .session
+            .add_torrent(AddTorrent::from_bytes(torrent.to_vec()), Some(opts))
+            .await
+            .map_err(|e| SwarmError::Add {
+                name: name.to_owned(),
+                reason: chain(&e),
+            })?;
+        let handle = match response {
+            AddTorrentResponse::Added(_, h) | AddTorrentResponse::AlreadyManaged(_, h) => h,
+            AddTorrentResponse::ListOnly(_) => {
+                return Err(SwarmError::Add {
+                    name: name.to_owned(),
+                    reason: "list-only response".into(),
+                })
+            }
+        };
+        Ok(Torrent {
+            handle,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Seeds a segment whose file is already in `folder`: librqbit re-hashes it and this returns
+    /// once it reports the torrent live and complete (or fails after `timeout`).
+    pub async fn seed(
+        &self,
+        torrent: &[u8],
+        name: &str,
+        folder: &Path,
+        timeout: Duration,
+    ) -> Result<Torrent, SwarmError> {
+        let opts = AddTorrentOptions {
+            overwrite: true,
+            output_folder: Some(folder.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let t = self.add(torrent, name, opts).await?;
+        self.wait(&t, "seeding", timeout).await?;
+        Ok(t)
+    }
+
+    /// Starts downloading a segment into `folder`, connecting to `initial_peers` at once and
+    /// announcing to the torrent's trackers plus `trackers`.
+    pub async fn download(
+        &self,
+        torrent: &[u8],
+        name: &str,
+        folder: &Path,
+        initial_peers: Vec<SocketAddr>,
+        trackers: Vec<String>,
+    ) -> Result<Torrent, SwarmError> {
+        let opts = AddTorrentOptions {
+            overwrite: true,
+            output_folder: Some(folder.to_string_lossy().into_owned()),
+            initial_peers: (!initial_peers.is_empty()).then_some(initial_peers),
+            trackers: (!trackers.is_empty()).then_some(trackers),
+            ..Default::default()
+        };
+        self.add(torrent, name, opts).await
+    }
+
+    /// Waits until the torrent is complete (polling every [`POLL`]).
+    pub async fn wait(
+        &self,
+        t: &Torrent,
+        what: &'static str,
+        timeout: Duration,
+    ) -> Result<(), SwarmError> {
+        let start = Instant::now();
+        loop {
+            let stats = t.handle.stats();
+            if let TorrentStatsState::Error = stats.state {
+                return Err(SwarmError::Torrent {
+                    name: t.name.clone(),
+                    reason: stats.error.unwrap_or_else(|| "unknown".into()),
+                });
+            }
+            if stats.finished && matches!(stats.state, TorrentStatsState::Live) {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(SwarmError::Timeout {
+                    name: t.name.clone(),
+                    what,
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A torrent's current figures.
+    pub fn stats(&self, t: &Torrent) -> TorrentStats {
+        let s = t.handle.stats();
+        let live = s.live.as_ref();
+        TorrentStats {
+            uploaded: s.uploaded_bytes,
+            downloaded: live.map_or(s.progress_bytes, |l| {
+                l.snapshot.downloaded_and_checked_bytes
+            }),
+            fetched: live.map_or(0, |l| l.snapshot.fetched_bytes),
+            pieces: live.map_or(0, |l| l.snapshot.downloaded_and_checked_pieces),
+            live_peers: live.map_or(0, |l| u64::from(l.snapshot.peer_stats.live)),
+            finished: s.finished,
+        }
+    }
+
+    /// Drops a torrent from the session, keeping its file.
+    pub async fn forget(&self, t: &Torrent) {
+        if let Err(e) = self
+            .session
+            .delete(librqbit::api::TorrentIdOrHash::Id(t.handle.id()), false)
+            .await
+        {
+            tracing::warn!(name = %t.name, error = %chain(&e), "cannot remove torrent from the session");
+        }
+    }
+
+    /// Stops the session: closes connections and the listener.
+    pub async fn shutdown(&self) {
+        self.session.stop().await;
+    }
+}
