@@ -128,3 +128,148 @@ fn scopeguard(pid: u32) -> impl Drop {
     }
     Kill(pid)
 }
+
+/// `swarmcast publish`: the link on a line of its own; the first Ctrl-C ends the stream (an
+/// end-of-stream manifest is served while it lingers); the second exits at once.
+#[test]
+fn publish_prints_the_link_ends_on_ctrl_c_and_exits_on_the_second() {
+    use crate::util::http_get;
+    use swarmcast_core::{StreamLink, Verdict, Verifier};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = swarmcast()
+        .args([
+            "publish",
+            "--synth",
+            "--segment-secs",
+            "1",
+            "--http",
+            "127.0.0.1:0",
+            "--linger",
+            "600",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--key")
+        .arg(dir.path().join("k"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = scopeguard(child.id());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let link: StreamLink = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("not a link: {line:?}: {e}"));
+    let manifest_url = link.sources[0].to_string();
+    let mut verifier = Verifier::new(link.key);
+
+    // The first manifest, by blocking reload.
+    let (status, body) = http_get(&format!("{manifest_url}?after=0"));
+    assert_eq!(status, 200);
+    let Verdict::New(first) = verifier.accept(&body).unwrap() else {
+        panic!("not new")
+    };
+    assert!(!first.manifest.end_of_stream);
+
+    run(
+        Command::new("kill").args(["-INT", &child.id().to_string()]),
+        true,
+    );
+    let mut seq = first.manifest.seq;
+    let mut ended = false;
+    for _ in 0..100 {
+        let (status, body) = http_get(&format!("{manifest_url}?after={seq}"));
+        assert_eq!(status, 200);
+        if let Verdict::New(m) = verifier.accept(&body).unwrap() {
+            seq = m.manifest.seq;
+            if m.manifest.end_of_stream {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "no end-of-stream manifest after the first Ctrl-C");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the publisher must linger after the end of stream"
+    );
+
+    run(
+        Command::new("kill").args(["-INT", &child.id().to_string()]),
+        true,
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(HANG_GUARD)
+        .expect("hang guard: no exit after the second Ctrl-C")
+        .unwrap();
+    drop(guard);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("published "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Start-up refusals name the problem and leave nothing running.
+#[test]
+fn publish_refuses_bad_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = run(
+        swarmcast()
+            .args([
+                "publish",
+                "--synth",
+                "--http",
+                &busy.local_addr().unwrap().to_string(),
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("d"))
+            .arg("--key")
+            .arg(dir.path().join("k")),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen for HTTP") && err.contains("in use"),
+        "{err}"
+    );
+
+    let out = run(
+        swarmcast()
+            .args([
+                "publish",
+                "--synth",
+                "--listen",
+                "0.0.0.0:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("d"))
+            .arg("--key")
+            .arg(dir.path().join("k")),
+        false,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--public-addr"));
+
+    let out = run(
+        swarmcast().args(["publish", "--synth", "--upload-limit", "1000"]),
+        false,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("below 32768"));
+}

@@ -386,7 +386,17 @@ pub async fn run(
         .run_feed(persisted.next_segment, restarted, &shutdown)
         .await;
     let outcome = match result {
-        Ok(()) => publisher.end_of_stream(&shutdown).await,
+        Ok(()) => match publisher.end_of_stream(&shutdown).await {
+            // What was published stays on disk and was served; say why the end could not be.
+            Err(e) => {
+                publisher.degrade(format!(
+                    "cannot publish the end of the stream: {}",
+                    error_chain(&e)
+                ));
+                Ok(())
+            }
+            ok => ok,
+        },
         Err(e) => Err(e),
     };
     http_stop.cancel();

@@ -353,3 +353,249 @@ async fn a_restart_continues_numbering_reseeds_the_window_and_marks_a_discontinu
     );
     stop(shutdown, task).await;
 }
+
+async fn metric(ready: &Ready, name: &str) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", ready.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("swarmcast_{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Polls `/metrics` until `name` reaches `at_least` (bounded in count; each poll 50 ms apart).
+async fn wait_metric(ready: &Ready, name: &str, at_least: u64) {
+    for _ in 0..1200 {
+        if metric(ready, name).await >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("hang guard: {name} never reached {at_least}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_leave_after_their_grace_period_and_http_serves_ranges_etags_and_mirrors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 5);
+    c.window = 2;
+    c.grace = Some(Duration::from_millis(500));
+    c.mirror_dir = Some(dir.path().join("mirror"));
+    let (ready, shutdown, task) = start(c).await;
+    let mut verifier = Verifier::new(ready.link.key);
+    let manifests = follow_to_the_end(&ready, &mut verifier).await;
+    let last = &manifests.last().unwrap().manifest;
+    assert_eq!(
+        last.segments.iter().map(|s| s.number).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", ready.http);
+
+    // The mirror holds the manifest being served and the torrents still live.
+    let served = client.get(format!("{base}/manifest")).send().await.unwrap();
+    let etag = served.headers()["etag"].to_str().unwrap().to_owned();
+    let served = served.bytes().await.unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("mirror/manifest")).unwrap(),
+        served
+    );
+    assert!(dir.path().join("mirror/segments/00000004.torrent").exists());
+
+    // ETag: an unchanged manifest is a 304.
+    let again = client
+        .get(format!("{base}/manifest"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    // Range requests on a live segment.
+    let file = std::fs::read(ready.stream_dir.join("00000004.ts")).unwrap();
+    let part = client
+        .get(format!("{base}/segments/00000004.ts"))
+        .header("range", "bytes=100-1099")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), &file[100..1100]);
+
+    // Segments 0-2 left the window; after the grace period they are forgotten: 404, file deleted,
+    // gone from the mirror. Only the two in the window stay served.
+    for _ in 0..1200 {
+        if metric(&ready, "served_segments").await == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&ready, "served_segments").await, 2);
+    for n in 0..3 {
+        let r = client
+            .get(format!("{base}/segments/{n:08}.ts"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "segment {n}");
+        assert!(
+            !ready.stream_dir.join(format!("{n:08}.ts")).exists(),
+            "segment {n}'s file is still there"
+        );
+        assert!(!dir
+            .path()
+            .join(format!("mirror/segments/{n:08}.torrent"))
+            .exists());
+    }
+    let events = swarmcast_metrics::read_events(&dir.path().join("publisher.jsonl")).unwrap();
+    let removed = events
+        .iter()
+        .filter(|e| matches!(e.kind, swarmcast_metrics::Kind::Removed { .. }))
+        .count();
+    assert_eq!(removed, 3);
+    stop(shutdown, task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_new_segments_but_keeps_serving_what_was_published() {
+    if not_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=700k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "cannot mount a tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+
+    let mut c = config(dir.path(), 20);
+    c.data_dir = small.clone();
+    c.input = FeedInput::Synth {
+        bitrate: Some(1_000_000),
+        duration: Some(20 * 90_000),
+    };
+    c.keep_segments = true;
+    let (ready, shutdown, task) = start(c).await;
+    wait_metric(&ready, "degraded", 1).await;
+
+    // Still serving: the manifest verifies and every segment it lists is whole.
+    let doc = reqwest::get(format!("http://{}/manifest", ready.http))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let m = swarmcast_core::manifest::verify(&doc, &ready.link.key)
+        .unwrap()
+        .manifest;
+    assert!(
+        !m.segments.is_empty() && m.segments.len() < 20,
+        "{} segments",
+        m.segments.len()
+    );
+    let input = {
+        let mut s = Synth::new(Some(1_000_000), 0).unwrap();
+        let mut out = Vec::new();
+        while out.len() < 2_000_000 {
+            out.extend(s.next_chunk().bytes);
+        }
+        out
+    };
+    let mut offset = 0;
+    for s in &m.segments {
+        let body = reqwest::get(format!("http://{}/segments/{:08}.ts", ready.http, s.number))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            body,
+            &input[offset..offset + s.size as usize],
+            "segment {}",
+            s.number
+        );
+        offset += s.size as usize;
+    }
+    let status = reqwest::get(format!("http://{}/", ready.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        status.contains("Not taking new segments") && status.contains("No space left"),
+        "{status}"
+    );
+    let summary = stop(shutdown, task).await;
+    assert!(summary.degraded.unwrap().contains("No space left"));
+}
+
+fn not_root() -> bool {
+    // `id -u` rather than libc: no unsafe code in this workspace.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() != "0")
+        .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = |c: PublishConfig| async move {
+        run(c, Shutdown::default(), None)
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+
+    let mut c = config(dir.path(), 1);
+    c.listen = "0.0.0.0:0".parse().unwrap();
+    assert!(err(c).await.contains("pass --public-addr"));
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = config(dir.path(), 1);
+    c.http = busy.local_addr().unwrap();
+    let e = err(c).await;
+    assert!(
+        e.contains("cannot listen for HTTP") && e.contains(&busy.local_addr().unwrap().to_string()),
+        "{e}"
+    );
+
+    let key = dir.path().join("open.key");
+    std::fs::write(&key, [1u8; 32]).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut c = config(dir.path(), 1);
+    c.key = key;
+    let e = format!("{:?}", run(c, Shutdown::default(), None).await.unwrap_err());
+    assert!(e.contains("Permissions"), "{e}");
+
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut c = config(dir.path(), 1);
+    c.data_dir = blocker.join("data");
+    let e = err(c).await;
+    assert!(e.contains("a-file/data") && e.contains("not usable"), "{e}");
+
+    let mut c = config(dir.path(), 1);
+    c.window = 0;
+    assert!(err(c).await.contains("--window 0"));
+}

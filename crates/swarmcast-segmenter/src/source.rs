@@ -193,12 +193,14 @@ impl SegmentFiles {
                         self.current = Some((file, path));
                     }
                     let (file, path) = self.current.as_mut().expect("opened above");
-                    file.write_all(&data)
-                        .await
-                        .map_err(|source| SourceError::Write {
-                            path: path.clone(),
-                            source,
-                        })?;
+                    if let Err(source) = file.write_all(&data).await {
+                        // Disk full or similar: drop the partial segment so what space there is
+                        // stays for the segments and state already published.
+                        let path = path.clone();
+                        self.current = None;
+                        let _ = tokio::fs::remove_file(&path).await;
+                        return Err(SourceError::Write { path, source });
+                    }
                 }
                 Output::End(meta) => {
                     let Some((mut file, part)) = self.current.take() else {
