@@ -22,6 +22,15 @@ pub enum PublishError {
         #[source]
         source: std::io::Error,
     },
+    /// The input file or directory cannot be read.
+    #[error("cannot read input {path}: {source}")]
+    Input {
+        /// The input.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The HTTP address cannot be bound (in use, not local, no permission).
     #[error("cannot listen for HTTP on {addr}: {source}")]
     HttpBind {

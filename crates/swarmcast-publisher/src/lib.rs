@@ -251,6 +251,7 @@ pub async fn run(
     if config.public_addr.is_none() && config.listen.ip().is_unspecified() {
         public_addr(&config, config.listen)?;
     }
+    check_input(&config.input)?;
     let (secret, created) = keyfile::read_or_create(&config.key)?;
     let key = secret.public();
     if created {
@@ -405,6 +406,29 @@ pub async fn run(
     outcome.map(|()| publisher.summary.clone())
 }
 
+/// Refuses an input file or directory that cannot be read before anything starts.
+fn check_input(input: &FeedInput) -> Result<(), PublishError> {
+    match input {
+        FeedInput::File { path, .. } => {
+            std::fs::File::open(path)
+                .map(drop)
+                .map_err(|source| PublishError::Input {
+                    path: path.clone(),
+                    source,
+                })
+        }
+        FeedInput::WatchDir(dir) => {
+            std::fs::read_dir(dir)
+                .map(drop)
+                .map_err(|source| PublishError::Input {
+                    path: dir.clone(),
+                    source,
+                })
+        }
+        FeedInput::Stdin | FeedInput::Synth { .. } => Ok(()),
+    }
+}
+
 fn check_writable(dir: &Path) -> Result<(), PublishError> {
     let probe = dir.join(".write-test");
     std::fs::write(&probe, b"").map_err(dir_error(dir))?;
@@ -412,37 +436,46 @@ fn check_writable(dir: &Path) -> Result<(), PublishError> {
 }
 
 impl Publisher {
-    /// Re-seeds the previous run's window (the segments whose files are still here) and serves it
-    /// under a new sequence number.
+    /// Re-seeds the previous run's window and serves it under a new sequence number: the newest
+    /// segments whose files are all still here, and only if every one of them seeds (a window must
+    /// stay contiguous with the segments that follow).
     async fn reseed(&mut self, doc: &[u8]) {
-        let previous = match manifest::verify(doc, &self.window_key()) {
-            Ok(m) => m.manifest,
+        let mut entries = match manifest::verify(doc, &self.window_key()) {
+            Ok(m) => m.manifest.segments,
             Err(e) => {
                 tracing::warn!(error = %e, "the previous run's manifest is unusable: not re-seeding its window");
                 return;
             }
         };
-        for entry in previous.segments {
-            let path = self.segment_path(entry.number);
-            if !path.exists() {
-                tracing::warn!(
-                    segment = entry.number,
-                    "previous segment file is gone: the window restarts after it"
-                );
-                self.live.clear();
-                continue;
-            }
-            match self.seed_entry(&entry).await {
-                Ok(torrent) => {
-                    let torrent_bytes = self.torrent_bytes(&entry);
-                    self.serve(&entry, Some(torrent), torrent_bytes);
-                    if let Err(e) = self.window.push(entry.clone()) {
-                        tracing::warn!(error = %e, "cannot re-add a previous segment");
-                    }
-                }
+        let first_kept = entries
+            .iter()
+            .rposition(|e| !self.segment_path(e.number).exists())
+            .map_or(0, |i| i + 1);
+        if first_kept > 0 {
+            tracing::warn!(
+                missing = entries[first_kept - 1].number,
+                "a previous segment file is gone: re-seeding only the segments after it"
+            );
+        }
+        let entries = entries.split_off(first_kept);
+        let mut seeded = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            match self.seed_entry(entry).await {
+                Ok(torrent) => seeded.push(torrent),
                 Err(e) => {
-                    tracing::warn!(segment = entry.number, error = %e, "cannot re-seed a previous segment")
+                    tracing::warn!(segment = entry.number, error = %e, "cannot re-seed a previous segment: not re-serving the previous window");
+                    for t in &seeded {
+                        self.swarm.forget(t).await;
+                    }
+                    return;
                 }
+            }
+        }
+        for (entry, torrent) in entries.into_iter().zip(seeded) {
+            let torrent_bytes = self.torrent_bytes(&entry);
+            self.serve(&entry, Some(torrent), torrent_bytes);
+            if let Err(e) = self.window.push(entry) {
+                tracing::warn!(error = %e, "cannot re-add a previous segment");
             }
         }
         if self.window.segments().len() > 0 {

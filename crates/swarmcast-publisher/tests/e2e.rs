@@ -598,4 +598,15 @@ async fn bad_configuration_is_refused_with_the_reason() {
     let mut c = config(dir.path(), 1);
     c.window = 0;
     assert!(err(c).await.contains("--window 0"));
+
+    let mut c = config(dir.path(), 1);
+    c.input = FeedInput::File {
+        path: dir.path().join("missing.ts"),
+        follow: None,
+    };
+    let e = err(c).await;
+    assert!(
+        e.contains("cannot read input") && e.contains("missing.ts"),
+        "{e}"
+    );
 }
