@@ -1,0 +1,417 @@
+//! The viewer's prefetch and playback scheduler, sans-IO: manifests, completions and the time
+//! (ms, any epoch) go in; [`Action`]s come out. The async viewer only carries them out.
+//!
+//! - **Join**: the first manifest fixes the first segment to play: the newest in its window (the
+//!   live edge), or the oldest with `from_start`.
+//! - **Prefetch**: every segment from the next to play up to `prefetch` ahead is added to the swarm
+//!   as soon as a manifest lists it.
+//! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
+//!   segment at the previous one's start plus its duration. The default delay is the first
+//!   segment's fetch time (added → complete), at least 250 ms and at most one target duration:
+//!   later segments then have that much slack besides the segment duration itself.
+//! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
+//!   segment completes it plays at once and the clock slips by the stall's length.
+//! - **Skip**: a segment that left the window without having been added (or that stalls for longer
+//!   than twice its duration after leaving the window) is skipped and counted; it takes no time.
+//! - **HTTP fallback**: a segment still incomplete `fallback_margin` before its deadline is fetched
+//!   over HTTP (for the first segment: once it has been added for one target duration).
+//! - **Forget**: played or skipped segments that left the window are dropped from the swarm.
+
+use std::collections::BTreeMap;
+
+use swarmcast_core::Manifest;
+
+/// Shortest automatic playout delay.
+pub const MIN_AUTO_DELAY_MS: u64 = 250;
+
+/// How to schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Start at the oldest segment of the first window instead of the newest.
+    pub from_start: bool,
+    /// Segments fetched ahead, the next to play included (at least 1).
+    pub prefetch: usize,
+    /// Playout delay; `None` chooses it from the first segment's fetch time.
+    pub delay_ms: Option<u64>,
+    /// Fetch over HTTP when a segment is still incomplete this long before its deadline.
+    pub fallback_margin_ms: u64,
+    /// Whether HTTP fallback is on.
+    pub http_fallback: bool,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            from_start: false,
+            prefetch: 3,
+            delay_ms: None,
+            fallback_margin_ms: 500,
+            http_fallback: true,
+        }
+    }
+}
+
+/// Where a segment is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegState {
+    /// Listed by a manifest, not yet added.
+    Known,
+    /// Added to the swarm, downloading.
+    Added,
+    /// Being fetched over HTTP (the swarm download goes on too).
+    Fetching,
+    /// Complete and verified.
+    Complete,
+    /// Written to the sink.
+    Played,
+    /// Skipped.
+    Skipped,
+    /// Dropped from the swarm.
+    Forgotten,
+}
+
+/// What the viewer must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Add the segment to the swarm (from the manifest's info).
+    Add(u64),
+    /// Fetch the segment over HTTP, verify it against its info, hand it to the swarm.
+    FetchHttp(u64),
+    /// Write the segment to the sink now.
+    Play {
+        /// Segment.
+        number: u64,
+        /// When it was due (ms).
+        deadline_ms: u64,
+        /// How long playback waited for it (0: on time).
+        stall_ms: u64,
+    },
+    /// The segment will not be played.
+    Skip(u64),
+    /// Drop the segment from the swarm (it left the window and is played or skipped).
+    Forget(u64),
+    /// The stream ended and its last segment was played (or skipped).
+    End,
+}
+
+#[derive(Clone, Debug)]
+struct Seg {
+    duration_ms: u64,
+    added_ms: Option<u64>,
+    complete_ms: Option<u64>,
+    state: SegState,
+    in_window: bool,
+}
+
+/// Counters the scheduler keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScheduleStats {
+    /// Segments played.
+    pub played: u64,
+    /// Segments skipped.
+    pub skipped: u64,
+    /// Segments that were late.
+    pub stalls: u64,
+    /// Total time playback waited, ms.
+    pub stall_ms: u64,
+    /// HTTP fallbacks started.
+    pub fallbacks: u64,
+    /// The playout delay chosen, ms.
+    pub delay_ms: Option<u64>,
+}
+
+/// The scheduler; see the module documentation.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: ScheduleConfig,
+    target_ms: u64,
+    segs: BTreeMap<u64, Seg>,
+    next_play: Option<u64>,
+    /// Deadline of `next_play`, once playback has started.
+    anchor_ms: Option<u64>,
+    eos_last: Option<Option<u64>>,
+    ended: bool,
+    stats: ScheduleStats,
+}
+
+fn ticks_to_ms(ticks: u64) -> u64 {
+    ticks / 90
+}
+
+impl Scheduler {
+    /// A scheduler that has seen nothing.
+    pub fn new(config: ScheduleConfig) -> Self {
+        Self {
+            config: ScheduleConfig {
+                prefetch: config.prefetch.max(1),
+                ..config
+            },
+            target_ms: 0,
+            segs: BTreeMap::new(),
+            next_play: None,
+            anchor_ms: None,
+            eos_last: None,
+            ended: false,
+            stats: ScheduleStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &ScheduleStats {
+        &self.stats
+    }
+
+    /// The first segment to play, once joined.
+    pub fn joined_at(&self) -> Option<u64> {
+        self.segs.keys().next().copied()
+    }
+
+    /// The next segment to play.
+    pub fn next_play(&self) -> Option<u64> {
+        self.next_play
+    }
+
+    /// The state of a segment.
+    pub fn state(&self, n: u64) -> Option<SegState> {
+        self.segs.get(&n).map(|s| s.state)
+    }
+
+    /// True once [`Action::End`] has been emitted.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// A verified manifest arrived; returns the segments it taught us (newly learned).
+    pub fn on_manifest(&mut self, m: &Manifest) -> Vec<u64> {
+        self.target_ms = ticks_to_ms(m.target_duration);
+        if self.next_play.is_none() {
+            self.next_play = if self.config.from_start {
+                m.segments.first().map(|s| s.number)
+            } else {
+                m.segments.last().map(|s| s.number)
+            };
+        }
+        let mut learned = Vec::new();
+        let first_listed = m.segments.first().map(|s| s.number);
+        for seg in self.segs.iter_mut() {
+            seg.1.in_window = first_listed.is_some_and(|f| *seg.0 >= f);
+        }
+        if let Some(start) = self.next_play {
+            for s in m.segments.iter().filter(|s| s.number >= start) {
+                self.segs.entry(s.number).or_insert_with(|| {
+                    learned.push(s.number);
+                    Seg {
+                        duration_ms: ticks_to_ms(s.duration),
+                        added_ms: None,
+                        complete_ms: None,
+                        state: SegState::Known,
+                        in_window: true,
+                    }
+                });
+            }
+        }
+        if m.end_of_stream {
+            self.eos_last = Some(m.segments.last().map(|s| s.number));
+        }
+        learned
+    }
+
+    /// A segment is complete and verified (from the swarm or over HTTP).
+    pub fn on_complete(&mut self, n: u64, now_ms: u64) {
+        if let Some(s) = self.segs.get_mut(&n) {
+            if matches!(
+                s.state,
+                SegState::Known | SegState::Added | SegState::Fetching
+            ) {
+                s.state = SegState::Complete;
+                s.complete_ms = Some(now_ms);
+            }
+        }
+    }
+
+    /// An HTTP fallback failed: the segment goes back to waiting for the swarm.
+    pub fn on_fetch_failed(&mut self, n: u64) {
+        if let Some(s) = self.segs.get_mut(&n) {
+            if s.state == SegState::Fetching {
+                s.state = SegState::Added;
+            }
+        }
+    }
+
+    /// Deadline of segment `n`, if playback has started and `n` is not behind it.
+    pub fn deadline(&self, n: u64) -> Option<u64> {
+        let (anchor, next) = (self.anchor_ms?, self.next_play?);
+        if n < next {
+            return None;
+        }
+        let ahead: u64 = (next..n)
+            .map(|k| self.segs.get(&k).map_or(self.target_ms, |s| s.duration_ms))
+            .sum();
+        Some(anchor + ahead)
+    }
+
+    /// Decides what to do at `now_ms`.
+    pub fn poll(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(mut next) = self.next_play else {
+            return actions;
+        };
+        if self.ended {
+            return actions;
+        }
+        // Playback.
+        loop {
+            if let Some(last) = self.eos_last {
+                if last.is_none_or(|l| next > l) {
+                    self.ended = true;
+                    actions.push(Action::End);
+                    break;
+                }
+            }
+            let Some(seg) = self.segs.get(&next).cloned() else {
+                // Not listed yet; or it left the window before we ever learned of it.
+                if self.segs.range(next + 1..).next().is_some() {
+                    self.stats.skipped += 1;
+                    actions.push(Action::Skip(next));
+                    next += 1;
+                    continue;
+                }
+                break;
+            };
+            let gone = !seg.in_window && matches!(seg.state, SegState::Known);
+            if gone {
+                self.skip(next, &mut actions);
+                next += 1;
+                continue;
+            }
+            let Some(anchor) = self.anchor_ms else {
+                // Startup: the first segment plays `delay` after it completes.
+                if let (SegState::Complete, Some(done)) = (seg.state, seg.complete_ms) {
+                    let fetch = done.saturating_sub(seg.added_ms.unwrap_or(done));
+                    let delay = self.config.delay_ms.unwrap_or_else(|| {
+                        fetch.clamp(MIN_AUTO_DELAY_MS, self.target_ms.max(MIN_AUTO_DELAY_MS))
+                    });
+                    self.stats.delay_ms = Some(delay);
+                    self.anchor_ms = Some(done + delay);
+                    continue;
+                }
+                break;
+            };
+            if now_ms < anchor {
+                break;
+            }
+            match seg.state {
+                SegState::Complete => {
+                    let done = seg.complete_ms.unwrap_or(now_ms);
+                    let stall_ms = done.saturating_sub(anchor);
+                    if stall_ms > 0 {
+                        self.stats.stalls += 1;
+                        self.stats.stall_ms += stall_ms;
+                    }
+                    self.stats.played += 1;
+                    let start = anchor.max(done);
+                    actions.push(Action::Play {
+                        number: next,
+                        deadline_ms: anchor,
+                        stall_ms,
+                    });
+                    if let Some(s) = self.segs.get_mut(&next) {
+                        s.state = SegState::Played;
+                    }
+                    self.anchor_ms = Some(start + seg.duration_ms);
+                    next += 1;
+                }
+                _ if !seg.in_window
+                    && now_ms.saturating_sub(anchor) > (2 * seg.duration_ms).max(2000) =>
+                {
+                    // Stalled long after leaving the window: give up on it.
+                    self.skip(next, &mut actions);
+                    next += 1;
+                }
+                _ => break,
+            }
+        }
+        self.next_play = Some(next);
+        if self.ended {
+            return actions;
+        }
+        // Prefetch, from where playback now is.
+        for n in next..next + self.config.prefetch as u64 {
+            if let Some(s) = self.segs.get_mut(&n) {
+                if s.state == SegState::Known && s.in_window {
+                    s.state = SegState::Added;
+                    s.added_ms = Some(now_ms);
+                    actions.push(Action::Add(n));
+                }
+            }
+        }
+        // HTTP fallback.
+        if self.config.http_fallback {
+            for n in next..next + self.config.prefetch as u64 {
+                let Some(s) = self.segs.get(&n) else { continue };
+                if s.state != SegState::Added {
+                    continue;
+                }
+                let due = match self.deadline(n) {
+                    Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
+                    None => s.added_ms.unwrap_or(now_ms) + self.target_ms.max(MIN_AUTO_DELAY_MS),
+                };
+                if now_ms >= due {
+                    self.stats.fallbacks += 1;
+                    if let Some(s) = self.segs.get_mut(&n) {
+                        s.state = SegState::Fetching;
+                    }
+                    actions.push(Action::FetchHttp(n));
+                }
+            }
+        }
+        // Forget what is behind us and out of the window.
+        for (n, s) in self.segs.iter_mut() {
+            if *n < next && !s.in_window && matches!(s.state, SegState::Played | SegState::Skipped)
+            {
+                s.state = SegState::Forgotten;
+                actions.push(Action::Forget(*n));
+            }
+        }
+        actions
+    }
+
+    fn skip(&mut self, n: u64, actions: &mut Vec<Action>) {
+        self.stats.skipped += 1;
+        if let Some(s) = self.segs.get_mut(&n) {
+            s.state = SegState::Skipped;
+        }
+        actions.push(Action::Skip(n));
+    }
+
+    /// When `poll` should next be called if nothing else happens (ms), if ever.
+    pub fn next_wakeup(&self) -> Option<u64> {
+        if self.ended {
+            return None;
+        }
+        let next = self.next_play?;
+        let mut wake = self.anchor_ms;
+        if self.config.http_fallback {
+            for n in next..next + self.config.prefetch as u64 {
+                let Some(s) = self.segs.get(&n) else { continue };
+                if s.state == SegState::Added {
+                    let due = match self.deadline(n) {
+                        Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
+                        None => s.added_ms.unwrap_or(0) + self.target_ms.max(MIN_AUTO_DELAY_MS),
+                    };
+                    wake = Some(wake.map_or(due, |w| w.min(due)));
+                }
+            }
+        }
+        if let (Some(anchor), Some(s)) = (self.anchor_ms, self.segs.get(&next)) {
+            if !s.in_window {
+                let give_up = anchor + (2 * s.duration_ms).max(2000) + 1;
+                wake = Some(wake.map_or(give_up, |w| w.min(give_up)));
+            }
+        }
+        wake
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! The scheduler on a virtual clock: every time is a number passed in.
+
+use swarmcast_core::{Manifest, SegmentEntry, SegmentTorrent, StreamSecret};
+
+use super::*;
+
+const D: u64 = 2_000; // segment duration, ms
+
+fn entry(n: u64) -> SegmentEntry {
+    let data = vec![n as u8; 100];
+    let t = SegmentTorrent::build(&data[..], 100, &format!("{n:08}.ts"), None, vec![]).unwrap();
+    SegmentEntry {
+        number: n,
+        media_start: n * D * 90,
+        duration: D * 90,
+        size: 100,
+        discontinuity: false,
+        published_ms: 0,
+        info_hash: t.info_hash(),
+        info: t.info_bytes().to_vec(),
+    }
+}
+
+fn manifest(numbers: std::ops::RangeInclusive<u64>, end: bool) -> Manifest {
+    Manifest {
+        key: StreamSecret::from_seed(&[1; 32]).public(),
+        seq: 1,
+        issued_ms: 0,
+        target_duration: D * 90,
+        peers: vec![],
+        trackers: vec![],
+        end_of_stream: end,
+        segments: numbers.map(entry).collect(),
+    }
+}
+
+fn sched(from_start: bool, prefetch: usize, delay: Option<u64>) -> Scheduler {
+    Scheduler::new(ScheduleConfig {
+        from_start,
+        prefetch,
+        delay_ms: delay,
+        fallback_margin_ms: 500,
+        http_fallback: true,
+    })
+}
+
+fn plays(actions: &[Action]) -> Vec<(u64, u64, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Play {
+                number,
+                deadline_ms,
+                stall_ms,
+            } => Some((*number, *deadline_ms, *stall_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn joins_at_the_live_edge_or_from_the_start() {
+    let mut s = sched(false, 3, None);
+    assert_eq!(s.on_manifest(&manifest(0..=4, false)), vec![4]);
+    assert_eq!(s.poll(0), vec![Action::Add(4)]);
+    assert_eq!(s.joined_at(), Some(4));
+    // The next manifest's new segment is prefetched at once.
+    assert_eq!(s.on_manifest(&manifest(1..=5, false)), vec![5]);
+    assert_eq!(s.poll(10), vec![Action::Add(5)]);
+
+    let mut s = sched(true, 3, None);
+    s.on_manifest(&manifest(0..=4, false));
+    assert_eq!(
+        s.poll(0),
+        vec![Action::Add(0), Action::Add(1), Action::Add(2)]
+    );
+}
+
+#[test]
+fn plays_back_to_back_after_the_automatic_delay() {
+    let mut s = sched(true, 3, None);
+    s.on_manifest(&manifest(0..=2, false));
+    s.poll(0);
+    s.on_complete(0, 300);
+    s.on_complete(1, 900);
+    // Auto delay: the first segment's fetch time (300 ms): it plays at 600.
+    assert!(plays(&s.poll(599)).is_empty());
+    assert_eq!(s.stats().delay_ms, Some(300));
+    assert_eq!(plays(&s.poll(600)), vec![(0, 600, 0)]);
+    // Segment 1 is complete already: the next thing to happen is its deadline.
+    assert_eq!(s.next_wakeup(), Some(600 + D));
+    assert!(plays(&s.poll(600 + D - 1)).is_empty());
+    assert_eq!(plays(&s.poll(600 + D)), vec![(1, 600 + D, 0)]);
+    assert_eq!(s.stats().stalls, 0);
+}
+
+#[test]
+fn the_automatic_delay_is_bounded() {
+    let mut fast = sched(true, 1, None);
+    fast.on_manifest(&manifest(0..=0, false));
+    fast.poll(0);
+    fast.on_complete(0, 10);
+    fast.poll(10);
+    assert_eq!(fast.stats().delay_ms, Some(MIN_AUTO_DELAY_MS));
+    let mut slow = sched(true, 1, None);
+    slow.on_manifest(&manifest(0..=0, false));
+    slow.poll(0);
+    slow.on_complete(0, 9_000);
+    slow.poll(9_000);
+    assert_eq!(
+        slow.stats().delay_ms,
+        Some(D),
+        "at most one target duration"
+    );
+    let mut fixed = sched(true, 1, Some(1234));
+    fixed.on_manifest(&manifest(0..=0, false));
+    fixed.poll(0);
+    fixed.on_complete(0, 10);
+    fixed.poll(10);
+    assert_eq!(fixed.stats().delay_ms, Some(1234));
+}
+
+#[test]
+fn a_late_segment_is_a_stall_and_the_clock_slips_by_it() {
+    let mut s = Scheduler::new(ScheduleConfig {
+        from_start: true,
+        prefetch: 3,
+        delay_ms: Some(500),
+        fallback_margin_ms: 500,
+        http_fallback: false,
+    });
+    s.on_manifest(&manifest(0..=3, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    assert_eq!(plays(&s.poll(600)), vec![(0, 600, 0)]);
+    // Segment 1 is due at 2600 but completes at 3300: a 700 ms stall.
+    assert!(plays(&s.poll(2600)).is_empty());
+    s.on_complete(1, 3300);
+    assert_eq!(plays(&s.poll(3300)), vec![(1, 2600, 700)]);
+    // The clock slipped: segment 2 is due a duration after 3300, not after 2600.
+    s.on_complete(2, 3400);
+    assert!(plays(&s.poll(3300 + D - 1)).is_empty());
+    assert_eq!(plays(&s.poll(3300 + D)), vec![(2, 3300 + D, 0)]);
+    let st = s.stats();
+    assert_eq!((st.stalls, st.stall_ms, st.played), (1, 700, 3));
+    // Slip = sum of stalls: segment 2 played at 600 + 2D + 700.
+    assert_eq!(3300 + D, 600 + 2 * D + st.stall_ms);
+}
+
+#[test]
+fn a_segment_that_left_the_window_unfetched_is_skipped_and_counted() {
+    let mut s = sched(true, 1, Some(0));
+    s.on_manifest(&manifest(0..=3, false));
+    assert_eq!(s.poll(0), vec![Action::Add(0)]);
+    // Before 0 completes, the window moves past 1 (never added: prefetch 1).
+    s.on_manifest(&manifest(2..=5, false));
+    s.on_complete(0, 100);
+    let actions = s.poll(100);
+    assert_eq!(plays(&actions), vec![(0, 100, 0)]);
+    assert!(actions.contains(&Action::Skip(1)), "{actions:?}");
+    assert!(actions.contains(&Action::Add(2)), "{actions:?}");
+    assert_eq!(s.stats().skipped, 1);
+    // A skip takes no time: segment 2 is due when 1 was.
+    assert_eq!(s.deadline(2), Some(100 + D));
+    // Played segment 0 left the window: it is forgotten.
+    assert!(actions.contains(&Action::Forget(0)) || s.state(0) == Some(SegState::Forgotten));
+}
+
+#[test]
+fn http_fallback_starts_a_margin_before_the_deadline_and_saves_the_deadline() {
+    let mut s = sched(true, 2, Some(200));
+    s.on_manifest(&manifest(0..=1, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    assert_eq!(plays(&s.poll(300)), vec![(0, 300, 0)]);
+    // Segment 1 is due at 2300; at 1800 (500 ms before) it is still downloading.
+    assert!(!s.poll(1799).contains(&Action::FetchHttp(1)));
+    assert_eq!(s.poll(1800), vec![Action::FetchHttp(1)]);
+    assert_eq!(s.stats().fallbacks, 1);
+    s.on_complete(1, 2000);
+    assert_eq!(plays(&s.poll(2300)), vec![(1, 2300, 0)]);
+    // A failed fetch goes back to waiting for the swarm and may be retried.
+    let mut f = sched(true, 2, Some(200));
+    f.on_manifest(&manifest(0..=1, false));
+    f.poll(0);
+    f.on_complete(0, 100);
+    f.poll(300);
+    f.poll(1800);
+    f.on_fetch_failed(1);
+    assert_eq!(f.state(1), Some(SegState::Added));
+    assert_eq!(f.poll(1900), vec![Action::FetchHttp(1)]);
+}
+
+#[test]
+fn the_first_segment_falls_back_after_one_target_duration() {
+    let mut s = sched(false, 1, None);
+    s.on_manifest(&manifest(0..=2, false));
+    s.poll(1000);
+    assert!(s.poll(1000 + D - 1).is_empty());
+    assert_eq!(s.poll(1000 + D), vec![Action::FetchHttp(2)]);
+}
+
+#[test]
+fn the_stream_ends_after_its_last_segment() {
+    let mut s = sched(true, 3, Some(0));
+    s.on_manifest(&manifest(0..=1, false));
+    s.poll(0);
+    s.on_manifest(&manifest(0..=1, true));
+    s.on_complete(0, 10);
+    s.on_complete(1, 20);
+    assert_eq!(plays(&s.poll(10)), vec![(0, 10, 0)]);
+    let last = s.poll(10 + D);
+    assert_eq!(plays(&last), vec![(1, 10 + D, 0)]);
+    assert!(last.contains(&Action::End));
+    assert!(s.ended());
+    assert!(s.poll(100_000).is_empty());
+    assert_eq!(s.next_wakeup(), None);
+}
+
+#[test]
+fn a_segment_stalled_long_after_leaving_the_window_is_given_up() {
+    let mut s = Scheduler::new(ScheduleConfig {
+        from_start: true,
+        prefetch: 2,
+        delay_ms: Some(0),
+        fallback_margin_ms: 500,
+        http_fallback: false,
+    });
+    s.on_manifest(&manifest(0..=1, false));
+    s.poll(0);
+    s.on_complete(0, 0);
+    s.poll(0);
+    s.on_manifest(&manifest(5..=6, false)); // 1 is gone and never completed
+    assert!(!s.poll(D + 2 * D).contains(&Action::Skip(1)));
+    assert!(s.poll(D + 2 * D + 1).contains(&Action::Skip(1)));
+}
