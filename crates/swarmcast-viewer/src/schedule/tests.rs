@@ -7,7 +7,7 @@ use super::*;
 const D: u64 = 2_000; // segment duration, ms
 
 fn entry(n: u64) -> SegmentEntry {
-    let data = vec![n as u8; 100];
+    let data = [n as u8; 100];
     let t = SegmentTorrent::build(&data[..], 100, &format!("{n:08}.ts"), None, vec![]).unwrap();
     SegmentEntry {
         number: n,
