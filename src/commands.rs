@@ -395,3 +395,81 @@ pub(crate) async fn publish(
     );
     Ok(())
 }
+
+fn quantiles(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "median {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        q(0.5),
+        q(0.95),
+        q(1.0)
+    )
+}
+
+pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> Result<()> {
+    use swarmcast_viewer::{SinkConfig, WatchConfig};
+    let link: StreamLink = args.link.parse().context("invalid stream link")?;
+    let mut config = WatchConfig::new(link);
+    config.sink = match (args.http_out, args.out.as_os_str() == "-") {
+        (Some(addr), _) => SinkConfig::Http(addr),
+        (None, true) => SinkConfig::Stdout,
+        (None, false) => SinkConfig::File(args.out.clone()),
+    };
+    config.listen = args.listen;
+    config.schedule.prefetch = args.prefetch.max(1);
+    config.schedule.delay_ms = args.delay.map(|d| (d.max(0.0) * 1000.0) as u64);
+    config.schedule.from_start = args.from_start;
+    config.schedule.http_fallback = !args.no_http_fallback;
+    config.schedule.fallback_margin_ms = (args.fallback_margin.max(0.0) * 1000.0) as u64;
+    config.data_dir = args.data_dir;
+    config.keep_segments = args.keep_segments;
+    config.metrics_out = args.metrics_out;
+    config.node = args.node;
+    if let Some(limit) = args.upload_limit {
+        if limit < 32 * 1024 {
+            bail!("--upload-limit {limit} is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
+        }
+    }
+    config.upload_limit = args.upload_limit;
+    config.download_limit = args.download_limit;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
+    tokio::spawn(async move {
+        if let Ok(ready) = ready_rx.await {
+            if let Some(http) = ready.http {
+                eprintln!("playing at http://{http}/ (open it in mpv, VLC or ffplay)");
+            }
+        }
+    });
+    let s = swarmcast_viewer::watch(config, cancel, Some(ready_tx)).await?;
+    let swarm_bytes = s.from_publisher + s.from_peers;
+    eprintln!(
+        "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {}, {} stalls ({} ms), \
+         {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  behind live (published -> played): {}\n  \
+         bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}",
+        s.joined_at.map_or("-".into(), |n| n.to_string()),
+        s.newest_at_join.map_or("-".into(), |n| n.to_string()),
+        s.played.len(),
+        s.bytes_out,
+        s.skipped.len(),
+        s.stalls,
+        s.stall_ms,
+        s.fallbacks,
+        s.startup_ms.map_or("-".into(), |v| v.to_string()),
+        s.delay_ms.map_or("-".into(), |v| v.to_string()),
+        quantiles(&s.setup_ms),
+        quantiles(&s.behind_live_ms),
+        s.from_publisher,
+        s.from_peers,
+        100.0 * s.from_peers as f64 / swarm_bytes.max(1) as f64,
+        s.from_http,
+        s.uploaded,
+        s.manifest_bytes,
+        if s.end_of_stream { "; the stream ended" } else { "" }
+    );
+    Ok(())
+}

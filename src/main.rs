@@ -44,6 +44,9 @@ enum Command {
     /// Publish a live feed: segments seeded over BitTorrent, a signed manifest over HTTP, an
     /// embedded tracker. Prints the stream link.
     Publish(Box<PublishArgs>),
+    /// Watch a stream: verify its manifests against the link's key, fetch segments ahead of time
+    /// from the swarm (re-seeding them), and play them back to back.
+    Watch(Box<WatchArgs>),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
 }
@@ -214,6 +217,61 @@ struct PublishArgs {
     withhold_segment: Option<u64>,
 }
 
+/// Arguments of `swarmcast watch`.
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// The stream link (`swarmcast:?pk=...&xs=...`).
+    link: String,
+    /// Output: `-` for stdout (pipe it to mpv, VLC or ffplay), or a file.
+    #[arg(
+        long,
+        short,
+        env = "SWARMCAST_OUT",
+        default_value = "-",
+        conflicts_with = "http_out"
+    )]
+    out: PathBuf,
+    /// Serve the stream at http://ADDR/ instead (open it in mpv, VLC or ffplay).
+    #[arg(long, env = "SWARMCAST_HTTP_OUT")]
+    http_out: Option<std::net::SocketAddr>,
+    /// BitTorrent listen address (other viewers fetch from here).
+    #[arg(long, env = "SWARMCAST_LISTEN", default_value = "0.0.0.0:0")]
+    listen: std::net::SocketAddr,
+    /// Segments fetched ahead, the next to play included.
+    #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = 3)]
+    prefetch: usize,
+    /// Playout delay in seconds [default: the first segment's fetch time, 0.25 s to one segment].
+    #[arg(long, env = "SWARMCAST_DELAY")]
+    delay: Option<f64>,
+    /// Start at the oldest segment in the window instead of the live edge.
+    #[arg(long, env = "SWARMCAST_FROM_START")]
+    from_start: bool,
+    /// Never fetch a late segment over HTTP.
+    #[arg(long, env = "SWARMCAST_NO_HTTP_FALLBACK")]
+    no_http_fallback: bool,
+    /// Seconds before a deadline at which a late segment is fetched over HTTP.
+    #[arg(long, env = "SWARMCAST_FALLBACK_MARGIN", default_value_t = 0.5)]
+    fallback_margin: f64,
+    /// Where segments are kept while in the window [default: a temporary directory].
+    #[arg(long, env = "SWARMCAST_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep segment files after they leave the window (with --data-dir).
+    #[arg(long, env = "SWARMCAST_KEEP_SEGMENTS")]
+    keep_segments: bool,
+    /// Write counters as JSON lines to this file.
+    #[arg(long, env = "SWARMCAST_METRICS_OUT")]
+    metrics_out: Option<PathBuf>,
+    /// Node name in the counters.
+    #[arg(long, env = "SWARMCAST_NODE", default_value = "viewer")]
+    node: String,
+    /// Upload limit, bytes per second (at least 32768).
+    #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
+    upload_limit: Option<u32>,
+    /// Download limit, bytes per second.
+    #[arg(long, env = "SWARMCAST_DOWNLOAD_LIMIT")]
+    download_limit: Option<u32>,
+}
+
 /// Arguments of `swarmcast synth`.
 #[derive(Debug, Args)]
 struct SynthArgs {
@@ -284,6 +342,7 @@ fn main() -> ExitCode {
             Command::Segment(args) => commands::segment(args, cancel.clone()).await,
             Command::Synth(args) => commands::synth(args, cancel.clone()).await,
             Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
+            Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
         }
     });
     match result {

@@ -86,6 +86,85 @@ pub enum Kind {
         /// Its sequence number.
         seq: u64,
     },
+    /// Viewer: a manifest was fetched and verified.
+    ManifestFetched {
+        /// Its sequence number.
+        seq: u64,
+        /// Document bytes.
+        bytes: u64,
+        /// `long_poll` (the server held the request) or `poll` (plain polling with backoff).
+        mode: String,
+    },
+    /// Viewer: a manifest was refused (forged, stale, equivocating, other stream, malformed).
+    ManifestRefused {
+        /// The verifier's reason.
+        reason: String,
+    },
+    /// Viewer: the first manifest accepted fixed the first segment to play.
+    Joined {
+        /// The live edge when joining.
+        newest: u64,
+    },
+    /// Viewer: a manifest listed the segment for the first time.
+    Learned {
+        /// Sequence number of that manifest.
+        seq: u64,
+        /// When the publisher published the segment (its wall clock, ms).
+        published_ms: u64,
+    },
+    /// Viewer: the segment was added to the swarm.
+    Added,
+    /// Viewer: the first peer connection for the segment is live (sampled every 5 ms).
+    FirstPeer {
+        /// Since `added`, µs.
+        since_added_us: u64,
+    },
+    /// Viewer: the first piece of the segment is verified (sampled every 5 ms).
+    FirstPiece {
+        /// Since `added`, µs.
+        since_added_us: u64,
+    },
+    /// Viewer: the segment is complete and verified.
+    Completed {
+        /// Since `added`, µs.
+        since_added_us: u64,
+        /// `swarm` or `http`.
+        via: String,
+        /// Payload bytes received from the publisher's peer address.
+        from_publisher: u64,
+        /// Payload bytes received from other peers.
+        from_peers: u64,
+        /// Payload bytes received over HTTP fallback.
+        from_http: u64,
+    },
+    /// Viewer: the segment was written to the sink.
+    Played {
+        /// Its playback deadline, µs on this node's monotonic clock.
+        deadline_us: u64,
+        /// How long playback waited for it, µs (0: on time).
+        stall_us: u64,
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// Viewer: the segment will not be played (it left the window before it could be fetched).
+    Skipped,
+    /// Viewer: the segment was fetched over HTTP.
+    HttpFallback {
+        /// Bytes fetched.
+        bytes: u64,
+        /// The pieces verified and the segment was handed to the swarm.
+        ok: bool,
+    },
+    /// Viewer: the segment was dropped from the swarm.
+    Forgotten {
+        /// Payload bytes uploaded to other viewers for it.
+        uploaded_bytes: u64,
+    },
+    /// Viewer: the stream ended (or the viewer was stopped).
+    Ended {
+        /// The end-of-stream flag was seen (false: stopped by Ctrl-C).
+        end_of_stream: bool,
+    },
 }
 
 /// One line of a node's metrics file.
@@ -263,6 +342,43 @@ mod tests {
                 kept_file: false,
             },
             Kind::EndOfStream { seq: 12 },
+            Kind::ManifestFetched {
+                seq: 1,
+                bytes: 2,
+                mode: "long_poll".into(),
+            },
+            Kind::ManifestRefused {
+                reason: "bad signature".into(),
+            },
+            Kind::Joined { newest: 3 },
+            Kind::Learned {
+                seq: 4,
+                published_ms: 5,
+            },
+            Kind::Added,
+            Kind::FirstPeer { since_added_us: 6 },
+            Kind::FirstPiece { since_added_us: 7 },
+            Kind::Completed {
+                since_added_us: 8,
+                via: "swarm".into(),
+                from_publisher: 9,
+                from_peers: 10,
+                from_http: 0,
+            },
+            Kind::Played {
+                deadline_us: 11,
+                stall_us: 12,
+                bytes: 13,
+            },
+            Kind::Skipped,
+            Kind::HttpFallback {
+                bytes: 14,
+                ok: true,
+            },
+            Kind::Forgotten { uploaded_bytes: 15 },
+            Kind::Ended {
+                end_of_stream: true,
+            },
         ]
     }
 

@@ -109,6 +109,21 @@ pub struct TorrentStats {
     pub finished: bool,
 }
 
+/// Bytes exchanged with one peer of one torrent (librqbit's per-peer counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerBytes {
+    /// The peer's address, as librqbit prints it.
+    pub addr: String,
+    /// Payload bytes received from it (verified or not).
+    pub fetched: u64,
+    /// Payload bytes sent to it.
+    pub uploaded: u64,
+    /// Outgoing connection attempts.
+    pub connection_attempts: u64,
+    /// Connection errors.
+    pub errors: u64,
+}
+
 /// A librqbit session; see the crate documentation.
 pub struct Swarm {
     session: Arc<Session>,
@@ -130,6 +145,24 @@ impl Swarm {
     /// Starts a session listening on `config.listen`.
     pub async fn start(config: SwarmConfig) -> Result<Self, SwarmError> {
         let peer_id = librqbit::generate_azereus_style(*b"SC", (0, 1, 0, 0));
+        // librqbit tells trackers port 4240 for a loopback listener without an announce port, and
+        // binds inside the session: pick a free port first so the announced one is the real one.
+        let mut listen = config.listen;
+        if listen.port() == 0 {
+            let probe = std::net::TcpListener::bind(listen).map_err(|e| SwarmError::Start {
+                addr: listen,
+                reason: e.to_string(),
+            })?;
+            listen.set_port(
+                probe
+                    .local_addr()
+                    .map_err(|e| SwarmError::Start {
+                        addr: listen,
+                        reason: e.to_string(),
+                    })?
+                    .port(),
+            );
+        }
         let ratelimits = librqbit::limits::LimitsConfig {
             upload_bps: config.upload_limit.and_then(std::num::NonZeroU32::new),
             download_bps: config.download_limit.and_then(std::num::NonZeroU32::new),
@@ -140,11 +173,9 @@ impl Swarm {
             disable_local_service_discovery: true,
             peer_id: Some(peer_id),
             listen: Some(ListenerOptions {
-                listen_addr: config.listen,
-                // Loopback listeners must still tell trackers their real port; port 0 is
-                // resolved below once bound, and librqbit uses the bound port when this is None.
-                announce_port: (config.listen.port() != 0).then_some(config.listen.port()),
-                ipv4_only: config.listen.is_ipv4(),
+                listen_addr: listen,
+                announce_port: Some(listen.port()),
+                ipv4_only: listen.is_ipv4(),
                 ..Default::default()
             }),
             ratelimits,
@@ -289,6 +320,39 @@ impl Swarm {
             live_peers: live.map_or(0, |l| u64::from(l.snapshot.peer_stats.live)),
             finished: s.finished,
         }
+    }
+
+    /// Bytes exchanged with each peer of a torrent, by the peer's address as librqbit knows it
+    /// (the address we dialled, or the remote address of an incoming connection).
+    pub fn peer_bytes(&self, t: &Torrent) -> Vec<PeerBytes> {
+        let Some(live) = t.handle.live() else {
+            return Vec::new();
+        };
+        // PeerStatsFilter is not nameable outside librqbit; it deserialises (FIELD-NOTES.md).
+        let Ok(filter) = serde_json::from_str(r#"{"state":"all"}"#) else {
+            return Vec::new();
+        };
+        let snapshot = live.per_peer_stats_snapshot(filter);
+        let Ok(value) = serde_json::to_value(&snapshot) else {
+            return Vec::new();
+        };
+        let Some(peers) = value.get("peers").and_then(|p| p.as_object()) else {
+            return Vec::new();
+        };
+        peers
+            .iter()
+            .map(|(addr, p)| {
+                let c = &p["counters"];
+                let n = |k: &str| c[k].as_u64().unwrap_or(0);
+                PeerBytes {
+                    addr: addr.clone(),
+                    fetched: n("fetched_bytes"),
+                    uploaded: n("uploaded_bytes"),
+                    connection_attempts: n("connection_attempts"),
+                    errors: n("errors"),
+                }
+            })
+            .collect()
     }
 
     /// Drops a torrent from the session, keeping its file.

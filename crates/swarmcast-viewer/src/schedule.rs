@@ -6,9 +6,9 @@
 //! - **Prefetch**: every segment from the next to play up to `prefetch` ahead is added to the swarm
 //!   as soon as a manifest lists it.
 //! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
-//!   segment at the previous one's start plus its duration. The default delay is the first
-//!   segment's fetch time (added → complete), at least 250 ms and at most one target duration:
-//!   later segments then have that much slack besides the segment duration itself.
+//!   segment at the previous one's start plus its duration. The default delay is twice the first
+//!   segment's fetch time (added → complete) plus the HTTP fallback margin, from 250 ms to one
+//!   target duration (see [`Scheduler::auto_delay`]).
 //! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
 //!   segment completes it plays at once and the clock slips by the stall's length.
 //! - **Skip**: a segment that left the window without having been added (or that stalls for longer
@@ -288,9 +288,10 @@ impl Scheduler {
                 // Startup: the first segment plays `delay` after it completes.
                 if let (SegState::Complete, Some(done)) = (seg.state, seg.complete_ms) {
                     let fetch = done.saturating_sub(seg.added_ms.unwrap_or(done));
-                    let delay = self.config.delay_ms.unwrap_or_else(|| {
-                        fetch.clamp(MIN_AUTO_DELAY_MS, self.target_ms.max(MIN_AUTO_DELAY_MS))
-                    });
+                    let delay = self
+                        .config
+                        .delay_ms
+                        .unwrap_or_else(|| self.auto_delay(fetch));
                     self.stats.delay_ms = Some(delay);
                     self.anchor_ms = Some(done + delay);
                     continue;
@@ -374,6 +375,20 @@ impl Scheduler {
             }
         }
         actions
+    }
+
+    /// The automatic playout delay for a first segment fetched in `fetch_ms`: twice that, plus the
+    /// HTTP fallback margin when fallback is on, from 250 ms to one target duration. A segment is
+    /// learned about when it is published, so at the live edge the time between learning a segment
+    /// and its deadline is about this delay plus the first fetch: it must leave room for the
+    /// swarm to deliver before the fallback margin starts.
+    pub fn auto_delay(&self, fetch_ms: u64) -> u64 {
+        let margin = if self.config.http_fallback {
+            self.config.fallback_margin_ms
+        } else {
+            0
+        };
+        (2 * fetch_ms + margin).clamp(MIN_AUTO_DELAY_MS, self.target_ms.max(MIN_AUTO_DELAY_MS))
     }
 
     fn skip(&mut self, n: u64, actions: &mut Vec<Action>) {

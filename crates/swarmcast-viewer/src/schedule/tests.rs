@@ -83,25 +83,35 @@ fn plays_back_to_back_after_the_automatic_delay() {
     s.poll(0);
     s.on_complete(0, 300);
     s.on_complete(1, 900);
-    // Auto delay: the first segment's fetch time (300 ms): it plays at 600.
-    assert!(plays(&s.poll(599)).is_empty());
-    assert_eq!(s.stats().delay_ms, Some(300));
-    assert_eq!(plays(&s.poll(600)), vec![(0, 600, 0)]);
+    // Auto delay: twice the first fetch (300 ms) plus the 500 ms fallback margin: it plays at 1400.
+    assert!(plays(&s.poll(1399)).is_empty());
+    assert_eq!(s.stats().delay_ms, Some(1100));
+    assert_eq!(plays(&s.poll(1400)), vec![(0, 1400, 0)]);
     // Segment 1 is complete already: the next thing to happen is its deadline.
-    assert_eq!(s.next_wakeup(), Some(600 + D));
-    assert!(plays(&s.poll(600 + D - 1)).is_empty());
-    assert_eq!(plays(&s.poll(600 + D)), vec![(1, 600 + D, 0)]);
+    assert_eq!(s.next_wakeup(), Some(1400 + D));
+    assert!(plays(&s.poll(1400 + D - 1)).is_empty());
+    assert_eq!(plays(&s.poll(1400 + D)), vec![(1, 1400 + D, 0)]);
     assert_eq!(s.stats().stalls, 0);
 }
 
 #[test]
 fn the_automatic_delay_is_bounded() {
-    let mut fast = sched(true, 1, None);
+    let mut fast = Scheduler::new(ScheduleConfig {
+        from_start: true,
+        prefetch: 1,
+        delay_ms: None,
+        fallback_margin_ms: 500,
+        http_fallback: false,
+    });
     fast.on_manifest(&manifest(0..=0, false));
     fast.poll(0);
     fast.on_complete(0, 10);
     fast.poll(10);
-    assert_eq!(fast.stats().delay_ms, Some(MIN_AUTO_DELAY_MS));
+    assert_eq!(
+        fast.stats().delay_ms,
+        Some(MIN_AUTO_DELAY_MS),
+        "without fallback: 2 x 10 ms, raised to the floor"
+    );
     let mut slow = sched(true, 1, None);
     slow.on_manifest(&manifest(0..=0, false));
     slow.poll(0);
@@ -112,6 +122,7 @@ fn the_automatic_delay_is_bounded() {
         Some(D),
         "at most one target duration"
     );
+    assert_eq!(slow.auto_delay(100), 700, "2 x 100 ms + the 500 ms margin");
     let mut fixed = sched(true, 1, Some(1234));
     fixed.on_manifest(&manifest(0..=0, false));
     fixed.poll(0);

@@ -1,0 +1,101 @@
+//! HTTP fallback: a segment the swarm has not delivered in time is fetched from the publisher's
+//! `/segments/<n>.ts`, and every piece is checked against the SHA-1s of the signed `info` before
+//! the file is used. A mismatch rejects the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use swarmcast_core::InfoDict;
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+/// Fetches `url` into `dest` (a temporary name) and verifies it against `info`; returns the bytes
+/// fetched. On any failure the temporary file is removed.
+pub(crate) async fn fetch_verified(
+    client: &reqwest::Client,
+    url: &Url,
+    info: &InfoDict,
+    dest: &Path,
+) -> Result<u64, String> {
+    let result = fetch(client, url, info, dest).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(dest).await;
+    }
+    result
+}
+
+async fn fetch(
+    client: &reqwest::Client,
+    url: &Url,
+    info: &InfoDict,
+    dest: &Path,
+) -> Result<u64, String> {
+    let mut response = client
+        .get(url.clone())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let mut file = tokio::fs::File::create(dest)
+        .await
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut piece = Vec::with_capacity(info.piece_length as usize);
+    let mut index = 0u64;
+    let mut total = 0u64;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?
+    {
+        total += chunk.len() as u64;
+        if total > info.length {
+            return Err(format!(
+                "GET {url}: more than the {} bytes the manifest states",
+                info.length
+            ));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("{}: {e}", dest.display()))?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let take = rest.len().min(info.piece_length as usize - piece.len());
+            piece.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if piece.len() as u64 == info.piece_length {
+                check(info, index, &piece, url)?;
+                index += 1;
+                piece.clear();
+            }
+        }
+    }
+    if total != info.length {
+        return Err(format!(
+            "GET {url}: {total} bytes, the manifest states {}",
+            info.length
+        ));
+    }
+    if !piece.is_empty() {
+        check(info, index, &piece, url)?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok(total)
+}
+
+fn check(info: &InfoDict, index: u64, piece: &[u8], url: &Url) -> Result<(), String> {
+    if info.verify_piece(index, piece) {
+        Ok(())
+    } else {
+        Err(format!(
+            "GET {url}: piece {index} does not match the signed info: rejected"
+        ))
+    }
+}
+
+/// The temporary name a fallback download uses beside the segment.
+pub(crate) fn temp_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!(".{number:08}.ts.http"))
+}
