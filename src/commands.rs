@@ -473,3 +473,41 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     );
     Ok(())
 }
+
+pub(crate) async fn demo(args: crate::DemoArgs, cancel: CancellationToken) -> Result<()> {
+    if args.upload_limit.is_some_and(|l| l < 32 * 1024) {
+        bail!("--upload-limit is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
+    }
+    let config = swarmcast_lab::DemoConfig {
+        viewers: args.viewers,
+        segment_secs: args.segment_secs,
+        seconds: args.seconds,
+        bitrate: args.bitrate,
+        stagger: Duration::from_secs_f64(args.stagger.max(0.0)),
+        dir: args.dir,
+        publisher_upload_limit: args.upload_limit,
+        withhold_segment: None,
+        http_fallback: true,
+    };
+    eprintln!(
+        "demo: {} s of the synthetic feed at {} bit/s in {} s segments, {} viewers joining {} s apart; about {} s",
+        config.seconds,
+        config.bitrate,
+        config.segment_secs,
+        config.viewers,
+        args.stagger,
+        config.seconds + 2 * config.segment_secs.ceil() as u64 + 2
+    );
+    let report = swarmcast_lab::demo(config, cancel).await?;
+    println!("{}", report.table());
+    if let Some(dir) = &report.dir {
+        println!(
+            "files (segments, outputs, counters as JSON lines): {}",
+            dir.display()
+        );
+    }
+    if !report.outputs_identical() {
+        bail!("a viewer's output differs from the published segments it played");
+    }
+    Ok(())
+}

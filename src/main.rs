@@ -17,12 +17,13 @@ mod commands;
 struct Cli {
     /// Log filter for stderr (tracing `EnvFilter` syntax, e.g. `info`, `swarmcast=debug`).
     /// mpeg2ts_reader is quiet by default (it warns on every malformed packet, which the segmenter
-    /// already counts), and librqbit logs warnings only.
+    /// already counts), and librqbit logs warnings only (its per-peer task errors, such as peers
+    /// dropped when a segment is forgotten, are off).
     #[arg(
         long,
         global = true,
         env = "SWARMCAST_LOG",
-        default_value = "info,mpeg2ts_reader=error,librqbit=warn,librqbit_core=warn"
+        default_value = "info,mpeg2ts_reader=error,librqbit=warn,librqbit_core=warn,librqbit_core::spawn_utils=off"
     )]
     log: String,
 
@@ -47,6 +48,10 @@ enum Command {
     /// Watch a stream: verify its manifests against the link's key, fetch segments ahead of time
     /// from the swarm (re-seeding them), and play them back to back.
     Watch(Box<WatchArgs>),
+    /// The whole system on this machine: the synthetic feed, a publisher and staggered viewers on
+    /// loopback; prints what each segment's swarm cost; fails if a viewer's output differs from
+    /// the published segments it played.
+    Demo(DemoArgs),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
 }
@@ -272,6 +277,32 @@ struct WatchArgs {
     download_limit: Option<u32>,
 }
 
+/// Arguments of `swarmcast demo`.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Viewers.
+    #[arg(long, env = "SWARMCAST_VIEWERS", default_value_t = 3)]
+    viewers: usize,
+    /// Segment length in seconds.
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 2.0, value_parser = commands::parse_secs)]
+    segment_secs: f64,
+    /// Seconds of the synthetic feed to publish.
+    #[arg(long, env = "SWARMCAST_DEMO_SECS", default_value_t = 24)]
+    seconds: u64,
+    /// Bitrate of the synthetic feed (k and M suffixes allowed).
+    #[arg(long, env = "SWARMCAST_BITRATE", default_value = "1M", value_parser = commands::parse_bitrate)]
+    bitrate: u64,
+    /// Seconds between viewers joining.
+    #[arg(long, env = "SWARMCAST_STAGGER", default_value_t = 2.0)]
+    stagger: f64,
+    /// Keep every file (segments, outputs, counters) in this directory [default: a temporary one].
+    #[arg(long, env = "SWARMCAST_DEMO_DIR")]
+    dir: Option<PathBuf>,
+    /// Cap the publisher's upload, bytes/s (at least 32768).
+    #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
+    upload_limit: Option<u32>,
+}
+
 /// Arguments of `swarmcast synth`.
 #[derive(Debug, Args)]
 struct SynthArgs {
@@ -343,6 +374,7 @@ fn main() -> ExitCode {
             Command::Synth(args) => commands::synth(args, cancel.clone()).await,
             Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
             Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
+            Command::Demo(args) => commands::demo(args, cancel.clone()).await,
         }
     });
     match result {

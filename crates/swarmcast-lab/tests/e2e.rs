@@ -1,0 +1,301 @@
+//! The viewer end to end on loopback, with the lab's harness: outputs byte-identical to the
+//! published segments from each viewer's join, the live edge, stalls that match the playback
+//! clock's slip, HTTP fallback for a withheld segment, and refused manifests.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use swarmcast_core::manifest::SegmentEntry;
+use swarmcast_core::{
+    ManifestError, SegmentTorrent, StreamLink, StreamSecret, Window, WindowConfig,
+};
+use swarmcast_lab::{demo, DemoConfig};
+use swarmcast_metrics::{read_events, Kind};
+use swarmcast_viewer::{SinkConfig, WatchConfig};
+use tokio_util::sync::CancellationToken;
+
+fn config(dir: &std::path::Path) -> DemoConfig {
+    DemoConfig {
+        viewers: 3,
+        segment_secs: 1.0,
+        seconds: 10,
+        bitrate: 300_000,
+        stagger: Duration::from_millis(2500),
+        dir: Some(dir.to_owned()),
+        publisher_upload_limit: None,
+        withhold_segment: None,
+        http_fallback: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_viewers_play_byte_identical_and_a_late_one_starts_at_the_live_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = demo(config(dir.path()), CancellationToken::new())
+        .await
+        .unwrap();
+    println!("{}", report.table());
+    assert!(report.outputs_identical(), "{}", report.table());
+    assert_eq!(report.publisher.segments, 10);
+    for v in &report.viewers {
+        let s = &v.summary;
+        assert!(s.end_of_stream, "{}: no end of stream", v.name);
+        assert!(s.skipped.is_empty(), "{}: skipped {:?}", v.name, s.skipped);
+        // Played contiguously from its join to the end.
+        let first = s.joined_at.unwrap();
+        assert_eq!(s.played, (first..10).collect::<Vec<_>>(), "{}", v.name);
+        assert_eq!(
+            s.joined_at, s.newest_at_join,
+            "{} did not start at the live edge",
+            v.name
+        );
+    }
+    // The first viewer sees at least 8 segments; the last joined 5 s later, at a later live edge.
+    assert!(report.viewers[0].summary.played.len() >= 8);
+    let late = &report.viewers[2].summary;
+    assert!(late.newest_at_join.unwrap() > report.viewers[0].summary.newest_at_join.unwrap_or(0));
+    // Its counters say the same: Joined at the newest segment of its first manifest.
+    let events = read_events(&dir.path().join("viewer-2.jsonl")).unwrap();
+    let joined = events.iter().find_map(|e| match e.kind {
+        Kind::Joined { newest } => Some((e.seg, newest)),
+        _ => None,
+    });
+    assert_eq!(joined, Some((late.joined_at, late.newest_at_join.unwrap())));
+}
+
+/// With the publisher capped at 1.5x the stream's bitrate and 4 staggered viewers, outputs stay
+/// byte-identical and every stall equals the slip of that viewer's playback clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_publisher_stalls_match_the_playback_clock_slip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.viewers = 4;
+    c.stagger = Duration::from_millis(700);
+    // 1.5 x 300 kbit/s = 56 250 bytes/s (librqbit's floor is 32 KiB/s). Without HTTP fallback the
+    // swarm alone must deliver, so viewers stall: the point is that the counters say so exactly.
+    c.publisher_upload_limit = Some(56_250);
+    c.http_fallback = false;
+    let report = demo(c, CancellationToken::new()).await.unwrap();
+    println!("{}", report.table());
+    assert!(report.outputs_identical(), "{}", report.table());
+    assert!(
+        report.viewers.iter().any(|v| v.summary.stalls > 0),
+        "no stall to check: {}",
+        report.table()
+    );
+    for (i, v) in report.viewers.iter().enumerate() {
+        let events = read_events(&dir.path().join(format!("viewer-{i}.jsonl"))).unwrap();
+        let played: Vec<(u64, u64, u64)> = events
+            .iter()
+            .filter_map(|e| match e.kind {
+                Kind::Played {
+                    deadline_us,
+                    stall_us,
+                    ..
+                } => Some((e.seg.unwrap(), deadline_us, stall_us)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(played.len(), v.summary.played.len());
+        let total_stall: u64 = played.iter().map(|p| p.2).sum();
+        assert_eq!(
+            total_stall / 1000,
+            v.summary.stall_ms,
+            "{}: stall counters disagree",
+            v.name
+        );
+        assert_eq!(
+            played.iter().filter(|p| p.2 > 0).count() as u64,
+            v.summary.stalls
+        );
+        // Each next deadline is the previous one, plus its stall, plus its duration (1 s): the
+        // clock slips by exactly the stalls.
+        for w in played.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if b.0 != a.0 + 1 {
+                continue; // a skip in between takes no time; checked elsewhere
+            }
+            let expected = a.1 + a.2 + 1_000_000;
+            assert!(
+                b.1.abs_diff(expected) <= 1_000,
+                "{}: segment {} due at {} µs, expected {} µs",
+                v.name,
+                b.0,
+                b.1,
+                expected
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_withheld_from_the_swarm_arrives_by_http_fallback_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.viewers = 1;
+    c.seconds = 6;
+    c.withhold_segment = Some(3);
+    let report = demo(c, CancellationToken::new()).await.unwrap();
+    println!("{}", report.table());
+    assert!(report.outputs_identical(), "{}", report.table());
+    let s = &report.viewers[0].summary;
+    assert!(s.played.contains(&3), "{s:?}");
+    assert!(s.fallbacks >= 1 && s.from_http > 0, "{s:?}");
+    let events = read_events(&dir.path().join("viewer-0.jsonl")).unwrap();
+    assert!(events.iter().any(|e| e.seg == Some(3)
+        && matches!(e.kind, Kind::HttpFallback { ok: true, bytes } if bytes > 0)));
+    assert!(events.iter().any(
+        |e| e.seg == Some(3) && matches!(&e.kind, Kind::Completed { via, .. } if via == "http")
+    ));
+    // The others came from the swarm.
+    assert!(events
+        .iter()
+        .any(|e| e.seg == Some(4)
+            && matches!(&e.kind, Kind::Completed { via, .. } if via == "swarm")));
+}
+
+/// A fake manifest server: answers each request with the next document of a list (then the last).
+fn serve_documents(docs: Vec<Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/manifest", listener.local_addr().unwrap());
+    let docs = Arc::new(Mutex::new(
+        docs.into_iter().collect::<std::collections::VecDeque<_>>(),
+    ));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(200) {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body = {
+                let mut d = docs.lock().unwrap();
+                if d.len() > 1 {
+                    d.pop_front().unwrap()
+                } else {
+                    d.front().cloned().unwrap_or_default()
+                }
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    url
+}
+
+fn signed(secret: &StreamSecret, seq: u64, issued_ms: u64) -> Vec<u8> {
+    let mut w = Window::new(
+        secret.clone(),
+        WindowConfig {
+            capacity: 4,
+            target_duration: 90_000,
+            peers: vec!["127.0.0.1:9".into()],
+            trackers: vec![],
+        },
+        seq,
+    )
+    .unwrap();
+    let data = vec![7u8; 1000];
+    let t = SegmentTorrent::build(&data[..], 1000, "00000000.ts", None, vec![]).unwrap();
+    w.push(SegmentEntry {
+        number: 0,
+        media_start: 0,
+        duration: 90_000,
+        size: 1000,
+        discontinuity: false,
+        published_ms: issued_ms,
+        info_hash: t.info_hash(),
+        info: t.info_bytes().to_vec(),
+    })
+    .unwrap();
+    w.sign(issued_ms).unwrap().bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_and_equivocating_manifests_are_refused_with_the_right_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = StreamSecret::from_seed(&[3; 32]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let good = signed(&secret, 5, now);
+    let replayed = signed(&secret, 4, now - 1000);
+    let mut forged = good.clone();
+    let at = forged.len() / 2;
+    forged[at] ^= 0x01;
+    let equivocating = signed(&secret, 5, now + 1);
+    let url = serve_documents(vec![good, replayed, forged, equivocating]);
+    let link = StreamLink::new(secret.public(), vec![url.parse().unwrap()]).unwrap();
+    let mut w = WatchConfig::new(link);
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    w.metrics_out = Some(dir.path().join("viewer.jsonl"));
+    w.schedule.http_fallback = false;
+    let cancel = CancellationToken::new();
+    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    // Wait (bounded) until three refusals are in the counters.
+    let path = dir.path().join("viewer.jsonl");
+    let mut reasons = Vec::new();
+    for _ in 0..600 {
+        reasons = read_events(&path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                Kind::ManifestRefused { reason } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        if reasons.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(60), viewer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(summary.manifests_refused >= 3, "{summary:?}");
+    let stale = ManifestError::StaleSequence { last: 5, found: 4 }.to_string();
+    assert_eq!(reasons[0], stale);
+    assert!(
+        !reasons[1].is_empty() && reasons[1] != stale,
+        "the forged one: {}",
+        reasons[1]
+    );
+    assert_eq!(
+        reasons[2],
+        ManifestError::Equivocation { seq: 5 }.to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_with_the_wrong_key_is_refused() {
+    let secret = StreamSecret::from_seed(&[3; 32]);
+    let url = serve_documents(vec![signed(&secret, 1, 1)]);
+    let other = StreamSecret::from_seed(&[4; 32]).public();
+    let mut w = WatchConfig::new(StreamLink::new(other, vec![url.parse().unwrap()]).unwrap());
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        swarmcast_viewer::watch(w, CancellationToken::new(), None),
+    )
+    .await
+    .expect("hang guard");
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            swarmcast_viewer::WatchError::Refused(ManifestError::WrongStream { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("another stream"), "{err}");
+}
