@@ -7,8 +7,8 @@
 //!   as soon as a manifest lists it.
 //! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
 //!   segment at the previous one's start plus its duration. The default delay is twice the first
-//!   segment's fetch time (added → complete) plus the HTTP fallback margin, from 250 ms to one
-//!   target duration (see [`Scheduler::auto_delay`]).
+//!   segment's fetch time (added → complete), at least 250 ms, plus the HTTP fallback margin, at
+//!   most one target duration (see [`Scheduler::auto_delay`]).
 //! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
 //!   segment completes it plays at once and the clock slips by the stall's length.
 //! - **Skip**: a segment that left the window without having been added (or that stalls for longer
@@ -377,18 +377,20 @@ impl Scheduler {
         actions
     }
 
-    /// The automatic playout delay for a first segment fetched in `fetch_ms`: twice that, plus the
-    /// HTTP fallback margin when fallback is on, from 250 ms to one target duration. A segment is
-    /// learned about when it is published, so at the live edge the time between learning a segment
-    /// and its deadline is about this delay plus the first fetch: it must leave room for the
-    /// swarm to deliver before the fallback margin starts.
+    /// The automatic playout delay for a first segment fetched in `fetch_ms`: the swarm's
+    /// allowance, twice that fetch time but at least 250 ms, plus the HTTP fallback margin when
+    /// fallback is on; at most one target duration. A segment is learned about when it is
+    /// published, so at the live edge the time between learning a segment and its deadline is
+    /// about this delay plus the first fetch: the swarm must get its allowance before the fallback
+    /// margin starts. (The floor matters: a first segment fetched in 8 ms left the swarm 24 ms,
+    /// less than librqbit's ~40 ms stall on each new connection, and most segments went to HTTP.)
     pub fn auto_delay(&self, fetch_ms: u64) -> u64 {
         let margin = if self.config.http_fallback {
             self.config.fallback_margin_ms
         } else {
             0
         };
-        (2 * fetch_ms + margin).clamp(MIN_AUTO_DELAY_MS, self.target_ms.max(MIN_AUTO_DELAY_MS))
+        ((2 * fetch_ms).max(MIN_AUTO_DELAY_MS) + margin).min(self.target_ms.max(MIN_AUTO_DELAY_MS))
     }
 
     fn skip(&mut self, n: u64, actions: &mut Vec<Action>) {

@@ -122,7 +122,12 @@ fn the_automatic_delay_is_bounded() {
         Some(D),
         "at most one target duration"
     );
-    assert_eq!(slow.auto_delay(100), 700, "2 x 100 ms + the 500 ms margin");
+    assert_eq!(
+        slow.auto_delay(100),
+        750,
+        "max(2 x 100 ms, 250 ms) + the 500 ms margin"
+    );
+    assert_eq!(slow.auto_delay(400), 1300, "2 x 400 ms + the 500 ms margin");
     let mut fixed = sched(true, 1, Some(1234));
     fixed.on_manifest(&manifest(0..=0, false));
     fixed.poll(0);
