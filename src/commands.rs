@@ -449,7 +449,8 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     let swarm_bytes = s.from_publisher + s.from_peers;
     eprintln!(
         "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {}, {} stalls ({} ms), \
-         {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  behind live (published -> played): {}\n  \
+         {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  \
+         published -> first piece (shared clock): {}\n  behind live (published -> played): {}\n  \
          bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}",
         s.joined_at.map_or("-".into(), |n| n.to_string()),
         s.newest_at_join.map_or("-".into(), |n| n.to_string()),
@@ -462,6 +463,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
         s.startup_ms.map_or("-".into(), |v| v.to_string()),
         s.delay_ms.map_or("-".into(), |v| v.to_string()),
         quantiles(&s.setup_ms),
+        quantiles(&s.published_to_first_piece_ms),
         quantiles(&s.behind_live_ms),
         s.from_publisher,
         s.from_peers,

@@ -160,6 +160,15 @@ impl DemoReport {
             "\nall viewers: setup (added -> first verified piece) {}\n",
             quantiles(&all_setup)
         ));
+        let all_published: Vec<f64> = self
+            .viewers
+            .iter()
+            .flat_map(|v| v.summary.published_to_first_piece_ms.iter().copied())
+            .collect();
+        out.push_str(&format!(
+            "all viewers: published -> first verified piece (one machine, shared clock) {}\n",
+            quantiles(&all_published)
+        ));
         out
     }
 }

@@ -131,6 +131,9 @@ pub struct WatchSummary {
     pub manifests_refused: u64,
     /// Setup time of each segment fetched from the swarm: added → first verified piece, ms.
     pub setup_ms: Vec<f64>,
+    /// Published (the publisher's clock) → first verified piece (ours), ms: valid on a shared
+    /// clock only (one machine).
+    pub published_to_first_piece_ms: Vec<f64>,
     /// Latency behind live of each played segment: published → played, ms (shared clock).
     pub behind_live_ms: Vec<f64>,
     /// The stream's end was seen.
@@ -446,6 +449,9 @@ impl Viewer {
                     if !seg.first_piece_seen {
                         seg.first_piece_seen = true;
                         self.summary.setup_ms.push(since.as_secs_f64() * 1000.0);
+                        self.summary
+                            .published_to_first_piece_ms
+                            .push(wall_ms().saturating_sub(seg.entry.published_ms) as f64);
                         self.recorder.record(
                             Some(n),
                             Kind::FirstPiece {
