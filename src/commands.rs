@@ -210,7 +210,7 @@ fn ticks(secs: f64) -> u64 {
 }
 
 pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken) -> Result<()> {
-    use swarmcast_segmenter::source::{self, Format, Input, SegmentConfig};
+    use swarmcast_segmenter::source::{self, Input, SegmentConfig};
     let config = SegmentConfig {
         out_dir: args.out.clone(),
         cutter: swarmcast_segmenter::CutterConfig {
@@ -218,11 +218,7 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
             first_number: args.first_number,
             first_discontinuity: false,
         },
-        format: match args.format.as_str() {
-            "ts" => Format::Ts,
-            "raw" => Format::Raw,
-            _ => Format::Auto,
-        },
+        format: args.feed.format(),
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<source::CutSegment>(16);
     let printer = tokio::spawn(async move {
@@ -247,9 +243,7 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
     let summary = match (&args.watch_dir, args.input) {
         (Some(dir), _) => source::watch_dir(dir, config, tx, cancel).await,
         (None, Some(path)) => {
-            let follow = args
-                .follow
-                .then(|| std::time::Duration::from_secs_f64(args.idle_timeout));
+            let follow = args.feed.follow();
             source::segment_stream(Input::File { path, follow }, config, tx, cancel).await
         }
         (None, None) => source::segment_stream(Input::Stdin, config, tx, cancel).await,
@@ -316,7 +310,6 @@ pub(crate) async fn publish(
     shutdown: swarmcast_publisher::Shutdown,
 ) -> Result<()> {
     use swarmcast_publisher::{FeedInput, PublishConfig};
-    use swarmcast_segmenter::source::Format;
     let input = if args.synth {
         FeedInput::Synth {
             bitrate: args.bitrate,
@@ -327,19 +320,13 @@ pub(crate) async fn publish(
     } else if let Some(path) = args.input {
         FeedInput::File {
             path,
-            follow: args
-                .follow
-                .then(|| std::time::Duration::from_secs_f64(args.idle_timeout)),
+            follow: args.feed.follow(),
         }
     } else {
         FeedInput::Stdin
     };
     let mut config = PublishConfig::new(input);
-    config.format = match args.format.as_str() {
-        "ts" => Format::Ts,
-        "raw" => Format::Raw,
-        _ => Format::Auto,
-    };
+    config.format = args.feed.format();
     config.key = args.key;
     config.data_dir = args.data_dir;
     config.listen = args.listen;

@@ -111,6 +111,16 @@ struct SegmentArgs {
     /// Take the .ts files an encoder finishes in this directory as segments, one each, in order.
     #[arg(long, env = "SWARMCAST_WATCH_DIR")]
     watch_dir: Option<PathBuf>,
+    #[command(flatten)]
+    feed: FeedArgs,
+    /// Number of the first segment.
+    #[arg(long, env = "SWARMCAST_FIRST_NUMBER", default_value_t = 0)]
+    first_number: u64,
+}
+
+/// How a feed file is read: shared by `segment` and `publish`.
+#[derive(Debug, Args)]
+struct FeedArgs {
     /// Keep reading the input file as it grows, until --idle-timeout passes with no new data.
     #[arg(long, env = "SWARMCAST_FOLLOW", requires = "input")]
     follow: bool,
@@ -118,11 +128,36 @@ struct SegmentArgs {
     #[arg(long, env = "SWARMCAST_IDLE_TIMEOUT", default_value_t = 10.0, value_parser = commands::parse_secs)]
     idle_timeout: f64,
     /// Input format: `ts` cuts at keyframes, `raw` by wall clock, `auto` decides from the first bytes.
-    #[arg(long, env = "SWARMCAST_FORMAT", default_value = "auto", value_parser = ["auto", "ts", "raw"])]
-    format: String,
-    /// Number of the first segment.
-    #[arg(long, env = "SWARMCAST_FIRST_NUMBER", default_value_t = 0)]
-    first_number: u64,
+    #[arg(long, env = "SWARMCAST_FORMAT", value_enum, default_value_t = InputFormat::Auto)]
+    format: InputFormat,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InputFormat {
+    /// TS if three packets in a row line up.
+    Auto,
+    /// MPEG-TS: cut at keyframes.
+    Ts,
+    /// Anything else: cut by wall clock.
+    Raw,
+}
+
+impl FeedArgs {
+    fn format(&self) -> swarmcast_segmenter::source::Format {
+        use swarmcast_segmenter::source::Format;
+        match self.format {
+            InputFormat::Auto => Format::Auto,
+            InputFormat::Ts => Format::Ts,
+            InputFormat::Raw => Format::Raw,
+        }
+    }
+
+    /// The idle timeout when following, `None` when not.
+    fn follow(&self) -> Option<std::time::Duration> {
+        self.follow
+            .then(|| std::time::Duration::from_secs_f64(self.idle_timeout))
+    }
 }
 
 /// Arguments of `swarmcast publish`.
@@ -143,15 +178,8 @@ struct PublishArgs {
     /// With --synth: stop after this many seconds of media.
     #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_secs, requires = "synth")]
     synth_secs: Option<f64>,
-    /// Keep reading the input file as it grows, until --idle-timeout passes with no new data.
-    #[arg(long, env = "SWARMCAST_FOLLOW", requires = "input")]
-    follow: bool,
-    /// With --follow: seconds without new data after which the input is over.
-    #[arg(long, env = "SWARMCAST_IDLE_TIMEOUT", default_value_t = 10.0, value_parser = commands::parse_secs)]
-    idle_timeout: f64,
-    /// Input format: `ts`, `raw` or `auto`.
-    #[arg(long, env = "SWARMCAST_FORMAT", default_value = "auto", value_parser = ["auto", "ts", "raw"])]
-    format: String,
+    #[command(flatten)]
+    feed: FeedArgs,
     /// The stream's secret key file (created with mode 0600 if missing).
     #[arg(long, env = "SWARMCAST_KEY", default_value = "swarmcast.key")]
     key: PathBuf,

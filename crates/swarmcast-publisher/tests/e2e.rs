@@ -19,15 +19,7 @@ const BITRATE: u64 = 300_000;
 
 /// The synthetic feed's bytes for `seconds`, exactly as the publisher reads them.
 fn synth_bytes(seconds: u64) -> Vec<u8> {
-    let mut s = Synth::new(Some(BITRATE), 0).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let c = s.next_chunk();
-        if c.offset >= seconds * 90_000 {
-            return out;
-        }
-        out.extend(c.bytes);
-    }
+    Synth::new(Some(BITRATE), 0).unwrap().take(seconds * 90_000)
 }
 
 fn config(dir: &Path, seconds: u64) -> PublishConfig {
@@ -43,6 +35,21 @@ fn config(dir: &Path, seconds: u64) -> PublishConfig {
     c.linger = Some(Duration::from_secs(600)); // ended by the test, not by time
     c.metrics_out = Some(dir.join("publisher.jsonl"));
     c
+}
+
+/// A librqbit session standing in for a viewer, with its own directory.
+async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
+    let viewer_dir = dir.join("viewer");
+    std::fs::create_dir_all(&viewer_dir).unwrap();
+    let swarm = Swarm::start(SwarmConfig {
+        default_dir: viewer_dir.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+    })
+    .await
+    .unwrap();
+    (viewer_dir, swarm)
 }
 
 async fn start(
@@ -142,16 +149,7 @@ async fn a_swarm_given_only_the_manifest_downloads_every_segment_byte_identical(
     }
 
     // A separate librqbit session, told only what the manifest says, downloads every segment.
-    let viewer_dir = dir.path().join("viewer");
-    std::fs::create_dir_all(&viewer_dir).unwrap();
-    let viewer = Swarm::start(SwarmConfig {
-        default_dir: viewer_dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upload_limit: None,
-        download_limit: None,
-    })
-    .await
-    .unwrap();
+    let (viewer_dir, viewer) = viewer_swarm(dir.path()).await;
     let peers: Vec<std::net::SocketAddr> = last.peers.iter().map(|p| p.parse().unwrap()).collect();
     let mut downloaded = Vec::new();
     for s in &last.segments {
@@ -322,16 +320,7 @@ async fn a_restart_continues_numbering_reseeds_the_window_and_marks_a_discontinu
     );
     assert!(!end.segments[4].discontinuity);
     // The re-seeded segments are really seeded: the publisher serves them to a swarm.
-    let viewer_dir = dir.path().join("viewer");
-    std::fs::create_dir_all(&viewer_dir).unwrap();
-    let viewer = Swarm::start(SwarmConfig {
-        default_dir: viewer_dir.clone(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upload_limit: None,
-        download_limit: None,
-    })
-    .await
-    .unwrap();
+    let (viewer_dir, viewer) = viewer_swarm(dir.path()).await;
     let s = &end.segments[0];
     let torrent = SegmentTorrent::from_info(InfoDict::decode_strict(&s.info).unwrap(), vec![])
         .to_torrent_bytes();
@@ -509,14 +498,7 @@ async fn a_full_disk_stops_new_segments_but_keeps_serving_what_was_published() {
         "{} segments",
         m.segments.len()
     );
-    let input = {
-        let mut s = Synth::new(Some(1_000_000), 0).unwrap();
-        let mut out = Vec::new();
-        while out.len() < 2_000_000 {
-            out.extend(s.next_chunk().bytes);
-        }
-        out
-    };
+    let input = Synth::new(Some(1_000_000), 0).unwrap().take(20 * 90_000);
     let mut offset = 0;
     for s in &m.segments {
         let body = reqwest::get(format!("http://{}/segments/{:08}.ts", ready.http, s.number))

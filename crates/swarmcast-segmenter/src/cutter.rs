@@ -78,6 +78,19 @@ struct Current {
     forced: bool,
 }
 
+impl Current {
+    /// The first segment of a run.
+    fn first(config: &CutterConfig) -> Self {
+        Self {
+            number: config.first_number,
+            size: 0,
+            start: None,
+            discontinuity: config.first_discontinuity,
+            forced: false,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Hold {
     /// Nothing held back.
@@ -118,13 +131,7 @@ impl TsCutter {
             pmt_pids: Vec::new(),
             primary: None,
             timeline: Timeline::default(),
-            current: Current {
-                number: config.first_number,
-                size: 0,
-                start: None,
-                discontinuity: config.first_discontinuity,
-                forced: false,
-            },
+            current: Current::first(&config),
             cut_for_discontinuity: false,
             held: Vec::new(),
             hold: Hold::None,
@@ -410,13 +417,7 @@ impl ClockCutter {
             target_ms: (config.target / 90).max(1),
             stream_start_ms: None,
             segment_start_ms: 0,
-            current: Current {
-                number: config.first_number,
-                size: 0,
-                start: None,
-                discontinuity: config.first_discontinuity,
-                forced: false,
-            },
+            current: Current::first(&config),
             out: Vec::new(),
         }
     }

@@ -217,6 +217,19 @@ impl Synth {
         Chunk { offset, bytes }
     }
 
+    /// Everything up to media time `until` (90 kHz ticks since the first frame), unpaced: the
+    /// bytes a paced reader of the same feed would have produced by then.
+    pub fn take(&mut self, until: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.next_chunk();
+            if chunk.offset >= until {
+                return out;
+            }
+            out.extend(chunk.bytes);
+        }
+    }
+
     fn next_cc(&mut self, pid: u16, has_payload: bool) -> u8 {
         let cc = self.cc.entry(pid).or_insert(15);
         if has_payload {

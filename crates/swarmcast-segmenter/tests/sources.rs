@@ -27,15 +27,9 @@ fn config(out: &Path, target_secs: u64) -> SegmentConfig {
 
 /// `seconds` of the synthetic feed (a keyframe every second).
 fn synth_bytes(seconds: u64, start_pts: u64) -> Vec<u8> {
-    let mut s = Synth::new(Some(300_000), start_pts).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let c = s.next_chunk();
-        if c.offset >= seconds * 90_000 {
-            return out;
-        }
-        out.extend(c.bytes);
-    }
+    Synth::new(Some(300_000), start_pts)
+        .unwrap()
+        .take(seconds * 90_000)
 }
 
 async fn next(rx: &mut mpsc::Receiver<CutSegment>) -> CutSegment {

@@ -131,9 +131,7 @@ pub async fn poll_manifests(
                             })
                             .await;
                         // Perhaps a bad mirror: try the next source.
-                        source = (source + 1) % link.sources.len();
-                        wait = backoff;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        wait = next_source(&mut source, link.sources.len(), &mut backoff);
                     }
                 }
             }
@@ -145,9 +143,7 @@ pub async fn poll_manifests(
                         error,
                     })
                     .await;
-                source = (source + 1) % link.sources.len();
-                wait = backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait = next_source(&mut source, link.sources.len(), &mut backoff);
             }
         }
         if !wait.is_zero() {
@@ -157,6 +153,14 @@ pub async fn poll_manifests(
             }
         }
     }
+}
+
+/// Moves to the next source; returns how long to wait first, and doubles the backoff.
+fn next_source(source: &mut usize, sources: usize, backoff: &mut Duration) -> Duration {
+    *source = (*source + 1) % sources;
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    wait
 }
 
 async fn fetch(client: &reqwest::Client, url: &Url) -> Result<Vec<u8>, String> {
