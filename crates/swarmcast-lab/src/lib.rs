@@ -275,15 +275,16 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
         shutdown.clone(),
         Some(ready_tx),
     ));
-    let ready = match ready_rx.await {
-        Ok(r) => r,
-        Err(_) => {
-            return Err(publisher
-                .await
-                .map_err(|e| LabError::Io("publisher task".into(), std::io::Error::other(e)))?
-                .err()
-                .map_or(LabError::Hang(Duration::ZERO), LabError::Publisher))
-        }
+    let Ok(ready) = ready_rx.await else {
+        // The publisher stopped before it was serving: its own error says why.
+        return Err(match publisher.await {
+            Ok(Err(e)) => LabError::Publisher(e),
+            Ok(Ok(_)) => LabError::Io(
+                "publisher".into(),
+                std::io::Error::other("ended before it was serving"),
+            ),
+            Err(e) => LabError::Io("publisher task".into(), std::io::Error::other(e)),
+        });
     };
     tracing::info!(link = %ready.link, "demo publisher ready");
 

@@ -10,6 +10,7 @@ mod fallback;
 pub mod poller;
 pub mod schedule;
 pub mod sink;
+mod viewer;
 pub mod watch;
 
 pub use schedule::{ScheduleConfig, Scheduler};

@@ -1,0 +1,551 @@
+//! The publisher's pipeline: each cut segment is hashed, seeded, added to the window and
+//! published; segments that leave the window are forgotten after their grace period; a restart
+//! re-seeds the previous window; the end of the stream is published and lingered over.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use swarmcast_core::manifest::{self, SegmentEntry, SignedManifest};
+use swarmcast_core::{SegmentTorrent, Window};
+use swarmcast_metrics::{Kind, Recorder};
+use swarmcast_segmenter::source::{self, CutSegment, Input, SegmentConfig};
+use swarmcast_segmenter::CutterConfig;
+use swarmcast_swarm::{Swarm, Torrent};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{Served, Shared};
+use crate::state::{self, Persisted, StateDir};
+use crate::{
+    dir_error, error_chain, FeedInput, PublishConfig, PublishError, Shutdown, Summary,
+    HOUSEKEEPING, SEED_TIMEOUT,
+};
+
+pub(crate) struct Live {
+    pub(crate) entry: SegmentEntry,
+    pub(crate) torrent: Option<Torrent>,
+    /// When it left the window, if it did.
+    pub(crate) dropped_at: Option<Instant>,
+    pub(crate) uploaded: u64,
+}
+
+pub(crate) struct Publisher {
+    pub(crate) config: PublishConfig,
+    pub(crate) swarm: Swarm,
+    pub(crate) window: Window,
+    pub(crate) state: StateDir,
+    pub(crate) stream_dir: PathBuf,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) recorder: Recorder,
+    pub(crate) trackers: Vec<String>,
+    pub(crate) public_peer: Option<SocketAddr>,
+    pub(crate) live: BTreeMap<u64, Live>,
+    pub(crate) grace: Duration,
+    pub(crate) summary: Summary,
+    pub(crate) removed_uploaded: u64,
+}
+
+impl Publisher {
+    /// Re-seeds the previous run's window and serves it under a new sequence number: the newest
+    /// segments whose files are all still here, and only if every one of them seeds (a window must
+    /// stay contiguous with the segments that follow).
+    pub(crate) async fn reseed(&mut self, doc: &[u8]) {
+        let mut entries = match manifest::verify(doc, &self.window_key()) {
+            Ok(m) => m.manifest.segments,
+            Err(e) => {
+                tracing::warn!(error = %e, "the previous run's manifest is unusable: not re-seeding its window");
+                return;
+            }
+        };
+        let first_kept = entries
+            .iter()
+            .rposition(|e| !self.segment_path(e.number).exists())
+            .map_or(0, |i| i + 1);
+        if first_kept > 0 {
+            tracing::warn!(
+                missing = entries[first_kept - 1].number,
+                "a previous segment file is gone: re-seeding only the segments after it"
+            );
+        }
+        let entries = entries.split_off(first_kept);
+        let mut seeded = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            match self.seed_entry(entry).await {
+                Ok(torrent) => seeded.push(torrent),
+                Err(e) => {
+                    tracing::warn!(segment = entry.number, error = %e, "cannot re-seed a previous segment: not re-serving the previous window");
+                    for t in &seeded {
+                        self.swarm.forget(t).await;
+                    }
+                    return;
+                }
+            }
+        }
+        for (entry, torrent) in entries.into_iter().zip(seeded) {
+            let torrent_bytes = self.torrent_bytes(&entry);
+            self.serve(&entry, Some(torrent), torrent_bytes);
+            if let Err(e) = self.window.push(entry) {
+                tracing::warn!(error = %e, "cannot re-add a previous segment");
+            }
+        }
+        if self.window.segments().len() > 0 {
+            if let Err(e) = self.sign_and_serve(None).await {
+                tracing::warn!(error = %e, "cannot serve the re-seeded window");
+            }
+        }
+    }
+
+    fn window_key(&self) -> swarmcast_core::StreamKey {
+        self.window.key()
+    }
+
+    fn segment_path(&self, number: u64) -> PathBuf {
+        self.stream_dir.join(format!("{number:08}.ts"))
+    }
+
+    fn torrent_bytes(&self, entry: &SegmentEntry) -> Bytes {
+        let info = swarmcast_core::InfoDict::decode_strict(&entry.info)
+            .expect("window entries hold valid info");
+        Bytes::from(SegmentTorrent::from_info(info, self.trackers.clone()).to_torrent_bytes())
+    }
+
+    pub(crate) async fn seed_entry(&self, entry: &SegmentEntry) -> Result<Torrent, PublishError> {
+        let torrent = self.torrent_bytes(entry);
+        Ok(self
+            .swarm
+            .seed(
+                &torrent,
+                &format!("{:08}.ts", entry.number),
+                &self.stream_dir,
+                SEED_TIMEOUT,
+            )
+            .await?)
+    }
+
+    fn serve(&mut self, entry: &SegmentEntry, torrent: Option<Torrent>, torrent_bytes: Bytes) {
+        let seeded = torrent.is_some();
+        self.shared
+            .segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                entry.number,
+                Served {
+                    path: self.segment_path(entry.number),
+                    torrent: torrent_bytes.clone(),
+                    info_hash: entry.info_hash,
+                    size: entry.size,
+                    in_window: true,
+                },
+            );
+        if let Some(tracker) = &self.shared.tracker {
+            tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_torrent(entry.info_hash.0, self.public_peer.filter(|_| seeded));
+        }
+        if let Some(m) = &self.config.mirror_dir {
+            let path = m
+                .join("segments")
+                .join(format!("{:08}.torrent", entry.number));
+            if let Err(e) = state::write_atomic(&path, &torrent_bytes) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the mirror's torrent");
+            }
+        }
+        self.live.insert(
+            entry.number,
+            Live {
+                entry: entry.clone(),
+                torrent,
+                dropped_at: None,
+                uploaded: 0,
+            },
+        );
+    }
+
+    /// Signs the next manifest, persists the counters, then serves it.
+    pub(crate) async fn sign_and_serve(
+        &mut self,
+        next_segment: Option<u64>,
+    ) -> Result<Arc<SignedManifest>, PublishError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let signed = self.window.sign(now_ms)?;
+        let next_segment = next_segment
+            .unwrap_or_else(|| self.window.segments().last().map_or(0, |s| s.number + 1));
+        let persisted = Persisted {
+            next_seq: self.window.next_seq(),
+            next_segment,
+        };
+        self.state
+            .save(persisted, &signed.bytes)
+            .map_err(dir_error(&self.stream_dir))?;
+        if let Some(m) = &self.config.mirror_dir {
+            if let Err(e) = state::write_atomic(&m.join("manifest"), &signed.bytes) {
+                tracing::warn!(error = %e, "cannot write the mirror's manifest");
+            }
+        }
+        let signed = Arc::new(signed);
+        self.summary.last_seq = signed.manifest.seq;
+        self.shared.manifest.send_replace(Some(signed.clone()));
+        Ok(signed)
+    }
+
+    /// Takes segments from the feed until it ends or `shutdown.stop`.
+    pub(crate) async fn run_feed(
+        &mut self,
+        first_number: u64,
+        restarted: bool,
+        shutdown: &Shutdown,
+    ) -> Result<(), PublishError> {
+        let (tx, mut rx) = mpsc::channel::<CutSegment>(4);
+        let feed_stop = CancellationToken::new();
+        let segment_config = SegmentConfig {
+            out_dir: self.stream_dir.clone(),
+            cutter: CutterConfig {
+                target: self.config.target,
+                first_number,
+                first_discontinuity: restarted,
+            },
+            format: self.config.format,
+        };
+        let mut feed = {
+            let input = self.config.input.clone();
+            let stop = feed_stop.clone();
+            tokio::spawn(async move {
+                match input {
+                    FeedInput::Stdin => {
+                        source::segment_stream(Input::Stdin, segment_config, tx, stop).await
+                    }
+                    FeedInput::File { path, follow } => {
+                        source::segment_stream(
+                            Input::File { path, follow },
+                            segment_config,
+                            tx,
+                            stop,
+                        )
+                        .await
+                    }
+                    FeedInput::WatchDir(dir) => {
+                        source::watch_dir(&dir, segment_config, tx, stop).await
+                    }
+                    FeedInput::Synth { bitrate, duration } => {
+                        let synth = match swarmcast_segmenter::synth::Synth::new(bitrate, 0) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                return Err(source::SourceError::Read {
+                                    what: "the synthetic feed".into(),
+                                    source: std::io::Error::other(e),
+                                })
+                            }
+                        };
+                        let reader = source::synth_reader(synth, true, duration, stop.clone());
+                        source::segment_stream(
+                            Input::Reader(Box::new(reader)),
+                            segment_config,
+                            tx,
+                            stop,
+                        )
+                        .await
+                    }
+                }
+            })
+        };
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut feed_done = false;
+        let mut taking = true;
+        loop {
+            tokio::select! {
+                segment = rx.recv(), if taking => match segment {
+                    Some(segment) => {
+                        if let Err(e) = self.publish_segment(segment).await {
+                            self.degrade(format!("{e}"));
+                            feed_stop.cancel();
+                            taking = false;
+                        }
+                    }
+                    None => taking = false,
+                },
+                result = &mut feed, if !feed_done => {
+                    feed_done = true;
+                    match result {
+                        Ok(Ok(run)) => tracing::info!(segments = run.segments, bytes = run.bytes_in, skipped = run.cutter.bytes_skipped, "input ended"),
+                        Ok(Err(e)) => self.degrade(error_chain(&e)),
+                        Err(e) => self.degrade(format!("the segmenter task failed: {e}")),
+                    }
+                },
+                _ = housekeeping.tick() => self.housekeeping().await,
+                () = shutdown.stop.cancelled(), if !feed_stop.is_cancelled() => feed_stop.cancel(),
+                () = shutdown.abort.cancelled() => return Ok(()),
+            }
+            if feed_done && !taking {
+                break;
+            }
+        }
+        if let Some(reason) = self.summary.degraded.clone() {
+            // No new segments, but what is published stays served until Ctrl-C.
+            tracing::error!(%reason, "not taking new segments; still serving the published ones (Ctrl-C to end)");
+            loop {
+                tokio::select! {
+                    _ = housekeeping.tick() => self.housekeeping().await,
+                    () = shutdown.stop.cancelled() => break,
+                    () = shutdown.abort.cancelled() => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn degrade(&mut self, reason: String) {
+        tracing::error!(%reason, "stopped taking new segments");
+        *self
+            .shared
+            .degraded
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        self.summary.degraded.get_or_insert(reason);
+    }
+
+    pub(crate) async fn publish_segment(&mut self, cut: CutSegment) -> Result<(), PublishError> {
+        let received = Instant::now();
+        let meta = cut.meta.clone();
+        let n = meta.number;
+        self.recorder.record(
+            Some(n),
+            Kind::Cut {
+                size: meta.size,
+                media_start: meta.media_start,
+                duration: meta.duration,
+                discontinuity: meta.discontinuity,
+            },
+        );
+        let (path, name, trackers, piece_length) = (
+            cut.path.clone(),
+            format!("{n:08}.ts"),
+            self.trackers.clone(),
+            self.config.piece_length,
+        );
+        let torrent = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            let size = file.metadata()?.len();
+            SegmentTorrent::build(
+                std::io::BufReader::new(file),
+                size,
+                &name,
+                piece_length,
+                trackers,
+            )
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
+        })
+        .await
+        .map_err(|e| PublishError::Config(format!("hashing task failed: {e}")))?
+        .map_err(dir_error(&cut.path))?;
+        let hashed = received.elapsed();
+        self.recorder.record(
+            Some(n),
+            Kind::Hashed {
+                hash_us: hashed.as_micros() as u64,
+                pieces: torrent.info().piece_count(),
+                piece_length: torrent.info().piece_length,
+                info_hash: torrent.info_hash().to_string(),
+            },
+        );
+        let entry = SegmentEntry {
+            number: n,
+            media_start: meta.media_start,
+            duration: meta.duration,
+            size: meta.size,
+            discontinuity: meta.discontinuity,
+            published_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            info_hash: torrent.info_hash(),
+            info: torrent.info_bytes().to_vec(),
+        };
+        let torrent_bytes = Bytes::from(torrent.to_torrent_bytes());
+        let seeded = if self.config.withhold_segment == Some(n) {
+            tracing::warn!(
+                segment = n,
+                "withholding this segment from the swarm (testing flag)"
+            );
+            None
+        } else {
+            let add = Instant::now();
+            let t = self
+                .swarm
+                .seed(
+                    &torrent_bytes,
+                    &format!("{n:08}.ts"),
+                    &self.stream_dir,
+                    SEED_TIMEOUT,
+                )
+                .await?;
+            self.recorder.record(
+                Some(n),
+                Kind::Seeding {
+                    add_us: add.elapsed().as_micros() as u64,
+                },
+            );
+            Some(t)
+        };
+        self.serve(&entry, seeded, torrent_bytes);
+        if let Some(dropped) = self.window.push(entry)? {
+            if let Some(live) = self.live.get_mut(&dropped.number) {
+                live.dropped_at = Some(Instant::now());
+            }
+            if let Some(s) = self
+                .shared
+                .segments
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&dropped.number)
+            {
+                s.in_window = false;
+            }
+        }
+        let signed = self.sign_and_serve(Some(n + 1)).await?;
+        self.summary.segments += 1;
+        self.summary.segment_bytes += meta.size;
+        self.recorder.record(
+            Some(n),
+            Kind::Published {
+                seq: signed.manifest.seq,
+                manifest_bytes: signed.bytes.len() as u64,
+                cut_to_published_us: received.elapsed().as_micros() as u64,
+            },
+        );
+        tracing::info!(
+            segment = n,
+            seq = signed.manifest.seq,
+            size = meta.size,
+            ms = received.elapsed().as_millis() as u64,
+            "segment published"
+        );
+        Ok(())
+    }
+
+    /// Forgets segments whose grace period is over; samples upload counts.
+    pub(crate) async fn housekeeping(&mut self) {
+        let mut total = self.removed_uploaded;
+        for live in self.live.values_mut() {
+            if let Some(t) = &live.torrent {
+                live.uploaded = self.swarm.stats(t).uploaded;
+            }
+            total += live.uploaded;
+        }
+        self.shared.uploaded_bytes.store(total, Ordering::Relaxed);
+        if let Some(tracker) = &self.shared.tracker {
+            let now = self.shared.now_ms();
+            tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .expire(now);
+        }
+        let due: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.dropped_at.is_some_and(|d| d.elapsed() >= self.grace))
+            .map(|(n, _)| *n)
+            .collect();
+        for n in due {
+            self.remove(n).await;
+        }
+    }
+
+    pub(crate) async fn remove(&mut self, n: u64) {
+        let Some(live) = self.live.remove(&n) else {
+            return;
+        };
+        let mut uploaded = live.uploaded;
+        if let Some(t) = &live.torrent {
+            uploaded = self.swarm.stats(t).uploaded;
+            self.swarm.forget(t).await;
+        }
+        self.removed_uploaded += uploaded;
+        self.shared
+            .segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&n);
+        if let Some(tracker) = &self.shared.tracker {
+            tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove_torrent(&live.entry.info_hash.0);
+        }
+        if !self.config.keep_segments {
+            if let Err(e) = std::fs::remove_file(self.segment_path(n)) {
+                tracing::warn!(segment = n, error = %e, "cannot delete the segment file");
+            }
+        }
+        if let Some(m) = &self.config.mirror_dir {
+            let _ = std::fs::remove_file(m.join("segments").join(format!("{n:08}.torrent")));
+        }
+        self.recorder
+            .record(Some(n), Kind::Uploaded { bytes: uploaded });
+        self.recorder.record(
+            Some(n),
+            Kind::Removed {
+                uploaded_bytes: uploaded,
+                kept_file: self.config.keep_segments,
+            },
+        );
+        tracing::debug!(segment = n, uploaded, "segment forgotten");
+    }
+
+    /// Serves the end-of-stream manifest, then lingers.
+    pub(crate) async fn end_of_stream(&mut self, shutdown: &Shutdown) -> Result<(), PublishError> {
+        if shutdown.abort.is_cancelled() {
+            return Ok(());
+        }
+        self.window.end_stream();
+        let signed = self.sign_and_serve(None).await?;
+        self.recorder.record(
+            None,
+            Kind::EndOfStream {
+                seq: signed.manifest.seq,
+            },
+        );
+        let linger = self.config.linger.unwrap_or(Duration::from_micros(
+            self.config.target * self.window.segments().len().max(1) as u64 * 100 / 9,
+        ));
+        tracing::info!(
+            seq = signed.manifest.seq,
+            linger_s = linger.as_secs_f64(),
+            "end of stream: lingering so viewers get the end (Ctrl-C to exit now)"
+        );
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let until = Instant::now() + linger;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                _ = housekeeping.tick() => self.housekeeping().await,
+                () = shutdown.abort.cancelled() => break,
+                // A Ctrl-C during the linger (the first one, if the input ended by itself).
+                () = shutdown.stop.cancelled(), if !shutdown.stop.is_cancelled() => break,
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn finish(&mut self) {
+        self.housekeeping().await;
+        for (n, live) in std::mem::take(&mut self.live) {
+            self.recorder.record(
+                Some(n),
+                Kind::Uploaded {
+                    bytes: live.uploaded,
+                },
+            );
+        }
+        self.summary.uploaded_bytes = self.shared.uploaded_bytes.load(Ordering::Relaxed);
+        self.swarm.shutdown().await;
+    }
+}

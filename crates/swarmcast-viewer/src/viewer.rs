@@ -1,0 +1,497 @@
+//! The viewer's state and the handlers of the scheduler's actions and of the swarm's and the
+//! manifest poller's events (used by [`crate::watch`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use swarmcast_core::manifest::SegmentEntry;
+use swarmcast_core::{InfoDict, SegmentTorrent, SignedManifest};
+use swarmcast_metrics::{Kind, Recorder};
+use swarmcast_swarm::{Swarm, Torrent};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::fallback;
+use crate::poller::PollEvent;
+use crate::schedule::{Action, Scheduler};
+use crate::sink::Sink;
+use crate::watch::{WatchConfig, WatchError, WatchSummary, REFUSALS_BEFORE_GIVING_UP, SAMPLE};
+
+pub(crate) struct Seg {
+    pub(crate) entry: SegmentEntry,
+    pub(crate) torrent: Option<Torrent>,
+    pub(crate) watcher: Option<JoinHandle<()>>,
+    pub(crate) added: Option<Instant>,
+    pub(crate) first_piece_seen: bool,
+    pub(crate) complete: bool,
+}
+
+pub(crate) enum Ev {
+    FirstPeer(u64, Duration),
+    FirstPiece(u64, Duration),
+    Complete(u64),
+    Http(u64, Result<u64, String>),
+}
+
+pub(crate) struct Viewer {
+    pub(crate) config: WatchConfig,
+    pub(crate) swarm: Arc<Swarm>,
+    pub(crate) dir: PathBuf,
+    pub(crate) recorder: Recorder,
+    pub(crate) scheduler: Scheduler,
+    pub(crate) segs: BTreeMap<u64, Seg>,
+    pub(crate) latest: Option<Arc<SignedManifest>>,
+    pub(crate) source: Option<Url>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) ev_tx: mpsc::Sender<Ev>,
+    pub(crate) sink: Sink,
+    pub(crate) origin: Instant,
+    pub(crate) summary: WatchSummary,
+}
+
+pub(crate) fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Viewer {
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn on_poll(&mut self, event: PollEvent) -> Result<(), WatchError> {
+        match event {
+            PollEvent::Manifest {
+                manifest,
+                source,
+                mode,
+            } => {
+                let m = &manifest.manifest;
+                self.summary.manifest_bytes += manifest.bytes.len() as u64;
+                self.recorder.record(
+                    None,
+                    Kind::ManifestFetched {
+                        seq: m.seq,
+                        bytes: manifest.bytes.len() as u64,
+                        mode: mode.into(),
+                    },
+                );
+                let stale_after = (3 * m.target_duration / 90).max(30_000);
+                if !m.end_of_stream && wall_ms().saturating_sub(m.issued_ms) > stale_after {
+                    tracing::warn!(
+                        seq = m.seq,
+                        age_ms = wall_ms().saturating_sub(m.issued_ms),
+                        "the newest manifest is old: the feed may be frozen or replayed"
+                    );
+                }
+                let first = self.latest.is_none();
+                let learned = self.scheduler.on_manifest(m);
+                if first {
+                    let newest = m.segments.last().map_or(0, |s| s.number);
+                    self.summary.newest_at_join = Some(newest);
+                    self.summary.joined_at = self.scheduler.next_play();
+                    self.recorder
+                        .record(self.scheduler.next_play(), Kind::Joined { newest });
+                }
+                for n in learned {
+                    if let Some(entry) = m.segments.iter().find(|s| s.number == n) {
+                        self.recorder.record(
+                            Some(n),
+                            Kind::Learned {
+                                seq: m.seq,
+                                published_ms: entry.published_ms,
+                            },
+                        );
+                        self.segs.insert(
+                            n,
+                            Seg {
+                                entry: entry.clone(),
+                                torrent: None,
+                                watcher: None,
+                                added: None,
+                                first_piece_seen: false,
+                                complete: false,
+                            },
+                        );
+                    }
+                }
+                self.source = Some(source);
+                self.latest = Some(manifest);
+            }
+            PollEvent::Refused { error, .. } => {
+                self.summary.manifests_refused += 1;
+                self.recorder.record(
+                    None,
+                    Kind::ManifestRefused {
+                        reason: error.to_string(),
+                    },
+                );
+                if self.latest.is_none()
+                    && self.summary.manifests_refused >= REFUSALS_BEFORE_GIVING_UP
+                {
+                    return Err(WatchError::Refused(error));
+                }
+            }
+            PollEvent::Unreachable { .. } => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::FirstPeer(n, since) => {
+                self.recorder.record(
+                    Some(n),
+                    Kind::FirstPeer {
+                        since_added_us: since.as_micros() as u64,
+                    },
+                );
+            }
+            Ev::FirstPiece(n, since) => {
+                if let Some(seg) = self.segs.get_mut(&n) {
+                    if !seg.first_piece_seen {
+                        seg.first_piece_seen = true;
+                        self.summary.setup_ms.push(since.as_secs_f64() * 1000.0);
+                        self.summary
+                            .published_to_first_piece_ms
+                            .push(wall_ms().saturating_sub(seg.entry.published_ms) as f64);
+                        self.recorder.record(
+                            Some(n),
+                            Kind::FirstPiece {
+                                since_added_us: since.as_micros() as u64,
+                            },
+                        );
+                    }
+                }
+            }
+            Ev::Complete(n) => self.complete_from_swarm(n),
+            Ev::Http(n, result) => self.http_done(n, result).await,
+        }
+    }
+
+    pub(crate) fn publisher_addrs(&self) -> Vec<String> {
+        self.latest
+            .as_ref()
+            .map_or_else(Vec::new, |m| m.manifest.peers.clone())
+    }
+
+    pub(crate) fn complete_from_swarm(&mut self, n: u64) {
+        let publishers = self.publisher_addrs();
+        let Some(seg) = self.segs.get_mut(&n) else {
+            return;
+        };
+        if seg.complete {
+            return;
+        }
+        seg.complete = true;
+        let (mut from_publisher, mut from_peers) = (0, 0);
+        if let Some(t) = &seg.torrent {
+            for p in self.swarm.peer_bytes(t) {
+                if publishers.contains(&p.addr) {
+                    from_publisher += p.fetched;
+                } else {
+                    from_peers += p.fetched;
+                }
+            }
+        }
+        self.summary.from_publisher += from_publisher;
+        self.summary.from_peers += from_peers;
+        let since = seg.added.map_or(0, |a| a.elapsed().as_micros() as u64);
+        self.recorder.record(
+            Some(n),
+            Kind::Completed {
+                since_added_us: since,
+                via: "swarm".into(),
+                from_publisher,
+                from_peers,
+                from_http: 0,
+            },
+        );
+        let now = self.now_ms();
+        self.scheduler.on_complete(n, now);
+    }
+
+    pub(crate) async fn http_done(&mut self, n: u64, result: Result<u64, String>) {
+        let temp = fallback::temp_path(&self.dir, n);
+        let Some(seg) = self.segs.get(&n) else {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return;
+        };
+        match result {
+            Err(e) => {
+                tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm");
+                self.recorder.record(
+                    Some(n),
+                    Kind::HttpFallback {
+                        bytes: 0,
+                        ok: false,
+                    },
+                );
+                self.scheduler.on_fetch_failed(n);
+            }
+            Ok(_) if seg.complete => {
+                // The swarm won the race: keep its copy.
+                let _ = tokio::fs::remove_file(&temp).await;
+            }
+            Ok(bytes) => {
+                self.recorder
+                    .record(Some(n), Kind::HttpFallback { bytes, ok: true });
+                // Hand the verified file to librqbit: forget the torrent (keeping its file), put
+                // ours in place, re-add it so librqbit re-checks it and seeds it to others.
+                let name = format!("{n:08}.ts");
+                let torrent_bytes = self.torrent_bytes(&seg.entry);
+                if let Some(seg) = self.segs.get_mut(&n) {
+                    if let Some(w) = seg.watcher.take() {
+                        w.abort();
+                    }
+                    if let Some(t) = seg.torrent.take() {
+                        self.swarm.forget(&t).await;
+                    }
+                }
+                if let Err(e) = tokio::fs::rename(&temp, self.dir.join(&name)).await {
+                    tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
+                    self.scheduler.on_fetch_failed(n);
+                    return;
+                }
+                let seeded = self
+                    .swarm
+                    .seed(&torrent_bytes, &name, &self.dir, Duration::from_secs(30))
+                    .await;
+                let since = seg_added_us(self.segs.get(&n));
+                if let Some(seg) = self.segs.get_mut(&n) {
+                    seg.complete = true;
+                    match seeded {
+                        Ok(t) => seg.torrent = Some(t),
+                        Err(e) => {
+                            tracing::warn!(segment = n, error = %e, "cannot seed the fetched segment; playing it anyway")
+                        }
+                    }
+                }
+                self.summary.from_http += bytes;
+                self.recorder.record(
+                    Some(n),
+                    Kind::Completed {
+                        since_added_us: since,
+                        via: "http".into(),
+                        from_publisher: 0,
+                        from_peers: 0,
+                        from_http: bytes,
+                    },
+                );
+                let now = self.now_ms();
+                self.scheduler.on_complete(n, now);
+            }
+        }
+    }
+
+    pub(crate) fn torrent_bytes(&self, entry: &SegmentEntry) -> Vec<u8> {
+        let trackers = self
+            .latest
+            .as_ref()
+            .map_or_else(Vec::new, |m| m.manifest.trackers.clone());
+        let info =
+            InfoDict::decode_strict(&entry.info).expect("verified manifests hold valid info");
+        SegmentTorrent::from_info(info, trackers).to_torrent_bytes()
+    }
+
+    pub(crate) async fn initial_peers(&self) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for p in self.publisher_addrs() {
+            match p.parse::<SocketAddr>() {
+                Ok(a) => out.push(a),
+                Err(_) => match tokio::net::lookup_host(p.as_str()).await {
+                    Ok(addrs) => out.extend(addrs),
+                    Err(e) => {
+                        tracing::warn!(peer = %p, error = %e, "cannot resolve the publisher's address")
+                    }
+                },
+            }
+        }
+        out
+    }
+
+    /// Carries out actions; true when playback is over.
+    pub(crate) async fn act(&mut self, actions: Vec<Action>) -> Result<bool, WatchError> {
+        for action in actions {
+            match action {
+                Action::Add(n) => self.add(n).await,
+                Action::FetchHttp(n) => self.fetch_http(n),
+                Action::Play {
+                    number,
+                    deadline_ms,
+                    stall_ms,
+                } => {
+                    if !self.play(number, deadline_ms, stall_ms).await {
+                        return Ok(true);
+                    }
+                }
+                Action::Skip(n) => {
+                    tracing::warn!(
+                        segment = n,
+                        "segment left the window before it could be fetched: skipped"
+                    );
+                    self.summary.skipped.push(n);
+                    self.recorder.record(Some(n), Kind::Skipped);
+                }
+                Action::Forget(n) => self.forget(n).await,
+                Action::End => return Ok(true),
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) async fn add(&mut self, n: u64) {
+        let Some(seg) = self.segs.get(&n) else { return };
+        let torrent = self.torrent_bytes(&seg.entry);
+        let peers = self.initial_peers().await;
+        let name = format!("{n:08}.ts");
+        let added = Instant::now();
+        self.recorder.record(Some(n), Kind::Added);
+        match self
+            .swarm
+            .download(&torrent, &name, &self.dir, peers, vec![])
+            .await
+        {
+            Ok(t) => {
+                let watcher =
+                    spawn_watcher(self.swarm.clone(), t.clone(), n, added, self.ev_tx.clone());
+                if let Some(seg) = self.segs.get_mut(&n) {
+                    seg.torrent = Some(t);
+                    seg.watcher = Some(watcher);
+                    seg.added = Some(added);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(segment = n, error = %e, "cannot add the segment to the swarm; HTTP fallback will fetch it")
+            }
+        }
+    }
+
+    pub(crate) fn fetch_http(&mut self, n: u64) {
+        let (Some(seg), Some(source)) = (self.segs.get(&n), self.source.clone()) else {
+            return;
+        };
+        let Ok(url) = source.join(&format!("segments/{n:08}.ts")) else {
+            return;
+        };
+        let Ok(info) = InfoDict::decode_strict(&seg.entry.info) else {
+            return;
+        };
+        tracing::info!(segment = n, %url, "fetching over HTTP (the swarm is late)");
+        let (client, temp, tx) = (
+            self.client.clone(),
+            fallback::temp_path(&self.dir, n),
+            self.ev_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let result = fallback::fetch_verified(&client, &url, &info, &temp).await;
+            let _ = tx.send(Ev::Http(n, result)).await;
+        });
+    }
+
+    /// Writes a segment to the sink; false if the sink is gone (a closed pipe).
+    pub(crate) async fn play(&mut self, n: u64, deadline_ms: u64, stall_ms: u64) -> bool {
+        let path = self.dir.join(format!("{n:08}.ts"));
+        let data = match tokio::fs::read(&path).await {
+            Ok(d) => Bytes::from(d),
+            Err(e) => {
+                tracing::error!(segment = n, error = %e, "cannot read a complete segment: skipped");
+                self.summary.skipped.push(n);
+                return true;
+            }
+        };
+        if self.summary.startup_ms.is_none() {
+            self.summary.startup_ms = Some(self.now_ms());
+        }
+        if stall_ms > 0 {
+            tracing::warn!(segment = n, stall_ms, "stall: the segment was late");
+        }
+        let len = data.len() as u64;
+        if let Err(e) = self.sink.write(data).await {
+            tracing::warn!(error = %e, "the output is closed: stopping");
+            return false;
+        }
+        self.summary.bytes_out += len;
+        self.summary.played.push(n);
+        if let Some(seg) = self.segs.get(&n) {
+            self.summary
+                .behind_live_ms
+                .push(wall_ms().saturating_sub(seg.entry.published_ms) as f64);
+        }
+        self.recorder.record(
+            Some(n),
+            Kind::Played {
+                deadline_us: deadline_ms * 1000,
+                stall_us: stall_ms * 1000,
+                bytes: len,
+            },
+        );
+        true
+    }
+
+    pub(crate) async fn forget(&mut self, n: u64) {
+        let Some(mut seg) = self.segs.remove(&n) else {
+            return;
+        };
+        if let Some(w) = seg.watcher.take() {
+            w.abort();
+        }
+        let mut uploaded = 0;
+        if let Some(t) = seg.torrent.take() {
+            uploaded = self.swarm.stats(&t).uploaded;
+            self.swarm.forget(&t).await;
+        }
+        self.summary.uploaded += uploaded;
+        self.recorder.record(
+            Some(n),
+            Kind::Forgotten {
+                uploaded_bytes: uploaded,
+            },
+        );
+        if !self.config.keep_segments {
+            let _ = tokio::fs::remove_file(self.dir.join(format!("{n:08}.ts"))).await;
+        }
+    }
+}
+
+fn seg_added_us(seg: Option<&Seg>) -> u64 {
+    seg.and_then(|s| s.added)
+        .map_or(0, |a| a.elapsed().as_micros() as u64)
+}
+
+/// Samples a downloading segment every [`SAMPLE`]: librqbit timestamps neither the first peer nor
+/// the first piece, so their times are known to within one sample.
+pub(crate) fn spawn_watcher(
+    swarm: Arc<Swarm>,
+    t: Torrent,
+    n: u64,
+    added: Instant,
+    tx: mpsc::Sender<Ev>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (mut peer, mut piece) = (false, false);
+        loop {
+            let s = swarm.stats(&t);
+            if !peer && s.live_peers > 0 {
+                peer = true;
+                let _ = tx.send(Ev::FirstPeer(n, added.elapsed())).await;
+            }
+            if !piece && (s.pieces > 0 || s.finished) {
+                piece = true;
+                let _ = tx.send(Ev::FirstPiece(n, added.elapsed())).await;
+            }
+            if s.finished {
+                let _ = tx.send(Ev::Complete(n)).await;
+                return;
+            }
+            tokio::time::sleep(SAMPLE).await;
+        }
+    })
+}
