@@ -273,3 +273,125 @@ fn publish_refuses_bad_start_up_with_the_reason() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("below 32768"));
 }
+
+/// `swarmcast watch` into a player: ffmpeg (standing in for mpv, VLC or ffplay) decodes the stdout
+/// pipe of one viewer and the `--http-out` stream of another, without an error, to the end.
+#[test]
+fn watch_plays_into_a_pipe_and_an_http_stream_that_ffmpeg_decodes() {
+    use crate::util::tool;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = swarmcast()
+        .args([
+            "publish",
+            "--synth",
+            "--synth-secs",
+            "6",
+            "--segment-secs",
+            "1",
+            "--http",
+            "127.0.0.1:0",
+            "--linger",
+            "30",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--key")
+        .arg(dir.path().join("k"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _publisher_guard = scopeguard(publisher.id());
+    let mut line = String::new();
+    BufReader::new(publisher.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let link = line.trim().to_owned();
+
+    // Viewer 1: stdout into ffmpeg.
+    let mut pipe_viewer = swarmcast()
+        .args(["watch", &link, "--from-start", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _pipe_guard = scopeguard(pipe_viewer.id());
+    let ffmpeg_pipe = Command::new(tool("ffmpeg"))
+        .args(["-v", "error", "-i", "-", "-f", "null", "-"])
+        .stdin(pipe_viewer.stdout.take().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Viewer 2: an HTTP stream, opened by ffmpeg as a player would.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut http_viewer = swarmcast()
+        .env("SWARMCAST_LOG", "info")
+        .args([
+            "watch",
+            &link,
+            "--from-start",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-out",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _http_guard = scopeguard(http_viewer.id());
+    let (tx, rx) = mpsc::channel();
+    let stderr = http_viewer.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(HANG_GUARD)
+            .expect("hang guard: no playback server");
+        if line.contains("playing at http://") {
+            break;
+        }
+    }
+    let ffmpeg_http = Command::new(tool("ffmpeg"))
+        .args([
+            "-v",
+            "error",
+            "-i",
+            &format!("http://127.0.0.1:{port}/"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    for (name, child) in [("pipe", ffmpeg_pipe), ("http", ffmpeg_http)] {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = rx
+            .recv_timeout(HANG_GUARD)
+            .unwrap_or_else(|_| panic!("hang guard: ffmpeg on the {name} did not finish"))
+            .unwrap();
+        assert!(out.status.success(), "ffmpeg ({name}): {:?}", out.status);
+        assert!(
+            out.stderr.is_empty(),
+            "ffmpeg ({name}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(pipe_viewer.wait().unwrap().success());
+    assert!(http_viewer.wait().unwrap().success());
+    let _ = publisher.kill();
+}
