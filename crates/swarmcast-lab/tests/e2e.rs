@@ -299,3 +299,46 @@ async fn a_link_with_the_wrong_key_is_refused() {
     );
     assert!(err.to_string().contains("another stream"), "{err}");
 }
+
+/// The link's first source is dead: the viewer tries the next one (a mirror) and gets the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_source_falls_through_to_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = StreamSecret::from_seed(&[5; 32]);
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/manifest", l.local_addr().unwrap())
+    };
+    let mirror = serve_documents(vec![signed(&secret, 1, 1)]);
+    let link = StreamLink::new(
+        secret.public(),
+        vec![dead.parse().unwrap(), mirror.parse().unwrap()],
+    )
+    .unwrap();
+    let mut w = WatchConfig::new(link);
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    w.metrics_out = Some(dir.path().join("viewer.jsonl"));
+    w.schedule.http_fallback = false;
+    let cancel = CancellationToken::new();
+    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    let mut fetched = false;
+    for _ in 0..600 {
+        fetched = read_events(&dir.path().join("viewer.jsonl"))
+            .unwrap_or_default()
+            .iter()
+            .any(|e| matches!(e.kind, Kind::ManifestFetched { seq: 1, .. }));
+        if fetched {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(60), viewer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(fetched, "the mirror's manifest never arrived");
+    assert_eq!(summary.joined_at, Some(0));
+}
