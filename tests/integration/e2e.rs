@@ -394,4 +394,5 @@ fn watch_plays_into_a_pipe_and_an_http_stream_that_ffmpeg_decodes() {
     assert!(pipe_viewer.wait().unwrap().success());
     assert!(http_viewer.wait().unwrap().success());
     let _ = publisher.kill();
+    let _ = publisher.wait();
 }
