@@ -222,8 +222,37 @@ pub async fn run(
             manifest::MAX_WINDOW
         )));
     }
-    if config.public_addr.is_none() && config.listen.ip().is_unspecified() {
-        public_addr(&config, config.listen)?;
+    // Validate what the user gave before anything starts (the port in a default public address
+    // is only known once bound, so this checks the form and the unspecified-listen rule).
+    public_addr(&config, config.listen)?;
+    let tracker_count = config.trackers.len() + usize::from(config.embedded_tracker);
+    if tracker_count > manifest::MAX_TRACKERS {
+        return Err(PublishError::Config(format!(
+            "{tracker_count} trackers (the embedded one included): a manifest holds at most {}",
+            manifest::MAX_TRACKERS
+        )));
+    }
+    for t in &config.trackers {
+        if url::Url::parse(t).map_or(true, |u| !matches!(u.scheme(), "http" | "https" | "udp")) {
+            return Err(PublishError::Config(format!(
+                "--tracker {t:?}: expected an http, https or udp URL"
+            )));
+        }
+    }
+    for m in &config.mirror_urls {
+        if !matches!(m.scheme(), "http" | "https") || !m.has_host() {
+            return Err(PublishError::Config(format!(
+                "--mirror-url {m}: expected an http or https URL"
+            )));
+        }
+    }
+    // Checked before anything starts: a bad URL must not leave a session or a listener behind.
+    if let Some(url) = &config.public_url {
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(PublishError::Config(format!(
+                "--public-url {url}: expected an http or https base URL"
+            )));
+        }
     }
     check_input(&config.input)?;
     let (secret, created) = keyfile::read_or_create(&config.key)?;
@@ -245,17 +274,7 @@ pub async fn run(
         config.metrics_out.as_deref(),
     )?;
 
-    let swarm = Swarm::start(SwarmConfig {
-        default_dir: stream_dir.clone(),
-        listen: config.listen,
-        upload_limit: config.upload_limit,
-        download_limit: None,
-    })
-    .await?;
-    let peer_addr = swarm.listen_addr();
-    let public = public_addr(&config, peer_addr)?;
-    let public_peer = public.parse::<SocketAddr>().ok();
-
+    // HTTP first: a port in use is refused before the BitTorrent session starts.
     let http_listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|source| PublishError::HttpBind {
@@ -268,23 +287,30 @@ pub async fn run(
             addr: config.http,
             source,
         })?;
+    let swarm = Swarm::start(SwarmConfig {
+        default_dir: stream_dir.clone(),
+        listen: config.listen,
+        upload_limit: config.upload_limit,
+        download_limit: None,
+    })
+    .await?;
+    let peer_addr = swarm.listen_addr();
+    let public = public_addr(&config, peer_addr)?;
+    let public_peer = public.parse::<SocketAddr>().ok();
+
     let base = match &config.public_url {
         Some(u) => u.clone(),
         None => Url::parse(&format!("http://{http_addr}/")).expect("a socket address makes a URL"),
     };
-    let join = |path: &str| base.join(path).expect("a relative path joins");
+    let join = |path: &str| {
+        base.join(path)
+            .expect("an http(s) base URL joins a relative path")
+    };
     let mut trackers = Vec::new();
     if config.embedded_tracker {
         trackers.push(join("announce").to_string());
     }
     trackers.extend(config.trackers.iter().cloned());
-    if trackers.len() > manifest::MAX_TRACKERS {
-        return Err(PublishError::Config(format!(
-            "{} trackers (the embedded one included): a manifest holds at most {}",
-            trackers.len(),
-            manifest::MAX_TRACKERS
-        )));
-    }
     let mut sources = vec![join("manifest")];
     sources.extend(config.mirror_urls.iter().cloned());
     let link = StreamLink::new(key, sources).map_err(|e| PublishError::Config(e.to_string()))?;

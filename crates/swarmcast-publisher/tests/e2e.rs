@@ -582,6 +582,10 @@ async fn bad_configuration_is_refused_with_the_reason() {
     assert!(err(c).await.contains("--window 0"));
 
     let mut c = config(dir.path(), 1);
+    c.public_url = Some("mailto:someone@example.org".parse().unwrap());
+    assert!(err(c).await.contains("expected an http or https base URL"));
+
+    let mut c = config(dir.path(), 1);
     c.input = FeedInput::File {
         path: dir.path().join("missing.ts"),
         follow: None,
