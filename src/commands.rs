@@ -372,12 +372,14 @@ pub(crate) async fn publish(
     let summary = swarmcast_publisher::run(config, shutdown, Some(ready_tx)).await?;
     let _ = printer.await;
     eprintln!(
-        "published {} segments ({} bytes), last manifest seq {}; the swarm uploaded {} payload bytes ({:.2}x the segment bytes){}",
+        "published {} segments ({} bytes), last manifest seq {}; the swarm uploaded {} payload bytes ({:.2}x the segment bytes), HTTP {} ({:.2}x){}",
         summary.segments,
         summary.segment_bytes,
         summary.last_seq,
         summary.uploaded_bytes,
         summary.uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
+        summary.http_uploaded_bytes,
+        summary.http_uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
         summary.degraded.map(|d| format!("; stopped taking segments early: {d}")).unwrap_or_default()
     );
     Ok(())
@@ -422,8 +424,14 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
             bail!("--upload-limit {limit} is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
         }
     }
+    if let Some(limit) = args.download_limit {
+        if limit < 32 * 1024 {
+            bail!("--download-limit {limit} is below 32768 bytes/s: librqbit cannot fetch under one 16 KiB chunk per second");
+        }
+    }
     config.upload_limit = args.upload_limit;
     config.download_limit = args.download_limit;
+    config.transport = args.transport.into();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     tokio::spawn(async move {
         if let Ok(ready) = ready_rx.await {

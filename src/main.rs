@@ -300,9 +300,31 @@ struct WatchArgs {
     /// Upload limit, bytes per second (at least 32768).
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,
-    /// Download limit, bytes per second.
+    /// Download limit, bytes per second (at least 32768).
     #[arg(long, env = "SWARMCAST_DOWNLOAD_LIMIT")]
     download_limit: Option<u32>,
+    /// How segments are fetched: `swarm`, or `http` (plain HTTP from the publisher, the HLS way:
+    /// the lab's baseline; nothing is re-seeded).
+    #[arg(long, env = "SWARMCAST_TRANSPORT", value_enum, default_value_t = TransportArg::Swarm)]
+    transport: TransportArg,
+}
+
+/// `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TransportArg {
+    /// From the swarm, re-seeding to other viewers, with HTTP fallback when late.
+    Swarm,
+    /// Plain HTTP from the publisher.
+    Http,
+}
+
+impl From<TransportArg> for swarmcast_viewer::Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Swarm => Self::Swarm,
+            TransportArg::Http => Self::Http,
+        }
+    }
 }
 
 /// Arguments of `swarmcast demo`.

@@ -69,10 +69,13 @@ pub enum Kind {
         /// From the cut to the manifest being served, µs.
         cut_to_published_us: u64,
     },
-    /// Publisher: payload bytes uploaded for this segment so far (librqbit's count).
+    /// Publisher: payload bytes uploaded for this segment so far.
     Uploaded {
-        /// Bytes.
+        /// Bytes the swarm uploaded (librqbit's count).
         bytes: u64,
+        /// Segment bytes sent over HTTP (`/segments/<n>.ts`: fallback and the HTTP baseline).
+        #[serde(default)]
+        http_bytes: u64,
     },
     /// Publisher: the segment left the window and its grace period; it is no longer seeded.
     Removed {
@@ -336,7 +339,10 @@ mod tests {
                 manifest_bytes: 8,
                 cut_to_published_us: 9,
             },
-            Kind::Uploaded { bytes: 10 },
+            Kind::Uploaded {
+                bytes: 10,
+                http_bytes: 16,
+            },
             Kind::Removed {
                 uploaded_bytes: 11,
                 kept_file: false,

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use swarmcast_swarm::ratelimit::ByteLimiter;
+
 use crate::tracker::Tracker;
 
 /// How long `GET /manifest?after=<seq>` holds a request waiting for a newer manifest.
@@ -39,6 +41,8 @@ pub struct Served {
     pub size: u64,
     /// Still in the manifest's window (false: in its grace period).
     pub in_window: bool,
+    /// Bytes of this segment sent over HTTP so far.
+    pub http_bytes: Arc<AtomicU64>,
 }
 
 /// Counters of the HTTP side, for `/metrics`.
@@ -58,6 +62,8 @@ pub struct HttpCounters {
     pub torrent_bytes: AtomicU64,
     /// Segment file requests (HTTP fallback and the HTTP baseline).
     pub segment_requests: AtomicU64,
+    /// Segment bytes sent.
+    pub segment_bytes: AtomicU64,
 }
 
 /// State shared between the pipeline and the HTTP handlers.
@@ -79,6 +85,8 @@ pub struct Shared {
     pub degraded: RwLock<Option<String>>,
     /// The tracker's clock.
     pub origin: Instant,
+    /// The upload limit for segment bodies (the swarm has its own, in librqbit).
+    pub http_limiter: Option<ByteLimiter>,
 }
 
 impl Shared {
@@ -93,6 +101,7 @@ impl Shared {
             link,
             degraded: RwLock::new(None),
             origin: Instant::now(),
+            http_limiter: None,
         }
     }
 
@@ -245,12 +254,35 @@ async fn segment(
             .oneshot(request)
             .await
             {
-                Ok(r) => r.map(Body::new),
+                Ok(r) => r.map(|body| metered(Body::new(body), shared.clone(), served.http_bytes)),
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
             }
         }
         _ => not_found().into_response(),
     }
+}
+
+/// Counts a segment body's bytes as they are handed to the server, and holds them to the
+/// publisher's upload limit.
+fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>) -> Body {
+    use futures_util::StreamExt;
+    let stream = body.into_data_stream().then(move |chunk| {
+        let (shared, counter) = (shared.clone(), counter.clone());
+        async move {
+            if let Ok(bytes) = &chunk {
+                if let Some(limiter) = &shared.http_limiter {
+                    limiter.take(bytes.len()).await;
+                }
+                counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                shared
+                    .counters
+                    .segment_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            chunk
+        }
+    });
+    Body::from_stream(stream)
 }
 
 async fn announce(
@@ -346,6 +378,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "counter",
         "Segment file requests over HTTP.",
         get(&c.segment_requests),
+    );
+    metric(
+        "segment_http_bytes_total",
+        "counter",
+        "Segment bytes sent over HTTP (fallback and the HTTP baseline).",
+        get(&c.segment_bytes),
     );
     metric(
         "swarm_uploaded_bytes_total",

@@ -107,7 +107,8 @@ pub struct PublishConfig {
     pub tracker_min_interval: u64,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
-    /// Upload limit for the swarm, bytes/s.
+    /// Upload limit, bytes/s: for the swarm (librqbit's limiter) and, separately, for segment
+    /// files sent over HTTP.
     pub upload_limit: Option<u32>,
     /// JSON-lines metrics file.
     pub metrics_out: Option<PathBuf>,
@@ -180,6 +181,8 @@ pub struct Summary {
     pub segment_bytes: u64,
     /// Payload bytes the swarm uploaded (librqbit's count).
     pub uploaded_bytes: u64,
+    /// Segment bytes sent over HTTP.
+    pub http_uploaded_bytes: u64,
     /// The last manifest sequence number served.
     pub last_seq: u64,
     /// Why new segments stopped early, if they did.
@@ -331,7 +334,11 @@ pub async fn run(
     let tracker = config
         .embedded_tracker
         .then(|| tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval));
-    let shared = Arc::new(Shared::new(link.to_string(), tracker));
+    let mut shared = Shared::new(link.to_string(), tracker);
+    shared.http_limiter = config
+        .upload_limit
+        .and_then(swarmcast_swarm::ratelimit::ByteLimiter::new);
+    let shared = Arc::new(shared);
     let grace = config
         .grace
         .unwrap_or(Duration::from_micros(config.target * 2 * 100 / 9));

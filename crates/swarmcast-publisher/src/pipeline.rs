@@ -142,6 +142,7 @@ impl Publisher {
                     info_hash: entry.info_hash,
                     size: entry.size,
                     in_window: true,
+                    http_bytes: Arc::default(),
                 },
             );
         if let Some(tracker) = &self.shared.tracker {
@@ -459,6 +460,16 @@ impl Publisher {
         }
     }
 
+    /// Bytes of segment `n` sent over HTTP so far.
+    fn http_bytes(&self, n: u64) -> u64 {
+        self.shared
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .map_or(0, |s| s.http_bytes.load(Ordering::Relaxed))
+    }
+
     pub(crate) async fn remove(&mut self, n: u64) {
         let Some(live) = self.live.remove(&n) else {
             return;
@@ -469,6 +480,7 @@ impl Publisher {
             self.swarm.forget(t).await;
         }
         self.removed_uploaded += uploaded;
+        let http_bytes = self.http_bytes(n);
         self.shared
             .segments
             .write()
@@ -488,8 +500,14 @@ impl Publisher {
         if let Some(m) = &self.config.mirror_dir {
             let _ = std::fs::remove_file(m.join("segments").join(format!("{n:08}.torrent")));
         }
-        self.recorder
-            .record(Some(n), Kind::Uploaded { bytes: uploaded });
+        self.summary.http_uploaded_bytes += http_bytes;
+        self.recorder.record(
+            Some(n),
+            Kind::Uploaded {
+                bytes: uploaded,
+                http_bytes,
+            },
+        );
         self.recorder.record(
             Some(n),
             Kind::Removed {
@@ -538,10 +556,13 @@ impl Publisher {
     pub(crate) async fn finish(&mut self) {
         self.housekeeping().await;
         for (n, live) in std::mem::take(&mut self.live) {
+            let http_bytes = self.http_bytes(n);
+            self.summary.http_uploaded_bytes += http_bytes;
             self.recorder.record(
                 Some(n),
                 Kind::Uploaded {
                     bytes: live.uploaded,
+                    http_bytes,
                 },
             );
         }

@@ -12,6 +12,8 @@
 //! directly; `delete(id, false)` keeps the file; polling `stats().finished` is safer than
 //! `wait_until_completed`.
 
+pub mod ratelimit;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

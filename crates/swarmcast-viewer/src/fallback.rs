@@ -6,18 +6,31 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use swarmcast_core::InfoDict;
+use swarmcast_swarm::ratelimit::ByteLimiter;
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
+/// Progress of an HTTP fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Milestone {
+    /// The response headers arrived.
+    Response,
+    /// The first piece arrived and verified.
+    FirstPiece,
+}
+
 /// Fetches `url` into `dest` (a temporary name) and verifies it against `info`; returns the bytes
-/// fetched. On any failure the temporary file is removed.
+/// fetched. On any failure the temporary file is removed. `limiter` holds the download to the
+/// viewer's limit; `progress` hears of each [`Milestone`].
 pub(crate) async fn fetch_verified(
     client: &reqwest::Client,
     url: &Url,
     info: &InfoDict,
     dest: &Path,
+    limiter: Option<&ByteLimiter>,
+    progress: &(dyn Fn(Milestone) + Send + Sync),
 ) -> Result<u64, String> {
-    let result = fetch(client, url, info, dest).await;
+    let result = fetch(client, url, info, dest, limiter, progress).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(dest).await;
     }
@@ -29,6 +42,8 @@ async fn fetch(
     url: &Url,
     info: &InfoDict,
     dest: &Path,
+    limiter: Option<&ByteLimiter>,
+    progress: &(dyn Fn(Milestone) + Send + Sync),
 ) -> Result<u64, String> {
     let mut response = client
         .get(url.clone())
@@ -37,6 +52,7 @@ async fn fetch(
         .await
         .and_then(|r| r.error_for_status())
         .map_err(|e| format!("GET {url}: {e}"))?;
+    progress(Milestone::Response);
     let mut file = tokio::fs::File::create(dest)
         .await
         .map_err(|e| format!("{}: {e}", dest.display()))?;
@@ -48,6 +64,9 @@ async fn fetch(
         .await
         .map_err(|e| format!("GET {url}: {e}"))?
     {
+        if let Some(limiter) = limiter {
+            limiter.take(chunk.len()).await;
+        }
         total += chunk.len() as u64;
         if total > info.length {
             return Err(format!(
@@ -65,6 +84,9 @@ async fn fetch(
             rest = &rest[take..];
             if piece.len() as u64 == info.piece_length {
                 check(info, index, &piece, url)?;
+                if index == 0 {
+                    progress(Milestone::FirstPiece);
+                }
                 index += 1;
                 piece.clear();
             }
@@ -78,6 +100,9 @@ async fn fetch(
     }
     if !piece.is_empty() {
         check(info, index, &piece, url)?;
+        if index == 0 {
+            progress(Milestone::FirstPiece);
+        }
     }
     file.sync_all()
         .await

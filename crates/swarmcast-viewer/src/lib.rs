@@ -15,4 +15,4 @@ pub mod watch;
 
 pub use schedule::{ScheduleConfig, Scheduler};
 pub use sink::SinkConfig;
-pub use watch::{watch, WatchConfig, WatchError, WatchReady, WatchSummary};
+pub use watch::{watch, Transport, WatchConfig, WatchError, WatchReady, WatchSummary};

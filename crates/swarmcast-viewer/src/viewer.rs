@@ -11,17 +11,20 @@ use bytes::Bytes;
 use swarmcast_core::manifest::SegmentEntry;
 use swarmcast_core::{InfoDict, SegmentTorrent, SignedManifest};
 use swarmcast_metrics::{Kind, Recorder};
+use swarmcast_swarm::ratelimit::ByteLimiter;
 use swarmcast_swarm::{Swarm, Torrent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::fallback;
+use crate::fallback::{self, Milestone};
 use crate::poller::PollEvent;
 use crate::schedule::{Action, Scheduler};
 use crate::sink::Sink;
-use crate::watch::{WatchConfig, WatchError, WatchSummary, REFUSALS_BEFORE_GIVING_UP, SAMPLE};
+use crate::watch::{
+    Transport, WatchConfig, WatchError, WatchSummary, REFUSALS_BEFORE_GIVING_UP, SAMPLE,
+};
 
 pub(crate) struct Seg {
     pub(crate) entry: SegmentEntry,
@@ -31,6 +34,11 @@ pub(crate) struct Seg {
     pub(crate) first_piece_seen: bool,
     pub(crate) complete: bool,
 }
+
+/// Attempts of an HTTP-baseline fetch.
+pub(crate) const HTTP_ATTEMPTS: u32 = 20;
+/// Pause between them.
+pub(crate) const HTTP_RETRY: Duration = Duration::from_millis(250);
 
 pub(crate) enum Ev {
     FirstPeer(u64, Duration),
@@ -49,6 +57,8 @@ pub(crate) struct Viewer {
     pub(crate) latest: Option<Arc<SignedManifest>>,
     pub(crate) source: Option<Url>,
     pub(crate) client: reqwest::Client,
+    /// The download limit for HTTP fetches (librqbit has its own).
+    pub(crate) limiter: Option<Arc<ByteLimiter>>,
     pub(crate) ev_tx: mpsc::Sender<Ev>,
     pub(crate) sink: Sink,
     pub(crate) origin: Instant,
@@ -224,6 +234,16 @@ impl Viewer {
             let _ = tokio::fs::remove_file(&temp).await;
             return;
         };
+        if self.config.transport == Transport::Http {
+            match result {
+                Ok(bytes) => self.http_complete(n, bytes).await,
+                Err(e) => {
+                    tracing::warn!(segment = n, error = %e, "HTTP fetch failed {HTTP_ATTEMPTS} times: giving up");
+                    self.scheduler.on_fetch_failed(n);
+                }
+            }
+            return;
+        }
         match result {
             Err(e) => {
                 tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm");
@@ -243,9 +263,9 @@ impl Viewer {
             Ok(bytes) => {
                 self.recorder
                     .record(Some(n), Kind::HttpFallback { bytes, ok: true });
+                let name = format!("{n:08}.ts");
                 // Hand the verified file to librqbit: forget the torrent (keeping its file), put
                 // ours in place, re-add it so librqbit re-checks it and seeds it to others.
-                let name = format!("{n:08}.ts");
                 let torrent_bytes = self.torrent_bytes(&seg.entry);
                 if let Some(seg) = self.segs.get_mut(&n) {
                     if let Some(w) = seg.watcher.take() {
@@ -289,6 +309,35 @@ impl Viewer {
                 self.scheduler.on_complete(n, now);
             }
         }
+    }
+
+    /// The HTTP baseline's segment arrived: into place, and done (nothing is seeded).
+    async fn http_complete(&mut self, n: u64, bytes: u64) {
+        let temp = fallback::temp_path(&self.dir, n);
+        let name = format!("{n:08}.ts");
+        if let Err(e) = tokio::fs::rename(&temp, self.dir.join(name)).await {
+            tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
+            self.scheduler.on_fetch_failed(n);
+            return;
+        }
+        let since = seg_added_us(self.segs.get(&n));
+        if let Some(seg) = self.segs.get_mut(&n) {
+            seg.complete = true;
+            seg.watcher = None;
+        }
+        self.summary.from_http += bytes;
+        self.recorder.record(
+            Some(n),
+            Kind::Completed {
+                since_added_us: since,
+                via: "http".into(),
+                from_publisher: 0,
+                from_peers: 0,
+                from_http: bytes,
+            },
+        );
+        let now = self.now_ms();
+        self.scheduler.on_complete(n, now);
     }
 
     pub(crate) fn torrent_bytes(&self, entry: &SegmentEntry) -> Vec<u8> {
@@ -348,6 +397,10 @@ impl Viewer {
     }
 
     pub(crate) async fn add(&mut self, n: u64) {
+        if self.config.transport == Transport::Http {
+            self.add_http(n);
+            return;
+        }
         let Some(seg) = self.segs.get(&n) else { return };
         let torrent = self.torrent_bytes(&seg.entry);
         let peers = self.initial_peers().await;
@@ -385,15 +438,80 @@ impl Viewer {
             return;
         };
         tracing::info!(segment = n, %url, "fetching over HTTP (the swarm is late)");
-        let (client, temp, tx) = (
+        let (client, temp, tx, limiter) = (
             self.client.clone(),
             fallback::temp_path(&self.dir, n),
             self.ev_tx.clone(),
+            self.limiter.clone(),
         );
         tokio::spawn(async move {
-            let result = fallback::fetch_verified(&client, &url, &info, &temp).await;
+            let result =
+                fallback::fetch_verified(&client, &url, &info, &temp, limiter.as_deref(), &|_| {})
+                    .await;
             let _ = tx.send(Ev::Http(n, result)).await;
         });
+    }
+
+    /// The HTTP baseline ([`Transport::Http`]): the segment is fetched from the publisher's
+    /// `/segments/<n>.ts`, retried while it is wanted (at most [`HTTP_ATTEMPTS`] times). The
+    /// response headers count as its first peer, the first verified piece as its first piece.
+    pub(crate) fn add_http(&mut self, n: u64) {
+        let (Some(seg), Some(source)) = (self.segs.get_mut(&n), self.source.clone()) else {
+            return;
+        };
+        let (Ok(url), Ok(info)) = (
+            source.join(&format!("segments/{n:08}.ts")),
+            InfoDict::decode_strict(&seg.entry.info),
+        ) else {
+            return;
+        };
+        let added = Instant::now();
+        seg.added = Some(added);
+        self.recorder.record(Some(n), Kind::Added);
+        let (client, temp, tx, limiter) = (
+            self.client.clone(),
+            fallback::temp_path(&self.dir, n),
+            self.ev_tx.clone(),
+            self.limiter.clone(),
+        );
+        seg.watcher = Some(tokio::spawn(async move {
+            let seen = std::sync::Mutex::new((false, false));
+            let progress = |m: Milestone| {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                let ev = match m {
+                    Milestone::Response if !seen.0 => {
+                        seen.0 = true;
+                        Ev::FirstPeer(n, added.elapsed())
+                    }
+                    Milestone::FirstPiece if !seen.1 => {
+                        seen.1 = true;
+                        Ev::FirstPiece(n, added.elapsed())
+                    }
+                    _ => return,
+                };
+                let _ = tx.try_send(ev);
+            };
+            let mut result = Err(String::new());
+            for attempt in 1..=HTTP_ATTEMPTS {
+                result = fallback::fetch_verified(
+                    &client,
+                    &url,
+                    &info,
+                    &temp,
+                    limiter.as_deref(),
+                    &progress,
+                )
+                .await;
+                match &result {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(segment = n, attempt, error = %e, "HTTP fetch failed");
+                        tokio::time::sleep(HTTP_RETRY).await;
+                    }
+                }
+            }
+            let _ = tx.send(Ev::Http(n, result)).await;
+        }));
     }
 
     /// Writes a segment to the sink; false if the sink is gone (a closed pipe).

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use swarmcast_core::StreamLink;
 use swarmcast_metrics::{Kind, Recorder, Role};
+use swarmcast_swarm::ratelimit::ByteLimiter;
 use swarmcast_swarm::{Swarm, SwarmConfig};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -22,6 +23,17 @@ use crate::viewer::Viewer;
 pub const SAMPLE: Duration = Duration::from_millis(5);
 /// Manifest refusals before the first accepted one after which the link is taken to be wrong.
 pub(crate) const REFUSALS_BEFORE_GIVING_UP: u64 = 3;
+
+/// How segments are fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// From the swarm (re-seeding them), with HTTP fallback when late.
+    #[default]
+    Swarm,
+    /// Over plain HTTP from the publisher (`/segments/<n>.ts`, the HLS way): the lab's baseline.
+    /// Every piece is still checked against the signed info; nothing is seeded.
+    Http,
+}
 
 /// Everything `swarmcast watch` can be told.
 #[derive(Clone, Debug)]
@@ -44,8 +56,10 @@ pub struct WatchConfig {
     pub node: String,
     /// Upload limit, bytes/s.
     pub upload_limit: Option<u32>,
-    /// Download limit, bytes/s.
+    /// Download limit, bytes/s (librqbit's limiter for the swarm; ours for HTTP).
     pub download_limit: Option<u32>,
+    /// How segments are fetched.
+    pub transport: Transport,
 }
 
 impl WatchConfig {
@@ -62,6 +76,7 @@ impl WatchConfig {
             node: "viewer".into(),
             upload_limit: None,
             download_limit: None,
+            transport: Transport::Swarm,
         }
     }
 }
@@ -202,6 +217,15 @@ pub async fn watch(
         poll_stop.clone(),
     ));
     let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let mut config = config;
+    if config.transport == Transport::Http {
+        // Every fetch is already HTTP.
+        config.schedule.http_fallback = false;
+    }
+    let limiter = config
+        .download_limit
+        .and_then(ByteLimiter::new)
+        .map(Arc::new);
     let mut viewer = Viewer {
         scheduler: Scheduler::new(config.schedule.clone()),
         config,
@@ -212,6 +236,7 @@ pub async fn watch(
         latest: None,
         source: None,
         client: reqwest::Client::new(),
+        limiter,
         ev_tx,
         sink,
         origin,
