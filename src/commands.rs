@@ -508,3 +508,97 @@ pub(crate) async fn demo(args: crate::DemoArgs, cancel: CancellationToken) -> Re
     }
     Ok(())
 }
+
+pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Result<()> {
+    use swarmcast_lab::plan::{self, JoinPattern, SweepSpec};
+    let join = match args.join {
+        crate::JoinArg::All => JoinPattern::All,
+        crate::JoinArg::Staggered => JoinPattern::Staggered {
+            every_secs: args.join_every,
+        },
+        crate::JoinArg::Churn => JoinPattern::Churn {
+            every_secs: args.join_every,
+        },
+    };
+    let spec = SweepSpec {
+        segment_secs: args.segment_secs,
+        viewers: args.viewers,
+        transports: args.transports,
+        repeats: args.repeats,
+        bitrate: args.bitrate,
+        duration_secs: args.duration,
+        join,
+        publisher_upload_limit: args.publisher_upload_limit,
+        viewer_upload_limit: args.viewer_upload_limit,
+        viewer_download_limit: args.viewer_download_limit,
+        http_fallback: !args.no_http_fallback,
+        side_by_side: !args.one_at_a_time,
+    };
+    let plan = plan::plan(&spec)?;
+    let estimate = plan.estimate();
+    eprintln!(
+        "lab: {} runs in {} groups, {} processes; estimated {} min {} s",
+        plan.runs.len(),
+        plan.groups().len(),
+        plan.processes(),
+        estimate.as_secs() / 60,
+        estimate.as_secs() % 60
+    );
+    if args.dry_run {
+        for g in plan.groups() {
+            let ids: Vec<&str> = g.iter().map(|r| r.id.as_str()).collect();
+            println!(
+                "{}  ({} s of media, about {} s)",
+                ids.join(" + "),
+                g[0].duration_secs,
+                g.iter()
+                    .map(|r| r.estimate())
+                    .max()
+                    .unwrap_or_default()
+                    .as_secs()
+            );
+        }
+        return Ok(());
+    }
+    let out = match args.out {
+        Some(o) => o,
+        None => Path::new("lab-results").join(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+        ),
+    };
+    let config = swarmcast_lab::LabConfig {
+        plan,
+        out: out.clone(),
+        exe: std::env::current_exe().context("cannot find this program's path")?,
+        keep_media: args.keep_media,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let report = swarmcast_lab::run_lab(config, cancel.clone()).await?;
+    println!("{}", report.markdown);
+    eprintln!("results: {}", out.display());
+    if cancel.is_cancelled() {
+        bail!("interrupted: the report covers the runs that finished");
+    }
+    if !report.consistent() {
+        bail!(
+            "some runs are inconsistent (see the Consistency section of {})",
+            out.join("summary.md").display()
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn report(dir: &Path) -> Result<()> {
+    let report = swarmcast_lab::report::write_report(dir)?;
+    println!("{}", report.markdown);
+    for f in &report.files {
+        eprintln!("wrote {}", f.display());
+    }
+    if !report.consistent() {
+        bail!("some runs are inconsistent (see the Consistency section)");
+    }
+    Ok(())
+}

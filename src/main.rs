@@ -52,6 +52,12 @@ enum Command {
     /// loopback; prints what each segment's swarm cost; fails if a viewer's output differs from
     /// the published segments it played.
     Demo(DemoArgs),
+    /// Measure what a new swarm every segment costs: sweeps of runs, each one publisher and N
+    /// viewers as separate processes on loopback, the swarm against plain HTTP side by side;
+    /// writes raw counters, summary.csv, summary.md and SVG plots to a results directory.
+    Lab(LabArgs),
+    /// Regenerate a lab results directory's summary.csv, summary.md and plots from its raw files.
+    Report(ReportArgs),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
 }
@@ -353,6 +359,89 @@ struct DemoArgs {
     upload_limit: Option<u32>,
 }
 
+/// Arguments of `swarmcast lab`.
+#[derive(Debug, Args)]
+struct LabArgs {
+    /// Segment lengths to sweep, seconds (comma-separated).
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", value_delimiter = ',', default_value = "2,10,60", value_parser = commands::parse_secs)]
+    segment_secs: Vec<f64>,
+    /// Audience sizes to sweep (comma-separated).
+    #[arg(
+        long,
+        env = "SWARMCAST_VIEWERS",
+        value_delimiter = ',',
+        default_value = "1,5,20"
+    )]
+    viewers: Vec<usize>,
+    /// Transports: `swarm`, and `http` as the baseline (comma-separated).
+    #[arg(
+        long,
+        env = "SWARMCAST_TRANSPORTS",
+        value_delimiter = ',',
+        default_value = "swarm,http"
+    )]
+    transports: Vec<swarmcast_lab::plan::Transport>,
+    /// Runs of every configuration.
+    #[arg(long, env = "SWARMCAST_REPEATS", default_value_t = 1)]
+    repeats: u32,
+    /// Bitrate of the synthetic feed (k and M suffixes allowed).
+    #[arg(long, env = "SWARMCAST_BITRATE", default_value = "1M", value_parser = commands::parse_bitrate)]
+    bitrate: u64,
+    /// Seconds of media per run [default: max(5 segments, 60 s)].
+    #[arg(long, env = "SWARMCAST_DURATION", value_parser = commands::parse_secs)]
+    duration: Option<f64>,
+    /// Join pattern: all at once, staggered (one every --join-every), or churn (every
+    /// --join-every the longest-running viewer leaves and a new one joins).
+    #[arg(long, env = "SWARMCAST_JOIN", value_enum, default_value_t = JoinArg::All)]
+    join: JoinArg,
+    /// Seconds between joins (staggered) or between leave-and-joins (churn).
+    #[arg(long, env = "SWARMCAST_JOIN_EVERY", default_value_t = 2.0, value_parser = commands::parse_secs)]
+    join_every: f64,
+    /// The publisher's upload cap: bytes/s (k, M suffixes) or a multiple of the bitrate (`1.5x`).
+    /// At least 32768 bytes/s. Applies to the swarm and to HTTP alike.
+    #[arg(long, env = "SWARMCAST_PUBLISHER_UPLOAD_LIMIT")]
+    publisher_upload_limit: Option<swarmcast_lab::plan::Limit>,
+    /// Each viewer's upload cap (as --publisher-upload-limit).
+    #[arg(long, env = "SWARMCAST_VIEWER_UPLOAD_LIMIT")]
+    viewer_upload_limit: Option<swarmcast_lab::plan::Limit>,
+    /// Each viewer's download cap (as --publisher-upload-limit).
+    #[arg(long, env = "SWARMCAST_VIEWER_DOWNLOAD_LIMIT")]
+    viewer_download_limit: Option<swarmcast_lab::plan::Limit>,
+    /// Swarm viewers never fetch late segments over HTTP.
+    #[arg(long, env = "SWARMCAST_NO_HTTP_FALLBACK")]
+    no_http_fallback: bool,
+    /// Run one run at a time, instead of the swarm and HTTP runs of a configuration side by side.
+    #[arg(long, env = "SWARMCAST_ONE_AT_A_TIME")]
+    one_at_a_time: bool,
+    /// Results directory [default: lab-results/<unix time>].
+    #[arg(long, short, env = "SWARMCAST_LAB_OUT")]
+    out: Option<PathBuf>,
+    /// Keep segment files and viewer outputs (large) in the results.
+    #[arg(long, env = "SWARMCAST_KEEP_MEDIA")]
+    keep_media: bool,
+    /// Print the plan and its estimated time, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `--join`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum JoinArg {
+    /// Every viewer starts with the publisher.
+    All,
+    /// One viewer every --join-every seconds.
+    Staggered,
+    /// Viewers leave and join at a set rate.
+    Churn,
+}
+
+/// Arguments of `swarmcast report`.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A results directory written by `swarmcast lab`.
+    dir: PathBuf,
+}
+
 /// Arguments of `swarmcast synth`.
 #[derive(Debug, Args)]
 struct SynthArgs {
@@ -425,6 +514,8 @@ fn main() -> ExitCode {
             Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
             Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
             Command::Demo(args) => commands::demo(args, cancel.clone()).await,
+            Command::Lab(args) => commands::lab(args, cancel.clone()).await,
+            Command::Report(args) => commands::report(&args.dir),
         }
     });
     match result {
@@ -466,6 +557,7 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! End-to-end tests with long-lived processes; nextest runs them one at a time.
 
+mod lab;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

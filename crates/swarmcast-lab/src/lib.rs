@@ -1,9 +1,21 @@
 //! swarmcast's lab: the whole system on one machine.
 //!
-//! [`demo`] runs the synthetic feed through a publisher and a few staggered viewers in one process
-//! on loopback, checks that every viewer's output is byte-identical to the published segments it
-//! played, and reports what the new swarm per segment cost ([`DemoReport::table`]). It is the one
-//! library that knows both the publisher and the viewer.
+//! - [`demo`] runs the synthetic feed through a publisher and a few staggered viewers in one
+//!   process on loopback, checks that every viewer's output is byte-identical to the published
+//!   segments it played, and reports what the new swarm per segment cost ([`DemoReport::table`]).
+//! - [`run_lab`] (`swarmcast lab`) measures that cost: a [`plan::Plan`] of runs, each one publisher
+//!   and N viewers as separate processes, fetching from the swarm or, as the baseline, over plain
+//!   HTTP; every node's counters go into a results directory ([`results`]), which
+//!   [`report::write_report`] (`swarmcast report`) turns into a CSV, a Markdown table and SVG plots.
+//!
+//! It is the one library that knows both the publisher and the viewer.
+
+pub mod plan;
+pub mod report;
+pub mod results;
+mod runner;
+
+pub use runner::{run_lab, LabConfig};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -295,6 +295,7 @@ pub async fn run(
         listen: config.listen,
         upload_limit: config.upload_limit,
         download_limit: None,
+        announce_seeds: false,
     })
     .await?;
     let peer_addr = swarm.listen_addr();
@@ -360,6 +361,7 @@ pub async fn run(
             ..Summary::default()
         },
         removed_uploaded: 0,
+        removed_http: Default::default(),
     };
 
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.

@@ -49,6 +49,9 @@ pub(crate) struct Publisher {
     pub(crate) grace: Duration,
     pub(crate) summary: Summary,
     pub(crate) removed_uploaded: u64,
+    /// Removed segments whose HTTP responses may still be running: (swarm bytes, HTTP bytes
+    /// recorded, the live HTTP counter), for a final count at the end.
+    pub(crate) removed_http: BTreeMap<u64, (u64, u64, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl Publisher {
@@ -481,6 +484,16 @@ impl Publisher {
         }
         self.removed_uploaded += uploaded;
         let http_bytes = self.http_bytes(n);
+        if let Some(s) = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+        {
+            self.removed_http
+                .insert(n, (uploaded, http_bytes, s.http_bytes.clone()));
+        }
         self.shared
             .segments
             .write()
@@ -565,6 +578,15 @@ impl Publisher {
                     http_bytes,
                 },
             );
+        }
+        // HTTP responses still running when their segment was removed: their final count.
+        for (n, (bytes, recorded, counter)) in std::mem::take(&mut self.removed_http) {
+            let http_bytes = counter.load(Ordering::Relaxed);
+            if http_bytes > recorded {
+                self.summary.http_uploaded_bytes += http_bytes - recorded;
+                self.recorder
+                    .record(Some(n), Kind::Uploaded { bytes, http_bytes });
+            }
         }
         self.summary.uploaded_bytes = self.shared.uploaded_bytes.load(Ordering::Relaxed);
         self.swarm.shutdown().await;

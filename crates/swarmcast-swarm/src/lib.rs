@@ -79,6 +79,12 @@ pub struct SwarmConfig {
     pub upload_limit: Option<u32>,
     /// Download limit in bytes per second.
     pub download_limit: Option<u32>,
+    /// Torrents given to [`Swarm::seed`] announce to their trackers. librqbit then dials the
+    /// peers the tracker returns, and a viewer cannot tell such a connection from another viewer's
+    /// (it sees an ephemeral port, not the listener named in the manifest). The publisher turns
+    /// this off: its tracker lists it directly and the manifest names it, so nobody needs its
+    /// announce, and every byte it sends arrives on a connection the viewer attributes to it.
+    pub announce_seeds: bool,
 }
 
 /// A torrent in the session.
@@ -131,6 +137,7 @@ pub struct Swarm {
     session: Arc<Session>,
     peer_id: [u8; 20],
     listen_addr: SocketAddr,
+    announce_seeds: bool,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -197,6 +204,7 @@ impl Swarm {
             session,
             peer_id: peer_id.0,
             listen_addr,
+            announce_seeds: config.announce_seeds,
         })
     }
 
@@ -251,6 +259,7 @@ impl Swarm {
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
+            disable_trackers: !self.announce_seeds,
             ..Default::default()
         };
         let t = self.add(torrent, name, opts).await?;

@@ -33,6 +33,9 @@ pub(crate) struct Seg {
     pub(crate) added: Option<Instant>,
     pub(crate) first_piece_seen: bool,
     pub(crate) complete: bool,
+    /// Payload bytes uploaded by an earlier torrent handle of this segment (one dropped when an
+    /// HTTP fallback handed the segment back to librqbit).
+    pub(crate) uploaded_before: u64,
 }
 
 /// Attempts of an HTTP-baseline fetch.
@@ -128,6 +131,7 @@ impl Viewer {
                                 added: None,
                                 first_piece_seen: false,
                                 complete: false,
+                                uploaded_before: 0,
                             },
                         );
                     }
@@ -267,14 +271,28 @@ impl Viewer {
                 // Hand the verified file to librqbit: forget the torrent (keeping its file), put
                 // ours in place, re-add it so librqbit re-checks it and seeds it to others.
                 let torrent_bytes = self.torrent_bytes(&seg.entry);
+                // What the swarm delivered before the fallback won (wasted bytes, but received),
+                // and what this handle uploaded, so the counters survive the new handle.
+                let publishers = self.publisher_addrs();
+                let (mut from_publisher, mut from_peers) = (0, 0);
                 if let Some(seg) = self.segs.get_mut(&n) {
                     if let Some(w) = seg.watcher.take() {
                         w.abort();
                     }
                     if let Some(t) = seg.torrent.take() {
+                        for p in self.swarm.peer_bytes(&t) {
+                            if publishers.contains(&p.addr) {
+                                from_publisher += p.fetched;
+                            } else {
+                                from_peers += p.fetched;
+                            }
+                        }
+                        seg.uploaded_before += self.swarm.stats(&t).uploaded;
                         self.swarm.forget(&t).await;
                     }
                 }
+                self.summary.from_publisher += from_publisher;
+                self.summary.from_peers += from_peers;
                 if let Err(e) = tokio::fs::rename(&temp, self.dir.join(&name)).await {
                     tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
                     self.scheduler.on_fetch_failed(n);
@@ -300,8 +318,8 @@ impl Viewer {
                     Kind::Completed {
                         since_added_us: since,
                         via: "http".into(),
-                        from_publisher: 0,
-                        from_peers: 0,
+                        from_publisher,
+                        from_peers,
                         from_http: bytes,
                     },
                 );
@@ -561,9 +579,9 @@ impl Viewer {
         if let Some(w) = seg.watcher.take() {
             w.abort();
         }
-        let mut uploaded = 0;
+        let mut uploaded = seg.uploaded_before;
         if let Some(t) = seg.torrent.take() {
-            uploaded = self.swarm.stats(&t).uploaded;
+            uploaded += self.swarm.stats(&t).uploaded;
             self.swarm.forget(&t).await;
         }
         self.summary.uploaded += uploaded;

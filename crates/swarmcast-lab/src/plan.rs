@@ -1,0 +1,511 @@
+//! Sweep planning (pure): a [`SweepSpec`] of lists becomes the [`RunSpec`]s to execute, grouped
+//! so the swarm run and its HTTP baseline of the same configuration run side by side (same
+//! machine conditions, half the wall time), with an up-front estimate of how long it all takes.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The smallest rate cap: librqbit moves 16 KiB chunks, and below two a second its limiter stalls.
+pub const MIN_LIMIT: u32 = 32 * 1024;
+
+/// How viewers fetch segments in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// From the swarm (`swarmcast watch`).
+    Swarm,
+    /// Over plain HTTP from the publisher (`swarmcast watch --transport http`).
+    Http,
+}
+
+impl Transport {
+    /// `swarm` or `http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Swarm => "swarm",
+            Self::Http => "http",
+        }
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "swarm" => Ok(Self::Swarm),
+            "http" => Ok(Self::Http),
+            other => Err(format!("transport {other:?}: expected swarm or http")),
+        }
+    }
+}
+
+/// When viewers join and leave.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "pattern", rename_all = "snake_case")]
+pub enum JoinPattern {
+    /// Every viewer starts with the publisher.
+    All,
+    /// Viewer `i` starts `i × every_secs` after the publisher.
+    Staggered {
+        /// Seconds between joins.
+        every_secs: f64,
+    },
+    /// All start with the publisher; then every `every_secs` the longest-running viewer leaves
+    /// (Ctrl-C) and a new one joins, so the audience stays at N.
+    Churn {
+        /// Seconds between a leave-and-join.
+        every_secs: f64,
+    },
+}
+
+impl std::fmt::Display for JoinPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => write!(f, "all"),
+            Self::Staggered { every_secs } => write!(f, "staggered/{every_secs}s"),
+            Self::Churn { every_secs } => write!(f, "churn/{every_secs}s"),
+        }
+    }
+}
+
+/// A rate cap: absolute, or a multiple of the stream's bitrate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// Bytes per second.
+    BytesPerSec(u32),
+    /// This many times the stream bitrate.
+    TimesBitrate(f64),
+}
+
+impl Limit {
+    /// Bytes per second at `bitrate` (bit/s).
+    pub fn resolve(self, bitrate: u64) -> u32 {
+        match self {
+            Self::BytesPerSec(b) => b,
+            Self::TimesBitrate(x) => (x * bitrate as f64 / 8.0).round().min(u32::MAX as f64) as u32,
+        }
+    }
+}
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+    /// `1.5x` (times the bitrate) or bytes per second with an optional k/M suffix (×1000).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(x) = s.strip_suffix('x') {
+            return match x.parse::<f64>() {
+                Ok(v) if v > 0.0 && v.is_finite() => Ok(Self::TimesBitrate(v)),
+                _ => Err(format!(
+                    "limit {s:?}: expected a positive multiple such as 1.5x"
+                )),
+            };
+        }
+        let (digits, mult) = match s.strip_suffix(['k', 'K']) {
+            Some(d) => (d, 1_000.0),
+            None => match s.strip_suffix('M') {
+                Some(d) => (d, 1_000_000.0),
+                None => (s, 1.0),
+            },
+        };
+        match digits.parse::<f64>() {
+            Ok(v) if v > 0.0 && v * mult <= u32::MAX as f64 => {
+                Ok(Self::BytesPerSec((v * mult).round() as u32))
+            }
+            _ => Err(format!(
+                "limit {s:?}: expected bytes per second (k and M suffixes allowed) or a multiple of the bitrate such as 1.5x"
+            )),
+        }
+    }
+}
+
+/// What to sweep: every combination of the lists, `repeats` times.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepSpec {
+    /// Segment lengths, seconds.
+    pub segment_secs: Vec<f64>,
+    /// Audience sizes.
+    pub viewers: Vec<usize>,
+    /// Transports (the swarm, and HTTP as the baseline).
+    pub transports: Vec<Transport>,
+    /// Repeats of every configuration.
+    pub repeats: u32,
+    /// Synthetic feed bitrate, bit/s.
+    pub bitrate: u64,
+    /// Media per run, seconds [default: max(5 segments, 60 s)].
+    pub duration_secs: Option<f64>,
+    /// Join pattern.
+    pub join: JoinPattern,
+    /// The publisher's upload cap.
+    pub publisher_upload_limit: Option<Limit>,
+    /// Each viewer's upload cap.
+    pub viewer_upload_limit: Option<Limit>,
+    /// Each viewer's download cap.
+    pub viewer_download_limit: Option<Limit>,
+    /// Swarm viewers may fetch late segments over HTTP.
+    pub http_fallback: bool,
+    /// Run the transports of one configuration side by side (false: one run at a time).
+    pub side_by_side: bool,
+}
+
+impl Default for SweepSpec {
+    /// The default sweep: 2, 10 and 60 s segments × 1, 5 and 20 viewers, swarm against HTTP,
+    /// 1 Mbit/s, everyone joining at once, no caps.
+    fn default() -> Self {
+        Self {
+            segment_secs: vec![2.0, 10.0, 60.0],
+            viewers: vec![1, 5, 20],
+            transports: vec![Transport::Swarm, Transport::Http],
+            repeats: 1,
+            bitrate: 1_000_000,
+            duration_secs: None,
+            join: JoinPattern::All,
+            publisher_upload_limit: None,
+            viewer_upload_limit: None,
+            viewer_download_limit: None,
+            http_fallback: true,
+            side_by_side: true,
+        }
+    }
+}
+
+/// One run: a publisher and its viewers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Unique, sortable, and names the run's directory: `s002-n05-swarm-r1`.
+    pub id: String,
+    /// Runs of the same group execute concurrently.
+    pub group: usize,
+    /// Segment length, seconds.
+    pub segment_secs: f64,
+    /// Viewers (at any one time).
+    pub viewers: usize,
+    /// Transport.
+    pub transport: Transport,
+    /// Repeat number, from 1.
+    pub repeat: u32,
+    /// Media published, seconds.
+    pub duration_secs: f64,
+    /// Bitrate, bit/s.
+    pub bitrate: u64,
+    /// Join pattern.
+    pub join: JoinPattern,
+    /// The publisher's upload cap, bytes/s.
+    pub publisher_upload_limit: Option<u32>,
+    /// Viewers' upload cap, bytes/s.
+    pub viewer_upload_limit: Option<u32>,
+    /// Viewers' download cap, bytes/s.
+    pub viewer_download_limit: Option<u32>,
+    /// HTTP fallback allowed (swarm runs).
+    pub http_fallback: bool,
+}
+
+impl RunSpec {
+    /// The configuration without transport and repeat (what results are grouped by).
+    pub fn config_key(&self) -> (u64, usize) {
+        ((self.segment_secs * 1000.0).round() as u64, self.viewers)
+    }
+
+    /// Viewer processes over the whole run (churn adds one per leave-and-join).
+    pub fn viewer_processes(&self) -> usize {
+        match self.join {
+            JoinPattern::Churn { every_secs } => {
+                self.viewers + (self.duration_secs / every_secs).floor() as usize
+            }
+            _ => self.viewers,
+        }
+    }
+
+    /// Estimated wall time: the media, the playout delay (at most a segment, in practice about a
+    /// second) and process start and stop. Staggered and churning viewers join while it runs.
+    pub fn estimate(&self) -> Duration {
+        Duration::from_secs_f64(self.duration_secs + self.segment_secs.min(2.0) + 6.0)
+    }
+}
+
+/// The runs to execute and how long they should take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The sweep.
+    pub spec: SweepSpec,
+    /// Every run, in execution order.
+    pub runs: Vec<RunSpec>,
+}
+
+impl Plan {
+    /// Groups in order; the runs of a group run concurrently.
+    pub fn groups(&self) -> Vec<Vec<&RunSpec>> {
+        let mut out: Vec<Vec<&RunSpec>> = Vec::new();
+        for r in &self.runs {
+            match out.last_mut() {
+                Some(g) if g[0].group == r.group => g.push(r),
+                _ => out.push(vec![r]),
+            }
+        }
+        out
+    }
+
+    /// The estimated wall time: each group takes as long as its longest run.
+    pub fn estimate(&self) -> Duration {
+        self.groups()
+            .iter()
+            .map(|g| g.iter().map(|r| r.estimate()).max().unwrap_or_default())
+            .sum()
+    }
+
+    /// Processes started over the sweep (publishers and viewers).
+    pub fn processes(&self) -> usize {
+        self.runs.iter().map(|r| 1 + r.viewer_processes()).sum()
+    }
+}
+
+/// Why a sweep cannot be planned.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// A list is empty.
+    #[error("--{0} is empty")]
+    Empty(&'static str),
+    /// A value is out of range.
+    #[error("--{field} {value}: {expected}")]
+    Range {
+        /// The flag.
+        field: &'static str,
+        /// What was given.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+}
+
+fn range(field: &'static str, value: impl ToString, expected: impl ToString) -> PlanError {
+    PlanError::Range {
+        field,
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+/// Turns a sweep into runs: for each segment length, each audience, each repeat, one group with
+/// one run per transport.
+pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
+    if spec.segment_secs.is_empty() {
+        return Err(PlanError::Empty("segment-secs"));
+    }
+    if spec.viewers.is_empty() {
+        return Err(PlanError::Empty("viewers"));
+    }
+    if spec.transports.is_empty() {
+        return Err(PlanError::Empty("transports"));
+    }
+    if spec.repeats == 0 {
+        return Err(range("repeats", 0, "at least 1"));
+    }
+    for &s in &spec.segment_secs {
+        if !(0.5..=600.0).contains(&s) {
+            return Err(range("segment-secs", s, "from 0.5 to 600 seconds"));
+        }
+    }
+    for &n in &spec.viewers {
+        if !(1..=200).contains(&n) {
+            return Err(range("viewers", n, "from 1 to 200"));
+        }
+    }
+    if let Some(d) = spec.duration_secs {
+        if !(d > 0.0 && d <= 24.0 * 3600.0) {
+            return Err(range("duration", d, "more than 0 and at most a day"));
+        }
+    }
+    match spec.join {
+        JoinPattern::All => {}
+        JoinPattern::Staggered { every_secs } | JoinPattern::Churn { every_secs } => {
+            if !(every_secs > 0.0 && every_secs.is_finite()) {
+                return Err(range("join", spec.join, "a positive interval"));
+            }
+        }
+    }
+    let limit = |field, l: Option<Limit>| -> Result<Option<u32>, PlanError> {
+        match l.map(|l| l.resolve(spec.bitrate)) {
+            Some(b) if b < MIN_LIMIT => Err(range(
+                field,
+                format!("{b} bytes/s"),
+                format!("at least {MIN_LIMIT} bytes/s (librqbit cannot move 16 KiB chunks slower)"),
+            )),
+            other => Ok(other),
+        }
+    };
+    let publisher_upload_limit = limit("publisher-upload-limit", spec.publisher_upload_limit)?;
+    let viewer_upload_limit = limit("viewer-upload-limit", spec.viewer_upload_limit)?;
+    let viewer_download_limit = limit("viewer-download-limit", spec.viewer_download_limit)?;
+    let mut transports = spec.transports.clone();
+    transports.sort();
+    transports.dedup();
+
+    let mut runs = Vec::new();
+    let mut group = 0;
+    for &segment_secs in &spec.segment_secs {
+        let duration_secs = spec
+            .duration_secs
+            .unwrap_or_else(|| (5.0 * segment_secs).max(60.0));
+        for &viewers in &spec.viewers {
+            for repeat in 1..=spec.repeats {
+                for (i, &transport) in transports.iter().enumerate() {
+                    if i > 0 && !spec.side_by_side {
+                        group += 1;
+                    }
+                    runs.push(RunSpec {
+                        id: format!(
+                            "s{:03}{}-n{viewers:03}-{}-r{repeat}",
+                            segment_secs.trunc() as u64,
+                            frac_suffix(segment_secs),
+                            transport.as_str()
+                        ),
+                        group,
+                        segment_secs,
+                        viewers,
+                        transport,
+                        repeat,
+                        duration_secs,
+                        bitrate: spec.bitrate,
+                        join: spec.join,
+                        publisher_upload_limit,
+                        viewer_upload_limit,
+                        viewer_download_limit,
+                        http_fallback: spec.http_fallback,
+                    });
+                }
+                group += 1;
+            }
+        }
+    }
+    Ok(Plan {
+        spec: spec.clone(),
+        runs,
+    })
+}
+
+/// `p5` for 2.5 s segments, so ids stay unique and sortable.
+fn frac_suffix(secs: f64) -> String {
+    let ms = ((secs.fract()) * 1000.0).round() as u64;
+    if ms == 0 {
+        String::new()
+    } else {
+        format!("p{ms:03}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_sweep_fits_in_thirty_minutes() {
+        let p = plan(&SweepSpec::default()).unwrap();
+        assert_eq!(p.runs.len(), 18);
+        // Swarm and HTTP of one configuration share a group.
+        assert_eq!(p.groups().len(), 9);
+        assert!(p
+            .groups()
+            .iter()
+            .all(|g| g.len() == 2 && g[0].transport != g[1].transport));
+        // max(5 segments, 60 s).
+        let d = |s: f64| {
+            p.runs
+                .iter()
+                .find(|r| r.segment_secs == s)
+                .unwrap()
+                .duration_secs
+        };
+        assert_eq!((d(2.0), d(10.0), d(60.0)), (60.0, 60.0, 300.0));
+        let est = p.estimate();
+        assert!(est <= Duration::from_secs(30 * 60), "{est:?}");
+        // 3×(60+2+6) + 3×(60+2+6) + 3×(300+2+6) seconds.
+        assert_eq!(est, Duration::from_secs(3 * 68 + 3 * 68 + 3 * 308));
+        assert_eq!(p.processes(), 2 * 3 * (3 + 1 + 5 + 20));
+    }
+
+    #[test]
+    fn ids_are_unique_and_sorted_like_the_runs() {
+        let mut spec = SweepSpec {
+            segment_secs: vec![1.0, 2.5],
+            viewers: vec![2, 10],
+            repeats: 2,
+            ..SweepSpec::default()
+        };
+        spec.side_by_side = false;
+        let p = plan(&spec).unwrap();
+        let ids: Vec<&str> = p.runs.iter().map(|r| r.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len());
+        assert_eq!(ids[0], "s001-n002-swarm-r1");
+        assert!(ids.contains(&"s002p500-n010-http-r2"));
+        // One run at a time: every run its own group.
+        assert_eq!(p.groups().len(), p.runs.len());
+    }
+
+    #[test]
+    fn caps_resolve_against_the_bitrate_and_refuse_below_32_kib() {
+        assert_eq!("1.5x".parse::<Limit>().unwrap().resolve(1_000_000), 187_500);
+        assert_eq!("64k".parse::<Limit>().unwrap().resolve(1), 64_000);
+        assert_eq!(
+            "40000".parse::<Limit>().unwrap(),
+            Limit::BytesPerSec(40_000)
+        );
+        assert!("0x".parse::<Limit>().is_err());
+        assert!("fast".parse::<Limit>().is_err());
+        let spec = SweepSpec {
+            publisher_upload_limit: Some(Limit::TimesBitrate(0.2)),
+            ..SweepSpec::default()
+        };
+        let err = plan(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("publisher-upload-limit 25000 bytes/s"),
+            "{err}"
+        );
+        assert!(err.contains("at least 32768"), "{err}");
+        let spec = SweepSpec {
+            publisher_upload_limit: Some(Limit::TimesBitrate(1.5)),
+            viewer_download_limit: Some(Limit::BytesPerSec(40_000)),
+            ..SweepSpec::default()
+        };
+        let p = plan(&spec).unwrap();
+        assert!(p
+            .runs
+            .iter()
+            .all(|r| r.publisher_upload_limit == Some(187_500)
+                && r.viewer_download_limit == Some(40_000)
+                && r.viewer_upload_limit.is_none()));
+    }
+
+    #[test]
+    fn bad_sweeps_name_the_flag() {
+        let bad = |f: fn(&mut SweepSpec)| {
+            let mut s = SweepSpec::default();
+            f(&mut s);
+            plan(&s).unwrap_err().to_string()
+        };
+        assert_eq!(bad(|s| s.viewers.clear()), "--viewers is empty");
+        assert!(bad(|s| s.viewers = vec![0]).starts_with("--viewers 0"));
+        assert!(bad(|s| s.segment_secs = vec![0.1]).starts_with("--segment-secs 0.1"));
+        assert!(bad(|s| s.repeats = 0).starts_with("--repeats 0"));
+        assert!(bad(|s| s.join = JoinPattern::Churn { every_secs: 0.0 }).starts_with("--join"));
+    }
+
+    #[test]
+    fn churn_adds_a_viewer_per_interval() {
+        let spec = SweepSpec {
+            segment_secs: vec![2.0],
+            viewers: vec![5],
+            transports: vec![Transport::Swarm],
+            duration_secs: Some(20.0),
+            join: JoinPattern::Churn { every_secs: 4.0 },
+            ..SweepSpec::default()
+        };
+        let p = plan(&spec).unwrap();
+        assert_eq!(p.runs[0].viewer_processes(), 10);
+        assert_eq!(p.runs[0].join.to_string(), "churn/4s");
+    }
+}

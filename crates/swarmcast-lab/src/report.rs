@@ -1,0 +1,620 @@
+//! Tables and plots from run summaries: `summary.csv` (one row per run), `summary.md` (each
+//! configuration with the spread over its repeats, swarm beside HTTP, the consistency checks) and
+//! SVG plots under `plots/`. [`write_report`] regenerates all of them from a results directory's
+//! raw files alone; its output depends on nothing else (no clock, no host name), so running it
+//! twice gives the same bytes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::plan::Transport;
+use crate::results::{io_err, load_results, summarize, ResultsError, RunSummary};
+
+/// The files a report writes, relative to the results directory.
+pub const SUMMARY_CSV: &str = "summary.csv";
+/// See [`SUMMARY_CSV`].
+pub const SUMMARY_MD: &str = "summary.md";
+/// See [`SUMMARY_CSV`].
+pub const PLOTS_DIR: &str = "plots";
+
+/// What [`write_report`] produced.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Every run's summary, sorted by id.
+    pub runs: Vec<RunSummary>,
+    /// The Markdown table (as written to `summary.md`).
+    pub markdown: String,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+impl Report {
+    /// True when every run's checks hold.
+    pub fn consistent(&self) -> bool {
+        self.runs.iter().all(RunSummary::consistent)
+    }
+}
+
+/// Reads `dir/runs/*` and writes `summary.csv`, `summary.md` and `plots/*.svg` into `dir`.
+pub fn write_report(dir: &Path) -> Result<Report, ResultsError> {
+    let records = load_results(dir)?;
+    let runs: Vec<RunSummary> = records.iter().map(summarize).collect();
+    let mut files = Vec::new();
+    let csv_path = dir.join(SUMMARY_CSV);
+    std::fs::write(&csv_path, csv(&runs)).map_err(io_err(&csv_path))?;
+    files.push(csv_path);
+    let markdown = markdown(&runs);
+    let md_path = dir.join(SUMMARY_MD);
+    std::fs::write(&md_path, &markdown).map_err(io_err(&md_path))?;
+    files.push(md_path);
+    let plots = dir.join(PLOTS_DIR);
+    std::fs::create_dir_all(&plots).map_err(io_err(&plots))?;
+    files.extend(write_plots(&plots, &runs)?);
+    Ok(Report {
+        runs,
+        markdown,
+        files,
+    })
+}
+
+fn num(v: f64, digits: usize) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
+/// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
+pub fn csv(runs: &[RunSummary]) -> String {
+    let mut out = String::from(
+        "id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,segments,segment_bytes,\
+         played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,duplicate_ratio,\
+         setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
+         fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
+         manifest_bytes_per_segment,consistent,failed_checks\n",
+    );
+    for r in runs {
+        let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            r.id,
+            r.transport.as_str(),
+            r.segment_secs,
+            r.viewers,
+            r.repeat,
+            r.join,
+            r.bitrate,
+            r.publisher_cap,
+            r.segments,
+            num(r.segment_bytes, 0),
+            r.played,
+            r.publisher_bytes,
+            num(r.publisher_copies, 3),
+            num(r.publisher_per_viewer, 3),
+            num(r.peer_share, 4),
+            num(r.duplicate_ratio, 4),
+            num(r.setup_median_ms, 1),
+            num(r.setup_p95_ms, 1),
+            num(r.setup_fraction, 5),
+            num(r.complete_median_ms, 1),
+            r.stalls,
+            num(r.stall_ms, 0),
+            r.skips,
+            r.missed,
+            r.fallbacks,
+            num(r.startup_median_ms, 0),
+            num(r.behind_live_median_ms, 0),
+            num(r.behind_live_p95_ms, 0),
+            num(r.manifest_bytes_per_segment, 0),
+            r.consistent(),
+            failed.join("; ")
+        );
+    }
+    out
+}
+
+type ConfigKey = (u64, usize, Transport); // segment ms, viewers, transport
+
+fn by_config(runs: &[RunSummary]) -> BTreeMap<ConfigKey, Vec<&RunSummary>> {
+    let mut m: BTreeMap<ConfigKey, Vec<&RunSummary>> = BTreeMap::new();
+    for r in runs {
+        m.entry((
+            (r.segment_secs * 1000.0).round() as u64,
+            r.viewers,
+            r.transport,
+        ))
+        .or_default()
+        .push(r);
+    }
+    m
+}
+
+/// `mean` or `mean (min-max)` over runs, skipping runs without the figure.
+fn spread(runs: &[&RunSummary], f: impl Fn(&RunSummary) -> f64, digits: usize) -> String {
+    let v: Vec<f64> = runs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
+    if v.is_empty() {
+        return "-".into();
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let (min, max) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    if v.len() == 1 || (max - min).abs() < f64::EPSILON {
+        format!("{mean:.digits$}")
+    } else {
+        format!("{mean:.digits$} ({min:.digits$}-{max:.digits$})")
+    }
+}
+
+/// The Markdown report.
+pub fn markdown(runs: &[RunSummary]) -> String {
+    let mut out = String::new();
+    let groups = by_config(runs);
+    let joins: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.join.as_str()).collect();
+    let caps: std::collections::BTreeSet<u32> = runs.iter().map(|r| r.publisher_cap).collect();
+    let bitrates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.bitrate).collect();
+    let _ = writeln!(out, "# swarmcast lab results\n");
+    let _ = writeln!(
+        out,
+        "{} runs; bitrate {}; join {}; publisher upload cap {}. Each cell is the mean over the \
+         configuration's runs, with (min-max) when they differ. Times in ms; setup is added -> first \
+         verified piece (HTTP: request -> first verified piece); copies is publisher bytes / bytes of \
+         the segments fetched.\n",
+        runs.len(),
+        list(bitrates.iter().map(|b| format!("{:.0} kbit/s", *b as f64 / 1000.0))),
+        list(joins.iter().map(|j| j.to_string())),
+        list(caps.iter().map(|c| if *c == 0 {
+            "none".to_string()
+        } else {
+            format!("{c} B/s")
+        }))
+    );
+    out.push_str(
+        "| segment s | viewers | transport | runs | publisher copies | copies / viewer | from peers | fetched / needed | setup median | setup p95 | setup / segment | complete median | stalls | stall ms | skips | missed | fallbacks | startup | behind live | consistent |\n",
+    );
+    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for ((seg_ms, n, t), rs) in &groups {
+        let consistent = rs.iter().filter(|r| r.consistent()).count();
+        let _ = writeln!(
+            out,
+            "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+            *seg_ms as f64 / 1000.0,
+            t.as_str(),
+            rs.len(),
+            spread(rs, |r| r.publisher_copies, 2),
+            spread(rs, |r| r.publisher_per_viewer, 2),
+            spread(rs, |r| 100.0 * r.peer_share, 1) + "%",
+            spread(rs, |r| r.duplicate_ratio, 3),
+            spread(rs, |r| r.setup_median_ms, 1),
+            spread(rs, |r| r.setup_p95_ms, 1),
+            spread(rs, |r| 100.0 * r.setup_fraction, 3) + "%",
+            spread(rs, |r| r.complete_median_ms, 0),
+            spread(rs, |r| r.stalls as f64, 1),
+            spread(rs, |r| r.stall_ms, 0),
+            spread(rs, |r| r.skips as f64, 1),
+            spread(rs, |r| r.missed as f64, 1),
+            spread(rs, |r| r.fallbacks as f64, 1),
+            spread(rs, |r| r.startup_median_ms, 0),
+            spread(rs, |r| r.behind_live_median_ms, 0),
+            consistent,
+            rs.len()
+        );
+    }
+
+    // Swarm beside HTTP, per configuration that has both.
+    let mut pairs = String::new();
+    for ((seg_ms, n, t), swarm) in &groups {
+        if *t != Transport::Swarm {
+            continue;
+        }
+        let Some(http) = groups.get(&(*seg_ms, *n, Transport::Http)) else {
+            continue;
+        };
+        let mean = |rs: &[&RunSummary], f: fn(&RunSummary) -> f64| {
+            let v: Vec<f64> = rs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let _ = writeln!(
+            pairs,
+            "| {} | {n} | {} | {} | {} | {} / {} | {} / {} |",
+            *seg_ms as f64 / 1000.0,
+            num(mean(swarm, |r| r.publisher_copies), 2),
+            num(mean(http, |r| r.publisher_copies), 2),
+            num(
+                mean(swarm, |r| r.publisher_bytes as f64)
+                    / mean(http, |r| r.publisher_bytes as f64),
+                2
+            ),
+            num(mean(swarm, |r| r.complete_median_ms), 0),
+            num(mean(http, |r| r.complete_median_ms), 0),
+            num(mean(swarm, |r| r.stalls as f64), 1),
+            num(mean(http, |r| r.stalls as f64), 1),
+        );
+    }
+    if !pairs.is_empty() {
+        out.push_str("\n## Swarm against HTTP\n\n");
+        out.push_str("| segment s | viewers | publisher copies, swarm | publisher copies, HTTP | publisher bytes swarm / HTTP | complete median ms, swarm / HTTP | stalls, swarm / HTTP |\n");
+        out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str(&pairs);
+    }
+
+    out.push_str("\n## Consistency\n\n");
+    let checks = runs.first().map_or(0, |r| r.checks.len());
+    let failed: Vec<&RunSummary> = runs.iter().filter(|r| !r.consistent()).collect();
+    if failed.is_empty() {
+        let _ = writeln!(out, "All {} runs pass all {checks} checks:\n", runs.len());
+        for c in runs
+            .first()
+            .map(|r| r.checks.as_slice())
+            .unwrap_or_default()
+        {
+            let _ = writeln!(out, "- {}", c.name);
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "{} of {} runs fail a check:\n",
+            failed.len(),
+            runs.len()
+        );
+        for r in failed {
+            for c in r.checks.iter().filter(|c| !c.ok) {
+                let _ = writeln!(out, "- `{}`: {}: {}", r.id, c.name, c.detail);
+            }
+        }
+    }
+    out
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
+
+/// A named line of points.
+struct Series {
+    name: String,
+    /// Every run's value (drawn as dots) ...
+    points: Vec<(f64, f64)>,
+    /// ... and the line through the means at each x.
+    line: Vec<(f64, f64)>,
+}
+
+fn series_by(
+    runs: &[RunSummary],
+    filter: impl Fn(&RunSummary) -> bool,
+    name: impl Fn(&RunSummary) -> String,
+    x: impl Fn(&RunSummary) -> f64,
+    y: impl Fn(&RunSummary) -> f64,
+) -> Vec<Series> {
+    let mut by_name: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| filter(r)) {
+        let (x, y) = (x(r), y(r));
+        if x.is_finite() && y.is_finite() {
+            by_name.entry(name(r)).or_default().push((x, y));
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let mut line: Vec<(f64, f64)> = Vec::new();
+            let mut i = 0;
+            while i < points.len() {
+                let j = points[i..]
+                    .iter()
+                    .position(|p| p.0 != points[i].0)
+                    .map_or(points.len(), |k| i + k);
+                let mean = points[i..j].iter().map(|p| p.1).sum::<f64>() / (j - i) as f64;
+                line.push((points[i].0, mean));
+                i = j;
+            }
+            Series { name, points, line }
+        })
+        .collect()
+}
+
+struct Chart<'a> {
+    file: &'a str,
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    log_x: bool,
+}
+
+fn draw(dir: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<PathBuf, ResultsError> {
+    let path = dir.join(chart.file);
+    let err = |e: &dyn std::fmt::Display| ResultsError::Plot {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().chain(&s.line).copied())
+        .collect();
+    let (mut x0, mut x1, mut y1) = all.iter().fold(
+        (f64::INFINITY, f64::NEG_INFINITY, 0.0f64),
+        |(a, b, c), &(x, y)| (a.min(x), b.max(x), c.max(y)),
+    );
+    if all.is_empty() {
+        (x0, x1, y1) = (1.0, 2.0, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if chart.log_x {
+        x0 = (x0 * 0.8).max(1e-3);
+        x1 *= 1.25;
+    } else {
+        let pad = (x1 - x0) * 0.05;
+        x0 -= pad;
+        x1 += pad;
+    }
+    let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.1 };
+    {
+        let root = SVGBackend::new(&path, (900, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(chart.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(70);
+        macro_rules! body {
+            ($ctx:expr) => {{
+                let mut ctx = $ctx;
+                ctx.configure_mesh()
+                    .x_desc(chart.x_desc)
+                    .y_desc(chart.y_desc)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                for (i, s) in series.iter().enumerate() {
+                    let color = Palette99::pick(i).to_rgba();
+                    ctx.draw_series(LineSeries::new(
+                        s.line.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| err(&e))?
+                    .label(s.name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                    ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(|e| err(&e))?;
+                }
+                if !series.is_empty() {
+                    ctx.configure_series_labels()
+                        .position(SeriesLabelPosition::UpperLeft)
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK)
+                        .draw()
+                        .map_err(|e| err(&e))?;
+                }
+            }};
+        }
+        if chart.log_x {
+            body!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), 0.0..y1)
+                .map_err(|e| err(&e))?);
+        } else {
+            body!(builder
+                .build_cartesian_2d(x0..x1, 0.0..y1)
+                .map_err(|e| err(&e))?);
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(path)
+}
+
+fn label(r: &RunSummary) -> String {
+    format!("{} {}s", r.transport.as_str(), r.segment_secs)
+}
+
+fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {
+    let swarm = |r: &RunSummary| r.transport == Transport::Swarm;
+    let any = |_: &RunSummary| true;
+    let n = |r: &RunSummary| r.viewers as f64;
+    let mut files = Vec::new();
+
+    // Setup distribution: a CDF per swarm configuration (all repeats pooled).
+    let mut cdf: BTreeMap<(u64, usize), Vec<f64>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| swarm(r)) {
+        cdf.entry(((r.segment_secs * 1000.0).round() as u64, r.viewers))
+            .or_default()
+            .extend(r.setup_ms.iter().copied());
+    }
+    let cdf_series: Vec<Series> = cdf
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|((seg_ms, n), mut v)| {
+            v.sort_by(f64::total_cmp);
+            let len = v.len() as f64;
+            let line: Vec<(f64, f64)> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &ms)| (ms, (i + 1) as f64 / len))
+                .collect();
+            Series {
+                name: format!("{}s x {n}", seg_ms as f64 / 1000.0),
+                points: Vec::new(),
+                line,
+            }
+        })
+        .collect();
+    files.push(draw_cdf(dir, &cdf_series)?);
+
+    let charts: Vec<(Chart<'_>, Vec<Series>)> = vec![
+        (
+            Chart {
+                file: "setup_fraction.svg",
+                title: "Swarm setup as a share of the segment (median added -> first piece)",
+                x_desc: "segment length, s (log)",
+                y_desc: "setup / segment duration, %",
+                log_x: true,
+            },
+            series_by(
+                runs,
+                swarm,
+                |r| format!("{} viewers", r.viewers),
+                |r| r.segment_secs,
+                |r| 100.0 * r.setup_fraction,
+            ),
+        ),
+        (
+            Chart {
+                file: "publisher_upload.svg",
+                title: "Publisher upload per segment / segment size",
+                x_desc: "viewers",
+                y_desc: "copies of each segment the publisher sent",
+                log_x: false,
+            },
+            series_by(runs, any, label, n, |r| r.publisher_copies),
+        ),
+        (
+            Chart {
+                file: "peer_share.svg",
+                title: "Share of payload bytes from other viewers (swarm)",
+                x_desc: "viewers",
+                y_desc: "% of bytes received",
+                log_x: false,
+            },
+            series_by(runs, swarm, label, n, |r| 100.0 * r.peer_share),
+        ),
+        (
+            Chart {
+                file: "stalls.svg",
+                title: "Playback stalls",
+                x_desc: "viewers",
+                y_desc: "stall time per viewer, ms",
+                log_x: false,
+            },
+            series_by(runs, any, label, n, |r| r.stall_ms / r.viewers as f64),
+        ),
+        (
+            Chart {
+                file: "startup.svg",
+                title: "Startup (first manifest -> first byte played, median)",
+                x_desc: "viewers",
+                y_desc: "ms",
+                log_x: false,
+            },
+            series_by(runs, any, label, n, |r| r.startup_median_ms),
+        ),
+        (
+            Chart {
+                file: "behind_live.svg",
+                title: "Latency behind live (published -> played, median)",
+                x_desc: "viewers",
+                y_desc: "ms",
+                log_x: false,
+            },
+            series_by(runs, any, label, n, |r| r.behind_live_median_ms),
+        ),
+        (
+            Chart {
+                file: "setup_median.svg",
+                title: "Setup per segment (median added -> first verified piece)",
+                x_desc: "viewers",
+                y_desc: "ms",
+                log_x: false,
+            },
+            series_by(runs, any, label, n, |r| r.setup_median_ms),
+        ),
+    ];
+    for (chart, series) in &charts {
+        files.push(draw(dir, chart, series)?);
+    }
+    Ok(files)
+}
+
+fn draw_cdf(dir: &Path, series: &[Series]) -> Result<PathBuf, ResultsError> {
+    draw(
+        dir,
+        &Chart {
+            file: "setup_cdf.svg",
+            title: "Swarm setup per segment: distribution (added -> first verified piece)",
+            x_desc: "ms",
+            y_desc: "fraction of segments",
+            log_x: false,
+        },
+        series,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::tests::fixture_copy;
+
+    #[test]
+    fn the_report_is_regenerated_byte_for_byte() {
+        let d = fixture_copy();
+        let first = write_report(d.path()).unwrap();
+        assert!(first.consistent());
+        let read = |files: &[PathBuf]| -> Vec<Vec<u8>> {
+            files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+        };
+        let before = read(&first.files);
+        assert_eq!(first.files.len(), 2 + 8, "csv, md and 8 plots");
+        let again = write_report(d.path()).unwrap();
+        assert_eq!(again.files, first.files);
+        assert_eq!(read(&again.files), before);
+
+        let csv = std::fs::read_to_string(d.path().join(SUMMARY_CSV)).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[1].starts_with("s001-n002-http-r1,http,1,2,1,all,1000000,0,3,"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains(",2.000,1.000,0.0000,1.0000,"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[2].ends_with(",true,\"\""), "{}", lines[2]);
+        let md = &first.markdown;
+        assert!(
+            md.contains("| 1 | 2 | swarm | 1 | 2.00 | 1.00 | 0.0% | 1.000 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1 | 2 | 2.00 | 2.00 | 1.00 |"), "{md}");
+        assert!(md.contains("All 2 runs pass all 8 checks"), "{md}");
+        for f in &first.files[2..] {
+            let svg = std::fs::read_to_string(f).unwrap();
+            assert!(
+                svg.starts_with("<svg") && svg.contains("<text"),
+                "{}",
+                f.display()
+            );
+        }
+    }
+
+    #[test]
+    fn repeats_show_their_spread_and_failures_are_listed() {
+        let d = fixture_copy();
+        let mut runs = write_report(d.path()).unwrap().runs;
+        let mut again = runs[1].clone();
+        again.repeat = 2;
+        again.id = "s001-n002-swarm-r2".into();
+        again.publisher_copies = 3.0;
+        again.checks[0].ok = false;
+        again.checks[0].detail = "viewer-0 segment 0: played 1, published Some(2)".into();
+        runs.push(again);
+        let md = markdown(&runs);
+        assert!(
+            md.contains("| 1 | 2 | swarm | 2 | 2.50 (2.00-3.00) |"),
+            "{md}"
+        );
+        assert!(md.contains("1/2 |"), "{md}");
+        assert!(md.contains("1 of 3 runs fail a check"), "{md}");
+        assert!(md.contains("- `s001-n002-swarm-r2`: played bytes equal the published segment sizes: viewer-0 segment 0"), "{md}");
+    }
+}

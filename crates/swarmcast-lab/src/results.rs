@@ -1,0 +1,616 @@
+//! A run's raw records (its `run.json` and every node's JSON lines), what they add up to
+//! ([`RunSummary`]), and the consistency checks between the nodes' figures ([`Check`]).
+//!
+//! Everything here is computed from the raw files alone, so `swarmcast report DIR` can regenerate
+//! any table from a results directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use swarmcast_metrics::{read_events, Event, Kind, Role};
+
+use crate::plan::{RunSpec, Transport};
+
+/// A run's file in its directory.
+pub const RUN_FILE: &str = "run.json";
+
+/// How one process of a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessOutcome {
+    /// Node name (its counters are `<node>.jsonl`).
+    pub node: String,
+    /// Exit code (None: killed by a signal, or never started).
+    pub exit: Option<i32>,
+    /// Stopped (Ctrl-C) by the lab: churn, or still fetching when the run's time was up.
+    pub stopped: bool,
+    /// Left by the churn pattern.
+    #[serde(default)]
+    pub churned: bool,
+    /// Seconds after the run started that it started.
+    pub started_secs: f64,
+    /// Viewers: `identical` if its output equals the published segments it played, else why not.
+    pub output: Option<String>,
+}
+
+/// What happened when a run was executed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// The stream link.
+    pub link: String,
+    /// Wall time of the run, seconds.
+    pub wall_secs: f64,
+    /// A process ignored two Ctrl-Cs and was killed.
+    pub hang_guard: bool,
+    /// The publisher.
+    pub publisher: Option<ProcessOutcome>,
+    /// The viewers, in start order.
+    pub viewers: Vec<ProcessOutcome>,
+    /// Why the run failed before it could measure anything, if it did.
+    pub error: Option<String>,
+}
+
+/// `run.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunFile {
+    /// What was run.
+    pub spec: RunSpec,
+    /// What happened.
+    pub outcome: RunOutcome,
+}
+
+/// A run's raw records.
+#[derive(Clone, Debug)]
+pub struct RunRecords {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `run.json`.
+    pub run: RunFile,
+    /// The publisher's events.
+    pub publisher: Vec<Event>,
+    /// Each viewer's events, by node name.
+    pub viewers: BTreeMap<String, Vec<Event>>,
+}
+
+/// Why results cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultsError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `run.json` is not a run file.
+    #[error("{path}: not a run file: {source}")]
+    RunFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A node's counters could not be read.
+    #[error(transparent)]
+    Metrics(#[from] swarmcast_metrics::MetricsError),
+    /// A directory holds no runs.
+    #[error("{0}: no runs (expected runs/<id>/run.json)")]
+    NoRuns(PathBuf),
+    /// A plot could not be drawn.
+    #[error("plot {path}: {reason}")]
+    Plot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ResultsError + '_ {
+    move |source| ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl RunRecords {
+    /// Reads a run directory: `run.json`, `publisher.jsonl` and each viewer's `<node>.jsonl`
+    /// (a node whose file is missing has no events: it never started).
+    pub fn load(dir: &Path) -> Result<Self, ResultsError> {
+        let path = dir.join(RUN_FILE);
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        let run: RunFile = serde_json::from_str(&text).map_err(|source| ResultsError::RunFile {
+            path: path.clone(),
+            source,
+        })?;
+        let read = |node: &str| -> Result<Vec<Event>, ResultsError> {
+            let p = dir.join(format!("{node}.jsonl"));
+            if p.exists() {
+                Ok(read_events(&p)?)
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let publisher = read("publisher")?;
+        let mut viewers = BTreeMap::new();
+        for v in &run.outcome.viewers {
+            viewers.insert(v.node.clone(), read(&v.node)?);
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            run,
+            publisher,
+            viewers,
+        })
+    }
+}
+
+/// Reads every run under `dir/runs/`, sorted by id.
+pub fn load_results(dir: &Path) -> Result<Vec<RunRecords>, ResultsError> {
+    let runs_dir = dir.join("runs");
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&runs_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(RUN_FILE).is_file())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err(&runs_dir)(e)),
+    };
+    dirs.sort();
+    if dirs.is_empty() {
+        return Err(ResultsError::NoRuns(dir.to_owned()));
+    }
+    dirs.iter().map(|d| RunRecords::load(d)).collect()
+}
+
+/// One consistency check of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Check {
+    /// What is checked.
+    pub name: &'static str,
+    /// It holds.
+    pub ok: bool,
+    /// The figures compared, or the first counterexample.
+    pub detail: String,
+}
+
+/// What a run measured. Bytes are payload bytes; times are ms. Medians and p95 are nearest-rank.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub id: String,
+    /// Transport.
+    pub transport: Transport,
+    /// Segment length, s.
+    pub segment_secs: f64,
+    /// Viewers.
+    pub viewers: usize,
+    /// Repeat.
+    pub repeat: u32,
+    /// Join pattern.
+    pub join: String,
+    /// Bitrate, bit/s.
+    pub bitrate: u64,
+    /// The publisher's upload cap, bytes/s (0: none).
+    pub publisher_cap: u32,
+    /// Segments published.
+    pub segments: usize,
+    /// Mean segment size, bytes.
+    pub segment_bytes: f64,
+    /// Segments viewers played, over all viewers.
+    pub played: usize,
+    /// Bytes the publisher sent (swarm and HTTP).
+    pub publisher_bytes: u64,
+    /// Publisher bytes / bytes of the segments any viewer fetched: copies of each segment the
+    /// publisher sent (HTTP: N).
+    pub publisher_copies: f64,
+    /// Publisher bytes / (viewers × bytes of the segments fetched): 1 means the publisher sent
+    /// every viewer its own copy, as HTTP does.
+    pub publisher_per_viewer: f64,
+    /// Bytes received from other viewers / all payload bytes received.
+    pub peer_share: f64,
+    /// Payload bytes received / bytes of the segments completed (1: no duplicates).
+    pub duplicate_ratio: f64,
+    /// Added → first verified piece, median (HTTP: request → first verified piece).
+    pub setup_median_ms: f64,
+    /// Same, p95.
+    pub setup_p95_ms: f64,
+    /// Median setup as a share of the segment's duration.
+    pub setup_fraction: f64,
+    /// Added → complete, median.
+    pub complete_median_ms: f64,
+    /// Played segments that were late.
+    pub stalls: u64,
+    /// Total time playback waited.
+    pub stall_ms: f64,
+    /// Segments skipped.
+    pub skips: u64,
+    /// Segments a viewer did not play between joining and the stream's end (skipped, or not
+    /// fetched when the run's time was up); churned viewers miss nothing after leaving.
+    pub missed: u64,
+    /// Late swarm segments fetched over HTTP.
+    pub fallbacks: u64,
+    /// First manifest accepted → first byte played, median over viewers.
+    pub startup_median_ms: f64,
+    /// Published → played (shared clock), median.
+    pub behind_live_median_ms: f64,
+    /// Same, p95.
+    pub behind_live_p95_ms: f64,
+    /// Manifest bytes fetched per viewer per segment played.
+    pub manifest_bytes_per_segment: f64,
+    /// Setup times of every (viewer, segment), for distributions.
+    #[serde(skip)]
+    pub setup_ms: Vec<f64>,
+    /// The consistency checks.
+    pub checks: Vec<Check>,
+}
+
+impl RunSummary {
+    /// True when every check holds.
+    pub fn consistent(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// Nearest-rank quantile (NaN for no values).
+pub fn quantile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+#[derive(Default)]
+struct SegView {
+    learned_published_ms: Option<u64>,
+    added: bool,
+    first_piece_us: Option<u64>,
+    completed: Option<(u64, u64, u64, u64)>, // since_added_us, from_publisher, from_peers, from_http
+    played: Option<(u64, u64)>,              // wall_us, bytes
+    order_ok: bool,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        f64::NAN
+    } else {
+        a / b
+    }
+}
+
+/// Adds up a run and checks it.
+pub fn summarize(r: &RunRecords) -> RunSummary {
+    let spec = &r.run.spec;
+    let mut sizes = BTreeMap::new();
+    let mut pub_swarm: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut pub_http: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in r.publisher.iter().filter(|e| e.role == Role::Publisher) {
+        match (&e.kind, e.seg) {
+            (Kind::Cut { size, .. }, Some(n)) => {
+                sizes.insert(n, *size);
+            }
+            // The last count is the total.
+            (Kind::Uploaded { bytes, http_bytes }, Some(n)) => {
+                pub_swarm.insert(n, *bytes);
+                pub_http.insert(n, *http_bytes);
+            }
+            _ => {}
+        }
+    }
+    let mut checks = Vec::new();
+    let mut bad_bytes = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut short = Vec::new();
+    let (mut setup, mut complete, mut behind, mut startup) = (vec![], vec![], vec![], vec![]);
+    let (mut stalls, mut stall_us, mut skips, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
+    let mut missed = 0u64;
+    let (mut from_publisher, mut from_peers, mut from_http) = (0u64, 0u64, 0u64);
+    let mut needed = 0u64;
+    let mut played = 0usize;
+    let mut manifest_bytes = 0u64;
+    let mut refused = 0u64;
+    let mut fetched_segments = BTreeSet::new();
+    let mut seg_from_pub: BTreeMap<u64, (u64, u64)> = BTreeMap::new(); // swarm, http
+    let mut seg_from_peers: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut seg_peer_uploads: BTreeMap<u64, u64> = BTreeMap::new();
+    for (node, events) in &r.viewers {
+        let mut segs: BTreeMap<u64, SegView> = BTreeMap::new();
+        let mut joined_us = None;
+        let mut joined_seg = None;
+        let mut first_played_us = None;
+        for e in events {
+            let seg = e.seg;
+            match &e.kind {
+                Kind::ManifestFetched { bytes, .. } => manifest_bytes += bytes,
+                Kind::ManifestRefused { .. } => refused += 1,
+                Kind::Joined { .. } => {
+                    joined_us.get_or_insert(e.mono_us);
+                    if joined_seg.is_none() {
+                        joined_seg = e.seg;
+                    }
+                }
+                Kind::Learned { published_ms, .. } => {
+                    if let Some(n) = seg {
+                        segs.entry(n).or_default().learned_published_ms = Some(*published_ms);
+                    }
+                }
+                Kind::Added => {
+                    if let Some(n) = seg {
+                        segs.entry(n).or_default().added = true;
+                    }
+                }
+                Kind::FirstPiece { since_added_us } => {
+                    if let Some(n) = seg {
+                        segs.entry(n).or_default().first_piece_us = Some(*since_added_us);
+                    }
+                }
+                Kind::Completed {
+                    since_added_us,
+                    from_publisher,
+                    from_peers,
+                    from_http,
+                    ..
+                } => {
+                    if let Some(n) = seg {
+                        segs.entry(n).or_default().completed =
+                            Some((*since_added_us, *from_publisher, *from_peers, *from_http));
+                    }
+                }
+                Kind::HttpFallback { ok: true, .. } => fallbacks += 1,
+                Kind::Played {
+                    stall_us: s, bytes, ..
+                } => {
+                    if let Some(n) = seg {
+                        let v = segs.entry(n).or_default();
+                        v.order_ok =
+                            v.learned_published_ms.is_some() && v.added && v.completed.is_some();
+                        v.played = Some((e.wall_us, *bytes));
+                        first_played_us.get_or_insert(e.mono_us);
+                        if *s > 0 {
+                            stalls += 1;
+                            stall_us += s;
+                        }
+                    }
+                }
+                Kind::Skipped => skips += 1,
+                Kind::Forgotten { uploaded_bytes } => {
+                    if let Some(n) = seg {
+                        *seg_peer_uploads.entry(n).or_default() += uploaded_bytes;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(j), Some(p)) = (joined_us, first_played_us) {
+            startup.push(p.saturating_sub(j) as f64 / 1000.0);
+        }
+        let churned = r
+            .run
+            .outcome
+            .viewers
+            .iter()
+            .any(|v| &v.node == node && v.churned);
+        if let (Some(first), Some(&last), false) = (joined_seg, sizes.keys().last(), churned) {
+            let played_here = segs.values().filter(|v| v.played.is_some()).count() as u64;
+            missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
+        }
+        for (n, v) in &segs {
+            if let Some(us) = v.first_piece_us {
+                setup.push(us as f64 / 1000.0);
+            }
+            if let Some((since, p, q, h)) = v.completed {
+                complete.push(since as f64 / 1000.0);
+                from_publisher += p;
+                from_peers += q;
+                from_http += h;
+                let e = seg_from_pub.entry(*n).or_default();
+                e.0 += p;
+                e.1 += h;
+                *seg_from_peers.entry(*n).or_default() += q;
+                fetched_segments.insert(*n);
+                let size = sizes.get(n).copied().unwrap_or(0);
+                needed += size;
+                if p + q + h < size && short.len() < 3 {
+                    short.push(format!("{node} segment {n}: {} of {size}", p + q + h));
+                }
+            }
+            if let Some((wall_us, bytes)) = v.played {
+                played += 1;
+                if sizes.get(n) != Some(&bytes) && bad_bytes.len() < 3 {
+                    bad_bytes.push(format!(
+                        "{node} segment {n}: played {bytes}, published {:?}",
+                        sizes.get(n)
+                    ));
+                }
+                if !v.order_ok && incomplete.len() < 3 {
+                    incomplete.push(format!("{node} segment {n}"));
+                }
+                if let Some(p) = v.learned_published_ms {
+                    behind.push((wall_us / 1000).saturating_sub(p) as f64);
+                }
+            }
+        }
+    }
+
+    checks.push(Check {
+        name: "played bytes equal the published segment sizes",
+        ok: bad_bytes.is_empty(),
+        detail: if bad_bytes.is_empty() {
+            format!("{played} segments played")
+        } else {
+            bad_bytes.join("; ")
+        },
+    });
+    checks.push(Check {
+        name: "every played segment has learned, added, completed and played records, in order",
+        ok: incomplete.is_empty(),
+        detail: if incomplete.is_empty() {
+            format!("{played} complete records")
+        } else {
+            format!("incomplete: {}", incomplete.join(", "))
+        },
+    });
+    checks.push(Check {
+        name: "payload received covers every completed segment",
+        ok: short.is_empty(),
+        detail: if short.is_empty() {
+            format!(
+                "{} bytes received for {needed} needed",
+                from_publisher + from_peers + from_http
+            )
+        } else {
+            short.join("; ")
+        },
+    });
+    let over_peers: Vec<String> = seg_from_peers
+        .iter()
+        .filter(|(n, got)| **got > seg_peer_uploads.get(n).copied().unwrap_or(0))
+        .take(3)
+        .map(|(n, got)| {
+            format!(
+                "segment {n}: {got} received from peers, {} uploaded by them",
+                seg_peer_uploads.get(n).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    checks.push(Check {
+        name: "bytes received from peers <= bytes peers report uploading",
+        ok: over_peers.is_empty(),
+        detail: if over_peers.is_empty() {
+            format!(
+                "{from_peers} received <= {} uploaded",
+                seg_peer_uploads.values().sum::<u64>()
+            )
+        } else {
+            over_peers.join("; ")
+        },
+    });
+    let over_pub: Vec<String> = seg_from_pub
+        .iter()
+        .filter(|(n, (s, h))| {
+            *s > pub_swarm.get(n).copied().unwrap_or(0) || *h > pub_http.get(n).copied().unwrap_or(0)
+        })
+        .take(3)
+        .map(|(n, (s, h))| {
+            format!(
+                "segment {n}: received {s} (swarm) + {h} (HTTP) from the publisher, which sent {} + {}",
+                pub_swarm.get(n).copied().unwrap_or(0),
+                pub_http.get(n).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    let publisher_bytes: u64 = pub_swarm.values().sum::<u64>() + pub_http.values().sum::<u64>();
+    checks.push(Check {
+        name: "bytes received from the publisher <= bytes it reports sending",
+        ok: over_pub.is_empty(),
+        detail: if over_pub.is_empty() {
+            format!(
+                "{} received <= {publisher_bytes} sent",
+                from_publisher + from_http
+            )
+        } else {
+            over_pub.join("; ")
+        },
+    });
+    let outcome = &r.run.outcome;
+    let differs: Vec<String> = outcome
+        .viewers
+        .iter()
+        .filter(|v| v.output.as_deref() != Some("identical"))
+        .map(|v| {
+            format!(
+                "{}: {}",
+                v.node,
+                v.output.as_deref().unwrap_or("not checked")
+            )
+        })
+        .collect();
+    checks.push(Check {
+        name: "every viewer's output is byte-identical to the segments it played",
+        ok: differs.is_empty() && !outcome.viewers.is_empty(),
+        detail: if differs.is_empty() {
+            format!("{} outputs", outcome.viewers.len())
+        } else {
+            differs.join("; ")
+        },
+    });
+    let unclean: Vec<String> = outcome
+        .publisher
+        .iter()
+        .chain(&outcome.viewers)
+        .filter(|p| p.exit != Some(0))
+        .map(|p| format!("{} exited {:?}", p.node, p.exit))
+        .chain(
+            outcome
+                .hang_guard
+                .then(|| "the hang guard fired".to_string()),
+        )
+        .chain(outcome.error.clone())
+        .chain((outcome.publisher.is_none()).then(|| "no publisher".to_string()))
+        .collect();
+    checks.push(Check {
+        name: "every process exited cleanly",
+        ok: unclean.is_empty(),
+        detail: if unclean.is_empty() {
+            format!("{} processes", 1 + outcome.viewers.len())
+        } else {
+            unclean.join("; ")
+        },
+    });
+    checks.push(Check {
+        name: "no manifest was refused",
+        ok: refused == 0,
+        detail: format!("{refused} refused"),
+    });
+
+    let fetched_bytes: u64 = fetched_segments
+        .iter()
+        .map(|n| sizes.get(n).copied().unwrap_or(0))
+        .sum();
+    let received = from_publisher + from_peers + from_http;
+    RunSummary {
+        id: spec.id.clone(),
+        transport: spec.transport,
+        segment_secs: spec.segment_secs,
+        viewers: spec.viewers,
+        repeat: spec.repeat,
+        join: spec.join.to_string(),
+        bitrate: spec.bitrate,
+        publisher_cap: spec.publisher_upload_limit.unwrap_or(0),
+        segments: sizes.len(),
+        segment_bytes: ratio(sizes.values().sum::<u64>() as f64, sizes.len() as f64),
+        played,
+        publisher_bytes,
+        publisher_copies: ratio(publisher_bytes as f64, fetched_bytes as f64),
+        publisher_per_viewer: ratio(
+            publisher_bytes as f64,
+            fetched_bytes as f64 * spec.viewers as f64,
+        ),
+        peer_share: ratio(from_peers as f64, received as f64),
+        duplicate_ratio: ratio(received as f64, needed as f64),
+        setup_median_ms: quantile(&setup, 0.5),
+        setup_p95_ms: quantile(&setup, 0.95),
+        setup_fraction: quantile(&setup, 0.5) / (spec.segment_secs * 1000.0),
+        complete_median_ms: quantile(&complete, 0.5),
+        stalls,
+        stall_ms: stall_us as f64 / 1000.0,
+        skips,
+        missed,
+        fallbacks,
+        startup_median_ms: quantile(&startup, 0.5),
+        behind_live_median_ms: quantile(&behind, 0.5),
+        behind_live_p95_ms: quantile(&behind, 0.95),
+        manifest_bytes_per_segment: ratio(manifest_bytes as f64, played as f64),
+        setup_ms: setup,
+        checks,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

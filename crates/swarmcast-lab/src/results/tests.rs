@@ -1,0 +1,213 @@
+//! Aggregation and checks on a fixture of raw records: a real smoke run (1 s segments, 2 viewers,
+//! the swarm and the HTTP baseline), copied from `swarmcast lab` output without its logs.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/test/lab")
+}
+
+/// A writable copy of the fixture.
+pub(crate) fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for run in ["s001-n002-http-r1", "s001-n002-swarm-r1"] {
+        let to = dir.path().join("runs").join(run);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(fixture().join("runs").join(run)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+fn summary_of(dir: &Path, run: &str) -> RunSummary {
+    summarize(&RunRecords::load(&dir.join("runs").join(run)).unwrap())
+}
+
+/// Replaces `from` by `to` in one line of a node's counters: the line of `kind` for `seg`.
+fn tamper(dir: &Path, run: &str, node: &str, kind: &str, seg: u64, from: &str, to: &str) {
+    let path = dir.join("runs").join(run).join(format!("{node}.jsonl"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut hit = 0;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.contains(&format!("\"seg\":{seg},")) && l.contains(&format!("\"kind\":\"{kind}\""))
+            {
+                assert!(l.contains(from), "{l} lacks {from}");
+                hit += 1;
+                l.replacen(from, to, 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(hit, 1, "{kind} of segment {seg} in {}", path.display());
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn the_fixture_adds_up() {
+    let all = load_results(&fixture()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].run.spec.id, "s001-n002-http-r1", "sorted by id");
+
+    let s = summary_of(&fixture(), "s001-n002-swarm-r1");
+    assert!(s.consistent(), "{:#?}", s.checks);
+    assert_eq!(s.checks.len(), 8);
+    assert_eq!((s.segments, s.played), (3, 6));
+    // Cut sizes 129156 + 125020 + 120884; the publisher's last `uploaded` counts per segment.
+    let segment_bytes = 129_156 + 125_020 + 120_884;
+    assert_eq!(s.publisher_bytes, 258_312 + 250_040 + 241_768);
+    assert_eq!(
+        s.publisher_copies,
+        s.publisher_bytes as f64 / segment_bytes as f64
+    );
+    assert_eq!(
+        s.publisher_copies, 2.0,
+        "each of 2 viewers got its own copy"
+    );
+    assert_eq!(s.publisher_per_viewer, 1.0);
+    assert_eq!((s.peer_share, s.duplicate_ratio), (0.0, 1.0));
+    assert_eq!((s.stalls, s.skips, s.fallbacks), (0, 0, 0));
+    assert_eq!(s.setup_ms.len(), 6);
+    assert!(s.setup_median_ms > 0.0 && s.setup_fraction == s.setup_median_ms / 1000.0);
+    assert!(s.behind_live_median_ms > 0.0 && s.startup_median_ms > 0.0);
+
+    let h = summary_of(&fixture(), "s001-n002-http-r1");
+    assert!(h.consistent(), "{:#?}", h.checks);
+    assert_eq!(h.transport, Transport::Http);
+    assert_eq!(h.publisher_copies, 2.0, "HTTP sends every viewer a copy");
+    assert_eq!(h.peer_share, 0.0);
+}
+
+#[test]
+fn tampered_records_fail_their_check() {
+    let failed = |dir: &Path, run: &str| -> Vec<&'static str> {
+        summary_of(dir, run)
+            .checks
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name)
+            .collect()
+    };
+    let run = "s001-n002-swarm-r1";
+
+    let d = fixture_copy();
+    tamper(
+        d.path(),
+        run,
+        "viewer-0",
+        "played",
+        0,
+        "\"bytes\":129156",
+        "\"bytes\":129155",
+    );
+    assert_eq!(
+        failed(d.path(), run),
+        ["played bytes equal the published segment sizes"]
+    );
+
+    let d = fixture_copy();
+    tamper(
+        d.path(),
+        run,
+        "viewer-1",
+        "completed",
+        1,
+        "\"kind\":\"completed\"",
+        "\"kind\":\"skipped\"",
+    );
+    let f = failed(d.path(), run);
+    assert!(
+        f.contains(
+            &"every played segment has learned, added, completed and played records, in order"
+        ),
+        "{f:?}"
+    );
+
+    let d = fixture_copy();
+    tamper(
+        d.path(),
+        run,
+        "viewer-0",
+        "completed",
+        2,
+        "\"from_peers\":0",
+        "\"from_peers\":1000",
+    );
+    assert_eq!(
+        failed(d.path(), run),
+        ["bytes received from peers <= bytes peers report uploading"]
+    );
+
+    let d = fixture_copy();
+    tamper(
+        d.path(),
+        run,
+        "viewer-0",
+        "completed",
+        0,
+        "\"from_publisher\":129156",
+        "\"from_publisher\":200000",
+    );
+    assert_eq!(
+        failed(d.path(), run),
+        ["bytes received from the publisher <= bytes it reports sending"]
+    );
+
+    let d = fixture_copy();
+    tamper(
+        d.path(),
+        run,
+        "viewer-0",
+        "completed",
+        1,
+        "\"from_publisher\":125020",
+        "\"from_publisher\":125000",
+    );
+    assert_eq!(
+        failed(d.path(), run),
+        ["payload received covers every completed segment"]
+    );
+
+    let d = fixture_copy();
+    let rf = d.path().join("runs").join(run).join(RUN_FILE);
+    let text = std::fs::read_to_string(&rf).unwrap();
+    std::fs::write(
+        &rf,
+        text.replacen("\"identical\"", "\"segment 0 differs\"", 1)
+            .replacen("\"exit\": 0", "\"exit\": 1", 1),
+    )
+    .unwrap();
+    assert_eq!(
+        failed(d.path(), run),
+        [
+            "every viewer's output is byte-identical to the segments it played",
+            "every process exited cleanly"
+        ]
+    );
+}
+
+#[test]
+fn unreadable_results_are_named() {
+    let d = tempfile::tempdir().unwrap();
+    let err = load_results(d.path()).unwrap_err().to_string();
+    assert!(err.contains("no runs"), "{err}");
+    let d = fixture_copy();
+    let rf = d.path().join("runs/s001-n002-http-r1").join(RUN_FILE);
+    std::fs::write(&rf, "{}").unwrap();
+    let err = load_results(d.path()).unwrap_err().to_string();
+    assert!(err.contains("run.json: not a run file"), "{err}");
+    let d = fixture_copy();
+    std::fs::write(
+        d.path().join("runs/s001-n002-http-r1/viewer-0.jsonl"),
+        "{\"v\":1}\n",
+    )
+    .unwrap();
+    let err = load_results(d.path()).unwrap_err().to_string();
+    assert!(err.contains("viewer-0.jsonl, line 1"), "{err}");
+}

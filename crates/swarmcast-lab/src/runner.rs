@@ -1,0 +1,474 @@
+//! `swarmcast lab`: executes a [`Plan`] with real processes. Each run starts `swarmcast publish`
+//! (the synthetic feed) and its viewers (`swarmcast watch`, swarm or HTTP) as child processes of
+//! the lab on loopback, by the run's join pattern; collects their counters and logs into
+//! `runs/<id>/`; checks each viewer's output against the published segments; then writes the
+//! report. Ctrl-C (the cancel token) stops every child: Ctrl-C, again 3 s later, a kill 3 s after that.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use swarmcast_metrics::{read_events, Kind};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::{JoinPattern, Plan, RunSpec, Transport};
+use crate::report::{write_report, Report};
+use crate::results::{io_err, ProcessOutcome, ResultsError, RunFile, RunOutcome, RUN_FILE};
+
+/// How a lab runs.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// What to run.
+    pub plan: Plan,
+    /// The results directory (created; must not hold runs already).
+    pub out: PathBuf,
+    /// The `swarmcast` binary the children run (normally this process's own).
+    pub exe: PathBuf,
+    /// Keep segment files and viewer outputs (large); by default only counters and logs stay.
+    pub keep_media: bool,
+    /// Draw a progress bar on a terminal (otherwise one line per group).
+    pub progress: bool,
+}
+
+/// How long the publisher may take to print its link.
+const READY_GUARD: Duration = Duration::from_secs(30);
+/// Between a Ctrl-C and the next step of [`stop`].
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs every group of the plan, then writes the report. A run that fails is recorded as such
+/// (its checks fail); only the lab's own I/O is an error. Cancelled: stops, and reports what ran.
+pub async fn run_lab(config: LabConfig, cancel: CancellationToken) -> Result<Report, ResultsError> {
+    let runs_dir = config.out.join("runs");
+    if std::fs::read_dir(&runs_dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(ResultsError::Io {
+            path: runs_dir,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "holds runs already: choose a new --out (or run `swarmcast report` on it)",
+            ),
+        });
+    }
+    std::fs::create_dir_all(&runs_dir).map_err(io_err(&runs_dir))?;
+    let plan_path = config.out.join("plan.json");
+    let plan_json = serde_json::to_string_pretty(&config.plan).expect("a plan serialises");
+    std::fs::write(&plan_path, plan_json + "\n").map_err(io_err(&plan_path))?;
+
+    let estimate = config.plan.estimate();
+    let bar = if config.progress {
+        ProgressBar::new(estimate.as_secs())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} s (estimated)  {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let started = Instant::now();
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(started.elapsed().as_secs().min(bar.length().unwrap_or(0)));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let groups = config.plan.groups();
+    for (i, group) in groups.iter().enumerate() {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let names: Vec<&str> = group.iter().map(|r| r.id.as_str()).collect();
+        bar.set_message(format!(
+            "[{}/{}] {}",
+            i + 1,
+            groups.len(),
+            names.join(" + ")
+        ));
+        say(format!(
+            "[{}/{}] {} ({} s of media, {} viewers, {})",
+            i + 1,
+            groups.len(),
+            names.join(" + "),
+            group[0].duration_secs,
+            group[0].viewers,
+            group[0].join
+        ));
+        let runs = group
+            .iter()
+            .map(|spec| run_one(spec, &config, cancel.clone()));
+        for (spec, result) in group.iter().zip(futures_util::future::join_all(runs).await) {
+            let outcome = result?;
+            if let Some(e) = &outcome.error {
+                say(format!("  {}: {e}", spec.id));
+            }
+        }
+    }
+    ticker.abort();
+    bar.finish_and_clear();
+    say(format!(
+        "ran {} in {:.0} s (estimated {} s); writing the report",
+        if cancel.is_cancelled() {
+            "until interrupted".to_string()
+        } else {
+            format!("{} runs", config.plan.runs.len())
+        },
+        started.elapsed().as_secs_f64(),
+        estimate.as_secs()
+    ));
+    write_report(&config.out)
+}
+
+struct Proc {
+    outcome: ProcessOutcome,
+    child: Option<Child>,
+}
+
+fn spawn(exe: &Path, args: &[String], log: &Path, stdout: bool) -> std::io::Result<Child> {
+    let log = std::fs::File::create(log)?;
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(if stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+}
+
+fn interrupt(child: &Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+}
+
+/// Ctrl-C (a graceful end); a second Ctrl-C after [`STOP_GRACE`] (an immediate one, as a user
+/// would); a kill after another. The exit code (None if killed).
+async fn stop(child: &mut Child) -> Option<i32> {
+    for _ in 0..2 {
+        interrupt(child);
+        if let Ok(Ok(status)) = tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            return status.code();
+        }
+    }
+    let _ = child.kill().await;
+    None
+}
+
+async fn run_one(
+    spec: &RunSpec,
+    config: &LabConfig,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, ResultsError> {
+    let dir = config.out.join("runs").join(&spec.id);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let mut outcome = RunOutcome::default();
+    let t0 = Instant::now();
+    let result = execute(spec, config, &dir, &mut outcome, cancel).await;
+    if let Err(e) = result {
+        outcome.error.get_or_insert(e);
+    }
+    outcome.wall_secs = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    if !config.keep_media {
+        for v in &outcome.viewers {
+            let _ = std::fs::remove_file(dir.join(format!("{}.ts", v.node)));
+            let _ = std::fs::remove_dir_all(dir.join(format!("{}.d", v.node)));
+        }
+        let _ = std::fs::remove_dir_all(dir.join("publisher"));
+    }
+    let path = dir.join(RUN_FILE);
+    let file = RunFile {
+        spec: spec.clone(),
+        outcome: outcome.clone(),
+    };
+    let json = serde_json::to_string_pretty(&file).expect("a run file serialises");
+    std::fs::write(&path, json + "\n").map_err(io_err(&path))?;
+    Ok(outcome)
+}
+
+/// The run itself; an `Err` is why it could not complete (recorded in `run.json`).
+async fn execute(
+    spec: &RunSpec,
+    config: &LabConfig,
+    dir: &Path,
+    outcome: &mut RunOutcome,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let mut args: Vec<String> = [
+        "publish",
+        "--synth",
+        "--bitrate",
+        &spec.bitrate.to_string(),
+        "--synth-secs",
+        &spec.duration_secs.to_string(),
+        "--segment-secs",
+        &spec.segment_secs.to_string(),
+        "--http",
+        "127.0.0.1:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--key",
+        &path("publisher/stream.key"),
+        "--data-dir",
+        &path("publisher"),
+        "--keep-segments",
+        "--linger",
+        "3600",
+        "--metrics-out",
+        &path("publisher.jsonl"),
+        "--node",
+        "publisher",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(l) = spec.publisher_upload_limit {
+        args.extend(["--upload-limit".into(), l.to_string()]);
+    }
+    std::fs::create_dir_all(dir.join("publisher"))
+        .map_err(|e| format!("{}: {e}", path("publisher")))?;
+    let t0 = Instant::now();
+    let mut publisher = Proc {
+        outcome: ProcessOutcome {
+            node: "publisher".into(),
+            exit: None,
+            stopped: false,
+            churned: false,
+            started_secs: 0.0,
+            output: None,
+        },
+        child: Some(
+            spawn(&config.exe, &args, &dir.join("publisher.log"), true)
+                .map_err(|e| format!("cannot start {}: {e}", config.exe.display()))?,
+        ),
+    };
+    let link = {
+        let child = publisher.child.as_mut().expect("just started");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        match tokio::time::timeout(READY_GUARD, lines.next_line()).await {
+            Ok(Ok(Some(line))) if line.starts_with("swarmcast:") => line,
+            other => {
+                let exit = stop(child).await;
+                publisher.outcome.exit = exit;
+                outcome.publisher = Some(publisher.outcome);
+                return Err(format!(
+                    "the publisher did not print its link ({other:?}); see publisher.log"
+                ));
+            }
+        }
+    };
+    outcome.link = link.clone();
+
+    let viewer_args = |i: usize| -> Vec<String> {
+        let node = format!("viewer-{i}");
+        let mut a: Vec<String> = vec![
+            "watch".into(),
+            link.clone(),
+            "--out".into(),
+            path(&format!("{node}.ts")),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            path(&format!("{node}.d")),
+            "--metrics-out".into(),
+            path(&format!("{node}.jsonl")),
+            "--node".into(),
+            node,
+            "--transport".into(),
+            spec.transport.as_str().into(),
+        ];
+        if let Some(l) = spec.viewer_upload_limit {
+            a.extend(["--upload-limit".into(), l.to_string()]);
+        }
+        if let Some(l) = spec.viewer_download_limit {
+            a.extend(["--download-limit".into(), l.to_string()]);
+        }
+        if !spec.http_fallback && spec.transport == Transport::Swarm {
+            a.push("--no-http-fallback".into());
+        }
+        a
+    };
+    // (start offset, viewer index) and, for churn, leave times.
+    let (starts, leaves): (Vec<f64>, Vec<f64>) = match spec.join {
+        JoinPattern::All => (vec![0.0; spec.viewers], vec![]),
+        JoinPattern::Staggered { every_secs } => (
+            (0..spec.viewers).map(|i| i as f64 * every_secs).collect(),
+            vec![],
+        ),
+        JoinPattern::Churn { every_secs } => {
+            let k = spec.viewer_processes() - spec.viewers;
+            let churn: Vec<f64> = (1..=k).map(|i| i as f64 * every_secs).collect();
+            let mut starts = vec![0.0; spec.viewers];
+            starts.extend(churn.iter().copied());
+            (starts, churn)
+        }
+    };
+    // Viewers still fetching this long after the start are stopped (Ctrl-C): an overloaded run
+    // ends here, and what they did not play counts as missed.
+    let drain = Duration::from_secs_f64(spec.duration_secs + 2.0 * spec.segment_secs + 15.0);
+    let mut viewers: Vec<Proc> = Vec::new();
+    let mut next_start = 0;
+    let mut next_leave = 0;
+    let mut failure = None;
+    loop {
+        // The next scheduled start or leave.
+        let next = [starts.get(next_start), leaves.get(next_leave)]
+            .into_iter()
+            .flatten()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        if next.is_finite() {
+            tokio::select! {
+                () = tokio::time::sleep_until(t0 + Duration::from_secs_f64(next)) => {}
+                () = cancel.cancelled() => { failure = Some("interrupted".to_string()); break; }
+            }
+            if leaves.get(next_leave) == Some(&next) {
+                next_leave += 1;
+                // The longest-running viewer still running leaves.
+                if let Some(v) = viewers
+                    .iter_mut()
+                    .find(|v| v.child.is_some() && !v.outcome.stopped)
+                {
+                    v.outcome.stopped = true;
+                    v.outcome.churned = true;
+                    if let Some(mut c) = v.child.take() {
+                        v.outcome.exit = stop(&mut c).await;
+                    }
+                }
+            }
+            while starts.get(next_start) == Some(&next) {
+                let i = next_start;
+                next_start += 1;
+                let node = format!("viewer-{i}");
+                let child = spawn(
+                    &config.exe,
+                    &viewer_args(i),
+                    &dir.join(format!("{node}.log")),
+                    false,
+                )
+                .map_err(|e| format!("cannot start {node}: {e}"))?;
+                viewers.push(Proc {
+                    outcome: ProcessOutcome {
+                        node,
+                        exit: None,
+                        stopped: false,
+                        churned: false,
+                        started_secs: (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                        output: None,
+                    },
+                    child: Some(child),
+                });
+            }
+            continue;
+        }
+        break;
+    }
+    // Every viewer plays to the end of the stream and exits.
+    if failure.is_none() {
+        let deadline = t0 + drain;
+        for v in viewers.iter_mut() {
+            let Some(child) = v.child.as_mut() else {
+                continue;
+            };
+            tokio::select! {
+                status = tokio::time::timeout_at(deadline, child.wait()) => match status {
+                    Ok(Ok(s)) => { v.outcome.exit = s.code(); v.child = None; }
+                    Ok(Err(e)) => { failure.get_or_insert(format!("{}: {e}", v.outcome.node)); }
+                    Err(_) => break,
+                },
+                () = cancel.cancelled() => { failure = Some("interrupted".into()); break; }
+            }
+        }
+    }
+    for v in viewers.iter_mut() {
+        if let Some(mut c) = v.child.take() {
+            v.outcome.stopped = true;
+            v.outcome.exit = stop(&mut c).await;
+            outcome.hang_guard |= v.outcome.exit.is_none();
+        }
+    }
+    if let Some(mut c) = publisher.child.take() {
+        publisher.outcome.exit = stop(&mut c).await;
+        outcome.hang_guard |= publisher.outcome.exit.is_none();
+    }
+    // Check each output against the segments it played.
+    let stream_dir = std::fs::read_dir(dir.join("publisher")).ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+    });
+    for v in viewers.iter_mut() {
+        v.outcome.output = Some(match &stream_dir {
+            Some(s) => check_output(dir, &v.outcome.node, s),
+            None => "the publisher's segments are missing".into(),
+        });
+    }
+    outcome.publisher = Some(publisher.outcome);
+    outcome.viewers = viewers.into_iter().map(|v| v.outcome).collect();
+    match failure {
+        Some(f) => Err(f),
+        None if outcome.hang_guard => Err("a process ignored Ctrl-C twice and was killed".into()),
+        None => Ok(()),
+    }
+}
+
+/// `identical`, or why the viewer's output differs from the published segments it played.
+fn check_output(dir: &Path, node: &str, stream_dir: &Path) -> String {
+    let played: Vec<u64> = match read_events(&dir.join(format!("{node}.jsonl"))) {
+        Ok(events) => events
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::Played { .. }))
+            .filter_map(|e| e.seg)
+            .collect(),
+        Err(e) => return format!("cannot read its counters: {e}"),
+    };
+    let output = match std::fs::read(dir.join(format!("{node}.ts"))) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && played.is_empty() => Vec::new(),
+        Err(e) => return format!("cannot read its output: {e}"),
+    };
+    let mut at = 0usize;
+    for n in &played {
+        let seg = match std::fs::read(stream_dir.join(format!("{n:08}.ts"))) {
+            Ok(b) => b,
+            Err(e) => return format!("cannot read published segment {n}: {e}"),
+        };
+        let end = at + seg.len();
+        if output.get(at..end) != Some(&seg[..]) {
+            return format!(
+                "segment {n} (output bytes {at}..{end}) differs from the published file"
+            );
+        }
+        at = end;
+    }
+    if at != output.len() {
+        return format!(
+            "{} bytes of output beyond the {} segments it played",
+            output.len() - at,
+            played.len()
+        );
+    }
+    "identical".into()
+}
