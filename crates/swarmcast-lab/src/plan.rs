@@ -217,11 +217,44 @@ impl RunSpec {
         }
     }
 
+    /// When viewers start and leave, in seconds from the publisher's start, in order (a leave
+    /// before a start at the same time, so the audience never exceeds N).
+    pub fn schedule(&self) -> Vec<(f64, Step)> {
+        let mut steps: Vec<(f64, Step)> = match self.join {
+            JoinPattern::All => (0..self.viewers).map(|i| (0.0, Step::Start(i))).collect(),
+            JoinPattern::Staggered { every_secs } => (0..self.viewers)
+                .map(|i| (i as f64 * every_secs, Step::Start(i)))
+                .collect(),
+            JoinPattern::Churn { every_secs } => {
+                let mut s: Vec<(f64, Step)> =
+                    (0..self.viewers).map(|i| (0.0, Step::Start(i))).collect();
+                for k in 1..=self.viewer_processes() - self.viewers {
+                    let t = k as f64 * every_secs;
+                    s.push((t, Step::Leave));
+                    s.push((t, Step::Start(self.viewers + k - 1)));
+                }
+                s
+            }
+        };
+        // Stable: equal times keep their order (leave, then start).
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        steps
+    }
+
     /// Estimated wall time: the media, the playout delay (at most a segment, in practice about a
     /// second) and process start and stop. Staggered and churning viewers join while it runs.
     pub fn estimate(&self) -> Duration {
         Duration::from_secs_f64(self.duration_secs + self.segment_secs.min(2.0) + 6.0)
     }
+}
+
+/// A step of a run's join pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Start viewer `i` (`viewer-<i>`).
+    Start(usize),
+    /// The longest-running viewer still running leaves (Ctrl-C).
+    Leave,
 }
 
 /// The runs to execute and how long they should take.
@@ -507,5 +540,40 @@ mod tests {
         let p = plan(&spec).unwrap();
         assert_eq!(p.runs[0].viewer_processes(), 10);
         assert_eq!(p.runs[0].join.to_string(), "churn/4s");
+        let s = p.runs[0].schedule();
+        assert_eq!(s.len(), 5 + 2 * 5);
+        assert_eq!(
+            &s[..5],
+            &(0..5).map(|i| (0.0, Step::Start(i))).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(&s[5..7], &[(4.0, Step::Leave), (4.0, Step::Start(5))]);
+        assert_eq!(s.last(), Some(&(20.0, Step::Start(9))));
+        // The audience never exceeds N.
+        let mut live = 0i32;
+        for (_, step) in &s {
+            live += if *step == Step::Leave { -1 } else { 1 };
+            assert!(live <= 5);
+        }
+    }
+
+    #[test]
+    fn staggered_viewers_join_one_by_one() {
+        let spec = SweepSpec {
+            segment_secs: vec![2.0],
+            viewers: vec![3],
+            transports: vec![Transport::Http],
+            join: JoinPattern::Staggered { every_secs: 2.5 },
+            ..SweepSpec::default()
+        };
+        let p = plan(&spec).unwrap();
+        assert_eq!(
+            p.runs[0].schedule(),
+            [
+                (0.0, Step::Start(0)),
+                (2.5, Step::Start(1)),
+                (5.0, Step::Start(2))
+            ]
+        );
+        assert_eq!(p.runs[0].viewer_processes(), 3);
     }
 }

@@ -72,7 +72,7 @@ fn num(v: f64, digits: usize) -> String {
 pub fn csv(runs: &[RunSummary]) -> String {
     let mut out = String::from(
         "id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,segments,segment_bytes,\
-         played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,duplicate_ratio,\
+         played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
          setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
          fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
          manifest_bytes_per_segment,consistent,failed_checks\n",
@@ -81,7 +81,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
         let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
             r.id,
             r.transport.as_str(),
             r.segment_secs,
@@ -97,6 +97,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
             num(r.publisher_copies, 3),
             num(r.publisher_per_viewer, 3),
             num(r.peer_share, 4),
+            r.dialled_bytes,
             num(r.duplicate_ratio, 4),
             num(r.setup_median_ms, 1),
             num(r.setup_p95_ms, 1),
@@ -146,10 +147,11 @@ fn spread(runs: &[&RunSummary], f: impl Fn(&RunSummary) -> f64, digits: usize) -
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
             (a.min(x), b.max(x))
         });
-    if v.len() == 1 || (max - min).abs() < f64::EPSILON {
+    let (lo, hi) = (format!("{min:.digits$}"), format!("{max:.digits$}"));
+    if lo == hi {
         format!("{mean:.digits$}")
     } else {
-        format!("{mean:.digits$} ({min:.digits$}-{max:.digits$})")
+        format!("{mean:.digits$} ({lo}-{hi})")
     }
 }
 
@@ -575,7 +577,7 @@ mod tests {
             lines[1]
         );
         assert!(
-            lines[2].contains(",2.000,1.000,0.0000,1.0000,"),
+            lines[2].contains(",2.000,1.000,0.0000,0,1.0000,"),
             "{}",
             lines[2]
         );
@@ -586,7 +588,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 1 | 2 | 2.00 | 2.00 | 1.00 |"), "{md}");
-        assert!(md.contains("All 2 runs pass all 8 checks"), "{md}");
+        assert!(md.contains("All 2 runs pass all 9 checks"), "{md}");
         for f in &first.files[2..] {
             let svg = std::fs::read_to_string(f).unwrap();
             assert!(

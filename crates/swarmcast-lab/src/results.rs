@@ -12,6 +12,9 @@ use swarmcast_metrics::{read_events, Event, Kind, Role};
 
 use crate::plan::{RunSpec, Transport};
 
+/// librqbit's request and upload unit, bytes.
+const CHUNK: u64 = 16 * 1024;
+
 /// A run's file in its directory.
 pub const RUN_FILE: &str = "run.json";
 
@@ -211,8 +214,12 @@ pub struct RunSummary {
     /// Publisher bytes / (viewers × bytes of the segments fetched): 1 means the publisher sent
     /// every viewer its own copy, as HTTP does.
     pub publisher_per_viewer: f64,
-    /// Bytes received from other viewers / all payload bytes received.
+    /// Bytes received from other viewers / all payload bytes received (bytes the publisher sent
+    /// on connections it dialled are counted as the publisher's).
     pub peer_share: f64,
+    /// Bytes the publisher sent on connections it dialled (viewers count them as a peer's; the
+    /// figures here are corrected).
+    pub dialled_bytes: u64,
     /// Payload bytes received / bytes of the segments completed (1: no duplicates).
     pub duplicate_ratio: f64,
     /// Added → first verified piece, median (HTTP: request → first verified piece).
@@ -290,15 +297,24 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut sizes = BTreeMap::new();
     let mut pub_swarm: BTreeMap<u64, u64> = BTreeMap::new();
     let mut pub_http: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut pub_dialled: BTreeMap<u64, u64> = BTreeMap::new();
     for e in r.publisher.iter().filter(|e| e.role == Role::Publisher) {
         match (&e.kind, e.seg) {
             (Kind::Cut { size, .. }, Some(n)) => {
                 sizes.insert(n, *size);
             }
             // The last count is the total.
-            (Kind::Uploaded { bytes, http_bytes }, Some(n)) => {
+            (
+                Kind::Uploaded {
+                    bytes,
+                    http_bytes,
+                    dialled_bytes,
+                },
+                Some(n),
+            ) => {
                 pub_swarm.insert(n, *bytes);
                 pub_http.insert(n, *http_bytes);
+                pub_dialled.insert(n, *dialled_bytes);
             }
             _ => {}
         }
@@ -318,6 +334,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut fetched_segments = BTreeSet::new();
     let mut seg_from_pub: BTreeMap<u64, (u64, u64)> = BTreeMap::new(); // swarm, http
     let mut seg_from_peers: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut seg_receivers: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seg_peer_uploads: BTreeMap<u64, u64> = BTreeMap::new();
     for (node, events) in &r.viewers {
         let mut segs: BTreeMap<u64, SegView> = BTreeMap::new();
@@ -413,6 +430,9 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                 e.0 += p;
                 e.1 += h;
                 *seg_from_peers.entry(*n).or_default() += q;
+                if q > 0 {
+                    *seg_receivers.entry(*n).or_default() += 1;
+                }
                 fetched_segments.insert(*n);
                 let size = sizes.get(n).copied().unwrap_or(0);
                 needed += size;
@@ -468,23 +488,59 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             short.join("; ")
         },
     });
+    // The publisher dials viewers it learns by PEX (librqbit has no switch against it); a viewer
+    // sees such a connection come from an ephemeral port and counts its bytes as a peer's. The
+    // publisher counts what it sent on dialled connections, so they are moved back to it here.
+    let mut misattributed = Vec::new();
+    for (n, d) in pub_dialled.iter().filter(|(_, d)| **d > 0) {
+        let peers = seg_from_peers.entry(*n).or_default();
+        if *d > *peers && misattributed.len() < 3 {
+            misattributed.push(format!(
+                "segment {n}: the publisher sent {d} on connections it dialled, viewers counted only {peers} from peers"
+            ));
+        }
+        let moved = (*d).min(*peers);
+        *peers -= moved;
+        seg_from_pub.entry(*n).or_default().0 += moved;
+        from_peers -= moved;
+        from_publisher += moved;
+    }
+    let dialled: u64 = pub_dialled.values().sum();
+    checks.push(Check {
+        name: "bytes the publisher sent on connections it dialled <= bytes viewers counted from peers",
+        ok: misattributed.is_empty(),
+        detail: if misattributed.is_empty() {
+            format!("{dialled} bytes moved from peers to the publisher")
+        } else {
+            misattributed.join("; ")
+        },
+    });
+    // librqbit counts a chunk as uploaded after its write completes: a chunk in flight when the
+    // uploader forgets the segment (or stops) reaches the receiver uncounted. One chunk per
+    // receiving viewer and segment is allowed for it.
+    let slack = |n: &u64| CHUNK * seg_receivers.get(n).copied().unwrap_or(0);
     let over_peers: Vec<String> = seg_from_peers
         .iter()
-        .filter(|(n, got)| **got > seg_peer_uploads.get(n).copied().unwrap_or(0))
+        .filter(|(n, got)| **got > seg_peer_uploads.get(n).copied().unwrap_or(0) + slack(n))
         .take(3)
         .map(|(n, got)| {
             format!(
-                "segment {n}: {got} received from peers, {} uploaded by them",
-                seg_peer_uploads.get(n).copied().unwrap_or(0)
+                "segment {n}: {got} received from peers, {} uploaded by them (+ {} in flight allowed)",
+                seg_peer_uploads.get(n).copied().unwrap_or(0),
+                slack(n)
             )
         })
         .collect();
+    let in_flight: u64 = seg_from_peers
+        .iter()
+        .map(|(n, got)| got.saturating_sub(seg_peer_uploads.get(n).copied().unwrap_or(0)))
+        .sum();
     checks.push(Check {
-        name: "bytes received from peers <= bytes peers report uploading",
+        name: "bytes received from peers <= bytes peers report uploading (+ one 16 KiB chunk in flight per receiver and segment)",
         ok: over_peers.is_empty(),
         detail: if over_peers.is_empty() {
             format!(
-                "{from_peers} received <= {} uploaded",
+                "{from_peers} received, {} uploaded; {in_flight} received beyond the uploaders' counts",
                 seg_peer_uploads.values().sum::<u64>()
             )
         } else {
@@ -593,6 +649,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             fetched_bytes as f64 * spec.viewers as f64,
         ),
         peer_share: ratio(from_peers as f64, received as f64),
+        dialled_bytes: dialled,
         duplicate_ratio: ratio(received as f64, needed as f64),
         setup_median_ms: quantile(&setup, 0.5),
         setup_p95_ms: quantile(&setup, 0.95),

@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::{JoinPattern, Plan, RunSpec, Transport};
+use crate::plan::{Plan, RunSpec, Step, Transport};
 use crate::report::{write_report, Report};
 use crate::results::{io_err, ProcessOutcome, ResultsError, RunFile, RunOutcome, RUN_FILE};
 
@@ -310,42 +310,18 @@ async fn execute(
         }
         a
     };
-    // (start offset, viewer index) and, for churn, leave times.
-    let (starts, leaves): (Vec<f64>, Vec<f64>) = match spec.join {
-        JoinPattern::All => (vec![0.0; spec.viewers], vec![]),
-        JoinPattern::Staggered { every_secs } => (
-            (0..spec.viewers).map(|i| i as f64 * every_secs).collect(),
-            vec![],
-        ),
-        JoinPattern::Churn { every_secs } => {
-            let k = spec.viewer_processes() - spec.viewers;
-            let churn: Vec<f64> = (1..=k).map(|i| i as f64 * every_secs).collect();
-            let mut starts = vec![0.0; spec.viewers];
-            starts.extend(churn.iter().copied());
-            (starts, churn)
-        }
-    };
     // Viewers still fetching this long after the start are stopped (Ctrl-C): an overloaded run
     // ends here, and what they did not play counts as missed.
     let drain = Duration::from_secs_f64(spec.duration_secs + 2.0 * spec.segment_secs + 15.0);
     let mut viewers: Vec<Proc> = Vec::new();
-    let mut next_start = 0;
-    let mut next_leave = 0;
     let mut failure = None;
-    loop {
-        // The next scheduled start or leave.
-        let next = [starts.get(next_start), leaves.get(next_leave)]
-            .into_iter()
-            .flatten()
-            .copied()
-            .fold(f64::INFINITY, f64::min);
-        if next.is_finite() {
-            tokio::select! {
-                () = tokio::time::sleep_until(t0 + Duration::from_secs_f64(next)) => {}
-                () = cancel.cancelled() => { failure = Some("interrupted".to_string()); break; }
-            }
-            if leaves.get(next_leave) == Some(&next) {
-                next_leave += 1;
+    for (at, step) in spec.schedule() {
+        tokio::select! {
+            () = tokio::time::sleep_until(t0 + Duration::from_secs_f64(at)) => {}
+            () = cancel.cancelled() => { failure = Some("interrupted".to_string()); break; }
+        }
+        match step {
+            Step::Leave => {
                 // The longest-running viewer still running leaves.
                 if let Some(v) = viewers
                     .iter_mut()
@@ -358,9 +334,7 @@ async fn execute(
                     }
                 }
             }
-            while starts.get(next_start) == Some(&next) {
-                let i = next_start;
-                next_start += 1;
+            Step::Start(i) => {
                 let node = format!("viewer-{i}");
                 let child = spawn(
                     &config.exe,
@@ -381,9 +355,7 @@ async fn execute(
                     child: Some(child),
                 });
             }
-            continue;
         }
-        break;
     }
     // Every viewer plays to the end of the stream and exits.
     if failure.is_none() {

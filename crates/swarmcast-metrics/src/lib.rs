@@ -76,6 +76,11 @@ pub enum Kind {
         /// Segment bytes sent over HTTP (`/segments/<n>.ts`: fallback and the HTTP baseline).
         #[serde(default)]
         http_bytes: u64,
+        /// Of `bytes`, those sent on connections the publisher dialled (peers it learned by PEX).
+        /// A viewer sees such a connection come from an ephemeral port and counts its bytes as
+        /// another viewer's; 0 means the viewers' attribution is exact.
+        #[serde(default)]
+        dialled_bytes: u64,
     },
     /// Publisher: the segment left the window and its grace period; it is no longer seeded.
     Removed {
@@ -342,6 +347,7 @@ mod tests {
             Kind::Uploaded {
                 bytes: 10,
                 http_bytes: 16,
+                dialled_bytes: 17,
             },
             Kind::Removed {
                 uploaded_bytes: 11,

@@ -295,7 +295,7 @@ pub async fn run(
         listen: config.listen,
         upload_limit: config.upload_limit,
         download_limit: None,
-        announce_seeds: false,
+        announce: false,
     })
     .await?;
     let peer_addr = swarm.listen_addr();

@@ -49,9 +49,9 @@ pub(crate) struct Publisher {
     pub(crate) grace: Duration,
     pub(crate) summary: Summary,
     pub(crate) removed_uploaded: u64,
-    /// Removed segments whose HTTP responses may still be running: (swarm bytes, HTTP bytes
-    /// recorded, the live HTTP counter), for a final count at the end.
-    pub(crate) removed_http: BTreeMap<u64, (u64, u64, Arc<std::sync::atomic::AtomicU64>)>,
+    /// Removed segments whose HTTP responses may still be running: (swarm bytes, of them on
+    /// dialled connections, HTTP bytes recorded, the live HTTP counter), for a final count.
+    pub(crate) removed_http: BTreeMap<u64, (u64, u64, u64, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 impl Publisher {
@@ -463,6 +463,16 @@ impl Publisher {
         }
     }
 
+    /// Payload bytes of `t` sent on connections this publisher dialled (see `Kind::Uploaded`).
+    fn dialled_bytes(&self, t: &Torrent) -> u64 {
+        self.swarm
+            .peer_bytes(t)
+            .iter()
+            .filter(|p| p.dialled > 0)
+            .map(|p| p.uploaded)
+            .sum()
+    }
+
     /// Bytes of segment `n` sent over HTTP so far.
     fn http_bytes(&self, n: u64) -> u64 {
         self.shared
@@ -478,8 +488,10 @@ impl Publisher {
             return;
         };
         let mut uploaded = live.uploaded;
+        let mut dialled_bytes = 0;
         if let Some(t) = &live.torrent {
             uploaded = self.swarm.stats(t).uploaded;
+            dialled_bytes = self.dialled_bytes(t);
             self.swarm.forget(t).await;
         }
         self.removed_uploaded += uploaded;
@@ -491,8 +503,10 @@ impl Publisher {
             .unwrap_or_else(|e| e.into_inner())
             .get(&n)
         {
-            self.removed_http
-                .insert(n, (uploaded, http_bytes, s.http_bytes.clone()));
+            self.removed_http.insert(
+                n,
+                (uploaded, dialled_bytes, http_bytes, s.http_bytes.clone()),
+            );
         }
         self.shared
             .segments
@@ -519,6 +533,7 @@ impl Publisher {
             Kind::Uploaded {
                 bytes: uploaded,
                 http_bytes,
+                dialled_bytes,
             },
         );
         self.recorder.record(
@@ -570,22 +585,31 @@ impl Publisher {
         self.housekeeping().await;
         for (n, live) in std::mem::take(&mut self.live) {
             let http_bytes = self.http_bytes(n);
+            let dialled_bytes = live.torrent.as_ref().map_or(0, |t| self.dialled_bytes(t));
             self.summary.http_uploaded_bytes += http_bytes;
             self.recorder.record(
                 Some(n),
                 Kind::Uploaded {
                     bytes: live.uploaded,
                     http_bytes,
+                    dialled_bytes,
                 },
             );
         }
         // HTTP responses still running when their segment was removed: their final count.
-        for (n, (bytes, recorded, counter)) in std::mem::take(&mut self.removed_http) {
+        for (n, (bytes, dialled_bytes, recorded, counter)) in std::mem::take(&mut self.removed_http)
+        {
             let http_bytes = counter.load(Ordering::Relaxed);
             if http_bytes > recorded {
                 self.summary.http_uploaded_bytes += http_bytes - recorded;
-                self.recorder
-                    .record(Some(n), Kind::Uploaded { bytes, http_bytes });
+                self.recorder.record(
+                    Some(n),
+                    Kind::Uploaded {
+                        bytes,
+                        http_bytes,
+                        dialled_bytes,
+                    },
+                );
             }
         }
         self.summary.uploaded_bytes = self.shared.uploaded_bytes.load(Ordering::Relaxed);

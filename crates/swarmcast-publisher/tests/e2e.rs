@@ -46,7 +46,7 @@ async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
         listen: "127.0.0.1:0".parse().unwrap(),
         upload_limit: None,
         download_limit: None,
-        announce_seeds: true,
+        announce: true,
     })
     .await
     .unwrap();

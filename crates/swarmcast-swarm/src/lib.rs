@@ -79,12 +79,14 @@ pub struct SwarmConfig {
     pub upload_limit: Option<u32>,
     /// Download limit in bytes per second.
     pub download_limit: Option<u32>,
-    /// Torrents given to [`Swarm::seed`] announce to their trackers. librqbit then dials the
-    /// peers the tracker returns, and a viewer cannot tell such a connection from another viewer's
-    /// (it sees an ephemeral port, not the listener named in the manifest). The publisher turns
-    /// this off: its tracker lists it directly and the manifest names it, so nobody needs its
-    /// announce, and every byte it sends arrives on a connection the viewer attributes to it.
-    pub announce_seeds: bool,
+    /// The session announces its torrents to their trackers (and dials the peers they return).
+    /// The publisher turns this off: a viewer cannot tell a connection the publisher dialled from
+    /// another viewer's (it sees an ephemeral port, not the listener the manifest names), and
+    /// nobody needs the announce, as the embedded tracker lists the publisher and the manifest
+    /// names it. librqbit reads only the session-level `disable_trackers` (the per-torrent option
+    /// is ignored in 9.1.0). It still dials peers it learns by PEX (it has no switch for that):
+    /// the publisher counts what it sends on such connections (`uploaded.dialled_bytes`).
+    pub announce: bool,
 }
 
 /// A torrent in the session.
@@ -128,6 +130,8 @@ pub struct PeerBytes {
     pub uploaded: u64,
     /// Outgoing connection attempts.
     pub connection_attempts: u64,
+    /// Outgoing connections made (this session dialled the peer).
+    pub dialled: u64,
     /// Connection errors.
     pub errors: u64,
 }
@@ -137,7 +141,6 @@ pub struct Swarm {
     session: Arc<Session>,
     peer_id: [u8; 20],
     listen_addr: SocketAddr,
-    announce_seeds: bool,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -177,6 +180,7 @@ impl Swarm {
             download_bps: config.download_limit.and_then(std::num::NonZeroU32::new),
         };
         let opts = SessionOptions {
+            disable_trackers: !config.announce,
             dht: None,
             persistence: None,
             disable_local_service_discovery: true,
@@ -204,7 +208,6 @@ impl Swarm {
             session,
             peer_id: peer_id.0,
             listen_addr,
-            announce_seeds: config.announce_seeds,
         })
     }
 
@@ -259,7 +262,6 @@ impl Swarm {
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
-            disable_trackers: !self.announce_seeds,
             ..Default::default()
         };
         let t = self.add(torrent, name, opts).await?;
@@ -360,6 +362,7 @@ impl Swarm {
                     fetched: n("fetched_bytes"),
                     uploaded: n("uploaded_bytes"),
                     connection_attempts: n("connection_attempts"),
+                    dialled: n("connections"),
                     errors: n("errors"),
                 }
             })

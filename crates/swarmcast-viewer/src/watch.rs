@@ -194,7 +194,7 @@ pub async fn watch(
             listen: config.listen,
             upload_limit: config.upload_limit,
             download_limit: config.download_limit,
-            announce_seeds: true,
+            announce: true,
         })
         .await?,
     );

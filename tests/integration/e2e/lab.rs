@@ -48,7 +48,7 @@ fn a_smoke_run_is_consistent_and_its_report_regenerates() {
         String::from_utf8_lossy(&lab.stdout).trim_end(),
         md.trim_end()
     );
-    assert!(md.contains("All 2 runs pass all 8 checks"), "{md}");
+    assert!(md.contains("All 2 runs pass all 9 checks"), "{md}");
 
     for (run_id, transport) in [
         ("s001-n002-swarm-r1", "swarm"),

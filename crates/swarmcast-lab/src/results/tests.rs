@@ -57,7 +57,7 @@ fn the_fixture_adds_up() {
 
     let s = summary_of(&fixture(), "s001-n002-swarm-r1");
     assert!(s.consistent(), "{:#?}", s.checks);
-    assert_eq!(s.checks.len(), 8);
+    assert_eq!(s.checks.len(), 9);
     assert_eq!((s.segments, s.played), (3, 6));
     // Cut sizes 129156 + 125020 + 120884; the publisher's last `uploaded` counts per segment.
     let segment_bytes = 129_156 + 125_020 + 120_884;
@@ -137,11 +137,11 @@ fn tampered_records_fail_their_check() {
         "completed",
         2,
         "\"from_peers\":0",
-        "\"from_peers\":1000",
+        "\"from_peers\":20000",
     );
     assert_eq!(
         failed(d.path(), run),
-        ["bytes received from peers <= bytes peers report uploading"]
+        ["bytes received from peers <= bytes peers report uploading (+ one 16 KiB chunk in flight per receiver and segment)"]
     );
 
     let d = fixture_copy();
@@ -172,6 +172,45 @@ fn tampered_records_fail_their_check() {
     assert_eq!(
         failed(d.path(), run),
         ["payload received covers every completed segment"]
+    );
+
+    let d = fixture_copy();
+    // Bytes the publisher sent on a connection it dialled, counted by a viewer as a peer's:
+    // moved back to the publisher.
+    tamper(
+        d.path(),
+        run,
+        "viewer-1",
+        "completed",
+        1,
+        "\"from_publisher\":125020,\"from_peers\":0",
+        "\"from_publisher\":108636,\"from_peers\":16384",
+    );
+    tamper(
+        d.path(),
+        run,
+        "publisher",
+        "uploaded",
+        1,
+        "\"http_bytes\":0",
+        "\"http_bytes\":0,\"dialled_bytes\":16384",
+    );
+    let s = summary_of(d.path(), run);
+    assert!(s.consistent(), "{:#?}", s.checks);
+    assert_eq!((s.peer_share, s.dialled_bytes), (0.0, 16384));
+    // More than viewers counted from peers is inconsistent.
+    tamper(
+        d.path(),
+        run,
+        "publisher",
+        "uploaded",
+        1,
+        "\"dialled_bytes\":16384",
+        "\"dialled_bytes\":32768",
+    );
+    assert_eq!(
+        failed(d.path(), run),
+        ["bytes the publisher sent on connections it dialled <= bytes viewers counted from peers"]
     );
 
     let d = fixture_copy();
