@@ -68,6 +68,15 @@ fn num(v: f64, digits: usize) -> String {
     }
 }
 
+/// [`num`] for tables: `-` where the figure does not exist.
+fn cell(v: f64, digits: usize) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else {
+        num(v, digits)
+    }
+}
+
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
 pub fn csv(runs: &[RunSummary]) -> String {
     let mut out = String::from(
@@ -155,6 +164,17 @@ fn spread(runs: &[&RunSummary], f: impl Fn(&RunSummary) -> f64, digits: usize) -
     }
 }
 
+/// `12.5 (10.0-15.0)` → `12.5% (10.0-15.0)`.
+fn pct(s: String) -> String {
+    if s == "-" {
+        return s;
+    }
+    match s.split_once(' ') {
+        Some((mean, rest)) => format!("{mean}% {rest}"),
+        None => format!("{s}%"),
+    }
+}
+
 /// The Markdown report.
 pub fn markdown(runs: &[RunSummary]) -> String {
     let mut out = String::new();
@@ -192,11 +212,11 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             rs.len(),
             spread(rs, |r| r.publisher_copies, 2),
             spread(rs, |r| r.publisher_per_viewer, 2),
-            spread(rs, |r| 100.0 * r.peer_share, 1) + "%",
+            pct(spread(rs, |r| 100.0 * r.peer_share, 1)),
             spread(rs, |r| r.duplicate_ratio, 3),
             spread(rs, |r| r.setup_median_ms, 1),
             spread(rs, |r| r.setup_p95_ms, 1),
-            spread(rs, |r| 100.0 * r.setup_fraction, 3) + "%",
+            pct(spread(rs, |r| 100.0 * r.setup_fraction, 3)),
             spread(rs, |r| r.complete_median_ms, 0),
             spread(rs, |r| r.stalls as f64, 1),
             spread(rs, |r| r.stall_ms, 0),
@@ -221,23 +241,27 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         };
         let mean = |rs: &[&RunSummary], f: fn(&RunSummary) -> f64| {
             let v: Vec<f64> = rs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
         };
         let _ = writeln!(
             pairs,
             "| {} | {n} | {} | {} | {} | {} / {} | {} / {} |",
             *seg_ms as f64 / 1000.0,
-            num(mean(swarm, |r| r.publisher_copies), 2),
-            num(mean(http, |r| r.publisher_copies), 2),
-            num(
+            cell(mean(swarm, |r| r.publisher_copies), 2),
+            cell(mean(http, |r| r.publisher_copies), 2),
+            cell(
                 mean(swarm, |r| r.publisher_bytes as f64)
                     / mean(http, |r| r.publisher_bytes as f64),
                 2
             ),
-            num(mean(swarm, |r| r.complete_median_ms), 0),
-            num(mean(http, |r| r.complete_median_ms), 0),
-            num(mean(swarm, |r| r.stalls as f64), 1),
-            num(mean(http, |r| r.stalls as f64), 1),
+            cell(mean(swarm, |r| r.complete_median_ms), 0),
+            cell(mean(http, |r| r.complete_median_ms), 0),
+            cell(mean(swarm, |r| r.stalls as f64), 1),
+            cell(mean(http, |r| r.stalls as f64), 1),
         );
     }
     if !pairs.is_empty() {
@@ -541,9 +565,9 @@ fn draw_cdf(dir: &Path, series: &[Series]) -> Result<PathBuf, ResultsError> {
         &Chart {
             file: "setup_cdf.svg",
             title: "Swarm setup per segment: distribution (added -> first verified piece)",
-            x_desc: "ms",
+            x_desc: "ms (log)",
             y_desc: "fraction of segments",
-            log_x: false,
+            log_x: true,
         },
         series,
     )

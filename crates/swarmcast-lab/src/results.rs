@@ -338,6 +338,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut seg_peer_uploads: BTreeMap<u64, u64> = BTreeMap::new();
     for (node, events) in &r.viewers {
         let mut segs: BTreeMap<u64, SegView> = BTreeMap::new();
+        let mut late: Vec<(u64, u64, u64)> = Vec::new();
         let mut joined_us = None;
         let mut joined_seg = None;
         let mut first_played_us = None;
@@ -396,9 +397,15 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     }
                 }
                 Kind::Skipped => skips += 1,
-                Kind::Forgotten { uploaded_bytes } => {
+                Kind::Forgotten {
+                    uploaded_bytes,
+                    from_publisher: p,
+                    from_peers: q,
+                } => {
                     if let Some(n) = seg {
                         *seg_peer_uploads.entry(n).or_default() += uploaded_bytes;
+                        // Received after completion, or for a segment never completed.
+                        late.push((n, *p, *q));
                     }
                 }
                 _ => {}
@@ -416,6 +423,15 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         if let (Some(first), Some(&last), false) = (joined_seg, sizes.keys().last(), churned) {
             let played_here = segs.values().filter(|v| v.played.is_some()).count() as u64;
             missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
+        }
+        for (n, p, q) in late {
+            from_publisher += p;
+            from_peers += q;
+            seg_from_pub.entry(n).or_default().0 += p;
+            *seg_from_peers.entry(n).or_default() += q;
+            if q > 0 {
+                *seg_receivers.entry(n).or_default() += 1;
+            }
         }
         for (n, v) in &segs {
             if let Some(us) = v.first_piece_us {

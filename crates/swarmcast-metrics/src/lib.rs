@@ -167,6 +167,13 @@ pub enum Kind {
     Forgotten {
         /// Payload bytes uploaded to other viewers for it.
         uploaded_bytes: u64,
+        /// Payload bytes received from the publisher not reported in `completed` (all of them
+        /// when the segment never completed from the swarm).
+        #[serde(default)]
+        from_publisher: u64,
+        /// Same, from other peers.
+        #[serde(default)]
+        from_peers: u64,
     },
     /// Viewer: the stream ended (or the viewer was stopped).
     Ended {
@@ -387,7 +394,11 @@ mod tests {
                 bytes: 14,
                 ok: true,
             },
-            Kind::Forgotten { uploaded_bytes: 15 },
+            Kind::Forgotten {
+                uploaded_bytes: 15,
+                from_publisher: 18,
+                from_peers: 19,
+            },
             Kind::Ended {
                 end_of_stream: true,
             },

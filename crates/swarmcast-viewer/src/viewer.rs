@@ -36,6 +36,8 @@ pub(crate) struct Seg {
     /// Payload bytes uploaded by an earlier torrent handle of this segment (one dropped when an
     /// HTTP fallback handed the segment back to librqbit).
     pub(crate) uploaded_before: u64,
+    /// Bytes of the current torrent handle already reported (publisher, peers) in `completed`.
+    pub(crate) reported: (u64, u64),
 }
 
 /// Attempts of an HTTP-baseline fetch.
@@ -132,6 +134,7 @@ impl Viewer {
                                 first_piece_seen: false,
                                 complete: false,
                                 uploaded_before: 0,
+                                reported: (0, 0),
                             },
                         );
                     }
@@ -196,25 +199,31 @@ impl Viewer {
             .map_or_else(Vec::new, |m| m.manifest.peers.clone())
     }
 
-    pub(crate) fn complete_from_swarm(&mut self, n: u64) {
+    /// Payload bytes received by `t` so far: (from the publisher, from other peers).
+    fn received(&self, t: &Torrent) -> (u64, u64) {
         let publishers = self.publisher_addrs();
+        let (mut from_publisher, mut from_peers) = (0, 0);
+        for p in self.swarm.peer_bytes(t) {
+            if publishers.contains(&p.addr) {
+                from_publisher += p.fetched;
+            } else {
+                from_peers += p.fetched;
+            }
+        }
+        (from_publisher, from_peers)
+    }
+
+    pub(crate) fn complete_from_swarm(&mut self, n: u64) {
+        let received = match self.segs.get(&n) {
+            Some(seg) if !seg.complete => seg.torrent.as_ref().map(|t| self.received(t)),
+            _ => return,
+        };
         let Some(seg) = self.segs.get_mut(&n) else {
             return;
         };
-        if seg.complete {
-            return;
-        }
         seg.complete = true;
-        let (mut from_publisher, mut from_peers) = (0, 0);
-        if let Some(t) = &seg.torrent {
-            for p in self.swarm.peer_bytes(t) {
-                if publishers.contains(&p.addr) {
-                    from_publisher += p.fetched;
-                } else {
-                    from_peers += p.fetched;
-                }
-            }
-        }
+        let (from_publisher, from_peers) = received.unwrap_or_default();
+        seg.reported = (from_publisher, from_peers);
         self.summary.from_publisher += from_publisher;
         self.summary.from_peers += from_peers;
         let since = seg.added.map_or(0, |a| a.elapsed().as_micros() as u64);
@@ -288,6 +297,7 @@ impl Viewer {
                             }
                         }
                         seg.uploaded_before += self.swarm.stats(&t).uploaded;
+                        seg.reported = (0, 0);
                         self.swarm.forget(&t).await;
                     }
                 }
@@ -580,15 +590,25 @@ impl Viewer {
             w.abort();
         }
         let mut uploaded = seg.uploaded_before;
+        // Bytes received and not reported at completion: all of them for a segment that never
+        // completed from the swarm (wasted, but received).
+        let (mut from_publisher, mut from_peers) = (0, 0);
         if let Some(t) = seg.torrent.take() {
             uploaded += self.swarm.stats(&t).uploaded;
+            let (p, q) = self.received(&t);
+            from_publisher = p.saturating_sub(seg.reported.0);
+            from_peers = q.saturating_sub(seg.reported.1);
             self.swarm.forget(&t).await;
         }
         self.summary.uploaded += uploaded;
+        self.summary.from_publisher += from_publisher;
+        self.summary.from_peers += from_peers;
         self.recorder.record(
             Some(n),
             Kind::Forgotten {
                 uploaded_bytes: uploaded,
+                from_publisher,
+                from_peers,
             },
         );
         if !self.config.keep_segments {
