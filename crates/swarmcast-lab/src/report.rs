@@ -352,6 +352,7 @@ struct Chart<'a> {
     x_desc: &'a str,
     y_desc: &'a str,
     log_x: bool,
+    legend: SeriesLabelPosition,
 }
 
 fn draw(dir: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<PathBuf, ResultsError> {
@@ -416,7 +417,7 @@ fn draw(dir: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<PathBuf, Res
                 }
                 if !series.is_empty() {
                     ctx.configure_series_labels()
-                        .position(SeriesLabelPosition::UpperLeft)
+                        .position(chart.legend.clone())
                         .background_style(WHITE.mix(0.85))
                         .border_style(BLACK)
                         .draw()
@@ -483,11 +484,12 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "segment length, s (log)",
                 y_desc: "setup / segment duration, %",
                 log_x: true,
+                legend: SeriesLabelPosition::UpperRight,
             },
             series_by(
                 runs,
                 swarm,
-                |r| format!("{} viewers", r.viewers),
+                |r| format!("{:>3} viewers", r.viewers),
                 |r| r.segment_secs,
                 |r| 100.0 * r.setup_fraction,
             ),
@@ -499,6 +501,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "viewers",
                 y_desc: "copies of each segment the publisher sent",
                 log_x: false,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             series_by(runs, any, label, n, |r| r.publisher_copies),
         ),
@@ -509,6 +512,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "viewers",
                 y_desc: "% of bytes received",
                 log_x: false,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             series_by(runs, swarm, label, n, |r| 100.0 * r.peer_share),
         ),
@@ -519,6 +523,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "viewers",
                 y_desc: "stall time per viewer, ms",
                 log_x: false,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             series_by(runs, any, label, n, |r| r.stall_ms / r.viewers as f64),
         ),
@@ -529,6 +534,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "viewers",
                 y_desc: "ms",
                 log_x: false,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             series_by(runs, any, label, n, |r| r.startup_median_ms),
         ),
@@ -539,6 +545,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "viewers",
                 y_desc: "ms",
                 log_x: false,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             series_by(runs, any, label, n, |r| r.behind_live_median_ms),
         ),
@@ -549,6 +556,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 x_desc: "viewers",
                 y_desc: "ms",
                 log_x: false,
+                legend: SeriesLabelPosition::UpperLeft,
             },
             series_by(runs, any, label, n, |r| r.setup_median_ms),
         ),
@@ -568,6 +576,7 @@ fn draw_cdf(dir: &Path, series: &[Series]) -> Result<PathBuf, ResultsError> {
             x_desc: "ms (log)",
             y_desc: "fraction of segments",
             log_x: true,
+            legend: SeriesLabelPosition::LowerRight,
         },
         series,
     )

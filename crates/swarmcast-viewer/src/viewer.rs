@@ -614,6 +614,8 @@ impl Viewer {
         if !self.config.keep_segments {
             let _ = tokio::fs::remove_file(self.dir.join(format!("{n:08}.ts"))).await;
         }
+        // An HTTP fetch aborted above leaves its temporary file.
+        let _ = tokio::fs::remove_file(fallback::temp_path(&self.dir, n)).await;
     }
 }
 
