@@ -168,3 +168,71 @@ fn the_lab_refuses_bad_sweeps_before_starting_anything() {
     let out = run(swarmcast().arg("report").arg(dir.path()), false);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no runs"));
 }
+
+/// Processes whose command line mentions `needle` (from /proc).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_stops_every_child_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let mut lab = swarmcast()
+        .args([
+            "lab",
+            "--segment-secs",
+            "1",
+            "--viewers",
+            "2",
+            "--duration",
+            "60",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until both runs' viewers have written counters: every child is running.
+    let needle = out.to_string_lossy().into_owned();
+    let started = std::time::Instant::now();
+    loop {
+        let viewers = processes_mentioning(&needle)
+            .iter()
+            .filter(|c| c.contains(" watch "))
+            .count();
+        if viewers == 4 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the children did not start: {:?}",
+            processes_mentioning(&needle)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = lab.id().to_string();
+    run(
+        std::process::Command::new("kill").args(["-INT", &pid]),
+        true,
+    );
+    let status = lab.wait().unwrap();
+    assert!(!status.success(), "an interrupted lab reports it");
+    assert!(
+        processes_mentioning(&needle).is_empty(),
+        "children left running: {:?}",
+        processes_mentioning(&needle)
+    );
+    // What ran is reported.
+    assert!(out.join("summary.md").exists());
+}
