@@ -50,6 +50,8 @@ pub(crate) enum Ev {
     FirstPiece(u64, Duration),
     Complete(u64),
     Http(u64, Result<u64, String>),
+    /// A failed fallback's pause is over: the segment may be fetched over HTTP again.
+    FallbackRetry(u64),
 }
 
 pub(crate) struct Viewer {
@@ -190,6 +192,11 @@ impl Viewer {
             }
             Ev::Complete(n) => self.complete_from_swarm(n),
             Ev::Http(n, result) => self.http_done(n, result).await,
+            Ev::FallbackRetry(n) => {
+                if self.segs.get(&n).is_some_and(|s| !s.complete) {
+                    self.scheduler.on_fetch_failed(n);
+                }
+            }
         }
     }
 
@@ -259,7 +266,6 @@ impl Viewer {
         }
         match result {
             Err(e) => {
-                tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm");
                 self.recorder.record(
                     Some(n),
                     Kind::HttpFallback {
@@ -267,7 +273,20 @@ impl Viewer {
                         ok: false,
                     },
                 );
-                self.scheduler.on_fetch_failed(n);
+                match fallback::retry_after(&e) {
+                    // The publisher dropped the segment: only the swarm can still deliver it.
+                    None => {
+                        tracing::warn!(segment = n, error = %e, "HTTP fallback: the publisher no longer has the segment; waiting for the swarm")
+                    }
+                    Some(pause) => {
+                        tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm, retrying later");
+                        let tx = self.ev_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(pause).await;
+                            let _ = tx.send(Ev::FallbackRetry(n)).await;
+                        });
+                    }
+                }
             }
             Ok(_) if seg.complete => {
                 // The swarm won the race: keep its copy.
@@ -532,6 +551,7 @@ impl Viewer {
                 .await;
                 match &result {
                     Ok(_) => break,
+                    Err(e) if fallback::gone(e) => break,
                     Err(e) => {
                         tracing::warn!(segment = n, attempt, error = %e, "HTTP fetch failed");
                         tokio::time::sleep(HTTP_RETRY).await;
