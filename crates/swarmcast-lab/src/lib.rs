@@ -185,7 +185,7 @@ impl DemoReport {
     }
 }
 
-fn sorted(v: &[f64]) -> Vec<f64> {
+pub(crate) fn sorted(v: &[f64]) -> Vec<f64> {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     v
@@ -196,7 +196,8 @@ fn median(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v[(v.len() - 1) / 2])
 }
 
-fn q(v: &[f64], p: f64) -> f64 {
+/// Nearest rank `p` of sorted, non-empty `v`.
+pub(crate) fn q(v: &[f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 

@@ -268,9 +268,7 @@ pub fn quantile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
+    crate::q(&crate::sorted(values), p)
 }
 
 #[derive(Default)]

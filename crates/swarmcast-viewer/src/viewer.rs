@@ -301,24 +301,21 @@ impl Viewer {
                 let torrent_bytes = self.torrent_bytes(&seg.entry);
                 // What the swarm delivered before the fallback won (wasted bytes, but received),
                 // and what this handle uploaded, so the counters survive the new handle.
-                let publishers = self.publisher_addrs();
-                let (mut from_publisher, mut from_peers) = (0, 0);
-                if let Some(seg) = self.segs.get_mut(&n) {
+                let old = self.segs.get_mut(&n).and_then(|seg| {
                     if let Some(w) = seg.watcher.take() {
                         w.abort();
                     }
-                    if let Some(t) = seg.torrent.take() {
-                        for p in self.swarm.peer_bytes(&t) {
-                            if publishers.contains(&p.addr) {
-                                from_publisher += p.fetched;
-                            } else {
-                                from_peers += p.fetched;
-                            }
-                        }
-                        seg.uploaded_before += self.swarm.stats(&t).uploaded;
-                        seg.reported = (0, 0);
-                        self.swarm.forget(&t).await;
+                    seg.reported = (0, 0);
+                    seg.torrent.take()
+                });
+                let (mut from_publisher, mut from_peers) = (0, 0);
+                if let Some(t) = old {
+                    (from_publisher, from_peers) = self.received(&t);
+                    let uploaded = self.swarm.stats(&t).uploaded;
+                    if let Some(seg) = self.segs.get_mut(&n) {
+                        seg.uploaded_before += uploaded;
                     }
+                    self.swarm.forget(&t).await;
                 }
                 self.summary.from_publisher += from_publisher;
                 self.summary.from_peers += from_peers;
@@ -331,42 +328,24 @@ impl Viewer {
                     .swarm
                     .seed(&torrent_bytes, &name, &self.dir, Duration::from_secs(30))
                     .await;
-                let since = seg_added_us(self.segs.get(&n));
-                if let Some(seg) = self.segs.get_mut(&n) {
-                    seg.complete = true;
-                    match seeded {
-                        Ok(t) => seg.torrent = Some(t),
-                        Err(e) => {
-                            tracing::warn!(segment = n, error = %e, "cannot seed the fetched segment; playing it anyway")
+                match seeded {
+                    Ok(t) => {
+                        if let Some(seg) = self.segs.get_mut(&n) {
+                            seg.torrent = Some(t);
                         }
                     }
+                    Err(e) => {
+                        tracing::warn!(segment = n, error = %e, "cannot seed the fetched segment; playing it anyway")
+                    }
                 }
-                self.summary.from_http += bytes;
-                self.recorder.record(
-                    Some(n),
-                    Kind::Completed {
-                        since_added_us: since,
-                        via: "http".into(),
-                        from_publisher,
-                        from_peers,
-                        from_http: bytes,
-                    },
-                );
-                let now = self.now_ms();
-                self.scheduler.on_complete(n, now);
+                self.completed_over_http(n, (from_publisher, from_peers), bytes);
             }
         }
     }
 
-    /// The HTTP baseline's segment arrived: into place, and done (nothing is seeded).
-    async fn http_complete(&mut self, n: u64, bytes: u64) {
-        let temp = fallback::temp_path(&self.dir, n);
-        let name = format!("{n:08}.ts");
-        if let Err(e) = tokio::fs::rename(&temp, self.dir.join(name)).await {
-            tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
-            self.scheduler.on_fetch_failed(n);
-            return;
-        }
+    /// Records a segment complete over HTTP: `swarm` is what the swarm had delivered before
+    /// (publisher, peers; already in the summary), `bytes` what HTTP did.
+    fn completed_over_http(&mut self, n: u64, swarm: (u64, u64), bytes: u64) {
         let since = seg_added_us(self.segs.get(&n));
         if let Some(seg) = self.segs.get_mut(&n) {
             seg.complete = true;
@@ -378,13 +357,25 @@ impl Viewer {
             Kind::Completed {
                 since_added_us: since,
                 via: "http".into(),
-                from_publisher: 0,
-                from_peers: 0,
+                from_publisher: swarm.0,
+                from_peers: swarm.1,
                 from_http: bytes,
             },
         );
         let now = self.now_ms();
         self.scheduler.on_complete(n, now);
+    }
+
+    /// The HTTP baseline's segment arrived: into place, and done (nothing is seeded).
+    async fn http_complete(&mut self, n: u64, bytes: u64) {
+        let temp = fallback::temp_path(&self.dir, n);
+        let name = format!("{n:08}.ts");
+        if let Err(e) = tokio::fs::rename(&temp, self.dir.join(name)).await {
+            tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
+            self.scheduler.on_fetch_failed(n);
+            return;
+        }
+        self.completed_over_http(n, (0, 0), bytes);
     }
 
     pub(crate) fn torrent_bytes(&self, entry: &SegmentEntry) -> Vec<u8> {
