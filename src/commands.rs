@@ -189,6 +189,10 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 /// Parses a bitrate in bit/s with an optional `k` or `M` suffix.
+pub(crate) fn parse_librqbit_off(s: &str) -> Result<crate::LibrqbitOff, String> {
+    swarmcast_swarm::tweaks::parse(s).map(crate::LibrqbitOff)
+}
+
 pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
     let (number, scale) = match s.strip_suffix(['k', 'K']) {
         Some(n) => (n, 1e3),
@@ -310,6 +314,7 @@ pub(crate) async fn publish(
     shutdown: swarmcast_publisher::Shutdown,
 ) -> Result<()> {
     use swarmcast_publisher::{FeedInput, PublishConfig};
+    swarmcast_swarm::tweaks::set_off(&args.librqbit_off.0);
     let input = if args.synth {
         FeedInput::Synth {
             bitrate: args.bitrate,
@@ -402,6 +407,7 @@ fn quantiles(values: &[f64]) -> String {
 
 pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> Result<()> {
     use swarmcast_viewer::{SinkConfig, WatchConfig};
+    swarmcast_swarm::tweaks::set_off(&args.librqbit_off.0);
     let link: StreamLink = args.link.parse().context("invalid stream link")?;
     let mut config = WatchConfig::new(link);
     config.sink = match (args.http_out, args.out.as_os_str() == "-") {
@@ -524,6 +530,7 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
         segment_secs: args.segment_secs,
         viewers: args.viewers,
         transports: args.transports,
+        variants: args.variants,
         repeats: args.repeats,
         bitrate: args.bitrate,
         duration_secs: args.duration,

@@ -166,6 +166,10 @@ impl FeedArgs {
     }
 }
 
+/// Changes of the librqbit patch series turned off (`--librqbit-off`).
+#[derive(Clone, Debug, Default)]
+struct LibrqbitOff(Vec<swarmcast_swarm::tweaks::SwarmTweak>);
+
 /// Arguments of `swarmcast publish`.
 #[derive(Debug, Args)]
 struct PublishArgs {
@@ -245,6 +249,10 @@ struct PublishArgs {
     /// Upload limit of the swarm, bytes per second (at least 32768).
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,
+    /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
+    /// names (have, wake, random, window, cancel, nodelay), or all (docs/librqbit.md).
+    #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
+    librqbit_off: LibrqbitOff,
     /// Write counters as JSON lines to this file.
     #[arg(long, env = "SWARMCAST_METRICS_OUT")]
     metrics_out: Option<PathBuf>,
@@ -309,6 +317,10 @@ struct WatchArgs {
     /// Download limit, bytes per second (at least 32768).
     #[arg(long, env = "SWARMCAST_DOWNLOAD_LIMIT")]
     download_limit: Option<u32>,
+    /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
+    /// names (have, wake, random, window, cancel, nodelay), or all (docs/librqbit.md).
+    #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
+    librqbit_off: LibrqbitOff,
     /// How segments are fetched: `swarm`, or `http` (plain HTTP from the publisher, the HLS way:
     /// the lab's baseline; nothing is re-seeded).
     #[arg(long, env = "SWARMCAST_TRANSPORT", value_enum, default_value_t = TransportArg::Swarm)]
@@ -381,6 +393,16 @@ struct LabArgs {
         default_value = "swarm,http"
     )]
     transports: Vec<swarmcast_lab::plan::Transport>,
+    /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
+    /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
+    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay.
+    #[arg(
+        long,
+        env = "SWARMCAST_VARIANTS",
+        value_delimiter = ',',
+        default_value = "patched"
+    )]
+    variants: Vec<swarmcast_lab::plan::Variant>,
     /// Runs of every configuration.
     #[arg(long, env = "SWARMCAST_REPEATS", default_value_t = 1)]
     repeats: u32,

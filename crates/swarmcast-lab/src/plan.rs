@@ -40,6 +40,85 @@ impl std::str::FromStr for Transport {
     }
 }
 
+/// Which changes of swarmcast's librqbit patch series a swarm run turns off (docs/librqbit.md).
+///
+/// Spelled `patched` (every change on, the default), `upstream` (every change off: librqbit
+/// 9.1.0's own behaviour), `no-<change>[+<change>...]` (those off) or `only-<change>[+...]`
+/// (only those on); changes are named as `swarmcast publish --librqbit-off` takes them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Variant(String);
+
+impl Default for Variant {
+    fn default() -> Self {
+        Self("patched".into())
+    }
+}
+
+impl Variant {
+    /// The variant's name, as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the default (`patched`).
+    pub fn is_default(&self) -> bool {
+        self.0 == "patched"
+    }
+
+    /// The changes turned off, as `--librqbit-off` takes them (empty for `patched`).
+    pub fn librqbit_off(&self) -> String {
+        let all = swarmcast_swarm::tweaks::names();
+        let off: Vec<&str> = match self.0.as_str() {
+            "patched" => vec![],
+            "upstream" => all,
+            v => match (v.strip_prefix("no-"), v.strip_prefix("only-")) {
+                (Some(list), _) => list.split('+').collect(),
+                (_, Some(list)) => {
+                    let on: Vec<&str> = list.split('+').collect();
+                    all.into_iter().filter(|n| !on.contains(n)).collect()
+                }
+                _ => unreachable!("checked by from_str"),
+            },
+        };
+        off.join(",")
+    }
+}
+
+impl std::str::FromStr for Variant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let names = swarmcast_swarm::tweaks::names();
+        let list = match s {
+            "patched" | "upstream" => return Ok(Self(s.into())),
+            _ => s.strip_prefix("no-").or_else(|| s.strip_prefix("only-")),
+        };
+        let Some(list) = list else {
+            return Err(format!(
+                "variant {s:?}: expected patched, upstream, no-<change>[+<change>...] or \
+                 only-<change>[+...]"
+            ));
+        };
+        for name in list.split('+') {
+            if !names.contains(&name) {
+                return Err(format!(
+                    "variant {s:?}: unknown change {name:?}, expected one of {}",
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(Self(s.into()))
+    }
+}
+
+/// `swarm`, `http`, or `swarm-<variant>` (what tables and plots call a run's transport).
+pub fn kind(transport: Transport, variant: &Variant) -> String {
+    match variant.is_default() {
+        true => transport.as_str().to_owned(),
+        false => format!("{}-{}", transport.as_str(), variant.as_str()),
+    }
+}
+
 /// When viewers join and leave.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "pattern", rename_all = "snake_case")]
@@ -129,6 +208,8 @@ pub struct SweepSpec {
     pub viewers: Vec<usize>,
     /// Transports (the swarm, and HTTP as the baseline).
     pub transports: Vec<Transport>,
+    /// Variants of the librqbit patch series for swarm runs (each one a run of its own).
+    pub variants: Vec<Variant>,
     /// Repeats of every configuration.
     pub repeats: u32,
     /// Synthetic feed bitrate, bit/s.
@@ -157,6 +238,7 @@ impl Default for SweepSpec {
             segment_secs: vec![2.0, 10.0, 60.0],
             viewers: vec![1, 5, 20],
             transports: vec![Transport::Swarm, Transport::Http],
+            variants: vec![Variant::default()],
             repeats: 1,
             bitrate: 1_000_000,
             duration_secs: None,
@@ -183,6 +265,9 @@ pub struct RunSpec {
     pub viewers: usize,
     /// Transport.
     pub transport: Transport,
+    /// The librqbit variant (swarm runs; `patched` for HTTP runs).
+    #[serde(default)]
+    pub variant: Variant,
     /// Repeat number, from 1.
     pub repeat: u32,
     /// Media published, seconds.
@@ -202,6 +287,11 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// `swarm`, `http`, or `swarm-<variant>` for a swarm run with librqbit changes off.
+    pub fn kind(&self) -> String {
+        kind(self.transport, &self.variant)
+    }
+
     /// The configuration without transport and repeat (what results are grouped by).
     pub fn config_key(&self) -> (u64, usize) {
         ((self.segment_secs * 1000.0).round() as u64, self.viewers)
@@ -332,6 +422,9 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
     if spec.transports.is_empty() {
         return Err(PlanError::Empty("transports"));
     }
+    if spec.variants.is_empty() {
+        return Err(PlanError::Empty("variants"));
+    }
     if spec.repeats == 0 {
         return Err(range("repeats", 0, "at least 1"));
     }
@@ -374,6 +467,16 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
     let mut transports = spec.transports.clone();
     transports.sort();
     transports.dedup();
+    let mut variants = spec.variants.clone();
+    variants.dedup();
+    // One run per swarm variant, one HTTP run.
+    let kinds: Vec<(Transport, Variant)> = transports
+        .iter()
+        .flat_map(|&t| match t {
+            Transport::Swarm => variants.iter().map(|v| (t, v.clone())).collect(),
+            Transport::Http => vec![(t, Variant::default())],
+        })
+        .collect();
 
     let mut runs = Vec::new();
     let mut group = 0;
@@ -383,21 +486,26 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
             .unwrap_or_else(|| (5.0 * segment_secs).max(60.0));
         for &viewers in &spec.viewers {
             for repeat in 1..=spec.repeats {
-                for (i, &transport) in transports.iter().enumerate() {
+                for (i, (transport, variant)) in kinds.iter().enumerate() {
                     if i > 0 && !spec.side_by_side {
                         group += 1;
                     }
                     runs.push(RunSpec {
                         id: format!(
-                            "s{:03}{}-n{viewers:03}-{}-r{repeat}",
+                            "s{:03}{}-n{viewers:03}-{}{}-r{repeat}",
                             segment_secs.trunc() as u64,
                             frac_suffix(segment_secs),
-                            transport.as_str()
+                            transport.as_str(),
+                            match variant.is_default() {
+                                true => String::new(),
+                                false => format!("-{}", variant.as_str()),
+                            }
                         ),
                         group,
                         segment_secs,
                         viewers,
-                        transport,
+                        transport: *transport,
+                        variant: variant.clone(),
                         repeat,
                         duration_secs,
                         bitrate: spec.bitrate,
@@ -431,6 +539,55 @@ fn frac_suffix(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_name_the_librqbit_changes_they_turn_off() {
+        let v = |s: &str| s.parse::<Variant>();
+        assert_eq!(v("patched").unwrap().librqbit_off(), "");
+        assert_eq!(
+            v("upstream").unwrap().librqbit_off(),
+            "have,wake,random,window,cancel,nodelay"
+        );
+        assert_eq!(v("no-random+have").unwrap().librqbit_off(), "random,have");
+        assert_eq!(
+            v("only-random").unwrap().librqbit_off(),
+            "have,wake,window,cancel,nodelay"
+        );
+        let err = v("no-rarest").unwrap_err();
+        assert!(
+            err.contains("\"rarest\"") && err.contains("nodelay"),
+            "{err}"
+        );
+        assert!(v("fast")
+            .unwrap_err()
+            .contains("expected patched, upstream"));
+    }
+
+    #[test]
+    fn each_variant_is_a_swarm_run_and_http_runs_once() {
+        let spec = SweepSpec {
+            segment_secs: vec![2.0],
+            viewers: vec![4],
+            variants: vec!["patched".parse().unwrap(), "upstream".parse().unwrap()],
+            ..SweepSpec::default()
+        };
+        let p = plan(&spec).unwrap();
+        let ids: Vec<&str> = p.runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "s002-n004-swarm-r1",
+                "s002-n004-swarm-upstream-r1",
+                "s002-n004-http-r1"
+            ]
+        );
+        let kinds: Vec<String> = p.runs.iter().map(RunSpec::kind).collect();
+        assert_eq!(kinds, ["swarm", "swarm-upstream", "http"]);
+        assert!(
+            p.runs.iter().all(|r| r.group == p.runs[0].group),
+            "side by side"
+        );
+    }
 
     #[test]
     fn the_default_sweep_fits_in_thirty_minutes() {

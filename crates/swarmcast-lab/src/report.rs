@@ -92,7 +92,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
             out,
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
             r.id,
-            r.transport.as_str(),
+            r.kind,
             r.segment_secs,
             r.viewers,
             r.repeat,
@@ -128,7 +128,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
     out
 }
 
-type ConfigKey = (u64, usize, Transport); // segment ms, viewers, transport
+type ConfigKey = (u64, usize, String); // segment ms, viewers, kind
 
 fn by_config(runs: &[RunSummary]) -> BTreeMap<ConfigKey, Vec<&RunSummary>> {
     let mut m: BTreeMap<ConfigKey, Vec<&RunSummary>> = BTreeMap::new();
@@ -136,7 +136,7 @@ fn by_config(runs: &[RunSummary]) -> BTreeMap<ConfigKey, Vec<&RunSummary>> {
         m.entry((
             (r.segment_secs * 1000.0).round() as u64,
             r.viewers,
-            r.transport,
+            r.kind.clone(),
         ))
         .or_default()
         .push(r);
@@ -208,7 +208,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             out,
             "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
             *seg_ms as f64 / 1000.0,
-            t.as_str(),
+            t,
             rs.len(),
             spread(rs, |r| r.publisher_copies, 2),
             spread(rs, |r| r.publisher_per_viewer, 2),
@@ -233,10 +233,10 @@ pub fn markdown(runs: &[RunSummary]) -> String {
     // Swarm beside HTTP, per configuration that has both.
     let mut pairs = String::new();
     for ((seg_ms, n, t), swarm) in &groups {
-        if *t != Transport::Swarm {
+        if t != "swarm" {
             continue;
         }
-        let Some(http) = groups.get(&(*seg_ms, *n, Transport::Http)) else {
+        let Some(http) = groups.get(&(*seg_ms, *n, "http".to_owned())) else {
             continue;
         };
         let mean = |rs: &[&RunSummary], f: fn(&RunSummary) -> f64| {
@@ -269,6 +269,49 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         out.push_str("| segment s | viewers | publisher copies, swarm | publisher copies, HTTP | publisher bytes swarm / HTTP | complete median ms, swarm / HTTP | stalls, swarm / HTTP |\n");
         out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
         out.push_str(&pairs);
+    }
+
+    // Each variant of the librqbit patch series beside the patched swarm (on against off).
+    let mut variants = String::new();
+    for ((seg_ms, n, t), off) in &groups {
+        let Some(variant) = t.strip_prefix("swarm-") else {
+            continue;
+        };
+        let Some(on) = groups.get(&(*seg_ms, *n, "swarm".to_owned())) else {
+            continue;
+        };
+        let mean = |rs: &[&RunSummary], f: fn(&RunSummary) -> f64| {
+            let v: Vec<f64> = rs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
+        let pair = |f: fn(&RunSummary) -> f64, digits: usize| {
+            format!(
+                "{} / {}",
+                cell(mean(on, f), digits),
+                cell(mean(off, f), digits)
+            )
+        };
+        let _ = writeln!(
+            variants,
+            "| {} | {n} | {variant} | {} | {} | {} | {} | {} | {} |",
+            *seg_ms as f64 / 1000.0,
+            pair(|r| r.publisher_copies, 2),
+            pair(|r| 100.0 * r.peer_share, 1),
+            pair(|r| r.duplicate_ratio, 3),
+            pair(|r| r.setup_median_ms, 1),
+            pair(|r| r.stalls as f64, 1),
+            pair(|r| r.missed as f64, 1),
+        );
+    }
+    if !variants.is_empty() {
+        out.push_str("\n## librqbit changes: patched against the variant\n\n");
+        out.push_str("| segment s | viewers | variant | publisher copies | from peers % | fetched / needed | setup median ms | stalls | missed |\n");
+        out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str(&variants);
     }
 
     out.push_str("\n## Consistency\n\n");
@@ -440,7 +483,7 @@ fn draw(dir: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<PathBuf, Res
 }
 
 fn label(r: &RunSummary) -> String {
-    format!("{} {}s", r.transport.as_str(), r.segment_secs)
+    format!("{} {}s", r.kind, r.segment_secs)
 }
 
 fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {

@@ -188,6 +188,8 @@ pub struct RunSummary {
     pub id: String,
     /// Transport.
     pub transport: Transport,
+    /// `swarm`, `http` or `swarm-<variant>` (see [`crate::plan::kind`]).
+    pub kind: String,
     /// Segment length, s.
     pub segment_secs: f64,
     /// Viewers.
@@ -647,6 +649,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     RunSummary {
         id: spec.id.clone(),
         transport: spec.transport,
+        kind: spec.kind(),
         segment_secs: spec.segment_secs,
         viewers: spec.viewers,
         repeat: spec.repeat,

@@ -246,6 +246,10 @@ async fn execute(
     if let Some(l) = spec.publisher_upload_limit {
         args.extend(["--upload-limit".into(), l.to_string()]);
     }
+    let librqbit_off = spec.variant.librqbit_off();
+    if !librqbit_off.is_empty() {
+        args.extend(["--librqbit-off".into(), librqbit_off.clone()]);
+    }
     std::fs::create_dir_all(dir.join("publisher"))
         .map_err(|e| format!("{}: {e}", path("publisher")))?;
     let t0 = Instant::now();
@@ -307,6 +311,9 @@ async fn execute(
         }
         if !spec.http_fallback && spec.transport == Transport::Swarm {
             a.push("--no-http-fallback".into());
+        }
+        if !librqbit_off.is_empty() {
+            a.extend(["--librqbit-off".into(), librqbit_off.clone()]);
         }
         a
     };

@@ -13,6 +13,7 @@
 //! `wait_until_completed`.
 
 pub mod ratelimit;
+pub mod tweaks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
