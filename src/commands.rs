@@ -360,6 +360,9 @@ pub(crate) async fn publish(
         }
     }
     config.upload_limit = args.upload_limit;
+    config.super_seed_reveal = args
+        .super_seed_reveal
+        .map(std::time::Duration::from_secs_f64);
     config.metrics_out = args.metrics_out;
     config.node = args.node;
     config.withhold_segment = args.withhold_segment;

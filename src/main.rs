@@ -249,8 +249,12 @@ struct PublishArgs {
     /// Upload limit of the swarm, bytes per second (at least 32768).
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,
+    /// Super-seeding: reveal every piece of a segment this many seconds after seeding starts
+    /// [default: one segment length]. Before that, each viewer is offered pieces nobody has yet.
+    #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_secs)]
+    super_seed_reveal: Option<f64>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
-    /// names (have, wake, random, window, cancel, nodelay), or all (docs/librqbit.md).
+    /// names (have, wake, random, window, cancel, nodelay, superseed), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
     /// Write counters as JSON lines to this file.
@@ -318,7 +322,7 @@ struct WatchArgs {
     #[arg(long, env = "SWARMCAST_DOWNLOAD_LIMIT")]
     download_limit: Option<u32>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
-    /// names (have, wake, random, window, cancel, nodelay), or all (docs/librqbit.md).
+    /// names (have, wake, random, window, cancel, nodelay, superseed), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
     /// How segments are fetched: `swarm`, or `http` (plain HTTP from the publisher, the HLS way:
@@ -395,7 +399,7 @@ struct LabArgs {
     transports: Vec<swarmcast_lab::plan::Transport>,
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
-    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay.
+    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

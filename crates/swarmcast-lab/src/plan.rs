@@ -546,12 +546,12 @@ mod tests {
         assert_eq!(v("patched").unwrap().librqbit_off(), "");
         assert_eq!(
             v("upstream").unwrap().librqbit_off(),
-            "have,wake,random,window,cancel,nodelay"
+            "have,wake,random,window,cancel,nodelay,superseed"
         );
         assert_eq!(v("no-random+have").unwrap().librqbit_off(), "random,have");
         assert_eq!(
             v("only-random").unwrap().librqbit_off(),
-            "have,wake,window,cancel,nodelay"
+            "have,wake,window,cancel,nodelay,superseed"
         );
         let err = v("no-rarest").unwrap_err();
         assert!(

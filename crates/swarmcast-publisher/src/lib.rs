@@ -110,6 +110,12 @@ pub struct PublishConfig {
     /// Upload limit, bytes/s: for the swarm (librqbit's limiter) and, separately, for segment
     /// files sent over HTTP.
     pub upload_limit: Option<u32>,
+    /// Super-seed segments (docs/librqbit.md, patch 0007): each piece leaves the publisher about
+    /// once, and viewers trade the rest.
+    pub super_seed: bool,
+    /// With `super_seed`: reveal every piece of a segment this long after seeding starts
+    /// (default: one segment duration), so a swarm that did not spread still completes.
+    pub super_seed_reveal: Option<Duration>,
     /// JSON-lines metrics file.
     pub metrics_out: Option<PathBuf>,
     /// Node name in the metrics.
@@ -143,6 +149,8 @@ impl PublishConfig {
             tracker_min_interval: 1,
             piece_length: None,
             upload_limit: None,
+            super_seed: true,
+            super_seed_reveal: None,
             metrics_out: None,
             node: "publisher".into(),
             withhold_segment: None,
@@ -296,6 +304,11 @@ pub async fn run(
         upload_limit: config.upload_limit,
         download_limit: None,
         announce: false,
+        super_seed: config.super_seed.then(|| {
+            config
+                .super_seed_reveal
+                .unwrap_or(Duration::from_micros(config.target * 100 / 9))
+        }),
     })
     .await?;
     let peer_addr = swarm.listen_addr();

@@ -47,6 +47,7 @@ async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
         upload_limit: None,
         download_limit: None,
         announce: true,
+        super_seed: None,
     })
     .await
     .unwrap();

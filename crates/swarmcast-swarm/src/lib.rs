@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use librqbit::super_seed::SuperSeedOptions;
 use librqbit::{
     AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerOptions, ManagedTorrent, Session,
     SessionOptions, TorrentStatsState,
@@ -88,6 +89,10 @@ pub struct SwarmConfig {
     /// is ignored in 9.1.0). It still dials peers it learns by PEX (it has no switch for that):
     /// the publisher counts what it sends on such connections (`uploaded.dialled_bytes`).
     pub announce: bool,
+    /// Super-seed the torrents this session seeds (librqbit patch 0007, docs/librqbit.md): offer
+    /// each viewer a piece nobody has yet, the next one when it has it, and reveal every piece
+    /// after this long. `None`: plain seeding.
+    pub super_seed: Option<Duration>,
 }
 
 /// A torrent in the session.
@@ -142,6 +147,7 @@ pub struct Swarm {
     session: Arc<Session>,
     peer_id: [u8; 20],
     listen_addr: SocketAddr,
+    super_seed: Option<Duration>,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -209,6 +215,7 @@ impl Swarm {
             session,
             peer_id: peer_id.0,
             listen_addr,
+            super_seed: config.super_seed,
         })
     }
 
@@ -263,6 +270,10 @@ impl Swarm {
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
+            super_seed: self.super_seed.map(|reveal_after| SuperSeedOptions {
+                reveal_after,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let t = self.add(torrent, name, opts).await?;

@@ -71,7 +71,15 @@ mod tests {
     fn the_series_has_the_changes_the_docs_name() {
         assert_eq!(
             names(),
-            ["have", "wake", "random", "window", "cancel", "nodelay"]
+            [
+                "have",
+                "wake",
+                "random",
+                "window",
+                "cancel",
+                "nodelay",
+                "superseed"
+            ]
         );
     }
 }

@@ -195,6 +195,7 @@ pub async fn watch(
             upload_limit: config.upload_limit,
             download_limit: config.download_limit,
             announce: true,
+            super_seed: None,
         })
         .await?,
     );
