@@ -65,7 +65,7 @@ async fn three_viewers_play_byte_identical_and_a_late_one_starts_at_the_live_edg
     assert_eq!(joined, Some((late.joined_at, late.newest_at_join.unwrap())));
 }
 
-/// With the publisher capped at 1.5x the stream's bitrate and 4 staggered viewers, outputs stay
+/// With the publisher capped below the stream's bitrate and 4 staggered viewers, outputs stay
 /// byte-identical and every stall equals the slip of that viewer's playback clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_publisher_stalls_match_the_playback_clock_slip() {
@@ -73,9 +73,10 @@ async fn a_capped_publisher_stalls_match_the_playback_clock_slip() {
     let mut c = config(dir.path());
     c.viewers = 4;
     c.stagger = Duration::from_millis(700);
-    // 1.5 x 300 kbit/s = 56 250 bytes/s (librqbit's floor is 32 KiB/s). Without HTTP fallback the
-    // swarm alone must deliver, so viewers stall: the point is that the counters say so exactly.
-    c.publisher_upload_limit = Some(56_250);
+    // 32 KiB/s (librqbit's floor) is below 300 kbit/s = 37 500 bytes/s: even one copy of the
+    // stream cannot leave the publisher in real time, however well the swarm shares, and without
+    // HTTP fallback viewers stall. The point is that the counters say so exactly.
+    c.publisher_upload_limit = Some(32_768);
     c.http_fallback = false;
     let report = demo(c, CancellationToken::new()).await.unwrap();
     println!("{}", report.table());
@@ -127,6 +128,46 @@ async fn a_capped_publisher_stalls_match_the_playback_clock_slip() {
                 expected
             );
         }
+    }
+}
+
+/// With the publisher capped at 1.5x the stream's bitrate and 4 viewers joining together, the
+/// publisher uploads less than twice the segment bytes (swarm and HTTP fallback together), and
+/// every viewer receives bytes from other viewers: super-seeding and the librqbit patch series
+/// at work (with the series off, the publisher sends about one copy per viewer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_viewers_and_a_capped_publisher_share_the_segments() {
+    if std::env::var_os("SWARMCAST_TEST_LIBRQBIT_OFF").is_some() {
+        // To check that this test can fail: the same run with the patch series off.
+        swarmcast_swarm::tweaks::set_off(&swarmcast_swarm::tweaks::parse("all").unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.viewers = 4;
+    c.stagger = Duration::ZERO;
+    c.publisher_upload_limit = Some(56_250); // 1.5 x 300 kbit/s
+    let report = demo(c, CancellationToken::new()).await.unwrap();
+    println!("{}", report.table());
+    assert!(report.outputs_identical(), "{}", report.table());
+    let p = &report.publisher;
+    let sent = p.uploaded_bytes + p.http_uploaded_bytes;
+    assert!(
+        sent < 2 * p.segment_bytes,
+        "the publisher sent {sent} bytes ({} swarm, {} HTTP) for {} segment bytes: {:.2} x\n{}",
+        p.uploaded_bytes,
+        p.http_uploaded_bytes,
+        p.segment_bytes,
+        sent as f64 / p.segment_bytes as f64,
+        report.table()
+    );
+    for v in &report.viewers {
+        assert!(!v.summary.played.is_empty(), "{} played nothing", v.name);
+        assert!(
+            v.summary.from_peers > 0,
+            "{} received nothing from other viewers\n{}",
+            v.name,
+            report.table()
+        );
     }
 }
 
