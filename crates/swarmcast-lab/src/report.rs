@@ -84,13 +84,13 @@ pub fn csv(runs: &[RunSummary]) -> String {
          played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
          setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
          fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
-         manifest_bytes_per_segment,consistent,failed_checks\n",
+         manifest_bytes_per_segment,connect_attempts_per_segment,connect_errors_per_segment,consistent,failed_checks\n",
     );
     for r in runs {
         let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
             r.id,
             r.kind,
             r.segment_secs,
@@ -121,6 +121,8 @@ pub fn csv(runs: &[RunSummary]) -> String {
             num(r.behind_live_median_ms, 0),
             num(r.behind_live_p95_ms, 0),
             num(r.manifest_bytes_per_segment, 0),
+            num(r.connect_attempts_per_segment, 2),
+            num(r.connect_errors_per_segment, 2),
             r.consistent(),
             failed.join("; ")
         );
@@ -199,14 +201,14 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         }))
     );
     out.push_str(
-        "| segment s | viewers | transport | runs | publisher copies | copies / viewer | from peers | fetched / needed | setup median | setup p95 | setup / segment | complete median | stalls | stall ms | skips | missed | fallbacks | startup | behind live | consistent |\n",
+        "| segment s | viewers | transport | runs | publisher copies | copies / viewer | from peers | fetched / needed | setup median | setup p95 | setup / segment | complete median | stalls | stall ms | skips | missed | fallbacks | conn errors / seg | startup | behind live | consistent |\n",
     );
-    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for ((seg_ms, n, t), rs) in &groups {
         let consistent = rs.iter().filter(|r| r.consistent()).count();
         let _ = writeln!(
             out,
-            "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+            "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
             *seg_ms as f64 / 1000.0,
             t,
             rs.len(),
@@ -223,6 +225,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             spread(rs, |r| r.skips as f64, 1),
             spread(rs, |r| r.missed as f64, 1),
             spread(rs, |r| r.fallbacks as f64, 1),
+            spread(rs, |r| r.connect_errors_per_segment, 2),
             spread(rs, |r| r.startup_median_ms, 0),
             spread(rs, |r| r.behind_live_median_ms, 0),
             consistent,
@@ -297,7 +300,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         };
         let _ = writeln!(
             variants,
-            "| {} | {n} | {variant} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {n} | {variant} | {} | {} | {} | {} | {} | {} | {} |",
             *seg_ms as f64 / 1000.0,
             pair(|r| r.publisher_copies, 2),
             pair(|r| 100.0 * r.peer_share, 1),
@@ -305,12 +308,13 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             pair(|r| r.setup_median_ms, 1),
             pair(|r| r.stalls as f64, 1),
             pair(|r| r.missed as f64, 1),
+            pair(|r| r.connect_errors_per_segment, 2),
         );
     }
     if !variants.is_empty() {
         out.push_str("\n## librqbit changes: patched against the variant\n\n");
-        out.push_str("| segment s | viewers | variant | publisher copies | from peers % | fetched / needed | setup median ms | stalls | missed |\n");
-        out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("| segment s | viewers | variant | publisher copies | from peers % | fetched / needed | setup median ms | stalls | missed | connection errors / segment |\n");
+        out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
         out.push_str(&variants);
     }
 

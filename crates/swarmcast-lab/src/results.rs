@@ -251,6 +251,12 @@ pub struct RunSummary {
     pub behind_live_p95_ms: f64,
     /// Manifest bytes fetched per viewer per segment played.
     pub manifest_bytes_per_segment: f64,
+    /// Outgoing connection attempts per (viewer, segment completed from the swarm), until it
+    /// completed (NaN for records without the figure).
+    pub connect_attempts_per_segment: f64,
+    /// Connections that ended in an error per (viewer, segment completed from the swarm): a peer
+    /// dialled before it had the torrent, a reset, a timeout.
+    pub connect_errors_per_segment: f64,
     /// Setup times of every (viewer, segment), for distributions.
     #[serde(skip)]
     pub setup_ms: Vec<f64>,
@@ -279,6 +285,7 @@ struct SegView {
     added: bool,
     first_piece_us: Option<u64>,
     completed: Option<(u64, u64, u64, u64)>, // since_added_us, from_publisher, from_peers, from_http
+    connections: Option<(u64, u64)>,         // attempts, errors (swarm completions)
     played: Option<(u64, u64)>,              // wall_us, bytes
     order_ok: bool,
 }
@@ -324,6 +331,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut incomplete = Vec::new();
     let mut short = Vec::new();
     let (mut setup, mut complete, mut behind, mut startup) = (vec![], vec![], vec![], vec![]);
+    let mut connections = (0u64, 0u64, 0u64); // attempts, errors, segments with the figures
     let (mut stalls, mut stall_us, mut skips, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
     let mut missed = 0u64;
     let (mut from_publisher, mut from_peers, mut from_http) = (0u64, 0u64, 0u64);
@@ -373,11 +381,15 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     from_publisher,
                     from_peers,
                     from_http,
+                    connect_attempts,
+                    connect_errors,
                     ..
                 } => {
                     if let Some(n) = seg {
-                        segs.entry(n).or_default().completed =
+                        let v = segs.entry(n).or_default();
+                        v.completed =
                             Some((*since_added_us, *from_publisher, *from_peers, *from_http));
+                        v.connections = connect_attempts.zip(*connect_errors);
                     }
                 }
                 Kind::HttpFallback { ok: true, .. } => fallbacks += 1,
@@ -436,6 +448,11 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         for (n, v) in &segs {
             if let Some(us) = v.first_piece_us {
                 setup.push(us as f64 / 1000.0);
+            }
+            if let Some((attempts, errors)) = v.connections {
+                connections.0 += attempts;
+                connections.1 += errors;
+                connections.2 += 1;
             }
             if let Some((since, p, q, h)) = v.completed {
                 complete.push(since as f64 / 1000.0);
@@ -681,6 +698,8 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         behind_live_median_ms: quantile(&behind, 0.5),
         behind_live_p95_ms: quantile(&behind, 0.95),
         manifest_bytes_per_segment: ratio(manifest_bytes as f64, played as f64),
+        connect_attempts_per_segment: ratio(connections.0 as f64, connections.2 as f64),
+        connect_errors_per_segment: ratio(connections.1 as f64, connections.2 as f64),
         setup_ms: setup,
         checks,
     }

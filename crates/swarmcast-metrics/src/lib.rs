@@ -144,6 +144,14 @@ pub enum Kind {
         from_peers: u64,
         /// Payload bytes received over HTTP fallback.
         from_http: u64,
+        /// Outgoing connection attempts to the segment's peers until now (swarm; absent in
+        /// records older than the field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_attempts: Option<u64>,
+        /// Connections to the segment's peers that ended in an error until now (refused, reset,
+        /// timed out, or the peer did not have the torrent yet).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_errors: Option<u64>,
     },
     /// Viewer: the segment was written to the sink.
     Played {
@@ -383,6 +391,8 @@ mod tests {
                 from_publisher: 9,
                 from_peers: 10,
                 from_http: 0,
+                connect_attempts: Some(3),
+                connect_errors: Some(1),
             },
             Kind::Played {
                 deadline_us: 11,

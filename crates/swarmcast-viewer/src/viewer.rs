@@ -220,9 +220,19 @@ impl Viewer {
         (from_publisher, from_peers)
     }
 
+    /// Outgoing connection attempts to `t`'s peers, and connections that ended in an error.
+    fn connections(&self, t: &Torrent) -> (u64, u64) {
+        self.swarm.peer_bytes(t).iter().fold((0, 0), |(a, e), p| {
+            (a + p.connection_attempts, e + p.errors)
+        })
+    }
+
     pub(crate) fn complete_from_swarm(&mut self, n: u64) {
-        let received = match self.segs.get(&n) {
-            Some(seg) if !seg.complete => seg.torrent.as_ref().map(|t| self.received(t)),
+        let (received, connections) = match self.segs.get(&n) {
+            Some(seg) if !seg.complete => match seg.torrent.as_ref() {
+                Some(t) => (Some(self.received(t)), Some(self.connections(t))),
+                None => (None, None),
+            },
             _ => return,
         };
         let Some(seg) = self.segs.get_mut(&n) else {
@@ -242,6 +252,8 @@ impl Viewer {
                 from_publisher,
                 from_peers,
                 from_http: 0,
+                connect_attempts: connections.map(|c| c.0),
+                connect_errors: connections.map(|c| c.1),
             },
         );
         let now = self.now_ms();
@@ -360,6 +372,8 @@ impl Viewer {
                 from_publisher: swarm.0,
                 from_peers: swarm.1,
                 from_http: bytes,
+                connect_attempts: None,
+                connect_errors: None,
             },
         );
         let now = self.now_ms();
