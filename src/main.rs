@@ -254,7 +254,7 @@ struct PublishArgs {
     #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_secs)]
     super_seed_reveal: Option<f64>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
-    /// names (have, wake, random, window, cancel, nodelay, superseed), or all (docs/librqbit.md).
+    /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
     /// Write counters as JSON lines to this file.
@@ -322,7 +322,7 @@ struct WatchArgs {
     #[arg(long, env = "SWARMCAST_DOWNLOAD_LIMIT")]
     download_limit: Option<u32>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
-    /// names (have, wake, random, window, cancel, nodelay, superseed), or all (docs/librqbit.md).
+    /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
     /// How segments are fetched: `swarm`, or `http` (plain HTTP from the publisher, the HLS way:
@@ -399,7 +399,7 @@ struct LabArgs {
     transports: Vec<swarmcast_lab::plan::Transport>,
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
-    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed.
+    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed, steal.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

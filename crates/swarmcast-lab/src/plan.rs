@@ -546,12 +546,12 @@ mod tests {
         assert_eq!(v("patched").unwrap().librqbit_off(), "");
         assert_eq!(
             v("upstream").unwrap().librqbit_off(),
-            "have,wake,random,window,cancel,nodelay,superseed"
+            "have,wake,random,window,cancel,nodelay,superseed,steal"
         );
         assert_eq!(v("no-random+have").unwrap().librqbit_off(), "random,have");
         assert_eq!(
             v("only-random").unwrap().librqbit_off(),
-            "have,wake,window,cancel,nodelay,superseed"
+            "have,wake,window,cancel,nodelay,superseed,steal"
         );
         let err = v("no-rarest").unwrap_err();
         assert!(

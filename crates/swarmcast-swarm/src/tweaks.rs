@@ -78,7 +78,8 @@ mod tests {
                 "window",
                 "cancel",
                 "nodelay",
-                "superseed"
+                "superseed",
+                "steal"
             ]
         );
     }
