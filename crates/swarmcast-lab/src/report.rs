@@ -146,6 +146,16 @@ fn by_config(runs: &[RunSummary]) -> BTreeMap<ConfigKey, Vec<&RunSummary>> {
     m
 }
 
+/// The mean of a figure over runs, skipping runs without it (NaN if none has it).
+fn mean(runs: &[&RunSummary], f: fn(&RunSummary) -> f64) -> f64 {
+    let v: Vec<f64> = runs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
 /// `mean` or `mean (min-max)` over runs, skipping runs without the figure.
 fn spread(runs: &[&RunSummary], f: impl Fn(&RunSummary) -> f64, digits: usize) -> String {
     let v: Vec<f64> = runs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
@@ -242,14 +252,6 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         let Some(http) = groups.get(&(*seg_ms, *n, "http".to_owned())) else {
             continue;
         };
-        let mean = |rs: &[&RunSummary], f: fn(&RunSummary) -> f64| {
-            let v: Vec<f64> = rs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v.iter().sum::<f64>() / v.len() as f64
-            }
-        };
         let _ = writeln!(
             pairs,
             "| {} | {n} | {} | {} | {} | {} / {} | {} / {} |",
@@ -282,14 +284,6 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         };
         let Some(on) = groups.get(&(*seg_ms, *n, "swarm".to_owned())) else {
             continue;
-        };
-        let mean = |rs: &[&RunSummary], f: fn(&RunSummary) -> f64| {
-            let v: Vec<f64> = rs.iter().map(|r| f(r)).filter(|v| !v.is_nan()).collect();
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v.iter().sum::<f64>() / v.len() as f64
-            }
         };
         let pair = |f: fn(&RunSummary) -> f64, digits: usize| {
             format!(
