@@ -46,8 +46,21 @@ impl std::str::FromStr for Transport {
 /// 9.1.0's own behaviour), `no-<change>[+<change>...]` (those off) or `only-<change>[+...]`
 /// (only those on); changes are named as `swarmcast publish --librqbit-off` takes them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct Variant(String);
+
+impl TryFrom<String> for Variant {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Variant> for String {
+    fn from(v: Variant) -> Self {
+        v.0
+    }
+}
 
 impl Default for Variant {
     fn default() -> Self {
@@ -553,6 +566,11 @@ mod tests {
             v("only-random").unwrap().librqbit_off(),
             "have,wake,window,cancel,nodelay,superseed,steal"
         );
+        // Run files are checked the same way when read back.
+        let back: Variant = serde_json::from_str("\"no-random\"").unwrap();
+        assert_eq!(back, v("no-random").unwrap());
+        assert_eq!(serde_json::to_string(&back).unwrap(), "\"no-random\"");
+        assert!(serde_json::from_str::<Variant>("\"no-rarest\"").is_err());
         let err = v("no-rarest").unwrap_err();
         assert!(
             err.contains("\"rarest\"") && err.contains("nodelay"),

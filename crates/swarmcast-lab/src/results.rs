@@ -254,8 +254,9 @@ pub struct RunSummary {
     /// Outgoing connection attempts per (viewer, segment completed from the swarm), until it
     /// completed (NaN for records without the figure).
     pub connect_attempts_per_segment: f64,
-    /// Connections that ended in an error per (viewer, segment completed from the swarm): a peer
-    /// dialled before it had the torrent, a reset, a timeout.
+    /// Connections that ended in an error per (viewer, segment completed from the swarm), before
+    /// the viewer recorded the completion: a refused dial or failed handshake, and also a peer
+    /// disconnecting once neither side needed anything (librqbit counts both as errors).
     pub connect_errors_per_segment: f64,
     /// Setup times of every (viewer, segment), for distributions.
     #[serde(skip)]
