@@ -24,25 +24,28 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
 }
 
+/// `swarmcast lab` with 2 viewers and 1 s segments, `duration` seconds of media, into `out`.
+fn small_lab(out: &Path, duration: &str) -> std::process::Command {
+    let mut cmd = swarmcast();
+    cmd.args([
+        "lab",
+        "--segment-secs",
+        "1",
+        "--viewers",
+        "2",
+        "--duration",
+        duration,
+    ])
+    .arg("--out")
+    .arg(out);
+    cmd
+}
+
 #[test]
 fn a_smoke_run_is_consistent_and_its_report_regenerates() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
-    let lab = run(
-        swarmcast()
-            .args([
-                "lab",
-                "--segment-secs",
-                "1",
-                "--viewers",
-                "2",
-                "--duration",
-                "3",
-            ])
-            .arg("--out")
-            .arg(&out),
-        true,
-    );
+    let lab = run(&mut small_lab(&out, "3"), true);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&lab.stdout).trim_end(),
@@ -187,18 +190,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn ctrl_c_stops_every_child_process() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
-    let mut lab = swarmcast()
-        .args([
-            "lab",
-            "--segment-secs",
-            "1",
-            "--viewers",
-            "2",
-            "--duration",
-            "60",
-        ])
-        .arg("--out")
-        .arg(&out)
+    let mut lab = small_lab(&out, "60")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
