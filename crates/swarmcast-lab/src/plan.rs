@@ -81,46 +81,51 @@ impl Variant {
 
     /// The changes turned off, as `--librqbit-off` takes them (empty for `patched`).
     pub fn librqbit_off(&self) -> String {
-        let all = swarmcast_swarm::tweaks::names();
-        let off: Vec<&str> = match self.0.as_str() {
-            "patched" => vec![],
-            "upstream" => all,
-            v => match (v.strip_prefix("no-"), v.strip_prefix("only-")) {
-                (Some(list), _) => list.split('+').collect(),
-                (_, Some(list)) => {
-                    let on: Vec<&str> = list.split('+').collect();
-                    all.into_iter().filter(|n| !on.contains(n)).collect()
-                }
-                _ => unreachable!("checked by from_str"),
-            },
-        };
-        off.join(",")
+        changes_off(&self.0)
+            .expect("a Variant is only built from a name changes_off accepts")
+            .join(",")
     }
+}
+
+/// The changes of the librqbit patch series a variant name turns off, or why the name is wrong.
+fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
+    let names = swarmcast_swarm::tweaks::names();
+    let (list, only) = match s {
+        "patched" => return Ok(Vec::new()),
+        "upstream" => return Ok(names),
+        _ => match (s.strip_prefix("no-"), s.strip_prefix("only-")) {
+            (Some(list), _) => (list, false),
+            (_, Some(list)) => (list, true),
+            _ => {
+                return Err(format!(
+                    "variant {s:?}: expected patched, upstream, no-<change>[+<change>...] or \
+                     only-<change>[+...]"
+                ))
+            }
+        },
+    };
+    let mut listed = Vec::new();
+    for name in list.split('+') {
+        match names.iter().find(|n| **n == name) {
+            Some(n) => listed.push(*n),
+            None => {
+                return Err(format!(
+                    "variant {s:?}: unknown change {name:?}, expected one of {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(match only {
+        false => listed,
+        true => names.into_iter().filter(|n| !listed.contains(n)).collect(),
+    })
 }
 
 impl std::str::FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let names = swarmcast_swarm::tweaks::names();
-        let list = match s {
-            "patched" | "upstream" => return Ok(Self(s.into())),
-            _ => s.strip_prefix("no-").or_else(|| s.strip_prefix("only-")),
-        };
-        let Some(list) = list else {
-            return Err(format!(
-                "variant {s:?}: expected patched, upstream, no-<change>[+<change>...] or \
-                 only-<change>[+...]"
-            ));
-        };
-        for name in list.split('+') {
-            if !names.contains(&name) {
-                return Err(format!(
-                    "variant {s:?}: unknown change {name:?}, expected one of {}",
-                    names.join(", ")
-                ));
-            }
-        }
-        Ok(Self(s.into()))
+        changes_off(s).map(|_| Self(s.into()))
     }
 }
 

@@ -208,33 +208,32 @@ impl Viewer {
 
     /// Payload bytes received by `t` so far: (from the publisher, from other peers).
     fn received(&self, t: &Torrent) -> (u64, u64) {
-        let publishers = self.publisher_addrs();
-        let (mut from_publisher, mut from_peers) = (0, 0);
-        for p in self.swarm.peer_bytes(t) {
-            if publishers.contains(&p.addr) {
-                from_publisher += p.fetched;
-            } else {
-                from_peers += p.fetched;
-            }
-        }
-        (from_publisher, from_peers)
+        self.tally(t).0
     }
 
-    /// Outgoing connection attempts to `t`'s peers, and connections that ended in an error.
-    fn connections(&self, t: &Torrent) -> (u64, u64) {
-        self.swarm.peer_bytes(t).iter().fold((0, 0), |(a, e), p| {
-            (a + p.connection_attempts, e + p.errors)
-        })
+    /// One read of `t`'s per-peer counters: the bytes of [`Self::received`], and (outgoing
+    /// connection attempts, connections that ended in an error).
+    fn tally(&self, t: &Torrent) -> ((u64, u64), (u64, u64)) {
+        let publishers = self.publisher_addrs();
+        let (mut received, mut connections) = ((0, 0), (0, 0));
+        for p in self.swarm.peer_bytes(t) {
+            if publishers.contains(&p.addr) {
+                received.0 += p.fetched;
+            } else {
+                received.1 += p.fetched;
+            }
+            connections.0 += p.connection_attempts;
+            connections.1 += p.errors;
+        }
+        (received, connections)
     }
 
     pub(crate) fn complete_from_swarm(&mut self, n: u64) {
-        let (received, connections) = match self.segs.get(&n) {
-            Some(seg) if !seg.complete => match seg.torrent.as_ref() {
-                Some(t) => (Some(self.received(t)), Some(self.connections(t))),
-                None => (None, None),
-            },
+        let tally = match self.segs.get(&n) {
+            Some(seg) if !seg.complete => seg.torrent.as_ref().map(|t| self.tally(t)),
             _ => return,
         };
+        let (received, connections) = (tally.map(|t| t.0), tally.map(|t| t.1));
         let Some(seg) = self.segs.get_mut(&n) else {
             return;
         };
