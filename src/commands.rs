@@ -188,11 +188,12 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses a bitrate in bit/s with an optional `k` or `M` suffix.
+/// Parses `--librqbit-off`: comma-separated names of librqbit changes.
 pub(crate) fn parse_librqbit_off(s: &str) -> Result<crate::LibrqbitOff, String> {
     swarmcast_swarm::tweaks::parse(s).map(crate::LibrqbitOff)
 }
 
+/// Parses a bitrate in bit/s with an optional `k` or `M` suffix.
 pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
     let (number, scale) = match s.strip_suffix(['k', 'K']) {
         Some(n) => (n, 1e3),
@@ -363,6 +364,16 @@ pub(crate) async fn publish(
     config.super_seed_reveal = args
         .super_seed_reveal
         .map(std::time::Duration::from_secs_f64);
+    config.seeder = match args.seeder {
+        crate::SeederArg::Librqbit => swarmcast_publisher::SeederKind::Librqbit,
+        crate::SeederArg::Wire => swarmcast_publisher::SeederKind::Wire,
+    };
+    // The switch that turns librqbit's super-seeding off turns the wire seeder's off too, so a
+    // lab variant means the same with either seeder.
+    config.super_seed = !args
+        .librqbit_off
+        .0
+        .contains(&swarmcast_swarm::tweaks::SwarmTweak::SuperSeed);
     config.metrics_out = args.metrics_out;
     config.node = args.node;
     config.withhold_segment = args.withhold_segment;

@@ -257,6 +257,10 @@ struct PublishArgs {
     /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
+    /// What seeds the segments: a librqbit session, or swarmcast's own seeder on librqbit's
+    /// wire-protocol crate (super-seeding in swarmcast; docs/librqbit.md compares the two).
+    #[arg(long, env = "SWARMCAST_SEEDER", value_enum, default_value_t = SeederArg::Librqbit)]
+    seeder: SeederArg,
     /// Write counters as JSON lines to this file.
     #[arg(long, env = "SWARMCAST_METRICS_OUT")]
     metrics_out: Option<PathBuf>,
@@ -332,6 +336,15 @@ struct WatchArgs {
 }
 
 /// `--transport`.
+/// `publish --seeder`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SeederArg {
+    /// A librqbit session (super-seeding: librqbit patch 0007).
+    Librqbit,
+    /// swarmcast's wire seeder (super-seeding in swarmcast).
+    Wire,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum TransportArg {
     /// From the swarm, re-seeding to other viewers, with HTTP fallback when late.
@@ -400,6 +413,7 @@ struct LabArgs {
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
     /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed, steal.
+    /// A `wire-` prefix (or `wire` alone, for patched) runs the publisher with `--seeder wire`.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

@@ -12,7 +12,11 @@ use std::path::Path;
 const VAR: &str = "SWARMCAST_LIBRQBIT_PATCHES";
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../patches/librqbit");
+    // Read when the script runs, not when it is compiled: cargo may reuse one compiled build
+    // script for two clones that share a target directory.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|e| fail(&format!("cargo did not set CARGO_MANIFEST_DIR: {e}")));
+    let dir = Path::new(&manifest_dir).join("../../patches/librqbit");
     println!("cargo:rerun-if-env-changed={VAR}");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)

@@ -44,7 +44,9 @@ impl std::str::FromStr for Transport {
 ///
 /// Spelled `patched` (every change on, the default), `upstream` (every change off: librqbit
 /// 9.1.0's own behaviour), `no-<change>[+<change>...]` (those off) or `only-<change>[+...]`
-/// (only those on); changes are named as `swarmcast publish --librqbit-off` takes them.
+/// (only those on); changes are named as `swarmcast publish --librqbit-off` takes them. A `wire`
+/// prefix (`wire`, `wire-no-steal`, ...) runs the publisher with `--seeder wire`: swarmcast's
+/// own seeder instead of a librqbit session (the viewers are librqbit either way).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Variant(String);
@@ -85,21 +87,38 @@ impl Variant {
             .expect("a Variant is only built from a name changes_off accepts")
             .join(",")
     }
+
+    /// Whether the publisher runs the wire seeder (`publish --seeder wire`).
+    pub fn wire_seeder(&self) -> bool {
+        split_seeder(&self.0).0
+    }
+}
+
+/// `wire-<changes>` or `wire`: (true, the changes part); anything else: (false, itself).
+fn split_seeder(s: &str) -> (bool, &str) {
+    match s {
+        "wire" => (true, "patched"),
+        _ => match s.strip_prefix("wire-") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        },
+    }
 }
 
 /// The changes of the librqbit patch series a variant name turns off, or why the name is wrong.
 fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
     let names = swarmcast_swarm::tweaks::names();
-    let (list, only) = match s {
+    let (_, changes) = split_seeder(s);
+    let (list, only) = match changes {
         "patched" => return Ok(Vec::new()),
         "upstream" => return Ok(names),
-        _ => match (s.strip_prefix("no-"), s.strip_prefix("only-")) {
+        _ => match (changes.strip_prefix("no-"), changes.strip_prefix("only-")) {
             (Some(list), _) => (list, false),
             (_, Some(list)) => (list, true),
             _ => {
                 return Err(format!(
                     "variant {s:?}: expected patched, upstream, no-<change>[+<change>...] or \
-                     only-<change>[+...]"
+                     only-<change>[+...], each optionally prefixed with wire-"
                 ))
             }
         },
@@ -584,6 +603,27 @@ mod tests {
         assert!(v("fast")
             .unwrap_err()
             .contains("expected patched, upstream"));
+    }
+
+    #[test]
+    fn a_wire_prefix_picks_the_wire_seeder_and_keeps_the_changes() {
+        let v = |s: &str| s.parse::<Variant>();
+        assert!(!v("patched").unwrap().wire_seeder());
+        let w = v("wire").unwrap();
+        assert!(w.wire_seeder() && w.librqbit_off().is_empty());
+        let w = v("wire-no-steal").unwrap();
+        assert!(w.wire_seeder());
+        assert_eq!(w.librqbit_off(), "steal");
+        assert_eq!(
+            v("wire-upstream")
+                .unwrap()
+                .librqbit_off()
+                .split(',')
+                .count(),
+            8
+        );
+        assert_eq!(kind(Transport::Swarm, &v("wire").unwrap()), "swarm-wire");
+        assert!(v("wire-").is_err() && v("wire-fast").is_err());
     }
 
     #[test]

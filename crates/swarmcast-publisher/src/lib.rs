@@ -18,6 +18,8 @@ use swarmcast_core::manifest::{self};
 use swarmcast_core::{StreamLink, Window, WindowConfig};
 use swarmcast_metrics::{Recorder, Role};
 use swarmcast_segmenter::source::Format;
+use swarmcast_swarm::seeder::Seeder;
+use swarmcast_swarm::wire::{WireConfig, WireSeeder};
 use swarmcast_swarm::{Swarm, SwarmConfig};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,16 @@ use state::{Persisted, StateDir};
 pub(crate) const SEED_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often removals and upload counts are checked.
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(250);
+
+/// What seeds the publisher's segments (`publish --seeder`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SeederKind {
+    /// A librqbit session; super-seeding is librqbit patch 0007.
+    #[default]
+    Librqbit,
+    /// swarmcast's wire seeder on librqbit's wire-protocol crate; super-seeding is swarmcast's.
+    Wire,
+}
 
 /// Where the feed comes from.
 #[derive(Debug, Clone)]
@@ -116,6 +128,9 @@ pub struct PublishConfig {
     /// With `super_seed`: reveal every piece of a segment this long after seeding starts
     /// (default: one segment duration), so a swarm that did not spread still completes.
     pub super_seed_reveal: Option<Duration>,
+    /// What seeds the segments: a librqbit session (the default) or the wire seeder
+    /// (docs/librqbit.md, "Where super-seeding lives").
+    pub seeder: SeederKind,
     /// JSON-lines metrics file.
     pub metrics_out: Option<PathBuf>,
     /// Node name in the metrics.
@@ -151,6 +166,7 @@ impl PublishConfig {
             upload_limit: None,
             super_seed: true,
             super_seed_reveal: None,
+            seeder: SeederKind::Librqbit,
             metrics_out: None,
             node: "publisher".into(),
             withhold_segment: None,
@@ -298,19 +314,33 @@ pub async fn run(
             addr: config.http,
             source,
         })?;
-    let swarm = Swarm::start(SwarmConfig {
-        default_dir: stream_dir.clone(),
-        listen: config.listen,
-        upload_limit: config.upload_limit,
-        download_limit: None,
-        announce: false,
-        super_seed: config.super_seed.then(|| {
-            config
-                .super_seed_reveal
-                .unwrap_or(Duration::from_micros(config.target * 100 / 9))
-        }),
-    })
-    .await?;
+    let super_seed = config.super_seed.then(|| {
+        config
+            .super_seed_reveal
+            .unwrap_or(Duration::from_micros(config.target * 100 / 9))
+    });
+    let swarm = match config.seeder {
+        SeederKind::Librqbit => Seeder::Librqbit(
+            Swarm::start(SwarmConfig {
+                default_dir: stream_dir.clone(),
+                listen: config.listen,
+                upload_limit: config.upload_limit,
+                download_limit: None,
+                announce: false,
+                super_seed,
+            })
+            .await?,
+        ),
+        SeederKind::Wire => Seeder::Wire(
+            WireSeeder::start(WireConfig {
+                listen: config.listen,
+                upload_limit: config.upload_limit,
+                super_seed,
+            })
+            .await
+            .map_err(swarmcast_swarm::SwarmError::from)?,
+        ),
+    };
     let peer_addr = swarm.listen_addr();
     let public = public_addr(&config, peer_addr)?;
     let public_peer = public.parse::<SocketAddr>().ok();

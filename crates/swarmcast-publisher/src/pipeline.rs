@@ -15,7 +15,7 @@ use swarmcast_core::{SegmentTorrent, Window};
 use swarmcast_metrics::{Kind, Recorder};
 use swarmcast_segmenter::source::{self, CutSegment, Input, SegmentConfig};
 use swarmcast_segmenter::CutterConfig;
-use swarmcast_swarm::{Swarm, Torrent};
+use swarmcast_swarm::seeder::{Seeded, Seeder};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ use crate::{
 
 pub(crate) struct Live {
     pub(crate) entry: SegmentEntry,
-    pub(crate) torrent: Option<Torrent>,
+    pub(crate) torrent: Option<Seeded>,
     /// When it left the window, if it did.
     pub(crate) dropped_at: Option<Instant>,
     pub(crate) uploaded: u64,
@@ -37,7 +37,7 @@ pub(crate) struct Live {
 
 pub(crate) struct Publisher {
     pub(crate) config: PublishConfig,
-    pub(crate) swarm: Swarm,
+    pub(crate) swarm: Seeder,
     pub(crate) window: Window,
     pub(crate) state: StateDir,
     pub(crate) stream_dir: PathBuf,
@@ -118,7 +118,7 @@ impl Publisher {
         Bytes::from(SegmentTorrent::from_info(info, self.trackers.clone()).to_torrent_bytes())
     }
 
-    pub(crate) async fn seed_entry(&self, entry: &SegmentEntry) -> Result<Torrent, PublishError> {
+    pub(crate) async fn seed_entry(&self, entry: &SegmentEntry) -> Result<Seeded, PublishError> {
         let torrent = self.torrent_bytes(entry);
         Ok(self
             .swarm
@@ -131,7 +131,7 @@ impl Publisher {
             .await?)
     }
 
-    fn serve(&mut self, entry: &SegmentEntry, torrent: Option<Torrent>, torrent_bytes: Bytes) {
+    fn serve(&mut self, entry: &SegmentEntry, torrent: Option<Seeded>, torrent_bytes: Bytes) {
         let seeded = torrent.is_some();
         self.shared
             .segments
@@ -440,7 +440,7 @@ impl Publisher {
         let mut total = self.removed_uploaded;
         for live in self.live.values_mut() {
             if let Some(t) = &live.torrent {
-                live.uploaded = self.swarm.stats(t).uploaded;
+                live.uploaded = self.swarm.uploaded(t);
             }
             total += live.uploaded;
         }
@@ -464,13 +464,8 @@ impl Publisher {
     }
 
     /// Payload bytes of `t` sent on connections this publisher dialled (see `Kind::Uploaded`).
-    fn dialled_bytes(&self, t: &Torrent) -> u64 {
-        self.swarm
-            .peer_bytes(t)
-            .iter()
-            .filter(|p| p.dialled > 0)
-            .map(|p| p.uploaded)
-            .sum()
+    fn dialled_bytes(&self, t: &Seeded) -> u64 {
+        self.swarm.dialled_bytes(t)
     }
 
     /// Bytes of segment `n` sent over HTTP so far.
@@ -490,7 +485,7 @@ impl Publisher {
         let mut uploaded = live.uploaded;
         let mut dialled_bytes = 0;
         if let Some(t) = &live.torrent {
-            uploaded = self.swarm.stats(t).uploaded;
+            uploaded = self.swarm.uploaded(t);
             dialled_bytes = self.dialled_bytes(t);
             self.swarm.forget(t).await;
         }

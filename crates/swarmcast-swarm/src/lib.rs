@@ -13,7 +13,9 @@
 //! `wait_until_completed`.
 
 pub mod ratelimit;
+pub mod seeder;
 pub mod tweaks;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +60,9 @@ pub enum SwarmError {
         /// librqbit's error.
         reason: String,
     },
+    /// The wire seeder failed (`publish --seeder wire`).
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
     /// A torrent did not reach the wanted state in time.
     #[error("{name}: not {what} after {waited:?}")]
     Timeout {

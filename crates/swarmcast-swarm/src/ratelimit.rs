@@ -18,8 +18,20 @@ pub struct ByteLimiter {
 impl ByteLimiter {
     /// A limit of `bytes_per_sec` (`None` for 0), with a burst of [`SLICE`] bytes.
     pub fn new(bytes_per_sec: u32) -> Option<Self> {
+        Self::with_burst(bytes_per_sec, SLICE as u32)
+    }
+
+    /// The quota librqbit's own upload limit uses (`Quota::per_second`): a burst of one second's
+    /// bytes (at least [`SLICE`]). The wire seeder uses it, so that it and a librqbit session
+    /// seed under the same limit.
+    pub fn like_librqbit(bytes_per_sec: u32) -> Option<Self> {
+        Self::with_burst(bytes_per_sec, bytes_per_sec)
+    }
+
+    fn with_burst(bytes_per_sec: u32, burst: u32) -> Option<Self> {
         let rate = NonZeroU32::new(bytes_per_sec)?;
-        let burst = NonZeroU32::new(SLICE as u32).expect("non-zero");
+        // A take is never larger than SLICE, so a smaller burst could never be met.
+        let burst = NonZeroU32::new(burst.max(SLICE as u32)).expect("non-zero");
         Some(Self {
             limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             bytes_per_sec,

@@ -1,0 +1,709 @@
+//! The wire seeder: the publisher seeding its segments itself, on librqbit's wire-protocol crate
+//! (`librqbit-peer-protocol`), instead of through a librqbit session.
+//!
+//! It exists to compare the two places super-seeding can live (docs/librqbit.md, "Where
+//! super-seeding lives"): inside librqbit (patch 0007, [`crate::Swarm`] with
+//! [`SwarmConfig::super_seed`](crate::SwarmConfig::super_seed)) or in the publisher, which owns
+//! every byte of every segment and needs no download logic at all. It is a seed and nothing
+//! else: it accepts connections (it never dials, so it needs no tracker announce and no PEX),
+//! answers the handshake of a segment it seeds, unchokes at once, announces pieces by the
+//! [`policy::SuperSeed`] rule (or a full bitfield without super-seeding), and serves requests
+//! from memory under one upload limit shared by all connections. It honours Cancel, sets
+//! TCP_NODELAY, and keeps its counters exactly: payload bytes per segment, connections by outcome.
+//!
+//! Bounded everywhere: a handshake must arrive within [`HANDSHAKE_TIMEOUT`], a connection may
+//! queue at most [`MAX_QUEUED_REQUESTS`] requests of at most [`MAX_REQUEST`] bytes, messages over
+//! [`MAX_MESSAGE`] bytes close the connection, at most [`MAX_CONNECTIONS`] run at once, and every
+//! connection of a segment ends when the segment is forgotten.
+
+pub mod policy;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use librqbit_core::hash_id::Id20;
+use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
+use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Piece, Request};
+use swarmcast_core::{InfoDict, SegmentTorrent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::ratelimit::ByteLimiter;
+use policy::SuperSeed;
+
+/// How long a new connection has to send its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A keep-alive goes out after this long without sending anything.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// The largest block a peer may request (BitTorrent clients ask for 16 KiB).
+pub const MAX_REQUEST: u32 = 128 * 1024;
+/// Requests a connection may have queued; more closes it.
+pub const MAX_QUEUED_REQUESTS: usize = 4096;
+/// The largest message accepted from a peer.
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// Connections served at once; more are closed on arrival.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Pieces offered to one connection at a time (as librqbit's `SuperSeedOptions` default).
+pub const OFFERS_PER_PEER: usize = 2;
+
+/// Errors from the wire seeder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The listener could not bind.
+    #[error("cannot listen for BitTorrent peers on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A torrent to seed is not a valid single-file v1 torrent.
+    #[error("{name}: cannot seed: {reason}")]
+    Torrent {
+        /// The segment's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The segment's file could not be read.
+    #[error("{path}: cannot read the segment to seed it: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file does not match its torrent.
+    #[error("{path}: piece {piece} does not match the torrent's hash (file {found} bytes, torrent {expected})")]
+    Mismatch {
+        /// The file.
+        path: String,
+        /// The first piece that differs.
+        piece: u64,
+        /// The torrent's length.
+        expected: u64,
+        /// The file's length.
+        found: u64,
+    },
+}
+
+/// Why a connection ended (counted in [`WireCounters`]).
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no handshake within {HANDSHAKE_TIMEOUT:?}")]
+    HandshakeTimeout,
+    #[error("bad handshake: {0}")]
+    Handshake(MessageDeserializeError),
+    #[error("not a segment we seed")]
+    UnknownTorrent,
+    #[error("bad message: {0}")]
+    Message(MessageDeserializeError),
+    #[error("message of {0} bytes is over the limit")]
+    TooLong(usize),
+    #[error("request out of bounds: piece {index}, offset {begin}, length {length}")]
+    BadRequest { index: u32, begin: u32, length: u32 },
+    #[error("more than {MAX_QUEUED_REQUESTS} requests queued")]
+    TooManyRequests,
+}
+
+/// How to run the wire seeder.
+#[derive(Clone, Debug)]
+pub struct WireConfig {
+    /// The peer listener's address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Upload limit in bytes per second for all connections together, with the quota librqbit
+    /// uses ([`ByteLimiter::like_librqbit`]).
+    pub upload_limit: Option<u32>,
+    /// Super-seed, revealing every piece this long after a segment is added; `None`: announce
+    /// every piece at once (a full bitfield).
+    pub super_seed: Option<Duration>,
+}
+
+/// Connections by outcome, since start.
+#[derive(Debug, Default)]
+pub struct WireCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections refused: over [`MAX_CONNECTIONS`], no handshake, or a torrent we do not seed.
+    pub refused: AtomicU64,
+    /// Connections closed for a protocol violation (bad message, bad request, too many).
+    pub violations: AtomicU64,
+}
+
+/// The wire seeder; see the module documentation.
+pub struct WireSeeder {
+    inner: Arc<Inner>,
+    listen_addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for WireSeeder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WireSeeder(listening on {})", self.listen_addr)
+    }
+}
+
+struct Inner {
+    peer_id: [u8; 20],
+    segments: Mutex<HashMap<[u8; 20], Arc<Segment>>>,
+    limiter: Option<ByteLimiter>,
+    super_seed: Option<Duration>,
+    slots: Arc<Semaphore>,
+    next_conn: AtomicU64,
+    counters: WireCounters,
+}
+
+/// A segment being seeded.
+struct Segment {
+    name: String,
+    info_hash: [u8; 20],
+    data: Bytes,
+    piece_length: u64,
+    pieces: u32,
+    uploaded: AtomicU64,
+    /// The super-seed bookkeeping and where each live connection takes its Haves; `None` when
+    /// not super-seeding.
+    policy: Option<Mutex<Policy>>,
+    gone: CancellationToken,
+}
+
+struct Policy {
+    seed: SuperSeed<u64>,
+    haves: HashMap<u64, mpsc::UnboundedSender<u32>>,
+}
+
+impl Policy {
+    /// Sends each offer to its connection (one that is gone just misses it).
+    fn send(&self, offers: Vec<policy::Offer<u64>>) {
+        for (conn, piece) in offers {
+            if let Some(tx) = self.haves.get(&conn) {
+                let _ = tx.send(piece);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A segment seeded by a [`WireSeeder`].
+#[derive(Clone)]
+pub struct WireTorrent {
+    segment: Arc<Segment>,
+}
+
+impl std::fmt::Debug for WireTorrent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WireTorrent({})", self.segment.name)
+    }
+}
+
+impl WireTorrent {
+    /// Payload bytes sent to peers so far (Piece message blocks, exactly).
+    pub fn uploaded(&self) -> u64 {
+        self.segment.uploaded.load(Ordering::Relaxed)
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        &self.segment.name
+    }
+}
+
+impl WireSeeder {
+    /// Binds the listener and starts accepting.
+    pub async fn start(config: WireConfig) -> Result<Self, WireError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| WireError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let listen_addr = listener.local_addr().map_err(|source| WireError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let inner = Arc::new(Inner {
+            peer_id: librqbit::generate_azereus_style(*b"SW", (0, 1, 0, 0)).0,
+            segments: Mutex::new(HashMap::new()),
+            limiter: config.upload_limit.and_then(ByteLimiter::like_librqbit),
+            super_seed: config.super_seed,
+            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            next_conn: AtomicU64::new(0),
+            counters: WireCounters::default(),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(accept_loop(listener, inner.clone(), stop.clone()));
+        Ok(Self {
+            inner,
+            listen_addr,
+            stop,
+        })
+    }
+
+    /// The address peers reach the seeder at.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// Connection counters.
+    pub fn counters(&self) -> &WireCounters {
+        &self.inner.counters
+    }
+
+    /// Seeds the segment `folder/<name in the torrent>`: reads it into memory, checks every piece
+    /// against the torrent, and serves it from now on.
+    pub async fn seed(
+        &self,
+        torrent: &[u8],
+        name: &str,
+        folder: &std::path::Path,
+    ) -> Result<WireTorrent, WireError> {
+        let parsed = SegmentTorrent::parse(torrent).map_err(|e| WireError::Torrent {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let info: &InfoDict = parsed.info();
+        let path = folder.join(&info.name);
+        let data = tokio::fs::read(&path)
+            .await
+            .map_err(|source| WireError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let pieces = info.piece_count();
+        let mismatch = |piece| WireError::Mismatch {
+            path: path.display().to_string(),
+            piece,
+            expected: info.length,
+            found: data.len() as u64,
+        };
+        if data.len() as u64 != info.length {
+            return Err(mismatch(0));
+        }
+        for i in 0..pieces {
+            let start = (i * info.piece_length) as usize;
+            let end = (start + info.piece_length as usize).min(data.len());
+            if !info.verify_piece(i, &data[start..end]) {
+                return Err(mismatch(i));
+            }
+        }
+        let pieces = u32::try_from(pieces).map_err(|_| WireError::Torrent {
+            name: info.name.clone(),
+            reason: format!("{pieces} pieces is more than a wire seeder serves"),
+        })?;
+        let segment = Arc::new(Segment {
+            name: info.name.clone(),
+            info_hash: parsed.info_hash().0,
+            data: Bytes::from(data),
+            piece_length: info.piece_length,
+            pieces,
+            uploaded: AtomicU64::new(0),
+            policy: self.inner.super_seed.map(|_| {
+                Mutex::new(Policy {
+                    seed: SuperSeed::new(pieces, OFFERS_PER_PEER),
+                    haves: HashMap::new(),
+                })
+            }),
+            gone: self.stop.child_token(),
+        });
+        if let Some(after) = self.inner.super_seed {
+            tokio::spawn(reveal_at(segment.clone(), after));
+        }
+        lock(&self.inner.segments).insert(segment.info_hash, segment.clone());
+        Ok(WireTorrent { segment })
+    }
+
+    /// Stops seeding a segment and closes its connections (the file stays).
+    pub fn forget(&self, t: &WireTorrent) {
+        lock(&self.inner.segments).remove(&t.segment.info_hash);
+        t.segment.gone.cancel();
+    }
+
+    /// Stops: closes the listener and every connection.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+        lock(&self.inner.segments).clear();
+    }
+}
+
+impl Drop for WireSeeder {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// At the deadline, every live connection is told of every piece.
+async fn reveal_at(segment: Arc<Segment>, after: Duration) {
+    tokio::select! {
+        () = segment.gone.cancelled() => {}
+        () = tokio::time::sleep(after) => {
+            let Some(p) = &segment.policy else { return };
+            let mut p = lock(p);
+            let conns = p.seed.reveal();
+            tracing::debug!(segment = %segment.name, conns = conns.len(), "wire seeder: revealing every piece");
+            for conn in conns {
+                if let Some(tx) = p.haves.get(&conn) {
+                    for piece in 0..segment.pieces {
+                        let _ = tx.send(piece);
+                    }
+                }
+            }
+            // Connections that come later get the whole bitfield.
+            p.haves.clear();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: CancellationToken) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "wire seeder: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
+            inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let inner = inner.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let conn = inner.next_conn.fetch_add(1, Ordering::Relaxed);
+            let r = tokio::select! {
+                () = stop.cancelled() => Ok(()),
+                r = serve(&inner, stream, conn) => r,
+            };
+            if let Err(e) = r {
+                match e {
+                    ConnError::HandshakeTimeout
+                    | ConnError::Handshake(_)
+                    | ConnError::UnknownTorrent => {
+                        inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ConnError::Message(_)
+                    | ConnError::TooLong(_)
+                    | ConnError::BadRequest { .. }
+                    | ConnError::TooManyRequests => {
+                        inner.counters.violations.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ConnError::Io(_) => {}
+                }
+                tracing::debug!(%addr, error = %e, "wire seeder: connection ended");
+            }
+        });
+    }
+}
+
+/// Requests waiting to be served on one connection.
+#[derive(Default)]
+struct Queue {
+    requests: VecDeque<Request>,
+    /// The request being served (waiting for the limiter), and whether it was cancelled since.
+    current: Option<Request>,
+    current_cancelled: bool,
+}
+
+fn same(a: &Request, b: &Request) -> bool {
+    a.index == b.index && a.begin == b.begin && a.length == b.length
+}
+
+async fn serve(inner: &Inner, mut stream: TcpStream, conn: u64) -> Result<(), ConnError> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; 68];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
+        .await
+        .map_err(|_| ConnError::HandshakeTimeout)??;
+    let (theirs, _) = Handshake::deserialize(&buf).map_err(ConnError::Handshake)?;
+    let segment = lock(&inner.segments)
+        .get(&theirs.info_hash.0)
+        .cloned()
+        .ok_or(ConnError::UnknownTorrent)?;
+    // No extension bit: the seeder speaks only the base protocol (no PEX, no metadata).
+    let ours = Handshake {
+        reserved: 0,
+        info_hash: Id20::new(segment.info_hash),
+        peer_id: Id20::new(inner.peer_id),
+    };
+    let n = ours.serialize_unchecked_len(&mut buf);
+    stream.write_all(&buf[..n]).await?;
+
+    let (haves_tx, haves_rx) = mpsc::unbounded_channel();
+    // Offers, or the whole bitfield when not super-seeding (or after the reveal).
+    let whole_bitfield = match &segment.policy {
+        None => true,
+        Some(p) => {
+            let mut p = lock(p);
+            if p.seed.is_revealed() {
+                true
+            } else {
+                p.haves.insert(conn, haves_tx);
+                let offers = p.seed.peer_live(conn);
+                p.send(offers);
+                false
+            }
+        }
+    };
+    let queue = Mutex::new(Queue::default());
+    let wake = Notify::new();
+    let (rd, wr) = stream.into_split();
+    let r = tokio::select! {
+        () = segment.gone.cancelled() => Ok(()),
+        r = read_loop(&segment, rd, conn, &queue, &wake) => r,
+        r = write_loop(inner, &segment, conn, wr, whole_bitfield, haves_rx, &queue, &wake) => r,
+    };
+    if let Some(p) = &segment.policy {
+        let mut p = lock(p);
+        p.haves.remove(&conn);
+        let offers = p.seed.peer_gone(conn);
+        p.send(offers);
+    }
+    r
+}
+
+async fn read_loop(
+    segment: &Segment,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    conn: u64,
+    queue: &Mutex<Queue>,
+    wake: &Notify,
+) -> Result<(), ConnError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        // Take every whole message in the buffer.
+        loop {
+            if buf.len() < 4 {
+                break;
+            }
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize + 4;
+            if len > MAX_MESSAGE {
+                return Err(ConnError::TooLong(len));
+            }
+            if buf.len() < len {
+                break;
+            }
+            match Message::deserialize(&buf[..len], &[]) {
+                Ok((msg, _)) => on_message(segment, conn, msg, queue, wake)?,
+                // Messages of extensions we did not announce (DHT port, fast): skipped whole.
+                Err(MessageDeserializeError::UnsupportedMessageId(_)) => {}
+                Err(e) => return Err(ConnError::Message(e)),
+            }
+            buf.drain(..len);
+        }
+        let n = rd.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn on_message(
+    segment: &Segment,
+    conn: u64,
+    msg: Message<'_>,
+    queue: &Mutex<Queue>,
+    wake: &Notify,
+) -> Result<(), ConnError> {
+    match msg {
+        Message::Request(r) => {
+            let piece_len = segment.piece_size(r.index);
+            if r.length == 0
+                || r.length > MAX_REQUEST
+                || piece_len.is_none_or(|l| u64::from(r.begin) + u64::from(r.length) > l)
+            {
+                return Err(ConnError::BadRequest {
+                    index: r.index,
+                    begin: r.begin,
+                    length: r.length,
+                });
+            }
+            let mut q = lock(queue);
+            if q.requests.len() >= MAX_QUEUED_REQUESTS {
+                return Err(ConnError::TooManyRequests);
+            }
+            q.requests.push_back(r);
+            drop(q);
+            wake.notify_one();
+        }
+        Message::Cancel(r) => {
+            let mut q = lock(queue);
+            if q.current.as_ref().is_some_and(|c| same(c, &r)) {
+                q.current_cancelled = true;
+            } else {
+                q.requests.retain(|x| !same(x, &r));
+            }
+        }
+        Message::Have(piece) => segment.peer_has(conn, std::iter::once(piece)),
+        Message::Bitfield(bits) => {
+            let bits = bits.as_ref();
+            let set = (0..segment.pieces).filter(|&i| {
+                bits.get(i as usize / 8)
+                    .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+            });
+            segment.peer_has(conn, set);
+        }
+        // A seed that unchoked everyone at once has nothing to do with the rest.
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Segment {
+    /// The length of piece `index`, if it exists.
+    fn piece_size(&self, index: u32) -> Option<u64> {
+        (index < self.pieces).then(|| {
+            let start = u64::from(index) * self.piece_length;
+            (self.data.len() as u64 - start).min(self.piece_length)
+        })
+    }
+
+    fn peer_has(&self, conn: u64, pieces: impl Iterator<Item = u32>) {
+        let Some(p) = &self.policy else { return };
+        let mut p = lock(p);
+        for piece in pieces {
+            let offers = p.seed.peer_has(conn, piece);
+            p.send(offers);
+        }
+    }
+}
+
+/// Blocks sent on one connection, per piece (distinct offsets), to tell when a whole piece went.
+#[derive(Default)]
+struct Sent(HashMap<u32, BTreeMap<u32, u32>>);
+
+impl Sent {
+    /// Records a block; returns the piece's bytes sent so far (each offset counted once).
+    fn add(&mut self, index: u32, begin: u32, length: u32) -> u64 {
+        let blocks = self.0.entry(index).or_default();
+        blocks.insert(begin, length);
+        blocks.values().map(|l| u64::from(*l)).sum()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_loop(
+    inner: &Inner,
+    segment: &Segment,
+    conn: u64,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    whole_bitfield: bool,
+    mut haves: mpsc::UnboundedReceiver<u32>,
+    queue: &Mutex<Queue>,
+    wake: &Notify,
+) -> Result<(), ConnError> {
+    let no_ext = || PeerExtendedMessageIds::default();
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let put = |out: &mut Vec<u8>, msg: Message<'_>| {
+        let start = out.len();
+        let need = 13
+            + match &msg {
+                Message::Piece(p) => p.len(),
+                Message::Bitfield(b) => b.as_ref().len(),
+                _ => 0,
+            };
+        out.resize(start + need, 0);
+        let n = msg
+            .serialize(&mut out[start..], &no_ext)
+            .expect("the buffer was sized for the message");
+        out.truncate(start + n);
+    };
+    if whole_bitfield {
+        let mut bits = vec![0u8; segment.pieces.div_ceil(8) as usize];
+        for i in 0..segment.pieces {
+            bits[i as usize / 8] |= 0x80 >> (i % 8);
+        }
+        put(&mut out, Message::Bitfield(bits.as_slice().into()));
+    }
+    put(&mut out, Message::Unchoke);
+    wr.write_all(&out).await?;
+    let mut haves_open = true;
+    let mut sent = Sent::default();
+    loop {
+        out.clear();
+        // Haves first: they are small, and they are what lets the swarm spread.
+        while let Ok(piece) = haves.try_recv() {
+            put(&mut out, Message::Have(piece));
+        }
+        let next = {
+            let mut q = lock(queue);
+            let r = q.requests.pop_front();
+            q.current = r.as_ref().map(|r| Request::new(r.index, r.begin, r.length));
+            q.current_cancelled = false;
+            r
+        };
+        if let Some(r) = next {
+            if !out.is_empty() {
+                wr.write_all(&out).await?;
+                out.clear();
+            }
+            if let Some(l) = &inner.limiter {
+                l.take(r.length as usize).await;
+            }
+            let cancelled = {
+                let mut q = lock(queue);
+                q.current = None;
+                std::mem::take(&mut q.current_cancelled)
+            };
+            if cancelled {
+                continue;
+            }
+            let start = (u64::from(r.index) * segment.piece_length + u64::from(r.begin)) as usize;
+            let block = &segment.data[start..start + r.length as usize];
+            put(
+                &mut out,
+                Message::Piece(Piece::from_data(r.index, r.begin, block)),
+            );
+            wr.write_all(&out).await?;
+            segment
+                .uploaded
+                .fetch_add(u64::from(r.length), Ordering::Relaxed);
+            if sent.add(r.index, r.begin, r.length) >= segment.piece_size(r.index).unwrap_or(0) {
+                // Every block of the piece went to this peer: it has the piece. Its Have would
+                // say so, but clients do not send a Have to a peer that announced the piece (we
+                // did, offering it), so without this a lone downloader would wait for the reveal.
+                segment.peer_has(conn, std::iter::once(r.index));
+            }
+            continue;
+        }
+        if !out.is_empty() {
+            wr.write_all(&out).await?;
+            continue;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            h = haves.recv(), if haves_open => match h {
+                Some(piece) => {
+                    put(&mut out, Message::Have(piece));
+                    wr.write_all(&out).await?;
+                }
+                None => haves_open = false,
+            },
+            () = tokio::time::sleep(KEEP_ALIVE) => {
+                put(&mut out, Message::KeepAlive);
+                wr.write_all(&out).await?;
+            }
+        }
+    }
+}

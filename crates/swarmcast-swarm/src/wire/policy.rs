@@ -1,0 +1,219 @@
+//! The super-seeding policy of the wire seeder, sans IO: which piece to announce to which
+//! connection. It is the policy of librqbit patch 0007 (`librqbit::super_seed`, docs/librqbit.md)
+//! written again on this side of the wire, so that the two placements can be compared with the
+//! same rule: offer each downloader a piece nobody has yet (a Have), the next one as soon as it
+//! has it, and reveal every piece at a deadline the caller keeps.
+
+use std::collections::BTreeMap;
+
+/// A Have to send: tell `peer` we have `piece`.
+pub type Offer<P> = (P, u32);
+
+/// Who has what, and what was offered to whom, for one segment. Peers are any ordered key (the
+/// wire seeder uses a connection number); offers go out in key order, so runs are reproducible.
+#[derive(Debug)]
+pub struct SuperSeed<P> {
+    offers_per_peer: usize,
+    /// Per piece: live peers known to have it.
+    holders: Vec<u32>,
+    /// Per piece: the peer it is offered to while nobody has it yet.
+    offered_to: Vec<Option<P>>,
+    /// Per live peer: pieces offered to it that it does not have yet, and pieces it has.
+    peers: BTreeMap<P, PeerView>,
+    /// Where the search for a fresh piece starts (pieces are handed out in turn).
+    next: usize,
+    revealed: bool,
+}
+
+#[derive(Debug, Default)]
+struct PeerView {
+    offered: Vec<u32>,
+    has: Vec<u32>,
+}
+
+impl<P: Copy + Ord> SuperSeed<P> {
+    /// A segment of `pieces` pieces; each peer is offered up to `offers_per_peer` (at least 1)
+    /// pieces at a time.
+    pub fn new(pieces: u32, offers_per_peer: usize) -> Self {
+        Self {
+            offers_per_peer: offers_per_peer.max(1),
+            holders: vec![0; pieces as usize],
+            offered_to: vec![None; pieces as usize],
+            peers: BTreeMap::new(),
+            next: 0,
+            revealed: false,
+        }
+    }
+
+    /// Whether [`reveal`](Self::reveal) was called: every piece goes to everyone now.
+    pub fn is_revealed(&self) -> bool {
+        self.revealed
+    }
+
+    /// The deadline passed: returns the live peers, to be told of every piece.
+    pub fn reveal(&mut self) -> Vec<P> {
+        self.revealed = true;
+        std::mem::take(&mut self.peers).into_keys().collect()
+    }
+
+    /// A peer connected: the pieces to offer it.
+    pub fn peer_live(&mut self, peer: P) -> Vec<Offer<P>> {
+        if self.revealed {
+            return Vec::new();
+        }
+        self.peers.entry(peer).or_default();
+        self.assign()
+    }
+
+    /// `peer` has `piece` (a Have, or a bit of its bitfield): the new offers this allows.
+    pub fn peer_has(&mut self, peer: P, piece: u32) -> Vec<Offer<P>> {
+        if self.revealed || piece as usize >= self.holders.len() {
+            return Vec::new();
+        }
+        let Some(view) = self.peers.get_mut(&peer) else {
+            return Vec::new();
+        };
+        if view.has.contains(&piece) {
+            return Vec::new();
+        }
+        view.has.push(piece);
+        self.holders[piece as usize] += 1;
+        // Whoever it was offered to need not get it from us any more.
+        if let Some(v) = self.offered_to[piece as usize]
+            .take()
+            .and_then(|to| self.peers.get_mut(&to))
+        {
+            v.offered.retain(|p| *p != piece);
+        }
+        self.assign()
+    }
+
+    /// A peer disconnected: pieces only it had, or that were offered to it, are fresh again.
+    pub fn peer_gone(&mut self, peer: P) -> Vec<Offer<P>> {
+        let Some(view) = self.peers.remove(&peer) else {
+            return Vec::new();
+        };
+        for p in view.has {
+            self.holders[p as usize] -= 1;
+        }
+        for p in view.offered {
+            if self.offered_to[p as usize] == Some(peer) {
+                self.offered_to[p as usize] = None;
+            }
+        }
+        self.assign()
+    }
+
+    /// Offers fresh pieces (nobody has them, nobody was offered them) to peers with room, in
+    /// key order, until either runs out.
+    fn assign(&mut self) -> Vec<Offer<P>> {
+        let mut out = Vec::new();
+        let waiting: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, v)| v.offered.len() < self.offers_per_peer)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in waiting {
+            while self.peers[&peer].offered.len() < self.offers_per_peer {
+                let Some(piece) = self.next_fresh() else {
+                    return out;
+                };
+                self.offered_to[piece as usize] = Some(peer);
+                if let Some(v) = self.peers.get_mut(&peer) {
+                    v.offered.push(piece);
+                }
+                out.push((peer, piece));
+            }
+        }
+        out
+    }
+
+    fn next_fresh(&mut self) -> Option<u32> {
+        let n = self.holders.len();
+        for i in 0..n {
+            let p = (self.next + i) % n;
+            if self.holders[p] == 0 && self.offered_to[p].is_none() {
+                self.next = (p + 1) % n;
+                return Some(p as u32);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_piece_is_offered_to_one_peer() {
+        let mut s = SuperSeed::new(8, 1);
+        let mut offered = Vec::new();
+        for peer in 1..=20u64 {
+            offered.extend(s.peer_live(peer));
+        }
+        let pieces: Vec<u32> = offered.iter().map(|o| o.1).collect();
+        assert_eq!(pieces, (0..8).collect::<Vec<_>>());
+        let to: Vec<u64> = offered.iter().map(|o| o.0).collect();
+        assert_eq!(to, (1..=8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_piece_that_arrived_frees_the_peer_for_a_fresh_one() {
+        let mut s = SuperSeed::new(4, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+        assert_eq!(s.peer_has(1, 0), vec![(1, 2)]);
+        // Peer 2 got piece 0 from peer 1: no new offer, it still waits for piece 1.
+        assert_eq!(s.peer_has(2, 0), vec![]);
+        assert_eq!(s.peer_has(2, 1), vec![(2, 3)]);
+        assert_eq!(s.peer_has(1, 2), vec![]);
+        assert_eq!(s.peer_has(2, 3), vec![]);
+        assert_eq!(s.peer_live(3), vec![]);
+    }
+
+    #[test]
+    fn a_lone_peer_is_offered_every_piece_once() {
+        let mut s = SuperSeed::new(5, 2);
+        let mut got = Vec::new();
+        let mut pending = s.peer_live(1u64);
+        while let Some((p, piece)) = pending.pop() {
+            got.push(piece);
+            pending.extend(s.peer_has(p, piece));
+        }
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn pieces_of_a_peer_that_left_are_fresh_again() {
+        let mut s = SuperSeed::new(2, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_has(1, 0), vec![(1, 1)]);
+        assert_eq!(s.peer_live(2), vec![]);
+        assert_eq!(s.peer_gone(1), vec![(2, 0)]);
+        assert_eq!(s.peer_has(2, 0), vec![(2, 1)]);
+    }
+
+    #[test]
+    fn out_of_range_and_unknown_peers_change_nothing() {
+        let mut s = SuperSeed::new(2, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_has(1, 7), vec![]);
+        assert_eq!(s.peer_has(9, 1), vec![]);
+        assert_eq!(s.peer_gone(9), vec![]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+    }
+
+    #[test]
+    fn reveal_lists_live_peers_and_ends_the_bookkeeping() {
+        let mut s = SuperSeed::new(2, 1);
+        s.peer_live(2u64);
+        s.peer_live(1);
+        assert_eq!(s.reveal(), vec![1, 2]);
+        assert!(s.is_revealed());
+        assert_eq!(s.peer_live(3), vec![]);
+        assert_eq!(s.peer_has(1, 0), vec![]);
+    }
+}

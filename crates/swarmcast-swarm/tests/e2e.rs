@@ -1,0 +1,353 @@
+//! The wire seeder on loopback: librqbit sessions download from it byte for byte, super-seeding
+//! sends each piece once to two downloaders that share the rest, and a raw client sees it refuse
+//! what it does not seed, close on a bad request and honour Cancel. nextest runs this binary one
+//! test at a time (`binary(e2e)`); waits are bounded by hang guards, never pass criteria.
+
+use std::path::Path;
+use std::time::Duration;
+
+use librqbit_core::hash_id::Id20;
+use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
+use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Request};
+use swarmcast_core::SegmentTorrent;
+use swarmcast_swarm::wire::{WireConfig, WireSeeder, WireTorrent};
+use swarmcast_swarm::{Swarm, SwarmConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const HANG_GUARD: Duration = Duration::from_secs(60);
+const PIECE: u64 = 32 * 1024;
+
+/// A segment of `size` bytes in `dir`, and its torrent (32 KiB pieces).
+fn segment(dir: &Path, size: usize) -> (Vec<u8>, Vec<u8>) {
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(dir.join("00000001.ts"), &data).unwrap();
+    let t =
+        SegmentTorrent::build(&data[..], size as u64, "00000001.ts", Some(PIECE), vec![]).unwrap();
+    (data, t.to_torrent_bytes())
+}
+
+async fn seeder(super_seed: Option<Duration>, upload_limit: Option<u32>) -> WireSeeder {
+    WireSeeder::start(WireConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit,
+        super_seed,
+    })
+    .await
+    .unwrap()
+}
+
+/// The seeder's byte count once it reached `at_least`: the count follows each socket write, so
+/// a downloader can have the bytes a moment before the count does (bounded by the hang guard).
+async fn settled(t: &WireTorrent, at_least: u64) -> u64 {
+    let start = std::time::Instant::now();
+    while t.uploaded() < at_least && start.elapsed() < HANG_GUARD {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    t.uploaded()
+}
+
+async fn viewer(dir: &Path) -> Swarm {
+    std::fs::create_dir_all(dir).unwrap();
+    Swarm::start(SwarmConfig {
+        default_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+        announce: false,
+        super_seed: None,
+    })
+    .await
+    .unwrap()
+}
+
+async fn lone_viewer_downloads(super_seed: Option<Duration>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), 300_000);
+    let w = seeder(super_seed, None).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let vdir = dir.path().join("viewer");
+    let v = viewer(&vdir).await;
+    let vt = v
+        .download(
+            &torrent,
+            "00000001.ts",
+            &vdir,
+            vec![w.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.wait(&vt, "downloaded", HANG_GUARD).await.unwrap();
+    assert_eq!(std::fs::read(vdir.join("00000001.ts")).unwrap(), data);
+    // One downloader, one source: every byte once, counted exactly.
+    assert_eq!(settled(&t, data.len() as u64).await, data.len() as u64);
+    assert_eq!(
+        w.counters()
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(
+        w.counters()
+            .violations
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    v.shutdown().await;
+    w.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_librqbit_session_downloads_byte_for_byte_from_the_super_seeding_wire_seeder() {
+    lone_viewer_downloads(Some(Duration::from_secs(600))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_librqbit_session_downloads_byte_for_byte_from_the_plain_wire_seeder() {
+    lone_viewer_downloads(None).await;
+}
+
+/// Two downloaders that know each other: with super-seeding each piece leaves the seeder for one
+/// of them, and each gets pieces from the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn super_seeding_sends_pieces_to_one_downloader_and_they_share_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), 1_000_000);
+    // A cap slow enough that the downloaders trade pieces long before the seeder could send
+    // everything twice; a reveal that never comes during the test.
+    let w = seeder(Some(Duration::from_secs(600)), Some(200_000)).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let (adir, bdir) = (dir.path().join("a"), dir.path().join("b"));
+    let a = viewer(&adir).await;
+    let b = viewer(&bdir).await;
+    let at = a
+        .download(
+            &torrent,
+            "00000001.ts",
+            &adir,
+            vec![w.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bt = b
+        .download(
+            &torrent,
+            "00000001.ts",
+            &bdir,
+            vec![w.listen_addr(), a.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    a.wait(&at, "downloaded", HANG_GUARD).await.unwrap();
+    b.wait(&bt, "downloaded", HANG_GUARD).await.unwrap();
+    assert_eq!(std::fs::read(adir.join("00000001.ts")).unwrap(), data);
+    assert_eq!(std::fs::read(bdir.join("00000001.ts")).unwrap(), data);
+    let size = data.len() as u64;
+    assert!(
+        t.uploaded() < size * 3 / 2,
+        "the seeder sent {} bytes of a {size}-byte segment to two downloaders",
+        t.uploaded()
+    );
+    let from_other = |s: &Swarm, t, seeder: std::net::SocketAddr| -> u64 {
+        s.peer_bytes(t)
+            .iter()
+            .filter(|p| p.addr != seeder.to_string())
+            .map(|p| p.fetched)
+            .sum()
+    };
+    assert!(
+        from_other(&a, &at, w.listen_addr()) > 0,
+        "a got nothing from b"
+    );
+    assert!(
+        from_other(&b, &bt, w.listen_addr()) > 0,
+        "b got nothing from a"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    w.shutdown();
+}
+
+/// A bare BitTorrent connection, speaking librqbit's wire-protocol crate.
+struct Raw {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(w: &WireSeeder, info_hash: [u8; 20]) -> Self {
+        let mut stream = TcpStream::connect(w.listen_addr()).await.unwrap();
+        let mut hs = [0u8; 68];
+        let n = Handshake::new(Id20::new(info_hash), Id20::new([7; 20]))
+            .serialize_unchecked_len(&mut hs);
+        stream.write_all(&hs[..n]).await.unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, msg: Message<'_>) {
+        let mut out = [0u8; 64];
+        let n = msg
+            .serialize(&mut out, &PeerExtendedMessageIds::default)
+            .unwrap();
+        self.stream.write_all(&out[..n]).await.unwrap();
+    }
+
+    /// Reads the seeder's handshake; `None` if it closed the connection instead.
+    async fn handshake(&mut self) -> Option<[u8; 20]> {
+        let mut hs = [0u8; 68];
+        tokio::time::timeout(HANG_GUARD, self.stream.read_exact(&mut hs))
+            .await
+            .expect("hang guard")
+            .ok()?;
+        Some(Handshake::deserialize(&hs).unwrap().0.info_hash.0)
+    }
+
+    /// The next message, as (id, index, begin, block length) for the kinds the tests look at;
+    /// `None` when the seeder closed the connection.
+    async fn next(&mut self) -> Option<(&'static str, u32, u32, usize)> {
+        loop {
+            match Message::deserialize(&self.buf, &[]) {
+                Ok((msg, len)) => {
+                    let out = match msg {
+                        Message::Have(i) => ("have", i, 0, 0),
+                        Message::Piece(p) => ("piece", p.index, p.begin, p.len()),
+                        Message::Unchoke => ("unchoke", 0, 0, 0),
+                        Message::Bitfield(b) => ("bitfield", 0, 0, b.as_ref().len()),
+                        Message::KeepAlive => ("keepalive", 0, 0, 0),
+                        _ => ("other", 0, 0, 0),
+                    };
+                    self.buf.drain(..len);
+                    return Some(out);
+                }
+                Err(MessageDeserializeError::NotEnoughData(..)) => {}
+                Err(e) => panic!("bad message from the seeder: {e}"),
+            }
+            let mut chunk = [0u8; 32 * 1024];
+            let n = tokio::time::timeout(HANG_GUARD, self.stream.read(&mut chunk))
+                .await
+                .expect("hang guard")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn info_hash(torrent: &[u8]) -> [u8; 20] {
+    SegmentTorrent::parse(torrent).unwrap().info_hash().0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, torrent) = segment(dir.path(), 100_000);
+    let w = seeder(Some(Duration::from_secs(600)), None).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+
+    let mut stranger = Raw::connect(&w, [9; 20]).await;
+    assert_eq!(stranger.handshake().await, None);
+    assert_eq!(w.counters().refused.load(Relaxed), 1);
+
+    let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+    assert_eq!(c.handshake().await, Some(info_hash(&torrent)));
+    // Super-seeding: no bitfield, an unchoke, then two offers.
+    assert_eq!(c.next().await.unwrap().0, "unchoke");
+    assert_eq!(c.next().await.unwrap().0, "have");
+    assert_eq!(c.next().await.unwrap().0, "have");
+    // Piece 3 is the last (100 000 bytes in 32 KiB pieces): 1 696 bytes long.
+    c.send(Message::Request(Request::new(3, 0, 16_384))).await;
+    assert_eq!(c.next().await, None);
+    assert_eq!(w.counters().violations.load(Relaxed), 1);
+    assert_eq!(t.uploaded(), 0);
+
+    // Forgetting the segment refuses new connections to it.
+    w.forget(&t);
+    let mut late = Raw::connect(&w, info_hash(&torrent)).await;
+    assert_eq!(late.handshake().await, None);
+    assert_eq!(w.counters().refused.load(Relaxed), 2);
+    w.shutdown();
+}
+
+/// Requests queued behind the upload limit are dropped when cancelled: the cancelled block never
+/// arrives, the request after it does, and the byte count has only what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_is_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), 200_000);
+    // 32 KiB/s with a one-second burst: two blocks go at once, each later one takes 0.5 s.
+    let w = seeder(None, Some(32_768)).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+    c.handshake().await.unwrap();
+    assert_eq!(c.next().await.unwrap(), ("bitfield", 0, 0, 1));
+    assert_eq!(c.next().await.unwrap().0, "unchoke");
+    for (index, begin) in [(0, 0), (0, 16_384), (1, 0), (1, 16_384)] {
+        c.send(Message::Request(Request::new(index, begin, 16_384)))
+            .await;
+    }
+    c.send(Message::Cancel(Request::new(1, 16_384, 16_384)))
+        .await;
+    c.send(Message::Request(Request::new(2, 0, 16_384))).await;
+    let mut got = Vec::new();
+    while let Some((kind, index, begin, len)) = c.next().await {
+        if kind == "piece" {
+            assert_eq!(len, 16_384);
+            got.push((index, begin));
+            if index == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(got, vec![(0, 0), (0, 16_384), (1, 0), (2, 0)]);
+    assert_eq!(settled(&t, 4 * 16_384).await, 4 * 16_384);
+    assert!(data.len() > 3 * PIECE as usize);
+    w.shutdown();
+}
+
+/// The same with super-seeding inside librqbit (patch 0007): a lone downloader is served every
+/// piece long before the reveal, though it sends no Have for the pieces the seed offered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_downloader_of_a_super_seeding_librqbit_session_is_not_held_to_the_reveal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), 300_000);
+    let s = Swarm::start(SwarmConfig {
+        default_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+        announce: false,
+        super_seed: Some(Duration::from_secs(600)),
+    })
+    .await
+    .unwrap();
+    let t = s
+        .seed(&torrent, "00000001.ts", dir.path(), HANG_GUARD)
+        .await
+        .unwrap();
+    let vdir = dir.path().join("viewer");
+    let v = viewer(&vdir).await;
+    let vt = v
+        .download(
+            &torrent,
+            "00000001.ts",
+            &vdir,
+            vec![s.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.wait(&vt, "downloaded", HANG_GUARD).await.unwrap();
+    assert_eq!(std::fs::read(vdir.join("00000001.ts")).unwrap(), data);
+    assert_eq!(s.stats(&t).uploaded, data.len() as u64);
+    v.shutdown().await;
+    s.shutdown().await;
+}
