@@ -1,14 +1,17 @@
 //! Tables and plots from run summaries: `summary.csv` (one row per run), `summary.md` (each
 //! configuration with the spread over its repeats, swarm beside HTTP, the consistency checks) and
-//! SVG plots under `plots/`. [`write_report`] regenerates all of them from a results directory's
-//! raw files alone; its output depends on nothing else (no clock, no host name), so running it
-//! twice gives the same bytes.
+//! SVG plots under `plots/` (by audience size; also by variant, `by_variant_*.svg`, where one
+//! configuration was measured with several librqbit variants). [`write_report`] regenerates all
+//! of them from a results directory's raw files alone; its output depends on nothing else (no
+//! clock, no host name), so running it twice gives the same bytes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor;
 
 use crate::plan::Transport;
 use crate::results::{io_err, load_results, summarize, ResultsError, RunSummary};
@@ -605,6 +608,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
     for (chart, series) in &charts {
         files.push(draw(dir, chart, series)?);
     }
+    files.extend(write_variant_plots(dir, runs)?);
     Ok(files)
 }
 
@@ -623,6 +627,346 @@ fn draw_cdf(dir: &Path, series: &[Series]) -> Result<PathBuf, ResultsError> {
     )
 }
 
+/// The configurations (segment ms, viewers, publisher cap) measured with more than one swarm
+/// kind (`swarm` and `swarm-<variant>`), with all their runs (HTTP's too). Plots by kind are
+/// written for these; a sweep of one librqbit variant has none.
+fn variant_configs(runs: &[RunSummary]) -> BTreeMap<(u64, usize, u32), Vec<&RunSummary>> {
+    let mut m: BTreeMap<(u64, usize, u32), Vec<&RunSummary>> = BTreeMap::new();
+    for r in runs {
+        m.entry((
+            (r.segment_secs * 1000.0).round() as u64,
+            r.viewers,
+            r.publisher_cap,
+        ))
+        .or_default()
+        .push(r);
+    }
+    m.retain(|_, rs| {
+        let swarm_kinds: std::collections::BTreeSet<&str> = rs
+            .iter()
+            .filter(|r| r.transport == Transport::Swarm)
+            .map(|r| r.kind.as_str())
+            .collect();
+        swarm_kinds.len() > 1
+    });
+    m
+}
+
+/// Values of one figure with the run kind as a category: one bar group per kind, one bar per
+/// configuration in each group.
+struct Bars {
+    /// The kinds on the x axis: `swarm`, then `swarm-<variant>` by name, then the others (`http`).
+    kinds: Vec<String>,
+    /// Per configuration: its name, and per kind (as in `kinds`) every run's value.
+    series: Vec<(String, Vec<Vec<f64>>)>,
+}
+
+fn bars_by_kind(
+    configs: &BTreeMap<(u64, usize, u32), Vec<&RunSummary>>,
+    filter: impl Fn(&RunSummary) -> bool,
+    y: impl Fn(&RunSummary) -> f64,
+) -> Bars {
+    let mut kinds: Vec<String> = configs
+        .values()
+        .flatten()
+        .filter(|r| filter(r))
+        .map(|r| r.kind.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    kinds.sort_by_key(|k| {
+        let rank = match k.as_str() {
+            "swarm" => 0,
+            k if k.starts_with("swarm-") => 1,
+            _ => 2,
+        };
+        (rank, k.clone())
+    });
+    let caps: std::collections::BTreeSet<u32> = configs.keys().map(|k| k.2).collect();
+    let series = configs
+        .iter()
+        .map(|((seg_ms, n, cap), rs)| {
+            let mut name = format!("{}s x {n}", *seg_ms as f64 / 1000.0);
+            if caps.len() > 1 {
+                match cap {
+                    0 => name.push_str(", no cap"),
+                    c => {
+                        let _ = write!(name, ", cap {c} B/s");
+                    }
+                }
+            }
+            let values = kinds
+                .iter()
+                .map(|k| {
+                    rs.iter()
+                        .filter(|r| filter(r) && &r.kind == k)
+                        .map(|r| y(r))
+                        .filter(|v| v.is_finite())
+                        .collect()
+                })
+                .collect();
+            (name, values)
+        })
+        .collect();
+    Bars { kinds, series }
+}
+
+/// A bar chart with the run kind on the x axis.
+struct KindChart<'a> {
+    file: &'a str,
+    title: &'a str,
+    y_desc: &'a str,
+    log_y: bool,
+    /// The figure's target, drawn as a dashed line, and its legend entry.
+    target: Option<(f64, &'a str)>,
+    /// Digits of the mean written above each bar.
+    digits: usize,
+    legend: SeriesLabelPosition,
+}
+
+/// A categorical x axis: kind `i` is centred on `i`, the axis runs from -0.5 to kinds - 0.5, and
+/// each kind's tick is labelled with its name.
+struct KindAxis<'a> {
+    kinds: &'a [String],
+}
+
+impl KindAxis<'_> {
+    fn end(&self) -> f64 {
+        self.kinds.len().max(1) as f64 - 0.5
+    }
+}
+
+impl Ranged for KindAxis<'_> {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let share = (value + 0.5) / (self.end() + 0.5);
+        limit.0 + ((limit.1 - limit.0) as f64 * share).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        (0..self.kinds.len()).map(|i| i as f64).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        -0.5..self.end()
+    }
+}
+
+impl ValueFormatter<f64> for KindAxis<'_> {
+    fn format_ext(&self, value: &f64) -> String {
+        let i = value.round();
+        match i >= 0.0 {
+            true => self.kinds.get(i as usize).cloned().unwrap_or_default(),
+            false => String::new(),
+        }
+    }
+}
+
+/// Draws each configuration's mean per kind as a bar, labelled with its value, every run as a dot
+/// where a kind has more than one run, and the target as a dashed line.
+fn draw_bars(dir: &Path, chart: &KindChart<'_>, bars: &Bars) -> Result<PathBuf, ResultsError> {
+    let path = dir.join(chart.file);
+    let err = |e: &dyn std::fmt::Display| ResultsError::Plot {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let shown = |v: &f64| v.is_finite() && (!chart.log_y || *v > 0.0);
+    let (lo, hi) = bars
+        .series
+        .iter()
+        .flat_map(|(_, per_kind)| per_kind.iter().flatten().copied())
+        .chain(chart.target.map(|t| t.0))
+        .filter(shown)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let (y0, y1) = match (chart.log_y, hi.is_finite()) {
+        (true, true) => (lo / 2.0, hi * 10.0),
+        (true, false) => (1.0, 10.0),
+        (false, true) if hi > 0.0 => (0.0, hi * 1.35),
+        (false, _) => (0.0, 1.0),
+    };
+    let k = bars.kinds.len().max(1);
+    let slot = 0.8 / bars.series.len().max(1) as f64;
+    let x_range = KindAxis { kinds: &bars.kinds };
+    let value_style = TextStyle::from(("sans-serif", 12).into_font()).pos(text_anchor::Pos::new(
+        text_anchor::HPos::Center,
+        text_anchor::VPos::Bottom,
+    ));
+    {
+        let width = (120 + 180 * k).clamp(900, 4000) as u32;
+        let root = SVGBackend::new(&path, (width, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(chart.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(70);
+        macro_rules! body {
+            ($ctx:expr) => {{
+                let mut ctx = $ctx;
+                ctx.configure_mesh()
+                    .disable_x_mesh()
+                    .x_desc("kind: swarm (patched librqbit), swarm-<variant> (changes off), http")
+                    .y_desc(chart.y_desc)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+                for (j, (name, per_kind)) in bars.series.iter().enumerate() {
+                    let color = Palette99::pick(j).to_rgba();
+                    // (bar centre, mean, values) per kind with a value to show.
+                    let shown_bars: Vec<(f64, f64, Vec<f64>)> = per_kind
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, v)| {
+                            let v: Vec<f64> = v.iter().copied().filter(shown).collect();
+                            if v.is_empty() {
+                                return None;
+                            }
+                            let mean = v.iter().sum::<f64>() / v.len() as f64;
+                            Some((i as f64 - 0.4 + slot * (j as f64 + 0.5), mean, v))
+                        })
+                        .collect();
+                    ctx.draw_series(shown_bars.iter().map(|(c, mean, _)| {
+                        Rectangle::new(
+                            [(c - slot * 0.45, y0), (c + slot * 0.45, *mean)],
+                            color.filled(),
+                        )
+                    }))
+                    .map_err(|e| err(&e))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                    });
+                    ctx.draw_series(
+                        shown_bars
+                            .iter()
+                            .filter(|(_, _, v)| v.len() > 1)
+                            .flat_map(|(c, _, v)| v.iter().map(move |&v| (*c, v)))
+                            .map(|p| Circle::new(p, 3, BLACK.filled())),
+                    )
+                    .map_err(|e| err(&e))?;
+                    // The mean above the bar and above every dot.
+                    ctx.draw_series(shown_bars.iter().map(|(c, mean, v)| {
+                        let top = v.iter().fold(*mean, |a, &b| a.max(b));
+                        Text::new(num(*mean, chart.digits), (*c, top), value_style.clone())
+                    }))
+                    .map_err(|e| err(&e))?;
+                }
+                if let Some((t, name)) = chart.target {
+                    ctx.draw_series(DashedLineSeries::new(
+                        [(-0.5, t), (k as f64 - 0.5, t)],
+                        8,
+                        5,
+                        RED.stroke_width(2),
+                    ))
+                    .map_err(|e| err(&e))?
+                    .label(name)
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2))
+                    });
+                }
+                ctx.configure_series_labels()
+                    .position(chart.legend.clone())
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }};
+        }
+        if chart.log_y {
+            body!(builder
+                .build_cartesian_2d(x_range, (y0..y1).log_scale())
+                .map_err(|e| err(&e))?);
+        } else {
+            body!(builder
+                .build_cartesian_2d(x_range, y0..y1)
+                .map_err(|e| err(&e))?);
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(path)
+}
+
+/// The plots by kind (`by_variant_*.svg`), for results with more than one swarm kind at one
+/// configuration; none otherwise.
+fn write_variant_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {
+    let configs = variant_configs(runs);
+    if configs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let swarm = |r: &RunSummary| r.transport == Transport::Swarm;
+    let any = |_: &RunSummary| true;
+    let charts: Vec<(KindChart<'_>, Bars)> = vec![
+        (
+            KindChart {
+                file: "by_variant_publisher_upload.svg",
+                title: "Publisher upload per segment / segment size, by variant",
+                y_desc: "copies of each segment the publisher sent",
+                log_y: false,
+                target: Some((1.1, "target: 1.1 copies or fewer")),
+                digits: 2,
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+            bars_by_kind(&configs, any, |r| r.publisher_copies),
+        ),
+        (
+            KindChart {
+                file: "by_variant_peer_share.svg",
+                title: "Share of payload bytes from other viewers, by variant",
+                y_desc: "% of bytes received",
+                log_y: false,
+                target: Some((90.0, "target: 90% or more")),
+                digits: 1,
+                legend: SeriesLabelPosition::UpperRight,
+            },
+            bars_by_kind(&configs, swarm, |r| 100.0 * r.peer_share),
+        ),
+        (
+            KindChart {
+                file: "by_variant_stalls.svg",
+                title: "Playback stalls (late segments over all viewers), by variant",
+                y_desc: "stalls per run (target: 0)",
+                log_y: false,
+                target: None,
+                digits: 1,
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+            bars_by_kind(&configs, any, |r| r.stalls as f64),
+        ),
+        (
+            KindChart {
+                file: "by_variant_duplicate_ratio.svg",
+                title: "Payload received / bytes of the segments completed, by variant",
+                y_desc: "fetched / needed",
+                log_y: false,
+                target: Some((1.05, "target: 1.05 or less")),
+                digits: 3,
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+            bars_by_kind(&configs, any, |r| r.duplicate_ratio),
+        ),
+        (
+            KindChart {
+                file: "by_variant_setup_median.svg",
+                title: "Setup per segment (median added -> first verified piece), by variant",
+                y_desc: "ms (log)",
+                log_y: true,
+                target: Some((100.0, "target: 100 ms or less")),
+                digits: 1,
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+            bars_by_kind(&configs, any, |r| r.setup_median_ms),
+        ),
+    ];
+    charts
+        .iter()
+        .map(|(chart, bars)| draw_bars(dir, chart, bars))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,6 +982,13 @@ mod tests {
         };
         let before = read(&first.files);
         assert_eq!(first.files.len(), 2 + 8, "csv, md and 8 plots");
+        assert!(
+            !first.files.iter().any(|f| f
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("by_variant_"))),
+            "swarm and HTTP alone get no plots by variant: {:?}",
+            first.files
+        );
         let again = write_report(d.path()).unwrap();
         assert_eq!(again.files, first.files);
         assert_eq!(read(&again.files), before);
@@ -692,5 +1043,141 @@ mod tests {
         assert!(md.contains("1/2 |"), "{md}");
         assert!(md.contains("1 of 3 runs fail a check"), "{md}");
         assert!(md.contains("- `s001-n002-swarm-r2`: played bytes equal the published segment sizes: viewer-0 segment 0"), "{md}");
+    }
+
+    /// Adds a copy of the fixture's swarm run as a run of `variant`, with `repeat`.
+    fn add_variant(dir: &Path, variant: &str, repeat: u32) {
+        let from = dir.join("runs").join("s001-n002-swarm-r1");
+        let id = format!("s001-n002-swarm-{variant}-r{repeat}");
+        let to = dir.join("runs").join(&id);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+        let run = to.join("run.json");
+        let text = std::fs::read_to_string(&run).unwrap().replace(
+            "\"id\": \"s001-n002-swarm-r1\",",
+            &format!("\"id\": \"{id}\",\n    \"variant\": \"{variant}\","),
+        );
+        let text = text.replace("\"repeat\": 1,", &format!("\"repeat\": {repeat},"));
+        std::fs::write(&run, text).unwrap();
+    }
+
+    #[test]
+    fn variants_at_one_configuration_get_plots_by_variant() {
+        let d = fixture_copy();
+        add_variant(d.path(), "upstream", 1);
+        add_variant(d.path(), "upstream", 2);
+        add_variant(d.path(), "no-superseed+window", 1);
+        let first = write_report(d.path()).unwrap();
+        let kinds: Vec<&str> = first.runs.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "http",
+                "swarm-no-superseed+window",
+                "swarm",
+                "swarm-upstream",
+                "swarm-upstream"
+            ]
+        );
+        let names: Vec<String> = first.files[2 + 8..]
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "by_variant_publisher_upload.svg",
+                "by_variant_peer_share.svg",
+                "by_variant_stalls.svg",
+                "by_variant_duplicate_ratio.svg",
+                "by_variant_setup_median.svg"
+            ]
+        );
+        for f in &first.files[2 + 8..] {
+            let svg = std::fs::read_to_string(f).unwrap();
+            assert!(svg.starts_with("<svg"), "{}", f.display());
+            for label in [
+                "swarm-upstream",
+                "swarm-no-superseed+window",
+                "\nswarm\n",
+                "1s x 2",
+            ] {
+                assert!(svg.contains(label), "{label} in {}", f.display());
+            }
+            let http = svg.contains("\nhttp\n");
+            let peers = f.ends_with("by_variant_peer_share.svg");
+            assert_eq!(http, !peers, "HTTP has no peers: {}", f.display());
+        }
+        let upload = std::fs::read_to_string(&first.files[2 + 8]).unwrap();
+        assert!(upload.contains("target: 1.1 copies or fewer"), "{upload}");
+        // Kinds in order: patched, the variants by name, HTTP.
+        let at = |s: &str| upload.find(&format!("\n{s}\n")).unwrap();
+        assert!(at("swarm") < at("swarm-no-superseed+window"));
+        assert!(at("swarm-no-superseed+window") < at("swarm-upstream"));
+        assert!(at("swarm-upstream") < at("http"));
+
+        let read = |files: &[PathBuf]| -> Vec<Vec<u8>> {
+            files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+        };
+        let again = write_report(d.path()).unwrap();
+        assert_eq!(again.files, first.files);
+        assert_eq!(read(&again.files), read(&first.files));
+    }
+
+    #[test]
+    fn plots_by_variant_need_two_swarm_kinds_at_one_configuration() {
+        let d = fixture_copy();
+        add_variant(d.path(), "upstream", 1);
+        let mut runs = write_report(d.path()).unwrap().runs;
+        assert_eq!(variant_configs(&runs).len(), 1);
+        // The variant at another audience size: each configuration has one swarm kind.
+        runs.iter_mut()
+            .filter(|r| r.kind == "swarm-upstream")
+            .for_each(|r| r.viewers = 5);
+        assert!(variant_configs(&runs).is_empty());
+        // Or under another cap.
+        runs.iter_mut()
+            .filter(|r| r.kind == "swarm-upstream")
+            .for_each(|r| {
+                r.viewers = 2;
+                r.publisher_cap = 187_500;
+            });
+        assert!(variant_configs(&runs).is_empty());
+        let plots = d.path().join("again");
+        std::fs::create_dir_all(&plots).unwrap();
+        assert!(write_variant_plots(&plots, &runs).unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn bars_without_values_or_with_bad_ones_still_draw() {
+        let d = fixture_copy();
+        add_variant(d.path(), "upstream", 1);
+        let mut runs = write_report(d.path()).unwrap().runs;
+        for r in &mut runs {
+            r.setup_median_ms = if r.kind == "swarm" { f64::NAN } else { -1.0 };
+            r.publisher_copies = f64::INFINITY;
+        }
+        let plots = d.path().join("bad");
+        std::fs::create_dir_all(&plots).unwrap();
+        let files = write_variant_plots(&plots, &runs).unwrap();
+        assert_eq!(files.len(), 5);
+        let empty = Bars {
+            kinds: Vec::new(),
+            series: Vec::new(),
+        };
+        let chart = KindChart {
+            file: "empty.svg",
+            title: "nothing",
+            y_desc: "",
+            log_y: true,
+            target: None,
+            digits: 1,
+            legend: SeriesLabelPosition::UpperLeft,
+        };
+        assert!(draw_bars(&plots, &chart, &empty).is_ok());
     }
 }
