@@ -81,19 +81,31 @@ fn cell(v: f64, digits: usize) -> String {
 }
 
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
+/// The `failed_dials_per_segment` column is there only when a run has the figure, so results
+/// recorded before it keep their CSV byte for byte.
 pub fn csv(runs: &[RunSummary]) -> String {
+    let dials = runs.iter().any(|r| !r.failed_dials_per_segment.is_nan());
     let mut out = String::from(
         "id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,segments,segment_bytes,\
          played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
          setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
          fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
-         manifest_bytes_per_segment,connect_attempts_per_segment,connect_errors_per_segment,consistent,failed_checks\n",
+         manifest_bytes_per_segment,connect_attempts_per_segment,connect_errors_per_segment,",
     );
+    if dials {
+        out.push_str("failed_dials_per_segment,");
+    }
+    out.push_str("consistent,failed_checks\n");
     for r in runs {
         let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        let dials = if dials {
+            format!("{},", num(r.failed_dials_per_segment, 2))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{dials}{},\"{}\"",
             r.id,
             r.kind,
             r.segment_secs,
@@ -214,7 +226,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         }))
     );
     out.push_str(
-        "| segment s | viewers | transport | runs | publisher copies | copies / viewer | from peers | fetched / needed | setup median | setup p95 | setup / segment | complete median | stalls | stall ms | skips | missed | fallbacks | conn errors / seg | startup | behind live | consistent |\n",
+        "| segment s | viewers | transport | runs | publisher copies | copies / viewer | from peers | fetched / needed | setup median | setup p95 | setup / segment | complete median | stalls | stall ms | skips | missed | fallbacks | failed dials / seg | startup | behind live | consistent |\n",
     );
     out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for ((seg_ms, n, t), rs) in &groups {
@@ -238,7 +250,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             spread(rs, |r| r.skips as f64, 1),
             spread(rs, |r| r.missed as f64, 1),
             spread(rs, |r| r.fallbacks as f64, 1),
-            spread(rs, |r| r.connect_errors_per_segment, 2),
+            spread(rs, |r| r.failed_dials_per_segment, 2),
             spread(rs, |r| r.startup_median_ms, 0),
             spread(rs, |r| r.behind_live_median_ms, 0),
             consistent,
@@ -305,12 +317,12 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             pair(|r| r.setup_median_ms, 1),
             pair(|r| r.stalls as f64, 1),
             pair(|r| r.missed as f64, 1),
-            pair(|r| r.connect_errors_per_segment, 2),
+            pair(|r| r.failed_dials_per_segment, 2),
         );
     }
     if !variants.is_empty() {
         out.push_str("\n## librqbit changes: patched against the variant\n\n");
-        out.push_str("| segment s | viewers | variant | publisher copies | from peers % | fetched / needed | setup median ms | stalls | missed | connection errors / segment |\n");
+        out.push_str("| segment s | viewers | variant | publisher copies | from peers % | fetched / needed | setup median ms | stalls | missed | failed dials / segment |\n");
         out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
         out.push_str(&variants);
     }
@@ -970,7 +982,7 @@ fn write_variant_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::tests::fixture_copy;
+    use crate::results::tests::{fixture_copy, tamper};
 
     #[test]
     fn the_report_is_regenerated_byte_for_byte() {
@@ -996,6 +1008,15 @@ mod tests {
         let csv = std::fs::read_to_string(d.path().join(SUMMARY_CSV)).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
+        // Runs recorded before `failed_dials` keep the columns they had.
+        assert_eq!(
+            lines[0],
+            "id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,segments,segment_bytes,\
+             played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
+             setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
+             fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
+             manifest_bytes_per_segment,connect_attempts_per_segment,connect_errors_per_segment,consistent,failed_checks"
+        );
         assert!(
             lines[1].starts_with("s001-n002-http-r1,http,1,2,1,all,1000000,0,3,"),
             "{}",
@@ -1022,6 +1043,44 @@ mod tests {
                 f.display()
             );
         }
+    }
+
+    #[test]
+    fn failed_dials_get_a_column_once_a_run_has_them() {
+        let d = fixture_copy();
+        let run = "s001-n002-swarm-r1";
+        for (node, seg) in [("viewer-0", 0), ("viewer-1", 2)] {
+            tamper(
+                d.path(),
+                run,
+                node,
+                "completed",
+                seg,
+                "\"from_http\":0",
+                "\"from_http\":0,\"connect_attempts\":3,\"connect_errors\":2,\"failed_dials\":1",
+            );
+        }
+        let report = write_report(d.path()).unwrap();
+        let csv = std::fs::read_to_string(d.path().join(SUMMARY_CSV)).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].ends_with(
+                ",connect_attempts_per_segment,connect_errors_per_segment,failed_dials_per_segment,consistent,failed_checks"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].ends_with(",,,,true,\"\""), "http: {}", lines[1]);
+        assert!(
+            lines[2].ends_with(",3.00,2.00,1.00,true,\"\""),
+            "swarm: {}",
+            lines[2]
+        );
+        let md = &report.markdown;
+        assert!(md.contains("| failed dials / seg |"), "{md}");
+        // Fallbacks, then failed dials: the swarm's, and none for HTTP.
+        assert!(md.contains("| 0.0 | 1.00 |"), "{md}");
+        assert!(md.contains("| 0.0 | - |"), "{md}");
     }
 
     #[test]

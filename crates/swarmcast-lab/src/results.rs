@@ -258,6 +258,11 @@ pub struct RunSummary {
     /// the viewer recorded the completion: a refused dial or failed handshake, and also a peer
     /// disconnecting once neither side needed anything (librqbit counts both as errors).
     pub connect_errors_per_segment: f64,
+    /// Failed dials per (viewer, segment completed from the swarm), before the viewer recorded
+    /// the completion: outgoing connection attempts that failed before the BitTorrent handshake
+    /// completed, each putting the peer into librqbit's 10 s reconnect backoff (NaN for records
+    /// without the figure).
+    pub failed_dials_per_segment: f64,
     /// Setup times of every (viewer, segment), for distributions.
     #[serde(skip)]
     pub setup_ms: Vec<f64>,
@@ -287,6 +292,7 @@ struct SegView {
     first_piece_us: Option<u64>,
     completed: Option<(u64, u64, u64, u64)>, // since_added_us, from_publisher, from_peers, from_http
     connections: Option<(u64, u64)>,         // attempts, errors (swarm completions)
+    failed_dials: Option<u64>,               // (swarm completions)
     played: Option<(u64, u64)>,              // wall_us, bytes
     order_ok: bool,
 }
@@ -333,6 +339,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut short = Vec::new();
     let (mut setup, mut complete, mut behind, mut startup) = (vec![], vec![], vec![], vec![]);
     let mut connections = (0u64, 0u64, 0u64); // attempts, errors, segments with the figures
+    let mut failed_dials = (0u64, 0u64); // failed dials, segments with the figure
     let (mut stalls, mut stall_us, mut skips, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
     let mut missed = 0u64;
     let (mut from_publisher, mut from_peers, mut from_http) = (0u64, 0u64, 0u64);
@@ -384,6 +391,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     from_http,
                     connect_attempts,
                     connect_errors,
+                    failed_dials: dials,
                     ..
                 } => {
                     if let Some(n) = seg {
@@ -391,6 +399,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                         v.completed =
                             Some((*since_added_us, *from_publisher, *from_peers, *from_http));
                         v.connections = connect_attempts.zip(*connect_errors);
+                        v.failed_dials = *dials;
                     }
                 }
                 Kind::HttpFallback { ok: true, .. } => fallbacks += 1,
@@ -454,6 +463,10 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                 connections.0 += attempts;
                 connections.1 += errors;
                 connections.2 += 1;
+            }
+            if let Some(dials) = v.failed_dials {
+                failed_dials.0 += dials;
+                failed_dials.1 += 1;
             }
             if let Some((since, p, q, h)) = v.completed {
                 complete.push(since as f64 / 1000.0);
@@ -701,6 +714,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         manifest_bytes_per_segment: ratio(manifest_bytes as f64, played as f64),
         connect_attempts_per_segment: ratio(connections.0 as f64, connections.2 as f64),
         connect_errors_per_segment: ratio(connections.1 as f64, connections.2 as f64),
+        failed_dials_per_segment: ratio(failed_dials.0 as f64, failed_dials.1 as f64),
         setup_ms: setup,
         checks,
     }

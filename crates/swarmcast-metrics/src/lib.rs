@@ -148,10 +148,17 @@ pub enum Kind {
         /// records older than the field).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connect_attempts: Option<u64>,
-        /// Connections to the segment's peers that ended in an error until now (refused, reset,
-        /// timed out, or the peer did not have the torrent yet).
+        /// Connections to the segment's peers that ended in an error until now: failed dials
+        /// (below) and established connections that broke, which at segment scale are mostly
+        /// peers disconnecting once neither side needed anything (librqbit's per-peer `errors`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connect_errors: Option<u64>,
+        /// Outgoing connection attempts to the segment's peers until now that failed before the
+        /// BitTorrent handshake completed (refused, timed out, or the peer did not have the
+        /// torrent yet); each puts the peer into librqbit's reconnect backoff of 10 s or more.
+        /// Part of `connect_errors` (swarm; absent in records older than the field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed_dials: Option<u64>,
     },
     /// Viewer: the segment was written to the sink.
     Played {
@@ -393,6 +400,7 @@ mod tests {
                 from_http: 0,
                 connect_attempts: Some(3),
                 connect_errors: Some(1),
+                failed_dials: Some(1),
             },
             Kind::Played {
                 deadline_us: 11,
@@ -444,6 +452,22 @@ mod tests {
         assert_eq!(json["role"], "publisher");
         let no_seg = serde_json::to_value(rec.event(None, Kind::EndOfStream { seq: 1 })).unwrap();
         assert!(no_seg.get("seg").is_none());
+    }
+
+    #[test]
+    fn a_completion_recorded_before_failed_dials_still_reads() {
+        let line = r#"{"v":1,"node":"viewer-0","role":"viewer","seg":0,"wall_us":1,"mono_us":2,"kind":"completed","since_added_us":3,"via":"swarm","from_publisher":4,"from_peers":5,"from_http":0,"connect_attempts":2,"connect_errors":1}"#;
+        let e: Event = serde_json::from_str(line).unwrap();
+        match e.kind {
+            Kind::Completed {
+                connect_errors,
+                failed_dials,
+                ..
+            } => assert_eq!((connect_errors, failed_dials), (Some(1), None)),
+            k => panic!("{k:?}"),
+        }
+        let again = serde_json::to_string(&e).unwrap();
+        assert!(!again.contains("failed_dials"), "{again}");
     }
 
     #[test]

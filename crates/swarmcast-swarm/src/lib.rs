@@ -143,8 +143,16 @@ pub struct PeerBytes {
     pub connection_attempts: u64,
     /// Outgoing connections made (this session dialled the peer).
     pub dialled: u64,
-    /// Connection errors.
+    /// Connections that ended with an error: failed dials, and connections that broke once
+    /// established, including the disconnects after a torrent completed.
     pub errors: u64,
+    /// Our outgoing connection attempts that failed before the BitTorrent handshake completed
+    /// (connect refused or timed out, handshake failed or timed out): a subset of `errors`
+    /// (librqbit patch 0009).
+    pub failed_dials: u64,
+    /// Times the peer was put into librqbit's reconnect backoff with a wait of at least 10 s
+    /// (patch 0009).
+    pub long_reconnect_waits: u64,
 }
 
 /// A librqbit session; see the crate documentation.
@@ -381,6 +389,8 @@ impl Swarm {
                     connection_attempts: n("connection_attempts"),
                     dialled: n("connections"),
                     errors: n("errors"),
+                    failed_dials: n("failed_dials"),
+                    long_reconnect_waits: n("long_reconnect_waits"),
                 }
             })
             .collect()

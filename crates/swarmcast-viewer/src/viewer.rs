@@ -212,10 +212,10 @@ impl Viewer {
     }
 
     /// One read of `t`'s per-peer counters: the bytes of [`Self::received`], and (outgoing
-    /// connection attempts, connections that ended in an error).
-    fn tally(&self, t: &Torrent) -> ((u64, u64), (u64, u64)) {
+    /// connection attempts, connections that ended in an error, failed dials).
+    fn tally(&self, t: &Torrent) -> ((u64, u64), (u64, u64, u64)) {
         let publishers = self.publisher_addrs();
-        let (mut received, mut connections) = ((0, 0), (0, 0));
+        let (mut received, mut connections) = ((0, 0), (0, 0, 0));
         for p in self.swarm.peer_bytes(t) {
             if publishers.contains(&p.addr) {
                 received.0 += p.fetched;
@@ -224,6 +224,7 @@ impl Viewer {
             }
             connections.0 += p.connection_attempts;
             connections.1 += p.errors;
+            connections.2 += p.failed_dials;
         }
         (received, connections)
     }
@@ -253,6 +254,7 @@ impl Viewer {
                 from_http: 0,
                 connect_attempts: connections.map(|c| c.0),
                 connect_errors: connections.map(|c| c.1),
+                failed_dials: connections.map(|c| c.2),
             },
         );
         let now = self.now_ms();
@@ -373,6 +375,7 @@ impl Viewer {
                 from_http: bytes,
                 connect_attempts: None,
                 connect_errors: None,
+                failed_dials: None,
             },
         );
         let now = self.now_ms();

@@ -28,7 +28,15 @@ fn summary_of(dir: &Path, run: &str) -> RunSummary {
 }
 
 /// Replaces `from` by `to` in one line of a node's counters: the line of `kind` for `seg`.
-fn tamper(dir: &Path, run: &str, node: &str, kind: &str, seg: u64, from: &str, to: &str) {
+pub(crate) fn tamper(
+    dir: &Path,
+    run: &str,
+    node: &str,
+    kind: &str,
+    seg: u64,
+    from: &str,
+    to: &str,
+) {
     let path = dir.join("runs").join(run).join(format!("{node}.jsonl"));
     let text = std::fs::read_to_string(&path).unwrap();
     let mut hit = 0;
@@ -229,6 +237,47 @@ fn tampered_records_fail_their_check() {
             "every process exited cleanly"
         ]
     );
+}
+
+#[test]
+fn failed_dials_are_averaged_over_the_completions_that_record_them() {
+    let run = "s001-n002-swarm-r1";
+    let s = summary_of(&fixture(), run);
+    assert!(
+        s.failed_dials_per_segment.is_nan(),
+        "recorded before the field"
+    );
+    assert!(s.connect_errors_per_segment.is_nan());
+
+    let d = fixture_copy();
+    let add = |node: &str, seg: u64, fields: &str| {
+        tamper(
+            d.path(),
+            run,
+            node,
+            "completed",
+            seg,
+            "\"from_http\":0",
+            &format!("\"from_http\":0,{fields}"),
+        )
+    };
+    add(
+        "viewer-0",
+        0,
+        "\"connect_attempts\":4,\"connect_errors\":5,\"failed_dials\":3",
+    );
+    add(
+        "viewer-1",
+        0,
+        "\"connect_attempts\":2,\"connect_errors\":1,\"failed_dials\":0",
+    );
+    // A completion recorded between the two fields: it counts for errors only.
+    add("viewer-1", 1, "\"connect_attempts\":2,\"connect_errors\":3");
+    let s = summary_of(d.path(), run);
+    assert!(s.consistent(), "{:#?}", s.checks);
+    assert_eq!(s.failed_dials_per_segment, 1.5);
+    assert_eq!(s.connect_errors_per_segment, 3.0);
+    assert_eq!(s.connect_attempts_per_segment, 8.0 / 3.0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The wire seeder on loopback: librqbit sessions download from it byte for byte, super-seeding
 //! sends each piece once to two downloaders that share the rest, and a raw client sees it refuse
 //! what it does not seed, close on a bad request and honour Cancel. nextest runs this binary one
-//! test at a time (`binary(e2e)`); waits are bounded by hang guards, never pass criteria.
+//! test at a time; waits are bounded by hang guards, never pass criteria.
 
 use std::path::Path;
 use std::time::Duration;

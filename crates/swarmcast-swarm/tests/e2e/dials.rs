@@ -1,0 +1,145 @@
+//! librqbit's per-peer connection counters (patch 0009) seen through [`Swarm::peer_bytes`], on
+//! loopback: a dial to a closed port and a dial to a session without the torrent are failed dials
+//! that put the peer into the 10 s reconnect backoff; a download from a seed has none. Waits are
+//! for the counters to change, bounded by a hang guard; nothing asserts on time.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use swarmcast_core::SegmentTorrent;
+use swarmcast_swarm::{PeerBytes, Swarm, SwarmConfig, Torrent, POLL};
+
+/// Four 32 KiB pieces, the last one short.
+const SIZE: usize = 100_000;
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+async fn swarm(dir: &Path) -> Swarm {
+    std::fs::create_dir_all(dir).unwrap();
+    Swarm::start(SwarmConfig {
+        default_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+        announce: false,
+        super_seed: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// A segment of `size` bytes written into `dir`, and its torrent.
+fn segment(dir: &Path, size: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let t = SegmentTorrent::build(&data[..], size as u64, "00000000.ts", None, vec![]).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("00000000.ts"), &data).unwrap();
+    t.to_torrent_bytes()
+}
+
+/// An address nothing listens on.
+fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The counters of peer `addr`, once `done` holds for them (panics after the hang guard).
+async fn peer_when(
+    swarm: &Swarm,
+    t: &Torrent,
+    addr: SocketAddr,
+    done: impl Fn(&PeerBytes) -> bool,
+) -> PeerBytes {
+    let start = tokio::time::Instant::now();
+    loop {
+        let peers = swarm.peer_bytes(t);
+        if let Some(p) = peers.iter().find(|p| p.addr == addr.to_string()) {
+            if done(p) {
+                return p.clone();
+            }
+        }
+        assert!(start.elapsed() < HANG_GUARD, "hang guard: {peers:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_dial_is_a_failed_dial() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = segment(&dir.path().join("src"), SIZE);
+    let viewer = swarm(&dir.path().join("viewer")).await;
+    let closed = closed_port();
+    let t = viewer
+        .download(
+            &torrent,
+            "seg",
+            &dir.path().join("out"),
+            vec![closed],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let p = peer_when(&viewer, &t, closed, |p| {
+        p.failed_dials >= 1 && p.long_reconnect_waits >= 1
+    })
+    .await;
+    assert_eq!(p.dialled, 0, "no TCP connection was made: {p:?}");
+    assert!(p.connection_attempts >= p.failed_dials, "{p:?}");
+    assert!(p.errors >= p.failed_dials, "{p:?}");
+    viewer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_to_a_peer_without_the_torrent_is_a_failed_dial() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = segment(&dir.path().join("src"), SIZE);
+    // Listens, but has not added the torrent: it accepts the TCP connection and drops it on our
+    // handshake (the race of a viewer dialled before it has a segment).
+    let empty = swarm(&dir.path().join("empty")).await;
+    let viewer = swarm(&dir.path().join("viewer")).await;
+    let t = viewer
+        .download(
+            &torrent,
+            "seg",
+            &dir.path().join("out"),
+            vec![empty.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    let p = peer_when(&viewer, &t, empty.listen_addr(), |p| {
+        p.failed_dials >= 1 && p.long_reconnect_waits >= 1
+    })
+    .await;
+    assert!(p.dialled >= 1, "the TCP connection was made: {p:?}");
+    assert!(p.errors >= p.failed_dials, "{p:?}");
+    viewer.shutdown().await;
+    empty.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_from_a_seed_has_no_failed_dials() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let torrent = segment(&src, SIZE);
+    let seed = swarm(&dir.path().join("seed")).await;
+    let _seeding = seed.seed(&torrent, "seg", &src, HANG_GUARD).await.unwrap();
+    let viewer = swarm(&dir.path().join("viewer")).await;
+    let t = viewer
+        .download(
+            &torrent,
+            "seg",
+            &dir.path().join("out"),
+            vec![seed.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    viewer.wait(&t, "downloading", HANG_GUARD).await.unwrap();
+    let p = peer_when(&viewer, &t, seed.listen_addr(), |_| true).await;
+    assert_eq!(p.fetched, SIZE as u64, "{p:?}");
+    assert!(p.connection_attempts >= 1 && p.dialled >= 1, "{p:?}");
+    assert_eq!((p.failed_dials, p.long_reconnect_waits), (0, 0), "{p:?}");
+    viewer.shutdown().await;
+    seed.shutdown().await;
+}
