@@ -659,7 +659,24 @@ async fn write_loop(
                 out.clear();
             }
             if let Some(l) = &inner.limiter {
-                l.take(r.length as usize).await;
+                // Haves keep going out while the block waits for the limit (in librqbit too,
+                // Haves do not queue behind the upload limit).
+                let take = l.take(r.length as usize);
+                tokio::pin!(take);
+                loop {
+                    tokio::select! {
+                        () = &mut take => break,
+                        h = haves.recv(), if haves_open => match h {
+                            Some(piece) => {
+                                out.clear();
+                                put(&mut out, Message::Have(piece));
+                                wr.write_all(&out).await?;
+                            }
+                            None => haves_open = false,
+                        },
+                    }
+                }
+                out.clear();
             }
             let cancelled = {
                 let mut q = lock(queue);
