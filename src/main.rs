@@ -257,9 +257,10 @@ struct PublishArgs {
     /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
-    /// What seeds the segments: a librqbit session, or swarmcast's own seeder on librqbit's
-    /// wire-protocol crate (super-seeding in swarmcast; docs/librqbit.md compares the two).
-    #[arg(long, env = "SWARMCAST_SEEDER", value_enum, default_value_t = SeederArg::Librqbit)]
+    /// What seeds the segments: swarmcast's own seeder on librqbit's wire-protocol crate
+    /// (super-seeding in swarmcast), or a librqbit session (super-seeding by librqbit patch 0007);
+    /// docs/librqbit.md compares the two.
+    #[arg(long, env = "SWARMCAST_SEEDER", value_enum, default_value_t = SeederArg::Wire)]
     seeder: SeederArg,
     /// Write counters as JSON lines to this file.
     #[arg(long, env = "SWARMCAST_METRICS_OUT")]
@@ -339,10 +340,10 @@ struct WatchArgs {
 /// `publish --seeder`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum SeederArg {
-    /// A librqbit session (super-seeding: librqbit patch 0007).
-    Librqbit,
     /// swarmcast's wire seeder (super-seeding in swarmcast).
     Wire,
+    /// A librqbit session (super-seeding: librqbit patch 0007).
+    Librqbit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -413,7 +414,8 @@ struct LabArgs {
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
     /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed, steal.
-    /// A `wire-` prefix (or `wire` alone, for patched) runs the publisher with `--seeder wire`.
+    /// A `librqbit-` prefix (or `librqbit` alone, for patched) runs the publisher with `--seeder
+    /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

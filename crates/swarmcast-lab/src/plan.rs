@@ -44,9 +44,11 @@ impl std::str::FromStr for Transport {
 ///
 /// Spelled `patched` (every change on, the default), `upstream` (every change off: librqbit
 /// 9.1.0's own behaviour), `no-<change>[+<change>...]` (those off) or `only-<change>[+...]`
-/// (only those on); changes are named as `swarmcast publish --librqbit-off` takes them. A `wire`
-/// prefix (`wire`, `wire-no-steal`, ...) runs the publisher with `--seeder wire`: swarmcast's
-/// own seeder instead of a librqbit session (the viewers are librqbit either way).
+/// (only those on); changes are named as `swarmcast publish --librqbit-off` takes them. A
+/// `librqbit` prefix (`librqbit`, `librqbit-no-steal`, ...) runs the publisher with `--seeder
+/// librqbit` (a librqbit session, super-seeding by patch 0007) instead of the default wire
+/// seeder; `upstream` implies it, and a `wire` prefix names the default explicitly. The viewers
+/// are librqbit sessions either way.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Variant(String);
@@ -88,20 +90,28 @@ impl Variant {
             .join(",")
     }
 
-    /// Whether the publisher runs the wire seeder (`publish --seeder wire`).
-    pub fn wire_seeder(&self) -> bool {
+    /// The publisher's seeder, as `publish --seeder` takes it: `wire` or `librqbit`.
+    pub fn seeder(&self) -> &'static str {
         split_seeder(&self.0).0
     }
 }
 
-/// `wire-<changes>` or `wire`: (true, the changes part); anything else: (false, itself).
-fn split_seeder(s: &str) -> (bool, &str) {
+/// The seeder a variant's publisher runs (`publish --seeder`), and the changes part of its name:
+/// a `wire` or `librqbit` prefix names the seeder (alone, it means `patched`); without one, the
+/// default seeder (`wire`), except for `upstream`, which is librqbit as published, the
+/// publisher's seeding included.
+fn split_seeder(s: &str) -> (&'static str, &str) {
+    for seeder in ["wire", "librqbit"] {
+        if s == seeder {
+            return (seeder, "patched");
+        }
+        if let Some(rest) = s.strip_prefix(seeder).and_then(|r| r.strip_prefix('-')) {
+            return (seeder, rest);
+        }
+    }
     match s {
-        "wire" => (true, "patched"),
-        _ => match s.strip_prefix("wire-") {
-            Some(rest) => (true, rest),
-            None => (false, s),
-        },
+        "upstream" => ("librqbit", s),
+        _ => ("wire", s),
     }
 }
 
@@ -118,7 +128,7 @@ fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
             _ => {
                 return Err(format!(
                     "variant {s:?}: expected patched, upstream, no-<change>[+<change>...] or \
-                     only-<change>[+...], each optionally prefixed with wire-"
+                     only-<change>[+...], each optionally prefixed with wire- or librqbit-"
                 ))
             }
         },
@@ -606,24 +616,26 @@ mod tests {
     }
 
     #[test]
-    fn a_wire_prefix_picks_the_wire_seeder_and_keeps_the_changes() {
-        let v = |s: &str| s.parse::<Variant>();
-        assert!(!v("patched").unwrap().wire_seeder());
-        let w = v("wire").unwrap();
-        assert!(w.wire_seeder() && w.librqbit_off().is_empty());
-        let w = v("wire-no-steal").unwrap();
-        assert!(w.wire_seeder());
-        assert_eq!(w.librqbit_off(), "steal");
+    fn a_prefix_picks_the_seeder_and_keeps_the_changes() {
+        let v = |s: &str| s.parse::<Variant>().unwrap();
+        assert_eq!(v("patched").seeder(), "wire");
+        assert_eq!(v("no-steal").seeder(), "wire");
+        assert_eq!(v("upstream").seeder(), "librqbit");
+        let l = v("librqbit");
+        assert_eq!((l.seeder(), l.librqbit_off().as_str()), ("librqbit", ""));
+        let l = v("librqbit-no-steal");
         assert_eq!(
-            v("wire-upstream")
-                .unwrap()
-                .librqbit_off()
-                .split(',')
-                .count(),
-            8
+            (l.seeder(), l.librqbit_off().as_str()),
+            ("librqbit", "steal")
         );
-        assert_eq!(kind(Transport::Swarm, &v("wire").unwrap()), "swarm-wire");
-        assert!(v("wire-").is_err() && v("wire-fast").is_err());
+        let w = v("wire");
+        assert_eq!((w.seeder(), w.librqbit_off().as_str()), ("wire", ""));
+        assert_eq!(v("wire-upstream").seeder(), "wire");
+        assert_eq!(v("wire-upstream").librqbit_off().split(',').count(), 8);
+        assert_eq!(kind(Transport::Swarm, &v("librqbit")), "swarm-librqbit");
+        for bad in ["wire-", "librqbit-fast", "wirex", "librqbitno-steal"] {
+            assert!(bad.parse::<Variant>().is_err(), "{bad}");
+        }
     }
 
     #[test]

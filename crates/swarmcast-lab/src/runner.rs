@@ -250,9 +250,7 @@ async fn execute(
     if !librqbit_off.is_empty() {
         args.extend(["--librqbit-off".into(), librqbit_off.clone()]);
     }
-    if spec.variant.wire_seeder() {
-        args.extend(["--seeder".into(), "wire".into()]);
-    }
+    args.extend(["--seeder".into(), spec.variant.seeder().into()]);
     std::fs::create_dir_all(dir.join("publisher"))
         .map_err(|e| format!("{}: {e}", path("publisher")))?;
     let t0 = Instant::now();

@@ -55,9 +55,10 @@ pub enum Kind {
         /// Info hash, hex.
         info_hash: String,
     },
-    /// Publisher: librqbit reports the segment's torrent live and complete (seeding).
+    /// Publisher: the seeder serves the segment's torrent (the wire seeder read and checked it,
+    /// or librqbit reports it live and complete).
     Seeding {
-        /// Time from handing the torrent to librqbit to seeding, µs.
+        /// Time from handing the torrent to the seeder to seeding, µs.
         add_us: u64,
     },
     /// Publisher: the segment is listed in a signed manifest now being served.
@@ -71,7 +72,7 @@ pub enum Kind {
     },
     /// Publisher: payload bytes uploaded for this segment so far.
     Uploaded {
-        /// Bytes the swarm uploaded (librqbit's count).
+        /// Bytes the swarm uploaded (the seeder's count).
         bytes: u64,
         /// Segment bytes sent over HTTP (`/segments/<n>.ts`: fallback and the HTTP baseline).
         #[serde(default)]

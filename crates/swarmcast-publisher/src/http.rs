@@ -85,7 +85,7 @@ pub struct Shared {
     pub degraded: RwLock<Option<String>>,
     /// The tracker's clock.
     pub origin: Instant,
-    /// The upload limit for segment bodies (the swarm has its own, in librqbit).
+    /// The upload limit for segment bodies (the swarm has its own, in the seeder).
     pub http_limiter: Option<ByteLimiter>,
 }
 
@@ -388,7 +388,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     metric(
         "swarm_uploaded_bytes_total",
         "counter",
-        "Payload bytes uploaded to peers (librqbit's count).",
+        "Payload bytes uploaded to peers (the seeder's count).",
         get(&shared.uploaded_bytes),
     );
     if let Some(tracker) = &shared.tracker {

@@ -1,8 +1,8 @@
 //! swarmcast's publisher: a live feed in, a BitTorrent swarm and a signed manifest out.
 //!
 //! [`run`] wires the pieces: the segmenter cuts the input into `<data>/<key8>/<n>.ts`; each segment
-//! gets its torrent (core), is seeded by a librqbit [`Swarm`](swarmcast_swarm::Swarm), and only
-//! once librqbit reports it seeding is it added to the rolling [`Window`] and the next manifest
+//! gets its torrent (core), is seeded (by the wire seeder, or a librqbit session:
+//! [`Seeder`](swarmcast_swarm::seeder::Seeder)), and only once it is served is it added to the rolling [`Window`] and the next manifest
 //! signed, persisted ([`state`]) and served ([`http`]). Segments that leave the window are seeded
 //! for a grace period, then forgotten. The embedded [`tracker`] lists the publisher and the
 //! viewers of each live segment. docs/publish.md describes it all for users.
@@ -37,19 +37,21 @@ use http::Shared;
 use pipeline::Publisher;
 use state::{Persisted, StateDir};
 
-/// How long librqbit may take to report a new segment seeding before the publisher gives up.
+/// How long a librqbit session may take to report a new segment seeding before the publisher
+/// gives up (the wire seeder serves a segment once it has read and checked it).
 pub(crate) const SEED_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often removals and upload counts are checked.
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
-/// What seeds the publisher's segments (`publish --seeder`).
+/// What seeds the publisher's segments (`publish --seeder`; docs/librqbit.md, 0007, compares
+/// the two).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SeederKind {
-    /// A librqbit session; super-seeding is librqbit patch 0007.
-    #[default]
-    Librqbit,
     /// swarmcast's wire seeder on librqbit's wire-protocol crate; super-seeding is swarmcast's.
+    #[default]
     Wire,
+    /// A librqbit session; super-seeding is librqbit patch 0007.
+    Librqbit,
 }
 
 /// Where the feed comes from.
@@ -119,17 +121,17 @@ pub struct PublishConfig {
     pub tracker_min_interval: u64,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
-    /// Upload limit, bytes/s: for the swarm (librqbit's limiter) and, separately, for segment
+    /// Upload limit, bytes/s: for the swarm (the seeder's limiter) and, separately, for segment
     /// files sent over HTTP.
     pub upload_limit: Option<u32>,
-    /// Super-seed segments (docs/librqbit.md, patch 0007): each piece leaves the publisher about
-    /// once, and viewers trade the rest.
+    /// Super-seed segments (the wire seeder's policy, or librqbit patch 0007; docs/librqbit.md):
+    /// each piece leaves the publisher about once, and viewers trade the rest.
     pub super_seed: bool,
     /// With `super_seed`: reveal every piece of a segment this long after seeding starts
     /// (default: one segment duration), so a swarm that did not spread still completes.
     pub super_seed_reveal: Option<Duration>,
-    /// What seeds the segments: a librqbit session (the default) or the wire seeder
-    /// (docs/librqbit.md, "Where super-seeding lives").
+    /// What seeds the segments: the wire seeder (the default) or a librqbit session
+    /// (docs/librqbit.md, 0007: where super-seeding lives).
     pub seeder: SeederKind,
     /// JSON-lines metrics file.
     pub metrics_out: Option<PathBuf>,
@@ -166,7 +168,7 @@ impl PublishConfig {
             upload_limit: None,
             super_seed: true,
             super_seed_reveal: None,
-            seeder: SeederKind::Librqbit,
+            seeder: SeederKind::Wire,
             metrics_out: None,
             node: "publisher".into(),
             withhold_segment: None,
@@ -203,7 +205,7 @@ pub struct Summary {
     pub segments: u64,
     /// Their bytes.
     pub segment_bytes: u64,
-    /// Payload bytes the swarm uploaded (librqbit's count).
+    /// Payload bytes the swarm uploaded (the seeder's count).
     pub uploaded_bytes: u64,
     /// Segment bytes sent over HTTP.
     pub http_uploaded_bytes: u64,

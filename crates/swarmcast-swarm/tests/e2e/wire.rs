@@ -351,3 +351,61 @@ async fn a_lone_downloader_of_a_super_seeding_librqbit_session_is_not_held_to_th
     v.shutdown().await;
     s.shutdown().await;
 }
+
+/// libtorrent (software we did not write) downloads from the super-seeding wire seeder, given
+/// only the .torrent and the seeder's address: it understands offers by Have with no bitfield.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_downloads_byte_for_byte_from_the_super_seeding_wire_seeder() {
+    let python = "/usr/bin/python3";
+    let probe = std::process::Command::new(python)
+        .args(["-c", "import libtorrent"])
+        .output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "python3-libtorrent is missing: run `bash scripts/install-deps.sh`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), 300_000);
+    let w = seeder(Some(Duration::from_secs(600)), None).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let torrent_path = dir.path().join("1.torrent");
+    std::fs::write(&torrent_path, &torrent).unwrap();
+    let save = dir.path().join("lt");
+    std::fs::create_dir_all(&save).unwrap();
+    let script = r#"
+import sys, time, libtorrent as lt
+ses = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
+                  'enable_upnp': False, 'enable_natpmp': False, 'alert_mask': 0})
+h = ses.add_torrent({'ti': lt.torrent_info(sys.argv[1]), 'save_path': sys.argv[2]})
+h.connect_peer(('127.0.0.1', int(sys.argv[3])))
+deadline = time.time() + 60
+while not h.status().is_seeding and time.time() < deadline:
+    time.sleep(0.05)
+print(h.status().is_seeding)
+"#;
+    let port = w.listen_addr().port().to_string();
+    let out = tokio::task::spawn_blocking({
+        let (torrent_path, save) = (torrent_path.clone(), save.clone());
+        move || {
+            std::process::Command::new(python)
+                .arg("-c")
+                .arg(script)
+                .arg(&torrent_path)
+                .arg(&save)
+                .arg(&port)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("True"),
+        "libtorrent did not finish: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(save.join("00000001.ts")).unwrap(), data);
+    assert_eq!(settled(&t, data.len() as u64).await, data.len() as u64);
+    w.shutdown();
+}
