@@ -18,9 +18,10 @@ bin=target/release/swarmcast
 "$bin" lab --segment-secs 2 --viewers 5 --duration 40 --join staggered --join-every 5 --out "$out/staggered" || true
 # 5. Issue 7's target case, each change of the librqbit patch series on against off in the same
 #    lab run, one run at a time: 20 viewers, the publisher capped at 1.5x, 2 and 10 s segments.
-#    a) the patched swarm, without super-seeding, unpatched librqbit, and HTTP, twice each;
+#    a) the patched swarm (wire seeder), the same with the librqbit seeder, without
+#       super-seeding, unpatched librqbit, and HTTP, twice each;
 "$bin" lab --segment-secs 2,10 --viewers 20 --publisher-upload-limit 1.5x --transports swarm,http \
-  --variants patched,wire,no-superseed,upstream --repeats 2 --one-at-a-time --out "$out/efficiency" || true
+  --variants patched,librqbit,no-superseed,upstream --repeats 2 --one-at-a-time --out "$out/efficiency" || true
 #    b) each other change off alone, beside the patched swarm.
 "$bin" lab --segment-secs 2,10 --viewers 20 --publisher-upload-limit 1.5x --transports swarm \
   --variants patched,no-have,no-wake,no-random,no-window,no-cancel,no-nodelay,no-steal \
