@@ -822,7 +822,7 @@ fn draw_bars(dir: &Path, chart: &KindChart<'_>, bars: &Bars) -> Result<PathBuf, 
                 let mut ctx = $ctx;
                 ctx.configure_mesh()
                     .disable_x_mesh()
-                    .x_desc("kind: swarm (patched librqbit), swarm-<variant> (changes off), http")
+                    .x_desc("kind: swarm (the default), swarm-<variant> (librqbit changes off, or another seeder), http")
                     .y_desc(chart.y_desc)
                     .draw()
                     .map_err(|e| err(&e))?;

@@ -488,6 +488,9 @@ impl Publisher {
             uploaded = self.swarm.uploaded(t);
             dialled_bytes = self.dialled_bytes(t);
             self.swarm.forget(t).await;
+            // The wire seeder's count is final once forget returns (its connections ended);
+            // librqbit's may read lower after the torrent is gone, hence the larger of the two.
+            uploaded = uploaded.max(self.swarm.uploaded(t));
         }
         self.removed_uploaded += uploaded;
         let http_bytes = self.http_bytes(n);

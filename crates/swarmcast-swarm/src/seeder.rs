@@ -79,7 +79,7 @@ impl Seeder {
     pub async fn forget(&self, t: &Seeded) {
         match (self, t) {
             (Self::Librqbit(s), Seeded::Librqbit(t)) => s.forget(t).await,
-            (Self::Wire(w), Seeded::Wire(t)) => w.forget(t),
+            (Self::Wire(w), Seeded::Wire(t)) => w.forget(t).await,
             _ => {}
         }
     }

@@ -18,7 +18,7 @@
 
 pub mod policy;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,10 +45,13 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub const MAX_REQUEST: u32 = 128 * 1024;
 /// Requests a connection may have queued; more closes it.
 pub const MAX_QUEUED_REQUESTS: usize = 4096;
-/// The largest message accepted from a peer.
-pub const MAX_MESSAGE: usize = 1 << 20;
+/// The largest message accepted from a peer: a seed is sent requests, Haves and one bitfield
+/// (128 bytes for 1024 pieces), so this leaves room for 262,000 pieces and bounds the buffer.
+pub const MAX_MESSAGE: usize = 32 * 1024;
 /// Connections served at once; more are closed on arrival.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// How long [`WireSeeder::forget`] waits for a forgotten segment's connections to end.
+pub const FORGET_WAIT: Duration = Duration::from_secs(5);
 /// Pieces offered to one connection at a time (as librqbit's `SuperSeedOptions` default).
 pub const OFFERS_PER_PEER: usize = 2;
 
@@ -113,6 +116,10 @@ enum ConnError {
     BadRequest { index: u32, begin: u32, length: u32 },
     #[error("more than {MAX_QUEUED_REQUESTS} requests queued")]
     TooManyRequests,
+    #[error("a bitfield after the first message")]
+    LateBitfield,
+    #[error("closed before its handshake: {0}")]
+    HandshakeClosed(std::io::Error),
 }
 
 /// How to run the wire seeder.
@@ -174,6 +181,27 @@ struct Segment {
     /// not super-seeding.
     policy: Option<Mutex<Policy>>,
     gone: CancellationToken,
+    /// Connections serving this segment now, and a wake-up when one ends (so that `forget` can
+    /// wait for their last writes to be counted).
+    conns: AtomicU64,
+    conn_ended: Notify,
+}
+
+/// Counts a connection of a segment while it lives (dropped when its task ends, however it ends).
+struct ConnGuard<'a>(&'a Segment);
+
+impl<'a> ConnGuard<'a> {
+    fn new(segment: &'a Segment) -> Self {
+        segment.conns.fetch_add(1, Ordering::SeqCst);
+        Self(segment)
+    }
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.0.conns.fetch_sub(1, Ordering::SeqCst);
+        self.0.conn_ended.notify_waiters();
+    }
 }
 
 struct Policy {
@@ -282,6 +310,12 @@ impl WireSeeder {
                 path: path.display().to_string(),
                 source,
             })?;
+        if let Some(segment) = lock(&self.inner.segments).get(&parsed.info_hash().0) {
+            // Already seeded (as librqbit answers AlreadyManaged): the same torrent, the same bytes.
+            return Ok(WireTorrent {
+                segment: segment.clone(),
+            });
+        }
         let pieces = info.piece_count();
         let mismatch = |piece| WireError::Mismatch {
             path: path.display().to_string(),
@@ -317,6 +351,8 @@ impl WireSeeder {
                 })
             }),
             gone: self.stop.child_token(),
+            conns: AtomicU64::new(0),
+            conn_ended: Notify::new(),
         });
         if let Some(after) = self.inner.super_seed {
             tokio::spawn(reveal_at(segment.clone(), after));
@@ -325,10 +361,30 @@ impl WireSeeder {
         Ok(WireTorrent { segment })
     }
 
-    /// Stops seeding a segment and closes its connections (the file stays).
-    pub fn forget(&self, t: &WireTorrent) {
-        lock(&self.inner.segments).remove(&t.segment.info_hash);
+    /// Stops seeding a segment and closes its connections (the file stays); returns once they
+    /// ended (at most [`FORGET_WAIT`]), so that [`WireTorrent::uploaded`] is final.
+    pub async fn forget(&self, t: &WireTorrent) {
+        {
+            let mut segments = lock(&self.inner.segments);
+            if segments
+                .get(&t.segment.info_hash)
+                .is_some_and(|s| Arc::ptr_eq(s, &t.segment))
+            {
+                segments.remove(&t.segment.info_hash);
+            }
+        }
         t.segment.gone.cancel();
+        let seg = &t.segment;
+        let _ = tokio::time::timeout(FORGET_WAIT, async {
+            loop {
+                let ended = seg.conn_ended.notified();
+                if seg.conns.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        })
+        .await;
     }
 
     /// Stops: closes the listener and every connection.
@@ -397,6 +453,7 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
             if let Err(e) = r {
                 match e {
                     ConnError::HandshakeTimeout
+                    | ConnError::HandshakeClosed(_)
                     | ConnError::Handshake(_)
                     | ConnError::UnknownTorrent => {
                         inner.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -404,7 +461,8 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
                     ConnError::Message(_)
                     | ConnError::TooLong(_)
                     | ConnError::BadRequest { .. }
-                    | ConnError::TooManyRequests => {
+                    | ConnError::TooManyRequests
+                    | ConnError::LateBitfield => {
                         inner.counters.violations.fetch_add(1, Ordering::Relaxed);
                     }
                     ConnError::Io(_) => {}
@@ -433,12 +491,14 @@ async fn serve(inner: &Inner, mut stream: TcpStream, conn: u64) -> Result<(), Co
     let mut buf = vec![0u8; 68];
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
         .await
-        .map_err(|_| ConnError::HandshakeTimeout)??;
+        .map_err(|_| ConnError::HandshakeTimeout)?
+        .map_err(ConnError::HandshakeClosed)?;
     let (theirs, _) = Handshake::deserialize(&buf).map_err(ConnError::Handshake)?;
     let segment = lock(&inner.segments)
         .get(&theirs.info_hash.0)
         .cloned()
         .ok_or(ConnError::UnknownTorrent)?;
+    let _live = ConnGuard::new(&segment);
     // No extension bit: the seeder speaks only the base protocol (no PEX, no metadata).
     let ours = Handshake {
         reserved: 0,
@@ -490,27 +550,33 @@ async fn read_loop(
 ) -> Result<(), ConnError> {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut first = true;
     loop {
-        // Take every whole message in the buffer.
+        // Take every whole message in the buffer, then drop them at once (not one by one: a
+        // read of many small messages would be quadratic).
+        let mut at = 0;
         loop {
-            if buf.len() < 4 {
+            let rest = &buf[at..];
+            if rest.len() < 4 {
                 break;
             }
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize + 4;
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize + 4;
             if len > MAX_MESSAGE {
                 return Err(ConnError::TooLong(len));
             }
-            if buf.len() < len {
+            if rest.len() < len {
                 break;
             }
-            match Message::deserialize(&buf[..len], &[]) {
-                Ok((msg, _)) => on_message(segment, conn, msg, queue, wake)?,
+            match Message::deserialize(&rest[..len], &[]) {
+                Ok((msg, _)) => on_message(segment, conn, msg, first, queue, wake)?,
                 // Messages of extensions we did not announce (DHT port, fast): skipped whole.
                 Err(MessageDeserializeError::UnsupportedMessageId(_)) => {}
                 Err(e) => return Err(ConnError::Message(e)),
             }
-            buf.drain(..len);
+            first = false;
+            at += len;
         }
+        buf.drain(..at);
         let n = rd.read(&mut chunk).await?;
         if n == 0 {
             return Ok(());
@@ -523,6 +589,7 @@ fn on_message(
     segment: &Segment,
     conn: u64,
     msg: Message<'_>,
+    first: bool,
     queue: &Mutex<Queue>,
     wake: &Notify,
 ) -> Result<(), ConnError> {
@@ -556,6 +623,8 @@ fn on_message(
             }
         }
         Message::Have(piece) => segment.peer_has(conn, std::iter::once(piece)),
+        // A bitfield only as the first message (BEP 3): each costs a pass over every piece.
+        Message::Bitfield(_) if !first => return Err(ConnError::LateBitfield),
         Message::Bitfield(bits) => {
             let bits = bits.as_ref();
             let set = (0..segment.pieces).filter(|&i| {
@@ -589,16 +658,29 @@ impl Segment {
     }
 }
 
-/// Blocks sent on one connection, per piece (distinct offsets), to tell when a whole piece went.
+/// The standard block: clients request pieces in blocks of 16 KiB at 16 KiB offsets.
+const BLOCK: u32 = 16 * 1024;
+
+/// Blocks sent on one connection, per piece, to tell when a whole piece went: only standard blocks
+/// count (a block at a 16 KiB offset, 16 KiB long or the piece's tail), each once, so odd or
+/// overlapping requests can neither fake a whole piece nor grow the record beyond one bit per block.
 #[derive(Default)]
-struct Sent(HashMap<u32, BTreeMap<u32, u32>>);
+struct Sent(HashMap<u32, Vec<bool>>);
 
 impl Sent {
-    /// Records a block; returns the piece's bytes sent so far (each offset counted once).
-    fn add(&mut self, index: u32, begin: u32, length: u32) -> u64 {
-        let blocks = self.0.entry(index).or_default();
-        blocks.insert(begin, length);
-        blocks.values().map(|l| u64::from(*l)).sum()
+    /// Records a block of piece `index` (`piece_len` bytes); whether every block of it is sent.
+    fn add(&mut self, index: u32, begin: u32, length: u32, piece_len: u64) -> bool {
+        let blocks = piece_len.div_ceil(u64::from(BLOCK)) as usize;
+        let standard = begin % BLOCK == 0
+            && u64::from(length) == (piece_len - u64::from(begin)).min(u64::from(BLOCK));
+        if !standard {
+            return false;
+        }
+        let sent = self.0.entry(index).or_insert_with(|| vec![false; blocks]);
+        if let Some(b) = sent.get_mut((begin / BLOCK) as usize) {
+            *b = true;
+        }
+        sent.iter().all(|b| *b)
     }
 }
 
@@ -696,7 +778,8 @@ async fn write_loop(
             segment
                 .uploaded
                 .fetch_add(u64::from(r.length), Ordering::Relaxed);
-            if sent.add(r.index, r.begin, r.length) >= segment.piece_size(r.index).unwrap_or(0) {
+            let piece_len = segment.piece_size(r.index).unwrap_or(0);
+            if sent.add(r.index, r.begin, r.length, piece_len) {
                 // Every block of the piece went to this peer: it has the piece. Its Have would
                 // say so, but clients do not send a Have to a peer that announced the piece (we
                 // did, offering it), so without this a lone downloader would wait for the reveal.
@@ -722,5 +805,26 @@ async fn write_loop(
                 wr.write_all(&out).await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_piece_is_sent_whole_when_each_standard_block_went_once() {
+        let mut sent = Sent::default();
+        let len = u64::from(BLOCK) * 2 + 100;
+        // Blocks in any order; a repeat changes nothing.
+        assert!(!sent.add(0, BLOCK * 2, 100, len));
+        assert!(!sent.add(0, 0, BLOCK, len));
+        assert!(!sent.add(0, 0, BLOCK, len));
+        assert!(sent.add(0, BLOCK, BLOCK, len));
+        // Odd or overlapping blocks never count: 1 + 16 KiB at offset 1 cannot fake piece 1.
+        assert!(!sent.add(1, 1, BLOCK, u64::from(BLOCK) * 2));
+        assert!(!sent.add(1, 0, 1, u64::from(BLOCK) * 2));
+        assert!(!sent.add(1, BLOCK, BLOCK, u64::from(BLOCK) * 2));
+        assert!(sent.add(1, 0, BLOCK, u64::from(BLOCK) * 2));
     }
 }

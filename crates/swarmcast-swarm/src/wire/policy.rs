@@ -4,7 +4,7 @@
 //! same rule: offer each downloader a piece nobody has yet (a Have), the next one as soon as it
 //! has it, and reveal every piece at a deadline the caller keeps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A Have to send: tell `peer` we have `piece`.
 pub type Offer<P> = (P, u32);
@@ -28,7 +28,7 @@ pub struct SuperSeed<P> {
 #[derive(Debug, Default)]
 struct PeerView {
     offered: Vec<u32>,
-    has: Vec<u32>,
+    has: BTreeSet<u32>,
 }
 
 impl<P: Copy + Ord> SuperSeed<P> {
@@ -73,10 +73,9 @@ impl<P: Copy + Ord> SuperSeed<P> {
         let Some(view) = self.peers.get_mut(&peer) else {
             return Vec::new();
         };
-        if view.has.contains(&piece) {
+        if !view.has.insert(piece) {
             return Vec::new();
         }
-        view.has.push(piece);
         self.holders[piece as usize] += 1;
         // Whoever it was offered to need not get it from us any more.
         if let Some(v) = self.offered_to[piece as usize]

@@ -8,24 +8,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use swarmcast_core::SegmentTorrent;
-use swarmcast_swarm::{PeerBytes, Swarm, SwarmConfig, Torrent, POLL};
+use swarmcast_swarm::{PeerBytes, Swarm, Torrent, POLL};
 
 /// Four 32 KiB pieces, the last one short.
 const SIZE: usize = 100_000;
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
 async fn swarm(dir: &Path) -> Swarm {
-    std::fs::create_dir_all(dir).unwrap();
-    Swarm::start(SwarmConfig {
-        default_dir: dir.to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upload_limit: None,
-        download_limit: None,
-        announce: false,
-        super_seed: None,
-    })
-    .await
-    .unwrap()
+    crate::session(dir, None).await
 }
 
 /// A segment of `size` bytes written into `dir`, and its torrent.

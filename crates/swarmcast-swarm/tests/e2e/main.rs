@@ -2,3 +2,24 @@
 
 mod dials;
 mod wire;
+
+use std::path::Path;
+use std::time::Duration;
+
+use swarmcast_swarm::{Swarm, SwarmConfig};
+
+/// A librqbit session on loopback with its own directory, not announcing; super-seeding what it
+/// seeds if `super_seed` is given (the reveal deadline).
+pub(crate) async fn session(dir: &Path, super_seed: Option<Duration>) -> Swarm {
+    std::fs::create_dir_all(dir).unwrap();
+    Swarm::start(SwarmConfig {
+        default_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+        announce: false,
+        super_seed,
+    })
+    .await
+    .unwrap()
+}

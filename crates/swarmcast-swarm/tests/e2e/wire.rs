@@ -11,7 +11,7 @@ use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
 use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Request};
 use swarmcast_core::SegmentTorrent;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder, WireTorrent};
-use swarmcast_swarm::{Swarm, SwarmConfig};
+use swarmcast_swarm::Swarm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -48,17 +48,20 @@ async fn settled(t: &WireTorrent, at_least: u64) -> u64 {
 }
 
 async fn viewer(dir: &Path) -> Swarm {
-    std::fs::create_dir_all(dir).unwrap();
-    Swarm::start(SwarmConfig {
-        default_dir: dir.to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upload_limit: None,
-        download_limit: None,
-        announce: false,
-        super_seed: None,
-    })
-    .await
-    .unwrap()
+    crate::session(dir, None).await
+}
+
+/// A lone librqbit viewer in `dir/viewer` downloads the segment from `seed`; its file's bytes.
+async fn download_alone(dir: &Path, torrent: &[u8], seed: std::net::SocketAddr) -> Vec<u8> {
+    let vdir = dir.join("viewer");
+    let v = viewer(&vdir).await;
+    let vt = v
+        .download(torrent, "00000001.ts", &vdir, vec![seed], vec![])
+        .await
+        .unwrap();
+    v.wait(&vt, "downloaded", HANG_GUARD).await.unwrap();
+    v.shutdown().await;
+    std::fs::read(vdir.join("00000001.ts")).unwrap()
 }
 
 async fn lone_viewer_downloads(super_seed: Option<Duration>) {
@@ -66,20 +69,10 @@ async fn lone_viewer_downloads(super_seed: Option<Duration>) {
     let (data, torrent) = segment(dir.path(), 300_000);
     let w = seeder(super_seed, None).await;
     let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
-    let vdir = dir.path().join("viewer");
-    let v = viewer(&vdir).await;
-    let vt = v
-        .download(
-            &torrent,
-            "00000001.ts",
-            &vdir,
-            vec![w.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
-    v.wait(&vt, "downloaded", HANG_GUARD).await.unwrap();
-    assert_eq!(std::fs::read(vdir.join("00000001.ts")).unwrap(), data);
+    assert_eq!(
+        download_alone(dir.path(), &torrent, w.listen_addr()).await,
+        data
+    );
     // One downloader, one source: every byte once, counted exactly.
     assert_eq!(settled(&t, data.len() as u64).await, data.len() as u64);
     assert_eq!(
@@ -94,7 +87,6 @@ async fn lone_viewer_downloads(super_seed: Option<Duration>) {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    v.shutdown().await;
     w.shutdown();
 }
 
@@ -241,13 +233,23 @@ impl Raw {
     }
 }
 
+/// A seeder counter once it reached `want`: a connection's end is counted after its socket
+/// closed, so the client can see the close first (bounded by the hang guard).
+async fn reaches(counter: &std::sync::atomic::AtomicU64, want: u64) -> u64 {
+    let read = || counter.load(std::sync::atomic::Ordering::Relaxed);
+    let start = std::time::Instant::now();
+    while read() < want && start.elapsed() < HANG_GUARD {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    read()
+}
+
 fn info_hash(torrent: &[u8]) -> [u8; 20] {
     SegmentTorrent::parse(torrent).unwrap().info_hash().0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection() {
-    use std::sync::atomic::Ordering::Relaxed;
     let dir = tempfile::tempdir().unwrap();
     let (_, torrent) = segment(dir.path(), 100_000);
     let w = seeder(Some(Duration::from_secs(600)), None).await;
@@ -255,7 +257,7 @@ async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection
 
     let mut stranger = Raw::connect(&w, [9; 20]).await;
     assert_eq!(stranger.handshake().await, None);
-    assert_eq!(w.counters().refused.load(Relaxed), 1);
+    assert_eq!(reaches(&w.counters().refused, 1).await, 1);
 
     let mut c = Raw::connect(&w, info_hash(&torrent)).await;
     assert_eq!(c.handshake().await, Some(info_hash(&torrent)));
@@ -266,14 +268,28 @@ async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection
     // Piece 3 is the last (100 000 bytes in 32 KiB pieces): 1 696 bytes long.
     c.send(Message::Request(Request::new(3, 0, 16_384))).await;
     assert_eq!(c.next().await, None);
-    assert_eq!(w.counters().violations.load(Relaxed), 1);
+    assert_eq!(reaches(&w.counters().violations, 1).await, 1);
     assert_eq!(t.uploaded(), 0);
 
+    // A bitfield is only taken as the first message.
+    let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+    c.handshake().await.unwrap();
+    c.send(Message::Interested).await;
+    c.send(Message::Bitfield([0xf0u8].as_slice().into())).await;
+    while c.next().await.is_some() {}
+    assert_eq!(reaches(&w.counters().violations, 2).await, 2);
+
+    // A connection closed halfway through its handshake is refused, not lost.
+    let mut half = TcpStream::connect(w.listen_addr()).await.unwrap();
+    half.write_all(&[19, b'B', b'i', b't']).await.unwrap();
+    drop(half);
+    assert_eq!(reaches(&w.counters().refused, 2).await, 2);
+
     // Forgetting the segment refuses new connections to it.
-    w.forget(&t);
+    w.forget(&t).await;
     let mut late = Raw::connect(&w, info_hash(&torrent)).await;
     assert_eq!(late.handshake().await, None);
-    assert_eq!(w.counters().refused.load(Relaxed), 2);
+    assert_eq!(reaches(&w.counters().refused, 3).await, 3);
     w.shutdown();
 }
 
@@ -319,36 +335,16 @@ async fn a_cancelled_request_is_not_sent() {
 async fn a_lone_downloader_of_a_super_seeding_librqbit_session_is_not_held_to_the_reveal() {
     let dir = tempfile::tempdir().unwrap();
     let (data, torrent) = segment(dir.path(), 300_000);
-    let s = Swarm::start(SwarmConfig {
-        default_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upload_limit: None,
-        download_limit: None,
-        announce: false,
-        super_seed: Some(Duration::from_secs(600)),
-    })
-    .await
-    .unwrap();
+    let s = crate::session(dir.path(), Some(Duration::from_secs(600))).await;
     let t = s
         .seed(&torrent, "00000001.ts", dir.path(), HANG_GUARD)
         .await
         .unwrap();
-    let vdir = dir.path().join("viewer");
-    let v = viewer(&vdir).await;
-    let vt = v
-        .download(
-            &torrent,
-            "00000001.ts",
-            &vdir,
-            vec![s.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
-    v.wait(&vt, "downloaded", HANG_GUARD).await.unwrap();
-    assert_eq!(std::fs::read(vdir.join("00000001.ts")).unwrap(), data);
+    assert_eq!(
+        download_alone(dir.path(), &torrent, s.listen_addr()).await,
+        data
+    );
     assert_eq!(s.stats(&t).uploaded, data.len() as u64);
-    v.shutdown().await;
     s.shutdown().await;
 }
 
