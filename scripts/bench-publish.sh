@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Publish latency: the synthetic feed at BITRATE in 1 s segments (8 Mbit/s: 1 MB a segment) through
-# `swarmcast publish` (release build), then the publisher's counters: time to hash, time librqbit
+# `swarmcast publish` (release build), then the publisher's counters: time to hash, time the seeder
 # takes to report seeding, and cut -> in a signed, served manifest. Baseline in the same run:
 # `sha1sum` over each of the same segment files.
 # Usage: scripts/bench-publish.sh [BITRATE] [SECONDS]   (defaults: 8M, 20)
@@ -29,7 +29,7 @@ def col(kind, field):
 sizes = col("cut", "size")
 rows = [("hash (read + SHA-1, ours)", col("hashed", "hash_us")),
         ("sha1sum of the same file (process)", sha),
-        ("librqbit add -> seeding", col("seeding", "add_us")),
+        ("seeder add -> seeding (SWARMCAST_SEEDER)", col("seeding", "add_us")),
         ("cut -> in a served manifest", col("published", "cut_to_published_us"))]
 def q(v, p):
     v = sorted(v); return v[min(len(v) - 1, int(p * len(v)))]
