@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the lab runs of docs/experiments.md (about 100 minutes on a 2-core machine).
+# Reproduces the lab runs of docs/experiments.md (about 110 minutes on a 2-core machine).
 # Usage: bash scripts/experiments.sh [OUT_DIR]   (default: lab-results/experiments)
 set -euo pipefail
 cd "$(dirname "$0")/.."
