@@ -658,6 +658,33 @@ impl Segment {
     }
 }
 
+/// Appends `msg`, encoded, to `out`.
+fn put(out: &mut Vec<u8>, msg: Message<'_>) {
+    let start = out.len();
+    let need = 13
+        + match &msg {
+            Message::Piece(p) => p.len(),
+            Message::Bitfield(b) => b.as_ref().len(),
+            _ => 0,
+        };
+    out.resize(start + need, 0);
+    let n = msg
+        .serialize(&mut out[start..], &PeerExtendedMessageIds::default)
+        .expect("the buffer was sized for the message");
+    out.truncate(start + n);
+}
+
+/// Writes `msg` alone (`out` is the reusable buffer; its contents are replaced).
+async fn write_one(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut Vec<u8>,
+    msg: Message<'_>,
+) -> std::io::Result<()> {
+    out.clear();
+    put(out, msg);
+    wr.write_all(out).await
+}
+
 /// The standard block: clients request pieces in blocks of 16 KiB at 16 KiB offsets.
 const BLOCK: u32 = 16 * 1024;
 
@@ -695,22 +722,7 @@ async fn write_loop(
     queue: &Mutex<Queue>,
     wake: &Notify,
 ) -> Result<(), ConnError> {
-    let no_ext = || PeerExtendedMessageIds::default();
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let put = |out: &mut Vec<u8>, msg: Message<'_>| {
-        let start = out.len();
-        let need = 13
-            + match &msg {
-                Message::Piece(p) => p.len(),
-                Message::Bitfield(b) => b.as_ref().len(),
-                _ => 0,
-            };
-        out.resize(start + need, 0);
-        let n = msg
-            .serialize(&mut out[start..], &no_ext)
-            .expect("the buffer was sized for the message");
-        out.truncate(start + n);
-    };
     if whole_bitfield {
         let mut bits = vec![0u8; segment.pieces.div_ceil(8) as usize];
         for i in 0..segment.pieces {
@@ -731,7 +743,7 @@ async fn write_loop(
         let next = {
             let mut q = lock(queue);
             let r = q.requests.pop_front();
-            q.current = r.as_ref().map(|r| Request::new(r.index, r.begin, r.length));
+            q.current = r;
             q.current_cancelled = false;
             r
         };
@@ -749,16 +761,11 @@ async fn write_loop(
                     tokio::select! {
                         () = &mut take => break,
                         h = haves.recv(), if haves_open => match h {
-                            Some(piece) => {
-                                out.clear();
-                                put(&mut out, Message::Have(piece));
-                                wr.write_all(&out).await?;
-                            }
+                            Some(piece) => write_one(&mut wr, &mut out, Message::Have(piece)).await?,
                             None => haves_open = false,
                         },
                     }
                 }
-                out.clear();
             }
             let cancelled = {
                 let mut q = lock(queue);
@@ -770,11 +777,12 @@ async fn write_loop(
             }
             let start = (u64::from(r.index) * segment.piece_length + u64::from(r.begin)) as usize;
             let block = &segment.data[start..start + r.length as usize];
-            put(
+            write_one(
+                &mut wr,
                 &mut out,
                 Message::Piece(Piece::from_data(r.index, r.begin, block)),
-            );
-            wr.write_all(&out).await?;
+            )
+            .await?;
             segment
                 .uploaded
                 .fetch_add(u64::from(r.length), Ordering::Relaxed);
@@ -794,15 +802,11 @@ async fn write_loop(
         tokio::select! {
             () = wake.notified() => {}
             h = haves.recv(), if haves_open => match h {
-                Some(piece) => {
-                    put(&mut out, Message::Have(piece));
-                    wr.write_all(&out).await?;
-                }
+                Some(piece) => write_one(&mut wr, &mut out, Message::Have(piece)).await?,
                 None => haves_open = false,
             },
             () = tokio::time::sleep(KEEP_ALIVE) => {
-                put(&mut out, Message::KeepAlive);
-                wr.write_all(&out).await?;
+                write_one(&mut wr, &mut out, Message::KeepAlive).await?;
             }
         }
     }

@@ -57,6 +57,20 @@ pub(crate) fn tamper(
     std::fs::write(&path, out.join("\n") + "\n").unwrap();
 }
 
+/// Adds `fields` (JSON members, comma-separated) to `node`'s `completed` record of segment `seg`,
+/// after its last field of the fixture's format (`from_http`).
+pub(crate) fn add_to_completed(dir: &Path, run: &str, node: &str, seg: u64, fields: &str) {
+    tamper(
+        dir,
+        run,
+        node,
+        "completed",
+        seg,
+        "\"from_http\":0",
+        &format!("\"from_http\":0,{fields}"),
+    );
+}
+
 #[test]
 fn the_fixture_adds_up() {
     let all = load_results(&fixture()).unwrap();
@@ -250,17 +264,8 @@ fn failed_dials_are_averaged_over_the_completions_that_record_them() {
     assert!(s.connect_errors_per_segment.is_nan());
 
     let d = fixture_copy();
-    let add = |node: &str, seg: u64, fields: &str| {
-        tamper(
-            d.path(),
-            run,
-            node,
-            "completed",
-            seg,
-            "\"from_http\":0",
-            &format!("\"from_http\":0,{fields}"),
-        )
-    };
+    let add =
+        |node: &str, seg: u64, fields: &str| add_to_completed(d.path(), run, node, seg, fields);
     add(
         "viewer-0",
         0,
