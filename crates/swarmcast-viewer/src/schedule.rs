@@ -401,29 +401,42 @@ impl Scheduler {
         actions.push(Action::Skip(n));
     }
 
-    /// When `poll` should next be called if nothing else happens (ms), if ever.
-    pub fn next_wakeup(&self) -> Option<u64> {
+    /// When `poll` should next be called if nothing else happens (ms), if ever; `now_ms` is the
+    /// time of the last [`poll`](Self::poll).
+    ///
+    /// Always later than `now_ms`: the last `poll` acted on everything due by then, so a deadline
+    /// already passed (a stalled segment, one not yet listed, a fallback already started) is
+    /// waited out on an event (a completion, a manifest, a failed fetch), not on the clock. What
+    /// remains are real future times: the next segment's deadline, HTTP fallback due times, and
+    /// the give-up time of a segment stalled after leaving the window.
+    pub fn next_wakeup(&self, now_ms: u64) -> Option<u64> {
         if self.ended {
             return None;
         }
         let next = self.next_play?;
-        let mut wake = self.anchor_ms;
+        let mut wake: Option<u64> = None;
+        let mut consider = |at: u64| {
+            if at > now_ms {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
+        };
+        if let Some(anchor) = self.anchor_ms {
+            consider(anchor);
+        }
         if self.config.http_fallback {
             for n in next..next + self.config.prefetch as u64 {
                 let Some(s) = self.segs.get(&n) else { continue };
                 if s.state == SegState::Added {
-                    let due = match self.deadline(n) {
+                    consider(match self.deadline(n) {
                         Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
                         None => s.added_ms.unwrap_or(0) + self.target_ms.max(MIN_AUTO_DELAY_MS),
-                    };
-                    wake = Some(wake.map_or(due, |w| w.min(due)));
+                    });
                 }
             }
         }
         if let (Some(anchor), Some(s)) = (self.anchor_ms, self.segs.get(&next)) {
             if !s.in_window {
-                let give_up = anchor + (2 * s.duration_ms).max(2000) + 1;
-                wake = Some(wake.map_or(give_up, |w| w.min(give_up)));
+                consider(anchor + (2 * s.duration_ms).max(2000) + 1);
             }
         }
         wake
@@ -431,4 +444,4 @@ impl Scheduler {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

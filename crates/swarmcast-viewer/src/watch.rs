@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::poller::poll_manifests;
-use crate::schedule::{ScheduleConfig, Scheduler};
+use crate::poller::{poll_manifests, PollEvent};
+use crate::schedule::{Action, ScheduleConfig, Scheduler};
 use crate::sink::{Sink, SinkConfig};
-use crate::viewer::Viewer;
+use crate::viewer::{Ev, Viewer};
 
 /// How often a downloading segment's stats are sampled (first peer, first piece, completion).
 pub const SAMPLE: Duration = Duration::from_millis(5);
@@ -211,14 +211,14 @@ pub async fn watch(
             http,
         });
     }
-    let (poll_tx, mut poll_rx) = mpsc::channel(16);
+    let (poll_tx, poll_rx) = mpsc::channel(16);
     let poll_stop = cancel.child_token();
     let poller = tokio::spawn(poll_manifests(
         config.link.clone(),
         poll_tx,
         poll_stop.clone(),
     ));
-    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let (ev_tx, ev_rx) = mpsc::channel(64);
     let mut config = config;
     if config.transport == Transport::Http {
         // Every fetch is already HTTP.
@@ -245,37 +245,7 @@ pub async fn watch(
         summary: WatchSummary::default(),
     };
 
-    let result = loop {
-        let wake = viewer
-            .scheduler
-            .next_wakeup()
-            .map(|ms| origin + Duration::from_millis(ms));
-        tokio::select! {
-            event = poll_rx.recv() => match event {
-                Some(event) => {
-                    if let Err(e) = viewer.on_poll(event) {
-                        break Err(e);
-                    }
-                }
-                None => {
-                    // The poller ended (end of stream): keep playing what we have.
-                    if viewer.latest.as_ref().is_none_or(|m| !m.manifest.end_of_stream) && !cancel.is_cancelled() {
-                        tracing::warn!("manifest polling stopped");
-                    }
-                    poll_rx.close();
-                }
-            },
-            Some(ev) = ev_rx.recv() => viewer.on_event(ev).await,
-            () = sleep_until_opt(wake) => {}
-            () = cancel.cancelled() => break Ok(()),
-        }
-        let actions = viewer.scheduler.poll(viewer.now_ms());
-        match viewer.act(actions).await {
-            Ok(true) => break Ok(()),
-            Ok(false) => {}
-            Err(e) => break Err(e),
-        }
-    };
+    let result = run(&mut viewer, origin, poll_rx, ev_rx, &cancel).await;
     poll_stop.cancel();
     let _ = poller.await;
     let ended = viewer.scheduler.ended();
@@ -299,6 +269,105 @@ pub async fn watch(
     summary.delay_ms = stats.delay_ms;
     summary.end_of_stream = ended;
     result.map(|()| summary)
+}
+
+/// What [`run`] drives: the [`Viewer`], or a test's fake.
+pub(crate) trait Host {
+    /// What the manifest poller sends.
+    type Poll;
+    /// What the segments' watchers and fetches send.
+    type Event;
+    /// The scheduler.
+    fn scheduler(&mut self) -> &mut Scheduler;
+    /// A poller event arrived.
+    fn handle_poll(&mut self, event: Self::Poll) -> Result<(), WatchError>;
+    /// The poller stopped (the end of the stream, or it gave up) before `cancel`.
+    fn poll_stopped(&mut self);
+    /// A segment event arrived.
+    async fn handle_event(&mut self, event: Self::Event);
+    /// Carries out the scheduler's actions; true when playback is over.
+    async fn carry_out(&mut self, actions: Vec<Action>) -> Result<bool, WatchError>;
+}
+
+impl Host for Viewer {
+    type Poll = PollEvent;
+    type Event = Ev;
+
+    fn scheduler(&mut self) -> &mut Scheduler {
+        &mut self.scheduler
+    }
+
+    fn handle_poll(&mut self, event: PollEvent) -> Result<(), WatchError> {
+        self.on_poll(event)
+    }
+
+    fn poll_stopped(&mut self) {
+        if self
+            .latest
+            .as_ref()
+            .is_none_or(|m| !m.manifest.end_of_stream)
+        {
+            tracing::warn!("manifest polling stopped");
+        }
+    }
+
+    async fn handle_event(&mut self, event: Ev) {
+        self.on_event(event).await;
+    }
+
+    async fn carry_out(&mut self, actions: Vec<Action>) -> Result<bool, WatchError> {
+        self.act(actions).await
+    }
+}
+
+/// The watch loop: waits for a poller event, a segment event, the scheduler's next wake-up or
+/// `cancel`, then polls the scheduler (`origin` is its clock's zero) and carries out its actions,
+/// until playback is over (`Ok`), an error, or `cancel` (`Ok`).
+///
+/// It waits only for what can still happen: a channel that closed is no longer listened to
+/// (after the end of the stream the poller returns, and its channel would answer `None` at once,
+/// forever), and the scheduler's wake-up is always ahead of the last poll (a stall waits for a
+/// completion or a manifest, not for a deadline already passed).
+pub(crate) async fn run<H: Host>(
+    host: &mut H,
+    origin: Instant,
+    mut poll_rx: mpsc::Receiver<H::Poll>,
+    mut ev_rx: mpsc::Receiver<H::Event>,
+    cancel: &CancellationToken,
+) -> Result<(), WatchError> {
+    let now_ms = || origin.elapsed().as_millis() as u64;
+    let (mut polling, mut events) = (true, true);
+    // The time of the last poll: the scheduler's wake-ups are after it.
+    let mut polled_ms = now_ms();
+    loop {
+        let wake = host
+            .scheduler()
+            .next_wakeup(polled_ms)
+            .map(|ms| origin + Duration::from_millis(ms));
+        tokio::select! {
+            event = poll_rx.recv(), if polling => match event {
+                Some(event) => host.handle_poll(event)?,
+                None => {
+                    // The poller ended (end of stream): keep playing what we have.
+                    polling = false;
+                    if !cancel.is_cancelled() {
+                        host.poll_stopped();
+                    }
+                }
+            },
+            event = ev_rx.recv(), if events => match event {
+                Some(event) => host.handle_event(event).await,
+                None => events = false,
+            },
+            () = sleep_until_opt(wake) => {}
+            () = cancel.cancelled() => return Ok(()),
+        }
+        polled_ms = now_ms();
+        let actions = host.scheduler().poll(polled_ms);
+        if host.carry_out(actions).await? {
+            return Ok(());
+        }
+    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -335,3 +404,6 @@ fn tempdir() -> std::io::Result<TempDir> {
     }
     Err(std::io::Error::other("no free temporary directory name"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,12 @@
-//! The scheduler on a virtual clock: every time is a number passed in.
+//! The scheduler on a virtual clock: every time is a number passed in. (The manifest helpers
+//! are shared with the watch loop's tests.)
 
 use swarmcast_core::{Manifest, SegmentEntry, SegmentTorrent, StreamSecret};
 
 use super::*;
 
-const D: u64 = 2_000; // segment duration, ms
+/// Segment duration, ms.
+pub(crate) const D: u64 = 2_000;
 
 fn entry(n: u64) -> SegmentEntry {
     let data = [n as u8; 100];
@@ -21,7 +23,8 @@ fn entry(n: u64) -> SegmentEntry {
     }
 }
 
-fn manifest(numbers: std::ops::RangeInclusive<u64>, end: bool) -> Manifest {
+/// A manifest listing `numbers`, each segment `D` long.
+pub(crate) fn manifest(numbers: std::ops::RangeInclusive<u64>, end: bool) -> Manifest {
     Manifest {
         key: StreamSecret::from_seed(&[1; 32]).public(),
         seq: 1,
@@ -88,7 +91,7 @@ fn plays_back_to_back_after_the_automatic_delay() {
     assert_eq!(s.stats().delay_ms, Some(1100));
     assert_eq!(plays(&s.poll(1400)), vec![(0, 1400, 0)]);
     // Segment 1 is complete already: the next thing to happen is its deadline.
-    assert_eq!(s.next_wakeup(), Some(1400 + D));
+    assert_eq!(s.next_wakeup(1400), Some(1400 + D));
     assert!(plays(&s.poll(1400 + D - 1)).is_empty());
     assert_eq!(plays(&s.poll(1400 + D)), vec![(1, 1400 + D, 0)]);
     assert_eq!(s.stats().stalls, 0);
@@ -230,7 +233,7 @@ fn the_stream_ends_after_its_last_segment() {
     assert!(last.contains(&Action::End));
     assert!(s.ended());
     assert!(s.poll(100_000).is_empty());
-    assert_eq!(s.next_wakeup(), None);
+    assert_eq!(s.next_wakeup(100_000), None);
 }
 
 #[test]
@@ -248,5 +251,125 @@ fn a_segment_stalled_long_after_leaving_the_window_is_given_up() {
     s.poll(0);
     s.on_manifest(&manifest(5..=6, false)); // 1 is gone and never completed
     assert!(!s.poll(D + 2 * D).contains(&Action::Skip(1)));
+    // Its give-up time is a real future wake-up, though its deadline (D) is long past.
+    assert_eq!(s.next_wakeup(D + 2 * D), Some(D + 2 * D + 1));
     assert!(s.poll(D + 2 * D + 1).contains(&Action::Skip(1)));
+}
+
+/// Asserts that the wake-up after `poll(now)` is not in the past (nor now).
+fn assert_no_past_wakeup(s: &Scheduler, now: u64) {
+    let wake = s.next_wakeup(now);
+    assert!(
+        wake.is_none_or(|w| w > now),
+        "next_wakeup({now}) = {wake:?}: a wake-up in the past makes the watch loop spin"
+    );
+}
+
+#[test]
+fn a_stalled_segment_gives_no_wakeup_in_the_past() {
+    // Without fallback: segment 1 is due at 2600 and never completes.
+    let mut s = Scheduler::new(ScheduleConfig {
+        from_start: true,
+        prefetch: 3,
+        delay_ms: Some(500),
+        fallback_margin_ms: 500,
+        http_fallback: false,
+    });
+    s.on_manifest(&manifest(0..=3, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    assert_eq!(plays(&s.poll(600)), vec![(0, 600, 0)]);
+    assert_eq!(s.next_wakeup(600), Some(600 + D), "its deadline, ahead");
+    for now in [600 + D, 600 + D + 1, 5_000, 60_000] {
+        assert!(plays(&s.poll(now)).is_empty());
+        assert_eq!(
+            s.next_wakeup(now),
+            None,
+            "only its completion can move playback"
+        );
+    }
+    // The completion does, at once.
+    s.on_complete(1, 60_000);
+    assert_eq!(plays(&s.poll(60_000)), vec![(1, 600 + D, 60_000 - 600 - D)]);
+    assert_eq!(s.next_wakeup(60_000), Some(60_000 + D));
+
+    // With fallback: the stalled segment's fallback is under way (no wake-up for it); the next
+    // segments' fallback due times, counted from the stalled deadline, are still real wake-ups.
+    let mut s = sched(true, 3, Some(500));
+    s.on_manifest(&manifest(0..=3, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    s.poll(600);
+    assert_eq!(
+        s.next_wakeup(600),
+        Some(600 + D - 500),
+        "segment 1's fallback"
+    );
+    assert_eq!(s.poll(600 + D - 500), vec![Action::FetchHttp(1)]);
+    assert_eq!(s.next_wakeup(600 + D - 500), Some(600 + D), "its deadline");
+    assert!(s.poll(600 + D).is_empty());
+    assert_no_past_wakeup(&s, 600 + D);
+    // Segment 2 is due a duration after segment 1's (passed) deadline: its fallback is ahead.
+    assert_eq!(s.next_wakeup(600 + D), Some(600 + 2 * D - 500));
+    assert_eq!(s.poll(600 + 2 * D - 500), vec![Action::FetchHttp(2)]);
+    assert_eq!(s.next_wakeup(600 + 2 * D - 500), Some(600 + 3 * D - 500));
+    assert_eq!(s.poll(600 + 3 * D - 500), vec![Action::FetchHttp(3)]);
+    for now in [600 + 3 * D - 500, 600 + 3 * D, 100_000] {
+        s.poll(now);
+        assert_eq!(s.next_wakeup(now), None, "every fetch is under way");
+    }
+}
+
+#[test]
+fn a_segment_not_yet_listed_gives_no_wakeup_in_the_past() {
+    let mut s = sched(true, 3, Some(500));
+    s.on_manifest(&manifest(0..=0, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    assert_eq!(plays(&s.poll(600)), vec![(0, 600, 0)]);
+    // Segment 1 is due at 600 + D but not listed yet (the publisher is late).
+    assert_eq!(s.next_wakeup(600), Some(600 + D));
+    for now in [600 + D, 600 + D + 1, 10_000] {
+        assert!(s.poll(now).is_empty());
+        assert_eq!(
+            s.next_wakeup(now),
+            None,
+            "only a manifest can move playback"
+        );
+    }
+    // A manifest lists it: it is added, and its fallback (its deadline passed) starts at once.
+    s.on_manifest(&manifest(0..=1, false));
+    assert_eq!(s.poll(10_000), vec![Action::Add(1), Action::FetchHttp(1)]);
+    assert_no_past_wakeup(&s, 10_000);
+    s.on_complete(1, 10_200);
+    assert_eq!(plays(&s.poll(10_200)), vec![(1, 600 + D, 10_200 - 600 - D)]);
+    assert_eq!(s.next_wakeup(10_200), Some(10_200 + D));
+}
+
+#[test]
+fn future_wakeups_remain() {
+    // The next segment's deadline, not yet due.
+    let mut s = sched(true, 1, Some(500));
+    s.on_manifest(&manifest(0..=1, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    assert_eq!(s.poll(100), vec![]);
+    assert_eq!(
+        s.next_wakeup(100),
+        Some(600),
+        "segment 0 plays 500 ms after it completed"
+    );
+    // The first segment's fallback, one target duration after it was added.
+    let mut s = sched(false, 1, None);
+    s.on_manifest(&manifest(0..=2, false));
+    s.poll(1000);
+    assert_eq!(s.next_wakeup(1000), Some(1000 + D));
+    assert_eq!(s.next_wakeup(1000 + D - 1), Some(1000 + D));
+    // A later segment's fallback, a margin before its deadline.
+    let mut s = sched(true, 2, Some(200));
+    s.on_manifest(&manifest(0..=1, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    s.poll(300);
+    assert_eq!(s.next_wakeup(300), Some(300 + D - 500));
 }
