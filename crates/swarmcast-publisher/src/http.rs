@@ -23,6 +23,7 @@ use tower::ServiceExt;
 
 use swarmcast_swarm::ratelimit::ByteLimiter;
 
+use crate::natcheck::NatChecker;
 use crate::tracker::Tracker;
 
 /// How long `GET /manifest?after=<seq>` holds a request waiting for a newer manifest.
@@ -87,6 +88,8 @@ pub struct Shared {
     pub origin: Instant,
     /// The upload limit for segment bodies (the swarm has its own, in the seeder).
     pub http_limiter: Option<ByteLimiter>,
+    /// Runs the tracker's NAT checks (None: the tracker's NAT check is off, or no tracker).
+    pub nat_checker: Option<NatChecker>,
 }
 
 impl Shared {
@@ -102,6 +105,7 @@ impl Shared {
             degraded: RwLock::new(None),
             origin: Instant::now(),
             http_limiter: None,
+            nat_checker: None,
         }
     }
 
@@ -293,15 +297,42 @@ async fn announce(
     let body = match &shared.tracker {
         Some(tracker) => {
             let now = shared.now_ms();
-            tracker.lock().unwrap_or_else(|e| e.into_inner()).handle(
-                query.as_deref().unwrap_or(""),
-                remote.ip(),
-                now,
-            )
+            let (body, checks) = {
+                let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
+                let body = t.handle(query.as_deref().unwrap_or(""), remote.ip(), now);
+                (body, t.to_check())
+            };
+            spawn_nat_checks(&shared, checks);
+            body
         }
         None => crate::tracker::failure("the embedded tracker is off"),
     };
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+/// Connects back to the addresses the tracker wants checked, and tells it what was found.
+fn spawn_nat_checks(shared: &Arc<Shared>, addrs: Vec<SocketAddr>) {
+    if addrs.is_empty() {
+        return;
+    }
+    let Some(checker) = &shared.nat_checker else {
+        // Not wired: the tracker gives these up as lost and the next announce asks again.
+        tracing::warn!(
+            count = addrs.len(),
+            "the tracker asked for NAT checks but no checker runs"
+        );
+        return;
+    };
+    let reporter = shared.clone();
+    checker.spawn(addrs, move |addr, reachable| {
+        if let Some(tracker) = &reporter.tracker {
+            let now = reporter.now_ms();
+            tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_reachable(addr, reachable, now);
+        }
+    });
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
@@ -411,6 +442,18 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "Peers expired by the tracker.",
             t.expired,
         );
+        metric(
+            "tracker_nat_checks_total",
+            "counter",
+            "NAT checks started (connections back to a peer's listed address).",
+            t.nat_checks,
+        );
+        metric(
+            "tracker_nat_unreachable_total",
+            "counter",
+            "NAT checks that found the peer unreachable (never listed to others).",
+            t.nat_unreachable,
+        );
     }
     metric(
         "degraded",
@@ -480,4 +523,129 @@ async fn status(State(shared): State<Arc<Shared>>) -> Html<String> {
     }
     page.push_str("<p><a href=/manifest>manifest</a> · <a href=/metrics>metrics</a></p>");
     Html(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::NatCheck;
+    use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
+    use tokio_util::sync::CancellationToken;
+
+    fn compact(bytes: &[u8]) -> Vec<SocketAddr> {
+        let v: serde_bencode::value::Value = serde_bencode::from_bytes(bytes).unwrap();
+        let serde_bencode::value::Value::Dict(d) = v else {
+            panic!("not a dict")
+        };
+        let Some(serde_bencode::value::Value::Bytes(b)) = d.get(&b"peers"[..]) else {
+            panic!("no compact peers: {d:?}")
+        };
+        b.chunks(6)
+            .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_tracker_lists_a_peer_once_it_connected_back_and_never_a_closed_port() {
+        let ih = [21u8; 20];
+        let publisher: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut tracker = Tracker::new(10, 1).with_nat_check(NatCheck::default());
+        tracker.add_torrent(ih, Some(publisher));
+        let stop = CancellationToken::new();
+        let mut shared = Shared::new("link".into(), Some(tracker));
+        shared.nat_checker = Some(NatChecker::new(
+            crate::natcheck::DEFAULT_TIMEOUT,
+            stop.child_token(),
+        ));
+        let shared = Arc::new(shared);
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
+        let server = tokio::spawn({
+            let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let stop = stop.clone();
+            async move {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+        });
+
+        // A viewer that listens (the kernel completes the handshake), and one that does not.
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open_addr = open.local_addr().unwrap();
+        let closed_addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let announce = |id: u8, port: u16| {
+            let url = format!(
+                "http://{http_addr}/announce?info_hash={}&peer_id={}&port={port}&left=10&compact=1",
+                percent_encode(&ih, NON_ALPHANUMERIC),
+                percent_encode(&[id; 20], NON_ALPHANUMERIC)
+            );
+            let client = client.clone();
+            async move { compact(&client.get(url).send().await.unwrap().bytes().await.unwrap()) }
+        };
+        assert_eq!(announce(1, open_addr.port()).await, vec![publisher]);
+        // Viewer 1 may be listed here already: a check on loopback takes well under a millisecond.
+        let peers = announce(2, closed_addr.port()).await;
+        assert_eq!(peers[0], publisher);
+        assert!(peers.len() <= 2 && !peers.contains(&closed_addr));
+
+        // A third viewer re-announcing (as librqbit does every `min interval`) soon sees the one
+        // that listens, and never the other.
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let peers = announce(3, 1).await;
+                assert!(!peers.contains(&closed_addr), "a closed port was listed");
+                if peers == vec![publisher, open_addr] {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "the listening viewer was never listed");
+        // The closed port's verdict comes too; it still gets peer lists.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while shared
+                .tracker
+                .as_ref()
+                .unwrap()
+                .lock()
+                .unwrap()
+                .counters()
+                .nat_unreachable
+                == 0
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("no verdict for the closed port");
+        assert_eq!(
+            announce(2, closed_addr.port()).await,
+            vec![publisher, open_addr]
+        );
+        let metrics = client
+            .get(format!("http://{http_addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Three viewers: 1 and 2, and 3 (port 1, closed on loopback).
+        assert!(
+            metrics.contains("swarmcast_tracker_nat_checks_total 3\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("swarmcast_tracker_nat_unreachable_total "),
+            "{metrics}"
+        );
+        stop.cancel();
+        server.await.unwrap().unwrap();
+    }
 }

@@ -27,6 +27,7 @@ use url::Url;
 
 pub mod error;
 pub mod http;
+pub mod natcheck;
 mod pipeline;
 pub mod state;
 pub mod tracker;
@@ -119,6 +120,12 @@ pub struct PublishConfig {
     pub tracker_interval: u64,
     /// Tracker `min interval`, seconds.
     pub tracker_min_interval: u64,
+    /// The embedded tracker lists a viewer to others only once it connected back to the viewer's
+    /// listed address (BitTornado's `--nat_check`): viewers behind a NAT still get peer lists, but
+    /// are never handed out, so nobody wastes a dial (a connect timeout and a backoff) on them.
+    pub nat_check: bool,
+    /// Connect timeout of a NAT check (more than a few round trips).
+    pub nat_check_timeout: Duration,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
     /// Upload limit, bytes/s: for the swarm (the seeder's limiter) and, separately, for segment
@@ -164,6 +171,8 @@ impl PublishConfig {
             embedded_tracker: true,
             tracker_interval: 10,
             tracker_min_interval: 1,
+            nat_check: true,
+            nat_check_timeout: natcheck::DEFAULT_TIMEOUT,
             piece_length: None,
             upload_limit: None,
             super_seed: true,
@@ -283,6 +292,11 @@ pub async fn run(
             )));
         }
     }
+    if config.embedded_tracker && config.nat_check && config.nat_check_timeout.is_zero() {
+        return Err(PublishError::Config(
+            "the NAT check's timeout must be more than zero (or turn the NAT check off)".into(),
+        ));
+    }
     check_input(&config.input)?;
     let (secret, created) = keyfile::read_or_create(&config.key)?;
     let key = secret.public();
@@ -377,13 +391,23 @@ pub async fn run(
         },
         persisted.next_seq,
     )?;
-    let tracker = config
-        .embedded_tracker
-        .then(|| tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval));
+    let nat_check = config.embedded_tracker && config.nat_check;
+    let tracker = config.embedded_tracker.then(|| {
+        let t = tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval);
+        if nat_check {
+            t.with_nat_check(tracker::NatCheck::for_timeout(config.nat_check_timeout))
+        } else {
+            t
+        }
+    });
     let mut shared = Shared::new(link.to_string(), tracker);
     shared.http_limiter = config
         .upload_limit
         .and_then(swarmcast_swarm::ratelimit::ByteLimiter::new);
+    // Stops the HTTP server, and with it the tracker's NAT checks in flight.
+    let http_stop = CancellationToken::new();
+    shared.nat_checker = nat_check
+        .then(|| natcheck::NatChecker::new(config.nat_check_timeout, http_stop.child_token()));
     let shared = Arc::new(shared);
     let grace = config
         .grace
@@ -410,7 +434,6 @@ pub async fn run(
     };
 
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.
-    let http_stop = CancellationToken::new();
     let server = {
         let app = http::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stop = http_stop.clone();

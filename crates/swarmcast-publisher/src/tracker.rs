@@ -5,9 +5,22 @@
 //! the publisher itself as a seed of each, and forgets a peer that has not announced for three
 //! intervals. The `ip` parameter is ignored: a peer is listed at the address it announced from, so
 //! nobody can point a swarm at a third party.
+//!
+//! With a [`NatCheck`] (BitTornado's `--nat_check`), a peer is handed out to others only once the
+//! tracker has connected back to its listed address: peers behind a NAT can dial out but nobody can
+//! dial in, and a dial into a NAT costs a client a connect timeout and a long backoff. Reachability
+//! is kept per listed address, across torrents (a viewer listens on one port for all its segment
+//! torrents), for [`NatCheck::ttl_ms`], then re-checked on the address's next announce. The tracker
+//! does no IO: [`Tracker::to_check`] says which addresses to connect to, and the caller reports each
+//! verdict with [`Tracker::set_reachable`]. A peer that fails the check still gets peer lists (it can
+//! dial out to reachable peers); it is just never listed to others. A new peer is listed from the
+//! first announce of another peer after its check succeeds: librqbit re-announces every
+//! `min interval` (1 s by default), so that is about a second, and the publisher (always listed, and
+//! in the manifest) is there meanwhile.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
@@ -17,6 +30,212 @@ use serde_bytes::ByteBuf;
 pub const DEFAULT_NUMWANT: usize = 50;
 /// Most peers returned.
 pub const MAX_NUMWANT: usize = 200;
+
+/// How long a NAT check's verdict holds before the address's next announce re-checks it.
+pub const NAT_CHECK_TTL: Duration = Duration::from_secs(600);
+/// Most NAT checks in flight at once.
+pub const NAT_CHECKS_IN_FLIGHT: usize = 128;
+/// Most addresses whose reachability the tracker remembers.
+pub const NAT_CHECK_ADDRS: usize = 16_384;
+
+/// How the tracker checks that peers can be dialled before it lists them (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatCheck {
+    /// How long a verdict holds, ms; the address's next announce after that re-checks it (the old
+    /// verdict stands until the new one comes).
+    pub ttl_ms: u64,
+    /// A check with no verdict after this long, ms, is taken as lost: the address goes back to
+    /// what it was before, and the next announce hands it out again. Longer than the connect
+    /// timeout.
+    pub lost_ms: u64,
+    /// Most checks in flight at once; addresses beyond that wait for a later announce.
+    pub max_in_flight: usize,
+    /// Most addresses remembered; when full, the one heard from least recently (and not being
+    /// checked) is forgotten.
+    pub max_addrs: usize,
+}
+
+impl NatCheck {
+    /// The defaults, for checks that connect with `timeout`.
+    pub fn for_timeout(timeout: Duration) -> Self {
+        Self {
+            ttl_ms: NAT_CHECK_TTL.as_millis() as u64,
+            lost_ms: 2 * timeout.as_millis() as u64 + 10_000,
+            max_in_flight: NAT_CHECKS_IN_FLIGHT,
+            max_addrs: NAT_CHECK_ADDRS,
+        }
+    }
+}
+
+impl Default for NatCheck {
+    /// The defaults for a 2 s connect timeout.
+    fn default() -> Self {
+        Self::for_timeout(Duration::from_secs(2))
+    }
+}
+
+/// What the tracker knows of whether a listed address accepts connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachability {
+    /// Never checked (or not known to the tracker): not listed.
+    Unchecked,
+    /// A check is in flight: listed only if an earlier verdict (being renewed) said reachable.
+    Checking,
+    /// A connection succeeded: listed.
+    Reachable,
+    /// A connection was refused or timed out: never listed, still answered.
+    Unreachable,
+}
+
+/// One address's reachability, as the tracker keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReachState {
+    Unchecked,
+    /// In flight since `since_ms`; `previous` is the verdict being renewed and when it was found.
+    Checking {
+        since_ms: u64,
+        previous: Option<(bool, u64)>,
+    },
+    Known {
+        reachable: bool,
+        checked_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    state: ReachState,
+    /// The address's last announce.
+    seen_ms: u64,
+}
+
+impl Reach {
+    fn listed(&self) -> bool {
+        matches!(
+            self.state,
+            ReachState::Known {
+                reachable: true,
+                ..
+            } | ReachState::Checking {
+                previous: Some((true, _)),
+                ..
+            }
+        )
+    }
+}
+
+/// The NAT check's state: the reachability table and the checks to hand out.
+#[derive(Debug)]
+struct NatTable {
+    config: NatCheck,
+    addrs: HashMap<SocketAddr, Reach>,
+    /// Entries in `Checking`.
+    in_flight: usize,
+    /// Checks not yet taken by [`Tracker::to_check`].
+    pending: Vec<SocketAddr>,
+}
+
+impl NatTable {
+    fn listed(&self, addr: &SocketAddr) -> bool {
+        self.addrs.get(addr).is_some_and(Reach::listed)
+    }
+
+    /// Makes room for one more address; false if every entry is being checked.
+    fn make_room(&mut self) -> bool {
+        if self.addrs.len() < self.config.max_addrs {
+            return true;
+        }
+        let oldest = self
+            .addrs
+            .iter()
+            .filter(|(_, r)| !matches!(r.state, ReachState::Checking { .. }))
+            .min_by_key(|(addr, r)| (r.seen_ms, **addr))
+            .map(|(addr, _)| *addr);
+        oldest.is_some_and(|addr| self.addrs.remove(&addr).is_some())
+    }
+
+    /// An announce from `addr` at `now_ms`: starts a check if one is due and there is room.
+    /// Returns true if a check was handed out.
+    fn announced(&mut self, addr: SocketAddr, now_ms: u64) -> bool {
+        if !self.addrs.contains_key(&addr) {
+            if !self.make_room() {
+                return false;
+            }
+            self.addrs.insert(
+                addr,
+                Reach {
+                    state: ReachState::Unchecked,
+                    seen_ms: now_ms,
+                },
+            );
+        }
+        let (ttl, room) = (
+            self.config.ttl_ms,
+            self.in_flight < self.config.max_in_flight,
+        );
+        let reach = self.addrs.get_mut(&addr).expect("inserted above");
+        reach.seen_ms = now_ms;
+        let previous = match reach.state {
+            ReachState::Unchecked => None,
+            ReachState::Known {
+                reachable,
+                checked_ms,
+            } if now_ms.saturating_sub(checked_ms) >= ttl => Some((reachable, checked_ms)),
+            ReachState::Known { .. } | ReachState::Checking { .. } => return false,
+        };
+        if !room {
+            return false;
+        }
+        reach.state = ReachState::Checking {
+            since_ms: now_ms,
+            previous,
+        };
+        self.in_flight += 1;
+        if !self.pending.contains(&addr) {
+            self.pending.push(addr);
+        }
+        true
+    }
+
+    /// Records a verdict; false if the address is not known (forgotten meanwhile).
+    fn verdict(&mut self, addr: SocketAddr, reachable: bool, now_ms: u64) -> bool {
+        let Some(reach) = self.addrs.get_mut(&addr) else {
+            return false;
+        };
+        if matches!(reach.state, ReachState::Checking { .. }) {
+            self.in_flight -= 1;
+        }
+        reach.state = ReachState::Known {
+            reachable,
+            checked_ms: now_ms,
+        };
+        true
+    }
+
+    /// Gives up on lost checks, and forgets addresses not heard from for `keep_ms`.
+    fn expire(&mut self, now_ms: u64, keep_ms: u64) {
+        let lost_ms = self.config.lost_ms;
+        let mut in_flight = 0;
+        self.addrs.retain(|_, r| {
+            if let ReachState::Checking { since_ms, previous } = r.state {
+                if now_ms.saturating_sub(since_ms) >= lost_ms {
+                    r.state = previous.map_or(ReachState::Unchecked, |(reachable, checked_ms)| {
+                        ReachState::Known {
+                            reachable,
+                            checked_ms,
+                        }
+                    });
+                }
+            }
+            let keep = now_ms.saturating_sub(r.seen_ms) < keep_ms;
+            if keep && matches!(r.state, ReachState::Checking { .. }) {
+                in_flight += 1;
+            }
+            keep
+        });
+        self.in_flight = in_flight;
+    }
+}
 
 /// An announce that could not be understood, with the reason sent back as `failure reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +367,10 @@ pub struct TrackerCounters {
     pub failures: u64,
     /// Peers dropped for not announcing within three intervals.
     pub expired: u64,
+    /// NAT checks handed out (connections back to a peer's listed address).
+    pub nat_checks: u64,
+    /// NAT checks that found the address unreachable (refused or timed out).
+    pub nat_unreachable: u64,
 }
 
 /// The tracker's state.
@@ -157,6 +380,8 @@ pub struct Tracker {
     min_interval_s: u64,
     swarms: HashMap<[u8; 20], Swarm>,
     counters: TrackerCounters,
+    /// The NAT check, when on.
+    nat: Option<NatTable>,
 }
 
 #[derive(Serialize)]
@@ -200,7 +425,69 @@ impl Tracker {
             min_interval_s: min_interval_s.clamp(1, interval_s),
             swarms: HashMap::new(),
             counters: TrackerCounters::default(),
+            nat: None,
         }
+    }
+
+    /// Lists a peer to others only once it passed a NAT check (see the module docs); without this
+    /// every peer is listed. `max_in_flight` and `max_addrs` are taken as at least 1.
+    pub fn with_nat_check(mut self, nat: NatCheck) -> Self {
+        self.nat = Some(NatTable {
+            config: NatCheck {
+                max_in_flight: nat.max_in_flight.max(1),
+                max_addrs: nat.max_addrs.max(1),
+                ..nat
+            },
+            addrs: HashMap::new(),
+            in_flight: 0,
+            pending: Vec::new(),
+        });
+        self
+    }
+
+    /// The NAT check's settings, when it is on.
+    pub fn nat_check(&self) -> Option<NatCheck> {
+        self.nat.as_ref().map(|n| n.config)
+    }
+
+    /// The addresses to connect to now, each once; report each verdict with
+    /// [`set_reachable`](Self::set_reachable). Empty with the NAT check off.
+    pub fn to_check(&mut self) -> Vec<SocketAddr> {
+        self.nat
+            .as_mut()
+            .map_or_else(Vec::new, |n| std::mem::take(&mut n.pending))
+    }
+
+    /// Records a NAT check's verdict for `addr` at `now_ms`. A verdict for an address the tracker
+    /// no longer remembers is dropped.
+    pub fn set_reachable(&mut self, addr: SocketAddr, reachable: bool, now_ms: u64) {
+        if let Some(nat) = &mut self.nat {
+            if nat.verdict(addr, reachable, now_ms) && !reachable {
+                self.counters.nat_unreachable += 1;
+            }
+        }
+    }
+
+    /// What the NAT check knows of `addr` ([`Reachability::Unchecked`] when it is off).
+    pub fn reachability(&self, addr: &SocketAddr) -> Reachability {
+        match self.nat.as_ref().and_then(|n| n.addrs.get(addr)) {
+            None => Reachability::Unchecked,
+            Some(r) => match r.state {
+                ReachState::Unchecked => Reachability::Unchecked,
+                ReachState::Checking { .. } => Reachability::Checking,
+                ReachState::Known {
+                    reachable: true, ..
+                } => Reachability::Reachable,
+                ReachState::Known {
+                    reachable: false, ..
+                } => Reachability::Unreachable,
+            },
+        }
+    }
+
+    /// NAT checks in flight (handed out, no verdict yet).
+    pub fn nat_checks_in_flight(&self) -> usize {
+        self.nat.as_ref().map_or(0, |n| n.in_flight)
     }
 
     /// Starts tracking a torrent the publisher seeds from `publisher` (its peer address).
@@ -238,6 +525,12 @@ impl Tracker {
                 .retain(|_, p| now_ms.saturating_sub(p.last_ms) < ttl);
             self.counters.expired += (before - swarm.peers.len()) as u64;
         }
+        if let Some(nat) = &mut self.nat {
+            // An address is remembered while a swarm may still list it, and at least as long as
+            // its verdict holds.
+            let keep = nat.config.ttl_ms.max(ttl);
+            nat.expire(now_ms, keep);
+        }
     }
 
     /// Answers an announce's raw query string from `remote` at `now_ms`, as bencoded bytes.
@@ -261,6 +554,13 @@ impl Tracker {
             );
         };
         self.counters.announces += 1;
+        if a.event != Some(AnnounceEvent::Stopped) {
+            if let Some(nat) = &mut self.nat {
+                if nat.announced(a.addr, now_ms) {
+                    self.counters.nat_checks += 1;
+                }
+            }
+        }
         if a.event == Some(AnnounceEvent::Stopped) {
             swarm.peers.remove(&a.peer_id);
         } else {
@@ -277,10 +577,13 @@ impl Tracker {
             + u64::from(swarm.publisher.is_some());
         let leechers = swarm.peers.values().filter(|p| !p.seed).count() as u64;
         // The publisher first (it has every piece), then the others, most recently heard first.
+        // With the NAT check on, only peers that passed it.
+        let nat = self.nat.as_ref();
         let mut others: Vec<(&[u8; 20], &Peer)> = swarm
             .peers
             .iter()
             .filter(|(id, p)| **id != a.peer_id && p.addr != a.addr)
+            .filter(|(_, p)| nat.is_none_or(|n| n.listed(&p.addr)))
             .collect();
         others.sort_by(|x, y| y.1.last_ms.cmp(&x.1.last_ms).then(x.1.addr.cmp(&y.1.addr)));
         let listed: Vec<([u8; 20], SocketAddr)> = swarm
@@ -552,6 +855,255 @@ mod tests {
         );
         t.handle(&query(&ih, &[2; 20], 5002, "&event=stopped"), LOCAL, 30_001);
         assert_eq!(t.peers(&ih), 1);
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::new(LOCAL, port)
+    }
+
+    /// A tracker with the NAT check on, seeding `ih` from 127.0.0.1:4000.
+    fn nat_tracker(interval_s: u64, nat: NatCheck, ih: [u8; 20]) -> Tracker {
+        let mut t = Tracker::new(interval_s, 1).with_nat_check(nat);
+        t.add_torrent(ih, Some(addr(4000)));
+        t
+    }
+
+    fn announce(t: &mut Tracker, ih: &[u8; 20], id: u8, port: u16, now_ms: u64) -> Vec<SocketAddr> {
+        compact_peers(&t.handle(
+            &query(ih, &[id; 20], port, "&left=10&compact=1"),
+            LOCAL,
+            now_ms,
+        ))
+    }
+
+    #[test]
+    fn unchecked_peers_are_not_listed_and_reachable_ones_are_from_the_next_announce() {
+        let ih = [8u8; 20];
+        let mut t = nat_tracker(10, NatCheck::default(), ih);
+        assert_eq!(announce(&mut t, &ih, 1, 5001, 0), vec![addr(4000)]);
+        assert_eq!(t.to_check(), vec![addr(5001)]);
+        assert!(t.to_check().is_empty(), "each check is handed out once");
+        assert_eq!(t.reachability(&addr(5001)), Reachability::Checking);
+        // Peer 2 does not see peer 1 while it is being checked (the publisher, always).
+        assert_eq!(announce(&mut t, &ih, 2, 5002, 100), vec![addr(4000)]);
+        // Peer 1 re-announces while its check is in flight: no second check.
+        announce(&mut t, &ih, 1, 5001, 200);
+        assert_eq!(t.to_check(), vec![addr(5002)]);
+        assert_eq!(t.nat_checks_in_flight(), 2);
+        t.set_reachable(addr(5001), true, 300);
+        assert_eq!(t.reachability(&addr(5001)), Reachability::Reachable);
+        assert_eq!(
+            announce(&mut t, &ih, 2, 5002, 400),
+            vec![addr(4000), addr(5001)]
+        );
+        t.set_reachable(addr(5002), true, 500);
+        assert_eq!(
+            announce(&mut t, &ih, 1, 5001, 600),
+            vec![addr(4000), addr(5002)]
+        );
+        assert!(t.to_check().is_empty(), "a fresh verdict is not re-checked");
+        let c = t.counters();
+        assert_eq!((c.nat_checks, c.nat_unreachable), (2, 0));
+        assert_eq!(t.nat_checks_in_flight(), 0);
+    }
+
+    #[test]
+    fn unreachable_peers_are_never_listed_but_still_get_peer_lists() {
+        let ih = [9u8; 20];
+        let mut t = nat_tracker(10, NatCheck::default(), ih);
+        announce(&mut t, &ih, 1, 5001, 0);
+        announce(&mut t, &ih, 2, 5002, 0);
+        assert_eq!(t.to_check(), vec![addr(5001), addr(5002)]);
+        t.set_reachable(addr(5001), true, 10);
+        t.set_reachable(addr(5002), false, 10);
+        assert_eq!(t.reachability(&addr(5002)), Reachability::Unreachable);
+        // The NAT'd peer is answered, with the reachable peers.
+        assert_eq!(
+            announce(&mut t, &ih, 2, 5002, 20),
+            vec![addr(4000), addr(5001)]
+        );
+        // Nobody is handed the NAT'd peer.
+        assert_eq!(announce(&mut t, &ih, 1, 5001, 30), vec![addr(4000)]);
+        t.set_reachable(addr(5003), true, 30); // never announced: dropped
+        assert_eq!(t.reachability(&addr(5003)), Reachability::Unchecked);
+        assert_eq!(
+            announce(&mut t, &ih, 3, 5003, 40),
+            vec![addr(4000), addr(5001)]
+        );
+        // The list form filters the same way.
+        let list = t.handle(&query(&ih, &[4; 20], 5004, "&left=1"), LOCAL, 50);
+        let Some(serde_bencode::value::Value::List(peers)) =
+            dict_get(&decode(&list), "peers").cloned()
+        else {
+            panic!("no peer list")
+        };
+        assert_eq!(peers.len(), 2, "the publisher and 5001: {peers:?}");
+        // The swarm's counts still include every peer.
+        assert!(matches!(
+            dict_get(&decode(&list), "incomplete"),
+            Some(serde_bencode::value::Value::Int(4))
+        ));
+        assert_eq!(t.counters().nat_unreachable, 1);
+    }
+
+    #[test]
+    fn verdicts_expire_on_the_given_clock_and_the_next_announce_rechecks() {
+        let ih = [10u8; 20];
+        let nat = NatCheck::default();
+        // A long interval, so peers outlive the verdicts.
+        let mut t = nat_tracker(1000, nat, ih);
+        announce(&mut t, &ih, 1, 5001, 0);
+        announce(&mut t, &ih, 2, 5002, 0);
+        t.to_check();
+        t.set_reachable(addr(5001), true, 1_000);
+        t.set_reachable(addr(5002), false, 1_000);
+        let expiry = 1_000 + nat.ttl_ms;
+        announce(&mut t, &ih, 1, 5001, expiry - 1);
+        announce(&mut t, &ih, 2, 5002, expiry - 1);
+        assert!(t.to_check().is_empty(), "verdicts still hold");
+        // At the TTL, an announce re-checks; the old verdict stands meanwhile.
+        announce(&mut t, &ih, 1, 5001, expiry);
+        assert_eq!(t.to_check(), vec![addr(5001)]);
+        assert_eq!(t.reachability(&addr(5001)), Reachability::Checking);
+        assert_eq!(
+            announce(&mut t, &ih, 3, 5003, expiry),
+            vec![addr(4000), addr(5001)],
+            "a reachable peer being re-checked stays listed"
+        );
+        t.set_reachable(addr(5001), false, expiry + 10);
+        announce(&mut t, &ih, 2, 5002, expiry + 20);
+        assert_eq!(t.to_check(), vec![addr(5003), addr(5002)]);
+        assert_eq!(t.reachability(&addr(5002)), Reachability::Checking);
+        t.set_reachable(addr(5002), true, expiry + 30);
+        // 5001 now fails, 5002 now passes.
+        assert_eq!(
+            announce(&mut t, &ih, 3, 5003, expiry + 40),
+            vec![addr(4000), addr(5002)]
+        );
+        assert_eq!(t.counters().nat_checks, 5);
+        assert_eq!(t.counters().nat_unreachable, 2);
+    }
+
+    #[test]
+    fn one_check_per_address_serves_every_torrent() {
+        let (x, y) = ([11u8; 20], [12u8; 20]);
+        let mut t = nat_tracker(10, NatCheck::default(), x);
+        t.add_torrent(y, Some(addr(4000)));
+        // One viewer (one listening port), two segment torrents.
+        announce(&mut t, &x, 1, 5001, 0);
+        announce(&mut t, &y, 1, 5001, 0);
+        assert_eq!(t.to_check(), vec![addr(5001)]);
+        t.set_reachable(addr(5001), true, 5);
+        assert_eq!(
+            announce(&mut t, &x, 2, 5002, 10),
+            vec![addr(4000), addr(5001)]
+        );
+        assert_eq!(
+            announce(&mut t, &y, 2, 5002, 10),
+            vec![addr(4000), addr(5001)]
+        );
+        assert_eq!(t.counters().nat_checks, 2, "5001 once, 5002 once");
+    }
+
+    #[test]
+    fn checks_in_flight_are_bounded_and_lost_ones_are_handed_out_again() {
+        let ih = [13u8; 20];
+        let nat = NatCheck {
+            max_in_flight: 2,
+            ..NatCheck::default()
+        };
+        let mut t = nat_tracker(1000, nat, ih);
+        for (id, port) in [(1, 5001), (2, 5002), (3, 5003)] {
+            announce(&mut t, &ih, id, port, 0);
+        }
+        assert_eq!(t.to_check(), vec![addr(5001), addr(5002)]);
+        assert_eq!(t.reachability(&addr(5003)), Reachability::Unchecked);
+        // No room yet.
+        announce(&mut t, &ih, 3, 5003, 100);
+        assert!(t.to_check().is_empty());
+        t.set_reachable(addr(5001), true, 200);
+        announce(&mut t, &ih, 3, 5003, 300);
+        assert_eq!(t.to_check(), vec![addr(5003)]);
+        // 5002's verdict never comes: after `lost_ms` it is handed out again.
+        announce(&mut t, &ih, 2, 5002, nat.lost_ms - 1);
+        assert!(t.to_check().is_empty());
+        t.set_reachable(addr(5003), true, nat.lost_ms - 1);
+        announce(&mut t, &ih, 2, 5002, nat.lost_ms);
+        assert_eq!(t.to_check(), vec![addr(5002)]);
+        assert_eq!(t.nat_checks_in_flight(), 1);
+        // A late verdict of the lost check counts; the second one just renews it.
+        t.set_reachable(addr(5002), true, nat.lost_ms + 1);
+        t.set_reachable(addr(5002), true, nat.lost_ms + 2);
+        assert_eq!(t.nat_checks_in_flight(), 0);
+        assert_eq!(t.reachability(&addr(5002)), Reachability::Reachable);
+    }
+
+    #[test]
+    fn the_address_table_is_bounded_and_forgets_silent_addresses() {
+        let ih = [14u8; 20];
+        let nat = NatCheck {
+            max_addrs: 2,
+            ..NatCheck::default()
+        };
+        let mut t = nat_tracker(10, nat, ih);
+        announce(&mut t, &ih, 1, 5001, 0);
+        announce(&mut t, &ih, 2, 5002, 10);
+        t.to_check();
+        t.set_reachable(addr(5001), true, 20);
+        t.set_reachable(addr(5002), true, 20);
+        // Full: the least recently heard from (5001) makes room for 5003.
+        announce(&mut t, &ih, 3, 5003, 30);
+        assert_eq!(t.to_check(), vec![addr(5003)]);
+        assert_eq!(t.reachability(&addr(5001)), Reachability::Unchecked);
+        assert_eq!(t.reachability(&addr(5002)), Reachability::Reachable);
+        announce(&mut t, &ih, 2, 5002, 40);
+        // Full of checks in flight: a new address waits (unlisted, unchecked).
+        let mut t2 = nat_tracker(10, nat, ih);
+        announce(&mut t2, &ih, 1, 5001, 0);
+        announce(&mut t2, &ih, 2, 5002, 0);
+        announce(&mut t2, &ih, 3, 5003, 0);
+        assert_eq!(t2.to_check(), vec![addr(5001), addr(5002)]);
+        assert_eq!(t2.reachability(&addr(5003)), Reachability::Unchecked);
+        // Addresses silent for the verdict's lifetime are forgotten.
+        t.expire(40 + nat.ttl_ms - 1);
+        assert_eq!(t.reachability(&addr(5002)), Reachability::Reachable);
+        t.expire(40 + nat.ttl_ms);
+        assert_eq!(t.reachability(&addr(5002)), Reachability::Unchecked);
+    }
+
+    #[test]
+    fn with_the_nat_check_off_every_peer_is_listed_and_nothing_is_checked() {
+        let ih = [15u8; 20];
+        let mut off = Tracker::new(10, 1);
+        off.add_torrent(ih, Some(addr(4000)));
+        let mut on = nat_tracker(10, NatCheck::default(), ih);
+        assert_eq!(off.nat_check(), None);
+        assert_eq!(on.nat_check(), Some(NatCheck::default()));
+        for (now, (id, port)) in [(1, 5001), (2, 5002), (3, 5003)].into_iter().enumerate() {
+            let q = query(&ih, &[id; 20], port, "&left=10&compact=1");
+            off.handle(&q, LOCAL, now as u64);
+            on.handle(&q, LOCAL, now as u64);
+        }
+        assert!(off.to_check().is_empty());
+        assert_eq!(off.reachability(&addr(5001)), Reachability::Unchecked);
+        for a in on.to_check() {
+            on.set_reachable(a, true, 10);
+        }
+        // Once every peer passed, the answers are byte for byte those of the tracker without it.
+        for q in [
+            query(&ih, &[1; 20], 5001, "&left=10&compact=1"),
+            query(&ih, &[2; 20], 5002, "&left=0"),
+        ] {
+            assert_eq!(off.handle(&q, LOCAL, 20), on.handle(&q, LOCAL, 20));
+        }
+        // Without it, a new peer is listed from its first announce.
+        off.handle(&query(&ih, &[4; 20], 5004, "&compact=1"), LOCAL, 30);
+        assert_eq!(
+            compact_peers(&off.handle(&query(&ih, &[5; 20], 5005, "&compact=1"), LOCAL, 30)),
+            vec![addr(4000), addr(5004), addr(5001), addr(5002), addr(5003)]
+        );
+        let c = off.counters();
+        assert_eq!((c.nat_checks, c.nat_unreachable), (0, 0));
     }
 
     #[test]
