@@ -350,6 +350,8 @@ pub(crate) async fn publish(
     config.keep_segments = args.keep_segments;
     config.trackers = args.trackers;
     config.embedded_tracker = !args.no_embedded_tracker;
+    config.nat_check = !args.no_nat_check;
+    config.nat_check_timeout = std::time::Duration::from_secs_f64(args.nat_check_timeout);
     config.tracker_interval = args.tracker_interval;
     config.piece_length = args
         .piece_length
@@ -529,7 +531,111 @@ pub(crate) async fn demo(args: crate::DemoArgs, cancel: CancellationToken) -> Re
     Ok(())
 }
 
+/// A cap as `swarmcast lab` takes it in a list: a [`swarmcast_lab::plan::Limit`], or `none`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Cap(pub(crate) Option<swarmcast_lab::plan::Limit>);
+
+impl std::str::FromStr for Cap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "none" => Ok(Self(None)),
+            other => other.parse().map(|l| Self(Some(l))),
+        }
+    }
+}
+
+/// The network part of a sweep from `--net` and its flags.
+fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep>> {
+    use swarmcast_lab::plan::{NetMode, NetSweep};
+    let mode = match args.net {
+        crate::NetArg::Loopback => {
+            let given: Vec<&str> = [
+                ("--rtt", args.rtt.is_some()),
+                ("--jitter", args.jitter.is_some()),
+                ("--loss", args.loss.is_some()),
+                ("--nat", args.nat.is_some()),
+            ]
+            .iter()
+            .filter(|f| f.1)
+            .map(|f| f.0)
+            .collect();
+            if !given.is_empty() {
+                anyhow::bail!(
+                    "{} need --net emulated: on loopback there is no round trip, loss or NAT to set",
+                    given.join(", ")
+                );
+            }
+            if args.net_check {
+                anyhow::bail!("--net-check calibrates the emulated network: add --net emulated");
+            }
+            return Ok(None);
+        }
+        crate::NetArg::Emulated => NetMode::Emulated,
+        crate::NetArg::Plain => NetMode::Plain,
+    };
+    let d = NetSweep::default();
+    Ok(Some(NetSweep {
+        mode,
+        rtt_ms: args.rtt.clone().unwrap_or(d.rtt_ms),
+        jitter_ms: args.jitter.clone().unwrap_or(d.jitter_ms),
+        loss_pct: args.loss.clone().unwrap_or(d.loss_pct),
+        nat: args.nat.clone().unwrap_or(d.nat),
+        queue_ms: args.queue_ms,
+    }))
+}
+
+/// `swarmcast lab --net-check`: one calibration per combination of --rtt, --loss and
+/// --viewer-upload-limit (default 2x the bitrate); exits non-zero if a figure is out of
+/// tolerance.
+async fn net_check(spec: &swarmcast_lab::plan::SweepSpec, cancel: CancellationToken) -> Result<()> {
+    use swarmcast_netlab::calibrate::{self, CheckSpec};
+    let net = spec.net.clone().unwrap_or_default();
+    let caps: Vec<u64> = spec
+        .viewer_upload_limit
+        .iter()
+        .map(|l| {
+            l.unwrap_or(swarmcast_lab::plan::Limit::TimesBitrate(2.0))
+                .resolve(spec.bitrate)
+                .into()
+        })
+        .collect();
+    let mut all_ok = true;
+    for &rtt_ms in &net.rtt_ms {
+        for &loss_pct in &net.loss_pct {
+            for &cap in &caps {
+                if cancel.is_cancelled() {
+                    anyhow::bail!("interrupted");
+                }
+                let check = CheckSpec {
+                    rtt_ms,
+                    loss_pct,
+                    cap,
+                    queue_ms: net.queue_ms,
+                    ..CheckSpec::default()
+                };
+                eprintln!("net-check: rtt {rtt_ms} ms, loss {loss_pct}%, cap {cap} B/s");
+                let report = tokio::task::spawn_blocking(move || calibrate::run(check))
+                    .await
+                    .context("the calibration thread failed")??;
+                print!("{}", report.text());
+                println!("json: {}", swarmcast_lab::json(&report));
+                all_ok &= report.ok();
+            }
+        }
+    }
+    if !all_ok {
+        anyhow::bail!("the emulated network is out of tolerance (see above)");
+    }
+    Ok(())
+}
+
 pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Result<()> {
+    if args.cleanup {
+        let n = swarmcast_netlab::topo::cleanup_all()?;
+        eprintln!("lab: removed {n} network namespaces left by emulated runs");
+        return Ok(());
+    }
     use swarmcast_lab::plan::{self, JoinPattern, SweepSpec};
     let join = match args.join {
         crate::JoinArg::All => JoinPattern::All,
@@ -540,6 +646,7 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
             every_secs: args.join_every,
         },
     };
+    let net = lab_net(&args)?;
     let spec = SweepSpec {
         segment_secs: args.segment_secs,
         viewers: args.viewers,
@@ -549,12 +656,19 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
         bitrate: args.bitrate,
         duration_secs: args.duration,
         join,
-        publisher_upload_limit: args.publisher_upload_limit,
-        viewer_upload_limit: args.viewer_upload_limit,
-        viewer_download_limit: args.viewer_download_limit,
+        publisher_upload_limit: args.publisher_upload_limit.iter().map(|c| c.0).collect(),
+        viewer_upload_limit: args.viewer_upload_limit.iter().map(|c| c.0).collect(),
+        viewer_download_limit: args.viewer_download_limit.iter().map(|c| c.0).collect(),
         http_fallback: !args.no_http_fallback,
         side_by_side: !args.one_at_a_time,
+        net,
     };
+    if spec.net.is_some() {
+        swarmcast_netlab::topo::require_root()?;
+    }
+    if args.net_check {
+        return net_check(&spec, cancel).await;
+    }
     let plan = plan::plan(&spec)?;
     let estimate = plan.estimate();
     eprintln!(

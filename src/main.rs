@@ -55,7 +55,7 @@ enum Command {
     /// Measure what a new swarm every segment costs: sweeps of runs, each one publisher and N
     /// viewers as separate processes on loopback, the swarm against plain HTTP side by side;
     /// writes raw counters, summary.csv, summary.md and SVG plots to a results directory.
-    Lab(LabArgs),
+    Lab(Box<LabArgs>),
     /// Regenerate a lab results directory's summary.csv, summary.md and plots from its raw files.
     Report(ReportArgs),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
@@ -240,6 +240,14 @@ struct PublishArgs {
     /// Do not run the embedded tracker.
     #[arg(long, env = "SWARMCAST_NO_EMBEDDED_TRACKER")]
     no_embedded_tracker: bool,
+    /// List every announcing peer at once, without first checking that it can be reached by
+    /// connecting back (the NAT check: peers behind NAT, which nobody can dial, stay out of the
+    /// lists others dial).
+    #[arg(long, env = "SWARMCAST_NO_NAT_CHECK")]
+    no_nat_check: bool,
+    /// How long the tracker's connect-back check waits before calling a peer unreachable.
+    #[arg(long, env = "SWARMCAST_NAT_CHECK_TIMEOUT", default_value_t = 2.0, value_parser = commands::parse_secs)]
+    nat_check_timeout: f64,
     /// Tracker re-announce interval in seconds (at least 1).
     #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10)]
     tracker_interval: u64,
@@ -439,16 +447,63 @@ struct LabArgs {
     /// Seconds between joins (staggered) or between leave-and-joins (churn).
     #[arg(long, env = "SWARMCAST_JOIN_EVERY", default_value_t = 2.0, value_parser = commands::parse_secs)]
     join_every: f64,
-    /// The publisher's upload cap: bytes/s (k, M suffixes) or a multiple of the bitrate (`1.5x`).
-    /// At least 32768 bytes/s. Applies to the swarm and to HTTP alike.
-    #[arg(long, env = "SWARMCAST_PUBLISHER_UPLOAD_LIMIT")]
-    publisher_upload_limit: Option<swarmcast_lab::plan::Limit>,
-    /// Each viewer's upload cap (as --publisher-upload-limit).
-    #[arg(long, env = "SWARMCAST_VIEWER_UPLOAD_LIMIT")]
-    viewer_upload_limit: Option<swarmcast_lab::plan::Limit>,
-    /// Each viewer's download cap (as --publisher-upload-limit).
-    #[arg(long, env = "SWARMCAST_VIEWER_DOWNLOAD_LIMIT")]
-    viewer_download_limit: Option<swarmcast_lab::plan::Limit>,
+    /// The publisher's upload caps to sweep (comma-separated): bytes/s (k, M suffixes), a multiple
+    /// of the bitrate (`1.5x`), or `none`. At least 32768 bytes/s. Applies to the swarm and to
+    /// HTTP alike; on loopback the processes limit their payload, on an emulated network the
+    /// link limits wire bytes.
+    #[arg(
+        long,
+        env = "SWARMCAST_PUBLISHER_UPLOAD_LIMIT",
+        value_delimiter = ',',
+        default_value = "none"
+    )]
+    publisher_upload_limit: Vec<commands::Cap>,
+    /// Each viewer's upload caps to sweep (as --publisher-upload-limit).
+    #[arg(
+        long,
+        env = "SWARMCAST_VIEWER_UPLOAD_LIMIT",
+        value_delimiter = ',',
+        default_value = "none"
+    )]
+    viewer_upload_limit: Vec<commands::Cap>,
+    /// Each viewer's download caps to sweep (as --publisher-upload-limit).
+    #[arg(
+        long,
+        env = "SWARMCAST_VIEWER_DOWNLOAD_LIMIT",
+        value_delimiter = ',',
+        default_value = "none"
+    )]
+    viewer_download_limit: Vec<commands::Cap>,
+    /// Where nodes run: `loopback` (processes on 127.0.0.1), `emulated` (each node in its own
+    /// network namespace behind an emulated access link: caps, round trip, jitter, loss, NAT;
+    /// needs root), or `plain` (the same namespaces with plain kernel forwarding: the control).
+    #[arg(long, env = "SWARMCAST_NET", value_enum, default_value_t = NetArg::Loopback)]
+    net: NetArg,
+    /// Round-trip times to sweep, ms (comma-separated; half each way). Needs --net emulated.
+    #[arg(long, env = "SWARMCAST_RTT", value_delimiter = ',')]
+    rtt: Option<Vec<f64>>,
+    /// Jitter per direction to sweep, ms: each packet's delay varies uniformly by up to this
+    /// much, without reordering a path. Needs --net emulated.
+    #[arg(long, env = "SWARMCAST_JITTER", value_delimiter = ',')]
+    jitter: Option<Vec<f64>>,
+    /// Loss per direction to sweep, percent (end to end). Needs --net emulated.
+    #[arg(long, env = "SWARMCAST_LOSS", value_delimiter = ',')]
+    loss: Option<Vec<f64>>,
+    /// Shares of viewers behind NAT to sweep, 0 to 1 (each behind its own NAT: it can dial out,
+    /// nobody can dial in). Needs --net emulated (or plain).
+    #[arg(long, env = "SWARMCAST_NAT", value_delimiter = ',')]
+    nat: Option<Vec<f64>>,
+    /// The queue behind each emulated cap, ms at the cap's rate (drop-tail).
+    #[arg(long, env = "SWARMCAST_QUEUE_MS", default_value_t = swarmcast_lab::plan::DEFAULT_QUEUE_MS)]
+    queue_ms: f64,
+    /// Calibrate the emulated network instead of running a sweep: round trip, loss and
+    /// throughput between two emulated hosts, against what was asked (--rtt, --loss, and the
+    /// first --viewer-upload-limit as the cap).
+    #[arg(long)]
+    net_check: bool,
+    /// Remove every namespace (and its processes) that any emulated run left behind, and exit.
+    #[arg(long)]
+    cleanup: bool,
     /// Swarm viewers never fetch late segments over HTTP.
     #[arg(long, env = "SWARMCAST_NO_HTTP_FALLBACK")]
     no_http_fallback: bool,
@@ -464,6 +519,17 @@ struct LabArgs {
     /// Print the plan and its estimated time, and run nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+/// `--net`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum NetArg {
+    /// Every process on 127.0.0.1.
+    Loopback,
+    /// Network namespaces behind emulated links.
+    Emulated,
+    /// Network namespaces, plain forwarding (the control).
+    Plain,
 }
 
 /// `--join`.
@@ -556,7 +622,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
             Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
             Command::Demo(args) => commands::demo(args, cancel.clone()).await,
-            Command::Lab(args) => commands::lab(args, cancel.clone()).await,
+            Command::Lab(args) => commands::lab(*args, cancel.clone()).await,
             Command::Report(args) => commands::report(&args.dir),
         }
     });

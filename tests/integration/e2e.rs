@@ -1,6 +1,7 @@
 //! End-to-end tests with long-lived processes; nextest runs them one at a time.
 
 mod lab;
+mod netlab;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -10,10 +10,12 @@
 //!
 //! It is the one library that knows both the publisher and the viewer.
 
+pub mod netrun;
 pub mod plan;
 pub mod report;
 pub mod results;
 mod runner;
+pub mod sampler;
 
 pub use runner::{run_lab, LabConfig};
 
@@ -183,6 +185,11 @@ impl DemoReport {
         ));
         out
     }
+}
+
+/// One line of JSON for any record the lab writes (never fails for them: plain data).
+pub fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("\"unserialisable: {e}\""))
 }
 
 pub(crate) fn sorted(v: &[f64]) -> Vec<f64> {

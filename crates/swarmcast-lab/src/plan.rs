@@ -265,16 +265,89 @@ pub struct SweepSpec {
     pub duration_secs: Option<f64>,
     /// Join pattern.
     pub join: JoinPattern,
-    /// The publisher's upload cap.
-    pub publisher_upload_limit: Option<Limit>,
-    /// Each viewer's upload cap.
-    pub viewer_upload_limit: Option<Limit>,
-    /// Each viewer's download cap.
-    pub viewer_download_limit: Option<Limit>,
+    /// The publisher's upload caps to sweep (`None`: no cap).
+    pub publisher_upload_limit: Vec<Option<Limit>>,
+    /// Each viewer's upload caps to sweep.
+    pub viewer_upload_limit: Vec<Option<Limit>>,
+    /// Each viewer's download caps to sweep.
+    pub viewer_download_limit: Vec<Option<Limit>>,
     /// Swarm viewers may fetch late segments over HTTP.
     pub http_fallback: bool,
-    /// Run the transports of one configuration side by side (false: one run at a time).
+    /// Run the transports of one configuration side by side (false: one run at a time; always
+    /// false on an emulated network).
     pub side_by_side: bool,
+    /// Where the nodes run: loopback (`None`), or each in its own network namespace.
+    #[serde(default)]
+    pub net: Option<NetSweep>,
+}
+
+/// How nodes are connected, when not on loopback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetMode {
+    /// Namespaces, access links and paths emulated (caps, delay, jitter, loss), NAT.
+    Emulated,
+    /// The same namespaces and router with plain kernel forwarding and no emulator: the control
+    /// that measures the emulator's own cost (no caps, delay, jitter or loss; NAT allowed).
+    Plain,
+}
+
+/// The network parameters to sweep (every combination).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetSweep {
+    /// Emulated, or the plain control.
+    pub mode: NetMode,
+    /// Round-trip times between any two hosts, ms (half each way).
+    pub rtt_ms: Vec<f64>,
+    /// Jitter per direction, ms (uniform, never reordering a path).
+    pub jitter_ms: Vec<f64>,
+    /// Loss per direction, percent.
+    pub loss_pct: Vec<f64>,
+    /// Shares of viewers behind NAT, 0 to 1.
+    pub nat: Vec<f64>,
+    /// The queue behind each cap, as ms at the cap's rate.
+    pub queue_ms: f64,
+}
+
+impl Default for NetSweep {
+    fn default() -> Self {
+        Self {
+            mode: NetMode::Emulated,
+            rtt_ms: vec![0.0],
+            jitter_ms: vec![0.0],
+            loss_pct: vec![0.0],
+            nat: vec![0.0],
+            queue_ms: DEFAULT_QUEUE_MS,
+        }
+    }
+}
+
+/// The default queue behind an emulated cap, ms at the cap's rate.
+pub const DEFAULT_QUEUE_MS: f64 = 100.0;
+
+/// One run's network.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetPoint {
+    /// Emulated, or the plain control.
+    pub mode: NetMode,
+    /// Round trip, ms.
+    pub rtt_ms: f64,
+    /// Jitter per direction, ms.
+    pub jitter_ms: f64,
+    /// Loss per direction, percent.
+    pub loss_pct: f64,
+    /// Share of viewers behind NAT.
+    pub nat: f64,
+    /// Queue behind each cap, ms.
+    pub queue_ms: f64,
+}
+
+impl NetPoint {
+    /// Whether viewer `i` of `n` sits behind NAT: the share is spread evenly over the joining
+    /// order (viewer i is behind NAT when ⌊(i+1)·share⌋ > ⌊i·share⌋).
+    pub fn behind_nat(&self, i: usize) -> bool {
+        ((i + 1) as f64 * self.nat + 1e-9).floor() > (i as f64 * self.nat + 1e-9).floor()
+    }
 }
 
 impl Default for SweepSpec {
@@ -290,11 +363,12 @@ impl Default for SweepSpec {
             bitrate: 1_000_000,
             duration_secs: None,
             join: JoinPattern::All,
-            publisher_upload_limit: None,
-            viewer_upload_limit: None,
-            viewer_download_limit: None,
+            publisher_upload_limit: vec![None],
+            viewer_upload_limit: vec![None],
+            viewer_download_limit: vec![None],
             http_fallback: true,
             side_by_side: true,
+            net: None,
         }
     }
 }
@@ -331,6 +405,10 @@ pub struct RunSpec {
     pub viewer_download_limit: Option<u32>,
     /// HTTP fallback allowed (swarm runs).
     pub http_fallback: bool,
+    /// The emulated network, if the run is not on loopback (caps then apply on the links, to wire
+    /// bytes, instead of in the processes).
+    #[serde(default)]
+    pub net: Option<NetPoint>,
 }
 
 impl RunSpec {
@@ -381,7 +459,11 @@ impl RunSpec {
     /// Estimated wall time: the media, the playout delay (at most a segment, in practice about a
     /// second) and process start and stop. Staggered and churning viewers join while it runs.
     pub fn estimate(&self) -> Duration {
-        Duration::from_secs_f64(self.duration_secs + self.segment_secs.min(2.0) + 6.0)
+        // Building and removing namespaces: about 50 ms a host.
+        let net = self
+            .net
+            .map_or(0.0, |_| 4.0 + 0.05 * self.viewer_processes() as f64);
+        Duration::from_secs_f64(self.duration_secs + self.segment_secs.min(2.0) + 6.0 + net)
     }
 }
 
@@ -508,9 +590,18 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
             other => Ok(other),
         }
     };
-    let publisher_upload_limit = limit("publisher-upload-limit", spec.publisher_upload_limit)?;
-    let viewer_upload_limit = limit("viewer-upload-limit", spec.viewer_upload_limit)?;
-    let viewer_download_limit = limit("viewer-download-limit", spec.viewer_download_limit)?;
+    let limits = |field, ls: &[Option<Limit>]| -> Result<Vec<(Option<u32>, String)>, PlanError> {
+        if ls.is_empty() {
+            return Err(PlanError::Empty(field));
+        }
+        ls.iter()
+            .map(|&l| Ok((limit(field, l)?, limit_tag(l))))
+            .collect()
+    };
+    let publisher_upload_limit = limits("publisher-upload-limit", &spec.publisher_upload_limit)?;
+    let viewer_upload_limit = limits("viewer-upload-limit", &spec.viewer_upload_limit)?;
+    let viewer_download_limit = limits("viewer-download-limit", &spec.viewer_download_limit)?;
+    let nets = net_points(spec)?;
     let mut transports = spec.transports.clone();
     transports.sort();
     transports.dedup();
@@ -524,6 +615,28 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
             Transport::Http => vec![(t, Variant::default())],
         })
         .collect();
+    // Every combination of caps and network, each named in run ids where its list has more than
+    // one value.
+    let tag = |name: &str, many: bool, value: &str| match many {
+        true => format!("-{name}{value}"),
+        false => String::new(),
+    };
+    let mut conditions = Vec::new();
+    for pu in &publisher_upload_limit {
+        for vu in &viewer_upload_limit {
+            for vd in &viewer_download_limit {
+                for (net, net_tag) in &nets {
+                    let id = tag("pu", publisher_upload_limit.len() > 1, &pu.1)
+                        + &tag("vu", viewer_upload_limit.len() > 1, &vu.1)
+                        + &tag("vd", viewer_download_limit.len() > 1, &vd.1)
+                        + net_tag;
+                    conditions.push((pu.0, vu.0, vd.0, *net, id));
+                }
+            }
+        }
+    }
+    // Emulated runs never share the machine.
+    let side_by_side = spec.side_by_side && spec.net.is_none();
 
     let mut runs = Vec::new();
     let mut group = 0;
@@ -532,38 +645,53 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
             .duration_secs
             .unwrap_or_else(|| (5.0 * segment_secs).max(60.0));
         for &viewers in &spec.viewers {
-            for repeat in 1..=spec.repeats {
-                for (i, (transport, variant)) in kinds.iter().enumerate() {
-                    if i > 0 && !spec.side_by_side {
-                        group += 1;
+            for (pu, vu, vd, net, condition) in &conditions {
+                for repeat in 1..=spec.repeats {
+                    for (i, (transport, variant)) in kinds.iter().enumerate() {
+                        if i > 0 && !side_by_side {
+                            group += 1;
+                        }
+                        let run = RunSpec {
+                            id: format!(
+                                "s{:03}{}-n{viewers:03}{condition}-{}{}-r{repeat}",
+                                segment_secs.trunc() as u64,
+                                frac_suffix(segment_secs),
+                                transport.as_str(),
+                                match variant.is_default() {
+                                    true => String::new(),
+                                    false => format!("-{}", variant.as_str()),
+                                }
+                            ),
+                            group,
+                            segment_secs,
+                            viewers,
+                            transport: *transport,
+                            variant: variant.clone(),
+                            repeat,
+                            duration_secs,
+                            bitrate: spec.bitrate,
+                            join: spec.join,
+                            publisher_upload_limit: *pu,
+                            viewer_upload_limit: *vu,
+                            viewer_download_limit: *vd,
+                            http_fallback: spec.http_fallback,
+                            net: *net,
+                        };
+                        if net.is_some() && 1 + run.viewer_processes() > MAX_EMULATED_HOSTS {
+                            return Err(range(
+                                "viewers",
+                                viewers,
+                                format!(
+                                    "at most {} viewer processes on an emulated network (joins \
+                                     and churn included)",
+                                    MAX_EMULATED_HOSTS - 1
+                                ),
+                            ));
+                        }
+                        runs.push(run);
                     }
-                    runs.push(RunSpec {
-                        id: format!(
-                            "s{:03}{}-n{viewers:03}-{}{}-r{repeat}",
-                            segment_secs.trunc() as u64,
-                            frac_suffix(segment_secs),
-                            transport.as_str(),
-                            match variant.is_default() {
-                                true => String::new(),
-                                false => format!("-{}", variant.as_str()),
-                            }
-                        ),
-                        group,
-                        segment_secs,
-                        viewers,
-                        transport: *transport,
-                        variant: variant.clone(),
-                        repeat,
-                        duration_secs,
-                        bitrate: spec.bitrate,
-                        join: spec.join,
-                        publisher_upload_limit,
-                        viewer_upload_limit,
-                        viewer_download_limit,
-                        http_fallback: spec.http_fallback,
-                    });
+                    group += 1;
                 }
-                group += 1;
             }
         }
     }
@@ -571,6 +699,106 @@ pub fn plan(spec: &SweepSpec) -> Result<Plan, PlanError> {
         spec: spec.clone(),
         runs,
     })
+}
+
+/// Most hosts of an emulated network (the publisher included).
+pub const MAX_EMULATED_HOSTS: usize = 250;
+
+/// `none`, `1.5x` or bytes per second: a cap as run ids name it.
+fn limit_tag(l: Option<Limit>) -> String {
+    match l {
+        None => "none".into(),
+        Some(Limit::TimesBitrate(x)) => format!("{x}x"),
+        Some(Limit::BytesPerSec(b)) => b.to_string(),
+    }
+}
+
+/// The network points of a sweep (one `None` on loopback), each with its run-id suffix.
+fn net_points(spec: &SweepSpec) -> Result<Vec<(Option<NetPoint>, String)>, PlanError> {
+    let Some(n) = &spec.net else {
+        return Ok(vec![(None, String::new())]);
+    };
+    for (field, list) in [
+        ("rtt", &n.rtt_ms),
+        ("jitter", &n.jitter_ms),
+        ("loss", &n.loss_pct),
+        ("nat", &n.nat),
+    ] {
+        if list.is_empty() {
+            return Err(PlanError::Empty(field));
+        }
+    }
+    let check = |field, v: f64, lo: f64, hi: f64, what: &str| {
+        if v.is_finite() && (lo..=hi).contains(&v) {
+            Ok(())
+        } else {
+            Err(range(field, v, what))
+        }
+    };
+    for &v in &n.rtt_ms {
+        check("rtt", v, 0.0, 2000.0, "from 0 to 2000 ms")?;
+    }
+    for &v in &n.jitter_ms {
+        check("jitter", v, 0.0, 500.0, "from 0 to 500 ms")?;
+    }
+    for &v in &n.loss_pct {
+        check("loss", v, 0.0, 50.0, "from 0 to 50 percent")?;
+    }
+    for &v in &n.nat {
+        check("nat", v, 0.0, 1.0, "a share from 0 to 1")?;
+    }
+    check("queue-ms", n.queue_ms, 1.0, 10_000.0, "from 1 to 10000 ms")?;
+    if n.mode == NetMode::Plain {
+        let shaped = n
+            .rtt_ms
+            .iter()
+            .chain(&n.jitter_ms)
+            .chain(&n.loss_pct)
+            .any(|&v| v != 0.0)
+            || [
+                &spec.publisher_upload_limit,
+                &spec.viewer_upload_limit,
+                &spec.viewer_download_limit,
+            ]
+            .iter()
+            .any(|l| l.iter().any(Option::is_some));
+        if shaped {
+            return Err(range(
+                "net",
+                "plain",
+                "the plain network has no emulator: caps, --rtt, --jitter and --loss need --net emulated",
+            ));
+        }
+    }
+    let fmt = |v: f64| format!("{v}");
+    let mut out = Vec::new();
+    for &rtt_ms in &n.rtt_ms {
+        for &jitter_ms in &n.jitter_ms {
+            for &loss_pct in &n.loss_pct {
+                for &nat in &n.nat {
+                    let tag = |name: &str, list: &[f64], v: f64| match list.len() > 1 {
+                        true => format!("-{name}{}", fmt(v)),
+                        false => String::new(),
+                    };
+                    out.push((
+                        Some(NetPoint {
+                            mode: n.mode,
+                            rtt_ms,
+                            jitter_ms,
+                            loss_pct,
+                            nat,
+                            queue_ms: n.queue_ms,
+                        }),
+                        tag("rtt", &n.rtt_ms, rtt_ms)
+                            + &tag("j", &n.jitter_ms, jitter_ms)
+                            + &tag("l", &n.loss_pct, loss_pct)
+                            + &tag("nat", &n.nat, nat),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `p5` for 2.5 s segments, so ids stay unique and sortable.
@@ -586,6 +814,94 @@ fn frac_suffix(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_emulated_sweep_names_each_varied_factor_and_runs_one_at_a_time() {
+        let spec = SweepSpec {
+            segment_secs: vec![2.0],
+            viewers: vec![20],
+            viewer_upload_limit: vec![Some(Limit::TimesBitrate(2.0)), None],
+            net: Some(NetSweep {
+                rtt_ms: vec![50.0, 150.0],
+                nat: vec![0.6],
+                ..NetSweep::default()
+            }),
+            ..SweepSpec::default()
+        };
+        let p = plan(&spec).unwrap();
+        let ids: Vec<&str> = p.runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "s002-n020-vu2x-rtt50-swarm-r1",
+                "s002-n020-vu2x-rtt50-http-r1",
+                "s002-n020-vu2x-rtt150-swarm-r1",
+                "s002-n020-vu2x-rtt150-http-r1",
+                "s002-n020-vunone-rtt50-swarm-r1",
+                "s002-n020-vunone-rtt50-http-r1",
+                "s002-n020-vunone-rtt150-swarm-r1",
+                "s002-n020-vunone-rtt150-http-r1",
+            ]
+        );
+        // Side by side is off: every run is a group of its own.
+        assert_eq!(p.groups().len(), p.runs.len());
+        let r = &p.runs[2];
+        assert_eq!(r.viewer_upload_limit, Some(250_000));
+        let net = r.net.unwrap();
+        assert_eq!(
+            (net.rtt_ms, net.nat, net.mode),
+            (150.0, 0.6, NetMode::Emulated)
+        );
+        // 60% of 20 viewers: 12, spread over the joining order.
+        let behind: Vec<usize> = (0..20).filter(|&i| net.behind_nat(i)).collect();
+        assert_eq!(behind.len(), 12);
+        assert!(behind.contains(&0) || behind.contains(&1));
+        assert!(behind.contains(&19));
+        // A run file of a loopback run, written before networks existed, still reads.
+        let mut old = serde_json::to_value(&p.runs[0]).unwrap();
+        old.as_object_mut().unwrap().remove("net");
+        let back: RunSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(back.net, None);
+    }
+
+    #[test]
+    fn network_flags_are_checked() {
+        let with = |net: NetSweep| SweepSpec {
+            net: Some(net),
+            ..SweepSpec::default()
+        };
+        let err = |s: SweepSpec| plan(&s).unwrap_err().to_string();
+        assert!(err(with(NetSweep {
+            loss_pct: vec![120.0],
+            ..NetSweep::default()
+        }))
+        .contains("--loss 120: from 0 to 50 percent"));
+        assert!(err(with(NetSweep {
+            nat: vec![],
+            ..NetSweep::default()
+        }))
+        .contains("--nat is empty"));
+        let plain = NetSweep {
+            mode: NetMode::Plain,
+            rtt_ms: vec![50.0],
+            ..NetSweep::default()
+        };
+        assert!(err(with(plain)).contains("need --net emulated"));
+        let mut capped = with(NetSweep {
+            mode: NetMode::Plain,
+            ..NetSweep::default()
+        });
+        capped.publisher_upload_limit = vec![Some(Limit::TimesBitrate(1.5))];
+        assert!(err(capped).contains("need --net emulated"));
+        let big = SweepSpec {
+            viewers: vec![200],
+            join: JoinPattern::Churn { every_secs: 1.0 },
+            duration_secs: Some(60.0),
+            net: Some(NetSweep::default()),
+            ..SweepSpec::default()
+        };
+        assert!(err(big).contains("at most 249 viewer processes"));
+    }
 
     #[test]
     fn variants_name_the_librqbit_changes_they_turn_off() {
@@ -722,7 +1038,7 @@ mod tests {
         assert!("0x".parse::<Limit>().is_err());
         assert!("fast".parse::<Limit>().is_err());
         let spec = SweepSpec {
-            publisher_upload_limit: Some(Limit::TimesBitrate(0.2)),
+            publisher_upload_limit: vec![Some(Limit::TimesBitrate(0.2))],
             ..SweepSpec::default()
         };
         let err = plan(&spec).unwrap_err().to_string();
@@ -732,8 +1048,8 @@ mod tests {
         );
         assert!(err.contains("at least 32768"), "{err}");
         let spec = SweepSpec {
-            publisher_upload_limit: Some(Limit::TimesBitrate(1.5)),
-            viewer_download_limit: Some(Limit::BytesPerSec(40_000)),
+            publisher_upload_limit: vec![Some(Limit::TimesBitrate(1.5))],
+            viewer_download_limit: vec![Some(Limit::BytesPerSec(40_000))],
             ..SweepSpec::default()
         };
         let p = plan(&spec).unwrap();

@@ -4,6 +4,12 @@
 //! configuration was measured with several librqbit variants). [`write_report`] regenerates all
 //! of them from a results directory's raw files alone; its output depends on nothing else (no
 //! clock, no host name), so running it twice gives the same bytes.
+//!
+//! Runs are grouped by configuration: segment length, audience, caps and network point (so runs
+//! at different RTTs or caps are never averaged together). Columns only some results have appear
+//! only when a run has the figure (failed dials, viewer caps, the network figures, the machine's
+//! idle CPU), so older results regenerate byte for byte; a run whose machine was saturated is
+//! marked in every table it appears in.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +21,10 @@ use plotters::style::text_anchor;
 
 use crate::plan::Transport;
 use crate::results::{io_err, load_results, summarize, ResultsError, RunSummary};
+
+mod groups;
+
+use self::groups::{caps_label, condition, mark_saturated, net_label, Condition, Table, Varies};
 
 /// The files a report writes, relative to the results directory.
 pub const SUMMARY_CSV: &str = "summary.csv";
@@ -81,12 +91,25 @@ fn cell(v: f64, digits: usize) -> String {
 }
 
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
-/// The `failed_dials_per_segment` column is there only when a run has the figure, so results
-/// recorded before it keep their CSV byte for byte.
+/// Columns some runs lack are there only when a run has the figure, so results recorded before
+/// them keep their CSV byte for byte: `failed_dials_per_segment`; the viewers' caps
+/// (`viewer_upload_cap`, `viewer_download_cap`, after `publisher_cap`) when a run has one; the
+/// network figures (`net` to `emulator_cpu_share`) when a run was on a network; the machine's CPU
+/// (`idle_mean`, `saturated`) when a run recorded it.
 pub fn csv(runs: &[RunSummary]) -> String {
     let dials = runs.iter().any(|r| !r.failed_dials_per_segment.is_nan());
-    let mut out = String::from(
-        "id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,segments,segment_bytes,\
+    let viewer_caps = runs
+        .iter()
+        .any(|r| r.viewer_upload_cap > 0 || r.viewer_download_cap > 0);
+    let net = runs.iter().any(|r| r.net.is_some());
+    let cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
+    let mut out =
+        String::from("id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,");
+    if viewer_caps {
+        out.push_str("viewer_upload_cap,viewer_download_cap,");
+    }
+    out.push_str(
+        "segments,segment_bytes,\
          played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
          setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
          fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
@@ -95,17 +118,64 @@ pub fn csv(runs: &[RunSummary]) -> String {
     if dials {
         out.push_str("failed_dials_per_segment,");
     }
+    if net {
+        out.push_str(
+            "net,publisher_wire_per_byte,publisher_payload_per_byte,publisher_control_per_byte,\
+             publisher_tcpip_per_byte,control_bytes_per_viewer_segment,viewer_overhead_share,\
+             viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,",
+        );
+    }
+    if cpu {
+        out.push_str("idle_mean,saturated,");
+    }
     out.push_str("consistent,failed_checks\n");
     for r in runs {
         let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-        let dials = if dials {
-            format!("{},", num(r.failed_dials_per_segment, 2))
+        let caps = if viewer_caps {
+            format!(
+                "{},{},{}",
+                r.publisher_cap, r.viewer_upload_cap, r.viewer_download_cap
+            )
         } else {
-            String::new()
+            r.publisher_cap.to_string()
         };
+        let mut extra = String::new();
+        if dials {
+            let _ = write!(extra, "{},", num(r.failed_dials_per_segment, 2));
+        }
+        if net {
+            let _ = write!(
+                extra,
+                "{},{},{},{},{},{},{},{},{},{},",
+                r.net
+                    .as_deref()
+                    .map_or(String::new(), |n| format!("\"{n}\"")),
+                num(r.publisher_wire_per_byte, 4),
+                num(r.publisher_payload_per_byte, 4),
+                num(r.publisher_control_per_byte, 4),
+                num(r.publisher_tcpip_per_byte, 4),
+                num(r.control_bytes_per_viewer_segment, 0),
+                num(r.viewer_overhead_share, 4),
+                num(r.viewer_tcpip_share, 4),
+                num(r.tcp_rtt_median_ms, 1),
+                num(r.emulator_cpu_share, 4),
+            );
+        }
+        if cpu {
+            let _ = write!(
+                extra,
+                "{},{},",
+                num(r.idle_mean, 4),
+                if r.idle_mean.is_nan() {
+                    String::new()
+                } else {
+                    r.saturated.to_string()
+                }
+            );
+        }
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{dials}{},\"{}\"",
+            "{},{},{},{},{},{},{},{caps},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{extra}{},\"{}\"",
             r.id,
             r.kind,
             r.segment_secs,
@@ -113,7 +183,6 @@ pub fn csv(runs: &[RunSummary]) -> String {
             r.repeat,
             r.join,
             r.bitrate,
-            r.publisher_cap,
             r.segments,
             num(r.segment_bytes, 0),
             r.played,
@@ -145,18 +214,14 @@ pub fn csv(runs: &[RunSummary]) -> String {
     out
 }
 
-type ConfigKey = (u64, usize, String); // segment ms, viewers, kind
+/// A configuration ([`Condition`]) and the run kind.
+type ConfigKey = (Condition, String);
 
+/// Runs by configuration and kind (the rows of the tables).
 fn by_config(runs: &[RunSummary]) -> BTreeMap<ConfigKey, Vec<&RunSummary>> {
     let mut m: BTreeMap<ConfigKey, Vec<&RunSummary>> = BTreeMap::new();
     for r in runs {
-        m.entry((
-            (r.segment_secs * 1000.0).round() as u64,
-            r.viewers,
-            r.kind.clone(),
-        ))
-        .or_default()
-        .push(r);
+        m.entry((condition(r), r.kind.clone())).or_default().push(r);
     }
     m
 }
@@ -202,10 +267,24 @@ fn pct(s: String) -> String {
     }
 }
 
+/// What the network columns mean (written under the introduction when a run was on a network).
+const NET_NOTE: &str = "On a network: pub wire / seg byte is the IP bytes the publisher's \
+hosts (the publisher, trackers, mirrors) sent / bytes of the segments fetched, the sum of payload \
+(publisher copies), control (manifests, tracker answers, BitTorrent messages other than piece data, \
+HTTP headers) and TCP/IP (headers and retransmitted payload); control / viewer / seg is a viewer's \
+new payload on the wire, sent and received, less the payload it received and uploaded, in bytes \
+per segment played; viewer overhead is the viewers' control / their new payload on the wire; \
+TCP/IP share is the viewers' TCP/IP bytes / their IP bytes; TCP rtt is the median smoothed RTT \
+of the connections sampled; emulator cpu is its thread's CPU time / wall time; idle is the \
+machine's mean idle CPU.";
+
 /// The Markdown report.
 pub fn markdown(runs: &[RunSummary]) -> String {
     let mut out = String::new();
     let groups = by_config(runs);
+    let varies = Varies::of(runs);
+    let any_net = runs.iter().any(|r| r.net.is_some());
+    let any_cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
     let joins: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.join.as_str()).collect();
     let caps: std::collections::BTreeSet<u32> = runs.iter().map(|r| r.publisher_cap).collect();
     let bitrates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.bitrate).collect();
@@ -225,18 +304,102 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             format!("{c} B/s")
         }))
     );
-    out.push_str(
-        "| segment s | viewers | transport | runs | publisher copies | copies / viewer | from peers | fetched / needed | setup median | setup p95 | setup / segment | complete median | stalls | stall ms | skips | missed | fallbacks | failed dials / seg | startup | behind live | consistent |\n",
-    );
-    out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
-    for ((seg_ms, n, t), rs) in &groups {
-        let consistent = rs.iter().filter(|r| r.consistent()).count();
+    if any_net {
+        let _ = writeln!(out, "{NET_NOTE}\n");
+    } else if any_cpu {
+        let _ = writeln!(out, "idle is the machine's mean idle CPU.\n");
+    }
+    let saturated: Vec<&RunSummary> = runs.iter().filter(|r| r.saturated).collect();
+    if !saturated.is_empty() {
         let _ = writeln!(
             out,
-            "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
-            *seg_ms as f64 / 1000.0,
-            t,
-            rs.len(),
+            "⚠ The machine was saturated (under 10% idle CPU on average, or under 5% for more than \
+             a quarter of the run) during {} of {} runs: {}. Their figures measure the machine, not \
+             the protocol; their rows are marked ⚠ saturated.\n",
+            saturated.len(),
+            runs.len(),
+            list(saturated.iter().map(|r| format!("`{}`", r.id)))
+        );
+    }
+
+    // The columns every table has before its figures: what names the configuration.
+    let condition_cols = |t: &mut Table| {
+        t.num("segment s");
+        t.num("viewers");
+    };
+    let condition_extra_cols = |t: &mut Table| {
+        if varies.caps {
+            t.text("caps");
+        }
+        if any_net {
+            t.text("network");
+        }
+    };
+    let condition_extra = |r: &RunSummary| -> Vec<String> {
+        let mut cells = Vec::new();
+        if varies.caps {
+            cells.push(caps_label(condition(r).caps));
+        }
+        if any_net {
+            cells.push(net_label(r).to_owned());
+        }
+        cells
+    };
+
+    let mut t = Table::default();
+    condition_cols(&mut t);
+    t.text("transport");
+    condition_extra_cols(&mut t);
+    for c in [
+        "runs",
+        "publisher copies",
+        "copies / viewer",
+        "from peers",
+        "fetched / needed",
+        "setup median",
+        "setup p95",
+        "setup / segment",
+        "complete median",
+        "stalls",
+        "stall ms",
+        "skips",
+        "missed",
+        "fallbacks",
+        "failed dials / seg",
+        "startup",
+        "behind live",
+    ] {
+        t.num(c);
+    }
+    if any_net {
+        for c in [
+            "pub wire / seg byte",
+            "payload",
+            "control",
+            "TCP/IP",
+            "control / viewer / seg",
+            "viewer overhead",
+            "TCP/IP share",
+            "TCP rtt",
+            "emulator cpu",
+        ] {
+            t.num(c);
+        }
+    }
+    if any_cpu {
+        t.num("idle");
+    }
+    t.text("consistent");
+    for ((c, kind), rs) in &groups {
+        let consistent = rs.iter().filter(|r| r.consistent()).count();
+        let mut cells = vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), rs),
+            c.viewers.to_string(),
+            kind.clone(),
+        ];
+        cells.extend(condition_extra(rs[0]));
+        cells.extend([
+            rs.len().to_string(),
             spread(rs, |r| r.publisher_copies, 2),
             spread(rs, |r| r.publisher_per_viewer, 2),
             pct(spread(rs, |r| 100.0 * r.peer_share, 1)),
@@ -253,51 +416,101 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             spread(rs, |r| r.failed_dials_per_segment, 2),
             spread(rs, |r| r.startup_median_ms, 0),
             spread(rs, |r| r.behind_live_median_ms, 0),
-            consistent,
-            rs.len()
-        );
+        ]);
+        if any_net {
+            cells.extend([
+                spread(rs, |r| r.publisher_wire_per_byte, 3),
+                spread(rs, |r| r.publisher_payload_per_byte, 3),
+                spread(rs, |r| r.publisher_control_per_byte, 3),
+                spread(rs, |r| r.publisher_tcpip_per_byte, 3),
+                spread(rs, |r| r.control_bytes_per_viewer_segment, 0),
+                pct(spread(rs, |r| 100.0 * r.viewer_overhead_share, 2)),
+                pct(spread(rs, |r| 100.0 * r.viewer_tcpip_share, 1)),
+                spread(rs, |r| r.tcp_rtt_median_ms, 1),
+                pct(spread(rs, |r| 100.0 * r.emulator_cpu_share, 1)),
+            ]);
+        }
+        if any_cpu {
+            cells.push(pct(spread(rs, |r| 100.0 * r.idle_mean, 1)));
+        }
+        cells.push(format!("{consistent}/{}", rs.len()));
+        t.row(cells);
     }
+    out.push_str(&t.render());
 
     // Swarm beside HTTP, per configuration that has both.
-    let mut pairs = String::new();
-    for ((seg_ms, n, t), swarm) in &groups {
-        if t != "swarm" {
+    let mut pairs = Table::default();
+    condition_cols(&mut pairs);
+    condition_extra_cols(&mut pairs);
+    for c in [
+        "publisher copies, swarm",
+        "publisher copies, HTTP",
+        "publisher bytes swarm / HTTP",
+        "complete median ms, swarm / HTTP",
+        "stalls, swarm / HTTP",
+    ] {
+        pairs.num(c);
+    }
+    for ((c, kind), swarm) in &groups {
+        if kind != "swarm" {
             continue;
         }
-        let Some(http) = groups.get(&(*seg_ms, *n, "http".to_owned())) else {
+        let Some(http) = groups.get(&(c.clone(), "http".to_owned())) else {
             continue;
         };
-        let _ = writeln!(
-            pairs,
-            "| {} | {n} | {} | {} | {} | {} / {} | {} / {} |",
-            *seg_ms as f64 / 1000.0,
+        let both: Vec<&RunSummary> = swarm.iter().chain(http).copied().collect();
+        let mut cells = vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), &both),
+            c.viewers.to_string(),
+        ];
+        cells.extend(condition_extra(swarm[0]));
+        cells.extend([
             cell(mean(swarm, |r| r.publisher_copies), 2),
             cell(mean(http, |r| r.publisher_copies), 2),
             cell(
                 mean(swarm, |r| r.publisher_bytes as f64)
                     / mean(http, |r| r.publisher_bytes as f64),
-                2
+                2,
             ),
-            cell(mean(swarm, |r| r.complete_median_ms), 0),
-            cell(mean(http, |r| r.complete_median_ms), 0),
-            cell(mean(swarm, |r| r.stalls as f64), 1),
-            cell(mean(http, |r| r.stalls as f64), 1),
-        );
+            format!(
+                "{} / {}",
+                cell(mean(swarm, |r| r.complete_median_ms), 0),
+                cell(mean(http, |r| r.complete_median_ms), 0)
+            ),
+            format!(
+                "{} / {}",
+                cell(mean(swarm, |r| r.stalls as f64), 1),
+                cell(mean(http, |r| r.stalls as f64), 1)
+            ),
+        ]);
+        pairs.row(cells);
     }
     if !pairs.is_empty() {
         out.push_str("\n## Swarm against HTTP\n\n");
-        out.push_str("| segment s | viewers | publisher copies, swarm | publisher copies, HTTP | publisher bytes swarm / HTTP | complete median ms, swarm / HTTP | stalls, swarm / HTTP |\n");
-        out.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
-        out.push_str(&pairs);
+        out.push_str(&pairs.render());
     }
 
     // Each variant of the librqbit patch series beside the patched swarm (on against off).
-    let mut variants = String::new();
-    for ((seg_ms, n, t), off) in &groups {
-        let Some(variant) = t.strip_prefix("swarm-") else {
+    let mut variants = Table::default();
+    condition_cols(&mut variants);
+    condition_extra_cols(&mut variants);
+    variants.text("variant");
+    for c in [
+        "publisher copies",
+        "from peers %",
+        "fetched / needed",
+        "setup median ms",
+        "stalls",
+        "missed",
+        "failed dials / segment",
+    ] {
+        variants.num(c);
+    }
+    for ((c, kind), off) in &groups {
+        let Some(variant) = kind.strip_prefix("swarm-") else {
             continue;
         };
-        let Some(on) = groups.get(&(*seg_ms, *n, "swarm".to_owned())) else {
+        let Some(on) = groups.get(&(c.clone(), "swarm".to_owned())) else {
             continue;
         };
         let pair = |f: fn(&RunSummary) -> f64, digits: usize| {
@@ -307,10 +520,14 @@ pub fn markdown(runs: &[RunSummary]) -> String {
                 cell(mean(off, f), digits)
             )
         };
-        let _ = writeln!(
-            variants,
-            "| {} | {n} | {variant} | {} | {} | {} | {} | {} | {} | {} |",
-            *seg_ms as f64 / 1000.0,
+        let both: Vec<&RunSummary> = on.iter().chain(off).copied().collect();
+        let mut cells = vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), &both),
+            c.viewers.to_string(),
+        ];
+        cells.extend(condition_extra(on[0]));
+        cells.extend([
+            variant.to_owned(),
             pair(|r| r.publisher_copies, 2),
             pair(|r| 100.0 * r.peer_share, 1),
             pair(|r| r.duplicate_ratio, 3),
@@ -318,28 +535,24 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             pair(|r| r.stalls as f64, 1),
             pair(|r| r.missed as f64, 1),
             pair(|r| r.failed_dials_per_segment, 2),
-        );
+        ]);
+        variants.row(cells);
     }
     if !variants.is_empty() {
         out.push_str("\n## librqbit changes: patched against the variant\n\n");
-        out.push_str("| segment s | viewers | variant | publisher copies | from peers % | fetched / needed | setup median ms | stalls | missed | failed dials / segment |\n");
-        out.push_str("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n");
-        out.push_str(&variants);
+        out.push_str(&variants.render());
     }
 
     out.push_str("\n## Consistency\n\n");
-    let checks = runs.first().map_or(0, |r| r.checks.len());
+    consistency(&mut out, runs);
+    out
+}
+
+/// The consistency section: the checks every run passed, or each failure. Runs on a network have
+/// more checks than runs on loopback; a check only some runs have says how many.
+fn consistency(out: &mut String, runs: &[RunSummary]) {
     let failed: Vec<&RunSummary> = runs.iter().filter(|r| !r.consistent()).collect();
-    if failed.is_empty() {
-        let _ = writeln!(out, "All {} runs pass all {checks} checks:\n", runs.len());
-        for c in runs
-            .first()
-            .map(|r| r.checks.as_slice())
-            .unwrap_or_default()
-        {
-            let _ = writeln!(out, "- {}", c.name);
-        }
-    } else {
+    if !failed.is_empty() {
         let _ = writeln!(
             out,
             "{} of {} runs fail a check:\n",
@@ -351,8 +564,43 @@ pub fn markdown(runs: &[RunSummary]) -> String {
                 let _ = writeln!(out, "- `{}`: {}: {}", r.id, c.name, c.detail);
             }
         }
+        return;
     }
-    out
+    // Every check's name in the order runs list them, with the runs that have it.
+    let mut names: Vec<(&str, usize)> = Vec::new();
+    for c in runs.iter().flat_map(|r| &r.checks) {
+        match names.iter_mut().find(|(n, _)| *n == c.name) {
+            Some((_, k)) => *k += 1,
+            None => names.push((c.name, 1)),
+        }
+    }
+    let counts: std::collections::BTreeSet<usize> = runs.iter().map(|r| r.checks.len()).collect();
+    if counts.len() <= 1 {
+        let checks = runs.first().map_or(0, |r| r.checks.len());
+        let _ = writeln!(out, "All {} runs pass all {checks} checks:\n", runs.len());
+        for c in runs
+            .first()
+            .map(|r| r.checks.as_slice())
+            .unwrap_or_default()
+        {
+            let _ = writeln!(out, "- {}", c.name);
+        }
+        return;
+    }
+    let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
+    let _ = writeln!(
+        out,
+        "All {} runs pass all their checks ({} each):\n",
+        runs.len(),
+        counts.join(" or ")
+    );
+    for (name, k) in names {
+        if k == runs.len() {
+            let _ = writeln!(out, "- {name}");
+        } else {
+            let _ = writeln!(out, "- {name} ({k} of {} runs)", runs.len());
+        }
+    }
 }
 
 fn list(items: impl Iterator<Item = String>) -> String {
@@ -491,27 +739,27 @@ fn draw(dir: &Path, chart: &Chart<'_>, series: &[Series]) -> Result<PathBuf, Res
     Ok(path)
 }
 
-fn label(r: &RunSummary) -> String {
-    format!("{} {}s", r.kind, r.segment_secs)
-}
-
 fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {
     let swarm = |r: &RunSummary| r.transport == Transport::Swarm;
     let any = |_: &RunSummary| true;
     let n = |r: &RunSummary| r.viewers as f64;
+    // A line per kind and segment length, and per cap and network where runs differ in them.
+    let varies = Varies::of(runs);
+    let label = |r: &RunSummary| format!("{} {}s{}", r.kind, r.segment_secs, varies.suffix(r));
     let mut files = Vec::new();
 
     // Setup distribution: a CDF per swarm configuration (all repeats pooled).
-    let mut cdf: BTreeMap<(u64, usize), Vec<f64>> = BTreeMap::new();
+    let mut cdf: BTreeMap<Condition, (String, Vec<f64>)> = BTreeMap::new();
     for r in runs.iter().filter(|r| swarm(r)) {
-        cdf.entry(((r.segment_secs * 1000.0).round() as u64, r.viewers))
-            .or_default()
+        cdf.entry(condition(r))
+            .or_insert_with(|| (varies.suffix(r), Vec::new()))
+            .1
             .extend(r.setup_ms.iter().copied());
     }
     let cdf_series: Vec<Series> = cdf
         .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|((seg_ms, n), mut v)| {
+        .filter(|(_, (_, v))| !v.is_empty())
+        .map(|(c, (suffix, mut v))| {
             v.sort_by(f64::total_cmp);
             let len = v.len() as f64;
             let line: Vec<(f64, f64)> = v
@@ -520,7 +768,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
                 .map(|(i, &ms)| (ms, (i + 1) as f64 / len))
                 .collect();
             Series {
-                name: format!("{}s x {n}", seg_ms as f64 / 1000.0),
+                name: format!("{}s x {}{suffix}", c.segment_ms as f64 / 1000.0, c.viewers),
                 points: Vec::new(),
                 line,
             }
@@ -541,7 +789,7 @@ fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsE
             series_by(
                 runs,
                 swarm,
-                |r| format!("{:>3} viewers", r.viewers),
+                |r| format!("{:>3} viewers{}", r.viewers, varies.suffix(r)),
                 |r| r.segment_secs,
                 |r| 100.0 * r.setup_fraction,
             ),
@@ -644,19 +892,13 @@ fn frame<DB: DrawingBackend>(builder: &mut ChartBuilder<'_, '_, DB>, title: &str
         .y_label_area_size(70);
 }
 
-/// The configurations (segment ms, viewers, publisher cap) measured with more than one swarm
-/// kind (`swarm` and `swarm-<variant>`), with all their runs (HTTP's too). Plots by kind are
-/// written for these; a sweep of one librqbit variant has none.
-fn variant_configs(runs: &[RunSummary]) -> BTreeMap<(u64, usize, u32), Vec<&RunSummary>> {
-    let mut m: BTreeMap<(u64, usize, u32), Vec<&RunSummary>> = BTreeMap::new();
+/// The configurations ([`Condition`]: segment length, viewers, caps, network) measured with more
+/// than one swarm kind (`swarm` and `swarm-<variant>`), with all their runs (HTTP's too). Plots by
+/// kind are written for these; a sweep of one librqbit variant has none.
+fn variant_configs(runs: &[RunSummary]) -> BTreeMap<Condition, Vec<&RunSummary>> {
+    let mut m: BTreeMap<Condition, Vec<&RunSummary>> = BTreeMap::new();
     for r in runs {
-        m.entry((
-            (r.segment_secs * 1000.0).round() as u64,
-            r.viewers,
-            r.publisher_cap,
-        ))
-        .or_default()
-        .push(r);
+        m.entry(condition(r)).or_default().push(r);
     }
     m.retain(|_, rs| {
         let swarm_kinds: std::collections::BTreeSet<&str> = rs
@@ -679,7 +921,7 @@ struct Bars {
 }
 
 fn bars_by_kind(
-    configs: &BTreeMap<(u64, usize, u32), Vec<&RunSummary>>,
+    configs: &BTreeMap<Condition, Vec<&RunSummary>>,
     filter: impl Fn(&RunSummary) -> bool,
     y: impl Fn(&RunSummary) -> f64,
 ) -> Bars {
@@ -699,19 +941,17 @@ fn bars_by_kind(
         };
         (rank, k.clone())
     });
-    let caps: std::collections::BTreeSet<u32> = configs.keys().map(|k| k.2).collect();
+    // Configurations are named by cap and network where they differ in them.
+    let varies = Varies::of(configs.values().flatten().copied());
     let series = configs
         .iter()
-        .map(|((seg_ms, n, cap), rs)| {
-            let mut name = format!("{}s x {n}", *seg_ms as f64 / 1000.0);
-            if caps.len() > 1 {
-                match cap {
-                    0 => name.push_str(", no cap"),
-                    c => {
-                        let _ = write!(name, ", cap {c} B/s");
-                    }
-                }
-            }
+        .map(|(c, rs)| {
+            let name = format!(
+                "{}s x {}{}",
+                c.segment_ms as f64 / 1000.0,
+                c.viewers,
+                varies.suffix(rs[0])
+            );
             let values = kinds
                 .iter()
                 .map(|k| {
@@ -1208,6 +1448,48 @@ mod tests {
         std::fs::create_dir_all(&plots).unwrap();
         assert!(write_variant_plots(&plots, &runs).unwrap().is_empty());
         assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn plots_name_the_network_where_runs_differ_in_it() {
+        let d = fixture_copy();
+        let runs = write_report(d.path()).unwrap().runs;
+        let at = |r: &RunSummary, rtt: f64| {
+            let mut r = r.clone();
+            r.net_point = Some(crate::plan::NetPoint {
+                mode: crate::plan::NetMode::Emulated,
+                rtt_ms: rtt,
+                jitter_ms: 0.0,
+                loss_pct: 0.0,
+                nat: 0.0,
+                queue_ms: crate::plan::DEFAULT_QUEUE_MS,
+            });
+            r.net = r.net_point.as_ref().map(crate::results::describe_net);
+            r
+        };
+        let runs: Vec<RunSummary> = runs
+            .iter()
+            .flat_map(|r| [at(r, 50.0), at(r, 200.0)])
+            .collect();
+        let plots = d.path().join("net");
+        std::fs::create_dir_all(&plots).unwrap();
+        let files = write_plots(&plots, &runs).unwrap();
+        for f in &files {
+            let svg = std::fs::read_to_string(f).unwrap();
+            for rtt in ["rtt 50 ms", "rtt 200 ms"] {
+                assert!(svg.contains(rtt), "{rtt} in {}", f.display());
+            }
+        }
+        // One configuration per network point in the tables too.
+        let md = markdown(&runs);
+        assert!(
+            md.contains("| 1 | 2 | swarm | rtt 50 ms, loss 0%, jitter 0 ms, NAT 0% | 1 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1 | 2 | rtt 200 ms, loss 0%, jitter 0 ms, NAT 0% | 2.00 |"),
+            "{md}"
+        );
     }
 
     #[test]

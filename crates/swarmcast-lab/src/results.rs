@@ -3,6 +3,13 @@
 //!
 //! Everything here is computed from the raw files alone, so `swarmcast report DIR` can regenerate
 //! any table from a results directory.
+//!
+//! A run on an emulated (or plain) network also has the emulator's and the hosts' byte counts
+//! (`outcome.net`) and the machine's CPU (`outcome.cpu`): its summary then splits the publisher's
+//! bytes on the wire into payload, control and TCP/IP, gives the viewers' control bytes, and adds
+//! checks that the byte counts agree (the balance; with the emulator, also its count of each host
+//! and the kernel's queue: `results/net.rs`). Runs without them summarise as before, with the
+//! same nine checks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,7 +17,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use swarmcast_metrics::{read_events, Event, Kind, Role};
 
-use crate::plan::{RunSpec, Transport};
+use crate::plan::{NetPoint, RunSpec, Transport};
+
+mod net;
+
+pub(crate) use net::describe as describe_net;
 
 /// librqbit's request and upload unit, bytes.
 const CHUNK: u64 = 16 * 1024;
@@ -51,6 +62,12 @@ pub struct RunOutcome {
     pub viewers: Vec<ProcessOutcome>,
     /// Why the run failed before it could measure anything, if it did.
     pub error: Option<String>,
+    /// The network, on an emulated (or plain) network.
+    #[serde(default)]
+    pub net: Option<crate::netrun::NetOutcome>,
+    /// The machine's CPU use during the run.
+    #[serde(default)]
+    pub cpu: Option<crate::sampler::CpuStats>,
 }
 
 /// `run.json`.
@@ -202,6 +219,10 @@ pub struct RunSummary {
     pub bitrate: u64,
     /// The publisher's upload cap, bytes/s (0: none).
     pub publisher_cap: u32,
+    /// Each viewer's upload cap, bytes/s (0: none).
+    pub viewer_upload_cap: u32,
+    /// Each viewer's download cap, bytes/s (0: none).
+    pub viewer_download_cap: u32,
     /// Segments published.
     pub segments: usize,
     /// Mean segment size, bytes.
@@ -263,6 +284,41 @@ pub struct RunSummary {
     /// completed, each putting the peer into librqbit's 10 s reconnect backoff (NaN for records
     /// without the figure).
     pub failed_dials_per_segment: f64,
+    /// The run's network (None: loopback).
+    pub net_point: Option<NetPoint>,
+    /// The run's network, described: `rtt 50 ms, loss 1%, jitter 0 ms, NAT 60%`, or `plain`
+    /// (None: loopback).
+    pub net: Option<String>,
+    /// The publisher's bytes on the wire (IP bytes every host the broadcaster runs sent: the
+    /// publisher, trackers, mirrors) / bytes of the segments fetched (the denominator of
+    /// `publisher_copies`); the sum of the next three (NaN without the emulator).
+    pub publisher_wire_per_byte: f64,
+    /// Of it, payload: `publisher_bytes` / bytes of the segments fetched (`publisher_copies`).
+    pub publisher_payload_per_byte: f64,
+    /// Of it, control: the publisher's new payload on the wire (TCP payload not sent before, of
+    /// every class, and anything not TCP) beyond `publisher_bytes`: BitTorrent messages other
+    /// than piece data, manifests, tracker answers, HTTP headers.
+    pub publisher_control_per_byte: f64,
+    /// Of it, TCP/IP: IP and TCP headers and retransmitted payload.
+    pub publisher_tcpip_per_byte: f64,
+    /// Control bytes per segment played, mean over viewers: a viewer's new payload on the wire,
+    /// sent and received, less the payload its counters report receiving (swarm and HTTP) and
+    /// uploading (NaN without the emulator).
+    pub control_bytes_per_viewer_segment: f64,
+    /// Σ viewers' control / Σ viewers' new payload on the wire (sent and received): the overhead
+    /// above TCP/IP.
+    pub viewer_overhead_share: f64,
+    /// Σ viewers' TCP/IP bytes / Σ viewers' IP bytes, sent and received.
+    pub viewer_tcpip_share: f64,
+    /// Median smoothed RTT of the TCP connections sampled during the run, ms.
+    pub tcp_rtt_median_ms: f64,
+    /// The emulator thread's CPU time / its wall time.
+    pub emulator_cpu_share: f64,
+    /// The machine's mean idle share during the run, 0..=1 (NaN: not recorded).
+    pub idle_mean: f64,
+    /// The machine was saturated during the run: its figures measure the machine, not the
+    /// protocol (false: not saturated, or not recorded).
+    pub saturated: bool,
     /// Setup times of every (viewer, segment), for distributions.
     #[serde(skip)]
     pub setup_ms: Vec<f64>,
@@ -352,7 +408,9 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut seg_from_peers: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seg_receivers: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seg_peer_uploads: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut viewer_payload: BTreeMap<String, net::ViewerPayload> = BTreeMap::new();
     for (node, events) in &r.viewers {
+        let mut own = net::ViewerPayload::default();
         let mut segs: BTreeMap<u64, SegView> = BTreeMap::new();
         let mut late: Vec<(u64, u64, u64)> = Vec::new();
         let mut joined_us = None;
@@ -425,6 +483,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     from_peers: q,
                 } => {
                     if let Some(n) = seg {
+                        own.uploaded += uploaded_bytes;
                         *seg_peer_uploads.entry(n).or_default() += uploaded_bytes;
                         // Received after completion, or for a segment never completed.
                         late.push((n, *p, *q));
@@ -447,6 +506,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
         }
         for (n, p, q) in late {
+            own.received += p + q;
             from_publisher += p;
             from_peers += q;
             seg_from_pub.entry(n).or_default().0 += p;
@@ -470,6 +530,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             }
             if let Some((since, p, q, h)) = v.completed {
                 complete.push(since as f64 / 1000.0);
+                own.received += p + q + h;
                 from_publisher += p;
                 from_peers += q;
                 from_http += h;
@@ -489,6 +550,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             }
             if let Some((wall_us, bytes)) = v.played {
                 played += 1;
+                own.played += 1;
                 if sizes.get(n) != Some(&bytes) && bad_bytes.len() < 3 {
                     bad_bytes.push(format!(
                         "{node} segment {n}: played {bytes}, published {:?}",
@@ -503,6 +565,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                 }
             }
         }
+        viewer_payload.insert(node.clone(), own);
     }
 
     checks.push(Check {
@@ -677,6 +740,13 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         .map(|n| sizes.get(n).copied().unwrap_or(0))
         .sum();
     let received = from_publisher + from_peers + from_http;
+    let net_figures = match &outcome.net {
+        Some(n) => {
+            checks.extend(net::checks(n));
+            net::figures(n, publisher_bytes, fetched_bytes, &viewer_payload)
+        }
+        None => net::NetFigures::none(),
+    };
     RunSummary {
         id: spec.id.clone(),
         transport: spec.transport,
@@ -687,6 +757,8 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         join: spec.join.to_string(),
         bitrate: spec.bitrate,
         publisher_cap: spec.publisher_upload_limit.unwrap_or(0),
+        viewer_upload_cap: spec.viewer_upload_limit.unwrap_or(0),
+        viewer_download_cap: spec.viewer_download_limit.unwrap_or(0),
         segments: sizes.len(),
         segment_bytes: ratio(sizes.values().sum::<u64>() as f64, sizes.len() as f64),
         played,
@@ -715,6 +787,19 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         connect_attempts_per_segment: ratio(connections.0 as f64, connections.2 as f64),
         connect_errors_per_segment: ratio(connections.1 as f64, connections.2 as f64),
         failed_dials_per_segment: ratio(failed_dials.0 as f64, failed_dials.1 as f64),
+        net_point: spec.net,
+        net: spec.net.as_ref().map(describe_net),
+        publisher_wire_per_byte: net_figures.publisher_wire_per_byte,
+        publisher_payload_per_byte: net_figures.publisher_payload_per_byte,
+        publisher_control_per_byte: net_figures.publisher_control_per_byte,
+        publisher_tcpip_per_byte: net_figures.publisher_tcpip_per_byte,
+        control_bytes_per_viewer_segment: net_figures.control_bytes_per_viewer_segment,
+        viewer_overhead_share: net_figures.viewer_overhead_share,
+        viewer_tcpip_share: net_figures.viewer_tcpip_share,
+        tcp_rtt_median_ms: net_figures.tcp_rtt_median_ms,
+        emulator_cpu_share: net_figures.emulator_cpu_share,
+        idle_mean: outcome.cpu.as_ref().map_or(f64::NAN, |c| c.idle_mean),
+        saturated: outcome.cpu.as_ref().is_some_and(|c| c.saturated),
         setup_ms: setup,
         checks,
     }

@@ -15,9 +15,14 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::{Plan, RunSpec, Step, Transport};
+use swarmcast_netlab::emu::Emulator;
+use swarmcast_netlab::topo::Net;
+
+use crate::netrun::{self, NetHost, NetOutcome};
+use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step, Transport};
 use crate::report::{write_report, Report};
 use crate::results::{io_err, ProcessOutcome, ResultsError, RunFile, RunOutcome, RUN_FILE};
+use crate::sampler::{CpuSampler, RttSampler};
 
 /// How a lab runs.
 #[derive(Clone, Debug)]
@@ -138,10 +143,25 @@ struct Proc {
     child: Option<Child>,
 }
 
-fn spawn(exe: &Path, args: &[String], log: &Path, stdout: bool) -> std::io::Result<Child> {
+/// Starts `exe` with `args`, inside network namespace `ns` if given (`ip netns exec` execs the
+/// program, so the child is the program itself and Ctrl-C reaches it).
+fn spawn(
+    exe: &Path,
+    args: &[String],
+    log: &Path,
+    stdout: bool,
+    ns: Option<&str>,
+) -> std::io::Result<Child> {
     let log = std::fs::File::create(log)?;
-    Command::new(exe)
-        .args(args)
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(if stdout {
             Stdio::piped()
@@ -184,7 +204,12 @@ async fn run_one(
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let mut outcome = RunOutcome::default();
     let t0 = Instant::now();
-    let result = execute(spec, config, &dir, &mut outcome, cancel).await;
+    let cpu = CpuSampler::start(CPU_SAMPLE);
+    let result = match spec.net {
+        None => execute(spec, config, &dir, &mut outcome, None, cancel).await,
+        Some(point) => execute_on_net(spec, &point, config, &dir, &mut outcome, cancel).await,
+    };
+    outcome.cpu = Some(cpu.stop());
     if let Err(e) = result {
         outcome.error.get_or_insert(e);
     }
@@ -206,14 +231,108 @@ async fn run_one(
     Ok(outcome)
 }
 
+/// How often the machine's CPU use is sampled during a run.
+const CPU_SAMPLE: Duration = Duration::from_secs(1);
+/// How often live connections' round trips are sampled on an emulated network.
+const RTT_SAMPLE: Duration = Duration::from_secs(2);
+/// Viewers whose connections' round trips are sampled (with the publisher).
+const RTT_SAMPLED_VIEWERS: usize = 3;
+
+/// A run on its own network: builds it, starts the emulator, runs, lets the network go quiet,
+/// reads every counter, and removes it all (also on error, and on drop if this future is
+/// dropped).
+async fn execute_on_net(
+    spec: &RunSpec,
+    point: &NetPoint,
+    config: &LabConfig,
+    dir: &Path,
+    outcome: &mut RunOutcome,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let t = Instant::now();
+    let hosts = netrun::host_specs(spec, point);
+    let emulate = point.mode == NetMode::Emulated;
+    let net = tokio::task::spawn_blocking(move || Net::create(&hosts, emulate))
+        .await
+        .map_err(|e| format!("network set-up: {e}"))?
+        .map_err(|e| format!("network set-up: {e}"))?;
+    let mut net_outcome = NetOutcome {
+        hosts: net
+            .hosts()
+            .iter()
+            .map(|h| NetHost {
+                node: h.node.clone(),
+                addr: h.addr,
+                public: h.public,
+                nat: h.nat_ns.is_some(),
+                ns: h.ns.clone(),
+            })
+            .collect(),
+        ..NetOutcome::default()
+    };
+    let emulator = match netrun::emu_config(spec, point, &net) {
+        Some(c) => Some(
+            tokio::task::spawn_blocking(move || Emulator::start(c))
+                .await
+                .map_err(|e| format!("emulator: {e}"))?
+                .map_err(|e| format!("emulator: {e}"))?,
+        ),
+        None => None,
+    };
+    net_outcome.setup_secs = round3(t.elapsed().as_secs_f64());
+    let sampled: Vec<String> = net
+        .hosts()
+        .iter()
+        .take(1 + RTT_SAMPLED_VIEWERS)
+        .map(|h| h.ns.clone())
+        .collect();
+    let rtts = RttSampler::start(sampled, RTT_SAMPLE);
+    let result = execute(spec, config, dir, outcome, Some(&net), cancel).await;
+    net_outcome.tcp_rtt_ms = rtts.stop().iter().map(|s| s.srtt_ms).collect();
+    // Let what is still in flight arrive (or drop) before counting.
+    let settle = Duration::from_secs_f64((2.0 * point.rtt_ms + point.queue_ms) / 1000.0 + 0.5);
+    tokio::time::sleep(settle).await;
+    let t = Instant::now();
+    let finish = tokio::task::spawn_blocking(move || {
+        let links = net.counters();
+        let emu = emulator.map(Emulator::stop).transpose();
+        let removed = net.remove();
+        (links, emu, removed)
+    })
+    .await
+    .map_err(|e| format!("network removal: {e}"))?;
+    let (links, emu, removed) = finish;
+    net_outcome.teardown_secs = round3(t.elapsed().as_secs_f64());
+    net_outcome.links = links.map_err(|e| format!("interface counters: {e}"))?;
+    net_outcome.emulator = emu.map_err(|e| format!("emulator: {e}"))?;
+    net_outcome.balance = netrun::balance(&net_outcome.links, net_outcome.emulator.as_ref());
+    outcome.net = Some(net_outcome);
+    removed.map_err(|e| format!("network removal: {e}"))?;
+    result
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
 /// The run itself; an `Err` is why it could not complete (recorded in `run.json`).
 async fn execute(
     spec: &RunSpec,
     config: &LabConfig,
     dir: &Path,
     outcome: &mut RunOutcome,
+    net: Option<&Net>,
     cancel: CancellationToken,
 ) -> Result<(), String> {
+    let on_net = |node: &str| net.and_then(|n| n.host(node));
+    let publisher_host = on_net("publisher");
+    let (http_addr, listen_addr) = match publisher_host {
+        Some(h) => (
+            format!("{}:{}", h.addr, netrun::HTTP_PORT),
+            format!("{}:{}", h.addr, netrun::PEER_PORT),
+        ),
+        None => ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
+    };
     let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
     let mut args: Vec<String> = [
         "publish",
@@ -225,9 +344,9 @@ async fn execute(
         "--segment-secs",
         &spec.segment_secs.to_string(),
         "--http",
-        "127.0.0.1:0",
+        &http_addr,
         "--listen",
-        "127.0.0.1:0",
+        &listen_addr,
         "--key",
         &path("publisher/stream.key"),
         "--data-dir",
@@ -243,7 +362,8 @@ async fn execute(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if let Some(l) = spec.publisher_upload_limit {
+    // On a network, caps are on the links (wire bytes); on loopback, in the processes.
+    if let (Some(l), None) = (spec.publisher_upload_limit, net) {
         args.extend(["--upload-limit".into(), l.to_string()]);
     }
     let librqbit_off = spec.variant.librqbit_off();
@@ -264,8 +384,14 @@ async fn execute(
             output: None,
         },
         child: Some(
-            spawn(&config.exe, &args, &dir.join("publisher.log"), true)
-                .map_err(|e| format!("cannot start {}: {e}", config.exe.display()))?,
+            spawn(
+                &config.exe,
+                &args,
+                &dir.join("publisher.log"),
+                true,
+                publisher_host.map(|h| h.ns.as_str()),
+            )
+            .map_err(|e| format!("cannot start {}: {e}", config.exe.display()))?,
         ),
     };
     let link = {
@@ -288,13 +414,17 @@ async fn execute(
 
     let viewer_args = |i: usize| -> Vec<String> {
         let node = format!("viewer-{i}");
+        let listen = match on_net(&node) {
+            Some(h) => format!("{}:{}", h.addr, netrun::PEER_PORT),
+            None => "127.0.0.1:0".into(),
+        };
         let mut a: Vec<String> = vec![
             "watch".into(),
             link.clone(),
             "--out".into(),
             path(&format!("{node}.ts")),
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen,
             "--data-dir".into(),
             path(&format!("{node}.d")),
             "--metrics-out".into(),
@@ -304,11 +434,13 @@ async fn execute(
             "--transport".into(),
             spec.transport.as_str().into(),
         ];
-        if let Some(l) = spec.viewer_upload_limit {
-            a.extend(["--upload-limit".into(), l.to_string()]);
-        }
-        if let Some(l) = spec.viewer_download_limit {
-            a.extend(["--download-limit".into(), l.to_string()]);
+        if net.is_none() {
+            if let Some(l) = spec.viewer_upload_limit {
+                a.extend(["--upload-limit".into(), l.to_string()]);
+            }
+            if let Some(l) = spec.viewer_download_limit {
+                a.extend(["--download-limit".into(), l.to_string()]);
+            }
         }
         if !spec.http_fallback && spec.transport == Transport::Swarm {
             a.push("--no-http-fallback".into());
@@ -349,6 +481,7 @@ async fn execute(
                     &viewer_args(i),
                     &dir.join(format!("{node}.log")),
                     false,
+                    on_net(&node).map(|h| h.ns.as_str()),
                 )
                 .map_err(|e| format!("cannot start {node}: {e}"))?;
                 viewers.push(Proc {

@@ -311,7 +311,11 @@ fn run(
             ..HostWire::default()
         });
     }
+    // What was sent and what was delivered are classified apart: a packet lost after it was
+    // counted as new payload on the sender's side arrives later as a retransmission, which is
+    // the receiver's first copy of those bytes.
     let mut classifier = Classifier::new(config.http_servers.iter().copied());
+    let mut delivered = Classifier::new(config.http_servers.iter().copied());
     let mut held: HashMap<u64, (nfq::Message, classify::Packet)> = HashMap::new();
     let mut verdicts = Vec::new();
     let start = Instant::now();
@@ -378,7 +382,8 @@ fn run(
             let dst = ids[&packet.dst] as usize;
             match verdict {
                 Verdict::Accept => {
-                    report.hosts[dst].received.add(&packet);
+                    let got = delivered.classify(msg.get_payload()).unwrap_or(packet);
+                    report.hosts[dst].received.add(&got);
                     msg.set_verdict(nfq::Verdict::Accept);
                 }
                 Verdict::Drop(_) => {

@@ -1,0 +1,217 @@
+//! What a run on the emulated (or plain) network adds to its summary: the publisher's bytes on
+//! the wire split into payload, control and TCP/IP, the viewers' control bytes, the delay TCP
+//! saw, the emulator's CPU, and the checks that the hosts', the NATs' and the emulator's byte
+//! counts agree.
+//!
+//! Every wire figure comes from the emulator's count of what crossed each host's link
+//! ([`WireBytes`]): `ip_bytes = tcpip + new payload`, where new payload is the TCP payload a
+//! connection had not carried before, by class (BitTorrent, manifest, tracker, HTTP), plus the
+//! payload of packets that are not TCP. What a node's own counters call payload (segment bytes
+//! sent or received) is taken from the new payload; the rest of it is **control**: BitTorrent
+//! messages other than piece data, manifests, tracker announces and answers, HTTP headers, and
+//! anything that is not TCP.
+
+use std::collections::BTreeMap;
+
+use swarmcast_netlab::emu::classify::WireBytes;
+
+use super::{quantile, ratio, Check};
+use crate::netrun::NetOutcome;
+use crate::plan::{NetMode, NetPoint, DEFAULT_QUEUE_MS};
+
+/// Whether a host is one the broadcaster runs (the publisher, a tracker, a mirror): their bytes
+/// are the publisher's.
+pub(crate) fn is_broadcaster(node: &str) -> bool {
+    node == "publisher" || node.starts_with("tracker") || node.starts_with("mirror")
+}
+
+/// A figure as the network description writes it: at most 3 decimals, no trailing zeros.
+fn short(v: f64) -> String {
+    format!("{}", (v * 1000.0).round() / 1000.0)
+}
+
+/// `rtt 50 ms, loss 1%, jitter 0 ms, NAT 60%` (and `, queue 200 ms` when the queue behind caps is
+/// not the default); `plain` for the plain network (`plain, NAT 60%` with NAT).
+pub(crate) fn describe(p: &NetPoint) -> String {
+    let nat = short(100.0 * p.nat);
+    match p.mode {
+        NetMode::Plain if p.nat > 0.0 => format!("plain, NAT {nat}%"),
+        NetMode::Plain => "plain".into(),
+        NetMode::Emulated => {
+            let mut s = format!(
+                "rtt {} ms, loss {}%, jitter {} ms, NAT {nat}%",
+                short(p.rtt_ms),
+                short(p.loss_pct),
+                short(p.jitter_ms)
+            );
+            if p.queue_ms != DEFAULT_QUEUE_MS {
+                s.push_str(&format!(", queue {} ms", short(p.queue_ms)));
+            }
+            s
+        }
+    }
+}
+
+/// New payload of every class, TCP or not: everything but headers and retransmissions.
+fn new_payload(w: &WireBytes) -> u64 {
+    w.ip_bytes.saturating_sub(w.tcpip)
+}
+
+/// A viewer's own counts of payload: what it received (swarm and HTTP) and uploaded, and the
+/// segments it played.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ViewerPayload {
+    /// Payload bytes received from the publisher, other viewers and HTTP.
+    pub(super) received: u64,
+    /// Payload bytes uploaded to other viewers.
+    pub(super) uploaded: u64,
+    /// Segments played.
+    pub(super) played: u64,
+}
+
+/// The network figures of [`super::RunSummary`] (NaN where the run has none).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct NetFigures {
+    pub(super) publisher_wire_per_byte: f64,
+    pub(super) publisher_payload_per_byte: f64,
+    pub(super) publisher_control_per_byte: f64,
+    pub(super) publisher_tcpip_per_byte: f64,
+    pub(super) control_bytes_per_viewer_segment: f64,
+    pub(super) viewer_overhead_share: f64,
+    pub(super) viewer_tcpip_share: f64,
+    pub(super) tcp_rtt_median_ms: f64,
+    pub(super) emulator_cpu_share: f64,
+}
+
+impl NetFigures {
+    /// A run without a network.
+    pub(super) fn none() -> Self {
+        Self {
+            publisher_wire_per_byte: f64::NAN,
+            publisher_payload_per_byte: f64::NAN,
+            publisher_control_per_byte: f64::NAN,
+            publisher_tcpip_per_byte: f64::NAN,
+            control_bytes_per_viewer_segment: f64::NAN,
+            viewer_overhead_share: f64::NAN,
+            viewer_tcpip_share: f64::NAN,
+            tcp_rtt_median_ms: f64::NAN,
+            emulator_cpu_share: f64::NAN,
+        }
+    }
+}
+
+/// The figures of a run on a network. `publisher_bytes` is the payload the publisher's counters
+/// report sending, `fetched_bytes` the bytes of the segments any viewer fetched (the denominator
+/// of `publisher_copies`), `viewers` each viewer's own payload counts by node. Without the
+/// emulator (the plain network) only the TCP RTT is known.
+pub(super) fn figures(
+    net: &NetOutcome,
+    publisher_bytes: u64,
+    fetched_bytes: u64,
+    viewers: &BTreeMap<String, ViewerPayload>,
+) -> NetFigures {
+    let mut f = NetFigures::none();
+    f.tcp_rtt_median_ms = quantile(&net.tcp_rtt_ms, 0.5);
+    let Some(emu) = &net.emulator else {
+        return f;
+    };
+    f.emulator_cpu_share = ratio(emu.cpu_secs, emu.wall_secs);
+
+    let sent = emu
+        .hosts
+        .iter()
+        .filter(|h| is_broadcaster(&h.node))
+        .fold(WireBytes::default(), |a, h| a.plus(&h.sent));
+    let per_byte = |v: f64| ratio(v, fetched_bytes as f64);
+    let payload = publisher_bytes as f64;
+    f.publisher_wire_per_byte = per_byte(sent.ip_bytes as f64);
+    f.publisher_payload_per_byte = per_byte(payload);
+    f.publisher_control_per_byte = per_byte(new_payload(&sent) as f64 - payload);
+    f.publisher_tcpip_per_byte = per_byte(sent.tcpip as f64);
+
+    let (mut control, mut new, mut tcpip, mut ip) = (0.0, 0u64, 0u64, 0u64);
+    let mut per_segment = Vec::new();
+    for h in emu.hosts.iter().filter(|h| !is_broadcaster(&h.node)) {
+        let Some(v) = viewers.get(&h.node) else {
+            continue;
+        };
+        let wire = new_payload(&h.sent) + new_payload(&h.received);
+        let c = wire as f64 - (v.received + v.uploaded) as f64;
+        control += c;
+        new += wire;
+        tcpip += h.sent.tcpip + h.received.tcpip;
+        ip += h.sent.ip_bytes + h.received.ip_bytes;
+        if v.played > 0 {
+            per_segment.push(c / v.played as f64);
+        }
+    }
+    f.control_bytes_per_viewer_segment = ratio(per_segment.iter().sum(), per_segment.len() as f64);
+    f.viewer_overhead_share = ratio(control, new as f64);
+    f.viewer_tcpip_share = ratio(tcpip as f64, ip as f64);
+    f
+}
+
+/// Names of the checks a run on a network adds, in order.
+pub(crate) const BALANCE: &str =
+    "bytes sent by all hosts = bytes received + bytes the emulator and NATs dropped";
+/// See [`BALANCE`].
+pub(crate) const PER_HOST: &str = "the emulator counted what crossed each host's interface";
+/// See [`BALANCE`].
+pub(crate) const KERNEL: &str = "the kernel handed every packet to the emulator";
+
+/// The checks of a run on a network: the byte balance, and with the emulator, its count of each
+/// host against the host's interface, and the kernel's queue.
+pub(super) fn checks(net: &NetOutcome) -> Vec<Check> {
+    let b = &net.balance;
+    let missing = b.missing();
+    let mut checks = vec![Check {
+        name: BALANCE,
+        ok: missing == 0,
+        detail: format!(
+            "{} sent, {} received, {} dropped by the emulator, {} by NATs{}",
+            b.sent,
+            b.received,
+            b.emulator_dropped,
+            b.nat_dropped,
+            match missing {
+                0 => String::new(),
+                m if m > 0 => format!("; {m} missing"),
+                m => format!("; {} more received than sent", -m),
+            }
+        ),
+    }];
+    let Some(emu) = &net.emulator else {
+        return checks;
+    };
+    let mut differ = Vec::new();
+    let mut bytes = 0u64;
+    for h in &emu.hosts {
+        bytes += h.sent.ip_bytes;
+        match net.links.iter().find(|l| l.node == h.node) {
+            Some(l) if l.tx_bytes == h.sent.ip_bytes => {}
+            Some(l) => differ.push(format!(
+                "{}: the emulator counted {} sent, its interface {}",
+                h.node, h.sent.ip_bytes, l.tx_bytes
+            )),
+            None => differ.push(format!("{}: no interface counters", h.node)),
+        }
+    }
+    checks.push(Check {
+        name: PER_HOST,
+        ok: differ.is_empty(),
+        detail: if differ.is_empty() {
+            format!("{} hosts, {bytes} bytes sent", emu.hosts.len())
+        } else {
+            differ.into_iter().take(3).collect::<Vec<_>>().join("; ")
+        },
+    });
+    checks.push(Check {
+        name: KERNEL,
+        ok: emu.kernel_dropped == 0 && emu.held_at_end == 0,
+        detail: format!(
+            "{} dropped by the kernel's queue, {} held when the emulator stopped",
+            emu.kernel_dropped, emu.held_at_end
+        ),
+    });
+    checks
+}

@@ -1,0 +1,163 @@
+//! `swarmcast lab --net emulated`: a small run on the emulated internet (3 viewers, RTT 100 ms,
+//! 1% loss, 2 s segments) and the calibration, as CI runs them (as root). Without root they skip,
+//! saying why.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{run, swarmcast};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Namespaces any emulated run made and did not remove.
+fn our_namespaces() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("swc-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+#[test]
+fn network_flags_need_the_emulated_network() {
+    let out = run(
+        swarmcast().args(["lab", "--rtt", "50", "--loss", "1", "--dry-run"]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rtt, --loss need --net emulated"), "{err}");
+    let out = run(
+        swarmcast().args(["lab", "--net", "plain", "--rtt", "50", "--dry-run"]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("need --net emulated"), "{err}");
+}
+
+#[test]
+fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
+    if !is_root() {
+        eprintln!(
+            "skipped: the emulated network needs root (network namespaces, iptables); CI runs as root"
+        );
+        return;
+    }
+    // The calibration, as a sanity bound (docs/experiments.md has the real one).
+    let check = run(
+        swarmcast().args([
+            "lab",
+            "--net",
+            "emulated",
+            "--net-check",
+            "--rtt",
+            "100",
+            "--loss",
+            "1",
+        ]),
+        true,
+    );
+    let text = String::from_utf8_lossy(&check.stdout);
+    let report: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("json: "))
+            .unwrap_or_else(|| panic!("no json line in {text}")),
+    )
+    .unwrap();
+    let rtt = f(&report["rtt_ms"]["measured"]);
+    assert!(
+        (95.0..=115.0).contains(&rtt),
+        "round trip {rtt} ms for 100 asked"
+    );
+    let loss = f(&report["loss_pct"]["measured"]);
+    assert!((0.5..=1.5).contains(&loss), "loss {loss}% for 1% asked");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let lab = run(
+        swarmcast()
+            .args([
+                "lab",
+                "--net",
+                "emulated",
+                "--segment-secs",
+                "2",
+                "--viewers",
+                "3",
+                "--transports",
+                "swarm",
+                "--duration",
+                "12",
+                "--rtt",
+                "100",
+                "--loss",
+                "1",
+            ])
+            .arg("--out")
+            .arg(&out),
+        true,
+    );
+    let md = String::from_utf8_lossy(&lab.stdout);
+    // Every consistency check: byte-identical outputs, the byte balance, the emulator's counts
+    // against the interfaces', and the rest.
+    assert!(md.contains("All 1 runs pass all"), "{md}");
+    let run_json = json(&out.join("runs/s002-n003-swarm-r1/run.json"));
+    let net = &run_json["outcome"]["net"];
+    let b = &net["balance"];
+    let (sent, received) = (b["sent"].as_u64().unwrap(), b["received"].as_u64().unwrap());
+    let dropped = b["emulator_dropped"].as_u64().unwrap() + b["nat_dropped"].as_u64().unwrap();
+    assert!(
+        sent > 3 * 1_000_000,
+        "{sent} bytes for 12 s of 1 Mbit/s to 3 viewers"
+    );
+    assert_eq!(sent, received + dropped, "bytes sent = received + dropped");
+    // 1% loss each way: the emulator dropped some, and not most.
+    assert!(dropped > 0 && dropped < sent / 20, "{dropped} of {sent}");
+    for v in run_json["outcome"]["viewers"].as_array().unwrap() {
+        assert_eq!(v["output"], "identical", "{v}");
+    }
+    // The live connections' round trips, under load, are near what was asked.
+    let mut rtts: Vec<f64> = net["tcp_rtt_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(f)
+        .collect();
+    assert!(!rtts.is_empty(), "no TCP_INFO samples");
+    rtts.sort_by(f64::total_cmp);
+    let median = rtts[rtts.len() / 2];
+    assert!(
+        (95.0..=300.0).contains(&median),
+        "TCP srtt median {median} ms"
+    );
+    assert!(
+        net["emulator"]["kernel_dropped"] == 0,
+        "{}",
+        net["emulator"]
+    );
+    // Everything it built is gone.
+    assert_eq!(our_namespaces(), Vec::<String>::new());
+}
