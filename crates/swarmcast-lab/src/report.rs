@@ -270,10 +270,11 @@ fn pct(s: String) -> String {
 /// What the network columns mean (written under the introduction when a run was on a network).
 const NET_NOTE: &str = "On a network: pub wire / seg byte is the IP bytes the publisher's \
 hosts (the publisher, trackers, mirrors) sent / bytes of the segments fetched, the sum of payload \
-(publisher copies), control (manifests, tracker answers, BitTorrent messages other than piece data, \
-HTTP headers) and TCP/IP (headers and retransmitted payload); control / viewer / seg is a viewer's \
-new payload on the wire, sent and received, less the payload it received and uploaded, in bytes \
-per segment played; viewer overhead is the viewers' control / their new payload on the wire; \
+(piece data and segment bodies on the wire: unlike publisher copies, which counts what the process \
+wrote, bytes that never left a socket buffer are not in it), control (manifests, tracker answers, \
+BitTorrent messages other than piece data, HTTP headers) and TCP/IP (headers and retransmitted \
+payload); control / viewer / seg is a viewer's new payload on the wire, sent and received, less \
+the verified payload it received and the piece data it sent, in bytes per segment played; viewer overhead is the viewers' control / their new payload on the wire; \
 TCP/IP share is the viewers' TCP/IP bytes / their IP bytes; TCP rtt is the median smoothed RTT \
 of the connections sampled; emulator cpu is its thread's CPU time / wall time; idle is the \
 machine's mean idle CPU.";

@@ -293,17 +293,19 @@ pub struct RunSummary {
     /// publisher, trackers, mirrors) / bytes of the segments fetched (the denominator of
     /// `publisher_copies`); the sum of the next three (NaN without the emulator).
     pub publisher_wire_per_byte: f64,
-    /// Of it, payload: `publisher_bytes` / bytes of the segments fetched (`publisher_copies`).
+    /// Of it, payload: piece data and HTTP segment bodies on the wire (the emulator follows the
+    /// publisher's streams; unlike `publisher_copies`, bytes that never left a socket buffer do
+    /// not count) / bytes of the segments fetched.
     pub publisher_payload_per_byte: f64,
     /// Of it, control: the publisher's new payload on the wire (TCP payload not sent before, of
-    /// every class, and anything not TCP) beyond `publisher_bytes`: BitTorrent messages other
-    /// than piece data, manifests, tracker answers, HTTP headers.
+    /// every class, and anything not TCP) beyond that payload: BitTorrent messages other than
+    /// piece data, manifests, tracker answers, HTTP headers.
     pub publisher_control_per_byte: f64,
     /// Of it, TCP/IP: IP and TCP headers and retransmitted payload.
     pub publisher_tcpip_per_byte: f64,
     /// Control bytes per segment played, mean over viewers: a viewer's new payload on the wire,
-    /// sent and received, less the payload its counters report receiving (swarm and HTTP) and
-    /// uploading (NaN without the emulator).
+    /// sent and received, less the verified payload its counters report receiving (swarm and
+    /// HTTP) and the piece data the emulator found in what it sent (NaN without the emulator).
     pub control_bytes_per_viewer_segment: f64,
     /// Σ viewers' control / Σ viewers' new payload on the wire (sent and received): the overhead
     /// above TCP/IP.
@@ -743,7 +745,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let net_figures = match &outcome.net {
         Some(n) => {
             checks.extend(net::checks(n));
-            net::figures(n, publisher_bytes, fetched_bytes, &viewer_payload)
+            net::figures(n, fetched_bytes, &viewer_payload)
         }
         None => net::NetFigures::none(),
     };

@@ -7,8 +7,8 @@
 //!    never arrived, to within 20% of the asked loss (a 0% loss must measure 0).
 //! 3. **Throughput**: one TCP flow from A to B for [`CheckSpec::throughput_secs`] under A's upload
 //!    cap, at the asked round trip and 0% loss; the receiver's goodput after the first second,
-//!    turned into wire bytes with the emulator's own count of the flow's header share, to within
-//!    10% of the cap.
+//!    turned into wire bytes with the emulator's own count of what B received (IP bytes per byte
+//!    of new payload), to within 10% of the cap.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -308,8 +308,11 @@ pub fn run(spec: CheckSpec) -> Result<CheckReport, CheckError> {
         .map_err(io("receive"))?;
     let report = e.stop()?;
     let goodput = counted as f64 / window.max(1e-9);
-    let sent = &report.hosts[0].sent;
-    let wire_per_payload = sent.ip_bytes as f64 / sent.bittorrent.max(1) as f64;
+    // What B received: every delivered byte per byte of payload delivered for the first time
+    // (what A sent includes packets the queue dropped).
+    let got = &report.hosts[1].received;
+    let wire_per_payload =
+        got.ip_bytes as f64 / got.ip_bytes.saturating_sub(got.tcpip).max(1) as f64;
     net.remove()?;
     Ok(CheckReport {
         spec,

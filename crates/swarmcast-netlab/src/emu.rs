@@ -2,13 +2,15 @@
 //! from NFQUEUE, feeds it to the [`Model`], gives it its verdict when the model says, and counts
 //! what crossed each host's link ([`classify`]).
 //!
-//! The kernel queues a packet's first [`COPY_RANGE`] bytes to user space (headers and the start of
-//! an HTTP request line are all the emulator reads) and holds the packet until its verdict. The
+//! The kernel queues every packet whole ([`COPY_RANGE`]) to user space and holds it until its
+//! verdict; the emulator reads its headers, and follows BitTorrent and HTTP streams to tell
+//! payload from control. The
 //! emulator waits in `ppoll` on the queue's socket until a packet arrives or the model's next
 //! deadline, whichever is first (at most [`STOP_CHECK`], to notice a stop), so it costs CPU per
 //! packet, not per unit of time; the kernel's timer slack (about 50 µs) is part of each delay.
 
 pub mod classify;
+mod stream;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -22,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use self::classify::{Classifier, WireBytes};
 use crate::model::{DropReason, HostId, LinkSpec, Model, ModelConfig, Verdict};
 
-/// Bytes of each packet copied to user space.
-pub const COPY_RANGE: u16 = 128;
+/// Bytes of each packet copied to user space: all of it (at most 1,500 bytes here), so BitTorrent
+/// and HTTP streams can be followed to tell payload from control.
+pub const COPY_RANGE: u16 = u16::MAX;
 /// Packets the kernel may hold for the emulator.
 pub const QUEUE_MAX_LEN: u32 = 1 << 16;
 /// Longest wait before the emulator checks whether it was told to stop.
@@ -108,6 +111,9 @@ pub struct EmuReport {
     pub unknown: Count,
     /// Packets that could not be parsed (accepted, uncounted by class).
     pub malformed: u64,
+    /// Sent streams whose payload could not be told from control (their bytes count as control).
+    #[serde(default)]
+    pub streams_lost: u64,
     /// Most packets held at once.
     pub held_max: usize,
     /// Packets still held when stopped (then dropped by the kernel).
@@ -314,8 +320,8 @@ fn run(
     // What was sent and what was delivered are classified apart: a packet lost after it was
     // counted as new payload on the sender's side arrives later as a retransmission, which is
     // the receiver's first copy of those bytes.
-    let mut classifier = Classifier::new(config.http_servers.iter().copied());
-    let mut delivered = Classifier::new(config.http_servers.iter().copied());
+    let mut classifier = Classifier::new(config.http_servers.iter().copied(), true);
+    let mut delivered = Classifier::new(config.http_servers.iter().copied(), false);
     let mut held: HashMap<u64, (nfq::Message, classify::Packet)> = HashMap::new();
     let mut verdicts = Vec::new();
     let start = Instant::now();
@@ -402,6 +408,7 @@ fn run(
         }
     }
     report.held_at_end = held.len();
+    report.streams_lost = classifier.streams_lost();
     report.cpu_secs = thread_cpu_secs() - cpu0;
     report.wall_secs = start.elapsed().as_secs_f64();
     report.kernel_dropped = kernel_dropped(num).saturating_sub(dropped_before);

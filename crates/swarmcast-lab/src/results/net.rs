@@ -6,10 +6,13 @@
 //! Every wire figure comes from the emulator's count of what crossed each host's link
 //! ([`WireBytes`]): `ip_bytes = tcpip + new payload`, where new payload is the TCP payload a
 //! connection had not carried before, by class (BitTorrent, manifest, tracker, HTTP), plus the
-//! payload of packets that are not TCP. What a node's own counters call payload (segment bytes
-//! sent or received) is taken from the new payload; the rest of it is **control**: BitTorrent
-//! messages other than piece data, manifests, tracker announces and answers, HTTP headers, and
-//! anything that is not TCP.
+//! payload of packets that are not TCP. **Payload** sent is what the emulator found in the sending
+//! host's streams: piece data of BitTorrent `piece` messages and bodies of HTTP segment answers
+//! (a process's own count of bytes it wrote would include bytes that sat in a socket buffer and
+//! never left). Payload received is the viewer's own count of verified payload (duplicates it
+//! received are not payload it could use). The rest of the new payload is **control**:
+//! BitTorrent messages other than piece data, manifests, tracker announces and answers, HTTP
+//! headers, and anything that is not TCP.
 
 use std::collections::BTreeMap;
 
@@ -57,8 +60,9 @@ fn new_payload(w: &WireBytes) -> u64 {
     w.ip_bytes.saturating_sub(w.tcpip)
 }
 
-/// A viewer's own counts of payload: what it received (swarm and HTTP) and uploaded, and the
-/// segments it played.
+/// A viewer's own counts of payload: what it received (swarm and HTTP) and uploaded (kept for
+/// the record: the wire's count of piece data it sent is used instead), and the segments it
+/// played.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct ViewerPayload {
     /// Payload bytes received from the publisher, other viewers and HTTP.
@@ -100,13 +104,11 @@ impl NetFigures {
     }
 }
 
-/// The figures of a run on a network. `publisher_bytes` is the payload the publisher's counters
-/// report sending, `fetched_bytes` the bytes of the segments any viewer fetched (the denominator
+/// The figures of a run on a network. `fetched_bytes` is the bytes of the segments any viewer fetched (the denominator
 /// of `publisher_copies`), `viewers` each viewer's own payload counts by node. Without the
 /// emulator (the plain network) only the TCP RTT is known.
 pub(super) fn figures(
     net: &NetOutcome,
-    publisher_bytes: u64,
     fetched_bytes: u64,
     viewers: &BTreeMap<String, ViewerPayload>,
 ) -> NetFigures {
@@ -123,7 +125,8 @@ pub(super) fn figures(
         .filter(|h| is_broadcaster(&h.node))
         .fold(WireBytes::default(), |a, h| a.plus(&h.sent));
     let per_byte = |v: f64| ratio(v, fetched_bytes as f64);
-    let payload = publisher_bytes as f64;
+    // Piece data and segment bodies on the wire.
+    let payload = sent.payload as f64;
     f.publisher_wire_per_byte = per_byte(sent.ip_bytes as f64);
     f.publisher_payload_per_byte = per_byte(payload);
     f.publisher_control_per_byte = per_byte(new_payload(&sent) as f64 - payload);
@@ -136,7 +139,7 @@ pub(super) fn figures(
             continue;
         };
         let wire = new_payload(&h.sent) + new_payload(&h.received);
-        let c = wire as f64 - (v.received + v.uploaded) as f64;
+        let c = wire as f64 - (v.received + h.sent.payload) as f64;
         control += c;
         new += wire;
         tcpip += h.sent.tcpip + h.received.tcpip;
@@ -158,6 +161,9 @@ pub(crate) const BALANCE: &str =
 pub(crate) const PER_HOST: &str = "the emulator counted what crossed each host's interface";
 /// See [`BALANCE`].
 pub(crate) const KERNEL: &str = "the kernel handed every packet to the emulator";
+/// See [`BALANCE`].
+pub(crate) const STREAMS: &str =
+    "the emulator followed every stream a host sent (payload told from control)";
 
 /// The checks of a run on a network: the byte balance, and with the emulator, its count of each
 /// host against the host's interface, and the kernel's queue.
@@ -212,6 +218,11 @@ pub(super) fn checks(net: &NetOutcome) -> Vec<Check> {
             "{} dropped by the kernel's queue, {} held when the emulator stopped",
             emu.kernel_dropped, emu.held_at_end
         ),
+    });
+    checks.push(Check {
+        name: STREAMS,
+        ok: emu.streams_lost == 0,
+        detail: format!("{} streams could not be followed", emu.streams_lost),
     });
     checks
 }

@@ -355,6 +355,14 @@ fn emulator() -> EmuReport {
         packets: 1,
         bytes: 1_500,
     };
+    // The piece data the emulator found in what the publisher sent.
+    publisher.sent.payload = PUBLISHER_BYTES;
+    let mut viewer0 = host(
+        "viewer-0",
+        wire(20_000, 2_000, 300, 500, 0),
+        wire(25_000, 375_060 + 1_500, 3_000, 400, 0),
+    );
+    viewer0.sent.payload = 1_000;
     EmuReport {
         hosts: vec![
             publisher,
@@ -363,11 +371,7 @@ fn emulator() -> EmuReport {
                 wire(1_000, 0, 0, 3_000, 0),
                 wire(500, 0, 0, 500, 0),
             ),
-            host(
-                "viewer-0",
-                wire(20_000, 2_000, 300, 500, 0),
-                wire(25_000, 375_060 + 1_500, 3_000, 400, 0),
-            ),
+            viewer0,
             host(
                 "viewer-1",
                 wire(20_000, 1_000, 300, 500, 0),
@@ -447,10 +451,10 @@ fn the_publisher_wire_adds_up_to_payload_control_and_tcpip() {
     let d = fixture_copy();
     let s = summarize(&on_a_network(d.path(), net_outcome(emulator())));
     assert!(s.consistent(), "{:#?}", s.checks);
-    assert_eq!(s.checks.len(), 12);
+    assert_eq!(s.checks.len(), 13);
     assert_eq!(
         s.checks[9..].iter().map(|c| c.name).collect::<Vec<_>>(),
-        [net::BALANCE, net::PER_HOST, net::KERNEL]
+        [net::BALANCE, net::PER_HOST, net::KERNEL, net::STREAMS]
     );
     assert_eq!(
         s.net.as_deref(),
@@ -535,6 +539,13 @@ fn the_network_checks_fail_on_their_own() {
         let s = summarize(&on_a_network(d.path(), net_outcome(emu)));
         assert_eq!(failed(&s), [net::KERNEL]);
     }
+
+    // A stream whose payload the emulator could not tell from control.
+    let d = fixture_copy();
+    let mut emu = emulator();
+    emu.streams_lost = 1;
+    let s = summarize(&on_a_network(d.path(), net_outcome(emu)));
+    assert_eq!(failed(&s), [net::STREAMS]);
 
     // The plain network has no emulator: the balance alone, and no wire figures.
     let d = fixture_copy();
@@ -649,9 +660,9 @@ fn saturated_runs_are_marked_in_every_table() {
         md.contains("| behind live | pub wire / seg byte | payload | control | TCP/IP | control / viewer / seg | viewer overhead | TCP/IP share | TCP rtt | emulator cpu | idle | consistent |"),
         "{md}"
     );
-    // 12 checks for the emulated run, 10 for the one without the emulator.
+    // 13 checks for the emulated run, 10 for the one without the emulator.
     assert!(
-        md.contains("All 2 runs pass all their checks (10 or 12 each):\n"),
+        md.contains("All 2 runs pass all their checks (10 or 13 each):\n"),
         "{md}"
     );
     assert!(

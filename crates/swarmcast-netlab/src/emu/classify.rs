@@ -8,12 +8,22 @@
 //! speak it). Every other TCP connection is BitTorrent. What is not TCP is `other`.
 //!
 //! TCP/IP bytes are every IP and TCP header byte plus the payload bytes a connection already
-//! carried (retransmissions, found by the highest sequence number seen per direction).
+//! carried (retransmissions: each direction's bytes already seen, holes included, are tracked).
+//!
+//! With payload parsing on (the sending side: every packet a host sends passes the emulator in
+//! order), new bytes are also followed as a stream: on BitTorrent connections the blocks of
+//! `piece` messages are **payload** ([`super::stream::BtStream`]); on HTTP answers to
+//! `GET /segments/` the body after the header is payload ([`super::stream::HttpAnswer`]).
+//! Everything else in the TCP payload is control. A stream that cannot be followed (one first
+//! seen mid-connection, or not BitTorrent) counts no payload and is counted in
+//! [`Classifier::streams_lost`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
+
+use super::stream::{BtStream, HttpAnswer, SeqTracker};
 
 /// What a packet's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,6 +57,8 @@ pub struct Packet {
     /// Payload bytes this connection had not carried before (0 for non-TCP: all of it is in
     /// `len`).
     pub new_payload: u32,
+    /// Of `new_payload`, piece data or segment bodies (with payload parsing on).
+    pub payload: u32,
 }
 
 impl Packet {
@@ -59,14 +71,25 @@ impl Packet {
 
 type Flow = (SocketAddrV4, SocketAddrV4);
 
-/// Classifies packets; keeps per-connection state (highest sequence number, HTTP request class).
+/// One direction of a TCP connection.
+#[derive(Debug)]
+struct Dir {
+    seq: SeqTracker,
+    bt: BtStream,
+    http: HttpAnswer,
+    /// Counted in `streams_lost` already.
+    lost_counted: bool,
+}
+
+/// Classifies packets; keeps per-connection state (bytes seen, HTTP request class, streams).
 #[derive(Debug, Default)]
 pub struct Classifier {
     http_servers: HashSet<SocketAddrV4>,
-    /// Per direction: the sequence number just after the highest byte seen.
-    seq_end: HashMap<Flow, u32>,
+    parse_payload: bool,
+    dirs: HashMap<Flow, Dir>,
     /// Per HTTP connection (client, server): the class of its last request.
     http_class: HashMap<Flow, Class>,
+    streams_lost: u64,
 }
 
 /// Why a packet could not be parsed.
@@ -102,12 +125,19 @@ fn request_class(payload: &[u8]) -> Option<Class> {
 }
 
 impl Classifier {
-    /// A classifier for which TCP connections to `http_servers` are HTTP.
-    pub fn new(http_servers: impl IntoIterator<Item = SocketAddrV4>) -> Self {
+    /// A classifier for which TCP connections to `http_servers` are HTTP; with `parse_payload`,
+    /// it follows streams to tell payload from control (see the module documentation).
+    pub fn new(http_servers: impl IntoIterator<Item = SocketAddrV4>, parse_payload: bool) -> Self {
         Self {
             http_servers: http_servers.into_iter().collect(),
+            parse_payload,
             ..Self::default()
         }
+    }
+
+    /// Streams whose payload could not be told apart (their new bytes all count as control).
+    pub fn streams_lost(&self) -> u64 {
+        self.streams_lost
     }
 
     /// Parses `bytes` (the packet's first bytes; `len` of the IP header is the real length).
@@ -129,6 +159,7 @@ impl Classifier {
             len,
             class: Class::Other,
             new_payload: len - ihl as u32,
+            payload: 0,
         };
         // TCP, and not a later fragment.
         if proto != 6 || be16(bytes, 6) & 0x1fff != 0 {
@@ -148,40 +179,32 @@ impl Classifier {
         let payload_len = len - (ihl + doff) as u32;
         let from = SocketAddrV4::new(src, sport);
         let to = SocketAddrV4::new(dst, dport);
-        // SYN and FIN take a sequence number each.
-        let syn = u32::from(flags & 0x02 != 0);
-        let fin = u32::from(flags & 0x01 != 0);
-        let start = seq.wrapping_add(syn);
-        let end = start.wrapping_add(payload_len);
-        let new_payload = match self.seq_end.get_mut(&(from, to)) {
-            None => {
-                self.seq_end.insert((from, to), end.wrapping_add(fin));
-                payload_len
+        let syn = flags & 0x02 != 0;
+        let start = seq.wrapping_add(u32::from(syn));
+        let data = &t[doff.min(t.len())..];
+        let data = &data[..data.len().min(payload_len as usize)];
+        let dir = self.dirs.entry((from, to)).or_insert_with(|| {
+            let mut d = Dir {
+                seq: SeqTracker::new(start),
+                bt: BtStream::default(),
+                http: HttpAnswer::default(),
+                lost_counted: false,
+            };
+            if !syn {
+                // First seen mid-connection: its stream cannot be followed.
+                d.bt.lose();
             }
-            Some(highest) => {
-                // Bytes past the highest seen are new (serial-number arithmetic).
-                let past = end.wrapping_sub(*highest) as i32;
-                let new = if past > 0 {
-                    (past as u32).min(payload_len)
-                } else {
-                    0
-                };
-                if past > 0 || (fin == 1 && past == 0) {
-                    *highest = end.wrapping_add(fin);
-                }
-                new
-            }
-        };
-        if flags & 0x04 != 0 {
-            // RST: the connection is gone; forget it so a reused port starts afresh.
-            self.seq_end.remove(&(from, to));
-            self.seq_end.remove(&(to, from));
-        }
+            d
+        });
+        let new = dir.seq.add(start, payload_len);
+        let new_payload = new.count;
         let class = if self.http_servers.contains(&to) {
-            let payload = &t[doff.min(t.len())..];
             if new_payload > 0 {
-                if let Some(c) = request_class(payload) {
+                if let Some(c) = request_class(data) {
                     self.http_class.insert((from, to), c);
+                    if let Some(answer) = self.dirs.get_mut(&(to, from)) {
+                        answer.http.request();
+                    }
                 }
             }
             *self
@@ -196,12 +219,57 @@ impl Classifier {
         } else {
             Class::Bittorrent
         };
+        let mut payload = 0;
+        if self.parse_payload && new_payload > 0 {
+            let dir = self.dirs.get_mut(&(from, to)).expect("inserted above");
+            // Only bytes that extend the stream in order can be followed.
+            let in_order = new
+                .in_order_from
+                .filter(|&off| data.len() == payload_len as usize && off <= payload_len)
+                .map(|off| &data[off as usize..]);
+            let mut lost = false;
+            match class {
+                Class::Bittorrent => {
+                    match in_order {
+                        Some(bytes) if !dir.bt.lost() => payload = dir.bt.feed(bytes),
+                        _ => dir.bt.lose(),
+                    }
+                    lost = dir.bt.lost();
+                }
+                Class::HttpSegments if self.http_servers.contains(&from) => match in_order {
+                    Some(bytes) => payload = dir.http.feed(bytes),
+                    None => {
+                        dir.http.lose();
+                        lost = true;
+                    }
+                },
+                Class::Manifest | Class::Tracker | Class::HttpOther
+                    if self.http_servers.contains(&from) =>
+                {
+                    // Answers that are control; follow them so the next one starts right.
+                    if let Some(bytes) = in_order {
+                        dir.http.feed(bytes);
+                    }
+                }
+                _ => {}
+            }
+            if lost && !dir.lost_counted {
+                dir.lost_counted = true;
+                self.streams_lost += 1;
+            }
+        }
+        if flags & 0x04 != 0 {
+            // RST: the connection is gone; forget it so a reused port starts afresh.
+            self.dirs.remove(&(from, to));
+            self.dirs.remove(&(to, from));
+        }
         Ok(Packet {
             src,
             dst,
             len,
             class,
             new_payload,
+            payload,
         })
     }
 }
@@ -227,6 +295,9 @@ pub struct WireBytes {
     pub http_other: u64,
     /// Payload of packets that are not TCP.
     pub other: u64,
+    /// Of the new TCP payload, piece data and segment bodies (counted on the sending side only).
+    #[serde(default)]
+    pub payload: u64,
 }
 
 impl WireBytes {
@@ -235,6 +306,7 @@ impl WireBytes {
         self.packets += 1;
         self.ip_bytes += u64::from(p.len);
         self.tcpip += u64::from(p.tcpip());
+        self.payload += u64::from(p.payload);
         let n = u64::from(p.new_payload);
         match p.class {
             Class::Bittorrent => self.bittorrent += n,
@@ -258,6 +330,7 @@ impl WireBytes {
             http_segments: self.http_segments + o.http_segments,
             http_other: self.http_other + o.http_other,
             other: self.other + o.other,
+            payload: self.payload + o.payload,
         }
     }
 }
@@ -297,7 +370,7 @@ mod tests {
 
     #[test]
     fn new_payload_and_retransmissions() {
-        let mut c = Classifier::new([]);
+        let mut c = Classifier::new([], true);
         let syn = c.classify(&tcp(C, 5000, S, 6881, 100, 0x02, b"")).unwrap();
         assert_eq!((syn.len, syn.new_payload, syn.tcpip()), (52, 0, 52));
         assert_eq!(syn.class, Class::Bittorrent);
@@ -316,7 +389,7 @@ mod tests {
             .unwrap();
         assert_eq!(half.new_payload, 50);
         // Across the sequence number wrap.
-        let mut c = Classifier::new([]);
+        let mut c = Classifier::new([], true);
         c.classify(&tcp(C, 1, S, 2, u32::MAX - 10, 0x10, &[0; 10]))
             .unwrap();
         let w = c
@@ -328,7 +401,7 @@ mod tests {
     #[test]
     fn http_answers_take_the_class_of_their_request() {
         let server = SocketAddrV4::new(Ipv4Addr::from(S), 8080);
-        let mut c = Classifier::new([server]);
+        let mut c = Classifier::new([server], true);
         let req = c
             .classify(&tcp(
                 C,
@@ -396,8 +469,88 @@ mod tests {
     }
 
     #[test]
+    fn piece_data_and_segment_bodies_are_payload_on_the_sending_side() {
+        let server = SocketAddrV4::new(Ipv4Addr::from(S), 8080);
+        let mut c = Classifier::new([server], true);
+        // A peer connection: SYN, handshake, a piece message across two segments, a
+        // retransmission of the second.
+        c.classify(&tcp(S, 6881, C, 5000, 99, 0x02, b"")).unwrap();
+        let mut hs = vec![19u8];
+        hs.extend_from_slice(b"BitTorrent protocol");
+        hs.extend_from_slice(&[0; 48]);
+        let mut piece = (9u32 + 1000).to_be_bytes().to_vec();
+        piece.push(7);
+        piece.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+        piece.extend_from_slice(&[0xcd; 1000]);
+        let mut stream = hs;
+        stream.extend_from_slice(&piece);
+        let (a, b) = stream.split_at(600);
+        let p1 = c.classify(&tcp(S, 6881, C, 5000, 100, 0x18, a)).unwrap();
+        let p2 = c
+            .classify(&tcp(S, 6881, C, 5000, 100 + 600, 0x18, b))
+            .unwrap();
+        let again = c
+            .classify(&tcp(S, 6881, C, 5000, 100 + 600, 0x18, b))
+            .unwrap();
+        assert_eq!(p1.payload + p2.payload, 1000);
+        assert_eq!((again.new_payload, again.payload), (0, 0));
+        // An HTTP segment answer: its body is payload, its header is not; a manifest answer is
+        // all control.
+        c.classify(&tcp(S, 8080, C, 4000, 0, 0x12, b"")).unwrap();
+        c.classify(&tcp(C, 4000, S, 8080, 0, 0x02, b"")).unwrap();
+        c.classify(&tcp(
+            C,
+            4000,
+            S,
+            8080,
+            1,
+            0x18,
+            b"GET /segments/00000001.ts HTTP/1.1\r\n\r\n",
+        ))
+        .unwrap();
+        let ans = c
+            .classify(&tcp(
+                S,
+                8080,
+                C,
+                4000,
+                1,
+                0x18,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody",
+            ))
+            .unwrap();
+        assert_eq!((ans.class, ans.payload), (Class::HttpSegments, 4));
+        c.classify(&tcp(
+            C,
+            4000,
+            S,
+            8080,
+            40,
+            0x18,
+            b"GET /manifest?after=1 HTTP/1.1\r\n\r\n",
+        ))
+        .unwrap();
+        let m = c
+            .classify(&tcp(
+                S,
+                8080,
+                C,
+                4000,
+                100,
+                0x18,
+                b"HTTP/1.1 200 OK\r\n\r\nmanifest",
+            ))
+            .unwrap();
+        assert_eq!((m.class, m.payload), (Class::Manifest, 0));
+        // A stream first seen mid-connection cannot be followed: no payload, counted as lost.
+        let mid = c.classify(&tcp(C, 7000, S, 6881, 5, 0x18, &piece)).unwrap();
+        assert_eq!(mid.payload, 0);
+        assert_eq!(c.streams_lost(), 1);
+    }
+
+    #[test]
     fn garbage_is_an_error_and_udp_is_other() {
-        let mut c = Classifier::new([]);
+        let mut c = Classifier::new([], true);
         assert_eq!(c.classify(&[0x45, 0, 0]), Err(ParseError::Malformed));
         assert_eq!(c.classify(&[0x60; 40]), Err(ParseError::Malformed));
         let mut udp = vec![0u8; 28];
