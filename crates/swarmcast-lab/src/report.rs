@@ -121,7 +121,8 @@ pub fn csv(runs: &[RunSummary]) -> String {
     if net {
         out.push_str(
             "net,publisher_wire_per_byte,publisher_payload_per_byte,publisher_control_per_byte,\
-             publisher_tcpip_per_byte,control_bytes_per_viewer_segment,viewer_overhead_share,\
+             publisher_tcpip_per_byte,publisher_queue_dropped_per_byte,\
+             control_bytes_per_viewer_segment,viewer_overhead_share,\
              viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,",
         );
     }
@@ -146,7 +147,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
         if net {
             let _ = write!(
                 extra,
-                "{},{},{},{},{},{},{},{},{},{},",
+                "{},{},{},{},{},{},{},{},{},{},{},",
                 r.net
                     .as_deref()
                     .map_or(String::new(), |n| format!("\"{n}\"")),
@@ -154,6 +155,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
                 num(r.publisher_payload_per_byte, 4),
                 num(r.publisher_control_per_byte, 4),
                 num(r.publisher_tcpip_per_byte, 4),
+                num(r.publisher_queue_dropped_per_byte, 4),
                 num(r.control_bytes_per_viewer_segment, 0),
                 num(r.viewer_overhead_share, 4),
                 num(r.viewer_tcpip_share, 4),
@@ -273,7 +275,8 @@ hosts (the publisher, trackers, mirrors) sent / bytes of the segments fetched, t
 (piece data and segment bodies on the wire: unlike publisher copies, which counts what the process \
 wrote, bytes that never left a socket buffer are not in it), control (manifests, tracker answers, \
 BitTorrent messages other than piece data, HTTP headers) and TCP/IP (headers and retransmitted \
-payload); control / viewer / seg is a viewer's new payload on the wire, sent and received, less \
+payload); dropped at its uplink is the part of it that its own uplink queue dropped (sent into the \
+access link, never across it); control / viewer / seg is a viewer's new payload on the wire, sent and received, less \
 the verified payload it received and the piece data it sent, in bytes per segment played; viewer overhead is the viewers' control / their new payload on the wire; \
 TCP/IP share is the viewers' TCP/IP bytes / their IP bytes; TCP rtt is the median smoothed RTT \
 of the connections sampled; emulator cpu is its thread's CPU time / wall time; idle is the \
@@ -378,6 +381,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             "payload",
             "control",
             "TCP/IP",
+            "dropped at its uplink",
             "control / viewer / seg",
             "viewer overhead",
             "TCP/IP share",
@@ -424,6 +428,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
                 spread(rs, |r| r.publisher_payload_per_byte, 3),
                 spread(rs, |r| r.publisher_control_per_byte, 3),
                 spread(rs, |r| r.publisher_tcpip_per_byte, 3),
+                spread(rs, |r| r.publisher_queue_dropped_per_byte, 3),
                 spread(rs, |r| r.control_bytes_per_viewer_segment, 0),
                 pct(spread(rs, |r| 100.0 * r.viewer_overhead_share, 2)),
                 pct(spread(rs, |r| 100.0 * r.viewer_tcpip_share, 1)),

@@ -303,6 +303,9 @@ pub struct RunSummary {
     pub publisher_control_per_byte: f64,
     /// Of it, TCP/IP: IP and TCP headers and retransmitted payload.
     pub publisher_tcpip_per_byte: f64,
+    /// Of the wire figure, what the publisher's own uplink queue dropped (bytes it put on its
+    /// access link that never crossed the cap), per byte of the segments fetched.
+    pub publisher_queue_dropped_per_byte: f64,
     /// Control bytes per segment played, mean over viewers: a viewer's new payload on the wire,
     /// sent and received, less the verified payload its counters report receiving (swarm and
     /// HTTP) and the piece data the emulator found in what it sent (NaN without the emulator).
@@ -485,7 +488,6 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     from_peers: q,
                 } => {
                     if let Some(n) = seg {
-                        own.uploaded += uploaded_bytes;
                         *seg_peer_uploads.entry(n).or_default() += uploaded_bytes;
                         // Received after completion, or for a segment never completed.
                         late.push((n, *p, *q));
@@ -508,7 +510,6 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
         }
         for (n, p, q) in late {
-            own.received += p + q;
             from_publisher += p;
             from_peers += q;
             seg_from_pub.entry(n).or_default().0 += p;
@@ -532,7 +533,6 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             }
             if let Some((since, p, q, h)) = v.completed {
                 complete.push(since as f64 / 1000.0);
-                own.received += p + q + h;
                 from_publisher += p;
                 from_peers += q;
                 from_http += h;
@@ -795,6 +795,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         publisher_payload_per_byte: net_figures.publisher_payload_per_byte,
         publisher_control_per_byte: net_figures.publisher_control_per_byte,
         publisher_tcpip_per_byte: net_figures.publisher_tcpip_per_byte,
+        publisher_queue_dropped_per_byte: net_figures.publisher_queue_dropped_per_byte,
         control_bytes_per_viewer_segment: net_figures.control_bytes_per_viewer_segment,
         viewer_overhead_share: net_figures.viewer_overhead_share,
         viewer_tcpip_share: net_figures.viewer_tcpip_share,

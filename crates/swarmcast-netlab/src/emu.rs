@@ -14,6 +14,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,9 +25,12 @@ use serde::{Deserialize, Serialize};
 use self::classify::{Classifier, WireBytes};
 use crate::model::{DropReason, HostId, LinkSpec, Model, ModelConfig, Verdict};
 
-/// Bytes of each packet copied to user space: all of it (at most 1,500 bytes here), so BitTorrent
-/// and HTTP streams can be followed to tell payload from control.
-pub const COPY_RANGE: u16 = u16::MAX;
+/// Bytes of each packet copied to user space: all of it (the links' MTU is 1,500 bytes), so
+/// BitTorrent and HTTP streams can be followed to tell payload from control.
+pub const COPY_RANGE: u16 = 1600;
+/// The queue socket's receive buffer: room for about 40,000 whole packets waiting to be read, so
+/// a busy moment of the emulator's thread never makes the kernel drop one.
+pub const SOCKET_BUFFER: usize = 64 << 20;
 /// Packets the kernel may hold for the emulator.
 pub const QUEUE_MAX_LEN: u32 = 1 << 16;
 /// Longest wait before the emulator checks whether it was told to stop.
@@ -271,13 +275,21 @@ fn open_queue() -> Result<(nfq::Queue, i32), EmuError> {
     }
 }
 
-/// Waits until `fd` is readable or `timeout` passes.
+/// Runs `f` with the queue's socket, `fd` (see [`open_queue`]).
 #[allow(unsafe_code)]
-fn wait_readable(fd: i32, timeout: Duration) -> Result<(), EmuError> {
+fn with_socket<R>(_queue: &nfq::Queue, fd: i32, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+    // SAFETY: `fd` is the socket owned by `_queue`, which is borrowed for this whole call, so
+    // the descriptor stays open; the borrow handed to `f` does not outlive the call.
+    f(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// Waits until the queue's socket is readable or `timeout` passes.
+fn wait_readable(queue: &nfq::Queue, fd: i32, timeout: Duration) -> Result<(), EmuError> {
+    with_socket(queue, fd, |borrowed| poll_one(borrowed, timeout))
+}
+
+fn poll_one(borrowed: BorrowedFd<'_>, timeout: Duration) -> Result<(), EmuError> {
     use nix::poll::{ppoll, PollFd, PollFlags};
-    // SAFETY: `fd` is the socket owned by the `nfq::Queue` that the caller holds (and does not
-    // close) for as long as this call runs; the borrow does not outlive the call.
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let mut fds = [PollFd::new(borrowed, PollFlags::POLLIN)];
     let ts = nix::sys::time::TimeSpec::from_duration(timeout);
     match ppoll(&mut fds, Some(ts), None) {
@@ -302,6 +314,10 @@ fn run(
         .set_queue_max_len(num, QUEUE_MAX_LEN)
         .map_err(qerr("queue length"))?;
     queue.set_fail_open(num, false).map_err(qerr("fail open"))?;
+    with_socket(&queue, fd, |s| {
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &SOCKET_BUFFER)
+    })
+    .map_err(|e| qerr("receive buffer")(std::io::Error::from(e)))?;
     queue.set_nonblocking(true);
     let dropped_before = kernel_dropped(num);
 
@@ -317,11 +333,11 @@ fn run(
             ..HostWire::default()
         });
     }
-    // What was sent and what was delivered are classified apart: a packet lost after it was
-    // counted as new payload on the sender's side arrives later as a retransmission, which is
-    // the receiver's first copy of those bytes.
+    // Packets are classified once, as sent; a delivered packet counts for its receiver as it
+    // was classified for its sender. So a byte is new (and payload, or control) at both ends of
+    // its first transmission, and every retransmission is TCP/IP at both ends, whether it
+    // repairs a loss or not.
     let mut classifier = Classifier::new(config.http_servers.iter().copied(), true);
-    let mut delivered = Classifier::new(config.http_servers.iter().copied(), false);
     let mut held: HashMap<u64, (nfq::Message, classify::Packet)> = HashMap::new();
     let mut verdicts = Vec::new();
     let start = Instant::now();
@@ -388,8 +404,7 @@ fn run(
             let dst = ids[&packet.dst] as usize;
             match verdict {
                 Verdict::Accept => {
-                    let got = delivered.classify(msg.get_payload()).unwrap_or(packet);
-                    report.hosts[dst].received.add(&got);
+                    report.hosts[dst].received.add(&packet);
                     msg.set_verdict(nfq::Verdict::Accept);
                 }
                 Verdict::Drop(_) => {
@@ -404,7 +419,7 @@ fn run(
             None => STOP_CHECK,
         };
         if !wait.is_zero() {
-            wait_readable(fd, wait)?;
+            wait_readable(&queue, fd, wait)?;
         }
     }
     report.held_at_end = held.len();

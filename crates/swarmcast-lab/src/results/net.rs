@@ -6,13 +6,13 @@
 //! Every wire figure comes from the emulator's count of what crossed each host's link
 //! ([`WireBytes`]): `ip_bytes = tcpip + new payload`, where new payload is the TCP payload a
 //! connection had not carried before, by class (BitTorrent, manifest, tracker, HTTP), plus the
-//! payload of packets that are not TCP. **Payload** sent is what the emulator found in the sending
+//! payload of packets that are not TCP. **Payload** is what the emulator found in the sending
 //! host's streams: piece data of BitTorrent `piece` messages and bodies of HTTP segment answers
 //! (a process's own count of bytes it wrote would include bytes that sat in a socket buffer and
-//! never left). Payload received is the viewer's own count of verified payload (duplicates it
-//! received are not payload it could use). The rest of the new payload is **control**:
-//! BitTorrent messages other than piece data, manifests, tracker announces and answers, HTTP
-//! headers, and anything that is not TCP.
+//! never left); a received packet counts as it was classified when sent, so a byte is new at both
+//! ends of its first transmission, and every retransmission is TCP/IP at both ends. The rest of
+//! the new payload is **control**: BitTorrent messages other than piece data, manifests, tracker
+//! announces and answers, HTTP headers, and anything that is not TCP.
 
 use std::collections::BTreeMap;
 
@@ -60,15 +60,9 @@ fn new_payload(w: &WireBytes) -> u64 {
     w.ip_bytes.saturating_sub(w.tcpip)
 }
 
-/// A viewer's own counts of payload: what it received (swarm and HTTP) and uploaded (kept for
-/// the record: the wire's count of piece data it sent is used instead), and the segments it
-/// played.
+/// What a viewer's own counters add to its wire figures: the segments it played.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct ViewerPayload {
-    /// Payload bytes received from the publisher, other viewers and HTTP.
-    pub(super) received: u64,
-    /// Payload bytes uploaded to other viewers.
-    pub(super) uploaded: u64,
     /// Segments played.
     pub(super) played: u64,
 }
@@ -80,6 +74,7 @@ pub(super) struct NetFigures {
     pub(super) publisher_payload_per_byte: f64,
     pub(super) publisher_control_per_byte: f64,
     pub(super) publisher_tcpip_per_byte: f64,
+    pub(super) publisher_queue_dropped_per_byte: f64,
     pub(super) control_bytes_per_viewer_segment: f64,
     pub(super) viewer_overhead_share: f64,
     pub(super) viewer_tcpip_share: f64,
@@ -95,6 +90,7 @@ impl NetFigures {
             publisher_payload_per_byte: f64::NAN,
             publisher_control_per_byte: f64::NAN,
             publisher_tcpip_per_byte: f64::NAN,
+            publisher_queue_dropped_per_byte: f64::NAN,
             control_bytes_per_viewer_segment: f64::NAN,
             viewer_overhead_share: f64::NAN,
             viewer_tcpip_share: f64::NAN,
@@ -105,7 +101,7 @@ impl NetFigures {
 }
 
 /// The figures of a run on a network. `fetched_bytes` is the bytes of the segments any viewer fetched (the denominator
-/// of `publisher_copies`), `viewers` each viewer's own payload counts by node. Without the
+/// of `publisher_copies`), `viewers` each viewer's segments played by node. Without the
 /// emulator (the plain network) only the TCP RTT is known.
 pub(super) fn figures(
     net: &NetOutcome,
@@ -131,6 +127,13 @@ pub(super) fn figures(
     f.publisher_payload_per_byte = per_byte(payload);
     f.publisher_control_per_byte = per_byte(new_payload(&sent) as f64 - payload);
     f.publisher_tcpip_per_byte = per_byte(sent.tcpip as f64);
+    let queue_dropped: u64 = emu
+        .hosts
+        .iter()
+        .filter(|h| is_broadcaster(&h.node))
+        .map(|h| h.dropped_up_queue.bytes)
+        .sum();
+    f.publisher_queue_dropped_per_byte = per_byte(queue_dropped as f64);
 
     let (mut control, mut new, mut tcpip, mut ip) = (0.0, 0u64, 0u64, 0u64);
     let mut per_segment = Vec::new();
@@ -139,7 +142,7 @@ pub(super) fn figures(
             continue;
         };
         let wire = new_payload(&h.sent) + new_payload(&h.received);
-        let c = wire as f64 - (v.received + h.sent.payload) as f64;
+        let c = wire as f64 - (h.sent.payload + h.received.payload) as f64;
         control += c;
         new += wire;
         tcpip += h.sent.tcpip + h.received.tcpip;

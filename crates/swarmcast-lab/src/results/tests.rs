@@ -363,6 +363,13 @@ fn emulator() -> EmuReport {
         wire(25_000, 375_060 + 1_500, 3_000, 400, 0),
     );
     viewer0.sent.payload = 1_000;
+    viewer0.received.payload = 375_060;
+    let mut viewer1 = host(
+        "viewer-1",
+        wire(20_000, 1_000, 300, 500, 0),
+        wire(30_000, 375_060 + 1_000, 3_000, 400, 0),
+    );
+    viewer1.received.payload = 375_060;
     EmuReport {
         hosts: vec![
             publisher,
@@ -372,11 +379,7 @@ fn emulator() -> EmuReport {
                 wire(500, 0, 0, 500, 0),
             ),
             viewer0,
-            host(
-                "viewer-1",
-                wire(20_000, 1_000, 300, 500, 0),
-                wire(30_000, 375_060 + 1_000, 3_000, 400, 0),
-            ),
+            viewer1,
         ],
         held_max: 40,
         cpu_secs: 0.5,
@@ -469,6 +472,7 @@ fn the_publisher_wire_adds_up_to_payload_control_and_tcpip() {
     let control = 2_000.0 + 6_000.0 + 1_500.0 + 28.0 + 3_000.0;
     assert_eq!(s.publisher_control_per_byte, control / FETCHED);
     assert_eq!(s.publisher_tcpip_per_byte, 41_000.0 / FETCHED);
+    assert_eq!(s.publisher_queue_dropped_per_byte, 0.0);
     let sum =
         s.publisher_payload_per_byte + s.publisher_control_per_byte + s.publisher_tcpip_per_byte;
     assert!((sum - s.publisher_wire_per_byte).abs() < 1e-12, "{sum}");
@@ -657,7 +661,7 @@ fn saturated_runs_are_marked_in_every_table() {
         "{md}"
     );
     assert!(
-        md.contains("| behind live | pub wire / seg byte | payload | control | TCP/IP | control / viewer / seg | viewer overhead | TCP/IP share | TCP rtt | emulator cpu | idle | consistent |"),
+        md.contains("| behind live | pub wire / seg byte | payload | control | TCP/IP | dropped at its uplink | control / viewer / seg | viewer overhead | TCP/IP share | TCP rtt | emulator cpu | idle | consistent |"),
         "{md}"
     );
     // 13 checks for the emulated run, 10 for the one without the emulator.

@@ -74,6 +74,8 @@ type Flow = (SocketAddrV4, SocketAddrV4);
 /// One direction of a TCP connection.
 #[derive(Debug)]
 struct Dir {
+    /// The first sequence number of its data (after the SYN).
+    isn: u32,
     seq: SeqTracker,
     bt: BtStream,
     http: HttpAnswer,
@@ -183,8 +185,13 @@ impl Classifier {
         let start = seq.wrapping_add(u32::from(syn));
         let data = &t[doff.min(t.len())..];
         let data = &data[..data.len().min(payload_len as usize)];
+        // A SYN with a new sequence number starts a new connection on the same ports.
+        if syn && self.dirs.get(&(from, to)).is_some_and(|d| d.isn != start) {
+            self.dirs.remove(&(from, to));
+        }
         let dir = self.dirs.entry((from, to)).or_insert_with(|| {
             let mut d = Dir {
+                isn: start,
                 seq: SeqTracker::new(start),
                 bt: BtStream::default(),
                 http: HttpAnswer::default(),
@@ -258,11 +265,8 @@ impl Classifier {
                 self.streams_lost += 1;
             }
         }
-        if flags & 0x04 != 0 {
-            // RST: the connection is gone; forget it so a reused port starts afresh.
-            self.dirs.remove(&(from, to));
-            self.dirs.remove(&(to, from));
-        }
+        // A RST does not end the state: packets still in flight after it are the same
+        // connection's (a reused port starts with a new SYN, above).
         Ok(Packet {
             src,
             dst,
@@ -295,7 +299,8 @@ pub struct WireBytes {
     pub http_other: u64,
     /// Payload of packets that are not TCP.
     pub other: u64,
-    /// Of the new TCP payload, piece data and segment bodies (counted on the sending side only).
+    /// Of the new TCP payload, piece data and segment bodies, as the sender's stream shows them
+    /// (a received packet counts as it was classified when sent).
     #[serde(default)]
     pub payload: u64,
 }
