@@ -678,7 +678,7 @@ fn saturated_runs_are_marked_in_every_table() {
     let csv = crate::report::csv(&runs);
     let lines: Vec<&str> = csv.lines().collect();
     assert!(
-        lines[0].ends_with(",connect_errors_per_segment,net,publisher_wire_per_byte,publisher_payload_per_byte,publisher_control_per_byte,publisher_tcpip_per_byte,control_bytes_per_viewer_segment,viewer_overhead_share,viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,idle_mean,saturated,consistent,failed_checks"),
+        lines[0].ends_with(",connect_errors_per_segment,net,publisher_wire_per_byte,publisher_payload_per_byte,publisher_control_per_byte,publisher_tcpip_per_byte,publisher_queue_dropped_per_byte,control_bytes_per_viewer_segment,viewer_overhead_share,viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,idle_mean,saturated,consistent,failed_checks"),
         "{}",
         lines[0]
     );
