@@ -684,7 +684,7 @@ fn saturated_runs_are_marked_in_every_table() {
     );
     assert!(lines[2].ends_with(",0.0367,true,true,\"\""), "{}", lines[2]);
     assert!(
-        lines[1].contains(&format!(",\"{network}\",,,,,,,,52.0,,0.5000,false,true,")),
+        lines[1].contains(&format!(",\"{network}\",,,,,,,,,52.0,,0.5000,false,true,")),
         "{}",
         lines[1]
     );
