@@ -237,6 +237,8 @@ const CPU_SAMPLE: Duration = Duration::from_secs(1);
 const RTT_SAMPLE: Duration = Duration::from_secs(2);
 /// Viewers whose connections' round trips are sampled (with the publisher).
 const RTT_SAMPLED_VIEWERS: usize = 3;
+/// Quiet periods waited for at most before a network's counters are read anyway.
+const QUIET_TRIES: usize = 30;
 
 /// A run on its own network: builds it, starts the emulator, runs, lets the network go quiet,
 /// reads every counter, and removes it all (also on error, and on drop if this future is
@@ -289,12 +291,26 @@ async fn execute_on_net(
     let rtts = RttSampler::start(sampled, RTT_SAMPLE);
     let result = execute(spec, config, dir, outcome, Some(&net), cancel).await;
     net_outcome.tcp_rtt_ms = rtts.stop().iter().map(|s| s.srtt_ms).collect();
-    // Let what is still in flight arrive (or drop) before counting.
-    let settle = Duration::from_secs_f64((2.0 * point.rtt_ms + point.queue_ms) / 1000.0 + 0.5);
-    tokio::time::sleep(settle).await;
+    // Count once the network is quiet: the processes are gone, but their kernels still close
+    // connections (FIN and RST retransmissions), so wait until nothing is held and nothing new
+    // came for a while; then the interfaces' counters and the emulator's agree.
+    let quiet = Duration::from_secs_f64((2.0 * point.rtt_ms + point.queue_ms) / 1000.0 + 0.3);
     let t = Instant::now();
     let finish = tokio::task::spawn_blocking(move || {
-        let links = net.counters();
+        let mut links = net.counters();
+        if let Some(e) = &emulator {
+            for _ in 0..QUIET_TRIES {
+                let (seen, _) = e.activity();
+                std::thread::sleep(quiet);
+                links = net.counters();
+                if e.activity() == (seen, 0) {
+                    break;
+                }
+            }
+        } else {
+            std::thread::sleep(quiet);
+            links = net.counters();
+        }
         let emu = emulator.map(Emulator::stop).transpose();
         let removed = net.remove();
         (links, emu, removed)

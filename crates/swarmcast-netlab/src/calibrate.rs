@@ -8,7 +8,7 @@
 //! 3. **Throughput**: one TCP flow from A to B for [`CheckSpec::throughput_secs`] under A's upload
 //!    cap, at the asked round trip and 0% loss; the receiver's goodput after the first second,
 //!    turned into wire bytes with the emulator's own count of what B received (IP bytes per byte
-//!    of new payload), to within 10% of the cap.
+//!    the application read, retransmissions included), to within 10% of the cap.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -272,25 +272,28 @@ pub fn run(spec: CheckSpec) -> Result<CheckReport, CheckError> {
     let b_addr = SocketAddrV4::new(b.addr, PORT + 2);
     let listener = in_ns(&b.ns, move || TcpListener::bind(b_addr))?.map_err(io("listen"))?;
     let secs = spec.throughput_secs;
-    let sink = std::thread::spawn(move || -> std::io::Result<(u64, f64)> {
+    let sink = std::thread::spawn(move || -> std::io::Result<(u64, f64, u64)> {
         let (mut s, _) = listener.accept()?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut buf = vec![0u8; 64 * 1024];
         let start = Instant::now();
-        let (mut counted, mut from) = (0u64, None);
+        let (mut counted, mut from, mut total) = (0u64, None, 0u64);
         loop {
             let n = s.read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            // The first second is slow start; count the rest.
-            if start.elapsed() >= Duration::from_secs(1) {
-                from.get_or_insert_with(Instant::now);
+            total += n as u64;
+            // The first second is slow start; count the rest. The read that crosses the second
+            // may return bytes buffered before it: the window starts after it.
+            if from.is_some() {
                 counted += n as u64;
+            } else if start.elapsed() >= Duration::from_secs(1) {
+                from = Some(Instant::now());
             }
         }
         let window = from.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        Ok((counted, window))
+        Ok((counted, window, total))
     });
     in_ns(&a.ns, move || -> std::io::Result<()> {
         let mut s = TcpStream::connect_timeout(&SocketAddr::V4(b_addr), Duration::from_secs(5))?;
@@ -302,17 +305,15 @@ pub fn run(spec: CheckSpec) -> Result<CheckReport, CheckError> {
         Ok(())
     })?
     .map_err(io("send"))?;
-    let (counted, window) = sink
+    let (counted, window, total) = sink
         .join()
         .map_err(|_| io("receive")(std::io::Error::other("receiver panicked")))?
         .map_err(io("receive"))?;
     let report = e.stop()?;
     let goodput = counted as f64 / window.max(1e-9);
-    // What B received: every delivered byte per byte of payload delivered for the first time
-    // (what A sent includes packets the queue dropped).
-    let got = &report.hosts[1].received;
-    let wire_per_payload =
-        got.ip_bytes as f64 / got.ip_bytes.saturating_sub(got.tcpip).max(1) as f64;
+    // IP bytes B received per byte its application read (what A sent includes packets the
+    // queue dropped).
+    let wire_per_payload = report.hosts[1].received.ip_bytes as f64 / total.max(1) as f64;
     net.remove()?;
     Ok(CheckReport {
         spec,

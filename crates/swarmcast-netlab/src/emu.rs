@@ -15,7 +15,7 @@ mod stream;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -162,6 +162,7 @@ pub enum EmuError {
 #[derive(Debug)]
 pub struct Emulator {
     stop: Arc<AtomicBool>,
+    live: Arc<Live>,
     thread: Option<JoinHandle<Result<EmuReport, EmuError>>>,
 }
 
@@ -169,12 +170,16 @@ impl Emulator {
     /// Starts the emulator thread; returns once its queue is bound (packets flow from then on).
     pub fn start(config: EmuConfig) -> Result<Self, EmuError> {
         let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Live::default());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("netlab-emulator".into())
-                .spawn(move || run(config, stop, ready_tx))
+                .spawn({
+                    let live = live.clone();
+                    move || run(config, stop, live, ready_tx)
+                })
                 .map_err(|source| EmuError::Queue {
                     what: "thread",
                     source,
@@ -183,6 +188,7 @@ impl Emulator {
         match ready_rx.recv() {
             Ok(()) => Ok(Self {
                 stop,
+                live,
                 thread: Some(thread),
             }),
             // The thread ended before it was ready: its result says why.
@@ -192,6 +198,15 @@ impl Emulator {
                 .err()
                 .unwrap_or(EmuError::Thread)),
         }
+    }
+
+    /// Packets it has seen so far, and packets it holds now (for a caller waiting until the
+    /// network is quiet, so counters read on both sides of the emulator agree).
+    pub fn activity(&self) -> (u64, usize) {
+        (
+            self.live.seen.load(Ordering::SeqCst),
+            self.live.held.load(Ordering::SeqCst),
+        )
     }
 
     /// Stops the emulator and returns what it counted.
@@ -298,9 +313,17 @@ fn poll_one(borrowed: BorrowedFd<'_>, timeout: Duration) -> Result<(), EmuError>
     }
 }
 
+/// What the emulator's thread shares while it runs.
+#[derive(Debug, Default)]
+struct Live {
+    seen: AtomicU64,
+    held: AtomicUsize,
+}
+
 fn run(
     config: EmuConfig,
     stop: Arc<AtomicBool>,
+    live: Arc<Live>,
     ready: std::sync::mpsc::Sender<()>,
 ) -> Result<EmuReport, EmuError> {
     enter_ns(&config.core_ns)?;
@@ -359,6 +382,7 @@ fn run(
             };
             let now = now_ns();
             let token = u64::from(msg.get_packet_id());
+            live.seen.fetch_add(1, Ordering::SeqCst);
             let packet = match classifier.classify(msg.get_payload()) {
                 Ok(p) => p,
                 Err(_) => {
@@ -414,6 +438,7 @@ fn run(
             }
             queue.verdict(msg).map_err(qerr("verdict"))?;
         }
+        live.held.store(held.len(), Ordering::SeqCst);
         let wait = match model.next_deadline() {
             Some(t) => Duration::from_nanos(t.saturating_sub(now_ns())).min(STOP_CHECK),
             None => STOP_CHECK,
