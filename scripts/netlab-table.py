@@ -2,7 +2,8 @@
 """One Markdown table of the net-lab baseline (docs/experiments.md): a row per run of every
 `<DIR>/<point>/summary.csv` that scripts/netlab-baseline.sh wrote, in the script's order.
 
-Usage: python3 scripts/netlab-table.py lab-results/netlab
+Usage: python3 scripts/netlab-table.py lab-results/netlab [POINT_PREFIX ...]
+  (only the points whose names start with one of the prefixes, if given)
 """
 import csv
 import math
@@ -10,8 +11,8 @@ import sys
 from pathlib import Path
 
 ORDER = ["base", "segment-10s", "viewers-50", "viewers-100", "rtt", "loss-1",
-         "viewer-upload-unlimited", "publisher-uncapped", "nat-60", "join-all",
-         "cost-emulated", "cost-plain"]
+         "viewer-upload-unlimited", "publisher-uncapped", "nat-60", "join-all", "rtt-uncapped",
+         "cost-plain-20", "cost-emulated-50", "cost-plain-50", "cost-emulated", "cost-plain"]
 
 
 def num(row, key):
@@ -26,10 +27,12 @@ def fmt(v, spec):
     return "-" if math.isnan(v) else format(v, spec)
 
 
-def main(root: Path) -> None:
+def main(root: Path, prefixes: list) -> None:
     points = [p for p in ORDER if (root / p / "summary.csv").exists()]
     points += sorted(p.name for p in root.iterdir()
                      if (p / "summary.csv").exists() and p.name not in ORDER)
+    if prefixes:
+        points = [p for p in points if any(p.startswith(x) for x in prefixes)]
     head = ["point", "run", "viewers", "network", "stalls", "skips", "missed", "HTTP fallbacks",
             "from peers", "setup median / p95 ms", "startup ms", "behind live ms",
             "pub wire / published byte", "pub wire / fetched byte (payload + control + TCP/IP)",
@@ -77,4 +80,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "lab-results/netlab"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "lab-results/netlab"), sys.argv[2:])

@@ -33,6 +33,8 @@ pub const COPY_RANGE: u16 = 1600;
 pub const SOCKET_BUFFER: usize = 64 << 20;
 /// Packets the kernel may hold for the emulator.
 pub const QUEUE_MAX_LEN: u32 = 1 << 16;
+/// Packets read from the queue before the due ones get their verdicts.
+pub const READ_BATCH: usize = 32;
 /// Longest wait before the emulator checks whether it was told to stop.
 pub const STOP_CHECK: Duration = Duration::from_millis(50);
 
@@ -369,11 +371,17 @@ fn run(
     let now_ns = || start.elapsed().as_nanos() as u64;
 
     while !stop.load(Ordering::Relaxed) {
-        // Read what has arrived (bounded, so verdicts are not starved).
-        for _ in 0..4096 {
+        // Read what has arrived, a few packets at a time: packets due now get their verdict
+        // before more are read, so a burst is not held back while the rest of it is read.
+        // Whether the queue was read empty (else more may wait inside `nfq`, unseen by ppoll).
+        let mut drained = false;
+        for _ in 0..READ_BATCH {
             let mut msg = match queue.recv() {
                 Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
                     // The kernel could not hand us packets: they are counted in kernel_dropped.
                     continue;
@@ -443,7 +451,7 @@ fn run(
             Some(t) => Duration::from_nanos(t.saturating_sub(now_ns())).min(STOP_CHECK),
             None => STOP_CHECK,
         };
-        if !wait.is_zero() {
+        if drained && !wait.is_zero() {
             wait_readable(&queue, fd, wait)?;
         }
     }
