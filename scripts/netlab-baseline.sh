@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The net-lab baseline of docs/experiments.md ("The emulated internet: baseline"): the base point
 # and one factor at a time from it, each node in its own network namespace behind an emulated
-# access link. Needs root. About 20 minutes on a 2-core machine (--repeats 2: about 40).
+# access link. Needs root. About 35 minutes on a 2-core machine.
 # Usage: bash scripts/netlab-baseline.sh [OUT_DIR] [extra lab flags, e.g. --repeats 2]
 #   (default OUT_DIR: lab-results/netlab)
 set -euo pipefail
@@ -46,8 +46,17 @@ point viewer-upload-unlimited viewer-upload-limit=none
 point publisher-uncapped publisher-upload-limit=none
 point nat-60 nat=0.6
 point join-all join=all
+# Distance without caps: the swarm and HTTP at RTT 0, 50 and 150 ms, nobody capped.
+point rtt-uncapped rtt=0,50,150 viewer-upload-limit=none publisher-upload-limit=none transports=swarm,http
 # The emulator's own cost at the largest audience: no shaping through the emulator, against the
-# same namespaces with plain kernel forwarding (the control).
+# same namespaces with plain kernel forwarding (the control), at 20, 50 and 100 viewers (20
+# emulated is rtt-uncapped's RTT 0 swarm run).
+"$bin" lab --net plain --segment-secs 2 --viewers 20 --transports swarm \
+  --join staggered --join-every 0.2 --duration 40 "${EXTRA[@]}" --out "$out/cost-plain-20" || true
+"$bin" lab --net emulated --segment-secs 2 --viewers 50 --rtt 0 --transports swarm \
+  --join staggered --join-every 0.08 --duration 40 "${EXTRA[@]}" --out "$out/cost-emulated-50" || true
+"$bin" lab --net plain --segment-secs 2 --viewers 50 --transports swarm \
+  --join staggered --join-every 0.08 --duration 40 "${EXTRA[@]}" --out "$out/cost-plain-50" || true
 "$bin" lab --net emulated --segment-secs 2 --viewers 100 --rtt 0 --transports swarm \
   --join staggered --join-every 0.04 --duration 40 "${EXTRA[@]}" --out "$out/cost-emulated" || true
 "$bin" lab --net plain --segment-secs 2 --viewers 100 --transports swarm \
