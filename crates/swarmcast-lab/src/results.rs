@@ -413,9 +413,9 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut seg_from_peers: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seg_receivers: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seg_peer_uploads: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut viewer_payload: BTreeMap<String, net::ViewerPayload> = BTreeMap::new();
+    // Segments each viewer played, by node (the wire figures are per segment played).
+    let mut played_by: BTreeMap<String, u64> = BTreeMap::new();
     for (node, events) in &r.viewers {
-        let mut own = net::ViewerPayload::default();
         let mut segs: BTreeMap<u64, SegView> = BTreeMap::new();
         let mut late: Vec<(u64, u64, u64)> = Vec::new();
         let mut joined_us = None;
@@ -505,8 +505,9 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             .viewers
             .iter()
             .any(|v| &v.node == node && v.churned);
+        let played_here = segs.values().filter(|v| v.played.is_some()).count() as u64;
+        played_by.insert(node.clone(), played_here);
         if let (Some(first), Some(&last), false) = (joined_seg, sizes.keys().last(), churned) {
-            let played_here = segs.values().filter(|v| v.played.is_some()).count() as u64;
             missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
         }
         for (n, p, q) in late {
@@ -552,7 +553,6 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
             }
             if let Some((wall_us, bytes)) = v.played {
                 played += 1;
-                own.played += 1;
                 if sizes.get(n) != Some(&bytes) && bad_bytes.len() < 3 {
                     bad_bytes.push(format!(
                         "{node} segment {n}: played {bytes}, published {:?}",
@@ -567,7 +567,6 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                 }
             }
         }
-        viewer_payload.insert(node.clone(), own);
     }
 
     checks.push(Check {
@@ -745,7 +744,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let net_figures = match &outcome.net {
         Some(n) => {
             checks.extend(net::checks(n));
-            net::figures(n, fetched_bytes, &viewer_payload)
+            net::figures(n, fetched_bytes, &played_by)
         }
         None => net::NetFigures::none(),
     };

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use swarmcast_netlab::emu::Emulator;
-use swarmcast_netlab::topo::Net;
+use swarmcast_netlab::topo::{Host, Net};
 
 use crate::netrun::{self, NetHost, NetOutcome};
 use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step, Transport};
@@ -143,24 +143,20 @@ struct Proc {
     child: Option<Child>,
 }
 
-/// Starts `exe` with `args`, inside network namespace `ns` if given (`ip netns exec` execs the
-/// program, so the child is the program itself and Ctrl-C reaches it).
+/// Starts `exe` with `args`, on a network's host if given ([`Net::command`]: `ip netns exec`
+/// execs the program, so the child is the program itself and Ctrl-C reaches it).
 fn spawn(
     exe: &Path,
     args: &[String],
     log: &Path,
     stdout: bool,
-    ns: Option<&str>,
+    on: Option<(&Net, &Host)>,
 ) -> std::io::Result<Child> {
     let log = std::fs::File::create(log)?;
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
+    let mut cmd = Command::from(match on {
+        Some((net, host)) => net.command(host, exe),
+        None => std::process::Command::new(exe),
+    });
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(if stdout {
@@ -297,20 +293,21 @@ async fn execute_on_net(
     let quiet = Duration::from_secs_f64((2.0 * point.rtt_ms + point.queue_ms) / 1000.0 + 0.3);
     let t = Instant::now();
     let finish = tokio::task::spawn_blocking(move || {
-        let mut links = net.counters();
-        if let Some(e) = &emulator {
-            for _ in 0..QUIET_TRIES {
-                let (seen, _) = e.activity();
-                std::thread::sleep(quiet);
-                links = net.counters();
-                if e.activity() == (seen, 0) {
-                    break;
-                }
-            }
-        } else {
+        // Without the emulator there is nothing to watch: one quiet period.
+        let mut tries = 0;
+        let links = loop {
+            let before = emulator.as_ref().map(Emulator::activity);
             std::thread::sleep(quiet);
-            links = net.counters();
-        }
+            let links = net.counters();
+            tries += 1;
+            let quiet_now = match (&emulator, before) {
+                (Some(e), Some((seen, _))) => e.activity() == (seen, 0),
+                _ => true,
+            };
+            if quiet_now || tries == QUIET_TRIES {
+                break links;
+            }
+        };
         let emu = emulator.map(Emulator::stop).transpose();
         let removed = net.remove();
         (links, emu, removed)
@@ -340,8 +337,8 @@ async fn execute(
     net: Option<&Net>,
     cancel: CancellationToken,
 ) -> Result<(), String> {
-    let on_net = |node: &str| net.and_then(|n| n.host(node));
-    let publisher_host = on_net("publisher");
+    let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
+    let publisher_host = on_net("publisher").map(|(_, h)| h);
     let (http_addr, listen_addr) = match publisher_host {
         Some(h) => (
             format!("{}:{}", h.addr, netrun::HTTP_PORT),
@@ -405,7 +402,7 @@ async fn execute(
                 &args,
                 &dir.join("publisher.log"),
                 true,
-                publisher_host.map(|h| h.ns.as_str()),
+                on_net("publisher"),
             )
             .map_err(|e| format!("cannot start {}: {e}", config.exe.display()))?,
         ),
@@ -431,7 +428,7 @@ async fn execute(
     let viewer_args = |i: usize| -> Vec<String> {
         let node = format!("viewer-{i}");
         let listen = match on_net(&node) {
-            Some(h) => format!("{}:{}", h.addr, netrun::PEER_PORT),
+            Some((_, h)) => format!("{}:{}", h.addr, netrun::PEER_PORT),
             None => "127.0.0.1:0".into(),
         };
         let mut a: Vec<String> = vec![
@@ -497,7 +494,7 @@ async fn execute(
                     &viewer_args(i),
                     &dir.join(format!("{node}.log")),
                     false,
-                    on_net(&node).map(|h| h.ns.as_str()),
+                    on_net(&node),
                 )
                 .map_err(|e| format!("cannot start {node}: {e}"))?;
                 viewers.push(Proc {

@@ -138,14 +138,8 @@ pub struct EmuReport {
 #[non_exhaustive]
 pub enum EmuError {
     /// Entering the core namespace failed.
-    #[error("cannot enter network namespace {ns}: {source}")]
-    Namespace {
-        /// The namespace.
-        ns: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Namespace(#[from] crate::topo::NetError),
     /// NFQUEUE failed.
     #[error("nfqueue {what}: {source}")]
     Queue {
@@ -228,16 +222,6 @@ impl Drop for Emulator {
     }
 }
 
-fn enter_ns(ns: &str) -> Result<(), EmuError> {
-    let err = |source| EmuError::Namespace {
-        ns: ns.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(format!("/run/netns/{ns}")).map_err(err)?;
-    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| err(std::io::Error::from(e)))
-}
-
 fn qerr(what: &'static str) -> impl Fn(std::io::Error) -> EmuError {
     move |source| EmuError::Queue { what, source }
 }
@@ -302,17 +286,18 @@ fn with_socket<R>(_queue: &nfq::Queue, fd: i32, f: impl FnOnce(BorrowedFd<'_>) -
 
 /// Waits until the queue's socket is readable or `timeout` passes.
 fn wait_readable(queue: &nfq::Queue, fd: i32, timeout: Duration) -> Result<(), EmuError> {
-    with_socket(queue, fd, |borrowed| poll_one(borrowed, timeout))
-}
-
-fn poll_one(borrowed: BorrowedFd<'_>, timeout: Duration) -> Result<(), EmuError> {
     use nix::poll::{ppoll, PollFd, PollFlags};
-    let mut fds = [PollFd::new(borrowed, PollFlags::POLLIN)];
     let ts = nix::sys::time::TimeSpec::from_duration(timeout);
-    match ppoll(&mut fds, Some(ts), None) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-        Err(e) => Err(qerr("poll")(std::io::Error::from(e))),
-    }
+    with_socket(queue, fd, |socket| {
+        match ppoll(
+            &mut [PollFd::new(socket, PollFlags::POLLIN)],
+            Some(ts),
+            None,
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(qerr("poll")(std::io::Error::from(e))),
+        }
+    })
 }
 
 /// What the emulator's thread shares while it runs.
@@ -328,7 +313,7 @@ fn run(
     live: Arc<Live>,
     ready: std::sync::mpsc::Sender<()>,
 ) -> Result<EmuReport, EmuError> {
-    enter_ns(&config.core_ns)?;
+    crate::topo::enter_ns(&config.core_ns)?;
     let num = config.queue_num;
     let (mut queue, fd) = open_queue()?;
     queue.bind(num).map_err(qerr("bind"))?;

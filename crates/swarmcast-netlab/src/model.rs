@@ -134,8 +134,6 @@ impl Link {
 
 #[derive(Debug)]
 struct Pending {
-    token: u64,
-    src: HostId,
     dst: HostId,
     len: u32,
 }
@@ -220,15 +218,7 @@ impl Model {
         let last = self.path_last.entry((src, dst)).or_insert(0);
         arrive = arrive.max(*last);
         *last = arrive;
-        self.pending.insert(
-            token,
-            Pending {
-                token,
-                src,
-                dst,
-                len,
-            },
-        );
+        self.pending.insert(token, Pending { dst, len });
         self.arriving.push(Reverse((arrive, token)));
         Ok(())
     }
@@ -271,8 +261,8 @@ impl Model {
                     break;
                 }
                 self.leaving.pop();
-                if let Some(p) = self.pending.remove(&token) {
-                    out.push((p.token, Verdict::Accept));
+                if self.pending.remove(&token).is_some() {
+                    out.push((token, Verdict::Accept));
                 }
             }
         }
@@ -286,11 +276,6 @@ impl Model {
             (Some(a), Some(l)) => Some(a.min(l)),
             (a, l) => a.or(l),
         }
-    }
-
-    /// The sender and receiver of a held packet.
-    pub fn endpoints(&self, token: u64) -> Option<(HostId, HostId)> {
-        self.pending.get(&token).map(|p| (p.src, p.dst))
     }
 }
 

@@ -45,7 +45,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde::{Deserialize, Serialize};
 
 use build::ip;
-use sys::{enter_ns, list_namespaces, par_in_ns, parse_drop_counters, parse_net_dev};
+pub(crate) use sys::enter_ns;
+use sys::{list_namespaces, par_in_ns, parse_drop_counters, parse_net_dev};
 use sys::{pid_alive, pid_of, remove_namespaces, run};
 
 mod build;

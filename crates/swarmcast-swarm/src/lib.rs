@@ -7,7 +7,7 @@
 //! [`Swarm::download`] adds one to fetch; [`Swarm::stats`] turns librqbit's per-torrent stats into
 //! ours; [`Swarm::forget`] drops a torrent and keeps its file.
 //!
-//! librqbit facts this relies on (checked against 9.1.0's source; see ../shared/FIELD-NOTES.md):
+//! librqbit facts this relies on (checked against 9.1.0's source; docs/librqbit.md):
 //! seeding an existing file needs `overwrite: true` and re-hashes it; `initial_peers` connects
 //! directly; `delete(id, false)` keeps the file; polling `stats().finished` is safer than
 //! `wait_until_completed`.
@@ -366,7 +366,7 @@ impl Swarm {
         let Some(live) = t.handle.live() else {
             return Vec::new();
         };
-        // PeerStatsFilter is not nameable outside librqbit; it deserialises (FIELD-NOTES.md).
+        // PeerStatsFilter is not nameable outside librqbit; it deserialises from JSON.
         let Ok(filter) = serde_json::from_str(r#"{"state":"all"}"#) else {
             return Vec::new();
         };

@@ -60,13 +60,6 @@ fn new_payload(w: &WireBytes) -> u64 {
     w.ip_bytes.saturating_sub(w.tcpip)
 }
 
-/// What a viewer's own counters add to its wire figures: the segments it played.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct ViewerPayload {
-    /// Segments played.
-    pub(super) played: u64,
-}
-
 /// The network figures of [`super::RunSummary`] (NaN where the run has none).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct NetFigures {
@@ -101,12 +94,12 @@ impl NetFigures {
 }
 
 /// The figures of a run on a network. `fetched_bytes` is the bytes of the segments any viewer fetched (the denominator
-/// of `publisher_copies`), `viewers` each viewer's segments played by node. Without the
+/// of `publisher_copies`), `played_by` each viewer's segments played by node. Without the
 /// emulator (the plain network) only the TCP RTT is known.
 pub(super) fn figures(
     net: &NetOutcome,
     fetched_bytes: u64,
-    viewers: &BTreeMap<String, ViewerPayload>,
+    played_by: &BTreeMap<String, u64>,
 ) -> NetFigures {
     let mut f = NetFigures::none();
     f.tcp_rtt_median_ms = quantile(&net.tcp_rtt_ms, 0.5);
@@ -138,7 +131,7 @@ pub(super) fn figures(
     let (mut control, mut new, mut tcpip, mut ip) = (0.0, 0u64, 0u64, 0u64);
     let mut per_segment = Vec::new();
     for h in emu.hosts.iter().filter(|h| !is_broadcaster(&h.node)) {
-        let Some(v) = viewers.get(&h.node) else {
+        let Some(&played) = played_by.get(&h.node) else {
             continue;
         };
         let wire = new_payload(&h.sent) + new_payload(&h.received);
@@ -147,8 +140,8 @@ pub(super) fn figures(
         new += wire;
         tcpip += h.sent.tcpip + h.received.tcpip;
         ip += h.sent.ip_bytes + h.received.ip_bytes;
-        if v.played > 0 {
-            per_segment.push(c / v.played as f64);
+        if played > 0 {
+            per_segment.push(c / played as f64);
         }
     }
     f.control_bytes_per_viewer_segment = ratio(per_segment.iter().sum(), per_segment.len() as f64);

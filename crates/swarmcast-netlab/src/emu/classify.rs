@@ -250,14 +250,8 @@ impl Classifier {
                         lost = true;
                     }
                 },
-                Class::Manifest | Class::Tracker | Class::HttpOther
-                    if self.http_servers.contains(&from) =>
-                {
-                    // Answers that are control; follow them so the next one starts right.
-                    if let Some(bytes) = in_order {
-                        dir.http.feed(bytes);
-                    }
-                }
+                // Answers that are control need no following: each request restarts its
+                // answer's state (`HttpAnswer::request`).
                 _ => {}
             }
             if lost && !dir.lost_counted {

@@ -26,7 +26,7 @@ fn ns_path(ns: &str) -> PathBuf {
 }
 
 /// Moves the calling thread into namespace `ns`.
-pub(super) fn enter_ns(ns: &str) -> Result<(), NetError> {
+pub(crate) fn enter_ns(ns: &str) -> Result<(), NetError> {
     let err = |source: std::io::Error| NetError::Namespace {
         ns: ns.to_string(),
         source,
