@@ -53,6 +53,11 @@ point rtt-uncapped rtt=0,50,150 viewer-upload-limit=none publisher-upload-limit=
 # emulated is rtt-uncapped's RTT 0 swarm run).
 "$bin" lab --net plain --segment-secs 2 --viewers 20 --transports swarm \
   --join staggered --join-every 0.2 --duration 40 "${EXTRA[@]}" --out "$out/cost-plain-20" || true
+# The emulator at normal priority (the A/B of docs/netlab.md, "Real-time priority"): 20 uncapped
+# viewers at RTT 0, as in rtt-uncapped.
+SWARMCAST_EMULATOR_NORMAL_PRIORITY=1 "$bin" lab --net emulated --segment-secs 2 --viewers 20 \
+  --rtt 0 --viewer-upload-limit none --publisher-upload-limit none --transports swarm \
+  --join staggered --join-every 0.2 --duration 40 "${EXTRA[@]}" --out "$out/cost-normal-priority-20" || true
 "$bin" lab --net emulated --segment-secs 2 --viewers 50 --rtt 0 --transports swarm \
   --join staggered --join-every 0.08 --duration 40 "${EXTRA[@]}" --out "$out/cost-emulated-50" || true
 "$bin" lab --net plain --segment-secs 2 --viewers 50 --transports swarm \

@@ -103,6 +103,7 @@ pub fn csv(runs: &[RunSummary]) -> String {
         .any(|r| r.viewer_upload_cap > 0 || r.viewer_download_cap > 0);
     let net = runs.iter().any(|r| r.net.is_some());
     let cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
+    let lag = runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan());
     let mut out =
         String::from("id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,");
     if viewer_caps {
@@ -125,6 +126,9 @@ pub fn csv(runs: &[RunSummary]) -> String {
              control_bytes_per_viewer_segment,viewer_overhead_share,\
              viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,",
         );
+    }
+    if lag {
+        out.push_str("emulator_lag_p99_ms,");
     }
     if cpu {
         out.push_str("idle_mean,saturated,");
@@ -162,6 +166,9 @@ pub fn csv(runs: &[RunSummary]) -> String {
                 num(r.tcp_rtt_median_ms, 1),
                 num(r.emulator_cpu_share, 4),
             );
+        }
+        if lag {
+            let _ = write!(extra, "{},", num(r.emulator_lag_p99_ms, 3));
         }
         if cpu {
             let _ = write!(
@@ -282,6 +289,10 @@ TCP/IP share is the viewers' TCP/IP bytes / their IP bytes; TCP rtt is the media
 of the connections sampled; emulator cpu is its thread's CPU time / wall time; idle is the \
 machine's mean idle CPU.";
 
+/// What the lag column means (after [`NET_NOTE`], when a run measured it).
+const LAG_NOTE: &str = " Emulator lag p99 is the 99th percentile of the delay the emulator \
+added to a packet beyond the model's (from the kernel queueing it to its verdict), in ms.";
+
 /// The Markdown report.
 pub fn markdown(runs: &[RunSummary]) -> String {
     let mut out = String::new();
@@ -289,6 +300,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
     let varies = Varies::of(runs);
     let any_net = runs.iter().any(|r| r.net.is_some());
     let any_cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
+    let any_lag = runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan());
     let joins: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.join.as_str()).collect();
     let caps: std::collections::BTreeSet<u32> = runs.iter().map(|r| r.publisher_cap).collect();
     let bitrates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.bitrate).collect();
@@ -309,7 +321,8 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         }))
     );
     if any_net {
-        let _ = writeln!(out, "{NET_NOTE}\n");
+        let lag_note = if any_lag { LAG_NOTE } else { "" };
+        let _ = writeln!(out, "{NET_NOTE}{lag_note}\n");
     } else if any_cpu {
         let _ = writeln!(out, "idle is the machine's mean idle CPU.\n");
     }
@@ -390,6 +403,9 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         ] {
             t.num(c);
         }
+        if any_lag {
+            t.num("emulator lag p99");
+        }
     }
     if any_cpu {
         t.num("idle");
@@ -435,6 +451,9 @@ pub fn markdown(runs: &[RunSummary]) -> String {
                 spread(rs, |r| r.tcp_rtt_median_ms, 1),
                 pct(spread(rs, |r| 100.0 * r.emulator_cpu_share, 1)),
             ]);
+            if any_lag {
+                cells.push(spread(rs, |r| r.emulator_lag_p99_ms, 2));
+            }
         }
         if any_cpu {
             cells.push(pct(spread(rs, |r| 100.0 * r.idle_mean, 1)));

@@ -319,6 +319,9 @@ pub struct RunSummary {
     pub tcp_rtt_median_ms: f64,
     /// The emulator thread's CPU time / its wall time.
     pub emulator_cpu_share: f64,
+    /// The 99th percentile of the delay the emulator added to a packet beyond the model's, ms
+    /// (NaN: not measured).
+    pub emulator_lag_p99_ms: f64,
     /// The machine's mean idle share during the run, 0..=1 (NaN: not recorded).
     pub idle_mean: f64,
     /// The machine was saturated during the run: its figures measure the machine, not the
@@ -800,6 +803,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         viewer_tcpip_share: net_figures.viewer_tcpip_share,
         tcp_rtt_median_ms: net_figures.tcp_rtt_median_ms,
         emulator_cpu_share: net_figures.emulator_cpu_share,
+        emulator_lag_p99_ms: net_figures.emulator_lag_p99_ms,
         idle_mean: outcome.cpu.as_ref().map_or(f64::NAN, |c| c.idle_mean),
         saturated: outcome.cpu.as_ref().is_some_and(|c| c.saturated),
         setup_ms: setup,

@@ -35,6 +35,13 @@ pub const SOCKET_BUFFER: usize = 64 << 20;
 pub const QUEUE_MAX_LEN: u32 = 1 << 16;
 /// Packets read from the queue before the due ones get their verdicts.
 pub const READ_BATCH: usize = 32;
+/// The emulator thread's SCHED_FIFO priority (1-99). The network it emulates must not wait for
+/// the CPU behind the processes it carries: at normal priority, a busy machine delayed packets
+/// by tens of milliseconds (docs/netlab.md, "Real-time priority").
+pub const REALTIME_PRIORITY: u8 = 50;
+/// Set (to anything) in the lab's environment, the emulator runs at normal priority: how the
+/// cost of not being real-time is measured.
+pub const NORMAL_PRIORITY_VAR: &str = "SWARMCAST_EMULATOR_NORMAL_PRIORITY";
 /// Longest wait before the emulator checks whether it was told to stop.
 pub const STOP_CHECK: Duration = Duration::from_millis(50);
 
@@ -129,8 +136,52 @@ pub struct EmuReport {
     pub kernel_dropped: u64,
     /// CPU time of the emulator's thread, s.
     pub cpu_secs: f64,
+    /// Whether the emulator's thread ran at real-time priority ([`REALTIME_PRIORITY`]).
+    #[serde(default)]
+    pub realtime: bool,
+    /// Per packet delivered, the time from the kernel queueing it to the emulator reading it.
+    #[serde(default)]
+    pub wake_lag: Lag,
+    /// Per packet delivered, the time the emulator added beyond the model's delay: its wake lag
+    /// plus how late its verdict came after the model's release time.
+    #[serde(default)]
+    pub lag: Lag,
     /// Wall time, s.
     pub wall_secs: f64,
+}
+
+/// A distribution of delays the emulator added, µs (packets without a kernel timestamp are
+/// not in it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lag {
+    /// Packets measured.
+    pub packets: u64,
+    /// Median, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p999_us: u64,
+    /// Largest, µs.
+    pub max_us: u64,
+    /// Share of the packets delayed by more than 1 ms.
+    pub over_1ms: f64,
+}
+
+impl Lag {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            packets: h.len(),
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            over_1ms: 1.0 - h.count_between(0, 1000) as f64 / h.len() as f64,
+        }
+    }
 }
 
 /// Why the emulator failed.
@@ -300,6 +351,43 @@ fn wait_readable(queue: &nfq::Queue, fd: i32, timeout: Duration) -> Result<(), E
     })
 }
 
+/// Puts the calling thread at SCHED_FIFO [`REALTIME_PRIORITY`]; whether it could.
+fn set_realtime() -> bool {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+        ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    let Ok(value) = ThreadPriorityValue::try_from(REALTIME_PRIORITY) else {
+        return false;
+    };
+    match set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    ) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = ?e, "the emulator runs at normal priority: its delays may grow with the machine's load");
+            false
+        }
+    }
+}
+
+/// A socket that asks for receive timestamps, so the kernel stamps every packet on arrival
+/// (`None` if it could not be made: packets then carry no stamp, and no lag is measured).
+fn enable_timestamps() -> Option<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ok()?;
+    setsockopt(&fd, sockopt::ReceiveTimestamp, &true).ok()?;
+    Some(fd)
+}
+
 /// What the emulator's thread shares while it runs.
 #[derive(Debug, Default)]
 struct Live {
@@ -314,6 +402,11 @@ fn run(
     ready: std::sync::mpsc::Sender<()>,
 ) -> Result<EmuReport, EmuError> {
     crate::topo::enter_ns(&config.core_ns)?;
+    // The A/B of docs/netlab.md ("Real-time priority") runs it at normal priority.
+    let realtime = std::env::var_os(NORMAL_PRIORITY_VAR).is_none() && set_realtime();
+    // Any socket asking for receive timestamps makes the kernel stamp every packet as it
+    // enters a namespace's stack: the stamp the queue hands us with each packet.
+    let _stamps = enable_timestamps();
     let num = config.queue_num;
     let (mut queue, fd) = open_queue()?;
     queue.bind(num).map_err(qerr("bind"))?;
@@ -331,13 +424,19 @@ fn run(
     queue.set_nonblocking(true);
     let dropped_before = kernel_dropped(num);
 
-    let mut model = Model::new(config.model);
-    let mut ids: HashMap<Ipv4Addr, HostId> = HashMap::new();
-    let mut report = EmuReport::default();
+    let mut st = State {
+        model: Model::new(config.model),
+        ids: HashMap::new(),
+        report: EmuReport::default(),
+        held: HashMap::new(),
+        verdicts: Vec::new(),
+        wake_lag: lag_histogram(),
+        lag: lag_histogram(),
+    };
     for (i, h) in config.hosts.iter().enumerate() {
-        model.add_host(i as HostId, h.link);
-        ids.insert(h.addr, i as HostId);
-        report.hosts.push(HostWire {
+        st.model.add_host(i as HostId, h.link);
+        st.ids.insert(h.addr, i as HostId);
+        st.report.hosts.push(HostWire {
             node: h.node.clone(),
             addr: Some(h.addr),
             ..HostWire::default()
@@ -348,17 +447,16 @@ fn run(
     // its first transmission, and every retransmission is TCP/IP at both ends, whether it
     // repairs a loss or not.
     let mut classifier = Classifier::new(config.http_servers.iter().copied(), true);
-    let mut held: HashMap<u64, (nfq::Message, classify::Packet)> = HashMap::new();
-    let mut verdicts = Vec::new();
     let start = Instant::now();
     let cpu0 = thread_cpu_secs();
     let _ = ready.send(());
     let now_ns = || start.elapsed().as_nanos() as u64;
 
     while !stop.load(Ordering::Relaxed) {
-        // Read what has arrived, a few packets at a time: packets due now get their verdict
-        // before more are read, so a burst is not held back while the rest of it is read.
-        // Whether the queue was read empty (else more may wait inside `nfq`, unseen by ppoll).
+        // Read what has arrived, a few packets at a time; a packet due at once (no delay, no
+        // cap) gets its verdict before the next is read, so a burst is not held back while the
+        // rest of it is read. Whether the queue was read empty (else more may wait inside
+        // `nfq`, unseen by ppoll).
         let mut drained = false;
         for _ in 0..READ_BATCH {
             let mut msg = match queue.recv() {
@@ -374,29 +472,41 @@ fn run(
                 Err(e) => return Err(qerr("receive")(e)),
             };
             let now = now_ns();
+            let wake = msg.get_timestamp().and_then(|t| {
+                let d = std::time::SystemTime::now().duration_since(t).ok()?;
+                // A stamp from another clock, or a stale one, says nothing of our lag.
+                (d < Duration::from_secs(10)).then_some(d.as_nanos() as u64)
+            });
             let token = u64::from(msg.get_packet_id());
             live.seen.fetch_add(1, Ordering::SeqCst);
             let packet = match classifier.classify(msg.get_payload()) {
                 Ok(p) => p,
                 Err(_) => {
-                    report.malformed += 1;
+                    st.report.malformed += 1;
                     msg.set_verdict(nfq::Verdict::Accept);
                     queue.verdict(msg).map_err(qerr("verdict"))?;
                     continue;
                 }
             };
-            let (src, dst) = (ids.get(&packet.src).copied(), ids.get(&packet.dst).copied());
+            let (src, dst) = (
+                st.ids.get(&packet.src).copied(),
+                st.ids.get(&packet.dst).copied(),
+            );
             let (Some(src), Some(dst)) = (src, dst) else {
-                report.unknown.add(packet.len);
+                st.report.unknown.add(packet.len);
                 msg.set_verdict(nfq::Verdict::Accept);
                 queue.verdict(msg).map_err(qerr("verdict"))?;
                 continue;
             };
+            let report = &mut st.report;
             report.hosts[src as usize].sent.add(&packet);
-            match model.push(now, token, src, dst, packet.len) {
+            match st.model.push(now, token, src, dst, packet.len) {
                 Ok(()) => {
-                    held.insert(token, (msg, packet));
-                    report.held_max = report.held_max.max(held.len());
+                    st.held.insert(token, (msg, packet, wake));
+                    report.held_max = report.held_max.max(st.held.len());
+                    if st.model.next_deadline().is_some_and(|t| t <= now) {
+                        st.release(&mut queue, now_ns)?;
+                    }
                 }
                 Err(reason) => {
                     match reason {
@@ -413,26 +523,9 @@ fn run(
                 }
             }
         }
-        model.poll(now_ns(), &mut verdicts);
-        for (token, verdict) in verdicts.drain(..) {
-            let Some((mut msg, packet)) = held.remove(&token) else {
-                continue;
-            };
-            let dst = ids[&packet.dst] as usize;
-            match verdict {
-                Verdict::Accept => {
-                    report.hosts[dst].received.add(&packet);
-                    msg.set_verdict(nfq::Verdict::Accept);
-                }
-                Verdict::Drop(_) => {
-                    report.hosts[dst].dropped_down_queue.add(packet.len);
-                    msg.set_verdict(nfq::Verdict::Drop);
-                }
-            }
-            queue.verdict(msg).map_err(qerr("verdict"))?;
-        }
-        live.held.store(held.len(), Ordering::SeqCst);
-        let wait = match model.next_deadline() {
+        st.release(&mut queue, now_ns)?;
+        live.held.store(st.held.len(), Ordering::SeqCst);
+        let wait = match st.model.next_deadline() {
             Some(t) => Duration::from_nanos(t.saturating_sub(now_ns())).min(STOP_CHECK),
             None => STOP_CHECK,
         };
@@ -440,13 +533,68 @@ fn run(
             wait_readable(&queue, fd, wait)?;
         }
     }
-    report.held_at_end = held.len();
+    let mut report = st.report;
+    report.held_at_end = st.held.len();
     report.streams_lost = classifier.streams_lost();
     report.cpu_secs = thread_cpu_secs() - cpu0;
+    report.realtime = realtime;
+    report.wake_lag = Lag::of(&st.wake_lag);
+    report.lag = Lag::of(&st.lag);
     report.wall_secs = start.elapsed().as_secs_f64();
     report.kernel_dropped = kernel_dropped(num).saturating_sub(dropped_before);
     // Whatever is still held is dropped when the queue closes.
-    drop(held);
+    drop(st.held);
     let _ = queue.unbind(num);
     Ok(report)
+}
+
+/// µs, up to a minute (longer counts as a minute), to 2 significant figures.
+fn lag_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds")
+}
+
+/// The emulator thread's state between packets.
+struct State {
+    model: Model,
+    ids: HashMap<Ipv4Addr, HostId>,
+    report: EmuReport,
+    /// Per held packet: the message, what it carries, and its wake lag (ns), if stamped.
+    held: HashMap<u64, (nfq::Message, classify::Packet, Option<u64>)>,
+    verdicts: Vec<(u64, Verdict, crate::model::Nanos)>,
+    wake_lag: hdrhistogram::Histogram<u64>,
+    lag: hdrhistogram::Histogram<u64>,
+}
+
+impl State {
+    /// Gives every packet due by now its verdict. A delivered packet's lag is its wake lag plus
+    /// the time from its release by the model to the end of its verdict (which hands it to the
+    /// receiver's stack).
+    fn release(
+        &mut self,
+        queue: &mut nfq::Queue,
+        now_ns: impl Fn() -> u64,
+    ) -> Result<(), EmuError> {
+        self.model.poll(now_ns(), &mut self.verdicts);
+        for (token, verdict, due) in self.verdicts.drain(..) {
+            let Some((mut msg, packet, wake)) = self.held.remove(&token) else {
+                continue;
+            };
+            let dst = self.ids[&packet.dst] as usize;
+            let accepted = verdict == Verdict::Accept;
+            if accepted {
+                self.report.hosts[dst].received.add(&packet);
+                msg.set_verdict(nfq::Verdict::Accept);
+            } else {
+                self.report.hosts[dst].dropped_down_queue.add(packet.len);
+                msg.set_verdict(nfq::Verdict::Drop);
+            }
+            queue.verdict(msg).map_err(qerr("verdict"))?;
+            if let (true, Some(wake)) = (accepted, wake) {
+                let late = now_ns().saturating_sub(due);
+                self.wake_lag.saturating_record(wake / 1000);
+                self.lag.saturating_record((wake + late) / 1000);
+            }
+        }
+        Ok(())
+    }
 }

@@ -223,8 +223,9 @@ impl Model {
         Ok(())
     }
 
-    /// Verdicts due at `now`, in the order they fall due, appended to `out` as (token, verdict).
-    pub fn poll(&mut self, now: Nanos, out: &mut Vec<(u64, Verdict)>) {
+    /// Verdicts due at `now`, in the order they fall due, appended to `out` as (token, verdict,
+    /// when it fell due).
+    pub fn poll(&mut self, now: Nanos, out: &mut Vec<(u64, Verdict, Nanos)>) {
         let (queue, min_q) = (self.config.queue, self.config.min_queue_bytes);
         loop {
             let a = self.arriving.peek().map(|r| r.0);
@@ -250,7 +251,7 @@ impl Model {
                         Some(t) => self.leaving.push(Reverse((t, token))),
                         None => {
                             self.pending.remove(&token);
-                            out.push((token, Verdict::Drop(DropReason::DownQueue)));
+                            out.push((token, Verdict::Drop(DropReason::DownQueue), at));
                         }
                     },
                     None => self.leaving.push(Reverse((at, token))),
@@ -262,7 +263,7 @@ impl Model {
                 }
                 self.leaving.pop();
                 if self.pending.remove(&token).is_some() {
-                    out.push((token, Verdict::Accept));
+                    out.push((token, Verdict::Accept, at));
                 }
             }
         }
@@ -299,7 +300,13 @@ mod tests {
         for _ in 0..1_000_000 {
             let Some(t) = m.next_deadline() else { break };
             m.poll(t, &mut buf);
-            out.extend(buf.drain(..).map(|(k, v)| (k, t, v)));
+            for (k, v, at) in buf.drain(..) {
+                assert_eq!(
+                    at, t,
+                    "polled at the deadline, everything released falls due then"
+                );
+                out.push((k, t, v));
+            }
         }
         out
     }
@@ -318,7 +325,7 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(m.next_deadline(), Some(1_000 + 25 * MS));
         m.poll(1_000 + 25 * MS, &mut out);
-        assert_eq!(out, [(7, Verdict::Accept)]);
+        assert_eq!(out, [(7, Verdict::Accept, 1_000 + 25 * MS)]);
         assert_eq!(m.held(), 0);
     }
 

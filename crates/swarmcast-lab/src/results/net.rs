@@ -73,6 +73,7 @@ pub(super) struct NetFigures {
     pub(super) viewer_tcpip_share: f64,
     pub(super) tcp_rtt_median_ms: f64,
     pub(super) emulator_cpu_share: f64,
+    pub(super) emulator_lag_p99_ms: f64,
 }
 
 impl NetFigures {
@@ -89,6 +90,7 @@ impl NetFigures {
             viewer_tcpip_share: f64::NAN,
             tcp_rtt_median_ms: f64::NAN,
             emulator_cpu_share: f64::NAN,
+            emulator_lag_p99_ms: f64::NAN,
         }
     }
 }
@@ -107,6 +109,9 @@ pub(super) fn figures(
         return f;
     };
     f.emulator_cpu_share = ratio(emu.cpu_secs, emu.wall_secs);
+    if emu.lag.packets > 0 {
+        f.emulator_lag_p99_ms = emu.lag.p99_us as f64 / 1000.0;
+    }
 
     let sent = emu
         .hosts
@@ -160,6 +165,12 @@ pub(crate) const KERNEL: &str = "the kernel handed every packet to the emulator"
 /// See [`BALANCE`].
 pub(crate) const STREAMS: &str =
     "the emulator followed every stream a host sent (payload told from control)";
+
+/// See [`BALANCE`].
+pub(crate) const LAG: &str = "the emulator added at most 2 ms to 99% of the packets it delivered";
+/// The bound of [`LAG`], µs: 4% of the base point's 50 ms round trip. Past it, the machine, not
+/// the model, sets the round trips.
+pub(crate) const MAX_LAG_P99_US: u64 = 2_000;
 
 /// The checks of a run on a network: the byte balance, and with the emulator, its count of each
 /// host against the host's interface, and the kernel's queue.
@@ -220,5 +231,26 @@ pub(super) fn checks(net: &NetOutcome) -> Vec<Check> {
         ok: emu.streams_lost == 0,
         detail: format!("{} streams could not be followed", emu.streams_lost),
     });
+    // Runs recorded before the emulator measured its lag have no such check.
+    let lag = &emu.lag;
+    if lag.packets > 0 {
+        checks.push(Check {
+            name: LAG,
+            ok: lag.p99_us <= MAX_LAG_P99_US,
+            detail: format!(
+                "of {} packets: median {} µs, 99% within {} µs, 99.9% within {} µs, most {} µs{}",
+                lag.packets,
+                lag.p50_us,
+                lag.p99_us,
+                lag.p999_us,
+                lag.max_us,
+                if emu.realtime {
+                    ""
+                } else {
+                    " (the emulator ran at normal priority)"
+                }
+            ),
+        });
+    }
     checks
 }

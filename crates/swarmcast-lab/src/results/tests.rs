@@ -551,6 +551,37 @@ fn the_network_checks_fail_on_their_own() {
     let s = summarize(&on_a_network(d.path(), net_outcome(emu)));
     assert_eq!(failed(&s), [net::STREAMS]);
 
+    // The emulator's own delay: checked, and shown, once measured (runs recorded before have
+    // neither); past 2 ms at the 99th percentile the run fails.
+    for (p99_us, ok) in [(700, true), (2_000, true), (2_001, false)] {
+        let d = fixture_copy();
+        let mut emu = emulator();
+        emu.realtime = true;
+        emu.lag = swarmcast_netlab::emu::Lag {
+            packets: 1_000,
+            p50_us: 30,
+            p99_us,
+            p999_us: 2_500,
+            max_us: 4_000,
+            over_1ms: 0.002,
+        };
+        let s = summarize(&on_a_network(d.path(), net_outcome(emu)));
+        assert_eq!(s.checks.len(), 14);
+        assert_eq!(s.checks[13].name, net::LAG);
+        assert_eq!(s.checks[13].ok, ok, "{:#?}", s.checks[13]);
+        assert_eq!(s.emulator_lag_p99_ms, p99_us as f64 / 1000.0);
+        let md = crate::report::markdown(std::slice::from_ref(&s));
+        assert!(md.contains("| emulator cpu | emulator lag p99 |"), "{md}");
+        assert!(crate::report::csv(std::slice::from_ref(&s))
+            .contains(",emulator_cpu_share,emulator_lag_p99_ms,"));
+    }
+    let s = summarize(&on_a_network(
+        fixture_copy().path(),
+        net_outcome(emulator()),
+    ));
+    assert!(s.emulator_lag_p99_ms.is_nan());
+    assert!(!crate::report::markdown(std::slice::from_ref(&s)).contains("emulator lag"));
+
     // The plain network has no emulator: the balance alone, and no wire figures.
     let d = fixture_copy();
     let mut net = net_outcome(emulator());

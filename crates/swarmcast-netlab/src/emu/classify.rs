@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
 
-use super::stream::{BtStream, HttpAnswer, SeqTracker};
+use super::stream::{BtStream, HttpAnswer, Reorder, SeqTracker};
 
 /// What a packet's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,6 +77,8 @@ struct Dir {
     /// The first sequence number of its data (after the SYN).
     isn: u32,
     seq: SeqTracker,
+    /// The direction's bytes put back in order for `bt` and `http`.
+    order: Reorder,
     bt: BtStream,
     http: HttpAnswer,
     /// Counted in `streams_lost` already.
@@ -193,6 +195,7 @@ impl Classifier {
             let mut d = Dir {
                 isn: start,
                 seq: SeqTracker::new(start),
+                order: Reorder::default(),
                 bt: BtStream::default(),
                 http: HttpAnswer::default(),
                 lost_counted: false,
@@ -229,34 +232,39 @@ impl Classifier {
         let mut payload = 0;
         if self.parse_payload && new_payload > 0 {
             let dir = self.dirs.get_mut(&(from, to)).expect("inserted above");
-            // Only bytes that extend the stream in order can be followed.
-            let in_order = new
-                .in_order_from
-                .filter(|&off| data.len() == payload_len as usize && off <= payload_len)
-                .map(|off| &data[off as usize..]);
-            let mut lost = false;
-            match class {
+            // Every direction's bytes go through `order`, so that it knows where the stream
+            // is even while its bytes are not parsed (HTTP requests, control answers).
+            let Dir {
+                order, bt, http, ..
+            } = dir;
+            let whole = data.len() == payload_len as usize;
+            let lost = match class {
                 Class::Bittorrent => {
-                    match in_order {
-                        Some(bytes) if !dir.bt.lost() => payload = dir.bt.feed(bytes),
-                        _ => dir.bt.lose(),
+                    let pushed = order.push(new.at, data, |b| {
+                        if !bt.lost() {
+                            payload += bt.feed(b);
+                        }
+                    });
+                    if !whole || pushed.is_err() {
+                        bt.lose();
                     }
-                    lost = dir.bt.lost();
+                    bt.lost()
                 }
-                Class::HttpSegments if self.http_servers.contains(&from) => match in_order {
-                    Some(bytes) => payload = dir.http.feed(bytes),
-                    None => {
-                        dir.http.lose();
-                        lost = true;
+                Class::HttpSegments if self.http_servers.contains(&from) => {
+                    let pushed = order.push(new.at, data, |b| payload += http.feed(b));
+                    if !whole || pushed.is_err() {
+                        http.lose();
                     }
-                },
+                    !whole || pushed.is_err()
+                }
                 // Answers that are control need no following: each request restarts its
                 // answer's state (`HttpAnswer::request`).
-                _ => {}
-            }
+                _ => order.push(new.at, data, |_| {}).is_err(),
+            };
             if lost && !dir.lost_counted {
                 dir.lost_counted = true;
                 self.streams_lost += 1;
+                tracing::debug!(%from, %to, ?class, "a stream could not be followed");
             }
         }
         // A RST does not end the state: packets still in flight after it are the same
@@ -545,6 +553,40 @@ mod tests {
         let mid = c.classify(&tcp(C, 7000, S, 6881, 5, 0x18, &piece)).unwrap();
         assert_eq!(mid.payload, 0);
         assert_eq!(c.streams_lost(), 1);
+    }
+
+    #[test]
+    fn a_stream_reordered_before_the_emulator_is_still_followed() {
+        let mut c = Classifier::new([], true);
+        c.classify(&tcp(S, 6881, C, 5000, 99, 0x02, b"")).unwrap();
+        let mut stream = vec![19u8];
+        stream.extend_from_slice(b"BitTorrent protocol");
+        stream.extend_from_slice(&[0; 48]);
+        for index in 0..3u32 {
+            stream.extend_from_slice(&(9u32 + 1000).to_be_bytes());
+            stream.push(7);
+            stream.extend_from_slice(&index.to_be_bytes());
+            stream.extend_from_slice(&[0; 4]);
+            stream.extend_from_slice(&[0xcd; 1000]);
+        }
+        let parts: Vec<(u32, &[u8])> = stream
+            .chunks(700)
+            .enumerate()
+            .map(|(k, c)| (100 + 700 * k as u32, c))
+            .collect();
+        // Sent in order, handed to the emulator as 0, 2, 1, 4, 3: the payload is all there,
+        // each byte once.
+        let mut payload = 0;
+        let mut new = 0;
+        for k in [0, 2, 1, 4, 3] {
+            let (seq, data) = parts[k];
+            let p = c.classify(&tcp(S, 6881, C, 5000, seq, 0x18, data)).unwrap();
+            payload += p.payload;
+            new += p.new_payload;
+        }
+        assert_eq!(payload, 3000);
+        assert_eq!(new as usize, stream.len());
+        assert_eq!(c.streams_lost(), 0);
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub(crate) struct SeqTracker {
 pub(crate) struct NewBytes {
     /// Bytes seen for the first time.
     pub(crate) count: u32,
-    /// Where in the segment's payload the bytes that extend the stream in order start, if the
-    /// segment extends it in order (no gap before it).
-    pub(crate) in_order_from: Option<u32>,
+    /// Where the segment's first byte is in the stream (bytes from its start; 0 for bytes from
+    /// before it).
+    pub(crate) at: u64,
 }
 
 impl SeqTracker {
@@ -63,15 +63,12 @@ impl SeqTracker {
                 i += 1;
             }
         }
-        let mut in_order_from = None;
         if e > self.next {
             if s > self.next {
                 self.holes.push((self.next, s));
                 if self.holes.len() > MAX_HOLES {
                     self.holes.remove(0);
                 }
-            } else {
-                in_order_from = Some((self.next - s) as u32);
             }
             count += e - s.max(self.next);
             self.next_seq = seq.wrapping_add(len);
@@ -79,8 +76,71 @@ impl SeqTracker {
         }
         NewBytes {
             count: count as u32,
-            in_order_from,
+            at: s,
         }
+    }
+}
+
+/// Most bytes of one direction held back by [`Reorder`] before it gives up.
+const MAX_WAITING: usize = 256 << 10;
+
+/// Puts one direction's bytes back in order for a parser. The kernel can hand the emulator a
+/// sender's segments out of order (two CPUs forwarding its packets): a segment past a gap waits,
+/// copied, until the gap is filled, and its bytes then reach the parser with the segment that
+/// filled it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Reorder {
+    /// Bytes of the stream handed to the parser.
+    fed: u64,
+    /// Segments past a gap, by where they start.
+    waiting: std::collections::BTreeMap<u64, Vec<u8>>,
+    waiting_bytes: usize,
+}
+
+/// More than [`MAX_WAITING`] bytes waited behind a gap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TooMuchWaiting;
+
+impl Reorder {
+    /// A segment whose first byte is at `at` in the stream: hands `feed` every run of bytes that
+    /// now extends the stream in order (none if it is past a gap, or old).
+    pub(crate) fn push(
+        &mut self,
+        at: u64,
+        data: &[u8],
+        mut feed: impl FnMut(&[u8]),
+    ) -> Result<(), TooMuchWaiting> {
+        let end = at + data.len() as u64;
+        if end <= self.fed {
+            return Ok(());
+        }
+        if at > self.fed {
+            let slot = self.waiting.entry(at).or_default();
+            if slot.len() < data.len() {
+                self.waiting_bytes += data.len() - slot.len();
+                *slot = data.to_vec();
+            }
+            return if self.waiting_bytes > MAX_WAITING {
+                Err(TooMuchWaiting)
+            } else {
+                Ok(())
+            };
+        }
+        feed(&data[(self.fed - at) as usize..]);
+        self.fed = end;
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() > self.fed {
+                break;
+            }
+            let (start, bytes) = entry.remove_entry();
+            self.waiting_bytes -= bytes.len();
+            let end = start + bytes.len() as u64;
+            if end > self.fed {
+                feed(&bytes[(self.fed - start) as usize..]);
+                self.fed = end;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -248,50 +308,54 @@ mod tests {
     #[test]
     fn new_bytes_in_order_with_holes_and_retransmissions() {
         let mut t = SeqTracker::new(1000);
-        assert_eq!(
-            t.add(1000, 100),
-            NewBytes {
-                count: 100,
-                in_order_from: Some(0)
-            }
-        );
+        assert_eq!(t.add(1000, 100), NewBytes { count: 100, at: 0 });
         // The same again: nothing new.
         assert_eq!(t.add(1000, 100).count, 0);
-        // Half old, half new: the new half extends the stream from offset 50.
-        assert_eq!(
-            t.add(1050, 100),
-            NewBytes {
-                count: 50,
-                in_order_from: Some(50)
-            }
-        );
+        // Half old, half new.
+        assert_eq!(t.add(1050, 100), NewBytes { count: 50, at: 50 });
         // A gap: 1150..1200 missing.
         assert_eq!(
             t.add(1200, 100),
             NewBytes {
                 count: 100,
-                in_order_from: None
+                at: 200
             }
         );
         // The hole filled later is new too.
-        assert_eq!(
-            t.add(1150, 50),
-            NewBytes {
-                count: 50,
-                in_order_from: None
-            }
-        );
+        assert_eq!(t.add(1150, 50), NewBytes { count: 50, at: 150 });
         assert_eq!(t.add(1100, 200).count, 0);
         // Across the wrap.
         let mut t = SeqTracker::new(u32::MAX - 9);
         assert_eq!(t.add(u32::MAX - 9, 10).count, 10);
-        assert_eq!(
-            t.add(0, 20),
-            NewBytes {
-                count: 20,
-                in_order_from: Some(0)
-            }
-        );
+        assert_eq!(t.add(0, 20), NewBytes { count: 20, at: 10 });
+    }
+
+    #[test]
+    fn reordered_segments_reach_the_parser_in_order_once() {
+        let stream: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        // Segments of 1000 bytes, delivered 0, 2, 1, 1 (again), 4, 3, with an overlapping
+        // retransmission of 500..2500 in the middle.
+        let seg = |k: usize| (k as u64 * 1000, &stream[k * 1000..(k + 1) * 1000]);
+        let mut r = Reorder::default();
+        let mut out = Vec::new();
+        for (at, data) in [seg(0), seg(2), seg(1), seg(1)] {
+            r.push(at, data, |b| out.extend_from_slice(b)).unwrap();
+        }
+        r.push(500, &stream[500..2500], |b| out.extend_from_slice(b))
+            .unwrap();
+        for (at, data) in [seg(4), seg(3)] {
+            r.push(at, data, |b| out.extend_from_slice(b)).unwrap();
+        }
+        assert_eq!(out, stream);
+        assert_eq!(r.waiting_bytes, 0);
+        // A gap never filled: past MAX_WAITING it gives up.
+        let mut r = Reorder::default();
+        let big = vec![0u8; 1448];
+        let mut result = Ok(());
+        for k in 1..=(MAX_WAITING / 1448 + 1) as u64 {
+            result = r.push(k * 1448, &big, |_| panic!("nothing is in order"));
+        }
+        assert_eq!(result, Err(TooMuchWaiting));
     }
 
     fn message(id: u8, body: &[u8]) -> Vec<u8> {

@@ -22,7 +22,11 @@ impl Net {
         let adds: String = all.iter().map(|ns| format!("netns add {ns}\n")).collect();
         run(Command::new("ip").args(["-batch", "-"]), Some(&adds), None)?;
         // Before any interface exists, so that every interface inherits the defaults.
-        let mut base = Vec::new();
+        // The Linux default congestion control, whatever the machine's own default.
+        let mut base = vec![(
+            "net/ipv4/tcp_congestion_control".to_string(),
+            CONGESTION_CONTROL,
+        )];
         let mut router = vec![("net/ipv4/ip_forward".to_string(), "1")];
         for c in ["all", "default"] {
             base.push((format!("net/ipv6/conf/{c}/disable_ipv6"), "1"));
@@ -102,6 +106,10 @@ impl Net {
         run_steps(steps)
     }
 }
+
+/// The congestion control of every TCP connection in the network: Linux's default (and that of
+/// Windows and macOS), set in each namespace so that the machine's own choice does not leak in.
+pub(super) const CONGESTION_CONTROL: &str = "cubic";
 
 /// The core's rules with `emulate`: every forwarded packet to the emulator, none without it.
 const CORE_RULES: &str =
