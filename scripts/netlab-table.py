@@ -12,7 +12,7 @@ from pathlib import Path
 
 ORDER = ["base", "segment-10s", "viewers-50", "viewers-100", "rtt", "loss-1",
          "viewer-upload-unlimited", "publisher-uncapped", "nat-60", "join-all", "rtt-uncapped",
-         "cost-plain-20", "cost-emulated-50", "cost-plain-50", "cost-emulated", "cost-plain"]
+         "cost-plain-20", "cost-normal-priority-20", "cost-emulated-50", "cost-plain-50", "cost-emulated", "cost-plain"]
 
 
 def num(row, key):
@@ -38,7 +38,7 @@ def main(root: Path, prefixes: list) -> None:
             "pub wire / published byte", "pub wire / fetched byte (payload + control + TCP/IP)",
             "dropped at its uplink / fetched byte",
             "control / viewer / seg B", "viewer overhead", "viewer TCP/IP share", "TCP rtt ms",
-            "idle", "checks"]
+            "emulator lag p99 ms", "idle", "checks"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" if i < 4 else "---:" for i in range(len(head))) + "|")
     for p in points:
@@ -74,6 +74,7 @@ def main(root: Path, prefixes: list) -> None:
                 fmt(100 * num(r, "viewer_overhead_share"), ".2f") + "%",
                 fmt(100 * num(r, "viewer_tcpip_share"), ".1f") + "%",
                 fmt(num(r, "tcp_rtt_median_ms"), ".0f"),
+                fmt(num(r, "emulator_lag_p99_ms"), ".2f"),
                 fmt(100 * num(r, "idle_mean"), ".0f") + "%",
                 "ok" if r.get("consistent") == "true" else "FAILED: " + r.get("failed_checks", ""),
             ]) + " |")

@@ -167,10 +167,14 @@ pub(crate) const STREAMS: &str =
     "the emulator followed every stream a host sent (payload told from control)";
 
 /// See [`BALANCE`].
-pub(crate) const LAG: &str = "the emulator added at most 2 ms to 99% of the packets it delivered";
-/// The bound of [`LAG`], µs: 4% of the base point's 50 ms round trip. Past it, the machine, not
-/// the model, sets the round trips.
+pub(crate) const LAG: &str =
+    "the emulator added at most 2 ms to 99% of the packets it delivered, and 10 ms to 99.9%";
+/// The bounds of [`LAG`], µs. 2 ms is 4% of the base point's 50 ms round trip; 10 ms on one packet
+/// in a thousand is a burst that came faster than the emulator forwards (about 85,000 packets a
+/// second). Past them, the machine, not the model, shapes the traffic.
 pub(crate) const MAX_LAG_P99_US: u64 = 2_000;
+/// See [`MAX_LAG_P99_US`].
+pub(crate) const MAX_LAG_P999_US: u64 = 10_000;
 
 /// The checks of a run on a network: the byte balance, and with the emulator, its count of each
 /// host against the host's interface, and the kernel's queue.
@@ -236,7 +240,7 @@ pub(super) fn checks(net: &NetOutcome) -> Vec<Check> {
     if lag.packets > 0 {
         checks.push(Check {
             name: LAG,
-            ok: lag.p99_us <= MAX_LAG_P99_US,
+            ok: lag.p99_us <= MAX_LAG_P99_US && lag.p999_us <= MAX_LAG_P999_US,
             detail: format!(
                 "of {} packets: median {} µs, 99% within {} µs, 99.9% within {} µs, most {} µs{}",
                 lag.packets,
