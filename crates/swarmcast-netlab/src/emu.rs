@@ -33,7 +33,8 @@ pub const COPY_RANGE: u16 = 1600;
 pub const SOCKET_BUFFER: usize = 64 << 20;
 /// Packets the kernel may hold for the emulator.
 pub const QUEUE_MAX_LEN: u32 = 1 << 16;
-/// Packets read from the queue before the due ones get their verdicts.
+/// Packets read from the queue before the model's other releases are given their verdicts (a
+/// packet the model releases at once gets its verdict as soon as it is read).
 pub const READ_BATCH: usize = 32;
 /// The emulator thread's SCHED_FIFO priority (1-99). The network it emulates must not wait for
 /// the CPU behind the processes it carries: at normal priority, a busy machine delayed packets
