@@ -582,6 +582,7 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
         loss_pct: args.loss.clone().unwrap_or(d.loss_pct),
         nat: args.nat.clone().unwrap_or(d.nat),
         queue_ms: args.queue_ms,
+        self_limit: args.self_limit,
     }))
 }
 

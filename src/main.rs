@@ -496,6 +496,11 @@ struct LabArgs {
     /// The queue behind each emulated cap, ms at the cap's rate (drop-tail).
     #[arg(long, env = "SWARMCAST_QUEUE_MS", default_value_t = swarmcast_lab::plan::DEFAULT_QUEUE_MS)]
     queue_ms: f64,
+    /// On an emulated network, also give each capped process its own limiter at this share of
+    /// its link's cap (--upload-limit, --download-limit), as a user who told swarmcast their
+    /// upload would. Default: only the links limit.
+    #[arg(long, env = "SWARMCAST_SELF_LIMIT")]
+    self_limit: Option<f64>,
     /// Calibrate the emulated network instead of running a sweep: round trip, loss and
     /// throughput between two emulated hosts, against what was asked (--rtt, --loss, and the
     /// first --viewer-upload-limit as the cap).

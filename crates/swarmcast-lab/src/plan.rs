@@ -307,6 +307,10 @@ pub struct NetSweep {
     pub nat: Vec<f64>,
     /// The queue behind each cap, as ms at the cap's rate.
     pub queue_ms: f64,
+    /// Each capped process also limits itself to this share of its link's cap (`None`: only
+    /// the link limits it).
+    #[serde(default)]
+    pub self_limit: Option<f64>,
 }
 
 impl Default for NetSweep {
@@ -318,6 +322,7 @@ impl Default for NetSweep {
             loss_pct: vec![0.0],
             nat: vec![0.0],
             queue_ms: DEFAULT_QUEUE_MS,
+            self_limit: None,
         }
     }
 }
@@ -340,6 +345,10 @@ pub struct NetPoint {
     pub nat: f64,
     /// Queue behind each cap, ms.
     pub queue_ms: f64,
+    /// Each capped process also limits itself to this share of its link's cap, as a user who
+    /// told swarmcast their upload would (`None`: only the link limits it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_limit: Option<f64>,
 }
 
 impl NetPoint {
@@ -748,6 +757,15 @@ fn net_points(spec: &SweepSpec) -> Result<Vec<(Option<NetPoint>, String)>, PlanE
         check("nat", v, 0.0, 1.0, "a share from 0 to 1")?;
     }
     check("queue-ms", n.queue_ms, 1.0, 10_000.0, "from 1 to 10000 ms")?;
+    if let Some(f) = n.self_limit {
+        check(
+            "self-limit",
+            f,
+            0.05,
+            1.0,
+            "a share of the cap from 0.05 to 1",
+        )?;
+    }
     if n.mode == NetMode::Plain {
         let shaped = n
             .rtt_ms
@@ -788,6 +806,7 @@ fn net_points(spec: &SweepSpec) -> Result<Vec<(Option<NetPoint>, String)>, PlanE
                             loss_pct,
                             nat,
                             queue_ms: n.queue_ms,
+                            self_limit: n.self_limit,
                         }),
                         tag("rtt", &n.rtt_ms, rtt_ms)
                             + &tag("j", &n.jitter_ms, jitter_ms)

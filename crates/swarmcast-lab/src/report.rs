@@ -1488,6 +1488,7 @@ mod tests {
                 loss_pct: 0.0,
                 nat: 0.0,
                 queue_ms: crate::plan::DEFAULT_QUEUE_MS,
+                self_limit: None,
             });
             r.net = r.net_point.as_ref().map(crate::results::describe_net);
             r

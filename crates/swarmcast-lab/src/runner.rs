@@ -324,6 +324,17 @@ async fn execute_on_net(
     result
 }
 
+/// The limit a process applies itself: the cap on loopback; on a network, the self-limit's share
+/// of its link's cap, if any (never under [`crate::plan::MIN_LIMIT`]).
+fn process_limit(cap: Option<u32>, on_network: bool, spec: &RunSpec) -> Option<u32> {
+    let cap = cap?;
+    if !on_network {
+        return Some(cap);
+    }
+    let share = spec.net.as_ref()?.self_limit?;
+    Some(((f64::from(cap) * share) as u32).max(crate::plan::MIN_LIMIT))
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -375,8 +386,9 @@ async fn execute(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    // On a network, caps are on the links (wire bytes); on loopback, in the processes.
-    if let (Some(l), None) = (spec.publisher_upload_limit, net) {
+    // On a network, caps are on the links (wire bytes), and in the processes too with a
+    // self-limit; on loopback, in the processes.
+    if let Some(l) = process_limit(spec.publisher_upload_limit, net.is_some(), spec) {
         args.extend(["--upload-limit".into(), l.to_string()]);
     }
     let librqbit_off = spec.variant.librqbit_off();
@@ -447,13 +459,11 @@ async fn execute(
             "--transport".into(),
             spec.transport.as_str().into(),
         ];
-        if net.is_none() {
-            if let Some(l) = spec.viewer_upload_limit {
-                a.extend(["--upload-limit".into(), l.to_string()]);
-            }
-            if let Some(l) = spec.viewer_download_limit {
-                a.extend(["--download-limit".into(), l.to_string()]);
-            }
+        if let Some(l) = process_limit(spec.viewer_upload_limit, net.is_some(), spec) {
+            a.extend(["--upload-limit".into(), l.to_string()]);
+        }
+        if let Some(l) = process_limit(spec.viewer_download_limit, net.is_some(), spec) {
+            a.extend(["--download-limit".into(), l.to_string()]);
         }
         if !spec.http_fallback && spec.transport == Transport::Swarm {
             a.push("--no-http-fallback".into());
@@ -597,4 +607,45 @@ fn check_output(dir: &Path, node: &str, stream_dir: &Path) -> String {
         );
     }
     "identical".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{plan, Limit, NetSweep, SweepSpec};
+
+    #[test]
+    fn processes_limit_themselves_on_loopback_and_with_a_self_limit() {
+        let spec = |self_limit| SweepSpec {
+            segment_secs: vec![2.0],
+            viewers: vec![2],
+            viewer_upload_limit: vec![Some(Limit::TimesBitrate(2.0))],
+            net: Some(NetSweep {
+                self_limit,
+                ..NetSweep::default()
+            }),
+            ..SweepSpec::default()
+        };
+        let run = |self_limit| plan(&spec(self_limit)).unwrap().runs[0].clone();
+        // 2x 1 Mbit/s = 250,000 B/s.
+        assert_eq!(
+            process_limit(Some(250_000), false, &run(None)),
+            Some(250_000)
+        );
+        assert_eq!(process_limit(Some(250_000), true, &run(None)), None);
+        assert_eq!(
+            process_limit(Some(250_000), true, &run(Some(0.9))),
+            Some(225_000)
+        );
+        // Never under librqbit's floor; nothing without a cap.
+        assert_eq!(
+            process_limit(Some(40_000), true, &run(Some(0.1))),
+            Some(crate::plan::MIN_LIMIT)
+        );
+        assert_eq!(process_limit(None, true, &run(Some(0.9))), None);
+        assert!(plan(&spec(Some(1.5)))
+            .unwrap_err()
+            .to_string()
+            .contains("self-limit"));
+    }
 }

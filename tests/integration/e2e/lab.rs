@@ -95,7 +95,14 @@ fn a_smoke_run_is_consistent_and_its_report_regenerates() {
             }
             for e in of(&ev, "completed") {
                 let n = u(&e["seg"]);
-                assert_eq!(e["via"], if transport == "http" { "http" } else { "swarm" });
+                // A swarm segment comes over HTTP only through a recorded fallback: on a busy
+                // machine the swarm may be late, which is the fallback's purpose, not an error.
+                let fell_back = of(&ev, "http_fallback").any(|f| f["seg"] == n && f["ok"] == true);
+                match (transport, e["via"].as_str()) {
+                    ("http", Some("http")) | ("swarm", Some("swarm")) => {}
+                    ("swarm", Some("http")) if fell_back => {}
+                    (t, via) => panic!("{viewer} segment {n}: {t} run completed via {via:?}"),
+                }
                 let got = u(&e["from_publisher"]) + u(&e["from_peers"]) + u(&e["from_http"]);
                 assert!(
                     got >= sizes[&n],

@@ -34,7 +34,7 @@ fn short(v: f64) -> String {
 }
 
 /// `rtt 50 ms, loss 1%, jitter 0 ms, NAT 60%` (and `, queue 200 ms` when the queue behind caps is
-/// not the default); `plain` for the plain network (`plain, NAT 60%` with NAT).
+/// not the default, `, processes limited to 90% of their caps` with a self-limit); `plain` for the plain network (`plain, NAT 60%` with NAT).
 pub(crate) fn describe(p: &NetPoint) -> String {
     let nat = short(100.0 * p.nat);
     match p.mode {
@@ -49,6 +49,12 @@ pub(crate) fn describe(p: &NetPoint) -> String {
             );
             if p.queue_ms != DEFAULT_QUEUE_MS {
                 s.push_str(&format!(", queue {} ms", short(p.queue_ms)));
+            }
+            if let Some(f) = p.self_limit {
+                s.push_str(&format!(
+                    ", processes limited to {}% of their caps",
+                    short(100.0 * f)
+                ));
             }
             s
         }

@@ -427,6 +427,7 @@ fn on_a_network(dir: &Path, net: NetOutcome) -> RunRecords {
         loss_pct: 1.0,
         nat: 0.6,
         queue_ms: crate::plan::DEFAULT_QUEUE_MS,
+        self_limit: None,
     });
     r.run.outcome.net = Some(net);
     r.run.outcome.cpu = Some(CpuStats::from_samples(vec![0.5, 0.7], 1.0, 4));
