@@ -34,7 +34,8 @@ fn short(v: f64) -> String {
 }
 
 /// `rtt 50 ms, loss 1%, jitter 0 ms, NAT 60%` (and `, queue 200 ms` when the queue behind caps is
-/// not the default, `, processes limited to 90% of their caps` with a self-limit); `plain` for the plain network (`plain, NAT 60%` with NAT).
+/// not the default, `, processes limited to 90% of their caps` with a self-limit); `plain` for
+/// the plain network (`plain, NAT 60%` with NAT).
 pub(crate) fn describe(p: &NetPoint) -> String {
     let nat = short(100.0 * p.nat);
     match p.mode {
