@@ -326,12 +326,12 @@ async fn execute_on_net(
 
 /// The limit a process applies itself: the cap on loopback; on a network, the self-limit's share
 /// of its link's cap, if any (never under [`crate::plan::MIN_LIMIT`]).
-fn process_limit(cap: Option<u32>, on_network: bool, spec: &RunSpec) -> Option<u32> {
+fn process_limit(cap: Option<u32>, spec: &RunSpec) -> Option<u32> {
     let cap = cap?;
-    if !on_network {
+    let Some(point) = &spec.net else {
         return Some(cap);
-    }
-    let share = spec.net.as_ref()?.self_limit?;
+    };
+    let share = point.self_limit?;
     Some(((f64::from(cap) * share) as u32).max(crate::plan::MIN_LIMIT))
 }
 
@@ -388,7 +388,7 @@ async fn execute(
     .collect();
     // On a network, caps are on the links (wire bytes), and in the processes too with a
     // self-limit; on loopback, in the processes.
-    if let Some(l) = process_limit(spec.publisher_upload_limit, net.is_some(), spec) {
+    if let Some(l) = process_limit(spec.publisher_upload_limit, spec) {
         args.extend(["--upload-limit".into(), l.to_string()]);
     }
     let librqbit_off = spec.variant.librqbit_off();
@@ -459,10 +459,10 @@ async fn execute(
             "--transport".into(),
             spec.transport.as_str().into(),
         ];
-        if let Some(l) = process_limit(spec.viewer_upload_limit, net.is_some(), spec) {
+        if let Some(l) = process_limit(spec.viewer_upload_limit, spec) {
             a.extend(["--upload-limit".into(), l.to_string()]);
         }
-        if let Some(l) = process_limit(spec.viewer_download_limit, net.is_some(), spec) {
+        if let Some(l) = process_limit(spec.viewer_download_limit, spec) {
             a.extend(["--download-limit".into(), l.to_string()]);
         }
         if !spec.http_fallback && spec.transport == Transport::Swarm {
@@ -616,34 +616,34 @@ mod tests {
 
     #[test]
     fn processes_limit_themselves_on_loopback_and_with_a_self_limit() {
-        let spec = |self_limit| SweepSpec {
+        let spec = |net: Option<NetSweep>| SweepSpec {
             segment_secs: vec![2.0],
             viewers: vec![2],
             viewer_upload_limit: vec![Some(Limit::TimesBitrate(2.0))],
-            net: Some(NetSweep {
-                self_limit,
-                ..NetSweep::default()
-            }),
+            net,
             ..SweepSpec::default()
         };
-        let run = |self_limit| plan(&spec(self_limit)).unwrap().runs[0].clone();
+        let on_net = |self_limit| {
+            Some(NetSweep {
+                self_limit,
+                ..NetSweep::default()
+            })
+        };
+        let run = |net| plan(&spec(net)).unwrap().runs[0].clone();
         // 2x 1 Mbit/s = 250,000 B/s.
+        assert_eq!(process_limit(Some(250_000), &run(None)), Some(250_000));
+        assert_eq!(process_limit(Some(250_000), &run(on_net(None))), None);
         assert_eq!(
-            process_limit(Some(250_000), false, &run(None)),
-            Some(250_000)
-        );
-        assert_eq!(process_limit(Some(250_000), true, &run(None)), None);
-        assert_eq!(
-            process_limit(Some(250_000), true, &run(Some(0.9))),
+            process_limit(Some(250_000), &run(on_net(Some(0.9)))),
             Some(225_000)
         );
         // Never under librqbit's floor; nothing without a cap.
         assert_eq!(
-            process_limit(Some(40_000), true, &run(Some(0.1))),
+            process_limit(Some(40_000), &run(on_net(Some(0.1)))),
             Some(crate::plan::MIN_LIMIT)
         );
-        assert_eq!(process_limit(None, true, &run(Some(0.9))), None);
-        assert!(plan(&spec(Some(1.5)))
+        assert_eq!(process_limit(None, &run(on_net(Some(0.9)))), None);
+        assert!(plan(&spec(on_net(Some(1.5))))
             .unwrap_err()
             .to_string()
             .contains("self-limit"));

@@ -278,6 +278,16 @@ fn qerr(what: &'static str) -> impl Fn(std::io::Error) -> EmuError {
     move |source| EmuError::Queue { what, source }
 }
 
+/// Gives a queued packet its verdict (the kernel then forwards or drops it).
+fn give(
+    queue: &mut nfq::Queue,
+    mut msg: nfq::Message,
+    verdict: nfq::Verdict,
+) -> Result<(), EmuError> {
+    msg.set_verdict(verdict);
+    queue.verdict(msg).map_err(qerr("verdict"))
+}
+
 fn thread_cpu_secs() -> f64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
         .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
@@ -460,7 +470,7 @@ fn run(
         // `nfq`, unseen by ppoll).
         let mut drained = false;
         for _ in 0..READ_BATCH {
-            let mut msg = match queue.recv() {
+            let msg = match queue.recv() {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     drained = true;
@@ -484,8 +494,7 @@ fn run(
                 Ok(p) => p,
                 Err(_) => {
                     st.report.malformed += 1;
-                    msg.set_verdict(nfq::Verdict::Accept);
-                    queue.verdict(msg).map_err(qerr("verdict"))?;
+                    give(&mut queue, msg, nfq::Verdict::Accept)?;
                     continue;
                 }
             };
@@ -495,8 +504,7 @@ fn run(
             );
             let (Some(src), Some(dst)) = (src, dst) else {
                 st.report.unknown.add(packet.len);
-                msg.set_verdict(nfq::Verdict::Accept);
-                queue.verdict(msg).map_err(qerr("verdict"))?;
+                give(&mut queue, msg, nfq::Verdict::Accept)?;
                 continue;
             };
             let report = &mut st.report;
@@ -519,8 +527,7 @@ fn run(
                             .dropped_down_queue
                             .add(packet.len),
                     }
-                    msg.set_verdict(nfq::Verdict::Drop);
-                    queue.verdict(msg).map_err(qerr("verdict"))?;
+                    give(&mut queue, msg, nfq::Verdict::Drop)?;
                 }
             }
         }
@@ -577,19 +584,18 @@ impl State {
     ) -> Result<(), EmuError> {
         self.model.poll(now_ns(), &mut self.verdicts);
         for (token, verdict, due) in self.verdicts.drain(..) {
-            let Some((mut msg, packet, wake)) = self.held.remove(&token) else {
+            let Some((msg, packet, wake)) = self.held.remove(&token) else {
                 continue;
             };
             let dst = self.ids[&packet.dst] as usize;
             let accepted = verdict == Verdict::Accept;
             if accepted {
                 self.report.hosts[dst].received.add(&packet);
-                msg.set_verdict(nfq::Verdict::Accept);
+                give(queue, msg, nfq::Verdict::Accept)?;
             } else {
                 self.report.hosts[dst].dropped_down_queue.add(packet.len);
-                msg.set_verdict(nfq::Verdict::Drop);
+                give(queue, msg, nfq::Verdict::Drop)?;
             }
-            queue.verdict(msg).map_err(qerr("verdict"))?;
             if let (true, Some(wake)) = (accepted, wake) {
                 let late = now_ns().saturating_sub(due);
                 self.wake_lag.saturating_record(wake / 1000);
