@@ -555,6 +555,7 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
                 ("--jitter", args.jitter.is_some()),
                 ("--loss", args.loss.is_some()),
                 ("--nat", args.nat.is_some()),
+                ("--self-limit", args.self_limit.is_some()),
             ]
             .iter()
             .filter(|f| f.1)
@@ -562,7 +563,7 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
             .collect();
             if !given.is_empty() {
                 anyhow::bail!(
-                    "{} need --net emulated: on loopback there is no round trip, loss or NAT to set",
+                    "{} need --net emulated: on loopback there is no round trip, loss, NAT or link cap to set",
                     given.join(", ")
                 );
             }

@@ -50,6 +50,13 @@ fn network_flags_need_the_emulated_network() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--rtt, --loss need --net emulated"), "{err}");
+    // A self-limit is a share of a link's cap: loopback has none (its caps are the processes').
+    let out = run(
+        swarmcast().args(["lab", "--self-limit", "0.9", "--dry-run"]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--self-limit need --net emulated"), "{err}");
     let out = run(
         swarmcast().args(["lab", "--net", "plain", "--rtt", "50", "--dry-run"]),
         false,
