@@ -12,7 +12,8 @@
 //! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
 //!   segment completes it plays at once and the clock slips by the stall's length.
 //! - **Skip**: a segment that left the window without having been added (or that stalls for longer
-//!   than twice its duration after leaving the window) is skipped and counted; it takes no time.
+//!   than twice its duration after leaving the window, or, before playback starts, that left the
+//!   window incomplete) is skipped and counted; it takes no time.
 //! - **HTTP fallback**: a segment still incomplete `fallback_margin` before its deadline is fetched
 //!   over HTTP (for the first segment: once it has been added for one target duration).
 //! - **Forget**: played or skipped segments that left the window are dropped from the swarm.
@@ -286,6 +287,14 @@ impl Scheduler {
             }
             let Some(anchor) = self.anchor_ms else {
                 // Startup: the first segment plays `delay` after it completes.
+                if !seg.in_window && seg.state != SegState::Complete {
+                    // It left the window before it completed: the publisher has dropped it and
+                    // peers are dropping it, so it may never come. Playback has not started, so
+                    // waiting for it has no deadline to end it: start with the next one instead.
+                    self.skip(next, &mut actions);
+                    next += 1;
+                    continue;
+                }
                 if let (SegState::Complete, Some(done)) = (seg.state, seg.complete_ms) {
                     let fetch = done.saturating_sub(seg.added_ms.unwrap_or(done));
                     let delay = self

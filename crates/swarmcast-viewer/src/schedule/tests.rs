@@ -256,6 +256,44 @@ fn a_segment_stalled_long_after_leaving_the_window_is_given_up() {
     assert!(s.poll(D + 2 * D + 1).contains(&Action::Skip(1)));
 }
 
+/// Before playback starts there is no deadline to give up by: a first segment that never
+/// completes would be waited on for ever (this hung a viewer of the capped-publisher demo, with
+/// HTTP fallback off). Once it leaves the window it is skipped, and the next one starts playback.
+#[test]
+fn a_first_segment_that_left_the_window_incomplete_is_skipped_and_the_next_starts() {
+    let mut s = Scheduler::new(ScheduleConfig {
+        from_start: false,
+        prefetch: 3,
+        delay_ms: Some(100),
+        fallback_margin_ms: 500,
+        http_fallback: false,
+    });
+    s.on_manifest(&manifest(0..=1, false));
+    assert_eq!(s.poll(0), vec![Action::Add(1)]);
+    s.on_manifest(&manifest(0..=2, false));
+    assert_eq!(s.poll(D), vec![Action::Add(2)]);
+    // Still in the window: waited on, however long it takes.
+    assert!(s.poll(10 * D).is_empty());
+    s.on_complete(2, 10 * D);
+    assert!(s.poll(10 * D).is_empty(), "2 must wait for 1");
+    // The window moves past 1 before it completes.
+    s.on_manifest(&manifest(2..=4, false));
+    let actions = s.poll(10 * D + 1);
+    assert_eq!(actions[0], Action::Skip(1), "{actions:?}");
+    assert_eq!(s.stats().skipped, 1);
+    assert_eq!(s.stats().delay_ms, Some(100));
+    // 2 completed at 10 D and starts playback `delay` later.
+    assert_eq!(plays(&s.poll(10 * D + 100)), vec![(2, 10 * D + 100, 0)]);
+    // A completed first segment that leaves the window still plays.
+    let mut c = sched(false, 1, Some(100));
+    c.on_manifest(&manifest(0..=1, false));
+    c.poll(0);
+    c.on_complete(1, 50);
+    c.on_manifest(&manifest(2..=4, false));
+    assert_eq!(plays(&c.poll(150)), vec![(1, 150, 0)]);
+    assert_eq!(c.stats().skipped, 0);
+}
+
 /// Asserts that the wake-up after `poll(now)` is not in the past (nor now).
 fn assert_no_past_wakeup(s: &Scheduler, now: u64) {
     let wake = s.next_wakeup(now);
