@@ -251,6 +251,10 @@ struct PublishArgs {
     /// Tracker re-announce interval in seconds (at least 1).
     #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10)]
     tracker_interval: u64,
+    /// Tracker `min interval` in seconds (1 to --tracker-interval): how often a viewer may
+    /// re-announce, and so how soon it hears of peers that joined a segment's swarm after it.
+    #[arg(long, env = "SWARMCAST_TRACKER_MIN_INTERVAL", default_value_t = 1)]
+    tracker_min_interval: u64,
     /// Piece length in bytes [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
     #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]
     piece_length: Option<u64>,

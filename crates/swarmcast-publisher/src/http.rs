@@ -86,8 +86,10 @@ pub struct Shared {
     pub degraded: RwLock<Option<String>>,
     /// The tracker's clock.
     pub origin: Instant,
-    /// The upload limit for segment bodies (the swarm has its own, in the seeder).
-    pub http_limiter: Option<ByteLimiter>,
+    /// The upload budget of what this server sends: segment bodies (written a slice at a time,
+    /// each once granted, at low priority), manifests and tracker answers. With the wire seeder it is the seeder's
+    /// budget too: one limit for everything the publisher uploads (`publish --upload-limit`).
+    pub http_limiter: Option<Arc<ByteLimiter>>,
     /// Runs the tracker's NAT checks (None: the tracker's NAT check is off, or no tracker).
     pub nat_checker: Option<NatChecker>,
 }
@@ -112,6 +114,13 @@ impl Shared {
     /// Milliseconds on the tracker's clock.
     pub fn now_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Waits until the upload budget lets `len` more bytes go (at once when there is none).
+    async fn pace(&self, len: usize) {
+        if let Some(l) = &self.http_limiter {
+            l.take(len).await;
+        }
     }
 
     fn current(&self) -> Option<Arc<SignedManifest>> {
@@ -181,6 +190,7 @@ async fn manifest(
             .fetch_add(1, Ordering::Relaxed);
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)], cache).into_response();
     }
+    shared.pace(current.bytes.len()).await;
     shared
         .counters
         .manifest_responses
@@ -267,15 +277,35 @@ async fn segment(
 }
 
 /// Counts a segment body's bytes as they are handed to the server, and holds them to the
-/// publisher's upload limit.
+/// publisher's upload budget: cut into the budget's slices, each handed over once granted.
 fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>) -> Body {
     use futures_util::StreamExt;
-    let stream = body.into_data_stream().then(move |chunk| {
+    let slice = shared
+        .http_limiter
+        .as_ref()
+        .map_or(usize::MAX, |l| l.slice());
+    let sliced = body.into_data_stream().flat_map(move |chunk| {
+        let parts: Vec<Result<bytes::Bytes, axum::Error>> = match chunk {
+            Ok(mut b) => {
+                let mut parts = Vec::with_capacity(b.len() / slice + 1);
+                while b.len() > slice {
+                    parts.push(Ok(b.split_to(slice)));
+                }
+                parts.push(Ok(b));
+                parts
+            }
+            Err(e) => vec![Err(e)],
+        };
+        futures_util::stream::iter(parts)
+    });
+    let stream = sliced.then(move |chunk| {
         let (shared, counter) = (shared.clone(), counter.clone());
         async move {
             if let Ok(bytes) = &chunk {
                 if let Some(limiter) = &shared.http_limiter {
-                    limiter.take(bytes.len()).await;
+                    // Low priority: pieces and manifests first (with the wire seeder they share
+                    // this budget), fallbacks get what they leave.
+                    limiter.take_low(bytes.len()).await;
                 }
                 counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 shared
@@ -307,6 +337,7 @@ async fn announce(
         }
         None => crate::tracker::failure("the embedded tracker is off"),
     };
+    shared.pace(body.len()).await;
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 

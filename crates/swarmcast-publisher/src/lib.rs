@@ -128,8 +128,10 @@ pub struct PublishConfig {
     pub nat_check_timeout: Duration,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
-    /// Upload limit, bytes/s: for the swarm (the seeder's limiter) and, separately, for segment
-    /// files sent over HTTP.
+    /// Upload limit, bytes/s. With the wire seeder (the default) one paced budget holds
+    /// everything the publisher sends: pieces, segment files over HTTP, manifests and tracker
+    /// answers. With a librqbit session, the session has its own limit and the HTTP server
+    /// another.
     pub upload_limit: Option<u32>,
     /// Super-seed segments (the wire seeder's policy, or librqbit patch 0007; docs/librqbit.md):
     /// each piece leaves the publisher about once, and viewers trade the rest.
@@ -335,6 +337,13 @@ pub async fn run(
             .super_seed_reveal
             .unwrap_or(Duration::from_micros(config.target * 100 / 9))
     });
+    // One upload budget, paced, for everything the publisher sends with the wire seeder: pieces,
+    // HTTP segment bodies, manifests, tracker answers. A librqbit session limits its own traffic
+    // (a second's burst), so with it the HTTP server keeps a budget of its own.
+    let budget = config
+        .upload_limit
+        .and_then(swarmcast_swarm::ratelimit::ByteLimiter::paced)
+        .map(Arc::new);
     let swarm = match config.seeder {
         SeederKind::Librqbit => Seeder::Librqbit(
             Swarm::start(SwarmConfig {
@@ -350,7 +359,7 @@ pub async fn run(
         SeederKind::Wire => Seeder::Wire(
             WireSeeder::start(WireConfig {
                 listen: config.listen,
-                upload_limit: config.upload_limit,
+                upload_limit: budget.clone(),
                 super_seed,
             })
             .await
@@ -401,9 +410,13 @@ pub async fn run(
         }
     });
     let mut shared = Shared::new(link.to_string(), tracker);
-    shared.http_limiter = config
-        .upload_limit
-        .and_then(swarmcast_swarm::ratelimit::ByteLimiter::new);
+    shared.http_limiter = match config.seeder {
+        SeederKind::Wire => budget,
+        SeederKind::Librqbit => config
+            .upload_limit
+            .and_then(swarmcast_swarm::ratelimit::ByteLimiter::paced)
+            .map(Arc::new),
+    };
     // Stops the HTTP server, and with it the tracker's NAT checks in flight.
     let http_stop = CancellationToken::new();
     shared.nat_checker = nat_check

@@ -197,6 +197,74 @@ async fn a_swarm_given_only_the_manifest_downloads_every_segment_byte_identical(
     }
 }
 
+/// One upload budget holds everything the publisher sends: with an upload limit, a swarm download
+/// and HTTP fetches of the same segments, at the same time, take at least as long as their bytes
+/// together take at the limit. (With a limiter for the seeder and another for HTTP, as before,
+/// each ran at the limit: about half the time.) A lower bound on time, so it cannot flake on a
+/// slow machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_upload_budget_holds_the_swarm_and_http_together() {
+    const LIMIT: u32 = 48 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 4);
+    c.upload_limit = Some(LIMIT);
+    let (ready, shutdown, task) = start(c).await;
+    let mut verifier = Verifier::new(ready.link.key);
+    let last = follow_to_the_end(&ready, &mut verifier)
+        .await
+        .pop()
+        .unwrap()
+        .manifest;
+    let (viewer_dir, viewer) = viewer_swarm(dir.path()).await;
+    let peers: Vec<std::net::SocketAddr> = last.peers.iter().map(|p| p.parse().unwrap()).collect();
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let http = async {
+        let mut bytes = 0;
+        for s in &last.segments {
+            let name = format!("{:08}.ts", s.number);
+            let url = format!("http://{}/segments/{name}", ready.http);
+            let body = tokio::time::timeout(HANG_GUARD, async {
+                client.get(&url).send().await?.bytes().await
+            })
+            .await
+            .expect("hang guard")
+            .unwrap();
+            assert_eq!(body, std::fs::read(ready.stream_dir.join(&name)).unwrap());
+            bytes += body.len();
+        }
+        bytes
+    };
+    let swarm = async {
+        let mut bytes = 0;
+        for s in &last.segments {
+            let info = InfoDict::decode_strict(&s.info).unwrap();
+            let torrent = SegmentTorrent::from_info(info, last.trackers.clone()).to_torrent_bytes();
+            let name = format!("{:08}.ts", s.number);
+            let t = viewer
+                .download(&torrent, &name, &viewer_dir, peers.clone(), vec![])
+                .await
+                .unwrap();
+            viewer.wait(&t, "downloaded", HANG_GUARD).await.unwrap();
+            bytes += std::fs::read(viewer_dir.join(&name)).unwrap().len();
+        }
+        bytes
+    };
+    let (http_bytes, swarm_bytes) = tokio::join!(http, swarm);
+    let elapsed = started.elapsed();
+    viewer.shutdown().await;
+    let summary = stop(shutdown, task).await;
+    assert_eq!(http_bytes, swarm_bytes);
+    // Everything but one burst (a 4 KiB slice; 16 KiB allowed) waited for the budget.
+    let floor =
+        Duration::from_secs_f64((http_bytes + swarm_bytes - 16 * 1024) as f64 / f64::from(LIMIT));
+    assert!(
+        elapsed >= floor,
+        "{http_bytes} HTTP + {swarm_bytes} swarm bytes in {elapsed:?}: faster than one budget of \
+         {LIMIT} B/s allows ({floor:?}); {summary:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,41 +1,85 @@
-//! A byte rate limit for what swarmcast sends or receives outside librqbit (HTTP segment bodies),
-//! so the HTTP baseline and the swarm run under the same caps. librqbit limits its own traffic.
+//! A byte rate limit for what swarmcast sends or receives outside librqbit (HTTP segment bodies,
+//! the wire seeder's pieces, the publisher's manifests), so the HTTP baseline and the swarm run
+//! under the same caps. librqbit limits its own traffic.
+//!
+//! A [`ByteLimiter::paced`] limiter is the publisher's one upload budget: a burst of
+//! [`PACE_SLICE`] bytes, and callers write each slice as soon as it is granted, so what reaches the
+//! sockets is a steady stream at the limit, not a second's worth at once. (A home uplink has a
+//! queue of about 100 ms behind its cap; a burst larger than that queue is dropped there, and the
+//! retransmissions cost more of the same uplink.)
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use governor::{DefaultDirectRateLimiter, Quota};
 
 /// The most bytes taken from the bucket at once; also its burst.
 pub const SLICE: usize = 16 * 1024;
 
+/// The slice and burst of a [`ByteLimiter::paced`] limiter: three full-size TCP segments.
+pub const PACE_SLICE: usize = 4 * 1024;
+
 /// A token bucket of bytes per second (governor's GCRA), shared by every transfer it is given to.
 #[derive(Debug)]
 pub struct ByteLimiter {
     limiter: DefaultDirectRateLimiter,
     bytes_per_sec: u32,
+    slice: usize,
+    /// [`take`](Self::take)s waiting now; [`take_low`](Self::take_low) waits while there are any.
+    waiting: AtomicUsize,
+    none_waiting: Notify,
+}
+
+/// Counts a [`ByteLimiter::take`] while it waits.
+struct Waiting<'a>(&'a ByteLimiter);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_waiting.notify_waiters();
+        }
+    }
 }
 
 impl ByteLimiter {
     /// A limit of `bytes_per_sec` (`None` for 0), with a burst of [`SLICE`] bytes.
     pub fn new(bytes_per_sec: u32) -> Option<Self> {
-        Self::with_burst(bytes_per_sec, SLICE as u32)
+        Self::with_burst(bytes_per_sec, SLICE as u32, SLICE)
+    }
+
+    /// A paced limit of `bytes_per_sec` (`None` for 0): slices and burst of [`PACE_SLICE`] bytes.
+    /// Callers that write in [`slice`](Self::slice)-sized pieces, each after its
+    /// [`take`](Self::take), never put more than one slice on the wire at once.
+    pub fn paced(bytes_per_sec: u32) -> Option<Self> {
+        Self::with_burst(bytes_per_sec, PACE_SLICE as u32, PACE_SLICE)
     }
 
     /// The quota librqbit's own upload limit uses (`Quota::per_second`): a burst of one second's
     /// bytes (at least [`SLICE`]). The wire seeder uses it, so that it and a librqbit session
     /// seed under the same limit.
     pub fn like_librqbit(bytes_per_sec: u32) -> Option<Self> {
-        Self::with_burst(bytes_per_sec, bytes_per_sec)
+        Self::with_burst(bytes_per_sec, bytes_per_sec, SLICE)
     }
 
-    fn with_burst(bytes_per_sec: u32, burst: u32) -> Option<Self> {
+    fn with_burst(bytes_per_sec: u32, burst: u32, slice: usize) -> Option<Self> {
         let rate = NonZeroU32::new(bytes_per_sec)?;
-        // A take is never larger than SLICE, so a smaller burst could never be met.
-        let burst = NonZeroU32::new(burst.max(SLICE as u32)).expect("non-zero");
+        // A take is never larger than the slice, so a smaller burst could never be met.
+        let burst = NonZeroU32::new(burst.max(slice as u32)).expect("non-zero");
         Some(Self {
             limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             bytes_per_sec,
+            slice,
+            waiting: AtomicUsize::new(0),
+            none_waiting: Notify::new(),
         })
+    }
+
+    /// The most bytes one [`take`](Self::take) waits for at once.
+    pub fn slice(&self) -> usize {
+        self.slice
     }
 
     /// The limit, bytes per second.
@@ -43,13 +87,42 @@ impl ByteLimiter {
         self.bytes_per_sec
     }
 
-    /// Waits until `len` bytes may pass (taken in slices of at most [`SLICE`]).
+    /// Waits until `len` bytes may pass (taken in slices of at most [`slice`](Self::slice)).
     pub async fn take(&self, mut len: usize) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(self);
         while len > 0 {
-            let n = len.min(SLICE);
+            let n = len.min(self.slice);
             len -= n;
             let cells = NonZeroU32::new(n as u32).expect("n > 0");
             // `n` never exceeds the burst, so this cannot fail.
+            let _ = self.limiter.until_n_ready(cells).await;
+        }
+    }
+}
+
+impl ByteLimiter {
+    /// As [`take`](Self::take), at low priority: each slice waits until no `take` is waiting.
+    /// The publisher's HTTP segment bodies use it, so a fallback never delays the swarm's pieces
+    /// (each of which viewers pass on) or a manifest: they get what the swarm leaves. A `take`
+    /// that arrives while a slice is granted waits for that slice at most.
+    pub async fn take_low(&self, mut len: usize) {
+        while len > 0 {
+            loop {
+                let idle = self.none_waiting.notified();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if self.waiting.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                // Bounded, in case a wake-up is missed: check again after a slice's time.
+                let slice_time =
+                    Duration::from_secs_f64(self.slice as f64 / f64::from(self.bytes_per_sec));
+                let _ = tokio::time::timeout(slice_time.max(Duration::from_millis(1)), idle).await;
+            }
+            let n = len.min(self.slice);
+            len -= n;
+            let cells = NonZeroU32::new(n as u32).expect("n > 0");
             let _ = self.limiter.until_n_ready(cells).await;
         }
     }
@@ -63,6 +136,52 @@ mod tests {
     fn zero_is_no_limit() {
         assert!(ByteLimiter::new(0).is_none());
         assert_eq!(ByteLimiter::new(32768).unwrap().bytes_per_sec(), 32768);
+    }
+
+    #[tokio::test]
+    async fn a_paced_limiter_bursts_one_slice_and_no_more() {
+        // At 1 MiB/s a 4 KiB slice is 3.9 ms. From idle, a paced limiter lets one slice through
+        // at once, so 20 KiB waits for four more: at least 15.6 ms (a lower bound, so not flaky).
+        // The 16 KiB burst of `new` would let four through and wait 3.9 ms.
+        let l = ByteLimiter::paced(1 << 20).unwrap();
+        assert_eq!(l.slice(), PACE_SLICE);
+        let start = std::time::Instant::now();
+        l.take(5 * PACE_SLICE).await;
+        assert!(start.elapsed() >= std::time::Duration::from_micros(15_600));
+    }
+
+    #[tokio::test]
+    async fn a_low_priority_take_waits_while_a_take_waits() {
+        // 64 KiB/s, paced: a slice every 62.5 ms. Ordering is asserted by events: the low take
+        // asks while the normal one waits, yet the normal take's three slices all go before it.
+        let l = std::sync::Arc::new(ByteLimiter::paced(64 * 1024).unwrap());
+        l.take(PACE_SLICE).await; // the burst is spent
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let normal = {
+            let (l, order) = (l.clone(), order.clone());
+            tokio::spawn(async move {
+                for i in 0..3 {
+                    l.take(PACE_SLICE).await;
+                    order.lock().unwrap().push(format!("normal {i}"));
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let low = {
+            let (l, order) = (l.clone(), order.clone());
+            tokio::spawn(async move {
+                l.take_low(PACE_SLICE).await;
+                order.lock().unwrap().push("low".to_owned());
+            })
+        };
+        normal.await.unwrap();
+        low.await.unwrap();
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["normal 0", "normal 1", "normal 2", "low"]
+        );
+        // With nobody else waiting it goes, like a take.
+        l.take_low(2 * PACE_SLICE).await;
     }
 
     #[tokio::test]

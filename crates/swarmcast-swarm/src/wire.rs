@@ -54,6 +54,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const FORGET_WAIT: Duration = Duration::from_secs(5);
 /// Pieces offered to one connection at a time (as librqbit's `SuperSeedOptions` default).
 pub const OFFERS_PER_PEER: usize = 2;
+/// `TCP_NOTSENT_LOWAT` of every connection: the unsent bytes a write may leave in the socket.
+pub const NOTSENT_LOWAT: u32 = BLOCK;
 
 /// Errors from the wire seeder.
 #[derive(Debug, thiserror::Error)]
@@ -127,9 +129,11 @@ enum ConnError {
 pub struct WireConfig {
     /// The peer listener's address (port 0: any free port).
     pub listen: SocketAddr,
-    /// Upload limit in bytes per second for all connections together, with the quota librqbit
-    /// uses ([`ByteLimiter::like_librqbit`]).
-    pub upload_limit: Option<u32>,
+    /// The upload limit for all connections together. It may be shared with the rest of the
+    /// process (the publisher gives its seeder, HTTP segment bodies and manifests one
+    /// [`ByteLimiter::paced`] budget); piece data is written a [`ByteLimiter::slice`] at a time,
+    /// each as soon as the limiter grants it.
+    pub upload_limit: Option<Arc<ByteLimiter>>,
     /// Super-seed, revealing every piece this long after a segment is added; `None`: announce
     /// every piece at once (a full bitfield).
     pub super_seed: Option<Duration>,
@@ -162,7 +166,7 @@ impl std::fmt::Debug for WireSeeder {
 struct Inner {
     peer_id: [u8; 20],
     segments: Mutex<HashMap<[u8; 20], Arc<Segment>>>,
-    limiter: Option<ByteLimiter>,
+    limiter: Option<Arc<ByteLimiter>>,
     super_seed: Option<Duration>,
     slots: Arc<Semaphore>,
     next_conn: AtomicU64,
@@ -265,7 +269,7 @@ impl WireSeeder {
         let inner = Arc::new(Inner {
             peer_id: librqbit::generate_azereus_style(*b"SW", (0, 1, 0, 0)).0,
             segments: Mutex::new(HashMap::new()),
-            limiter: config.upload_limit.and_then(ByteLimiter::like_librqbit),
+            limiter: config.upload_limit,
             super_seed: config.super_seed,
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             next_conn: AtomicU64::new(0),
@@ -488,6 +492,11 @@ fn same(a: &Request, b: &Request) -> bool {
 
 async fn serve(inner: &Inner, mut stream: TcpStream, conn: u64) -> Result<(), ConnError> {
     stream.set_nodelay(true)?;
+    // Unsent bytes stay within one block: a write returns when its bytes are about to leave, not
+    // when they are parked in a send buffer of megabytes. So a piece counts as sent (and the
+    // super-seeding policy moves on) close to when it leaves, and pieces for a viewer that went
+    // away are not queued for seconds ahead of everybody else's.
+    socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
     let mut buf = vec![0u8; 68];
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf))
         .await
@@ -685,6 +694,29 @@ async fn write_one(
     wr.write_all(out).await
 }
 
+/// Writes the encoded Piece message `msg` whose first `paid` payload bytes the limiter already
+/// granted: those at once with the header, then each next slice once it is granted.
+async fn write_paced(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    msg: &[u8],
+    limiter: Option<&ByteLimiter>,
+    paid: usize,
+) -> std::io::Result<()> {
+    let Some(l) = limiter else {
+        return wr.write_all(msg).await;
+    };
+    let header = msg.len() - msg.len().saturating_sub(13);
+    let mut at = (header + paid).min(msg.len());
+    wr.write_all(&msg[..at]).await?;
+    while at < msg.len() {
+        let n = (msg.len() - at).min(l.slice());
+        l.take(n).await;
+        wr.write_all(&msg[at..at + n]).await?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// The standard block: clients request pieces in blocks of 16 KiB at 16 KiB offsets.
 const BLOCK: u32 = 16 * 1024;
 
@@ -752,10 +784,13 @@ async fn write_loop(
                 wr.write_all(&out).await?;
                 out.clear();
             }
+            let mut paid = r.length as usize;
             if let Some(l) = &inner.limiter {
                 // Haves keep going out while the block waits for the limit (in librqbit too,
-                // Haves do not queue behind the upload limit).
-                let take = l.take(r.length as usize);
+                // Haves do not queue behind the upload limit). The first slice is paid here, the
+                // rest as it is written.
+                paid = paid.min(l.slice());
+                let take = l.take(paid);
                 tokio::pin!(take);
                 loop {
                     tokio::select! {
@@ -777,12 +812,12 @@ async fn write_loop(
             }
             let start = (u64::from(r.index) * segment.piece_length + u64::from(r.begin)) as usize;
             let block = &segment.data[start..start + r.length as usize];
-            write_one(
-                &mut wr,
+            out.clear();
+            put(
                 &mut out,
                 Message::Piece(Piece::from_data(r.index, r.begin, block)),
-            )
-            .await?;
+            );
+            write_paced(&mut wr, &out, inner.limiter.as_deref(), paid).await?;
             segment
                 .uploaded
                 .fetch_add(u64::from(r.length), Ordering::Relaxed);

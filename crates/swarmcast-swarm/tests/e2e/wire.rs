@@ -30,7 +30,9 @@ fn segment(dir: &Path, size: usize) -> (Vec<u8>, Vec<u8>) {
 async fn seeder(super_seed: Option<Duration>, upload_limit: Option<u32>) -> WireSeeder {
     WireSeeder::start(WireConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        upload_limit,
+        upload_limit: upload_limit
+            .and_then(swarmcast_swarm::ratelimit::ByteLimiter::like_librqbit)
+            .map(std::sync::Arc::new),
         super_seed,
     })
     .await
