@@ -188,6 +188,16 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses `--super-seed-reveal`: seconds, or `never`.
+pub(crate) fn parse_reveal(s: &str) -> Result<std::time::Duration, String> {
+    match s {
+        "never" => Ok(swarmcast_swarm::REVEAL_NEVER),
+        _ => parse_secs(s)
+            .map(std::time::Duration::from_secs_f64)
+            .map_err(|_| format!("expected a positive number of seconds or never, found {s:?}")),
+    }
+}
+
 /// Parses `--librqbit-off`: comma-separated names of librqbit changes.
 pub(crate) fn parse_librqbit_off(s: &str) -> Result<crate::LibrqbitOff, String> {
     swarmcast_swarm::tweaks::parse(s).map(crate::LibrqbitOff)
@@ -364,9 +374,7 @@ pub(crate) async fn publish(
         }
     }
     config.upload_limit = args.upload_limit;
-    config.super_seed_reveal = args
-        .super_seed_reveal
-        .map(std::time::Duration::from_secs_f64);
+    config.super_seed_reveal = args.super_seed_reveal;
     config.seeder = match args.seeder {
         crate::SeederArg::Librqbit => swarmcast_publisher::SeederKind::Librqbit,
         crate::SeederArg::Wire => swarmcast_publisher::SeederKind::Wire,

@@ -258,13 +258,17 @@ struct PublishArgs {
     /// Piece length in bytes [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
     #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]
     piece_length: Option<u64>,
-    /// Upload limit of the swarm, bytes per second (at least 32768).
+    /// Upload limit, bytes per second (at least 32768): with the wire seeder, one paced budget
+    /// for everything the publisher sends (pieces, manifests, tracker answers, and HTTP segment
+    /// bodies at low priority); set it a little under the uplink. With `--seeder librqbit`, the
+    /// session and the HTTP server each get this limit.
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,
-    /// Super-seeding: reveal every piece of a segment this many seconds after seeding starts
-    /// [default: one segment length]. Before that, each viewer is offered pieces nobody has yet.
-    #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_secs)]
-    super_seed_reveal: Option<f64>,
+    /// Super-seeding: reveal every piece of a segment this many seconds after seeding starts, or
+    /// `never` [default: one segment length]. Before that, each viewer is offered pieces nobody
+    /// has yet.
+    #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_reveal)]
+    super_seed_reveal: Option<std::time::Duration>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
     /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
@@ -427,7 +431,8 @@ struct LabArgs {
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
     /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed, steal.
     /// A `librqbit-` prefix (or `librqbit` alone, for patched) runs the publisher with `--seeder
-    /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly.
+    /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly. A suffix
+    /// `@reveal=SECS` or `@reveal=never` sets the publisher's `--super-seed-reveal`.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

@@ -85,14 +85,44 @@ impl Variant {
 
     /// The changes turned off, as `--librqbit-off` takes them (empty for `patched`).
     pub fn librqbit_off(&self) -> String {
-        changes_off(&self.0)
+        changes_off(split_options(&self.0).0)
             .expect("a Variant is only built from a name changes_off accepts")
             .join(",")
     }
 
     /// The publisher's seeder, as `publish --seeder` takes it: `wire` or `librqbit`.
     pub fn seeder(&self) -> &'static str {
-        split_seeder(&self.0).0
+        split_seeder(split_options(&self.0).0).0
+    }
+
+    /// The publisher's `--super-seed-reveal` (seconds, or `never`), from an `@reveal=` suffix.
+    pub fn super_seed_reveal(&self) -> Option<&str> {
+        split_options(&self.0)
+            .1
+            .and_then(|o| o.strip_prefix("reveal="))
+    }
+}
+
+/// A variant's name and its publisher options: `<name>@reveal=SECS|never` (the super-seeding
+/// reveal, `publish --super-seed-reveal`), or the name alone.
+fn split_options(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('@') {
+        Some((name, options)) => (name, Some(options)),
+        None => (s, None),
+    }
+}
+
+/// Checks a variant's options (after `@`).
+fn check_options(s: &str, options: &str) -> Result<(), String> {
+    let ok = options
+        .strip_prefix("reveal=")
+        .is_some_and(|v| v == "never" || v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0));
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "variant {s:?}: expected @reveal=SECS or @reveal=never after the name, found \
+             {options:?}"
+        )),
     }
 }
 
@@ -154,7 +184,12 @@ fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
 impl std::str::FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        changes_off(s).map(|_| Self(s.into()))
+        let (name, options) = split_options(s);
+        changes_off(name)?;
+        if let Some(o) = options {
+            check_options(s, o)?;
+        }
+        Ok(Self(s.into()))
     }
 }
 
@@ -965,6 +1000,26 @@ mod tests {
         );
         let w = v("wire");
         assert_eq!((w.seeder(), w.librqbit_off().as_str()), ("wire", ""));
+        // Publisher options after `@`.
+        let r = v("no-steal@reveal=never");
+        assert_eq!(
+            (r.seeder(), r.librqbit_off().as_str(), r.super_seed_reveal()),
+            ("wire", "steal", Some("never"))
+        );
+        assert_eq!(v("patched@reveal=6").super_seed_reveal(), Some("6"));
+        assert_eq!(v("patched").super_seed_reveal(), None);
+        assert_eq!(
+            kind(Transport::Swarm, &v("patched@reveal=6")),
+            "swarm-patched@reveal=6"
+        );
+        for bad in [
+            "patched@reveal=0",
+            "patched@reveal=soon",
+            "patched@fast",
+            "no-rarest@reveal=6",
+        ] {
+            assert!(bad.parse::<Variant>().is_err(), "{bad}");
+        }
         assert_eq!(v("wire-upstream").seeder(), "wire");
         assert_eq!(v("wire-upstream").librqbit_off().split(',').count(), 8);
         assert_eq!(kind(Transport::Swarm, &v("librqbit")), "swarm-librqbit");

@@ -396,6 +396,9 @@ async fn execute(
         args.extend(["--librqbit-off".into(), librqbit_off.clone()]);
     }
     args.extend(["--seeder".into(), spec.variant.seeder().into()]);
+    if let Some(reveal) = spec.variant.super_seed_reveal() {
+        args.extend(["--super-seed-reveal".into(), reveal.into()]);
+    }
     std::fs::create_dir_all(dir.join("publisher"))
         .map_err(|e| format!("{}: {e}", path("publisher")))?;
     let t0 = Instant::now();

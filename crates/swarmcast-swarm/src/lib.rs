@@ -32,6 +32,11 @@ use tokio::time::Instant;
 /// How often torrent stats are polled while waiting for a state change.
 pub const POLL: Duration = Duration::from_millis(5);
 
+/// A super-seeding reveal delay that means never (`publish --super-seed-reveal never`): a year,
+/// far longer than a segment is seeded (its window and grace period), and under the longest
+/// sleep tokio's timer takes (about 2.2 years).
+pub const REVEAL_NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Errors from the swarm.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
