@@ -341,6 +341,14 @@ impl WireSeeder {
             name: info.name.clone(),
             reason: format!("{pieces} pieces is more than a wire seeder serves"),
         })?;
+        // The audience: the most connections a segment being seeded has now (a viewer holds one
+        // per segment it fetches), so the new segment's pieces start from as many viewers as
+        // there are pieces.
+        let audience = lock(&self.inner.segments)
+            .values()
+            .map(|s| s.conns.load(Ordering::SeqCst) as usize)
+            .max()
+            .unwrap_or(0);
         let segment = Arc::new(Segment {
             name: info.name.clone(),
             info_hash: parsed.info_hash().0,
@@ -350,7 +358,7 @@ impl WireSeeder {
             uploaded: AtomicU64::new(0),
             policy: self.inner.super_seed.map(|_| {
                 Mutex::new(Policy {
-                    seed: SuperSeed::new(pieces, OFFERS_PER_PEER),
+                    seed: SuperSeed::new(pieces, OFFERS_PER_PEER).with_audience(audience),
                     haves: HashMap::new(),
                 })
             }),

@@ -14,6 +14,8 @@ pub type Offer<P> = (P, u32);
 #[derive(Debug)]
 pub struct SuperSeed<P> {
     offers_per_peer: usize,
+    /// Peers expected (see [`with_audience`](Self::with_audience)).
+    audience: usize,
     /// Per piece: live peers known to have it.
     holders: Vec<u32>,
     /// Per piece: the peer it is offered to while nobody has it yet.
@@ -37,12 +39,24 @@ impl<P: Copy + Ord> SuperSeed<P> {
     pub fn new(pieces: u32, offers_per_peer: usize) -> Self {
         Self {
             offers_per_peer: offers_per_peer.max(1),
+            audience: 0,
             holders: vec![0; pieces as usize],
             offered_to: vec![None; pieces as usize],
             peers: BTreeMap::new(),
             next: 0,
             revealed: false,
         }
+    }
+
+    /// Expects about `peers` downloaders (e.g. how many the previous segment had). While the
+    /// crowd (this, or the live peers if more) could not each be offered `offers_per_peer`
+    /// pieces, each is offered one at a time: the pieces start from as many viewers as there
+    /// are pieces, instead of the first few connections taking them all (8 pieces of a 2 s
+    /// segment among 20 viewers: 8 first holders, not 4). A small crowd keeps the deeper offer,
+    /// so a lone downloader's next piece is already announced when one ends.
+    pub fn with_audience(mut self, peers: usize) -> Self {
+        self.audience = peers;
+        self
     }
 
     /// Whether [`reveal`](Self::reveal) was called: every piece goes to everyone now.
@@ -107,14 +121,20 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// key order, until either runs out.
     fn assign(&mut self) -> Vec<Offer<P>> {
         let mut out = Vec::new();
+        let crowd = self.audience.max(self.peers.len());
+        let per_peer = if crowd.saturating_mul(self.offers_per_peer) <= self.holders.len() {
+            self.offers_per_peer
+        } else {
+            1
+        };
         let waiting: Vec<P> = self
             .peers
             .iter()
-            .filter(|(_, v)| v.offered.len() < self.offers_per_peer)
+            .filter(|(_, v)| v.offered.len() < per_peer)
             .map(|(p, _)| *p)
             .collect();
         for peer in waiting {
-            while self.peers[&peer].offered.len() < self.offers_per_peer {
+            while self.peers[&peer].offered.len() < per_peer {
                 let Some(piece) = self.next_fresh() else {
                     return out;
                 };
@@ -156,6 +176,35 @@ mod tests {
         assert_eq!(pieces, (0..8).collect::<Vec<_>>());
         let to: Vec<u64> = offered.iter().map(|o| o.0).collect();
         assert_eq!(to, (1..=8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_crowd_is_offered_one_piece_each_so_every_piece_starts_somewhere_else() {
+        // 8 pieces, 20 viewers expected: the first 8 to connect get one piece each, though the
+        // first ones connect alone.
+        let mut s = SuperSeed::new(8, 2).with_audience(20);
+        let mut offered = Vec::new();
+        for peer in 1..=20u64 {
+            offered.extend(s.peer_live(peer));
+        }
+        assert_eq!(
+            offered,
+            (1..=8).map(|p| (p, p as u32 - 1)).collect::<Vec<_>>()
+        );
+        // Without the hint, the first four take all eight.
+        let mut d = SuperSeed::new(8, 2);
+        let mut offered = Vec::new();
+        for peer in 1..=20u64 {
+            offered.extend(d.peer_live(peer));
+        }
+        let to: Vec<u64> = offered.iter().map(|o| o.0).collect();
+        assert_eq!(to, [1, 1, 2, 2, 3, 3, 4, 4]);
+        // A small crowd keeps two offers per peer: a lone viewer has its next piece announced.
+        let mut small = SuperSeed::new(8, 2).with_audience(2);
+        assert_eq!(small.peer_live(1u64), vec![(1, 0), (1, 1)]);
+        // A piece that arrives frees its peer for one more, in a crowd.
+        assert_eq!(s.peer_has(1, 0), vec![]); // nothing fresh left: all 8 are out
+        assert_eq!(s.peer_gone(2), vec![(1, 1)]);
     }
 
     #[test]
