@@ -54,6 +54,25 @@ async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
     (viewer_dir, swarm)
 }
 
+/// Downloads segment `s` of manifest `m` with `viewer`, told only what the manifest says.
+async fn download(
+    viewer: &Swarm,
+    viewer_dir: &Path,
+    m: &swarmcast_core::Manifest,
+    s: &swarmcast_core::SegmentEntry,
+    peers: &[std::net::SocketAddr],
+) -> Vec<u8> {
+    let info = InfoDict::decode_strict(&s.info).unwrap();
+    let torrent = SegmentTorrent::from_info(info, m.trackers.clone()).to_torrent_bytes();
+    let name = format!("{:08}.ts", s.number);
+    let t = viewer
+        .download(&torrent, &name, viewer_dir, peers.to_vec(), vec![])
+        .await
+        .unwrap();
+    viewer.wait(&t, "downloaded", HANG_GUARD).await.unwrap();
+    std::fs::read(viewer_dir.join(&name)).unwrap()
+}
+
 async fn start(
     config: PublishConfig,
 ) -> (
@@ -155,15 +174,7 @@ async fn a_swarm_given_only_the_manifest_downloads_every_segment_byte_identical(
     let peers: Vec<std::net::SocketAddr> = last.peers.iter().map(|p| p.parse().unwrap()).collect();
     let mut downloaded = Vec::new();
     for s in &last.segments {
-        let info = InfoDict::decode_strict(&s.info).unwrap();
-        let torrent = SegmentTorrent::from_info(info, last.trackers.clone()).to_torrent_bytes();
-        let name = format!("{:08}.ts", s.number);
-        let t = viewer
-            .download(&torrent, &name, &viewer_dir, peers.clone(), vec![])
-            .await
-            .unwrap();
-        viewer.wait(&t, "downloaded", HANG_GUARD).await.unwrap();
-        downloaded.extend(std::fs::read(viewer_dir.join(&name)).unwrap());
+        downloaded.extend(download(&viewer, &viewer_dir, &last, s, &peers).await);
     }
     viewer.shutdown().await;
     assert_eq!(downloaded, synth_bytes(6), "segments differ from the input");
@@ -238,15 +249,7 @@ async fn one_upload_budget_holds_the_swarm_and_http_together() {
     let swarm = async {
         let mut bytes = 0;
         for s in &last.segments {
-            let info = InfoDict::decode_strict(&s.info).unwrap();
-            let torrent = SegmentTorrent::from_info(info, last.trackers.clone()).to_torrent_bytes();
-            let name = format!("{:08}.ts", s.number);
-            let t = viewer
-                .download(&torrent, &name, &viewer_dir, peers.clone(), vec![])
-                .await
-                .unwrap();
-            viewer.wait(&t, "downloaded", HANG_GUARD).await.unwrap();
-            bytes += std::fs::read(viewer_dir.join(&name)).unwrap().len();
+            bytes += download(&viewer, &viewer_dir, &last, s, &peers).await.len();
         }
         bytes
     };
