@@ -87,8 +87,9 @@ pub struct Shared {
     /// The tracker's clock.
     pub origin: Instant,
     /// The upload budget of what this server sends: segment bodies (written a slice at a time,
-    /// each once granted, at low priority), manifests and tracker answers. With the wire seeder it is the seeder's
-    /// budget too: one limit for everything the publisher uploads (`publish --upload-limit`).
+    /// each once granted, at low priority), manifests and tracker answers. With the wire seeder
+    /// it is the seeder's budget too: one limit for everything the publisher uploads (`publish
+    /// --upload-limit`).
     pub http_limiter: Option<Arc<ByteLimiter>>,
     /// Runs the tracker's NAT checks (None: the tracker's NAT check is off, or no tracker).
     pub nat_checker: Option<NatChecker>,

@@ -99,13 +99,12 @@ impl ByteLimiter {
             let _ = self.limiter.until_n_ready(cells).await;
         }
     }
-}
 
-impl ByteLimiter {
     /// As [`take`](Self::take), at low priority: each slice waits until no `take` is waiting.
     /// The publisher's HTTP segment bodies use it, so a fallback never delays the swarm's pieces
     /// (each of which viewers pass on) or a manifest: they get what the swarm leaves. A `take`
-    /// that arrives while a slice is granted waits for that slice at most.
+    /// that arrives while a slice is granted waits for that slice at most. It waits as long as
+    /// takes keep coming; dropping the future (an HTTP client that went away) ends the wait.
     pub async fn take_low(&self, mut len: usize) {
         while len > 0 {
             loop {

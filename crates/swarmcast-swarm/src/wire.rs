@@ -713,7 +713,8 @@ async fn write_paced(
     let Some(l) = limiter else {
         return wr.write_all(msg).await;
     };
-    let header = msg.len() - msg.len().saturating_sub(13);
+    // The Piece message's header: length, id, index, begin.
+    let header = msg.len().min(13);
     let mut at = (header + paid).min(msg.len());
     wr.write_all(&msg[..at]).await?;
     while at < msg.len() {
