@@ -104,42 +104,51 @@ fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
-    let lab = run(
-        swarmcast()
-            .args([
-                "lab",
-                "--net",
-                "emulated",
-                "--segment-secs",
-                "2",
-                "--viewers",
-                "3",
-                "--transports",
-                "swarm",
-                "--duration",
-                "12",
-                "--rtt",
-                "100",
-                "--loss",
-                "1",
-            ])
-            .arg("--out")
-            .arg(&out),
-        true,
-    );
+    // The lab exits with an error when a run fails a check, so its status is read here, not
+    // asserted by `run`.
+    let lab = swarmcast()
+        .args([
+            "lab",
+            "--net",
+            "emulated",
+            "--segment-secs",
+            "2",
+            "--viewers",
+            "3",
+            "--transports",
+            "swarm",
+            "--duration",
+            "12",
+            "--rtt",
+            "100",
+            "--loss",
+            "1",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let md = String::from_utf8_lossy(&lab.stdout);
+    let err = String::from_utf8_lossy(&lab.stderr);
     // Every consistency check (byte-identical outputs, the byte balance, the emulator's counts
     // against the interfaces', and the rest) but the bound on the emulator's own delay, which
-    // depends on what else the machine runs: that one must be measured, not met, here.
+    // depends on what else the machine runs: that one must be measured, not met, here (a CI run
+    // measured 99% within 2.007 ms).
     let failed: Vec<&str> = md.lines().filter(|l| l.starts_with("- `s002")).collect();
+    let all_pass = md.contains("All 1 runs pass all");
     assert!(
-        md.contains("All 1 runs pass all")
+        all_pass
             || (!failed.is_empty()
                 && failed
                     .iter()
                     .all(|l| l.contains("the emulator added at most 2 ms to 99%"))),
-        "{md}"
+        "{md}\n{err}"
     );
+    // It exits cleanly exactly when every check passed, and otherwise says why.
+    assert_eq!(lab.status.success(), all_pass, "{md}\n{err}");
+    if !all_pass {
+        assert!(err.contains("some runs are inconsistent"), "{err}");
+    }
     let run_json = json(&out.join("runs/s002-n003-swarm-r1/run.json"));
     let net = &run_json["outcome"]["net"];
     let b = &net["balance"];
