@@ -410,13 +410,8 @@ pub async fn run(
         }
     });
     let mut shared = Shared::new(link.to_string(), tracker);
-    shared.http_limiter = match config.seeder {
-        SeederKind::Wire => budget,
-        SeederKind::Librqbit => config
-            .upload_limit
-            .and_then(swarmcast_swarm::ratelimit::ByteLimiter::paced)
-            .map(Arc::new),
-    };
+    // With the wire seeder this is the seeder's budget too; a librqbit session never sees it.
+    shared.http_limiter = budget;
     // Stops the HTTP server, and with it the tracker's NAT checks in flight.
     let http_stop = CancellationToken::new();
     shared.nat_checker = nat_check
