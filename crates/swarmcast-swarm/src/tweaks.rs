@@ -79,7 +79,8 @@ mod tests {
                 "cancel",
                 "nodelay",
                 "superseed",
-                "steal"
+                "steal",
+                "pace"
             ]
         );
     }
