@@ -270,7 +270,8 @@ struct PublishArgs {
     #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_reveal)]
     super_seed_reveal: Option<std::time::Duration>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
-    /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
+    /// names (have, wake, random, window, cancel, nodelay, superseed, steal, pace, slots), or all
+    /// (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
     /// What seeds the segments: swarmcast's own seeder on librqbit's wire-protocol crate
@@ -343,7 +344,8 @@ struct WatchArgs {
     #[arg(long, env = "SWARMCAST_DOWNLOAD_LIMIT")]
     download_limit: Option<u32>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
-    /// names (have, wake, random, window, cancel, nodelay, superseed, steal), or all (docs/librqbit.md).
+    /// names (have, wake, random, window, cancel, nodelay, superseed, steal, pace, slots), or all
+    /// (docs/librqbit.md).
     #[arg(long, env = "SWARMCAST_LIBRQBIT_OFF", default_value = "", hide_default_value = true, value_parser = commands::parse_librqbit_off)]
     librqbit_off: LibrqbitOff,
     /// How segments are fetched: `swarm`, or `http` (plain HTTP from the publisher, the HLS way:
@@ -429,7 +431,8 @@ struct LabArgs {
     transports: Vec<swarmcast_lab::plan::Transport>,
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
-    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed, steal.
+    /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed,
+    /// steal, pace, slots.
     /// A `librqbit-` prefix (or `librqbit` alone, for patched) runs the publisher with `--seeder
     /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly. A suffix
     /// `@reveal=SECS` or `@reveal=never` sets the publisher's `--super-seed-reveal`.

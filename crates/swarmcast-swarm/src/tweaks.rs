@@ -80,7 +80,8 @@ mod tests {
                 "nodelay",
                 "superseed",
                 "steal",
-                "pace"
+                "pace",
+                "slots"
             ]
         );
     }
