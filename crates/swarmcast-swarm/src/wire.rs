@@ -8,8 +8,10 @@
 //! else: it accepts connections (it never dials, so it needs no tracker announce and no PEX),
 //! answers the handshake of a segment it seeds, unchokes at once, announces pieces by the
 //! [`policy::SuperSeed`] rule (or a full bitfield without super-seeding), and serves requests
-//! from memory under one upload limit shared by all connections. It honours Cancel, sets
-//! TCP_NODELAY, and keeps its counters exactly: payload bytes per segment, connections by outcome.
+//! from memory under one upload limit shared by all connections, [`PIECES_AT_ONCE`] pieces at a
+//! time. It honours Cancel, sets TCP_NODELAY, and keeps its counters exactly: payload bytes per
+//! segment, connections by outcome. At `trace` level it logs connections, offers, requests, blocks
+//! written and Haves (`SWARMCAST_LOG=info,swarmcast_swarm::wire=trace`).
 //!
 //! Bounded everywhere: a handshake must arrive within [`HANDSHAKE_TIMEOUT`], a connection may
 //! queue at most [`MAX_QUEUED_REQUESTS`] requests of at most [`MAX_REQUEST`] bytes, messages over
@@ -169,6 +171,8 @@ struct Inner {
     limiter: Option<Arc<ByteLimiter>>,
     super_seed: Option<Duration>,
     slots: Arc<Semaphore>,
+    /// With a limit: pieces served at once (see [`PIECES_AT_ONCE`]); `None`: no turns.
+    turns: Option<Arc<Semaphore>>,
     next_conn: AtomicU64,
     counters: WireCounters,
 }
@@ -217,6 +221,7 @@ impl Policy {
     /// Sends each offer to its connection (one that is gone just misses it).
     fn send(&self, offers: Vec<policy::Offer<u64>>) {
         for (conn, piece) in offers {
+            tracing::trace!(conn, piece, "wire seeder: offer");
             if let Some(tx) = self.haves.get(&conn) {
                 let _ = tx.send(piece);
             }
@@ -269,9 +274,15 @@ impl WireSeeder {
         let inner = Arc::new(Inner {
             peer_id: librqbit::generate_azereus_style(*b"SW", (0, 1, 0, 0)).0,
             segments: Mutex::new(HashMap::new()),
-            limiter: config.upload_limit,
             super_seed: config.super_seed,
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            turns: config
+                .upload_limit
+                .is_some()
+                .then(pieces_at_once)
+                .flatten()
+                .map(|n| Arc::new(Semaphore::new(n))),
+            limiter: config.upload_limit,
             next_conn: AtomicU64::new(0),
             counters: WireCounters::default(),
         });
@@ -516,6 +527,8 @@ async fn serve(inner: &Inner, mut stream: TcpStream, conn: u64) -> Result<(), Co
         .cloned()
         .ok_or(ConnError::UnknownTorrent)?;
     let _live = ConnGuard::new(&segment);
+    let peer = stream.peer_addr().ok();
+    tracing::trace!(segment = %segment.name, conn, ?peer, "wire seeder: connection");
     // No extension bit: the seeder speaks only the base protocol (no PEX, no metadata).
     let ours = Handshake {
         reserved: 0,
@@ -629,6 +642,7 @@ fn on_message(
             }
             q.requests.push_back(r);
             drop(q);
+            tracing::trace!(segment = %segment.name, conn, piece = r.index, begin = r.begin, "wire seeder: request");
             wake.notify_one();
         }
         Message::Cancel(r) => {
@@ -639,7 +653,10 @@ fn on_message(
                 q.requests.retain(|x| !same(x, &r));
             }
         }
-        Message::Have(piece) => segment.peer_has(conn, std::iter::once(piece)),
+        Message::Have(piece) => {
+            tracing::trace!(segment = %segment.name, conn, piece, "wire seeder: have");
+            segment.peer_has(conn, std::iter::once(piece))
+        }
         // A bitfield only as the first message (BEP 3): each costs a pass over every piece.
         Message::Bitfield(_) if !first => return Err(ConnError::LateBitfield),
         Message::Bitfield(bits) => {
@@ -726,6 +743,28 @@ async fn write_paced(
     Ok(())
 }
 
+/// Under an upload limit, how many pieces are served at a time, each whole before the next starts
+/// (a connection keeps its turn until it was sent the whole piece, while its requests are for
+/// that piece). Served all at
+/// once, the limit is shared: 8 pieces at 1.5x a 1 Mbit/s stream all finish after 1.4 s, and
+/// nobody can pass one on before. Two at a time, the first two finish after 0.35 s and their
+/// holders start forwarding, while a connection waiting on its window or its congestion window
+/// does not idle the whole budget.
+pub const PIECES_AT_ONCE: usize = 2;
+
+/// How long a connection with nothing queued keeps its turn for the rest of its piece.
+const TURN_GRACE: Duration = Duration::from_millis(20);
+
+/// [`PIECES_AT_ONCE`], or `SWARMCAST_PIECES_AT_ONCE` (for measurement; 0: no turns, every
+/// request served at once).
+fn pieces_at_once() -> Option<usize> {
+    let n = std::env::var("SWARMCAST_PIECES_AT_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PIECES_AT_ONCE);
+    (n > 0).then_some(n)
+}
+
 /// The standard block: clients request pieces in blocks of 16 KiB at 16 KiB offsets.
 const BLOCK: u32 = 16 * 1024;
 
@@ -775,6 +814,8 @@ async fn write_loop(
     wr.write_all(&out).await?;
     let mut haves_open = true;
     let mut sent = Sent::default();
+    // The piece this connection holds a turn for (see [`PIECES_AT_ONCE`]).
+    let mut turn: Option<(u32, tokio::sync::OwnedSemaphorePermit)> = None;
     loop {
         out.clear();
         // Haves first: they are small, and they are what lets the swarm spread.
@@ -792,6 +833,27 @@ async fn write_loop(
             if !out.is_empty() {
                 wr.write_all(&out).await?;
                 out.clear();
+            }
+            // A turn for the piece: kept from the previous block of the same piece, or waited
+            // for (Haves keep going out meanwhile).
+            if turn.as_ref().is_some_and(|(piece, _)| *piece != r.index) {
+                turn = None;
+            }
+            if let (None, Some(turns)) = (&turn, &inner.turns) {
+                let acquire = turns.clone().acquire_owned();
+                tokio::pin!(acquire);
+                loop {
+                    tokio::select! {
+                        permit = &mut acquire => {
+                            turn = permit.ok().map(|p| (r.index, p));
+                            break;
+                        }
+                        h = haves.recv(), if haves_open => match h {
+                            Some(piece) => write_one(&mut wr, &mut out, Message::Have(piece)).await?,
+                            None => haves_open = false,
+                        },
+                    }
+                }
             }
             let mut paid = r.length as usize;
             if let Some(l) = &inner.limiter {
@@ -817,6 +879,7 @@ async fn write_loop(
                 std::mem::take(&mut q.current_cancelled)
             };
             if cancelled {
+                turn = None;
                 continue;
             }
             let start = (u64::from(r.index) * segment.piece_length + u64::from(r.begin)) as usize;
@@ -830,8 +893,11 @@ async fn write_loop(
             segment
                 .uploaded
                 .fetch_add(u64::from(r.length), Ordering::Relaxed);
+            tracing::trace!(segment = %segment.name, conn, piece = r.index, begin = r.begin, "wire seeder: block written");
             let piece_len = segment.piece_size(r.index).unwrap_or(0);
             if sent.add(r.index, r.begin, r.length, piece_len) {
+                // The piece is whole: the turn goes to the next piece waiting.
+                turn = None;
                 // Every block of the piece went to this peer: it has the piece. Its Have would
                 // say so, but clients do not send a Have to a peer that announced the piece (we
                 // did, offering it), so without this a lone downloader would wait for the reveal.
@@ -845,6 +911,9 @@ async fn write_loop(
         }
         tokio::select! {
             () = wake.notified() => {}
+            // A piece's next block is usually requested with the first (in the same packet, read
+            // a moment later): the turn waits that long for it, no longer.
+            () = tokio::time::sleep(TURN_GRACE), if turn.is_some() => turn = None,
             h = haves.recv(), if haves_open => match h {
                 Some(piece) => write_one(&mut wr, &mut out, Message::Have(piece)).await?,
                 None => haves_open = false,

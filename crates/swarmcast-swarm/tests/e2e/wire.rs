@@ -331,6 +331,63 @@ async fn a_cancelled_request_is_not_sent() {
     w.shutdown();
 }
 
+/// Under a limit, the seeder serves two pieces at a time, each whole, instead of every requested
+/// piece at once: of three downloaders asking for a piece each at once, the one served last gets
+/// its first block only after another one has its whole piece (and could pass it on). Without the
+/// turns, all three pieces go out interleaved and every first block arrives before any last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_data, torrent) = segment(dir.path(), 200_000);
+    let w = seeder(None, Some(32_768)).await;
+    let _t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+        c.handshake().await.unwrap();
+        assert_eq!(c.next().await.unwrap(), ("bitfield", 0, 0, 1));
+        assert_eq!(c.next().await.unwrap().0, "unchoke");
+        clients.push(c);
+    }
+    for (index, c) in clients.iter_mut().enumerate() {
+        for begin in [0, 16_384] {
+            c.send(Message::Request(Request::new(index as u32, begin, 16_384)))
+                .await;
+        }
+    }
+    // Each downloader: when its first and its last block arrived.
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let mut arrived = Vec::new();
+                while arrived.len() < 2 {
+                    match c.next().await {
+                        Some(("piece", _, _, len)) => {
+                            assert_eq!(len, 16_384);
+                            arrived.push(std::time::Instant::now());
+                        }
+                        Some(_) => {}
+                        None => panic!("the seeder closed a connection"),
+                    }
+                }
+                (arrived[0], arrived[1])
+            })
+        })
+        .collect();
+    let mut pieces = Vec::new();
+    for t in tasks {
+        pieces.push(tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap());
+    }
+    pieces.sort();
+    let (first_done, last_started) = (pieces[0].1.min(pieces[1].1), pieces[2].0);
+    assert!(
+        last_started > first_done,
+        "the third piece's first block arrived before either of the other two was whole: {pieces:?}"
+    );
+    w.shutdown();
+}
+
 /// The same with super-seeding inside librqbit (patch 0007): a lone downloader is served every
 /// piece long before the reveal, though it sends no Have for the pieces the seed offered it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
