@@ -311,7 +311,7 @@ struct WatchArgs {
     #[arg(long, env = "SWARMCAST_LISTEN", default_value = "0.0.0.0:0")]
     listen: std::net::SocketAddr,
     /// Segments fetched ahead, the next to play included.
-    #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = 3)]
+    #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = swarmcast_viewer::schedule::DEFAULT_PREFETCH)]
     prefetch: usize,
     /// Playout delay in seconds [default: the first segment's fetch time, 0.25 s to one segment].
     #[arg(long, env = "SWARMCAST_DELAY")]

@@ -22,6 +22,13 @@ use std::collections::BTreeMap;
 
 use swarmcast_core::Manifest;
 
+/// Default of [`ScheduleConfig::prefetch`]: the publisher's default window (5 segments). A viewer
+/// that fell behind adds every segment the window still holds, not only the next few after the
+/// one it plays: with 3, viewers behind live asked the publisher for nothing for seconds, then for
+/// three segments at once, and its capped uplink idled, then queued (docs/experiments.md, "Where
+/// the capped swarm loses its time"). At the live edge it changes nothing: nothing newer is listed.
+pub const DEFAULT_PREFETCH: usize = 5;
+
 /// Shortest automatic playout delay.
 pub const MIN_AUTO_DELAY_MS: u64 = 250;
 
@@ -44,7 +51,7 @@ impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
             from_start: false,
-            prefetch: 3,
+            prefetch: DEFAULT_PREFETCH,
             delay_ms: None,
             fallback_margin_ms: 500,
             http_fallback: true,

@@ -80,6 +80,18 @@ fn joins_at_the_live_edge_or_from_the_start() {
 }
 
 #[test]
+fn by_default_a_viewer_behind_live_adds_the_whole_window() {
+    // A viewer playing the oldest of five listed segments (as one that fell behind does) has all
+    // five in the swarm, so the publisher is asked for each as soon as it is listed.
+    let mut s = Scheduler::new(ScheduleConfig {
+        from_start: true,
+        ..ScheduleConfig::default()
+    });
+    s.on_manifest(&manifest(0..=4, false));
+    assert_eq!(s.poll(0), (0..=4).map(Action::Add).collect::<Vec<_>>());
+}
+
+#[test]
 fn plays_back_to_back_after_the_automatic_delay() {
     let mut s = sched(true, 3, None);
     s.on_manifest(&manifest(0..=2, false));
