@@ -728,29 +728,44 @@ async fn write_paced(
     paid: usize,
 ) -> std::io::Result<()> {
     let Some(l) = limiter else {
-        return wr.write_all(msg).await;
+        return write_within(wr, msg).await;
     };
     // The Piece message's header: length, id, index, begin.
     let header = msg.len().min(13);
     let mut at = (header + paid).min(msg.len());
-    wr.write_all(&msg[..at]).await?;
+    write_within(wr, &msg[..at]).await?;
     while at < msg.len() {
         let n = (msg.len() - at).min(l.slice());
         l.take(n).await;
-        wr.write_all(&msg[at..at + n]).await?;
+        write_within(wr, &msg[at..at + n]).await?;
         at += n;
     }
     Ok(())
 }
 
+/// Writes `bytes` within [`WRITE_TIMEOUT`], or fails with `TimedOut`.
+async fn write_within(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(bytes))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer took no bytes"))?
+}
+
 /// Under an upload limit, how many pieces are served at a time, each whole before the next starts
 /// (a connection keeps its turn until it was sent the whole piece, while its requests are for
-/// that piece). Served all at
-/// once, the limit is shared: 8 pieces at 1.5x a 1 Mbit/s stream all finish after 1.4 s, and
-/// nobody can pass one on before. Two at a time, the first two finish after 0.35 s and their
-/// holders start forwarding, while a connection waiting on its window or its congestion window
-/// does not idle the whole budget.
+/// that piece). Served all at once, the limit is shared: 8 pieces at 1.5x a 1 Mbit/s stream all
+/// finish after 1.4 s, and nobody can pass one on before. Two at a time, the first two finish
+/// after 0.35 s and their holders start forwarding, while a connection waiting on its window or
+/// its congestion window does not idle the whole budget. A connection whose socket takes no bytes
+/// for [`WRITE_TIMEOUT`] is closed, so a dead peer cannot keep a turn.
 pub const PIECES_AT_ONCE: usize = 2;
+
+/// The longest a piece write may wait for its socket (bytes leave at the peer's pace under
+/// `TCP_NOTSENT_LOWAT`): longer, the peer is taken as gone and the connection closed. Without it,
+/// a peer that vanished mid-piece would hold a turn until the segment is forgotten.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection with nothing queued keeps its turn for the rest of its piece.
 const TURN_GRACE: Duration = Duration::from_millis(20);
