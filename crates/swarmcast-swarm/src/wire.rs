@@ -806,6 +806,28 @@ impl Sent {
     }
 }
 
+/// Waits for `fut` while the connection's Haves keep going out: they are small, and they are what
+/// lets the swarm spread, so they wait neither for a turn nor for the upload limit (in librqbit
+/// too, Haves do not queue behind the limit). `haves_open` turns false when the channel closes.
+async fn forwarding_haves<T>(
+    fut: impl std::future::Future<Output = T>,
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut Vec<u8>,
+    haves: &mut mpsc::UnboundedReceiver<u32>,
+    haves_open: &mut bool,
+) -> std::io::Result<T> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            v = &mut fut => return Ok(v),
+            h = haves.recv(), if *haves_open => match h {
+                Some(piece) => write_one(wr, out, Message::Have(piece)).await?,
+                None => *haves_open = false,
+            },
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn write_loop(
     inner: &Inner,
@@ -856,37 +878,18 @@ async fn write_loop(
             }
             if let (None, Some(turns)) = (&turn, &inner.turns) {
                 let acquire = turns.clone().acquire_owned();
-                tokio::pin!(acquire);
-                loop {
-                    tokio::select! {
-                        permit = &mut acquire => {
-                            turn = permit.ok().map(|p| (r.index, p));
-                            break;
-                        }
-                        h = haves.recv(), if haves_open => match h {
-                            Some(piece) => write_one(&mut wr, &mut out, Message::Have(piece)).await?,
-                            None => haves_open = false,
-                        },
-                    }
-                }
+                let permit =
+                    forwarding_haves(acquire, &mut wr, &mut out, &mut haves, &mut haves_open)
+                        .await?;
+                turn = permit.ok().map(|p| (r.index, p));
             }
             let mut paid = r.length as usize;
             if let Some(l) = &inner.limiter {
-                // Haves keep going out while the block waits for the limit (in librqbit too,
-                // Haves do not queue behind the upload limit). The first slice is paid here, the
-                // rest as it is written.
+                // The first slice is paid here (Haves keep going out meanwhile), the rest as it
+                // is written.
                 paid = paid.min(l.slice());
-                let take = l.take(paid);
-                tokio::pin!(take);
-                loop {
-                    tokio::select! {
-                        () = &mut take => break,
-                        h = haves.recv(), if haves_open => match h {
-                            Some(piece) => write_one(&mut wr, &mut out, Message::Have(piece)).await?,
-                            None => haves_open = false,
-                        },
-                    }
-                }
+                forwarding_haves(l.take(paid), &mut wr, &mut out, &mut haves, &mut haves_open)
+                    .await?;
             }
             let cancelled = {
                 let mut q = lock(queue);
