@@ -172,6 +172,16 @@ struct Raw {
 }
 
 impl Raw {
+    /// Connected and handshaken to a seeder that does not super-seed, past its full bitfield
+    /// (one byte: a segment of at most 8 pieces) and its unchoke.
+    async fn unchoked(w: &WireSeeder, info_hash: [u8; 20]) -> Self {
+        let mut c = Self::connect(w, info_hash).await;
+        c.handshake().await.unwrap();
+        assert_eq!(c.next().await.unwrap(), ("bitfield", 0, 0, 1));
+        assert_eq!(c.next().await.unwrap().0, "unchoke");
+        c
+    }
+
     async fn connect(w: &WireSeeder, info_hash: [u8; 20]) -> Self {
         let mut stream = TcpStream::connect(w.listen_addr()).await.unwrap();
         let mut hs = [0u8; 68];
@@ -304,10 +314,7 @@ async fn a_cancelled_request_is_not_sent() {
     // 32 KiB/s with a one-second burst: two blocks go at once, each later one takes 0.5 s.
     let w = seeder(None, Some(32_768)).await;
     let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
-    let mut c = Raw::connect(&w, info_hash(&torrent)).await;
-    c.handshake().await.unwrap();
-    assert_eq!(c.next().await.unwrap(), ("bitfield", 0, 0, 1));
-    assert_eq!(c.next().await.unwrap().0, "unchoke");
+    let mut c = Raw::unchoked(&w, info_hash(&torrent)).await;
     for (index, begin) in [(0, 0), (0, 16_384), (1, 0), (1, 16_384)] {
         c.send(Message::Request(Request::new(index, begin, 16_384)))
             .await;
@@ -339,15 +346,20 @@ async fn a_cancelled_request_is_not_sent() {
 async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (_data, torrent) = segment(dir.path(), 200_000);
-    let w = seeder(None, Some(32_768)).await;
+    // The publisher's paced budget (one 4 KiB slice of burst): with a second's burst, one
+    // connection could get its whole piece in the burst, and the test would pass without turns.
+    let w = WireSeeder::start(WireConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: swarmcast_swarm::ratelimit::ByteLimiter::paced(32_768)
+            .map(std::sync::Arc::new),
+        super_seed: None,
+    })
+    .await
+    .unwrap();
     let _t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
     let mut clients = Vec::new();
     for _ in 0..3 {
-        let mut c = Raw::connect(&w, info_hash(&torrent)).await;
-        c.handshake().await.unwrap();
-        assert_eq!(c.next().await.unwrap(), ("bitfield", 0, 0, 1));
-        assert_eq!(c.next().await.unwrap().0, "unchoke");
-        clients.push(c);
+        clients.push(Raw::unchoked(&w, info_hash(&torrent)).await);
     }
     for (index, c) in clients.iter_mut().enumerate() {
         for begin in [0, 16_384] {
