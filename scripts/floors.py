@@ -14,6 +14,9 @@ BT = (16384 + 13) / 16384   # a piece message's header per 16 KiB block
 PIECE = 32 * 1024           # piece length
 INIT_WINDOW = 10            # TCP's initial congestion window, packets
 MANIFEST = 2_400            # bytes of one manifest answer (measured: 0.95 MB to 20 viewers in 40 s)
+# A manifest delta of one new segment: about 560 bytes plus the segment's 20-byte piece hashes
+# (measured: 720 bytes for 8 pieces at 2 s segments; docs/manifest.md, "Deltas").
+DELTA_FIXED = 560
 
 # name, segment s, viewers, RTT ms, loss %, publisher cap (x bitrate, None: uncapped),
 # viewer cap (x), NAT share
@@ -64,6 +67,12 @@ def row(name, secs, n, rtt_ms, loss, pub_x, viewer_x, nat):
     # tracker: peers could be listed in the manifest).
     control = n * MANIFEST * WIRE / secs
     pub = None if pub_x is None else payload_rate(max(pub_x * R - control, 0.0), loss)
+    # The same with manifest deltas: each follower gets the new entry only.
+    delta = DELTA_FIXED + 20 * math.ceil(seg / PIECE)
+    control_delta = n * delta * WIRE / secs
+    pub_delta = None if pub_x is None else payload_rate(max(pub_x * R - control_delta, 0.0), loss)
+    one_copy_delta = 0.0 if pub_delta is None else (
+        math.inf if pub_delta == 0 else seg / pub_delta)
     viewer = None if viewer_x is None else payload_rate(viewer_x * R, loss)
     one_copy = 0.0 if pub is None else (math.inf if pub == 0 else seg / pub)
     up = math.inf if (pub is None or viewer is None) else pub + n * viewer
@@ -94,6 +103,8 @@ def row(name, secs, n, rtt_ms, loss, pub_x, viewer_x, nat):
         f"{secs} s, {n}, {rtt_ms} ms, {loss}%, {cap(pub_x)} / {cap(viewer_x)}, NAT {nat:.0%}",
         f"{one_copy:.2f} s ({one_copy / secs:.0%})",
         f"{100 * control / (pub_x * R):.1f}%" if pub_x else "-",
+        f"{one_copy_delta:.2f} s ({one_copy_delta / secs:.0%}), {100 * control_delta / (pub_x * R):.1f}%"
+        if pub_x else "-",
         f"{aggregate:.2f} s",
         f"{fluid:.2f} s",
         f"{tail:.2f} s",
@@ -108,6 +119,7 @@ def row(name, secs, n, rtt_ms, loss, pub_x, viewer_x, nat):
 def main():
     head = ["configuration", "segment, viewers, RTT, loss, caps (publisher / viewer), NAT",
             "publisher: one copy", "manifests' share of its cap",
+            "with deltas: one copy, manifests' share",
             "aggregate upload bound", "delivery floor", "piece tail (estimate)",
             "setup ms: tracker + fresh connection", "fresh, peer known", "BEP 6", "kept connection",
             "least behind live"]

@@ -463,6 +463,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.upload_limit = args.upload_limit;
     config.download_limit = args.download_limit;
     config.transport = args.transport.into();
+    config.manifest_deltas = !args.no_manifest_deltas;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     tokio::spawn(async move {
         if let Ok(ready) = ready_rx.await {

@@ -352,6 +352,9 @@ struct WatchArgs {
     /// the lab's baseline; nothing is re-seeded).
     #[arg(long, env = "SWARMCAST_TRANSPORT", value_enum, default_value_t = TransportArg::Swarm)]
     transport: TransportArg,
+    /// Always fetch whole manifests, never deltas (for measurement; docs/manifest.md, "Deltas").
+    #[arg(long, env = "SWARMCAST_NO_MANIFEST_DELTAS")]
+    no_manifest_deltas: bool,
 }
 
 /// `--transport`.

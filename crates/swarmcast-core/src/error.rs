@@ -216,6 +216,14 @@ pub enum ManifestError {
         /// What is wrong.
         reason: String,
     },
+    /// A manifest delta names a base document other than the one held.
+    #[error("manifest delta applies to sequence {stated}, but the last accepted is {}", .have.map_or("none".to_owned(), |s| s.to_string()))]
+    DeltaBase {
+        /// The `base` the delta names.
+        stated: u64,
+        /// The sequence number of the document held (None: nothing accepted yet).
+        have: Option<u64>,
+    },
     /// Over one of the format's limits.
     #[error("manifest {field} has {found} entries: the limit is {max}")]
     LimitExceeded {

@@ -7,6 +7,7 @@
 //! [`Manifest::sign`] produces documents; [`Verifier`] accepts them for a pinned [`StreamKey`] and
 //! remembers the last sequence number, refusing stale, replayed and equivocating documents.
 //! [`decode`] checks everything that does not need a pinned key or history (used by `inspect`).
+//! [`delta`] sends a follower only what changed since the document it holds.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -15,6 +16,8 @@ use crate::bencode;
 use crate::error::ManifestError;
 use crate::keys::{StreamKey, StreamSecret};
 use crate::torrent::{InfoDict, InfoHash};
+
+pub mod delta;
 
 /// The bytes prepended to the body before signing (domain separation).
 pub const SIGNING_CONTEXT: &[u8] = b"swarmcast-manifest-v1\0";
@@ -450,6 +453,29 @@ impl Verifier {
     /// The sequence number last accepted.
     pub fn last_seq(&self) -> Option<u64> {
         self.last.as_ref().map(|(seq, _)| *seq)
+    }
+
+    /// Checks a delta ([`delta`]) against the last accepted document: rebuilds the full document
+    /// it describes, then checks that as [`Verifier::accept`] does. On success the rebuilt
+    /// document becomes the last accepted (and is what [`Verdict::New`] carries).
+    pub fn accept_delta(&mut self, delta_doc: &[u8]) -> Result<Verdict, ManifestError> {
+        let Some((seq, last_doc)) = &self.last else {
+            return Err(ManifestError::DeltaBase {
+                stated: delta::stated_base(delta_doc)?,
+                have: None,
+            });
+        };
+        let doc = delta::apply(delta_doc, *seq, last_doc)?;
+        self.accept(&doc)
+    }
+
+    /// [`Verifier::accept_delta`] for a delta, [`Verifier::accept`] for a full document.
+    pub fn accept_any(&mut self, doc: &[u8]) -> Result<Verdict, ManifestError> {
+        if delta::is_delta(doc) {
+            self.accept_delta(doc)
+        } else {
+            self.accept(doc)
+        }
     }
 
     /// Checks a document; on success it becomes the last accepted.

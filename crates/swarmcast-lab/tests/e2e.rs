@@ -63,6 +63,66 @@ async fn three_viewers_play_byte_identical_and_a_late_one_starts_at_the_live_edg
         _ => None,
     });
     assert_eq!(joined, Some((late.joined_at, late.newest_at_join.unwrap())));
+    // Every viewer fetched its first manifest whole and the next ones as deltas from the
+    // publisher, each smaller than the document it rebuilt (the outputs above are identical).
+    let published: std::collections::HashMap<u64, u64> =
+        read_events(&dir.path().join("publisher.jsonl"))
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e.kind {
+                Kind::Published {
+                    seq,
+                    manifest_bytes,
+                    ..
+                } => Some((seq, manifest_bytes)),
+                _ => None,
+            })
+            .collect();
+    for (i, v) in report.viewers.iter().enumerate() {
+        let fetched: Vec<(u64, bool, u64)> =
+            read_events(&dir.path().join(format!("viewer-{i}.jsonl")))
+                .unwrap()
+                .iter()
+                .filter_map(|e| match e.kind {
+                    Kind::ManifestFetched {
+                        seq, delta, bytes, ..
+                    } => Some((seq, delta, bytes)),
+                    _ => None,
+                })
+                .collect();
+        assert!(
+            !fetched[0].1,
+            "{}: the first manifest came as a delta",
+            v.name
+        );
+        let deltas = fetched.iter().filter(|f| f.1).count();
+        assert!(
+            deltas >= 4 && deltas + 1 >= fetched.len() - 1,
+            "{}: {deltas} of {} manifests came as deltas",
+            v.name,
+            fetched.len()
+        );
+        // (The end-of-stream manifest lists no new segment, so it has no Published record.)
+        let mut checked = 0;
+        for &(seq, delta, bytes) in &fetched {
+            let Some(&whole) = published.get(&seq) else {
+                continue;
+            };
+            checked += usize::from(delta);
+            assert!(
+                if delta { bytes < whole } else { bytes == whole },
+                "{}: manifest {seq} fetched as {bytes} bytes, signed as {whole} (delta: {delta})",
+                v.name
+            );
+        }
+        assert!(checked >= 4, "{}: {checked} deltas checked", v.name);
+        assert_eq!(
+            v.summary.manifest_bytes,
+            fetched.iter().map(|f| f.2).sum::<u64>(),
+            "{}",
+            v.name
+        );
+    }
 }
 
 /// With the publisher capped below the stream's bitrate and 4 staggered viewers, outputs stay

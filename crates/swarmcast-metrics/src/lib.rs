@@ -99,8 +99,11 @@ pub enum Kind {
     ManifestFetched {
         /// Its sequence number.
         seq: u64,
-        /// Document bytes.
+        /// Bytes fetched: the document's, or the delta's when it came as one.
         bytes: u64,
+        /// It came as a delta from the previous one (docs/manifest.md, "Deltas").
+        #[serde(default)]
+        delta: bool,
         /// `long_poll` (the server held the request) or `poll` (plain polling with backoff).
         mode: String,
     },
@@ -380,6 +383,7 @@ mod tests {
             Kind::ManifestFetched {
                 seq: 1,
                 bytes: 2,
+                delta: true,
                 mode: "long_poll".into(),
             },
             Kind::ManifestRefused {

@@ -1,7 +1,7 @@
 //! The publisher's HTTP side (axum): the signed manifest with blocking reload, segment torrents
 //! and files, the embedded tracker, Prometheus metrics and a status page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +28,8 @@ use crate::tracker::Tracker;
 
 /// How long `GET /manifest?after=<seq>` holds a request waiting for a newer manifest.
 pub const LONG_POLL_HOLD: Duration = Duration::from_secs(10);
+/// How many recent manifests are kept as bases for deltas (`?after=<seq>&delta=1`).
+pub const DELTA_BASES: usize = 8;
 
 /// A segment the HTTP side serves.
 #[derive(Clone, Debug)]
@@ -53,6 +55,8 @@ pub struct HttpCounters {
     pub manifest_responses: AtomicU64,
     /// Manifest bytes sent.
     pub manifest_bytes: AtomicU64,
+    /// Of `manifest_responses`, the answers sent as a delta.
+    pub manifest_deltas: AtomicU64,
     /// `GET /manifest` answered 304 (ETag matched).
     pub manifest_not_modified: AtomicU64,
     /// Long polls that were held until a newer manifest came.
@@ -70,8 +74,12 @@ pub struct HttpCounters {
 /// State shared between the pipeline and the HTTP handlers.
 #[derive(Debug)]
 pub struct Shared {
-    /// The manifest being served (None until the first one is signed).
+    /// The manifest being served (None until the first one is signed). Set it with
+    /// [`Shared::serve_manifest`], which also keeps it as a base for deltas.
     pub manifest: watch::Sender<Option<Arc<SignedManifest>>>,
+    /// The last [`DELTA_BASES`] manifests served, oldest first, and the deltas from them to the
+    /// newest (by base sequence number; None: no delta saves anything), made on first request.
+    deltas: Mutex<DeltaCache>,
     /// Segments served, by number.
     pub segments: RwLock<BTreeMap<u64, Served>>,
     /// The embedded tracker (None with `--no-embedded-tracker`).
@@ -100,6 +108,7 @@ impl Shared {
     pub fn new(link: String, tracker: Option<Tracker>) -> Self {
         Self {
             manifest: watch::channel(None).0,
+            deltas: Mutex::default(),
             segments: RwLock::default(),
             tracker: tracker.map(Mutex::new),
             counters: HttpCounters::default(),
@@ -127,6 +136,47 @@ impl Shared {
     fn current(&self) -> Option<Arc<SignedManifest>> {
         self.manifest.borrow().clone()
     }
+
+    /// Serves `signed` from now on, and keeps it as a base for the deltas of the next ones.
+    pub fn serve_manifest(&self, signed: Arc<SignedManifest>) {
+        {
+            let mut cache = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
+            cache.made.clear();
+            cache.recent.push_back(signed.clone());
+            while cache.recent.len() > DELTA_BASES {
+                cache.recent.pop_front();
+            }
+        }
+        self.manifest.send_replace(Some(signed));
+    }
+
+    /// The delta from the manifest with sequence number `base` to `current`, if `base` is one of
+    /// the recent ones and a delta is smaller than the document.
+    fn delta(&self, base: u64, current: &SignedManifest) -> Option<Bytes> {
+        let mut cache = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.recent.back().map(|m| m.manifest.seq) != Some(current.manifest.seq) {
+            return None;
+        }
+        if let Some(made) = cache.made.get(&base) {
+            return made.clone();
+        }
+        let made = cache
+            .recent
+            .iter()
+            .find(|m| m.manifest.seq == base)
+            .and_then(|b| swarmcast_core::manifest::delta::encode(&b.manifest, current))
+            .filter(|d| d.len() < current.bytes.len())
+            .map(Bytes::from);
+        cache.made.insert(base, made.clone());
+        made
+    }
+}
+
+/// See [`Shared::serve_manifest`].
+#[derive(Debug, Default)]
+struct DeltaCache {
+    recent: VecDeque<Arc<SignedManifest>>,
+    made: HashMap<u64, Option<Bytes>>,
 }
 
 /// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
@@ -143,6 +193,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
 #[derive(Deserialize)]
 struct ManifestQuery {
     after: Option<u64>,
+    /// `1`: the follower can take a delta from `after` (docs/manifest.md, "Deltas").
+    delta: Option<u8>,
 }
 
 fn etag(seq: u64) -> String {
@@ -180,6 +232,27 @@ async fn manifest(
     };
     let tag = etag(current.manifest.seq);
     let cache = [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+    let delta = match (q.after, q.delta) {
+        (Some(after), Some(1)) if after < current.manifest.seq => shared.delta(after, &current),
+        _ => None,
+    };
+    if let Some(delta) = delta {
+        shared.pace(delta.len()).await;
+        let c = &shared.counters;
+        c.manifest_responses.fetch_add(1, Ordering::Relaxed);
+        c.manifest_deltas.fetch_add(1, Ordering::Relaxed);
+        c.manifest_bytes
+            .fetch_add(delta.len() as u64, Ordering::Relaxed);
+        return (
+            [(
+                header::CONTENT_TYPE,
+                swarmcast_core::manifest::delta::DELTA_CONTENT_TYPE,
+            )],
+            cache,
+            delta,
+        )
+            .into_response();
+    }
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -411,6 +484,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "counter",
         "Manifest bytes sent.",
         get(&c.manifest_bytes),
+    );
+    metric(
+        "manifest_deltas_total",
+        "counter",
+        "Manifest answers sent as a delta (counted in manifest_responses_total too).",
+        get(&c.manifest_deltas),
     );
     metric(
         "manifest_not_modified_total",

@@ -198,7 +198,7 @@ impl Publisher {
         }
         let signed = Arc::new(signed);
         self.summary.last_seq = signed.manifest.seq;
-        self.shared.manifest.send_replace(Some(signed.clone()));
+        self.shared.serve_manifest(signed.clone());
         Ok(signed)
     }
 

@@ -1,10 +1,13 @@
 //! Fetching and verifying manifests: blocking reload (`?after=<seq>`) where the server holds
 //! requests, plain polling with backoff where it does not (a static mirror), trying the link's
 //! sources in turn. Every document goes through one [`Verifier`] pinned to the link's key.
+//! Once it holds a manifest, a blocking reload asks for a delta (`&delta=1`: only what changed,
+//! docs/manifest.md "Deltas"); a server that does not make them answers with the document.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmcast_core::manifest::delta;
 use swarmcast_core::{ManifestError, SignedManifest, StreamLink, Verdict, Verifier};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -28,6 +31,10 @@ pub enum PollEvent {
         source: Url,
         /// `long_poll` or `poll`.
         mode: &'static str,
+        /// Bytes fetched (the delta's, when it came as one).
+        fetched: u64,
+        /// It came as a delta.
+        delta: bool,
     },
     /// A document was refused; playback goes on with what it has.
     Refused {
@@ -45,9 +52,10 @@ pub enum PollEvent {
     },
 }
 
-/// Polls the link's sources until `cancel` or the end of the stream.
+/// Polls the link's sources until `cancel` or the end of the stream; `deltas`: ask for deltas.
 pub async fn poll_manifests(
     link: StreamLink,
+    deltas: bool,
     tx: mpsc::Sender<PollEvent>,
     cancel: CancellationToken,
 ) {
@@ -71,6 +79,8 @@ pub async fn poll_manifests(
     let mut long_poll = vec![true; link.sources.len()];
     let mut backoff = Duration::from_millis(100);
     let mut poll_interval = Duration::from_millis(500);
+    // After a refused delta, the next request asks for the whole document.
+    let mut full_next = false;
     loop {
         if cancel.is_cancelled() {
             return;
@@ -80,6 +90,9 @@ pub async fn poll_manifests(
         if long_poll[source] {
             url.query_pairs_mut()
                 .append_pair("after", &verifier.last_seq().unwrap_or(0).to_string());
+            if deltas && !full_next && verifier.last_seq().is_some() {
+                url.query_pairs_mut().append_pair("delta", "1");
+            }
         }
         let started = Instant::now();
         let fetched = tokio::select! {
@@ -90,7 +103,9 @@ pub async fn poll_manifests(
         match fetched {
             Ok(body) => {
                 backoff = Duration::from_millis(100);
-                match verifier.accept(&body) {
+                let is_delta = delta::is_delta(&body);
+                full_next = false;
+                match verifier.accept_any(&body) {
                     Ok(Verdict::New(m)) => {
                         poll_interval = Duration::from_millis(
                             (m.manifest.target_duration / 90 / 4).clamp(100, 2000),
@@ -105,6 +120,8 @@ pub async fn poll_manifests(
                             manifest: Arc::new(m),
                             source: base.clone(),
                             mode,
+                            fetched: body.len() as u64,
+                            delta: is_delta,
                         };
                         if tx.send(event).await.is_err() || end {
                             return;
@@ -121,6 +138,17 @@ pub async fn poll_manifests(
                         if !long_poll[source] {
                             wait = poll_interval;
                         }
+                    }
+                    Err(error) if is_delta => {
+                        // The document itself may be fine: ask this source for it whole.
+                        tracing::warn!(%base, %error, "manifest delta refused; asking for the whole document");
+                        let _ = tx
+                            .send(PollEvent::Refused {
+                                source: base.clone(),
+                                error,
+                            })
+                            .await;
+                        full_next = true;
                     }
                     Err(error) => {
                         tracing::warn!(%base, %error, "manifest refused; playing on with what we have");

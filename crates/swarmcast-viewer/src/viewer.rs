@@ -89,14 +89,17 @@ impl Viewer {
                 manifest,
                 source,
                 mode,
+                fetched,
+                delta,
             } => {
                 let m = &manifest.manifest;
-                self.summary.manifest_bytes += manifest.bytes.len() as u64;
+                self.summary.manifest_bytes += fetched;
                 self.recorder.record(
                     None,
                     Kind::ManifestFetched {
                         seq: m.seq,
-                        bytes: manifest.bytes.len() as u64,
+                        bytes: fetched,
+                        delta,
                         mode: mode.into(),
                     },
                 );

@@ -60,6 +60,8 @@ pub struct WatchConfig {
     pub download_limit: Option<u32>,
     /// How segments are fetched.
     pub transport: Transport,
+    /// Ask for manifest deltas once a manifest is held (default true).
+    pub manifest_deltas: bool,
 }
 
 impl WatchConfig {
@@ -77,6 +79,7 @@ impl WatchConfig {
             upload_limit: None,
             download_limit: None,
             transport: Transport::Swarm,
+            manifest_deltas: true,
         }
     }
 }
@@ -215,6 +218,7 @@ pub async fn watch(
     let poll_stop = cancel.child_token();
     let poller = tokio::spawn(poll_manifests(
         config.link.clone(),
+        config.manifest_deltas,
         poll_tx,
         poll_stop.clone(),
     ));

@@ -386,6 +386,42 @@ fn docs_test_vector_matches() {
         &k.public(),
     )
     .unwrap();
+
+    // The delta vector: the next document lists segment 8 as well.
+    let eight: Vec<u8> = (0..100_000u32).map(|i| ((i + 8) % 251) as u8).collect();
+    let t8 =
+        SegmentTorrent::build(&eight[..], 100_000, "00000008.ts", Some(32768), vec![]).unwrap();
+    let mut next = m.clone();
+    next.seq = 43;
+    next.issued_ms = 1_764_000_002_000;
+    next.segments.push(SegmentEntry {
+        number: 8,
+        media_start: 1_440_000,
+        duration: 180_000,
+        size: 100_000,
+        discontinuity: false,
+        published_ms: 1_764_000_001_500,
+        info_hash: t8.info_hash(),
+        info: t8.info_bytes().to_vec(),
+    });
+    let next = next.sign(&k).unwrap();
+    let d = delta::encode(&m, &next).unwrap();
+    assert_eq!(
+        block("<!-- vector:next-document -->"),
+        hex::encode(&next.bytes)
+    );
+    assert_eq!(
+        block("<!-- vector:delta -->"),
+        hex::encode(&d),
+        "delta bytes changed"
+    );
+    let mut v = Verifier::new(k.public());
+    v.accept(&hex::decode(block("<!-- vector:document -->")).unwrap())
+        .unwrap();
+    assert_eq!(
+        v.accept_delta(&hex::decode(block("<!-- vector:delta -->")).unwrap()),
+        Ok(Verdict::New(next))
+    );
 }
 
 fn arb_manifest() -> impl Strategy<Value = (u8, Manifest)> {
@@ -451,5 +487,176 @@ proptest! {
         prop_assert_eq!(&back.manifest, &m);
         prop_assert_eq!(back.manifest.encode_body(), m.encode_body());
         prop_assert_eq!(v.accept(&signed.bytes).unwrap(), Verdict::Unchanged);
+    }
+}
+
+/// A follower holding document 1 (segments 0-4) gets document 2 (1-5) as a delta: only segment 5
+/// travels, and what it rebuilds is document 2 byte for byte.
+#[test]
+fn a_delta_rebuilds_the_next_document_byte_for_byte() {
+    let k = secret(1);
+    let m1 = manifest(&k, 1, 0..5).sign(&k).unwrap();
+    let m2 = manifest(&k, 2, 1..6).sign(&k).unwrap();
+    let d = delta::encode(&m1.manifest, &m2).unwrap();
+    assert!(delta::is_delta(&d) && !delta::is_delta(&m2.bytes));
+    assert!(
+        d.len() * 2 < m2.bytes.len(),
+        "a delta of one new segment in five is {} bytes, the document {}",
+        d.len(),
+        m2.bytes.len()
+    );
+    let mut v = Verifier::new(k.public());
+    v.accept(&m1.bytes).unwrap();
+    assert_eq!(v.accept_any(&d), Ok(Verdict::New(m2.clone())));
+    assert_eq!(v.last_seq(), Some(2));
+    // The full document afterwards is "unchanged": the verifier holds the very same bytes.
+    assert_eq!(v.accept(&m2.bytes), Ok(Verdict::Unchanged));
+
+    // Only the end of the stream changes: nothing is added, everything kept.
+    let mut last = manifest(&k, 3, 1..6);
+    last.end_of_stream = true;
+    let last = last.sign(&k).unwrap();
+    let d = delta::encode(&m2.manifest, &last).unwrap();
+    assert_eq!(v.accept_delta(&d), Ok(Verdict::New(last)));
+
+    // Nothing in common, or not newer: no delta.
+    let far = manifest(&k, 9, 20..22).sign(&k).unwrap();
+    assert_eq!(delta::encode(&m1.manifest, &far), None);
+    assert_eq!(delta::encode(&m2.manifest, &m1), None);
+}
+
+#[test]
+fn every_single_bit_flip_of_a_delta_is_refused() {
+    let k = secret(2);
+    let m1 = manifest(&k, 1, 0..3).sign(&k).unwrap();
+    let m2 = manifest(&k, 2, 1..4).sign(&k).unwrap();
+    let d = delta::encode(&m1.manifest, &m2).unwrap();
+    for bit in 0..d.len() * 8 {
+        let mut bad = d.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let mut v = Verifier::new(k.public());
+        v.accept(&m1.bytes).unwrap();
+        let got = v.accept_any(&bad);
+        assert!(got.is_err(), "bit {bit} flipped was accepted: {got:?}");
+        assert_eq!(v.last_seq(), Some(1), "a refused delta changed the state");
+    }
+}
+
+#[test]
+fn a_delta_for_another_base_or_beyond_it_is_refused_by_name() {
+    let k = secret(3);
+    let m1 = manifest(&k, 1, 0..3).sign(&k).unwrap();
+    let m2 = manifest(&k, 2, 1..4).sign(&k).unwrap();
+    let m3 = manifest(&k, 3, 2..5).sign(&k).unwrap();
+    let d23 = delta::encode(&m2.manifest, &m3).unwrap();
+    let mut v = Verifier::new(k.public());
+    assert_eq!(
+        v.accept_delta(&d23),
+        Err(ManifestError::DeltaBase {
+            stated: 2,
+            have: None
+        })
+    );
+    v.accept(&m1.bytes).unwrap();
+    let err = v.accept_delta(&d23).unwrap_err();
+    assert_eq!(
+        err,
+        ManifestError::DeltaBase {
+            stated: 2,
+            have: Some(1)
+        }
+    );
+    assert!(err.to_string().contains("sequence 2") && err.to_string().contains("is 1"));
+    // A delta that claims entries the base does not hold (segment 3 is not in document 1).
+    let forged = serde_bencode::to_bytes(&serde_bencode::value::Value::Dict(
+        [
+            (b"base".to_vec(), serde_bencode::value::Value::Int(1)),
+            (b"from".to_vec(), serde_bencode::value::Value::Int(2)),
+            (b"keep".to_vec(), serde_bencode::value::Value::Int(2)),
+            (
+                b"part".to_vec(),
+                serde_bencode::value::Value::Bytes(manifest(&k, 3, 4..5).encode_body()),
+            ),
+            (
+                b"sig".to_vec(),
+                serde_bencode::value::Value::Bytes(vec![0; 64]),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    ))
+    .unwrap();
+    let err = v.accept_delta(&forged).unwrap_err();
+    assert!(
+        matches!(err, ManifestError::BadField { field: "keep", .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("segments 0 to 2"), "{err}");
+    // A delta signed by someone else rebuilds, then fails as a forged document does.
+    let other = secret(4);
+    let mut theirs = manifest(&other, 2, 1..4);
+    theirs.key = k.public();
+    let body = theirs.encode_body();
+    let forged_doc = sign_raw(&other, &body);
+    let forged_signed = SignedManifest {
+        manifest: theirs,
+        bytes: forged_doc,
+    };
+    let d = delta::encode(&m1.manifest, &forged_signed).unwrap();
+    assert_eq!(v.accept_delta(&d), Err(ManifestError::BadSignature));
+    assert_eq!(v.last_seq(), Some(1));
+}
+
+/// Keys this build does not know (a later version's) survive a delta: the rebuilt body is the
+/// signed one.
+#[test]
+fn unknown_keys_survive_a_delta() {
+    use serde_bencode::value::Value;
+    let k = secret(5);
+    let extend = |m: &Manifest| -> Vec<u8> {
+        let Value::Dict(mut body) = serde_bencode::from_bytes(&m.encode_body()).unwrap() else {
+            unreachable!()
+        };
+        body.insert(b"zz-later".to_vec(), Value::Int(7));
+        if let Some(Value::List(window)) = body.get_mut(b"window".as_slice()) {
+            for e in window {
+                if let Value::Dict(e) = e {
+                    e.insert(b"zz-entry".to_vec(), Value::Bytes(b"x".to_vec()));
+                }
+            }
+        }
+        serde_bencode::to_bytes(&Value::Dict(body)).unwrap()
+    };
+    let (m1, m2) = (manifest(&k, 1, 0..3), manifest(&k, 2, 1..4));
+    let (doc1, body2) = (sign_raw(&k, &extend(&m1)), extend(&m2));
+    let doc2 = sign_raw(&k, &body2);
+    // The delta as a later publisher would write it: document 2's body without segments 1-2.
+    let Value::Dict(mut part) = serde_bencode::from_bytes(&body2).unwrap() else {
+        unreachable!()
+    };
+    if let Some(Value::List(window)) = part.get_mut(b"window".as_slice()) {
+        window.drain(..2);
+    }
+    let sig = decode_parts(&doc2).unwrap().2;
+    let d = serde_bencode::to_bytes(&Value::Dict(
+        [
+            (b"base".to_vec(), Value::Int(1)),
+            (b"from".to_vec(), Value::Int(1)),
+            (b"keep".to_vec(), Value::Int(2)),
+            (
+                b"part".to_vec(),
+                Value::Bytes(serde_bencode::to_bytes(&Value::Dict(part)).unwrap()),
+            ),
+            (b"sig".to_vec(), Value::Bytes(sig.to_vec())),
+        ]
+        .into_iter()
+        .collect(),
+    ))
+    .unwrap();
+    let mut v = Verifier::new(k.public());
+    v.accept(&doc1).unwrap();
+    match v.accept_delta(&d) {
+        Ok(Verdict::New(m)) => assert_eq!(m.bytes, doc2),
+        other => panic!("{other:?}"),
     }
 }
