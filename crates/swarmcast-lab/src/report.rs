@@ -92,12 +92,14 @@ fn cell(v: f64, digits: usize) -> String {
 
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
 /// Columns some runs lack are there only when a run has the figure, so results recorded before
-/// them keep their CSV byte for byte: `failed_dials_per_segment`; the viewers' caps
+/// them keep their CSV byte for byte: `failed_dials_per_segment`; `fallbacks_superseded` and
+/// `fallback_wasted_bytes` when a run has a superseded fallback; the viewers' caps
 /// (`viewer_upload_cap`, `viewer_download_cap`, after `publisher_cap`) when a run has one; the
 /// network figures (`net` to `emulator_cpu_share`) when a run was on a network; the machine's CPU
 /// (`idle_mean`, `saturated`) when a run recorded it.
 pub fn csv(runs: &[RunSummary]) -> String {
     let dials = runs.iter().any(|r| !r.failed_dials_per_segment.is_nan());
+    let superseded = runs.iter().any(|r| r.fallbacks_superseded > 0);
     let viewer_caps = runs
         .iter()
         .any(|r| r.viewer_upload_cap > 0 || r.viewer_download_cap > 0);
@@ -118,6 +120,9 @@ pub fn csv(runs: &[RunSummary]) -> String {
     );
     if dials {
         out.push_str("failed_dials_per_segment,");
+    }
+    if superseded {
+        out.push_str("fallbacks_superseded,fallback_wasted_bytes,");
     }
     if net {
         out.push_str(
@@ -147,6 +152,13 @@ pub fn csv(runs: &[RunSummary]) -> String {
         let mut extra = String::new();
         if dials {
             let _ = write!(extra, "{},", num(r.failed_dials_per_segment, 2));
+        }
+        if superseded {
+            let _ = write!(
+                extra,
+                "{},{},",
+                r.fallbacks_superseded, r.fallback_wasted_bytes
+            );
         }
         if net {
             let _ = write!(
@@ -382,10 +394,14 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         "skips",
         "missed",
         "fallbacks",
-        "failed dials / seg",
-        "startup",
-        "behind live",
     ] {
+        t.num(c);
+    }
+    let any_superseded = runs.iter().any(|r| r.fallbacks_superseded > 0);
+    if any_superseded {
+        t.num("fallbacks the swarm beat");
+    }
+    for c in ["failed dials / seg", "startup", "behind live"] {
         t.num(c);
     }
     if any_net {
@@ -434,6 +450,11 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             spread(rs, |r| r.skips as f64, 1),
             spread(rs, |r| r.missed as f64, 1),
             spread(rs, |r| r.fallbacks as f64, 1),
+        ]);
+        if any_superseded {
+            cells.push(spread(rs, |r| r.fallbacks_superseded as f64, 1));
+        }
+        cells.extend([
             spread(rs, |r| r.failed_dials_per_segment, 2),
             spread(rs, |r| r.startup_median_ms, 0),
             spread(rs, |r| r.behind_live_median_ms, 0),

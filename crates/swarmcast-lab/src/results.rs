@@ -264,6 +264,12 @@ pub struct RunSummary {
     pub missed: u64,
     /// Late swarm segments fetched over HTTP.
     pub fallbacks: u64,
+    /// HTTP fallbacks the swarm beat: stopped when the segment completed from the swarm
+    /// (`http_fallback.superseded`; 0 in records that predate it, where such fetches ran on
+    /// unrecorded).
+    pub fallbacks_superseded: u64,
+    /// The bytes those had received (wasted).
+    pub fallback_wasted_bytes: u64,
     /// First manifest accepted → first byte played, median over viewers.
     pub startup_median_ms: f64,
     /// Published → played (shared clock), median.
@@ -405,6 +411,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut connections = (0u64, 0u64, 0u64); // attempts, errors, segments with the figures
     let mut failed_dials = (0u64, 0u64); // failed dials, segments with the figure
     let (mut stalls, mut stall_us, mut skips, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
+    let (mut fallbacks_superseded, mut fallback_wasted_bytes) = (0u64, 0u64);
     let mut missed = 0u64;
     let (mut from_publisher, mut from_peers, mut from_http) = (0u64, 0u64, 0u64);
     let mut needed = 0u64;
@@ -469,6 +476,14 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     }
                 }
                 Kind::HttpFallback { ok: true, .. } => fallbacks += 1,
+                Kind::HttpFallback {
+                    superseded: true,
+                    bytes,
+                    ..
+                } => {
+                    fallbacks_superseded += 1;
+                    fallback_wasted_bytes += bytes;
+                }
                 Kind::Played {
                     stall_us: s, bytes, ..
                 } => {
@@ -784,6 +799,8 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         skips,
         missed,
         fallbacks,
+        fallbacks_superseded,
+        fallback_wasted_bytes,
         startup_median_ms: quantile(&startup, 0.5),
         behind_live_median_ms: quantile(&behind, 0.5),
         behind_live_p95_ms: quantile(&behind, 0.95),

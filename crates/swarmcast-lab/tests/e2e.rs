@@ -246,7 +246,7 @@ async fn a_segment_withheld_from_the_swarm_arrives_by_http_fallback_and_is_count
     assert!(s.fallbacks >= 1 && s.from_http > 0, "{s:?}");
     let events = read_events(&dir.path().join("viewer-0.jsonl")).unwrap();
     assert!(events.iter().any(|e| e.seg == Some(3)
-        && matches!(e.kind, Kind::HttpFallback { ok: true, bytes } if bytes > 0)));
+        && matches!(e.kind, Kind::HttpFallback { ok: true, bytes, .. } if bytes > 0)));
     assert!(events.iter().any(
         |e| e.seg == Some(3) && matches!(&e.kind, Kind::Completed { via, .. } if via == "http")
     ));
@@ -255,6 +255,137 @@ async fn a_segment_withheld_from_the_swarm_arrives_by_http_fallback_and_is_count
         .iter()
         .any(|e| e.seg == Some(4)
             && matches!(&e.kind, Kind::Completed { via, .. } if via == "swarm")));
+}
+
+/// A front for a publisher, as a mirror or a CDN would be: `/manifest` requests are relayed to the
+/// publisher (`upstream`, its `host:port`), and every `/segments/...` answer trickles one byte
+/// every 50 ms, so an HTTP fallback never finishes. Returns its manifest URL and how many segment
+/// answers ended because the client closed the connection.
+fn serve_trickling_front(upstream: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/manifest", listener.local_addr().unwrap());
+    let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = closed.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(500) {
+            let Ok(mut conn) = conn else { continue };
+            let (upstream, closed) = (upstream.clone(), counter.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = conn.read(&mut buf).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                if path.starts_with("/segments/") {
+                    let _ = write!(conn, "HTTP/1.1 200 OK\r\ncontent-length: 100000000\r\n\r\n");
+                    // Bounded: 2,000 bytes, 100 s, far beyond the test's hang guard.
+                    for _ in 0..2000 {
+                        if conn.write_all(b"x").and_then(|()| conn.flush()).is_err() {
+                            closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    return;
+                }
+                // Relay the manifest request (HTTP/1.0: the publisher closes when done).
+                let Ok(mut up) = std::net::TcpStream::connect(&upstream) else {
+                    return;
+                };
+                let _ = write!(up, "GET {path} HTTP/1.0\r\nhost: {upstream}\r\n\r\n");
+                let mut response = Vec::new();
+                let _ = up.read_to_end(&mut response);
+                let _ = conn.write_all(&response);
+            });
+        }
+    });
+    (url, closed)
+}
+
+/// With its HTTP fallback started at once for every segment (a margin longer than the stream) and
+/// a source whose segment answers never finish, the viewer gets every segment from the swarm, and
+/// each fallback the swarm beat is stopped then (the source sees its connection closed while the
+/// viewer still runs) and counted as `superseded` with the bytes it had received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut publish =
+        swarmcast_publisher::PublishConfig::new(swarmcast_publisher::FeedInput::Synth {
+            bitrate: Some(300_000),
+            duration: Some(8 * 90_000),
+        });
+    publish.key = dir.path().join("stream.key");
+    publish.data_dir = dir.path().join("publisher");
+    publish.http = "127.0.0.1:0".parse().unwrap();
+    publish.target = 90_000;
+    publish.window = 6;
+    publish.linger = Some(Duration::from_secs(3600));
+    let shutdown = swarmcast_publisher::Shutdown::default();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let publisher = tokio::spawn(swarmcast_publisher::run(
+        publish,
+        shutdown.clone(),
+        Some(ready_tx),
+    ));
+    let ready = ready_rx.await.expect("the publisher serves");
+    let upstream = ready.link.sources[0].authority().to_owned();
+    let (front, closed) = serve_trickling_front(upstream);
+    let link = StreamLink::new(ready.link.key, vec![front.parse().unwrap()]).unwrap();
+    let mut w = WatchConfig::new(link);
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    w.metrics_out = Some(dir.path().join("viewer.jsonl"));
+    w.schedule.fallback_margin_ms = 3_600_000;
+    let cancel = CancellationToken::new();
+    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    // Wait (bounded) until three fallbacks were stopped and the source saw three closes.
+    let superseded = |dir: &std::path::Path| -> Vec<u64> {
+        read_events(&dir.join("viewer.jsonl"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| match e.kind {
+                Kind::HttpFallback {
+                    superseded: true,
+                    bytes,
+                    ok,
+                } => {
+                    assert!(!ok);
+                    Some(bytes)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..1200 {
+        if superseded(dir.path()).len() >= 3
+            && closed.load(std::sync::atomic::Ordering::SeqCst) >= 3
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (stopped, closes) = (
+        superseded(dir.path()),
+        closed.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    cancel.cancel();
+    let summary = tokio::time::timeout(Duration::from_secs(60), viewer)
+        .await
+        .expect("hang guard")
+        .unwrap()
+        .unwrap();
+    shutdown.abort.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(60), publisher).await;
+    assert!(
+        stopped.len() >= 3 && closes >= 3,
+        "{} fallbacks stopped, {closes} connections closed while watching",
+        stopped.len()
+    );
+    // What they had received: a trickle, counted, never a whole segment.
+    assert!(stopped.iter().all(|&b| b < 37_500), "{stopped:?}");
+    assert!(
+        !summary.played.is_empty() && summary.from_http == 0,
+        "{summary:?}"
+    );
 }
 
 /// A fake manifest server: answers each request with the next document of a list (then the last).

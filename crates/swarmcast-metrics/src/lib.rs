@@ -181,6 +181,11 @@ pub enum Kind {
         bytes: u64,
         /// The pieces verified and the segment was handed to the swarm.
         ok: bool,
+        /// The swarm completed the segment first: the fetch was stopped (or its file dropped),
+        /// and `bytes` is what it had received (wasted). Absent in older records: false (such
+        /// fetches then ran on unrecorded).
+        #[serde(default)]
+        superseded: bool,
     },
     /// Viewer: the segment was dropped from the swarm.
     Forgotten {
@@ -416,6 +421,7 @@ mod tests {
             Kind::HttpFallback {
                 bytes: 14,
                 ok: true,
+                superseded: false,
             },
             Kind::Forgotten {
                 uploaded_bytes: 15,

@@ -17,6 +17,8 @@ pub(crate) enum Milestone {
     Response,
     /// The first piece arrived and verified.
     FirstPiece,
+    /// This many body bytes have arrived so far.
+    Received(u64),
 }
 
 /// Fetches `url` into `dest` (a temporary name) and verifies it against `info`; returns the bytes
@@ -71,6 +73,7 @@ async fn fetch(
             limiter.take(chunk.len()).await;
         }
         total += chunk.len() as u64;
+        progress(Milestone::Received(total));
         if total > info.length {
             return Err(format!(
                 "GET {url}: more than the {} bytes the manifest states",

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,16 @@ pub(crate) struct Seg {
     pub(crate) uploaded_before: u64,
     /// Bytes of the current torrent handle already reported (publisher, peers) in `completed`.
     pub(crate) reported: (u64, u64),
+    /// The HTTP fallback under way, if any.
+    pub(crate) fallback: Option<Fallback>,
+}
+
+/// An HTTP fallback fetch under way: stopped when the swarm completes the segment first, so the
+/// publisher's uplink does not go on sending a copy nobody needs.
+pub(crate) struct Fallback {
+    task: JoinHandle<()>,
+    /// Bytes received so far.
+    received: Arc<AtomicU64>,
 }
 
 /// Attempts of an HTTP-baseline fetch.
@@ -140,6 +151,7 @@ impl Viewer {
                                 complete: false,
                                 uploaded_before: 0,
                                 reported: (0, 0),
+                                fallback: None,
                             },
                         );
                     }
@@ -242,6 +254,7 @@ impl Viewer {
             return;
         };
         seg.complete = true;
+        let superseded = seg.fallback.take();
         let (from_publisher, from_peers) = received.unwrap_or_default();
         seg.reported = (from_publisher, from_peers);
         self.summary.from_publisher += from_publisher;
@@ -260,14 +273,35 @@ impl Viewer {
                 failed_dials: connections.map(|c| c.2),
             },
         );
+        if let Some(f) = superseded {
+            // The swarm won the race: stop the fetch (its connection closes, and the publisher
+            // stops sending) and count what it had received.
+            f.task.abort();
+            self.recorder.record(
+                Some(n),
+                Kind::HttpFallback {
+                    bytes: f.received.load(Ordering::Relaxed),
+                    ok: false,
+                    superseded: true,
+                },
+            );
+            let temp = fallback::temp_path(&self.dir, n);
+            tokio::spawn(async move {
+                let _ = tokio::fs::remove_file(temp).await;
+            });
+        }
         let now = self.now_ms();
         self.scheduler.on_complete(n, now);
     }
 
     pub(crate) async fn http_done(&mut self, n: u64, result: Result<u64, String>) {
         let temp = fallback::temp_path(&self.dir, n);
-        let Some(seg) = self.segs.get(&n) else {
+        let Some(seg) = self.segs.get_mut(&n) else {
             let _ = tokio::fs::remove_file(&temp).await;
+            return;
+        };
+        seg.fallback = None;
+        let Some(seg) = self.segs.get(&n) else {
             return;
         };
         if self.config.transport == Transport::Http {
@@ -287,6 +321,7 @@ impl Viewer {
                     Kind::HttpFallback {
                         bytes: 0,
                         ok: false,
+                        superseded: false,
                     },
                 );
                 match fallback::retry_after(&e) {
@@ -305,12 +340,18 @@ impl Viewer {
                 }
             }
             Ok(_) if seg.complete => {
-                // The swarm won the race: keep its copy.
+                // The swarm won the race (counted when it did): keep its copy.
                 let _ = tokio::fs::remove_file(&temp).await;
             }
             Ok(bytes) => {
-                self.recorder
-                    .record(Some(n), Kind::HttpFallback { bytes, ok: true });
+                self.recorder.record(
+                    Some(n),
+                    Kind::HttpFallback {
+                        bytes,
+                        ok: true,
+                        superseded: false,
+                    },
+                );
                 let name = format!("{n:08}.ts");
                 // Hand the verified file to librqbit: forget the torrent (keeping its file), put
                 // ours in place, re-add it so librqbit re-checks it and seeds it to others.
@@ -485,7 +526,7 @@ impl Viewer {
     }
 
     pub(crate) fn fetch_http(&mut self, n: u64) {
-        let (Some(seg), Some(source)) = (self.segs.get(&n), self.source.clone()) else {
+        let (Some(seg), Some(source)) = (self.segs.get_mut(&n), self.source.clone()) else {
             return;
         };
         let Ok(url) = source.join(&format!("segments/{n:08}.ts")) else {
@@ -501,12 +542,28 @@ impl Viewer {
             self.ev_tx.clone(),
             self.limiter.clone(),
         );
-        tokio::spawn(async move {
-            let result =
-                fallback::fetch_verified(&client, &url, &info, &temp, limiter.as_deref(), &|_| {})
-                    .await;
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        let task = tokio::spawn(async move {
+            let progress = move |m: Milestone| {
+                if let Milestone::Received(total) = m {
+                    counter.store(total, Ordering::Relaxed);
+                }
+            };
+            let result = fallback::fetch_verified(
+                &client,
+                &url,
+                &info,
+                &temp,
+                limiter.as_deref(),
+                &progress,
+            )
+            .await;
             let _ = tx.send(Ev::Http(n, result)).await;
         });
+        if let Some(old) = seg.fallback.replace(Fallback { task, received }) {
+            old.task.abort();
+        }
     }
 
     /// The HTTP baseline ([`Transport::Http`]): the segment is fetched from the publisher's
@@ -618,6 +675,9 @@ impl Viewer {
         };
         if let Some(w) = seg.watcher.take() {
             w.abort();
+        }
+        if let Some(f) = seg.fallback.take() {
+            f.task.abort();
         }
         let mut uploaded = seg.uploaded_before;
         // Bytes received and not reported at completion: all of them for a segment that never
