@@ -98,6 +98,14 @@ def row(name, secs, n, rtt_ms, loss, pub_x, viewer_x, nat):
     # Least behind live (published -> every viewer holds the segment): the fastest setup the
     # protocol allows today plus the fluid delivery floor.
     behind = setup_today + fluid
+    # Behind NAT, a viewer exchanges pieces only with reachable viewers (and the publisher): the
+    # reachable ones must upload the whole stream of the NATed ones (the publisher's one copy
+    # aside), so their uplinks carry this share of their cap in payload alone.
+    natted = round(nat * n)
+    reachable = n - natted
+    nat_load = None
+    if natted and viewer is not None and reachable:
+        nat_load = max(natted * R - (pub or 0.0), 0.0) / (reachable * viewer)
     return [
         name,
         f"{secs} s, {n}, {rtt_ms} ms, {loss}%, {cap(pub_x)} / {cap(viewer_x)}, NAT {nat:.0%}",
@@ -113,6 +121,7 @@ def row(name, secs, n, rtt_ms, loss, pub_x, viewer_x, nat):
         f"{1000 * setup_fast:.0f}",
         f"{1000 * setup_kept:.0f}",
         f"{behind:.2f} s",
+        "-" if nat_load is None else f"{nat_load:.0%}",
     ]
 
 
@@ -122,7 +131,7 @@ def main():
             "with deltas: one copy, manifests' share",
             "aggregate upload bound", "delivery floor", "piece tail (estimate)",
             "setup ms: tracker + fresh connection", "fresh, peer known", "BEP 6", "kept connection",
-            "least behind live"]
+            "least behind live", "NAT: reachable viewers' uplinks busy with payload"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|")
     for c in CONFIGS:
