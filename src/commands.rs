@@ -10,7 +10,7 @@ use swarmcast_core::{manifest, SegmentTorrent, StreamKey, StreamLink, StreamSecr
 use tokio_util::sync::CancellationToken;
 
 /// Largest document `inspect` downloads: a manifest is at most 1 MiB; a .torrent of 16 GiB at
-/// 32 KiB pieces holds 10 MiB of hashes.
+/// 32 KiB pieces holds 10 MiB of hashes (the rule picks 16 MiB pieces there: 20 KiB).
 const MAX_FETCH: usize = 16 << 20;
 
 pub(crate) fn keygen(out: &Path) -> Result<()> {

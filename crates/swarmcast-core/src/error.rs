@@ -70,7 +70,7 @@ pub enum TorrentError {
     #[error("segment is empty: a torrent needs at least one byte")]
     EmptySegment,
     /// The piece length is outside the rule.
-    #[error("piece length {found} is invalid: expected a power of two from 32768 (32 KiB) to 16777216 (16 MiB)")]
+    #[error("piece length {found} is invalid: expected a power of two from 16384 (16 KiB) to 16777216 (16 MiB)")]
     BadPieceLength {
         /// The piece length given.
         found: u64,
