@@ -139,27 +139,22 @@ pub async fn poll_manifests(
                             wait = poll_interval;
                         }
                     }
-                    Err(error) if is_delta => {
-                        // The document itself may be fine: ask this source for it whole.
-                        tracing::warn!(%base, %error, "manifest delta refused; asking for the whole document");
-                        let _ = tx
-                            .send(PollEvent::Refused {
-                                source: base.clone(),
-                                error,
-                            })
-                            .await;
-                        full_next = true;
-                    }
                     Err(error) => {
-                        tracing::warn!(%base, %error, "manifest refused; playing on with what we have");
+                        if is_delta {
+                            // The document itself may be fine: ask this source for it whole.
+                            tracing::warn!(%base, %error, "manifest delta refused; asking for the whole document");
+                            full_next = true;
+                        } else {
+                            tracing::warn!(%base, %error, "manifest refused; playing on with what we have");
+                            // Perhaps a bad mirror: try the next source.
+                            wait = next_source(&mut source, link.sources.len(), &mut backoff);
+                        }
                         let _ = tx
                             .send(PollEvent::Refused {
                                 source: base.clone(),
                                 error,
                             })
                             .await;
-                        // Perhaps a bad mirror: try the next source.
-                        wait = next_source(&mut source, link.sources.len(), &mut backoff);
                     }
                 }
             }

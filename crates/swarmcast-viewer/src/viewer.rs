@@ -677,7 +677,16 @@ impl Viewer {
             w.abort();
         }
         if let Some(f) = seg.fallback.take() {
+            // Dropped while a fallback was under way: it ends here, with what it had received.
             f.task.abort();
+            self.recorder.record(
+                Some(n),
+                Kind::HttpFallback {
+                    bytes: f.received.load(Ordering::Relaxed),
+                    ok: false,
+                    superseded: false,
+                },
+            );
         }
         let mut uploaded = seg.uploaded_before;
         // Bytes received and not reported at completion: all of them for a segment that never
