@@ -255,7 +255,7 @@ struct PublishArgs {
     /// re-announce, and so how soon it hears of peers that joined a segment's swarm after it.
     #[arg(long, env = "SWARMCAST_TRACKER_MIN_INTERVAL", default_value_t = 1)]
     tracker_min_interval: u64,
-    /// Piece length in bytes [default: the smallest power of two from 16 KiB giving at most 1024 pieces].
+    /// Piece length in bytes, 16384 to 16777216 [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
     #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]
     piece_length: Option<u64>,
     /// Upload limit, bytes per second (at least 32768): with the wire seeder, one paced budget

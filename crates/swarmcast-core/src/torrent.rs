@@ -23,6 +23,11 @@ use crate::error::TorrentError;
 /// Smallest piece length: 16 KiB, one BitTorrent block (libtorrent's minimum; mktorrent's is
 /// 32 KiB, `-l 15`).
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
+/// Where the piece-length rule starts: 32 KiB. 16 KiB pieces measured better on the emulated
+/// network (docs/experiments.md, "16 KiB pieces") but made a loopback e2e test with a capped
+/// publisher fail intermittently (`four_viewers_and_a_capped_publisher_share_the_segments`), so
+/// they are a choice (`--piece-length 16384`), not the default, until that is understood.
+pub const DEFAULT_MIN_PIECE_LENGTH: u64 = 32 * 1024;
 /// Largest piece length: 16 MiB (`-l 24`).
 pub const MAX_PIECE_LENGTH: u64 = 16 * 1024 * 1024;
 /// The piece-length rule aims at no more than this many pieces.
@@ -30,18 +35,18 @@ pub const TARGET_MAX_PIECES: u64 = 1024;
 /// Size of the buffer hashing reads through.
 pub const HASH_BUFFER: usize = 64 * 1024;
 
-/// The piece length for a segment of `size` bytes: the smallest power of two from 16 KiB up that
-/// gives at most 1,024 pieces, and 16 MiB past 16 GiB.
+/// The piece length for a segment of `size` bytes: the smallest power of two from 32 KiB
+/// ([`DEFAULT_MIN_PIECE_LENGTH`]) up that gives at most 1,024 pieces, and 16 MiB past 16 GiB.
 ///
 /// Why 1,024: a segment's piece hashes travel in every manifest that lists it (20 bytes a piece),
 /// and each finished piece costs a Have message to every peer, so fewer pieces cost less; but a
 /// viewer can only re-share whole pieces, and the first piece must arrive before any sharing starts,
 /// so pieces should stay small: a viewer that does not get its first piece from the publisher waits
 /// for another viewer's whole piece (at 20 viewers and RTT 150 ms, 16 KiB pieces took the setup
-/// median from 6.5 round trips to 4.1; docs/experiments.md). Segments under 16 MiB use 16 KiB
-/// pieces; from 16 MiB up the count lies between 513 and 1,024.
+/// median from 6.5 round trips to 4.1; docs/experiments.md). Segments under 32 MiB use 32 KiB
+/// pieces; from 32 MiB up the count lies between 513 and 1,024.
 pub fn piece_length_for(size: u64) -> u64 {
-    let mut piece = MIN_PIECE_LENGTH;
+    let mut piece = DEFAULT_MIN_PIECE_LENGTH;
     while piece < MAX_PIECE_LENGTH && size.div_ceil(piece) > TARGET_MAX_PIECES {
         piece *= 2;
     }
@@ -405,12 +410,10 @@ mod tests {
 
     #[test]
     fn piece_length_rule() {
-        assert_eq!(piece_length_for(1), MIN_PIECE_LENGTH);
-        assert_eq!(piece_length_for(1024 * MIN_PIECE_LENGTH), MIN_PIECE_LENGTH);
-        assert_eq!(
-            piece_length_for(1024 * MIN_PIECE_LENGTH + 1),
-            2 * MIN_PIECE_LENGTH
-        );
+        let min = DEFAULT_MIN_PIECE_LENGTH;
+        assert_eq!(piece_length_for(1), min);
+        assert_eq!(piece_length_for(1024 * min), min);
+        assert_eq!(piece_length_for(1024 * min + 1), 2 * min);
         assert_eq!(piece_length_for(37_500_000), 64 * 1024); // one minute at 5 Mbit/s: 573 pieces
         assert_eq!(piece_length_for(u64::MAX / 2), MAX_PIECE_LENGTH);
         for size in [1u64, 50_000, 1 << 20, 37_500_000, 3 << 30, 16 << 30] {
@@ -418,7 +421,7 @@ mod tests {
             assert!(p.is_power_of_two() && (MIN_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&p));
             let count = size.div_ceil(p);
             assert!(count <= TARGET_MAX_PIECES, "{size}: {count} pieces");
-            if p > MIN_PIECE_LENGTH {
+            if p > DEFAULT_MIN_PIECE_LENGTH {
                 assert!(
                     count > TARGET_MAX_PIECES / 2,
                     "{size}: only {count} pieces at {p}"
@@ -474,13 +477,13 @@ mod tests {
 
     #[test]
     fn exact_multiple_has_no_extra_piece() {
-        let bytes = data(2 * MIN_PIECE_LENGTH as usize);
+        let bytes = data(2 * DEFAULT_MIN_PIECE_LENGTH as usize);
         let t =
             SegmentTorrent::build(&bytes[..], bytes.len() as u64, "a.ts", None, vec![]).unwrap();
         assert_eq!(t.info().piece_count(), 2);
         assert!(t
             .info()
-            .verify_piece(1, &bytes[MIN_PIECE_LENGTH as usize..]));
+            .verify_piece(1, &bytes[DEFAULT_MIN_PIECE_LENGTH as usize..]));
         assert!(!t.info().verify_piece(2, &[]));
     }
 
@@ -526,7 +529,7 @@ mod tests {
             .unwrap();
         let info = t.info_bytes();
         assert!(info
-            .starts_with(b"d6:lengthi40000e4:name11:00000001.ts12:piece lengthi16384e6:pieces60:"));
+            .starts_with(b"d6:lengthi40000e4:name11:00000001.ts12:piece lengthi32768e6:pieces40:"));
         assert_eq!(InfoDict::decode_strict(info).unwrap(), *t.info());
         let file = t.to_torrent_bytes();
         bencode::check_canonical(&file).unwrap();
