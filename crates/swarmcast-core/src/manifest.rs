@@ -310,17 +310,24 @@ pub struct Decoded {
     pub self_signed: bool,
 }
 
-fn decode_parts(doc: &[u8]) -> Result<(Manifest, Vec<u8>, [u8; 64]), ManifestError> {
+/// Refuses bytes that are not canonical bencode; `part` names them in the error.
+fn canonical(bytes: &[u8], part: &'static str) -> Result<(), ManifestError> {
+    bencode::check_canonical(bytes).map_err(|source| ManifestError::Bencode { part, source })
+}
+
+/// Refuses a received document (or delta) over [`MAX_DOCUMENT`] or not canonical bencode.
+fn check_received(doc: &[u8], part: &'static str) -> Result<(), ManifestError> {
     if doc.len() > MAX_DOCUMENT {
         return Err(ManifestError::TooLarge {
             found: doc.len(),
             max: MAX_DOCUMENT,
         });
     }
-    bencode::check_canonical(doc).map_err(|source| ManifestError::Bencode {
-        part: "envelope",
-        source,
-    })?;
+    canonical(doc, part)
+}
+
+fn decode_parts(doc: &[u8]) -> Result<(Manifest, Vec<u8>, [u8; 64]), ManifestError> {
+    check_received(doc, "envelope")?;
     let envelope: EnvelopeWire =
         serde_bencode::from_bytes(doc).map_err(|e| ManifestError::Malformed {
             part: "envelope",
@@ -332,10 +339,7 @@ fn decode_parts(doc: &[u8]) -> Result<(Manifest, Vec<u8>, [u8; 64]), ManifestErr
         .try_into()
         .map_err(|_| bad_field("sig", "64 bytes", format!("{} bytes", envelope.sig.len())))?;
     let body = envelope.body.into_vec();
-    bencode::check_canonical(&body).map_err(|source| ManifestError::Bencode {
-        part: "body",
-        source,
-    })?;
+    canonical(&body, "body")?;
     let wire: BodyWire =
         serde_bencode::from_bytes(&body).map_err(|e| ManifestError::Malformed {
             part: "body",

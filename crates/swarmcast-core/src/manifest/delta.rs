@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_bencode::value::Value;
 use serde_bytes::ByteBuf;
 
-use super::{bad_field, EnvelopeWire, Manifest, SignedManifest, MAX_DOCUMENT};
-use crate::bencode;
+use super::{bad_field, canonical, check_received, EnvelopeWire, Manifest, SignedManifest};
 use crate::error::ManifestError;
 
 /// The HTTP content type of a delta answer.
@@ -109,16 +108,7 @@ pub fn stated_base(delta: &[u8]) -> Result<u64, ManifestError> {
 /// `Malformed` (part `delta`) when it is not a canonical delta; `BadField` (`keep`) when the kept
 /// entries are not all in the base.
 pub fn apply(delta: &[u8], base_seq: u64, base_doc: &[u8]) -> Result<Vec<u8>, ManifestError> {
-    if delta.len() > MAX_DOCUMENT {
-        return Err(ManifestError::TooLarge {
-            found: delta.len(),
-            max: MAX_DOCUMENT,
-        });
-    }
-    bencode::check_canonical(delta).map_err(|source| ManifestError::Bencode {
-        part: "delta",
-        source,
-    })?;
+    check_received(delta, "delta")?;
     let wire: DeltaWire = serde_bencode::from_bytes(delta).map_err(malformed)?;
     if wire.base != base_seq {
         return Err(ManifestError::DeltaBase {
@@ -126,10 +116,7 @@ pub fn apply(delta: &[u8], base_seq: u64, base_doc: &[u8]) -> Result<Vec<u8>, Ma
             have: Some(base_seq),
         });
     }
-    bencode::check_canonical(&wire.part).map_err(|source| ManifestError::Bencode {
-        part: "delta",
-        source,
-    })?;
+    canonical(&wire.part, "delta")?;
     let mut part = dict(
         serde_bencode::from_bytes(&wire.part).map_err(malformed)?,
         "part",
