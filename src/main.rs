@@ -264,9 +264,10 @@ struct PublishArgs {
     /// session and the HTTP server each get this limit.
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,
-    /// Super-seeding: reveal every piece of a segment this many seconds after seeding starts, or
-    /// `never` [default: one segment length]. Before that, each viewer is offered pieces nobody
-    /// has yet.
+    /// Super-seeding: reveal every piece of a segment (plain seeding) this many seconds after its
+    /// first copy is out (with `--seeder librqbit`: after seeding starts), or `never` [default:
+    /// never; viewers that miss a piece fall back to HTTP]. Until then each viewer is offered
+    /// pieces nobody has yet.
     #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_reveal)]
     super_seed_reveal: Option<std::time::Duration>,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated

@@ -136,8 +136,12 @@ pub struct PublishConfig {
     /// Super-seed segments (the wire seeder's policy, or librqbit patch 0007; docs/librqbit.md):
     /// each piece leaves the publisher about once, and viewers trade the rest.
     pub super_seed: bool,
-    /// With `super_seed`: reveal every piece of a segment this long after seeding starts
-    /// (default: one segment duration), so a swarm that did not spread still completes.
+    /// With `super_seed`: reveal every piece of a segment (plain seeding from then on) this long
+    /// after its first copy is out, with the wire seeder (after seeding starts, with a librqbit
+    /// session), so a swarm that cannot spread a piece still completes without HTTP. Default:
+    /// never ([`swarmcast_swarm::REVEAL_NEVER`]): viewers that miss a piece fall back to HTTP,
+    /// and every reveal measured cost the capped publisher copies (docs/experiments.md, "A
+    /// reveal counted from the first copy").
     pub super_seed_reveal: Option<Duration>,
     /// What seeds the segments: the wire seeder (the default) or a librqbit session
     /// (docs/librqbit.md, 0007: where super-seeding lives).
@@ -335,7 +339,7 @@ pub async fn run(
     let super_seed = config.super_seed.then(|| {
         config
             .super_seed_reveal
-            .unwrap_or(Duration::from_micros(config.target * 100 / 9))
+            .unwrap_or(swarmcast_swarm::REVEAL_NEVER)
     });
     // One upload budget, paced, for everything the publisher sends with the wire seeder: pieces,
     // HTTP segment bodies, manifests, tracker answers. A librqbit session limits its own traffic

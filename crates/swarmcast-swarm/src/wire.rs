@@ -58,6 +58,13 @@ pub const FORGET_WAIT: Duration = Duration::from_secs(5);
 pub const OFFERS_PER_PEER: usize = 2;
 /// `TCP_NOTSENT_LOWAT` of every connection: the unsent bytes a write may leave in the socket.
 pub const NOTSENT_LOWAT: u32 = BLOCK;
+/// A super-seeded segment whose first copy is not out this many reveal delays after it was
+/// added is revealed anyway: a peer that never asks for a piece offered to it must not hold the
+/// piece back from everyone for ever. (The reveal is counted from the first copy because a capped
+/// uplink can take longer than the reveal delay to send it: a reveal then turned the publisher
+/// into a plain seed, every viewer asked it for every piece, and each next segment's first copy
+/// was late in turn; docs/experiments.md, "A reveal counted from the first copy".)
+pub const REVEAL_BACKSTOP: u32 = 4;
 
 /// Errors from the wire seeder.
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +143,9 @@ pub struct WireConfig {
     /// [`ByteLimiter::paced`] budget); piece data is written a [`ByteLimiter::slice`] at a time,
     /// each as soon as the limiter grants it.
     pub upload_limit: Option<Arc<ByteLimiter>>,
-    /// Super-seed, revealing every piece this long after a segment is added; `None`: announce
-    /// every piece at once (a full bitfield).
+    /// Super-seed, revealing every piece this long after a segment's first copy is out (every
+    /// piece sent whole to some peer), or [`REVEAL_BACKSTOP`] times this long after the segment is
+    /// added if that comes first; `None`: announce every piece at once (a full bitfield).
     pub super_seed: Option<Duration>,
 }
 
@@ -193,6 +201,8 @@ struct Segment {
     /// wait for their last writes to be counted).
     conns: AtomicU64,
     conn_ended: Notify,
+    /// Notified once, when the super-seeding policy first sees every piece held.
+    first_copy: Notify,
 }
 
 /// Counts a connection of a segment while it lives (dropped when its task ends, however it ends).
@@ -376,6 +386,7 @@ impl WireSeeder {
             gone: self.stop.child_token(),
             conns: AtomicU64::new(0),
             conn_ended: Notify::new(),
+            first_copy: Notify::new(),
         });
         if let Some(after) = self.inner.super_seed {
             tokio::spawn(reveal_at(segment.clone(), after));
@@ -423,26 +434,35 @@ impl Drop for WireSeeder {
     }
 }
 
-/// At the deadline, every live connection is told of every piece.
+/// `after` once the segment's first copy is out (or [`REVEAL_BACKSTOP`] times `after` since it was
+/// added), every live connection is told of every piece.
 async fn reveal_at(segment: Arc<Segment>, after: Duration) {
+    let first_copy_then = async {
+        segment.first_copy.notified().await;
+        tracing::debug!(segment = %segment.name, "wire seeder: first copy out");
+        tokio::time::sleep(after).await;
+    };
     tokio::select! {
         () = segment.gone.cancelled() => {}
-        () = tokio::time::sleep(after) => {
-            let Some(p) = &segment.policy else { return };
-            let mut p = lock(p);
-            let conns = p.seed.reveal();
-            tracing::debug!(segment = %segment.name, conns = conns.len(), "wire seeder: revealing every piece");
-            for conn in conns {
-                if let Some(tx) = p.haves.get(&conn) {
-                    for piece in 0..segment.pieces {
-                        let _ = tx.send(piece);
-                    }
-                }
+        () = first_copy_then => {}
+        () = tokio::time::sleep(after.saturating_mul(REVEAL_BACKSTOP).min(crate::REVEAL_NEVER)) => {}
+    }
+    if segment.gone.is_cancelled() {
+        return;
+    }
+    let Some(p) = &segment.policy else { return };
+    let mut p = lock(p);
+    let conns = p.seed.reveal();
+    tracing::debug!(segment = %segment.name, conns = conns.len(), "wire seeder: revealing every piece");
+    for conn in conns {
+        if let Some(tx) = p.haves.get(&conn) {
+            for piece in 0..segment.pieces {
+                let _ = tx.send(piece);
             }
-            // Connections that come later get the whole bitfield.
-            p.haves.clear();
         }
     }
+    // Connections that come later get the whole bitfield.
+    p.haves.clear();
 }
 
 async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: CancellationToken) {
@@ -685,9 +705,14 @@ impl Segment {
     fn peer_has(&self, conn: u64, pieces: impl Iterator<Item = u32>) {
         let Some(p) = &self.policy else { return };
         let mut p = lock(p);
+        let before = p.seed.first_copy_out();
         for piece in pieces {
             let offers = p.seed.peer_has(conn, piece);
             p.send(offers);
+        }
+        if !before && p.seed.first_copy_out() {
+            // Once: the permit waits for `reveal_at` if it is not waiting yet.
+            self.first_copy.notify_one();
         }
     }
 }

@@ -2,7 +2,10 @@
 //! connection. It is the policy of librqbit patch 0007 (`librqbit::super_seed`, docs/librqbit.md)
 //! written again on this side of the wire, so that the two placements can be compared with the
 //! same rule: offer each downloader a piece nobody has yet (a Have), the next one as soon as it
-//! has it, and reveal every piece at a deadline the caller keeps.
+//! has it, and reveal every piece at a deadline the caller keeps. The caller starts that deadline
+//! when [`SuperSeed::first_copy_out`] turns true (every piece held once), not when seeding starts:
+//! a reveal while the first copy is still queued behind a capped uplink turns the seed into a plain
+//! one, every downloader asks it for everything, and the next segment's first copy is late too.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +28,9 @@ pub struct SuperSeed<P> {
     /// Where the search for a fresh piece starts (pieces are handed out in turn).
     next: usize,
     revealed: bool,
+    /// Per piece: whether any peer ever had it; and how many have been.
+    held_once: Vec<bool>,
+    held_once_count: usize,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +51,8 @@ impl<P: Copy + Ord> SuperSeed<P> {
             peers: BTreeMap::new(),
             next: 0,
             revealed: false,
+            held_once: vec![false; pieces as usize],
+            held_once_count: 0,
         }
     }
 
@@ -62,6 +70,12 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// Whether [`reveal`](Self::reveal) was called: every piece goes to everyone now.
     pub fn is_revealed(&self) -> bool {
         self.revealed
+    }
+
+    /// Whether the first copy is out: every piece has been held by some peer (whether or not that
+    /// peer is still connected). A segment of no pieces has it at once.
+    pub fn first_copy_out(&self) -> bool {
+        self.held_once_count == self.held_once.len()
     }
 
     /// The deadline passed: returns the live peers, to be told of every piece.
@@ -91,6 +105,10 @@ impl<P: Copy + Ord> SuperSeed<P> {
             return Vec::new();
         }
         self.holders[piece as usize] += 1;
+        if !self.held_once[piece as usize] {
+            self.held_once[piece as usize] = true;
+            self.held_once_count += 1;
+        }
         // Whoever it was offered to need not get it from us any more.
         if let Some(v) = self.offered_to[piece as usize]
             .take()
@@ -252,6 +270,26 @@ mod tests {
         assert_eq!(s.peer_has(9, 1), vec![]);
         assert_eq!(s.peer_gone(9), vec![]);
         assert_eq!(s.peer_live(2), vec![(2, 1)]);
+    }
+
+    #[test]
+    fn the_first_copy_is_out_once_every_piece_was_held_even_by_a_peer_gone_since() {
+        let mut s = SuperSeed::new(3, 1);
+        assert!(!s.first_copy_out());
+        s.peer_live(1u64);
+        s.peer_live(2);
+        s.peer_has(1, 0);
+        s.peer_has(2, 0); // a second holder of the same piece adds nothing
+        assert!(!s.first_copy_out());
+        s.peer_has(2, 1);
+        s.peer_gone(2);
+        assert!(!s.first_copy_out());
+        s.peer_has(1, 2);
+        assert!(
+            s.first_copy_out(),
+            "pieces 0 and 2 by peer 1, piece 1 by peer 2 (gone)"
+        );
+        assert!(SuperSeed::<u64>::new(0, 1).first_copy_out());
     }
 
     #[test]

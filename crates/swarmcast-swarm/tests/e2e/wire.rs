@@ -305,6 +305,63 @@ async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection
     w.shutdown();
 }
 
+/// The super-seeding reveal is counted from the segment's first copy, not from when seeding
+/// started: a downloader that sits on its offer for twice the reveal delay (as a first copy queued
+/// behind a capped uplink does) holds the reveal back, and the other downloader is told of the
+/// piece only after the first one received it whole. Counted from the start, the reveal came
+/// before the first downloader had asked for anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reveal_is_counted_from_the_first_copy() {
+    const REVEAL: Duration = Duration::from_millis(400);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, torrent) = segment(dir.path(), 30_000); // one piece
+    let w = seeder(Some(REVEAL), None).await;
+    let _t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let mut first = Raw::connect(&w, info_hash(&torrent)).await;
+    first.handshake().await.unwrap();
+    assert_eq!(first.next().await.unwrap().0, "unchoke");
+    assert_eq!(first.next().await.unwrap(), ("have", 0, 0, 0), "the offer");
+    let mut other = Raw::connect(&w, info_hash(&torrent)).await;
+    other.handshake().await.unwrap();
+    assert_eq!(other.next().await.unwrap().0, "unchoke");
+    // The other downloader is offered nothing (the only piece is out) until the reveal.
+    let revealed = tokio::spawn(async move {
+        loop {
+            match other.next().await {
+                Some(("have", 0, _, _)) => return std::time::Instant::now(),
+                Some(("keepalive", ..)) => {}
+                m => panic!("before the reveal: {m:?}"),
+            }
+        }
+    });
+    tokio::time::sleep(2 * REVEAL).await;
+    first
+        .send(Message::Request(Request::new(0, 0, 16_384)))
+        .await;
+    first
+        .send(Message::Request(Request::new(0, 16_384, 30_000 - 16_384)))
+        .await;
+    let mut blocks = 0;
+    while blocks < 2 {
+        match first.next().await {
+            Some(("piece", 0, _, _)) => blocks += 1,
+            Some(("keepalive", ..)) => {}
+            m => panic!("while downloading: {m:?}"),
+        }
+    }
+    let whole = std::time::Instant::now();
+    let revealed = tokio::time::timeout(HANG_GUARD, revealed)
+        .await
+        .expect("hang guard")
+        .unwrap();
+    assert!(
+        revealed > whole,
+        "revealed {:?} before the first copy was out",
+        whole - revealed
+    );
+    w.shutdown();
+}
+
 /// Requests queued behind the upload limit are dropped when cancelled: the cancelled block never
 /// arrives, the request after it does, and the byte count has only what was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
