@@ -464,6 +464,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.download_limit = args.download_limit;
     config.transport = args.transport.into();
     config.manifest_deltas = !args.no_manifest_deltas;
+    config.peer_limit = args.peer_limit.map(usize::from);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     tokio::spawn(async move {
         if let Ok(ready) = ready_rx.await {

@@ -356,6 +356,10 @@ struct WatchArgs {
     /// Always fetch whole manifests, never deltas (for measurement; docs/manifest.md, "Deltas").
     #[arg(long, env = "SWARMCAST_NO_MANIFEST_DELTAS")]
     no_manifest_deltas: bool,
+    /// Most peers connected at once in each segment's swarm, the publisher included [default:
+    /// librqbit's 128]. Each connection costs its handshakes and a Have per piece each way.
+    #[arg(long, env = "SWARMCAST_PEER_LIMIT", value_parser = clap::value_parser!(u16).range(2..))]
+    peer_limit: Option<u16>,
 }
 
 /// `--transport`.

@@ -275,6 +275,14 @@ fn publish_refuses_bad_start_up_with_the_reason() {
         false,
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("below 32768"));
+
+    // A swarm of one peer (the publisher alone) is no swarm.
+    let out = run(
+        swarmcast().args(["watch", "swarmcast:?pk=x", "--peer-limit", "1"]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--peer-limit") && err.contains("2.."), "{err}");
 }
 
 /// `swarmcast watch` into a player: ffmpeg (standing in for mpv, VLC or ffplay) decodes the stdout

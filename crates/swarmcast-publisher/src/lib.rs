@@ -357,6 +357,7 @@ pub async fn run(
                 download_limit: None,
                 announce: false,
                 super_seed,
+                peer_limit: None,
             })
             .await?,
         ),

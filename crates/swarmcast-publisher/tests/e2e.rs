@@ -48,6 +48,7 @@ async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
         download_limit: None,
         announce: true,
         super_seed: None,
+        peer_limit: None,
     })
     .await
     .unwrap();

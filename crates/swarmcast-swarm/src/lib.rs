@@ -103,6 +103,10 @@ pub struct SwarmConfig {
     /// each viewer a piece nobody has yet, the next one when it has it, and reveal every piece
     /// after this long. `None`: plain seeding.
     pub super_seed: Option<Duration>,
+    /// Most peers connected at once per torrent, dialled and accepted together (librqbit's
+    /// `peer_limit`); `None`: librqbit's default, 128. Every connection of a segment's swarm
+    /// costs its handshakes and a Have per piece each way (`watch --peer-limit`).
+    pub peer_limit: Option<usize>,
 }
 
 /// A torrent in the session.
@@ -166,6 +170,7 @@ pub struct Swarm {
     peer_id: [u8; 20],
     listen_addr: SocketAddr,
     super_seed: Option<Duration>,
+    peer_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -234,6 +239,7 @@ impl Swarm {
             peer_id: peer_id.0,
             listen_addr,
             super_seed: config.super_seed,
+            peer_limit: config.peer_limit,
         })
     }
 
@@ -314,6 +320,7 @@ impl Swarm {
             output_folder: Some(folder.to_string_lossy().into_owned()),
             initial_peers: (!initial_peers.is_empty()).then_some(initial_peers),
             trackers: (!trackers.is_empty()).then_some(trackers),
+            peer_limit: self.peer_limit,
             ..Default::default()
         };
         self.add(torrent, name, opts).await

@@ -62,6 +62,8 @@ pub struct WatchConfig {
     pub transport: Transport,
     /// Ask for manifest deltas once a manifest is held (default true).
     pub manifest_deltas: bool,
+    /// Most peers per segment's swarm (see [`SwarmConfig::peer_limit`]); `None`: librqbit's 128.
+    pub peer_limit: Option<usize>,
 }
 
 impl WatchConfig {
@@ -80,6 +82,7 @@ impl WatchConfig {
             download_limit: None,
             transport: Transport::Swarm,
             manifest_deltas: true,
+            peer_limit: None,
         }
     }
 }
@@ -199,6 +202,7 @@ pub async fn watch(
             download_limit: config.download_limit,
             announce: true,
             super_seed: None,
+            peer_limit: config.peer_limit,
         })
         .await?,
     );

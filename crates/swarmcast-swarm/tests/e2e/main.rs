@@ -19,6 +19,7 @@ pub(crate) async fn session(dir: &Path, super_seed: Option<Duration>) -> Swarm {
         download_limit: None,
         announce: false,
         super_seed,
+        peer_limit: None,
     })
     .await
     .unwrap()
