@@ -7,8 +7,8 @@
 //!   as soon as a manifest lists it.
 //! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
 //!   segment at the previous one's start plus its duration. The default delay is twice the first
-//!   segment's fetch time (added → complete), at least 250 ms, plus the HTTP fallback margin, at
-//!   most one target duration (see [`Scheduler::auto_delay`]).
+//!   segment's fetch time (added → complete), at least 250 ms and at most 2 s, plus the HTTP
+//!   fallback margin, at most one target duration (see [`Scheduler::auto_delay`]).
 //! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
 //!   segment completes it plays at once and the clock slips by the stall's length.
 //! - **Skip**: a segment that left the window without having been added (or that stalls for longer
@@ -31,6 +31,14 @@ pub const DEFAULT_PREFETCH: usize = 5;
 
 /// Shortest automatic playout delay.
 pub const MIN_AUTO_DELAY_MS: u64 = 250;
+
+/// Most the swarm's allowance in the automatic playout delay may be (the fallback margin comes
+/// on top). The allowance covers how much later than the first segment a next one may complete,
+/// which is seconds of queueing and a piece tail, not a share of the segment: at the emulated
+/// base point the p99 of completion was 1.4-1.9 s after the first fetch at 10 s segments as at
+/// 2 s, and with twice the first fetch a 10 s viewer waited a whole segment more and played
+/// 21.8 s behind live (docs/experiments.md, "Behind live, and NAT").
+pub const MAX_AUTO_ALLOWANCE_MS: u64 = 2_000;
 
 /// How to schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -394,8 +402,9 @@ impl Scheduler {
     }
 
     /// The automatic playout delay for a first segment fetched in `fetch_ms`: the swarm's
-    /// allowance, twice that fetch time but at least 250 ms, plus the HTTP fallback margin when
-    /// fallback is on; at most one target duration. A segment is learned about when it is
+    /// allowance, twice that fetch time but at least 250 ms and at most
+    /// [`MAX_AUTO_ALLOWANCE_MS`], plus the HTTP fallback margin when fallback is on; at most one
+    /// target duration. A segment is learned about when it is
     /// published, so at the live edge the time between learning a segment and its deadline is
     /// about this delay plus the first fetch: the swarm must get its allowance before the fallback
     /// margin starts. (The floor matters: a first segment fetched in 8 ms left the swarm 24 ms,
@@ -406,7 +415,8 @@ impl Scheduler {
         } else {
             0
         };
-        ((2 * fetch_ms).max(MIN_AUTO_DELAY_MS) + margin).min(self.target_ms.max(MIN_AUTO_DELAY_MS))
+        ((2 * fetch_ms).clamp(MIN_AUTO_DELAY_MS, MAX_AUTO_ALLOWANCE_MS) + margin)
+            .min(self.target_ms.max(MIN_AUTO_DELAY_MS))
     }
 
     fn skip(&mut self, n: u64, actions: &mut Vec<Action>) {

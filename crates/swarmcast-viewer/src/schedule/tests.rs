@@ -143,6 +143,25 @@ fn the_automatic_delay_is_bounded() {
         "max(2 x 100 ms, 250 ms) + the 500 ms margin"
     );
     assert_eq!(slow.auto_delay(400), 1300, "2 x 400 ms + the 500 ms margin");
+    // Long segments: the allowance stops at 2 s, not at the segment (10 s).
+    let mut long = sched(true, 1, None);
+    let mut m = manifest(0..=0, false);
+    m.target_duration = 10_000 * 90;
+    m.segments[0].duration = 10_000 * 90;
+    long.on_manifest(&m);
+    long.poll(0);
+    long.on_complete(0, 11_000);
+    long.poll(11_000);
+    assert_eq!(
+        long.stats().delay_ms,
+        Some(MAX_AUTO_ALLOWANCE_MS + 500),
+        "2 x 11 s, cut to 2 s, + the 500 ms margin"
+    );
+    assert_eq!(
+        long.auto_delay(600),
+        1700,
+        "under the cap: 2 x 600 ms + 500 ms"
+    );
     let mut fixed = sched(true, 1, Some(1234));
     fixed.on_manifest(&manifest(0..=0, false));
     fixed.poll(0);
