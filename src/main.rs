@@ -314,7 +314,8 @@ struct WatchArgs {
     /// Segments fetched ahead, the next to play included.
     #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = swarmcast_viewer::schedule::DEFAULT_PREFETCH)]
     prefetch: usize,
-    /// Playout delay in seconds [default: the first segment's fetch time, 0.25 s to one segment].
+    /// Playout delay in seconds [default: twice the first segment's fetch time, 0.25 to 2 s, plus
+    /// the 0.5 s HTTP fallback margin, at most one segment].
     #[arg(long, env = "SWARMCAST_DELAY")]
     delay: Option<f64>,
     /// Start at the oldest segment in the window instead of the live edge.
