@@ -35,9 +35,12 @@ pub const MIN_AUTO_DELAY_MS: u64 = 250;
 /// Most the swarm's allowance in the automatic playout delay may be (the fallback margin comes
 /// on top). The allowance covers how much later than the first segment a next one may complete,
 /// which is seconds of queueing and a piece tail, not a share of the segment: at the emulated
-/// base point the p99 of completion was 1.4-1.9 s after the first fetch at 10 s segments as at
-/// 2 s, and with twice the first fetch a 10 s viewer waited a whole segment more and played
-/// 21.8 s behind live (docs/experiments.md, "Behind live, and NAT").
+/// base point with 10 s segments the p99 of completion came 0.8-1.9 s after each viewer's first
+/// fetch, and with twice the first fetch every viewer waited a whole segment and played 21.8 s
+/// behind live (docs/experiments.md, "Behind live, and NAT"). The cost: a viewer whose first
+/// fetch was short because it joined late in a segment stalls once on its next one, for up to
+/// the difference (it did with twice the fetch too, by less). At 2 s segments the cap never
+/// binds (one segment comes first).
 pub const MAX_AUTO_ALLOWANCE_MS: u64 = 2_000;
 
 /// How to schedule.
