@@ -275,8 +275,12 @@ fn publish_refuses_bad_start_up_with_the_reason() {
         false,
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("below 32768"));
+}
 
-    // A swarm of one peer (the publisher alone) is no swarm.
+/// `watch --peer-limit` under 2 is refused with the reason: a swarm of one peer (the publisher
+/// alone) is no swarm.
+#[test]
+fn watch_refuses_a_peer_limit_under_two() {
     let out = run(
         swarmcast().args(["watch", "swarmcast:?pk=x", "--peer-limit", "1"]),
         false,
