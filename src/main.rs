@@ -248,6 +248,12 @@ struct PublishArgs {
     /// How long the tracker's connect-back check waits before calling a peer unreachable.
     #[arg(long, env = "SWARMCAST_NAT_CHECK_TIMEOUT", default_value_t = 2.0, value_parser = commands::parse_secs)]
     nat_check_timeout: f64,
+    /// List reachable viewers to each other even when most viewers are behind a NAT. By default,
+    /// while at least as many viewers failed the NAT check as passed it, a reachable viewer is
+    /// listed only the publisher: the NATed viewers dial it, its uplink carries the copies only it
+    /// can carry, and it gets its own copies from them.
+    #[arg(long, env = "SWARMCAST_LIST_REACHABLE_TO_REACHABLE")]
+    list_reachable_to_reachable: bool,
     /// Tracker re-announce interval in seconds (at least 1).
     #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10)]
     tracker_interval: u64,

@@ -565,6 +565,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "NAT checks that found the peer unreachable (never listed to others).",
             t.nat_unreachable,
         );
+        metric(
+            "tracker_spared_total",
+            "counter",
+            "Announces from reachable peers answered with the publisher alone, their uplinks kept for peers behind a NAT.",
+            t.spared,
+        );
     }
     metric(
         "degraded",

@@ -126,6 +126,10 @@ pub struct PublishConfig {
     pub nat_check: bool,
     /// Connect timeout of a NAT check (more than a few round trips).
     pub nat_check_timeout: Duration,
+    /// With the NAT check: while at least as many viewers are behind a NAT as not, the tracker
+    /// lists reachable viewers only to those behind a NAT, so reachable uplinks carry the copies
+    /// nobody else can, and reachable viewers get theirs from the NATed ones that dial them.
+    pub spare_reachable: bool,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
     /// Upload limit, bytes/s. With the wire seeder (the default) one paced budget holds
@@ -179,6 +183,7 @@ impl PublishConfig {
             tracker_min_interval: 1,
             nat_check: true,
             nat_check_timeout: natcheck::DEFAULT_TIMEOUT,
+            spare_reachable: true,
             piece_length: None,
             upload_limit: None,
             super_seed: true,
@@ -409,7 +414,10 @@ pub async fn run(
     let tracker = config.embedded_tracker.then(|| {
         let t = tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval);
         if nat_check {
-            t.with_nat_check(tracker::NatCheck::for_timeout(config.nat_check_timeout))
+            t.with_nat_check(tracker::NatCheck {
+                spare_reachable: config.spare_reachable,
+                ..tracker::NatCheck::for_timeout(config.nat_check_timeout)
+            })
         } else {
             t
         }

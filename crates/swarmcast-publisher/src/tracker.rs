@@ -53,6 +53,10 @@ pub struct NatCheck {
     /// Most addresses remembered; when full, the one heard from least recently (and not being
     /// checked) is forgotten.
     pub max_addrs: usize,
+    /// Keep reachable peers' uplinks for the peers behind a NAT (see [`Tracker::announce`]):
+    /// while at least as many live addresses failed the check as passed it, a reachable
+    /// announcer is listed no other reachable peer.
+    pub spare_reachable: bool,
 }
 
 impl NatCheck {
@@ -63,6 +67,7 @@ impl NatCheck {
             lost_ms: 2 * timeout.as_millis() as u64 + 10_000,
             max_in_flight: NAT_CHECKS_IN_FLIGHT,
             max_addrs: NAT_CHECK_ADDRS,
+            spare_reachable: true,
         }
     }
 }
@@ -138,6 +143,32 @@ struct NatTable {
 impl NatTable {
     fn listed(&self, addr: &SocketAddr) -> bool {
         self.addrs.get(addr).is_some_and(Reach::listed)
+    }
+
+    /// Addresses heard from within `live_ms` before `now_ms` that are listed (reachable), and
+    /// that failed their last check (unreachable).
+    fn live_counts(&self, now_ms: u64, live_ms: u64) -> (usize, usize) {
+        let (mut reachable, mut unreachable) = (0, 0);
+        for r in self.addrs.values() {
+            if now_ms.saturating_sub(r.seen_ms) >= live_ms {
+                continue;
+            }
+            if r.listed() {
+                reachable += 1;
+            } else if matches!(
+                r.state,
+                ReachState::Known {
+                    reachable: false,
+                    ..
+                } | ReachState::Checking {
+                    previous: Some((false, _)),
+                    ..
+                }
+            ) {
+                unreachable += 1;
+            }
+        }
+        (reachable, unreachable)
     }
 
     /// Makes room for one more address; false if every entry is being checked.
@@ -371,6 +402,9 @@ pub struct TrackerCounters {
     pub nat_checks: u64,
     /// NAT checks that found the address unreachable (refused or timed out).
     pub nat_unreachable: u64,
+    /// Announces from reachable peers answered with the publisher alone, keeping their uplinks
+    /// for the peers behind a NAT ([`NatCheck::spare_reachable`]).
+    pub spared: u64,
 }
 
 /// The tracker's state.
@@ -577,13 +611,23 @@ impl Tracker {
             + u64::from(swarm.publisher.is_some());
         let leechers = swarm.peers.values().filter(|p| !p.seed).count() as u64;
         // The publisher first (it has every piece), then the others, most recently heard first.
-        // With the NAT check on, only peers that passed it.
+        // With the NAT check on, only peers that passed it; and none at all to a reachable
+        // announcer while NATed peers are at least as many as reachable ones (`spare_reachable`).
         let nat = self.nat.as_ref();
+        let spare = nat.is_some_and(|n| {
+            n.config.spare_reachable && n.listed(&a.addr) && {
+                let (reachable, unreachable) = n.live_counts(now_ms, 3 * self.interval_s * 1000);
+                unreachable > 0 && unreachable >= reachable
+            }
+        });
+        if spare {
+            self.counters.spared += 1;
+        }
         let mut others: Vec<(&[u8; 20], &Peer)> = swarm
             .peers
             .iter()
             .filter(|(id, p)| **id != a.peer_id && p.addr != a.addr)
-            .filter(|(_, p)| nat.is_none_or(|n| n.listed(&p.addr)))
+            .filter(|(_, p)| nat.is_none_or(|n| n.listed(&p.addr)) && !spare)
             .collect();
         others.sort_by(|x, y| y.1.last_ms.cmp(&x.1.last_ms).then(x.1.addr.cmp(&y.1.addr)));
         let listed: Vec<([u8; 20], SocketAddr)> = swarm
@@ -1069,6 +1113,65 @@ mod tests {
         assert_eq!(t.reachability(&addr(5002)), Reachability::Reachable);
         t.expire(40 + nat.ttl_ms);
         assert_eq!(t.reachability(&addr(5002)), Reachability::Unchecked);
+    }
+
+    #[test]
+    fn reachable_peers_are_spared_for_natted_ones_once_those_are_as_many() {
+        let ih = [16u8; 20];
+        let interval_s = 10;
+        let checked = |spare_reachable: bool, natted: &[u16]| {
+            let mut t = nat_tracker(
+                interval_s,
+                NatCheck {
+                    spare_reachable,
+                    ..NatCheck::default()
+                },
+                ih,
+            );
+            for (id, port) in [(1, 5001), (2, 5002)]
+                .into_iter()
+                .chain(natted.iter().enumerate().map(|(i, p)| (10 + i as u8, *p)))
+            {
+                announce(&mut t, &ih, id, port, 0);
+            }
+            for a in t.to_check() {
+                t.set_reachable(a, !natted.contains(&a.port()), 10);
+            }
+            t
+        };
+        // Two reachable viewers, one behind a NAT: reachable ones still get each other.
+        let mut t = checked(true, &[5003]);
+        assert_eq!(
+            announce(&mut t, &ih, 1, 5001, 20),
+            vec![addr(4000), addr(5002)]
+        );
+        assert_eq!(t.counters().spared, 0);
+        // Two and two: a reachable viewer gets the publisher alone (the NATed ones dial it) ...
+        let mut t = checked(true, &[5003, 5004]);
+        assert_eq!(announce(&mut t, &ih, 1, 5001, 20), vec![addr(4000)]);
+        assert_eq!(t.counters().spared, 1);
+        // ... and a NATed viewer gets every reachable one, as before.
+        assert_eq!(
+            announce(&mut t, &ih, 10, 5003, 20),
+            vec![addr(4000), addr(5001), addr(5002)]
+        );
+        // Switched off, every reachable viewer is listed to every viewer.
+        let mut off = checked(false, &[5003, 5004]);
+        assert_eq!(
+            announce(&mut off, &ih, 1, 5001, 20),
+            vec![addr(4000), addr(5002)]
+        );
+        assert_eq!(off.counters().spared, 0);
+        // NATed viewers count while they announce: silent for three intervals, they are gone and
+        // the reachable ones are listed to each other again.
+        let live = 3 * interval_s * 1000;
+        announce(&mut t, &ih, 2, 5002, live - 1);
+        assert_eq!(announce(&mut t, &ih, 1, 5001, live - 1), vec![addr(4000)]);
+        announce(&mut t, &ih, 2, 5002, live);
+        assert_eq!(
+            announce(&mut t, &ih, 1, 5001, live),
+            vec![addr(4000), addr(5002)]
+        );
     }
 
     #[test]
