@@ -81,7 +81,8 @@ mod tests {
                 "superseed",
                 "steal",
                 "pace",
-                "slots"
+                "slots",
+                "nopex"
             ]
         );
     }
