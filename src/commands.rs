@@ -363,6 +363,7 @@ pub(crate) async fn publish(
     config.nat_check = !args.no_nat_check;
     config.nat_check_timeout = std::time::Duration::from_secs_f64(args.nat_check_timeout);
     config.spare_reachable = !args.list_reachable_to_reachable;
+    config.fallback_slots = args.fallback_slots;
     config.tracker_interval = args.tracker_interval;
     config.tracker_min_interval = args.tracker_min_interval;
     config.piece_length = args

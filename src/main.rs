@@ -254,6 +254,10 @@ struct PublishArgs {
     /// can carry, and it gets its own copies from them.
     #[arg(long, env = "SWARMCAST_LIST_REACHABLE_TO_REACHABLE")]
     list_reachable_to_reachable: bool,
+    /// With --upload-limit: most segment files sent over HTTP at once while the swarm is
+    /// uploading (viewers' fallbacks); more are answered 503, retry in a second. 0: no limit.
+    #[arg(long, env = "SWARMCAST_FALLBACK_SLOTS", default_value_t = swarmcast_publisher::DEFAULT_FALLBACK_SLOTS)]
+    fallback_slots: usize,
     /// Tracker re-announce interval in seconds (at least 1).
     #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10)]
     tracker_interval: u64,

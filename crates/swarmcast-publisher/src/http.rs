@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -69,6 +69,42 @@ pub struct HttpCounters {
     pub segment_requests: AtomicU64,
     /// Segment bytes sent.
     pub segment_bytes: AtomicU64,
+    /// Segment requests answered 503 (the fallback slots were taken while the swarm carried the
+    /// stream).
+    pub segment_refused: AtomicU64,
+}
+
+/// How long after the swarm last uploaded a byte it still counts as carrying the stream, for
+/// [`admit_fallback`].
+pub const SWARM_ACTIVE_MS: u64 = 5_000;
+
+/// Whether a segment body may be served now: always with `slots` 0 (no limit) or while the swarm
+/// is not carrying the stream (it has uploaded nothing, `swarm_active_ms` None, or nothing for
+/// [`SWARM_ACTIVE_MS`]); otherwise only while fewer than `slots` bodies are in flight.
+///
+/// Under an upload budget the swarm's pieces go first and segment bodies get what they leave
+/// (`ByteLimiter::take_low`), so a crowd of fallbacks cannot take a piece's bytes; but they
+/// keep the budget full, many TCP flows at once, and the uplink's queue then drops what the
+/// swarm sends too. A fallback that waits its turn is refused at once instead (the viewer
+/// retries a second later, and meanwhile the swarm may complete the segment).
+pub fn admit_fallback(
+    in_flight: usize,
+    slots: usize,
+    swarm_active_ms: Option<u64>,
+    now_ms: u64,
+) -> bool {
+    let carrying = swarm_active_ms.is_some_and(|t| now_ms.saturating_sub(t) < SWARM_ACTIVE_MS);
+    slots == 0 || !carrying || in_flight < slots
+}
+
+/// Counts a segment body in flight while it lives.
+#[derive(Debug)]
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// State shared between the pipeline and the HTTP handlers.
@@ -101,6 +137,14 @@ pub struct Shared {
     pub http_limiter: Option<Arc<ByteLimiter>>,
     /// Runs the tracker's NAT checks (None: the tracker's NAT check is off, or no tracker).
     pub nat_checker: Option<NatChecker>,
+    /// Most segment bodies served at once while the swarm carries the stream, with an upload
+    /// budget (0: no limit; see [`admit_fallback`]).
+    pub fallback_slots: usize,
+    /// Segment bodies being sent now.
+    bodies_in_flight: Arc<AtomicUsize>,
+    /// When the swarm last uploaded (on [`Shared::now_ms`]'s clock; `u64::MAX`: never), set by
+    /// the pipeline's housekeeping.
+    pub swarm_active_ms: AtomicU64,
 }
 
 impl Shared {
@@ -118,6 +162,9 @@ impl Shared {
             origin: Instant::now(),
             http_limiter: None,
             nat_checker: None,
+            fallback_slots: 0,
+            bodies_in_flight: Arc::default(),
+            swarm_active_ms: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -334,6 +381,34 @@ async fn segment(
                 .counters
                 .segment_requests
                 .fetch_add(1, Ordering::Relaxed);
+            let active = shared.swarm_active_ms.load(Ordering::Relaxed);
+            let slots = if shared.http_limiter.is_some() {
+                shared.fallback_slots
+            } else {
+                0
+            };
+            let in_flight = shared.bodies_in_flight.fetch_add(1, Ordering::SeqCst);
+            let guard = InFlight(shared.bodies_in_flight.clone());
+            if !admit_fallback(
+                in_flight,
+                slots,
+                (active != u64::MAX).then_some(active),
+                shared.now_ms(),
+            ) {
+                drop(guard);
+                shared
+                    .counters
+                    .segment_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    format!(
+                        "segment {file}: {in_flight} fallback(s) already being served while the swarm carries the stream (at most {slots} at once); try again in a second, or get it from the swarm\n"
+                    ),
+                )
+                    .into_response();
+            }
             // tower-http's ServeFile answers Range requests (206), If-Modified-Since, HEAD.
             match tower_http::services::ServeFile::new_with_mime(
                 &served.path,
@@ -342,7 +417,9 @@ async fn segment(
             .oneshot(request)
             .await
             {
-                Ok(r) => r.map(|body| metered(Body::new(body), shared.clone(), served.http_bytes)),
+                Ok(r) => {
+                    r.map(|body| metered(Body::new(body), shared.clone(), served.http_bytes, guard))
+                }
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
             }
         }
@@ -352,7 +429,8 @@ async fn segment(
 
 /// Counts a segment body's bytes as they are handed to the server, and holds them to the
 /// publisher's upload budget: cut into the budget's slices, each handed over once granted.
-fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>) -> Body {
+fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>, guard: InFlight) -> Body {
+    let guard = Arc::new(guard);
     use futures_util::StreamExt;
     let slice = shared
         .http_limiter
@@ -373,7 +451,8 @@ fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>) -> Body {
         futures_util::stream::iter(parts)
     });
     let stream = sliced.then(move |chunk| {
-        let (shared, counter) = (shared.clone(), counter.clone());
+        // The closure holds the in-flight guard: the body counts until the stream is dropped.
+        let (shared, counter, _guard) = (shared.clone(), counter.clone(), guard.clone());
         async move {
             if let Ok(bytes) = &chunk {
                 if let Some(limiter) = &shared.http_limiter {
@@ -522,6 +601,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         get(&c.segment_requests),
     );
     metric(
+        "segment_refused_total",
+        "counter",
+        "Segment requests answered 503: the fallback slots were taken while the swarm carried the stream.",
+        get(&c.segment_refused),
+    );
+    metric(
         "segment_http_bytes_total",
         "counter",
         "Segment bytes sent over HTTP (fallback and the HTTP baseline).",
@@ -660,6 +745,90 @@ mod tests {
         b.chunks(6)
             .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
             .collect()
+    }
+
+    #[test]
+    fn fallbacks_are_limited_only_while_the_swarm_carries_the_stream() {
+        // One slot, the swarm uploading 1 s ago: the first body goes, a second is refused.
+        assert!(admit_fallback(0, 1, Some(9_000), 10_000));
+        assert!(!admit_fallback(1, 1, Some(9_000), 10_000));
+        assert!(admit_fallback(1, 2, Some(9_000), 10_000));
+        // The swarm silent for SWARM_ACTIVE_MS, or never uploading (the HTTP baseline): no limit.
+        assert!(!admit_fallback(
+            5,
+            1,
+            Some(10_000 - SWARM_ACTIVE_MS + 1),
+            10_000
+        ));
+        assert!(admit_fallback(5, 1, Some(10_000 - SWARM_ACTIVE_MS), 10_000));
+        assert!(admit_fallback(5, 1, None, 10_000));
+        // 0 slots: no limit.
+        assert!(admit_fallback(5, 0, Some(10_000), 10_000));
+    }
+
+    #[tokio::test]
+    async fn a_second_fallback_is_refused_while_one_is_sent_and_the_swarm_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000007.ts");
+        let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut shared = Shared::new("link".into(), None);
+        // 32 KiB/s: the body takes about two seconds, so it is in flight while we ask again.
+        shared.http_limiter = ByteLimiter::paced(32 * 1024).map(Arc::new);
+        shared.fallback_slots = 1;
+        // The swarm counts as uploading for the whole test, however slow the machine: its last
+        // upload is put in the future of the server's clock.
+        shared
+            .swarm_active_ms
+            .store(shared.now_ms() + 3_600_000, Ordering::Relaxed);
+        shared.segments.write().unwrap().insert(
+            7,
+            Served {
+                path,
+                torrent: Bytes::new(),
+                info_hash: InfoHash([7; 20]),
+                size: data.len() as u64,
+                in_window: true,
+                http_bytes: Arc::default(),
+            },
+        );
+        let shared = Arc::new(shared);
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = http.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn({
+            let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let stop = stop.clone();
+            async move {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+        });
+        let url = format!("http://{addr}/segments/00000007.ts");
+        let client = reqwest::Client::new();
+        // The first: its headers are in, its body is still coming.
+        let first = client.get(&url).send().await.unwrap();
+        assert_eq!(first.status(), 200);
+        let second = client.get(&url).send().await.unwrap();
+        assert_eq!(second.status(), 503);
+        assert_eq!(second.headers()["retry-after"], "1");
+        let why = second.text().await.unwrap();
+        assert!(why.contains("at most 1 at once"), "{why}");
+        assert_eq!(shared.counters.segment_refused.load(Ordering::Relaxed), 1);
+        // The first body arrives whole; then the slot is free again.
+        assert_eq!(first.bytes().await.unwrap(), data);
+        let third = client.get(&url).send().await.unwrap();
+        assert_eq!(third.status(), 200);
+        assert_eq!(third.bytes().await.unwrap(), data);
+        // A swarm that never uploaded (the HTTP baseline): no limit.
+        shared.swarm_active_ms.store(u64::MAX, Ordering::Relaxed);
+        let a = client.get(&url).send().await.unwrap();
+        let b = client.get(&url).send().await.unwrap();
+        assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+        drop((a, b));
+        stop.cancel();
+        server.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -44,6 +44,9 @@ pub(crate) const SEED_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often removals and upload counts are checked.
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(250);
 
+/// Default of [`PublishConfig::fallback_slots`].
+pub const DEFAULT_FALLBACK_SLOTS: usize = 1;
+
 /// What seeds the publisher's segments (`publish --seeder`; docs/librqbit.md, 0007, compares
 /// the two).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -130,6 +133,9 @@ pub struct PublishConfig {
     /// lists reachable viewers only to those behind a NAT, so reachable uplinks carry the copies
     /// nobody else can, and reachable viewers get theirs from the NATed ones that dial them.
     pub spare_reachable: bool,
+    /// With an upload limit: most segment bodies served over HTTP at once while the swarm
+    /// carries the stream (0: no limit); more are answered 503 with `Retry-After: 1`.
+    pub fallback_slots: usize,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
     /// Upload limit, bytes/s. With the wire seeder (the default) one paced budget holds
@@ -184,6 +190,7 @@ impl PublishConfig {
             nat_check: true,
             nat_check_timeout: natcheck::DEFAULT_TIMEOUT,
             spare_reachable: true,
+            fallback_slots: DEFAULT_FALLBACK_SLOTS,
             piece_length: None,
             upload_limit: None,
             super_seed: true,
@@ -425,6 +432,7 @@ pub async fn run(
     let mut shared = Shared::new(link.to_string(), tracker);
     // With the wire seeder this is the seeder's budget too; a librqbit session never sees it.
     shared.http_limiter = budget;
+    shared.fallback_slots = config.fallback_slots;
     // Stops the HTTP server, and with it the tracker's NAT checks in flight.
     let http_stop = CancellationToken::new();
     shared.nat_checker = nat_check

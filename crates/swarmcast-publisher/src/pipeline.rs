@@ -444,7 +444,11 @@ impl Publisher {
             }
             total += live.uploaded;
         }
-        self.shared.uploaded_bytes.store(total, Ordering::Relaxed);
+        if self.shared.uploaded_bytes.swap(total, Ordering::Relaxed) < total {
+            self.shared
+                .swarm_active_ms
+                .store(self.shared.now_ms(), Ordering::Relaxed);
+        }
         if let Some(tracker) = &self.shared.tracker {
             let now = self.shared.now_ms();
             tracker

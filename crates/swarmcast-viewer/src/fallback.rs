@@ -55,6 +55,7 @@ async fn fetch(
         .and_then(|r| r.error_for_status())
         .map_err(|e| match e.status() {
             Some(s) if is_gone(s.as_u16()) => format!("{GONE}GET {url}: {e}"),
+            Some(s) if s.as_u16() == 503 => format!("{BUSY}GET {url}: {e}"),
             _ => format!("GET {url}: {e}"),
         })?;
     progress(Milestone::Response);
@@ -140,6 +141,14 @@ pub(crate) fn gone(error: &str) -> bool {
     error.starts_with(GONE)
 }
 
+const BUSY: &str = "busy: ";
+
+/// True when `error` (from [`fetch_verified`]) is the publisher's 503: its fallback slots were
+/// taken while the swarm carries the stream. Expected under load, and retried like any failure.
+pub(crate) fn busy(error: &str) -> bool {
+    error.starts_with(BUSY)
+}
+
 /// How long after a failed fallback the segment may be fetched over HTTP again; `None`: never
 /// (the server no longer has it). Without this pause a refused fetch re-arms at once, and the lab
 /// measured 27,706 refused fetches in one 100 s run of 20 viewers.
@@ -173,5 +182,9 @@ mod tests {
             retry_after("piece 3 does not match the signed info: rejected"),
             Some(FALLBACK_RETRY)
         );
+        // The publisher's 503 (its fallback slots taken): retried after the same pause.
+        let busy_error = format!("{BUSY}GET http://x/segments/00000001.ts: 503");
+        assert!(busy(&busy_error) && !gone(&busy_error));
+        assert_eq!(retry_after(&busy_error), Some(FALLBACK_RETRY));
     }
 }

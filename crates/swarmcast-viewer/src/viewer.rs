@@ -330,7 +330,11 @@ impl Viewer {
                         tracing::warn!(segment = n, error = %e, "HTTP fallback: the publisher no longer has the segment; waiting for the swarm")
                     }
                     Some(pause) => {
-                        tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm, retrying later");
+                        if fallback::busy(&e) {
+                            tracing::debug!(segment = n, error = %e, "HTTP fallback refused (the publisher is busy); waiting for the swarm, retrying later");
+                        } else {
+                            tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm, retrying later");
+                        }
                         let tx = self.ev_tx.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(pause).await;
