@@ -747,6 +747,23 @@ mod tests {
             .collect()
     }
 
+    /// Serves `shared` on a loopback port until `stop` is cancelled.
+    async fn serve(
+        shared: Arc<Shared>,
+        stop: &CancellationToken,
+    ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = http.local_addr().unwrap();
+        let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = stop.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(http, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
+        (addr, server)
+    }
+
     #[test]
     fn fallbacks_are_limited_only_while_the_swarm_carries_the_stream() {
         // One slot, the swarm uploading 1 s ago: the first body goes, a second is refused.
@@ -793,18 +810,8 @@ mod tests {
             },
         );
         let shared = Arc::new(shared);
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = http.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let server = tokio::spawn({
-            let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
-            let stop = stop.clone();
-            async move {
-                axum::serve(http, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            }
-        });
+        let (addr, server) = serve(shared.clone(), &stop).await;
         let url = format!("http://{addr}/segments/00000007.ts");
         let client = reqwest::Client::new();
         // The first: its headers are in, its body is still coming.
@@ -844,17 +851,7 @@ mod tests {
             stop.child_token(),
         ));
         let shared = Arc::new(shared);
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = http.local_addr().unwrap();
-        let server = tokio::spawn({
-            let app = router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
-            let stop = stop.clone();
-            async move {
-                axum::serve(http, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            }
-        });
+        let (http_addr, server) = serve(shared.clone(), &stop).await;
 
         // A viewer that listens (the kernel completes the handshake), and one that does not.
         let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
