@@ -17,6 +17,12 @@
 //! first announce of another peer after its check succeeds: librqbit re-announces every
 //! `min interval` (1 s by default), so that is about a second, and the publisher (always listed, and
 //! in the manifest) is there meanwhile.
+//!
+//! With [`NatCheck::spare_reachable`] (on by default), while at least as many live addresses
+//! (announced within three intervals, across torrents) failed the check as passed it, a reachable
+//! peer's announce is answered with the publisher alone. Peers behind NAT can only get pieces from
+//! reachable peers, which can get theirs from anyone, the NATed peers that dial them included; so
+//! reachable peers stop dialling each other, and their uplinks go to the NATed peers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -578,7 +584,9 @@ impl Tracker {
         }
     }
 
-    /// Answers a parsed announce.
+    /// Answers a parsed announce: the publisher, then the other peers (most recently heard
+    /// first, at most `numwant`); with the NAT check, only those that passed it, and to a
+    /// reachable announcer none while NATed peers are as many (see the module docs).
     pub fn announce(&mut self, a: &Announce, now_ms: u64) -> Vec<u8> {
         self.expire(now_ms);
         let Some(swarm) = self.swarms.get_mut(&a.info_hash) else {
