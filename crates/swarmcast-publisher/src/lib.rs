@@ -2,8 +2,8 @@
 //!
 //! [`run`] wires the pieces: the segmenter cuts the input into `<data>/<key8>/<n>.ts`; each segment
 //! gets its torrent (core), is seeded (by the wire seeder, or a librqbit session:
-//! [`Seeder`](swarmcast_swarm::seeder::Seeder)), and only once it is served is it added to the rolling [`Window`] and the next manifest
-//! signed, persisted ([`state`]) and served ([`http`]). Segments that leave the window are seeded
+//! [`Seeder`]), and only once it is served is it added to the rolling [`Window`] and the next
+//! manifest signed, persisted ([`state`]) and served ([`http`]). Segments that leave the window are seeded
 //! for a grace period, then forgotten. The embedded [`tracker`] lists the publisher and the
 //! viewers of each live segment. docs/publish.md describes it all for users.
 
