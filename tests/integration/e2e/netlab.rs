@@ -1,6 +1,6 @@
 //! `swarmcast lab --net emulated`: a small run on the emulated internet (3 viewers, RTT 100 ms,
-//! 1% loss, 2 s segments) and the calibration, as CI runs them (as root). Without root they skip,
-//! saying why.
+//! 1% loss, 2 s segments) and the calibration, and one with viewers behind NAT (the tracker's
+//! NAT-aware lists), as CI runs them (as root). Without root they skip, saying why.
 
 use std::path::Path;
 
@@ -188,5 +188,92 @@ fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
     assert_eq!(emu["realtime"], true, "{emu}");
     assert!(emu["lag"]["packets"].as_u64().unwrap() > 1_000, "{emu}");
     // Everything it built is gone.
+    assert_eq!(our_namespaces(), Vec::<String>::new());
+}
+
+#[test]
+fn behind_nat_reachable_viewers_dial_only_the_publisher() {
+    if !is_root() {
+        eprintln!(
+            "skipped: the emulated network needs root (network namespaces, iptables); CI runs as root"
+        );
+        return;
+    }
+    // 5 viewers at 60% NAT: viewers 1, 3 and 4 behind NAT, 0 and 2 reachable. As many fail the
+    // tracker's NAT check as pass it, so a reachable viewer is listed the publisher alone, and
+    // the NATed ones dial every reachable one (docs/publish.md, the tracker).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let lab = swarmcast()
+        .args([
+            "lab",
+            "--net",
+            "emulated",
+            "--segment-secs",
+            "2",
+            "--viewers",
+            "5",
+            "--nat",
+            "0.6",
+            "--rtt",
+            "20",
+            "--transports",
+            "swarm",
+            "--duration",
+            "16",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&lab.stdout);
+    let err = String::from_utf8_lossy(&lab.stderr);
+    let run_dir = out.join("runs/s002-n005-swarm-r1");
+    let run_json = json(&run_dir.join("run.json"));
+    let natted: std::collections::HashMap<String, bool> = run_json["outcome"]["net"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["node"].as_str().unwrap().to_owned(),
+                h["nat"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (0..5)
+            .map(|i| natted[&format!("viewer-{i}")])
+            .collect::<Vec<_>>(),
+        [false, true, false, true, true],
+        "{md}\n{err}"
+    );
+    for v in run_json["outcome"]["viewers"].as_array().unwrap() {
+        assert_eq!(v["output"], "identical", "{v}\n{md}\n{err}");
+    }
+    // From the fourth segment on (every verdict is in: a NAT drops the check's SYN, and the
+    // check gives up after 2 s), per segment: a reachable viewer dialled the publisher alone, a
+    // NATed one the publisher and both reachable viewers.
+    let mut seen = 0;
+    for i in 0..5 {
+        let node = format!("viewer-{i}");
+        let text = std::fs::read_to_string(run_dir.join(format!("{node}.jsonl"))).unwrap();
+        for e in text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        {
+            if e["kind"] != "completed" || e["seg"].as_u64().unwrap() < 3 {
+                continue;
+            }
+            let attempts = e["connect_attempts"].as_u64().unwrap();
+            if natted[&node] {
+                assert!(attempts >= 3, "{node}: {e}");
+            } else {
+                assert_eq!(attempts, 1, "{node} dialled more than the publisher: {e}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "{seen} segments checked\n{md}\n{err}");
     assert_eq!(our_namespaces(), Vec::<String>::new());
 }
