@@ -252,11 +252,14 @@ fn behind_nat_reachable_viewers_dial_only_the_publisher() {
         assert_eq!(v["output"], "identical", "{v}\n{md}\n{err}");
     }
     // From the fourth segment on (every verdict is in: a NAT drops the check's SYN, and the
-    // check gives up after 2 s), per segment: a reachable viewer dialled the publisher alone, a
-    // NATed one the publisher and both reachable viewers.
-    let mut seen = 0;
+    // check gives up after 2 s), per segment: a reachable viewer dialled the publisher alone, and
+    // still got pieces from peers, which can only be the NATed viewers that dialled it.
+    let (mut seen, mut from_natted) = (0, 0);
     for i in 0..5 {
         let node = format!("viewer-{i}");
+        if natted[&node] {
+            continue;
+        }
         let text = std::fs::read_to_string(run_dir.join(format!("{node}.jsonl"))).unwrap();
         for e in text
             .lines()
@@ -266,14 +269,15 @@ fn behind_nat_reachable_viewers_dial_only_the_publisher() {
                 continue;
             }
             let attempts = e["connect_attempts"].as_u64().unwrap();
-            if natted[&node] {
-                assert!(attempts >= 3, "{node}: {e}");
-            } else {
-                assert_eq!(attempts, 1, "{node} dialled more than the publisher: {e}");
-            }
+            assert_eq!(attempts, 1, "{node} dialled more than the publisher: {e}");
+            from_natted += e["from_peers"].as_u64().unwrap();
             seen += 1;
         }
     }
-    assert!(seen >= 10, "{seen} segments checked\n{md}\n{err}");
+    assert!(
+        from_natted > 0,
+        "reachable viewers got nothing from NATed ones\n{md}\n{err}"
+    );
+    assert!(seen >= 4, "{seen} segments checked\n{md}\n{err}");
     assert_eq!(our_namespaces(), Vec::<String>::new());
 }
