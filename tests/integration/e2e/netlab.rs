@@ -38,6 +38,26 @@ fn json(path: &Path) -> Value {
     .unwrap()
 }
 
+/// `swarmcast lab --net emulated` with 2 s segments of the swarm transport and `args`, results
+/// in `out`; its output, whatever its exit status.
+fn emulated_lab(out: &Path, args: &[&str]) -> std::process::Output {
+    swarmcast()
+        .args([
+            "lab",
+            "--net",
+            "emulated",
+            "--segment-secs",
+            "2",
+            "--transports",
+            "swarm",
+        ])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
 }
@@ -106,28 +126,19 @@ fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
     let out = dir.path().join("results");
     // The lab exits with an error when a run fails a check, so its status is read here, not
     // asserted by `run`.
-    let lab = swarmcast()
-        .args([
-            "lab",
-            "--net",
-            "emulated",
-            "--segment-secs",
-            "2",
+    let lab = emulated_lab(
+        &out,
+        &[
             "--viewers",
             "3",
-            "--transports",
-            "swarm",
             "--duration",
             "12",
             "--rtt",
             "100",
             "--loss",
             "1",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+        ],
+    );
     let md = String::from_utf8_lossy(&lab.stdout);
     let err = String::from_utf8_lossy(&lab.stderr);
     // Every consistency check (byte-identical outputs, the byte balance, the emulator's counts
@@ -204,28 +215,19 @@ fn behind_nat_reachable_viewers_dial_only_the_publisher() {
     // the NATed ones dial every reachable one (docs/publish.md, the tracker).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
-    let lab = swarmcast()
-        .args([
-            "lab",
-            "--net",
-            "emulated",
-            "--segment-secs",
-            "2",
+    let lab = emulated_lab(
+        &out,
+        &[
             "--viewers",
             "5",
             "--nat",
             "0.6",
             "--rtt",
             "20",
-            "--transports",
-            "swarm",
             "--duration",
             "16",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+        ],
+    );
     let md = String::from_utf8_lossy(&lab.stdout);
     let err = String::from_utf8_lossy(&lab.stderr);
     let run_dir = out.join("runs/s002-n005-swarm-r1");
