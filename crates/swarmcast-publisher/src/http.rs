@@ -430,7 +430,6 @@ async fn segment(
 /// Counts a segment body's bytes as they are handed to the server, and holds them to the
 /// publisher's upload budget: cut into the budget's slices, each handed over once granted.
 fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>, guard: InFlight) -> Body {
-    let guard = Arc::new(guard);
     use futures_util::StreamExt;
     let slice = shared
         .http_limiter
@@ -451,8 +450,9 @@ fn metered(body: Body, shared: Arc<Shared>, counter: Arc<AtomicU64>, guard: InFl
         futures_util::stream::iter(parts)
     });
     let stream = sliced.then(move |chunk| {
-        // The closure holds the in-flight guard: the body counts until the stream is dropped.
-        let (shared, counter, _guard) = (shared.clone(), counter.clone(), guard.clone());
+        // The closure owns the in-flight guard: the body counts until the stream is dropped.
+        let _ = &guard;
+        let (shared, counter) = (shared.clone(), counter.clone());
         async move {
             if let Ok(bytes) = &chunk {
                 if let Some(limiter) = &shared.http_limiter {
