@@ -8,15 +8,15 @@ use serde_json::Value;
 
 use crate::util::{run, swarmcast};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
+/// True when running as root; otherwise says why the test is skipped (CI runs as root).
+fn root_or_skip() -> bool {
+    match swarmcast_netlab::topo::require_root() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("skipped: {e}; CI runs as root");
+            false
+        }
+    }
 }
 
 /// Namespaces any emulated run made and did not remove.
@@ -87,10 +87,7 @@ fn network_flags_need_the_emulated_network() {
 
 #[test]
 fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
-    if !is_root() {
-        eprintln!(
-            "skipped: the emulated network needs root (network namespaces, iptables); CI runs as root"
-        );
+    if !root_or_skip() {
         return;
     }
     // The calibration, as a sanity bound (docs/experiments.md has the real one).
@@ -204,10 +201,7 @@ fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
 
 #[test]
 fn behind_nat_reachable_viewers_dial_only_the_publisher() {
-    if !is_root() {
-        eprintln!(
-            "skipped: the emulated network needs root (network namespaces, iptables); CI runs as root"
-        );
+    if !root_or_skip() {
         return;
     }
     // 5 viewers at 60% NAT: viewers 1, 3 and 4 behind NAT, 0 and 2 reachable. As many fail the
