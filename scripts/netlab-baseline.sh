@@ -4,6 +4,10 @@
 # access link. Needs root. About 35 minutes on a 2-core machine.
 # Usage: bash scripts/netlab-baseline.sh [OUT_DIR] [extra lab flags, e.g. --repeats 2]
 #   (default OUT_DIR: lab-results/netlab)
+# With SWARMCAST_BASELINE=after: the points as a user who told swarmcast their uplink runs them
+# (`--self-limit 0.9`: every capped process limits itself to 90% of its link's cap), plus issue
+# 14's target points, and without the calibration and the emulator's-cost points (they measure
+# the instrument, not swarmcast). About 30 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-lab-results/netlab}"
@@ -14,14 +18,19 @@ bash scripts/patch-librqbit.sh
 cargo build --release --quiet
 bin=target/release/swarmcast
 "$bin" lab --cleanup
+after=false
+if [[ "${SWARMCAST_BASELINE:-}" == after ]]; then after=true; fi
 # The calibration: round trip, loss and throughput under a cap between two emulated hosts.
-"$bin" lab --net emulated --net-check --rtt 0,50,150 --loss 0,1 --viewer-upload-limit 2x \
-  > "$out/net-check.txt" || true
+if ! $after; then
+  "$bin" lab --net emulated --net-check --rtt 0,50,150 --loss 0,1 --viewer-upload-limit 2x \
+    > "$out/net-check.txt" || true
+fi
 # The base point: 20 viewers, 2 s segments, 1 Mbit/s, RTT 50 ms, 0% loss, viewer upload 2x the
 # bitrate, the publisher capped at 1.5x, no NAT, viewers joining staggered over the first two
 # segments (one every 0.2 s), 40 s of media. `point NAME [key=value ...]` runs the base point with
 # the given factors changed.
 EXTRA=("$@")
+if $after; then EXTRA=(--self-limit 0.9 "${EXTRA[@]}"); fi
 point() {
   local name="$1"; shift
   declare -A f=([segment-secs]=2 [viewers]=20 [rtt]=50 [loss]=0 [nat]=0
@@ -48,6 +57,15 @@ point nat-60 nat=0.6
 point join-all join=all
 # Distance without caps: the swarm and HTTP at RTT 0, 50 and 150 ms, nobody capped.
 point rtt-uncapped rtt=0,50,150 viewer-upload-limit=none publisher-upload-limit=none transports=swarm,http
+if $after; then
+  # Issue 14's target conditions: RTT 150 ms, 1% loss, 60% behind NAT, 2 s and 10 s segments,
+  # at 20 viewers and at 50.
+  point target-2s rtt=150 loss=1 nat=0.6
+  point target-2s-50 rtt=150 loss=1 nat=0.6 viewers=50 join-every=0.08
+  point target-10s rtt=150 loss=1 nat=0.6 segment-secs=10 duration=120
+  echo "results in $out/*/summary.md"
+  exit 0
+fi
 # The emulator's own cost at the largest audience: no shaping through the emulator, against the
 # same namespaces with plain kernel forwarding (the control), at 20, 50 and 100 viewers (20
 # emulated is rtt-uncapped's RTT 0 swarm run).

@@ -263,7 +263,7 @@ struct PublishArgs {
     tracker_interval: u64,
     /// Tracker `min interval` in seconds (1 to --tracker-interval): how often a viewer may
     /// re-announce, and so how soon it hears of peers that joined a segment's swarm after it.
-    #[arg(long, env = "SWARMCAST_TRACKER_MIN_INTERVAL", default_value_t = 1)]
+    #[arg(long, env = "SWARMCAST_TRACKER_MIN_INTERVAL", default_value_t = swarmcast_publisher::DEFAULT_TRACKER_MIN_INTERVAL)]
     tracker_min_interval: u64,
     /// Piece length in bytes, 16384 to 16777216 [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
     #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]

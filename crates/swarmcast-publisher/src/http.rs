@@ -656,6 +656,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "Announces from reachable peers answered with the publisher alone, their uplinks kept for peers behind a NAT.",
             t.spared,
         );
+        metric(
+            "tracker_caught_up_total",
+            "counter",
+            "Announces from peers nobody can dial answered with a min interval of 1 s: live reachable peers missing from the answer, or checks in flight.",
+            t.caught_up,
+        );
     }
     metric(
         "degraded",

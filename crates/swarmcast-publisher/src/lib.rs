@@ -47,6 +47,11 @@ pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// Default of [`PublishConfig::fallback_slots`].
 pub const DEFAULT_FALLBACK_SLOTS: usize = 1;
 
+/// Default of [`PublishConfig::tracker_min_interval`], seconds. librqbit re-announces every
+/// torrent of its window this often; at 1 s the answers took a sixth of a publisher's budget
+/// capped at 1.5x the bitrate (docs/experiments.md), and every issue-14 measurement ran at 5.
+pub const DEFAULT_TRACKER_MIN_INTERVAL: u64 = 5;
+
 /// What seeds the publisher's segments (`publish --seeder`; docs/librqbit.md, 0007, compares
 /// the two).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -186,7 +191,7 @@ impl PublishConfig {
             trackers: Vec::new(),
             embedded_tracker: true,
             tracker_interval: 10,
-            tracker_min_interval: 1,
+            tracker_min_interval: DEFAULT_TRACKER_MIN_INTERVAL,
             nat_check: true,
             nat_check_timeout: natcheck::DEFAULT_TIMEOUT,
             spare_reachable: true,

@@ -14,9 +14,12 @@
 //! does no IO: [`Tracker::to_check`] says which addresses to connect to, and the caller reports each
 //! verdict with [`Tracker::set_reachable`]. A peer that fails the check still gets peer lists (it can
 //! dial out to reachable peers); it is just never listed to others. A new peer is listed from the
-//! first announce of another peer after its check succeeds: librqbit re-announces every
-//! `min interval` (1 s by default), so that is about a second, and the publisher (always listed, and
-//! in the manifest) is there meanwhile.
+//! first announce of another peer after its check succeeds, and the publisher (always listed, and
+//! in the manifest) is there meanwhile. librqbit re-announces after each answer's `min interval`
+//! (5 s by default): a peer that can be dialled need not hear of later peers sooner, since they
+//! dial it; a peer nobody can dial (failed or pending check) is answered a `min interval` of 1 s
+//! while live reachable peers are missing from its answer ([`CATCH_UP_MIN_INTERVAL_S`]), so it
+//! finds, within about a second, the reachable peers that added the torrent after it.
 //!
 //! With [`NatCheck::spare_reachable`] (on by default), while at least as many live addresses
 //! (announced within three intervals, across torrents) failed the check as passed it, a reachable
@@ -36,6 +39,13 @@ use serde_bytes::ByteBuf;
 pub const DEFAULT_NUMWANT: usize = 50;
 /// Most peers returned.
 pub const MAX_NUMWANT: usize = 200;
+
+/// The `min interval` answered to a peer nobody can dial (it failed the NAT check or was not
+/// checked yet) while live reachable peers are missing from its answer or NAT checks are in
+/// flight: such a peer learns of a reachable one that added the torrent after it (or was found
+/// reachable after it announced) only from its own next announce, since nobody dials it, and
+/// librqbit re-announces after each answer's `min interval`.
+pub const CATCH_UP_MIN_INTERVAL_S: u64 = 1;
 
 /// How long a NAT check's verdict holds before the address's next announce re-checks it.
 pub const NAT_CHECK_TTL: Duration = Duration::from_secs(600);
@@ -175,6 +185,15 @@ impl NatTable {
             }
         }
         (reachable, unreachable)
+    }
+
+    /// Checks in flight for addresses other than `addr`.
+    fn others_in_flight(&self, addr: &SocketAddr) -> usize {
+        let own = self
+            .addrs
+            .get(addr)
+            .is_some_and(|r| matches!(r.state, ReachState::Checking { .. }));
+        self.in_flight - usize::from(own)
     }
 
     /// Makes room for one more address; false if every entry is being checked.
@@ -411,6 +430,10 @@ pub struct TrackerCounters {
     /// Announces from reachable peers answered with the publisher alone, keeping their uplinks
     /// for the peers behind a NAT ([`NatCheck::spare_reachable`]).
     pub spared: u64,
+    /// Announces from peers nobody can dial answered with a `min interval` of 1 s, since live
+    /// reachable peers were missing from the answer or checks were in flight
+    /// ([`CATCH_UP_MIN_INTERVAL_S`]).
+    pub caught_up: u64,
 }
 
 /// The tracker's state.
@@ -646,7 +669,30 @@ impl Tracker {
             .chain(others.into_iter().map(|(id, p)| (*id, p.addr)))
             .take(a.numwant)
             .collect();
-        let (interval, min_interval) = (self.interval_s, self.min_interval_s);
+        // An announcer nobody can dial (behind a NAT, or not checked yet) learns of a reachable
+        // peer only from its own announces: while live reachable peers are not all in its answer
+        // (they may add this torrent after it did), or checks are in flight (a peer may be found
+        // reachable), it may re-announce after 1 s.
+        let listed_others =
+            listed.len() - usize::from(swarm.publisher.is_some_and(|p| p != a.addr));
+        let catch_up = a.left > 0
+            && a.event != Some(AnnounceEvent::Stopped)
+            && !spare
+            && nat.is_some_and(|n| {
+                !n.listed(&a.addr) && listed_others < a.numwant.saturating_sub(1) && {
+                    let (reachable, _) = n.live_counts(now_ms, 3 * self.interval_s * 1000);
+                    listed_others < reachable || n.others_in_flight(&a.addr) > 0
+                }
+            });
+        if catch_up {
+            self.counters.caught_up += 1;
+        }
+        let interval = self.interval_s;
+        let min_interval = if catch_up {
+            CATCH_UP_MIN_INTERVAL_S.min(self.min_interval_s)
+        } else {
+            self.min_interval_s
+        };
         if a.compact {
             let mut v4 = Vec::new();
             let mut v6 = Vec::new();
@@ -1179,6 +1225,79 @@ mod tests {
         assert_eq!(
             announce(&mut t, &ih, 1, 5001, live),
             vec![addr(4000), addr(5002)]
+        );
+    }
+
+    #[test]
+    fn peers_nobody_can_dial_re_announce_soon_while_reachable_peers_are_missing() {
+        let (ih, other) = ([17u8; 20], [18u8; 20]);
+        let mut t = Tracker::new(10, 5).with_nat_check(NatCheck::default());
+        t.add_torrent(ih, Some(addr(4000)));
+        t.add_torrent(other, Some(addr(4000)));
+        let min_interval = |t: &mut Tracker, ih: &[u8; 20], id: u8, port: u16, now_ms: u64| {
+            let answer = t.handle(
+                &query(ih, &[id; 20], port, "&left=10&compact=1"),
+                LOCAL,
+                now_ms,
+            );
+            match dict_get(&decode(&answer), "min interval") {
+                Some(serde_bencode::value::Value::Int(i)) => *i,
+                v => panic!("no min interval: {v:?}"),
+            }
+        };
+        // Two reachable viewers and one behind a NAT (on the other torrent). The first has only
+        // its own check in flight (its verdict tells it nothing); the later ones come back soon,
+        // as the checks in flight may find someone reachable.
+        for (id, port, expected) in [(1, 5001, 5), (2, 5002, 1), (10, 5010, 1)] {
+            assert_eq!(
+                min_interval(&mut t, &other, id, port, 0),
+                expected,
+                "{port}"
+            );
+        }
+        for a in t.to_check() {
+            t.set_reachable(a, a.port() != 5010, 10);
+        }
+        // The NATed viewer adds `ih` first: neither reachable viewer is in its answer, so it may
+        // come back after 1 s; the reachable viewers get the configured 5 s.
+        assert_eq!(min_interval(&mut t, &ih, 10, 5010, 100), 1);
+        assert_eq!(min_interval(&mut t, &ih, 1, 5001, 200), 5);
+        assert_eq!(
+            min_interval(&mut t, &ih, 10, 5010, 1100),
+            1,
+            "5002 still missing"
+        );
+        assert_eq!(min_interval(&mut t, &ih, 2, 5002, 1200), 5);
+        // Every live reachable viewer listed: the configured interval.
+        assert_eq!(min_interval(&mut t, &ih, 10, 5010, 2100), 5);
+        assert_eq!(t.counters().caught_up, 4);
+        // A viewer not checked yet is not dialled either: it catches up too; a seed does not.
+        assert_eq!(min_interval(&mut t, &ih, 11, 5011, 2200), 5, "all listed");
+        let third = [19u8; 20];
+        t.add_torrent(third, Some(addr(4000)));
+        assert_eq!(min_interval(&mut t, &third, 12, 5012, 2300), 1);
+        let seed = t.handle(
+            &query(&third, &[13; 20], 5013, "&left=0&compact=1"),
+            LOCAL,
+            2400,
+        );
+        assert!(matches!(
+            dict_get(&decode(&seed), "min interval"),
+            Some(serde_bencode::value::Value::Int(5))
+        ));
+        // A reachable viewer that stops announcing is not waited for after three intervals.
+        let live = 3 * 10 * 1000;
+        assert_eq!(min_interval(&mut t, &other, 1, 5001, live), 5);
+        assert_eq!(
+            min_interval(&mut t, &third, 12, 5012, live + 50),
+            1,
+            "5001 is live"
+        );
+        assert_eq!(min_interval(&mut t, &third, 1, 5001, live + 60), 5);
+        assert_eq!(
+            min_interval(&mut t, &third, 12, 5012, 1200 + live),
+            5,
+            "5002 is gone"
         );
     }
 

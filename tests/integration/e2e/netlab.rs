@@ -264,7 +264,12 @@ fn behind_nat_reachable_viewers_dial_only_the_publisher() {
             if e["kind"] != "completed" || e["seg"].as_u64().unwrap() < 3 {
                 continue;
             }
-            let attempts = e["connect_attempts"].as_u64().unwrap();
+            // A segment completed over HTTP has no dial count: the swarm was late. (With the
+            // tracker's `min interval` of 5 s, before a viewer behind NAT that announced first
+            // was told to come back after 1 s, every segment here went to HTTP.)
+            let attempts = e["connect_attempts"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{node} got a segment over HTTP: {e}\n{md}\n{err}"));
             assert_eq!(attempts, 1, "{node} dialled more than the publisher: {e}");
             from_natted += e["from_peers"].as_u64().unwrap();
             seen += 1;
