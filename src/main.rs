@@ -268,9 +268,10 @@ struct PublishArgs {
     /// Piece length in bytes, 16384 to 16777216 [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
     #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]
     piece_length: Option<u64>,
-    /// Upload limit, bytes per second (at least 32768): with the wire seeder, one paced budget
-    /// for everything the publisher sends (pieces, manifests, tracker answers, and HTTP segment
-    /// bodies at low priority); set it a little under the uplink. With `--seeder librqbit`, the
+    /// Upload limit, bytes per second on the wire (at least 32768): with the wire seeder, one
+    /// paced budget for everything the publisher sends (pieces, manifests, tracker answers, and
+    /// HTTP segment bodies at low priority), each write counted with its packets' TCP/IP headers
+    /// and one packet more; set it a little under the uplink (90%). With `--seeder librqbit`, the
     /// session and the HTTP server each get this limit.
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,

@@ -48,8 +48,9 @@ pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(250);
 pub const DEFAULT_FALLBACK_SLOTS: usize = 1;
 
 /// Default of [`PublishConfig::tracker_min_interval`], seconds. librqbit re-announces every
-/// torrent of its window this often; at 1 s the answers took a sixth of a publisher's budget
-/// capped at 1.5x the bitrate (docs/experiments.md), and every issue-14 measurement ran at 5.
+/// torrent of its window this often; at 1 s the tracker's answers were 0.23x of the segment bytes
+/// published at 20 viewers (docs/publish.md). Viewers nobody can dial are told 1 s while they
+/// miss reachable peers ([`tracker::CATCH_UP_MIN_INTERVAL_S`]).
 pub const DEFAULT_TRACKER_MIN_INTERVAL: u64 = 5;
 
 /// What seeds the publisher's segments (`publish --seeder`; docs/librqbit.md, 0007, compares
@@ -143,9 +144,10 @@ pub struct PublishConfig {
     pub fallback_slots: usize,
     /// Piece length (default: the core's rule).
     pub piece_length: Option<u64>,
-    /// Upload limit, bytes/s. With the wire seeder (the default) one paced budget holds
-    /// everything the publisher sends: pieces, segment files over HTTP, manifests and tracker
-    /// answers. With a librqbit session, the session has its own limit and the HTTP server
+    /// Upload limit, bytes/s on the wire ([`swarmcast_swarm::ratelimit::ByteLimiter::wire`]:
+    /// each write counted with its packets' headers and one packet more). With the wire seeder
+    /// (the default) one paced budget holds everything the publisher sends: pieces, segment
+    /// files over HTTP, manifests and tracker answers. With a librqbit session, the session has its own limit and the HTTP server
     /// another.
     pub upload_limit: Option<u32>,
     /// Super-seed segments (the wire seeder's policy, or librqbit patch 0007; docs/librqbit.md):
@@ -363,7 +365,7 @@ pub async fn run(
     // (a second's burst), so with it the HTTP server keeps a budget of its own.
     let budget = config
         .upload_limit
-        .and_then(swarmcast_swarm::ratelimit::ByteLimiter::paced)
+        .and_then(swarmcast_swarm::ratelimit::ByteLimiter::wire)
         .map(Arc::new);
     let swarm = match config.seeder {
         SeederKind::Librqbit => Seeder::Librqbit(

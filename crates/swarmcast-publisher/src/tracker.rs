@@ -1271,7 +1271,9 @@ mod tests {
         // Every live reachable viewer listed: the configured interval.
         assert_eq!(min_interval(&mut t, &ih, 10, 5010, 2100), 5);
         assert_eq!(t.counters().caught_up, 4);
-        // A viewer not checked yet is not dialled either: it catches up too; a seed does not.
+        // A viewer not checked yet is not dialled either: it catches up while a live reachable
+        // viewer is missing from its answer (not here, on `ih`; on a new torrent, yes). A seed
+        // never does.
         assert_eq!(min_interval(&mut t, &ih, 11, 5011, 2200), 5, "all listed");
         let third = [19u8; 20];
         t.add_torrent(third, Some(addr(4000)));

@@ -22,12 +22,27 @@ pub const SLICE: usize = 16 * 1024;
 /// The slice and burst of a [`ByteLimiter::paced`] limiter: three full-size TCP segments.
 pub const PACE_SLICE: usize = 4 * 1024;
 
+/// TCP/IP header bytes of one packet, as [`ByteLimiter::wire`] counts them: IPv4 (20), TCP (20)
+/// and its timestamp option (12).
+pub const PACKET_HEADER: usize = 52;
+/// Payload bytes of a full TCP packet on a 1500-byte path with timestamps.
+pub const PACKET_PAYLOAD: usize = 1448;
+
+/// What `len` bytes written at once cost on the wire, as [`ByteLimiter::wire`] counts them: the
+/// headers of the packets they fill, and one packet more (the ACK the message answers or causes:
+/// the publisher's uplink also carries ACKs of what it receives, which it cannot see).
+pub fn wire_cost(len: usize) -> usize {
+    len + PACKET_HEADER * (len.div_ceil(PACKET_PAYLOAD) + 1)
+}
+
 /// A token bucket of bytes per second (governor's GCRA), shared by every transfer it is given to.
 #[derive(Debug)]
 pub struct ByteLimiter {
     limiter: DefaultDirectRateLimiter,
     bytes_per_sec: u32,
     slice: usize,
+    /// Counts [`wire_cost`] instead of bytes.
+    wire: bool,
     /// [`take`](Self::take)s waiting now; [`take_low`](Self::take_low) waits while there are any.
     waiting: AtomicUsize,
     none_waiting: Notify,
@@ -57,6 +72,18 @@ impl ByteLimiter {
         Self::with_burst(bytes_per_sec, PACE_SLICE as u32, PACE_SLICE)
     }
 
+    /// As [`paced`](Self::paced), counting what each take costs on the wire ([`wire_cost`]:
+    /// headers, and one packet more per take) against `bytes_per_sec` of wire bytes. The
+    /// publisher's budget: with many viewers most of its packets are small (tracker answers,
+    /// manifests, the ACKs of requests), and a budget of payload bytes at 90% of an uplink let
+    /// its queue overflow from 35 viewers on (docs/experiments.md).
+    pub fn wire(bytes_per_sec: u32) -> Option<Self> {
+        // The burst is one full slice's wire cost, so a slice's take can always be met.
+        let mut l = Self::with_burst(bytes_per_sec, wire_cost(PACE_SLICE) as u32, PACE_SLICE)?;
+        l.wire = true;
+        Some(l)
+    }
+
     /// The quota librqbit's own upload limit uses (`Quota::per_second`): a burst of one second's
     /// bytes (at least [`SLICE`]). The wire seeder uses it, so that it and a librqbit session
     /// seed under the same limit.
@@ -72,6 +99,7 @@ impl ByteLimiter {
             limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             bytes_per_sec,
             slice,
+            wire: false,
             waiting: AtomicUsize::new(0),
             none_waiting: Notify::new(),
         })
@@ -87,6 +115,15 @@ impl ByteLimiter {
         self.bytes_per_sec
     }
 
+    /// What `n` bytes taken at once count against the limit.
+    fn cost(&self, n: usize) -> usize {
+        if self.wire {
+            wire_cost(n)
+        } else {
+            n
+        }
+    }
+
     /// Waits until `len` bytes may pass (taken in slices of at most [`slice`](Self::slice)).
     pub async fn take(&self, mut len: usize) {
         self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -94,8 +131,8 @@ impl ByteLimiter {
         while len > 0 {
             let n = len.min(self.slice);
             len -= n;
-            let cells = NonZeroU32::new(n as u32).expect("n > 0");
-            // `n` never exceeds the burst, so this cannot fail.
+            let cells = NonZeroU32::new(self.cost(n) as u32).expect("n > 0");
+            // A slice's cost never exceeds the burst, so this cannot fail.
             let _ = self.limiter.until_n_ready(cells).await;
         }
     }
@@ -121,7 +158,7 @@ impl ByteLimiter {
             }
             let n = len.min(self.slice);
             len -= n;
-            let cells = NonZeroU32::new(n as u32).expect("n > 0");
+            let cells = NonZeroU32::new(self.cost(n) as u32).expect("n > 0");
             let _ = self.limiter.until_n_ready(cells).await;
         }
     }
@@ -135,6 +172,32 @@ mod tests {
     fn zero_is_no_limit() {
         assert!(ByteLimiter::new(0).is_none());
         assert_eq!(ByteLimiter::new(32768).unwrap().bytes_per_sec(), 32768);
+    }
+
+    #[test]
+    fn the_wire_cost_counts_each_packets_headers_and_one_packet_more() {
+        assert_eq!(wire_cost(0), PACKET_HEADER);
+        assert_eq!(wire_cost(250), 250 + 2 * PACKET_HEADER);
+        assert_eq!(
+            wire_cost(PACKET_PAYLOAD),
+            PACKET_PAYLOAD + 2 * PACKET_HEADER
+        );
+        assert_eq!(wire_cost(PACE_SLICE), PACE_SLICE + 4 * PACKET_HEADER);
+    }
+
+    #[tokio::test]
+    async fn a_wire_limiter_counts_headers_so_small_messages_go_slower() {
+        // 100 messages of 100 bytes at 20,000 B/s: 10,000 bytes of payload (half a second, less
+        // the burst, on a payload budget), 20,400 on the wire by the estimate (two packets of 52
+        // bytes each): at least (20,400 - one burst of 4,304) / 20,000 = 0.80 s. A lower bound,
+        // so not flaky; a payload budget passes them in about 0.3 s.
+        let wire = ByteLimiter::wire(20_000).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            wire.take(100).await;
+        }
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(790), "{elapsed:?}");
     }
 
     #[tokio::test]
