@@ -2,11 +2,12 @@
 //! the wire seeder's pieces, the publisher's manifests), so the HTTP baseline and the swarm run
 //! under the same caps. librqbit limits its own traffic.
 //!
-//! A [`ByteLimiter::paced`] limiter is the publisher's one upload budget: a burst of
-//! [`PACE_SLICE`] bytes, and callers write each slice as soon as it is granted, so what reaches the
-//! sockets is a steady stream at the limit, not a second's worth at once. (A home uplink has a
-//! queue of about 100 ms behind its cap; a burst larger than that queue is dropped there, and the
-//! retransmissions cost more of the same uplink.)
+//! A [`ByteLimiter::paced`] limiter has a burst of [`PACE_SLICE`] bytes, and callers write each
+//! slice as soon as it is granted, so what reaches the sockets is a steady stream at the limit,
+//! not a second's worth at once. (A home uplink has a queue of about 100 ms behind its cap; a burst
+//! larger than that queue is dropped there, and the retransmissions cost more of the same uplink.)
+//! The publisher's one upload budget is a [`ByteLimiter::wire`] limiter: paced, and counting what
+//! each write costs on the wire ([`wire_cost`]), not its payload alone.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -140,7 +140,7 @@ pub struct WireConfig {
     pub listen: SocketAddr,
     /// The upload limit for all connections together. It may be shared with the rest of the
     /// process (the publisher gives its seeder, HTTP segment bodies and manifests one
-    /// [`ByteLimiter::paced`] budget); piece data is written a [`ByteLimiter::slice`] at a time,
+    /// [`ByteLimiter::wire`] budget); piece data is written a [`ByteLimiter::slice`] at a time,
     /// each as soon as the limiter grants it.
     pub upload_limit: Option<Arc<ByteLimiter>>,
     /// Super-seed, revealing every piece this long after a segment's first copy is out (every
