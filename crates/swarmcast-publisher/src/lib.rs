@@ -147,8 +147,8 @@ pub struct PublishConfig {
     /// Upload limit, bytes/s on the wire ([`swarmcast_swarm::ratelimit::ByteLimiter::wire`]:
     /// each write counted with its packets' headers and one packet more). With the wire seeder
     /// (the default) one paced budget holds everything the publisher sends: pieces, segment
-    /// files over HTTP, manifests and tracker answers. With a librqbit session, the session has its own limit and the HTTP server
-    /// another.
+    /// files over HTTP, manifests and tracker answers. With a librqbit session, the session has
+    /// its own limit and the HTTP server another.
     pub upload_limit: Option<u32>,
     /// Super-seed segments (the wire seeder's policy, or librqbit patch 0007; docs/librqbit.md):
     /// each piece leaves the publisher about once, and viewers trade the rest.
