@@ -38,10 +38,23 @@ fn json(path: &Path) -> Value {
     .unwrap()
 }
 
-/// `swarmcast lab --net emulated` with 2 s segments of the swarm transport and `args`, results
-/// in `out`; its output, whatever its exit status.
-fn emulated_lab(out: &Path, args: &[&str]) -> std::process::Output {
-    swarmcast()
+/// A finished `swarmcast lab --net emulated` run: its results directory (removed on drop), exit
+/// status and output.
+struct EmulatedLab {
+    _dir: tempfile::TempDir,
+    out: std::path::PathBuf,
+    status: std::process::ExitStatus,
+    md: String,
+    err: String,
+}
+
+/// `swarmcast lab --net emulated` with 2 s segments of the swarm transport and `args`, results in
+/// a temporary directory; whatever its exit status (the lab exits with an error when a run fails
+/// a check, so callers read it rather than assert it).
+fn emulated_lab(args: &[&str]) -> EmulatedLab {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let lab = swarmcast()
         .args([
             "lab",
             "--net",
@@ -53,9 +66,16 @@ fn emulated_lab(out: &Path, args: &[&str]) -> std::process::Output {
         ])
         .args(args)
         .arg("--out")
-        .arg(out)
+        .arg(&out)
         .output()
-        .unwrap()
+        .unwrap();
+    EmulatedLab {
+        _dir: dir,
+        out,
+        status: lab.status,
+        md: String::from_utf8_lossy(&lab.stdout).into_owned(),
+        err: String::from_utf8_lossy(&lab.stderr).into_owned(),
+    }
 }
 
 fn f(v: &Value) -> f64 {
@@ -119,25 +139,19 @@ fn a_small_emulated_run_is_calibrated_byte_exact_and_leaves_nothing() {
     let loss = f(&report["loss_pct"]["measured"]);
     assert!((0.5..=1.5).contains(&loss), "loss {loss}% for 1% asked");
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
     // The lab exits with an error when a run fails a check, so its status is read here, not
     // asserted by `run`.
-    let lab = emulated_lab(
-        &out,
-        &[
-            "--viewers",
-            "3",
-            "--duration",
-            "12",
-            "--rtt",
-            "100",
-            "--loss",
-            "1",
-        ],
-    );
-    let md = String::from_utf8_lossy(&lab.stdout);
-    let err = String::from_utf8_lossy(&lab.stderr);
+    let lab = emulated_lab(&[
+        "--viewers",
+        "3",
+        "--duration",
+        "12",
+        "--rtt",
+        "100",
+        "--loss",
+        "1",
+    ]);
+    let (md, err, out) = (&lab.md, &lab.err, &lab.out);
     // Every consistency check (byte-identical outputs, the byte balance, the emulator's counts
     // against the interfaces', and the rest) but the bound on the emulator's own delay, which
     // depends on what else the machine runs: that one must be measured, not met, here (a CI run
@@ -207,24 +221,18 @@ fn behind_nat_reachable_viewers_dial_only_the_publisher() {
     // 5 viewers at 60% NAT: viewers 1, 3 and 4 behind NAT, 0 and 2 reachable. As many fail the
     // tracker's NAT check as pass it, so a reachable viewer is listed the publisher alone, and
     // the NATed ones dial every reachable one (docs/publish.md, the tracker).
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("results");
-    let lab = emulated_lab(
-        &out,
-        &[
-            "--viewers",
-            "5",
-            "--nat",
-            "0.6",
-            "--rtt",
-            "20",
-            "--duration",
-            "16",
-        ],
-    );
-    let md = String::from_utf8_lossy(&lab.stdout);
-    let err = String::from_utf8_lossy(&lab.stderr);
-    let run_dir = out.join("runs/s002-n005-swarm-r1");
+    let lab = emulated_lab(&[
+        "--viewers",
+        "5",
+        "--nat",
+        "0.6",
+        "--rtt",
+        "20",
+        "--duration",
+        "16",
+    ]);
+    let (md, err) = (&lab.md, &lab.err);
+    let run_dir = lab.out.join("runs/s002-n005-swarm-r1");
     let run_json = json(&run_dir.join("run.json"));
     let natted: std::collections::HashMap<String, bool> = run_json["outcome"]["net"]["hosts"]
         .as_array()
