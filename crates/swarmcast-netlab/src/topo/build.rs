@@ -34,6 +34,7 @@ impl Net {
             router.push((format!("net/ipv4/conf/{c}/send_redirects"), "0"));
         }
         router.extend(base.iter().cloned());
+        let _allowed = AllowCongestionControl::ensure(CONGESTION_CONTROL);
         let sysctls = |ns: &str| {
             let r = ns == self.core || self.hosts.iter().any(|h| h.nat_ns.as_deref() == Some(ns));
             (
@@ -110,6 +111,43 @@ impl Net {
 /// The congestion control of every TCP connection in the network: Linux's default (and that of
 /// Windows and macOS), set in each namespace so that the machine's own choice does not leak in.
 pub(super) const CONGESTION_CONTROL: &str = "cubic";
+
+/// The machine's list of congestion controls a network namespace may choose.
+const ALLOWED_CONGESTION_CONTROL: &str = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+
+/// A namespace other than the machine's own may set only a congestion control the machine allows
+/// (else `EPERM`); some machines allow only theirs and reno (seen: `reno bbr`). While this lives,
+/// [`CONGESTION_CONTROL`] is on the list; dropped, the list is as it was.
+struct AllowCongestionControl {
+    before: Option<String>,
+}
+
+impl AllowCongestionControl {
+    fn ensure(cc: &str) -> Self {
+        let before = std::fs::read_to_string(ALLOWED_CONGESTION_CONTROL)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.split_whitespace().any(|a| a == cc));
+        let before = before.filter(|old| {
+            match std::fs::write(ALLOWED_CONGESTION_CONTROL, format!("{old} {cc}")) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot allow {cc} in network namespaces: setting it will fail");
+                    false
+                }
+            }
+        });
+        Self { before }
+    }
+}
+
+impl Drop for AllowCongestionControl {
+    fn drop(&mut self) {
+        if let Some(old) = &self.before {
+            let _ = std::fs::write(ALLOWED_CONGESTION_CONTROL, old);
+        }
+    }
+}
 
 /// The core's rules with `emulate`: every forwarded packet to the emulator, none without it.
 const CORE_RULES: &str =
