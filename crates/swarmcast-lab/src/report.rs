@@ -93,13 +93,15 @@ fn cell(v: f64, digits: usize) -> String {
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
 /// Columns some runs lack are there only when a run has the figure, so results recorded before
 /// them keep their CSV byte for byte: `failed_dials_per_segment`; `fallbacks_superseded` and
-/// `fallback_wasted_bytes` when a run has a superseded fallback; the viewers' caps
+/// `fallback_wasted_bytes` when a run has a superseded fallback; `fallbacks_refused` when a run
+/// has a refused one; the viewers' caps
 /// (`viewer_upload_cap`, `viewer_download_cap`, after `publisher_cap`) when a run has one; the
 /// network figures (`net` to `emulator_cpu_share`) when a run was on a network; the machine's CPU
 /// (`idle_mean`, `saturated`) when a run recorded it.
 pub fn csv(runs: &[RunSummary]) -> String {
     let dials = runs.iter().any(|r| !r.failed_dials_per_segment.is_nan());
     let superseded = runs.iter().any(|r| r.fallbacks_superseded > 0);
+    let refused = runs.iter().any(|r| r.fallbacks_refused > 0);
     let viewer_caps = runs
         .iter()
         .any(|r| r.viewer_upload_cap > 0 || r.viewer_download_cap > 0);
@@ -123,6 +125,9 @@ pub fn csv(runs: &[RunSummary]) -> String {
     }
     if superseded {
         out.push_str("fallbacks_superseded,fallback_wasted_bytes,");
+    }
+    if refused {
+        out.push_str("fallbacks_refused,");
     }
     if net {
         out.push_str(
@@ -159,6 +164,9 @@ pub fn csv(runs: &[RunSummary]) -> String {
                 "{},{},",
                 r.fallbacks_superseded, r.fallback_wasted_bytes
             );
+        }
+        if refused {
+            let _ = write!(extra, "{},", r.fallbacks_refused);
         }
         if net {
             let _ = write!(
@@ -401,6 +409,10 @@ pub fn markdown(runs: &[RunSummary]) -> String {
     if any_superseded {
         t.num("fallbacks the swarm beat");
     }
+    let any_refused = runs.iter().any(|r| r.fallbacks_refused > 0);
+    if any_refused {
+        t.num("fallbacks refused");
+    }
     for c in ["failed dials / seg", "startup", "behind live"] {
         t.num(c);
     }
@@ -453,6 +465,9 @@ pub fn markdown(runs: &[RunSummary]) -> String {
         ]);
         if any_superseded {
             cells.push(spread(rs, |r| r.fallbacks_superseded as f64, 1));
+        }
+        if any_refused {
+            cells.push(spread(rs, |r| r.fallbacks_refused as f64, 1));
         }
         cells.extend([
             spread(rs, |r| r.failed_dials_per_segment, 2),

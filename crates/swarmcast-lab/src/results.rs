@@ -270,6 +270,9 @@ pub struct RunSummary {
     pub fallbacks_superseded: u64,
     /// The bytes those had received (wasted).
     pub fallback_wasted_bytes: u64,
+    /// HTTP fallbacks the publisher refused (503, `http_fallback.refused`; 0 in records that
+    /// predate it).
+    pub fallbacks_refused: u64,
     /// First manifest accepted → first byte played, median over viewers.
     pub startup_median_ms: f64,
     /// Published → played (shared clock), median.
@@ -412,6 +415,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
     let mut failed_dials = (0u64, 0u64); // failed dials, segments with the figure
     let (mut stalls, mut stall_us, mut skips, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
     let (mut fallbacks_superseded, mut fallback_wasted_bytes) = (0u64, 0u64);
+    let mut fallbacks_refused = 0u64;
     let mut missed = 0u64;
     let (mut from_publisher, mut from_peers, mut from_http) = (0u64, 0u64, 0u64);
     let mut needed = 0u64;
@@ -484,6 +488,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                     fallbacks_superseded += 1;
                     fallback_wasted_bytes += bytes;
                 }
+                Kind::HttpFallback { refused: true, .. } => fallbacks_refused += 1,
                 Kind::Played {
                     stall_us: s, bytes, ..
                 } => {
@@ -801,6 +806,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         fallbacks,
         fallbacks_superseded,
         fallback_wasted_bytes,
+        fallbacks_refused,
         startup_median_ms: quantile(&startup, 0.5),
         behind_live_median_ms: quantile(&behind, 0.5),
         behind_live_p95_ms: quantile(&behind, 0.95),

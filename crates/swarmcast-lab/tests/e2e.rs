@@ -352,6 +352,7 @@ async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
                     superseded: true,
                     bytes,
                     ok,
+                    ..
                 } => {
                     assert!(!ok);
                     Some(bytes)

@@ -186,6 +186,10 @@ pub enum Kind {
         /// fetches then ran on unrecorded).
         #[serde(default)]
         superseded: bool,
+        /// The publisher refused it (503: its fallback slots were taken), and every fallback of
+        /// the viewer waits. Absent in older records: false (refusals were not told apart).
+        #[serde(default)]
+        refused: bool,
     },
     /// Viewer: the segment was dropped from the swarm.
     Forgotten {
@@ -422,6 +426,7 @@ mod tests {
                 bytes: 14,
                 ok: true,
                 superseded: false,
+                refused: false,
             },
             Kind::Forgotten {
                 uploaded_bytes: 15,

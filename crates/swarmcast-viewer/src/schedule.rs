@@ -15,7 +15,11 @@
 //!   than twice its duration after leaving the window, or, before playback starts, that left the
 //!   window incomplete) is skipped and counted; it takes no time.
 //! - **HTTP fallback**: a segment still incomplete `fallback_margin` before its deadline is fetched
-//!   over HTTP (for the first segment: once it has been added for one target duration).
+//!   over HTTP (for the first segment: once it has been added for one target duration), one
+//!   segment at a time, the earliest first. A failed fetch may run again after
+//!   [`FALLBACK_RETRY_MS`]; a refused one (the publisher's 503) holds every fallback back, for
+//!   [`FALLBACK_HOLD_MS`] doubled at each refusal in a row up to [`MAX_FALLBACK_HOLD_MS`]; a
+//!   segment the publisher no longer has is left to the swarm (see [`FetchFailure`]).
 //! - **Forget**: played or skipped segments that left the window are dropped from the swarm.
 
 use std::collections::BTreeMap;
@@ -41,6 +45,32 @@ pub const MIN_AUTO_DELAY_MS: u64 = 250;
 /// segments (first fetches of 4.3-14 s) there was no stall either. At 2 s segments the cap never
 /// binds (one segment comes first).
 pub const MAX_AUTO_ALLOWANCE_MS: u64 = 2_000;
+
+/// How long after a failed HTTP fallback the same segment may be fetched again.
+pub const FALLBACK_RETRY_MS: u64 = 1_000;
+
+/// How long the first refusal (the publisher's 503: its fallback slots are taken while the swarm
+/// carries the stream) holds back every HTTP fallback of the viewer; each refusal in a row doubles
+/// it, up to [`MAX_FALLBACK_HOLD_MS`]. A fallback that is served resets it. Before the hold each
+/// viewer asked again a second after each refusal, for each late segment at once: at 35 capped
+/// viewers the publisher answered about 1,370 refusals in one 60 s run, every one of them
+/// packets on the uplink the swarm needed (docs/experiments.md, "Fallbacks held back").
+pub const FALLBACK_HOLD_MS: u64 = 1_000;
+
+/// Longest hold after refusals in a row.
+pub const MAX_FALLBACK_HOLD_MS: u64 = 8_000;
+
+/// Why an HTTP fallback ended without the segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// The publisher no longer has the segment (404 or 410): only the swarm can deliver it.
+    Gone,
+    /// The publisher refused (503): its fallback slots are taken. Every fallback waits.
+    Busy,
+    /// Anything else (a broken connection, a piece that did not verify): this segment waits
+    /// [`FALLBACK_RETRY_MS`].
+    Failed,
+}
 
 /// How to schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +149,10 @@ struct Seg {
     complete_ms: Option<u64>,
     state: SegState,
     in_window: bool,
+    /// No HTTP fallback before this time (a failed one's pause).
+    retry_at_ms: u64,
+    /// The publisher no longer has it: no HTTP fallback again.
+    http_gone: bool,
 }
 
 /// Counters the scheduler keeps.
@@ -134,6 +168,8 @@ pub struct ScheduleStats {
     pub stall_ms: u64,
     /// HTTP fallbacks started.
     pub fallbacks: u64,
+    /// HTTP fallbacks the publisher refused (503).
+    pub fallbacks_refused: u64,
     /// The playout delay chosen, ms.
     pub delay_ms: Option<u64>,
 }
@@ -150,6 +186,10 @@ pub struct Scheduler {
     eos_last: Option<Option<u64>>,
     ended: bool,
     stats: ScheduleStats,
+    /// No HTTP fallback starts before this time (refusals in a row hold them back).
+    hold_until_ms: u64,
+    /// The hold the next refusal sets.
+    next_hold_ms: u64,
 }
 
 fn ticks_to_ms(ticks: u64) -> u64 {
@@ -171,6 +211,8 @@ impl Scheduler {
             eos_last: None,
             ended: false,
             stats: ScheduleStats::default(),
+            hold_until_ms: 0,
+            next_hold_ms: FALLBACK_HOLD_MS,
         }
     }
 
@@ -224,6 +266,8 @@ impl Scheduler {
                         complete_ms: None,
                         state: SegState::Known,
                         in_window: true,
+                        retry_at_ms: 0,
+                        http_gone: false,
                     }
                 });
             }
@@ -234,9 +278,13 @@ impl Scheduler {
         learned
     }
 
-    /// A segment is complete and verified (from the swarm or over HTTP).
+    /// A segment is complete and verified (from the swarm or over HTTP). A fallback under way
+    /// for it was not refused: the hold after refusals starts again from [`FALLBACK_HOLD_MS`].
     pub fn on_complete(&mut self, n: u64, now_ms: u64) {
         if let Some(s) = self.segs.get_mut(&n) {
+            if s.state == SegState::Fetching {
+                self.next_hold_ms = FALLBACK_HOLD_MS;
+            }
             if matches!(
                 s.state,
                 SegState::Known | SegState::Added | SegState::Fetching
@@ -247,13 +295,43 @@ impl Scheduler {
         }
     }
 
-    /// An HTTP fallback failed: the segment goes back to waiting for the swarm.
-    pub fn on_fetch_failed(&mut self, n: u64) {
-        if let Some(s) = self.segs.get_mut(&n) {
-            if s.state == SegState::Fetching {
-                s.state = SegState::Added;
+    /// An HTTP fallback failed at `now_ms`: the segment goes back to waiting for the swarm, and
+    /// `why` says when HTTP may be asked again (see [`FetchFailure`]).
+    pub fn on_fetch_failed(&mut self, n: u64, now_ms: u64, why: FetchFailure) {
+        let Some(s) = self.segs.get_mut(&n) else {
+            return;
+        };
+        if s.state != SegState::Fetching {
+            return;
+        }
+        s.state = SegState::Added;
+        match why {
+            FetchFailure::Gone => s.http_gone = true,
+            FetchFailure::Failed => s.retry_at_ms = now_ms + FALLBACK_RETRY_MS,
+            FetchFailure::Busy => {
+                self.stats.fallbacks_refused += 1;
+                self.hold_until_ms = now_ms + self.next_hold_ms;
+                self.next_hold_ms = (2 * self.next_hold_ms).min(MAX_FALLBACK_HOLD_MS);
             }
         }
+    }
+
+    /// When segment `n` (added, not being fetched) may start an HTTP fallback, ignoring whether
+    /// another one is under way; `None`: never.
+    fn fallback_due(&self, n: u64, s: &Seg) -> Option<u64> {
+        if !self.config.http_fallback || s.state != SegState::Added || s.http_gone {
+            return None;
+        }
+        let due = match self.deadline(n) {
+            Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
+            None => s.added_ms.unwrap_or(0) + self.target_ms.max(MIN_AUTO_DELAY_MS),
+        };
+        Some(due.max(s.retry_at_ms).max(self.hold_until_ms))
+    }
+
+    /// True while an HTTP fallback is under way.
+    fn fetching(&self) -> bool {
+        self.segs.values().any(|s| s.state == SegState::Fetching)
     }
 
     /// Deadline of segment `n`, if playback has started and `n` is not behind it.
@@ -372,24 +450,21 @@ impl Scheduler {
                 }
             }
         }
-        // HTTP fallback.
-        if self.config.http_fallback {
-            for n in next..next + self.config.prefetch as u64 {
-                let Some(s) = self.segs.get(&n) else { continue };
-                if s.state != SegState::Added {
-                    continue;
+        // HTTP fallback: one at a time (the publisher serves few at once, and a viewer's second
+        // fetch only competes with its first), the earliest deadline first.
+        if self.config.http_fallback && !self.fetching() {
+            let due = (next..next + self.config.prefetch as u64).find(|n| {
+                self.segs
+                    .get(n)
+                    .and_then(|s| self.fallback_due(*n, s))
+                    .is_some_and(|due| now_ms >= due)
+            });
+            if let Some(n) = due {
+                self.stats.fallbacks += 1;
+                if let Some(s) = self.segs.get_mut(&n) {
+                    s.state = SegState::Fetching;
                 }
-                let due = match self.deadline(n) {
-                    Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
-                    None => s.added_ms.unwrap_or(now_ms) + self.target_ms.max(MIN_AUTO_DELAY_MS),
-                };
-                if now_ms >= due {
-                    self.stats.fallbacks += 1;
-                    if let Some(s) = self.segs.get_mut(&n) {
-                        s.state = SegState::Fetching;
-                    }
-                    actions.push(Action::FetchHttp(n));
-                }
+                actions.push(Action::FetchHttp(n));
             }
         }
         // Forget what is behind us and out of the window.
@@ -451,14 +526,11 @@ impl Scheduler {
         if let Some(anchor) = self.anchor_ms {
             consider(anchor);
         }
-        if self.config.http_fallback {
+        // A fallback under way ends on an event; otherwise the next one's due time.
+        if self.config.http_fallback && !self.fetching() {
             for n in next..next + self.config.prefetch as u64 {
-                let Some(s) = self.segs.get(&n) else { continue };
-                if s.state == SegState::Added {
-                    consider(match self.deadline(n) {
-                        Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
-                        None => s.added_ms.unwrap_or(0) + self.target_ms.max(MIN_AUTO_DELAY_MS),
-                    });
+                if let Some(due) = self.segs.get(&n).and_then(|s| self.fallback_due(n, s)) {
+                    consider(due);
                 }
             }
         }

@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::fallback::{self, Milestone};
 use crate::poller::PollEvent;
-use crate::schedule::{Action, Scheduler};
+use crate::schedule::{Action, FetchFailure, Scheduler};
 use crate::sink::Sink;
 use crate::watch::{
     Transport, WatchConfig, WatchError, WatchSummary, REFUSALS_BEFORE_GIVING_UP, SAMPLE,
@@ -61,8 +61,6 @@ pub(crate) enum Ev {
     FirstPiece(u64, Duration),
     Complete(u64),
     Http(u64, Result<u64, String>),
-    /// A failed fallback's pause is over: the segment may be fetched over HTTP again.
-    FallbackRetry(u64),
 }
 
 pub(crate) struct Viewer {
@@ -207,11 +205,6 @@ impl Viewer {
             }
             Ev::Complete(n) => self.complete_from_swarm(n),
             Ev::Http(n, result) => self.http_done(n, result).await,
-            Ev::FallbackRetry(n) => {
-                if self.segs.get(&n).is_some_and(|s| !s.complete) {
-                    self.scheduler.on_fetch_failed(n);
-                }
-            }
         }
     }
 
@@ -283,6 +276,7 @@ impl Viewer {
                     bytes: f.received.load(Ordering::Relaxed),
                     ok: false,
                     superseded: true,
+                    refused: false,
                 },
             );
             let temp = fallback::temp_path(&self.dir, n);
@@ -309,38 +303,38 @@ impl Viewer {
                 Ok(bytes) => self.http_complete(n, bytes).await,
                 Err(e) => {
                     tracing::warn!(segment = n, error = %e, "HTTP fetch failed {HTTP_ATTEMPTS} times: giving up");
-                    self.scheduler.on_fetch_failed(n);
+                    let now = self.now_ms();
+                    self.scheduler.on_fetch_failed(n, now, FetchFailure::Failed);
                 }
             }
             return;
         }
         match result {
             Err(e) => {
+                let why = fallback::failure(&e);
                 self.recorder.record(
                     Some(n),
                     Kind::HttpFallback {
                         bytes: 0,
                         ok: false,
                         superseded: false,
+                        refused: why == FetchFailure::Busy,
                     },
                 );
-                match fallback::retry_after(&e) {
-                    // The publisher dropped the segment: only the swarm can still deliver it.
-                    None => {
+                match why {
+                    FetchFailure::Gone => {
                         tracing::warn!(segment = n, error = %e, "HTTP fallback: the publisher no longer has the segment; waiting for the swarm")
                     }
-                    Some(pause) => {
-                        if fallback::busy(&e) {
-                            tracing::debug!(segment = n, error = %e, "HTTP fallback refused (the publisher is busy); waiting for the swarm, retrying later");
-                        } else {
-                            tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm, retrying later");
-                        }
-                        let tx = self.ev_tx.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(pause).await;
-                            let _ = tx.send(Ev::FallbackRetry(n)).await;
-                        });
+                    FetchFailure::Busy => {
+                        tracing::debug!(segment = n, error = %e, "HTTP fallback refused (the publisher is busy); waiting for the swarm, every fallback held back")
                     }
+                    FetchFailure::Failed => {
+                        tracing::warn!(segment = n, error = %e, "HTTP fallback failed; waiting for the swarm, retrying later")
+                    }
+                }
+                if !seg.complete {
+                    let now = self.now_ms();
+                    self.scheduler.on_fetch_failed(n, now, why);
                 }
             }
             Ok(_) if seg.complete => {
@@ -354,6 +348,7 @@ impl Viewer {
                         bytes,
                         ok: true,
                         superseded: false,
+                        refused: false,
                     },
                 );
                 let name = format!("{n:08}.ts");
@@ -382,7 +377,8 @@ impl Viewer {
                 self.summary.from_peers += from_peers;
                 if let Err(e) = tokio::fs::rename(&temp, self.dir.join(&name)).await {
                     tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
-                    self.scheduler.on_fetch_failed(n);
+                    let now = self.now_ms();
+                    self.scheduler.on_fetch_failed(n, now, FetchFailure::Failed);
                     return;
                 }
                 let seeded = self
@@ -436,7 +432,8 @@ impl Viewer {
         let name = format!("{n:08}.ts");
         if let Err(e) = tokio::fs::rename(&temp, self.dir.join(name)).await {
             tracing::warn!(segment = n, error = %e, "cannot move the fetched segment into place");
-            self.scheduler.on_fetch_failed(n);
+            let now = self.now_ms();
+            self.scheduler.on_fetch_failed(n, now, FetchFailure::Failed);
             return;
         }
         self.completed_over_http(n, (0, 0), bytes);
@@ -689,6 +686,7 @@ impl Viewer {
                     bytes: f.received.load(Ordering::Relaxed),
                     ok: false,
                     superseded: false,
+                    refused: false,
                 },
             );
         }

@@ -236,9 +236,87 @@ fn http_fallback_starts_a_margin_before_the_deadline_and_saves_the_deadline() {
     f.on_complete(0, 100);
     f.poll(300);
     f.poll(1800);
-    f.on_fetch_failed(1);
+    f.on_fetch_failed(1, 1850, FetchFailure::Failed);
     assert_eq!(f.state(1), Some(SegState::Added));
-    assert_eq!(f.poll(1900), vec![Action::FetchHttp(1)]);
+    // It waits its pause, then runs again.
+    assert!(!f
+        .poll(1850 + FALLBACK_RETRY_MS - 1)
+        .contains(&Action::FetchHttp(1)));
+    assert_eq!(
+        f.next_wakeup(1850 + FALLBACK_RETRY_MS - 1),
+        Some(1850 + FALLBACK_RETRY_MS)
+    );
+    assert_eq!(f.poll(1850 + FALLBACK_RETRY_MS), vec![Action::FetchHttp(1)]);
+    // A segment the publisher no longer has is left to the swarm: no fallback again, no wakeup
+    // for one.
+    f.on_fetch_failed(1, 3000, FetchFailure::Gone);
+    assert_eq!(f.state(1), Some(SegState::Added));
+    assert!(f.poll(60_000).iter().all(|a| *a != Action::FetchHttp(1)));
+    assert_eq!(f.stats().fallbacks, 2);
+    f.on_complete(1, 60_001);
+    assert_eq!(plays(&f.poll(60_001)), vec![(1, 2300, 60_001 - 2300)]);
+}
+
+/// Segment `k` of `sched(true, 5, Some(200))` after `manifest(0..=last)`, segment 0 complete at
+/// 100 and played at 300, is due at 300 + 2000k; its fallback at 2000k - 200.
+fn playing(last: u64) -> Scheduler {
+    let mut s = sched(true, 5, Some(200));
+    s.on_manifest(&manifest(0..=last, false));
+    s.poll(0);
+    s.on_complete(0, 100);
+    assert_eq!(plays(&s.poll(300)), vec![(0, 300, 0)]);
+    s
+}
+
+#[test]
+fn fallbacks_run_one_at_a_time_the_earliest_first() {
+    let mut s = playing(4);
+    // At 4000 segments 1 (due 1800) and 2 (due 3800) are both late: only 1 is fetched.
+    assert_eq!(s.poll(4000), vec![Action::FetchHttp(1)]);
+    // While it runs, no other starts, and no wakeup is asked for one.
+    assert!(s.poll(6000).is_empty());
+    assert_eq!(s.next_wakeup(6000), None);
+    // It ends (failed): the next earliest goes, then no other.
+    s.on_fetch_failed(1, 6000, FetchFailure::Failed);
+    assert_eq!(s.poll(6000), vec![Action::FetchHttp(2)]);
+    s.on_complete(2, 6100);
+    // Segment 1 waits out its pause; 3 (due 5800) is the earliest that may go.
+    assert_eq!(s.poll(6100), vec![Action::FetchHttp(3)]);
+    assert_eq!(s.stats().fallbacks, 3);
+}
+
+#[test]
+fn refusals_hold_every_fallback_back_longer_each_time_until_one_is_served() {
+    let mut s = playing(9);
+    assert_eq!(s.poll(1800), vec![Action::FetchHttp(1)]);
+    let mut at = 1850;
+    for hold in [
+        FALLBACK_HOLD_MS,
+        2 * FALLBACK_HOLD_MS,
+        4 * FALLBACK_HOLD_MS,
+        MAX_FALLBACK_HOLD_MS,
+        MAX_FALLBACK_HOLD_MS,
+    ] {
+        s.on_fetch_failed(1, at, FetchFailure::Busy);
+        let until = at + hold;
+        // Nothing starts before the hold ends, not even a later segment that became due.
+        assert!(s
+            .poll(until - 1)
+            .iter()
+            .all(|a| !matches!(a, Action::FetchHttp(_))));
+        assert_eq!(s.next_wakeup(until - 1), Some(until));
+        assert_eq!(s.poll(until), vec![Action::FetchHttp(1)]);
+        at = until;
+    }
+    assert_eq!(s.stats().fallbacks_refused, 5);
+    // This one is served (it plays at once, a stall, and the clock slips by it): the next
+    // refusal, segment 2's, holds for the first length again.
+    let done = at + 500;
+    s.on_complete(1, done);
+    assert_eq!(plays(&s.poll(done)), vec![(1, 2300, done - 2300)]);
+    assert_eq!(s.poll(done + D - 500), vec![Action::FetchHttp(2)]);
+    s.on_fetch_failed(2, done + D, FetchFailure::Busy);
+    assert_eq!(s.next_wakeup(done + D), Some(done + D + FALLBACK_HOLD_MS));
 }
 
 #[test]
@@ -362,8 +440,9 @@ fn a_stalled_segment_gives_no_wakeup_in_the_past() {
     assert_eq!(plays(&s.poll(60_000)), vec![(1, 600 + D, 60_000 - 600 - D)]);
     assert_eq!(s.next_wakeup(60_000), Some(60_000 + D));
 
-    // With fallback: the stalled segment's fallback is under way (no wake-up for it); the next
-    // segments' fallback due times, counted from the stalled deadline, are still real wake-ups.
+    // With fallback: the stalled segment's fallback is under way, and fallbacks run one at a
+    // time, so no wake-up is due until it ends; then the next segment's fallback due time,
+    // counted from the stalled deadline, is a real wake-up.
     let mut s = sched(true, 3, Some(500));
     s.on_manifest(&manifest(0..=3, false));
     s.poll(0);
@@ -378,14 +457,20 @@ fn a_stalled_segment_gives_no_wakeup_in_the_past() {
     assert_eq!(s.next_wakeup(600 + D - 500), Some(600 + D), "its deadline");
     assert!(s.poll(600 + D).is_empty());
     assert_no_past_wakeup(&s, 600 + D);
-    // Segment 2 is due a duration after segment 1's (passed) deadline: its fallback is ahead.
-    assert_eq!(s.next_wakeup(600 + D), Some(600 + 2 * D - 500));
+    assert_eq!(
+        s.next_wakeup(600 + D),
+        None,
+        "segment 1's fetch is under way"
+    );
+    // It ends: the publisher no longer has it. Segment 2's fallback is due a duration after
+    // segment 1's passed deadline, ahead.
+    s.on_fetch_failed(1, 600 + D + 10, FetchFailure::Gone);
+    assert!(s.poll(600 + D + 10).is_empty());
+    assert_eq!(s.next_wakeup(600 + D + 10), Some(600 + 2 * D - 500));
     assert_eq!(s.poll(600 + 2 * D - 500), vec![Action::FetchHttp(2)]);
-    assert_eq!(s.next_wakeup(600 + 2 * D - 500), Some(600 + 3 * D - 500));
-    assert_eq!(s.poll(600 + 3 * D - 500), vec![Action::FetchHttp(3)]);
-    for now in [600 + 3 * D - 500, 600 + 3 * D, 100_000] {
+    for now in [600 + 2 * D - 500, 600 + 3 * D, 100_000] {
         s.poll(now);
-        assert_eq!(s.next_wakeup(now), None, "every fetch is under way");
+        assert_eq!(s.next_wakeup(now), None, "segment 2's fetch is under way");
     }
 }
 
