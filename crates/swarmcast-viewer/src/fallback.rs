@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use swarmcast_core::InfoDict;
 use swarmcast_swarm::ratelimit::ByteLimiter;
-
-use crate::schedule::FetchFailure;
 use tokio::io::AsyncWriteExt;
 use url::Url;
+
+use crate::schedule::FetchFailure;
 
 /// Progress of an HTTP fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,7 +46,9 @@ pub const MIN_AUTO_DELAY_MS: u64 = 250;
 /// binds (one segment comes first).
 pub const MAX_AUTO_ALLOWANCE_MS: u64 = 2_000;
 
-/// How long after a failed HTTP fallback the same segment may be fetched again.
+/// How long after a failed HTTP fallback the same segment may be fetched again. Without a pause
+/// a failed fetch re-armed at once: the lab once measured 27,706 refused fetches in one 100 s
+/// run of 20 viewers.
 pub const FALLBACK_RETRY_MS: u64 = 1_000;
 
 /// How long the first refusal (the publisher's 503: its fallback slots are taken while the swarm
