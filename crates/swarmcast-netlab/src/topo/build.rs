@@ -124,20 +124,20 @@ struct AllowCongestionControl {
 
 impl AllowCongestionControl {
     fn ensure(cc: &str) -> Self {
-        let before = std::fs::read_to_string(ALLOWED_CONGESTION_CONTROL)
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.split_whitespace().any(|a| a == cc));
-        let before = before.filter(|old| {
-            match std::fs::write(ALLOWED_CONGESTION_CONTROL, format!("{old} {cc}")) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot allow {cc} in network namespaces: setting it will fail");
-                    false
-                }
-            }
-        });
-        Self { before }
+        let Ok(list) = std::fs::read_to_string(ALLOWED_CONGESTION_CONTROL) else {
+            return Self { before: None };
+        };
+        let list = list.trim();
+        if list.split_whitespace().any(|a| a == cc) {
+            return Self { before: None };
+        }
+        if let Err(e) = std::fs::write(ALLOWED_CONGESTION_CONTROL, format!("{list} {cc}")) {
+            tracing::warn!(error = %e, "cannot allow {cc} in network namespaces: setting it will fail");
+            return Self { before: None };
+        }
+        Self {
+            before: Some(list.to_string()),
+        }
     }
 }
 
