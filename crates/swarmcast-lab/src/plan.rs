@@ -963,12 +963,12 @@ mod tests {
         assert_eq!(v("patched").unwrap().librqbit_off(), "");
         assert_eq!(
             v("upstream").unwrap().librqbit_off(),
-            "have,wake,random,window,cancel,nodelay,superseed,steal,pace,slots,nopex"
+            "have,wake,random,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent"
         );
         assert_eq!(v("no-random+have").unwrap().librqbit_off(), "random,have");
         assert_eq!(
             v("only-random").unwrap().librqbit_off(),
-            "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex"
+            "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent"
         );
         // Run files are checked the same way when read back.
         let back: Variant = serde_json::from_str("\"no-random\"").unwrap();
@@ -1021,7 +1021,7 @@ mod tests {
             assert!(bad.parse::<Variant>().is_err(), "{bad}");
         }
         assert_eq!(v("wire-upstream").seeder(), "wire");
-        assert_eq!(v("wire-upstream").librqbit_off().split(',').count(), 11);
+        assert_eq!(v("wire-upstream").librqbit_off().split(',').count(), 12);
         assert_eq!(kind(Transport::Swarm, &v("librqbit")), "swarm-librqbit");
         for bad in ["wire-", "librqbit-fast", "wirex", "librqbitno-steal"] {
             assert!(bad.parse::<Variant>().is_err(), "{bad}");

@@ -315,7 +315,25 @@ impl Swarm {
         initial_peers: Vec<SocketAddr>,
         trackers: Vec<String>,
     ) -> Result<Torrent, SwarmError> {
+        self.download_ranked(torrent, name, folder, initial_peers, trackers, None)
+            .await
+    }
+
+    /// [`Self::download`] with an upload rank: under the session's upload limit, the uploads of
+    /// the torrent with the lowest rank go first (unranked ones last). A viewer ranks each
+    /// segment by its number, so the segment that plays next is served before the ones after it
+    /// (the patch series' `urgent`, docs/librqbit.md).
+    pub async fn download_ranked(
+        &self,
+        torrent: &[u8],
+        name: &str,
+        folder: &Path,
+        initial_peers: Vec<SocketAddr>,
+        trackers: Vec<String>,
+        upload_rank: Option<u64>,
+    ) -> Result<Torrent, SwarmError> {
         let opts = AddTorrentOptions {
+            upload_rank,
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
             initial_peers: (!initial_peers.is_empty()).then_some(initial_peers),

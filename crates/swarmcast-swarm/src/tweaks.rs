@@ -82,7 +82,8 @@ mod tests {
                 "steal",
                 "pace",
                 "slots",
-                "nopex"
+                "nopex",
+                "urgent"
             ]
         );
     }

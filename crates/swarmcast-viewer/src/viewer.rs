@@ -508,7 +508,7 @@ impl Viewer {
         self.recorder.record(Some(n), Kind::Added);
         match self
             .swarm
-            .download(&torrent, &name, &self.dir, peers, vec![])
+            .download_ranked(&torrent, &name, &self.dir, peers, vec![], Some(n))
             .await
         {
             Ok(t) => {
