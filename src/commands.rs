@@ -435,6 +435,9 @@ fn quantiles(values: &[f64]) -> String {
 pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> Result<()> {
     use swarmcast_viewer::{SinkConfig, WatchConfig};
     swarmcast_swarm::tweaks::set_off(&args.librqbit_off.0);
+    if args.urgent_first && args.upload_limit.is_none() {
+        bail!("--urgent-first orders uploads under --upload-limit, and no upload limit was given (set one a little under the uplink)");
+    }
     let link: StreamLink = args.link.parse().context("invalid stream link")?;
     let mut config = WatchConfig::new(link);
     config.sink = match (args.http_out, args.out.as_os_str() == "-") {
@@ -467,6 +470,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.transport = args.transport.into();
     config.manifest_deltas = !args.no_manifest_deltas;
     config.peer_limit = args.peer_limit.map(usize::from);
+    config.urgent_first = args.urgent_first;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     tokio::spawn(async move {
         if let Ok(ready) = ready_rx.await {

@@ -372,6 +372,11 @@ struct WatchArgs {
     /// librqbit's 128]. Each connection costs its handshakes and a Have per piece each way.
     #[arg(long, env = "SWARMCAST_PEER_LIMIT", value_parser = clap::value_parser!(u16).range(2..))]
     peer_limit: Option<u16>,
+    /// Under `--upload-limit`, serve other viewers the segment that plays next before the ones
+    /// after it (earliest deadline first). Fewer stalls with 2 s segments, more with 10 s ones
+    /// (docs/watch.md); without an upload limit it does nothing.
+    #[arg(long, env = "SWARMCAST_URGENT_FIRST")]
+    urgent_first: bool,
 }
 
 /// `--transport`.

@@ -289,6 +289,19 @@ fn watch_refuses_a_peer_limit_under_two() {
     assert!(err.contains("--peer-limit") && err.contains("2.."), "{err}");
 }
 
+#[test]
+fn watch_refuses_urgent_first_without_an_upload_limit() {
+    let out = run(
+        swarmcast().args(["watch", "swarmcast:?pk=x", "--urgent-first"]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--urgent-first") && err.contains("no upload limit"),
+        "{err}"
+    );
+}
+
 /// `swarmcast watch` into a player: ffmpeg (standing in for mpv, VLC or ffplay) decodes the stdout
 /// pipe of one viewer and the `--http-out` stream of another, without an error, to the end.
 #[test]

@@ -508,7 +508,14 @@ impl Viewer {
         self.recorder.record(Some(n), Kind::Added);
         match self
             .swarm
-            .download_ranked(&torrent, &name, &self.dir, peers, vec![], Some(n))
+            .download_ranked(
+                &torrent,
+                &name,
+                &self.dir,
+                peers,
+                vec![],
+                self.config.urgent_first.then_some(n),
+            )
             .await
         {
             Ok(t) => {

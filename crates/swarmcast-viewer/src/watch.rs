@@ -64,6 +64,11 @@ pub struct WatchConfig {
     pub manifest_deltas: bool,
     /// Most peers per segment's swarm (see [`SwarmConfig::peer_limit`]); `None`: librqbit's 128.
     pub peer_limit: Option<usize>,
+    /// Under the upload limit, serve the segment that plays next before the ones after it (each
+    /// segment's torrent ranked by its number; librqbit patch 0013). Off by default: it helped
+    /// 2 s segments and hurt 10 s ones (docs/experiments.md, "The segment that plays next goes
+    /// first").
+    pub urgent_first: bool,
 }
 
 impl WatchConfig {
@@ -83,6 +88,7 @@ impl WatchConfig {
             transport: Transport::Swarm,
             manifest_deltas: true,
             peer_limit: None,
+            urgent_first: false,
         }
     }
 }
