@@ -374,7 +374,7 @@ struct WatchArgs {
     peer_limit: Option<u16>,
     /// Under `--upload-limit`, serve other viewers the segment that plays next before the ones
     /// after it (earliest deadline first). Fewer stalls with 2 s segments, more with 10 s ones
-    /// (docs/watch.md); without an upload limit it does nothing.
+    /// (docs/watch.md). Needs `--upload-limit`: without one the kernel's queue decides the order.
     #[arg(long, env = "SWARMCAST_URGENT_FIRST")]
     urgent_first: bool,
 }

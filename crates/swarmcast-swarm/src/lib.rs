@@ -320,9 +320,10 @@ impl Swarm {
     }
 
     /// [`Self::download`] with an upload rank: under the session's upload limit, the uploads of
-    /// the torrent with the lowest rank go first (unranked ones last). A viewer ranks each
-    /// segment by its number, so the segment that plays next is served before the ones after it
-    /// (the patch series' `urgent`, docs/librqbit.md).
+    /// the ranked torrent with the lowest rank go first (an unranked torrent's uploads wait for
+    /// the limit as upstream's do). `watch --urgent-first` ranks each segment by its number, so
+    /// the segment that plays next is served before the ones after it (the patch series'
+    /// `urgent`, docs/librqbit.md).
     pub async fn download_ranked(
         &self,
         torrent: &[u8],
