@@ -188,6 +188,27 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses `--punch-ports`: `FIRST-LAST` (inclusive, 1-65535, at least one port), or `off`.
+pub(crate) fn parse_punch_ports(s: &str) -> Result<PunchPorts, String> {
+    if s == "off" {
+        return Ok(PunchPorts(None));
+    }
+    let err = || {
+        format!("expected FIRST-LAST (ports 1-65535, FIRST <= LAST, e.g. 52000-52063) or off, found {s:?}")
+    };
+    let (first, last) = s.split_once('-').ok_or_else(err)?;
+    let first: u16 = first.trim().parse().map_err(|_| err())?;
+    let last: u16 = last.trim().parse().map_err(|_| err())?;
+    if first == 0 || first > last {
+        return Err(err());
+    }
+    Ok(PunchPorts(Some(first..=last)))
+}
+
+/// `--punch-ports`: a port range, or off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PunchPorts(pub(crate) Option<std::ops::RangeInclusive<u16>>);
+
 /// Parses `--super-seed-reveal`: seconds, or `never`.
 pub(crate) fn parse_reveal(s: &str) -> Result<std::time::Duration, String> {
     match s {
@@ -363,6 +384,7 @@ pub(crate) async fn publish(
     config.nat_check = !args.no_nat_check;
     config.nat_check_timeout = std::time::Duration::from_secs_f64(args.nat_check_timeout);
     config.spare_reachable = !args.list_reachable_to_reachable;
+    config.punch_ports = args.punch_ports.0;
     config.fallback_slots = args.fallback_slots;
     config.tracker_interval = args.tracker_interval;
     config.tracker_min_interval = args.tracker_min_interval;
@@ -471,6 +493,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.manifest_deltas = !args.no_manifest_deltas;
     config.peer_limit = args.peer_limit.map(usize::from);
     config.urgent_first = args.urgent_first;
+    config.punch_ports = args.punch_ports.0;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     tokio::spawn(async move {
         if let Ok(ready) = ready_rx.await {
@@ -573,6 +596,7 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
                 ("--loss", args.loss.is_some()),
                 ("--nat", args.nat.is_some()),
                 ("--self-limit", args.self_limit.is_some()),
+                ("--symmetric-nat", args.symmetric_nat != 0.0),
             ]
             .iter()
             .filter(|f| f.1)
@@ -601,6 +625,7 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
         nat: args.nat.clone().unwrap_or(d.nat),
         queue_ms: args.queue_ms,
         self_limit: args.self_limit,
+        symmetric_nat: args.symmetric_nat,
     }))
 }
 

@@ -254,6 +254,12 @@ struct PublishArgs {
     /// can carry, and it gets its own copies from them.
     #[arg(long, env = "SWARMCAST_LIST_REACHABLE_TO_REACHABLE")]
     list_reachable_to_reachable: bool,
+    /// TCP hole punching: the tracker lists viewers that failed the NAT check to each other at a
+    /// port of this range (FIRST-LAST, or off), the same for both ends and changing with the
+    /// segment; viewers with the same `watch --punch-ports` (the default is the same) dial each
+    /// other from it, and NATs that keep ports let them connect (docs/publish.md, the tracker).
+    #[arg(long, env = "SWARMCAST_PUNCH_PORTS", default_value = "52000-52063", value_parser = commands::parse_punch_ports)]
+    punch_ports: commands::PunchPorts,
     /// With --upload-limit: most segment files sent over HTTP at once while the swarm is
     /// uploading (viewers' fallbacks); more are answered 503, retry in a second. 0: no limit.
     #[arg(long, env = "SWARMCAST_FALLBACK_SLOTS", default_value_t = swarmcast_publisher::DEFAULT_FALLBACK_SLOTS)]
@@ -377,6 +383,11 @@ struct WatchArgs {
     /// (docs/watch.md). Needs `--upload-limit`: without one the kernel's queue decides the order.
     #[arg(long, env = "SWARMCAST_URGENT_FIRST")]
     urgent_first: bool,
+    /// TCP hole punching: dial a peer the tracker lists at a port of this range (FIRST-LAST, or
+    /// off) from that same local port, as the publisher's `--punch-ports` (the same default)
+    /// expects (docs/watch.md).
+    #[arg(long, env = "SWARMCAST_PUNCH_PORTS", default_value = "52000-52063", value_parser = commands::parse_punch_ports)]
+    punch_ports: commands::PunchPorts,
 }
 
 /// `--transport`.
@@ -533,6 +544,11 @@ struct LabArgs {
     /// The queue behind each emulated cap, ms at the cap's rate (drop-tail).
     #[arg(long, env = "SWARMCAST_QUEUE_MS", default_value_t = swarmcast_lab::plan::DEFAULT_QUEUE_MS)]
     queue_ms: f64,
+    /// Share of the viewers behind NAT whose NAT is symmetric, 0 to 1: a random port for every
+    /// connection (as carrier-grade NATs do), so hole punching fails through it; the others keep
+    /// the host's port (docs/netlab.md). Not swept.
+    #[arg(long, env = "SWARMCAST_SYMMETRIC_NAT", default_value_t = 0.0)]
+    symmetric_nat: f64,
     /// On an emulated network, also give each capped process its own limiter at this share of
     /// its link's cap (--upload-limit, --download-limit), as a user who told swarmcast their
     /// upload would. Default: only the links limit.

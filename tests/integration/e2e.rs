@@ -302,6 +302,28 @@ fn watch_refuses_urgent_first_without_an_upload_limit() {
     );
 }
 
+#[test]
+fn punch_ports_must_be_a_range_or_off() {
+    for (cmd, bad) in [
+        ("watch", "52000"),
+        ("watch", "52010-52000"),
+        ("publish", "0-63"),
+        ("publish", "52000-70000"),
+    ] {
+        let out = run(
+            swarmcast().args([cmd, "swarmcast:?pk=x", "--punch-ports", bad]),
+            false,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--punch-ports")
+                && err.contains("expected FIRST-LAST")
+                && err.contains(bad),
+            "{cmd} --punch-ports {bad}: {err}"
+        );
+    }
+}
+
 /// `swarmcast watch` into a player: ffmpeg (standing in for mpv, VLC or ffplay) decodes the stdout
 /// pipe of one viewer and the `--http-out` stream of another, without an error, to the end.
 #[test]

@@ -29,6 +29,9 @@ pub struct NetHost {
     pub public: Ipv4Addr,
     /// Behind NAT.
     pub nat: bool,
+    /// Behind a symmetric NAT (random ports).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub random_ports: bool,
     /// Its namespace.
     pub ns: String,
 }
@@ -74,15 +77,13 @@ pub struct NetOutcome {
 
 /// The hosts of a run: the publisher, then every viewer process it may start.
 pub fn host_specs(spec: &RunSpec, net: &NetPoint) -> Vec<HostSpec> {
-    std::iter::once(HostSpec {
-        node: "publisher".into(),
-        nat: false,
-    })
-    .chain((0..spec.viewer_processes()).map(|i| HostSpec {
-        node: format!("viewer-{i}"),
-        nat: net.behind_nat(i),
-    }))
-    .collect()
+    std::iter::once(HostSpec::public("publisher"))
+        .chain((0..spec.viewer_processes()).map(|i| HostSpec {
+            node: format!("viewer-{i}"),
+            nat: net.behind_nat(i),
+            random_ports: net.behind_symmetric_nat(i),
+        }))
+        .collect()
 }
 
 /// A seed for the emulator's generator from the run's id, so a run's loss and jitter draws are

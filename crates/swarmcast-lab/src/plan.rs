@@ -346,6 +346,10 @@ pub struct NetSweep {
     /// the link limits it).
     #[serde(default)]
     pub self_limit: Option<f64>,
+    /// Share of the viewers behind NAT whose NAT is symmetric (a random port for every
+    /// connection, as carrier-grade NATs do): hole punching fails through it. Not swept.
+    #[serde(default)]
+    pub symmetric_nat: f64,
 }
 
 impl Default for NetSweep {
@@ -358,6 +362,7 @@ impl Default for NetSweep {
             nat: vec![0.0],
             queue_ms: DEFAULT_QUEUE_MS,
             self_limit: None,
+            symmetric_nat: 0.0,
         }
     }
 }
@@ -384,13 +389,35 @@ pub struct NetPoint {
     /// told swarmcast their upload would (`None`: only the link limits it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_limit: Option<f64>,
+    /// Share of the viewers behind NAT whose NAT is symmetric (random ports).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub symmetric_nat: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// Whether position `i` falls in `share`, spread evenly (⌊(i+1)·share⌋ > ⌊i·share⌋).
+fn spread(i: usize, share: f64) -> bool {
+    ((i + 1) as f64 * share + 1e-9).floor() > (i as f64 * share + 1e-9).floor()
 }
 
 impl NetPoint {
     /// Whether viewer `i` of `n` sits behind NAT: the share is spread evenly over the joining
     /// order (viewer i is behind NAT when ⌊(i+1)·share⌋ > ⌊i·share⌋).
     pub fn behind_nat(&self, i: usize) -> bool {
-        ((i + 1) as f64 * self.nat + 1e-9).floor() > (i as f64 * self.nat + 1e-9).floor()
+        spread(i, self.nat)
+    }
+
+    /// Whether viewer `i` sits behind a symmetric NAT: the symmetric share is spread evenly, the
+    /// same way, over the viewers behind NAT in joining order.
+    pub fn behind_symmetric_nat(&self, i: usize) -> bool {
+        self.behind_nat(i)
+            && spread(
+                (0..i).filter(|&j| self.behind_nat(j)).count(),
+                self.symmetric_nat,
+            )
     }
 }
 
@@ -792,6 +819,13 @@ fn net_points(spec: &SweepSpec) -> Result<Vec<(Option<NetPoint>, String)>, PlanE
         check("nat", v, 0.0, 1.0, "a share from 0 to 1")?;
     }
     check("queue-ms", n.queue_ms, 1.0, 10_000.0, "from 1 to 10000 ms")?;
+    check(
+        "symmetric-nat",
+        n.symmetric_nat,
+        0.0,
+        1.0,
+        "a share of the viewers behind NAT from 0 to 1",
+    )?;
     if let Some(f) = n.self_limit {
         check(
             "self-limit",
@@ -842,6 +876,7 @@ fn net_points(spec: &SweepSpec) -> Result<Vec<(Option<NetPoint>, String)>, PlanE
                             nat,
                             queue_ms: n.queue_ms,
                             self_limit: n.self_limit,
+                            symmetric_nat: n.symmetric_nat,
                         }),
                         tag("rtt", &n.rtt_ms, rtt_ms)
                             + &tag("j", &n.jitter_ms, jitter_ms)
@@ -911,6 +946,20 @@ mod tests {
         assert_eq!(behind.len(), 12);
         assert!(behind.contains(&0) || behind.contains(&1));
         assert!(behind.contains(&19));
+        assert!(!(0..20).any(|i| net.behind_symmetric_nat(i)));
+        // Half of those behind symmetric NATs: 6, every other one of the 12.
+        let half = NetPoint {
+            symmetric_nat: 0.5,
+            ..net
+        };
+        let symmetric: Vec<usize> = (0..20).filter(|&i| half.behind_symmetric_nat(i)).collect();
+        assert_eq!(symmetric.len(), 6);
+        assert!(symmetric.iter().all(|i| behind.contains(i)));
+        let at: Vec<usize> = symmetric
+            .iter()
+            .map(|i| behind.iter().position(|b| b == i).unwrap())
+            .collect();
+        assert_eq!(at, [1, 3, 5, 7, 9, 11]);
         // A run file of a loopback run, written before networks existed, still reads.
         let mut old = serde_json::to_value(&p.runs[0]).unwrap();
         old.as_object_mut().unwrap().remove("net");
@@ -925,6 +974,11 @@ mod tests {
             ..SweepSpec::default()
         };
         let err = |s: SweepSpec| plan(&s).unwrap_err().to_string();
+        assert!(err(with(NetSweep {
+            symmetric_nat: 1.5,
+            ..NetSweep::default()
+        }))
+        .contains("symmetric-nat"));
         assert!(err(with(NetSweep {
             loss_pct: vec![120.0],
             ..NetSweep::default()

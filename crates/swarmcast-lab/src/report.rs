@@ -1525,6 +1525,7 @@ mod tests {
                 nat: 0.0,
                 queue_ms: crate::plan::DEFAULT_QUEUE_MS,
                 self_limit: None,
+                symmetric_nat: 0.0,
             });
             r.net = r.net_point.as_ref().map(crate::results::describe_net);
             r

@@ -263,6 +263,7 @@ async fn execute_on_net(
                 addr: h.addr,
                 public: h.public,
                 nat: h.nat_ns.is_some(),
+                random_ports: h.random_ports,
                 ns: h.ns.clone(),
             })
             .collect(),

@@ -66,6 +66,11 @@ pub struct HostSpec {
     pub node: String,
     /// Behind its own NAT router.
     pub nat: bool,
+    /// Its NAT maps each connection to a random port (a symmetric NAT, as carrier-grade NATs
+    /// are), rather than keeping the host's port: nothing dialled from outside ever finds the
+    /// mapping, so hole punching fails through it. Only with `nat`.
+    #[serde(default)]
+    pub random_ports: bool,
 }
 
 impl HostSpec {
@@ -74,6 +79,7 @@ impl HostSpec {
         Self {
             node: node.into(),
             nat: false,
+            random_ports: false,
         }
     }
 
@@ -82,6 +88,16 @@ impl HostSpec {
         Self {
             node: node.into(),
             nat: true,
+            random_ports: false,
+        }
+    }
+
+    /// A host behind its own symmetric NAT (random ports; see [`HostSpec::random_ports`]).
+    pub fn behind_symmetric_nat(node: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            nat: true,
+            random_ports: true,
         }
     }
 }
@@ -99,6 +115,9 @@ pub struct Host {
     pub public: Ipv4Addr,
     /// Its NAT router's namespace.
     pub nat_ns: Option<String>,
+    /// Its NAT maps each connection to a random port ([`HostSpec::random_ports`]).
+    #[serde(default)]
+    pub random_ports: bool,
     /// 1-based position in the list given to [`Net::create`]; `i` in its addresses.
     pub index: u16,
 }
@@ -230,6 +249,7 @@ impl Net {
                     addr: if spec.nat { ip(78, i, 2) } else { public },
                     public,
                     nat_ns: spec.nat.then(|| format!("{prefix}n{i}")),
+                    random_ports: spec.nat && spec.random_ports,
                     index: i,
                 }
             })

@@ -341,6 +341,7 @@ fn hundred_hosts_build_count_and_remove() {
         .map(|i| HostSpec {
             node: format!("viewer-{i}"),
             nat: i % 5 < 3,
+            random_ports: i % 5 == 2,
         })
         .collect();
     let started = Instant::now();
@@ -363,4 +364,108 @@ fn hundred_hosts_build_count_and_remove() {
     let removed = started.elapsed();
     assert!(with_prefix(&prefix).is_empty());
     eprintln!("100 hosts (60 NAT): create {built:?}, counters {counted:?}, remove {removed:?}");
+}
+
+/// Dials `to` from local port `port` (SO_REUSEADDR and SO_REUSEPORT, as librqbit's dialler binds
+/// a source port) inside `ns`, waiting up to 5 s, and returns the connected stream.
+fn dial_from_port(ns: &str, port: u16, to: SocketAddr) -> std::io::Result<TcpStream> {
+    in_ns(ns, move || {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+        socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+        Ok(TcpStream::from(socket))
+    })
+    .unwrap()
+}
+
+#[test]
+fn two_hosts_behind_nat_connect_by_dialling_each_other_from_the_same_port() {
+    let Some(_serial) =
+        root_or_skip("two_hosts_behind_nat_connect_by_dialling_each_other_from_the_same_port")
+    else {
+        return;
+    };
+    let specs = [HostSpec::behind_nat("a"), HostSpec::behind_nat("b")];
+    let net = Net::create(&specs, false).unwrap();
+    let (a, b) = (
+        net.host("a").unwrap().clone(),
+        net.host("b").unwrap().clone(),
+    );
+    const PORT: u16 = 7100;
+    // Neither can be dialled alone: a's SYN into b's NAT is dropped.
+    let lone = connect(&a.ns, SocketAddr::new(IpAddr::V4(b.public), PORT));
+    assert!(lone.is_err(), "reached a host behind NAT unsolicited");
+    let dropped_before = quiet_counters(&net)[1].nat_dropped_packets;
+    assert!(dropped_before >= 1, "b's NAT dropped nothing");
+    // Both dial, each from PORT to the other's public address and PORT: whichever SYN goes first
+    // opens its own NAT for the other's, and TCP's simultaneous open makes one connection.
+    let to_b = SocketAddr::new(IpAddr::V4(b.public), PORT);
+    let to_a = SocketAddr::new(IpAddr::V4(a.public), PORT);
+    let a_ns = a.ns.clone();
+    let from_a = std::thread::spawn(move || dial_from_port(&a_ns, PORT, to_b));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut b_side = dial_from_port(&b.ns, PORT, to_a).expect("b's dial");
+    let mut a_side = from_a.join().unwrap().expect("a's dial");
+    assert_eq!(a_side.peer_addr().unwrap(), to_b);
+    assert_eq!(b_side.peer_addr().unwrap(), to_a);
+    a_side.write_all(b"from a").unwrap();
+    b_side.write_all(b"from b").unwrap();
+    let mut buf = [0u8; 6];
+    b_side.set_read_timeout(Some(TIMEOUT)).unwrap();
+    b_side.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"from a");
+    a_side.set_read_timeout(Some(TIMEOUT)).unwrap();
+    a_side.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"from b");
+    drop((a_side, b_side));
+    net.remove().unwrap();
+}
+
+#[test]
+fn a_symmetric_nat_defeats_dialling_each_other_from_the_same_port() {
+    let Some(_serial) =
+        root_or_skip("a_symmetric_nat_defeats_dialling_each_other_from_the_same_port")
+    else {
+        return;
+    };
+    // b's NAT gives each connection a random port: a's SYN to b's public address and PORT never
+    // matches b's mapping, and b's SYN reaches a from another port than the one a dialled.
+    let specs = [
+        HostSpec::behind_nat("a"),
+        HostSpec::behind_symmetric_nat("b"),
+    ];
+    let net = Net::create(&specs, false).unwrap();
+    let (a, b) = (
+        net.host("a").unwrap().clone(),
+        net.host("b").unwrap().clone(),
+    );
+    assert!(!a.random_ports && b.random_ports);
+    const PORT: u16 = 7100;
+    let to_b = SocketAddr::new(IpAddr::V4(b.public), PORT);
+    let to_a = SocketAddr::new(IpAddr::V4(a.public), PORT);
+    let a_ns = a.ns.clone();
+    let from_a = std::thread::spawn(move || dial_from_port(&a_ns, PORT, to_b));
+    std::thread::sleep(Duration::from_millis(300));
+    let from_b = dial_from_port(&b.ns, PORT, to_a);
+    let from_a = from_a.join().unwrap();
+    assert!(
+        from_a.is_err() && from_b.is_err(),
+        "connected through a symmetric NAT: {from_a:?} {from_b:?}"
+    );
+    net.remove().unwrap();
+    // b still reaches a public host, from a port its NAT chose.
+    let specs = [HostSpec::public("p"), HostSpec::behind_symmetric_nat("b")];
+    let net = Net::create(&specs, false).unwrap();
+    let (p, b) = (
+        net.host("p").unwrap().clone(),
+        net.host("b").unwrap().clone(),
+    );
+    let listener = listen(&p.ns, PORT);
+    let _out = dial_from_port(&b.ns, PORT, SocketAddr::new(IpAddr::V4(p.public), PORT)).unwrap();
+    let (_inb, peer) = listener.accept().unwrap();
+    assert_eq!(peer.ip(), IpAddr::V4(b.public));
+    net.remove().unwrap();
 }

@@ -662,6 +662,18 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "Announces from peers nobody can dial answered with a min interval of 1 s: live reachable peers missing from the answer, or checks in flight.",
             t.caught_up,
         );
+        metric(
+            "tracker_punched_total",
+            "counter",
+            "Announces from peers that failed the NAT check answered with other such peers at the segment's punch port (--punch-ports).",
+            t.punched,
+        );
+        metric(
+            "tracker_punch_listed_total",
+            "counter",
+            "Peers listed at a punch port, over all those announces.",
+            t.punch_listed,
+        );
     }
     metric(
         "degraded",

@@ -139,6 +139,11 @@ pub struct PublishConfig {
     /// lists reachable viewers only to those behind a NAT, so reachable uplinks carry the copies
     /// nobody else can, and reachable viewers get theirs from the NATed ones that dial them.
     pub spare_reachable: bool,
+    /// With the NAT check: TCP hole punching. Viewers that failed the check are listed each
+    /// other at a port of this range, the same for both ends of a pair and changing with the
+    /// segment, which viewers with the same `watch --punch-ports` dial from that same port
+    /// (docs/publish.md, the tracker). `None`: off.
+    pub punch_ports: Option<std::ops::RangeInclusive<u16>>,
     /// With an upload limit: most segment bodies served over HTTP at once while the swarm
     /// carries the stream (0: no limit); more are answered 503 with `Retry-After: 1`.
     pub fallback_slots: usize,
@@ -197,6 +202,7 @@ impl PublishConfig {
             nat_check: true,
             nat_check_timeout: natcheck::DEFAULT_TIMEOUT,
             spare_reachable: true,
+            punch_ports: None,
             fallback_slots: DEFAULT_FALLBACK_SLOTS,
             piece_length: None,
             upload_limit: None,
@@ -377,6 +383,7 @@ pub async fn run(
                 announce: false,
                 super_seed,
                 peer_limit: None,
+                punch_ports: None,
             })
             .await?,
         ),
@@ -432,6 +439,7 @@ pub async fn run(
                 spare_reachable: config.spare_reachable,
                 ..tracker::NatCheck::for_timeout(config.nat_check_timeout)
             })
+            .with_punch(config.punch_ports.clone())
         } else {
             t
         }

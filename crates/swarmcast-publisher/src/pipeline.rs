@@ -152,7 +152,11 @@ impl Publisher {
             tracker
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .add_torrent(entry.info_hash.0, self.public_peer.filter(|_| seeded));
+                .add_segment(
+                    entry.info_hash.0,
+                    self.public_peer.filter(|_| seeded),
+                    entry.number,
+                );
         }
         if let Some(m) = &self.config.mirror_dir {
             let path = m

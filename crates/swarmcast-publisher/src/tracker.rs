@@ -26,6 +26,11 @@
 //! peer's announce is answered with the publisher alone. Peers behind NAT can only get pieces from
 //! reachable peers, which can get theirs from anyone, the NATed peers that dial them included; so
 //! reachable peers stop dialling each other, and their uplinks go to the NATed peers.
+//!
+//! With [`Tracker::with_punch`] (TCP hole punching), a peer that failed the NAT check is also
+//! listed a few other such peers ([`PUNCH_DEGREE`], the same pairs both ways) at the segment's
+//! punch port, which both ends dial from that same port, so that each one's SYN opens its own NAT
+//! for the other's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +51,13 @@ pub const MAX_NUMWANT: usize = 200;
 /// reachable after it announced) only from its own next announce, since nobody dials it, and
 /// librqbit re-announces after each answer's `min interval`.
 pub const CATCH_UP_MIN_INTERVAL_S: u64 = 1;
+
+/// Most peers behind NAT listed to each peer behind NAT at a punch port, per segment
+/// ([`Tracker::with_punch`]). Each is a connection of the segment's swarm, and each connection
+/// costs both ends its handshakes and a Have per piece on uplinks capped at a small multiple of the
+/// bitrate: at 35 viewers, 21 behind NAT, listing every one made 35 connections per segment per
+/// NATed viewer.
+pub const PUNCH_DEGREE: usize = 8;
 
 /// How long a NAT check's verdict holds before the address's next announce re-checks it.
 pub const NAT_CHECK_TTL: Duration = Duration::from_secs(600);
@@ -131,6 +143,20 @@ struct Reach {
 }
 
 impl Reach {
+    /// Failed its last check (and is not being found reachable since).
+    fn unreachable(&self) -> bool {
+        matches!(
+            self.state,
+            ReachState::Known {
+                reachable: false,
+                ..
+            } | ReachState::Checking {
+                previous: Some((false, _)),
+                ..
+            }
+        )
+    }
+
     fn listed(&self) -> bool {
         matches!(
             self.state,
@@ -171,20 +197,56 @@ impl NatTable {
             }
             if r.listed() {
                 reachable += 1;
-            } else if matches!(
-                r.state,
-                ReachState::Known {
-                    reachable: false,
-                    ..
-                } | ReachState::Checking {
-                    previous: Some((false, _)),
-                    ..
-                }
-            ) {
+            } else if r.unreachable() {
                 unreachable += 1;
             }
         }
         (reachable, unreachable)
+    }
+
+    /// The punch partners of `me` for segment `number`: of the addresses heard from within
+    /// `live_ms` before `now_ms` that failed their last check (`me` among them), the `degree`
+    /// nearest `me` on a ring ordered by a hash of the segment and the address (half on each
+    /// side), never one on `me`'s IP address. Every address computes its partners on the same
+    /// ring, so the relation is symmetric while the live set is the same, which both ends of a
+    /// pair need (each must dial the other); the ring is shuffled anew for each segment.
+    fn punch_partners(
+        &self,
+        me: SocketAddr,
+        number: u64,
+        now_ms: u64,
+        live_ms: u64,
+        degree: usize,
+    ) -> Vec<SocketAddr> {
+        let mut ring: Vec<SocketAddr> = self
+            .addrs
+            .iter()
+            .filter(|(addr, r)| {
+                **addr == me || (r.unreachable() && now_ms.saturating_sub(r.seen_ms) < live_ms)
+            })
+            .map(|(addr, _)| *addr)
+            .collect();
+        ring.sort_by_key(|addr| (ring_hash(number, addr), *addr));
+        let n = ring.len();
+        let Some(at) = ring.iter().position(|a| *a == me) else {
+            return Vec::new();
+        };
+        let offsets: Vec<usize> = if n.saturating_sub(1) <= degree {
+            (1..n).collect()
+        } else {
+            (1..=degree.div_ceil(2))
+                .flat_map(|k| [k, n - k])
+                .take(degree)
+                .collect()
+        };
+        let mut out: Vec<SocketAddr> = Vec::with_capacity(offsets.len());
+        for k in offsets {
+            let addr = ring[(at + k) % n];
+            if addr.ip() != me.ip() && !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+        out
     }
 
     /// Checks in flight for addresses other than `addr`.
@@ -411,6 +473,8 @@ struct Peer {
 struct Swarm {
     /// The publisher's own listening address: always listed, always a seed.
     publisher: Option<SocketAddr>,
+    /// The segment's number, when the torrent is a segment's: it picks the punch port.
+    number: Option<u64>,
     peers: HashMap<[u8; 20], Peer>,
 }
 
@@ -434,6 +498,11 @@ pub struct TrackerCounters {
     /// reachable peers were missing from the answer or checks were in flight
     /// ([`CATCH_UP_MIN_INTERVAL_S`]).
     pub caught_up: u64,
+    /// Announces from peers that failed the NAT check answered with other such peers at the
+    /// segment's punch port ([`Tracker::with_punch`]).
+    pub punched: u64,
+    /// Peers listed at a punch port, over all those announces.
+    pub punch_listed: u64,
 }
 
 /// The tracker's state.
@@ -445,6 +514,8 @@ pub struct Tracker {
     counters: TrackerCounters,
     /// The NAT check, when on.
     nat: Option<NatTable>,
+    /// The hole punching's port range, when on.
+    punch: Option<std::ops::RangeInclusive<u16>>,
 }
 
 #[derive(Serialize)]
@@ -473,6 +544,32 @@ struct Response<P: Serialize> {
     peers6: Option<ByteBuf>,
 }
 
+/// A position on segment `number`'s punch ring (splitmix64 of the number and the address).
+fn ring_hash(number: u64, addr: &SocketAddr) -> u64 {
+    let a = match addr.ip() {
+        IpAddr::V4(ip) => u64::from(u32::from(ip)),
+        IpAddr::V6(ip) => {
+            let v = u128::from(ip);
+            (v as u64) ^ ((v >> 64) as u64)
+        }
+    };
+    let mut z = number
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(a << 16 | u64::from(addr.port()));
+    for _ in 0..2 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+    }
+    z
+}
+
+/// Segment `number`'s port in `ports` (not empty): the first plus the number modulo the length.
+fn port_of(ports: &std::ops::RangeInclusive<u16>, number: u64) -> u16 {
+    let len = u64::from(ports.end() - ports.start()) + 1;
+    ports.start() + (number % len) as u16
+}
+
 /// Encodes a `failure reason` response.
 pub fn failure(reason: &str) -> Vec<u8> {
     serde_bencode::to_bytes(&Failure { reason }).expect("a failure always encodes")
@@ -489,7 +586,30 @@ impl Tracker {
             swarms: HashMap::new(),
             counters: TrackerCounters::default(),
             nat: None,
+            punch: None,
         }
+    }
+
+    /// TCP hole punching between peers behind NAT: with the NAT check on, a peer that failed it
+    /// is also listed the other live peers that failed it (announced within three intervals, any
+    /// torrent of the stream, on another IP address), each at the port `ports` assigns to this
+    /// segment (its first port plus the segment's number modulo the range's length), rather
+    /// than the port it announced. Both ends of a pair are listed each other at the same port;
+    /// a viewer that dials a peer at a port of its punch range dials it from that same port
+    /// (`watch --punch-ports`), so each end's SYN opens its own NAT for the other's: a NAT that
+    /// keeps the source port and filters by address and port lets the pair connect (TCP
+    /// simultaneous open). The port changes with the segment, so that the connection of one
+    /// segment never needs the address pair of the previous one's, which TIME_WAIT holds for a
+    /// minute: a range of 64 ports covers 64 segments. No effect without the NAT check, without
+    /// a segment number ([`add_segment`](Self::add_segment)), or with `None` or an empty range.
+    pub fn with_punch(mut self, ports: Option<std::ops::RangeInclusive<u16>>) -> Self {
+        self.punch = ports.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// The port the pairs of peers behind NAT of segment `number` are listed each other at.
+    pub fn punch_port(&self, number: u64) -> Option<u16> {
+        self.punch.as_ref().map(|ports| port_of(ports, number))
     }
 
     /// Lists a peer to others only once it passed a NAT check (see the module docs); without this
@@ -553,9 +673,17 @@ impl Tracker {
         self.nat.as_ref().map_or(0, |n| n.in_flight)
     }
 
-    /// Starts tracking a torrent the publisher seeds from `publisher` (its peer address).
+    /// Starts tracking a torrent the publisher seeds from `publisher` (its peer address). Without
+    /// a segment number it is never punched: see [`add_segment`](Self::add_segment).
     pub fn add_torrent(&mut self, info_hash: [u8; 20], publisher: Option<SocketAddr>) {
         self.swarms.entry(info_hash).or_default().publisher = publisher;
+    }
+
+    /// Starts tracking segment `number`'s torrent, seeded from `publisher`.
+    pub fn add_segment(&mut self, info_hash: [u8; 20], publisher: Option<SocketAddr>, number: u64) {
+        let swarm = self.swarms.entry(info_hash).or_default();
+        swarm.publisher = publisher;
+        swarm.number = Some(number);
     }
 
     /// Stops tracking a torrent (it left the window and its grace period).
@@ -669,6 +797,29 @@ impl Tracker {
             .chain(others.into_iter().map(|(id, p)| (*id, p.addr)))
             .take(a.numwant)
             .collect();
+        let live_ms = 3 * self.interval_s * 1000;
+        // Hole punching: an announcer behind NAT, and the others behind NAT, at the punch port.
+        let punch = swarm
+            .number
+            .zip(self.punch.as_ref())
+            .map(|(n, ports)| (n, port_of(ports, n)));
+        let punched: Vec<([u8; 20], SocketAddr)> = match (nat, punch) {
+            (Some(n), Some((number, port)))
+                if a.event != Some(AnnounceEvent::Stopped)
+                    && n.addrs.get(&a.addr).is_some_and(Reach::unreachable) =>
+            {
+                n.punch_partners(a.addr, number, now_ms, live_ms, PUNCH_DEGREE)
+                    .into_iter()
+                    .map(|addr| ([0u8; 20], SocketAddr::new(addr.ip(), port)))
+                    .take(a.numwant.saturating_sub(listed.len()))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if !punched.is_empty() {
+            self.counters.punched += 1;
+            self.counters.punch_listed += punched.len() as u64;
+        }
         // An announcer nobody can dial (behind a NAT, or not checked yet) learns of a reachable
         // peer only from its own announces: while live reachable peers are not all in its answer
         // (they may add this torrent after it did), or checks are in flight (a peer may be found
@@ -680,13 +831,14 @@ impl Tracker {
             && !spare
             && nat.is_some_and(|n| {
                 !n.listed(&a.addr) && listed_others < a.numwant.saturating_sub(1) && {
-                    let (reachable, _) = n.live_counts(now_ms, 3 * self.interval_s * 1000);
+                    let (reachable, _) = n.live_counts(now_ms, live_ms);
                     listed_others < reachable || n.others_in_flight(&a.addr) > 0
                 }
             });
         if catch_up {
             self.counters.caught_up += 1;
         }
+        let listed: Vec<([u8; 20], SocketAddr)> = listed.into_iter().chain(punched).collect();
         let interval = self.interval_s;
         let min_interval = if catch_up {
             CATCH_UP_MIN_INTERVAL_S.min(self.min_interval_s)
@@ -1301,6 +1453,171 @@ mod tests {
             5,
             "5002 is gone"
         );
+    }
+
+    fn announce_from(
+        t: &mut Tracker,
+        ih: &[u8; 20],
+        id: u8,
+        from: SocketAddr,
+        now_ms: u64,
+        extra: &str,
+    ) -> Vec<SocketAddr> {
+        compact_peers(&t.handle(
+            &query(
+                ih,
+                &[id; 20],
+                from.port(),
+                &format!("&left=10&compact=1{extra}"),
+            ),
+            from.ip(),
+            now_ms,
+        ))
+    }
+
+    /// `v` with its elements after the first `keep` sorted (the punched peers come in ring order).
+    fn tail_sorted(mut v: Vec<SocketAddr>, keep: usize) -> Vec<SocketAddr> {
+        let keep = keep.min(v.len());
+        v[keep..].sort();
+        v
+    }
+
+    #[test]
+    fn peers_behind_nat_are_listed_each_other_at_the_segments_punch_port() {
+        let (a, b) = ([21u8; 20], [22u8; 20]);
+        let publisher: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        let mut t = Tracker::new(10, 1)
+            .with_nat_check(NatCheck::default())
+            .with_punch(Some(52000..=52063));
+        t.add_segment(a, Some(publisher), 5);
+        t.add_segment(b, Some(publisher), 70);
+        let r: SocketAddr = "10.0.0.1:5001".parse().unwrap();
+        let n1: SocketAddr = "10.0.0.2:5002".parse().unwrap();
+        let n2: SocketAddr = "10.0.0.3:5003".parse().unwrap();
+        let n3: SocketAddr = "10.0.0.4:5004".parse().unwrap();
+        // n3 announces only the other segment's torrent: it is live all the same.
+        for (id, peer, ih, at) in [(1, r, a, 0), (2, n1, a, 10), (3, n2, a, 20), (4, n3, b, 30)] {
+            announce_from(&mut t, &ih, id, peer, at, "");
+        }
+        assert_eq!(t.to_check(), vec![r, n1, n2, n3]);
+        t.set_reachable(r, true, 40);
+        for n in [n1, n2, n3] {
+            t.set_reachable(n, false, 40);
+        }
+        let at = |peer: SocketAddr, port: u16| SocketAddr::new(peer.ip(), port);
+        // Segment 5: port 52005, after the publisher and the reachable peers, never the announcer.
+        assert_eq!(
+            tail_sorted(announce_from(&mut t, &a, 2, n1, 50, ""), 2),
+            vec![publisher, r, at(n2, 52005), at(n3, 52005)]
+        );
+        assert_eq!(
+            tail_sorted(announce_from(&mut t, &a, 3, n2, 60, ""), 2),
+            vec![publisher, r, at(n1, 52005), at(n3, 52005)]
+        );
+        // Segment 70: 52000 + 70 mod 64 (r announced only segment 5).
+        assert_eq!(
+            tail_sorted(announce_from(&mut t, &b, 4, n3, 70, ""), 1),
+            vec![publisher, at(n1, 52006), at(n2, 52006)]
+        );
+        assert_eq!(t.punch_port(70), Some(52006));
+        // A reachable announcer is never listed the peers behind NAT (here it is spared).
+        assert_eq!(announce_from(&mut t, &a, 1, r, 80, ""), vec![publisher]);
+        // numwant bounds the whole answer; a stopped announce gets nobody punched.
+        let three = announce_from(&mut t, &a, 2, n1, 90, "&numwant=3");
+        assert_eq!(three.len(), 3);
+        assert!(
+            [at(n2, 52005), at(n3, 52005)].contains(&three[2]),
+            "{three:?}"
+        );
+        assert!(!announce_from(&mut t, &a, 2, n1, 95, "&event=stopped")
+            .iter()
+            .any(|p| p.port() == 52005));
+        let c = t.counters();
+        assert_eq!((c.punched, c.punch_listed), (4, 7));
+        // A peer silent for three intervals (30 s) is no longer listed (n1, last heard at 90 ms;
+        // r left segment 5's swarm too).
+        announce_from(&mut t, &b, 4, n3, 29_000, "");
+        assert_eq!(
+            announce_from(&mut t, &a, 3, n2, 30_100, ""),
+            vec![publisher, at(n3, 52005)]
+        );
+        // A torrent with no segment number is never punched.
+        let c = [23u8; 20];
+        t.add_torrent(c, Some(publisher));
+        assert_eq!(
+            announce_from(&mut t, &c, 3, n2, 30_110, ""),
+            vec![publisher]
+        );
+    }
+
+    #[test]
+    fn each_peer_behind_nat_gets_a_few_partners_who_get_it_back_and_they_change_per_segment() {
+        let publisher: SocketAddr = "10.0.0.250:4000".parse().unwrap();
+        let mut t = Tracker::new(10, 1)
+            .with_nat_check(NatCheck::default())
+            .with_punch(Some(52000..=52063));
+        let peers: Vec<SocketAddr> = (1..=30u8)
+            .map(|i| SocketAddr::from(([10, 0, 1, i], 5000)))
+            .collect();
+        let segs: Vec<[u8; 20]> = (0..3u8).map(|n| [100 + n; 20]).collect();
+        for (n, ih) in segs.iter().enumerate() {
+            t.add_segment(*ih, Some(publisher), n as u64);
+        }
+        for (i, p) in peers.iter().enumerate() {
+            announce_from(&mut t, &segs[0], i as u8, *p, 0, "");
+        }
+        t.to_check();
+        for p in &peers {
+            t.set_reachable(*p, false, 10);
+        }
+        let mut per_seg = Vec::new();
+        for (n, ih) in segs.iter().enumerate() {
+            let port = 52000 + n as u16;
+            let mut partners = std::collections::BTreeMap::new();
+            for (i, p) in peers.iter().enumerate() {
+                let listed = announce_from(&mut t, ih, i as u8, *p, 20 + n as u64, "");
+                assert_eq!(listed[0], publisher);
+                let mine: std::collections::BTreeSet<std::net::IpAddr> = listed[1..]
+                    .iter()
+                    .map(|a| {
+                        assert_eq!(a.port(), port);
+                        a.ip()
+                    })
+                    .collect();
+                assert_eq!(mine.len(), PUNCH_DEGREE, "{listed:?}");
+                assert!(!mine.contains(&p.ip()));
+                partners.insert(p.ip(), mine);
+            }
+            // Symmetric: whoever is listed to me is listed me.
+            for (me, mine) in &partners {
+                for other in mine {
+                    assert!(partners[other].contains(me), "{me} lists {other}, not back");
+                }
+            }
+            per_seg.push(partners);
+        }
+        assert_ne!(
+            per_seg[0], per_seg[1],
+            "the same partners for every segment"
+        );
+        assert_ne!(per_seg[1], per_seg[2]);
+    }
+
+    #[test]
+    fn punching_needs_the_nat_check() {
+        let ih = [24u8; 20];
+        let mut t = Tracker::new(10, 1).with_punch(Some(52000..=52063));
+        t.add_segment(ih, None, 1);
+        let n1: SocketAddr = "10.0.0.2:5002".parse().unwrap();
+        let n2: SocketAddr = "10.0.0.3:5003".parse().unwrap();
+        announce_from(&mut t, &ih, 1, n1, 0, "");
+        // Without the check nobody is known to be behind NAT: listed as announced, not punched.
+        assert_eq!(announce_from(&mut t, &ih, 2, n2, 10, ""), vec![n1]);
+        assert_eq!(t.counters().punched, 0);
+        // An empty range is off.
+        let (first, last) = (52001, 52000);
+        let t = Tracker::new(10, 1).with_punch(Some(first..=last));
+        assert_eq!(t.punch_port(3), None);
     }
 
     #[test]

@@ -49,6 +49,7 @@ async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
         announce: true,
         super_seed: None,
         peer_limit: None,
+        punch_ports: None,
     })
     .await
     .unwrap();

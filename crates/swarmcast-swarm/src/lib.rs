@@ -107,6 +107,12 @@ pub struct SwarmConfig {
     /// `peer_limit`); `None`: librqbit's default, 128. Every connection of a segment's swarm
     /// costs its handshakes and a Have per piece each way (`watch --peer-limit`).
     pub peer_limit: Option<usize>,
+    /// TCP hole punching (librqbit patch 0014, docs/librqbit.md): a peer listed at a port in this
+    /// range is dialled from that same local port. The tracker lists viewers behind NAT to each
+    /// other at a port of this range, the same for both ends of a pair, so that each one's SYN
+    /// opens its own NAT for the other's (`watch --punch-ports`). `None`: every dial from an
+    /// ephemeral port.
+    pub punch_ports: Option<std::ops::RangeInclusive<u16>>,
 }
 
 /// A torrent in the session.
@@ -222,6 +228,13 @@ impl Swarm {
                 ..Default::default()
             }),
             ratelimits,
+            connect: config
+                .punch_ports
+                .clone()
+                .map(|ports| librqbit::ConnectionOptions {
+                    punch_ports: Some(ports),
+                    ..Default::default()
+                }),
             ..Default::default()
         };
         let session = Session::new_with_opts(config.default_dir.clone(), opts)

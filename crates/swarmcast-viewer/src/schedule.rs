@@ -3,8 +3,10 @@
 //!
 //! - **Join**: the first manifest fixes the first segment to play: the newest in its window (the
 //!   live edge), or the oldest with `from_start`.
-//! - **Prefetch**: every segment from the next to play up to `prefetch` ahead is added to the swarm
-//!   as soon as a manifest lists it.
+//! - **Prefetch**: every segment from the next to play on is added to the swarm as soon as a
+//!   manifest lists it, up to `prefetch` of those the window lists: segments that left the
+//!   window, still being finished, do not count, so a viewer playing behind the window still adds
+//!   every segment the window lists (see [`Scheduler::ahead`]).
 //! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
 //!   segment at the previous one's start plus its duration. The default delay is twice the first
 //!   segment's fetch time (added → complete), at least 250 ms and at most 2 s, plus the HTTP
@@ -443,7 +445,7 @@ impl Scheduler {
             return actions;
         }
         // Prefetch, from where playback now is.
-        for n in next..next + self.config.prefetch as u64 {
+        for n in self.ahead(next) {
             if let Some(s) = self.segs.get_mut(&n) {
                 if s.state == SegState::Known && s.in_window {
                     s.state = SegState::Added;
@@ -455,7 +457,7 @@ impl Scheduler {
         // HTTP fallback: one at a time (the publisher serves few at once, and a viewer's second
         // fetch only competes with its first), the earliest deadline first.
         if self.config.http_fallback && !self.fetching() {
-            let due = (next..next + self.config.prefetch as u64).find(|n| {
+            let due = self.ahead(next).find(|n| {
                 self.segs
                     .get(n)
                     .and_then(|s| self.fallback_due(*n, s))
@@ -478,6 +480,27 @@ impl Scheduler {
             }
         }
         actions
+    }
+
+    /// The segments fetched ahead of playback at `next`: from `next` on, up to the
+    /// `prefetch`-th segment the window lists (or `prefetch` numbers on, if the window lists
+    /// fewer). Segments that left the window do not count: a viewer playing behind the window
+    /// (its next segment left it, and is being finished) still reaches every segment the window
+    /// lists. Counting numbers instead, a viewer 5.5 segments behind live with a window of 5
+    /// added each new segment only when playback moved on, 1.3 s after it was listed, and
+    /// completed it later still, which kept it behind (docs/experiments.md, "Hole punching
+    /// between viewers behind NAT").
+    fn ahead(&self, next: u64) -> std::ops::Range<u64> {
+        let prefetch = self.config.prefetch;
+        let end = self
+            .segs
+            .range(next..)
+            .filter(|(_, s)| s.in_window)
+            .nth(prefetch - 1)
+            .map_or(next + prefetch as u64, |(n, _)| {
+                (n + 1).max(next + prefetch as u64)
+            });
+        next..end
     }
 
     /// The automatic playout delay for a first segment fetched in `fetch_ms`: the swarm's
@@ -530,7 +553,7 @@ impl Scheduler {
         }
         // A fallback under way ends on an event; otherwise the next one's due time.
         if self.config.http_fallback && !self.fetching() {
-            for n in next..next + self.config.prefetch as u64 {
+            for n in self.ahead(next) {
                 if let Some(due) = self.segs.get(&n).and_then(|s| self.fallback_due(n, s)) {
                     consider(due);
                 }

@@ -64,6 +64,9 @@ pub struct WatchConfig {
     pub manifest_deltas: bool,
     /// Most peers per segment's swarm (see [`SwarmConfig::peer_limit`]); `None`: librqbit's 128.
     pub peer_limit: Option<usize>,
+    /// TCP hole punching: peers listed at a port in this range are dialled from that port (see
+    /// [`SwarmConfig::punch_ports`]); `None`: off.
+    pub punch_ports: Option<std::ops::RangeInclusive<u16>>,
     /// Under the upload limit, serve the segment that plays next before the ones after it (each
     /// segment's torrent ranked by its number; librqbit patch 0013). Off by default: it helped
     /// 2 s segments and hurt 10 s ones (docs/experiments.md, "The segment that plays next goes
@@ -88,6 +91,7 @@ impl WatchConfig {
             transport: Transport::Swarm,
             manifest_deltas: true,
             peer_limit: None,
+            punch_ports: None,
             urgent_first: false,
         }
     }
@@ -209,6 +213,7 @@ pub async fn watch(
             announce: true,
             super_seed: None,
             peer_limit: config.peer_limit,
+            punch_ports: config.punch_ports.clone(),
         })
         .await?,
     );

@@ -1,6 +1,7 @@
 //! `swarmcast lab --net emulated`: a small run on the emulated internet (3 viewers, RTT 100 ms,
 //! 1% loss, 2 s segments) and the calibration, and one with viewers behind NAT (the tracker's
-//! NAT-aware lists), as CI runs them (as root). Without root they skip, saying why.
+//! NAT-aware lists), and one with every viewer behind NAT, with and without hole punching, as CI
+//! runs them (as root). Without root they skip, saying why.
 
 use std::path::Path;
 
@@ -52,9 +53,15 @@ struct EmulatedLab {
 /// a temporary directory; whatever its exit status (the lab exits with an error when a run fails
 /// a check, so callers read it rather than assert it).
 fn emulated_lab(args: &[&str]) -> EmulatedLab {
+    emulated_lab_with(args, &[])
+}
+
+/// [`emulated_lab`] with environment variables, which reach the publisher and the viewers.
+fn emulated_lab_with(args: &[&str], env: &[(&str, &str)]) -> EmulatedLab {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
     let lab = swarmcast()
+        .envs(env.iter().copied())
         .args([
             "lab",
             "--net",
@@ -289,4 +296,63 @@ fn behind_nat_reachable_viewers_dial_only_the_publisher() {
     );
     assert!(seen >= 4, "{seen} segments checked\n{md}\n{err}");
     assert_eq!(our_namespaces(), Vec::<String>::new());
+}
+
+#[test]
+fn viewers_behind_nat_reach_each_other_only_by_hole_punching() {
+    if !root_or_skip() {
+        return;
+    }
+    // 3 viewers, each behind its own NAT: without punching they cannot dial each other, so every
+    // byte comes from the publisher (or over HTTP); with the same --punch-ports at the publisher
+    // and the viewers (the default; the environment reaches both), the tracker lists them to each other at
+    // the segment's punch port and they connect (docs/publish.md, the tracker).
+    let from_peers = |env: &[(&str, &str)]| {
+        let lab = emulated_lab_with(
+            &[
+                "--viewers",
+                "3",
+                "--nat",
+                "1",
+                "--rtt",
+                "20",
+                "--duration",
+                "14",
+            ],
+            env,
+        );
+        let (md, err) = (&lab.md, &lab.err);
+        let run_dir = lab.out.join("runs/s002-n003-swarm-r1");
+        let run_json = json(&run_dir.join("run.json"));
+        for v in run_json["outcome"]["viewers"].as_array().unwrap() {
+            assert_eq!(v["output"], "identical", "{v}\n{md}\n{err}");
+        }
+        let (mut bytes, mut segments) = (0, 0);
+        for i in 0..3 {
+            let text = std::fs::read_to_string(run_dir.join(format!("viewer-{i}.jsonl"))).unwrap();
+            for e in text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            {
+                if e["kind"] == "completed" {
+                    bytes += e["from_peers"].as_u64().unwrap_or(0);
+                    segments += 1;
+                }
+            }
+        }
+        assert!(segments >= 9, "{segments} segments completed\n{md}\n{err}");
+        assert_eq!(our_namespaces(), Vec::<String>::new());
+        (bytes, format!("{md}\n{err}"))
+    };
+    let (without, out) = from_peers(&[("SWARMCAST_PUNCH_PORTS", "off")]);
+    assert_eq!(
+        without, 0,
+        "viewers behind NAT reached each other unpunched\n{out}"
+    );
+    // On by default (52000-52063 at both ends).
+    let (with, out) = from_peers(&[]);
+    assert!(
+        with > 0,
+        "no byte between viewers behind NAT with punching\n{out}"
+    );
 }

@@ -51,6 +51,12 @@ pub(crate) fn describe(p: &NetPoint) -> String {
             if p.queue_ms != DEFAULT_QUEUE_MS {
                 s.push_str(&format!(", queue {} ms", short(p.queue_ms)));
             }
+            if p.symmetric_nat > 0.0 {
+                s.push_str(&format!(
+                    " ({}% of them symmetric)",
+                    short(100.0 * p.symmetric_nat)
+                ));
+            }
             if let Some(f) = p.self_limit {
                 s.push_str(&format!(
                     ", processes limited to {}% of their caps",

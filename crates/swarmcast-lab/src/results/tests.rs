@@ -428,6 +428,7 @@ fn on_a_network(dir: &Path, net: NetOutcome) -> RunRecords {
         nat: 0.6,
         queue_ms: crate::plan::DEFAULT_QUEUE_MS,
         self_limit: None,
+        symmetric_nat: 0.0,
     });
     r.run.outcome.net = Some(net);
     r.run.outcome.cpu = Some(CpuStats::from_samples(vec![0.5, 0.7], 1.0, 4));

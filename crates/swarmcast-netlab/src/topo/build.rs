@@ -87,7 +87,7 @@ impl Net {
                         ip(77, i, 1)
                     );
                     steps.push((nat.clone(), Step::IpBatch(script)));
-                    steps.push((nat.clone(), Step::Iptables(NAT_RULES.into())));
+                    steps.push((nat.clone(), Step::Iptables(nat_rules(h.random_ports))));
                     (ip(78, i, 1), mac(i, 2))
                 }
             };
@@ -154,7 +154,18 @@ const CORE_RULES: &str =
     "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
     -A FORWARD -j NFQUEUE --queue-num 0\nCOMMIT\n";
 
-/// A NAT's rules: masquerade out of `eth0`; into it, only what conntrack knows.
+/// A NAT's rules: masquerade out of `eth0` (keeping the host's port where it can, or with
+/// `random_ports` a random port for every connection); into it, only what conntrack knows.
+fn nat_rules(random_ports: bool) -> String {
+    let masquerade = if random_ports {
+        "MASQUERADE --random-fully"
+    } else {
+        "MASQUERADE"
+    };
+    NAT_RULES.replace("MASQUERADE", masquerade)
+}
+
+/// [`nat_rules`] keeping ports.
 const NAT_RULES: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
     :POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n\
     *filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\

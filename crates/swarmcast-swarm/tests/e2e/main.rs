@@ -20,6 +20,7 @@ pub(crate) async fn session(dir: &Path, super_seed: Option<Duration>) -> Swarm {
         announce: false,
         super_seed,
         peer_limit: None,
+        punch_ports: None,
     })
     .await
     .unwrap()

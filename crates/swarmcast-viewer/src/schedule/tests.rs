@@ -92,6 +92,28 @@ fn by_default_a_viewer_behind_live_adds_the_whole_window() {
 }
 
 #[test]
+fn a_viewer_playing_behind_the_window_adds_each_new_segment_when_it_is_listed() {
+    // Window of 5; the viewer joins from the start and has played only segment 0 when segment 8
+    // is listed: its next, 1, and 2-3 have left the window (complete, being re-seeded).
+    let mut s = sched(true, 5, Some(0));
+    s.on_manifest(&manifest(0..=4, false));
+    assert_eq!(s.poll(0), (0..=4).map(Action::Add).collect::<Vec<_>>());
+    for n in 0..=4 {
+        s.on_complete(n, 10 + n);
+    }
+    assert_eq!(plays(&s.poll(20)), vec![(0, 10, 0)]);
+    s.on_manifest(&manifest(4..=8, false));
+    // 5-8 are listed: all four are added at once, though 8 is 7 numbers ahead of the next to
+    // play (counting numbers, five from 1 ended at 5).
+    let adds: Vec<Action> = s
+        .poll(30)
+        .into_iter()
+        .filter(|a| matches!(a, Action::Add(_)))
+        .collect();
+    assert_eq!(adds, (5..=8).map(Action::Add).collect::<Vec<_>>());
+}
+
+#[test]
 fn plays_back_to_back_after_the_automatic_delay() {
     let mut s = sched(true, 3, None);
     s.on_manifest(&manifest(0..=2, false));
