@@ -328,7 +328,8 @@ struct WatchArgs {
     /// BitTorrent listen address (other viewers fetch from here).
     #[arg(long, env = "SWARMCAST_LISTEN", default_value = "0.0.0.0:0")]
     listen: std::net::SocketAddr,
-    /// Segments fetched ahead, the next to play included.
+    /// Segments fetched ahead: every one from the next to play on, up to this many of those the
+    /// manifest lists (segments that left the window, still being finished, do not count).
     #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = swarmcast_viewer::schedule::DEFAULT_PREFETCH)]
     prefetch: usize,
     /// Playout delay in seconds [default: twice the first segment's fetch time, 0.25 to 2 s, plus

@@ -6,7 +6,7 @@
 //! - **Prefetch**: every segment from the next to play on is added to the swarm as soon as a
 //!   manifest lists it, up to `prefetch` of those the window lists: segments that left the
 //!   window, still being finished, do not count, so a viewer playing behind the window still adds
-//!   every segment the window lists (see [`Scheduler::ahead`]).
+//!   every segment the window lists (the scheduler's `ahead`).
 //! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
 //!   segment at the previous one's start plus its duration. The default delay is twice the first
 //!   segment's fetch time (added → complete), at least 250 ms and at most 2 s, plus the HTTP
@@ -81,7 +81,8 @@ pub enum FetchFailure {
 pub struct ScheduleConfig {
     /// Start at the oldest segment of the first window instead of the newest.
     pub from_start: bool,
-    /// Segments fetched ahead, the next to play included (at least 1).
+    /// Segments fetched ahead: from the next to play on, up to this many of those the window lists
+    /// (at least 1; the scheduler's `ahead`).
     pub prefetch: usize,
     /// Playout delay; `None` chooses it from the first segment's fetch time.
     pub delay_ms: Option<u64>,
