@@ -773,9 +773,11 @@ impl Tracker {
         // With the NAT check on, only peers that passed it; and none at all to a reachable
         // announcer while NATed peers are at least as many as reachable ones (`spare_reachable`).
         let nat = self.nat.as_ref();
+        // Live: heard from within three intervals, as long as a swarm keeps a peer.
+        let live_ms = 3 * self.interval_s * 1000;
         let spare = nat.is_some_and(|n| {
             n.config.spare_reachable && n.listed(&a.addr) && {
-                let (reachable, unreachable) = n.live_counts(now_ms, 3 * self.interval_s * 1000);
+                let (reachable, unreachable) = n.live_counts(now_ms, live_ms);
                 unreachable > 0 && unreachable >= reachable
             }
         });
@@ -797,7 +799,6 @@ impl Tracker {
             .chain(others.into_iter().map(|(id, p)| (*id, p.addr)))
             .take(a.numwant)
             .collect();
-        let live_ms = 3 * self.interval_s * 1000;
         // Hole punching: an announcer behind NAT, and the others behind NAT, at the punch port.
         let punch = swarm
             .number
