@@ -219,6 +219,22 @@ pub(crate) fn parse_reveal(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// `--late-piece`: seconds, or off.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LatePiece(pub(crate) Option<std::time::Duration>);
+
+/// Parses `--late-piece`: a positive number of seconds, or `off`.
+pub(crate) fn parse_late_piece(s: &str) -> Result<LatePiece, String> {
+    match s {
+        "off" => Ok(LatePiece(None)),
+        _ => parse_secs(s)
+            .ok()
+            .filter(|v| *v > 0.0)
+            .map(|v| LatePiece(Some(std::time::Duration::from_secs_f64(v))))
+            .ok_or_else(|| format!("expected a positive number of seconds or off, found {s:?}")),
+    }
+}
+
 /// Parses `--librqbit-off`: comma-separated names of librqbit changes.
 pub(crate) fn parse_librqbit_off(s: &str) -> Result<crate::LibrqbitOff, String> {
     swarmcast_swarm::tweaks::parse(s).map(crate::LibrqbitOff)
@@ -399,6 +415,7 @@ pub(crate) async fn publish(
     }
     config.upload_limit = args.upload_limit;
     config.super_seed_reveal = args.super_seed_reveal;
+    config.late_piece = args.late_piece.0;
     config.seeder = match args.seeder {
         crate::SeederArg::Librqbit => swarmcast_publisher::SeederKind::Librqbit,
         crate::SeederArg::Wire => swarmcast_publisher::SeederKind::Wire,

@@ -287,6 +287,11 @@ struct PublishArgs {
     /// pieces nobody has yet.
     #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_reveal)]
     super_seed_reveal: Option<std::time::Duration>,
+    /// Super-seeding with the wire seeder: a piece written whole to a viewer whose TCP has not
+    /// acknowledged it this many seconds later is offered to another viewer, or `off` (a piece
+    /// stuck on its way to its one holder is then lost to the swarm until that viewer leaves).
+    #[arg(long, env = "SWARMCAST_LATE_PIECE", default_value = "3", value_parser = commands::parse_late_piece)]
+    late_piece: commands::LatePiece,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
     /// names (have, wake, random, window, cancel, nodelay, superseed, steal, pace, slots), or all
     /// (docs/librqbit.md).

@@ -324,6 +324,21 @@ fn punch_ports_must_be_a_range_or_off() {
     }
 }
 
+#[test]
+fn late_piece_must_be_seconds_or_off() {
+    for bad in ["0", "-1", "soon", "inf"] {
+        let flag = format!("--late-piece={bad}");
+        let out = run(swarmcast().args(["publish", flag.as_str()]), false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--late-piece")
+                && err.contains("positive number of seconds or off")
+                && err.contains(bad),
+            "publish --late-piece {bad}: {err}"
+        );
+    }
+}
+
 /// `swarmcast watch` into a player: ffmpeg (standing in for mpv, VLC or ffplay) decodes the stdout
 /// pipe of one viewer and the `--http-out` stream of another, without an error, to the end.
 #[test]

@@ -124,6 +124,12 @@ pub struct Shared {
     pub counters: HttpCounters,
     /// Payload bytes uploaded by the swarm, all segments (sampled by the pipeline).
     pub uploaded_bytes: AtomicU64,
+    /// Pieces the wire seeder found late (written whole, unacknowledged after `--late-piece`)
+    /// and offered to another viewer, and of those, pieces that arrived after all (sampled by
+    /// the pipeline).
+    pub late_pieces: AtomicU64,
+    /// See [`late_pieces`](Self::late_pieces).
+    pub late_arrived: AtomicU64,
     /// The stream link, for the status page.
     pub link: String,
     /// Set when the publisher stopped taking new segments (e.g. disk full).
@@ -157,6 +163,8 @@ impl Shared {
             tracker: tracker.map(Mutex::new),
             counters: HttpCounters::default(),
             uploaded_bytes: AtomicU64::new(0),
+            late_pieces: AtomicU64::new(0),
+            late_arrived: AtomicU64::new(0),
             link,
             degraded: RwLock::new(None),
             origin: Instant::now(),
@@ -617,6 +625,18 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "counter",
         "Payload bytes uploaded to peers (the seeder's count).",
         get(&shared.uploaded_bytes),
+    );
+    metric(
+        "wire_late_pieces_total",
+        "counter",
+        "Pieces written whole to a viewer, unacknowledged after --late-piece, so offered to another viewer.",
+        get(&shared.late_pieces),
+    );
+    metric(
+        "wire_late_arrived_total",
+        "counter",
+        "Of the late pieces, those the viewer acknowledged after all.",
+        get(&shared.late_arrived),
     );
     if let Some(tracker) = &shared.tracker {
         let t = tracker.lock().unwrap_or_else(|e| e.into_inner()).counters();

@@ -165,6 +165,10 @@ pub struct PublishConfig {
     /// and every reveal measured cost the capped publisher copies (docs/experiments.md, "A
     /// reveal counted from the first copy").
     pub super_seed_reveal: Option<Duration>,
+    /// With `super_seed` and the wire seeder: a piece written whole to a viewer whose TCP has
+    /// not acknowledged it this long after is offered to another viewer (default
+    /// [`swarmcast_swarm::wire::LATE_AFTER`]); `None`: never, a piece written is the viewer's.
+    pub late_piece: Option<Duration>,
     /// What seeds the segments: the wire seeder (the default) or a librqbit session
     /// (docs/librqbit.md, 0007: where super-seeding lives).
     pub seeder: SeederKind,
@@ -208,6 +212,7 @@ impl PublishConfig {
             upload_limit: None,
             super_seed: true,
             super_seed_reveal: None,
+            late_piece: Some(swarmcast_swarm::wire::LATE_AFTER),
             seeder: SeederKind::Wire,
             metrics_out: None,
             node: "publisher".into(),
@@ -392,6 +397,7 @@ pub async fn run(
                 listen: config.listen,
                 upload_limit: budget.clone(),
                 super_seed,
+                late_after: config.late_piece,
             })
             .await
             .map_err(swarmcast_swarm::SwarmError::from)?,

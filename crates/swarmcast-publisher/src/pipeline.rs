@@ -448,6 +448,9 @@ impl Publisher {
             }
             total += live.uploaded;
         }
+        let (late, arrived) = self.swarm.late_pieces();
+        self.shared.late_pieces.store(late, Ordering::Relaxed);
+        self.shared.late_arrived.store(arrived, Ordering::Relaxed);
         if self.shared.uploaded_bytes.swap(total, Ordering::Relaxed) < total {
             self.shared
                 .swarm_active_ms

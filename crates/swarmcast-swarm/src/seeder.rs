@@ -52,6 +52,19 @@ impl Seeder {
         }
     }
 
+    /// Pieces the wire seeder found late and offered to another peer, and how many of those
+    /// arrived after all ([`crate::wire::WireCounters`]); `(0, 0)` for a librqbit session.
+    pub fn late_pieces(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self {
+            Self::Librqbit(_) => (0, 0),
+            Self::Wire(w) => (
+                w.counters().late_pieces.load(Relaxed),
+                w.counters().late_arrived.load(Relaxed),
+            ),
+        }
+    }
+
     /// Payload bytes of `t` sent to peers so far.
     pub fn uploaded(&self, t: &Seeded) -> u64 {
         match (self, t) {

@@ -9,7 +9,9 @@
 //! answers the handshake of a segment it seeds, unchokes at once, announces pieces by the
 //! [`policy::SuperSeed`] rule (or a full bitfield without super-seeding), and serves requests
 //! from memory under one upload limit shared by all connections, [`PIECES_AT_ONCE`] pieces at a
-//! time. It honours Cancel, sets TCP_NODELAY, and keeps its counters exactly: payload bytes per
+//! time. Super-seeding, it follows each connection's TCP acknowledgements of the pieces it wrote
+//! whole, and offers a piece still unacknowledged after [`WireConfig::late_after`] to another
+//! peer ([`policy::SuperSeed::peer_lost`]). It honours Cancel, sets TCP_NODELAY, and keeps its counters exactly: payload bytes per
 //! segment, connections by outcome. At `trace` level it logs connections, offers, requests, blocks
 //! written and Haves (`SWARMCAST_LOG=info,swarmcast_swarm::wire=trace`).
 //!
@@ -37,7 +39,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::ratelimit::ByteLimiter;
-use policy::SuperSeed;
+use policy::{Deliveries, SuperSeed};
 
 /// How long a new connection has to send its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +67,16 @@ pub const NOTSENT_LOWAT: u32 = BLOCK;
 /// into a plain seed, every viewer asked it for every piece, and each next segment's first copy
 /// was late in turn; docs/experiments.md, "A reveal counted from the first copy".)
 pub const REVEAL_BACKSTOP: u32 = 4;
+/// The publisher's [`WireConfig::late_after`]. Under `TCP_NOTSENT_LOWAT` a write returns with at
+/// most one block unsent, so a piece written whole is normally acknowledged within the time its
+/// last block takes to leave plus a round trip: at 150 ms RTT and the publisher capped at 1.5x
+/// the bitrate, 0.8 s (median) and 1.2 s (p90) with 50 viewers crowding its uplink. Pieces that
+/// never spread were unacknowledged for 7 s and more, behind retransmission timeouts; 1.5 s took
+/// slow deliveries for stuck ones in a crowd, so the default leaves room (docs/experiments.md,
+/// "A piece stuck on its way").
+pub const LATE_AFTER: Duration = Duration::from_secs(3);
+/// How often a connection with pieces in flight reads how much its peer acknowledged.
+const ACK_POLL: Duration = Duration::from_millis(100);
 
 /// Errors from the wire seeder.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +159,11 @@ pub struct WireConfig {
     /// piece sent whole to some peer), or [`REVEAL_BACKSTOP`] times this long after the segment is
     /// added if that comes first; `None`: announce every piece at once (a full bitfield).
     pub super_seed: Option<Duration>,
+    /// Super-seeding: a piece written whole to a peer whose TCP has not acknowledged it this long
+    /// after is offered to another peer ([`policy::SuperSeed::peer_lost`]), and that peer is
+    /// offered nothing new until it has a piece again; `None`: a piece written is the peer's for
+    /// good. [`LATE_AFTER`] is the publisher's default.
+    pub late_after: Option<Duration>,
 }
 
 /// Connections by outcome, since start.
@@ -158,6 +175,11 @@ pub struct WireCounters {
     pub refused: AtomicU64,
     /// Connections closed for a protocol violation (bad message, bad request, too many).
     pub violations: AtomicU64,
+    /// Pieces written whole to a peer and not acknowledged within
+    /// [`WireConfig::late_after`], so offered to another peer.
+    pub late_pieces: AtomicU64,
+    /// Of those, pieces acknowledged later after all.
+    pub late_arrived: AtomicU64,
 }
 
 /// The wire seeder; see the module documentation.
@@ -178,6 +200,7 @@ struct Inner {
     segments: Mutex<HashMap<[u8; 20], Arc<Segment>>>,
     limiter: Option<Arc<ByteLimiter>>,
     super_seed: Option<Duration>,
+    late_after: Option<Duration>,
     slots: Arc<Semaphore>,
     /// With a limit: pieces served at once (see [`PIECES_AT_ONCE`]); `None`: no turns.
     turns: Option<Arc<Semaphore>>,
@@ -285,6 +308,7 @@ impl WireSeeder {
             peer_id: librqbit::generate_azereus_style(*b"SW", (0, 1, 0, 0)).0,
             segments: Mutex::new(HashMap::new()),
             super_seed: config.super_seed,
+            late_after: config.late_after,
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
             turns: config
                 .upload_limit
@@ -557,6 +581,14 @@ async fn serve(inner: &Inner, mut stream: TcpStream, conn: u64) -> Result<(), Co
     };
     let n = ours.serialize_unchecked_len(&mut buf);
     stream.write_all(&buf[..n]).await?;
+    // Super-seeding with late pieces re-offered: a second handle on the socket, to read how much
+    // the peer acknowledged while the halves are busy reading and writing.
+    let acks = match (&segment.policy, inner.late_after) {
+        (Some(_), Some(late_after)) => {
+            Some((socket2::SockRef::from(&stream).try_clone()?, late_after))
+        }
+        _ => None,
+    };
 
     let (haves_tx, haves_rx) = mpsc::unbounded_channel();
     // Offers, or the whole bitfield when not super-seeding (or after the reveal).
@@ -576,11 +608,29 @@ async fn serve(inner: &Inner, mut stream: TcpStream, conn: u64) -> Result<(), Co
     };
     let queue = Mutex::new(Queue::default());
     let wake = Notify::new();
+    let deliveries = Mutex::new(Deliveries::default());
+    let written = Notify::new();
     let (rd, wr) = stream.into_split();
+    let wr = Wr {
+        half: wr,
+        written: n as u64,
+    };
+    let out = Delivered {
+        deliveries: acks.as_ref().map(|_| &deliveries),
+        written: &written,
+    };
     let r = tokio::select! {
         () = segment.gone.cancelled() => Ok(()),
         r = read_loop(&segment, rd, conn, &queue, &wake) => r,
-        r = write_loop(inner, &segment, conn, wr, whole_bitfield, haves_rx, &queue, &wake) => r,
+        r = write_loop(inner, &segment, conn, wr, whole_bitfield, haves_rx, &queue, &wake, out) => r,
+        () = async {
+            match &acks {
+                Some((sock, late_after)) => {
+                    ack_loop(inner, &segment, conn, sock, *late_after, &deliveries, &written).await
+                }
+                None => std::future::pending().await,
+            }
+        } => Ok(()),
     };
     if let Some(p) = &segment.policy {
         let mut p = lock(p);
@@ -702,6 +752,14 @@ impl Segment {
         })
     }
 
+    /// `piece`, counted as `conn`'s since it was written whole, did not arrive in time.
+    fn piece_late(&self, conn: u64, piece: u32) {
+        let Some(p) = &self.policy else { return };
+        let mut p = lock(p);
+        let offers = p.seed.peer_lost(conn, piece);
+        p.send(offers);
+    }
+
     fn peer_has(&self, conn: u64, pieces: impl Iterator<Item = u32>) {
         let Some(p) = &self.policy else { return };
         let mut p = lock(p);
@@ -733,12 +791,109 @@ fn put(out: &mut Vec<u8>, msg: Message<'_>) {
     out.truncate(start + n);
 }
 
+/// A connection's write half, with the bytes written to it so far (the handshake included), to
+/// compare with the bytes its peer acknowledged.
+struct Wr {
+    half: tokio::net::tcp::OwnedWriteHalf,
+    written: u64,
+}
+
+impl Wr {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.half.write_all(bytes).await?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Where a connection's writer records pieces written whole, for [`ack_loop`] (`None`: no
+/// acknowledgements are followed).
+#[derive(Clone, Copy)]
+struct Delivered<'a> {
+    deliveries: Option<&'a Mutex<Deliveries>>,
+    written: &'a Notify,
+}
+
+/// Bytes of the connection `sock` its peer acknowledged (`TCP_INFO`'s `tcpi_bytes_acked`: every
+/// byte written, the handshake included, once acknowledged; Linux 4.1 and later).
+#[allow(unsafe_code)]
+fn tcp_bytes_acked(sock: &socket2::Socket) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the descriptor is `sock`'s, open while it is borrowed; `info` is writable memory of
+    // `len` bytes, and the kernel writes at most `len` bytes and sets `len` to how many.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `tcp_info` is plain integers, for which zeroed memory is a valid value; the kernel
+    // overwrote the first `len` bytes with its own.
+    let info = unsafe { info.assume_init() };
+    let wanted =
+        std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + std::mem::size_of::<u64>();
+    if (len as usize) < wanted {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this kernel's TCP_INFO has no tcpi_bytes_acked (Linux 4.1 and later)",
+        ));
+    }
+    Ok(info.tcpi_bytes_acked)
+}
+
+/// Follows the acknowledgements of the pieces the connection's writer wrote whole: a piece not
+/// acknowledged [`WireConfig::late_after`] after its writing is offered to someone else, and
+/// counted back as the peer's if it arrives after all. Runs while the connection lives.
+async fn ack_loop(
+    inner: &Inner,
+    segment: &Segment,
+    conn: u64,
+    sock: &socket2::Socket,
+    late_after: Duration,
+    deliveries: &Mutex<Deliveries>,
+    written: &Notify,
+) {
+    loop {
+        let next = lock(deliveries).next_check(std::time::Instant::now(), late_after, ACK_POLL);
+        match next {
+            // `notify_one` keeps a permit, so a piece written meanwhile is not missed.
+            None => written.notified().await,
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        }
+        let acked = match tcp_bytes_acked(sock) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(segment = %segment.name, conn, error = %e, "wire seeder: cannot follow acknowledgements");
+                return std::future::pending().await;
+            }
+        };
+        let c = lock(deliveries).check(acked, std::time::Instant::now(), late_after);
+        for (piece, after) in c.arrived {
+            tracing::trace!(segment = %segment.name, conn, piece, ms = after.as_millis() as u64, "wire seeder: piece acknowledged");
+        }
+        for piece in c.late {
+            inner.counters.late_pieces.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(segment = %segment.name, conn, piece, "wire seeder: piece late, offered to another peer");
+            segment.piece_late(conn, piece);
+        }
+        for piece in c.arrived_late {
+            inner.counters.late_arrived.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(segment = %segment.name, conn, piece, "wire seeder: late piece acknowledged");
+            segment.peer_has(conn, std::iter::once(piece));
+        }
+    }
+}
+
 /// Writes `msg` alone (`out` is the reusable buffer; its contents are replaced).
-async fn write_one(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
-    out: &mut Vec<u8>,
-    msg: Message<'_>,
-) -> std::io::Result<()> {
+async fn write_one(wr: &mut Wr, out: &mut Vec<u8>, msg: Message<'_>) -> std::io::Result<()> {
     out.clear();
     put(out, msg);
     wr.write_all(out).await
@@ -747,7 +902,7 @@ async fn write_one(
 /// Writes the encoded Piece message `msg` whose first `paid` payload bytes the limiter already
 /// granted: those at once with the header, then each next slice once it is granted.
 async fn write_paced(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut Wr,
     msg: &[u8],
     limiter: Option<&ByteLimiter>,
     paid: usize,
@@ -769,10 +924,7 @@ async fn write_paced(
 }
 
 /// Writes `bytes` within [`WRITE_TIMEOUT`], or fails with `TimedOut`.
-async fn write_within(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
-    bytes: &[u8],
-) -> std::io::Result<()> {
+async fn write_within(wr: &mut Wr, bytes: &[u8]) -> std::io::Result<()> {
     tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(bytes))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer took no bytes"))?
@@ -836,7 +988,7 @@ impl Sent {
 /// too, Haves do not queue behind the limit). `haves_open` turns false when the channel closes.
 async fn forwarding_haves<T>(
     fut: impl std::future::Future<Output = T>,
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut Wr,
     out: &mut Vec<u8>,
     haves: &mut mpsc::UnboundedReceiver<u32>,
     haves_open: &mut bool,
@@ -858,11 +1010,12 @@ async fn write_loop(
     inner: &Inner,
     segment: &Segment,
     conn: u64,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: Wr,
     whole_bitfield: bool,
     mut haves: mpsc::UnboundedReceiver<u32>,
     queue: &Mutex<Queue>,
     wake: &Notify,
+    delivered: Delivered<'_>,
 ) -> Result<(), ConnError> {
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     if whole_bitfield {
@@ -945,6 +1098,11 @@ async fn write_loop(
                 // say so, but clients do not send a Have to a peer that announced the piece (we
                 // did, offering it), so without this a lone downloader would wait for the reveal.
                 segment.peer_has(conn, std::iter::once(r.index));
+                // Whether it arrives is told by the peer's acknowledgements (see `ack_loop`).
+                if let Some(d) = delivered.deliveries {
+                    lock(d).written(r.index, wr.written, std::time::Instant::now());
+                    delivered.written.notify_one();
+                }
             }
             continue;
         }

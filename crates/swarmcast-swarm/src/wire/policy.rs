@@ -7,7 +7,8 @@
 //! a reveal while the first copy is still queued behind a capped uplink turns the seed into a plain
 //! one, every downloader asks it for everything, and the next segment's first copy is late too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
 
 /// A Have to send: tell `peer` we have `piece`.
 pub type Offer<P> = (P, u32);
@@ -37,6 +38,9 @@ pub struct SuperSeed<P> {
 struct PeerView {
     offered: Vec<u32>,
     has: BTreeSet<u32>,
+    /// A piece counted as its own did not arrive in time (see [`SuperSeed::peer_lost`]): offered
+    /// nothing new until it has a piece again.
+    slow: bool,
 }
 
 impl<P: Copy + Ord> SuperSeed<P> {
@@ -101,6 +105,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
         let Some(view) = self.peers.get_mut(&peer) else {
             return Vec::new();
         };
+        view.slow = false;
         if !view.has.insert(piece) {
             return Vec::new();
         }
@@ -135,8 +140,33 @@ impl<P: Copy + Ord> SuperSeed<P> {
         self.assign()
     }
 
+    /// `piece`, counted as `peer`'s since it was written to it whole (or only offered to it), has
+    /// not arrived there in time (its bytes are still unacknowledged: a congested path, or a peer gone silent). It is
+    /// no longer counted as held by `peer`, so nobody else waiting for its only holder, it is
+    /// fresh again for the next peer with room, and `peer` is offered nothing new until it has a
+    /// piece again ([`peer_has`](Self::peer_has), e.g. this one, arriving late). Without this, a
+    /// piece whose one copy is stuck on its way is lost to the whole swarm: no viewer completes
+    /// the segment (docs/experiments.md, "A piece stuck on its way").
+    pub fn peer_lost(&mut self, peer: P, piece: u32) -> Vec<Offer<P>> {
+        if self.revealed || piece as usize >= self.holders.len() {
+            return Vec::new();
+        }
+        let Some(view) = self.peers.get_mut(&peer) else {
+            return Vec::new();
+        };
+        view.slow = true;
+        view.offered.retain(|p| *p != piece);
+        if view.has.remove(&piece) {
+            self.holders[piece as usize] -= 1;
+        }
+        if self.offered_to[piece as usize] == Some(peer) {
+            self.offered_to[piece as usize] = None;
+        }
+        self.assign()
+    }
+
     /// Offers fresh pieces (nobody has them, nobody was offered them) to peers with room, in
-    /// key order, until either runs out.
+    /// key order, until either runs out. A slow peer has no room.
     fn assign(&mut self) -> Vec<Offer<P>> {
         let mut out = Vec::new();
         let crowd = self.audience.max(self.peers.len());
@@ -148,7 +178,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
         let waiting: Vec<P> = self
             .peers
             .iter()
-            .filter(|(_, v)| v.offered.len() < per_peer)
+            .filter(|(_, v)| !v.slow && v.offered.len() < per_peer)
             .map(|(p, _)| *p)
             .collect();
         for peer in waiting {
@@ -176,6 +206,87 @@ impl<P: Copy + Ord> SuperSeed<P> {
             }
         }
         None
+    }
+}
+
+/// The pieces written whole to one connection, until its peer's TCP acknowledges their last
+/// byte. The seeder counts a piece as the peer's once it is written (so the next offer goes out
+/// at once, not a round trip later); this tells which of those pieces did not arrive in time, to
+/// be offered to somebody else ([`SuperSeed::peer_lost`]), and which of those arrived after all.
+/// Sans IO: the caller passes the bytes acknowledged so far and the time.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    /// (piece, the connection's byte count after its last block, when that was written), in the
+    /// order written, so in byte order.
+    pending: VecDeque<(u32, u64, Instant)>,
+    /// Pieces found late, with their byte counts, while they may still arrive.
+    late: Vec<(u32, u64)>,
+}
+
+/// What [`Deliveries::check`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Pieces not acknowledged within the delay, found now.
+    pub late: Vec<u32>,
+    /// Pieces found late before, acknowledged now.
+    pub arrived_late: Vec<u32>,
+    /// Pieces acknowledged now within the delay, with how long after their writing (at the
+    /// resolution of the checks).
+    pub arrived: Vec<(u32, Duration)>,
+}
+
+impl Deliveries {
+    /// `piece` was written whole at `at`, the connection having been written `end` bytes then.
+    pub fn written(&mut self, piece: u32, end: u64, at: Instant) {
+        self.pending.push_back((piece, end, at));
+    }
+
+    /// Whether a piece waits for its acknowledgement (in time or late).
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.late.is_empty()
+    }
+
+    /// With `acked` bytes of the connection acknowledged at `now`: every piece whose last byte
+    /// is acknowledged has arrived; any other written `late_after` ago or more is late.
+    pub fn check(&mut self, acked: u64, now: Instant, late_after: Duration) -> Checked {
+        let mut out = Checked::default();
+        while let Some(&(piece, end, at)) = self.pending.front() {
+            if end <= acked {
+                out.arrived.push((piece, now.saturating_duration_since(at)));
+            } else if now.saturating_duration_since(at) >= late_after {
+                out.late.push(piece);
+                self.late.push((piece, end));
+            } else {
+                break;
+            }
+            self.pending.pop_front();
+        }
+        self.late.retain(|&(piece, end)| {
+            let arrived = end <= acked;
+            if arrived {
+                out.arrived_late.push(piece);
+            }
+            !arrived
+        });
+        out
+    }
+
+    /// When the next [`check`](Self::check) is due: `poll` from `now` while anything waits, and
+    /// no later than the oldest piece's deadline.
+    pub fn next_check(
+        &self,
+        now: Instant,
+        late_after: Duration,
+        poll: Duration,
+    ) -> Option<Instant> {
+        if self.is_empty() {
+            return None;
+        }
+        let next = now + poll;
+        Some(match self.pending.front() {
+            Some(&(_, _, at)) => next.min(at + late_after),
+            None => next,
+        })
     }
 }
 
@@ -290,6 +401,69 @@ mod tests {
             "pieces 0 and 2 by peer 1, piece 1 by peer 2 (gone)"
         );
         assert!(SuperSeed::<u64>::new(0, 1).first_copy_out());
+    }
+
+    #[test]
+    fn a_piece_stuck_on_its_way_is_offered_to_someone_else_and_its_peer_waits() {
+        let mut s = SuperSeed::new(2, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+        // Both written whole: both count as held, nothing is left to offer.
+        assert_eq!(s.peer_has(1, 0), vec![]);
+        assert_eq!(s.peer_has(2, 1), vec![]);
+        assert_eq!(s.peer_live(3), vec![]);
+        // Piece 0 never arrived at peer 1: the next peer with room gets it (not peer 1).
+        assert_eq!(s.peer_lost(1, 0), vec![(2, 0)]);
+        // Lost again: peer 3 is next; peers 1 and 2 are slow now, so nothing once 3 has it.
+        assert_eq!(s.peer_lost(2, 0), vec![(3, 0)]);
+        assert_eq!(s.peer_has(3, 0), vec![]);
+        // A slow peer that has a piece again (it arrived late) is no longer slow.
+        assert_eq!(s.peer_has(1, 0), vec![]);
+        assert_eq!(s.peer_lost(3, 0), vec![]); // peer 1 still holds piece 0
+        assert_eq!(s.peer_lost(2, 1), vec![(1, 1)]);
+        // Unknown peers, pieces out of range, and a revealed segment change nothing.
+        assert_eq!(s.peer_lost(9, 0), vec![]);
+        assert_eq!(s.peer_lost(1, 7), vec![]);
+        s.reveal();
+        assert_eq!(s.peer_lost(1, 1), vec![]);
+    }
+
+    #[test]
+    fn deliveries_tell_pieces_acknowledged_in_time_from_late_ones_and_late_ones_that_arrive() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let late = ms(1000);
+        let mut d = Deliveries::default();
+        assert!(d.is_empty());
+        assert_eq!(d.next_check(t0, late, ms(100)), None);
+        d.written(3, 1_000, t0);
+        d.written(5, 2_000, t0 + ms(300));
+        d.written(1, 3_000, t0 + ms(600));
+        assert_eq!(d.next_check(t0, late, ms(100)), Some(t0 + ms(100)));
+        assert_eq!(d.next_check(t0 + ms(950), late, ms(100)), Some(t0 + late));
+        // Piece 3 acknowledged at 400 ms; nothing else yet.
+        let c = d.check(1_500, t0 + ms(400), late);
+        assert_eq!(c.arrived, vec![(3, ms(400))]);
+        assert!(c.late.is_empty() && c.arrived_late.is_empty());
+        // At 1.35 s piece 5 (written at 300 ms) is late; piece 1 is not yet.
+        let c = d.check(1_500, t0 + ms(1350), late);
+        assert_eq!(c.late, vec![5]);
+        assert!(c.arrived.is_empty());
+        // Its bytes and piece 1's arrive: piece 5 arrived late, piece 1 in time.
+        let c = d.check(3_000, t0 + ms(1400), late);
+        assert_eq!(c.arrived_late, vec![5]);
+        assert_eq!(c.arrived, vec![(1, ms(800))]);
+        assert!(c.late.is_empty());
+        assert!(d.is_empty());
+        // A late piece keeps the checks going until it arrives.
+        d.written(2, 4_000, t0 + ms(1400));
+        assert_eq!(d.check(3_000, t0 + ms(2400), late).late, vec![2]);
+        assert_eq!(
+            d.next_check(t0 + ms(2400), late, ms(100)),
+            Some(t0 + ms(2500))
+        );
+        assert_eq!(d.check(4_000, t0 + ms(9000), late).arrived_late, vec![2]);
+        assert!(d.is_empty());
     }
 
     #[test]

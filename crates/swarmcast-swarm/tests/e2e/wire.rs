@@ -28,12 +28,26 @@ fn segment(dir: &Path, size: usize) -> (Vec<u8>, Vec<u8>) {
 }
 
 async fn seeder(super_seed: Option<Duration>, upload_limit: Option<u32>) -> WireSeeder {
+    seeder_late(
+        super_seed,
+        upload_limit,
+        Some(swarmcast_swarm::wire::LATE_AFTER),
+    )
+    .await
+}
+
+async fn seeder_late(
+    super_seed: Option<Duration>,
+    upload_limit: Option<u32>,
+    late_after: Option<Duration>,
+) -> WireSeeder {
     WireSeeder::start(WireConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upload_limit: upload_limit
             .and_then(swarmcast_swarm::ratelimit::ByteLimiter::like_librqbit)
             .map(std::sync::Arc::new),
         super_seed,
+        late_after,
     })
     .await
     .unwrap()
@@ -183,7 +197,12 @@ impl Raw {
     }
 
     async fn connect(w: &WireSeeder, info_hash: [u8; 20]) -> Self {
-        let mut stream = TcpStream::connect(w.listen_addr()).await.unwrap();
+        let stream = TcpStream::connect(w.listen_addr()).await.unwrap();
+        Self::over(stream, info_hash).await
+    }
+
+    /// Sends the handshake for `info_hash` on `stream`.
+    async fn over(mut stream: TcpStream, info_hash: [u8; 20]) -> Self {
         let mut hs = [0u8; 68];
         let n = Handshake::new(Id20::new(info_hash), Id20::new([7; 20]))
             .serialize_unchecked_len(&mut hs);
@@ -362,6 +381,73 @@ async fn the_reveal_is_counted_from_the_first_copy() {
     w.shutdown();
 }
 
+/// A piece written whole to its one holder but stuck on its way (here: the holder stops reading,
+/// its receive window closes, the bytes stay unacknowledged) is offered to another downloader
+/// once it is late, and counted back as the first one's when it arrives after all. Without it
+/// (`late_after: None`) the other downloader is offered nothing until the reveal, 600 s on, and
+/// the hang guard fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piece_stuck_on_its_way_to_its_one_holder_is_offered_to_another_downloader() {
+    const LATE: Duration = Duration::from_millis(300);
+    const SIZE: usize = 10_000; // one piece, one block: written whole at once
+    let dir = tempfile::tempdir().unwrap();
+    let (_, torrent) = segment(dir.path(), SIZE);
+    let w = seeder_late(Some(Duration::from_secs(600)), None, Some(LATE)).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+
+    // The first downloader's receive buffer holds about 2 KB (the kernel's least): once it stops
+    // reading, most of the piece stays in the seeder's socket, unacknowledged.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(1024).unwrap();
+    let stream = sock.connect(w.listen_addr()).await.unwrap();
+    let mut stuck = Raw::over(stream, info_hash(&torrent)).await;
+    stuck.handshake().await.unwrap();
+    assert_eq!(stuck.next().await.unwrap().0, "unchoke");
+    assert_eq!(stuck.next().await.unwrap(), ("have", 0, 0, 0), "the offer");
+    let mut other = Raw::connect(&w, info_hash(&torrent)).await;
+    other.handshake().await.unwrap();
+    assert_eq!(other.next().await.unwrap().0, "unchoke");
+    stuck
+        .send(Message::Request(Request::new(0, 0, SIZE as u32)))
+        .await;
+    // Written whole (the write returns with the bytes in the socket), the piece counts as the
+    // first downloader's; late, it is offered to the other one, who gets it.
+    assert_eq!(settled(&t, SIZE as u64).await, SIZE as u64);
+    assert_eq!(next_but_keepalives(&mut other).await, ("have", 0, 0, 0));
+    assert_eq!(
+        w.counters()
+            .late_pieces
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    other
+        .send(Message::Request(Request::new(0, 0, SIZE as u32)))
+        .await;
+    assert_eq!(next_but_keepalives(&mut other).await, ("piece", 0, 0, SIZE));
+    // The first downloader reads again: its piece arrives after all, and counts as its own.
+    assert_eq!(next_but_keepalives(&mut stuck).await, ("piece", 0, 0, SIZE));
+    assert_eq!(reaches(&w.counters().late_arrived, 1).await, 1);
+    assert_eq!(settled(&t, 2 * SIZE as u64).await, 2 * SIZE as u64);
+    w.shutdown();
+}
+
+/// The next message other than a keep-alive (which the seeder sends every 5 s, so a message that
+/// never comes would never trip the per-read guard alone).
+async fn next_but_keepalives(c: &mut Raw) -> (&'static str, u32, u32, usize) {
+    let wait = async {
+        loop {
+            match c.next().await {
+                Some(("keepalive", ..)) => {}
+                Some(m) => return m,
+                None => panic!("the seeder closed the connection"),
+            }
+        }
+    };
+    tokio::time::timeout(HANG_GUARD, wait)
+        .await
+        .expect("hang guard: the message never came")
+}
+
 /// Requests queued behind the upload limit are dropped when cancelled: the cancelled block never
 /// arrives, the request after it does, and the byte count has only what was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,6 +496,7 @@ async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
         upload_limit: swarmcast_swarm::ratelimit::ByteLimiter::paced(32_768)
             .map(std::sync::Arc::new),
         super_seed: None,
+        late_after: None,
     })
     .await
     .unwrap();
