@@ -11,9 +11,10 @@
 //! from memory under one upload limit shared by all connections, [`PIECES_AT_ONCE`] pieces at a
 //! time. Super-seeding, it follows each connection's TCP acknowledgements of the pieces it wrote
 //! whole, and offers a piece still unacknowledged after [`WireConfig::late_after`] to another
-//! peer ([`policy::SuperSeed::peer_lost`]). It honours Cancel, sets TCP_NODELAY, and keeps its counters exactly: payload bytes per
-//! segment, connections by outcome. At `trace` level it logs connections, offers, requests, blocks
-//! written and Haves (`SWARMCAST_LOG=info,swarmcast_swarm::wire=trace`).
+//! peer ([`policy::SuperSeed::peer_lost`]). It honours Cancel, sets TCP_NODELAY, and keeps its
+//! counters exactly: payload bytes per segment, connections by outcome, late pieces. At `trace`
+//! level it logs connections, offers, requests, blocks written, Haves and pieces acknowledged
+//! (`SWARMCAST_LOG=info,swarmcast_swarm::wire=trace`); at `debug`, late pieces.
 //!
 //! Bounded everywhere: a handshake must arrive within [`HANDSHAKE_TIMEOUT`], a connection may
 //! queue at most [`MAX_QUEUED_REQUESTS`] requests of at most [`MAX_REQUEST`] bytes, messages over
