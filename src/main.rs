@@ -337,8 +337,8 @@ struct WatchArgs {
     /// manifest lists (segments that left the window, still being finished, do not count).
     #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = swarmcast_viewer::schedule::DEFAULT_PREFETCH)]
     prefetch: usize,
-    /// Playout delay in seconds [default: twice the first segment's fetch time, 0.25 to 2 s, plus
-    /// the 0.5 s HTTP fallback margin, at most one segment].
+    /// Playout delay in seconds [default: twice the first segment's fetch time, 0.25 to 2.5 s,
+    /// plus the HTTP fallback margin (--fallback-margin)].
     #[arg(long, env = "SWARMCAST_DELAY")]
     delay: Option<f64>,
     /// Start at the oldest segment in the window instead of the live edge.
@@ -347,7 +347,8 @@ struct WatchArgs {
     /// Never fetch a late segment over HTTP.
     #[arg(long, env = "SWARMCAST_NO_HTTP_FALLBACK")]
     no_http_fallback: bool,
-    /// Seconds before a deadline at which a late segment is fetched over HTTP.
+    /// Seconds before a deadline at which a late segment is fetched over HTTP (the automatic
+    /// delay includes it).
     #[arg(long, env = "SWARMCAST_FALLBACK_MARGIN", default_value_t = 0.5)]
     fallback_margin: f64,
     /// Where segments are kept while in the window [default: a temporary directory].

@@ -340,6 +340,8 @@ async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
     w.sink = SinkConfig::Discard;
     w.metrics_out = Some(dir.path().join("viewer.jsonl"));
     w.schedule.fallback_margin_ms = 3_600_000;
+    // The automatic delay would add that margin (an hour) before the first segment plays.
+    w.schedule.delay_ms = Some(1_000);
     let cancel = CancellationToken::new();
     let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
     // Wait (bounded) until three fallbacks were stopped and the source saw three closes.

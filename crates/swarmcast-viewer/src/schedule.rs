@@ -9,8 +9,8 @@
 //!   every segment the window lists (the scheduler's `ahead`).
 //! - **Playback clock**: the first segment plays `delay` after it completes (startup); each next
 //!   segment at the previous one's start plus its duration. The default delay is twice the first
-//!   segment's fetch time (added → complete), at least 250 ms and at most 2 s, plus the HTTP
-//!   fallback margin, at most one target duration (see [`Scheduler::auto_delay`]).
+//!   segment's fetch time (added → complete), at least 250 ms and at most 2.5 s, plus the HTTP
+//!   fallback margin (see [`Scheduler::auto_delay`]).
 //! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
 //!   segment completes it plays at once and the clock slips by the stall's length.
 //! - **Skip**: a segment that left the window without having been added (or that stalls for longer
@@ -44,9 +44,11 @@ pub const MIN_AUTO_DELAY_MS: u64 = 250;
 /// base point with 10 s segments the p99 of completion came 0.8-1.9 s after each viewer's first
 /// fetch, and with twice the first fetch every viewer waited a whole segment and played 21.8 s
 /// behind live (docs/experiments.md, "Behind live, and NAT"). With viewers joining over two
-/// segments (first fetches of 4.3-14 s) there was no stall either. At 2 s segments the cap never
-/// binds (one segment comes first).
-pub const MAX_AUTO_ALLOWANCE_MS: u64 = 2_000;
+/// segments (first fetches of 4.3-14 s) there was no stall either. At 2 s segments, 150 ms RTT
+/// and capped uplinks, a delay of 2 s (this allowance, cut to one segment) left 1-10 stalls of
+/// 400 at 20 viewers, 2.5 s 1-7, and 3 s none (docs/experiments.md, "The playout delay at 2 s
+/// segments"): 2.5 s, plus the fallback margin, and no cut at one segment.
+pub const MAX_AUTO_ALLOWANCE_MS: u64 = 2_500;
 
 /// How long after a failed HTTP fallback the same segment may be fetched again. Without a pause
 /// a failed fetch re-armed at once: the lab once measured 27,706 refused fetches in one 100 s
@@ -506,8 +508,9 @@ impl Scheduler {
 
     /// The automatic playout delay for a first segment fetched in `fetch_ms`: the swarm's
     /// allowance, twice that fetch time but at least 250 ms and at most
-    /// [`MAX_AUTO_ALLOWANCE_MS`], plus the HTTP fallback margin when fallback is on; at most one
-    /// target duration. A segment is learned about when it is
+    /// [`MAX_AUTO_ALLOWANCE_MS`], plus the HTTP fallback margin when fallback is on. (It is not
+    /// cut to one segment: how much later than the first a next segment may complete does not
+    /// shrink with the segment.) A segment is learned about when it is
     /// published, so at the live edge the time between learning a segment and its deadline is
     /// about this delay plus the first fetch: the swarm must get its allowance before the fallback
     /// margin starts. (The floor matters: a first segment fetched in 8 ms left the swarm 24 ms,
@@ -518,8 +521,7 @@ impl Scheduler {
         } else {
             0
         };
-        ((2 * fetch_ms).clamp(MIN_AUTO_DELAY_MS, MAX_AUTO_ALLOWANCE_MS) + margin)
-            .min(self.target_ms.max(MIN_AUTO_DELAY_MS))
+        (2 * fetch_ms).clamp(MIN_AUTO_DELAY_MS, MAX_AUTO_ALLOWANCE_MS) + margin
     }
 
     fn skip(&mut self, n: u64, actions: &mut Vec<Action>) {
