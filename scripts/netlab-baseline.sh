@@ -7,7 +7,7 @@
 # With SWARMCAST_BASELINE=after: the points as a user who told swarmcast their uplink runs them
 # (`--self-limit 0.9`: every capped process limits itself to 90% of its link's cap), plus issue
 # 14's target points, and without the calibration and the emulator's-cost points (they measure
-# the instrument, not swarmcast). About 30 minutes.
+# the instrument, not swarmcast). About 35 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-lab-results/netlab}"
@@ -59,8 +59,9 @@ point join-all join=all
 point rtt-uncapped rtt=0,50,150 viewer-upload-limit=none publisher-upload-limit=none transports=swarm,http
 if $after; then
   # Issue 14's target conditions: RTT 150 ms, 1% loss, 60% behind NAT, 2 s and 10 s segments,
-  # at 20 viewers and at 50.
+  # at 20 viewers, 35 and 50.
   point target-2s rtt=150 loss=1 nat=0.6
+  point target-2s-35 rtt=150 loss=1 nat=0.6 viewers=35 join-every=0.11
   point target-2s-50 rtt=150 loss=1 nat=0.6 viewers=50 join-every=0.08
   point target-10s rtt=150 loss=1 nat=0.6 segment-secs=10 duration=120
   echo "results in $out/*/summary.md"

@@ -99,10 +99,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
 
     /// `peer` has `piece` (a Have, or a bit of its bitfield): the new offers this allows.
     pub fn peer_has(&mut self, peer: P, piece: u32) -> Vec<Offer<P>> {
-        if self.revealed || piece as usize >= self.holders.len() {
-            return Vec::new();
-        }
-        let Some(view) = self.peers.get_mut(&peer) else {
+        let Some(view) = self.live_view(peer, piece) else {
             return Vec::new();
         };
         view.slow = false;
@@ -141,17 +138,15 @@ impl<P: Copy + Ord> SuperSeed<P> {
     }
 
     /// `piece`, counted as `peer`'s since it was written to it whole (or only offered to it), has
-    /// not arrived there in time (its bytes are still unacknowledged: a congested path, or a peer gone silent). It is
-    /// no longer counted as held by `peer`, so nobody else waiting for its only holder, it is
-    /// fresh again for the next peer with room, and `peer` is offered nothing new until it has a
-    /// piece again ([`peer_has`](Self::peer_has), e.g. this one, arriving late). Without this, a
-    /// piece whose one copy is stuck on its way is lost to the whole swarm: no viewer completes
-    /// the segment (docs/experiments.md, "A piece stuck on its way").
+    /// not arrived there in time: its bytes are still unacknowledged (a congested path, or a peer
+    /// gone silent). It is no longer counted as `peer`'s, so it is fresh again for the next peer
+    /// with room instead of everybody waiting for a holder that does not have it, and `peer` is
+    /// offered nothing new until it has a piece again ([`peer_has`](Self::peer_has), e.g. this
+    /// one, arriving late). Without this, a piece whose one copy is stuck on its way is lost to
+    /// the whole swarm: no viewer completes the segment (docs/experiments.md, "A piece stuck on
+    /// its way").
     pub fn peer_lost(&mut self, peer: P, piece: u32) -> Vec<Offer<P>> {
-        if self.revealed || piece as usize >= self.holders.len() {
-            return Vec::new();
-        }
-        let Some(view) = self.peers.get_mut(&peer) else {
+        let Some(view) = self.live_view(peer, piece) else {
             return Vec::new();
         };
         view.slow = true;
@@ -163,6 +158,15 @@ impl<P: Copy + Ord> SuperSeed<P> {
             self.offered_to[piece as usize] = None;
         }
         self.assign()
+    }
+
+    /// `peer`'s view, if offers are still made (not revealed), `piece` is in range and `peer` is
+    /// live: the guard of [`peer_has`](Self::peer_has) and [`peer_lost`](Self::peer_lost).
+    fn live_view(&mut self, peer: P, piece: u32) -> Option<&mut PeerView> {
+        if self.revealed || piece as usize >= self.holders.len() {
+            return None;
+        }
+        self.peers.get_mut(&peer)
     }
 
     /// Offers fresh pieces (nobody has them, nobody was offered them) to peers with room, in
