@@ -36,10 +36,17 @@ pub(crate) fn torrent(
         .with_context(|| format!("{}: the file name is not valid UTF-8", file.display()))?;
     let reader =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let size = reader
+    let meta = reader
         .metadata()
-        .with_context(|| format!("cannot stat {}", file.display()))?
-        .len();
+        .with_context(|| format!("cannot stat {}", file.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is {}, not a regular file: a segment torrent is built from a file of known length",
+            file.display(),
+            file_kind(&meta.file_type())
+        );
+    }
+    let size = meta.len();
     let torrent = SegmentTorrent::build(
         std::io::BufReader::new(reader),
         size,
@@ -178,7 +185,32 @@ async fn fetch(url: &str) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Parses a positive, finite number of seconds.
+/// What a file that is not a regular file is, for an error message.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a pipe";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Parses a positive, finite number of seconds (the lab's flags: its plan checks their ranges).
 pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -186,6 +218,60 @@ pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
             "expected a positive number of seconds, found {s:?}"
         )),
     }
+}
+
+/// Parses seconds from `lo` to `hi` (inclusive; a `lo` of 0 admits 0, any other `lo` is the
+/// least). Every duration flag outside the lab has its range here, so `inf`, `1e30` or a
+/// negative number is refused with the range, never turned into a panic or an unreadable
+/// manifest.
+pub(crate) fn secs_in(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds from {lo} to {hi}, found {s:?}")),
+    }
+}
+
+/// The range of `--segment-secs` (`segment`, `publish`, `demo`): 0.1 s to an hour.
+pub(crate) const SEGMENT_SECS: (f64, f64) = (0.1, 3600.0);
+/// The range of durations of a whole feed or an idle wait (`--synth-secs`, `--seconds`,
+/// `--idle-timeout`): 0.1 s to a year.
+pub(crate) const FEED_SECS: (f64, f64) = (0.1, 365.0 * 86_400.0);
+/// The range of `publish --grace` (0.1 s to a day) and `--linger` (0 to a day).
+pub(crate) const DAY: f64 = 86_400.0;
+
+/// `--segment-secs` outside the lab.
+pub(crate) fn parse_segment_secs(s: &str) -> Result<f64, String> {
+    secs_in(s, SEGMENT_SECS.0, SEGMENT_SECS.1)
+}
+
+/// `--synth-secs`, `synth --seconds`, `--idle-timeout`.
+pub(crate) fn parse_feed_secs(s: &str) -> Result<f64, String> {
+    secs_in(s, FEED_SECS.0, FEED_SECS.1)
+}
+
+/// `publish --grace`: 0.1 s to a day.
+pub(crate) fn parse_grace(s: &str) -> Result<f64, String> {
+    secs_in(s, 0.1, DAY)
+}
+
+/// `publish --linger`: 0 to a day.
+pub(crate) fn parse_linger(s: &str) -> Result<f64, String> {
+    secs_in(s, 0.0, DAY)
+}
+
+/// `publish --nat-check-timeout`: 0.1 to 60 s.
+pub(crate) fn parse_nat_check_timeout(s: &str) -> Result<f64, String> {
+    secs_in(s, 0.1, 60.0)
+}
+
+/// `watch --delay`, `watch --fallback-margin`: 0 to 600 s.
+pub(crate) fn parse_play_secs(s: &str) -> Result<f64, String> {
+    secs_in(s, 0.0, 600.0)
+}
+
+/// `demo --stagger`: 0 to an hour.
+pub(crate) fn parse_stagger(s: &str) -> Result<f64, String> {
+    secs_in(s, 0.0, 3600.0)
 }
 
 /// Parses `--punch-ports`: `FIRST-LAST` (inclusive, 1-65535, at least one port), or `off`.
@@ -213,9 +299,9 @@ pub(crate) struct PunchPorts(pub(crate) Option<std::ops::RangeInclusive<u16>>);
 pub(crate) fn parse_reveal(s: &str) -> Result<std::time::Duration, String> {
     match s {
         "never" => Ok(swarmcast_swarm::REVEAL_NEVER),
-        _ => parse_secs(s)
+        _ => secs_in(s, 0.1, 3600.0)
             .map(std::time::Duration::from_secs_f64)
-            .map_err(|_| format!("expected a positive number of seconds or never, found {s:?}")),
+            .map_err(|_| format!("expected seconds from 0.1 to 3600, or never, found {s:?}")),
     }
 }
 
@@ -227,11 +313,9 @@ pub(crate) struct LatePiece(pub(crate) Option<std::time::Duration>);
 pub(crate) fn parse_late_piece(s: &str) -> Result<LatePiece, String> {
     match s {
         "off" => Ok(LatePiece(None)),
-        _ => parse_secs(s)
-            .ok()
-            .filter(|v| *v > 0.0)
+        _ => secs_in(s, 0.1, 60.0)
             .map(|v| LatePiece(Some(std::time::Duration::from_secs_f64(v))))
-            .ok_or_else(|| format!("expected a positive number of seconds or off, found {s:?}")),
+            .map_err(|_| format!("expected seconds from 0.1 to 60, or off, found {s:?}")),
     }
 }
 
@@ -240,8 +324,12 @@ pub(crate) fn parse_librqbit_off(s: &str) -> Result<crate::LibrqbitOff, String> 
     swarmcast_swarm::tweaks::parse(s).map(crate::LibrqbitOff)
 }
 
-/// Parses a bitrate in bit/s with an optional `k` or `M` suffix.
+/// Parses a bitrate in bit/s with an optional `k` or `M` suffix, from
+/// [`MIN_BITRATE`](swarmcast_segmenter::synth::MIN_BITRATE) to
+/// [`MAX_BITRATE`](swarmcast_segmenter::synth::MAX_BITRATE) (the synthetic feed's range: its
+/// buffers grow with the rate).
 pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
+    use swarmcast_segmenter::synth::{MAX_BITRATE, MIN_BITRATE};
     let (number, scale) = match s.strip_suffix(['k', 'K']) {
         Some(n) => (n, 1e3),
         None => match s.strip_suffix('M') {
@@ -250,9 +338,11 @@ pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
         },
     };
     match number.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * scale).round() as u64),
+        Ok(v) if v.is_finite() && (MIN_BITRATE as f64..=MAX_BITRATE as f64).contains(&(v * scale)) => {
+            Ok((v * scale).round() as u64)
+        }
         _ => Err(format!(
-            "expected a bitrate in bit/s such as 800000, 800k or 2.5M, found {s:?}"
+            "expected a bitrate in bit/s from 8k to 1000M, such as 800000, 800k or 2.5M, found {s:?}"
         )),
     }
 }
@@ -391,9 +481,7 @@ pub(crate) async fn publish(
     config.target = ticks(args.segment_secs);
     config.window = args.window;
     config.grace = args.grace.map(std::time::Duration::from_secs_f64);
-    config.linger = args
-        .linger
-        .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+    config.linger = args.linger.map(std::time::Duration::from_secs_f64);
     config.keep_segments = args.keep_segments;
     config.trackers = args.trackers;
     config.embedded_tracker = !args.no_embedded_tracker;
@@ -416,6 +504,7 @@ pub(crate) async fn publish(
     config.upload_limit = args.upload_limit;
     config.super_seed_reveal = args.super_seed_reveal;
     config.late_piece = args.late_piece.0;
+    config.peer_conns_per_address = args.peer_conns_per_address;
     config.seeder = match args.seeder {
         crate::SeederArg::Librqbit => swarmcast_publisher::SeederKind::Librqbit,
         crate::SeederArg::Wire => swarmcast_publisher::SeederKind::Wire,
@@ -482,7 +571,10 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.sink = match (args.http_out, args.out.as_os_str() == "-") {
         (Some(addr), _) => SinkConfig::Http(addr),
         (None, true) => SinkConfig::Stdout,
-        (None, false) => SinkConfig::File(args.out.clone()),
+        (None, false) => SinkConfig::File {
+            path: args.out.clone(),
+            overwrite: args.overwrite,
+        },
     };
     config.listen = args.listen;
     config.schedule.prefetch = args.prefetch.max(1);
@@ -530,7 +622,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
         s.newest_at_join.map_or("-".into(), |n| n.to_string()),
         s.played.len(),
         s.bytes_out,
-        s.skipped.len(),
+        s.skipped.len() as u64 + s.skipped_unlisted,
         s.stalls,
         s.stall_ms,
         s.fallbacks,

@@ -111,8 +111,8 @@ struct SegmentArgs {
     /// Directory the segments are written to, as `<number as 8 digits>.ts`.
     #[arg(long, short, env = "SWARMCAST_SEGMENT_OUT")]
     out: PathBuf,
-    /// Target segment length in seconds (fractions allowed).
-    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 60.0, value_parser = commands::parse_secs)]
+    /// Target segment length in seconds (fractions allowed; 0.1 to 3600).
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 60.0, value_parser = commands::parse_segment_secs)]
     segment_secs: f64,
     /// Take the .ts files an encoder finishes in this directory as segments, one each, in order.
     #[arg(long, env = "SWARMCAST_WATCH_DIR")]
@@ -130,8 +130,8 @@ struct FeedArgs {
     /// Keep reading the input file as it grows, until --idle-timeout passes with no new data.
     #[arg(long, env = "SWARMCAST_FOLLOW", requires = "input")]
     follow: bool,
-    /// With --follow: seconds without new data after which the input is over.
-    #[arg(long, env = "SWARMCAST_IDLE_TIMEOUT", default_value_t = 10.0, value_parser = commands::parse_secs)]
+    /// With --follow: seconds without new data after which the input is over (0.1 s to a year).
+    #[arg(long, env = "SWARMCAST_IDLE_TIMEOUT", default_value_t = 10.0, value_parser = commands::parse_feed_secs)]
     idle_timeout: f64,
     /// Input format: `ts` cuts at keyframes, `raw` by wall clock, `auto` decides from the first bytes.
     #[arg(long, env = "SWARMCAST_FORMAT", value_enum, default_value_t = InputFormat::Auto)]
@@ -182,11 +182,11 @@ struct PublishArgs {
     /// Publish the synthetic feed (paced in real time) instead of an input.
     #[arg(long, env = "SWARMCAST_SYNTH")]
     synth: bool,
-    /// With --synth: bitrate in bit/s (k and M suffixes allowed).
+    /// With --synth: bitrate in bit/s (k and M suffixes allowed; 8k to 1000M).
     #[arg(long, env = "SWARMCAST_BITRATE", value_parser = commands::parse_bitrate, requires = "synth")]
     bitrate: Option<u64>,
-    /// With --synth: stop after this many seconds of media.
-    #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_secs, requires = "synth")]
+    /// With --synth: stop after this many seconds of media (0.1 s to a year).
+    #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_feed_secs, requires = "synth")]
     synth_secs: Option<f64>,
     #[command(flatten)]
     feed: FeedArgs,
@@ -219,17 +219,19 @@ struct PublishArgs {
     /// Also write every manifest and torrent to this directory (serve it statically as a mirror).
     #[arg(long, env = "SWARMCAST_MIRROR_DIR")]
     mirror_dir: Option<PathBuf>,
-    /// Target segment length in seconds (fractions allowed).
-    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 60.0, value_parser = commands::parse_secs)]
+    /// Target segment length in seconds (fractions allowed; 0.1 to 3600).
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 60.0, value_parser = commands::parse_segment_secs)]
     segment_secs: f64,
     /// Segments listed in the manifest.
     #[arg(long, env = "SWARMCAST_WINDOW", default_value_t = 5)]
     window: usize,
-    /// Seconds a segment stays seeded after leaving the window [default: two segment lengths].
-    #[arg(long, env = "SWARMCAST_GRACE", value_parser = commands::parse_secs)]
+    /// Seconds a segment stays seeded after leaving the window (0.1 s to a day) [default: two
+    /// segment lengths].
+    #[arg(long, env = "SWARMCAST_GRACE", value_parser = commands::parse_grace)]
     grace: Option<f64>,
-    /// Seconds to keep serving after the end of the stream [default: window x segment length].
-    #[arg(long, env = "SWARMCAST_LINGER")]
+    /// Seconds to keep serving after the end of the stream (0 to a day) [default: window x
+    /// segment length].
+    #[arg(long, env = "SWARMCAST_LINGER", value_parser = commands::parse_linger)]
     linger: Option<f64>,
     /// Keep segment files after they are forgotten.
     #[arg(long, env = "SWARMCAST_KEEP_SEGMENTS")]
@@ -245,8 +247,9 @@ struct PublishArgs {
     /// lists others dial).
     #[arg(long, env = "SWARMCAST_NO_NAT_CHECK")]
     no_nat_check: bool,
-    /// How long the tracker's connect-back check waits before calling a peer unreachable.
-    #[arg(long, env = "SWARMCAST_NAT_CHECK_TIMEOUT", default_value_t = 2.0, value_parser = commands::parse_secs)]
+    /// How long the tracker's connect-back check waits before calling a peer unreachable,
+    /// seconds (0.1 to 60).
+    #[arg(long, env = "SWARMCAST_NAT_CHECK_TIMEOUT", default_value_t = 2.0, value_parser = commands::parse_nat_check_timeout)]
     nat_check_timeout: f64,
     /// List reachable viewers to each other even when most viewers are behind a NAT. By default,
     /// while at least as many viewers failed the NAT check as passed it, a reachable viewer is
@@ -264,12 +267,12 @@ struct PublishArgs {
     /// uploading (viewers' fallbacks); more are answered 503, retry in a second. 0: no limit.
     #[arg(long, env = "SWARMCAST_FALLBACK_SLOTS", default_value_t = swarmcast_publisher::DEFAULT_FALLBACK_SLOTS)]
     fallback_slots: usize,
-    /// Tracker re-announce interval in seconds (at least 1).
-    #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10)]
+    /// Tracker re-announce interval in seconds (1 to 3600).
+    #[arg(long, env = "SWARMCAST_TRACKER_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     tracker_interval: u64,
     /// Tracker `min interval` in seconds (1 to --tracker-interval): how often a viewer may
     /// re-announce, and so how soon it hears of peers that joined a segment's swarm after it.
-    #[arg(long, env = "SWARMCAST_TRACKER_MIN_INTERVAL", default_value_t = swarmcast_publisher::DEFAULT_TRACKER_MIN_INTERVAL)]
+    #[arg(long, env = "SWARMCAST_TRACKER_MIN_INTERVAL", default_value_t = swarmcast_publisher::DEFAULT_TRACKER_MIN_INTERVAL, value_parser = clap::value_parser!(u64).range(1..=3600))]
     tracker_min_interval: u64,
     /// Piece length in bytes, 16384 to 16777216 [default: the smallest power of two from 32 KiB giving at most 1024 pieces].
     #[arg(long, env = "SWARMCAST_PIECE_LENGTH")]
@@ -282,16 +285,21 @@ struct PublishArgs {
     #[arg(long, env = "SWARMCAST_UPLOAD_LIMIT")]
     upload_limit: Option<u32>,
     /// Super-seeding: reveal every piece of a segment (plain seeding) this many seconds after its
-    /// first copy is out (with `--seeder librqbit`: after seeding starts), or `never` [default:
+    /// first copy is out (0.1 to 3600; with `--seeder librqbit`: after seeding starts), or `never` [default:
     /// never; viewers that miss a piece fall back to HTTP]. Until then each viewer is offered
     /// pieces nobody has yet.
     #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = commands::parse_reveal)]
     super_seed_reveal: Option<std::time::Duration>,
     /// Super-seeding with the wire seeder: a piece written whole to a viewer whose TCP has not
-    /// acknowledged it this many seconds later is offered to another viewer, or `off` (a piece
+    /// acknowledged it this many seconds (0.1 to 60) later is offered to another viewer, or `off` (a piece
     /// stuck on its way to its one holder is then lost to the swarm until that viewer leaves).
     #[arg(long, env = "SWARMCAST_LATE_PIECE", default_value = "3", value_parser = commands::parse_late_piece)]
     late_piece: commands::LatePiece,
+    /// With the wire seeder: connections from one IP address served at once (0: no cap). One
+    /// address that opens connections and sends nothing cannot fill the seeder's 1,024 slots;
+    /// raise it (or 0) when many viewers share an address (a lab on loopback, a large NAT).
+    #[arg(long, env = "SWARMCAST_PEER_CONNS_PER_ADDRESS", default_value_t = swarmcast_swarm::wire::PER_ADDRESS)]
+    peer_conns_per_address: usize,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
     /// names (have, wake, random, window, cancel, nodelay, superseed, steal, pace, slots), or all
     /// (docs/librqbit.md).
@@ -327,6 +335,10 @@ struct WatchArgs {
         conflicts_with = "http_out"
     )]
     out: PathBuf,
+    /// Replace an earlier recording in the --out file (without it, a file that exists and is
+    /// not empty is refused).
+    #[arg(long, env = "SWARMCAST_OVERWRITE")]
+    overwrite: bool,
     /// Serve the stream at http://ADDR/ instead (open it in mpv, VLC or ffplay).
     #[arg(long, env = "SWARMCAST_HTTP_OUT")]
     http_out: Option<std::net::SocketAddr>,
@@ -337,9 +349,9 @@ struct WatchArgs {
     /// manifest lists (segments that left the window, still being finished, do not count).
     #[arg(long, env = "SWARMCAST_PREFETCH", default_value_t = swarmcast_viewer::schedule::DEFAULT_PREFETCH)]
     prefetch: usize,
-    /// Playout delay in seconds [default: twice the first segment's fetch time, 0.25 to 2.5 s,
+    /// Playout delay in seconds (0 to 600) [default: twice the first segment's fetch time, 0.25 to 2.5 s,
     /// plus the HTTP fallback margin (--fallback-margin)].
-    #[arg(long, env = "SWARMCAST_DELAY")]
+    #[arg(long, env = "SWARMCAST_DELAY", value_parser = commands::parse_play_secs)]
     delay: Option<f64>,
     /// Start at the oldest segment in the window instead of the live edge.
     #[arg(long, env = "SWARMCAST_FROM_START")]
@@ -347,9 +359,9 @@ struct WatchArgs {
     /// Never fetch a late segment over HTTP.
     #[arg(long, env = "SWARMCAST_NO_HTTP_FALLBACK")]
     no_http_fallback: bool,
-    /// Seconds before a deadline at which a late segment is fetched over HTTP (the automatic
-    /// delay includes it).
-    #[arg(long, env = "SWARMCAST_FALLBACK_MARGIN", default_value_t = 0.5)]
+    /// Seconds before a deadline at which a late segment is fetched over HTTP (0 to 600; the
+    /// automatic delay includes it).
+    #[arg(long, env = "SWARMCAST_FALLBACK_MARGIN", default_value_t = 0.5, value_parser = commands::parse_play_secs)]
     fallback_margin: f64,
     /// Where segments are kept while in the window [default: a temporary directory].
     #[arg(long, env = "SWARMCAST_DATA_DIR")]
@@ -430,17 +442,17 @@ struct DemoArgs {
     /// Viewers.
     #[arg(long, env = "SWARMCAST_VIEWERS", default_value_t = 3)]
     viewers: usize,
-    /// Segment length in seconds.
-    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 2.0, value_parser = commands::parse_secs)]
+    /// Segment length in seconds (0.1 to 3600).
+    #[arg(long, env = "SWARMCAST_SEGMENT_SECS", default_value_t = 2.0, value_parser = commands::parse_segment_secs)]
     segment_secs: f64,
-    /// Seconds of the synthetic feed to publish.
-    #[arg(long, env = "SWARMCAST_DEMO_SECS", default_value_t = 24)]
+    /// Seconds of the synthetic feed to publish (1 to 86400).
+    #[arg(long, env = "SWARMCAST_DEMO_SECS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     seconds: u64,
-    /// Bitrate of the synthetic feed (k and M suffixes allowed).
+    /// Bitrate of the synthetic feed (k and M suffixes allowed; 8k to 1000M).
     #[arg(long, env = "SWARMCAST_BITRATE", default_value = "1M", value_parser = commands::parse_bitrate)]
     bitrate: u64,
-    /// Seconds between viewers joining.
-    #[arg(long, env = "SWARMCAST_STAGGER", default_value_t = 2.0)]
+    /// Seconds between viewers joining (0 to 3600).
+    #[arg(long, env = "SWARMCAST_STAGGER", default_value_t = 2.0, value_parser = commands::parse_stagger)]
     stagger: f64,
     /// Keep every file (segments, outputs, counters) in this directory [default: a temporary one].
     #[arg(long, env = "SWARMCAST_DEMO_DIR")]
@@ -489,7 +501,7 @@ struct LabArgs {
     /// Runs of every configuration.
     #[arg(long, env = "SWARMCAST_REPEATS", default_value_t = 1)]
     repeats: u32,
-    /// Bitrate of the synthetic feed (k and M suffixes allowed).
+    /// Bitrate of the synthetic feed (k and M suffixes allowed; 8k to 1000M).
     #[arg(long, env = "SWARMCAST_BITRATE", default_value = "1M", value_parser = commands::parse_bitrate)]
     bitrate: u64,
     /// Seconds of media per run [default: max(5 segments, 60 s)].
@@ -621,12 +633,12 @@ struct SynthArgs {
     /// Output file, or `-` for stdout.
     #[arg(long, short, env = "SWARMCAST_SYNTH_OUT", default_value = "-")]
     out: PathBuf,
-    /// Bitrate in bit/s (suffixes k and M allowed), padded with null packets [default: the
+    /// Bitrate in bit/s (suffixes k and M allowed; 8k to 1000M), padded with null packets [default: the
     /// fixture's own, about 135k].
     #[arg(long, env = "SWARMCAST_BITRATE", value_parser = commands::parse_bitrate)]
     bitrate: Option<u64>,
-    /// Stop after this many seconds of media [default: endless].
-    #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_secs)]
+    /// Stop after this many seconds of media (0.1 s to a year) [default: endless].
+    #[arg(long, env = "SWARMCAST_SYNTH_SECS", value_parser = commands::parse_feed_secs)]
     seconds: Option<f64>,
     /// Pace the output in real time, as a live encoder would.
     #[arg(long, env = "SWARMCAST_REALTIME")]
@@ -655,7 +667,18 @@ fn main() -> ExitCode {
     // The first Ctrl-C (or SIGTERM) asks for a graceful end; the second for an immediate one.
     let shutdown = swarmcast_publisher::Shutdown::default();
     let cancel = shutdown.stop.clone();
-    let result = runtime.block_on(async {
+    let abort = shutdown.abort.clone();
+    // `publish` ends at once on its own when aborted (it stops seeding and serving, keeping
+    // what is published); it gets this long before it is dropped like any other verb.
+    let abort_grace = if matches!(cli.command, Command::Publish(_)) {
+        std::time::Duration::from_secs(2)
+    } else {
+        std::time::Duration::ZERO
+    };
+    let command = cli.command;
+    let (cancel_in, shutdown_in) = (cancel.clone(), shutdown.clone());
+    let result = runtime.block_on(async move {
+        let (cancel, shutdown) = (cancel_in, shutdown_in);
         let signals = shutdown.clone();
         tokio::spawn(async move {
             for round in 0.. {
@@ -671,26 +694,40 @@ fn main() -> ExitCode {
                 }
             }
         });
-        match cli.command {
-            Command::Keygen(args) => commands::keygen(&args.out),
-            Command::Torrent(args) => commands::torrent(
-                &args.file,
-                args.piece_length,
-                args.trackers,
-                args.out.as_deref(),
-            ),
-            Command::Inspect(args) => {
-                commands::inspect(&args.target, args.key.as_deref(), &cancel).await
+        let command = async move {
+            match command {
+                Command::Keygen(args) => commands::keygen(&args.out),
+                Command::Torrent(args) => commands::torrent(
+                    &args.file,
+                    args.piece_length,
+                    args.trackers,
+                    args.out.as_deref(),
+                ),
+                Command::Inspect(args) => {
+                    commands::inspect(&args.target, args.key.as_deref(), &cancel).await
+                }
+                Command::Segment(args) => commands::segment(args, cancel.clone()).await,
+                Command::Synth(args) => commands::synth(args, cancel.clone()).await,
+                Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
+                Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
+                Command::Demo(args) => commands::demo(args, cancel.clone()).await,
+                Command::Lab(args) => commands::lab(*args, cancel.clone()).await,
+                Command::Report(args) => commands::report(&args.dir),
             }
-            Command::Segment(args) => commands::segment(args, cancel.clone()).await,
-            Command::Synth(args) => commands::synth(args, cancel.clone()).await,
-            Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
-            Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
-            Command::Demo(args) => commands::demo(args, cancel.clone()).await,
-            Command::Lab(args) => commands::lab(*args, cancel.clone()).await,
-            Command::Report(args) => commands::report(&args.dir),
+        };
+        // A second Ctrl-C exits at once in every verb: the command is dropped, which kills the
+        // processes it started and removes its network namespaces and temporary directories
+        // (each is owned by a guard that does so when dropped).
+        tokio::select! {
+            r = command => r,
+            () = async {
+                abort.cancelled().await;
+                tokio::time::sleep(abort_grace).await;
+            } => Err(anyhow::anyhow!("interrupted twice: stopped at once")),
         }
     });
+    // Tasks still running are dropped; a blocking one (a read of stdin) is not waited for long.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

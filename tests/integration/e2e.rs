@@ -326,15 +326,110 @@ fn punch_ports_must_be_a_range_or_off() {
 
 #[test]
 fn late_piece_must_be_seconds_or_off() {
-    for bad in ["0", "-1", "soon", "inf"] {
+    for bad in ["0", "-1", "soon", "inf", "61"] {
         let flag = format!("--late-piece={bad}");
         let out = run(swarmcast().args(["publish", flag.as_str()]), false);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("--late-piece")
-                && err.contains("positive number of seconds or off")
+                && err.contains("seconds from 0.1 to 60, or off")
                 && err.contains(bad),
             "publish --late-piece {bad}: {err}"
+        );
+    }
+}
+
+/// Every duration and rate flag has a range: a value outside it (infinite, huge, negative) is
+/// refused before anything starts, with the flag, the range and the value, never a panic or an
+/// unreadable manifest (`--segment-secs 1e30` once made one) or a runaway feed
+/// (`--bitrate 1000000M` once grew a publisher by gigabytes).
+#[test]
+fn duration_and_rate_flags_outside_their_range_are_refused() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["publish", "--linger", "inf"],
+            "--linger",
+            "seconds from 0 to 86400",
+        ),
+        (
+            &["publish", "--linger", "1e30"],
+            "--linger",
+            "seconds from 0 to 86400",
+        ),
+        (
+            &["publish", "--grace", "1e30"],
+            "--grace",
+            "seconds from 0.1 to 86400",
+        ),
+        (
+            &["publish", "--segment-secs", "1e30"],
+            "--segment-secs",
+            "seconds from 0.1 to 3600",
+        ),
+        (
+            &["segment", "-o", "x", "--segment-secs=-1"],
+            "--segment-secs",
+            "seconds from 0.1 to 3600",
+        ),
+        (
+            &["publish", "--synth", "--bitrate", "1000000M"],
+            "--bitrate",
+            "from 8k to 1000M",
+        ),
+        (
+            &["synth", "--bitrate", "1001M"],
+            "--bitrate",
+            "from 8k to 1000M",
+        ),
+        (
+            &["publish", "--synth", "--synth-secs", "inf"],
+            "--synth-secs",
+            "seconds from 0.1 to",
+        ),
+        (
+            &["publish", "--nat-check-timeout", "1e9"],
+            "--nat-check-timeout",
+            "seconds from 0.1 to 60",
+        ),
+        (
+            &["publish", "--tracker-interval", "0"],
+            "--tracker-interval",
+            "1..=3600",
+        ),
+        (
+            &["publish", "--super-seed-reveal", "1e30"],
+            "--super-seed-reveal",
+            "from 0.1 to 3600, or never",
+        ),
+        (
+            &["watch", "swarmcast:?pk=x", "--delay", "1e30"],
+            "--delay",
+            "seconds from 0 to 600",
+        ),
+        (
+            &["watch", "swarmcast:?pk=x", "--fallback-margin", "NaN"],
+            "--fallback-margin",
+            "seconds from 0 to 600",
+        ),
+        (
+            &["demo", "--stagger=-2"],
+            "--stagger",
+            "seconds from 0 to 3600",
+        ),
+        (&["demo", "--seconds", "0"], "--seconds", "1..=86400"),
+    ];
+    for (args, flag, range) in cases {
+        let out = run(swarmcast().args(*args), false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = args.last().unwrap();
+        let value = last.split_once('=').map_or(*last, |(_, v)| v);
+        assert!(
+            err.contains(flag)
+                && err.contains(range)
+                && err.contains(value)
+                && !err.contains("panicked"),
+            "swarmcast {}: {err}",
+            args.join(" ")
         );
     }
 }

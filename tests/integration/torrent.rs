@@ -176,4 +176,15 @@ fn bad_input_is_refused_with_a_clear_error() {
     .stderr;
     assert!(String::from_utf8_lossy(&err).contains("is the input file"));
     assert_eq!(std::fs::read(&file).unwrap(), b"abc", "input must survive");
+
+    // A device has no length to hash up to: named as what it is, not "empty".
+    let err = run(swarmcast().args(["torrent", "/dev/zero"]), false).stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("/dev/zero is a character device, not a regular file"),
+        "{err}"
+    );
+    let err = run(swarmcast().arg("torrent").arg(dir.path()), false).stderr;
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("is a directory, not a regular file"), "{err}");
 }

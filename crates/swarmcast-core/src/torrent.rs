@@ -175,18 +175,17 @@ impl InfoDict {
         if self.length == 0 {
             return Err(TorrentError::EmptySegment);
         }
-        if self.piece_length == 0 || !self.piece_length.is_power_of_two() {
-            return Err(TorrentError::BadPieceLength {
-                found: self.piece_length,
-            });
-        }
+        check_piece_length(self.piece_length)?;
         let expected = self.length.div_ceil(self.piece_length);
-        if self.pieces.len() as u64 != expected * 20 {
+        let expected_bytes = expected.checked_mul(20);
+        if expected_bytes != Some(self.pieces.len() as u64) {
             return Err(TorrentError::Malformed(format!(
-                "pieces holds {} bytes: expected {} ({} pieces of 20 bytes)",
+                "pieces holds {} bytes: expected {} pieces of 20 bytes for length {} and piece \
+                 length {}",
                 self.pieces.len(),
-                expected * 20,
-                expected
+                expected,
+                self.length,
+                self.piece_length
             )));
         }
         Ok(())
@@ -553,6 +552,34 @@ mod tests {
         let mut short = good.info().clone();
         short.pieces.truncate(19);
         assert!(InfoDict::decode_strict(&short.encode()).is_err());
+    }
+
+    /// A signed manifest (or `inspect`) can carry any info dictionary: a piece length outside
+    /// the rule (a power of two other than 16 KiB to 16 MiB, which left `expected * 20` free to
+    /// overflow) is refused by name, and a huge length is a clear error.
+    #[test]
+    fn info_piece_lengths_outside_the_rule_and_huge_lengths_are_refused() {
+        let good = SegmentTorrent::build(&data(10)[..], 10, "a", None, vec![]).unwrap();
+        for bad in [1u64, 2, 1024, 8192, 32 << 20, 1 << 62] {
+            let mut info = good.info().clone();
+            info.piece_length = bad;
+            assert!(
+                matches!(
+                    InfoDict::decode_strict(&info.encode()),
+                    Err(TorrentError::BadPieceLength { found }) if found == bad
+                ),
+                "piece length {bad}"
+            );
+        }
+        // 16 KiB pieces of 2^63 - 1 bytes: 2^49 pieces, whose hashes would take 2^53 bytes.
+        let mut huge = good.info().clone();
+        huge.piece_length = MIN_PIECE_LENGTH;
+        huge.length = i64::MAX as u64;
+        let err = InfoDict::decode_strict(&huge.encode()).unwrap_err();
+        assert!(err.to_string().contains("pieces holds 20 bytes"), "{err}");
+        // The largest length: refused, with no overflow on the way.
+        huge.length = u64::MAX;
+        assert!(huge.validate().is_err());
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl DemoReport {
                 s.joined_at.map_or("-".into(), |n| n.to_string()),
                 s.newest_at_join.map_or("-".into(), |n| n.to_string()),
                 s.played.len(),
-                s.skipped.len(),
+                s.skipped.len() as u64 + s.skipped_unlisted,
                 format!("{} ({} ms)", s.stalls, s.stall_ms),
                 s.fallbacks,
                 s.startup_ms.map_or("-".into(), |v| format!("{v} ms")),
@@ -285,6 +285,8 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
     publish.upload_limit = config.publisher_upload_limit;
     publish.metrics_out = Some(dir.join("publisher.jsonl"));
     publish.withhold_segment = config.withhold_segment;
+    // Every viewer of the demo comes from 127.0.0.1: no per-address cap.
+    publish.peer_conns_per_address = 0;
     // A fresh stream every run: an old state directory would make this a restart.
     let _ = std::fs::remove_dir_all(&publish.data_dir);
 
@@ -319,7 +321,10 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
         }
         let mut w = WatchConfig::new(ready.link.clone());
         w.listen = "127.0.0.1:0".parse().expect("an address");
-        w.sink = SinkConfig::File(dir.join(format!("viewer-{i}.ts")));
+        w.sink = SinkConfig::File {
+            path: dir.join(format!("viewer-{i}.ts")),
+            overwrite: false,
+        };
         w.data_dir = Some(dir.join(format!("viewer-{i}")));
         w.metrics_out = Some(dir.join(format!("viewer-{i}.jsonl")));
         w.node = format!("viewer-{i}");

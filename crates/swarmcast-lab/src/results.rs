@@ -504,7 +504,7 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
                         }
                     }
                 }
-                Kind::Skipped => skips += 1,
+                Kind::Skipped { count } => skips += count.unwrap_or(1),
                 Kind::Forgotten {
                     uploaded_bytes,
                     from_publisher: p,

@@ -43,6 +43,7 @@ async fn three_viewers_play_byte_identical_and_a_late_one_starts_at_the_live_edg
         let s = &v.summary;
         assert!(s.end_of_stream, "{}: no end of stream", v.name);
         assert!(s.skipped.is_empty(), "{}: skipped {:?}", v.name, s.skipped);
+        assert_eq!(s.skipped_unlisted, 0, "{}", v.name);
         // Played contiguously from its join to the end.
         let first = s.joined_at.unwrap();
         assert_eq!(s.played, (first..10).collect::<Vec<_>>(), "{}", v.name);
@@ -397,6 +398,7 @@ async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
 }
 
 /// A fake manifest server: answers each request with the next document of a list (then the last).
+/// Other paths (segments) are 404. Bounded: 5,000 connections.
 fn serve_documents(docs: Vec<Vec<u8>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/manifest", listener.local_addr().unwrap());
@@ -404,10 +406,17 @@ fn serve_documents(docs: Vec<Vec<u8>>) -> String {
         docs.into_iter().collect::<std::collections::VecDeque<_>>(),
     ));
     std::thread::spawn(move || {
-        for conn in listener.incoming().take(200) {
+        for conn in listener.incoming().take(5000) {
             let Ok(mut conn) = conn else { continue };
             let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
+            let n = conn.read(&mut buf).unwrap_or(0);
+            if !buf[..n].starts_with(b"GET /manifest") {
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                continue;
+            }
             let body = {
                 let mut d = docs.lock().unwrap();
                 if d.len() > 1 {
@@ -581,4 +590,165 @@ async fn a_dead_source_falls_through_to_the_next_one() {
         .unwrap();
     assert!(fetched, "the mirror's manifest never arrived");
     assert_eq!(summary.joined_at, Some(0));
+}
+
+/// A publisher of `secs` seconds of the synthetic feed in 1 s segments, lingering: its task,
+/// its shutdown and what it serves.
+async fn start_publisher(
+    dir: &std::path::Path,
+    secs: u64,
+) -> (
+    tokio::task::JoinHandle<
+        Result<swarmcast_publisher::Summary, swarmcast_publisher::PublishError>,
+    >,
+    swarmcast_publisher::Shutdown,
+    swarmcast_publisher::Ready,
+) {
+    let mut publish =
+        swarmcast_publisher::PublishConfig::new(swarmcast_publisher::FeedInput::Synth {
+            bitrate: Some(300_000),
+            duration: Some(secs * 90_000),
+        });
+    publish.key = dir.join("stream.key");
+    publish.data_dir = dir.join("publisher");
+    publish.http = "127.0.0.1:0".parse().unwrap();
+    publish.target = 90_000;
+    publish.window = 4;
+    publish.linger = Some(Duration::from_secs(3600));
+    let shutdown = swarmcast_publisher::Shutdown::default();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let publisher = tokio::spawn(swarmcast_publisher::run(
+        publish,
+        shutdown.clone(),
+        Some(ready_tx),
+    ));
+    let ready = ready_rx.await.expect("the publisher serves");
+    (publisher, shutdown, ready)
+}
+
+/// The link's first source keeps serving a valid but old manifest (a stale mirror); the second
+/// is the publisher. The viewer moves on once the first has given nothing newer for five
+/// segments, and plays the stream to its end: before, it stayed on the stale mirror for ever
+/// (0 segments played in 75 s, its fallbacks failing against the mirror).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_mirror_is_left_for_a_source_that_advances() {
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, shutdown, ready) = start_publisher(dir.path(), 14).await;
+    let real = ready.link.sources[0].clone();
+    // The mirror's one document: the publisher's first manifest (once it has one), served for
+    // ever.
+    let mut first = Vec::new();
+    for _ in 0..600 {
+        let r = reqwest::get(real.clone()).await.unwrap();
+        if r.status() == 200 {
+            first = r.bytes().await.unwrap().to_vec();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        swarmcast_core::Verifier::new(ready.link.key)
+            .accept_any(&first)
+            .is_ok(),
+        "the publisher served no manifest"
+    );
+    let stale = serve_documents(vec![first]);
+    let link = StreamLink::new(ready.link.key, vec![stale.parse().unwrap(), real]).unwrap();
+    let mut w = WatchConfig::new(link);
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    w.metrics_out = Some(dir.path().join("viewer.jsonl"));
+    let summary = tokio::time::timeout(
+        Duration::from_secs(120),
+        swarmcast_viewer::watch(w, CancellationToken::new(), None),
+    )
+    .await
+    .expect("hang guard: the viewer stayed on the stale mirror")
+    .unwrap();
+    shutdown.abort.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(60), publisher).await;
+    // It played to the end, segments well past the stale manifest's newest.
+    assert!(summary.end_of_stream, "{summary:?}");
+    let stale_newest = summary.newest_at_join.unwrap();
+    assert!(
+        summary.played.iter().any(|&n| n > stale_newest + 2),
+        "{summary:?}"
+    );
+    let seqs: Vec<u64> = read_events(&dir.path().join("viewer.jsonl"))
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e.kind {
+            Kind::ManifestFetched { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        seqs.len() > 2 && seqs.windows(2).all(|w| w[0] < w[1]),
+        "{seqs:?}"
+    );
+}
+
+/// The link's first source answers its headers, then drips its body a byte at a time: the
+/// viewer gives it 2 s (it holds no manifest yet) and gets the stream from the second source.
+/// Before, the drip held startup for the request's 30 s timeout. (The bound asserted, 10 s, is
+/// a hang guard five times the promise.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripping_first_source_delays_startup_by_at_most_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, shutdown, ready) = start_publisher(dir.path(), 30).await;
+    let drip = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/manifest", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().take(20) {
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf);
+                    let _ = write!(conn, "HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+                    // Bounded: 600 bytes, 60 s.
+                    for _ in 0..600 {
+                        if conn.write_all(b"d").and_then(|()| conn.flush()).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                });
+            }
+        });
+        url
+    };
+    let link = StreamLink::new(
+        ready.link.key,
+        vec![drip.parse().unwrap(), ready.link.sources[0].clone()],
+    )
+    .unwrap();
+    let mut w = WatchConfig::new(link);
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    w.metrics_out = Some(dir.path().join("viewer.jsonl"));
+    let cancel = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    let mut first_manifest = None;
+    for _ in 0..1200 {
+        let fetched = read_events(&dir.path().join("viewer.jsonl"))
+            .unwrap_or_default()
+            .iter()
+            .any(|e| matches!(e.kind, Kind::ManifestFetched { .. }));
+        if fetched {
+            first_manifest = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(60), viewer).await;
+    shutdown.abort.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(60), publisher).await;
+    let first_manifest = first_manifest.expect("no manifest in 60 s");
+    assert!(
+        first_manifest < Duration::from_secs(10),
+        "first manifest after {first_manifest:?}"
+    );
 }

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -174,7 +174,13 @@ pub enum Kind {
         bytes: u64,
     },
     /// Viewer: the segment will not be played (it left the window before it could be fetched).
-    Skipped,
+    Skipped {
+        /// How many numbers from the event's segment on were skipped at once, when more than
+        /// one: numbers no manifest listed (they left the window unseen, or a manifest jumped
+        /// ahead). Absent: one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+    },
     /// Viewer: the segment was fetched over HTTP.
     HttpFallback {
         /// Bytes fetched.
@@ -258,12 +264,76 @@ pub enum MetricsError {
 }
 
 /// Writes a node's events as JSON lines (or only keeps time, without a file).
+///
+/// The lines are written by a thread of the recorder's own, so recording never blocks the async
+/// runtime on the disk: [`record`](Self::record) queues the line, and the thread writes what is
+/// queued and flushes whenever the queue is empty (so a line is in the file microseconds after
+/// it is recorded, and a reader of a live file sees whole lines but for the last). Dropping the
+/// recorder writes everything queued; [`flush`](Self::flush) waits for it without dropping.
 #[derive(Debug)]
 pub struct Recorder {
     node: String,
     role: Role,
     origin: Instant,
-    out: Option<(PathBuf, Mutex<BufWriter<File>>)>,
+    out: Option<Writer>,
+}
+
+/// The writer thread of a [`Recorder`] with a file.
+#[derive(Debug)]
+struct Writer {
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// What the writer thread is asked to do.
+#[derive(Debug)]
+enum Msg {
+    /// Write one line.
+    Line(Vec<u8>),
+    /// Flush, then acknowledge.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// The writer thread: writes every queued line, flushing whenever the queue is empty, until
+/// every sender is gone. A failure is reported once, never fatal: counters must not stop a
+/// broadcast.
+fn write_lines(path: PathBuf, file: File, rx: mpsc::Receiver<Msg>) {
+    let mut out = BufWriter::new(file);
+    let mut warned = false;
+    let mut check = |r: std::io::Result<()>| {
+        if let Err(e) = r {
+            if !std::mem::replace(&mut warned, true) {
+                eprintln!("warning: cannot write metrics to {}: {e}", path.display());
+            }
+        }
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Line(line) => check(out.write_all(&line)),
+                Msg::Flush(ack) => {
+                    check(out.flush());
+                    let _ = ack.send(());
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        check(out.flush());
+    }
+    check(out.flush());
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(w) = &self.out {
+            // Closing the queue ends the thread once it has written everything queued.
+            drop(w.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+            if let Some(t) = w.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Recorder {
@@ -275,11 +345,21 @@ impl Recorder {
     ) -> Result<Self, MetricsError> {
         let out = match path {
             Some(p) => {
-                let file = File::create(p).map_err(|source| MetricsError::Io {
+                let io = |source| MetricsError::Io {
                     path: p.to_owned(),
                     source,
-                })?;
-                Some((p.to_owned(), Mutex::new(BufWriter::new(file))))
+                };
+                let file = File::create(p).map_err(io)?;
+                let (tx, rx) = mpsc::channel();
+                let path = p.to_owned();
+                let thread = std::thread::Builder::new()
+                    .name("metrics".into())
+                    .spawn(move || write_lines(path, file, rx))
+                    .map_err(io)?;
+                Some(Writer {
+                    tx: Mutex::new(Some(tx)),
+                    thread: Mutex::new(Some(thread)),
+                })
             }
             None => None,
         };
@@ -312,21 +392,35 @@ impl Recorder {
         }
     }
 
-    /// Records an event; a write failure is logged once per call site's caller, never fatal:
-    /// counters must not stop a broadcast.
+    /// Records an event: queues its line for the writer thread (never waits for the disk). A
+    /// write failure is reported once, never fatal: counters must not stop a broadcast.
     pub fn record(&self, seg: Option<u64>, kind: Kind) -> Event {
         let event = self.event(seg, kind);
-        if let Some((path, out)) = &self.out {
-            let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
-            let written = serde_json::to_writer(&mut *out, &event)
-                .map_err(std::io::Error::other)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush());
-            if let Err(e) = written {
-                eprintln!("warning: cannot write metrics to {}: {e}", path.display());
+        if let Some(w) = &self.out {
+            let mut line = serde_json::to_vec(&event).expect("events always serialise");
+            line.push(b'\n');
+            if let Some(tx) = &*w.tx.lock().unwrap_or_else(|e| e.into_inner()) {
+                let _ = tx.send(Msg::Line(line));
             }
         }
         event
+    }
+
+    /// Waits until every event recorded so far is written to the file (and flushed). Blocks
+    /// the calling thread briefly; without a file, returns at once.
+    pub fn flush(&self) {
+        let Some(w) = &self.out else {
+            return;
+        };
+        let (ack_tx, ack) = mpsc::sync_channel(1);
+        let sent =
+            w.tx.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|tx| tx.send(Msg::Flush(ack_tx)).is_ok());
+        if sent {
+            let _ = ack.recv();
+        }
     }
 }
 
@@ -421,7 +515,8 @@ mod tests {
                 stall_us: 12,
                 bytes: 13,
             },
-            Kind::Skipped,
+            Kind::Skipped { count: None },
+            Kind::Skipped { count: Some(7) },
             Kind::HttpFallback {
                 bytes: 14,
                 ok: true,
@@ -449,8 +544,20 @@ mod tests {
             .enumerate()
             .map(|(i, k)| rec.record(Some(i as u64), k))
             .collect();
+        rec.flush();
         let read = read_events(&path).unwrap();
         assert_eq!(read, written);
+        // More after a flush, then dropping the recorder: everything is written.
+        let more = rec.record(
+            None,
+            Kind::Ended {
+                end_of_stream: false,
+            },
+        );
+        drop(rec);
+        let read = read_events(&path).unwrap();
+        assert_eq!(read.len(), written.len() + 1);
+        assert_eq!(read.last(), Some(&more));
         assert!(read.windows(2).all(|w| w[0].mono_us <= w[1].mono_us));
     }
 

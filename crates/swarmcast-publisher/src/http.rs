@@ -417,7 +417,19 @@ async fn segment(
                 )
                     .into_response();
             }
-            // tower-http's ServeFile answers Range requests (206), If-Modified-Since, HEAD.
+            // tower-http's ServeFile answers Range requests (206), If-Modified-Since, HEAD. It
+            // answers a Range header it cannot parse with 416; RFC 9110 (14.1.1, 14.2) lets a
+            // server ignore an invalid one, and a client that sent garbage is better served
+            // whole: it is removed first (200). A valid range the body cannot satisfy (past its
+            // end) is still a 416.
+            let mut request = request;
+            if request
+                .headers()
+                .get(header::RANGE)
+                .is_some_and(|r| !valid_range(r))
+            {
+                request.headers_mut().remove(header::RANGE);
+            }
             match tower_http::services::ServeFile::new_with_mime(
                 &served.path,
                 &"video/mp2t".parse().expect("a mime type"),
@@ -433,6 +445,23 @@ async fn segment(
         }
         _ => not_found().into_response(),
     }
+}
+
+/// Whether a Range header is valid (RFC 9110, 14.1.1): `bytes=` and range specs whose last
+/// position, when given, is not before their first.
+fn valid_range(range: &axum::http::HeaderValue) -> bool {
+    use http_range_header::{EndPosition, StartPosition};
+    let Some(parsed) = range
+        .to_str()
+        .ok()
+        .and_then(|r| http_range_header::parse_range_header(r).ok())
+    else {
+        return false;
+    };
+    parsed.ranges.iter().all(|r| match (&r.start, &r.end) {
+        (StartPosition::Index(first), EndPosition::Index(last)) => first <= last,
+        _ => true,
+    })
 }
 
 /// Counts a segment body's bytes as they are handed to the server, and holds them to the

@@ -169,6 +169,10 @@ pub struct PublishConfig {
     /// not acknowledged it this long after is offered to another viewer (default
     /// [`swarmcast_swarm::wire::LATE_AFTER`]); `None`: never, a piece written is the viewer's.
     pub late_piece: Option<Duration>,
+    /// With the wire seeder: connections from one IP address served at once (default
+    /// [`swarmcast_swarm::wire::PER_ADDRESS`]; 0: no cap). An address that opens connections
+    /// and sends nothing cannot fill the seeder's slots (docs/reliability.md).
+    pub peer_conns_per_address: usize,
     /// What seeds the segments: the wire seeder (the default) or a librqbit session
     /// (docs/librqbit.md, 0007: where super-seeding lives).
     pub seeder: SeederKind,
@@ -213,6 +217,7 @@ impl PublishConfig {
             super_seed: true,
             super_seed_reveal: None,
             late_piece: Some(swarmcast_swarm::wire::LATE_AFTER),
+            peer_conns_per_address: swarmcast_swarm::wire::PER_ADDRESS,
             seeder: SeederKind::Wire,
             metrics_out: None,
             node: "publisher".into(),
@@ -282,6 +287,11 @@ fn public_addr(config: &PublishConfig, bound: SocketAddr) -> Result<String, Publ
     }
 }
 
+/// The least segment length (target) a publisher takes, 90 kHz ticks (0.1 s).
+pub const MIN_TARGET: u64 = 9_000;
+/// The greatest segment length (target) a publisher takes, 90 kHz ticks (an hour).
+pub const MAX_TARGET: u64 = 3_600 * 90_000;
+
 /// Publishes a stream until the input ends or `shutdown` says so. `ready` receives the link once
 /// the HTTP server and the swarm are up.
 pub async fn run(
@@ -294,6 +304,15 @@ pub async fn run(
             "--window {} must be from 1 to {}",
             config.window,
             manifest::MAX_WINDOW
+        )));
+    }
+    // 0.1 s to an hour, in 90 kHz ticks: a longer target would not fit a manifest's integers
+    // (a target of 1e30 s once made manifests nobody, not even the next start, could read).
+    if !(MIN_TARGET..=MAX_TARGET).contains(&config.target) {
+        return Err(PublishError::Config(format!(
+            "segment length {} ticks of 90 kHz: expected {MIN_TARGET} to {MAX_TARGET} (0.1 s to \
+             an hour)",
+            config.target
         )));
     }
     // Validate what the user gave before anything starts (the port in a default public address
@@ -398,6 +417,8 @@ pub async fn run(
                 upload_limit: budget.clone(),
                 super_seed,
                 late_after: config.late_piece,
+                max_connections: swarmcast_swarm::wire::MAX_CONNECTIONS,
+                per_address: config.peer_conns_per_address,
             })
             .await
             .map_err(swarmcast_swarm::SwarmError::from)?,

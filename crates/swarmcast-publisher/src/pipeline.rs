@@ -192,15 +192,29 @@ impl Publisher {
             next_seq: self.window.next_seq(),
             next_segment,
         };
-        self.state
-            .save(persisted, &signed.bytes)
-            .map_err(dir_error(&self.stream_dir))?;
-        if let Some(m) = &self.config.mirror_dir {
-            if let Err(e) = state::write_atomic(&m.join("manifest"), &signed.bytes) {
-                tracing::warn!(error = %e, "cannot write the mirror's manifest");
-            }
-        }
+        // The writes fsync: on a blocking thread, not on the runtime that serves and seeds.
         let signed = Arc::new(signed);
+        let (state, mirror, doc) = (
+            self.state.clone(),
+            self.config.mirror_dir.clone(),
+            signed.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            state.save(persisted, &doc.bytes)?;
+            if let Some(m) = mirror {
+                if let Err(e) = state::write_atomic(&m.join("manifest"), &doc.bytes) {
+                    tracing::warn!(error = %e, "cannot write the mirror's manifest");
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(std::io::Error::other(format!(
+                "the state writer failed: {e}"
+            )))
+        })
+        .map_err(dir_error(&self.stream_dir))?;
         self.summary.last_seq = signed.manifest.seq;
         self.shared.serve_manifest(signed.clone());
         Ok(signed)

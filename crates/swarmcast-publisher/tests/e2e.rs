@@ -490,6 +490,26 @@ async fn segments_leave_after_their_grace_period_and_http_serves_ranges_etags_an
         .unwrap();
     assert_eq!(part.status(), 206);
     assert_eq!(part.bytes().await.unwrap(), &file[100..1100]);
+    // A Range header that does not parse is ignored (RFC 9110, 14.2): the whole body, 200. Only
+    // a range the body cannot satisfy is a 416.
+    for garbage in ["bytes=oops", "pages=1-2", "bytes=5-1", "bytes"] {
+        let whole = client
+            .get(format!("{base}/segments/00000004.ts"))
+            .header("range", garbage)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(whole.status(), 200, "range {garbage:?}");
+        assert_eq!(whole.bytes().await.unwrap(), &file[..], "range {garbage:?}");
+    }
+    let past_the_end = format!("bytes={}-", file.len() + 10);
+    let unsatisfiable = client
+        .get(format!("{base}/segments/00000004.ts"))
+        .header("range", &past_the_end)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsatisfiable.status(), 416);
 
     // Segments 0-2 left the window; after the grace period they are forgotten: 404, file deleted,
     // gone from the mirror. Only the two in the window stay served.

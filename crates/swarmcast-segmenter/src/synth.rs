@@ -16,6 +16,14 @@ use crate::ts::{self, NULL_PID, PACKET, PTS_MODULO, SYNC};
 /// The built-in fixture.
 pub const FIXTURE: &[u8] = include_bytes!("../../../resources/test/gop25.ts");
 
+/// The least bitrate a command line accepts, bit/s (the fixture itself needs more: see
+/// [`SynthError::BitrateTooLow`]).
+pub const MIN_BITRATE: u64 = 8_000;
+/// The greatest bitrate the feed produces, bit/s (1 Gbit/s). A frame's packets are built at
+/// once, so the rate bounds the feed's buffers: a frame at this rate is about 5 MB (an
+/// unbounded rate once grew a publisher by gigabytes in seconds).
+pub const MAX_BITRATE: u64 = 1_000_000_000;
+
 /// Why a synthetic feed cannot be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -30,6 +38,12 @@ pub enum SynthError {
         asked: u64,
         /// The fixture's own bitrate.
         min: u64,
+    },
+    /// Asked for more than [`MAX_BITRATE`].
+    #[error("bitrate {asked} bit/s is above the synthetic feed's maximum of {MAX_BITRATE} bit/s")]
+    BitrateTooHigh {
+        /// Requested bit/s.
+        asked: u64,
     },
 }
 
@@ -84,7 +98,7 @@ impl Synth {
         bitrate: Option<u64>,
         start_pts: u64,
     ) -> Result<Self, SynthError> {
-        if fixture.is_empty() || fixture.len() % PACKET != 0 {
+        if fixture.is_empty() || !fixture.len().is_multiple_of(PACKET) {
             return Err(SynthError::BadFixture(
                 "not a whole number of 188-byte packets",
             ));
@@ -145,6 +159,9 @@ impl Synth {
                     asked,
                     min: natural,
                 })
+            }
+            Some(asked) if asked > MAX_BITRATE => {
+                return Err(SynthError::BitrateTooHigh { asked });
             }
             Some(asked) => (asked * loop_ticks)
                 .div_ceil(90_000 * PACKET as u64 * 8)
@@ -315,6 +332,11 @@ mod tests {
             (bits_per_second - 1e6).abs() < 1e6 * 0.002,
             "{bits_per_second}"
         );
+        assert!(matches!(
+            Synth::new(Some(MAX_BITRATE + 1), 0),
+            Err(SynthError::BitrateTooHigh { asked }) if asked == MAX_BITRATE + 1
+        ));
+        assert!(Synth::new(Some(MAX_BITRATE), 0).is_ok());
         assert!(matches!(
             Synth::new(Some(50_000), 0),
             Err(SynthError::BitrateTooLow { asked: 50_000, .. })

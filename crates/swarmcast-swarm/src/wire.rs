@@ -42,8 +42,10 @@ use tokio_util::sync::CancellationToken;
 use crate::ratelimit::ByteLimiter;
 use policy::{Deliveries, SuperSeed};
 
-/// How long a new connection has to send its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection has to send its handshake. A viewer sends it with its first bytes,
+/// one round trip after connecting; a connection that sends nothing holds a slot this long (it
+/// was 10 s: 1,100 such connections kept the seeder's 1,024 slots full, docs/reliability.md).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A keep-alive goes out after this long without sending anything.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// The largest block a peer may request (BitTorrent clients ask for 16 KiB).
@@ -53,8 +55,13 @@ pub const MAX_QUEUED_REQUESTS: usize = 4096;
 /// The largest message accepted from a peer: a seed is sent requests, Haves and one bitfield
 /// (128 bytes for 1024 pieces), so this leaves room for 262,000 pieces and bounds the buffer.
 pub const MAX_MESSAGE: usize = 32 * 1024;
-/// Connections served at once; more are closed on arrival.
+/// Connections served at once by default ([`WireConfig::max_connections`]); more are closed on
+/// arrival.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections from one IP address served at once by default ([`WireConfig::per_address`]):
+/// a viewer holds one per segment it fetches (about six), so this leaves room for ten viewers
+/// behind one NAT, and one address cannot take more than 6% of [`MAX_CONNECTIONS`].
+pub const PER_ADDRESS: usize = 64;
 /// How long [`WireSeeder::forget`] waits for a forgotten segment's connections to end.
 pub const FORGET_WAIT: Duration = Duration::from_secs(5);
 /// Pieces offered to one connection at a time (as librqbit's `SuperSeedOptions` default).
@@ -165,6 +172,27 @@ pub struct WireConfig {
     /// offered nothing new until it has a piece again; `None`: a piece written is the peer's for
     /// good. [`LATE_AFTER`] is the publisher's default.
     pub late_after: Option<Duration>,
+    /// Connections served at once ([`MAX_CONNECTIONS`] by default); more are closed on arrival.
+    pub max_connections: usize,
+    /// Connections from one IP address served at once ([`PER_ADDRESS`] by default; 0: no cap).
+    /// More are closed on arrival, so one address that opens connections and sends nothing
+    /// cannot fill the seeder's slots.
+    pub per_address: usize,
+}
+
+impl WireConfig {
+    /// A seeder listening on `listen` with no limit, no super-seeding, no late pieces, and the
+    /// default connection caps.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            upload_limit: None,
+            super_seed: None,
+            late_after: None,
+            max_connections: MAX_CONNECTIONS,
+            per_address: PER_ADDRESS,
+        }
+    }
 }
 
 /// Connections by outcome, since start.
@@ -172,8 +200,11 @@ pub struct WireConfig {
 pub struct WireCounters {
     /// Connections accepted.
     pub accepted: AtomicU64,
-    /// Connections refused: over [`MAX_CONNECTIONS`], no handshake, or a torrent we do not seed.
+    /// Connections refused: over [`WireConfig::max_connections`] or
+    /// [`WireConfig::per_address`], no handshake, or a torrent we do not seed.
     pub refused: AtomicU64,
+    /// Of those, refused on arrival for their address's cap ([`WireConfig::per_address`]).
+    pub refused_per_address: AtomicU64,
     /// Connections closed for a protocol violation (bad message, bad request, too many).
     pub violations: AtomicU64,
     /// Pieces written whole to a peer and not acknowledged within
@@ -203,6 +234,9 @@ struct Inner {
     super_seed: Option<Duration>,
     late_after: Option<Duration>,
     slots: Arc<Semaphore>,
+    /// Connections per IP address now, and the cap (0: none).
+    per_address: Mutex<HashMap<std::net::IpAddr, usize>>,
+    per_address_cap: usize,
     /// With a limit: pieces served at once (see [`PIECES_AT_ONCE`]); `None`: no turns.
     turns: Option<Arc<Semaphore>>,
     next_conn: AtomicU64,
@@ -310,7 +344,9 @@ impl WireSeeder {
             segments: Mutex::new(HashMap::new()),
             super_seed: config.super_seed,
             late_after: config.late_after,
-            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            per_address: Mutex::new(HashMap::new()),
+            per_address_cap: config.per_address,
             turns: config
                 .upload_limit
                 .is_some()
@@ -504,6 +540,14 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
                 }
             },
         };
+        let Some(from_address) = AddressSlot::take(&inner, addr.ip()) else {
+            inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            inner
+                .counters
+                .refused_per_address
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
         let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
             inner.counters.refused.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -513,6 +557,7 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
         let stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _from_address = from_address;
             let conn = inner.next_conn.fetch_add(1, Ordering::Relaxed);
             let r = tokio::select! {
                 () = stop.cancelled() => Ok(()),
@@ -538,6 +583,40 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
                 tracing::debug!(%addr, error = %e, "wire seeder: connection ended");
             }
         });
+    }
+}
+
+/// A connection counted against its address's cap while it lives.
+struct AddressSlot {
+    inner: Arc<Inner>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    /// Counts a connection from `ip`; `None` if its address is at the cap.
+    fn take(inner: &Arc<Inner>, ip: std::net::IpAddr) -> Option<Self> {
+        let mut counts = lock(&inner.per_address);
+        let n = counts.entry(ip).or_insert(0);
+        if inner.per_address_cap != 0 && *n >= inner.per_address_cap {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            inner: inner.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.inner.per_address);
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -971,7 +1050,7 @@ impl Sent {
     /// Records a block of piece `index` (`piece_len` bytes); whether every block of it is sent.
     fn add(&mut self, index: u32, begin: u32, length: u32, piece_len: u64) -> bool {
         let blocks = piece_len.div_ceil(u64::from(BLOCK)) as usize;
-        let standard = begin % BLOCK == 0
+        let standard = begin.is_multiple_of(BLOCK)
             && u64::from(length) == (piece_len - u64::from(begin)).min(u64::from(BLOCK));
         if !standard {
             return false;

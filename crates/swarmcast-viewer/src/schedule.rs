@@ -143,6 +143,15 @@ pub enum Action {
     },
     /// The segment will not be played.
     Skip(u64),
+    /// `count` numbers from `first` on will not be played: playback moved past them and no
+    /// manifest ever listed them (they left the window unseen, or a manifest jumped ahead). One
+    /// action however many, so a manifest that jumps far ahead costs nothing per number.
+    SkipUnlisted {
+        /// The first number.
+        first: u64,
+        /// How many.
+        count: u64,
+    },
     /// Drop the segment from the swarm (it left the window and is played or skipped).
     Forget(u64),
     /// The stream ended and its last segment was played (or skipped).
@@ -347,10 +356,14 @@ impl Scheduler {
         if n < next {
             return None;
         }
-        let ahead: u64 = (next..n)
-            .map(|k| self.segs.get(&k).map_or(self.target_ms, |s| s.duration_ms))
-            .sum();
-        Some(anchor + ahead)
+        // Unlisted numbers count one target duration each: O(listed), not O(n - next), so a
+        // manifest that jumps far ahead costs nothing per number.
+        let listed = self.segs.range(next..n);
+        let (count, sum) = listed.fold((0u64, 0u64), |(c, t), (_, s)| {
+            (c + 1, t.saturating_add(s.duration_ms))
+        });
+        let unlisted = (n - next - count).saturating_mul(self.target_ms);
+        Some(anchor.saturating_add(sum).saturating_add(unlisted))
     }
 
     /// Decides what to do at `now_ms`.
@@ -372,11 +385,13 @@ impl Scheduler {
                 }
             }
             let Some(seg) = self.segs.get(&next).cloned() else {
-                // Not listed yet; or it left the window before we ever learned of it.
-                if self.segs.range(next + 1..).next().is_some() {
-                    self.stats.skipped += 1;
-                    actions.push(Action::Skip(next));
-                    next += 1;
+                // Not listed yet; or it left the window before we ever learned of it: skip to
+                // the next listed number at once.
+                if let Some((&listed, _)) = self.segs.range(next + 1..).next() {
+                    let count = listed - next;
+                    self.stats.skipped += count;
+                    actions.push(Action::SkipUnlisted { first: next, count });
+                    next = listed;
                     continue;
                 }
                 break;
@@ -460,7 +475,7 @@ impl Scheduler {
         // HTTP fallback: one at a time (the publisher serves few at once, and a viewer's second
         // fetch only competes with its first), the earliest deadline first.
         if self.config.http_fallback && !self.fetching() {
-            let due = self.ahead(next).find(|n| {
+            let due = self.ahead(next).into_iter().find(|n| {
                 self.segs
                     .get(n)
                     .and_then(|s| self.fallback_due(*n, s))
@@ -493,17 +508,19 @@ impl Scheduler {
     /// added each new segment only when playback moved on, 1.3 s after it was listed, and
     /// completed it later still, which kept it behind (docs/experiments.md, "Hole punching
     /// between viewers behind NAT").
-    fn ahead(&self, next: u64) -> std::ops::Range<u64> {
+    ///
+    /// Only the listed numbers of that range are returned (nothing else can be fetched), so a
+    /// window far ahead of `next` costs nothing per number in between.
+    fn ahead(&self, next: u64) -> Vec<u64> {
         let prefetch = self.config.prefetch;
+        let least = next.saturating_add(prefetch as u64);
         let end = self
             .segs
             .range(next..)
             .filter(|(_, s)| s.in_window)
             .nth(prefetch - 1)
-            .map_or(next + prefetch as u64, |(n, _)| {
-                (n + 1).max(next + prefetch as u64)
-            });
-        next..end
+            .map_or(least, |(n, _)| n.saturating_add(1).max(least));
+        self.segs.range(next..end).map(|(n, _)| *n).collect()
     }
 
     /// The automatic playout delay for a first segment fetched in `fetch_ms`: the swarm's

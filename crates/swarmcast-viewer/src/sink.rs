@@ -13,8 +13,15 @@ use tokio::sync::broadcast;
 pub enum SinkConfig {
     /// Standard output.
     Stdout,
-    /// A file (created, truncated).
-    File(PathBuf),
+    /// A file, created. An existing recording in it (a regular file, not empty) is refused
+    /// unless `overwrite`, when it is truncated ([`watch`](crate::watch) checks before anything
+    /// starts).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Replace an earlier recording.
+        overwrite: bool,
+    },
     /// `http://ADDR/`: every client gets the stream from the next segment on.
     Http(SocketAddr),
     /// Played segments are only counted.
@@ -37,7 +44,9 @@ impl Sink {
     pub(crate) async fn open(config: &SinkConfig) -> std::io::Result<(Self, Option<SocketAddr>)> {
         match config {
             SinkConfig::Stdout => Ok((Self::Stdout(tokio::io::stdout()), None)),
-            SinkConfig::File(p) => Ok((Self::File(tokio::fs::File::create(p).await?), None)),
+            SinkConfig::File { path, .. } => {
+                Ok((Self::File(tokio::fs::File::create(path).await?), None))
+            }
             SinkConfig::Discard => Ok((Self::Discard, None)),
             SinkConfig::Http(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -27,6 +27,9 @@ use crate::watch::{
     Transport, WatchConfig, WatchError, WatchSummary, REFUSALS_BEFORE_GIVING_UP, SAMPLE,
 };
 
+/// How long resolving a publisher's host name may take before the segment is added without it.
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub(crate) struct Seg {
     pub(crate) entry: SegmentEntry,
     pub(crate) torrent: Option<Torrent>,
@@ -449,17 +452,30 @@ impl Viewer {
         SegmentTorrent::from_info(info, trackers).to_torrent_bytes()
     }
 
+    /// The publisher's addresses from the manifest, names resolved (each within
+    /// [`DNS_TIMEOUT`]).
     pub(crate) async fn initial_peers(&self) -> Vec<SocketAddr> {
         let mut out = Vec::new();
         for p in self.publisher_addrs() {
             match p.parse::<SocketAddr>() {
                 Ok(a) => out.push(a),
-                Err(_) => match tokio::net::lookup_host(p.as_str()).await {
-                    Ok(addrs) => out.extend(addrs),
-                    Err(e) => {
-                        tracing::warn!(peer = %p, error = %e, "cannot resolve the publisher's address")
+                // Bounded: a resolver that does not answer must not hold the watch loop (and
+                // with it playback); the segment is added without that peer.
+                Err(_) => {
+                    match tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host(p.as_str()))
+                        .await
+                    {
+                        Ok(Ok(addrs)) => out.extend(addrs),
+                        Ok(Err(e)) => {
+                            tracing::warn!(peer = %p, error = %e, "cannot resolve the publisher's address")
+                        }
+                        Err(_) => tracing::warn!(
+                            peer = %p,
+                            timeout_ms = DNS_TIMEOUT.as_millis() as u64,
+                            "resolving the publisher's address timed out"
+                        ),
                     }
-                },
+                }
             }
         }
         out
@@ -486,7 +502,22 @@ impl Viewer {
                         "segment left the window before it could be fetched: skipped"
                     );
                     self.summary.skipped.push(n);
-                    self.recorder.record(Some(n), Kind::Skipped);
+                    self.recorder.record(Some(n), Kind::Skipped { count: None });
+                }
+                Action::SkipUnlisted { first, count } => {
+                    tracing::warn!(
+                        first,
+                        count,
+                        "segments no manifest listed (they left the window unseen, or the \
+                         manifest jumped ahead): skipped"
+                    );
+                    if count == 1 {
+                        self.summary.skipped.push(first);
+                    } else {
+                        self.summary.skipped_unlisted += count;
+                    }
+                    let count = (count > 1).then_some(count);
+                    self.recorder.record(Some(first), Kind::Skipped { count });
                 }
                 Action::Forget(n) => self.forget(n).await,
                 Action::End => return Ok(true),

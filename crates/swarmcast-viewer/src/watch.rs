@@ -113,6 +113,14 @@ pub enum WatchError {
         #[source]
         source: std::io::Error,
     },
+    /// The output file holds an earlier recording, and overwriting was not asked for.
+    #[error("output {} exists and holds {bytes} bytes (an earlier recording?): pass --overwrite to replace it, or choose another file", path.display())]
+    OutputExists {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        bytes: u64,
+    },
     /// Every manifest was refused: the link is wrong or the sources are forged.
     #[error("manifest refused: {0}")]
     Refused(#[source] swarmcast_core::ManifestError),
@@ -130,8 +138,12 @@ pub struct WatchSummary {
     pub newest_at_join: Option<u64>,
     /// Segments written to the sink, in order.
     pub played: Vec<u64>,
-    /// Segments skipped.
+    /// Segments skipped (one at a time).
     pub skipped: Vec<u64>,
+    /// Numbers skipped in runs of more than one that no manifest listed (a manifest that jumped
+    /// ahead), counted rather than listed: [`skipped`](Self::skipped) stays small whatever a
+    /// manifest says.
+    pub skipped_unlisted: u64,
     /// Late segments.
     pub stalls: u64,
     /// Time playback waited, ms.
@@ -183,6 +195,19 @@ pub async fn watch(
     ready: Option<tokio::sync::oneshot::Sender<WatchReady>>,
 ) -> Result<WatchSummary, WatchError> {
     let origin = Instant::now();
+    // Before anything starts: an earlier recording is never truncated unasked.
+    if let SinkConfig::File {
+        path,
+        overwrite: false,
+    } = &config.sink
+    {
+        if let Some(bytes) = existing_recording(path) {
+            return Err(WatchError::OutputExists {
+                path: path.clone(),
+                bytes,
+            });
+        }
+    }
     let recorder = Recorder::new(
         config.node.clone(),
         Role::Viewer,
@@ -201,7 +226,7 @@ pub async fn watch(
                 what: "temporary directory".into(),
                 source,
             })?;
-            (t.0.clone(), Some(t))
+            (t.dir.path().to_owned(), Some(t))
         }
     };
     let swarm = Arc::new(
@@ -396,32 +421,82 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// A temporary directory removed on drop (the viewer's default data directory).
-struct TempDir(PathBuf);
+/// The length of the regular, non-empty file at `path`, if there is one (what a new recording
+/// would truncate). A pipe, a device or an empty file is no recording.
+fn existing_recording(path: &std::path::Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file() && m.len() > 0)
+        .map(|m| m.len())
+}
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The prefix of a viewer's temporary data directory in the system's temporary directory.
+const TEMP_PREFIX: &str = "swarmcast-viewer-";
+/// The lock file in it, held (`flock`) while its viewer lives: the kernel releases it when the
+/// process dies, however it dies.
+const LOCK_FILE: &str = ".lock";
+/// A leftover directory younger than this is left alone: its viewer may be starting (between
+/// creating the directory and locking its file).
+const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The viewer's default data directory: a temporary directory removed on drop, locked while the
+/// viewer lives so that a later viewer can tell it from one a killed viewer left behind.
+struct TempDir {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
 }
 
 fn tempdir() -> std::io::Result<TempDir> {
     let base = std::env::temp_dir();
-    for attempt in 0..100u32 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = base.join(format!(
-            "swarmcast-viewer-{}-{nanos}-{attempt}",
-            std::process::id()
-        ));
-        match std::fs::create_dir(&p) {
-            Ok(()) => return Ok(TempDir(p)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+    let removed = remove_leftovers(&base, std::time::SystemTime::now());
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed data directories of viewers that were killed"
+        );
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempdir_in(&base)?;
+    let lock = std::fs::File::create(dir.path().join(LOCK_FILE))?;
+    lock.try_lock().map_err(std::io::Error::other)?;
+    Ok(TempDir { dir, _lock: lock })
+}
+
+/// Removes the data directories in `base` that viewers killed before they could remove them
+/// left behind: each one older than [`LEFTOVER_MIN_AGE`] at `now` whose lock file nobody holds
+/// (or that has none). Returns how many it removed; one it cannot read or remove is skipped.
+fn remove_leftovers(base: &std::path::Path, now: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_dir())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= LEFTOVER_MIN_AGE);
+        if !old {
+            continue;
+        }
+        // Held by a live viewer: try_lock fails. Ours now (or no lock file): its viewer is gone.
+        let lock = std::fs::File::open(path.join(LOCK_FILE));
+        if lock.as_ref().is_ok_and(|l| l.try_lock().is_err()) {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
         }
     }
-    Err(std::io::Error::other("no free temporary directory name"))
+    removed
 }
 
 #[cfg(test)]

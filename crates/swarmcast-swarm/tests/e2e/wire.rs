@@ -48,6 +48,7 @@ async fn seeder_late(
             .map(std::sync::Arc::new),
         super_seed,
         late_after,
+        ..WireConfig::new("127.0.0.1:0".parse().unwrap())
     })
     .await
     .unwrap()
@@ -495,8 +496,7 @@ async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
         listen: "127.0.0.1:0".parse().unwrap(),
         upload_limit: swarmcast_swarm::ratelimit::ByteLimiter::paced(32_768)
             .map(std::sync::Arc::new),
-        super_seed: None,
-        late_after: None,
+        ..WireConfig::new("127.0.0.1:0".parse().unwrap())
     })
     .await
     .unwrap();
@@ -618,5 +618,75 @@ print(h.status().is_seeding)
     );
     assert_eq!(std::fs::read(save.join("00000001.ts")).unwrap(), data);
     assert_eq!(settled(&t, data.len() as u64).await, data.len() as u64);
+    w.shutdown();
+}
+
+/// One address opens connections that never send a handshake, and reopens each as soon as it
+/// is closed (an attacker filling the seeder's slots): with a cap per address, a downloader from
+/// another address still downloads the segment, byte for byte, while the attack goes on; the
+/// attacker's connections beyond its cap are refused on arrival. (Loopback: the attacker is
+/// 127.0.0.2, the downloader 127.0.0.1. Small caps keep the test's file descriptors few.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_fill_the_seeders_slots() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    const SLOTS: usize = 32;
+    const PER_ADDRESS: usize = 8;
+    const ATTACKERS: usize = 48;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), 300_000);
+    let w = WireSeeder::start(WireConfig {
+        max_connections: SLOTS,
+        per_address: PER_ADDRESS,
+        ..WireConfig::new("127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap();
+    let _t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let connects = Arc::new(AtomicU64::new(0));
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let (stop, connects, seeder) = (stop.clone(), connects.clone(), w.listen_addr());
+        attackers.push(tokio::spawn(async move {
+            // Bounded: 500 connections each.
+            for _ in 0..500 {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+                let Ok(mut conn) = socket.connect(seeder).await else {
+                    continue;
+                };
+                connects.fetch_add(1, Ordering::Relaxed);
+                // Send nothing; wait for the seeder to close it (or the test to end).
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    _ = conn.read(&mut byte) => {}
+                    () = stop.cancelled() => return,
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        }));
+    }
+    // The attack is on: the attacker has opened more connections than its cap.
+    let start = std::time::Instant::now();
+    while connects.load(Ordering::Relaxed) < ATTACKERS as u64 && start.elapsed() < HANG_GUARD {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        download_alone(dir.path(), &torrent, w.listen_addr()).await,
+        data
+    );
+    stop.cancel();
+    for a in attackers {
+        let _ = a.await;
+    }
+    let refused = w.counters().refused_per_address.load(Ordering::Relaxed);
+    assert!(
+        refused >= (ATTACKERS - PER_ADDRESS) as u64,
+        "{refused} refused for the address's cap"
+    );
     w.shutdown();
 }

@@ -550,3 +550,34 @@ fn future_wakeups_remain() {
     s.poll(300);
     assert_eq!(s.next_wakeup(300), Some(300 + D - 500));
 }
+
+#[test]
+fn a_manifest_that_jumps_far_ahead_is_skipped_in_one_step() {
+    let mut s = sched(true, 3, Some(0));
+    s.on_manifest(&manifest(0..=1, false));
+    assert_eq!(s.poll(0), vec![Action::Add(0), Action::Add(1)]);
+    s.on_complete(0, 10);
+    s.on_complete(1, 20);
+    // A signed manifest whose numbers jump 2^40 ahead (e.g. a publisher restarted with another
+    // numbering): one skip for the whole gap, not one per number (which would never end).
+    let far = 1u64 << 40;
+    s.on_manifest(&manifest(far..=far + 2, false));
+    let actions = s.poll(10 + 2 * D);
+    assert_eq!(plays(&actions), vec![(0, 10, 0), (1, 10 + D, 0)]);
+    assert!(
+        actions.contains(&Action::SkipUnlisted {
+            first: 2,
+            count: far - 2
+        }),
+        "{actions:?}"
+    );
+    for n in far..=far + 2 {
+        assert!(actions.contains(&Action::Add(n)), "{actions:?}");
+    }
+    assert_eq!(s.stats().skipped, far - 2);
+    // The skipped numbers take no time: the far segment is due when 2 would have been.
+    assert_eq!(s.deadline(far), Some(10 + 2 * D));
+    assert_eq!(s.deadline(far + 2), Some(10 + 4 * D));
+    // Answers at once too (it walks the listed segments, not the numbers).
+    let _ = s.next_wakeup(10 + 2 * D);
+}

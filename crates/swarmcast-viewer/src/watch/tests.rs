@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{run, Host, WatchError};
+use super::{remove_leftovers, run, Host, WatchError, LOCK_FILE};
 use crate::schedule::tests::{manifest, D};
 use crate::schedule::{Action, ScheduleConfig, Scheduler};
 
@@ -233,4 +233,69 @@ async fn the_loop_does_not_spin_on_a_late_last_segment() {
     );
     assert_eq!(fake.played(), vec![(0, 600), (1, 7_000)]);
     assert_eq!(fake.done.last(), Some(&(7_000, Action::End)));
+}
+
+#[test]
+fn data_directories_of_killed_viewers_are_removed_and_live_ones_kept() {
+    use std::time::SystemTime;
+    let base = tempfile::tempdir().unwrap();
+    let make = |name: &str, lock: bool| {
+        let d = base.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("00000001.ts"), b"segment").unwrap();
+        lock.then(|| std::fs::File::create(d.join(LOCK_FILE)).unwrap())
+    };
+    // A killed viewer's: its lock file is held by nobody.
+    drop(make("swarmcast-viewer-killed", true));
+    // One from before lock files: none.
+    make("swarmcast-viewer-old", false);
+    // A live viewer's: it holds its lock.
+    let live = make("swarmcast-viewer-live", true).unwrap();
+    live.try_lock().unwrap();
+    // Something else.
+    make("other-program", false);
+    // An hour later, all are old enough.
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    // Too young: nothing is touched (a viewer may be between creating its directory and
+    // locking its file).
+    assert_eq!(remove_leftovers(base.path(), SystemTime::now()), 0);
+    assert_eq!(remove_leftovers(base.path(), later), 2);
+    let mut left: Vec<String> = std::fs::read_dir(base.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["other-program", "swarmcast-viewer-live"]);
+    // Once its viewer is gone, the live one is a leftover too.
+    drop(live);
+    assert_eq!(remove_leftovers(base.path(), later), 1);
+}
+
+/// An earlier recording in the output file is refused before anything starts, unless
+/// `overwrite`; an empty file is no recording.
+#[tokio::test]
+async fn an_earlier_recording_is_not_truncated_unasked() {
+    use crate::{watch, SinkConfig, WatchConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("recording.ts");
+    std::fs::write(&out, b"an earlier recording").unwrap();
+    let key = swarmcast_core::StreamSecret::from_seed(&[7; 32]).public();
+    // A source nobody listens on: the check must come first, so it is never asked.
+    let link =
+        swarmcast_core::StreamLink::new(key, vec!["http://127.0.0.1:9/".parse().unwrap()]).unwrap();
+    let mut config = WatchConfig::new(link);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.sink = SinkConfig::File {
+        path: out.clone(),
+        overwrite: false,
+    };
+    let err = watch(config, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, WatchError::OutputExists { path, bytes: 20 } if *path == out),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"an earlier recording");
 }
