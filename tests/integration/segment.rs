@@ -291,7 +291,7 @@ fn bad_arguments_are_refused_with_the_reason() {
         false,
     )
     .stderr;
-    assert!(String::from_utf8_lossy(&err).contains("positive number of seconds"));
+    assert!(String::from_utf8_lossy(&err).contains("expected seconds from 0.1 to 3600"));
     let err = run(
         swarmcast().args([
             "synth",
