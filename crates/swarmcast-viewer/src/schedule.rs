@@ -12,7 +12,9 @@
 //!   segment's fetch time (added → complete), at least 250 ms and at most 2.5 s, plus the HTTP
 //!   fallback margin (see [`Scheduler::auto_delay`]).
 //! - **Stall**: a segment not complete at its deadline is a stall: playback waits, and when the
-//!   segment completes it plays at once and the clock slips by the stall's length.
+//!   segment completes it plays at once and the clock slips by the stall's length; a segment that
+//!   was added less than the playout delay before it completes (published late: a publisher's
+//!   restart) plays the delay after it was added instead, which rebuilds the playout buffer.
 //! - **Skip**: a segment that left the window without having been added (or that stalls for longer
 //!   than twice its duration after leaving the window, or, before playback starts, that left the
 //!   window incomplete) is skipped and counted; it takes no time.
@@ -339,10 +341,38 @@ impl Scheduler {
             return None;
         }
         let due = match self.deadline(n) {
-            Some(d) => d.saturating_sub(self.config.fallback_margin_ms),
+            // A segment added late plays no earlier than the playout delay after it was added
+            // (`ready_at`): its fallback waits for that too, so the swarm gets its allowance.
+            Some(d) => d
+                .max(self.rebuffer_floor(s))
+                .saturating_sub(self.config.fallback_margin_ms),
             None => s.added_ms.unwrap_or(0) + self.target_ms.max(MIN_AUTO_DELAY_MS),
         };
         Some(due.max(s.retry_at_ms).max(self.hold_until_ms))
+    }
+
+    /// When a complete segment due at `anchor`, complete at `done`, plays: at `anchor` if it was
+    /// on time; if late, when it completed, but no earlier than the playout delay after it was
+    /// added ([`rebuffer_floor`](Self::rebuffer_floor)). The floor matters only for a segment
+    /// added less than the delay before it plays: one published late (a publisher restarted, an
+    /// encoder that paused, a manifest source that was down). Without it the clock slips only
+    /// to the segment's completion, every later segment is due the moment it is published, and
+    /// each goes to HTTP at once: after a publisher's restart a viewer fetched 388 of the next 417
+    /// segments over HTTP (docs/reliability.md). With it the viewer rebuffers once, as a player
+    /// does, and its swarm has the delay again. A segment added in time (the usual case: the
+    /// viewer plays several segments behind the newest) is unaffected.
+    fn ready_at(&self, seg: &Seg, anchor: u64, done: u64) -> u64 {
+        if done <= anchor {
+            anchor
+        } else {
+            done.max(self.rebuffer_floor(seg))
+        }
+    }
+
+    /// The playout delay after `s` was added (0 before playback has a delay).
+    fn rebuffer_floor(&self, s: &Seg) -> u64 {
+        s.added_ms
+            .map_or(0, |a| a.saturating_add(self.stats.delay_ms.unwrap_or(0)))
     }
 
     /// True while an HTTP fallback is under way.
@@ -430,13 +460,18 @@ impl Scheduler {
             match seg.state {
                 SegState::Complete => {
                     let done = seg.complete_ms.unwrap_or(now_ms);
-                    let stall_ms = done.saturating_sub(anchor);
+                    let ready = self.ready_at(&seg, anchor, done);
+                    if now_ms < ready {
+                        // Late and rebuffering: it plays at `ready`.
+                        break;
+                    }
+                    let stall_ms = ready.saturating_sub(anchor);
                     if stall_ms > 0 {
                         self.stats.stalls += 1;
                         self.stats.stall_ms += stall_ms;
                     }
                     self.stats.played += 1;
-                    let start = anchor.max(done);
+                    let start = anchor.max(ready);
                     actions.push(Action::Play {
                         number: next,
                         deadline_ms: anchor,
@@ -570,6 +605,14 @@ impl Scheduler {
         };
         if let Some(anchor) = self.anchor_ms {
             consider(anchor);
+            // A late segment that is rebuffering plays at its ready time.
+            if let Some(s) = self
+                .segs
+                .get(&next)
+                .filter(|s| s.state == SegState::Complete)
+            {
+                consider(self.ready_at(s, anchor, s.complete_ms.unwrap_or(anchor)));
+            }
         }
         // A fallback under way ends on an event; otherwise the next one's due time.
         if self.config.http_fallback && !self.fetching() {

@@ -519,8 +519,11 @@ fn a_segment_not_yet_listed_gives_no_wakeup_in_the_past() {
     assert_eq!(s.poll(10_000), vec![Action::Add(1), Action::FetchHttp(1)]);
     assert_no_past_wakeup(&s, 10_000);
     s.on_complete(1, 10_200);
-    assert_eq!(plays(&s.poll(10_200)), vec![(1, 600 + D, 10_200 - 600 - D)]);
-    assert_eq!(s.next_wakeup(10_200), Some(10_200 + D));
+    // Published late, it plays the delay after it was added (rebuffering), at 10,500.
+    assert!(plays(&s.poll(10_200)).is_empty());
+    assert_eq!(s.next_wakeup(10_200), Some(10_500));
+    assert_eq!(plays(&s.poll(10_500)), vec![(1, 600 + D, 10_500 - 600 - D)]);
+    assert_eq!(s.next_wakeup(10_500), Some(10_500 + D));
 }
 
 #[test]
@@ -580,4 +583,51 @@ fn a_manifest_that_jumps_far_ahead_is_skipped_in_one_step() {
     assert_eq!(s.deadline(far + 2), Some(10 + 4 * D));
     // Answers at once too (it walks the listed segments, not the numbers).
     let _ = s.next_wakeup(10 + 2 * D);
+}
+
+/// A segment published late (the publisher restarted): it plays the playout delay after it was
+/// added, not the moment it completes, so the next segments are due the delay after they are
+/// listed again and the swarm has its allowance; its fallback waits for the same. Without this,
+/// every segment after a restart was due when listed and went to HTTP at once.
+#[test]
+fn a_segment_published_late_rebuilds_the_playout_buffer() {
+    const DELAY: u64 = 1000;
+    let mut s = sched(true, 3, Some(DELAY));
+    s.on_manifest(&manifest(0..=1, false));
+    assert_eq!(s.poll(0), vec![Action::Add(0), Action::Add(1)]);
+    s.on_complete(0, 100);
+    s.on_complete(1, 200);
+    assert_eq!(plays(&s.poll(100 + DELAY)), vec![(0, 1100, 0)]);
+    assert_eq!(plays(&s.poll(1100 + D)), vec![(1, 1100 + D, 0)]);
+    // Segment 2 was due at 1100 + 2D; the publisher was down, and it is listed 5 s after that.
+    let due2 = 1100 + 2 * D;
+    let t2 = due2 + 5000;
+    s.on_manifest(&manifest(0..=2, false));
+    let actions = s.poll(t2);
+    assert_eq!(actions, vec![Action::Add(2)], "no fallback at once");
+    // Its fallback is due a margin before it plays: the delay after it was added.
+    assert_eq!(s.next_wakeup(t2), Some(t2 + DELAY - 500));
+    s.on_complete(2, t2 + 100);
+    assert!(plays(&s.poll(t2 + 100)).is_empty(), "rebuffering");
+    assert_eq!(s.next_wakeup(t2 + 100), Some(t2 + DELAY));
+    assert_eq!(
+        plays(&s.poll(t2 + DELAY)),
+        vec![(2, due2, t2 + DELAY - due2)]
+    );
+    assert_eq!(
+        (s.stats().stalls, s.stats().stall_ms),
+        (1, t2 + DELAY - due2)
+    );
+    // Segment 3, listed one segment later, is due the delay after it is listed: no fallback
+    // before a margin ahead of that.
+    s.on_manifest(&manifest(0..=3, false));
+    assert_eq!(s.poll(t2 + D), vec![Action::Add(3)]);
+    assert_eq!(s.deadline(3), Some(t2 + DELAY + D));
+    assert_eq!(s.next_wakeup(t2 + D), Some(t2 + D + DELAY - 500));
+    // A segment added in time and late only in completing plays when it completes, as before.
+    s.on_complete(3, t2 + DELAY + D + 300);
+    assert_eq!(
+        plays(&s.poll(t2 + DELAY + D + 300)),
+        vec![(3, t2 + DELAY + D, 300)]
+    );
 }
