@@ -18,8 +18,9 @@
 //!
 //! Bounded everywhere: a handshake must arrive within [`HANDSHAKE_TIMEOUT`], a connection may
 //! queue at most [`MAX_QUEUED_REQUESTS`] requests of at most [`MAX_REQUEST`] bytes, messages over
-//! [`MAX_MESSAGE`] bytes close the connection, at most [`MAX_CONNECTIONS`] run at once, and every
-//! connection of a segment ends when the segment is forgotten.
+//! [`MAX_MESSAGE`] bytes close the connection, at most [`MAX_CONNECTIONS`] run at once and
+//! [`PER_ADDRESS`] from one IP address (both configurable), writes time out after
+//! [`WRITE_TIMEOUT`], and every connection of a segment ends when the segment is forgotten.
 
 pub mod policy;
 

@@ -37,13 +37,16 @@ const STALE_ALWAYS: u32 = 5;
 /// stream's segments are `target` long. Stale when it has not advanced for
 /// [`STALE_BEHIND_ANOTHER`] targets while another source advanced since, or for
 /// [`STALE_ALWAYS`] targets in any case. A healthy source advances every target, so a long poll
-/// held 10 s on a stream of one-minute segments is not stale.
+/// held 10 s on a stream of one-minute segments is not stale. (A target of zero: never.)
 pub fn is_stale(
     now: Instant,
     advanced_at: Instant,
     newest_at: Option<Instant>,
     target: Duration,
 ) -> bool {
+    if target.is_zero() {
+        return false;
+    }
     let quiet = now.saturating_duration_since(advanced_at);
     quiet >= target * STALE_ALWAYS
         || (quiet >= target * STALE_BEHIND_ANOTHER && newest_at.is_some_and(|t| t > advanced_at))
@@ -223,7 +226,12 @@ pub async fn poll_manifests(
                 if verifier.last_seq().is_none() {
                     first_failures += 1;
                 }
-                tracing::warn!(%base, %error, "manifest source unreachable; trying the next");
+                if timeout == FIRST_FETCH_TIMEOUT && started.elapsed() >= timeout {
+                    // A publisher holds a first request until it has a manifest: not an error.
+                    tracing::info!(%base, "no manifest within 2 s (none published yet, or a slow source); trying the next");
+                } else {
+                    tracing::warn!(%base, %error, "manifest source unreachable; trying the next");
+                }
                 let _ = tx
                     .send(PollEvent::Unreachable {
                         source: base.clone(),
