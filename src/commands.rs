@@ -231,22 +231,18 @@ pub(crate) fn secs_in(s: &str, lo: f64, hi: f64) -> Result<f64, String> {
     }
 }
 
-/// The range of `--segment-secs` (`segment`, `publish`, `demo`): 0.1 s to an hour.
-pub(crate) const SEGMENT_SECS: (f64, f64) = (0.1, 3600.0);
-/// The range of durations of a whole feed or an idle wait (`--synth-secs`, `--seconds`,
-/// `--idle-timeout`): 0.1 s to a year.
-pub(crate) const FEED_SECS: (f64, f64) = (0.1, 365.0 * 86_400.0);
-/// The range of `publish --grace` (0.1 s to a day) and `--linger` (0 to a day).
-pub(crate) const DAY: f64 = 86_400.0;
+/// A day, in seconds.
+const DAY: f64 = 86_400.0;
 
-/// `--segment-secs` outside the lab.
+/// `--segment-secs` outside the lab (`segment`, `publish`, `demo`): 0.1 s to an hour.
 pub(crate) fn parse_segment_secs(s: &str) -> Result<f64, String> {
-    secs_in(s, SEGMENT_SECS.0, SEGMENT_SECS.1)
+    secs_in(s, 0.1, 3600.0)
 }
 
-/// `--synth-secs`, `synth --seconds`, `--idle-timeout`.
+/// The length of a whole feed or an idle wait (`--synth-secs`, `synth --seconds`,
+/// `--idle-timeout`): 0.1 s to a year.
 pub(crate) fn parse_feed_secs(s: &str) -> Result<f64, String> {
-    secs_in(s, FEED_SECS.0, FEED_SECS.1)
+    secs_in(s, 0.1, 365.0 * DAY)
 }
 
 /// `publish --grace`: 0.1 s to a day.

@@ -314,25 +314,7 @@ fn serve_trickling_front(upstream: String) -> (String, Arc<std::sync::atomic::At
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut publish =
-        swarmcast_publisher::PublishConfig::new(swarmcast_publisher::FeedInput::Synth {
-            bitrate: Some(300_000),
-            duration: Some(8 * 90_000),
-        });
-    publish.key = dir.path().join("stream.key");
-    publish.data_dir = dir.path().join("publisher");
-    publish.http = "127.0.0.1:0".parse().unwrap();
-    publish.target = 90_000;
-    publish.window = 6;
-    publish.linger = Some(Duration::from_secs(3600));
-    let shutdown = swarmcast_publisher::Shutdown::default();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let publisher = tokio::spawn(swarmcast_publisher::run(
-        publish,
-        shutdown.clone(),
-        Some(ready_tx),
-    ));
-    let ready = ready_rx.await.expect("the publisher serves");
+    let (publisher, shutdown, ready) = start_publisher(dir.path(), 8, 6).await;
     let upstream = ready.link.sources[0].authority().to_owned();
     let (front, closed) = serve_trickling_front(upstream);
     let link = StreamLink::new(ready.link.key, vec![front.parse().unwrap()]).unwrap();
@@ -592,11 +574,12 @@ async fn a_dead_source_falls_through_to_the_next_one() {
     assert_eq!(summary.joined_at, Some(0));
 }
 
-/// A publisher of `secs` seconds of the synthetic feed in 1 s segments, lingering: its task,
-/// its shutdown and what it serves.
+/// A publisher of `secs` seconds of the synthetic feed in 1 s segments, `window` of them in its
+/// manifest, lingering: its task, its shutdown and what it serves.
 async fn start_publisher(
     dir: &std::path::Path,
     secs: u64,
+    window: usize,
 ) -> (
     tokio::task::JoinHandle<
         Result<swarmcast_publisher::Summary, swarmcast_publisher::PublishError>,
@@ -613,7 +596,7 @@ async fn start_publisher(
     publish.data_dir = dir.join("publisher");
     publish.http = "127.0.0.1:0".parse().unwrap();
     publish.target = 90_000;
-    publish.window = 4;
+    publish.window = window;
     publish.linger = Some(Duration::from_secs(3600));
     let shutdown = swarmcast_publisher::Shutdown::default();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -633,7 +616,7 @@ async fn start_publisher(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_mirror_is_left_for_a_source_that_advances() {
     let dir = tempfile::tempdir().unwrap();
-    let (publisher, shutdown, ready) = start_publisher(dir.path(), 14).await;
+    let (publisher, shutdown, ready) = start_publisher(dir.path(), 14, 4).await;
     let real = ready.link.sources[0].clone();
     // The mirror's one document: the publisher's first manifest (once it has one), served for
     // ever.
@@ -695,7 +678,7 @@ async fn a_stale_mirror_is_left_for_a_source_that_advances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dripping_first_source_delays_startup_by_at_most_two_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let (publisher, shutdown, ready) = start_publisher(dir.path(), 30).await;
+    let (publisher, shutdown, ready) = start_publisher(dir.path(), 30, 4).await;
     let drip = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/manifest", listener.local_addr().unwrap());

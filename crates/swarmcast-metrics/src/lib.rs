@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -281,8 +281,9 @@ pub struct Recorder {
 /// The writer thread of a [`Recorder`] with a file.
 #[derive(Debug)]
 struct Writer {
-    tx: Mutex<Option<mpsc::Sender<Msg>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The queue; taken (closed) only when the recorder is dropped.
+    tx: Option<mpsc::Sender<Msg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the writer thread is asked to do.
@@ -326,10 +327,10 @@ fn write_lines(path: PathBuf, file: File, rx: mpsc::Receiver<Msg>) {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Some(w) = &self.out {
+        if let Some(w) = &mut self.out {
             // Closing the queue ends the thread once it has written everything queued.
-            drop(w.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
-            if let Some(t) = w.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            drop(w.tx.take());
+            if let Some(t) = w.thread.take() {
                 let _ = t.join();
             }
         }
@@ -357,8 +358,8 @@ impl Recorder {
                     .spawn(move || write_lines(path, file, rx))
                     .map_err(io)?;
                 Some(Writer {
-                    tx: Mutex::new(Some(tx)),
-                    thread: Mutex::new(Some(thread)),
+                    tx: Some(tx),
+                    thread: Some(thread),
                 })
             }
             None => None,
@@ -399,7 +400,7 @@ impl Recorder {
         if let Some(w) = &self.out {
             let mut line = serde_json::to_vec(&event).expect("events always serialise");
             line.push(b'\n');
-            if let Some(tx) = &*w.tx.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(tx) = &w.tx {
                 let _ = tx.send(Msg::Line(line));
             }
         }
@@ -414,9 +415,7 @@ impl Recorder {
         };
         let (ack_tx, ack) = mpsc::sync_channel(1);
         let sent =
-            w.tx.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
+            w.tx.as_ref()
                 .is_some_and(|tx| tx.send(Msg::Flush(ack_tx)).is_ok());
         if sent {
             let _ = ack.recv();
