@@ -349,15 +349,15 @@ fn ticks(secs: f64) -> u64 {
 
 pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken) -> Result<()> {
     use swarmcast_segmenter::source::{self, Input, SegmentConfig};
-    let config = SegmentConfig {
-        out_dir: args.out.clone(),
-        cutter: swarmcast_segmenter::CutterConfig {
+    let config = SegmentConfig::new(
+        args.out.clone(),
+        swarmcast_segmenter::CutterConfig {
             target: ticks(args.segment_secs),
             first_number: args.first_number,
             first_discontinuity: false,
         },
-        format: args.feed.format(),
-    };
+        args.feed.format(),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::channel::<source::CutSegment>(16);
     let printer = tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
@@ -501,6 +501,13 @@ pub(crate) async fn publish(
     config.super_seed_reveal = args.super_seed_reveal;
     config.late_piece = args.late_piece.0;
     config.peer_conns_per_address = args.peer_conns_per_address;
+    if args.http_max_conns == Some(0) {
+        bail!(
+            "--http-max-conns 0: expected at least 1 (leave it out for what the file limit allows)"
+        );
+    }
+    config.http_max_connections = args.http_max_conns;
+    config.http_conns_per_address = args.http_conns_per_address;
     config.seeder = match args.seeder {
         crate::SeederArg::Librqbit => swarmcast_publisher::SeederKind::Librqbit,
         crate::SeederArg::Wire => swarmcast_publisher::SeederKind::Wire,
@@ -514,6 +521,7 @@ pub(crate) async fn publish(
     config.metrics_out = args.metrics_out;
     config.node = args.node;
     config.withhold_segment = args.withhold_segment;
+    config.fail_segment = args.fail_segment;
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_publisher::Ready>();
     let printer = tokio::spawn(async move {
@@ -538,6 +546,17 @@ pub(crate) async fn publish(
         summary.http_uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
         summary.degraded.map(|d| format!("; stopped taking segments early: {d}")).unwrap_or_default()
     );
+    if summary.dropped_segments > 0 {
+        eprintln!(
+            "dropped {} segments ({} input bytes) that could not be written or published{}",
+            summary.dropped_segments,
+            summary.dropped_bytes,
+            summary
+                .dropping
+                .map(|d| format!("; still failing at the end: {d}"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

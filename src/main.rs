@@ -300,6 +300,15 @@ struct PublishArgs {
     /// raise it (or 0) when many viewers share an address (a lab on loopback, a large NAT).
     #[arg(long, env = "SWARMCAST_PEER_CONNS_PER_ADDRESS", default_value_t = swarmcast_swarm::wire::PER_ADDRESS)]
     peer_conns_per_address: usize,
+    /// HTTP connections open at once [default: what the file limit leaves once segment files,
+    /// the peer port and NAT checks have their share, at most 4,096]. At the cap, the
+    /// connection idle the longest is closed for a new one.
+    #[arg(long, env = "SWARMCAST_HTTP_MAX_CONNS")]
+    http_max_conns: Option<usize>,
+    /// HTTP connections from one IP address at once (0: no cap); raise it (or 0) when many
+    /// viewers share an address (a lab on loopback, a large NAT).
+    #[arg(long, env = "SWARMCAST_HTTP_CONNS_PER_ADDRESS", default_value_t = swarmcast_publisher::serve::PER_ADDRESS)]
+    http_conns_per_address: usize,
     /// Turn off changes of swarmcast's librqbit patch series, for measurement: comma-separated
     /// names (have, wake, random, window, cancel, nodelay, superseed, steal, pace, slots), or all
     /// (docs/librqbit.md).
@@ -319,6 +328,9 @@ struct PublishArgs {
     /// Testing: list this segment in the manifest but never seed it.
     #[arg(long, hide = true, env = "SWARMCAST_WITHHOLD_SEGMENT")]
     withhold_segment: Option<u64>,
+    /// Testing: fail to publish the segment the input gives this number, as an I/O error would.
+    #[arg(long, hide = true, env = "SWARMCAST_FAIL_SEGMENT")]
+    fail_segment: Option<u64>,
 }
 
 /// Arguments of `swarmcast watch`.
@@ -650,6 +662,9 @@ struct SynthArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every socket is a file: take the hard limit, as servers do (1,024 is a common soft one).
+    // The publisher shares what it gets between its listeners and its pipeline.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     if let Err(e) = init_logging(&cli.log) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);

@@ -1,5 +1,6 @@
 //! End-to-end tests with long-lived processes; nextest runs them one at a time.
 
+mod files;
 mod lab;
 mod netlab;
 

@@ -285,8 +285,9 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
     publish.upload_limit = config.publisher_upload_limit;
     publish.metrics_out = Some(dir.join("publisher.jsonl"));
     publish.withhold_segment = config.withhold_segment;
-    // Every viewer of the demo comes from 127.0.0.1: no per-address cap.
+    // Every viewer of the demo comes from 127.0.0.1: no per-address caps.
     publish.peer_conns_per_address = 0;
+    publish.http_conns_per_address = 0;
     // A fresh stream every run: an old state directory would make this a restart.
     let _ = std::fs::remove_dir_all(&publish.data_dir);
 

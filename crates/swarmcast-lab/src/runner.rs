@@ -400,11 +400,12 @@ async fn execute(
     if let Some(reveal) = spec.variant.super_seed_reveal() {
         args.extend(["--super-seed-reveal".into(), reveal.into()]);
     }
-    // On loopback every viewer comes from 127.0.0.1: the per-address cap (there to stop one
-    // address filling the seeder's slots) would cap the audience. On a network each viewer has
-    // an address of its own, and the cap stays as a user has it.
+    // On loopback every viewer comes from 127.0.0.1: the per-address caps (there to stop one
+    // address filling the seeder's slots or the HTTP server's) would cap the audience. On a
+    // network each viewer has an address of its own, and the caps stay as a user has them.
     if net.is_none() {
         args.extend(["--peer-conns-per-address".into(), "0".into()]);
+        args.extend(["--http-conns-per-address".into(), "0".into()]);
     }
     std::fs::create_dir_all(dir.join("publisher"))
         .map_err(|e| format!("{}: {e}", path("publisher")))?;

@@ -122,6 +122,10 @@ pub struct Shared {
     pub tracker: Option<Mutex<Tracker>>,
     /// HTTP counters.
     pub counters: HttpCounters,
+    /// The HTTP server's connection counters ([`crate::serve`]).
+    pub conns: Arc<crate::serve::ConnCounters>,
+    /// What the segment writer dropped, and why it is dropping input now.
+    pub feed: Arc<swarmcast_segmenter::source::FeedHealth>,
     /// Payload bytes uploaded by the swarm, all segments (sampled by the pipeline).
     pub uploaded_bytes: AtomicU64,
     /// Pieces the wire seeder found late (written whole, unacknowledged after `--late-piece`)
@@ -162,6 +166,8 @@ impl Shared {
             segments: RwLock::default(),
             tracker: tracker.map(Mutex::new),
             counters: HttpCounters::default(),
+            conns: Arc::default(),
+            feed: Arc::default(),
             uploaded_bytes: AtomicU64::new(0),
             late_pieces: AtomicU64::new(0),
             late_arrived: AtomicU64::new(0),
@@ -589,6 +595,78 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "Segments seeded and served (window and grace period).",
         segments as u64,
     );
+    let feed = &shared.feed;
+    for (name, help, counter) in [
+        (
+            "input_dropped_bytes_total",
+            "Input bytes that went into no published segment (segment files that could not be written or published).",
+            &feed.dropped_bytes,
+        ),
+        (
+            "input_dropped_segments_total",
+            "Segments lost to I/O errors (out of files, disk full) or to a publisher too busy to take them.",
+            &feed.dropped_segments,
+        ),
+        (
+            "input_outages_total",
+            "Times the segment writer started failing.",
+            &feed.outages,
+        ),
+    ] {
+        metric(name, "counter", help, get(counter));
+    }
+    metric(
+        "input_failing",
+        "gauge",
+        "1 while the segment writer is dropping input.",
+        u64::from(feed.failing().is_some()),
+    );
+    let conns = &shared.conns;
+    metric(
+        "http_connections",
+        "gauge",
+        "HTTP connections open now.",
+        conns.open.load(Ordering::Relaxed) as u64,
+    );
+    for (name, help, counter) in [
+        (
+            "http_connections_accepted_total",
+            "HTTP connections accepted and served.",
+            &conns.accepted,
+        ),
+        (
+            "http_refused_per_address_total",
+            "HTTP connections closed on arrival: their address held --http-conns-per-address.",
+            &conns.refused_per_address,
+        ),
+        (
+            "http_refused_full_total",
+            "HTTP connections closed on arrival: at --http-max-conns, every connection was in a request.",
+            &conns.refused_full,
+        ),
+        (
+            "http_evicted_total",
+            "Idle HTTP connections closed to make room for a new one.",
+            &conns.evicted,
+        ),
+        (
+            "http_header_timeouts_total",
+            "HTTP connections closed for sending no request head in time (on arrival or idle).",
+            &conns.header_timeouts,
+        ),
+        (
+            "http_write_timeouts_total",
+            "HTTP connections closed for a write that made no progress in time.",
+            &conns.write_timeouts,
+        ),
+        (
+            "http_accept_errors_total",
+            "HTTP accept failures (out of files, say).",
+            &conns.accept_errors,
+        ),
+    ] {
+        metric(name, "counter", help, get(counter));
+    }
     metric(
         "manifest_responses_total",
         "counter",
@@ -757,6 +835,12 @@ async fn status(State(shared): State<Arc<Shared>>) -> Html<String> {
         page.push_str(&format!(
             "<p><strong>Not taking new segments:</strong> {}</p>",
             escape(reason)
+        ));
+    }
+    if let Some(reason) = shared.feed.failing() {
+        page.push_str(&format!(
+            "<p><strong>Dropping input:</strong> {}</p>",
+            escape(&reason)
         ));
     }
     match shared.current() {

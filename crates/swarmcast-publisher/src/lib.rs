@@ -26,9 +26,11 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub mod error;
+pub mod fds;
 pub mod http;
 pub mod natcheck;
 mod pipeline;
+pub mod serve;
 pub mod state;
 pub mod tracker;
 
@@ -173,6 +175,14 @@ pub struct PublishConfig {
     /// [`swarmcast_swarm::wire::PER_ADDRESS`]; 0: no cap). An address that opens connections
     /// and sends nothing cannot fill the seeder's slots (docs/reliability.md).
     pub peer_conns_per_address: usize,
+    /// HTTP connections open at once. `None` (the default): what the file limit leaves once the
+    /// pipeline's reserve and the peer port's share are set aside ([`fds::FdBudget`]), at most
+    /// [`fds::HTTP_MAX`]. A value above that is used as given, with a warning: `accept` may
+    /// then run out of files (docs/reliability.md).
+    pub http_max_connections: Option<usize>,
+    /// HTTP connections from one IP address at once (default [`serve::PER_ADDRESS`]; 0: no
+    /// cap).
+    pub http_conns_per_address: usize,
     /// What seeds the segments: the wire seeder (the default) or a librqbit session
     /// (docs/librqbit.md, 0007: where super-seeding lives).
     pub seeder: SeederKind,
@@ -182,6 +192,9 @@ pub struct PublishConfig {
     pub node: String,
     /// Testing: publish this segment in the manifest but never seed it.
     pub withhold_segment: Option<u64>,
+    /// Testing: fail to publish the segment the segmenter numbers so, as an I/O error (out of
+    /// files, say) would; the next segment takes its number as a discontinuity.
+    pub fail_segment: Option<u64>,
 }
 
 impl PublishConfig {
@@ -218,10 +231,13 @@ impl PublishConfig {
             super_seed_reveal: None,
             late_piece: Some(swarmcast_swarm::wire::LATE_AFTER),
             peer_conns_per_address: swarmcast_swarm::wire::PER_ADDRESS,
+            http_max_connections: None,
+            http_conns_per_address: serve::PER_ADDRESS,
             seeder: SeederKind::Wire,
             metrics_out: None,
             node: "publisher".into(),
             withhold_segment: None,
+            fail_segment: None,
         }
     }
 }
@@ -263,6 +279,13 @@ pub struct Summary {
     pub last_seq: u64,
     /// Why new segments stopped early, if they did.
     pub degraded: Option<String>,
+    /// Segments lost to I/O errors (out of files, disk full) or to a busy publisher; their
+    /// input was read and dropped, and the stream went on (docs/reliability.md).
+    pub dropped_segments: u64,
+    /// Input bytes of those.
+    pub dropped_bytes: u64,
+    /// Why input was being dropped at the end, if it was.
+    pub dropping: Option<String>,
 }
 
 pub(crate) fn dir_error(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
@@ -372,6 +395,38 @@ pub async fn run(
         config.metrics_out.as_deref(),
     )?;
 
+    // Files: each listener gets a share of what the process may open, and the pipeline keeps a
+    // reserve no connection can take (docs/reliability.md, "Idle HTTP connections").
+    let nat_check = config.embedded_tracker && config.nat_check;
+    let files = {
+        let (limit, open) = fds::FdBudget::measure();
+        fds::FdBudget::split(
+            limit,
+            open,
+            swarmcast_swarm::wire::MAX_CONNECTIONS,
+            if nat_check {
+                tracker::NAT_CHECKS_IN_FLIGHT
+            } else {
+                0
+            },
+        )
+        .map_err(PublishError::Config)?
+    };
+    let http_limits = serve::HttpLimits {
+        per_address: config.http_conns_per_address,
+        ..serve::HttpLimits::new(config.http_max_connections.unwrap_or(files.http))
+    };
+    if http_limits.max_connections > files.http {
+        tracing::warn!(
+            http_max_conns = http_limits.max_connections,
+            file_limit = files.limit,
+            budgeted = files.http,
+            "--http-max-conns is more than the file limit leaves for HTTP: connections may take \
+             the files segments need (raise `ulimit -n`)"
+        );
+    }
+    tracing::debug!(?files, "file budget");
+
     // HTTP first: a port in use is refused before the BitTorrent session starts.
     let http_listener = tokio::net::TcpListener::bind(config.http)
         .await
@@ -406,7 +461,8 @@ pub async fn run(
                 download_limit: None,
                 announce: false,
                 super_seed,
-                peer_limit: None,
+                // Per segment's torrent: the window and its grace period share the budget.
+                peer_limit: Some((files.peer / (config.window + 2)).max(8)),
                 punch_ports: None,
             })
             .await?,
@@ -417,7 +473,7 @@ pub async fn run(
                 upload_limit: budget.clone(),
                 super_seed,
                 late_after: config.late_piece,
-                max_connections: swarmcast_swarm::wire::MAX_CONNECTIONS,
+                max_connections: files.peer,
                 per_address: config.peer_conns_per_address,
             })
             .await
@@ -458,12 +514,12 @@ pub async fn run(
         },
         persisted.next_seq,
     )?;
-    let nat_check = config.embedded_tracker && config.nat_check;
     let tracker = config.embedded_tracker.then(|| {
         let t = tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval);
         if nat_check {
             t.with_nat_check(tracker::NatCheck {
                 spare_reachable: config.spare_reachable,
+                max_in_flight: files.nat_checks.max(1),
                 ..tracker::NatCheck::for_timeout(config.nat_check_timeout)
             })
             .with_punch(config.punch_ports.clone())
@@ -502,20 +558,20 @@ pub async fn run(
         },
         removed_uploaded: 0,
         removed_http: Default::default(),
+        shift: 0,
+        outages_seen: 0,
     };
 
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.
     let server = {
-        let app = http::router(shared.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let stop = http_stop.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(http_listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        })
+        let app = http::router(shared.clone());
+        tokio::spawn(serve::serve(
+            http_listener,
+            app,
+            http_limits,
+            shared.conns.clone(),
+            http_stop.clone(),
+        ))
     };
 
     if let Some(doc) = previous_doc {

@@ -35,6 +35,15 @@ pub(crate) struct Live {
     pub(crate) uploaded: u64,
 }
 
+/// A segment hashed and seeded, ready for the window.
+pub(crate) struct Ready {
+    entry: SegmentEntry,
+    seeded: Option<Seeded>,
+    torrent_bytes: Bytes,
+    received: Instant,
+    size: u64,
+}
+
 pub(crate) struct Publisher {
     pub(crate) config: PublishConfig,
     pub(crate) swarm: Seeder,
@@ -52,6 +61,10 @@ pub(crate) struct Publisher {
     /// Removed segments whose HTTP responses may still be running: (swarm bytes, of them on
     /// dialled connections, HTTP bytes recorded, the live HTTP counter), for a final count.
     pub(crate) removed_http: BTreeMap<u64, (u64, u64, u64, Arc<std::sync::atomic::AtomicU64>)>,
+    /// How far the segmenter's numbers are ahead of the published ones (segments lost).
+    pub(crate) shift: u64,
+    /// The segment writer's outages logged so far.
+    pub(crate) outages_seen: u64,
 }
 
 impl Publisher {
@@ -237,6 +250,9 @@ impl Publisher {
                 first_discontinuity: restarted,
             },
             format: self.config.format,
+            health: self.shared.feed.clone(),
+            // Live input must never wait on the publisher (docs/reliability.md).
+            drop_when_busy: matches!(self.config.input, FeedInput::Stdin),
         };
         let mut feed = {
             let input = self.config.input.clone();
@@ -287,7 +303,12 @@ impl Publisher {
             tokio::select! {
                 segment = rx.recv(), if taking => match segment {
                     Some(segment) => {
-                        if let Err(e) = self.publish_segment(segment).await {
+                        let expected = self
+                            .window
+                            .segments()
+                            .last()
+                            .map_or(first_number, |s| s.number + 1);
+                        if let Err(e) = self.publish_segment(segment, expected).await {
                             self.degrade(format!("{e}"));
                             feed_stop.cancel();
                             taking = false;
@@ -335,7 +356,110 @@ impl Publisher {
         self.summary.degraded.get_or_insert(reason);
     }
 
-    pub(crate) async fn publish_segment(&mut self, cut: CutSegment) -> Result<(), PublishError> {
+    /// Publishes `cut` as segment `expected`. A segment that cannot be hashed or seeded (out of
+    /// files, say) is dropped and counted, and the next one is published under its number as a
+    /// discontinuity: the window stays contiguous and the publisher keeps going. Only an error
+    /// of the window itself is returned.
+    pub(crate) async fn publish_segment(
+        &mut self,
+        cut: CutSegment,
+        expected: u64,
+    ) -> Result<(), PublishError> {
+        let injected = self.config.fail_segment == Some(cut.meta.number);
+        let cut = self.renumber(cut, expected).await;
+        let (number, size, path) = (cut.meta.number, cut.meta.size, cut.path.clone());
+        let result = if injected {
+            Err(dir_error(&path)(std::io::Error::other(
+                "failure injected by --fail-segment (testing flag)",
+            )))
+        } else {
+            self.hash_and_seed(cut).await
+        };
+        match result {
+            Ok(ready) => {
+                self.add_to_window(ready).await?;
+                if self.shared.feed.recovered() {
+                    tracing::info!(segment = number, "publishing again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Never listed: nobody can have it, and its number goes to the next segment.
+                let _ = tokio::fs::remove_file(&path).await;
+                let reason = self.explain(&e);
+                let feed = &self.shared.feed;
+                feed.dropped_bytes.fetch_add(size, Ordering::Relaxed);
+                feed.lose(format!("segment {number} could not be published: {reason}"));
+                tracing::error!(
+                    segment = number,
+                    %reason,
+                    "segment dropped: it could not be published; the next one takes its number"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives `cut` the number `expected` when segments before it were lost (by the segment
+    /// writer or by [`Self::publish_segment`]); the first segment after each loss is marked a
+    /// discontinuity.
+    async fn renumber(&mut self, mut cut: CutSegment, expected: u64) -> CutSegment {
+        let shift = cut.meta.number.saturating_sub(expected);
+        if shift != self.shift {
+            self.shift = shift;
+            cut.meta.discontinuity = true;
+            tracing::warn!(
+                cut = cut.meta.number,
+                published_as = expected,
+                "segments were lost before this one: it takes the next number, as a discontinuity"
+            );
+        }
+        if shift == 0 {
+            return cut;
+        }
+        let to = self.segment_path(expected);
+        // Whatever is at `to` was never listed (only segments before `expected` were).
+        let _ = tokio::fs::remove_file(&to).await;
+        match tokio::fs::rename(&cut.path, &to).await {
+            Ok(()) => {
+                cut.path = to;
+                cut.meta.number = expected;
+            }
+            // Then publishing it fails on the window's order, and it is dropped like any other.
+            Err(e) => {
+                tracing::error!(path = %cut.path.display(), error = %e, "cannot renumber a segment")
+            }
+        }
+        cut
+    }
+
+    /// `e` with what it means when files ran out: the limit and who holds the files.
+    pub(crate) fn explain(&self, e: &PublishError) -> String {
+        let chain = error_chain(e);
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = source {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if crate::fds::out_of_files(io) {
+                    let (limit, _) = crate::fds::FdBudget::measure();
+                    let http = self.shared.conns.open.load(Ordering::Relaxed);
+                    let peer = self
+                        .swarm
+                        .connections()
+                        .map_or_else(|| "a librqbit session's".into(), |n| n.to_string());
+                    return format!(
+                        "{chain} (out of files: the limit is {limit} (`ulimit -n`); {http} HTTP \
+                         and {peer} peer connections are open; raise the limit, or lower \
+                         --http-max-conns)"
+                    );
+                }
+            }
+            source = err.source();
+        }
+        chain
+    }
+
+    /// Hashes and seeds `cut`: what [`Self::add_to_window`] needs.
+    async fn hash_and_seed(&mut self, cut: CutSegment) -> Result<Ready, PublishError> {
         let received = Instant::now();
         let meta = cut.meta.clone();
         let n = meta.number;
@@ -417,6 +541,25 @@ impl Publisher {
             );
             Some(t)
         };
+        Ok(Ready {
+            entry,
+            seeded,
+            torrent_bytes,
+            received,
+            size: meta.size,
+        })
+    }
+
+    /// Serves a hashed and seeded segment, adds it to the window, signs and serves the manifest.
+    async fn add_to_window(&mut self, ready: Ready) -> Result<(), PublishError> {
+        let Ready {
+            entry,
+            seeded,
+            torrent_bytes,
+            received,
+            size,
+        } = ready;
+        let n = entry.number;
         self.serve(&entry, seeded, torrent_bytes);
         if let Some(dropped) = self.window.push(entry)? {
             if let Some(live) = self.live.get_mut(&dropped.number) {
@@ -432,9 +575,17 @@ impl Publisher {
                 s.in_window = false;
             }
         }
-        let signed = self.sign_and_serve(Some(n + 1)).await?;
+        let signed = match self.sign_and_serve(Some(n + 1)).await {
+            Ok(signed) => signed,
+            Err(e @ PublishError::Dir { .. }) => {
+                // Listed in the window; the next manifest signed carries it.
+                tracing::error!(segment = n, reason = %self.explain(&e), "cannot save the manifest: the next segment's carries this one");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         self.summary.segments += 1;
-        self.summary.segment_bytes += meta.size;
+        self.summary.segment_bytes += size;
         self.recorder.record(
             Some(n),
             Kind::Published {
@@ -446,7 +597,7 @@ impl Publisher {
         tracing::info!(
             segment = n,
             seq = signed.manifest.seq,
-            size = meta.size,
+            size,
             ms = received.elapsed().as_millis() as u64,
             "segment published"
         );
@@ -455,6 +606,20 @@ impl Publisher {
 
     /// Forgets segments whose grace period is over; samples upload counts.
     pub(crate) async fn housekeeping(&mut self) {
+        let outages = self.shared.feed.outages.load(Ordering::Relaxed);
+        if outages != self.outages_seen {
+            self.outages_seen = outages;
+            if let Some(reason) = self.shared.feed.failing() {
+                // Who holds the files, for the one who has to find out.
+                tracing::warn!(
+                    %reason,
+                    file_limit = crate::fds::FdBudget::measure().0,
+                    http_connections = self.shared.conns.open.load(Ordering::Relaxed),
+                    peer_connections = ?self.swarm.connections(),
+                    "dropping input (counted in swarmcast_input_dropped_bytes_total)"
+                );
+            }
+        }
         let mut total = self.removed_uploaded;
         for live in self.live.values_mut() {
             if let Some(t) = &live.torrent {
@@ -606,6 +771,10 @@ impl Publisher {
 
     pub(crate) async fn finish(&mut self) {
         self.housekeeping().await;
+        let feed = &self.shared.feed;
+        self.summary.dropped_segments = feed.dropped_segments.load(Ordering::Relaxed);
+        self.summary.dropped_bytes = feed.dropped_bytes.load(Ordering::Relaxed);
+        self.summary.dropping = feed.failing();
         for (n, live) in std::mem::take(&mut self.live) {
             let http_bytes = self.http_bytes(n);
             let dialled_bytes = live.torrent.as_ref().map_or(0, |t| self.dialled_bytes(t));

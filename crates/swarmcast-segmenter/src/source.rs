@@ -9,6 +9,8 @@
 //! never sees a partial segment.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -87,6 +89,72 @@ pub struct SegmentConfig {
     pub cutter: CutterConfig,
     /// Input format.
     pub format: Format,
+    /// What the segment writer dropped, shared with whoever reports it.
+    pub health: Arc<FeedHealth>,
+    /// A live input: a segment the receiver has no room for is dropped (and counted) rather
+    /// than waited for, so the input is never stalled behind a slow receiver. Off, the writer
+    /// waits (a file read as fast as it can be is held back instead).
+    pub drop_when_busy: bool,
+}
+
+impl SegmentConfig {
+    /// Cutting with `cutter` into `out_dir`, the writer waiting for a slow receiver.
+    pub fn new(out_dir: PathBuf, cutter: CutterConfig, format: Format) -> Self {
+        Self {
+            out_dir,
+            cutter,
+            format,
+            health: Arc::default(),
+            drop_when_busy: false,
+        }
+    }
+}
+
+/// What the segment writer lost to I/O errors (too many open files, a full disk, a directory
+/// removed) or to a busy receiver. A failed segment is dropped whole; its input is read and
+/// counted, never waited on; the next segment written tries again and is marked a
+/// discontinuity. Nothing already written is touched.
+#[derive(Debug, Default)]
+pub struct FeedHealth {
+    /// Input bytes that went into no segment file.
+    pub dropped_bytes: AtomicU64,
+    /// Segments lost (their numbers are skipped).
+    pub dropped_segments: AtomicU64,
+    /// Times the writer started failing.
+    pub outages: AtomicU64,
+    /// Segments written since the last outage ended, and whether one is on now.
+    failing: Mutex<Option<String>>,
+}
+
+impl FeedHealth {
+    /// Why segments are being dropped now (None: they are not).
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts a segment lost for `reason`, and starts an outage (returns true) unless one is on.
+    pub fn lose(&self, reason: String) -> bool {
+        self.dropped_segments.fetch_add(1, Ordering::Relaxed);
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let started = failing.is_none();
+        if started {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+        }
+        *failing = Some(reason);
+        started
+    }
+
+    /// Ends an outage (a segment went through); true if one was on.
+    pub fn recovered(&self) -> bool {
+        self.failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+    }
 }
 
 /// A segment whose file is complete.
@@ -146,15 +214,23 @@ enum Cutter {
     Clock(ClockCutter),
 }
 
-/// Writes segment files from cutter outputs.
+/// Writes segment files from cutter outputs, and hands them on.
 struct SegmentFiles {
     dir: PathBuf,
-    current: Option<(tokio::fs::File, PathBuf)>,
+    /// The file being written, its `.part` path and the bytes written to it.
+    current: Option<(tokio::fs::File, PathBuf, u64)>,
     written: u64,
+    health: Arc<FeedHealth>,
+    drop_when_busy: bool,
+    /// The segment being cut is being dropped (its file failed).
+    dropping: bool,
+    /// A segment was lost: the next one written is a discontinuity.
+    after_gap: bool,
 }
 
 impl SegmentFiles {
-    async fn new(dir: &Path) -> Result<Self, SourceError> {
+    async fn new(config: &SegmentConfig) -> Result<Self, SourceError> {
+        let dir = &config.out_dir;
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|source| SourceError::Write {
@@ -165,6 +241,10 @@ impl SegmentFiles {
             dir: dir.to_owned(),
             current: None,
             written: 0,
+            health: config.health.clone(),
+            drop_when_busy: config.drop_when_busy,
+            dropping: false,
+            after_gap: false,
         })
     }
 
@@ -172,60 +252,159 @@ impl SegmentFiles {
         self.dir.join(format!("{number:08}.ts.part"))
     }
 
-    /// Applies outputs; returns the segments completed.
+    /// Gives up the segment being cut after `source` failed on `path`: its file is removed (so
+    /// what space there is stays for what is published), the rest of its input is dropped.
+    async fn fail(&mut self, path: PathBuf, source: std::io::Error) {
+        if let Some((file, part, written)) = self.current.take() {
+            drop(file);
+            let _ = tokio::fs::remove_file(&part).await;
+            self.health
+                .dropped_bytes
+                .fetch_add(written, Ordering::Relaxed);
+        }
+        self.dropping = true;
+        self.report(&path, &source);
+    }
+
+    /// Counts a segment lost to `source` on `path`, and logs the outage it starts.
+    fn report(&self, path: &Path, source: &std::io::Error) {
+        let reason = write_failure(path, source);
+        if self.health.lose(reason.clone()) {
+            tracing::error!(%reason, "segment writer failing: dropping input until a segment file can be written");
+        }
+    }
+
+    /// Applies outputs: writes segment files and sends each complete one on `tx`.
     async fn apply(
         &mut self,
         outputs: Vec<Output>,
         next_number: &mut u64,
-    ) -> Result<Vec<CutSegment>, SourceError> {
-        let mut done = Vec::new();
+        tx: &mpsc::Sender<CutSegment>,
+    ) {
         for output in outputs {
             match output {
                 Output::Data(data) => {
+                    if self.dropping {
+                        self.health
+                            .dropped_bytes
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        continue;
+                    }
                     if self.current.is_none() {
                         let path = self.part_path(*next_number);
-                        let file = tokio::fs::File::create(&path).await.map_err(|source| {
-                            SourceError::Write {
-                                path: path.clone(),
-                                source,
+                        match tokio::fs::File::create(&path).await {
+                            Ok(file) => self.current = Some((file, path, 0)),
+                            Err(source) => {
+                                self.fail(path, source).await;
+                                self.health
+                                    .dropped_bytes
+                                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                                continue;
                             }
-                        })?;
-                        self.current = Some((file, path));
+                        }
                     }
-                    let (file, path) = self.current.as_mut().expect("opened above");
-                    if let Err(source) = file.write_all(&data).await {
-                        // Disk full or similar: drop the partial segment so what space there is
-                        // stays for the segments and state already published.
-                        let path = path.clone();
-                        self.current = None;
-                        let _ = tokio::fs::remove_file(&path).await;
-                        return Err(SourceError::Write { path, source });
+                    let (file, path, written) = self.current.as_mut().expect("opened above");
+                    match file.write_all(&data).await {
+                        Ok(()) => *written += data.len() as u64,
+                        Err(source) => {
+                            let path = path.clone();
+                            // What this segment had so far is lost with it.
+                            self.fail(path, source).await;
+                            self.health
+                                .dropped_bytes
+                                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        }
                     }
                 }
-                Output::End(meta) => {
-                    let Some((mut file, part)) = self.current.take() else {
+                Output::End(mut meta) => {
+                    if std::mem::take(&mut self.dropping) {
+                        // Lost: its number is skipped, and the next segment tries again.
+                        *next_number = meta.number + 1;
+                        self.after_gap = true;
+                        continue;
+                    }
+                    let Some((mut file, part, written)) = self.current.take() else {
                         continue;
                     };
-                    file.flush().await.map_err(|source| SourceError::Write {
-                        path: part.clone(),
-                        source,
-                    })?;
-                    drop(file);
                     let path = self.dir.join(format!("{:08}.ts", meta.number));
-                    tokio::fs::rename(&part, &path)
-                        .await
-                        .map_err(|source| SourceError::Write {
-                            path: path.clone(),
-                            source,
-                        })?;
+                    let done = match file.flush().await {
+                        Ok(()) => {
+                            drop(file);
+                            tokio::fs::rename(&part, &path).await
+                        }
+                        Err(e) => Err(e),
+                    };
                     *next_number = meta.number + 1;
+                    if let Err(source) = done {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        self.health
+                            .dropped_bytes
+                            .fetch_add(written, Ordering::Relaxed);
+                        self.after_gap = true;
+                        self.report(&path, &source);
+                        continue;
+                    }
+                    if std::mem::take(&mut self.after_gap) {
+                        meta.discontinuity = true;
+                    }
                     self.written += 1;
-                    done.push(CutSegment { meta, path });
+                    self.deliver(CutSegment { meta, path }, tx).await;
                 }
             }
         }
-        Ok(done)
     }
+
+    /// Sends a complete segment on; with `drop_when_busy`, drops it if `tx` has no room.
+    async fn deliver(&mut self, segment: CutSegment, tx: &mpsc::Sender<CutSegment>) {
+        if !self.drop_when_busy {
+            let _ = tx.send(segment).await;
+            if self.health.recovered() {
+                tracing::info!("segment writer recovered");
+            }
+            return;
+        }
+        match tx.try_send(segment) {
+            Ok(()) => {
+                if self.health.recovered() {
+                    tracing::info!("segment writer recovered");
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(segment)) => {
+                let _ = tokio::fs::remove_file(&segment.path).await;
+                self.written -= 1;
+                self.health
+                    .dropped_bytes
+                    .fetch_add(segment.meta.size, Ordering::Relaxed);
+                self.after_gap = true;
+                let reason = format!(
+                    "segment {} dropped: the publisher is still busy with the segments before it",
+                    segment.meta.number
+                );
+                if self.health.lose(reason.clone()) {
+                    tracing::error!(%reason, "segment writer failing: dropping input until the publisher takes segments again");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// A write failure, with what its cause means for a publisher.
+fn write_failure(path: &Path, source: &std::io::Error) -> String {
+    let hint = match source.raw_os_error() {
+        Some(libc::EMFILE) => {
+            " (the process has as many files open as its limit, `ulimit -n`, allows: open \
+             connections or files hold them)"
+        }
+        Some(libc::ENFILE) => " (the system's table of open files is full)",
+        Some(libc::ENOSPC) => " (the disk is full)",
+        Some(libc::EDQUOT) => " (the disk quota is used up)",
+        _ => "",
+    };
+    format!(
+        "cannot write segment file {}: {source}{hint}",
+        path.display()
+    )
 }
 
 /// Milliseconds on the runtime's clock (so tests with a paused clock are deterministic).
@@ -254,7 +433,7 @@ pub async fn segment_stream(
         Input::Reader(r) => (r, None),
     };
     let origin = Instant::now();
-    let mut files = SegmentFiles::new(&config.out_dir).await?;
+    let mut files = SegmentFiles::new(&config).await?;
     let mut next_number = config.cutter.first_number;
     let mut summary = RunSummary::default();
     let mut cutter: Option<Cutter> = None;
@@ -308,9 +487,7 @@ pub async fn segment_stream(
                 outputs
             }
         };
-        for segment in files.apply(outputs, &mut next_number).await? {
-            let _ = tx.send(segment).await;
-        }
+        files.apply(outputs, &mut next_number, &tx).await;
     }
 
     let outputs = match &mut cutter {
@@ -328,9 +505,7 @@ pub async fn segment_stream(
             outputs
         }
     };
-    for segment in files.apply(outputs, &mut next_number).await? {
-        let _ = tx.send(segment).await;
-    }
+    files.apply(outputs, &mut next_number, &tx).await;
     summary.segments = files.written;
     if let Some(Cutter::Ts(c)) = &cutter {
         summary.ts = true;
@@ -453,7 +628,7 @@ impl DirWatch {
         use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
         use notify::EventKind;
         let dir = self.dir.as_path();
-        let mut files = SegmentFiles::new(&config.out_dir).await?;
+        let mut files = SegmentFiles::new(&config).await?;
         // One finished file is one segment: no target-driven cuts inside it (a timestamp jump inside
         // a file still splits it, since the two halves are on different timelines).
         let mut cutter = TsCutter::new(CutterConfig {
@@ -519,10 +694,8 @@ impl DirWatch {
             summary.bytes_in += bytes.len() as u64;
             let mut outputs = cutter.push(&bytes);
             outputs.extend(cutter.cut_now());
-            for segment in files.apply(outputs, &mut next_number).await? {
-                tracing::debug!(file = %name, number = segment.meta.number, "segment from finished file");
-                let _ = tx.send(segment).await;
-            }
+            tracing::debug!(file = %name, "segment from finished file");
+            files.apply(outputs, &mut next_number, &tx).await;
         }
         summary.segments = files.written;
         summary.cutter = cutter.stats();

@@ -14,15 +14,15 @@ use tokio_util::sync::CancellationToken;
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
 fn config(out: &Path, target_secs: u64) -> SegmentConfig {
-    SegmentConfig {
-        out_dir: out.to_owned(),
-        cutter: CutterConfig {
+    SegmentConfig::new(
+        out.to_owned(),
+        CutterConfig {
             target: target_secs * 90_000,
             first_number: 0,
             first_discontinuity: false,
         },
-        format: Format::Auto,
-    }
+        Format::Auto,
+    )
 }
 
 /// `seconds` of the synthetic feed (a keyframe every second).
@@ -191,4 +191,144 @@ async fn a_missing_input_and_an_unwritable_output_are_named() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("file/sub"), "{err}");
+}
+
+/// Feeds `bytes` through a pipe of `pipe` bytes into `segment_stream`; the returned task ends
+/// once every byte was taken by the segmenter.
+fn feed(
+    config: SegmentConfig,
+    pipe: usize,
+) -> (
+    tokio::io::DuplexStream,
+    mpsc::Receiver<CutSegment>,
+    tokio::task::JoinHandle<Result<source::RunSummary, source::SourceError>>,
+    usize,
+) {
+    let (tx, rx) = mpsc::channel(1);
+    let (writer, reader) = tokio::io::duplex(pipe);
+    let task = tokio::spawn(source::segment_stream(
+        Input::Reader(Box::new(reader)),
+        config,
+        tx,
+        CancellationToken::new(),
+    ));
+    (writer, rx, task, pipe)
+}
+
+async fn wait(rx: &mut mpsc::Receiver<()>, what: &str) {
+    tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("hang guard: {what}"));
+}
+
+/// The segment writer losing its directory (as it would lose files to a full disk or a
+/// file-descriptor limit): the input keeps being read, the lost segments are counted, and the
+/// next segment written after the directory is back is a discontinuity.
+#[tokio::test]
+async fn the_segment_writer_drops_input_while_it_cannot_write_and_recovers() {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt;
+    let base = tempfile::tempdir().unwrap();
+    let out = base.path().join("out");
+    let config = config(&out, 1);
+    let health = config.health.clone();
+    let (mut writer, mut rx, task, _) = feed(config, 64 * 1024);
+    let seconds = synth_bytes(12, 0);
+    let second = seconds.len() / 12;
+    // The encoder: three seconds, then (when told) four more, then (when told) the rest.
+    let (go_tx, mut go) = mpsc::channel::<()>(1);
+    let (written_tx, mut written) = mpsc::channel::<()>(1);
+    let encoder = tokio::spawn(async move {
+        for part in [
+            &seconds[..3 * second],
+            &seconds[3 * second..7 * second],
+            &seconds[7 * second..],
+        ] {
+            writer.write_all(part).await.unwrap();
+            written_tx.send(()).await.unwrap();
+            if go.recv().await.is_none() {
+                break;
+            }
+        }
+        seconds.len() as u64
+    });
+    // Segments 0 and 1 are complete (2 waits for its end).
+    assert_eq!(next(&mut rx).await.meta.number, 0);
+    let one = next(&mut rx).await;
+    assert_eq!(one.meta.number, 1);
+    wait(&mut written, "the first seconds").await;
+    // The directory goes; four more seconds arrive and are read (the writer never blocks).
+    std::fs::remove_dir_all(&out).unwrap();
+    go_tx.send(()).await.unwrap();
+    wait(&mut written, "the input was not read during the outage").await;
+    let start = std::time::Instant::now();
+    while health.failing().is_none() {
+        assert!(start.elapsed() < HANG_GUARD, "hang guard: no outage");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(health
+        .failing()
+        .unwrap()
+        .contains("cannot write segment file"));
+    // The directory is back: the next segment is written, marked a discontinuity.
+    std::fs::create_dir_all(&out).unwrap();
+    go_tx.send(()).await.unwrap();
+    let after = next(&mut rx).await;
+    assert!(after.meta.number > 2, "{:?}", after.meta);
+    assert!(after.meta.discontinuity, "{:?}", after.meta);
+    assert!(after.path.exists());
+    drop(go_tx);
+    while tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .expect("hang guard")
+        .is_some()
+    {}
+    drop(written);
+    let total = encoder.await.unwrap();
+    let summary = tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .expect("hang guard")
+        .unwrap()
+        .unwrap();
+    let lost = health.dropped_segments.load(Ordering::Relaxed);
+    assert!(lost >= 1, "{lost}");
+    assert!(health.dropped_bytes.load(Ordering::Relaxed) > 0);
+    assert_eq!(health.outages.load(Ordering::Relaxed), 1);
+    assert!(health.failing().is_none());
+    // Every byte was read.
+    assert_eq!(summary.bytes_in, total);
+}
+
+/// A live input whose receiver does not take segments is never stalled: segments with no room
+/// are dropped, their files removed, and counted.
+#[tokio::test]
+async fn a_live_input_is_never_held_back_by_a_busy_receiver() {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt;
+    let out = tempfile::tempdir().unwrap();
+    let mut config = config(out.path(), 1);
+    config.drop_when_busy = true;
+    let health = config.health.clone();
+    let (mut writer, mut rx, task, _) = feed(config, 64 * 1024);
+    let seconds = synth_bytes(8, 0);
+    // Nobody receives while eight seconds are written: the channel holds one segment.
+    tokio::time::timeout(HANG_GUARD, writer.write_all(&seconds))
+        .await
+        .expect("hang guard: the input was held back")
+        .unwrap();
+    drop(writer);
+    let summary = tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .expect("hang guard")
+        .unwrap()
+        .unwrap();
+    let first = next(&mut rx).await;
+    assert_eq!(first.meta.number, 0);
+    assert!(first.path.exists());
+    let lost = health.dropped_segments.load(Ordering::Relaxed);
+    assert!(lost >= 5, "{lost} dropped");
+    // Dropped segments' files are removed; what is handed on is there.
+    let files = std::fs::read_dir(out.path()).unwrap().count() as u64;
+    assert_eq!(files, summary.segments, "{summary:?}");
+    assert_eq!(summary.bytes_in, seconds.len() as u64);
 }

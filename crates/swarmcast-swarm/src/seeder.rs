@@ -52,6 +52,14 @@ impl Seeder {
         }
     }
 
+    /// Peer connections being served now (the wire seeder's; None for a librqbit session).
+    pub fn connections(&self) -> Option<usize> {
+        match self {
+            Self::Librqbit(_) => None,
+            Self::Wire(w) => Some(w.connections()),
+        }
+    }
+
     /// Pieces the wire seeder found late and offered to another peer, and how many of those
     /// arrived after all ([`crate::wire::WireCounters`]); `(0, 0)` for a librqbit session.
     pub fn late_pieces(&self) -> (u64, u64) {

@@ -235,6 +235,8 @@ struct Inner {
     super_seed: Option<Duration>,
     late_after: Option<Duration>,
     slots: Arc<Semaphore>,
+    /// The semaphore's size.
+    max_connections: usize,
     /// Connections per IP address now, and the cap (0: none).
     per_address: Mutex<HashMap<std::net::IpAddr, usize>>,
     per_address_cap: usize,
@@ -346,6 +348,7 @@ impl WireSeeder {
             super_seed: config.super_seed,
             late_after: config.late_after,
             slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
+            max_connections: config.max_connections.max(1),
             per_address: Mutex::new(HashMap::new()),
             per_address_cap: config.per_address,
             turns: config
@@ -375,6 +378,11 @@ impl WireSeeder {
     /// Connection counters.
     pub fn counters(&self) -> &WireCounters {
         &self.inner.counters
+    }
+
+    /// Connections being served now.
+    pub fn connections(&self) -> usize {
+        self.inner.max_connections - self.inner.slots.available_permits()
     }
 
     /// Seeds the segment `folder/<name in the torrent>`: reads it into memory, checks every piece

@@ -1,0 +1,700 @@
+//! The publisher's HTTP accept loop: hyper's HTTP/1.1 server under connection limits and timeouts,
+//! so that nobody on the internet can hold the publisher's file descriptors.
+//!
+//! - A connection has [`HttpLimits::header_timeout`] to send a request's head, on arrival and
+//!   between requests (an idle keep-alive connection is closed after it). A long poll holds its
+//!   connection busy, not idle.
+//! - A write that makes no progress for [`HttpLimits::write_timeout`] (a client that does not
+//!   read) closes the connection.
+//! - One IP address holds at most [`HttpLimits::per_address`] connections; more are closed on
+//!   arrival.
+//! - At most [`HttpLimits::max_connections`] are open. At the cap a new connection is still
+//!   accepted, and the connection that has been idle (no request in progress) the longest is
+//!   closed for it, so a crowd of connections that send nothing cannot keep a viewer out; when
+//!   every connection is in a request, the new one is closed.
+//! - `accept` failing for lack of files (the system's, or files opened elsewhere in the process)
+//!   closes the longest idle connection, is counted and logged once a few seconds with the cause,
+//!   and is retried shortly; the server never stops accepting.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// Default of [`HttpLimits::per_address`].
+pub const PER_ADDRESS: usize = 64;
+/// Default of [`HttpLimits::header_timeout`]: a request's head takes one round trip to arrive;
+/// a viewer sends its next long poll as soon as one is answered.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`HttpLimits::write_timeout`].
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `accept` waits after failing (out of files, say) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest the accept loop waits for a connection it closed to make room to be gone.
+const EVICTION_WAIT: Duration = Duration::from_millis(100);
+/// How often a failing `accept` is logged.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Limits of the HTTP server (`publish --http-max-conns`, `--http-conns-per-address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections open at once (at least 1).
+    pub max_connections: usize,
+    /// Connections from one IP address at once (0: no cap).
+    pub per_address: usize,
+    /// Time to send a request's head, on arrival and between requests.
+    pub header_timeout: Duration,
+    /// Time a write may make no progress.
+    pub write_timeout: Duration,
+}
+
+impl HttpLimits {
+    /// `max_connections` in all, the default per-address cap and timeouts.
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            max_connections: max_connections.max(1),
+            per_address: PER_ADDRESS,
+            header_timeout: HEADER_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// Counters of the HTTP server's connections, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Connections accepted and served.
+    pub accepted: AtomicU64,
+    /// Connections closed on arrival: their address was at its cap.
+    pub refused_per_address: AtomicU64,
+    /// Connections closed on arrival: at the cap, every connection was in a request.
+    pub refused_full: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted: AtomicU64,
+    /// Connections closed for not sending a request's head in time.
+    pub header_timeouts: AtomicU64,
+    /// Connections closed for a write that made no progress in time.
+    pub write_timeouts: AtomicU64,
+    /// `accept` failures (out of files, say).
+    pub accept_errors: AtomicU64,
+}
+
+/// One connection as the registry sees it.
+#[derive(Debug)]
+struct Entry {
+    ip: IpAddr,
+    activity: Arc<Activity>,
+    close: CancellationToken,
+}
+
+/// What a connection is doing, updated by its service and its I/O.
+#[derive(Debug, Default)]
+struct Activity {
+    /// Requests being answered (a long poll counts until answered).
+    requests: AtomicUsize,
+    /// When it last read or wrote, ms on the registry's clock.
+    last_ms: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    next: u64,
+    conns: HashMap<u64, Entry>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Registry {
+    /// Closes the connection idle longest; false if every one is in a request.
+    fn evict_idlest(&mut self) -> bool {
+        let idlest = self
+            .conns
+            .iter()
+            .filter(|(_, e)| {
+                e.activity.requests.load(Ordering::Relaxed) == 0 && !e.close.is_cancelled()
+            })
+            .min_by_key(|(_, e)| e.activity.last_ms.load(Ordering::Relaxed))
+            .map(|(id, _)| *id);
+        match idlest.and_then(|id| self.conns.get(&id)) {
+            Some(e) => {
+                e.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connections not yet told to close.
+    fn live(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|e| !e.close.is_cancelled())
+            .count()
+    }
+}
+
+struct Server {
+    router: Router,
+    limits: HttpLimits,
+    counters: Arc<ConnCounters>,
+    registry: Mutex<Registry>,
+    origin: Instant,
+    stop: CancellationToken,
+    /// Notified when a connection's task ends.
+    closed: tokio::sync::Notify,
+}
+
+fn lock(m: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Server {
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+}
+
+/// Serves `router` on `listener` under `limits` until `stop` is cancelled; connections in a
+/// request then finish it (the caller bounds how long it waits).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    counters: Arc<ConnCounters>,
+    stop: CancellationToken,
+) {
+    let server = Arc::new(Server {
+        router,
+        limits,
+        counters,
+        registry: Mutex::default(),
+        origin: Instant::now(),
+        stop,
+        closed: tokio::sync::Notify::new(),
+    });
+    let mut last_logged: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            () = server.stop.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                server
+                    .counters
+                    .accept_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                let freed = crate::fds::out_of_files(&e) && lock(&server.registry).evict_idlest();
+                if freed {
+                    server.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                if last_logged.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                    last_logged = Some(Instant::now());
+                    let open = server.counters.open.load(Ordering::Relaxed);
+                    if crate::fds::out_of_files(&e) {
+                        let (limit, _) = crate::fds::FdBudget::measure();
+                        tracing::warn!(
+                            error = %e,
+                            http_connections = open,
+                            file_limit = limit,
+                            closed_an_idle_one = freed,
+                            "HTTP: cannot accept, out of files (counted in http_accept_errors; \
+                             raise `ulimit -n`, or lower --http-max-conns)"
+                        );
+                    } else {
+                        tracing::warn!(error = %e, http_connections = open, "HTTP: accept failed");
+                    }
+                }
+                tokio::select! {
+                    () = server.stop.cancelled() => break,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        let Some((id, activity, close)) = server.admit(addr.ip()) else {
+            continue;
+        };
+        // A connection closed to make room holds its file until its task ends: wait for that
+        // (briefly), so that connections never hold more than the cap and one.
+        let deadline = Instant::now() + EVICTION_WAIT;
+        while lock(&server.registry).conns.len() > server.limits.max_connections {
+            let closed = server.closed.notified();
+            if lock(&server.registry).conns.len() <= server.limits.max_connections {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                break;
+            }
+        }
+        server.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let server = server.clone();
+        tokio::spawn(async move {
+            server.connection(stream, addr, activity, close).await;
+            server.forget(id);
+        });
+    }
+}
+
+impl Server {
+    /// Registers a connection from `ip`, or refuses it (None).
+    fn admit(&self, ip: IpAddr) -> Option<(u64, Arc<Activity>, CancellationToken)> {
+        let mut reg = lock(&self.registry);
+        let from_ip = reg.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.limits.per_address != 0 && from_ip >= self.limits.per_address {
+            self.counters
+                .refused_per_address
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if reg.live() >= self.limits.max_connections {
+            if reg.evict_idlest() {
+                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.counters.refused_full.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        let id = reg.next;
+        reg.next += 1;
+        let activity = Arc::new(Activity::default());
+        activity.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        let close = self.stop.child_token();
+        reg.conns.insert(
+            id,
+            Entry {
+                ip,
+                activity: activity.clone(),
+                close: close.clone(),
+            },
+        );
+        *reg.per_ip.entry(ip).or_insert(0) += 1;
+        self.counters.open.fetch_add(1, Ordering::Relaxed);
+        Some((id, activity, close))
+    }
+
+    fn forget(&self, id: u64) {
+        let mut reg = lock(&self.registry);
+        if let Some(e) = reg.conns.remove(&id) {
+            if let Some(n) = reg.per_ip.get_mut(&e.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    reg.per_ip.remove(&e.ip);
+                }
+            }
+            self.counters.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(reg);
+        self.closed.notify_waiters();
+    }
+
+    async fn connection(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        activity: Arc<Activity>,
+        close: CancellationToken,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            activity: activity.clone(),
+            server: self.clone(),
+            stalled: None,
+        });
+        let router = self.router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(addr));
+            let busy = Busy::new(activity.clone());
+            let call = router.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let response = call.await;
+                drop(busy);
+                response
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout)
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            // The server stops: a connection in a request finishes it (bounded by the caller's
+            // wait and the write timeout), an idle one closes now. Evicted (it was idle, or
+            // half-way through a request's head): closed now.
+            () = close.cancelled() => {
+                if !self.stop.is_cancelled() {
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            if e.is_timeout() {
+                self.counters
+                    .header_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::debug!(%addr, error = %e, "HTTP connection ended");
+        }
+    }
+}
+
+/// A request in progress on a connection (not idle, not evicted).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.requests.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection's socket: notes activity, and fails a write stalled for the write timeout.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    server: Arc<Server>,
+    /// Since a write last could not go on, the deadline it has.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl Watched {
+    fn touched(&self) {
+        self.activity
+            .last_ms
+            .store(self.server.now_ms(), Ordering::Relaxed);
+    }
+
+    /// After a pending write: arms the deadline, or fails once it passed.
+    fn stall(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let timeout = self.server.limits.write_timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.server
+                .counters
+                .write_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no write progress in {timeout:?}"),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touched();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.stall(cx),
+            r => {
+                self.stalled = None;
+                self.touched();
+                r
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.stall(cx),
+            r => {
+                self.stalled = None;
+                self.touched();
+                r
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use axum::routing::get;
+
+    use super::*;
+
+    const HANG_GUARD: Duration = Duration::from_secs(30);
+
+    /// A server whose `/hold` answers when `release` is notified (counting in `holding` the
+    /// requests it holds), and `/` at once.
+    struct Test {
+        addr: SocketAddr,
+        counters: Arc<ConnCounters>,
+        release: Arc<tokio::sync::Notify>,
+        holding: Arc<AtomicUsize>,
+        stop: CancellationToken,
+    }
+
+    async fn start(limits: HttpLimits) -> Test {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let holding = Arc::new(AtomicUsize::new(0));
+        let (held, counted) = (release.clone(), holding.clone());
+        let router = Router::new().route("/", get(|| async { "ok" })).route(
+            "/hold",
+            get(move || {
+                let (held, counted) = (held.clone(), counted.clone());
+                async move {
+                    let released = held.notified();
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    released.await;
+                    "released"
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(ConnCounters::default());
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(
+            listener,
+            router,
+            limits,
+            counters.clone(),
+            stop.clone(),
+        ));
+        Test {
+            addr,
+            counters,
+            release,
+            holding,
+            stop,
+        }
+    }
+
+    /// A blocking connection from `from` (127.0.0.x), with a hang-guard read timeout.
+    fn connect(to: SocketAddr, from: u8) -> std::net::TcpStream {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from(([127, 0, 0, from], 0)).into())
+            .unwrap();
+        s.connect(&to.into()).unwrap();
+        let s: std::net::TcpStream = s.into();
+        s.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        s
+    }
+
+    /// Reads until the server closes; what it sent.
+    fn read_to_close(mut s: std::net::TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn get_request(s: &mut std::net::TcpStream, path: &str, close: bool) {
+        let connection = if close { "close" } else { "keep-alive" };
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n"
+        )
+        .unwrap();
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < HANG_GUARD, "hang guard: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_connection_is_closed_and_a_long_request_is_not() {
+        let Test {
+            addr,
+            counters,
+            release,
+            holding,
+            stop,
+        } = start(HttpLimits {
+            header_timeout: Duration::from_millis(300),
+            ..HttpLimits::new(16)
+        })
+        .await;
+        // One connection sends nothing; one sends half a request head; one is held in a
+        // request (a long poll) for longer than the header timeout.
+        let silent = connect(addr, 2);
+        let mut half = connect(addr, 3);
+        half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut busy = connect(addr, 4);
+        get_request(&mut busy, "/hold", true);
+        until("the long poll held", || holding.load(Ordering::SeqCst) == 1).await;
+        let (silent, half) =
+            tokio::task::spawn_blocking(move || (read_to_close(silent), read_to_close(half)))
+                .await
+                .unwrap();
+        // Closed without an answer (a 408 at most), while the held request is still open.
+        assert!(!silent.contains("200 OK") && !half.contains("200 OK"));
+        assert_eq!(counters.header_timeouts.load(Ordering::Relaxed), 2);
+        release.notify_waiters();
+        let busy = tokio::task::spawn_blocking(move || read_to_close(busy))
+            .await
+            .unwrap();
+        assert!(
+            busy.contains("200 OK") && busy.ends_with("released"),
+            "{busy}"
+        );
+        // A keep-alive connection idle after its answer is closed too.
+        let mut kept = connect(addr, 5);
+        get_request(&mut kept, "/", false);
+        let kept = tokio::task::spawn_blocking(move || read_to_close(kept))
+            .await
+            .unwrap();
+        assert!(kept.contains("200 OK"), "{kept}");
+        assert_eq!(counters.header_timeouts.load(Ordering::Relaxed), 3);
+        stop.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_address_holds_at_most_its_cap() {
+        let Test {
+            addr,
+            counters,
+            stop,
+            ..
+        } = start(HttpLimits {
+            per_address: 3,
+            ..HttpLimits::new(16)
+        })
+        .await;
+        let held: Vec<_> = (0..3).map(|_| connect(addr, 2)).collect();
+        until("three accepted", || {
+            counters.open.load(Ordering::Relaxed) == 3
+        })
+        .await;
+        // The fourth from that address is closed on arrival; another address is served.
+        let fourth = connect(addr, 2);
+        let fourth = tokio::task::spawn_blocking(move || read_to_close(fourth))
+            .await
+            .unwrap();
+        assert_eq!(fourth, "");
+        assert_eq!(counters.refused_per_address.load(Ordering::Relaxed), 1);
+        let mut other = connect(addr, 3);
+        get_request(&mut other, "/", true);
+        let other = tokio::task::spawn_blocking(move || read_to_close(other))
+            .await
+            .unwrap();
+        assert!(other.ends_with("ok"), "{other}");
+        drop(held);
+        stop.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_the_cap_the_idlest_connection_makes_room_and_a_request_in_progress_stays() {
+        let Test {
+            addr,
+            counters,
+            release,
+            holding,
+            stop,
+        } = start(HttpLimits {
+            per_address: 0,
+            ..HttpLimits::new(2)
+        })
+        .await;
+        // A long poll, then an idle connection: the server is full.
+        let mut busy = connect(addr, 2);
+        get_request(&mut busy, "/hold", true);
+        until("the long poll held", || holding.load(Ordering::SeqCst) == 1).await;
+        let idle = connect(addr, 3);
+        until("both accepted", || {
+            counters.open.load(Ordering::Relaxed) == 2
+        })
+        .await;
+        // A newcomer is served: the idle connection is closed for it, the long poll is not.
+        let mut newcomer = connect(addr, 4);
+        get_request(&mut newcomer, "/", true);
+        let (idle, newcomer) =
+            tokio::task::spawn_blocking(move || (read_to_close(idle), read_to_close(newcomer)))
+                .await
+                .unwrap();
+        assert_eq!(idle, "");
+        assert!(newcomer.ends_with("ok"), "{newcomer}");
+        assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
+        // With every connection in a request, a newcomer is the one closed.
+        until("the newcomer gone", || {
+            counters.open.load(Ordering::Relaxed) == 1
+        })
+        .await;
+        let mut second = connect(addr, 5);
+        get_request(&mut second, "/hold", true);
+        until("the second long poll held", || {
+            holding.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        let refused = connect(addr, 6);
+        let refused = tokio::task::spawn_blocking(move || read_to_close(refused))
+            .await
+            .unwrap();
+        assert_eq!(refused, "");
+        assert_eq!(counters.refused_full.load(Ordering::Relaxed), 1);
+        release.notify_waiters();
+        let (busy, second) =
+            tokio::task::spawn_blocking(move || (read_to_close(busy), read_to_close(second)))
+                .await
+                .unwrap();
+        assert!(busy.ends_with("released") && second.ends_with("released"));
+        stop.cancel();
+    }
+}
