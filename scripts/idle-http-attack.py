@@ -23,14 +23,15 @@ held = {}
 def open_one(i):
     global opened, failed
     s = socket.socket()
-    s.setblocking(False)
+    s.settimeout(2)
     try:
         s.bind((f"127.0.0.{2 + i % addrs}", 0))
-        s.connect_ex((host, port))
+        s.connect((host, port))
     except OSError:
         failed += 1
         s.close()
         return
+    s.setblocking(False)
     opened += 1
     held[s] = i
     sel.register(s, selectors.EVENT_READ)
@@ -73,6 +74,9 @@ while time.monotonic() - start < secs:
             s.close()
             closed += 1
             open_one(i)
+    while len(held) < count and time.monotonic() - start < secs:
+        # Connections that could not be opened are tried again.
+        open_one(len(held) + closed)
     if time.monotonic() >= next_probe:
         next_probe += 0.5
         seq = probe()

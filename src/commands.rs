@@ -546,6 +546,11 @@ pub(crate) async fn publish(
         summary.http_uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
         summary.degraded.map(|d| format!("; stopped taking segments early: {d}")).unwrap_or_default()
     );
+    let c = summary.http_connections;
+    eprintln!(
+        "HTTP: {} connections served; closed on arrival: {} (address at --http-conns-per-address), {} (at --http-max-conns, all in a request); closed idle: {} to make room, {} sending nothing in time",
+        c.accepted, c.refused_per_address, c.refused_full, c.evicted, c.header_timeouts
+    );
     if summary.dropped_segments > 0 {
         eprintln!(
             "dropped {} segments ({} input bytes) that could not be written or published{}",

@@ -286,6 +286,24 @@ pub struct Summary {
     pub dropped_bytes: u64,
     /// Why input was being dropped at the end, if it was.
     pub dropping: Option<String>,
+    /// HTTP connections accepted, closed on arrival (their address at its cap, or every
+    /// connection in a request at the cap) and closed idle to make room ([`serve`]).
+    pub http_connections: HttpConnections,
+}
+
+/// What the HTTP server did with connections, for the summary at exit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpConnections {
+    /// Accepted and served.
+    pub accepted: u64,
+    /// Closed on arrival: their address held `--http-conns-per-address`.
+    pub refused_per_address: u64,
+    /// Closed on arrival: at `--http-max-conns`, every connection was in a request.
+    pub refused_full: u64,
+    /// Closed idle to make room for a new one.
+    pub evicted: u64,
+    /// Closed for sending no request head in time.
+    pub header_timeouts: u64,
 }
 
 pub(crate) fn dir_error(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {

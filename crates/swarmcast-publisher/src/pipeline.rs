@@ -775,6 +775,14 @@ impl Publisher {
         self.summary.dropped_segments = feed.dropped_segments.load(Ordering::Relaxed);
         self.summary.dropped_bytes = feed.dropped_bytes.load(Ordering::Relaxed);
         self.summary.dropping = feed.failing();
+        let conns = &self.shared.conns;
+        self.summary.http_connections = crate::HttpConnections {
+            accepted: conns.accepted.load(Ordering::Relaxed),
+            refused_per_address: conns.refused_per_address.load(Ordering::Relaxed),
+            refused_full: conns.refused_full.load(Ordering::Relaxed),
+            evicted: conns.evicted.load(Ordering::Relaxed),
+            header_timeouts: conns.header_timeouts.load(Ordering::Relaxed),
+        };
         for (n, live) in std::mem::take(&mut self.live) {
             let http_bytes = self.http_bytes(n);
             let dialled_bytes = live.torrent.as_ref().map_or(0, |t| self.dialled_bytes(t));

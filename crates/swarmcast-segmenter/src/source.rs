@@ -122,7 +122,7 @@ pub struct FeedHealth {
     pub dropped_segments: AtomicU64,
     /// Times the writer started failing.
     pub outages: AtomicU64,
-    /// Segments written since the last outage ended, and whether one is on now.
+    /// Why segments are being dropped now (None: they are not).
     failing: Mutex<Option<String>>,
 }
 

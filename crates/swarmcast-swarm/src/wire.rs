@@ -536,14 +536,19 @@ async fn reveal_at(segment: Arc<Segment>, after: Duration) {
 }
 
 async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: CancellationToken) {
+    let mut last_logged: Option<tokio::time::Instant> = None;
     loop {
         let (stream, addr) = tokio::select! {
             () = stop.cancelled() => return,
             r = listener.accept() => match r {
                 Ok(a) => a,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(error = %e, "wire seeder: accept failed");
+                    // Out of file descriptors and the like: wait a little rather than spin, and
+                    // say so every few seconds rather than at every try.
+                    if last_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                        last_logged = Some(tokio::time::Instant::now());
+                        tracing::warn!(error = %e, connections = inner.max_connections - inner.slots.available_permits(), "wire seeder: accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
