@@ -358,6 +358,7 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
         },
         args.feed.format(),
     );
+    let health = config.health.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<source::CutSegment>(16);
     let printer = tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
@@ -406,6 +407,20 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
             String::new()
         }
     );
+    // The segmenter goes on past a segment it cannot write (a publisher must); here that is a
+    // failure, named.
+    let lost = health
+        .dropped_segments
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if lost > 0 {
+        bail!(
+            "{lost} segments could not be written ({} input bytes dropped); the last reason: {}",
+            health
+                .dropped_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            health.last_failure().unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

@@ -313,3 +313,62 @@ fn bad_arguments_are_refused_with_the_reason() {
     .stderr;
     assert!(String::from_utf8_lossy(&err).contains("/nonexistent/in.ts"));
 }
+
+/// `segment` into a directory that fills up: the segments that fit are written whole, the rest
+/// are dropped, and the command fails naming the cause (the segmenter itself goes on past a
+/// segment it cannot write, as a publisher must).
+#[test]
+fn segment_fails_naming_a_full_disk_and_keeps_what_it_wrote() {
+    let id = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&id.stdout).trim() != "0" {
+        eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ts");
+    ffmpeg_feed(&input, 8);
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "cannot mount a tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let out = run(
+        swarmcast()
+            .arg("segment")
+            .arg(&input)
+            .arg("--out")
+            .arg(&small)
+            .args(["--segment-secs", "2"]),
+        false,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("could not be written") && stderr.contains("the disk is full"),
+        "{stderr}"
+    );
+    // What was written is whole: each segment listed decodes on its own.
+    let listed: Vec<PathBuf> = segment_lines(&out.stdout)
+        .into_iter()
+        .map(|(.., path)| path)
+        .collect();
+    assert!(!listed.is_empty(), "nothing fitted");
+    for path in &listed {
+        assert_decodes(path);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&small)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !listed.contains(p))
+        .collect();
+    assert!(leftovers.is_empty(), "partial files left: {leftovers:?}");
+}

@@ -366,14 +366,19 @@ impl Publisher {
         expected: u64,
     ) -> Result<(), PublishError> {
         let injected = self.config.fail_segment == Some(cut.meta.number);
-        let cut = self.renumber(cut, expected).await;
         let (number, size, path) = (cut.meta.number, cut.meta.size, cut.path.clone());
-        let result = if injected {
-            Err(dir_error(&path)(std::io::Error::other(
+        let result = match self.renumber(cut, expected).await {
+            Err(e) => Err(e),
+            Ok(cut) if injected => Err(dir_error(&cut.path)(std::io::Error::other(
                 "failure injected by --fail-segment (testing flag)",
-            )))
+            ))),
+            Ok(cut) => self.hash_and_seed(cut).await,
+        };
+        // Where its file is now: under `expected`'s name once renumbered.
+        let (number, path) = if path.exists() {
+            (number, path)
         } else {
-            self.hash_and_seed(cut).await
+            (expected, self.segment_path(expected))
         };
         match result {
             Ok(ready) => {
@@ -403,7 +408,11 @@ impl Publisher {
     /// Gives `cut` the number `expected` when segments before it were lost (by the segment
     /// writer or by [`Self::publish_segment`]); the first segment after each loss is marked a
     /// discontinuity.
-    async fn renumber(&mut self, mut cut: CutSegment, expected: u64) -> CutSegment {
+    async fn renumber(
+        &mut self,
+        mut cut: CutSegment,
+        expected: u64,
+    ) -> Result<CutSegment, PublishError> {
         let shift = cut.meta.number.saturating_sub(expected);
         if shift != self.shift {
             self.shift = shift;
@@ -415,22 +424,17 @@ impl Publisher {
             );
         }
         if shift == 0 {
-            return cut;
+            return Ok(cut);
         }
         let to = self.segment_path(expected);
         // Whatever is at `to` was never listed (only segments before `expected` were).
         let _ = tokio::fs::remove_file(&to).await;
-        match tokio::fs::rename(&cut.path, &to).await {
-            Ok(()) => {
-                cut.path = to;
-                cut.meta.number = expected;
-            }
-            // Then publishing it fails on the window's order, and it is dropped like any other.
-            Err(e) => {
-                tracing::error!(path = %cut.path.display(), error = %e, "cannot renumber a segment")
-            }
-        }
-        cut
+        tokio::fs::rename(&cut.path, &to)
+            .await
+            .map_err(dir_error(&cut.path))?;
+        cut.path = to;
+        cut.meta.number = expected;
+        Ok(cut)
     }
 
     /// `e` with what it means when files ran out: the limit and who holds the files.

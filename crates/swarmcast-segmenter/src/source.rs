@@ -124,6 +124,8 @@ pub struct FeedHealth {
     pub outages: AtomicU64,
     /// Why segments are being dropped now (None: they are not).
     failing: Mutex<Option<String>>,
+    /// Why the last segment was lost.
+    last: Mutex<Option<String>>,
 }
 
 impl FeedHealth {
@@ -143,8 +145,14 @@ impl FeedHealth {
         if started {
             self.outages.fetch_add(1, Ordering::Relaxed);
         }
-        *failing = Some(reason);
+        *failing = Some(reason.clone());
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         started
+    }
+
+    /// Why the last segment was lost, if one was.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Ends an outage (a segment went through); true if one was on.
