@@ -20,7 +20,7 @@ pub(crate) fn keygen(out: &Path) -> Result<()> {
         "wrote secret key to {} (mode 0600); keep it private",
         out.display()
     );
-    println!("{}", secret.public());
+    outln!("{}", secret.public());
     Ok(())
 }
 
@@ -76,8 +76,8 @@ pub(crate) fn torrent(
         torrent.info().piece_count(),
         torrent.info().piece_length
     );
-    println!("{}", torrent.info_hash());
-    println!("{}", torrent.magnet());
+    outln!("{}", torrent.info_hash());
+    outln!("{}", torrent.magnet());
     Ok(())
 }
 
@@ -112,7 +112,7 @@ pub(crate) async fn inspect(
             .with_context(|| format!("cannot read {target}"))?
     };
     let document = Document::parse(&bytes).with_context(|| target.to_string())?;
-    print!("{document}");
+    out!("{document}");
     let Document::Manifest(decoded) = document else {
         if pinned.is_some() {
             bail!("{target} is a .torrent, not a manifest: there is no signature to verify");
@@ -123,16 +123,16 @@ pub(crate) async fn inspect(
         Some(key) => {
             manifest::verify(&bytes, &key)
                 .with_context(|| format!("manifest refused for stream key {key}"))?;
-            println!("  signature      valid for the pinned key");
-            println!("  (sequence order is checked by viewers, which remember the last manifest they accepted)");
+            outln!("  signature      valid for the pinned key");
+            outln!("  (sequence order is checked by viewers, which remember the last manifest they accepted)");
             Ok(())
         }
         None if decoded.self_signed => {
-            println!("  signature      valid for the key the manifest names (not pinned: pass --key to verify)");
+            outln!("  signature      valid for the key the manifest names (not pinned: pass --key to verify)");
             Ok(())
         }
         None => {
-            println!("  signature      INVALID for the key the manifest names");
+            outln!("  signature      INVALID for the key the manifest names");
             bail!(
                 "{target}: the signature does not verify under the key it names ({})",
                 decoded.manifest.key
@@ -363,7 +363,7 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
     let printer = tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
             let m = &s.meta;
-            println!(
+            outln!(
                 "segment {:08} start={:.3} duration={:.3} size={}{}{} path={}",
                 m.number,
                 m.media_start as f64 / 90_000.0,
@@ -545,7 +545,9 @@ pub(crate) async fn publish(
                 "serving http://{}/ (status page), peers on {}",
                 ready.http, ready.peer
             );
-            println!("{}", ready.link);
+            // The link is for whoever reads it; a closed stdout does not end the stream.
+            let _ =
+                std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", ready.link));
         }
     });
     let summary = swarmcast_publisher::run(config, shutdown, Some(ready_tx)).await?;
@@ -702,9 +704,9 @@ pub(crate) async fn demo(args: crate::DemoArgs, cancel: CancellationToken) -> Re
         config.seconds + 2 * config.segment_secs.ceil() as u64 + 2
     );
     let report = swarmcast_lab::demo(config, cancel).await?;
-    println!("{}", report.table());
+    outln!("{}", report.table());
     if let Some(dir) = &report.dir {
-        println!(
+        outln!(
             "files (segments, outputs, counters as JSON lines): {}",
             dir.display()
         );
@@ -806,8 +808,8 @@ async fn net_check(spec: &swarmcast_lab::plan::SweepSpec, cancel: CancellationTo
                 let report = tokio::task::spawn_blocking(move || calibrate::run(check))
                     .await
                     .context("the calibration thread failed")??;
-                print!("{}", report.text());
-                println!("json: {}", swarmcast_lab::json(&report));
+                out!("{}", report.text());
+                outln!("json: {}", swarmcast_lab::json(&report));
                 all_ok &= report.ok();
             }
         }
@@ -870,7 +872,7 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
     if args.dry_run {
         for g in plan.groups() {
             let ids: Vec<&str> = g.iter().map(|r| r.id.as_str()).collect();
-            println!(
+            outln!(
                 "{}  ({} s of media, about {} s)",
                 ids.join(" + "),
                 g[0].duration_secs,
@@ -900,7 +902,7 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let report = swarmcast_lab::run_lab(config, cancel.clone()).await?;
-    println!("{}", report.markdown);
+    outln!("{}", report.markdown);
     eprintln!("results: {}", out.display());
     if cancel.is_cancelled() {
         bail!("interrupted: the report covers the runs that finished");
@@ -916,7 +918,7 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
 
 pub(crate) fn report(dir: &Path) -> Result<()> {
     let report = swarmcast_lab::report::write_report(dir)?;
-    println!("{}", report.markdown);
+    outln!("{}", report.markdown);
     for f in &report.files {
         eprintln!("wrote {}", f.display());
     }

@@ -9,7 +9,37 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `println!` for a verb's output: a closed stdout (its reader went away, as `| head` does) ends
+/// the output, and the process exits quietly with success, as ripgrep does.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a verb's output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod commands;
+
+/// Writes to stdout for [`outln!`]: on a closed pipe, exits with success; on any other error,
+/// exits saying why.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1)
+        }
+    }
+}
 
 /// Live broadcasting over BitTorrent by minute swarming.
 #[derive(Debug, Parser)]

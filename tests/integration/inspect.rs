@@ -167,3 +167,25 @@ fn fetches_by_url_and_by_stream_link() {
     let err = run(swarmcast().arg("inspect").arg(wrong.to_string()), false).stderr;
     assert!(String::from_utf8_lossy(&err).contains("another stream"));
 }
+
+/// `swarmcast inspect … | head -5`: a reader that goes away ends the output; the command exits
+/// quietly (success, nothing on stderr), not with a panic. The pipe's reading end is closed
+/// before the command starts, so its first write meets the closed pipe.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("manifest");
+    std::fs::write(&doc, signed_manifest(&StreamSecret::generate().unwrap(), 3)).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = swarmcast()
+        .arg("inspect")
+        .arg(&doc)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
