@@ -43,17 +43,9 @@ pub(crate) fn tool(name: &str) -> String {
     panic!("{name} is not installed: run `bash .ci/run` or `apt-get install mktorrent python3-libtorrent`");
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+/// Deterministic pseudo-random bytes, so failures reproduce.
 pub(crate) fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    swarmcast_core::testdata::pseudo_random(len, seed)
 }
 
 /// A minimal blocking HTTP GET over loopback (HTTP/1.1, `Connection: close`); returns the status

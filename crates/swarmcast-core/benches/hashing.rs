@@ -16,15 +16,7 @@ use swarmcast_core::torrent::hash_pieces;
 use swarmcast_core::{SegmentTorrent, StreamSecret};
 
 fn data(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    swarmcast_core::testdata::pseudo_random(len, 1)
 }
 
 fn hashing(c: &mut Criterion) {

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod keys;
 pub mod link;
 pub mod manifest;
+pub mod testdata;
 pub mod torrent;
 pub mod window;
 

@@ -535,11 +535,15 @@ mod tests {
         s
     }
 
-    /// Reads until the server closes; what it sent.
-    fn read_to_close(mut s: std::net::TcpStream) -> String {
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+    /// Reads until the server closes (off the runtime); what it sent.
+    async fn closed(mut s: std::net::TcpStream) -> String {
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+        .await
+        .unwrap()
     }
 
     fn get_request(s: &mut std::net::TcpStream, path: &str, close: bool) {
@@ -580,17 +584,12 @@ mod tests {
         let mut busy = connect(addr, 4);
         get_request(&mut busy, "/hold", true);
         until("the long poll held", || holding.load(Ordering::SeqCst) == 1).await;
-        let (silent, half) =
-            tokio::task::spawn_blocking(move || (read_to_close(silent), read_to_close(half)))
-                .await
-                .unwrap();
+        let (silent, half) = tokio::join!(closed(silent), closed(half));
         // Closed without an answer (a 408 at most), while the held request is still open.
         assert!(!silent.contains("200 OK") && !half.contains("200 OK"));
         assert_eq!(counters.header_timeouts.load(Ordering::Relaxed), 2);
         release.notify_waiters();
-        let busy = tokio::task::spawn_blocking(move || read_to_close(busy))
-            .await
-            .unwrap();
+        let busy = closed(busy).await;
         assert!(
             busy.contains("200 OK") && busy.ends_with("released"),
             "{busy}"
@@ -598,9 +597,7 @@ mod tests {
         // A keep-alive connection idle after its answer is closed too.
         let mut kept = connect(addr, 5);
         get_request(&mut kept, "/", false);
-        let kept = tokio::task::spawn_blocking(move || read_to_close(kept))
-            .await
-            .unwrap();
+        let kept = closed(kept).await;
         assert!(kept.contains("200 OK"), "{kept}");
         assert_eq!(counters.header_timeouts.load(Ordering::Relaxed), 3);
         stop.cancel();
@@ -625,16 +622,12 @@ mod tests {
         .await;
         // The fourth from that address is closed on arrival; another address is served.
         let fourth = connect(addr, 2);
-        let fourth = tokio::task::spawn_blocking(move || read_to_close(fourth))
-            .await
-            .unwrap();
+        let fourth = closed(fourth).await;
         assert_eq!(fourth, "");
         assert_eq!(counters.refused_per_address.load(Ordering::Relaxed), 1);
         let mut other = connect(addr, 3);
         get_request(&mut other, "/", true);
-        let other = tokio::task::spawn_blocking(move || read_to_close(other))
-            .await
-            .unwrap();
+        let other = closed(other).await;
         assert!(other.ends_with("ok"), "{other}");
         drop(held);
         stop.cancel();
@@ -665,10 +658,7 @@ mod tests {
         // A newcomer is served: the idle connection is closed for it, the long poll is not.
         let mut newcomer = connect(addr, 4);
         get_request(&mut newcomer, "/", true);
-        let (idle, newcomer) =
-            tokio::task::spawn_blocking(move || (read_to_close(idle), read_to_close(newcomer)))
-                .await
-                .unwrap();
+        let (idle, newcomer) = tokio::join!(closed(idle), closed(newcomer));
         assert_eq!(idle, "");
         assert!(newcomer.ends_with("ok"), "{newcomer}");
         assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
@@ -684,16 +674,11 @@ mod tests {
         })
         .await;
         let refused = connect(addr, 6);
-        let refused = tokio::task::spawn_blocking(move || read_to_close(refused))
-            .await
-            .unwrap();
+        let refused = closed(refused).await;
         assert_eq!(refused, "");
         assert_eq!(counters.refused_full.load(Ordering::Relaxed), 1);
         release.notify_waiters();
-        let (busy, second) =
-            tokio::task::spawn_blocking(move || (read_to_close(busy), read_to_close(second)))
-                .await
-                .unwrap();
+        let (busy, second) = tokio::join!(closed(busy), closed(second));
         assert!(busy.ends_with("released") && second.ends_with("released"));
         stop.cancel();
     }

@@ -288,18 +288,7 @@ async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_track
     std::fs::write(&torrent_path, &torrent).unwrap();
     let save = dir.path().join("lt");
     std::fs::create_dir_all(&save).unwrap();
-    let script = r#"
-import sys, time, libtorrent as lt
-ses = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
-                  'enable_upnp': False, 'enable_natpmp': False, 'allow_multiple_connections_per_ip': True,
-                  'alert_mask': 0})
-h = ses.add_torrent({'ti': lt.torrent_info(sys.argv[1]), 'save_path': sys.argv[2]})
-deadline = time.time() + 60
-while not h.status().is_seeding and time.time() < deadline:
-    time.sleep(0.05)
-s = h.status()
-print(s.is_seeding, s.num_peers, s.current_tracker)
-"#;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lt-download.py");
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
         .find(|p| Path::new(p).exists() || *p == "python3")
@@ -308,7 +297,6 @@ print(s.is_seeding, s.num_peers, s.current_tracker)
         let (torrent_path, save) = (torrent_path.clone(), save.clone());
         move || {
             Command::new(python)
-                .arg("-c")
                 .arg(script)
                 .arg(&torrent_path)
                 .arg(&save)
@@ -585,15 +573,7 @@ async fn a_full_disk_drops_new_segments_keeps_serving_the_published_and_recovers
     wait_metric(&ready, "input_failing", 1).await;
 
     // Still serving: the manifest verifies and every segment it lists is whole.
-    let doc = reqwest::get(format!("http://{}/manifest", ready.http))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let m = swarmcast_core::manifest::verify(&doc, &ready.link.key)
-        .unwrap()
-        .manifest;
+    let m = served_manifest(&ready).await;
     assert!(!m.segments.is_empty(), "no segment before the disk filled");
     let input = Synth::new(Some(1_000_000), 0).unwrap().take(60 * 90_000);
     let mut offset = 0;
@@ -626,15 +606,7 @@ async fn a_full_disk_drops_new_segments_keeps_serving_the_published_and_recovers
     let last = m.segments.last().unwrap().number;
     std::fs::remove_file(&ballast).unwrap();
     wait_metric(&ready, "window_segments", m.segments.len() as u64 + 1).await;
-    let doc = reqwest::get(format!("http://{}/manifest", ready.http))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let after = swarmcast_core::manifest::verify(&doc, &ready.link.key)
-        .unwrap()
-        .manifest;
+    let after = served_manifest(&ready).await;
     // Numbers run on (the manifest verifies so); where media was lost, a discontinuity.
     assert!(after.segments.iter().any(|s| s.number > last));
     let jumps: Vec<_> = after
@@ -649,6 +621,19 @@ async fn a_full_disk_drops_new_segments_keeps_serving_the_published_and_recovers
     let summary = stop(shutdown, task).await;
     assert!(summary.degraded.is_none(), "{:?}", summary.degraded);
     assert!(summary.dropped_segments >= 1);
+}
+
+/// The manifest the publisher serves now, verified against its key.
+async fn served_manifest(ready: &Ready) -> swarmcast_core::manifest::Manifest {
+    let doc = reqwest::get(format!("http://{}/manifest", ready.http))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    swarmcast_core::manifest::verify(&doc, &ready.link.key)
+        .unwrap()
+        .manifest
 }
 
 fn not_root() -> bool {

@@ -415,7 +415,7 @@ fn write_failure(path: &Path, source: &std::io::Error) -> String {
     )
 }
 
-/// Milliseconds on the runtime's clock (so tests with a paused clock are deterministic).
+/// Milliseconds on the runtime's clock.
 fn now_ms(origin: Instant) -> u64 {
     origin.elapsed().as_millis() as u64
 }

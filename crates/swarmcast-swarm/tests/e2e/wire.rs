@@ -583,23 +583,12 @@ async fn libtorrent_downloads_byte_for_byte_from_the_super_seeding_wire_seeder()
     std::fs::write(&torrent_path, &torrent).unwrap();
     let save = dir.path().join("lt");
     std::fs::create_dir_all(&save).unwrap();
-    let script = r#"
-import sys, time, libtorrent as lt
-ses = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
-                  'enable_upnp': False, 'enable_natpmp': False, 'alert_mask': 0})
-h = ses.add_torrent({'ti': lt.torrent_info(sys.argv[1]), 'save_path': sys.argv[2]})
-h.connect_peer(('127.0.0.1', int(sys.argv[3])))
-deadline = time.time() + 60
-while not h.status().is_seeding and time.time() < deadline:
-    time.sleep(0.05)
-print(h.status().is_seeding)
-"#;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lt-download.py");
     let port = w.listen_addr().port().to_string();
     let out = tokio::task::spawn_blocking({
         let (torrent_path, save) = (torrent_path.clone(), save.clone());
         move || {
             std::process::Command::new(python)
-                .arg("-c")
                 .arg(script)
                 .arg(&torrent_path)
                 .arg(&save)
