@@ -126,6 +126,8 @@ pub struct Shared {
     pub conns: Arc<crate::serve::ConnCounters>,
     /// What the segment writer dropped, and why it is dropping input now.
     pub feed: Arc<swarmcast_segmenter::source::FeedHealth>,
+    /// The wire seeder's connection counters (None with a librqbit session).
+    pub wire: Option<Arc<swarmcast_swarm::wire::WireCounters>>,
     /// Payload bytes uploaded by the swarm, all segments (sampled by the pipeline).
     pub uploaded_bytes: AtomicU64,
     /// Pieces the wire seeder found late (written whole, unacknowledged after `--late-piece`)
@@ -168,6 +170,7 @@ impl Shared {
             counters: HttpCounters::default(),
             conns: Arc::default(),
             feed: Arc::default(),
+            wire: None,
             uploaded_bytes: AtomicU64::new(0),
             late_pieces: AtomicU64::new(0),
             late_arrived: AtomicU64::new(0),
@@ -194,7 +197,7 @@ impl Shared {
         }
     }
 
-    fn current(&self) -> Option<Arc<SignedManifest>> {
+    pub(crate) fn current(&self) -> Option<Arc<SignedManifest>> {
         self.manifest.borrow().clone()
     }
 
@@ -563,252 +566,11 @@ fn spawn_nat_checks(shared: &Arc<Shared>, addrs: Vec<SocketAddr>) {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let c = &shared.counters;
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let (seq, window) = shared
-        .current()
-        .map_or((0, 0), |m| (m.manifest.seq, m.manifest.segments.len()));
-    let segments = shared
-        .segments
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .len();
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        out.push_str(&format!("# HELP swarmcast_{name} {help}\n# TYPE swarmcast_{name} {kind}\nswarmcast_{name} {value}\n"));
-    };
-    metric(
-        "manifest_seq",
-        "gauge",
-        "Sequence number of the manifest being served.",
-        seq,
-    );
-    metric(
-        "window_segments",
-        "gauge",
-        "Segments in the manifest's window.",
-        window as u64,
-    );
-    metric(
-        "served_segments",
-        "gauge",
-        "Segments seeded and served (window and grace period).",
-        segments as u64,
-    );
-    let feed = &shared.feed;
-    for (name, help, counter) in [
-        (
-            "input_dropped_bytes_total",
-            "Input bytes that went into no published segment (segment files that could not be written or published).",
-            &feed.dropped_bytes,
-        ),
-        (
-            "input_dropped_segments_total",
-            "Segments lost to I/O errors (out of files, disk full) or to a publisher too busy to take them.",
-            &feed.dropped_segments,
-        ),
-        (
-            "input_outages_total",
-            "Times the segment writer started failing.",
-            &feed.outages,
-        ),
-    ] {
-        metric(name, "counter", help, get(counter));
-    }
-    metric(
-        "input_failing",
-        "gauge",
-        "1 while the segment writer is dropping input.",
-        u64::from(feed.failing().is_some()),
-    );
-    let conns = &shared.conns;
-    metric(
-        "http_connections",
-        "gauge",
-        "HTTP connections open now.",
-        conns.open.load(Ordering::Relaxed) as u64,
-    );
-    for (name, help, counter) in [
-        (
-            "http_connections_accepted_total",
-            "HTTP connections accepted and served.",
-            &conns.accepted,
-        ),
-        (
-            "http_refused_per_address_total",
-            "HTTP connections closed on arrival: their address held --http-conns-per-address.",
-            &conns.refused_per_address,
-        ),
-        (
-            "http_refused_full_total",
-            "HTTP connections closed on arrival: at --http-max-conns, every connection was in a request.",
-            &conns.refused_full,
-        ),
-        (
-            "http_evicted_total",
-            "Idle HTTP connections closed to make room for a new one.",
-            &conns.evicted,
-        ),
-        (
-            "http_header_timeouts_total",
-            "HTTP connections closed for sending no request head in time (on arrival or idle).",
-            &conns.header_timeouts,
-        ),
-        (
-            "http_write_timeouts_total",
-            "HTTP connections closed for a write that made no progress in time.",
-            &conns.write_timeouts,
-        ),
-        (
-            "http_accept_errors_total",
-            "HTTP accept failures (out of files, say).",
-            &conns.accept_errors,
-        ),
-    ] {
-        metric(name, "counter", help, get(counter));
-    }
-    metric(
-        "manifest_responses_total",
-        "counter",
-        "Manifest documents sent.",
-        get(&c.manifest_responses),
-    );
-    metric(
-        "manifest_bytes_total",
-        "counter",
-        "Manifest bytes sent.",
-        get(&c.manifest_bytes),
-    );
-    metric(
-        "manifest_deltas_total",
-        "counter",
-        "Manifest answers sent as a delta (counted in manifest_responses_total too).",
-        get(&c.manifest_deltas),
-    );
-    metric(
-        "manifest_not_modified_total",
-        "counter",
-        "Manifest requests answered 304.",
-        get(&c.manifest_not_modified),
-    );
-    metric(
-        "long_polls_woken_total",
-        "counter",
-        "Blocking manifest reloads woken by a new manifest.",
-        get(&c.long_polls_woken),
-    );
-    metric(
-        "torrent_responses_total",
-        "counter",
-        "Segment .torrent files sent.",
-        get(&c.torrent_responses),
-    );
-    metric(
-        "torrent_bytes_total",
-        "counter",
-        "Segment .torrent bytes sent.",
-        get(&c.torrent_bytes),
-    );
-    metric(
-        "segment_requests_total",
-        "counter",
-        "Segment file requests over HTTP.",
-        get(&c.segment_requests),
-    );
-    metric(
-        "segment_refused_total",
-        "counter",
-        "Segment requests answered 503: the fallback slots were taken while the swarm carried the stream.",
-        get(&c.segment_refused),
-    );
-    metric(
-        "segment_http_bytes_total",
-        "counter",
-        "Segment bytes sent over HTTP (fallback and the HTTP baseline).",
-        get(&c.segment_bytes),
-    );
-    metric(
-        "swarm_uploaded_bytes_total",
-        "counter",
-        "Payload bytes uploaded to peers (the seeder's count).",
-        get(&shared.uploaded_bytes),
-    );
-    metric(
-        "wire_late_pieces_total",
-        "counter",
-        "Pieces written whole to a viewer, unacknowledged after --late-piece, so offered to another viewer.",
-        get(&shared.late_pieces),
-    );
-    metric(
-        "wire_late_arrived_total",
-        "counter",
-        "Of the late pieces, those the viewer acknowledged after all.",
-        get(&shared.late_arrived),
-    );
-    if let Some(tracker) = &shared.tracker {
-        let t = tracker.lock().unwrap_or_else(|e| e.into_inner()).counters();
-        metric(
-            "tracker_announces_total",
-            "counter",
-            "Tracker announces answered.",
-            t.announces,
-        );
-        metric(
-            "tracker_failures_total",
-            "counter",
-            "Tracker announces refused.",
-            t.failures,
-        );
-        metric(
-            "tracker_expired_total",
-            "counter",
-            "Peers expired by the tracker.",
-            t.expired,
-        );
-        metric(
-            "tracker_nat_checks_total",
-            "counter",
-            "NAT checks started (connections back to a peer's listed address).",
-            t.nat_checks,
-        );
-        metric(
-            "tracker_nat_unreachable_total",
-            "counter",
-            "NAT checks that found the peer unreachable (never listed to others).",
-            t.nat_unreachable,
-        );
-        metric(
-            "tracker_spared_total",
-            "counter",
-            "Announces from reachable peers answered with the publisher alone, their uplinks kept for peers behind a NAT.",
-            t.spared,
-        );
-        metric(
-            "tracker_caught_up_total",
-            "counter",
-            "Announces from peers nobody can dial answered with a min interval of 1 s: live reachable peers missing from the answer, or checks in flight.",
-            t.caught_up,
-        );
-        metric(
-            "tracker_punched_total",
-            "counter",
-            "Announces from peers that failed the NAT check answered with other such peers at the segment's punch port (--punch-ports).",
-            t.punched,
-        );
-        metric(
-            "tracker_punch_listed_total",
-            "counter",
-            "Peers listed at a punch port, over all those announces.",
-            t.punch_listed,
-        );
-    }
-    metric(
-        "degraded",
-        "gauge",
-        "1 when no new segments are taken (see the status page).",
-        u64::from(shared.degraded.read().map(|d| d.is_some()).unwrap_or(false)),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&shared),
+    )
+        .into_response()
 }
 
 fn escape(s: &str) -> String {

@@ -28,6 +28,7 @@ use url::Url;
 pub mod error;
 pub mod fds;
 pub mod http;
+pub mod metrics;
 pub mod natcheck;
 mod pipeline;
 pub mod serve;
@@ -549,6 +550,7 @@ pub async fn run(
     // With the wire seeder this is the seeder's budget too; a librqbit session never sees it.
     shared.http_limiter = budget;
     shared.fallback_slots = config.fallback_slots;
+    shared.wire = swarm.wire_counters();
     // Stops the HTTP server, and with it the tracker's NAT checks in flight.
     let http_stop = CancellationToken::new();
     shared.nat_checker = nat_check

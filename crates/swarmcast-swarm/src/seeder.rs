@@ -52,6 +52,14 @@ impl Seeder {
         }
     }
 
+    /// The wire seeder's connection counters (None for a librqbit session).
+    pub fn wire_counters(&self) -> Option<std::sync::Arc<crate::wire::WireCounters>> {
+        match self {
+            Self::Librqbit(_) => None,
+            Self::Wire(w) => Some(w.counters_handle()),
+        }
+    }
+
     /// Peer connections being served now (the wire seeder's; None for a librqbit session).
     pub fn connections(&self) -> Option<usize> {
         match self {

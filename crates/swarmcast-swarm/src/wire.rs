@@ -243,7 +243,7 @@ struct Inner {
     /// With a limit: pieces served at once (see [`PIECES_AT_ONCE`]); `None`: no turns.
     turns: Option<Arc<Semaphore>>,
     next_conn: AtomicU64,
-    counters: WireCounters,
+    counters: Arc<WireCounters>,
 }
 
 /// A segment being seeded.
@@ -359,7 +359,7 @@ impl WireSeeder {
                 .map(|n| Arc::new(Semaphore::new(n))),
             limiter: config.upload_limit,
             next_conn: AtomicU64::new(0),
-            counters: WireCounters::default(),
+            counters: Arc::default(),
         });
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, inner.clone(), stop.clone()));
@@ -378,6 +378,11 @@ impl WireSeeder {
     /// Connection counters.
     pub fn counters(&self) -> &WireCounters {
         &self.inner.counters
+    }
+
+    /// The connection counters, shared (for a metrics endpoint that outlives a borrow).
+    pub fn counters_handle(&self) -> Arc<WireCounters> {
+        self.inner.counters.clone()
     }
 
     /// Connections being served now.
