@@ -204,7 +204,7 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// Nearest rank `p` of sorted, non-empty `v`.
-pub(crate) fn q(v: &[f64], p: f64) -> f64 {
+pub(crate) fn quantile(v: &[f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
@@ -216,9 +216,9 @@ pub fn quantiles(values: &[f64]) -> String {
     }
     format!(
         "median {:.1} ms, p95 {:.1} ms, max {:.1} ms (n={})",
-        q(&v, 0.5),
-        q(&v, 0.95),
-        q(&v, 1.0),
+        quantile(&v, 0.5),
+        quantile(&v, 0.95),
+        quantile(&v, 1.0),
         v.len()
     )
 }
@@ -228,7 +228,12 @@ fn short_quantiles(values: &[f64]) -> String {
     if v.is_empty() {
         return "-".into();
     }
-    format!("{:.0}/{:.0}/{:.0} ms", q(&v, 0.5), q(&v, 0.95), q(&v, 1.0))
+    format!(
+        "{:.0}/{:.0}/{:.0} ms",
+        quantile(&v, 0.5),
+        quantile(&v, 0.95),
+        quantile(&v, 1.0)
+    )
 }
 
 /// Compares a viewer's output with the publisher's files of the segments it played.

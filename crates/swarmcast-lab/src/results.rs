@@ -355,7 +355,7 @@ pub fn quantile(values: &[f64], p: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    crate::q(&crate::sorted(values), p)
+    crate::quantile(&crate::sorted(values), p)
 }
 
 #[derive(Default)]

@@ -57,6 +57,15 @@ pub enum PublishError {
     /// The window configuration is invalid.
     #[error("{0}")]
     Config(String),
+    /// A task of the publisher's panicked or was cancelled.
+    #[error("the {what} task failed")]
+    Task {
+        /// What it did.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// The metrics file cannot be written.
     #[error(transparent)]
     Metrics(#[from] swarmcast_metrics::MetricsError),

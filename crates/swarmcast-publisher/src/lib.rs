@@ -471,7 +471,7 @@ pub async fn run(
         .upload_limit
         .and_then(swarmcast_swarm::ratelimit::ByteLimiter::wire)
         .map(Arc::new);
-    let swarm = match config.seeder {
+    let seeder = match config.seeder {
         SeederKind::Librqbit => Seeder::Librqbit(
             Swarm::start(SwarmConfig {
                 default_dir: stream_dir.clone(),
@@ -499,7 +499,7 @@ pub async fn run(
             .map_err(swarmcast_swarm::SwarmError::from)?,
         ),
     };
-    let peer_addr = swarm.listen_addr();
+    let peer_addr = seeder.listen_addr();
     let public = public_addr(&config, peer_addr)?;
     let public_peer = public.parse::<SocketAddr>().ok();
 
@@ -550,7 +550,7 @@ pub async fn run(
     // With the wire seeder this is the seeder's budget too; a librqbit session never sees it.
     shared.http_limiter = budget;
     shared.fallback_slots = config.fallback_slots;
-    shared.wire = swarm.wire_counters();
+    shared.wire = seeder.wire_counters();
     // Stops the HTTP server, and with it the tracker's NAT checks in flight.
     let http_stop = CancellationToken::new();
     shared.nat_checker = nat_check
@@ -562,7 +562,7 @@ pub async fn run(
 
     let mut publisher = Publisher {
         config,
-        swarm,
+        seeder,
         window,
         state,
         stream_dir: stream_dir.clone(),

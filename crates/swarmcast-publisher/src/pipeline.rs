@@ -46,7 +46,7 @@ pub(crate) struct Ready {
 
 pub(crate) struct Publisher {
     pub(crate) config: PublishConfig,
-    pub(crate) swarm: Seeder,
+    pub(crate) seeder: Seeder,
     pub(crate) window: Window,
     pub(crate) state: StateDir,
     pub(crate) stream_dir: PathBuf,
@@ -97,7 +97,7 @@ impl Publisher {
                 Err(e) => {
                     tracing::warn!(segment = entry.number, error = %e, "cannot re-seed a previous segment: not re-serving the previous window");
                     for t in &seeded {
-                        self.swarm.forget(t).await;
+                        self.seeder.forget(t).await;
                     }
                     return;
                 }
@@ -134,7 +134,7 @@ impl Publisher {
     pub(crate) async fn seed_entry(&self, entry: &SegmentEntry) -> Result<Seeded, PublishError> {
         let torrent = self.torrent_bytes(entry);
         Ok(self
-            .swarm
+            .seeder
             .seed(
                 &torrent,
                 &format!("{:08}.ts", entry.number),
@@ -447,7 +447,7 @@ impl Publisher {
                     let (limit, _) = crate::fds::FdBudget::measure();
                     let http = self.shared.conns.open.load(Ordering::Relaxed);
                     let peer = self
-                        .swarm
+                        .seeder
                         .connections()
                         .map_or_else(|| "a librqbit session's".into(), |n| n.to_string());
                     return format!(
@@ -495,7 +495,10 @@ impl Publisher {
             .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
         })
         .await
-        .map_err(|e| PublishError::Config(format!("hashing task failed: {e}")))?
+        .map_err(|source| PublishError::Task {
+            what: "hashing",
+            source,
+        })?
         .map_err(dir_error(&cut.path))?;
         let hashed = received.elapsed();
         self.recorder.record(
@@ -529,7 +532,7 @@ impl Publisher {
         } else {
             let add = Instant::now();
             let t = self
-                .swarm
+                .seeder
                 .seed(
                     &torrent_bytes,
                     &format!("{n:08}.ts"),
@@ -619,7 +622,7 @@ impl Publisher {
                     %reason,
                     file_limit = crate::fds::FdBudget::measure().0,
                     http_connections = self.shared.conns.open.load(Ordering::Relaxed),
-                    peer_connections = ?self.swarm.connections(),
+                    peer_connections = ?self.seeder.connections(),
                     "dropping input (counted in swarmcast_input_dropped_bytes_total)"
                 );
             }
@@ -627,11 +630,11 @@ impl Publisher {
         let mut total = self.removed_uploaded;
         for live in self.live.values_mut() {
             if let Some(t) = &live.torrent {
-                live.uploaded = self.swarm.uploaded(t);
+                live.uploaded = self.seeder.uploaded(t);
             }
             total += live.uploaded;
         }
-        let (late, arrived) = self.swarm.late_pieces();
+        let (late, arrived) = self.seeder.late_pieces();
         self.shared.late_pieces.store(late, Ordering::Relaxed);
         self.shared.late_arrived.store(arrived, Ordering::Relaxed);
         if self.shared.uploaded_bytes.swap(total, Ordering::Relaxed) < total {
@@ -659,7 +662,7 @@ impl Publisher {
 
     /// Payload bytes of `t` sent on connections this publisher dialled (see `Kind::Uploaded`).
     fn dialled_bytes(&self, t: &Seeded) -> u64 {
-        self.swarm.dialled_bytes(t)
+        self.seeder.dialled_bytes(t)
     }
 
     /// Bytes of segment `n` sent over HTTP so far.
@@ -679,12 +682,12 @@ impl Publisher {
         let mut uploaded = live.uploaded;
         let mut dialled_bytes = 0;
         if let Some(t) = &live.torrent {
-            uploaded = self.swarm.uploaded(t);
+            uploaded = self.seeder.uploaded(t);
             dialled_bytes = self.dialled_bytes(t);
-            self.swarm.forget(t).await;
+            self.seeder.forget(t).await;
             // The wire seeder's count is final once forget returns (its connections ended);
             // librqbit's may read lower after the torrent is gone, hence the larger of the two.
-            uploaded = uploaded.max(self.swarm.uploaded(t));
+            uploaded = uploaded.max(self.seeder.uploaded(t));
         }
         self.removed_uploaded += uploaded;
         let http_bytes = self.http_bytes(n);
@@ -817,6 +820,6 @@ impl Publisher {
             }
         }
         self.summary.uploaded_bytes = self.shared.uploaded_bytes.load(Ordering::Relaxed);
-        self.swarm.shutdown().await;
+        self.seeder.shutdown().await;
     }
 }

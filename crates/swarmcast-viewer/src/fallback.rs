@@ -33,7 +33,7 @@ pub(crate) async fn fetch_verified(
     dest: &Path,
     limiter: Option<&ByteLimiter>,
     progress: &(dyn Fn(Milestone) + Send + Sync),
-) -> Result<u64, String> {
+) -> Result<u64, FetchError> {
     let result = fetch(client, url, info, dest, limiter, progress).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(dest).await;
@@ -48,52 +48,51 @@ async fn fetch(
     dest: &Path,
     limiter: Option<&ByteLimiter>,
     progress: &(dyn Fn(Milestone) + Send + Sync),
-) -> Result<u64, String> {
+) -> Result<u64, FetchError> {
+    let http = |source| FetchError::Http {
+        url: url.clone(),
+        source,
+    };
+    let file_error = |source| FetchError::File {
+        path: dest.to_owned(),
+        source,
+    };
     let mut response = client
         .get(url.clone())
         .timeout(Duration::from_secs(60))
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(http)?;
     let status = response.status();
     if !status.is_success() {
         // Read the (one-line) body: a response read to its end leaves the connection open for
         // the next request, so a refusal costs the publisher two packets, not a new connection.
         let text = response.text().await.unwrap_or_default();
-        let text = text.trim();
-        let error = format!("GET {url}: {status}: {text}");
-        return Err(match status.as_u16() {
-            s if is_gone(s) => format!("{GONE}{error}"),
-            503 => format!("{BUSY}{error}"),
-            _ => error,
+        return Err(FetchError::Status {
+            url: url.clone(),
+            status: status.as_u16(),
+            body: text.trim().chars().take(200).collect(),
         });
     }
     progress(Milestone::Response);
-    let mut file = tokio::fs::File::create(dest)
-        .await
-        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut file = tokio::fs::File::create(dest).await.map_err(file_error)?;
     let mut piece = Vec::with_capacity(info.piece_length as usize);
     let mut index = 0u64;
     let mut total = 0u64;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(http)? {
         if let Some(limiter) = limiter {
             limiter.take(chunk.len()).await;
         }
         total += chunk.len() as u64;
         progress(Milestone::Received(total));
         if total > info.length {
-            return Err(format!(
-                "GET {url}: more than the {} bytes the manifest states",
-                info.length
-            ));
+            return Err(FetchError::Length {
+                url: url.clone(),
+                got: total,
+                stated: info.length,
+            });
         }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("{}: {e}", dest.display()))?;
+        file.write_all(&chunk).await.map_err(file_error)?;
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let take = rest.len().min(info.piece_length as usize - piece.len());
@@ -110,10 +109,11 @@ async fn fetch(
         }
     }
     if total != info.length {
-        return Err(format!(
-            "GET {url}: {total} bytes, the manifest states {}",
-            info.length
-        ));
+        return Err(FetchError::Length {
+            url: url.clone(),
+            got: total,
+            stated: info.length,
+        });
     }
     if !piece.is_empty() {
         check(info, index, &piece, url)?;
@@ -121,49 +121,65 @@ async fn fetch(
             progress(Milestone::FirstPiece);
         }
     }
-    file.sync_all()
-        .await
-        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    file.sync_all().await.map_err(file_error)?;
     Ok(total)
 }
 
-fn check(info: &InfoDict, index: u64, piece: &[u8], url: &Url) -> Result<(), String> {
+fn check(info: &InfoDict, index: u64, piece: &[u8], url: &Url) -> Result<(), FetchError> {
     if info.verify_piece(index, piece) {
         Ok(())
     } else {
-        Err(format!(
-            "GET {url}: piece {index} does not match the signed info: rejected"
-        ))
+        Err(FetchError::Piece {
+            url: url.clone(),
+            index,
+        })
     }
 }
 
-/// Marks an error whose segment the server no longer has.
-const GONE: &str = "gone: ";
+/// Why a fallback fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// The request or the body's transfer failed.
+    #[error("GET {url}: {source}")]
+    Http {
+        url: Url,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status (its one-line body, cut at 200 characters).
+    #[error("GET {url}: {status}: {body}")]
+    Status { url: Url, status: u16, body: String },
+    /// The body was not as long as the signed info states.
+    #[error("GET {url}: {got} bytes or more, the manifest states {stated}")]
+    Length { url: Url, got: u64, stated: u64 },
+    /// A piece did not match its hash in the signed info.
+    #[error("GET {url}: piece {index} does not match the signed info: rejected")]
+    Piece { url: Url, index: u64 },
+    /// The temporary file could not be written.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
-/// Marks the publisher's refusal.
-const BUSY: &str = "busy: ";
+impl FetchError {
+    /// Whether asking again can help: the server no longer has the segment (404 or 410: it
+    /// left the window and its grace period), the publisher refused (503: its fallback slots
+    /// were taken while the swarm carries the stream; expected under load), or anything else.
+    pub(crate) fn failure(&self) -> FetchFailure {
+        match self {
+            Self::Status { status, .. } if is_gone(*status) => FetchFailure::Gone,
+            Self::Status { status: 503, .. } => FetchFailure::Busy,
+            _ => FetchFailure::Failed,
+        }
+    }
+}
 
 /// 404 or 410: the publisher dropped the segment (it left the window and its grace period).
 fn is_gone(status: u16) -> bool {
     matches!(status, 404 | 410)
-}
-
-/// Why the fetch that returned `error` (from [`fetch_verified`]) failed: the server no longer
-/// has the segment (asking again cannot help), the publisher refused (503: its fallback slots
-/// were taken while the swarm carries the stream; expected under load), or anything else.
-pub(crate) fn failure(error: &str) -> FetchFailure {
-    if error.starts_with(GONE) {
-        FetchFailure::Gone
-    } else if error.starts_with(BUSY) {
-        FetchFailure::Busy
-    } else {
-        FetchFailure::Failed
-    }
-}
-
-/// True when `error` (from [`fetch_verified`]) says the server no longer has the segment.
-pub(crate) fn gone(error: &str) -> bool {
-    failure(error) == FetchFailure::Gone
 }
 
 /// The temporary name a fallback download uses beside the segment.
@@ -177,20 +193,24 @@ mod tests {
 
     #[test]
     fn a_failure_says_whether_asking_again_can_help() {
-        assert!(is_gone(404) && is_gone(410) && !is_gone(500) && !is_gone(503));
-        let gone_error = format!("{GONE}GET http://x/segments/00000001.ts: 404 Not Found");
-        assert_eq!(failure(&gone_error), FetchFailure::Gone);
-        assert!(gone(&gone_error));
+        let url: Url = "http://x/segments/00000001.ts".parse().unwrap();
+        let status = |status| FetchError::Status {
+            url: url.clone(),
+            status,
+            body: String::new(),
+        };
+        assert_eq!(status(404).failure(), FetchFailure::Gone);
+        assert_eq!(status(410).failure(), FetchFailure::Gone);
+        assert_eq!(status(503).failure(), FetchFailure::Busy);
+        assert_eq!(status(500).failure(), FetchFailure::Failed);
+        let piece = FetchError::Piece {
+            url: url.clone(),
+            index: 3,
+        };
+        assert_eq!(piece.failure(), FetchFailure::Failed);
         assert_eq!(
-            failure("GET http://x/segments/00000001.ts: error decoding response body"),
-            FetchFailure::Failed
+            piece.to_string(),
+            "GET http://x/segments/00000001.ts: piece 3 does not match the signed info: rejected"
         );
-        assert_eq!(
-            failure("piece 3 does not match the signed info: rejected"),
-            FetchFailure::Failed
-        );
-        let busy_error = format!("{BUSY}GET http://x/segments/00000001.ts: 503");
-        assert_eq!(failure(&busy_error), FetchFailure::Busy);
-        assert!(!gone(&busy_error));
     }
 }

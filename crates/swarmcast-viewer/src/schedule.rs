@@ -161,7 +161,7 @@ pub enum Action {
 }
 
 #[derive(Clone, Debug)]
-struct Seg {
+struct ScheduledSegment {
     duration_ms: u64,
     added_ms: Option<u64>,
     complete_ms: Option<u64>,
@@ -197,7 +197,7 @@ pub struct ScheduleStats {
 pub struct Scheduler {
     config: ScheduleConfig,
     target_ms: u64,
-    segs: BTreeMap<u64, Seg>,
+    segs: BTreeMap<u64, ScheduledSegment>,
     next_play: Option<u64>,
     /// Deadline of `next_play`, once playback has started.
     anchor_ms: Option<u64>,
@@ -278,7 +278,7 @@ impl Scheduler {
             for s in m.segments.iter().filter(|s| s.number >= start) {
                 self.segs.entry(s.number).or_insert_with(|| {
                     learned.push(s.number);
-                    Seg {
+                    ScheduledSegment {
                         duration_ms: ticks_to_ms(s.duration),
                         added_ms: None,
                         complete_ms: None,
@@ -336,7 +336,7 @@ impl Scheduler {
 
     /// When segment `n` (added, not being fetched) may start an HTTP fallback, ignoring whether
     /// another one is under way; `None`: never.
-    fn fallback_due(&self, n: u64, s: &Seg) -> Option<u64> {
+    fn fallback_due(&self, n: u64, s: &ScheduledSegment) -> Option<u64> {
         if !self.config.http_fallback || s.state != SegState::Added || s.http_gone {
             return None;
         }
@@ -361,7 +361,7 @@ impl Scheduler {
     /// segments over HTTP (docs/reliability.md). With it the viewer rebuffers once, as a player
     /// does, and its swarm has the delay again. A segment added in time (the usual case: the
     /// viewer plays several segments behind the newest) is unaffected.
-    fn ready_at(&self, seg: &Seg, anchor: u64, done: u64) -> u64 {
+    fn ready_at(&self, seg: &ScheduledSegment, anchor: u64, done: u64) -> u64 {
         if done <= anchor {
             anchor
         } else {
@@ -370,7 +370,7 @@ impl Scheduler {
     }
 
     /// The playout delay after `s` was added (0 before playback has a delay).
-    fn rebuffer_floor(&self, s: &Seg) -> u64 {
+    fn rebuffer_floor(&self, s: &ScheduledSegment) -> u64 {
         s.added_ms
             .map_or(0, |a| a.saturating_add(self.stats.delay_ms.unwrap_or(0)))
     }

@@ -30,7 +30,7 @@ use crate::watch::{
 /// How long resolving a publisher's host name may take before the segment is added without it.
 const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(crate) struct Seg {
+pub(crate) struct ViewerSegment {
     pub(crate) entry: SegmentEntry,
     pub(crate) torrent: Option<Torrent>,
     pub(crate) watcher: Option<JoinHandle<()>>,
@@ -59,11 +59,11 @@ pub(crate) const HTTP_ATTEMPTS: u32 = 20;
 /// Pause between them.
 pub(crate) const HTTP_RETRY: Duration = Duration::from_millis(250);
 
-pub(crate) enum Ev {
+pub(crate) enum ViewerEvent {
     FirstPeer(u64, Duration),
     FirstPiece(u64, Duration),
     Complete(u64),
-    Http(u64, Result<u64, String>),
+    Http(u64, Result<u64, fallback::FetchError>),
 }
 
 pub(crate) struct Viewer {
@@ -72,13 +72,13 @@ pub(crate) struct Viewer {
     pub(crate) dir: PathBuf,
     pub(crate) recorder: Recorder,
     pub(crate) scheduler: Scheduler,
-    pub(crate) segs: BTreeMap<u64, Seg>,
+    pub(crate) segs: BTreeMap<u64, ViewerSegment>,
     pub(crate) latest: Option<Arc<SignedManifest>>,
     pub(crate) source: Option<Url>,
     pub(crate) client: reqwest::Client,
     /// The download limit for HTTP fetches (librqbit has its own).
     pub(crate) limiter: Option<Arc<ByteLimiter>>,
-    pub(crate) ev_tx: mpsc::Sender<Ev>,
+    pub(crate) ev_tx: mpsc::Sender<ViewerEvent>,
     pub(crate) sink: Sink,
     pub(crate) origin: Instant,
     pub(crate) summary: WatchSummary,
@@ -143,7 +143,7 @@ impl Viewer {
                         );
                         self.segs.insert(
                             n,
-                            Seg {
+                            ViewerSegment {
                                 entry: entry.clone(),
                                 torrent: None,
                                 watcher: None,
@@ -179,9 +179,9 @@ impl Viewer {
         Ok(())
     }
 
-    pub(crate) async fn on_event(&mut self, ev: Ev) {
+    pub(crate) async fn on_event(&mut self, ev: ViewerEvent) {
         match ev {
-            Ev::FirstPeer(n, since) => {
+            ViewerEvent::FirstPeer(n, since) => {
                 self.recorder.record(
                     Some(n),
                     Kind::FirstPeer {
@@ -189,7 +189,7 @@ impl Viewer {
                     },
                 );
             }
-            Ev::FirstPiece(n, since) => {
+            ViewerEvent::FirstPiece(n, since) => {
                 if let Some(seg) = self.segs.get_mut(&n) {
                     if !seg.first_piece_seen {
                         seg.first_piece_seen = true;
@@ -206,8 +206,8 @@ impl Viewer {
                     }
                 }
             }
-            Ev::Complete(n) => self.complete_from_swarm(n),
-            Ev::Http(n, result) => self.http_done(n, result).await,
+            ViewerEvent::Complete(n) => self.complete_from_swarm(n),
+            ViewerEvent::Http(n, result) => self.http_done(n, result).await,
         }
     }
 
@@ -291,7 +291,7 @@ impl Viewer {
         self.scheduler.on_complete(n, now);
     }
 
-    pub(crate) async fn http_done(&mut self, n: u64, result: Result<u64, String>) {
+    pub(crate) async fn http_done(&mut self, n: u64, result: Result<u64, fallback::FetchError>) {
         let temp = fallback::temp_path(&self.dir, n);
         let Some(seg) = self.segs.get_mut(&n) else {
             let _ = tokio::fs::remove_file(&temp).await;
@@ -314,7 +314,7 @@ impl Viewer {
         }
         match result {
             Err(e) => {
-                let why = fallback::failure(&e);
+                let why = e.failure();
                 self.recorder.record(
                     Some(n),
                     Kind::HttpFallback {
@@ -598,7 +598,7 @@ impl Viewer {
                 &progress,
             )
             .await;
-            let _ = tx.send(Ev::Http(n, result)).await;
+            let _ = tx.send(ViewerEvent::Http(n, result)).await;
         });
         if let Some(old) = seg.fallback.replace(Fallback { task, received }) {
             old.task.abort();
@@ -634,19 +634,19 @@ impl Viewer {
                 let ev = match m {
                     Milestone::Response if !seen.0 => {
                         seen.0 = true;
-                        Ev::FirstPeer(n, added.elapsed())
+                        ViewerEvent::FirstPeer(n, added.elapsed())
                     }
                     Milestone::FirstPiece if !seen.1 => {
                         seen.1 = true;
-                        Ev::FirstPiece(n, added.elapsed())
+                        ViewerEvent::FirstPiece(n, added.elapsed())
                     }
                     _ => return,
                 };
                 let _ = tx.try_send(ev);
             };
-            let mut result = Err(String::new());
-            for attempt in 1..=HTTP_ATTEMPTS {
-                result = fallback::fetch_verified(
+            let mut attempt = 1;
+            let result = loop {
+                let result = fallback::fetch_verified(
                     &client,
                     &url,
                     &info,
@@ -656,15 +656,15 @@ impl Viewer {
                 )
                 .await;
                 match &result {
-                    Ok(_) => break,
-                    Err(e) if fallback::gone(e) => break,
-                    Err(e) => {
+                    Err(e) if e.failure() != FetchFailure::Gone && attempt < HTTP_ATTEMPTS => {
                         tracing::warn!(segment = n, attempt, error = %e, "HTTP fetch failed");
                         tokio::time::sleep(HTTP_RETRY).await;
+                        attempt += 1;
                     }
+                    _ => break result,
                 }
-            }
-            let _ = tx.send(Ev::Http(n, result)).await;
+            };
+            let _ = tx.send(ViewerEvent::Http(n, result)).await;
         }));
     }
 
@@ -758,7 +758,7 @@ impl Viewer {
     }
 }
 
-fn seg_added_us(seg: Option<&Seg>) -> u64 {
+fn seg_added_us(seg: Option<&ViewerSegment>) -> u64 {
     seg.and_then(|s| s.added)
         .map_or(0, |a| a.elapsed().as_micros() as u64)
 }
@@ -770,7 +770,7 @@ pub(crate) fn spawn_watcher(
     t: Torrent,
     n: u64,
     added: Instant,
-    tx: mpsc::Sender<Ev>,
+    tx: mpsc::Sender<ViewerEvent>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let (mut peer, mut piece) = (false, false);
@@ -778,14 +778,14 @@ pub(crate) fn spawn_watcher(
             let s = swarm.stats(&t);
             if !peer && s.live_peers > 0 {
                 peer = true;
-                let _ = tx.send(Ev::FirstPeer(n, added.elapsed())).await;
+                let _ = tx.send(ViewerEvent::FirstPeer(n, added.elapsed())).await;
             }
             if !piece && (s.pieces > 0 || s.finished) {
                 piece = true;
-                let _ = tx.send(Ev::FirstPiece(n, added.elapsed())).await;
+                let _ = tx.send(ViewerEvent::FirstPiece(n, added.elapsed())).await;
             }
             if s.finished {
-                let _ = tx.send(Ev::Complete(n)).await;
+                let _ = tx.send(ViewerEvent::Complete(n)).await;
                 return;
             }
             tokio::time::sleep(SAMPLE).await;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::poller::{poll_manifests, PollEvent};
 use crate::schedule::{Action, ScheduleConfig, Scheduler};
 use crate::sink::{Sink, SinkConfig};
-use crate::viewer::{Ev, Viewer};
+use crate::viewer::{Viewer, ViewerEvent};
 
 /// How often a downloading segment's stats are sampled (first peer, first piece, completion).
 pub const SAMPLE: Duration = Duration::from_millis(5);
@@ -335,7 +335,7 @@ pub(crate) trait Host {
 
 impl Host for Viewer {
     type Poll = PollEvent;
-    type Event = Ev;
+    type Event = ViewerEvent;
 
     fn scheduler(&mut self) -> &mut Scheduler {
         &mut self.scheduler
@@ -355,7 +355,7 @@ impl Host for Viewer {
         }
     }
 
-    async fn handle_event(&mut self, event: Ev) {
+    async fn handle_event(&mut self, event: ViewerEvent) {
         self.on_event(event).await;
     }
 
