@@ -1,4 +1,9 @@
-//! swarmcast's one contact with librqbit.
+//! swarmcast's one contact with librqbit, and the publisher's seeders.
+//!
+//! The publisher seeds with the [`wire`] seeder by default: swarmcast's own seeder on librqbit's
+//! wire-protocol crate (`librqbit-peer-protocol`), with a sans-IO super-seeding policy; a librqbit
+//! session ([`Swarm`]) is the other choice (`publish --seeder librqbit`), and what every viewer
+//! runs. [`seeder::Seeder`] is the publisher's handle on either.
 //!
 //! [`Swarm`] is a librqbit session configured for minute swarming: a TCP listener on a given
 //! address (its announce port set, so trackers learn the real port), no DHT, no local service
