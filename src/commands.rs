@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use swarmcast_core::inspect::Document;
 use swarmcast_core::keys::keyfile;
 use swarmcast_core::{manifest, SegmentTorrent, StreamKey, StreamLink, StreamSecret};
+use swarmcast_swarm::ratelimit::check_rate;
 use tokio_util::sync::CancellationToken;
 
 /// Largest document `inspect` downloads: a manifest is at most 1 MiB; a .torrent of 16 GiB at
@@ -326,17 +327,8 @@ pub(crate) fn parse_librqbit_off(s: &str) -> Result<crate::LibrqbitOff, String> 
 /// buffers grow with the rate).
 pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
     use swarmcast_segmenter::synth::{MAX_BITRATE, MIN_BITRATE};
-    let (number, scale) = match s.strip_suffix(['k', 'K']) {
-        Some(n) => (n, 1e3),
-        None => match s.strip_suffix('M') {
-            Some(n) => (n, 1e6),
-            None => (s, 1.0),
-        },
-    };
-    match number.parse::<f64>() {
-        Ok(v) if v.is_finite() && (MIN_BITRATE as f64..=MAX_BITRATE as f64).contains(&(v * scale)) => {
-            Ok((v * scale).round() as u64)
-        }
+    match swarmcast_swarm::ratelimit::parse_si(s) {
+        Some(v) if (MIN_BITRATE as f64..=MAX_BITRATE as f64).contains(&v) => Ok(v.round() as u64),
         _ => Err(format!(
             "expected a bitrate in bit/s from 8k to 1000M, such as 800000, 800k or 2.5M, found {s:?}"
         )),
@@ -508,9 +500,7 @@ pub(crate) async fn publish(
         .map(swarmcast_core::torrent::check_piece_length)
         .transpose()?;
     if let Some(limit) = args.upload_limit {
-        if limit < 32 * 1024 {
-            bail!("--upload-limit {limit} is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
-        }
+        check_rate("upload-limit", limit).map_err(anyhow::Error::msg)?;
     }
     config.upload_limit = args.upload_limit;
     config.super_seed_reveal = args.super_seed_reveal;
@@ -624,14 +614,10 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.metrics_out = args.metrics_out;
     config.node = args.node;
     if let Some(limit) = args.upload_limit {
-        if limit < 32 * 1024 {
-            bail!("--upload-limit {limit} is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
-        }
+        check_rate("upload-limit", limit).map_err(anyhow::Error::msg)?;
     }
     if let Some(limit) = args.download_limit {
-        if limit < 32 * 1024 {
-            bail!("--download-limit {limit} is below 32768 bytes/s: librqbit cannot fetch under one 16 KiB chunk per second");
-        }
+        check_rate("download-limit", limit).map_err(anyhow::Error::msg)?;
     }
     config.upload_limit = args.upload_limit;
     config.download_limit = args.download_limit;
@@ -680,8 +666,8 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
 }
 
 pub(crate) async fn demo(args: crate::DemoArgs, cancel: CancellationToken) -> Result<()> {
-    if args.upload_limit.is_some_and(|l| l < 32 * 1024) {
-        bail!("--upload-limit is below 32768 bytes/s: librqbit cannot upload under one 16 KiB chunk per second");
+    if let Some(limit) = args.upload_limit {
+        check_rate("upload-limit", limit).map_err(anyhow::Error::msg)?;
     }
     let config = swarmcast_lab::DemoConfig {
         viewers: args.viewers,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The smallest rate cap: librqbit moves 16 KiB chunks, and below two a second its limiter stalls.
-pub const MIN_LIMIT: u32 = 32 * 1024;
+pub const MIN_LIMIT: u32 = swarmcast_swarm::ratelimit::MIN_RATE;
 
 /// How viewers fetch segments in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -263,17 +263,8 @@ impl std::str::FromStr for Limit {
                 )),
             };
         }
-        let (digits, mult) = match s.strip_suffix(['k', 'K']) {
-            Some(d) => (d, 1_000.0),
-            None => match s.strip_suffix('M') {
-                Some(d) => (d, 1_000_000.0),
-                None => (s, 1.0),
-            },
-        };
-        match digits.parse::<f64>() {
-            Ok(v) if v > 0.0 && v * mult <= u32::MAX as f64 => {
-                Ok(Self::BytesPerSec((v * mult).round() as u32))
-            }
+        match swarmcast_swarm::ratelimit::parse_si(s) {
+            Some(v) if v > 0.0 && v <= u32::MAX as f64 => Ok(Self::BytesPerSec(v.round() as u32)),
             _ => Err(format!(
                 "limit {s:?}: expected bytes per second (k and M suffixes allowed) or a multiple of the bitrate such as 1.5x"
             )),

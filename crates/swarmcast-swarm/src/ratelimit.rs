@@ -20,6 +20,37 @@ use governor::{DefaultDirectRateLimiter, Quota};
 /// The most bytes taken from the bucket at once; also its burst.
 pub const SLICE: usize = 16 * 1024;
 
+/// The lowest byte rate a limit may have, bytes per second: librqbit moves 16 KiB chunks, and
+/// cannot upload or fetch under one chunk per second (two, to leave it room).
+pub const MIN_RATE: u32 = 32 * 1024;
+
+/// Checks a `--<flag>` byte rate against [`MIN_RATE`]; the error names the flag and the rule.
+pub fn check_rate(flag: &str, rate: u32) -> Result<(), String> {
+    if rate < MIN_RATE {
+        Err(format!(
+            "--{flag} {rate} is below {MIN_RATE} bytes/s: librqbit cannot move data under one \
+             16 KiB chunk per second"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A number with an optional `k`/`K` (×1,000) or `M` (×1,000,000) suffix, as rates are written
+/// on command lines: `800000`, `800k`, `2.5M`. None if it is not one (or not finite).
+pub fn parse_si(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (number, scale) = match s.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1e3),
+        None => match s.strip_suffix('M') {
+            Some(n) => (n, 1e6),
+            None => (s, 1.0),
+        },
+    };
+    let v = number.parse::<f64>().ok()? * scale;
+    v.is_finite().then_some(v)
+}
+
 /// The slice and burst of a [`ByteLimiter::paced`] limiter: three full-size TCP segments.
 pub const PACE_SLICE: usize = 4 * 1024;
 
@@ -168,6 +199,22 @@ impl ByteLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_with_suffixes_and_are_held_to_the_minimum() {
+        assert_eq!(parse_si("800000"), Some(800_000.0));
+        assert_eq!(parse_si("800k"), Some(800_000.0));
+        assert_eq!(parse_si(" 2.5M "), Some(2_500_000.0));
+        assert_eq!(parse_si("2.5G"), None);
+        assert_eq!(parse_si("inf"), None);
+        assert_eq!(parse_si("k"), None);
+        assert!(check_rate("upload-limit", MIN_RATE).is_ok());
+        let e = check_rate("upload-limit", MIN_RATE - 1).unwrap_err();
+        assert!(
+            e.starts_with("--upload-limit 32767 is below 32768 bytes/s"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn zero_is_no_limit() {
