@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use swarmcast_core::inspect::Document;
 use swarmcast_core::keys::keyfile;
-use swarmcast_core::{manifest, SegmentTorrent, StreamKey, StreamLink, StreamSecret};
+use swarmcast_core::{manifest, StreamKey, StreamLink, StreamSecret};
 use swarmcast_swarm::ratelimit::check_rate;
 use tokio_util::sync::CancellationToken;
 
@@ -35,27 +35,8 @@ pub(crate) fn torrent(
         .file_name()
         .and_then(|n| n.to_str())
         .with_context(|| format!("{}: the file name is not valid UTF-8", file.display()))?;
-    let reader =
-        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let meta = reader
-        .metadata()
-        .with_context(|| format!("cannot stat {}", file.display()))?;
-    if !meta.is_file() {
-        bail!(
-            "{} is {}, not a regular file: a segment torrent is built from a file of known length",
-            file.display(),
-            file_kind(&meta.file_type())
-        );
-    }
-    let size = meta.len();
-    let torrent = SegmentTorrent::build(
-        std::io::BufReader::new(reader),
-        size,
-        name,
-        piece_length,
-        trackers,
-    )
-    .with_context(|| format!("cannot build a torrent for {}", file.display()))?;
+    let torrent =
+        swarmcast_publisher::segment_file::torrent_of_file(file, name, piece_length, trackers)?;
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
         let mut p = file.as_os_str().to_owned();
         p.push(".torrent");
@@ -162,53 +143,12 @@ async fn fetch_first(link: &StreamLink, cancel: &CancellationToken) -> Result<Ve
 async fn fetch(url: &str) -> Result<Vec<u8>> {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
         .build()
         .context("cannot build an HTTP client")?;
-    let mut response = client
-        .get(url)
-        .send()
+    let parsed = url::Url::parse(url).with_context(|| format!("{url}: not a URL"))?;
+    swarmcast_viewer::poller::fetch_capped(&client, &parsed, Duration::from_secs(30), MAX_FETCH)
         .await
-        .with_context(|| format!("GET {url}"))?
-        .error_for_status()
-        .with_context(|| format!("GET {url}"))?;
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .with_context(|| format!("GET {url}: reading the body"))?
-    {
-        if body.len() + chunk.len() > MAX_FETCH {
-            bail!("GET {url}: the response is larger than {MAX_FETCH} bytes");
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// What a file that is not a regular file is, for an error message.
-fn file_kind(t: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if t.is_char_device() {
-            return "a character device";
-        }
-        if t.is_block_device() {
-            return "a block device";
-        }
-        if t.is_fifo() {
-            return "a pipe";
-        }
-        if t.is_socket() {
-            return "a socket";
-        }
-    }
-    if t.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
+        .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))
 }
 
 /// Parses a positive, finite number of seconds (the lab's flags: its plan checks their ranges).

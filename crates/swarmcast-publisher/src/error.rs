@@ -57,6 +57,9 @@ pub enum PublishError {
     /// The window configuration is invalid.
     #[error("{0}")]
     Config(String),
+    /// A segment file's torrent could not be built.
+    #[error(transparent)]
+    SegmentFile(#[from] crate::segment_file::SegmentFileError),
     /// A task of the publisher's panicked or was cancelled.
     #[error("the {what} task failed")]
     Task {

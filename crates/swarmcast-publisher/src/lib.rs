@@ -31,6 +31,7 @@ pub mod http;
 pub mod metrics;
 pub mod natcheck;
 mod pipeline;
+pub mod segment_file;
 pub mod serve;
 pub mod state;
 pub mod tracker;

@@ -483,23 +483,13 @@ impl Publisher {
             self.config.piece_length,
         );
         let torrent = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)?;
-            let size = file.metadata()?.len();
-            SegmentTorrent::build(
-                std::io::BufReader::new(file),
-                size,
-                &name,
-                piece_length,
-                trackers,
-            )
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
+            crate::segment_file::torrent_of_file(&path, &name, piece_length, trackers)
         })
         .await
         .map_err(|source| PublishError::Task {
             what: "hashing",
             source,
-        })?
-        .map_err(dir_error(&cut.path))?;
+        })??;
         let hashed = received.elapsed();
         self.recorder.record(
             Some(n),

@@ -258,8 +258,20 @@ fn next_source(source: &mut usize, sources: usize, backoff: &mut Duration) -> Du
     wait
 }
 
-/// Fetches a document within `timeout` (connect, headers and body).
+/// Fetches a manifest within `timeout` (connect, headers and body).
 async fn fetch(client: &reqwest::Client, url: &Url, timeout: Duration) -> Result<Vec<u8>, String> {
+    fetch_capped(client, url, timeout, swarmcast_core::manifest::MAX_DOCUMENT).await
+}
+
+/// Fetches a document of at most `max` bytes within `timeout` (connect, headers and body); an
+/// error status, or a body found larger than `max`, is an error. The one bounded fetch of
+/// swarmcast's documents (manifests here, and what `swarmcast inspect` is given by URL).
+pub async fn fetch_capped(
+    client: &reqwest::Client,
+    url: &Url,
+    timeout: Duration,
+    max: usize,
+) -> Result<Vec<u8>, String> {
     let response = client
         .get(url.clone())
         .timeout(timeout)
@@ -267,15 +279,14 @@ async fn fetch(client: &reqwest::Client, url: &Url, timeout: Duration) -> Result
         .await
         .map_err(|e| e.to_string())?;
     let response = response.error_for_status().map_err(|e| e.to_string())?;
-    read_capped(response, swarmcast_core::manifest::MAX_DOCUMENT).await
+    read_capped(response, max).await
 }
 
 /// Reads a response body of at most `max` bytes, refusing a larger one as soon as its length
 /// header or its bytes so far say so: a source cannot make the viewer hold more than `max` (plus
 /// one chunk) of a document it will refuse anyway.
 async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let too_big =
-        |n: u64| format!("{n} bytes or more: larger than a manifest can be ({max} bytes)");
+    let too_big = |n: u64| format!("{n} bytes or more: larger than the {max} bytes allowed");
     if let Some(n) = response.content_length().filter(|n| *n > max as u64) {
         return Err(too_big(n));
     }
@@ -361,6 +372,9 @@ mod tests {
         let url = endless_source().await;
         let client = reqwest::Client::new();
         let err = fetch(&client, &url, FETCH_TIMEOUT).await.unwrap_err();
-        assert!(err.contains("larger than a manifest can be"), "{err}");
+        assert!(
+            err.contains("larger than the 1048576 bytes allowed"),
+            "{err}"
+        );
     }
 }
