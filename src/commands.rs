@@ -457,12 +457,7 @@ pub(crate) async fn publish(
         crate::SeederArg::Librqbit => swarmcast_publisher::SeederKind::Librqbit,
         crate::SeederArg::Wire => swarmcast_publisher::SeederKind::Wire,
     };
-    // The switch that turns librqbit's super-seeding off turns the wire seeder's off too, so a
-    // lab variant means the same with either seeder.
-    config.super_seed = !args
-        .librqbit_off
-        .0
-        .contains(&swarmcast_swarm::tweaks::SwarmTweak::SuperSeed);
+    config.super_seed = swarmcast_swarm::tweaks::super_seeding(&args.librqbit_off.0);
     config.metrics_out = args.metrics_out;
     config.node = args.node;
     config.withhold_segment = args.withhold_segment;

@@ -38,6 +38,13 @@ pub fn set_off(off: &[SwarmTweak]) {
     }
 }
 
+/// Whether the publisher super-seeds with these changes off: the switch that turns librqbit's
+/// super-seeding off (`superseed`) turns the wire seeder's off too, so a lab variant means the
+/// same with either seeder.
+pub fn super_seeding(off: &[SwarmTweak]) -> bool {
+    !off.contains(&SwarmTweak::SuperSeed)
+}
+
 /// The changes currently off.
 pub fn off() -> Vec<SwarmTweak> {
     SwarmTweak::ALL
