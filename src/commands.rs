@@ -320,25 +320,13 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
         (None, None) => source::segment_stream(Input::Stdin, config, tx, cancel).await,
     }?;
     printer.await.context("segment printer")?;
-    let c = &summary.cutter;
-    eprintln!(
-        "{} segments from {} bytes ({}); skipped {} bytes, {} resyncs, {} forced cuts, {} discontinuities{}",
-        summary.segments,
-        summary.bytes_in,
-        if summary.ts { "mpeg-ts, cut at keyframes" } else { "raw, cut by wall clock" },
-        c.bytes_skipped,
-        c.resyncs,
-        c.forced_cuts,
-        c.discontinuities,
-        if args.watch_dir.is_some() {
-            format!(
-                "; {} files out of order, {} unusable",
-                summary.files_out_of_order, summary.files_unusable
-            )
-        } else {
-            String::new()
-        }
-    );
+    eprintln!("{summary}");
+    if args.watch_dir.is_some() {
+        eprintln!(
+            "{} files out of order, {} unusable",
+            summary.files_out_of_order, summary.files_unusable
+        );
+    }
     // The segmenter goes on past a segment it cannot write (a publisher must); here that is a
     // failure, named.
     let lost = health
@@ -477,49 +465,8 @@ pub(crate) async fn publish(
     });
     let summary = swarmcast_publisher::run(config, shutdown, Some(ready_tx)).await?;
     let _ = printer.await;
-    eprintln!(
-        "published {} segments ({} bytes), last manifest seq {}; the swarm uploaded {} payload bytes ({:.2}x the segment bytes), HTTP {} ({:.2}x){}",
-        summary.segments,
-        summary.segment_bytes,
-        summary.last_seq,
-        summary.uploaded_bytes,
-        summary.uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
-        summary.http_uploaded_bytes,
-        summary.http_uploaded_bytes as f64 / summary.segment_bytes.max(1) as f64,
-        summary.degraded.map(|d| format!("; stopped taking segments early: {d}")).unwrap_or_default()
-    );
-    let c = summary.http_connections;
-    eprintln!(
-        "HTTP: {} connections served; closed on arrival: {} (address at --http-conns-per-address), {} (at --http-max-conns, all in a request); closed idle: {} to make room, {} sending nothing in time",
-        c.accepted, c.refused_per_address, c.refused_full, c.evicted, c.header_timeouts
-    );
-    if summary.dropped_segments > 0 {
-        eprintln!(
-            "dropped {} segments ({} input bytes) that could not be written or published{}",
-            summary.dropped_segments,
-            summary.dropped_bytes,
-            summary
-                .dropping
-                .map(|d| format!("; still failing at the end: {d}"))
-                .unwrap_or_default()
-        );
-    }
+    eprintln!("{summary}");
     Ok(())
-}
-
-fn quantiles(values: &[f64]) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    format!(
-        "median {:.0} ms, p95 {:.0} ms, max {:.0} ms",
-        q(0.5),
-        q(0.95),
-        q(1.0)
-    )
 }
 
 pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> Result<()> {
@@ -570,33 +517,7 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
         }
     });
     let s = swarmcast_viewer::watch(config, cancel, Some(ready_tx)).await?;
-    let swarm_bytes = s.from_publisher + s.from_peers;
-    eprintln!(
-        "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {}, {} stalls ({} ms), \
-         {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  \
-         published -> first piece (shared clock): {}\n  behind live (published -> played): {}\n  \
-         bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}",
-        s.joined_at.map_or("-".into(), |n| n.to_string()),
-        s.newest_at_join.map_or("-".into(), |n| n.to_string()),
-        s.played.len(),
-        s.bytes_out,
-        s.skipped.len() as u64 + s.skipped_unlisted,
-        s.stalls,
-        s.stall_ms,
-        s.fallbacks,
-        s.startup_ms.map_or("-".into(), |v| v.to_string()),
-        s.delay_ms.map_or("-".into(), |v| v.to_string()),
-        quantiles(&s.setup_ms),
-        quantiles(&s.published_to_first_piece_ms),
-        quantiles(&s.behind_live_ms),
-        s.from_publisher,
-        s.from_peers,
-        100.0 * s.from_peers as f64 / swarm_bytes.max(1) as f64,
-        s.from_http,
-        s.uploaded,
-        s.manifest_bytes,
-        if s.end_of_stream { "; the stream ended" } else { "" }
-    );
+    eprintln!("{s}");
     Ok(())
 }
 

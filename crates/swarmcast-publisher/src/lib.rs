@@ -293,6 +293,44 @@ pub struct Summary {
     pub http_connections: HttpConnections,
 }
 
+impl std::fmt::Display for Summary {
+    /// The summary `swarmcast publish` prints at exit.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ratio = |bytes: u64| bytes as f64 / self.segment_bytes.max(1) as f64;
+        write!(
+            f,
+            "published {} segments ({} bytes), last manifest seq {}; the swarm uploaded {} payload bytes ({:.2}x the segment bytes), HTTP {} ({:.2}x)",
+            self.segments,
+            self.segment_bytes,
+            self.last_seq,
+            self.uploaded_bytes,
+            ratio(self.uploaded_bytes),
+            self.http_uploaded_bytes,
+            ratio(self.http_uploaded_bytes),
+        )?;
+        if let Some(d) = &self.degraded {
+            write!(f, "; stopped taking segments early: {d}")?;
+        }
+        let c = self.http_connections;
+        write!(
+            f,
+            "\nHTTP: {} connections served; closed on arrival: {} (address at --http-conns-per-address), {} (at --http-max-conns, all in a request); closed idle: {} to make room, {} sending nothing in time",
+            c.accepted, c.refused_per_address, c.refused_full, c.evicted, c.header_timeouts
+        )?;
+        if self.dropped_segments > 0 {
+            write!(
+                f,
+                "\ndropped {} segments ({} input bytes) that could not be written or published",
+                self.dropped_segments, self.dropped_bytes
+            )?;
+            if let Some(d) = &self.dropping {
+                write!(f, "; still failing at the end: {d}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the HTTP server did with connections, for the summary at exit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpConnections {

@@ -191,6 +191,28 @@ pub struct RunSummary {
     pub files_unusable: u64,
 }
 
+impl std::fmt::Display for RunSummary {
+    /// The summary `swarmcast segment` prints at exit.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.cutter;
+        write!(
+            f,
+            "{} segments from {} bytes ({}); skipped {} bytes, {} resyncs, {} forced cuts, {} discontinuities",
+            self.segments,
+            self.bytes_in,
+            if self.ts {
+                "mpeg-ts, cut at keyframes"
+            } else {
+                "raw, cut by wall clock"
+            },
+            c.bytes_skipped,
+            c.resyncs,
+            c.forced_cuts,
+            c.discontinuities,
+        )
+    }
+}
+
 /// An input for [`segment_stream`].
 pub enum Input {
     /// Standard input.

@@ -179,6 +179,57 @@ pub struct WatchSummary {
     pub end_of_stream: bool,
 }
 
+/// `median X ms, p95 Y ms, max Z ms` (nearest rank), or `-`.
+fn quantiles(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "median {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        q(0.5),
+        q(0.95),
+        q(1.0)
+    )
+}
+
+impl std::fmt::Display for WatchSummary {
+    /// The summary `swarmcast watch` prints at exit.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self;
+        let swarm_bytes = s.from_publisher + s.from_peers;
+        write!(
+            f,
+            "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {}, {} stalls ({} ms), \
+             {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  \
+             published -> first piece (shared clock): {}\n  behind live (published -> played): {}\n  \
+             bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}",
+            s.joined_at.map_or("-".into(), |n| n.to_string()),
+            s.newest_at_join.map_or("-".into(), |n| n.to_string()),
+            s.played.len(),
+            s.bytes_out,
+            s.skipped.len() as u64 + s.skipped_unlisted,
+            s.stalls,
+            s.stall_ms,
+            s.fallbacks,
+            s.startup_ms.map_or("-".into(), |v| v.to_string()),
+            s.delay_ms.map_or("-".into(), |v| v.to_string()),
+            quantiles(&s.setup_ms),
+            quantiles(&s.published_to_first_piece_ms),
+            quantiles(&s.behind_live_ms),
+            s.from_publisher,
+            s.from_peers,
+            100.0 * s.from_peers as f64 / swarm_bytes.max(1) as f64,
+            s.from_http,
+            s.uploaded,
+            s.manifest_bytes,
+            if s.end_of_stream { "; the stream ended" } else { "" }
+        )
+    }
+}
+
 /// Ready information for callers that need the bound addresses.
 #[derive(Clone, Debug)]
 pub struct WatchReady {
