@@ -380,60 +380,7 @@ pub async fn run(
     shutdown: Shutdown,
     ready: Option<oneshot::Sender<Ready>>,
 ) -> Result<Summary, PublishError> {
-    if config.window == 0 || config.window > manifest::MAX_WINDOW {
-        return Err(PublishError::Config(format!(
-            "--window {} must be from 1 to {}",
-            config.window,
-            manifest::MAX_WINDOW
-        )));
-    }
-    // 0.1 s to an hour, in 90 kHz ticks: a longer target would not fit a manifest's integers
-    // (a target of 1e30 s once made manifests nobody, not even the next start, could read).
-    if !(MIN_TARGET..=MAX_TARGET).contains(&config.target) {
-        return Err(PublishError::Config(format!(
-            "segment length {} ticks of 90 kHz: expected {MIN_TARGET} to {MAX_TARGET} (0.1 s to \
-             an hour)",
-            config.target
-        )));
-    }
-    // Validate what the user gave before anything starts (the port in a default public address
-    // is only known once bound, so this checks the form and the unspecified-listen rule).
-    public_addr(&config, config.listen)?;
-    let tracker_count = config.trackers.len() + usize::from(config.embedded_tracker);
-    if tracker_count > manifest::MAX_TRACKERS {
-        return Err(PublishError::Config(format!(
-            "{tracker_count} trackers (the embedded one included): a manifest holds at most {}",
-            manifest::MAX_TRACKERS
-        )));
-    }
-    for t in &config.trackers {
-        if url::Url::parse(t).map_or(true, |u| !matches!(u.scheme(), "http" | "https" | "udp")) {
-            return Err(PublishError::Config(format!(
-                "--tracker {t:?}: expected an http, https or udp URL"
-            )));
-        }
-    }
-    for m in &config.mirror_urls {
-        if !matches!(m.scheme(), "http" | "https") || !m.has_host() {
-            return Err(PublishError::Config(format!(
-                "--mirror-url {m}: expected an http or https URL"
-            )));
-        }
-    }
-    // Checked before anything starts: a bad URL must not leave a session or a listener behind.
-    if let Some(url) = &config.public_url {
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(PublishError::Config(format!(
-                "--public-url {url}: expected an http or https base URL"
-            )));
-        }
-    }
-    if config.embedded_tracker && config.nat_check && config.nat_check_timeout.is_zero() {
-        return Err(PublishError::Config(
-            "the NAT check's timeout must be more than zero (or turn the NAT check off)".into(),
-        ));
-    }
-    check_input(&config.input)?;
+    validate(&config)?;
     let (secret, created) = keyfile::read_or_create(&config.key)?;
     let key = secret.public();
     if created {
@@ -453,56 +400,11 @@ pub async fn run(
         config.metrics_out.as_deref(),
     )?;
 
-    // Files: each listener gets a share of what the process may open, and the pipeline keeps a
-    // reserve no connection can take (docs/reliability.md, "Idle HTTP connections").
     let nat_check = config.embedded_tracker && config.nat_check;
-    let files = {
-        let (limit, open) = fds::FdBudget::measure();
-        fds::FdBudget::split(
-            limit,
-            open,
-            swarmcast_swarm::wire::MAX_CONNECTIONS,
-            if nat_check {
-                tracker::NAT_CHECKS_IN_FLIGHT
-            } else {
-                0
-            },
-        )
-        .map_err(PublishError::Config)?
-    };
-    let http_limits = serve::HttpLimits {
-        per_address: config.http_conns_per_address,
-        ..serve::HttpLimits::new(config.http_max_connections.unwrap_or(files.http))
-    };
-    if http_limits.max_connections > files.http {
-        tracing::warn!(
-            http_max_conns = http_limits.max_connections,
-            file_limit = files.limit,
-            budgeted = files.http,
-            "--http-max-conns is more than the file limit leaves for HTTP: connections may take \
-             the files segments need (raise `ulimit -n`)"
-        );
-    }
-    tracing::debug!(?files, "file budget");
+    let (files, http_limits) = file_budget(&config, nat_check)?;
 
     // HTTP first: a port in use is refused before the BitTorrent session starts.
-    let http_listener = tokio::net::TcpListener::bind(config.http)
-        .await
-        .map_err(|source| PublishError::HttpBind {
-            addr: config.http,
-            source,
-        })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| PublishError::HttpBind {
-            addr: config.http,
-            source,
-        })?;
-    let super_seed = config.super_seed.then(|| {
-        config
-            .super_seed_reveal
-            .unwrap_or(swarmcast_swarm::REVEAL_NEVER)
-    });
+    let (http_listener, http_addr) = bind_http(config.http).await?;
     // One upload budget, paced, for everything the publisher sends with the wire seeder: pieces,
     // HTTP segment bodies, manifests, tracker answers. A librqbit session limits its own traffic
     // (a second's burst), so with it the HTTP server keeps a budget of its own.
@@ -510,54 +412,12 @@ pub async fn run(
         .upload_limit
         .and_then(swarmcast_swarm::ratelimit::ByteLimiter::wire)
         .map(Arc::new);
-    let seeder = match config.seeder {
-        SeederKind::Librqbit => Seeder::Librqbit(
-            Swarm::start(SwarmConfig {
-                default_dir: stream_dir.clone(),
-                listen: config.listen,
-                upload_limit: config.upload_limit,
-                download_limit: None,
-                announce: false,
-                super_seed,
-                // Per segment's torrent: the window and its grace period share the budget.
-                peer_limit: Some((files.peer / (config.window + 2)).max(8)),
-                punch_ports: None,
-            })
-            .await?,
-        ),
-        SeederKind::Wire => Seeder::Wire(
-            WireSeeder::start(WireConfig {
-                listen: config.listen,
-                upload_limit: budget.clone(),
-                super_seed,
-                late_after: config.late_piece,
-                max_connections: files.peer,
-                per_address: config.peer_conns_per_address,
-            })
-            .await
-            .map_err(swarmcast_swarm::SwarmError::from)?,
-        ),
-    };
+    let seeder = start_seeder(&config, &stream_dir, &files, budget.clone()).await?;
     let peer_addr = seeder.listen_addr();
     let public = public_addr(&config, peer_addr)?;
     let public_peer = public.parse::<SocketAddr>().ok();
 
-    let base = match &config.public_url {
-        Some(u) => u.clone(),
-        None => Url::parse(&format!("http://{http_addr}/")).expect("a socket address makes a URL"),
-    };
-    let join = |path: &str| {
-        base.join(path)
-            .expect("an http(s) base URL joins a relative path")
-    };
-    let mut trackers = Vec::new();
-    if config.embedded_tracker {
-        trackers.push(join("announce").to_string());
-    }
-    trackers.extend(config.trackers.iter().cloned());
-    let mut sources = vec![join("manifest")];
-    sources.extend(config.mirror_urls.iter().cloned());
-    let link = StreamLink::new(key, sources).map_err(|e| PublishError::Config(e.to_string()))?;
+    let (trackers, link) = trackers_and_link(&config, http_addr, key)?;
 
     let restarted = previous.is_some();
     let (persisted, previous_doc) =
@@ -572,19 +432,7 @@ pub async fn run(
         },
         persisted.next_seq,
     )?;
-    let tracker = config.embedded_tracker.then(|| {
-        let t = tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval);
-        if nat_check {
-            t.with_nat_check(tracker::NatCheck {
-                spare_reachable: config.spare_reachable,
-                max_in_flight: files.nat_checks.max(1),
-                ..tracker::NatCheck::for_timeout(config.nat_check_timeout)
-            })
-            .with_punch(config.punch_ports.clone())
-        } else {
-            t
-        }
-    });
+    let tracker = embedded_tracker(&config, nat_check, &files);
     let mut shared = Shared::new(link.to_string(), tracker);
     // With the wire seeder this is the seeder's budget too; a librqbit session never sees it.
     shared.http_limiter = budget;
@@ -646,27 +494,211 @@ pub async fn run(
         });
     }
 
-    let result = publisher
-        .run_feed(persisted.next_segment, restarted, &shutdown)
+    let outcome = publisher
+        .run_to_end(persisted.next_segment, restarted, &shutdown)
         .await;
-    let outcome = match result {
-        Ok(()) => match publisher.end_of_stream(&shutdown).await {
-            // What was published stays on disk and was served; say why the end could not be.
-            Err(e) => {
-                publisher.degrade(format!(
-                    "cannot publish the end of the stream: {}",
-                    error_chain(&e)
-                ));
-                Ok(())
-            }
-            ok => ok,
-        },
-        Err(e) => Err(e),
-    };
     http_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     publisher.finish().await;
     outcome.map(|()| publisher.summary.clone())
+}
+
+/// Refuses what the user gave wrong before anything starts.
+fn validate(config: &PublishConfig) -> Result<(), PublishError> {
+    if config.window == 0 || config.window > manifest::MAX_WINDOW {
+        return Err(PublishError::Config(format!(
+            "--window {} must be from 1 to {}",
+            config.window,
+            manifest::MAX_WINDOW
+        )));
+    }
+    // 0.1 s to an hour, in 90 kHz ticks: a longer target would not fit a manifest's integers
+    // (a target of 1e30 s once made manifests nobody, not even the next start, could read).
+    if !(MIN_TARGET..=MAX_TARGET).contains(&config.target) {
+        return Err(PublishError::Config(format!(
+            "segment length {} ticks of 90 kHz: expected {MIN_TARGET} to {MAX_TARGET} (0.1 s to \
+             an hour)",
+            config.target
+        )));
+    }
+    // Validate what the user gave before anything starts (the port in a default public address
+    // is only known once bound, so this checks the form and the unspecified-listen rule).
+    public_addr(config, config.listen)?;
+    let tracker_count = config.trackers.len() + usize::from(config.embedded_tracker);
+    if tracker_count > manifest::MAX_TRACKERS {
+        return Err(PublishError::Config(format!(
+            "{tracker_count} trackers (the embedded one included): a manifest holds at most {}",
+            manifest::MAX_TRACKERS
+        )));
+    }
+    for t in &config.trackers {
+        if url::Url::parse(t).map_or(true, |u| !matches!(u.scheme(), "http" | "https" | "udp")) {
+            return Err(PublishError::Config(format!(
+                "--tracker {t:?}: expected an http, https or udp URL"
+            )));
+        }
+    }
+    for m in &config.mirror_urls {
+        if !matches!(m.scheme(), "http" | "https") || !m.has_host() {
+            return Err(PublishError::Config(format!(
+                "--mirror-url {m}: expected an http or https URL"
+            )));
+        }
+    }
+    // Checked before anything starts: a bad URL must not leave a session or a listener behind.
+    if let Some(url) = &config.public_url {
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(PublishError::Config(format!(
+                "--public-url {url}: expected an http or https base URL"
+            )));
+        }
+    }
+    if config.embedded_tracker && config.nat_check && config.nat_check_timeout.is_zero() {
+        return Err(PublishError::Config(
+            "the NAT check's timeout must be more than zero (or turn the NAT check off)".into(),
+        ));
+    }
+    check_input(&config.input)
+}
+
+/// Shares the process's files between the listeners and the pipeline (docs/reliability.md,
+/// "Idle HTTP connections"): the budget, and the HTTP server's limits from it and the flags.
+fn file_budget(
+    config: &PublishConfig,
+    nat_check: bool,
+) -> Result<(fds::FdBudget, serve::HttpLimits), PublishError> {
+    // Files: each listener gets a share of what the process may open, and the pipeline keeps a
+    // reserve no connection can take (docs/reliability.md, "Idle HTTP connections").
+    let files = {
+        let (limit, open) = fds::FdBudget::measure();
+        fds::FdBudget::split(
+            limit,
+            open,
+            swarmcast_swarm::wire::MAX_CONNECTIONS,
+            if nat_check {
+                tracker::NAT_CHECKS_IN_FLIGHT
+            } else {
+                0
+            },
+        )
+        .map_err(PublishError::Config)?
+    };
+    let http_limits = serve::HttpLimits {
+        per_address: config.http_conns_per_address,
+        ..serve::HttpLimits::new(config.http_max_connections.unwrap_or(files.http))
+    };
+    if http_limits.max_connections > files.http {
+        tracing::warn!(
+            http_max_conns = http_limits.max_connections,
+            file_limit = files.limit,
+            budgeted = files.http,
+            "--http-max-conns is more than the file limit leaves for HTTP: connections may take \
+             the files segments need (raise `ulimit -n`)"
+        );
+    }
+    tracing::debug!(?files, "file budget");
+    Ok((files, http_limits))
+}
+
+/// Starts the seeder the config names, within the file budget's peer share.
+async fn start_seeder(
+    config: &PublishConfig,
+    stream_dir: &Path,
+    files: &fds::FdBudget,
+    budget: Option<Arc<swarmcast_swarm::ratelimit::ByteLimiter>>,
+) -> Result<Seeder, PublishError> {
+    let super_seed = config.super_seed.then(|| {
+        config
+            .super_seed_reveal
+            .unwrap_or(swarmcast_swarm::REVEAL_NEVER)
+    });
+    Ok(match config.seeder {
+        SeederKind::Librqbit => Seeder::Librqbit(
+            Swarm::start(SwarmConfig {
+                default_dir: stream_dir.to_owned(),
+                listen: config.listen,
+                upload_limit: config.upload_limit,
+                download_limit: None,
+                announce: false,
+                super_seed,
+                // Per segment's torrent: the window and its grace period share the budget.
+                peer_limit: Some((files.peer / (config.window + 2)).max(8)),
+                punch_ports: None,
+            })
+            .await?,
+        ),
+        SeederKind::Wire => Seeder::Wire(
+            WireSeeder::start(WireConfig {
+                listen: config.listen,
+                upload_limit: budget,
+                super_seed,
+                late_after: config.late_piece,
+                max_connections: files.peer,
+                per_address: config.peer_conns_per_address,
+            })
+            .await
+            .map_err(swarmcast_swarm::SwarmError::from)?,
+        ),
+    })
+}
+
+/// The embedded tracker, if on, with its NAT check within the file budget.
+fn embedded_tracker(
+    config: &PublishConfig,
+    nat_check: bool,
+    files: &fds::FdBudget,
+) -> Option<tracker::Tracker> {
+    config.embedded_tracker.then(|| {
+        let t = tracker::Tracker::new(config.tracker_interval, config.tracker_min_interval);
+        if nat_check {
+            t.with_nat_check(tracker::NatCheck {
+                spare_reachable: config.spare_reachable,
+                max_in_flight: files.nat_checks.max(1),
+                ..tracker::NatCheck::for_timeout(config.nat_check_timeout)
+            })
+            .with_punch(config.punch_ports.clone())
+        } else {
+            t
+        }
+    })
+}
+
+/// Binds the HTTP listener: it and its address (the port is known only once bound).
+async fn bind_http(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), PublishError> {
+    let bind_error = |source| PublishError::HttpBind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
+/// The trackers every segment's torrent names (the embedded one first) and the stream link
+/// (the manifest's URL, then the mirrors), under `--public-url` or the bound HTTP address.
+fn trackers_and_link(
+    config: &PublishConfig,
+    http_addr: SocketAddr,
+    key: swarmcast_core::StreamKey,
+) -> Result<(Vec<String>, StreamLink), PublishError> {
+    let base = match &config.public_url {
+        Some(u) => u.clone(),
+        None => Url::parse(&format!("http://{http_addr}/")).expect("a socket address makes a URL"),
+    };
+    let join = |path: &str| {
+        base.join(path)
+            .expect("an http(s) base URL joins a relative path")
+    };
+    let mut trackers = Vec::new();
+    if config.embedded_tracker {
+        trackers.push(join("announce").to_string());
+    }
+    trackers.extend(config.trackers.iter().cloned());
+    let mut sources = vec![join("manifest")];
+    sources.extend(config.mirror_urls.iter().cloned());
+    let link = StreamLink::new(key, sources).map_err(|e| PublishError::Config(e.to_string()))?;
+    Ok((trackers, link))
 }
 
 /// Refuses an input file or directory that cannot be read before anything starts.

@@ -233,6 +233,25 @@ impl Publisher {
         Ok(signed)
     }
 
+    /// Takes segments from the feed until it ends or `shutdown.stop`, then publishes the end of
+    /// the stream. What was published stays on disk and served if the end cannot be: the
+    /// publisher says why (degraded) and returns.
+    pub(crate) async fn run_to_end(
+        &mut self,
+        first_number: u64,
+        restarted: bool,
+        shutdown: &Shutdown,
+    ) -> Result<(), PublishError> {
+        self.run_feed(first_number, restarted, shutdown).await?;
+        if let Err(e) = self.end_of_stream(shutdown).await {
+            self.degrade(format!(
+                "cannot publish the end of the stream: {}",
+                error_chain(&e)
+            ));
+        }
+        Ok(())
+    }
+
     /// Takes segments from the feed until it ends or `shutdown.stop`.
     pub(crate) async fn run_feed(
         &mut self,
