@@ -51,7 +51,16 @@ impl std::str::FromStr for Transport {
 /// are librqbit sessions either way.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Variant(String);
+pub struct Variant {
+    /// The name as given (first: variants compare and sort by it; the rest follows from it).
+    name: String,
+    /// The publisher runs a librqbit session (`publish --seeder librqbit`), not the wire seeder.
+    librqbit_seeder: bool,
+    /// The changes turned off, as `--librqbit-off` names them.
+    off: Vec<String>,
+    /// The publisher's `--super-seed-reveal`, from an `@reveal=` suffix.
+    reveal: Option<String>,
+}
 
 impl TryFrom<String> for Variant {
     type Error = String;
@@ -62,44 +71,49 @@ impl TryFrom<String> for Variant {
 
 impl From<Variant> for String {
     fn from(v: Variant) -> Self {
-        v.0
+        v.name
     }
 }
 
 impl Default for Variant {
     fn default() -> Self {
-        Self("patched".into())
+        Self {
+            name: "patched".into(),
+            librqbit_seeder: false,
+            off: Vec::new(),
+            reveal: None,
+        }
     }
 }
 
 impl Variant {
     /// The variant's name, as given.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 
     /// Whether this is the default (`patched`).
     pub fn is_default(&self) -> bool {
-        self.0 == "patched"
+        self.name == "patched"
     }
 
     /// The changes turned off, as `--librqbit-off` takes them (empty for `patched`).
     pub fn librqbit_off(&self) -> String {
-        changes_off(split_options(&self.0).0)
-            .expect("a Variant is only built from a name changes_off accepts")
-            .join(",")
+        self.off.join(",")
     }
 
     /// The publisher's seeder, as `publish --seeder` takes it: `wire` or `librqbit`.
     pub fn seeder(&self) -> &'static str {
-        split_seeder(split_options(&self.0).0).0
+        if self.librqbit_seeder {
+            "librqbit"
+        } else {
+            "wire"
+        }
     }
 
     /// The publisher's `--super-seed-reveal` (seconds, or `never`), from an `@reveal=` suffix.
     pub fn super_seed_reveal(&self) -> Option<&str> {
-        split_options(&self.0)
-            .1
-            .and_then(|o| o.strip_prefix("reveal="))
+        self.reveal.as_deref()
     }
 }
 
@@ -185,11 +199,18 @@ impl std::str::FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (name, options) = split_options(s);
-        changes_off(name)?;
+        let off = changes_off(name)?;
         if let Some(o) = options {
             check_options(s, o)?;
         }
-        Ok(Self(s.into()))
+        Ok(Self {
+            name: s.into(),
+            librqbit_seeder: split_seeder(name).0 == "librqbit",
+            off: off.into_iter().map(str::to_owned).collect(),
+            reveal: options
+                .and_then(|o| o.strip_prefix("reveal="))
+                .map(str::to_owned),
+        })
     }
 }
 
