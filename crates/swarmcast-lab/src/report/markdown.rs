@@ -1,0 +1,377 @@
+//! `summary.md`: each configuration with the spread over its repeats, swarm beside HTTP, and
+//! the consistency checks.
+
+use super::*;
+
+/// What the network columns mean (written under the introduction when a run was on a network).
+pub(super) const NET_NOTE: &str = "On a network: pub wire / seg byte is the IP bytes the publisher's \
+hosts (the publisher, trackers, mirrors) sent / bytes of the segments fetched, the sum of payload \
+(piece data and segment bodies on the wire: unlike publisher copies, which counts what the process \
+wrote, bytes that never left a socket buffer are not in it), control (manifests, tracker answers, \
+BitTorrent messages other than piece data, HTTP headers) and TCP/IP (headers and retransmitted \
+payload); dropped at its uplink is the part of it that its own uplink queue dropped (sent into the \
+access link, never across it); control / viewer / seg is a viewer's new payload on the wire, sent and received, less \
+the verified payload it received and the piece data it sent, in bytes per segment played; viewer overhead is the viewers' control / their new payload on the wire; \
+TCP/IP share is the viewers' TCP/IP bytes / their IP bytes; TCP rtt is the median smoothed RTT \
+of the connections sampled; emulator cpu is its thread's CPU time / wall time; idle is the \
+machine's mean idle CPU.";
+
+/// What the lag column means (after [`NET_NOTE`], when a run measured it).
+pub(super) const LAG_NOTE: &str =
+    " Emulator lag p99 is the 99th percentile of the delay the emulator \
+added to a packet beyond the model's (from the kernel queueing it to its verdict), in ms.";
+
+/// The Markdown report.
+pub fn markdown(runs: &[RunSummary]) -> String {
+    let mut out = String::new();
+    let groups = by_config(runs);
+    let varies = Varies::of(runs);
+    let any_net = runs.iter().any(|r| r.net.is_some());
+    let any_cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
+    let any_lag = runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan());
+    let joins: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.join.as_str()).collect();
+    let caps: std::collections::BTreeSet<u32> = runs.iter().map(|r| r.publisher_cap).collect();
+    let bitrates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.bitrate).collect();
+    let _ = writeln!(out, "# swarmcast lab results\n");
+    let _ = writeln!(
+        out,
+        "{} runs; bitrate {}; join {}; publisher upload cap {}. Each cell is the mean over the \
+         configuration's runs, with (min-max) when they differ. Times in ms; setup is added -> first \
+         verified piece (HTTP: request -> first verified piece); copies is publisher bytes / bytes of \
+         the segments fetched.\n",
+        runs.len(),
+        list(bitrates.iter().map(|b| format!("{:.0} kbit/s", *b as f64 / 1000.0))),
+        list(joins.iter().map(|j| j.to_string())),
+        list(caps.iter().map(|c| if *c == 0 {
+            "none".to_string()
+        } else {
+            format!("{c} B/s")
+        }))
+    );
+    if any_net {
+        let lag_note = if any_lag { LAG_NOTE } else { "" };
+        let _ = writeln!(out, "{NET_NOTE}{lag_note}\n");
+    } else if any_cpu {
+        let _ = writeln!(out, "idle is the machine's mean idle CPU.\n");
+    }
+    let saturated: Vec<&RunSummary> = runs.iter().filter(|r| r.saturated).collect();
+    if !saturated.is_empty() {
+        let _ = writeln!(
+            out,
+            "⚠ The machine was saturated (under 10% idle CPU on average, or under 5% for more than \
+             a quarter of the run) during {} of {} runs: {}. Their figures measure the machine, not \
+             the protocol; their rows are marked ⚠ saturated.\n",
+            saturated.len(),
+            runs.len(),
+            list(saturated.iter().map(|r| format!("`{}`", r.id)))
+        );
+    }
+
+    // The columns every table has before its figures: what names the configuration.
+    let condition_cols = |t: &mut Table| {
+        t.num("segment s");
+        t.num("viewers");
+    };
+    let condition_extra_cols = |t: &mut Table| {
+        if varies.caps {
+            t.text("caps");
+        }
+        if any_net {
+            t.text("network");
+        }
+    };
+    let condition_extra = |r: &RunSummary| -> Vec<String> {
+        let mut cells = Vec::new();
+        if varies.caps {
+            cells.push(caps_label(condition(r).caps));
+        }
+        if any_net {
+            cells.push(net_label(r).to_owned());
+        }
+        cells
+    };
+
+    let mut t = Table::default();
+    condition_cols(&mut t);
+    t.text("transport");
+    condition_extra_cols(&mut t);
+    for c in [
+        "runs",
+        "publisher copies",
+        "copies / viewer",
+        "from peers",
+        "fetched / needed",
+        "setup median",
+        "setup p95",
+        "setup / segment",
+        "complete median",
+        "stalls",
+        "stall ms",
+        "skips",
+        "missed",
+        "fallbacks",
+    ] {
+        t.num(c);
+    }
+    let any_superseded = runs.iter().any(|r| r.fallbacks_superseded > 0);
+    if any_superseded {
+        t.num("fallbacks the swarm beat");
+    }
+    let any_refused = runs.iter().any(|r| r.fallbacks_refused > 0);
+    if any_refused {
+        t.num("fallbacks refused");
+    }
+    for c in ["failed dials / seg", "startup", "behind live"] {
+        t.num(c);
+    }
+    if any_net {
+        for c in [
+            "pub wire / seg byte",
+            "payload",
+            "control",
+            "TCP/IP",
+            "dropped at its uplink",
+            "control / viewer / seg",
+            "viewer overhead",
+            "TCP/IP share",
+            "TCP rtt",
+            "emulator cpu",
+        ] {
+            t.num(c);
+        }
+        if any_lag {
+            t.num("emulator lag p99");
+        }
+    }
+    if any_cpu {
+        t.num("idle");
+    }
+    t.text("consistent");
+    for ((c, kind), rs) in &groups {
+        let consistent = rs.iter().filter(|r| r.consistent()).count();
+        let mut cells = vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), rs),
+            c.viewers.to_string(),
+            kind.clone(),
+        ];
+        cells.extend(condition_extra(rs[0]));
+        cells.extend([
+            rs.len().to_string(),
+            spread(rs, |r| r.publisher_copies, 2),
+            spread(rs, |r| r.publisher_per_viewer, 2),
+            pct(spread(rs, |r| 100.0 * r.peer_share, 1)),
+            spread(rs, |r| r.duplicate_ratio, 3),
+            spread(rs, |r| r.setup_median_ms, 1),
+            spread(rs, |r| r.setup_p95_ms, 1),
+            pct(spread(rs, |r| 100.0 * r.setup_fraction, 3)),
+            spread(rs, |r| r.complete_median_ms, 0),
+            spread(rs, |r| r.stalls as f64, 1),
+            spread(rs, |r| r.stall_ms, 0),
+            spread(rs, |r| r.skips as f64, 1),
+            spread(rs, |r| r.missed as f64, 1),
+            spread(rs, |r| r.fallbacks as f64, 1),
+        ]);
+        if any_superseded {
+            cells.push(spread(rs, |r| r.fallbacks_superseded as f64, 1));
+        }
+        if any_refused {
+            cells.push(spread(rs, |r| r.fallbacks_refused as f64, 1));
+        }
+        cells.extend([
+            spread(rs, |r| r.failed_dials_per_segment, 2),
+            spread(rs, |r| r.startup_median_ms, 0),
+            spread(rs, |r| r.behind_live_median_ms, 0),
+        ]);
+        if any_net {
+            cells.extend([
+                spread(rs, |r| r.publisher_wire_per_byte, 3),
+                spread(rs, |r| r.publisher_payload_per_byte, 3),
+                spread(rs, |r| r.publisher_control_per_byte, 3),
+                spread(rs, |r| r.publisher_tcpip_per_byte, 3),
+                spread(rs, |r| r.publisher_queue_dropped_per_byte, 3),
+                spread(rs, |r| r.control_bytes_per_viewer_segment, 0),
+                pct(spread(rs, |r| 100.0 * r.viewer_overhead_share, 2)),
+                pct(spread(rs, |r| 100.0 * r.viewer_tcpip_share, 1)),
+                spread(rs, |r| r.tcp_rtt_median_ms, 1),
+                pct(spread(rs, |r| 100.0 * r.emulator_cpu_share, 1)),
+            ]);
+            if any_lag {
+                cells.push(spread(rs, |r| r.emulator_lag_p99_ms, 2));
+            }
+        }
+        if any_cpu {
+            cells.push(pct(spread(rs, |r| 100.0 * r.idle_mean, 1)));
+        }
+        cells.push(format!("{consistent}/{}", rs.len()));
+        t.row(cells);
+    }
+    out.push_str(&t.render());
+
+    // Swarm beside HTTP, per configuration that has both.
+    let mut pairs = Table::default();
+    condition_cols(&mut pairs);
+    condition_extra_cols(&mut pairs);
+    for c in [
+        "publisher copies, swarm",
+        "publisher copies, HTTP",
+        "publisher bytes swarm / HTTP",
+        "complete median ms, swarm / HTTP",
+        "stalls, swarm / HTTP",
+    ] {
+        pairs.num(c);
+    }
+    for ((c, kind), swarm) in &groups {
+        if kind != "swarm" {
+            continue;
+        }
+        let Some(http) = groups.get(&(c.clone(), "http".to_owned())) else {
+            continue;
+        };
+        let both: Vec<&RunSummary> = swarm.iter().chain(http).copied().collect();
+        let mut cells = vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), &both),
+            c.viewers.to_string(),
+        ];
+        cells.extend(condition_extra(swarm[0]));
+        cells.extend([
+            cell(mean(swarm, |r| r.publisher_copies), 2),
+            cell(mean(http, |r| r.publisher_copies), 2),
+            cell(
+                mean(swarm, |r| r.publisher_bytes as f64)
+                    / mean(http, |r| r.publisher_bytes as f64),
+                2,
+            ),
+            format!(
+                "{} / {}",
+                cell(mean(swarm, |r| r.complete_median_ms), 0),
+                cell(mean(http, |r| r.complete_median_ms), 0)
+            ),
+            format!(
+                "{} / {}",
+                cell(mean(swarm, |r| r.stalls as f64), 1),
+                cell(mean(http, |r| r.stalls as f64), 1)
+            ),
+        ]);
+        pairs.row(cells);
+    }
+    if !pairs.is_empty() {
+        out.push_str("\n## Swarm against HTTP\n\n");
+        out.push_str(&pairs.render());
+    }
+
+    // Each variant of the librqbit patch series beside the patched swarm (on against off).
+    let mut variants = Table::default();
+    condition_cols(&mut variants);
+    condition_extra_cols(&mut variants);
+    variants.text("variant");
+    for c in [
+        "publisher copies",
+        "from peers %",
+        "fetched / needed",
+        "setup median ms",
+        "stalls",
+        "missed",
+        "failed dials / segment",
+    ] {
+        variants.num(c);
+    }
+    for ((c, kind), off) in &groups {
+        let Some(variant) = kind.strip_prefix("swarm-") else {
+            continue;
+        };
+        let Some(on) = groups.get(&(c.clone(), "swarm".to_owned())) else {
+            continue;
+        };
+        let pair = |f: fn(&RunSummary) -> f64, digits: usize| {
+            format!(
+                "{} / {}",
+                cell(mean(on, f), digits),
+                cell(mean(off, f), digits)
+            )
+        };
+        let both: Vec<&RunSummary> = on.iter().chain(off).copied().collect();
+        let mut cells = vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), &both),
+            c.viewers.to_string(),
+        ];
+        cells.extend(condition_extra(on[0]));
+        cells.extend([
+            variant.to_owned(),
+            pair(|r| r.publisher_copies, 2),
+            pair(|r| 100.0 * r.peer_share, 1),
+            pair(|r| r.duplicate_ratio, 3),
+            pair(|r| r.setup_median_ms, 1),
+            pair(|r| r.stalls as f64, 1),
+            pair(|r| r.missed as f64, 1),
+            pair(|r| r.failed_dials_per_segment, 2),
+        ]);
+        variants.row(cells);
+    }
+    if !variants.is_empty() {
+        out.push_str("\n## librqbit changes: patched against the variant\n\n");
+        out.push_str(&variants.render());
+    }
+
+    out.push_str("\n## Consistency\n\n");
+    consistency(&mut out, runs);
+    out
+}
+
+/// The consistency section: the checks every run passed, or each failure. Runs on a network have
+/// more checks than runs on loopback; a check only some runs have says how many.
+pub(super) fn consistency(out: &mut String, runs: &[RunSummary]) {
+    let failed: Vec<&RunSummary> = runs.iter().filter(|r| !r.consistent()).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} of {} runs fail a check:\n",
+            failed.len(),
+            runs.len()
+        );
+        for r in failed {
+            for c in r.checks.iter().filter(|c| !c.ok) {
+                let _ = writeln!(out, "- `{}`: {}: {}", r.id, c.name, c.detail);
+            }
+        }
+        return;
+    }
+    // Every check's name in the order runs list them, with the runs that have it.
+    let mut names: Vec<(&str, usize)> = Vec::new();
+    for c in runs.iter().flat_map(|r| &r.checks) {
+        match names.iter_mut().find(|(n, _)| *n == c.name) {
+            Some((_, k)) => *k += 1,
+            None => names.push((c.name, 1)),
+        }
+    }
+    let counts: std::collections::BTreeSet<usize> = runs.iter().map(|r| r.checks.len()).collect();
+    if counts.len() <= 1 {
+        let checks = runs.first().map_or(0, |r| r.checks.len());
+        let _ = writeln!(out, "All {} runs pass all {checks} checks:\n", runs.len());
+        for c in runs
+            .first()
+            .map(|r| r.checks.as_slice())
+            .unwrap_or_default()
+        {
+            let _ = writeln!(out, "- {}", c.name);
+        }
+        return;
+    }
+    let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
+    let _ = writeln!(
+        out,
+        "All {} runs pass all their checks ({} each):\n",
+        runs.len(),
+        counts.join(" or ")
+    );
+    for (name, k) in names {
+        if k == runs.len() {
+            let _ = writeln!(out, "- {name}");
+        } else {
+            let _ = writeln!(out, "- {name} ({k} of {} runs)", runs.len());
+        }
+    }
+}
+
+pub(super) fn list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
