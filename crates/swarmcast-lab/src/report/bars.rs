@@ -161,101 +161,111 @@ pub(super) fn draw_bars(
         (false, _) => (0.0, 1.0),
     };
     let k = bars.kinds.len().max(1);
-    let slot = 0.8 / bars.series.len().max(1) as f64;
     let x_range = KindAxis { kinds: &bars.kinds };
-    let value_style = TextStyle::from(("sans-serif", 12).into_font()).pos(text_anchor::Pos::new(
-        text_anchor::HPos::Center,
-        text_anchor::VPos::Bottom,
-    ));
     {
         let width = (120 + 180 * k).clamp(900, 4000) as u32;
         let root = SVGBackend::new(&path, (width, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut builder = ChartBuilder::on(&root);
         frame(&mut builder, chart.title);
-        macro_rules! body {
-            ($ctx:expr) => {{
-                let mut ctx = $ctx;
-                ctx.configure_mesh()
-                    .disable_x_mesh()
-                    .x_desc("kind: swarm (the default), swarm-<variant> (librqbit changes off, or another seeder), http")
-                    .y_desc(chart.y_desc)
-                    .draw()
-                    .map_err(|e| err(&e))?;
-                for (j, (name, per_kind)) in bars.series.iter().enumerate() {
-                    let color = Palette99::pick(j).to_rgba();
-                    // (bar centre, mean, values) per kind with a value to show.
-                    let shown_bars: Vec<(f64, f64, Vec<f64>)> = per_kind
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, v)| {
-                            let v: Vec<f64> = v.iter().copied().filter(shown).collect();
-                            if v.is_empty() {
-                                return None;
-                            }
-                            let mean = v.iter().sum::<f64>() / v.len() as f64;
-                            Some((i as f64 - 0.4 + slot * (j as f64 + 0.5), mean, v))
-                        })
-                        .collect();
-                    ctx.draw_series(shown_bars.iter().map(|(c, mean, _)| {
-                        Rectangle::new(
-                            [(c - slot * 0.45, y0), (c + slot * 0.45, *mean)],
-                            color.filled(),
-                        )
-                    }))
-                    .map_err(|e| err(&e))?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                    });
-                    ctx.draw_series(
-                        shown_bars
-                            .iter()
-                            .filter(|(_, _, v)| v.len() > 1)
-                            .flat_map(|(c, _, v)| v.iter().map(move |&v| (*c, v)))
-                            .map(|p| Circle::new(p, 3, BLACK.filled())),
-                    )
-                    .map_err(|e| err(&e))?;
-                    // The mean above the bar and above every dot.
-                    ctx.draw_series(shown_bars.iter().map(|(c, mean, v)| {
-                        let top = v.iter().fold(*mean, |a, &b| a.max(b));
-                        Text::new(num(*mean, chart.digits), (*c, top), value_style.clone())
-                    }))
-                    .map_err(|e| err(&e))?;
-                }
-                if let Some((t, name)) = chart.target {
-                    ctx.draw_series(DashedLineSeries::new(
-                        [(-0.5, t), (k as f64 - 0.5, t)],
-                        8,
-                        5,
-                        RED.stroke_width(2),
-                    ))
-                    .map_err(|e| err(&e))?
-                    .label(name)
-                    .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2))
-                    });
-                }
-                ctx.configure_series_labels()
-                    .position(chart.legend.clone())
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(|e| err(&e))?;
-            }};
-        }
         if chart.log_y {
-            body!(builder
+            let ctx = builder
                 .build_cartesian_2d(x_range, (y0..y1).log_scale())
-                .map_err(|e| err(&e))?);
+                .map_err(|e| err(&e))?;
+            draw_bar_series(ctx, chart, bars, y0, &err)?;
         } else {
-            body!(builder
+            let ctx = builder
                 .build_cartesian_2d(x_range, y0..y1)
-                .map_err(|e| err(&e))?);
+                .map_err(|e| err(&e))?;
+            draw_bar_series(ctx, chart, bars, y0, &err)?;
         }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(path)
+}
+
+/// The mesh, the bars (a mean per kind and series, its values as dots when there are several,
+/// the mean written above), the target line and the legend, on either y axis.
+fn draw_bar_series<'a, Y>(
+    mut ctx: ChartContext<'a, SVGBackend<'a>, Cartesian2d<KindAxis<'a>, Y>>,
+    chart: &KindChart<'_>,
+    bars: &Bars,
+    y0: f64,
+    err: &dyn Fn(&dyn std::fmt::Display) -> ResultsError,
+) -> Result<(), ResultsError>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let shown = |v: &f64| v.is_finite() && (!chart.log_y || *v > 0.0);
+    let k = bars.kinds.len().max(1);
+    let slot = 0.8 / bars.series.len().max(1) as f64;
+    let value_style = TextStyle::from(("sans-serif", 12).into_font()).pos(text_anchor::Pos::new(
+        text_anchor::HPos::Center,
+        text_anchor::VPos::Bottom,
+    ));
+    ctx.configure_mesh()
+        .disable_x_mesh()
+        .x_desc("kind: swarm (the default), swarm-<variant> (librqbit changes off, or another seeder), http")
+        .y_desc(chart.y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (j, (name, per_kind)) in bars.series.iter().enumerate() {
+        let color = Palette99::pick(j).to_rgba();
+        // (bar centre, mean, values) per kind with a value to show.
+        let shown_bars: Vec<(f64, f64, Vec<f64>)> = per_kind
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                let v: Vec<f64> = v.iter().copied().filter(shown).collect();
+                if v.is_empty() {
+                    return None;
+                }
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                Some((i as f64 - 0.4 + slot * (j as f64 + 0.5), mean, v))
+            })
+            .collect();
+        ctx.draw_series(shown_bars.iter().map(|(c, mean, _)| {
+            Rectangle::new(
+                [(c - slot * 0.45, y0), (c + slot * 0.45, *mean)],
+                color.filled(),
+            )
+        }))
+        .map_err(|e| err(&e))?
+        .label(name.as_str())
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        ctx.draw_series(
+            shown_bars
+                .iter()
+                .filter(|(_, _, v)| v.len() > 1)
+                .flat_map(|(c, _, v)| v.iter().map(move |&v| (*c, v)))
+                .map(|p| Circle::new(p, 3, BLACK.filled())),
+        )
+        .map_err(|e| err(&e))?;
+        // The mean above the bar and above every dot.
+        ctx.draw_series(shown_bars.iter().map(|(c, mean, v)| {
+            let top = v.iter().fold(*mean, |a, &b| a.max(b));
+            Text::new(num(*mean, chart.digits), (*c, top), value_style.clone())
+        }))
+        .map_err(|e| err(&e))?;
+    }
+    if let Some((t, name)) = chart.target {
+        ctx.draw_series(DashedLineSeries::new(
+            [(-0.5, t), (k as f64 - 0.5, t)],
+            8,
+            5,
+            RED.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?
+        .label(name)
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
+    }
+    ctx.configure_series_labels()
+        .position(chart.legend.clone())
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(())
 }
 
 /// The plots by kind (`by_variant_*.svg`), for results with more than one swarm kind at one

@@ -92,50 +92,63 @@ pub(super) fn draw(
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut builder = ChartBuilder::on(&root);
         frame(&mut builder, chart.title);
-        macro_rules! body {
-            ($ctx:expr) => {{
-                let mut ctx = $ctx;
-                ctx.configure_mesh()
-                    .x_desc(chart.x_desc)
-                    .y_desc(chart.y_desc)
-                    .draw()
-                    .map_err(|e| err(&e))?;
-                for (i, s) in series.iter().enumerate() {
-                    let color = Palette99::pick(i).to_rgba();
-                    ctx.draw_series(LineSeries::new(
-                        s.line.iter().copied(),
-                        color.stroke_width(2),
-                    ))
-                    .map_err(|e| err(&e))?
-                    .label(s.name.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
-                    ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                        .map_err(|e| err(&e))?;
-                }
-                if !series.is_empty() {
-                    ctx.configure_series_labels()
-                        .position(chart.legend.clone())
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(BLACK)
-                        .draw()
-                        .map_err(|e| err(&e))?;
-                }
-            }};
-        }
         if chart.log_x {
-            body!(builder
+            let ctx = builder
                 .build_cartesian_2d((x0..x1).log_scale(), 0.0..y1)
-                .map_err(|e| err(&e))?);
+                .map_err(|e| err(&e))?;
+            draw_lines(ctx, chart, series, &err)?;
         } else {
-            body!(builder
+            let ctx = builder
                 .build_cartesian_2d(x0..x1, 0.0..y1)
-                .map_err(|e| err(&e))?);
+                .map_err(|e| err(&e))?;
+            draw_lines(ctx, chart, series, &err)?;
         }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(path)
+}
+
+/// The mesh, one line and its points per series, and the legend, on either x axis (linear or
+/// logarithmic).
+fn draw_lines<'a, X>(
+    mut ctx: ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
+    chart: &Chart<'_>,
+    series: &[Series],
+    err: &dyn Fn(&dyn std::fmt::Display) -> ResultsError,
+) -> Result<(), ResultsError>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    ctx.configure_mesh()
+        .x_desc(chart.x_desc)
+        .y_desc(chart.y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, s) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        ctx.draw_series(LineSeries::new(
+            s.line.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?
+        .label(s.name.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        ctx.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    if !series.is_empty() {
+        ctx.configure_series_labels()
+            .position(chart.legend.clone())
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    Ok(())
 }
 
 pub(super) fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {
