@@ -6,8 +6,8 @@
 //!   connection busy, not idle.
 //! - A write that makes no progress for [`HttpLimits::write_timeout`] (a client that does not
 //!   read) closes the connection.
-//! - One IP address holds at most [`HttpLimits::per_address`] connections; more are closed on
-//!   arrival.
+//! - One IP address holds at most [`HttpLimits::per_address`] connections (an IPv6 host counted
+//!   by its /64, [`swarmcast_swarm::wire::address_key`]); more are closed on arrival.
 //! - At most [`HttpLimits::max_connections`] are open. At the cap a new connection is still
 //!   accepted, and the connection that has been idle (no request in progress) the longest is
 //!   closed for it, so a crowd of connections that send nothing cannot keep a viewer out; when
@@ -227,7 +227,8 @@ pub async fn serve(
                 }
             }
         };
-        let Some((id, activity, close)) = server.admit(addr.ip()) else {
+        let key = swarmcast_swarm::wire::address_key(addr.ip());
+        let Some((id, activity, close)) = server.admit(key) else {
             continue;
         };
         // A connection closed to make room holds its file until its task ends: wait for that

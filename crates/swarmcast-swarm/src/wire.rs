@@ -559,7 +559,7 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
                 }
             },
         };
-        let Some(from_address) = AddressSlot::take(&inner, addr.ip()) else {
+        let Some(from_address) = AddressSlot::take(&inner, address_key(addr.ip())) else {
             inner.counters.refused.fetch_add(1, Ordering::Relaxed);
             inner
                 .counters
@@ -602,6 +602,20 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, stop: Cancellatio
                 tracing::debug!(%addr, error = %e, "wire seeder: connection ended");
             }
         });
+    }
+}
+
+/// What a per-address cap counts a connection under: an IPv4 address (an IPv4-mapped IPv6
+/// one as the IPv4 address it is), or an IPv6 address's /64 prefix, since one IPv6 host is
+/// given a /64 and could otherwise open connections from as many addresses as it likes.
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
     }
 }
 
@@ -1222,6 +1236,21 @@ async fn write_loop(
                 write_one(&mut wr, &mut out, Message::KeepAlive).await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::address_key;
+
+    #[test]
+    fn ipv6_hosts_are_counted_by_their_64_bit_prefix_and_mapped_ipv4_as_ipv4() {
+        let key = |s: &str| address_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 }
 
