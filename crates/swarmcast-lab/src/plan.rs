@@ -62,10 +62,13 @@ pub struct Variant {
     reveal: Option<String>,
 }
 
+/// How a recorded run's variant is read back (`run.json`, `plan.json`): like a `--variants`
+/// name, except that a change the patch series has since dropped is kept by name rather than
+/// refused, so that results recorded before regenerate (a variant only names its runs there).
 impl TryFrom<String> for Variant {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
+        Variant::parse(&s, false)
     }
 }
 
@@ -160,8 +163,11 @@ fn split_seeder(s: &str) -> (&'static str, &str) {
 }
 
 /// The changes of the librqbit patch series a variant name turns off, or why the name is wrong.
-fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
-    let names = swarmcast_swarm::tweaks::names();
+fn changes_off(s: &str, strict: bool) -> Result<Vec<String>, String> {
+    let names: Vec<String> = swarmcast_swarm::tweaks::names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let (_, changes) = split_seeder(s);
     let (list, only) = match changes {
         "patched" => return Ok(Vec::new()),
@@ -179,8 +185,9 @@ fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
     };
     let mut listed = Vec::new();
     for name in list.split('+') {
-        match names.iter().find(|n| **n == name) {
-            Some(n) => listed.push(*n),
+        match names.iter().find(|n| *n == name) {
+            Some(n) => listed.push(n.clone()),
+            None if !strict && !name.is_empty() => listed.push(name.to_owned()),
             None => {
                 return Err(format!(
                     "variant {s:?}: unknown change {name:?}, expected one of {}",
@@ -198,15 +205,22 @@ fn changes_off(s: &str) -> Result<Vec<&'static str>, String> {
 impl std::str::FromStr for Variant {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        Variant::parse(s, true)
+    }
+}
+
+impl Variant {
+    /// `s` parsed; `strict`: a change the patch series does not have is an error.
+    fn parse(s: &str, strict: bool) -> Result<Self, String> {
         let (name, options) = split_options(s);
-        let off = changes_off(name)?;
+        let off = changes_off(name, strict)?;
         if let Some(o) = options {
             check_options(s, o)?;
         }
         Ok(Self {
             name: s.into(),
             librqbit_seeder: split_seeder(name).0 == "librqbit",
-            off: off.into_iter().map(str::to_owned).collect(),
+            off,
             reveal: options
                 .and_then(|o| o.strip_prefix("reveal="))
                 .map(str::to_owned),
@@ -1036,11 +1050,15 @@ mod tests {
             v("only-random").unwrap().librqbit_off(),
             "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent"
         );
-        // Run files are checked the same way when read back.
+        // Run files read back the same, except that a change since dropped from the patch
+        // series is kept by name (older results still regenerate); a bad name is refused.
         let back: Variant = serde_json::from_str("\"no-random\"").unwrap();
         assert_eq!(back, v("no-random").unwrap());
         assert_eq!(serde_json::to_string(&back).unwrap(), "\"no-random\"");
-        assert!(serde_json::from_str::<Variant>("\"no-rarest\"").is_err());
+        let dropped: Variant = serde_json::from_str("\"no-incoming\"").unwrap();
+        assert_eq!(dropped.librqbit_off(), "incoming");
+        assert_eq!(dropped.as_str(), "no-incoming");
+        assert!(serde_json::from_str::<Variant>("\"fast\"").is_err());
         let err = v("no-rarest").unwrap_err();
         assert!(
             err.contains("\"rarest\"") && err.contains("nodelay"),
