@@ -535,6 +535,9 @@ pub async fn segment_stream(
             outputs
         }
     };
+    // The input has ended: nothing is held back by waiting for the receiver now, so the last
+    // segment is handed on, not dropped.
+    files.drop_when_busy = false;
     files.apply(outputs, &mut next_number, &tx).await;
     summary.segments = files.written;
     if let Some(Cutter::Ts(c)) = &cutter {
