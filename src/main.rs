@@ -326,8 +326,9 @@ struct PublishArgs {
     #[arg(long, env = "SWARMCAST_LATE_PIECE", default_value = "3", value_parser = commands::parse_late_piece)]
     late_piece: commands::LatePiece,
     /// With the wire seeder: connections from one IP address served at once (0: no cap). One
-    /// address that opens connections and sends nothing cannot fill the seeder's 1,024 slots;
-    /// raise it (or 0) when many viewers share an address (a lab on loopback, a large NAT).
+    /// address that opens connections and sends nothing cannot fill the seeder's slots (at
+    /// most 1,024, from the file limit); raise it (or 0) when many viewers share an address (a
+    /// lab on loopback, a large NAT). An IPv6 host is counted by its /64.
     #[arg(long, env = "SWARMCAST_PEER_CONNS_PER_ADDRESS", default_value_t = swarmcast_swarm::wire::PER_ADDRESS)]
     peer_conns_per_address: usize,
     /// HTTP connections open at once [default: what the file limit leaves once segment files,

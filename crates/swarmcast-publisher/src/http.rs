@@ -1,5 +1,6 @@
 //! The publisher's HTTP side (axum): the signed manifest with blocking reload, segment torrents
-//! and files, the embedded tracker, Prometheus metrics and a status page.
+//! and files, the embedded tracker, metrics ([`crate::metrics`]) and a status page. The accept
+//! loop, its limits and timeouts are [`crate::serve`]'s.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -243,7 +244,9 @@ struct DeltaCache {
     made: HashMap<u64, Option<Bytes>>,
 }
 
-/// The router; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// The router; the publisher serves it with [`crate::serve::serve`] (its limits and timeouts;
+/// handlers get the client's address as `ConnectInfo`), tests with `axum::serve` and
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(status))
