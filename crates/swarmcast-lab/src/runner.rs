@@ -340,17 +340,10 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// The run itself; an `Err` is why it could not complete (recorded in `run.json`).
-async fn execute(
-    spec: &RunSpec,
-    config: &LabConfig,
-    dir: &Path,
-    outcome: &mut RunOutcome,
-    net: Option<&Net>,
-    cancel: CancellationToken,
-) -> Result<(), String> {
-    let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
-    let publisher_host = on_net("publisher").map(|(_, h)| h);
+/// The `swarmcast publish` arguments of a run: the synthetic feed, the run's files, its caps and
+/// variant, and, on loopback (every viewer at 127.0.0.1), no per-address caps.
+fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> Vec<String> {
+    let publisher_host = net.and_then(|n| n.host("publisher"));
     let (http_addr, listen_addr) = match publisher_host {
         Some(h) => (
             format!("{}:{}", h.addr, netrun::HTTP_PORT),
@@ -407,6 +400,61 @@ async fn execute(
         args.extend(["--peer-conns-per-address".into(), "0".into()]);
         args.extend(["--http-conns-per-address".into(), "0".into()]);
     }
+    args
+}
+
+/// The `swarmcast watch` arguments of viewer `i` of a run, following `link`.
+fn viewer_args(spec: &RunSpec, dir: &Path, net: Option<&Net>, link: &str, i: usize) -> Vec<String> {
+    let node = format!("viewer-{i}");
+    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let listen = match net.and_then(|n| n.host(&node)) {
+        Some(h) => format!("{}:{}", h.addr, netrun::PEER_PORT),
+        None => "127.0.0.1:0".into(),
+    };
+    let mut a: Vec<String> = vec![
+        "watch".into(),
+        link.to_owned(),
+        "--out".into(),
+        path(&format!("{node}.ts")),
+        "--listen".into(),
+        listen,
+        "--data-dir".into(),
+        path(&format!("{node}.d")),
+        "--metrics-out".into(),
+        path(&format!("{node}.jsonl")),
+        "--node".into(),
+        node,
+        "--transport".into(),
+        spec.transport.as_str().into(),
+    ];
+    if let Some(l) = process_limit(spec.viewer_upload_limit, spec) {
+        a.extend(["--upload-limit".into(), l.to_string()]);
+    }
+    if let Some(l) = process_limit(spec.viewer_download_limit, spec) {
+        a.extend(["--download-limit".into(), l.to_string()]);
+    }
+    if !spec.http_fallback && spec.transport == Transport::Swarm {
+        a.push("--no-http-fallback".into());
+    }
+    let librqbit_off = spec.variant.librqbit_off();
+    if !librqbit_off.is_empty() {
+        a.extend(["--librqbit-off".into(), librqbit_off]);
+    }
+    a
+}
+
+/// The run itself; an `Err` is why it could not complete (recorded in `run.json`).
+async fn execute(
+    spec: &RunSpec,
+    config: &LabConfig,
+    dir: &Path,
+    outcome: &mut RunOutcome,
+    net: Option<&Net>,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
+    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let args = publisher_args(spec, dir, net);
     std::fs::create_dir_all(dir.join("publisher"))
         .map_err(|e| format!("{}: {e}", path("publisher")))?;
     let t0 = Instant::now();
@@ -448,42 +496,7 @@ async fn execute(
     };
     outcome.link = link.clone();
 
-    let viewer_args = |i: usize| -> Vec<String> {
-        let node = format!("viewer-{i}");
-        let listen = match on_net(&node) {
-            Some((_, h)) => format!("{}:{}", h.addr, netrun::PEER_PORT),
-            None => "127.0.0.1:0".into(),
-        };
-        let mut a: Vec<String> = vec![
-            "watch".into(),
-            link.clone(),
-            "--out".into(),
-            path(&format!("{node}.ts")),
-            "--listen".into(),
-            listen,
-            "--data-dir".into(),
-            path(&format!("{node}.d")),
-            "--metrics-out".into(),
-            path(&format!("{node}.jsonl")),
-            "--node".into(),
-            node,
-            "--transport".into(),
-            spec.transport.as_str().into(),
-        ];
-        if let Some(l) = process_limit(spec.viewer_upload_limit, spec) {
-            a.extend(["--upload-limit".into(), l.to_string()]);
-        }
-        if let Some(l) = process_limit(spec.viewer_download_limit, spec) {
-            a.extend(["--download-limit".into(), l.to_string()]);
-        }
-        if !spec.http_fallback && spec.transport == Transport::Swarm {
-            a.push("--no-http-fallback".into());
-        }
-        if !librqbit_off.is_empty() {
-            a.extend(["--librqbit-off".into(), librqbit_off.clone()]);
-        }
-        a
-    };
+    let viewer_args = |i: usize| viewer_args(spec, dir, net, &link, i);
     // Viewers still fetching this long after the start are stopped (Ctrl-C): an overloaded run
     // ends here, and what they did not play counts as missed.
     let drain = Duration::from_secs_f64(spec.duration_secs + 2.0 * spec.segment_secs + 15.0);
