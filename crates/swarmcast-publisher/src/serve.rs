@@ -200,14 +200,15 @@ pub async fn serve(
                     .counters
                     .accept_errors
                     .fetch_add(1, Ordering::Relaxed);
-                let freed = crate::fds::out_of_files(&e) && lock(&server.registry).evict_idlest();
+                let out_of_files = crate::fds::out_of_files(&e);
+                let freed = out_of_files && lock(&server.registry).evict_idlest();
                 if freed {
                     server.counters.evicted.fetch_add(1, Ordering::Relaxed);
                 }
                 if last_logged.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
                     last_logged = Some(Instant::now());
                     let open = server.counters.open.load(Ordering::Relaxed);
-                    if crate::fds::out_of_files(&e) {
+                    if out_of_files {
                         let (limit, _) = crate::fds::FdBudget::measure();
                         tracing::warn!(
                             error = %e,
@@ -390,6 +391,20 @@ impl Watched {
             .store(self.server.now_ms(), Ordering::Relaxed);
     }
 
+    /// What a write gave: progress (the deadline disarmed, activity noted), or a stall.
+    fn wrote(
+        &mut self,
+        r: Poll<std::io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        if r.is_pending() {
+            return self.stall(cx);
+        }
+        self.stalled = None;
+        self.touched();
+        r
+    }
+
     /// After a pending write: arms the deadline, or fails once it passed.
     fn stall(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
         let timeout = self.server.limits.write_timeout;
@@ -431,14 +446,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Pending => self.stall(cx),
-            r => {
-                self.stalled = None;
-                self.touched();
-                r
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(r, cx)
     }
 
     fn poll_write_vectored(
@@ -446,14 +455,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.stall(cx),
-            r => {
-                self.stalled = None;
-                self.touched();
-                r
-            }
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(r, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -193,8 +193,8 @@ async fn a_missing_input_and_an_unwritable_output_are_named() {
     assert!(err.to_string().contains("file/sub"), "{err}");
 }
 
-/// Feeds `bytes` through a pipe of `pipe` bytes into `segment_stream`; the returned task ends
-/// once every byte was taken by the segmenter.
+/// A running `segment_stream` reading from a pipe of `pipe` bytes: the pipe's writing end, the
+/// segments it hands on (one at a time: the channel holds one), and its task.
 fn feed(
     config: SegmentConfig,
     pipe: usize,
@@ -202,7 +202,6 @@ fn feed(
     tokio::io::DuplexStream,
     mpsc::Receiver<CutSegment>,
     tokio::task::JoinHandle<Result<source::RunSummary, source::SourceError>>,
-    usize,
 ) {
     let (tx, rx) = mpsc::channel(1);
     let (writer, reader) = tokio::io::duplex(pipe);
@@ -212,7 +211,30 @@ fn feed(
         tx,
         CancellationToken::new(),
     ));
-    (writer, rx, task, pipe)
+    (writer, rx, task)
+}
+
+/// Every segment still to come, until the segmenter closes the channel.
+async fn drain(rx: &mut mpsc::Receiver<CutSegment>) -> Vec<CutSegment> {
+    let mut got = Vec::new();
+    while let Some(s) = tokio::time::timeout(HANG_GUARD, rx.recv())
+        .await
+        .expect("hang guard")
+    {
+        got.push(s);
+    }
+    got
+}
+
+/// The segmenter's summary once its task ends.
+async fn ended(
+    task: tokio::task::JoinHandle<Result<source::RunSummary, source::SourceError>>,
+) -> source::RunSummary {
+    tokio::time::timeout(HANG_GUARD, task)
+        .await
+        .expect("hang guard")
+        .unwrap()
+        .unwrap()
 }
 
 async fn wait(rx: &mut mpsc::Receiver<()>, what: &str) {
@@ -232,7 +254,7 @@ async fn the_segment_writer_drops_input_while_it_cannot_write_and_recovers() {
     let out = base.path().join("out");
     let config = config(&out, 1);
     let health = config.health.clone();
-    let (mut writer, mut rx, task, _) = feed(config, 64 * 1024);
+    let (mut writer, mut rx, task) = feed(config, 64 * 1024);
     let seconds = synth_bytes(12, 0);
     let second = seconds.len() / 12;
     // The encoder: three seconds, then (when told) four more, then (when told) the rest.
@@ -278,18 +300,10 @@ async fn the_segment_writer_drops_input_while_it_cannot_write_and_recovers() {
     assert!(after.meta.discontinuity, "{:?}", after.meta);
     assert!(after.path.exists());
     drop(go_tx);
-    while tokio::time::timeout(HANG_GUARD, rx.recv())
-        .await
-        .expect("hang guard")
-        .is_some()
-    {}
+    drain(&mut rx).await;
     drop(written);
     let total = encoder.await.unwrap();
-    let summary = tokio::time::timeout(HANG_GUARD, task)
-        .await
-        .expect("hang guard")
-        .unwrap()
-        .unwrap();
+    let summary = ended(task).await;
     let lost = health.dropped_segments.load(Ordering::Relaxed);
     assert!(lost >= 1, "{lost}");
     assert!(health.dropped_bytes.load(Ordering::Relaxed) > 0);
@@ -309,7 +323,7 @@ async fn a_live_input_is_never_held_back_by_a_busy_receiver() {
     let mut config = config(out.path(), 1);
     config.drop_when_busy = true;
     let health = config.health.clone();
-    let (mut writer, mut rx, task, _) = feed(config, 64 * 1024);
+    let (mut writer, mut rx, task) = feed(config, 64 * 1024);
     let seconds = synth_bytes(8, 0);
     // Nobody receives while eight seconds are written: the channel holds one segment.
     tokio::time::timeout(HANG_GUARD, writer.write_all(&seconds))
@@ -320,24 +334,15 @@ async fn a_live_input_is_never_held_back_by_a_busy_receiver() {
     // Now take everything: segment 0 (it was in the channel), then what came once there was
     // room, the first of it a discontinuity; the input over, the last segment waited for room
     // rather than being dropped.
-    let mut got = Vec::new();
-    while let Some(s) = tokio::time::timeout(HANG_GUARD, rx.recv())
-        .await
-        .expect("hang guard")
-    {
-        assert!(s.path.exists());
-        got.push(s.meta);
-    }
+    let got: Vec<_> = drain(&mut rx).await;
+    assert!(got.iter().all(|s| s.path.exists()));
+    let got: Vec<_> = got.into_iter().map(|s| s.meta).collect();
     assert_eq!(got[0].number, 0);
     assert!(
         got.len() >= 2 && got[1].number > 1 && got[1].discontinuity,
         "{got:?}"
     );
-    let summary = tokio::time::timeout(HANG_GUARD, task)
-        .await
-        .expect("hang guard")
-        .unwrap()
-        .unwrap();
+    let summary = ended(task).await;
     let lost = health.dropped_segments.load(Ordering::Relaxed);
     assert!(lost >= 4, "{lost} dropped");
     // Dropped segments' files are removed; what is handed on is there.
