@@ -259,13 +259,7 @@ where
         .label(name)
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
     }
-    ctx.configure_series_labels()
-        .position(chart.legend.clone())
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    Ok(())
+    legend(&mut ctx, chart.legend.clone(), err)
 }
 
 /// The plots by kind (`by_variant_*.svg`), for results with more than one swarm kind at one

@@ -141,14 +141,23 @@ where
             .map_err(|e| err(&e))?;
     }
     if !series.is_empty() {
-        ctx.configure_series_labels()
-            .position(chart.legend.clone())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(&e))?;
+        legend(&mut ctx, chart.legend.clone(), err)?;
     }
     Ok(())
+}
+
+/// The legend box every plot draws, at `position`.
+pub(super) fn legend<'a, CT: CoordTranslate>(
+    ctx: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+    err: &dyn Fn(&dyn std::fmt::Display) -> ResultsError,
+) -> Result<(), ResultsError> {
+    ctx.configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))
 }
 
 pub(super) fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {
