@@ -244,14 +244,9 @@ impl PublishConfig {
     }
 }
 
-/// Ctrl-C twice: the first stops the input and ends the stream gracefully, the second exits.
-#[derive(Debug, Clone, Default)]
-pub struct Shutdown {
-    /// End the stream: no more input, end-of-stream manifest, linger.
-    pub stop: CancellationToken,
-    /// Exit now.
-    pub abort: CancellationToken,
-}
+/// Ctrl-C twice: the first ends the stream gracefully (end-of-stream manifest, linger), the
+/// second exits. The one type every verb takes.
+pub use swarmcast_tasks::Shutdown;
 
 /// What the publisher tells its caller once it is serving.
 #[derive(Debug, Clone)]
