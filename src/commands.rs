@@ -291,8 +291,9 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
         args.feed.format(),
     );
     let health = config.health.clone();
+    let watching = args.watch_dir.is_some();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<source::CutSegment>(16);
-    let printer = tokio::spawn(async move {
+    let printer = async move {
         while let Some(s) = rx.recv().await {
             let m = &s.meta;
             outln!(
@@ -310,18 +311,22 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
                 s.path.display()
             );
         }
-    });
-    let summary = match (&args.watch_dir, args.input) {
-        (Some(dir), _) => source::watch_dir(dir, config, tx, cancel).await,
-        (None, Some(path)) => {
-            let follow = args.feed.follow();
-            source::segment_stream(Input::File { path, follow }, config, tx, cancel).await
+    };
+    let segmenting = async move {
+        match (&args.watch_dir, args.input) {
+            (Some(dir), _) => source::watch_dir(dir, config, tx, cancel).await,
+            (None, Some(path)) => {
+                let follow = args.feed.follow();
+                source::segment_stream(Input::File { path, follow }, config, tx, cancel).await
+            }
+            (None, None) => source::segment_stream(Input::Stdin, config, tx, cancel).await,
         }
-        (None, None) => source::segment_stream(Input::Stdin, config, tx, cancel).await,
-    }?;
-    printer.await.context("segment printer")?;
+    };
+    // The printer ends when the segmenter, done, drops its sender.
+    let (summary, ()) = tokio::join!(segmenting, printer);
+    let summary = summary?;
     eprintln!("{summary}");
-    if args.watch_dir.is_some() {
+    if watching {
         eprintln!(
             "{} files out of order, {} unusable",
             summary.files_out_of_order, summary.files_unusable
@@ -353,11 +358,13 @@ pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> 
         synth.gop_frames(),
         synth.loop_duration() as f64 / 90_000.0
     );
+    // Ctrl-C ends the writer task, and with it the feed.
+    let tasks = swarmcast_tasks::Tasks::with_token("synth", cancel);
     let mut reader = swarmcast_segmenter::source::synth_reader(
         synth,
         args.realtime,
         args.seconds.map(ticks),
-        cancel.clone(),
+        &tasks,
     );
     let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if args.out.as_os_str() == "-" {
         Box::new(tokio::io::stdout())
@@ -368,19 +375,20 @@ pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> 
                 .with_context(|| format!("cannot create {}", args.out.display()))?,
         )
     };
-    match tokio::io::copy(&mut reader, &mut out).await {
-        Ok(_) => {}
+    let copied = match tokio::io::copy(&mut reader, &mut out).await {
+        Ok(_) => out.flush().await.context("writing the synthetic feed"),
         // A closed pipe (`swarmcast synth | head`) is the reader's choice, not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-        Err(e) => return Err(e).context("writing the synthetic feed"),
-    }
-    out.flush().await.context("writing the synthetic feed")?;
-    Ok(())
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).context("writing the synthetic feed"),
+    };
+    drop(reader);
+    tasks.shutdown().await;
+    copied
 }
 
 pub(crate) async fn publish(
     args: crate::PublishArgs,
-    shutdown: swarmcast_publisher::Shutdown,
+    shutdown: swarmcast_tasks::Shutdown,
 ) -> Result<()> {
     use swarmcast_publisher::{FeedInput, PublishConfig};
     swarmcast_swarm::tweaks::set_off(&args.librqbit_off.0);
@@ -452,7 +460,7 @@ pub(crate) async fn publish(
     config.fail_segment = args.fail_segment;
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_publisher::Ready>();
-    let printer = tokio::spawn(async move {
+    let printer = async move {
         if let Ok(ready) = ready_rx.await {
             eprintln!(
                 "serving http://{}/ (status page), peers on {}",
@@ -462,10 +470,13 @@ pub(crate) async fn publish(
             let _ =
                 std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", ready.link));
         }
-    });
-    let summary = swarmcast_publisher::run(config, shutdown, Some(ready_tx)).await?;
-    let _ = printer.await;
-    eprintln!("{summary}");
+    };
+    // The printer ends when the publisher sends its address, or drops the sender unused.
+    let (summary, ()) = tokio::join!(
+        swarmcast_publisher::run(config, shutdown, Some(ready_tx)),
+        printer
+    );
+    eprintln!("{}", summary?);
     Ok(())
 }
 
@@ -509,15 +520,18 @@ pub(crate) async fn watch(args: crate::WatchArgs, cancel: CancellationToken) -> 
     config.urgent_first = args.urgent_first;
     config.punch_ports = args.punch_ports.0;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
-    tokio::spawn(async move {
+    let printer = async move {
         if let Ok(ready) = ready_rx.await {
             if let Some(http) = ready.http {
                 eprintln!("playing at http://{http}/ (open it in mpv, VLC or ffplay)");
             }
         }
-    });
-    let s = swarmcast_viewer::watch(config, cancel, Some(ready_tx)).await?;
-    eprintln!("{s}");
+    };
+    let (summary, ()) = tokio::join!(
+        swarmcast_viewer::watch(config, cancel, Some(ready_tx)),
+        printer
+    );
+    eprintln!("{}", summary?);
     Ok(())
 }
 
@@ -623,6 +637,8 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
 async fn net_check(spec: &swarmcast_lab::plan::SweepSpec, cancel: CancellationToken) -> Result<()> {
     use swarmcast_netlab::calibrate::{self, CheckSpec};
     let net = spec.net.clone().unwrap_or_default();
+    // A check runs on its own thread (it enters namespaces); not interruptible, but awaited.
+    let tasks = swarmcast_tasks::Tasks::new("net-check");
     let caps: Vec<u64> = spec
         .viewer_upload_limit
         .iter()
@@ -647,7 +663,8 @@ async fn net_check(spec: &swarmcast_lab::plan::SweepSpec, cancel: CancellationTo
                     ..CheckSpec::default()
                 };
                 eprintln!("net-check: rtt {rtt_ms} ms, loss {loss_pct}%, cap {cap} B/s");
-                let report = tokio::task::spawn_blocking(move || calibrate::run(check))
+                let report = tasks
+                    .spawn_blocking("net-check", move || calibrate::run(check))
                     .await
                     .context("the calibration thread failed")??;
                 out!("{}", report.text());

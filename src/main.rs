@@ -711,7 +711,7 @@ fn main() -> ExitCode {
         }
     };
     // The first Ctrl-C (or SIGTERM) asks for a graceful end; the second for an immediate one.
-    let shutdown = swarmcast_publisher::Shutdown::default();
+    let shutdown = swarmcast_tasks::Shutdown::default();
     let cancel = shutdown.stop.clone();
     let abort = shutdown.abort.clone();
     // `publish` ends at once on its own when aborted (it stops seeding and serving, keeping
@@ -726,7 +726,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let (cancel, shutdown) = (cancel_in, shutdown_in);
         let signals = shutdown.clone();
-        tokio::spawn(async move {
+        let tasks = swarmcast_tasks::Tasks::new("swarmcast");
+        tasks.spawn("signals", async move {
             for round in 0.. {
                 if !wait_for_signal().await {
                     return;
@@ -764,13 +765,15 @@ fn main() -> ExitCode {
         // A second Ctrl-C exits at once in every verb: the command is dropped, which kills the
         // processes it started and removes its network namespaces and temporary directories
         // (each is owned by a guard that does so when dropped).
-        tokio::select! {
+        let result = tokio::select! {
             r = command => r,
             () = async {
                 abort.cancelled().await;
                 tokio::time::sleep(abort_grace).await;
             } => Err(anyhow::anyhow!("interrupted twice: stopped at once")),
-        }
+        };
+        tasks.shutdown().await;
+        result
     });
     // Tasks still running are dropped; a blocking one (a read of stdin) is not waited for long.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));

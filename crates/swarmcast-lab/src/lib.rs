@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use swarmcast_metrics::{read_events, Kind};
-use swarmcast_publisher::{FeedInput, PublishConfig, Shutdown, Summary};
+use swarmcast_publisher::{FeedInput, PublishConfig, Summary};
+use swarmcast_tasks::{Shutdown, Tasks};
 use swarmcast_viewer::{SinkConfig, WatchConfig, WatchSummary};
 use tokio_util::sync::CancellationToken;
 
@@ -237,6 +238,21 @@ fn short_quantiles(values: &[f64]) -> String {
 }
 
 /// Compares a viewer's output with the publisher's files of the segments it played.
+/// A demo task's output: an error if it panicked or was cancelled before it ended.
+fn joined<T>(what: &str, ended: Result<Option<T>, tokio::task::JoinError>) -> Result<T, LabError> {
+    match ended {
+        Ok(Some(out)) => Ok(out),
+        Ok(None) => Err(LabError::Io(
+            format!("{what} task"),
+            std::io::Error::other("cancelled"),
+        )),
+        Err(e) => Err(LabError::Io(
+            format!("{what} task"),
+            std::io::Error::other(e),
+        )),
+    }
+}
+
 fn check_output(output: &Path, segments: &Path, played: &[u64]) -> Option<String> {
     let got = match std::fs::read(output) {
         Ok(b) => b,
@@ -298,20 +314,21 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
 
     let shutdown = Shutdown::default();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let publisher = tokio::spawn(swarmcast_publisher::run(
-        publish,
-        shutdown.clone(),
-        Some(ready_tx),
-    ));
+    // The publisher and the viewers: cancelled and awaited together when the demo ends.
+    let tasks = Tasks::new("demo");
+    let publisher = tasks.spawn(
+        "publisher",
+        swarmcast_publisher::run(publish, shutdown.clone(), Some(ready_tx)),
+    );
     let Ok(ready) = ready_rx.await else {
         // The publisher stopped before it was serving: its own error says why.
-        return Err(match publisher.await {
+        return Err(match joined("publisher", publisher.await) {
             Ok(Err(e)) => LabError::Publisher(e),
             Ok(Ok(_)) => LabError::Io(
                 "publisher".into(),
                 std::io::Error::other("ended before it was serving"),
             ),
-            Err(e) => LabError::Io("publisher task".into(), std::io::Error::other(e)),
+            Err(e) => e,
         });
     };
     tracing::info!(link = %ready.link, "demo publisher ready");
@@ -335,22 +352,21 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
         w.metrics_out = Some(dir.join(format!("viewer-{i}.jsonl")));
         w.node = format!("viewer-{i}");
         w.schedule.http_fallback = config.http_fallback;
-        viewers.push(tokio::spawn(swarmcast_viewer::watch(
-            w,
-            cancel.child_token(),
-            None,
-        )));
+        viewers.push(tasks.spawn(
+            "viewer",
+            swarmcast_viewer::watch(w, cancel.child_token(), None),
+        ));
     }
     let mut reports = Vec::new();
     for (i, v) in viewers.into_iter().enumerate() {
         let summary = match tokio::time::timeout(guard, v).await {
             Err(_) => {
+                // Not awaited: something hangs.
                 shutdown.abort.cancel();
+                tasks.cancel();
                 return Err(LabError::Hang(guard));
             }
-            Ok(joined) => joined
-                .map_err(|e| LabError::Io(format!("viewer {i} task"), std::io::Error::other(e)))?
-                .map_err(|e| LabError::Viewer(i, e))?,
+            Ok(ended) => joined("viewer", ended)?.map_err(|e| LabError::Viewer(i, e))?,
         };
         let mismatch = check_output(
             &dir.join(format!("viewer-{i}.ts")),
@@ -365,9 +381,8 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
     }
     shutdown.stop.cancel();
     shutdown.abort.cancel();
-    let publisher = publisher
-        .await
-        .map_err(|e| LabError::Io("publisher task".into(), std::io::Error::other(e)))??;
+    let publisher = joined("publisher", publisher.await)??;
+    tasks.shutdown().await;
     let publish_ms = read_events(&dir.join("publisher.jsonl"))
         .map(|events| {
             events

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use swarmcast_metrics::{read_events, Kind};
+use swarmcast_tasks::Tasks;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -83,15 +84,16 @@ pub async fn run_lab(config: LabConfig, cancel: CancellationToken) -> Result<Rep
         }
     };
     let started = Instant::now();
-    let ticker = {
+    let ticker = Tasks::new("lab-progress");
+    {
         let bar = bar.clone();
-        tokio::spawn(async move {
+        ticker.spawn("ticker", async move {
             loop {
                 bar.set_position(started.elapsed().as_secs().min(bar.length().unwrap_or(0)));
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        })
-    };
+        });
+    }
     let groups = config.plan.groups();
     for (i, group) in groups.iter().enumerate() {
         if cancel.is_cancelled() {
@@ -123,7 +125,7 @@ pub async fn run_lab(config: LabConfig, cancel: CancellationToken) -> Result<Rep
             }
         }
     }
-    ticker.abort();
+    ticker.shutdown().await;
     bar.finish_and_clear();
     say(format!(
         "ran {} in {:.0} s (estimated {} s); writing the report",
@@ -250,7 +252,10 @@ async fn execute_on_net(
     let t = Instant::now();
     let hosts = netrun::host_specs(spec, point);
     let emulate = point.mode == NetMode::Emulated;
-    let net = tokio::task::spawn_blocking(move || Net::create(&hosts, emulate))
+    // Namespaces and threads are made and removed off the runtime; not interruptible, awaited.
+    let tasks = Tasks::new("lab-network");
+    let net = tasks
+        .spawn_blocking("net-create", move || Net::create(&hosts, emulate))
         .await
         .map_err(|e| format!("network set-up: {e}"))?
         .map_err(|e| format!("network set-up: {e}"))?;
@@ -271,7 +276,8 @@ async fn execute_on_net(
     };
     let emulator = match netrun::emu_config(spec, point, &net) {
         Some(c) => Some(
-            tokio::task::spawn_blocking(move || Emulator::start(c))
+            tasks
+                .spawn_blocking("emulator-start", move || Emulator::start(c))
                 .await
                 .map_err(|e| format!("emulator: {e}"))?
                 .map_err(|e| format!("emulator: {e}"))?,
@@ -293,28 +299,29 @@ async fn execute_on_net(
     // came for a while; then the interfaces' counters and the emulator's agree.
     let quiet = Duration::from_secs_f64((2.0 * point.rtt_ms + point.queue_ms) / 1000.0 + 0.3);
     let t = Instant::now();
-    let finish = tokio::task::spawn_blocking(move || {
-        // Without the emulator there is nothing to watch: one quiet period.
-        let mut tries = 0;
-        let links = loop {
-            let before = emulator.as_ref().map(Emulator::activity);
-            std::thread::sleep(quiet);
-            let links = net.counters();
-            tries += 1;
-            let quiet_now = match (&emulator, before) {
-                (Some(e), Some((seen, _))) => e.activity() == (seen, 0),
-                _ => true,
+    let finish = tasks
+        .spawn_blocking("net-remove", move || {
+            // Without the emulator there is nothing to watch: one quiet period.
+            let mut tries = 0;
+            let links = loop {
+                let before = emulator.as_ref().map(Emulator::activity);
+                std::thread::sleep(quiet);
+                let links = net.counters();
+                tries += 1;
+                let quiet_now = match (&emulator, before) {
+                    (Some(e), Some((seen, _))) => e.activity() == (seen, 0),
+                    _ => true,
+                };
+                if quiet_now || tries == QUIET_TRIES {
+                    break links;
+                }
             };
-            if quiet_now || tries == QUIET_TRIES {
-                break links;
-            }
-        };
-        let emu = emulator.map(Emulator::stop).transpose();
-        let removed = net.remove();
-        (links, emu, removed)
-    })
-    .await
-    .map_err(|e| format!("network removal: {e}"))?;
+            let emu = emulator.map(Emulator::stop).transpose();
+            let removed = net.remove();
+            (links, emu, removed)
+        })
+        .await
+        .map_err(|e| format!("network removal: {e}"))?;
     let (links, emu, removed) = finish;
     net_outcome.teardown_secs = round3(t.elapsed().as_secs_f64());
     net_outcome.links = links.map_err(|e| format!("interface counters: {e}"))?;

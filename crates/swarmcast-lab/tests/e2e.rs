@@ -13,6 +13,7 @@ use swarmcast_core::{
 };
 use swarmcast_lab::{demo, DemoConfig};
 use swarmcast_metrics::{read_events, Kind};
+use swarmcast_tasks::Tasks;
 use swarmcast_viewer::{SinkConfig, WatchConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -326,7 +327,8 @@ async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
     // The automatic delay would add that margin (an hour) before the first segment plays.
     w.schedule.delay_ms = Some(1_000);
     let cancel = CancellationToken::new();
-    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    let viewer =
+        Tasks::new("test").spawn("viewer", swarmcast_viewer::watch(w, cancel.clone(), None));
     // Wait (bounded) until three fallbacks were stopped and the source saw three closes.
     let superseded = |dir: &std::path::Path| -> Vec<u64> {
         read_events(&dir.join("viewer.jsonl"))
@@ -363,6 +365,7 @@ async fn a_fallback_the_swarm_beats_is_stopped_and_counted() {
         .await
         .expect("hang guard")
         .unwrap()
+        .expect("not cancelled")
         .unwrap();
     shutdown.abort.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(60), publisher).await;
@@ -468,7 +471,8 @@ async fn forged_replayed_and_equivocating_manifests_are_refused_with_the_right_e
     w.metrics_out = Some(dir.path().join("viewer.jsonl"));
     w.schedule.http_fallback = false;
     let cancel = CancellationToken::new();
-    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    let viewer =
+        Tasks::new("test").spawn("viewer", swarmcast_viewer::watch(w, cancel.clone(), None));
     // Wait (bounded) until three refusals are in the counters.
     let path = dir.path().join("viewer.jsonl");
     let mut reasons = Vec::new();
@@ -491,6 +495,7 @@ async fn forged_replayed_and_equivocating_manifests_are_refused_with_the_right_e
         .await
         .unwrap()
         .unwrap()
+        .expect("not cancelled")
         .unwrap();
     assert!(summary.manifests_refused >= 3, "{summary:?}");
     let stale = ManifestError::StaleSequence { last: 5, found: 4 }.to_string();
@@ -552,7 +557,8 @@ async fn a_dead_source_falls_through_to_the_next_one() {
     w.metrics_out = Some(dir.path().join("viewer.jsonl"));
     w.schedule.http_fallback = false;
     let cancel = CancellationToken::new();
-    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    let viewer =
+        Tasks::new("test").spawn("viewer", swarmcast_viewer::watch(w, cancel.clone(), None));
     let mut fetched = false;
     for _ in 0..600 {
         fetched = read_events(&dir.path().join("viewer.jsonl"))
@@ -569,6 +575,7 @@ async fn a_dead_source_falls_through_to_the_next_one() {
         .await
         .unwrap()
         .unwrap()
+        .expect("not cancelled")
         .unwrap();
     assert!(fetched, "the mirror's manifest never arrived");
     assert_eq!(summary.joined_at, Some(0));
@@ -582,7 +589,7 @@ async fn start_publisher(
     window: usize,
 ) -> (
     tokio::task::JoinHandle<
-        Result<swarmcast_publisher::Summary, swarmcast_publisher::PublishError>,
+        Option<Result<swarmcast_publisher::Summary, swarmcast_publisher::PublishError>>,
     >,
     swarmcast_publisher::Shutdown,
     swarmcast_publisher::Ready,
@@ -600,11 +607,10 @@ async fn start_publisher(
     publish.linger = Some(Duration::from_secs(3600));
     let shutdown = swarmcast_publisher::Shutdown::default();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let publisher = tokio::spawn(swarmcast_publisher::run(
-        publish,
-        shutdown.clone(),
-        Some(ready_tx),
-    ));
+    let publisher = Tasks::new("test").spawn(
+        "publisher",
+        swarmcast_publisher::run(publish, shutdown.clone(), Some(ready_tx)),
+    );
     let ready = ready_rx.await.expect("the publisher serves");
     (publisher, shutdown, ready)
 }
@@ -712,7 +718,8 @@ async fn a_dripping_first_source_delays_startup_by_at_most_two_seconds() {
     w.metrics_out = Some(dir.path().join("viewer.jsonl"));
     let cancel = CancellationToken::new();
     let started = std::time::Instant::now();
-    let viewer = tokio::spawn(swarmcast_viewer::watch(w, cancel.clone(), None));
+    let viewer =
+        Tasks::new("test").spawn("viewer", swarmcast_viewer::watch(w, cancel.clone(), None));
     let mut first_manifest = None;
     for _ in 0..1200 {
         let fetched = read_events(&dir.path().join("viewer.jsonl"))

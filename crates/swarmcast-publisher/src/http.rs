@@ -667,12 +667,15 @@ mod tests {
     async fn serve(
         shared: Arc<Shared>,
         stop: &CancellationToken,
-    ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    ) -> (
+        SocketAddr,
+        tokio::task::JoinHandle<Option<std::io::Result<()>>>,
+    ) {
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = http.local_addr().unwrap();
         let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
         let stop = stop.clone();
-        let server = tokio::spawn(async move {
+        let server = swarmcast_tasks::Tasks::new("test").spawn("http", async move {
             axum::serve(http, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
@@ -751,7 +754,7 @@ mod tests {
         assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
         drop((a, b));
         stop.cancel();
-        server.await.unwrap().unwrap();
+        server.await.unwrap().expect("not cancelled").unwrap();
     }
 
     #[tokio::test]
@@ -764,7 +767,7 @@ mod tests {
         let mut shared = Shared::new("link".into(), Some(tracker));
         shared.nat_checker = Some(NatChecker::new(
             crate::natcheck::DEFAULT_TIMEOUT,
-            stop.child_token(),
+            swarmcast_tasks::Tasks::with_token("nat-check", stop.child_token()),
         ));
         let shared = Arc::new(shared);
         let (http_addr, server) = serve(shared.clone(), &stop).await;
@@ -845,6 +848,6 @@ mod tests {
             "{metrics}"
         );
         stop.cancel();
-        server.await.unwrap().unwrap();
+        server.await.unwrap().expect("not cancelled").unwrap();
     }
 }

@@ -21,6 +21,7 @@ use swarmcast_segmenter::source::Format;
 use swarmcast_swarm::seeder::Seeder;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder};
 use swarmcast_swarm::{Swarm, SwarmConfig};
+use swarmcast_tasks::Tasks;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -433,16 +434,22 @@ pub async fn run(
     shared.http_limiter = budget;
     shared.fallback_slots = config.fallback_slots;
     shared.wire = seeder.wire_counters();
-    // Stops the HTTP server, and with it the tracker's NAT checks in flight.
+    // Every task the publisher starts; a second Ctrl-C drops them all (main's grace).
+    let tasks = Tasks::new("publisher");
+    // Stops the HTTP server (connections in a request finish them), and with it the tracker's
+    // NAT checks in flight.
     let http_stop = CancellationToken::new();
-    shared.nat_checker = nat_check
-        .then(|| natcheck::NatChecker::new(config.nat_check_timeout, http_stop.child_token()));
+    let http_tasks = tasks.child("http");
+    let nat_tasks = tasks.child("nat-check");
+    shared.nat_checker =
+        nat_check.then(|| natcheck::NatChecker::new(config.nat_check_timeout, nat_tasks.clone()));
     let shared = Arc::new(shared);
     let grace = config
         .grace
         .unwrap_or(Duration::from_micros(config.target * 2 * 100 / 9));
 
     let mut publisher = Publisher {
+        tasks: tasks.clone(),
         config,
         seeder,
         window,
@@ -467,13 +474,17 @@ pub async fn run(
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.
     let server = {
         let app = http::router(shared.clone());
-        tokio::spawn(serve::serve(
-            http_listener,
-            app,
-            http_limits,
-            shared.conns.clone(),
-            http_stop.clone(),
-        ))
+        http_tasks.spawn(
+            "http-accept",
+            serve::serve(
+                http_listener,
+                app,
+                http_limits,
+                shared.conns.clone(),
+                http_stop.clone(),
+                http_tasks.child("http-connections"),
+            ),
+        )
     };
 
     if let Some(doc) = previous_doc {
@@ -493,8 +504,11 @@ pub async fn run(
         .run_to_end(persisted.next_segment, restarted, &shutdown)
         .await;
     http_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    nat_tasks.cancel();
+    let _ = server.await;
+    // Responses under way go on while the seeder stops; what is left then is cut.
     publisher.finish().await;
+    tasks.shutdown().await;
     outcome.map(|()| publisher.summary.clone())
 }
 

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmcast_tasks::Tasks;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 /// The default connect timeout: a few round trips of a slow path (300 ms), well under a client's
 /// re-announce backoff.
@@ -36,17 +36,18 @@ pub async fn reachable(addr: SocketAddr, timeout: Duration) -> bool {
     }
 }
 
-/// Runs NAT checks in tasks that end when their connect does, or when `stop` is cancelled.
+/// Runs NAT checks in tasks that end when their connect does, or when their group is cancelled.
 #[derive(Debug, Clone)]
 pub struct NatChecker {
     timeout: Duration,
-    stop: CancellationToken,
+    tasks: Tasks,
 }
 
 impl NatChecker {
-    /// Checks connecting with `timeout`; cancelling `stop` ends those in flight (reporting nothing).
-    pub fn new(timeout: Duration, stop: CancellationToken) -> Self {
-        Self { timeout, stop }
+    /// Checks connecting with `timeout`, as tasks of `tasks`; cancelling it ends those in flight
+    /// (reporting nothing), and its shutdown waits for them.
+    pub fn new(timeout: Duration, tasks: Tasks) -> Self {
+        Self { timeout, tasks }
     }
 
     /// The connect timeout.
@@ -61,20 +62,16 @@ impl NatChecker {
         addrs: Vec<SocketAddr>,
         report: impl Fn(SocketAddr, bool) + Send + Sync + 'static,
     ) {
-        if addrs.is_empty() || self.stop.is_cancelled() {
+        if addrs.is_empty() || self.tasks.token().is_cancelled() {
             return;
         }
         let report = Arc::new(report);
         for addr in addrs {
-            let (report, stop, timeout) = (report.clone(), self.stop.clone(), self.timeout);
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    ok = reachable(addr, timeout) => {
-                        tracing::debug!(%addr, reachable = ok, "NAT check");
-                        report(addr, ok);
-                    }
-                }
+            let (report, timeout) = (report.clone(), self.timeout);
+            self.tasks.spawn("nat-check", async move {
+                let ok = reachable(addr, timeout).await;
+                tracing::debug!(%addr, reachable = ok, "NAT check");
+                report(addr, ok);
             });
         }
     }
@@ -97,7 +94,7 @@ mod tests {
 
         // Through the spawning checker: both verdicts come back.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let checker = NatChecker::new(DEFAULT_TIMEOUT, CancellationToken::new());
+        let checker = NatChecker::new(DEFAULT_TIMEOUT, Tasks::new("test"));
         checker.spawn(vec![open, closed], move |addr, ok| {
             let _ = tx.send((addr, ok));
         });
@@ -119,20 +116,21 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_checker_ends_its_checks_without_a_verdict() {
         // 192.0.2.0/24 (TEST-NET-1) is unroutable: the connect hangs (or fails at once, offline).
-        let stop = CancellationToken::new();
-        let checker = NatChecker::new(Duration::from_secs(30), stop.clone());
+        let tasks = Tasks::new("test");
+        let checker = NatChecker::new(Duration::from_secs(30), tasks.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(SocketAddr, bool)>();
         checker.spawn(vec!["192.0.2.1:6881".parse().unwrap()], move |addr, ok| {
             let _ = tx.send((addr, ok));
         });
-        stop.cancel();
-        // The task ends (dropping the sender) well before the 30 s timeout.
-        let end = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some((_, ok)) = rx.recv().await {
-                assert!(!ok, "an unroutable address passed");
-            }
-        })
-        .await;
-        assert!(end.is_ok(), "the check outlived the stop");
+        // Shutdown cancels the check and waits for its task: then no sender is left.
+        tasks.shutdown().await;
+        assert!(tasks.is_empty());
+        while let Ok((_, ok)) = rx.try_recv() {
+            assert!(!ok, "an unroutable address passed");
+        }
+        assert!(matches!(
+            rx.try_recv(),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
+        ), "the check outlived the shutdown");
     }
 }

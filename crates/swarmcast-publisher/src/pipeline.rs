@@ -18,7 +18,7 @@ use swarmcast_segmenter::CutterConfig;
 use swarmcast_swarm::seeder::{Seeded, Seeder};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use swarmcast_tasks::Tasks;
 
 use crate::http::{Served, Shared};
 use crate::state::{self, Persisted, StateDir};
@@ -45,6 +45,8 @@ pub(crate) struct Ready {
 }
 
 pub(crate) struct Publisher {
+    /// The publisher's tasks (the feed, hashing and state writes run in them).
+    pub(crate) tasks: Tasks,
     pub(crate) config: PublishConfig,
     pub(crate) seeder: Seeder,
     pub(crate) window: Window,
@@ -212,7 +214,7 @@ impl Publisher {
             self.config.mirror_dir.clone(),
             signed.clone(),
         );
-        tokio::task::spawn_blocking(move || {
+        self.tasks.spawn_blocking("save-state", move || {
             state.save(persisted, &doc.bytes)?;
             if let Some(m) = mirror {
                 if let Err(e) = state::write_atomic(&m.join("manifest"), &doc.bytes) {
@@ -260,7 +262,9 @@ impl Publisher {
         shutdown: &Shutdown,
     ) -> Result<(), PublishError> {
         let (tx, mut rx) = mpsc::channel::<CutSegment>(4);
-        let feed_stop = CancellationToken::new();
+        // The feed's own group: cancelled (stop) ends the input, and the synthetic feed's writer.
+        let feed_tasks = self.tasks.child("feed");
+        let feed_stop = feed_tasks.token().clone();
         let segment_config = SegmentConfig {
             out_dir: self.stream_dir.clone(),
             cutter: CutterConfig {
@@ -276,7 +280,10 @@ impl Publisher {
         let mut feed = {
             let input = self.config.input.clone();
             let stop = feed_stop.clone();
-            tokio::spawn(async move {
+            let synth_tasks = feed_tasks.child("synth");
+            // Not a task of `feed_tasks`: cancelling the feed asks the segmenter to finish its
+            // last segment, not to drop it.
+            self.tasks.spawn("segmenter", async move {
                 match input {
                     FeedInput::Stdin => {
                         source::segment_stream(Input::Stdin, segment_config, tx, stop).await
@@ -303,7 +310,7 @@ impl Publisher {
                                 })
                             }
                         };
-                        let reader = source::synth_reader(synth, true, duration, stop.clone());
+                        let reader = source::synth_reader(synth, true, duration, &synth_tasks);
                         source::segment_stream(
                             Input::Reader(Box::new(reader)),
                             segment_config,
@@ -338,8 +345,9 @@ impl Publisher {
                 result = &mut feed, if !feed_done => {
                     feed_done = true;
                     match result {
-                        Ok(Ok(run)) => tracing::info!(segments = run.segments, bytes = run.bytes_in, skipped = run.cutter.bytes_skipped, "input ended"),
-                        Ok(Err(e)) => self.degrade(error_chain(&e)),
+                        Ok(Some(Ok(run))) => tracing::info!(segments = run.segments, bytes = run.bytes_in, skipped = run.cutter.bytes_skipped, "input ended"),
+                        Ok(Some(Err(e))) => self.degrade(error_chain(&e)),
+                        Ok(None) => tracing::debug!("the segmenter was cancelled"),
                         Err(e) => self.degrade(format!("the segmenter task failed: {e}")),
                     }
                 },
@@ -501,9 +509,11 @@ impl Publisher {
             self.trackers.clone(),
             self.config.piece_length,
         );
-        let torrent = tokio::task::spawn_blocking(move || {
-            crate::segment_file::torrent_of_file(&path, &name, piece_length, trackers)
-        })
+        let torrent = self
+            .tasks
+            .spawn_blocking("hash", move || {
+                crate::segment_file::torrent_of_file(&path, &name, piece_length, trackers)
+            })
         .await
         .map_err(|source| PublishError::Task {
             what: "hashing",

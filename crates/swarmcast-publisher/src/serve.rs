@@ -29,6 +29,7 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use swarmcast_tasks::Tasks;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
@@ -155,8 +156,19 @@ struct Server {
     registry: Mutex<Registry>,
     origin: Instant,
     stop: CancellationToken,
+    /// The connections' tasks.
+    tasks: Tasks,
     /// Notified when a connection's task ends.
     closed: tokio::sync::Notify,
+}
+
+/// Forgets a connection when its task ends, or is dropped (cancelled at shutdown).
+struct Forget<'a>(&'a Server, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
 }
 
 fn lock(m: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
@@ -170,13 +182,15 @@ impl Server {
 }
 
 /// Serves `router` on `listener` under `limits` until `stop` is cancelled; connections in a
-/// request then finish it (the caller bounds how long it waits).
+/// request then finish it. Each connection is a task of `tasks`: the caller bounds how long it
+/// waits for them ([`Tasks::wait`]), then cancels the rest ([`Tasks::shutdown`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
     counters: Arc<ConnCounters>,
     stop: CancellationToken,
+    tasks: Tasks,
 ) {
     let server = Arc::new(Server {
         router,
@@ -185,6 +199,7 @@ pub async fn serve(
         registry: Mutex::default(),
         origin: Instant::now(),
         stop,
+        tasks,
         closed: tokio::sync::Notify::new(),
     });
     let mut last_logged: Option<Instant> = None;
@@ -245,10 +260,11 @@ pub async fn serve(
             }
         }
         server.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        let server = server.clone();
-        tokio::spawn(async move {
-            server.connection(stream, addr, activity, close).await;
-            server.forget(id);
+        let conn = server.clone();
+        server.tasks.spawn("http-connection", async move {
+            // Dropped when cancelled: the registry entry goes with it.
+            let _forget = Forget(&conn, id);
+            conn.connection(stream, addr, activity, close).await;
         });
     }
 }
@@ -512,13 +528,18 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let counters = Arc::new(ConnCounters::default());
         let stop = CancellationToken::new();
-        tokio::spawn(serve(
-            listener,
-            router,
-            limits,
-            counters.clone(),
-            stop.clone(),
-        ));
+        let tasks = Tasks::new("test");
+        tasks.spawn(
+            "http",
+            serve(
+                listener,
+                router,
+                limits,
+                counters.clone(),
+                stop.clone(),
+                tasks.child("http-connections"),
+            ),
+        );
         Test {
             addr,
             counters,
@@ -541,7 +562,7 @@ mod tests {
 
     /// Reads until the server closes (off the runtime); what it sent.
     async fn closed(mut s: std::net::TcpStream) -> String {
-        tokio::task::spawn_blocking(move || {
+        Tasks::new("test").spawn_blocking("read", move || {
             let mut out = Vec::new();
             let _ = s.read_to_end(&mut out);
             String::from_utf8_lossy(&out).into_owned()

@@ -12,6 +12,7 @@ use swarmcast_core::{InfoDict, SegmentTorrent, Verdict, Verifier};
 use swarmcast_publisher::{run, FeedInput, PublishConfig, Ready, Shutdown, Summary};
 use swarmcast_segmenter::synth::Synth;
 use swarmcast_swarm::{Swarm, SwarmConfig};
+use swarmcast_tasks::Tasks;
 use tokio::task::JoinHandle;
 
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -80,11 +81,11 @@ async fn start(
 ) -> (
     Ready,
     Shutdown,
-    JoinHandle<Result<Summary, swarmcast_publisher::PublishError>>,
+    JoinHandle<Option<Result<Summary, swarmcast_publisher::PublishError>>>,
 ) {
     let shutdown = Shutdown::default();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run(config, shutdown.clone(), Some(tx)));
+    let task = Tasks::new("test").spawn("publisher", run(config, shutdown.clone(), Some(tx)));
     let ready = tokio::time::timeout(HANG_GUARD, rx)
         .await
         .expect("hang guard")
@@ -131,7 +132,7 @@ async fn follow_to_the_end(ready: &Ready, verifier: &mut Verifier) -> Vec<Signed
 
 async fn stop(
     shutdown: Shutdown,
-    task: JoinHandle<Result<Summary, swarmcast_publisher::PublishError>>,
+    task: JoinHandle<Option<Result<Summary, swarmcast_publisher::PublishError>>>,
 ) -> Summary {
     shutdown.stop.cancel();
     shutdown.abort.cancel();
@@ -139,6 +140,7 @@ async fn stop(
         .await
         .expect("hang guard")
         .unwrap()
+        .expect("not cancelled")
         .unwrap()
 }
 
@@ -293,19 +295,20 @@ async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_track
         .into_iter()
         .find(|p| Path::new(p).exists() || *p == "python3")
         .unwrap();
-    let out = tokio::task::spawn_blocking({
-        let (torrent_path, save) = (torrent_path.clone(), save.clone());
-        move || {
-            Command::new(python)
-                .arg(script)
-                .arg(&torrent_path)
-                .arg(&save)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let out = Tasks::new("test")
+        .spawn_blocking("lt-download", {
+            let (torrent_path, save) = (torrent_path.clone(), save.clone());
+            move || {
+                Command::new(python)
+                    .arg(script)
+                    .arg(&torrent_path)
+                    .arg(&save)
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -352,6 +355,7 @@ async fn a_restart_continues_numbering_reseeds_the_window_and_marks_a_discontinu
         .await
         .expect("hang guard")
         .unwrap()
+        .expect("not cancelled")
         .unwrap();
     assert_eq!(summary.segments, 3);
     let last_seq = before.last().unwrap().manifest.seq;

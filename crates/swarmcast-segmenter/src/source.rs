@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use swarmcast_tasks::Tasks;
 use tokio_util::sync::CancellationToken;
 
 use crate::cutter::{ClockCutter, CutterConfig, CutterStats, Output, SegmentMeta, TsCutter};
@@ -573,15 +574,17 @@ fn start_cutter(config: &SegmentConfig, prefix: Vec<u8>, now: u64) -> (Cutter, V
 }
 
 /// A reader of the synthetic feed: paced in real time (each frame at its media time after the
-/// start) or as fast as possible, ending after `duration` (90 kHz ticks) if given, or on `cancel`.
+/// start) or as fast as possible, ending after `duration` (90 kHz ticks) if given, or when
+/// `tasks` is cancelled. The writer is a task of `tasks`.
 pub fn synth_reader(
     mut synth: Synth,
     realtime: bool,
     duration: Option<u64>,
-    cancel: CancellationToken,
+    tasks: &Tasks,
 ) -> impl AsyncRead + Send + Unpin {
     let (mut tx, rx) = tokio::io::duplex(256 * 1024);
-    tokio::spawn(async move {
+    // Cancelled, the task is dropped with its end of the pipe: the reader sees the end.
+    tasks.spawn("synth-feed", async move {
         let start = Instant::now();
         loop {
             let chunk = synth.next_chunk();
@@ -590,12 +593,7 @@ pub fn synth_reader(
             }
             if realtime {
                 let at = start + Duration::from_micros(chunk.offset * 100 / 9);
-                tokio::select! {
-                    () = tokio::time::sleep_until(at) => {}
-                    () = cancel.cancelled() => break,
-                }
-            } else if cancel.is_cancelled() {
-                break;
+                tokio::time::sleep_until(at).await;
             }
             if tx.write_all(&chunk.bytes).await.is_err() {
                 break; // the reader went away

@@ -8,6 +8,7 @@ use std::time::Duration;
 use swarmcast_segmenter::source::{self, CutSegment, Format, Input, SegmentConfig};
 use swarmcast_segmenter::synth::Synth;
 use swarmcast_segmenter::CutterConfig;
+use swarmcast_tasks::Tasks;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +48,10 @@ async fn watch_dir_never_publishes_a_half_file_after_a_later_one() {
     let cancel = CancellationToken::new();
     // The watch is in place when start() returns: no race with the encoder below.
     let watch = source::DirWatch::start(encoder.path()).unwrap();
-    let task = tokio::spawn(watch.run(config(out.path(), 2), tx, cancel.clone()));
+    let task = Tasks::new("test").spawn(
+        "watch",
+        watch.run(config(out.path(), 2), tx, cancel.clone()),
+    );
 
     // The encoder opens seg000 and writes half of it, then writes and closes seg001.
     let seg0 = synth_bytes(2, 0);
@@ -82,6 +86,7 @@ async fn watch_dir_never_publishes_a_half_file_after_a_later_one() {
         .await
         .unwrap()
         .unwrap()
+        .expect("not cancelled")
         .unwrap();
     assert_eq!(summary.segments, 2);
     assert_eq!(summary.files_out_of_order, 1);
@@ -98,15 +103,18 @@ async fn a_followed_file_is_cut_as_it_grows_and_closed_on_cancel() {
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
     let out = dir.path().join("out");
-    let task = tokio::spawn(source::segment_stream(
-        Input::File {
-            path: input.clone(),
-            follow: Some(Duration::from_secs(600)),
-        },
-        config(&out, 1),
-        tx,
-        cancel.clone(),
-    ));
+    let task = Tasks::new("test").spawn(
+        "segment",
+        source::segment_stream(
+            Input::File {
+                path: input.clone(),
+                follow: Some(Duration::from_secs(600)),
+            },
+            config(&out, 1),
+            tx,
+            cancel.clone(),
+        ),
+    );
     // The first second is cut once the keyframe at 1 s has been read.
     assert_eq!(next(&mut rx).await.meta.number, 0);
     // The encoder appends the rest; segments keep coming.
@@ -126,6 +134,7 @@ async fn a_followed_file_is_cut_as_it_grows_and_closed_on_cancel() {
         .await
         .unwrap()
         .unwrap()
+        .expect("not cancelled")
         .unwrap();
     assert_eq!(summary.segments, 6);
     assert_eq!(summary.bytes_in, feed.len() as u64);
@@ -193,6 +202,9 @@ async fn a_missing_input_and_an_unwritable_output_are_named() {
     assert!(err.to_string().contains("file/sub"), "{err}");
 }
 
+/// A segmenter's task: its summary, unless cancelled.
+type Segmenting = tokio::task::JoinHandle<Option<Result<source::RunSummary, source::SourceError>>>;
+
 /// A running `segment_stream` reading from a pipe of `pipe` bytes: the pipe's writing end, the
 /// segments it hands on (one at a time: the channel holds one), and its task.
 fn feed(
@@ -201,16 +213,19 @@ fn feed(
 ) -> (
     tokio::io::DuplexStream,
     mpsc::Receiver<CutSegment>,
-    tokio::task::JoinHandle<Result<source::RunSummary, source::SourceError>>,
+    Segmenting,
 ) {
     let (tx, rx) = mpsc::channel(1);
     let (writer, reader) = tokio::io::duplex(pipe);
-    let task = tokio::spawn(source::segment_stream(
-        Input::Reader(Box::new(reader)),
-        config,
-        tx,
-        CancellationToken::new(),
-    ));
+    let task = Tasks::new("test").spawn(
+        "segment",
+        source::segment_stream(
+            Input::Reader(Box::new(reader)),
+            config,
+            tx,
+            CancellationToken::new(),
+        ),
+    );
     (writer, rx, task)
 }
 
@@ -227,13 +242,12 @@ async fn drain(rx: &mut mpsc::Receiver<CutSegment>) -> Vec<CutSegment> {
 }
 
 /// The segmenter's summary once its task ends.
-async fn ended(
-    task: tokio::task::JoinHandle<Result<source::RunSummary, source::SourceError>>,
-) -> source::RunSummary {
+async fn ended(task: Segmenting) -> source::RunSummary {
     tokio::time::timeout(HANG_GUARD, task)
         .await
         .expect("hang guard")
         .unwrap()
+        .expect("not cancelled")
         .unwrap()
 }
 
@@ -260,7 +274,7 @@ async fn the_segment_writer_drops_input_while_it_cannot_write_and_recovers() {
     // The encoder: three seconds, then (when told) four more, then (when told) the rest.
     let (go_tx, mut go) = mpsc::channel::<()>(1);
     let (written_tx, mut written) = mpsc::channel::<()>(1);
-    let encoder = tokio::spawn(async move {
+    let encoder = Tasks::new("test").spawn("encoder", async move {
         for part in [
             &seconds[..3 * second],
             &seconds[3 * second..7 * second],
@@ -302,7 +316,7 @@ async fn the_segment_writer_drops_input_while_it_cannot_write_and_recovers() {
     drop(go_tx);
     drain(&mut rx).await;
     drop(written);
-    let total = encoder.await.unwrap();
+    let total = encoder.await.unwrap().expect("not cancelled");
     let summary = ended(task).await;
     let lost = health.dropped_segments.load(Ordering::Relaxed);
     assert!(lost >= 1, "{lost}");
