@@ -31,27 +31,8 @@ pub(crate) fn torrent(
     trackers: Vec<String>,
     out: Option<&Path>,
 ) -> Result<()> {
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{}: the file name is not valid UTF-8", file.display()))?;
-    let torrent =
-        swarmcast_publisher::segment_file::torrent_of_file(file, name, piece_length, trackers)?;
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
-        let mut p = file.as_os_str().to_owned();
-        p.push(".torrent");
-        p.into()
-    });
-    if let (Ok(a), Ok(b)) = (out.canonicalize(), file.canonicalize()) {
-        if a == b {
-            bail!(
-                "output {} is the input file: refusing to overwrite it",
-                out.display()
-            );
-        }
-    }
-    std::fs::write(&out, torrent.to_torrent_bytes())
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    let (out, torrent) =
+        swarmcast_publisher::segment_file::write_torrent(file, piece_length, trackers, out)?;
     eprintln!(
         "wrote {} ({} pieces of {} bytes)",
         out.display(),
@@ -280,7 +261,8 @@ fn ticks(secs: f64) -> u64 {
 }
 
 pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken) -> Result<()> {
-    use swarmcast_segmenter::source::{self, Input, SegmentConfig};
+    use swarmcast_segmenter::source::{Input, SegmentConfig};
+    use swarmcast_segmenter::verbs::{self, Feed};
     let config = SegmentConfig::new(
         args.out.clone(),
         swarmcast_segmenter::CutterConfig {
@@ -290,41 +272,33 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
         },
         args.feed.format(),
     );
-    let health = config.health.clone();
     let watching = args.watch_dir.is_some();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<source::CutSegment>(16);
-    let printer = async move {
-        while let Some(s) = rx.recv().await {
-            let m = &s.meta;
-            outln!(
-                "segment {:08} start={:.3} duration={:.3} size={}{}{} path={}",
-                m.number,
-                m.media_start as f64 / 90_000.0,
-                m.duration as f64 / 90_000.0,
-                m.size,
-                if m.discontinuity {
-                    " discontinuity"
-                } else {
-                    ""
-                },
-                if m.forced { " forced" } else { "" },
-                s.path.display()
-            );
-        }
+    let feed = match (args.watch_dir, args.input) {
+        (Some(dir), _) => Feed::WatchDir(dir),
+        (None, Some(path)) => Feed::Stream(Input::File {
+            path,
+            follow: args.feed.follow(),
+        }),
+        (None, None) => Feed::Stream(Input::Stdin),
     };
-    let segmenting = async move {
-        match (&args.watch_dir, args.input) {
-            (Some(dir), _) => source::watch_dir(dir, config, tx, cancel).await,
-            (None, Some(path)) => {
-                let follow = args.feed.follow();
-                source::segment_stream(Input::File { path, follow }, config, tx, cancel).await
-            }
-            (None, None) => source::segment_stream(Input::Stdin, config, tx, cancel).await,
-        }
-    };
-    // The printer ends when the segmenter, done, drops its sender.
-    let (summary, ()) = tokio::join!(segmenting, printer);
-    let summary = summary?;
+    let summary = verbs::segment(feed, config, cancel, |s| {
+        let m = &s.meta;
+        outln!(
+            "segment {:08} start={:.3} duration={:.3} size={}{}{} path={}",
+            m.number,
+            m.media_start as f64 / 90_000.0,
+            m.duration as f64 / 90_000.0,
+            m.size,
+            if m.discontinuity {
+                " discontinuity"
+            } else {
+                ""
+            },
+            if m.forced { " forced" } else { "" },
+            s.path.display()
+        );
+    })
+    .await?;
     eprintln!("{summary}");
     if watching {
         eprintln!(
@@ -332,25 +306,10 @@ pub(crate) async fn segment(args: crate::SegmentArgs, cancel: CancellationToken)
             summary.files_out_of_order, summary.files_unusable
         );
     }
-    // The segmenter goes on past a segment it cannot write (a publisher must); here that is a
-    // failure, named.
-    let lost = health
-        .dropped_segments
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if lost > 0 {
-        bail!(
-            "{lost} segments could not be written ({} input bytes dropped); the last reason: {}",
-            health
-                .dropped_bytes
-                .load(std::sync::atomic::Ordering::Relaxed),
-            health.last_failure().unwrap_or_default()
-        );
-    }
     Ok(())
 }
 
 pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
     let synth = swarmcast_segmenter::synth::Synth::new(args.bitrate, args.start_pts)?;
     eprintln!(
         "synthetic feed: {} bit/s, keyframe every {} frames ({:.3} s)",
@@ -358,15 +317,7 @@ pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> 
         synth.gop_frames(),
         synth.loop_duration() as f64 / 90_000.0
     );
-    // Ctrl-C ends the writer task, and with it the feed.
-    let tasks = swarmcast_tasks::Tasks::with_token("synth", cancel);
-    let mut reader = swarmcast_segmenter::source::synth_reader(
-        synth,
-        args.realtime,
-        args.seconds.map(ticks),
-        &tasks,
-    );
-    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if args.out.as_os_str() == "-" {
+    let out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if args.out.as_os_str() == "-" {
         Box::new(tokio::io::stdout())
     } else {
         Box::new(
@@ -375,15 +326,10 @@ pub(crate) async fn synth(args: crate::SynthArgs, cancel: CancellationToken) -> 
                 .with_context(|| format!("cannot create {}", args.out.display()))?,
         )
     };
-    let copied = match tokio::io::copy(&mut reader, &mut out).await {
-        Ok(_) => out.flush().await.context("writing the synthetic feed"),
-        // A closed pipe (`swarmcast synth | head`) is the reader's choice, not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(e).context("writing the synthetic feed"),
-    };
-    drop(reader);
-    tasks.shutdown().await;
-    copied
+    let duration = args.seconds.map(ticks);
+    swarmcast_segmenter::verbs::write_synth(synth, args.realtime, duration, out, cancel)
+        .await
+        .context("writing the synthetic feed")
 }
 
 pub(crate) async fn publish(
@@ -631,54 +577,6 @@ fn lab_net(args: &crate::LabArgs) -> Result<Option<swarmcast_lab::plan::NetSweep
     }))
 }
 
-/// `swarmcast lab --net-check`: one calibration per combination of --rtt, --loss and
-/// --viewer-upload-limit (default 2x the bitrate); exits non-zero if a figure is out of
-/// tolerance.
-async fn net_check(spec: &swarmcast_lab::plan::SweepSpec, cancel: CancellationToken) -> Result<()> {
-    use swarmcast_netlab::calibrate::{self, CheckSpec};
-    let net = spec.net.clone().unwrap_or_default();
-    // A check runs on its own thread (it enters namespaces); not interruptible, but awaited.
-    let tasks = swarmcast_tasks::Tasks::new("net-check");
-    let caps: Vec<u64> = spec
-        .viewer_upload_limit
-        .iter()
-        .map(|l| {
-            l.unwrap_or(swarmcast_lab::plan::Limit::TimesBitrate(2.0))
-                .resolve(spec.bitrate)
-                .into()
-        })
-        .collect();
-    let mut all_ok = true;
-    for &rtt_ms in &net.rtt_ms {
-        for &loss_pct in &net.loss_pct {
-            for &cap in &caps {
-                if cancel.is_cancelled() {
-                    anyhow::bail!("interrupted");
-                }
-                let check = CheckSpec {
-                    rtt_ms,
-                    loss_pct,
-                    cap,
-                    queue_ms: net.queue_ms,
-                    ..CheckSpec::default()
-                };
-                eprintln!("net-check: rtt {rtt_ms} ms, loss {loss_pct}%, cap {cap} B/s");
-                let report = tasks
-                    .spawn_blocking("net-check", move || calibrate::run(check))
-                    .await
-                    .context("the calibration thread failed")??;
-                out!("{}", report.text());
-                outln!("json: {}", swarmcast_lab::json(&report));
-                all_ok &= report.ok();
-            }
-        }
-    }
-    if !all_ok {
-        anyhow::bail!("the emulated network is out of tolerance (see above)");
-    }
-    Ok(())
-}
-
 pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Result<()> {
     if args.cleanup {
         let n = swarmcast_netlab::topo::cleanup_all()?;
@@ -716,7 +614,25 @@ pub(crate) async fn lab(args: crate::LabArgs, cancel: CancellationToken) -> Resu
         swarmcast_netlab::topo::require_root()?;
     }
     if args.net_check {
-        return net_check(&spec, cancel).await;
+        let all_ok = swarmcast_lab::netcheck::net_check(
+            &spec,
+            &cancel,
+            |c| {
+                eprintln!(
+                    "net-check: rtt {} ms, loss {}%, cap {} B/s",
+                    c.rtt_ms, c.loss_pct, c.cap
+                )
+            },
+            |report| {
+                out!("{}", report.text());
+                outln!("json: {}", swarmcast_lab::json(report));
+            },
+        )
+        .await?;
+        if !all_ok {
+            bail!("the emulated network is out of tolerance (see above)");
+        }
+        return Ok(());
     }
     let plan = plan::plan(&spec)?;
     let estimate = plan.estimate();

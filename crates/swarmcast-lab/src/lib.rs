@@ -10,6 +10,7 @@
 //!
 //! It is the one library that knows both the publisher and the viewer.
 
+pub mod netcheck;
 pub mod netrun;
 pub mod plan;
 pub mod report;

@@ -26,6 +26,27 @@ pub enum SegmentFileError {
         /// What it is.
         kind: &'static str,
     },
+    /// The file's name is not UTF-8 (a torrent's name is a string).
+    #[error("{path}: the file name is not valid UTF-8")]
+    Name {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The output would replace the input.
+    #[error("output {path} is the input file: refusing to overwrite it")]
+    OutputIsInput {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The `.torrent` could not be written.
+    #[error("cannot write {path}")]
+    Write {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The torrent could not be built (an empty file, a bad piece length).
     #[error("cannot build a torrent for {path}")]
     Build {
@@ -67,6 +88,39 @@ pub fn torrent_of_file(
         path: path.to_owned(),
         source,
     })
+}
+
+/// `swarmcast torrent`: writes the torrent of `file` (named in it by its file name) to `out`, or
+/// next to it as `FILE.torrent`, refusing to overwrite the input. Where it wrote, and the
+/// torrent.
+pub fn write_torrent(
+    file: &Path,
+    piece_length: Option<u64>,
+    trackers: Vec<String>,
+    out: Option<&Path>,
+) -> Result<(PathBuf, SegmentTorrent), SegmentFileError> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| SegmentFileError::Name {
+            path: file.to_owned(),
+        })?;
+    let torrent = torrent_of_file(file, name, piece_length, trackers)?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
+        let mut p = file.as_os_str().to_owned();
+        p.push(".torrent");
+        p.into()
+    });
+    if let (Ok(a), Ok(b)) = (out.canonicalize(), file.canonicalize()) {
+        if a == b {
+            return Err(SegmentFileError::OutputIsInput { path: out });
+        }
+    }
+    std::fs::write(&out, torrent.to_torrent_bytes()).map_err(|source| SegmentFileError::Write {
+        path: out.clone(),
+        source,
+    })?;
+    Ok((out, torrent))
 }
 
 fn file_kind(t: &std::fs::FileType) -> &'static str {

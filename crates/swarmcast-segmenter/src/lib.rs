@@ -16,6 +16,7 @@ pub mod source;
 pub mod synth;
 pub mod timeline;
 pub mod ts;
+pub mod verbs;
 
 #[cfg(test)]
 mod testts;

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use swarmcast_tasks::Tasks;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use swarmcast_tasks::Tasks;
 use tokio_util::sync::CancellationToken;
 
 use crate::cutter::{ClockCutter, CutterConfig, CutterStats, Output, SegmentMeta, TsCutter};
