@@ -707,3 +707,65 @@ async fn bad_configuration_is_refused_with_the_reason() {
         "{e}"
     );
 }
+
+/// Runs a publisher of two segments with `seeder` on a runtime of its own, a viewer's HTTP
+/// connection held open (idle, keep-alive) through the end; the tasks left alive on that runtime
+/// once `run` has returned.
+fn tasks_left_after_a_run(seeder: swarmcast_publisher::SeederKind) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 2);
+    c.seeder = seeder;
+    c.linger = Some(Duration::ZERO);
+    let summary = runtime.block_on(async {
+        let (ready, _shutdown, task) = start(c).await;
+        // A keep-alive connection that asked for the status page and stays open, idle.
+        let mut held = tokio::net::TcpStream::connect(ready.http).await.unwrap();
+        held.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        held.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        let summary = tokio::time::timeout(HANG_GUARD, task)
+            .await
+            .expect("hang guard")
+            .unwrap()
+            .expect("not cancelled")
+            .unwrap();
+        // Held until the run has ended: the server cut the connection itself.
+        drop(held);
+        summary
+    });
+    assert_eq!(summary.segments, 2);
+    // A task that has ended is released by the worker that ran it a moment later: a bounded
+    // look, not a wait for anything to end.
+    let metrics = runtime.metrics();
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    metrics.num_alive_tasks()
+}
+
+#[test]
+fn no_task_of_the_publisher_outlives_its_run() {
+    // The HTTP accept loop and connections, NAT checks, the feed, hashing, state writes and the
+    // wire seeder's accept loop, connections and reveal timers: all awaited before run returns.
+    assert_eq!(
+        tasks_left_after_a_run(swarmcast_publisher::SeederKind::Wire),
+        0
+    );
+    // With a librqbit session, its tasks end with Session::stop too.
+    assert_eq!(
+        tasks_left_after_a_run(swarmcast_publisher::SeederKind::Librqbit),
+        0
+    );
+}

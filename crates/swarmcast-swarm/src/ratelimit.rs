@@ -265,11 +265,12 @@ mod tests {
         // 64 KiB/s, paced: a slice every 62.5 ms. Ordering is asserted by events: the low take
         // asks while the normal one waits, yet the normal take's three slices all go before it.
         let l = std::sync::Arc::new(ByteLimiter::paced(64 * 1024).unwrap());
+        let tasks = swarmcast_tasks::Tasks::new("test");
         l.take(PACE_SLICE).await; // the burst is spent
         let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let normal = {
             let (l, order) = (l.clone(), order.clone());
-            tokio::spawn(async move {
+            tasks.spawn("normal", async move {
                 for i in 0..3 {
                     l.take(PACE_SLICE).await;
                     order.lock().unwrap().push(format!("normal {i}"));
@@ -279,13 +280,13 @@ mod tests {
         tokio::task::yield_now().await;
         let low = {
             let (l, order) = (l.clone(), order.clone());
-            tokio::spawn(async move {
+            tasks.spawn("low", async move {
                 l.take_low(PACE_SLICE).await;
                 order.lock().unwrap().push("low".to_owned());
             })
         };
-        normal.await.unwrap();
-        low.await.unwrap();
+        normal.await.unwrap().unwrap();
+        low.await.unwrap().unwrap();
         assert_eq!(
             *order.lock().unwrap(),
             ["normal 0", "normal 1", "normal 2", "low"]

@@ -113,11 +113,11 @@ impl Seeder {
         }
     }
 
-    /// Stops: closes the listener and every connection.
+    /// Stops: closes the listener and every connection; returns once the seeder's tasks ended.
     pub async fn shutdown(&self) {
         match self {
             Self::Librqbit(s) => s.shutdown().await,
-            Self::Wire(w) => w.shutdown(),
+            Self::Wire(w) => w.shutdown().await,
         }
     }
 }

@@ -2,11 +2,18 @@
 //!
 //! - [`schedule`]: the sans-IO prefetch and playback scheduler (join, prefetch, deadlines,
 //!   stalls, skips, HTTP fallback, delay choice), driven by a clock passed in.
-//! - [`watch`]: the async viewer carrying out the scheduler's actions: manifests by blocking
+//! - [`watch`](mod@watch): the async viewer carrying out the scheduler's actions: manifests by blocking
 //!   reload ([`poller`]), segments from a librqbit swarm (re-seeded to other viewers while in the
 //!   window), HTTP fallback with every piece verified, playback into a [`sink`], counters.
+//!   Every task it starts is spawned through one `swarmcast_tasks::Tasks` group, shut down
+//!   (cancelled, then awaited) before it returns.
+//! - `io` (private): the traits the viewer's loop runs on (swarm, HTTP, sink), so the unit
+//!   tests run it against fakes (`fakes`) on a paused clock.
 
+#[cfg(test)]
+mod fakes;
 mod fallback;
+mod io;
 pub mod poller;
 pub mod schedule;
 pub mod sink;

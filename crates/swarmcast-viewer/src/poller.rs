@@ -14,6 +14,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::io::ManifestFetch;
+
 /// A server that answers a blocking reload with an unchanged manifest faster than this does not
 /// hold requests: switch to plain polling.
 const HELD_AT_LEAST: Duration = Duration::from_millis(500);
@@ -84,6 +86,13 @@ pub enum PollEvent {
     },
 }
 
+/// The poller's HTTP client: requests that cannot connect within 5 s fail.
+pub(crate) fn manifest_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+}
+
 /// Polls the link's sources until `cancel` or the end of the stream; `deltas`: ask for deltas.
 pub async fn poll_manifests(
     link: StreamLink,
@@ -91,10 +100,7 @@ pub async fn poll_manifests(
     tx: mpsc::Sender<PollEvent>,
     cancel: CancellationToken,
 ) {
-    let client = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-    {
+    let client = match manifest_client() {
         Ok(c) => c,
         Err(e) => {
             let _ = tx
@@ -106,147 +112,249 @@ pub async fn poll_manifests(
             return;
         }
     };
-    let mut verifier = Verifier::new(link.key);
-    let mut source = 0usize;
-    let mut long_poll = vec![true; link.sources.len()];
-    let mut backoff = Duration::from_millis(100);
-    let mut poll_interval = Duration::from_millis(500);
-    // After a refused delta, the next request asks for the whole document.
-    let mut full_next = false;
-    // Per source, when it last gave a newer manifest (or was moved to); when any source did;
-    // the stream's target duration (from its manifests); first requests that failed.
-    let mut advanced_at = vec![Instant::now(); link.sources.len()];
-    let mut newest_at: Option<Instant> = None;
-    let mut target: Option<Duration> = None;
-    let mut first_failures = 0usize;
+    poll_with(&client, link, deltas, tx, cancel).await;
+}
+
+/// [`poll_manifests`] with the documents fetched by `http`.
+pub(crate) async fn poll_with<M: ManifestFetch>(
+    http: &M,
+    link: StreamLink,
+    deltas: bool,
+    tx: mpsc::Sender<PollEvent>,
+    cancel: CancellationToken,
+) {
+    let mut poller = Poller::new(&link);
     loop {
         if cancel.is_cancelled() {
             return;
         }
-        let base = &link.sources[source];
-        let mut url = base.clone();
-        if long_poll[source] {
-            url.query_pairs_mut()
-                .append_pair("after", &verifier.last_seq().unwrap_or(0).to_string());
-            if deltas && !full_next && verifier.last_seq().is_some() {
-                url.query_pairs_mut().append_pair("delta", "1");
-            }
-        }
+        let base = &link.sources[poller.source];
+        let url = poller.request(base, deltas);
         let started = Instant::now();
-        let timeout = if verifier.last_seq().is_none() && first_failures < link.sources.len() {
-            FIRST_FETCH_TIMEOUT
-        } else {
-            FETCH_TIMEOUT
-        };
+        let timeout = poller.timeout();
         let fetched = tokio::select! {
-            r = fetch(&client, &url, timeout) => r,
+            r = http.manifest(&url, timeout) => r,
             () = cancel.cancelled() => return,
         };
-        let mut wait = Duration::ZERO;
-        match fetched {
-            Ok(body) => {
-                backoff = Duration::from_millis(100);
-                let is_delta = delta::is_delta(&body);
-                full_next = false;
-                match verifier.accept_any(&body) {
-                    Ok(Verdict::New(m)) => {
-                        poll_interval = Duration::from_millis(
-                            (m.manifest.target_duration / 90 / 4).clamp(100, 2000),
-                        );
-                        let now = Instant::now();
-                        advanced_at[source] = now;
-                        newest_at = Some(now);
-                        target = Some(Duration::from_micros(
-                            m.manifest.target_duration.saturating_mul(100) / 9,
-                        ));
-                        let end = m.manifest.end_of_stream;
-                        let mode = if long_poll[source] {
-                            "long_poll"
-                        } else {
-                            "poll"
-                        };
-                        let event = PollEvent::Manifest {
-                            manifest: Arc::new(m),
-                            source: base.clone(),
-                            mode,
-                            fetched: body.len() as u64,
-                            delta: is_delta,
-                        };
-                        if tx.send(event).await.is_err() || end {
-                            return;
-                        }
-                    }
-                    Ok(Verdict::Unchanged) => {
-                        if long_poll[source]
-                            && started.elapsed() < HELD_AT_LEAST
-                            && verifier.last_seq().is_some()
-                        {
-                            tracing::info!(%base, "the server does not hold manifest requests: polling instead");
-                            long_poll[source] = false;
-                        }
-                        if !long_poll[source] {
-                            wait = poll_interval;
-                        }
-                        // Answering, but with nothing new for too long: a stale mirror.
-                        let now = Instant::now();
-                        if link.sources.len() > 1
-                            && target
-                                .is_some_and(|t| is_stale(now, advanced_at[source], newest_at, t))
-                        {
-                            tracing::warn!(
-                                %base,
-                                quiet_ms = now.duration_since(advanced_at[source]).as_millis() as u64,
-                                "manifest source is stale (no newer manifest for several segments); trying the next"
-                            );
-                            source = (source + 1) % link.sources.len();
-                            advanced_at[source] = now;
-                            wait = Duration::ZERO;
-                        }
-                    }
-                    Err(error) => {
-                        if is_delta {
-                            // The document itself may be fine: ask this source for it whole.
-                            tracing::warn!(%base, %error, "manifest delta refused; asking for the whole document");
-                            full_next = true;
-                        } else {
-                            tracing::warn!(%base, %error, "manifest refused; playing on with what we have");
-                            // Perhaps a bad mirror: try the next source.
-                            wait = next_source(&mut source, link.sources.len(), &mut backoff);
-                        }
-                        let _ = tx
-                            .send(PollEvent::Refused {
-                                source: base.clone(),
-                                error,
-                            })
-                            .await;
-                    }
-                }
-            }
-            Err(error) => {
-                if verifier.last_seq().is_none() {
-                    first_failures += 1;
-                }
-                if timeout == FIRST_FETCH_TIMEOUT && started.elapsed() >= timeout {
-                    // A publisher holds a first request until it has a manifest: not an error.
-                    tracing::info!(%base, "no manifest within 2 s (none published yet, or a slow source); trying the next");
-                } else {
-                    tracing::warn!(%base, %error, "manifest source unreachable; trying the next");
-                }
-                let _ = tx
-                    .send(PollEvent::Unreachable {
-                        source: base.clone(),
-                        error,
-                    })
-                    .await;
-                wait = next_source(&mut source, link.sources.len(), &mut backoff);
+        let step = match fetched {
+            Ok(body) => poller.answered(base, &body, started),
+            Err(error) => poller.failed(base, error, started, timeout),
+        };
+        if let Some(event) = step.event {
+            let sent = tx.send(event).await.is_ok();
+            // A new manifest: stop after the last one, or once nobody listens.
+            if step.new.is_some_and(|end| end || !sent) {
+                return;
             }
         }
-        if !wait.is_zero() {
+        if !step.wait.is_zero() {
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(step.wait) => {}
                 () = cancel.cancelled() => return,
             }
         }
+    }
+}
+
+/// What one answer (or failure) leads to.
+struct Step {
+    /// The event to send.
+    event: Option<PollEvent>,
+    /// A new manifest, and whether it is the stream's last.
+    new: Option<bool>,
+    /// How long to wait before the next request.
+    wait: Duration,
+}
+
+impl Step {
+    fn wait(wait: Duration) -> Self {
+        Self {
+            event: None,
+            new: None,
+            wait,
+        }
+    }
+}
+
+/// The poller's state between requests.
+struct Poller {
+    verifier: Verifier,
+    sources: usize,
+    /// The source asked next.
+    source: usize,
+    /// Per source: it holds requests (blocking reload), else it is polled.
+    long_poll: Vec<bool>,
+    backoff: Duration,
+    poll_interval: Duration,
+    /// After a refused delta, the next request asks for the whole document.
+    full_next: bool,
+    /// Per source, when it last gave a newer manifest (or was moved to).
+    advanced_at: Vec<Instant>,
+    /// When any source last did.
+    newest_at: Option<Instant>,
+    /// The stream's target duration (from its manifests).
+    target: Option<Duration>,
+    /// First requests that failed.
+    first_failures: usize,
+}
+
+impl Poller {
+    fn new(link: &StreamLink) -> Self {
+        let sources = link.sources.len();
+        Self {
+            verifier: Verifier::new(link.key),
+            sources,
+            source: 0,
+            long_poll: vec![true; sources],
+            backoff: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(500),
+            full_next: false,
+            advanced_at: vec![Instant::now(); sources],
+            newest_at: None,
+            target: None,
+            first_failures: 0,
+        }
+    }
+
+    /// The URL to ask `base` (the current source): a blocking reload for what comes after the
+    /// last accepted manifest (as a delta if `deltas`), or the plain document.
+    fn request(&self, base: &Url, deltas: bool) -> Url {
+        let mut url = base.clone();
+        if self.long_poll[self.source] {
+            let last = self.verifier.last_seq();
+            url.query_pairs_mut()
+                .append_pair("after", &last.unwrap_or(0).to_string());
+            if deltas && !self.full_next && last.is_some() {
+                url.query_pairs_mut().append_pair("delta", "1");
+            }
+        }
+        url
+    }
+
+    /// How long the next request may take.
+    fn timeout(&self) -> Duration {
+        if self.verifier.last_seq().is_none() && self.first_failures < self.sources {
+            FIRST_FETCH_TIMEOUT
+        } else {
+            FETCH_TIMEOUT
+        }
+    }
+
+    /// `base` answered `body` to a request made at `started`.
+    fn answered(&mut self, base: &Url, body: &[u8], started: Instant) -> Step {
+        self.backoff = Duration::from_millis(100);
+        let is_delta = delta::is_delta(body);
+        self.full_next = false;
+        match self.verifier.accept_any(body) {
+            Ok(Verdict::New(m)) => self.new_manifest(m, base, body.len() as u64, is_delta),
+            Ok(Verdict::Unchanged) => self.unchanged(base, started),
+            Err(error) => {
+                let mut wait = Duration::ZERO;
+                if is_delta {
+                    // The document itself may be fine: ask this source for it whole.
+                    tracing::warn!(%base, %error, "manifest delta refused; asking for the whole document");
+                    self.full_next = true;
+                } else {
+                    tracing::warn!(%base, %error, "manifest refused; playing on with what we have");
+                    // Perhaps a bad mirror: try the next source.
+                    wait = self.next_source();
+                }
+                Step {
+                    event: Some(PollEvent::Refused {
+                        source: base.clone(),
+                        error,
+                    }),
+                    new: None,
+                    wait,
+                }
+            }
+        }
+    }
+
+    fn new_manifest(&mut self, m: SignedManifest, base: &Url, fetched: u64, delta: bool) -> Step {
+        let target = m.manifest.target_duration;
+        self.poll_interval = Duration::from_millis((target / 90 / 4).clamp(100, 2000));
+        let now = Instant::now();
+        self.advanced_at[self.source] = now;
+        self.newest_at = Some(now);
+        self.target = Some(Duration::from_micros(target.saturating_mul(100) / 9));
+        let end = m.manifest.end_of_stream;
+        let mode = if self.long_poll[self.source] {
+            "long_poll"
+        } else {
+            "poll"
+        };
+        Step {
+            event: Some(PollEvent::Manifest {
+                manifest: Arc::new(m),
+                source: base.clone(),
+                mode,
+                fetched,
+                delta,
+            }),
+            new: Some(end),
+            wait: Duration::ZERO,
+        }
+    }
+
+    /// `base` answered the last accepted manifest again, to a request made at `started`.
+    fn unchanged(&mut self, base: &Url, started: Instant) -> Step {
+        let source = self.source;
+        if self.long_poll[source]
+            && started.elapsed() < HELD_AT_LEAST
+            && self.verifier.last_seq().is_some()
+        {
+            tracing::info!(%base, "the server does not hold manifest requests: polling instead");
+            self.long_poll[source] = false;
+        }
+        let mut wait = Duration::ZERO;
+        if !self.long_poll[source] {
+            wait = self.poll_interval;
+        }
+        // Answering, but with nothing new for too long: a stale mirror.
+        let now = Instant::now();
+        let advanced_at = self.advanced_at[source];
+        if self.sources > 1
+            && self
+                .target
+                .is_some_and(|t| is_stale(now, advanced_at, self.newest_at, t))
+        {
+            tracing::warn!(
+                %base,
+                quiet_ms = now.duration_since(advanced_at).as_millis() as u64,
+                "manifest source is stale (no newer manifest for several segments); trying the next"
+            );
+            self.source = (source + 1) % self.sources;
+            self.advanced_at[self.source] = now;
+            wait = Duration::ZERO;
+        }
+        Step::wait(wait)
+    }
+
+    /// A request to `base` made at `started` within `timeout` failed.
+    fn failed(&mut self, base: &Url, error: String, started: Instant, timeout: Duration) -> Step {
+        if self.verifier.last_seq().is_none() {
+            self.first_failures += 1;
+        }
+        if timeout == FIRST_FETCH_TIMEOUT && started.elapsed() >= timeout {
+            // A publisher holds a first request until it has a manifest: not an error.
+            tracing::info!(%base, "no manifest within 2 s (none published yet, or a slow source); trying the next");
+        } else {
+            tracing::warn!(%base, %error, "manifest source unreachable; trying the next");
+        }
+        Step {
+            event: Some(PollEvent::Unreachable {
+                source: base.clone(),
+                error,
+            }),
+            new: None,
+            wait: self.next_source(),
+        }
+    }
+
+    /// Moves to the next source; returns how long to wait first, and doubles the backoff.
+    fn next_source(&mut self) -> Duration {
+        next_source(&mut self.source, self.sources, &mut self.backoff)
     }
 }
 
@@ -256,11 +364,6 @@ fn next_source(source: &mut usize, sources: usize, backoff: &mut Duration) -> Du
     let wait = *backoff;
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
     wait
-}
-
-/// Fetches a manifest within `timeout` (connect, headers and body).
-async fn fetch(client: &reqwest::Client, url: &Url, timeout: Duration) -> Result<Vec<u8>, String> {
-    fetch_capped(client, url, timeout, swarmcast_core::manifest::MAX_DOCUMENT).await
 }
 
 /// Fetches a document of at most `max` bytes within `timeout` (connect, headers and body); an
@@ -301,80 +404,4 @@ async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<
 }
 
 #[cfg(test)]
-mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    use super::*;
-
-    /// A server that answers one request with an endless chunked body (no length header).
-    async fn endless_source() -> Url {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut req = [0u8; 1024];
-            let _ = sock.read(&mut req).await;
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-bittorrent\r\n\
-                        transfer-encoding: chunked\r\n\r\n";
-            if sock.write_all(head.as_bytes()).await.is_err() {
-                return;
-            }
-            let chunk = [b'd'; 64 * 1024];
-            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
-            // Until the client hangs up, or 60 s (a bound: longer than the fetch's own 30 s
-            // timeout, so a client that reads it all ends on that timeout, not on the cap).
-            let until = tokio::time::Instant::now() + Duration::from_secs(60);
-            while tokio::time::Instant::now() < until {
-                if sock.write_all(&framed).await.is_err() {
-                    return;
-                }
-                // 6.4 MB/s: past the cap in a fraction of a second, and a client that reads
-                // it all holds some 200 MB at its timeout, not gigabytes.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        Url::parse(&format!("http://{addr}/manifest")).unwrap()
-    }
-
-    /// On a given clock: 3 targets behind another source, 5 in any case, and a healthy long poll
-    /// (a new manifest every target, or a 10 s hold on one-minute segments) never.
-    #[test]
-    fn a_source_is_stale_after_three_targets_behind_another_or_five_in_any_case() {
-        let t = Duration::from_secs(2);
-        let at = Instant::now();
-        let after = |d: Duration| at + d;
-        // Alone: 5 targets.
-        assert!(!is_stale(
-            after(t * 5 - Duration::from_millis(1)),
-            at,
-            Some(at),
-            t
-        ));
-        assert!(is_stale(after(t * 5), at, Some(at), t));
-        assert!(!is_stale(after(t * 4), at, None, t));
-        // Another source advanced since: 3 targets.
-        let other = Some(after(t));
-        assert!(!is_stale(
-            after(t * 3 - Duration::from_millis(1)),
-            at,
-            other,
-            t
-        ));
-        assert!(is_stale(after(t * 3), at, other, t));
-        // One-minute segments, a held request answered unchanged after 10 s: healthy.
-        let minute = Duration::from_secs(60);
-        assert!(!is_stale(after(Duration::from_secs(10)), at, other, minute));
-        assert!(!is_stale(after(minute), at, other, minute));
-    }
-
-    #[tokio::test]
-    async fn an_endless_manifest_body_is_refused_once_past_the_cap() {
-        let url = endless_source().await;
-        let client = reqwest::Client::new();
-        let err = fetch(&client, &url, FETCH_TIMEOUT).await.unwrap_err();
-        assert!(
-            err.contains("larger than the 1048576 bytes allowed"),
-            "{err}"
-        );
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use swarmcast_tasks::Tasks;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
@@ -14,7 +15,7 @@ pub enum SinkConfig {
     /// Standard output.
     Stdout,
     /// A file, created. An existing recording in it (a regular file, not empty) is refused
-    /// unless `overwrite`, when it is truncated ([`watch`](crate::watch) checks before anything
+    /// unless `overwrite`, when it is truncated ([`watch`](crate::watch()) checks before anything
     /// starts).
     File {
         /// The file.
@@ -40,8 +41,12 @@ pub(crate) enum Sink {
 const HTTP_BACKLOG: usize = 16;
 
 impl Sink {
-    /// Opens the sink; for HTTP, starts the server and returns its bound address.
-    pub(crate) async fn open(config: &SinkConfig) -> std::io::Result<(Self, Option<SocketAddr>)> {
+    /// Opens the sink; for HTTP, starts the server (a task of `tasks`, which runs until they are
+    /// cancelled) and returns its bound address.
+    pub(crate) async fn open(
+        config: &SinkConfig,
+        tasks: &Tasks,
+    ) -> std::io::Result<(Self, Option<SocketAddr>)> {
         match config {
             SinkConfig::Stdout => Ok((Self::Stdout(tokio::io::stdout()), None)),
             SinkConfig::File { path, .. } => {
@@ -53,7 +58,7 @@ impl Sink {
                 let bound = listener.local_addr()?;
                 let (tx, _) = broadcast::channel(HTTP_BACKLOG);
                 let app = http_app(tx.clone());
-                tokio::spawn(async move {
+                tasks.spawn("playback-http-server", async move {
                     if let Err(e) = axum_serve(listener, app).await {
                         tracing::error!(error = %e, "playback HTTP server failed");
                     }

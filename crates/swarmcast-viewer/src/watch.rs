@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,14 +10,20 @@ use swarmcast_core::StreamLink;
 use swarmcast_metrics::{Kind, Recorder, Role};
 use swarmcast_swarm::ratelimit::ByteLimiter;
 use swarmcast_swarm::{Swarm, SwarmConfig};
+use swarmcast_tasks::Tasks;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::poller::{poll_manifests, PollEvent};
+use crate::io::{HttpClients, ManifestFetch, PlaybackSink, SegmentFetch, SegmentSwarm};
+use crate::poller::{poll_with, PollEvent};
 use crate::schedule::{Action, ScheduleConfig, Scheduler};
 use crate::sink::{Sink, SinkConfig};
 use crate::viewer::{Viewer, ViewerEvent};
+
+mod datadir;
+
+use datadir::{tempdir, TempDir};
 
 /// How often a downloading segment's stats are sampled (first peer, first piece, completion).
 pub const SAMPLE: Duration = Duration::from_millis(5);
@@ -240,6 +246,10 @@ pub struct WatchReady {
 }
 
 /// Watches the stream until its end (`Ok` after the last segment is played) or `cancel`.
+///
+/// Every task it starts is spawned in one [`Tasks`] group, which it shuts down (cancels, then
+/// awaits) before it returns, however it returns; if it is dropped unfinished, the group is
+/// cancelled and its tasks end at their next await.
 pub async fn watch(
     config: WatchConfig,
     cancel: CancellationToken,
@@ -264,22 +274,11 @@ pub async fn watch(
         Role::Viewer,
         config.metrics_out.as_deref(),
     )?;
-    let (dir, _tempdir) = match &config.data_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|source| WatchError::Io {
-                what: format!("data directory {}", d.display()),
-                source,
-            })?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempdir().map_err(|source| WatchError::Io {
-                what: "temporary directory".into(),
-                source,
-            })?;
-            (t.dir.path().to_owned(), Some(t))
-        }
-    };
+    let (dir, _tempdir) = data_dir(config.data_dir.as_deref())?;
+    let http = HttpClients::new().map_err(|e| WatchError::Io {
+        what: "HTTP client".into(),
+        source: std::io::Error::other(e),
+    })?;
     let swarm = Arc::new(
         Swarm::start(SwarmConfig {
             default_dir: dir.clone(),
@@ -293,28 +292,111 @@ pub async fn watch(
         })
         .await?,
     );
-    let (sink, http) = Sink::open(&config.sink)
-        .await
-        .map_err(|source| WatchError::Io {
-            what: format!("output {:?}", config.sink),
-            source,
-        })?;
+    let tasks = Tasks::with_token("watch", cancel.child_token());
+    let (sink, http_addr) =
+        Sink::open(&config.sink, &tasks)
+            .await
+            .map_err(|source| WatchError::Io {
+                what: format!("output {:?}", config.sink),
+                source,
+            })?;
     if let Some(ready) = ready {
         let _ = ready.send(WatchReady {
             peer: swarm.listen_addr(),
-            http,
+            http: http_addr,
         });
     }
+    let parts = Parts {
+        config,
+        origin,
+        recorder,
+        dir,
+        swarm,
+        http,
+        sink,
+        tasks,
+    };
+    drive(parts, &cancel).await
+}
+
+// `watch`'s future is `Send` (the binary and the lab spawn it), whatever the generic parts
+// inside it: checked at compile time.
+const _: fn(WatchConfig) = |config| {
+    fn send<T: Send>(_: &T) {}
+    send(&watch(config, CancellationToken::new(), None));
+};
+
+/// The data directory: `dir` (created), or a new temporary one (removed when the second value
+/// is dropped).
+fn data_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<TempDir>), WatchError> {
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|source| WatchError::Io {
+                what: format!("data directory {}", d.display()),
+                source,
+            })?;
+            Ok((d.to_owned(), None))
+        }
+        None => {
+            let t = tempdir().map_err(|source| WatchError::Io {
+                what: "temporary directory".into(),
+                source,
+            })?;
+            Ok((t.dir.path().to_owned(), Some(t)))
+        }
+    }
+}
+
+/// What [`drive`] runs: the real edges from [`watch`], or a test's fakes.
+pub(crate) struct Parts<S, H, K> {
+    pub(crate) config: WatchConfig,
+    /// The zero of the viewer's clock.
+    pub(crate) origin: Instant,
+    pub(crate) recorder: Recorder,
+    /// Where segments are stored while in the window.
+    pub(crate) dir: PathBuf,
+    pub(crate) swarm: Arc<S>,
+    pub(crate) http: H,
+    pub(crate) sink: K,
+    /// Where every task is spawned; shut down before [`drive`] returns.
+    pub(crate) tasks: Tasks,
+}
+
+/// Runs a viewer on `parts` until the end of the stream (`Ok`), an error, or `cancel` (`Ok`);
+/// then stops the poller, records the end, closes the sink, forgets every segment, shuts the
+/// tasks down (cancel, then await every one) and stops the swarm.
+pub(crate) async fn drive<S, H, K>(
+    parts: Parts<S, H, K>,
+    cancel: &CancellationToken,
+) -> Result<WatchSummary, WatchError>
+where
+    S: SegmentSwarm,
+    H: ManifestFetch + SegmentFetch,
+    K: PlaybackSink,
+{
+    let Parts {
+        mut config,
+        origin,
+        recorder,
+        dir,
+        swarm,
+        http,
+        sink,
+        tasks,
+    } = parts;
+    // Dropped unfinished (a caller that stopped polling `watch`): the tasks end at their next
+    // await instead of running on. Once `drive` returns, they are all gone already.
+    let _stop_tasks = tasks.token().clone().drop_guard();
     let (poll_tx, poll_rx) = mpsc::channel(16);
-    let poll_stop = cancel.child_token();
-    let poller = tokio::spawn(poll_manifests(
-        config.link.clone(),
-        config.manifest_deltas,
-        poll_tx,
-        poll_stop.clone(),
-    ));
+    let poll_stop = tasks.token().child_token();
+    let poller = {
+        let (http, link, stop) = (http.clone(), config.link.clone(), poll_stop.clone());
+        let deltas = config.manifest_deltas;
+        tasks.spawn("manifest-poller", async move {
+            poll_with(&http, link, deltas, poll_tx, stop).await;
+        })
+    };
     let (ev_tx, ev_rx) = mpsc::channel(64);
-    let mut config = config;
     if config.transport == Transport::Http {
         // Every fetch is already HTTP.
         config.schedule.http_fallback = false;
@@ -332,15 +414,16 @@ pub async fn watch(
         segs: BTreeMap::new(),
         latest: None,
         source: None,
-        client: reqwest::Client::new(),
+        http,
         limiter,
         ev_tx,
         sink,
+        tasks: tasks.clone(),
         origin,
         summary: WatchSummary::default(),
     };
 
-    let result = run(&mut viewer, origin, poll_rx, ev_rx, &cancel).await;
+    let result = run(&mut viewer, origin, poll_rx, ev_rx, cancel).await;
     poll_stop.cancel();
     let _ = poller.await;
     let ended = viewer.scheduler.ended();
@@ -355,6 +438,7 @@ pub async fn watch(
     for n in numbers {
         viewer.forget(n).await;
     }
+    tasks.shutdown().await;
     swarm.shutdown().await;
     let stats = viewer.scheduler.stats().clone();
     let mut summary = viewer.summary;
@@ -384,7 +468,12 @@ pub(crate) trait Host {
     async fn carry_out(&mut self, actions: Vec<Action>) -> Result<bool, WatchError>;
 }
 
-impl Host for Viewer {
+impl<S, H, K> Host for Viewer<S, H, K>
+where
+    S: SegmentSwarm,
+    H: SegmentFetch,
+    K: PlaybackSink,
+{
     type Poll = PollEvent;
     type Event = ViewerEvent;
 
@@ -479,75 +568,6 @@ fn existing_recording(path: &std::path::Path) -> Option<u64> {
         .ok()
         .filter(|m| m.is_file() && m.len() > 0)
         .map(|m| m.len())
-}
-
-/// The prefix of a viewer's temporary data directory in the system's temporary directory.
-const TEMP_PREFIX: &str = "swarmcast-viewer-";
-/// The lock file in it, held (`flock`) while its viewer lives: the kernel releases it when the
-/// process dies, however it dies.
-const LOCK_FILE: &str = ".lock";
-/// A leftover directory younger than this is left alone: its viewer may be starting (between
-/// creating the directory and locking its file).
-const LEFTOVER_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The viewer's default data directory: a temporary directory removed on drop, locked while the
-/// viewer lives so that a later viewer can tell it from one a killed viewer left behind.
-struct TempDir {
-    dir: tempfile::TempDir,
-    _lock: std::fs::File,
-}
-
-fn tempdir() -> std::io::Result<TempDir> {
-    let base = std::env::temp_dir();
-    let removed = remove_leftovers(&base, std::time::SystemTime::now());
-    if removed > 0 {
-        tracing::info!(
-            removed,
-            "removed data directories of viewers that were killed"
-        );
-    }
-    let dir = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempdir_in(&base)?;
-    let lock = std::fs::File::create(dir.path().join(LOCK_FILE))?;
-    lock.try_lock().map_err(std::io::Error::other)?;
-    Ok(TempDir { dir, _lock: lock })
-}
-
-/// Removes the data directories in `base` that viewers killed before they could remove them
-/// left behind: each one older than [`LEFTOVER_MIN_AGE`] at `now` whose lock file nobody holds
-/// (or that has none). Returns how many it removed; one it cannot read or remove is skipped.
-fn remove_leftovers(base: &std::path::Path, now: std::time::SystemTime) -> usize {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
-            continue;
-        }
-        let path = entry.path();
-        let old = entry
-            .metadata()
-            .ok()
-            .filter(|m| m.is_dir())
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age >= LEFTOVER_MIN_AGE);
-        if !old {
-            continue;
-        }
-        // Held by a live viewer: try_lock fails. Ours now (or no lock file): its viewer is gone.
-        let lock = std::fs::File::open(path.join(LOCK_FILE));
-        if lock.as_ref().is_ok_and(|l| l.try_lock().is_err()) {
-            continue;
-        }
-        if std::fs::remove_dir_all(&path).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
 }
 
 #[cfg(test)]

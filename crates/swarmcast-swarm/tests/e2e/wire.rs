@@ -6,20 +6,23 @@
 use std::path::Path;
 use std::time::Duration;
 
-use librqbit_core::hash_id::Id20;
-use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
-use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Request};
+mod client;
+
+use librqbit_peer_protocol::{Message, Request};
 use swarmcast_core::SegmentTorrent;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder, WireTorrent};
 use swarmcast_swarm::Swarm;
+use swarmcast_tasks::Tasks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const HANG_GUARD: Duration = Duration::from_secs(60);
+pub(crate) use client::{info_hash, next_but_keepalives, reaches, Raw};
+
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(60);
 const PIECE: u64 = 32 * 1024;
 
 /// A segment of `size` bytes in `dir`, and its torrent (32 KiB pieces).
-fn segment(dir: &Path, size: usize) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn segment(dir: &Path, size: usize) -> (Vec<u8>, Vec<u8>) {
     let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
     std::fs::write(dir.join("00000001.ts"), &data).unwrap();
     let t =
@@ -27,7 +30,7 @@ fn segment(dir: &Path, size: usize) -> (Vec<u8>, Vec<u8>) {
     (data, t.to_torrent_bytes())
 }
 
-async fn seeder(super_seed: Option<Duration>, upload_limit: Option<u32>) -> WireSeeder {
+pub(crate) async fn seeder(super_seed: Option<Duration>, upload_limit: Option<u32>) -> WireSeeder {
     seeder_late(
         super_seed,
         upload_limit,
@@ -104,7 +107,7 @@ async fn lone_viewer_downloads(super_seed: Option<Duration>) {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    w.shutdown();
+    w.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,107 +180,7 @@ async fn super_seeding_sends_pieces_to_one_downloader_and_they_share_the_rest() 
     );
     a.shutdown().await;
     b.shutdown().await;
-    w.shutdown();
-}
-
-/// A bare BitTorrent connection, speaking librqbit's wire-protocol crate.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    /// Connected and handshaken to a seeder that does not super-seed, past its full bitfield
-    /// (one byte: a segment of at most 8 pieces) and its unchoke.
-    async fn unchoked(w: &WireSeeder, info_hash: [u8; 20]) -> Self {
-        let mut c = Self::connect(w, info_hash).await;
-        c.handshake().await.unwrap();
-        assert_eq!(c.next().await.unwrap(), ("bitfield", 0, 0, 1));
-        assert_eq!(c.next().await.unwrap().0, "unchoke");
-        c
-    }
-
-    async fn connect(w: &WireSeeder, info_hash: [u8; 20]) -> Self {
-        let stream = TcpStream::connect(w.listen_addr()).await.unwrap();
-        Self::over(stream, info_hash).await
-    }
-
-    /// Sends the handshake for `info_hash` on `stream`.
-    async fn over(mut stream: TcpStream, info_hash: [u8; 20]) -> Self {
-        let mut hs = [0u8; 68];
-        let n = Handshake::new(Id20::new(info_hash), Id20::new([7; 20]))
-            .serialize_unchecked_len(&mut hs);
-        stream.write_all(&hs[..n]).await.unwrap();
-        Self {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, msg: Message<'_>) {
-        let mut out = [0u8; 64];
-        let n = msg
-            .serialize(&mut out, &PeerExtendedMessageIds::default)
-            .unwrap();
-        self.stream.write_all(&out[..n]).await.unwrap();
-    }
-
-    /// Reads the seeder's handshake; `None` if it closed the connection instead.
-    async fn handshake(&mut self) -> Option<[u8; 20]> {
-        let mut hs = [0u8; 68];
-        tokio::time::timeout(HANG_GUARD, self.stream.read_exact(&mut hs))
-            .await
-            .expect("hang guard")
-            .ok()?;
-        Some(Handshake::deserialize(&hs).unwrap().0.info_hash.0)
-    }
-
-    /// The next message, as (id, index, begin, block length) for the kinds the tests look at;
-    /// `None` when the seeder closed the connection.
-    async fn next(&mut self) -> Option<(&'static str, u32, u32, usize)> {
-        loop {
-            match Message::deserialize(&self.buf, &[]) {
-                Ok((msg, len)) => {
-                    let out = match msg {
-                        Message::Have(i) => ("have", i, 0, 0),
-                        Message::Piece(p) => ("piece", p.index, p.begin, p.len()),
-                        Message::Unchoke => ("unchoke", 0, 0, 0),
-                        Message::Bitfield(b) => ("bitfield", 0, 0, b.as_ref().len()),
-                        Message::KeepAlive => ("keepalive", 0, 0, 0),
-                        _ => ("other", 0, 0, 0),
-                    };
-                    self.buf.drain(..len);
-                    return Some(out);
-                }
-                Err(MessageDeserializeError::NotEnoughData(..)) => {}
-                Err(e) => panic!("bad message from the seeder: {e}"),
-            }
-            let mut chunk = [0u8; 32 * 1024];
-            let n = tokio::time::timeout(HANG_GUARD, self.stream.read(&mut chunk))
-                .await
-                .expect("hang guard")
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-/// A seeder counter once it reached `want`: a connection's end is counted after its socket
-/// closed, so the client can see the close first (bounded by the hang guard).
-async fn reaches(counter: &std::sync::atomic::AtomicU64, want: u64) -> u64 {
-    let read = || counter.load(std::sync::atomic::Ordering::Relaxed);
-    let start = std::time::Instant::now();
-    while read() < want && start.elapsed() < HANG_GUARD {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    read()
-}
-
-fn info_hash(torrent: &[u8]) -> [u8; 20] {
-    SegmentTorrent::parse(torrent).unwrap().info_hash().0
+    w.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +214,28 @@ async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection
     while c.next().await.is_some() {}
     assert_eq!(reaches(&w.counters().violations, 2).await, 2);
 
+    // A request for a piece it was not offered (super-seeding: no bitfield, two Haves).
+    let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+    c.handshake().await.unwrap();
+    assert_eq!(c.next().await.unwrap().0, "unchoke");
+    let offered = [c.next().await.unwrap(), c.next().await.unwrap()].map(|(kind, piece, ..)| {
+        assert_eq!(kind, "have");
+        piece
+    });
+    let other = (0..3).find(|p| !offered.contains(p)).unwrap();
+    c.send(Message::Request(Request::new(other, 0, 16_384)))
+        .await;
+    let closed = tokio::time::timeout(HANG_GUARD, async {
+        while let Some(m) = c.next().await {
+            assert_ne!(m.0, "piece", "served a piece it never offered");
+        }
+    });
+    closed
+        .await
+        .expect("hang guard: the connection stayed open");
+    assert_eq!(reaches(&w.counters().violations, 3).await, 3);
+    assert_eq!(t.uploaded(), 0);
+
     // A connection closed halfway through its handshake is refused, not lost.
     let mut half = TcpStream::connect(w.listen_addr()).await.unwrap();
     half.write_all(&[19, b'B', b'i', b't']).await.unwrap();
@@ -322,7 +247,7 @@ async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection
     let mut late = Raw::connect(&w, info_hash(&torrent)).await;
     assert_eq!(late.handshake().await, None);
     assert_eq!(reaches(&w.counters().refused, 3).await, 3);
-    w.shutdown();
+    w.shutdown().await;
 }
 
 /// The super-seeding reveal is counted from the segment's first copy, not from when seeding
@@ -345,7 +270,8 @@ async fn the_reveal_is_counted_from_the_first_copy() {
     other.handshake().await.unwrap();
     assert_eq!(other.next().await.unwrap().0, "unchoke");
     // The other downloader is offered nothing (the only piece is out) until the reveal.
-    let revealed = tokio::spawn(async move {
+    let tasks = Tasks::new("test");
+    let revealed = tasks.spawn("other", async move {
         loop {
             match other.next().await {
                 Some(("have", 0, _, _)) => return std::time::Instant::now(),
@@ -373,13 +299,14 @@ async fn the_reveal_is_counted_from_the_first_copy() {
     let revealed = tokio::time::timeout(HANG_GUARD, revealed)
         .await
         .expect("hang guard")
-        .unwrap();
+        .unwrap()
+        .expect("not cancelled");
     assert!(
         revealed > whole,
         "revealed {:?} before the first copy was out",
         whole - revealed
     );
-    w.shutdown();
+    w.shutdown().await;
 }
 
 /// A piece written whole to its one holder but stuck on its way (here: the holder stops reading,
@@ -429,24 +356,7 @@ async fn a_piece_stuck_on_its_way_to_its_one_holder_is_offered_to_another_downlo
     assert_eq!(next_but_keepalives(&mut stuck).await, ("piece", 0, 0, SIZE));
     assert_eq!(reaches(&w.counters().late_arrived, 1).await, 1);
     assert_eq!(settled(&t, 2 * SIZE as u64).await, 2 * SIZE as u64);
-    w.shutdown();
-}
-
-/// The next message other than a keep-alive (which the seeder sends every 5 s, so a message that
-/// never comes would never trip the per-read guard alone).
-async fn next_but_keepalives(c: &mut Raw) -> (&'static str, u32, u32, usize) {
-    let wait = async {
-        loop {
-            match c.next().await {
-                Some(("keepalive", ..)) => {}
-                Some(m) => return m,
-                None => panic!("the seeder closed the connection"),
-            }
-        }
-    };
-    tokio::time::timeout(HANG_GUARD, wait)
-        .await
-        .expect("hang guard: the message never came")
+    w.shutdown().await;
 }
 
 /// Requests queued behind the upload limit are dropped when cancelled: the cancelled block never
@@ -479,7 +389,7 @@ async fn a_cancelled_request_is_not_sent() {
     assert_eq!(got, vec![(0, 0), (0, 16_384), (1, 0), (2, 0)]);
     assert_eq!(settled(&t, 4 * 16_384).await, 4 * 16_384);
     assert!(data.len() > 3 * PIECE as usize);
-    w.shutdown();
+    w.shutdown().await;
 }
 
 /// Under a limit, the seeder serves two pieces at a time, each whole, instead of every requested
@@ -512,10 +422,11 @@ async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
         }
     }
     // Each downloader: when its first and its last block arrived.
+    let group = Tasks::new("test");
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|mut c| {
-            tokio::spawn(async move {
+            group.spawn("downloader", async move {
                 let mut arrived = Vec::new();
                 while arrived.len() < 2 {
                     match c.next().await {
@@ -533,7 +444,8 @@ async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
         .collect();
     let mut pieces = Vec::new();
     for t in tasks {
-        pieces.push(tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap());
+        let got = tokio::time::timeout(HANG_GUARD, t).await.unwrap().unwrap();
+        pieces.push(got.expect("not cancelled"));
     }
     pieces.sort();
     let (first_done, last_started) = (pieces[0].1.min(pieces[1].1), pieces[2].0);
@@ -541,7 +453,7 @@ async fn a_limited_seeder_serves_two_pieces_at_a_time_each_whole() {
         last_started > first_done,
         "the third piece's first block arrived before either of the other two was whole: {pieces:?}"
     );
-    w.shutdown();
+    w.shutdown().await;
 }
 
 /// The same with super-seeding inside librqbit (patch 0007): a lone downloader is served every
@@ -585,20 +497,21 @@ async fn libtorrent_downloads_byte_for_byte_from_the_super_seeding_wire_seeder()
     std::fs::create_dir_all(&save).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lt-download.py");
     let port = w.listen_addr().port().to_string();
-    let out = tokio::task::spawn_blocking({
-        let (torrent_path, save) = (torrent_path.clone(), save.clone());
-        move || {
-            std::process::Command::new(python)
-                .arg(script)
-                .arg(&torrent_path)
-                .arg(&save)
-                .arg(&port)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let out = Tasks::new("test")
+        .spawn_blocking("libtorrent", {
+            let (torrent_path, save) = (torrent_path.clone(), save.clone());
+            move || {
+                std::process::Command::new(python)
+                    .arg(script)
+                    .arg(&torrent_path)
+                    .arg(&save)
+                    .arg(&port)
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.starts_with("True"),
@@ -607,7 +520,7 @@ async fn libtorrent_downloads_byte_for_byte_from_the_super_seeding_wire_seeder()
     );
     assert_eq!(std::fs::read(save.join("00000001.ts")).unwrap(), data);
     assert_eq!(settled(&t, data.len() as u64).await, data.len() as u64);
-    w.shutdown();
+    w.shutdown().await;
 }
 
 /// One address opens connections that never send a handshake, and reopens each as soon as it
@@ -635,9 +548,10 @@ async fn one_address_cannot_fill_the_seeders_slots() {
     let stop = tokio_util::sync::CancellationToken::new();
     let connects = Arc::new(AtomicU64::new(0));
     let mut attackers = Vec::new();
+    let tasks = Tasks::new("test");
     for _ in 0..ATTACKERS {
         let (stop, connects, seeder) = (stop.clone(), connects.clone(), w.listen_addr());
-        attackers.push(tokio::spawn(async move {
+        attackers.push(tasks.spawn("attacker", async move {
             // Bounded: 500 connections each.
             for _ in 0..500 {
                 let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -677,5 +591,5 @@ async fn one_address_cannot_fill_the_seeders_slots() {
         refused >= (ATTACKERS - PER_ADDRESS) as u64,
         "{refused} refused for the address's cap"
     );
-    w.shutdown();
+    w.shutdown().await;
 }

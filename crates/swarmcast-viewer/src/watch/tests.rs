@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use swarmcast_core::Manifest;
+use swarmcast_tasks::Tasks;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{remove_leftovers, run, Host, WatchError, LOCK_FILE};
+use super::datadir::{remove_leftovers, LOCK_FILE};
+use super::{run, Host, WatchError};
 use crate::schedule::tests::{manifest, D};
 use crate::schedule::{Action, ScheduleConfig, Scheduler};
 
@@ -97,11 +99,16 @@ fn config(http_fallback: bool) -> ScheduleConfig {
     }
 }
 
-/// Sends `items` on `tx`, each at its virtual time (ms after now); keeps `tx` open until `hold_ms`
-/// if given, else drops it after the last.
-fn send_at<T: Send + 'static>(tx: mpsc::Sender<T>, items: Vec<(u64, T)>, hold_ms: Option<u64>) {
+/// Sends `items` on `tx` in a task of `tasks`, each at its virtual time (ms after now); keeps
+/// `tx` open until `hold_ms` if given, else drops it after the last.
+fn send_at<T: Send + 'static>(
+    tasks: &Tasks,
+    tx: mpsc::Sender<T>,
+    items: Vec<(u64, T)>,
+    hold_ms: Option<u64>,
+) {
     let start = Instant::now();
-    tokio::spawn(async move {
+    tasks.spawn("send-at", async move {
         for (at, item) in items {
             tokio::time::sleep_until(start + Duration::from_millis(at)).await;
             let _ = tx.send(item).await;
@@ -122,19 +129,20 @@ async fn run_for(
 ) {
     let (poll_tx, poll_rx) = mpsc::channel(16);
     let (ev_tx, ev_rx) = mpsc::channel(64);
-    send_at(poll_tx, manifests, manifests_open_ms);
+    let tasks = Tasks::new("test");
+    send_at(&tasks, poll_tx, manifests, manifests_open_ms);
     // The viewer keeps its event sender: that channel never closes.
-    send_at(ev_tx, completions, Some(HOUR));
+    send_at(&tasks, ev_tx, completions, Some(HOUR));
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
-    tokio::spawn(async move {
+    tasks.spawn("cancel", async move {
         tokio::time::sleep(Duration::from_millis(cancel_ms)).await;
         stop.cancel();
     });
     let origin = fake.origin;
-    run(fake, origin, poll_rx, ev_rx, &cancel)
-        .await
-        .expect("the fake never fails");
+    let result = run(fake, origin, poll_rx, ev_rx, &cancel).await;
+    tasks.shutdown().await;
+    result.expect("the fake never fails");
 }
 
 /// The first busy loop: after the end-of-stream manifest the poller returns and its

@@ -1,0 +1,205 @@
+use super::*;
+use crate::tracker::NatCheck;
+use percent_encoding::{percent_encode, NON_ALPHANUMERIC};
+use tokio_util::sync::CancellationToken;
+
+fn compact(bytes: &[u8]) -> Vec<SocketAddr> {
+    let v: serde_bencode::value::Value = serde_bencode::from_bytes(bytes).unwrap();
+    let serde_bencode::value::Value::Dict(d) = v else {
+        panic!("not a dict")
+    };
+    let Some(serde_bencode::value::Value::Bytes(b)) = d.get(&b"peers"[..]) else {
+        panic!("no compact peers: {d:?}")
+    };
+    b.chunks(6)
+        .map(|c| SocketAddr::from(([c[0], c[1], c[2], c[3]], u16::from_be_bytes([c[4], c[5]]))))
+        .collect()
+}
+
+/// Serves `shared` on a loopback port until `stop` is cancelled.
+async fn serve(
+    shared: Arc<Shared>,
+    stop: &CancellationToken,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<Option<std::io::Result<()>>>,
+) {
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = http.local_addr().unwrap();
+    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = stop.clone();
+    let server = swarmcast_tasks::Tasks::new("test").spawn("http", async move {
+        axum::serve(http, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    (addr, server)
+}
+
+#[test]
+fn fallbacks_are_limited_only_while_the_swarm_carries_the_stream() {
+    // One slot, the swarm uploading 1 s ago: the first body goes, a second is refused.
+    assert!(admit_fallback(0, 1, Some(9_000), 10_000));
+    assert!(!admit_fallback(1, 1, Some(9_000), 10_000));
+    assert!(admit_fallback(1, 2, Some(9_000), 10_000));
+    // The swarm silent for SWARM_ACTIVE_MS, or never uploading (the HTTP baseline): no limit.
+    assert!(!admit_fallback(
+        5,
+        1,
+        Some(10_000 - SWARM_ACTIVE_MS + 1),
+        10_000
+    ));
+    assert!(admit_fallback(5, 1, Some(10_000 - SWARM_ACTIVE_MS), 10_000));
+    assert!(admit_fallback(5, 1, None, 10_000));
+    // 0 slots: no limit.
+    assert!(admit_fallback(5, 0, Some(10_000), 10_000));
+}
+
+#[tokio::test]
+async fn a_second_fallback_is_refused_while_one_is_sent_and_the_swarm_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000007.ts");
+    let data: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let mut shared = Shared::new("link".into(), None);
+    // 32 KiB/s: the body takes about two seconds, so it is in flight while we ask again.
+    shared.http_limiter = ByteLimiter::paced(32 * 1024).map(Arc::new);
+    shared.fallback_slots = 1;
+    // The swarm counts as uploading for the whole test, however slow the machine: its last
+    // upload is put in the future of the server's clock.
+    shared
+        .swarm_active_ms
+        .store(shared.now_ms() + 3_600_000, Ordering::Relaxed);
+    shared.segments.write().unwrap().insert(
+        7,
+        Served {
+            path,
+            torrent: Bytes::new(),
+            info_hash: InfoHash([7; 20]),
+            size: data.len() as u64,
+            in_window: true,
+            http_bytes: Arc::default(),
+        },
+    );
+    let shared = Arc::new(shared);
+    let stop = CancellationToken::new();
+    let (addr, server) = serve(shared.clone(), &stop).await;
+    let url = format!("http://{addr}/segments/00000007.ts");
+    let client = reqwest::Client::new();
+    // The first: its headers are in, its body is still coming.
+    let first = client.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = client.get(&url).send().await.unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let why = second.text().await.unwrap();
+    assert!(why.contains("at most 1 at once"), "{why}");
+    assert_eq!(shared.counters.segment_refused.load(Ordering::Relaxed), 1);
+    // The first body arrives whole; then the slot is free again.
+    assert_eq!(first.bytes().await.unwrap(), data);
+    let third = client.get(&url).send().await.unwrap();
+    assert_eq!(third.status(), 200);
+    assert_eq!(third.bytes().await.unwrap(), data);
+    // A swarm that never uploaded (the HTTP baseline): no limit.
+    shared.swarm_active_ms.store(u64::MAX, Ordering::Relaxed);
+    let a = client.get(&url).send().await.unwrap();
+    let b = client.get(&url).send().await.unwrap();
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    drop((a, b));
+    stop.cancel();
+    server.await.unwrap().expect("not cancelled").unwrap();
+}
+
+#[tokio::test]
+async fn the_tracker_lists_a_peer_once_it_connected_back_and_never_a_closed_port() {
+    let ih = [21u8; 20];
+    let publisher: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let mut tracker = Tracker::new(10, 1).with_nat_check(NatCheck::default());
+    tracker.add_torrent(ih, Some(publisher));
+    let stop = CancellationToken::new();
+    let mut shared = Shared::new("link".into(), Some(tracker));
+    shared.nat_checker = Some(NatChecker::new(
+        crate::natcheck::DEFAULT_TIMEOUT,
+        swarmcast_tasks::Tasks::with_token("nat-check", stop.child_token()),
+    ));
+    let shared = Arc::new(shared);
+    let (http_addr, server) = serve(shared.clone(), &stop).await;
+
+    // A viewer that listens (the kernel completes the handshake), and one that does not.
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_addr = open.local_addr().unwrap();
+    let closed_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let announce = |id: u8, port: u16| {
+        let url = format!(
+            "http://{http_addr}/announce?info_hash={}&peer_id={}&port={port}&left=10&compact=1",
+            percent_encode(&ih, NON_ALPHANUMERIC),
+            percent_encode(&[id; 20], NON_ALPHANUMERIC)
+        );
+        let client = client.clone();
+        async move { compact(&client.get(url).send().await.unwrap().bytes().await.unwrap()) }
+    };
+    assert_eq!(announce(1, open_addr.port()).await, vec![publisher]);
+    // Viewer 1 may be listed here already: a check on loopback takes well under a millisecond.
+    let peers = announce(2, closed_addr.port()).await;
+    assert_eq!(peers[0], publisher);
+    assert!(peers.len() <= 2 && !peers.contains(&closed_addr));
+
+    // A third viewer re-announcing (as librqbit does every `min interval`) soon sees the one
+    // that listens, and never the other.
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let peers = announce(3, 1).await;
+            assert!(!peers.contains(&closed_addr), "a closed port was listed");
+            if peers == vec![publisher, open_addr] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the listening viewer was never listed");
+    // The closed port's verdict comes too; it still gets peer lists.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while shared
+            .tracker
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .counters()
+            .nat_unreachable
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("no verdict for the closed port");
+    assert_eq!(
+        announce(2, closed_addr.port()).await,
+        vec![publisher, open_addr]
+    );
+    let metrics = client
+        .get(format!("http://{http_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Three viewers: 1 and 2, and 3 (port 1, closed on loopback).
+    assert!(
+        metrics.contains("swarmcast_tracker_nat_checks_total 3\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("swarmcast_tracker_nat_unreachable_total "),
+        "{metrics}"
+    );
+    stop.cancel();
+    server.await.unwrap().expect("not cancelled").unwrap();
+}
