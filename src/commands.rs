@@ -4,15 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use swarmcast_core::inspect::Document;
 use swarmcast_core::keys::keyfile;
-use swarmcast_core::{manifest, StreamKey, StreamLink, StreamSecret};
+use swarmcast_core::{StreamLink, StreamSecret};
 use swarmcast_swarm::ratelimit::check_rate;
 use tokio_util::sync::CancellationToken;
-
-/// Largest document `inspect` downloads: a manifest is at most 1 MiB; a .torrent of 16 GiB at
-/// 32 KiB pieces holds 10 MiB of hashes (the rule picks 16 MiB pieces there: 20 KiB).
-const MAX_FETCH: usize = 16 << 20;
 
 pub(crate) fn keygen(out: &Path) -> Result<()> {
     let secret = StreamSecret::generate().context("cannot read the system's random source")?;
@@ -49,87 +44,29 @@ pub(crate) async fn inspect(
     key: Option<&str>,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    let mut pinned = key
-        .map(|k| k.parse::<StreamKey>())
-        .transpose()
-        .context("--key")?;
-    let bytes = if target.starts_with("swarmcast:") {
-        let link: StreamLink = target.parse().context("invalid stream link")?;
-        if pinned.is_some_and(|k| k != link.key) {
-            bail!(
-                "--key {} differs from the link's key {}",
-                pinned.unwrap_or(link.key),
-                link.key
-            );
+    use swarmcast_viewer::inspect::{self, Signature};
+    let found = inspect::inspect(target, key, cancel).await?;
+    out!("{}", found.document);
+    match found.signature {
+        Signature::None { pinned: false } => Ok(()),
+        Signature::None { pinned: true } => {
+            bail!("{target} is a .torrent, not a manifest: there is no signature to verify")
         }
-        pinned = Some(link.key);
-        fetch_first(&link, cancel).await?
-    } else if target.starts_with("http://") || target.starts_with("https://") {
-        tokio::select! {
-            r = fetch(target) => r?,
-            () = cancel.cancelled() => bail!("interrupted"),
-        }
-    } else {
-        tokio::fs::read(target)
-            .await
-            .with_context(|| format!("cannot read {target}"))?
-    };
-    let document = Document::parse(&bytes).with_context(|| target.to_string())?;
-    out!("{document}");
-    let Document::Manifest(decoded) = document else {
-        if pinned.is_some() {
-            bail!("{target} is a .torrent, not a manifest: there is no signature to verify");
-        }
-        return Ok(());
-    };
-    match pinned {
-        Some(key) => {
-            manifest::verify(&bytes, &key)
-                .with_context(|| format!("manifest refused for stream key {key}"))?;
+        Signature::Pinned(key, verdict) => {
+            verdict.with_context(|| format!("manifest refused for stream key {key}"))?;
             outln!("  signature      valid for the pinned key");
             outln!("  (sequence order is checked by viewers, which remember the last manifest they accepted)");
             Ok(())
         }
-        None if decoded.self_signed => {
+        Signature::SelfSigned => {
             outln!("  signature      valid for the key the manifest names (not pinned: pass --key to verify)");
             Ok(())
         }
-        None => {
+        Signature::Invalid(named) => {
             outln!("  signature      INVALID for the key the manifest names");
-            bail!(
-                "{target}: the signature does not verify under the key it names ({})",
-                decoded.manifest.key
-            )
+            bail!("{target}: the signature does not verify under the key it names ({named})")
         }
     }
-}
-
-async fn fetch_first(link: &StreamLink, cancel: &CancellationToken) -> Result<Vec<u8>> {
-    let mut errors = Vec::new();
-    for source in &link.sources {
-        tokio::select! {
-            r = fetch(source.as_str()) => match r {
-                Ok(bytes) => return Ok(bytes),
-                Err(e) => {
-                    tracing::warn!(%source, error = %format!("{e:#}"), "manifest source failed, trying the next");
-                    errors.push(format!("{source}: {e:#}"));
-                }
-            },
-            () = cancel.cancelled() => bail!("interrupted"),
-        }
-    }
-    bail!("no manifest source answered: {}", errors.join("; "))
-}
-
-async fn fetch(url: &str) -> Result<Vec<u8>> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .context("cannot build an HTTP client")?;
-    let parsed = url::Url::parse(url).with_context(|| format!("{url}: not a URL"))?;
-    swarmcast_viewer::poller::fetch_capped(&client, &parsed, Duration::from_secs(30), MAX_FETCH)
-        .await
-        .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))
 }
 
 /// Parses a positive, finite number of seconds (the lab's flags: its plan checks their ranges).

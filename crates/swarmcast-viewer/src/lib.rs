@@ -13,6 +13,7 @@
 #[cfg(test)]
 mod fakes;
 mod fallback;
+pub mod inspect;
 mod io;
 pub mod poller;
 pub mod schedule;
