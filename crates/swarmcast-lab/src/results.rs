@@ -10,18 +10,30 @@
 //! checks that the byte counts agree (the balance; with the emulator, also its count of each host
 //! and the kernel's queue: `results/net.rs`). Runs without them summarise as before, with the
 //! same nine checks.
+//!
+//! [`summarize`] goes in named steps, each in its own file: `results/publisher.rs` (segment sizes
+//! and the publisher's byte counts), `results/timeline.rs` (one viewer's records per segment),
+//! `results/tally.rs` (byte accounting and the figures quantiles are taken over, over every
+//! viewer), `results/checks.rs` (the nine checks) and `results/net.rs` (the network's).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use swarmcast_metrics::{read_events, Event, Kind, Role};
+use swarmcast_metrics::{read_events, Event};
 
 use crate::plan::{NetPoint, RunSpec, Transport};
 
+mod checks;
 mod net;
+mod publisher;
+mod tally;
+mod timeline;
 
 pub(crate) use net::describe as describe_net;
+use publisher::PublisherCounts;
+use tally::Tally;
+use timeline::{Timeline, ViewerCounters};
 
 /// librqbit's request and upload unit, bytes.
 const CHUNK: u64 = 16 * 1024;
@@ -358,18 +370,6 @@ pub fn quantile(values: &[f64], p: f64) -> f64 {
     crate::quantile(&crate::sorted(values), p)
 }
 
-#[derive(Default)]
-struct SegView {
-    learned_published_ms: Option<u64>,
-    added: bool,
-    first_piece_us: Option<u64>,
-    completed: Option<(u64, u64, u64, u64)>, // since_added_us, from_publisher, from_peers, from_http
-    connections: Option<(u64, u64)>,         // attempts, errors (swarm completions)
-    failed_dials: Option<u64>,               // (swarm completions)
-    played: Option<(u64, u64)>,              // wall_us, bytes
-    order_ok: bool,
-}
-
 fn ratio(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         f64::NAN
@@ -378,399 +378,67 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Adds up a run and checks it.
+/// Adds up a run and checks it, in steps: the publisher's counts per segment, each viewer's
+/// records folded into a timeline and added to the run's tally, the nine checks (which move the
+/// bytes the publisher sent on connections it dialled back to it), the network's figures and
+/// checks, then the summary's ratios and quantiles.
 pub fn summarize(r: &RunRecords) -> RunSummary {
-    let spec = &r.run.spec;
-    let mut sizes = BTreeMap::new();
-    let mut pub_swarm: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut pub_http: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut pub_dialled: BTreeMap<u64, u64> = BTreeMap::new();
-    for e in r.publisher.iter().filter(|e| e.role == Role::Publisher) {
-        match (&e.kind, e.seg) {
-            (Kind::Cut { size, .. }, Some(n)) => {
-                sizes.insert(n, *size);
-            }
-            // The last count is the total.
-            (
-                Kind::Uploaded {
-                    bytes,
-                    http_bytes,
-                    dialled_bytes,
-                },
-                Some(n),
-            ) => {
-                pub_swarm.insert(n, *bytes);
-                pub_http.insert(n, *http_bytes);
-                pub_dialled.insert(n, *dialled_bytes);
-            }
-            _ => {}
-        }
-    }
-    let mut checks = Vec::new();
-    let mut bad_bytes = Vec::new();
-    let mut incomplete = Vec::new();
-    let mut short = Vec::new();
-    let (mut setup, mut complete, mut behind, mut startup) = (vec![], vec![], vec![], vec![]);
-    let mut connections = (0u64, 0u64, 0u64); // attempts, errors, segments with the figures
-    let mut failed_dials = (0u64, 0u64); // failed dials, segments with the figure
-    let (mut stalls, mut stall_us, mut skips, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
-    let (mut fallbacks_superseded, mut fallback_wasted_bytes) = (0u64, 0u64);
-    let mut fallbacks_refused = 0u64;
-    let mut missed = 0u64;
-    let (mut from_publisher, mut from_peers, mut from_http) = (0u64, 0u64, 0u64);
-    let mut needed = 0u64;
-    let mut played = 0usize;
-    let mut manifest_bytes = 0u64;
-    let mut refused = 0u64;
-    let mut fetched_segments = BTreeSet::new();
-    let mut seg_from_pub: BTreeMap<u64, (u64, u64)> = BTreeMap::new(); // swarm, http
-    let mut seg_from_peers: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut seg_receivers: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut seg_peer_uploads: BTreeMap<u64, u64> = BTreeMap::new();
-    // Segments each viewer played, by node (the wire figures are per segment played).
-    let mut played_by: BTreeMap<String, u64> = BTreeMap::new();
+    let publisher = PublisherCounts::read(&r.publisher);
+    let mut counters = ViewerCounters::default();
+    let mut tally = Tally::default();
     for (node, events) in &r.viewers {
-        let mut segs: BTreeMap<u64, SegView> = BTreeMap::new();
-        let mut late: Vec<(u64, u64, u64)> = Vec::new();
-        let mut joined_us = None;
-        let mut joined_seg = None;
-        let mut first_played_us = None;
-        for e in events {
-            let seg = e.seg;
-            match &e.kind {
-                Kind::ManifestFetched { bytes, .. } => manifest_bytes += bytes,
-                Kind::ManifestRefused { .. } => refused += 1,
-                Kind::Joined { .. } => {
-                    joined_us.get_or_insert(e.mono_us);
-                    if joined_seg.is_none() {
-                        joined_seg = e.seg;
-                    }
-                }
-                Kind::Learned { published_ms, .. } => {
-                    if let Some(n) = seg {
-                        segs.entry(n).or_default().learned_published_ms = Some(*published_ms);
-                    }
-                }
-                Kind::Added => {
-                    if let Some(n) = seg {
-                        segs.entry(n).or_default().added = true;
-                    }
-                }
-                Kind::FirstPiece { since_added_us } => {
-                    if let Some(n) = seg {
-                        segs.entry(n).or_default().first_piece_us = Some(*since_added_us);
-                    }
-                }
-                Kind::Completed {
-                    since_added_us,
-                    from_publisher,
-                    from_peers,
-                    from_http,
-                    connect_attempts,
-                    connect_errors,
-                    failed_dials: dials,
-                    ..
-                } => {
-                    if let Some(n) = seg {
-                        let v = segs.entry(n).or_default();
-                        v.completed =
-                            Some((*since_added_us, *from_publisher, *from_peers, *from_http));
-                        v.connections = connect_attempts.zip(*connect_errors);
-                        v.failed_dials = *dials;
-                    }
-                }
-                Kind::HttpFallback { ok: true, .. } => fallbacks += 1,
-                Kind::HttpFallback {
-                    superseded: true,
-                    bytes,
-                    ..
-                } => {
-                    fallbacks_superseded += 1;
-                    fallback_wasted_bytes += bytes;
-                }
-                Kind::HttpFallback { refused: true, .. } => fallbacks_refused += 1,
-                Kind::Played {
-                    stall_us: s, bytes, ..
-                } => {
-                    if let Some(n) = seg {
-                        let v = segs.entry(n).or_default();
-                        v.order_ok =
-                            v.learned_published_ms.is_some() && v.added && v.completed.is_some();
-                        v.played = Some((e.wall_us, *bytes));
-                        first_played_us.get_or_insert(e.mono_us);
-                        if *s > 0 {
-                            stalls += 1;
-                            stall_us += s;
-                        }
-                    }
-                }
-                Kind::Skipped { count } => skips += count.unwrap_or(1),
-                Kind::Forgotten {
-                    uploaded_bytes,
-                    from_publisher: p,
-                    from_peers: q,
-                } => {
-                    if let Some(n) = seg {
-                        *seg_peer_uploads.entry(n).or_default() += uploaded_bytes;
-                        // Received after completion, or for a segment never completed.
-                        late.push((n, *p, *q));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let (Some(j), Some(p)) = (joined_us, first_played_us) {
-            startup.push(p.saturating_sub(j) as f64 / 1000.0);
-        }
+        let timeline = Timeline::read(events, &mut counters);
         let churned = r
             .run
             .outcome
             .viewers
             .iter()
             .any(|v| &v.node == node && v.churned);
-        let played_here = segs.values().filter(|v| v.played.is_some()).count() as u64;
-        played_by.insert(node.clone(), played_here);
-        if let (Some(first), Some(&last), false) = (joined_seg, sizes.keys().last(), churned) {
-            missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
-        }
-        for (n, p, q) in late {
-            from_publisher += p;
-            from_peers += q;
-            seg_from_pub.entry(n).or_default().0 += p;
-            *seg_from_peers.entry(n).or_default() += q;
-            if q > 0 {
-                *seg_receivers.entry(n).or_default() += 1;
-            }
-        }
-        for (n, v) in &segs {
-            if let Some(us) = v.first_piece_us {
-                setup.push(us as f64 / 1000.0);
-            }
-            if let Some((attempts, errors)) = v.connections {
-                connections.0 += attempts;
-                connections.1 += errors;
-                connections.2 += 1;
-            }
-            if let Some(dials) = v.failed_dials {
-                failed_dials.0 += dials;
-                failed_dials.1 += 1;
-            }
-            if let Some((since, p, q, h)) = v.completed {
-                complete.push(since as f64 / 1000.0);
-                from_publisher += p;
-                from_peers += q;
-                from_http += h;
-                let e = seg_from_pub.entry(*n).or_default();
-                e.0 += p;
-                e.1 += h;
-                *seg_from_peers.entry(*n).or_default() += q;
-                if q > 0 {
-                    *seg_receivers.entry(*n).or_default() += 1;
-                }
-                fetched_segments.insert(*n);
-                let size = sizes.get(n).copied().unwrap_or(0);
-                needed += size;
-                if p + q + h < size && short.len() < 3 {
-                    short.push(format!("{node} segment {n}: {} of {size}", p + q + h));
-                }
-            }
-            if let Some((wall_us, bytes)) = v.played {
-                played += 1;
-                if sizes.get(n) != Some(&bytes) && bad_bytes.len() < 3 {
-                    bad_bytes.push(format!(
-                        "{node} segment {n}: played {bytes}, published {:?}",
-                        sizes.get(n)
-                    ));
-                }
-                if !v.order_ok && incomplete.len() < 3 {
-                    incomplete.push(format!("{node} segment {n}"));
-                }
-                if let Some(p) = v.learned_published_ms {
-                    behind.push((wall_us / 1000).saturating_sub(p) as f64);
-                }
-            }
-        }
+        tally.add_viewer(node, &timeline, &publisher.sizes, churned);
     }
-
-    checks.push(Check {
-        name: "played bytes equal the published segment sizes",
-        ok: bad_bytes.is_empty(),
-        detail: if bad_bytes.is_empty() {
-            format!("{played} segments played")
-        } else {
-            bad_bytes.join("; ")
-        },
-    });
-    checks.push(Check {
-        name: "every played segment has learned, added, completed and played records, in order",
-        ok: incomplete.is_empty(),
-        detail: if incomplete.is_empty() {
-            format!("{played} complete records")
-        } else {
-            format!("incomplete: {}", incomplete.join(", "))
-        },
-    });
-    checks.push(Check {
-        name: "payload received covers every completed segment",
-        ok: short.is_empty(),
-        detail: if short.is_empty() {
-            format!(
-                "{} bytes received for {needed} needed",
-                from_publisher + from_peers + from_http
-            )
-        } else {
-            short.join("; ")
-        },
-    });
-    // The publisher dials viewers it learns by PEX (librqbit has no switch against it); a viewer
-    // sees such a connection come from an ephemeral port and counts its bytes as a peer's. The
-    // publisher counts what it sent on dialled connections, so they are moved back to it here.
-    let mut misattributed = Vec::new();
-    for (n, d) in pub_dialled.iter().filter(|(_, d)| **d > 0) {
-        let peers = seg_from_peers.entry(*n).or_default();
-        if *d > *peers && misattributed.len() < 3 {
-            misattributed.push(format!(
-                "segment {n}: the publisher sent {d} on connections it dialled, viewers counted only {peers} from peers"
-            ));
-        }
-        let moved = (*d).min(*peers);
-        *peers -= moved;
-        seg_from_pub.entry(*n).or_default().0 += moved;
-        from_peers -= moved;
-        from_publisher += moved;
-    }
-    let dialled: u64 = pub_dialled.values().sum();
-    checks.push(Check {
-        name: "bytes the publisher sent on connections it dialled <= bytes viewers counted from peers",
-        ok: misattributed.is_empty(),
-        detail: if misattributed.is_empty() {
-            format!("{dialled} bytes moved from peers to the publisher")
-        } else {
-            misattributed.join("; ")
-        },
-    });
-    // librqbit counts a chunk as uploaded after its write completes: a chunk in flight when the
-    // uploader forgets the segment (or stops) reaches the receiver uncounted. One chunk per
-    // receiving viewer and segment is allowed for it.
-    let slack = |n: &u64| CHUNK * seg_receivers.get(n).copied().unwrap_or(0);
-    let over_peers: Vec<String> = seg_from_peers
-        .iter()
-        .filter(|(n, got)| **got > seg_peer_uploads.get(n).copied().unwrap_or(0) + slack(n))
-        .take(3)
-        .map(|(n, got)| {
-            format!(
-                "segment {n}: {got} received from peers, {} uploaded by them (+ {} in flight allowed)",
-                seg_peer_uploads.get(n).copied().unwrap_or(0),
-                slack(n)
-            )
-        })
-        .collect();
-    let in_flight: u64 = seg_from_peers
-        .iter()
-        .map(|(n, got)| got.saturating_sub(seg_peer_uploads.get(n).copied().unwrap_or(0)))
-        .sum();
-    checks.push(Check {
-        name: "bytes received from peers <= bytes peers report uploading (+ one 16 KiB chunk in flight per receiver and segment)",
-        ok: over_peers.is_empty(),
-        detail: if over_peers.is_empty() {
-            format!(
-                "{from_peers} received, {} uploaded; {in_flight} received beyond the uploaders' counts",
-                seg_peer_uploads.values().sum::<u64>()
-            )
-        } else {
-            over_peers.join("; ")
-        },
-    });
-    let over_pub: Vec<String> = seg_from_pub
-        .iter()
-        .filter(|(n, (s, h))| {
-            *s > pub_swarm.get(n).copied().unwrap_or(0) || *h > pub_http.get(n).copied().unwrap_or(0)
-        })
-        .take(3)
-        .map(|(n, (s, h))| {
-            format!(
-                "segment {n}: received {s} (swarm) + {h} (HTTP) from the publisher, which sent {} + {}",
-                pub_swarm.get(n).copied().unwrap_or(0),
-                pub_http.get(n).copied().unwrap_or(0)
-            )
-        })
-        .collect();
-    let publisher_bytes: u64 = pub_swarm.values().sum::<u64>() + pub_http.values().sum::<u64>();
-    checks.push(Check {
-        name: "bytes received from the publisher <= bytes it reports sending",
-        ok: over_pub.is_empty(),
-        detail: if over_pub.is_empty() {
-            format!(
-                "{} received <= {publisher_bytes} sent",
-                from_publisher + from_http
-            )
-        } else {
-            over_pub.join("; ")
-        },
-    });
     let outcome = &r.run.outcome;
-    let differs: Vec<String> = outcome
-        .viewers
+    let mut checks = checks::records(&tally);
+    checks.extend(checks::bytes(&mut tally.bytes, &counters, &publisher));
+    checks.extend(checks::processes(outcome, counters.refused));
+    let fetched_bytes: u64 = tally
+        .bytes
+        .fetched_segments
         .iter()
-        .filter(|v| v.output.as_deref() != Some("identical"))
-        .map(|v| {
-            format!(
-                "{}: {}",
-                v.node,
-                v.output.as_deref().unwrap_or("not checked")
-            )
-        })
-        .collect();
-    checks.push(Check {
-        name: "every viewer's output is byte-identical to the segments it played",
-        ok: differs.is_empty() && !outcome.viewers.is_empty(),
-        detail: if differs.is_empty() {
-            format!("{} outputs", outcome.viewers.len())
-        } else {
-            differs.join("; ")
-        },
-    });
-    let unclean: Vec<String> = outcome
-        .publisher
-        .iter()
-        .chain(&outcome.viewers)
-        .filter(|p| p.exit != Some(0))
-        .map(|p| format!("{} exited {:?}", p.node, p.exit))
-        .chain(
-            outcome
-                .hang_guard
-                .then(|| "the hang guard fired".to_string()),
-        )
-        .chain(outcome.error.clone())
-        .chain((outcome.publisher.is_none()).then(|| "no publisher".to_string()))
-        .collect();
-    checks.push(Check {
-        name: "every process exited cleanly",
-        ok: unclean.is_empty(),
-        detail: if unclean.is_empty() {
-            format!("{} processes", 1 + outcome.viewers.len())
-        } else {
-            unclean.join("; ")
-        },
-    });
-    checks.push(Check {
-        name: "no manifest was refused",
-        ok: refused == 0,
-        detail: format!("{refused} refused"),
-    });
-
-    let fetched_bytes: u64 = fetched_segments
-        .iter()
-        .map(|n| sizes.get(n).copied().unwrap_or(0))
+        .map(|n| publisher.sizes.get(n).copied().unwrap_or(0))
         .sum();
-    let received = from_publisher + from_peers + from_http;
     let net_figures = match &outcome.net {
         Some(n) => {
             checks.extend(net::checks(n));
-            net::figures(n, fetched_bytes, &played_by)
+            net::figures(n, fetched_bytes, &tally.played_by)
         }
         None => net::NetFigures::none(),
     };
+    build_summary(
+        r,
+        &publisher,
+        &counters,
+        tally,
+        fetched_bytes,
+        net_figures,
+        checks,
+    )
+}
+
+/// The summary's fields from the run's spec and what [`summarize`]'s steps added up.
+fn build_summary(
+    r: &RunRecords,
+    publisher: &PublisherCounts,
+    counters: &ViewerCounters,
+    tally: Tally,
+    fetched_bytes: u64,
+    net_figures: net::NetFigures,
+    checks: Vec<Check>,
+) -> RunSummary {
+    let (spec, outcome) = (&r.run.spec, &r.run.outcome);
+    let sizes = &publisher.sizes;
+    let publisher_bytes = publisher.sent();
+    let received = tally.bytes.received();
+    let (setup, connections, failed_dials) = (tally.setup, tally.connections, tally.failed_dials);
     RunSummary {
         id: spec.id.clone(),
         transport: spec.transport,
@@ -785,32 +453,32 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         viewer_download_cap: spec.viewer_download_limit.unwrap_or(0),
         segments: sizes.len(),
         segment_bytes: ratio(sizes.values().sum::<u64>() as f64, sizes.len() as f64),
-        played,
+        played: tally.played,
         publisher_bytes,
         publisher_copies: ratio(publisher_bytes as f64, fetched_bytes as f64),
         publisher_per_viewer: ratio(
             publisher_bytes as f64,
             fetched_bytes as f64 * spec.viewers as f64,
         ),
-        peer_share: ratio(from_peers as f64, received as f64),
-        dialled_bytes: dialled,
-        duplicate_ratio: ratio(received as f64, needed as f64),
+        peer_share: ratio(tally.bytes.from_peers as f64, received as f64),
+        dialled_bytes: publisher.dialled.values().sum(),
+        duplicate_ratio: ratio(received as f64, tally.bytes.needed as f64),
         setup_median_ms: quantile(&setup, 0.5),
         setup_p95_ms: quantile(&setup, 0.95),
         setup_fraction: quantile(&setup, 0.5) / (spec.segment_secs * 1000.0),
-        complete_median_ms: quantile(&complete, 0.5),
-        stalls,
-        stall_ms: stall_us as f64 / 1000.0,
-        skips,
-        missed,
-        fallbacks,
-        fallbacks_superseded,
-        fallback_wasted_bytes,
-        fallbacks_refused,
-        startup_median_ms: quantile(&startup, 0.5),
-        behind_live_median_ms: quantile(&behind, 0.5),
-        behind_live_p95_ms: quantile(&behind, 0.95),
-        manifest_bytes_per_segment: ratio(manifest_bytes as f64, played as f64),
+        complete_median_ms: quantile(&tally.complete, 0.5),
+        stalls: counters.stalls,
+        stall_ms: counters.stall_us as f64 / 1000.0,
+        skips: counters.skips,
+        missed: tally.missed,
+        fallbacks: counters.fallbacks,
+        fallbacks_superseded: counters.fallbacks_superseded,
+        fallback_wasted_bytes: counters.fallback_wasted_bytes,
+        fallbacks_refused: counters.fallbacks_refused,
+        startup_median_ms: quantile(&tally.startup, 0.5),
+        behind_live_median_ms: quantile(&tally.behind, 0.5),
+        behind_live_p95_ms: quantile(&tally.behind, 0.95),
+        manifest_bytes_per_segment: ratio(counters.manifest_bytes as f64, tally.played as f64),
         connect_attempts_per_segment: ratio(connections.0 as f64, connections.2 as f64),
         connect_errors_per_segment: ratio(connections.1 as f64, connections.2 as f64),
         failed_dials_per_segment: ratio(failed_dials.0 as f64, failed_dials.1 as f64),

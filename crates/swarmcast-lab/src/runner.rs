@@ -207,7 +207,7 @@ async fn run_one(
         None => execute(spec, config, &dir, &mut outcome, None, cancel).await,
         Some(point) => execute_on_net(spec, &point, config, &dir, &mut outcome, cancel).await,
     };
-    outcome.cpu = Some(cpu.stop());
+    outcome.cpu = Some(cpu.shutdown().await);
     if let Err(e) = result {
         outcome.error.get_or_insert(e);
     }
@@ -293,7 +293,7 @@ async fn execute_on_net(
         .collect();
     let rtts = RttSampler::start(sampled, RTT_SAMPLE);
     let result = execute(spec, config, dir, outcome, Some(&net), cancel).await;
-    net_outcome.tcp_rtt_ms = rtts.stop().iter().map(|s| s.srtt_ms).collect();
+    net_outcome.tcp_rtt_ms = rtts.shutdown().await.iter().map(|s| s.srtt_ms).collect();
     // Count once the network is quiet: the processes are gone, but their kernels still close
     // connections (FIN and RST retransmissions), so wait until nothing is held and nothing new
     // came for a while; then the interfaces' counters and the emulator's agree.
