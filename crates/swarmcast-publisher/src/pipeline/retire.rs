@@ -1,0 +1,218 @@
+//! Segments leaving: forgotten after their grace period, their upload counts recorded; the end
+//! of the stream published; the final counts.
+
+use super::*;
+
+impl Publisher {
+    /// Forgets segments whose grace period is over; samples upload counts.
+    pub(crate) async fn housekeeping(&mut self) {
+        let outages = self.shared.feed.outages.load(Ordering::Relaxed);
+        if outages != self.outages_seen {
+            self.outages_seen = outages;
+            if let Some(reason) = self.shared.feed.failing() {
+                // Who holds the files, for the one who has to find out.
+                tracing::warn!(
+                    %reason,
+                    file_limit = crate::fds::FdBudget::measure().0,
+                    http_connections = self.shared.conns.open.load(Ordering::Relaxed),
+                    peer_connections = ?self.seeder.connections(),
+                    "dropping input (counted in swarmcast_input_dropped_bytes_total)"
+                );
+            }
+        }
+        let mut total = self.removed_uploaded;
+        for live in self.live.values_mut() {
+            if let Some(t) = &live.torrent {
+                live.uploaded = self.seeder.uploaded(t);
+            }
+            total += live.uploaded;
+        }
+        let (late, arrived) = self.seeder.late_pieces();
+        self.shared.late_pieces.store(late, Ordering::Relaxed);
+        self.shared.late_arrived.store(arrived, Ordering::Relaxed);
+        if self.shared.uploaded_bytes.swap(total, Ordering::Relaxed) < total {
+            self.shared
+                .swarm_active_ms
+                .store(self.shared.now_ms(), Ordering::Relaxed);
+        }
+        if let Some(tracker) = &self.shared.tracker {
+            let now = self.shared.now_ms();
+            tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .expire(now);
+        }
+        let due: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.dropped_at.is_some_and(|d| d.elapsed() >= self.grace))
+            .map(|(n, _)| *n)
+            .collect();
+        for n in due {
+            self.remove(n).await;
+        }
+    }
+
+    /// Payload bytes of `t` sent on connections this publisher dialled (see `Kind::Uploaded`).
+    fn dialled_bytes(&self, t: &Seeded) -> u64 {
+        self.seeder.dialled_bytes(t)
+    }
+
+    /// Bytes of segment `n` sent over HTTP so far.
+    fn http_bytes(&self, n: u64) -> u64 {
+        self.shared
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .map_or(0, |s| s.http_bytes.load(Ordering::Relaxed))
+    }
+
+    pub(crate) async fn remove(&mut self, n: u64) {
+        let Some(live) = self.live.remove(&n) else {
+            return;
+        };
+        let mut uploaded = live.uploaded;
+        let mut dialled_bytes = 0;
+        if let Some(t) = &live.torrent {
+            uploaded = self.seeder.uploaded(t);
+            dialled_bytes = self.dialled_bytes(t);
+            self.seeder.forget(t).await;
+            // The wire seeder's count is final once forget returns (its connections ended);
+            // librqbit's may read lower after the torrent is gone, hence the larger of the two.
+            uploaded = uploaded.max(self.seeder.uploaded(t));
+        }
+        self.removed_uploaded += uploaded;
+        let http_bytes = self.http_bytes(n);
+        if let Some(s) = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+        {
+            self.removed_http.insert(
+                n,
+                (uploaded, dialled_bytes, http_bytes, s.http_bytes.clone()),
+            );
+        }
+        self.shared
+            .segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&n);
+        if let Some(tracker) = &self.shared.tracker {
+            tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove_torrent(&live.entry.info_hash.0);
+        }
+        if !self.config.keep_segments {
+            if let Err(e) = std::fs::remove_file(self.segment_path(n)) {
+                tracing::warn!(segment = n, error = %e, "cannot delete the segment file");
+            }
+        }
+        if let Some(m) = &self.config.mirror_dir {
+            let _ = std::fs::remove_file(m.join("segments").join(format!("{n:08}.torrent")));
+        }
+        self.summary.http_uploaded_bytes += http_bytes;
+        self.recorder.record(
+            Some(n),
+            Kind::Uploaded {
+                bytes: uploaded,
+                http_bytes,
+                dialled_bytes,
+            },
+        );
+        self.recorder.record(
+            Some(n),
+            Kind::Removed {
+                uploaded_bytes: uploaded,
+                kept_file: self.config.keep_segments,
+            },
+        );
+        tracing::debug!(segment = n, uploaded, "segment forgotten");
+    }
+
+    /// Serves the end-of-stream manifest, then lingers.
+    pub(crate) async fn end_of_stream(&mut self, shutdown: &Shutdown) -> Result<(), PublishError> {
+        if shutdown.abort.is_cancelled() {
+            return Ok(());
+        }
+        self.window.end_stream();
+        let signed = self.sign_and_serve(None).await?;
+        self.recorder.record(
+            None,
+            Kind::EndOfStream {
+                seq: signed.manifest.seq,
+            },
+        );
+        let linger = self.config.linger.unwrap_or(Duration::from_micros(
+            self.config.target * self.window.segments().len().max(1) as u64 * 100 / 9,
+        ));
+        tracing::info!(
+            seq = signed.manifest.seq,
+            linger_s = linger.as_secs_f64(),
+            "end of stream: lingering so viewers get the end (Ctrl-C to exit now)"
+        );
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let until = Instant::now() + linger;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                _ = housekeeping.tick() => self.housekeeping().await,
+                () = shutdown.abort.cancelled() => break,
+                // A Ctrl-C during the linger (the first one, if the input ended by itself).
+                () = shutdown.stop.cancelled(), if !shutdown.stop.is_cancelled() => break,
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn finish(&mut self) {
+        self.housekeeping().await;
+        let feed = &self.shared.feed;
+        self.summary.dropped_segments = feed.dropped_segments.load(Ordering::Relaxed);
+        self.summary.dropped_bytes = feed.dropped_bytes.load(Ordering::Relaxed);
+        self.summary.dropping = feed.failing();
+        let conns = &self.shared.conns;
+        self.summary.http_connections = crate::HttpConnections {
+            accepted: conns.accepted.load(Ordering::Relaxed),
+            refused_per_address: conns.refused_per_address.load(Ordering::Relaxed),
+            refused_full: conns.refused_full.load(Ordering::Relaxed),
+            evicted: conns.evicted.load(Ordering::Relaxed),
+            header_timeouts: conns.header_timeouts.load(Ordering::Relaxed),
+        };
+        for (n, live) in std::mem::take(&mut self.live) {
+            let http_bytes = self.http_bytes(n);
+            let dialled_bytes = live.torrent.as_ref().map_or(0, |t| self.dialled_bytes(t));
+            self.summary.http_uploaded_bytes += http_bytes;
+            self.recorder.record(
+                Some(n),
+                Kind::Uploaded {
+                    bytes: live.uploaded,
+                    http_bytes,
+                    dialled_bytes,
+                },
+            );
+        }
+        // HTTP responses still running when their segment was removed: their final count.
+        for (n, (bytes, dialled_bytes, recorded, counter)) in std::mem::take(&mut self.removed_http)
+        {
+            let http_bytes = counter.load(Ordering::Relaxed);
+            if http_bytes > recorded {
+                self.summary.http_uploaded_bytes += http_bytes - recorded;
+                self.recorder.record(
+                    Some(n),
+                    Kind::Uploaded {
+                        bytes,
+                        http_bytes,
+                        dialled_bytes,
+                    },
+                );
+            }
+        }
+        self.summary.uploaded_bytes = self.shared.uploaded_bytes.load(Ordering::Relaxed);
+        self.seeder.shutdown().await;
+    }
+}
