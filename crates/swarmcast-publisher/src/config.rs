@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use swarmcast_core::manifest;
+use swarmcast_core::{manifest, WindowConfig};
 use swarmcast_segmenter::source::Format;
 use url::Url;
 
@@ -163,6 +163,23 @@ pub struct PublishConfig {
 }
 
 impl PublishConfig {
+    /// The rolling window's settings: this configuration's length and target, the publisher's
+    /// public peer address and the manifest's trackers.
+    pub fn window_config(&self, public_peer: String, trackers: Vec<String>) -> WindowConfig {
+        WindowConfig {
+            capacity: self.window,
+            target_duration: self.target,
+            peers: vec![public_peer],
+            trackers,
+        }
+    }
+
+    /// How long a segment that left the window is still seeded: `grace`, or two targets.
+    pub fn grace_period(&self) -> Duration {
+        self.grace
+            .unwrap_or(Duration::from_micros(self.target * 2 * 100 / 9))
+    }
+
     /// Defaults for everything but the input (loopback listeners on free ports, 60 s segments).
     pub fn new(input: FeedInput) -> Self {
         Self {

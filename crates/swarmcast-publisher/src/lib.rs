@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use swarmcast_core::keys::keyfile;
-use swarmcast_core::{StreamLink, Window, WindowConfig};
+use swarmcast_core::{StreamLink, StreamSecret, Window};
 use swarmcast_metrics::{Recorder, Role};
+use swarmcast_swarm::ratelimit::ByteLimiter;
 use swarmcast_swarm::seeder::Seeder;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder};
 use swarmcast_swarm::{Swarm, SwarmConfig};
@@ -74,25 +75,53 @@ pub async fn run(
     shutdown: Shutdown,
     ready: Option<oneshot::Sender<Ready>>,
 ) -> Result<Summary, PublishError> {
+    let Started {
+        mut publisher,
+        tasks,
+        server,
+        http_stop,
+        nat_tasks,
+        first_number,
+        restarted,
+    } = start(config, ready).await?;
+    let outcome = publisher
+        .run_to_end(first_number, restarted, &shutdown)
+        .await;
+    http_stop.cancel();
+    nat_tasks.cancel();
+    let _ = server.await;
+    // Responses under way go on while the seeder stops; what is left then is cut.
+    publisher.finish().await;
+    tasks.shutdown().await;
+    outcome.map(|()| publisher.summary.clone())
+}
+
+/// A publisher serving, its feed not yet started.
+struct Started {
+    publisher: Publisher,
+    /// Every task of the run.
+    tasks: Tasks,
+    /// The HTTP accept loop.
+    server: tokio::task::JoinHandle<Option<()>>,
+    /// Stops the HTTP server (connections in a request finish it).
+    http_stop: CancellationToken,
+    /// The tracker's NAT checks.
+    nat_tasks: Tasks,
+    /// The number of the first segment to cut.
+    first_number: u64,
+    /// A previous run's state was found.
+    restarted: bool,
+}
+
+/// Opens the stream, binds HTTP and starts the seeder, re-seeds a previous run's window, starts
+/// serving and sends `ready`.
+async fn start(
+    config: PublishConfig,
+    ready: Option<oneshot::Sender<Ready>>,
+) -> Result<Started, PublishError> {
     validate(&config)?;
-    let (secret, created) = keyfile::read_or_create(&config.key)?;
-    let key = secret.public();
-    if created {
-        tracing::info!(path = %config.key.display(), %key, "created a new stream key");
-    }
-    let stream_dir = config.data_dir.join(&key.to_string()[..8]);
-    std::fs::create_dir_all(&stream_dir).map_err(dir_error(&stream_dir))?;
-    check_writable(&stream_dir)?;
-    if let Some(m) = &config.mirror_dir {
-        std::fs::create_dir_all(m.join("segments")).map_err(dir_error(m))?;
-    }
-    let state = StateDir::new(&stream_dir);
-    let previous = state.load()?;
-    let recorder = Recorder::new(
-        config.node.clone(),
-        Role::Publisher,
-        config.metrics_out.as_deref(),
-    )?;
+    let opened = open_stream(&config)?;
+    let (key, stream_dir) = (opened.secret.public(), opened.stream_dir.clone());
 
     let nat_check = config.embedded_tracker && config.nat_check;
     let (files, http_limits) = file_budget(&config, nat_check)?;
@@ -104,7 +133,7 @@ pub async fn run(
     // (a second's burst), so with it the HTTP server keeps a budget of its own.
     let budget = config
         .upload_limit
-        .and_then(swarmcast_swarm::ratelimit::ByteLimiter::wire)
+        .and_then(ByteLimiter::wire)
         .map(Arc::new);
     let seeder = start_seeder(&config, &stream_dir, &files, budget.clone()).await?;
     let peer_addr = seeder.listen_addr();
@@ -113,25 +142,14 @@ pub async fn run(
 
     let (trackers, link) = trackers_and_link(&config, http_addr, key)?;
 
-    let restarted = previous.is_some();
+    let restarted = opened.previous.is_some();
     let (persisted, previous_doc) =
-        previous.map_or((Persisted::default(), None), |p| (p.persisted, p.manifest));
+        (opened.previous).map_or((Persisted::default(), None), |p| (p.persisted, p.manifest));
     let window = Window::new(
-        secret,
-        WindowConfig {
-            capacity: config.window,
-            target_duration: config.target,
-            peers: vec![public],
-            trackers: trackers.clone(),
-        },
+        opened.secret,
+        config.window_config(public, trackers.clone()),
         persisted.next_seq,
     )?;
-    let tracker = embedded_tracker(&config, nat_check, &files);
-    let mut shared = Shared::new(link.to_string(), tracker);
-    // With the wire seeder this is the seeder's budget too; a librqbit session never sees it.
-    shared.http_limiter = budget;
-    shared.fallback_slots = config.fallback_slots;
-    shared.wire = seeder.wire_counters();
     // Every task the publisher starts; a second Ctrl-C drops them all (main's grace).
     let tasks = Tasks::new("publisher");
     // Stops the HTTP server (connections in a request finish them), and with it the tracker's
@@ -139,22 +157,18 @@ pub async fn run(
     let http_stop = CancellationToken::new();
     let http_tasks = tasks.child("http");
     let nat_tasks = tasks.child("nat-check");
-    shared.nat_checker =
-        nat_check.then(|| natcheck::NatChecker::new(config.nat_check_timeout, nat_tasks.clone()));
-    let shared = Arc::new(shared);
-    let grace = config
-        .grace
-        .unwrap_or(Duration::from_micros(config.target * 2 * 100 / 9));
+    let shared = shared_state(&config, &files, &link, budget, &seeder, &nat_tasks);
+    let grace = config.grace_period();
 
     let mut publisher = Publisher {
         tasks: tasks.clone(),
         config,
         seeder,
         window,
-        state,
+        state: opened.state,
         stream_dir: stream_dir.clone(),
         shared: shared.clone(),
-        recorder,
+        recorder: opened.recorder,
         trackers,
         public_peer,
         live: BTreeMap::new(),
@@ -170,44 +184,98 @@ pub async fn run(
     };
 
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.
-    let server = {
-        let app = http::router(shared.clone());
-        http_tasks.spawn(
-            "http-accept",
-            serve::serve(
-                http_listener,
-                app,
-                http_limits,
-                shared.conns.clone(),
-                http_stop.clone(),
-                http_tasks.child("http-connections"),
-            ),
-        )
-    };
+    let server = http_tasks.spawn(
+        "http-accept",
+        serve::serve(
+            http_listener,
+            http::router(shared.clone()),
+            http_limits,
+            shared.conns.clone(),
+            http_stop.clone(),
+            http_tasks.child("http-connections"),
+        ),
+    );
 
     if let Some(doc) = previous_doc {
         publisher.reseed(&doc).await;
     }
     tracing::info!(%link, http = %http_addr, peer = %peer_addr, "publishing");
     if let Some(ready) = ready {
+        let (http, peer) = (http_addr, peer_addr);
         let _ = ready.send(Ready {
-            link: link.clone(),
-            http: http_addr,
-            peer: peer_addr,
-            stream_dir: stream_dir.clone(),
+            link,
+            http,
+            peer,
+            stream_dir,
         });
     }
+    Ok(Started {
+        publisher,
+        tasks,
+        server,
+        http_stop,
+        nat_tasks,
+        first_number: persisted.next_segment,
+        restarted,
+    })
+}
 
-    let outcome = publisher
-        .run_to_end(persisted.next_segment, restarted, &shutdown)
-        .await;
-    http_stop.cancel();
-    nat_tasks.cancel();
-    let _ = server.await;
-    // Responses under way go on while the seeder stops; what is left then is cut.
-    publisher.finish().await;
-    tasks.shutdown().await;
-    outcome.map(|()| publisher.summary.clone())
+/// A stream's key, directory, saved state and counter file, opened for a run.
+struct Opened {
+    secret: StreamSecret,
+    stream_dir: PathBuf,
+    state: StateDir,
+    previous: Option<state::Previous>,
+    recorder: Recorder,
+}
+
+/// Reads (or creates) the stream's key and opens its directory (`<data>/<key8>`, checked
+/// writable), the previous run's state, the mirror directory and the counter file.
+fn open_stream(config: &PublishConfig) -> Result<Opened, PublishError> {
+    let (secret, created) = keyfile::read_or_create(&config.key)?;
+    let key = secret.public();
+    if created {
+        tracing::info!(path = %config.key.display(), %key, "created a new stream key");
+    }
+    let stream_dir = config.data_dir.join(&key.to_string()[..8]);
+    std::fs::create_dir_all(&stream_dir).map_err(dir_error(&stream_dir))?;
+    check_writable(&stream_dir)?;
+    if let Some(m) = &config.mirror_dir {
+        std::fs::create_dir_all(m.join("segments")).map_err(dir_error(m))?;
+    }
+    let state = StateDir::new(&stream_dir);
+    let previous = state.load()?;
+    let node = config.node.clone();
+    let recorder = Recorder::new(node, Role::Publisher, config.metrics_out.as_deref())?;
+    Ok(Opened {
+        secret,
+        stream_dir,
+        state,
+        previous,
+        recorder,
+    })
+}
+
+/// What the HTTP routes, the tracker and the pipeline share: the embedded tracker, the upload
+/// budget (with the wire seeder, the seeder's too; a librqbit session never sees it), the wire
+/// seeder's counters, and the NAT checker, whose checks are tasks of `nat_tasks`.
+fn shared_state(
+    config: &PublishConfig,
+    files: &fds::FdBudget,
+    link: &StreamLink,
+    budget: Option<Arc<ByteLimiter>>,
+    seeder: &Seeder,
+    nat_tasks: &Tasks,
+) -> Arc<Shared> {
+    let nat_check = config.embedded_tracker && config.nat_check;
+    let tracker = embedded_tracker(config, nat_check, files);
+    let mut shared = Shared::new(link.to_string(), tracker);
+    shared.http_limiter = budget;
+    shared.fallback_slots = config.fallback_slots;
+    shared.wire = seeder.wire_counters();
+    shared.nat_checker =
+        nat_check.then(|| natcheck::NatChecker::new(config.nat_check_timeout, nat_tasks.clone()));
+    Arc::new(shared)
 }
 
 /// Shares the process's files between the listeners and the pipeline (docs/reliability.md,
@@ -254,7 +322,7 @@ async fn start_seeder(
     config: &PublishConfig,
     stream_dir: &Path,
     files: &fds::FdBudget,
-    budget: Option<Arc<swarmcast_swarm::ratelimit::ByteLimiter>>,
+    budget: Option<Arc<ByteLimiter>>,
 ) -> Result<Seeder, PublishError> {
     let super_seed = config.super_seed.then(|| {
         config
