@@ -20,10 +20,13 @@ use swarmcast_netlab::emu::Emulator;
 use swarmcast_netlab::topo::{Host, Net};
 
 use crate::netrun::{self, NetHost, NetOutcome};
-use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step, Transport};
+use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step};
 use crate::report::{write_report, Report};
 use crate::results::{io_err, ProcessOutcome, ResultsError, RunFile, RunOutcome, RUN_FILE};
 use crate::sampler::{CpuSampler, RttSampler};
+use args::{publisher_args, viewer_args};
+
+mod args;
 
 /// How a lab runs.
 #[derive(Clone, Debug)]
@@ -332,122 +335,8 @@ async fn execute_on_net(
     result
 }
 
-/// The limit a process applies itself: the cap on loopback; on a network, the self-limit's share
-/// of its link's cap, if any (never under [`crate::plan::MIN_LIMIT`]).
-fn process_limit(cap: Option<u32>, spec: &RunSpec) -> Option<u32> {
-    let cap = cap?;
-    let Some(point) = &spec.net else {
-        return Some(cap);
-    };
-    let share = point.self_limit?;
-    Some(((f64::from(cap) * share) as u32).max(crate::plan::MIN_LIMIT))
-}
-
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-/// The `swarmcast publish` arguments of a run: the synthetic feed, the run's files, its caps and
-/// variant, and, on loopback (every viewer at 127.0.0.1), no per-address caps.
-fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> Vec<String> {
-    let publisher_host = net.and_then(|n| n.host("publisher"));
-    let (http_addr, listen_addr) = match publisher_host {
-        Some(h) => (
-            format!("{}:{}", h.addr, netrun::HTTP_PORT),
-            format!("{}:{}", h.addr, netrun::PEER_PORT),
-        ),
-        None => ("127.0.0.1:0".to_string(), "127.0.0.1:0".to_string()),
-    };
-    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-    let mut args: Vec<String> = [
-        "publish",
-        "--synth",
-        "--bitrate",
-        &spec.bitrate.to_string(),
-        "--synth-secs",
-        &spec.duration_secs.to_string(),
-        "--segment-secs",
-        &spec.segment_secs.to_string(),
-        "--http",
-        &http_addr,
-        "--listen",
-        &listen_addr,
-        "--key",
-        &path("publisher/stream.key"),
-        "--data-dir",
-        &path("publisher"),
-        "--keep-segments",
-        "--linger",
-        "3600",
-        "--metrics-out",
-        &path("publisher.jsonl"),
-        "--node",
-        "publisher",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // On a network, caps are on the links (wire bytes), and in the processes too with a
-    // self-limit; on loopback, in the processes.
-    if let Some(l) = process_limit(spec.publisher_upload_limit, spec) {
-        args.extend(["--upload-limit".into(), l.to_string()]);
-    }
-    let librqbit_off = spec.variant.librqbit_off();
-    if !librqbit_off.is_empty() {
-        args.extend(["--librqbit-off".into(), librqbit_off.clone()]);
-    }
-    args.extend(["--seeder".into(), spec.variant.seeder().into()]);
-    if let Some(reveal) = spec.variant.super_seed_reveal() {
-        args.extend(["--super-seed-reveal".into(), reveal.into()]);
-    }
-    // On loopback every viewer comes from 127.0.0.1: the per-address caps (there to stop one
-    // address filling the seeder's slots or the HTTP server's) would cap the audience. On a
-    // network each viewer has an address of its own, and the caps stay as a user has them.
-    if net.is_none() {
-        args.extend(["--peer-conns-per-address".into(), "0".into()]);
-        args.extend(["--http-conns-per-address".into(), "0".into()]);
-    }
-    args
-}
-
-/// The `swarmcast watch` arguments of viewer `i` of a run, following `link`.
-fn viewer_args(spec: &RunSpec, dir: &Path, net: Option<&Net>, link: &str, i: usize) -> Vec<String> {
-    let node = format!("viewer-{i}");
-    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-    let listen = match net.and_then(|n| n.host(&node)) {
-        Some(h) => format!("{}:{}", h.addr, netrun::PEER_PORT),
-        None => "127.0.0.1:0".into(),
-    };
-    let mut a: Vec<String> = vec![
-        "watch".into(),
-        link.to_owned(),
-        "--out".into(),
-        path(&format!("{node}.ts")),
-        "--listen".into(),
-        listen,
-        "--data-dir".into(),
-        path(&format!("{node}.d")),
-        "--metrics-out".into(),
-        path(&format!("{node}.jsonl")),
-        "--node".into(),
-        node,
-        "--transport".into(),
-        spec.transport.as_str().into(),
-    ];
-    if let Some(l) = process_limit(spec.viewer_upload_limit, spec) {
-        a.extend(["--upload-limit".into(), l.to_string()]);
-    }
-    if let Some(l) = process_limit(spec.viewer_download_limit, spec) {
-        a.extend(["--download-limit".into(), l.to_string()]);
-    }
-    if !spec.http_fallback && spec.transport == Transport::Swarm {
-        a.push("--no-http-fallback".into());
-    }
-    let librqbit_off = spec.variant.librqbit_off();
-    if !librqbit_off.is_empty() {
-        a.extend(["--librqbit-off".into(), librqbit_off]);
-    }
-    a
 }
 
 /// The run itself; an `Err` is why it could not complete (recorded in `run.json`).
@@ -459,54 +348,16 @@ async fn execute(
     net: Option<&Net>,
     cancel: CancellationToken,
 ) -> Result<(), String> {
-    let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
-    let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-    let args = publisher_args(spec, dir, net);
-    std::fs::create_dir_all(dir.join("publisher"))
-        .map_err(|e| format!("{}: {e}", path("publisher")))?;
     let t0 = Instant::now();
-    let mut publisher = Proc {
-        outcome: ProcessOutcome {
-            node: "publisher".into(),
-            exit: None,
-            stopped: false,
-            churned: false,
-            started_secs: 0.0,
-            output: None,
-        },
-        child: Some(
-            spawn(
-                &config.exe,
-                &args,
-                &dir.join("publisher.log"),
-                true,
-                on_net("publisher"),
-            )
-            .map_err(|e| format!("cannot start {}: {e}", config.exe.display()))?,
-        ),
-    };
-    let link = {
-        let child = publisher.child.as_mut().expect("just started");
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        match tokio::time::timeout(READY_GUARD, lines.next_line()).await {
-            Ok(Ok(Some(line))) if line.starts_with("swarmcast:") => line,
-            other => {
-                let exit = stop(child).await;
-                publisher.outcome.exit = exit;
-                outcome.publisher = Some(publisher.outcome);
-                return Err(format!(
-                    "the publisher did not print its link ({other:?}); see publisher.log"
-                ));
-            }
+    let (mut publisher, link) = match start_publisher(spec, config, dir, net).await {
+        Ok(started) => started,
+        Err((publisher, e)) => {
+            outcome.publisher = publisher;
+            return Err(e);
         }
     };
     outcome.link = link.clone();
-
-    let viewer_args = |i: usize| viewer_args(spec, dir, net, &link, i);
-    // Viewers still fetching this long after the start are stopped (Ctrl-C): an overloaded run
-    // ends here, and what they did not play counts as missed.
-    let drain = Duration::from_secs_f64(spec.duration_secs + 2.0 * spec.segment_secs + 15.0);
+    let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
     let mut viewers: Vec<Proc> = Vec::new();
     let mut failure = None;
     for (at, step) in spec.schedule() {
@@ -515,72 +366,129 @@ async fn execute(
             () = cancel.cancelled() => { failure = Some("interrupted".to_string()); break; }
         }
         match step {
-            Step::Leave => {
-                // The longest-running viewer still running leaves.
-                if let Some(v) = viewers
-                    .iter_mut()
-                    .find(|v| v.child.is_some() && !v.outcome.stopped)
-                {
-                    v.outcome.stopped = true;
-                    v.outcome.churned = true;
-                    if let Some(mut c) = v.child.take() {
-                        v.outcome.exit = stop(&mut c).await;
-                    }
-                }
-            }
+            Step::Leave => leave(&mut viewers).await,
             Step::Start(i) => {
                 let node = format!("viewer-{i}");
-                let child = spawn(
-                    &config.exe,
-                    &viewer_args(i),
-                    &dir.join(format!("{node}.log")),
-                    false,
-                    on_net(&node),
-                )
-                .map_err(|e| format!("cannot start {node}: {e}"))?;
-                viewers.push(Proc {
-                    outcome: ProcessOutcome {
-                        node,
-                        exit: None,
-                        stopped: false,
-                        churned: false,
-                        started_secs: (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-                        output: None,
-                    },
-                    child: Some(child),
-                });
+                let log = dir.join(format!("{node}.log"));
+                let args = viewer_args(spec, dir, net, &link, i);
+                let child = spawn(&config.exe, &args, &log, false, on_net(&node))
+                    .map_err(|e| format!("cannot start {node}: {e}"))?;
+                let started_secs = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+                viewers.push(Proc::new(node, child, started_secs));
             }
         }
     }
-    // Every viewer plays to the end of the stream and exits.
+    // Viewers still fetching this long after the start are stopped (Ctrl-C): an overloaded run
+    // ends here, and what they did not play counts as missed.
+    let drain = Duration::from_secs_f64(spec.duration_secs + 2.0 * spec.segment_secs + 15.0);
     if failure.is_none() {
-        let deadline = t0 + drain;
-        for v in viewers.iter_mut() {
-            let Some(child) = v.child.as_mut() else {
-                continue;
-            };
-            tokio::select! {
-                status = tokio::time::timeout_at(deadline, child.wait()) => match status {
-                    Ok(Ok(s)) => { v.outcome.exit = s.code(); v.child = None; }
-                    Ok(Err(e)) => { failure.get_or_insert(format!("{}: {e}", v.outcome.node)); }
-                    Err(_) => break,
-                },
-                () = cancel.cancelled() => { failure = Some("interrupted".into()); break; }
-            }
-        }
+        failure = wait_for_viewers(&mut viewers, t0 + drain, &cancel).await;
     }
-    for v in viewers.iter_mut() {
+    for v in viewers.iter_mut().chain(std::iter::once(&mut publisher)) {
         if let Some(mut c) = v.child.take() {
-            v.outcome.stopped = true;
+            v.outcome.stopped |= v.outcome.node != "publisher";
             v.outcome.exit = stop(&mut c).await;
             outcome.hang_guard |= v.outcome.exit.is_none();
         }
     }
-    if let Some(mut c) = publisher.child.take() {
-        publisher.outcome.exit = stop(&mut c).await;
-        outcome.hang_guard |= publisher.outcome.exit.is_none();
+    check_outputs(dir, &mut viewers);
+    outcome.publisher = Some(publisher.outcome);
+    outcome.viewers = viewers.into_iter().map(|v| v.outcome).collect();
+    match failure {
+        Some(f) => Err(f),
+        None if outcome.hang_guard => Err("a process ignored Ctrl-C twice and was killed".into()),
+        None => Ok(()),
     }
-    // Check each output against the segments it played.
+}
+
+impl Proc {
+    /// A process just started, `started_secs` after the run's start.
+    fn new(node: String, child: Child, started_secs: f64) -> Self {
+        Self {
+            outcome: ProcessOutcome {
+                node,
+                exit: None,
+                stopped: false,
+                churned: false,
+                started_secs,
+                output: None,
+            },
+            child: Some(child),
+        }
+    }
+}
+
+/// Starts the run's publisher and reads the stream link it prints; on failure, its outcome
+/// (None if it did not start) and why.
+async fn start_publisher(
+    spec: &RunSpec,
+    config: &LabConfig,
+    dir: &Path,
+    net: Option<&Net>,
+) -> Result<(Proc, String), (Option<ProcessOutcome>, String)> {
+    let args = publisher_args(spec, dir, net);
+    let on = net.and_then(|n| n.host("publisher").map(|h| (n, h)));
+    let not_started = |e: String| (None, e);
+    std::fs::create_dir_all(dir.join("publisher"))
+        .map_err(|e| not_started(format!("{}: {e}", dir.join("publisher").display())))?;
+    let child = spawn(&config.exe, &args, &dir.join("publisher.log"), true, on)
+        .map_err(|e| not_started(format!("cannot start {}: {e}", config.exe.display())))?;
+    let mut publisher = Proc::new("publisher".into(), child, 0.0);
+    let child = publisher.child.as_mut().expect("just started");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    match tokio::time::timeout(READY_GUARD, lines.next_line()).await {
+        Ok(Ok(Some(line))) if line.starts_with("swarmcast:") => Ok((publisher, line)),
+        other => {
+            publisher.outcome.exit = stop(child).await;
+            Err((
+                Some(publisher.outcome),
+                format!("the publisher did not print its link ({other:?}); see publisher.log"),
+            ))
+        }
+    }
+}
+
+/// Churn: the longest-running viewer still running leaves.
+async fn leave(viewers: &mut [Proc]) {
+    if let Some(v) = viewers
+        .iter_mut()
+        .find(|v| v.child.is_some() && !v.outcome.stopped)
+    {
+        v.outcome.stopped = true;
+        v.outcome.churned = true;
+        if let Some(mut c) = v.child.take() {
+            v.outcome.exit = stop(&mut c).await;
+        }
+    }
+}
+
+/// Waits until every viewer has played to the end of the stream and exited, or `deadline`;
+/// the failure, if any (interrupted, or a viewer that could not be waited for).
+async fn wait_for_viewers(
+    viewers: &mut [Proc],
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Option<String> {
+    let mut failure = None;
+    for v in viewers.iter_mut() {
+        let Some(child) = v.child.as_mut() else {
+            continue;
+        };
+        tokio::select! {
+            status = tokio::time::timeout_at(deadline, child.wait()) => match status {
+                Ok(Ok(s)) => { v.outcome.exit = s.code(); v.child = None; }
+                Ok(Err(e)) => { failure.get_or_insert(format!("{}: {e}", v.outcome.node)); }
+                Err(_) => break,
+            },
+            () = cancel.cancelled() => return Some("interrupted".into()),
+        }
+    }
+    failure
+}
+
+/// Checks each viewer's output against the published segments it played.
+fn check_outputs(dir: &Path, viewers: &mut [Proc]) {
     let stream_dir = std::fs::read_dir(dir.join("publisher")).ok().and_then(|d| {
         d.filter_map(Result::ok)
             .map(|e| e.path())
@@ -591,13 +499,6 @@ async fn execute(
             Some(s) => check_output(dir, &v.outcome.node, s),
             None => "the publisher's segments are missing".into(),
         });
-    }
-    outcome.publisher = Some(publisher.outcome);
-    outcome.viewers = viewers.into_iter().map(|v| v.outcome).collect();
-    match failure {
-        Some(f) => Err(f),
-        None if outcome.hang_guard => Err("a process ignored Ctrl-C twice and was killed".into()),
-        None => Ok(()),
     }
 }
 

@@ -1,4 +1,4 @@
-use super::*;
+use super::args::process_limit;
 use crate::plan::{plan, Limit, NetSweep, SweepSpec};
 
 #[test]
