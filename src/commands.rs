@@ -379,13 +379,9 @@ fn lab_net(args: &crate::cli::LabArgs) -> Result<Option<swarmcast_lab::plan::Net
     }))
 }
 
-pub(crate) async fn lab(args: crate::cli::LabArgs, cancel: CancellationToken) -> Result<()> {
-    if args.cleanup {
-        let n = swarmcast_netlab::topo::cleanup_all()?;
-        eprintln!("lab: removed {n} network namespaces left by emulated runs");
-        return Ok(());
-    }
-    use swarmcast_lab::plan::{self, JoinPattern, SweepSpec};
+/// The sweep `swarmcast lab` is asked for.
+fn sweep_spec(args: &crate::cli::LabArgs) -> Result<swarmcast_lab::plan::SweepSpec> {
+    use swarmcast_lab::plan::{JoinPattern, SweepSpec};
     let join = match args.join {
         crate::cli::JoinArg::All => JoinPattern::All,
         crate::cli::JoinArg::Staggered => JoinPattern::Staggered {
@@ -395,12 +391,12 @@ pub(crate) async fn lab(args: crate::cli::LabArgs, cancel: CancellationToken) ->
             every_secs: args.join_every,
         },
     };
-    let net = lab_net(&args)?;
-    let spec = SweepSpec {
-        segment_secs: args.segment_secs,
-        viewers: args.viewers,
-        transports: args.transports,
-        variants: args.variants,
+    let net = lab_net(args)?;
+    Ok(SweepSpec {
+        segment_secs: args.segment_secs.clone(),
+        viewers: args.viewers.clone(),
+        transports: args.transports.clone(),
+        variants: args.variants.clone(),
         repeats: args.repeats,
         bitrate: args.bitrate,
         duration_secs: args.duration,
@@ -411,7 +407,34 @@ pub(crate) async fn lab(args: crate::cli::LabArgs, cancel: CancellationToken) ->
         http_fallback: !args.no_http_fallback,
         side_by_side: !args.one_at_a_time,
         net,
-    };
+    })
+}
+
+/// `lab --dry-run`: each group of runs, with its media length and estimated time.
+fn print_groups(plan: &swarmcast_lab::plan::Plan) {
+    for g in plan.groups() {
+        let ids: Vec<&str> = g.iter().map(|r| r.id.as_str()).collect();
+        outln!(
+            "{}  ({} s of media, about {} s)",
+            ids.join(" + "),
+            g[0].duration_secs,
+            g.iter()
+                .map(|r| r.estimate())
+                .max()
+                .unwrap_or_default()
+                .as_secs()
+        );
+    }
+}
+
+pub(crate) async fn lab(args: crate::cli::LabArgs, cancel: CancellationToken) -> Result<()> {
+    if args.cleanup {
+        let n = swarmcast_netlab::topo::cleanup_all()?;
+        eprintln!("lab: removed {n} network namespaces left by emulated runs");
+        return Ok(());
+    }
+    use swarmcast_lab::plan;
+    let spec = sweep_spec(&args)?;
     if spec.net.is_some() {
         swarmcast_netlab::topo::require_root()?;
     }
@@ -447,19 +470,7 @@ pub(crate) async fn lab(args: crate::cli::LabArgs, cancel: CancellationToken) ->
         estimate.as_secs() % 60
     );
     if args.dry_run {
-        for g in plan.groups() {
-            let ids: Vec<&str> = g.iter().map(|r| r.id.as_str()).collect();
-            outln!(
-                "{}  ({} s of media, about {} s)",
-                ids.join(" + "),
-                g[0].duration_secs,
-                g.iter()
-                    .map(|r| r.estimate())
-                    .max()
-                    .unwrap_or_default()
-                    .as_secs()
-            );
-        }
+        print_groups(&plan);
         return Ok(());
     }
     let out = match args.out {

@@ -128,9 +128,12 @@ mod tests {
         while let Ok((_, ok)) = rx.try_recv() {
             assert!(!ok, "an unroutable address passed");
         }
-        assert!(matches!(
-            rx.try_recv(),
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
-        ), "the check outlived the shutdown");
+        assert!(
+            matches!(
+                rx.try_recv(),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected)
+            ),
+            "the check outlived the shutdown"
+        );
     }
 }
