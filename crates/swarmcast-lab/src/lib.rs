@@ -292,24 +292,7 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
         }
     };
     std::fs::create_dir_all(&dir).map_err(|e| LabError::Io(dir.display().to_string(), e))?;
-    let target = (config.segment_secs * 90_000.0).round() as u64;
-    let mut publish = PublishConfig::new(FeedInput::Synth {
-        bitrate: Some(config.bitrate),
-        duration: Some(config.seconds * 90_000),
-    });
-    publish.key = dir.join("stream.key");
-    publish.data_dir = dir.join("publisher");
-    publish.http = "127.0.0.1:0".parse().expect("an address");
-    publish.target = target;
-    publish.window = 6;
-    publish.keep_segments = true;
-    publish.linger = Some(Duration::from_secs(3600)); // ended below, once every viewer is done
-    publish.upload_limit = config.publisher_upload_limit;
-    publish.metrics_out = Some(dir.join("publisher.jsonl"));
-    publish.withhold_segment = config.withhold_segment;
-    // Every viewer of the demo comes from 127.0.0.1: no per-address caps.
-    publish.peer_conns_per_address = 0;
-    publish.http_conns_per_address = 0;
+    let publish = demo_publisher(&config, &dir);
     // A fresh stream every run: an old state directory would make this a restart.
     let _ = std::fs::remove_dir_all(&publish.data_dir);
 
@@ -384,7 +367,42 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
     shutdown.abort.cancel();
     let publisher = joined("publisher", publisher.await)??;
     tasks.shutdown().await;
-    let publish_ms = read_events(&dir.join("publisher.jsonl"))
+    let publish_ms = publish_ms(&dir.join("publisher.jsonl"));
+    Ok(DemoReport {
+        publisher,
+        publish_ms,
+        viewers: reports,
+        dir: config.dir.clone(),
+    })
+}
+
+/// The demo's publisher: the synthetic feed in `dir`, lingering until the demo ends it, no
+/// per-address caps (every viewer comes from 127.0.0.1).
+fn demo_publisher(config: &DemoConfig, dir: &Path) -> PublishConfig {
+    let target = (config.segment_secs * 90_000.0).round() as u64;
+    let mut publish = PublishConfig::new(FeedInput::Synth {
+        bitrate: Some(config.bitrate),
+        duration: Some(config.seconds * 90_000),
+    });
+    publish.key = dir.join("stream.key");
+    publish.data_dir = dir.join("publisher");
+    publish.http = "127.0.0.1:0".parse().expect("an address");
+    publish.target = target;
+    publish.window = 6;
+    publish.keep_segments = true;
+    publish.linger = Some(Duration::from_secs(3600)); // ended by the demo once every viewer is done
+    publish.upload_limit = config.publisher_upload_limit;
+    publish.metrics_out = Some(dir.join("publisher.jsonl"));
+    publish.withhold_segment = config.withhold_segment;
+    // Every viewer of the demo comes from 127.0.0.1: no per-address caps.
+    publish.peer_conns_per_address = 0;
+    publish.http_conns_per_address = 0;
+    publish
+}
+
+/// Cut → in a served manifest, per segment, ms, from the publisher's counters.
+fn publish_ms(path: &Path) -> Vec<f64> {
+    read_events(path)
         .map(|events| {
             events
                 .iter()
@@ -397,13 +415,7 @@ pub async fn demo(config: DemoConfig, cancel: CancellationToken) -> Result<DemoR
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    Ok(DemoReport {
-        publisher,
-        publish_ms,
-        viewers: reports,
-        dir: config.dir.clone(),
-    })
+        .unwrap_or_default()
 }
 
 struct RemoveOnDrop(PathBuf);
