@@ -399,13 +399,26 @@ impl Scheduler {
     /// Decides what to do at `now_ms`.
     pub fn poll(&mut self, now_ms: u64) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(mut next) = self.next_play else {
+        let Some(next) = self.next_play else {
             return actions;
         };
         if self.ended {
             return actions;
         }
-        // Playback.
+        let next = self.play(next, now_ms, &mut actions);
+        self.next_play = Some(next);
+        if self.ended {
+            return actions;
+        }
+        self.prefetch(next, now_ms, &mut actions);
+        self.start_fallback(next, now_ms, &mut actions);
+        self.forget_behind(next, &mut actions);
+        actions
+    }
+
+    /// Playback from segment `next`: plays what is due, counts stalls, skips what will not
+    /// come, ends at the end of the stream. The segment to play next.
+    fn play(&mut self, mut next: u64, now_ms: u64, actions: &mut Vec<Action>) -> u64 {
         loop {
             if let Some(last) = self.eos_last {
                 if last.is_none_or(|l| next > l) {
@@ -428,7 +441,7 @@ impl Scheduler {
             };
             let gone = !seg.in_window && matches!(seg.state, SegState::Known);
             if gone {
-                self.skip(next, &mut actions);
+                self.skip(next, actions);
                 next += 1;
                 continue;
             }
@@ -438,7 +451,7 @@ impl Scheduler {
                     // It left the window before it completed: the publisher has dropped it and
                     // peers are dropping it, so it may never come. Playback has not started, so
                     // waiting for it has no deadline to end it: start with the next one instead.
-                    self.skip(next, &mut actions);
+                    self.skip(next, actions);
                     next += 1;
                     continue;
                 }
@@ -487,17 +500,17 @@ impl Scheduler {
                     && now_ms.saturating_sub(anchor) > (2 * seg.duration_ms).max(2000) =>
                 {
                     // Stalled long after leaving the window: give up on it.
-                    self.skip(next, &mut actions);
+                    self.skip(next, actions);
                     next += 1;
                 }
                 _ => break,
             }
         }
-        self.next_play = Some(next);
-        if self.ended {
-            return actions;
-        }
-        // Prefetch, from where playback now is.
+        next
+    }
+
+    /// Adds the segments ahead of playback at `next` that are listed and not yet added.
+    fn prefetch(&mut self, next: u64, now_ms: u64, actions: &mut Vec<Action>) {
         for n in self.ahead(next) {
             if let Some(s) = self.segs.get_mut(&n) {
                 if s.state == SegState::Known && s.in_window {
@@ -507,6 +520,10 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Starts an HTTP fallback if one is due.
+    fn start_fallback(&mut self, next: u64, now_ms: u64, actions: &mut Vec<Action>) {
         // HTTP fallback: one at a time (the publisher serves few at once, and a viewer's second
         // fetch only competes with its first), the earliest deadline first.
         if self.config.http_fallback && !self.fetching() {
@@ -524,7 +541,10 @@ impl Scheduler {
                 actions.push(Action::FetchHttp(n));
             }
         }
-        // Forget what is behind us and out of the window.
+    }
+
+    /// Forgets what is behind playback at `next` and out of the window.
+    fn forget_behind(&mut self, next: u64, actions: &mut Vec<Action>) {
         for (n, s) in self.segs.iter_mut() {
             if *n < next && !s.in_window && matches!(s.state, SegState::Played | SegState::Skipped)
             {
@@ -532,7 +552,6 @@ impl Scheduler {
                 actions.push(Action::Forget(*n));
             }
         }
-        actions
     }
 
     /// The segments fetched ahead of playback at `next`: from `next` on, up to the
