@@ -280,16 +280,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         if let Some(f) = superseded {
             // The swarm won the race: stop the fetch (its connection closes, and the publisher
             // stops sending) and count what it had received.
-            f.task.abort();
-            self.recorder.record(
-                Some(n),
-                Kind::HttpFallback {
-                    bytes: f.received.load(Ordering::Relaxed),
-                    ok: false,
-                    superseded: true,
-                    refused: false,
-                },
-            );
+            stop_fallback(&self.recorder, n, f, true);
             let temp = fallback::temp_path(&self.dir, n);
             self.tasks.spawn("remove-fallback-file", async move {
                 let _ = tokio::fs::remove_file(temp).await;
@@ -337,4 +328,19 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         }
         out
     }
+}
+
+/// Stops segment `n`'s fallback fetch under way and records what it had received
+/// (`superseded`: the swarm completed the segment first).
+fn stop_fallback(recorder: &Recorder, n: u64, f: Fallback, superseded: bool) {
+    f.task.abort();
+    recorder.record(
+        Some(n),
+        Kind::HttpFallback {
+            bytes: f.received.load(Ordering::Relaxed),
+            ok: false,
+            superseded,
+            refused: false,
+        },
+    );
 }

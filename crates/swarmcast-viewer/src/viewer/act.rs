@@ -1,7 +1,6 @@
 //! Carrying out the scheduler's actions: add a segment to the swarm (and watch it), play it
 //! into the sink, skip it, forget it.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -150,16 +149,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
         }
         if let Some(f) = seg.fallback.take() {
             // Dropped while a fallback was under way: it ends here, with what it had received.
-            f.task.abort();
-            self.recorder.record(
-                Some(n),
-                Kind::HttpFallback {
-                    bytes: f.received.load(Ordering::Relaxed),
-                    ok: false,
-                    superseded: false,
-                    refused: false,
-                },
-            );
+            super::stop_fallback(&self.recorder, n, f, false);
         }
         let mut uploaded = seg.uploaded_before;
         // Bytes received and not reported at completion: all of them for a segment that never
