@@ -406,6 +406,8 @@ struct Live {
     held: AtomicUsize,
 }
 
+/// The emulator's thread: sets up the queue in the core namespace, says when it is `ready`, then
+/// gives every packet its verdict until told to `stop`; what it counted.
 fn run(
     config: EmuConfig,
     stop: Arc<AtomicBool>,
@@ -419,40 +421,10 @@ fn run(
     // enters a namespace's stack: the stamp the queue hands us with each packet.
     let _stamps = enable_timestamps();
     let num = config.queue_num;
-    let (mut queue, fd) = open_queue()?;
-    queue.bind(num).map_err(qerr("bind"))?;
-    queue
-        .set_copy_range(num, COPY_RANGE)
-        .map_err(qerr("copy range"))?;
-    queue
-        .set_queue_max_len(num, QUEUE_MAX_LEN)
-        .map_err(qerr("queue length"))?;
-    queue.set_fail_open(num, false).map_err(qerr("fail open"))?;
-    with_socket(&queue, fd, |s| {
-        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &SOCKET_BUFFER)
-    })
-    .map_err(|e| qerr("receive buffer")(std::io::Error::from(e)))?;
-    queue.set_nonblocking(true);
+    let (mut queue, fd) = bind_queue(num)?;
     let dropped_before = kernel_dropped(num);
 
-    let mut st = State {
-        model: Model::new(config.model),
-        ids: HashMap::new(),
-        report: EmuReport::default(),
-        held: HashMap::new(),
-        verdicts: Vec::new(),
-        wake_lag: lag_histogram(),
-        lag: lag_histogram(),
-    };
-    for (i, h) in config.hosts.iter().enumerate() {
-        st.model.add_host(i as HostId, h.link);
-        st.ids.insert(h.addr, i as HostId);
-        st.report.hosts.push(HostWire {
-            node: h.node.clone(),
-            addr: Some(h.addr),
-            ..HostWire::default()
-        });
-    }
+    let mut st = State::new(config.model, &config.hosts);
     // Packets are classified once, as sent; a delivered packet counts for its receiver as it
     // was classified for its sender. So a byte is new (and payload, or control) at both ends of
     // its first transmission, and every retransmission is TCP/IP at both ends, whether it
@@ -464,73 +436,7 @@ fn run(
     let now_ns = || start.elapsed().as_nanos() as u64;
 
     while !stop.load(Ordering::Relaxed) {
-        // Read what has arrived, a few packets at a time; a packet due at once (no delay, no
-        // cap) gets its verdict before the next is read, so a burst is not held back while the
-        // rest of it is read. Whether the queue was read empty (else more may wait inside
-        // `nfq`, unseen by ppoll).
-        let mut drained = false;
-        for _ in 0..READ_BATCH {
-            let msg = match queue.recv() {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    drained = true;
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
-                    // The kernel could not hand us packets: they are counted in kernel_dropped.
-                    continue;
-                }
-                Err(e) => return Err(qerr("receive")(e)),
-            };
-            let now = now_ns();
-            let wake = msg.get_timestamp().and_then(|t| {
-                let d = std::time::SystemTime::now().duration_since(t).ok()?;
-                // A stamp from another clock, or a stale one, says nothing of our lag.
-                (d < Duration::from_secs(10)).then_some(d.as_nanos() as u64)
-            });
-            let token = u64::from(msg.get_packet_id());
-            live.seen.fetch_add(1, Ordering::SeqCst);
-            let packet = match classifier.classify(msg.get_payload()) {
-                Ok(p) => p,
-                Err(_) => {
-                    st.report.malformed += 1;
-                    give(&mut queue, msg, nfq::Verdict::Accept)?;
-                    continue;
-                }
-            };
-            let (src, dst) = (
-                st.ids.get(&packet.src).copied(),
-                st.ids.get(&packet.dst).copied(),
-            );
-            let (Some(src), Some(dst)) = (src, dst) else {
-                st.report.unknown.add(packet.len);
-                give(&mut queue, msg, nfq::Verdict::Accept)?;
-                continue;
-            };
-            let report = &mut st.report;
-            report.hosts[src as usize].sent.add(&packet);
-            match st.model.push(now, token, src, dst, packet.len) {
-                Ok(()) => {
-                    st.held.insert(token, (msg, packet, wake));
-                    report.held_max = report.held_max.max(st.held.len());
-                    if st.model.next_deadline().is_some_and(|t| t <= now) {
-                        st.release(&mut queue, now_ns)?;
-                    }
-                }
-                Err(reason) => {
-                    match reason {
-                        DropReason::UpQueue => {
-                            report.hosts[src as usize].dropped_up_queue.add(packet.len)
-                        }
-                        DropReason::Loss => report.hosts[src as usize].dropped_loss.add(packet.len),
-                        DropReason::DownQueue => report.hosts[dst as usize]
-                            .dropped_down_queue
-                            .add(packet.len),
-                    }
-                    give(&mut queue, msg, nfq::Verdict::Drop)?;
-                }
-            }
-        }
+        let drained = st.read_batch(&mut queue, &mut classifier, &live, &now_ns)?;
         st.release(&mut queue, now_ns)?;
         live.held.store(st.held.len(), Ordering::SeqCst);
         let wait = match st.model.next_deadline() {
@@ -556,6 +462,26 @@ fn run(
     Ok(report)
 }
 
+/// The queue `num`, bound and set up (whole packets, [`QUEUE_MAX_LEN`], fail closed,
+/// [`SOCKET_BUFFER`], non-blocking), and its socket's descriptor (see [`open_queue`]).
+fn bind_queue(num: u16) -> Result<(nfq::Queue, i32), EmuError> {
+    let (mut queue, fd) = open_queue()?;
+    queue.bind(num).map_err(qerr("bind"))?;
+    queue
+        .set_copy_range(num, COPY_RANGE)
+        .map_err(qerr("copy range"))?;
+    queue
+        .set_queue_max_len(num, QUEUE_MAX_LEN)
+        .map_err(qerr("queue length"))?;
+    queue.set_fail_open(num, false).map_err(qerr("fail open"))?;
+    with_socket(&queue, fd, |s| {
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &SOCKET_BUFFER)
+    })
+    .map_err(|e| qerr("receive buffer")(std::io::Error::from(e)))?;
+    queue.set_nonblocking(true);
+    Ok((queue, fd))
+}
+
 /// µs, up to a minute (longer counts as a minute), to 2 significant figures.
 fn lag_histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds")
@@ -574,6 +500,112 @@ struct State {
 }
 
 impl State {
+    /// The model with `hosts`' links, and an empty report listing them.
+    fn new(model: ModelConfig, hosts: &[EmuHost]) -> Self {
+        let mut st = State {
+            model: Model::new(model),
+            ids: HashMap::new(),
+            report: EmuReport::default(),
+            held: HashMap::new(),
+            verdicts: Vec::new(),
+            wake_lag: lag_histogram(),
+            lag: lag_histogram(),
+        };
+        for (i, h) in hosts.iter().enumerate() {
+            st.model.add_host(i as HostId, h.link);
+            st.ids.insert(h.addr, i as HostId);
+            st.report.hosts.push(HostWire {
+                node: h.node.clone(),
+                addr: Some(h.addr),
+                ..HostWire::default()
+            });
+        }
+        st
+    }
+
+    /// Reads what has arrived, a few packets at a time; a packet due at once (no delay, no
+    /// cap) gets its verdict before the next is read, so a burst is not held back while the
+    /// rest of it is read. Whether the queue was read empty (else more may wait inside `nfq`,
+    /// unseen by ppoll).
+    fn read_batch(
+        &mut self,
+        queue: &mut nfq::Queue,
+        classifier: &mut Classifier,
+        live: &Live,
+        now_ns: &impl Fn() -> u64,
+    ) -> Result<bool, EmuError> {
+        for _ in 0..READ_BATCH {
+            let msg = match queue.recv() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
+                    // The kernel could not hand us packets: they are counted in kernel_dropped.
+                    continue;
+                }
+                Err(e) => return Err(qerr("receive")(e)),
+            };
+            self.take(queue, classifier, live, msg, now_ns)?;
+        }
+        Ok(false)
+    }
+
+    /// One packet read from the queue: counted as sent and handed to the model (held, or given
+    /// its verdict if the model drops it or releases it at once); a packet that is malformed or
+    /// not between two hosts is accepted at once.
+    fn take(
+        &mut self,
+        queue: &mut nfq::Queue,
+        classifier: &mut Classifier,
+        live: &Live,
+        msg: nfq::Message,
+        now_ns: &impl Fn() -> u64,
+    ) -> Result<(), EmuError> {
+        let now = now_ns();
+        let wake = msg.get_timestamp().and_then(|t| {
+            let d = std::time::SystemTime::now().duration_since(t).ok()?;
+            // A stamp from another clock, or a stale one, says nothing of our lag.
+            (d < Duration::from_secs(10)).then_some(d.as_nanos() as u64)
+        });
+        let token = u64::from(msg.get_packet_id());
+        live.seen.fetch_add(1, Ordering::SeqCst);
+        let Ok(packet) = classifier.classify(msg.get_payload()) else {
+            self.report.malformed += 1;
+            return give(queue, msg, nfq::Verdict::Accept);
+        };
+        let (src, dst) = (
+            self.ids.get(&packet.src).copied(),
+            self.ids.get(&packet.dst).copied(),
+        );
+        let (Some(src), Some(dst)) = (src, dst) else {
+            self.report.unknown.add(packet.len);
+            return give(queue, msg, nfq::Verdict::Accept);
+        };
+        let report = &mut self.report;
+        report.hosts[src as usize].sent.add(&packet);
+        match self.model.push(now, token, src, dst, packet.len) {
+            Ok(()) => {
+                self.held.insert(token, (msg, packet, wake));
+                report.held_max = report.held_max.max(self.held.len());
+                if self.model.next_deadline().is_some_and(|t| t <= now) {
+                    self.release(queue, now_ns)?;
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                match reason {
+                    DropReason::UpQueue => {
+                        report.hosts[src as usize].dropped_up_queue.add(packet.len)
+                    }
+                    DropReason::Loss => report.hosts[src as usize].dropped_loss.add(packet.len),
+                    DropReason::DownQueue => report.hosts[dst as usize]
+                        .dropped_down_queue
+                        .add(packet.len),
+                }
+                give(queue, msg, nfq::Verdict::Drop)
+            }
+        }
+    }
+
     /// Gives every packet due by now its verdict. A delivered packet's lag is its wake lag plus
     /// the time from its release by the model to the end of its verdict (which hands it to the
     /// receiver's stack).

@@ -2,14 +2,12 @@
 //! `prometheus-client` (no exposition text is written here).
 //!
 //! The counters live where they are counted, each component's in a documented struct:
-//! [`HttpCounters`](crate::http::HttpCounters) (the HTTP endpoints),
-//! [`ConnCounters`](crate::serve::ConnCounters) (the HTTP server's connections),
-//! [`FeedHealth`](swarmcast_segmenter::source::FeedHealth) (input dropped),
-//! [`TrackerCounters`](crate::tracker::TrackerCounters) (the embedded tracker),
-//! [`WireCounters`](swarmcast_swarm::wire::WireCounters) (the wire seeder's connections), and
-//! the seeder's samples kept in [`Shared`]. [`Metrics`] reads them at each scrape as a
-//! `prometheus-client` [`Collector`]. Names follow its conventions: a `swarmcast_` prefix,
-//! `_total` on counters, `_bytes` for byte counts (base units).
+//! [`HttpCounters`] (the HTTP endpoints), [`ConnCounters`] (the HTTP server's connections),
+//! [`FeedHealth`] (input dropped), [`TrackerCounters`] (the embedded tracker), [`WireCounters`]
+//! (the wire seeder's connections), and the seeder's samples kept in [`Shared`]. [`Metrics`]
+//! reads them at each scrape as a `prometheus-client` [`Collector`], one component at a time.
+//! Names follow its conventions: a `swarmcast_` prefix, `_total` on counters, `_bytes` for byte
+//! counts (base units).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +18,12 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::http::Shared;
+use swarmcast_segmenter::source::FeedHealth;
+use swarmcast_swarm::wire::WireCounters;
+
+use crate::http::{HttpCounters, Shared};
+use crate::serve::ConnCounters;
+use crate::tracker::TrackerCounters;
 
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -56,6 +59,7 @@ impl Out<'_> {
         )
     }
 
+    /// A gauge (saturating at `i64::MAX`).
     fn gauge(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
         let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
         metric.encode(
@@ -69,8 +73,36 @@ impl Collector for Metrics {
     fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         let shared = &self.0;
         let mut out = Out(encoder);
-        let c = &shared.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.manifest_window(shared)?;
+        out.feed(&shared.feed)?;
+        out.connections(&shared.conns)?;
+        out.http(&shared.counters)?;
+        out.seeder(shared)?;
+        if let Some(w) = &shared.wire {
+            out.wire(w)?;
+        }
+        if let Some(tracker) = &shared.tracker {
+            let t = tracker.lock().unwrap_or_else(|e| e.into_inner()).counters();
+            out.tracker(&t)?;
+        }
+        out.gauge(
+            "degraded",
+            "1 when no new segments are taken (see the status page).",
+            u64::from(shared.degraded.read().map(|d| d.is_some()).unwrap_or(false)),
+        )
+    }
+}
+
+/// A counter's value now.
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// One component's metrics at a time, in the order they are exposed.
+impl Out<'_> {
+    /// The manifest being served and the segments served: `manifest_seq`, `window_segments`,
+    /// `served_segments`.
+    fn manifest_window(&mut self, shared: &Shared) -> std::fmt::Result {
         let (seq, window) = shared
             .current()
             .map_or((0, 0), |m| (m.manifest.seq, m.manifest.segments.len()));
@@ -79,188 +111,201 @@ impl Collector for Metrics {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .len();
-        out.gauge(
+        self.gauge(
             "manifest_seq",
             "Sequence number of the manifest being served.",
             seq,
         )?;
-        out.gauge(
+        self.gauge(
             "window_segments",
             "Segments in the manifest's window.",
             window as u64,
         )?;
-        out.gauge(
+        self.gauge(
             "served_segments",
             "Segments seeded and served (window and grace period).",
             segments as u64,
-        )?;
-        let feed = &shared.feed;
-        out.counter("input_dropped_bytes", "Input bytes that went into no published segment (segment files that could not be written or published).", get(&feed.dropped_bytes))?;
-        out.counter("input_dropped_segments", "Segments lost to I/O errors (out of files, disk full) or to a publisher too busy to take them.", get(&feed.dropped_segments))?;
-        out.counter(
+        )
+    }
+
+    /// The segment writer's input health: `input_*`.
+    fn feed(&mut self, feed: &FeedHealth) -> std::fmt::Result {
+        self.counter("input_dropped_bytes", "Input bytes that went into no published segment (segment files that could not be written or published).", get(&feed.dropped_bytes))?;
+        self.counter("input_dropped_segments", "Segments lost to I/O errors (out of files, disk full) or to a publisher too busy to take them.", get(&feed.dropped_segments))?;
+        self.counter(
             "input_outages",
             "Times the segment writer started failing.",
             get(&feed.outages),
         )?;
-        out.gauge(
+        self.gauge(
             "input_failing",
             "1 while the segment writer is dropping input.",
             u64::from(feed.failing().is_some()),
-        )?;
-        let conns = &shared.conns;
-        out.gauge(
+        )
+    }
+
+    /// The HTTP server's connections: `http_connections*`, `http_refused_*`, `http_evicted`,
+    /// the timeouts and accept errors.
+    fn connections(&mut self, conns: &ConnCounters) -> std::fmt::Result {
+        self.gauge(
             "http_connections",
             "HTTP connections open now.",
             conns.open.load(Ordering::Relaxed) as u64,
         )?;
-        out.counter(
+        self.counter(
             "http_connections_accepted",
             "HTTP connections accepted and served.",
             get(&conns.accepted),
         )?;
-        out.counter(
+        self.counter(
             "http_refused_per_address",
             "HTTP connections closed on arrival: their address held --http-conns-per-address.",
             get(&conns.refused_per_address),
         )?;
-        out.counter("http_refused_full", "HTTP connections closed on arrival: at --http-max-conns, every connection was in a request.", get(&conns.refused_full))?;
-        out.counter(
+        self.counter("http_refused_full", "HTTP connections closed on arrival: at --http-max-conns, every connection was in a request.", get(&conns.refused_full))?;
+        self.counter(
             "http_evicted",
             "Idle HTTP connections closed to make room for a new one.",
             get(&conns.evicted),
         )?;
-        out.counter(
+        self.counter(
             "http_header_timeouts",
             "HTTP connections closed for sending no request head in time (on arrival or idle).",
             get(&conns.header_timeouts),
         )?;
-        out.counter(
+        self.counter(
             "http_write_timeouts",
             "HTTP connections closed for a write that made no progress in time.",
             get(&conns.write_timeouts),
         )?;
-        out.counter(
+        self.counter(
             "http_accept_errors",
             "HTTP accept failures (out of files, say).",
             get(&conns.accept_errors),
-        )?;
-        out.counter(
+        )
+    }
+
+    /// The HTTP endpoints: `manifest_*`, `long_polls_woken`, `torrent_*`, `segment_*`.
+    fn http(&mut self, c: &HttpCounters) -> std::fmt::Result {
+        self.counter(
             "manifest_responses",
             "Manifest documents sent.",
             get(&c.manifest_responses),
         )?;
-        out.counter(
+        self.counter(
             "manifest_bytes",
             "Manifest bytes sent.",
             get(&c.manifest_bytes),
         )?;
-        out.counter(
+        self.counter(
             "manifest_deltas",
             "Manifest answers sent as a delta (counted in manifest_responses_total too).",
             get(&c.manifest_deltas),
         )?;
-        out.counter(
+        self.counter(
             "manifest_not_modified",
             "Manifest requests answered 304.",
             get(&c.manifest_not_modified),
         )?;
-        out.counter(
+        self.counter(
             "long_polls_woken",
             "Blocking manifest reloads woken by a new manifest.",
             get(&c.long_polls_woken),
         )?;
-        out.counter(
+        self.counter(
             "torrent_responses",
             "Segment .torrent files sent.",
             get(&c.torrent_responses),
         )?;
-        out.counter(
+        self.counter(
             "torrent_bytes",
             "Segment .torrent bytes sent.",
             get(&c.torrent_bytes),
         )?;
-        out.counter(
+        self.counter(
             "segment_requests",
             "Segment file requests over HTTP.",
             get(&c.segment_requests),
         )?;
-        out.counter("segment_refused", "Segment requests answered 503: the fallback slots were taken while the swarm carried the stream.", get(&c.segment_refused))?;
-        out.counter(
+        self.counter("segment_refused", "Segment requests answered 503: the fallback slots were taken while the swarm carried the stream.", get(&c.segment_refused))?;
+        self.counter(
             "segment_http_bytes",
             "Segment bytes sent over HTTP (fallback and the HTTP baseline).",
             get(&c.segment_bytes),
-        )?;
-        out.counter(
+        )
+    }
+
+    /// The seeder's samples kept in [`Shared`]: `swarm_uploaded_bytes`, `wire_late_*`.
+    fn seeder(&mut self, shared: &Shared) -> std::fmt::Result {
+        self.counter(
             "swarm_uploaded_bytes",
             "Payload bytes uploaded to peers (the seeder's count).",
             get(&shared.uploaded_bytes),
         )?;
-        out.counter("wire_late_pieces", "Pieces written whole to a viewer, unacknowledged after --late-piece, so offered to another viewer.", get(&shared.late_pieces))?;
-        out.counter(
+        self.counter("wire_late_pieces", "Pieces written whole to a viewer, unacknowledged after --late-piece, so offered to another viewer.", get(&shared.late_pieces))?;
+        self.counter(
             "wire_late_arrived",
             "Of the late pieces, those the viewer acknowledged after all.",
             get(&shared.late_arrived),
+        )
+    }
+
+    /// The wire seeder's connections: `wire_connections_accepted`, `wire_refused*`,
+    /// `wire_violations`.
+    fn wire(&mut self, w: &WireCounters) -> std::fmt::Result {
+        self.counter(
+            "wire_connections_accepted",
+            "Peer connections the wire seeder accepted.",
+            get(&w.accepted),
         )?;
-        if let Some(w) = &shared.wire {
-            out.counter(
-                "wire_connections_accepted",
-                "Peer connections the wire seeder accepted.",
-                get(&w.accepted),
-            )?;
-            out.counter(
-                "wire_refused",
-                "Peer connections refused: over the seeder's slots or --peer-conns-per-address, no handshake in time, or a torrent not seeded.",
-                get(&w.refused),
-            )?;
-            out.counter(
-                "wire_refused_per_address",
-                "Of those, closed on arrival for --peer-conns-per-address.",
-                get(&w.refused_per_address),
-            )?;
-            out.counter(
-                "wire_violations",
-                "Peer connections closed for a protocol violation (bad message, bad request, too many requests).",
-                get(&w.violations),
-            )?;
-        }
-        if let Some(tracker) = &shared.tracker {
-            let t = tracker.lock().unwrap_or_else(|e| e.into_inner()).counters();
-            out.counter(
-                "tracker_announces",
-                "Tracker announces answered.",
-                t.announces,
-            )?;
-            out.counter("tracker_failures", "Tracker announces refused.", t.failures)?;
-            out.counter(
-                "tracker_expired",
-                "Peers expired by the tracker.",
-                t.expired,
-            )?;
-            out.counter(
-                "tracker_nat_checks",
-                "NAT checks started (connections back to a peer's listed address).",
-                t.nat_checks,
-            )?;
-            out.counter(
-                "tracker_nat_unreachable",
-                "NAT checks that found the peer unreachable (never listed to others).",
-                t.nat_unreachable,
-            )?;
-            out.counter("tracker_spared", "Announces from reachable peers answered with the publisher alone, their uplinks kept for peers behind a NAT.", t.spared)?;
-            out.counter("tracker_caught_up", "Announces from peers nobody can dial answered with a min interval of 1 s: live reachable peers missing from the answer, or checks in flight.", t.caught_up)?;
-            out.counter("tracker_punched", "Announces from peers that failed the NAT check answered with other such peers at the segment's punch port (--punch-ports).", t.punched)?;
-            out.counter(
-                "tracker_punch_listed",
-                "Peers listed at a punch port, over all those announces.",
-                t.punch_listed,
-            )?;
-        }
-        out.gauge(
-            "degraded",
-            "1 when no new segments are taken (see the status page).",
-            u64::from(shared.degraded.read().map(|d| d.is_some()).unwrap_or(false)),
+        self.counter(
+            "wire_refused",
+            "Peer connections refused: over the seeder's slots or --peer-conns-per-address, no handshake in time, or a torrent not seeded.",
+            get(&w.refused),
         )?;
-        Ok(())
+        self.counter(
+            "wire_refused_per_address",
+            "Of those, closed on arrival for --peer-conns-per-address.",
+            get(&w.refused_per_address),
+        )?;
+        self.counter(
+            "wire_violations",
+            "Peer connections closed for a protocol violation (bad message, bad request, too many requests).",
+            get(&w.violations),
+        )
+    }
+
+    /// The embedded tracker: `tracker_*`.
+    fn tracker(&mut self, t: &TrackerCounters) -> std::fmt::Result {
+        self.counter(
+            "tracker_announces",
+            "Tracker announces answered.",
+            t.announces,
+        )?;
+        self.counter("tracker_failures", "Tracker announces refused.", t.failures)?;
+        self.counter(
+            "tracker_expired",
+            "Peers expired by the tracker.",
+            t.expired,
+        )?;
+        self.counter(
+            "tracker_nat_checks",
+            "NAT checks started (connections back to a peer's listed address).",
+            t.nat_checks,
+        )?;
+        self.counter(
+            "tracker_nat_unreachable",
+            "NAT checks that found the peer unreachable (never listed to others).",
+            t.nat_unreachable,
+        )?;
+        self.counter("tracker_spared", "Announces from reachable peers answered with the publisher alone, their uplinks kept for peers behind a NAT.", t.spared)?;
+        self.counter("tracker_caught_up", "Announces from peers nobody can dial answered with a min interval of 1 s: live reachable peers missing from the answer, or checks in flight.", t.caught_up)?;
+        self.counter("tracker_punched", "Announces from peers that failed the NAT check answered with other such peers at the segment's punch port (--punch-ports).", t.punched)?;
+        self.counter(
+            "tracker_punch_listed",
+            "Peers listed at a punch port, over all those announces.",
+            t.punch_listed,
+        )
     }
 }
 

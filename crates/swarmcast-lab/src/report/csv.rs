@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// Which of the columns only some runs have the CSV has (see [`csv()`]).
+struct Columns {
+    dials: bool,
+    superseded: bool,
+    refused: bool,
+    viewer_caps: bool,
+    net: bool,
+    lag: bool,
+    cpu: bool,
+}
+
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
 /// Columns some runs lack are there only when a run has the figure, so results recorded before
 /// them keep their CSV byte for byte: `failed_dials_per_segment`; `fallbacks_superseded` and
@@ -11,98 +22,95 @@ use super::*;
 /// network figures (`net` to `emulator_cpu_share`) when a run was on a network; the machine's CPU
 /// (`idle_mean`, `saturated`) when a run recorded it.
 pub fn csv(runs: &[RunSummary]) -> String {
-    let dials = runs.iter().any(|r| !r.failed_dials_per_segment.is_nan());
-    let superseded = runs.iter().any(|r| r.fallbacks_superseded > 0);
-    let refused = runs.iter().any(|r| r.fallbacks_refused > 0);
-    let viewer_caps = runs
-        .iter()
-        .any(|r| r.viewer_upload_cap > 0 || r.viewer_download_cap > 0);
-    let net = runs.iter().any(|r| r.net.is_some());
-    let cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
-    let lag = runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan());
-    let mut out =
-        String::from("id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,");
-    if viewer_caps {
-        out.push_str("viewer_upload_cap,viewer_download_cap,");
-    }
-    out.push_str(
-        "segments,segment_bytes,\
-         played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
-         setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
-         fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
-         manifest_bytes_per_segment,connect_attempts_per_segment,connect_errors_per_segment,",
-    );
-    if dials {
-        out.push_str("failed_dials_per_segment,");
-    }
-    if superseded {
-        out.push_str("fallbacks_superseded,fallback_wasted_bytes,");
-    }
-    if refused {
-        out.push_str("fallbacks_refused,");
-    }
-    if net {
-        out.push_str(
-            "net,publisher_wire_per_byte,publisher_payload_per_byte,publisher_control_per_byte,\
-             publisher_tcpip_per_byte,publisher_queue_dropped_per_byte,\
-             control_bytes_per_viewer_segment,viewer_overhead_share,\
-             viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,",
-        );
-    }
-    if lag {
-        out.push_str("emulator_lag_p99_ms,");
-    }
-    if cpu {
-        out.push_str("idle_mean,saturated,");
-    }
-    out.push_str("consistent,failed_checks\n");
+    let cols = Columns::of(runs);
+    let mut out = cols.header();
     for r in runs {
-        let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-        let caps = if viewer_caps {
-            format!(
-                "{},{},{}",
-                r.publisher_cap, r.viewer_upload_cap, r.viewer_download_cap
-            )
-        } else {
-            r.publisher_cap.to_string()
-        };
+        cols.row(&mut out, r);
+    }
+    out
+}
+
+impl Columns {
+    /// The optional columns `runs` need.
+    fn of(runs: &[RunSummary]) -> Self {
+        Self {
+            dials: runs.iter().any(|r| !r.failed_dials_per_segment.is_nan()),
+            superseded: runs.iter().any(|r| r.fallbacks_superseded > 0),
+            refused: runs.iter().any(|r| r.fallbacks_refused > 0),
+            viewer_caps: runs
+                .iter()
+                .any(|r| r.viewer_upload_cap > 0 || r.viewer_download_cap > 0),
+            net: runs.iter().any(|r| r.net.is_some()),
+            lag: runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan()),
+            cpu: runs.iter().any(|r| !r.idle_mean.is_nan()),
+        }
+    }
+
+    /// The header line.
+    fn header(&self) -> String {
+        let mut out =
+            String::from("id,transport,segment_secs,viewers,repeat,join,bitrate,publisher_cap,");
+        if self.viewer_caps {
+            out.push_str("viewer_upload_cap,viewer_download_cap,");
+        }
+        out.push_str(
+            "segments,segment_bytes,\
+             played,publisher_bytes,publisher_copies,publisher_per_viewer,peer_share,dialled_bytes,duplicate_ratio,\
+             setup_median_ms,setup_p95_ms,setup_fraction,complete_median_ms,stalls,stall_ms,skips,missed,\
+             fallbacks,startup_median_ms,behind_live_median_ms,behind_live_p95_ms,\
+             manifest_bytes_per_segment,connect_attempts_per_segment,connect_errors_per_segment,",
+        );
+        if self.dials {
+            out.push_str("failed_dials_per_segment,");
+        }
+        if self.superseded {
+            out.push_str("fallbacks_superseded,fallback_wasted_bytes,");
+        }
+        if self.refused {
+            out.push_str("fallbacks_refused,");
+        }
+        if self.net {
+            out.push_str(
+                "net,publisher_wire_per_byte,publisher_payload_per_byte,publisher_control_per_byte,\
+                 publisher_tcpip_per_byte,publisher_queue_dropped_per_byte,\
+                 control_bytes_per_viewer_segment,viewer_overhead_share,\
+                 viewer_tcpip_share,tcp_rtt_median_ms,emulator_cpu_share,",
+            );
+        }
+        if self.lag {
+            out.push_str("emulator_lag_p99_ms,");
+        }
+        if self.cpu {
+            out.push_str("idle_mean,saturated,");
+        }
+        out.push_str("consistent,failed_checks\n");
+        out
+    }
+
+    /// `r`'s cells of the optional columns after `connect_errors_per_segment`, each followed by
+    /// a comma.
+    fn optional_cells(&self, r: &RunSummary) -> String {
         let mut extra = String::new();
-        if dials {
+        if self.dials {
             let _ = write!(extra, "{},", num(r.failed_dials_per_segment, 2));
         }
-        if superseded {
+        if self.superseded {
             let _ = write!(
                 extra,
                 "{},{},",
                 r.fallbacks_superseded, r.fallback_wasted_bytes
             );
         }
-        if refused {
+        if self.refused {
             let _ = write!(extra, "{},", r.fallbacks_refused);
         }
-        if net {
-            let _ = write!(
-                extra,
-                "{},{},{},{},{},{},{},{},{},{},{},",
-                r.net
-                    .as_deref()
-                    .map_or(String::new(), |n| format!("\"{n}\"")),
-                num(r.publisher_wire_per_byte, 4),
-                num(r.publisher_payload_per_byte, 4),
-                num(r.publisher_control_per_byte, 4),
-                num(r.publisher_tcpip_per_byte, 4),
-                num(r.publisher_queue_dropped_per_byte, 4),
-                num(r.control_bytes_per_viewer_segment, 0),
-                num(r.viewer_overhead_share, 4),
-                num(r.viewer_tcpip_share, 4),
-                num(r.tcp_rtt_median_ms, 1),
-                num(r.emulator_cpu_share, 4),
-            );
+        if self.net {
+            extra.push_str(&network_cells(r));
         }
-        if lag {
+        if self.lag {
             let _ = write!(extra, "{},", num(r.emulator_lag_p99_ms, 3));
         }
-        if cpu {
+        if self.cpu {
             let _ = write!(
                 extra,
                 "{},{},",
@@ -114,6 +122,21 @@ pub fn csv(runs: &[RunSummary]) -> String {
                 }
             );
         }
+        extra
+    }
+
+    /// `r`'s line, appended to `out`.
+    fn row(&self, out: &mut String, r: &RunSummary) {
+        let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        let caps = if self.viewer_caps {
+            format!(
+                "{},{},{}",
+                r.publisher_cap, r.viewer_upload_cap, r.viewer_download_cap
+            )
+        } else {
+            r.publisher_cap.to_string()
+        };
+        let extra = self.optional_cells(r);
         let _ = writeln!(
             out,
             "{},{},{},{},{},{},{},{caps},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{extra}{},\"{}\"",
@@ -152,5 +175,24 @@ pub fn csv(runs: &[RunSummary]) -> String {
             failed.join("; ")
         );
     }
-    out
+}
+
+/// `r`'s network cells (`net` to `emulator_cpu_share`), each followed by a comma.
+fn network_cells(r: &RunSummary) -> String {
+    format!(
+        "{},{},{},{},{},{},{},{},{},{},{},",
+        r.net
+            .as_deref()
+            .map_or(String::new(), |n| format!("\"{n}\"")),
+        num(r.publisher_wire_per_byte, 4),
+        num(r.publisher_payload_per_byte, 4),
+        num(r.publisher_control_per_byte, 4),
+        num(r.publisher_tcpip_per_byte, 4),
+        num(r.publisher_queue_dropped_per_byte, 4),
+        num(r.control_bytes_per_viewer_segment, 0),
+        num(r.viewer_overhead_share, 4),
+        num(r.viewer_tcpip_share, 4),
+        num(r.tcp_rtt_median_ms, 1),
+        num(r.emulator_cpu_share, 4),
+    )
 }

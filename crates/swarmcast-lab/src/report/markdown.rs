@@ -21,140 +21,203 @@ pub(super) const LAG_NOTE: &str =
     " Emulator lag p99 is the 99th percentile of the delay the emulator \
 added to a packet beyond the model's (from the kernel queueing it to its verdict), in ms.";
 
+/// What every section of the summary reads: the runs, grouped by configuration, and which of the
+/// optional columns the tables have.
+struct Summary<'a> {
+    runs: &'a [RunSummary],
+    groups: BTreeMap<ConfigKey, Vec<&'a RunSummary>>,
+    varies: Varies,
+    any_net: bool,
+    any_cpu: bool,
+    any_lag: bool,
+}
+
 /// The Markdown report.
 pub fn markdown(runs: &[RunSummary]) -> String {
-    let mut out = String::new();
-    let groups = by_config(runs);
-    let varies = Varies::of(runs);
-    let any_net = runs.iter().any(|r| r.net.is_some());
-    let any_cpu = runs.iter().any(|r| !r.idle_mean.is_nan());
-    let any_lag = runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan());
-    let joins: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.join.as_str()).collect();
-    let caps: std::collections::BTreeSet<u32> = runs.iter().map(|r| r.publisher_cap).collect();
-    let bitrates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.bitrate).collect();
-    let _ = writeln!(out, "# swarmcast lab results\n");
-    let _ = writeln!(
-        out,
-        "{} runs; bitrate {}; join {}; publisher upload cap {}. Each cell is the mean over the \
-         configuration's runs, with (min-max) when they differ. Times in ms; setup is added -> first \
-         verified piece (HTTP: request -> first verified piece); copies is publisher bytes / bytes of \
-         the segments fetched.\n",
-        runs.len(),
-        list(bitrates.iter().map(|b| format!("{:.0} kbit/s", *b as f64 / 1000.0))),
-        list(joins.iter().map(|j| j.to_string())),
-        list(caps.iter().map(|c| if *c == 0 {
-            "none".to_string()
-        } else {
-            format!("{c} B/s")
-        }))
-    );
-    if any_net {
-        let lag_note = if any_lag { LAG_NOTE } else { "" };
-        let _ = writeln!(out, "{NET_NOTE}{lag_note}\n");
-    } else if any_cpu {
-        let _ = writeln!(out, "idle is the machine's mean idle CPU.\n");
-    }
-    let saturated: Vec<&RunSummary> = runs.iter().filter(|r| r.saturated).collect();
-    if !saturated.is_empty() {
-        let _ = writeln!(
-            out,
-            "⚠ The machine was saturated (under 10% idle CPU on average, or under 5% for more than \
-             a quarter of the run) during {} of {} runs: {}. Their figures measure the machine, not \
-             the protocol; their rows are marked ⚠ saturated.\n",
-            saturated.len(),
-            runs.len(),
-            list(saturated.iter().map(|r| format!("`{}`", r.id)))
-        );
+    let s = Summary::of(runs);
+    let mut out = s.introduction();
+    out.push_str(&s.configurations());
+    out.push_str(&s.swarm_against_http());
+    out.push_str(&s.variants());
+    out.push_str("\n## Consistency\n\n");
+    consistency(&mut out, runs);
+    out
+}
+
+impl<'a> Summary<'a> {
+    /// The runs' groups and which optional columns they need.
+    fn of(runs: &'a [RunSummary]) -> Self {
+        Self {
+            runs,
+            groups: by_config(runs),
+            varies: Varies::of(runs),
+            any_net: runs.iter().any(|r| r.net.is_some()),
+            any_cpu: runs.iter().any(|r| !r.idle_mean.is_nan()),
+            any_lag: runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan()),
+        }
     }
 
-    // The columns every table has before its figures: what names the configuration.
-    let condition_cols = |t: &mut Table| {
+    /// The title, what the runs had in common, what the columns mean, and which runs saturated
+    /// the machine.
+    fn introduction(&self) -> String {
+        let runs = self.runs;
+        let mut out = String::new();
+        let joins: std::collections::BTreeSet<&str> =
+            runs.iter().map(|r| r.join.as_str()).collect();
+        let caps: std::collections::BTreeSet<u32> = runs.iter().map(|r| r.publisher_cap).collect();
+        let bitrates: std::collections::BTreeSet<u64> = runs.iter().map(|r| r.bitrate).collect();
+        let _ = writeln!(out, "# swarmcast lab results\n");
+        let _ = writeln!(
+            out,
+            "{} runs; bitrate {}; join {}; publisher upload cap {}. Each cell is the mean over the \
+             configuration's runs, with (min-max) when they differ. Times in ms; setup is added -> first \
+             verified piece (HTTP: request -> first verified piece); copies is publisher bytes / bytes of \
+             the segments fetched.\n",
+            runs.len(),
+            list(bitrates.iter().map(|b| format!("{:.0} kbit/s", *b as f64 / 1000.0))),
+            list(joins.iter().map(|j| j.to_string())),
+            list(caps.iter().map(|c| if *c == 0 {
+                "none".to_string()
+            } else {
+                format!("{c} B/s")
+            }))
+        );
+        if self.any_net {
+            let lag_note = if self.any_lag { LAG_NOTE } else { "" };
+            let _ = writeln!(out, "{NET_NOTE}{lag_note}\n");
+        } else if self.any_cpu {
+            let _ = writeln!(out, "idle is the machine's mean idle CPU.\n");
+        }
+        let saturated: Vec<&RunSummary> = runs.iter().filter(|r| r.saturated).collect();
+        if !saturated.is_empty() {
+            let _ = writeln!(
+                out,
+                "⚠ The machine was saturated (under 10% idle CPU on average, or under 5% for more than \
+                 a quarter of the run) during {} of {} runs: {}. Their figures measure the machine, not \
+                 the protocol; their rows are marked ⚠ saturated.\n",
+                saturated.len(),
+                runs.len(),
+                list(saturated.iter().map(|r| format!("`{}`", r.id)))
+            );
+        }
+        out
+    }
+
+    /// The columns every table starts with: what names the configuration.
+    fn condition_cols(t: &mut Table) {
         t.num("segment s");
         t.num("viewers");
-    };
-    let condition_extra_cols = |t: &mut Table| {
-        if varies.caps {
+    }
+
+    /// The configuration's columns that only some results have (caps where runs differ in
+    /// them, the network where a run was on one), after any kind column.
+    fn condition_extra_cols(&self, t: &mut Table) {
+        if self.varies.caps {
             t.text("caps");
         }
-        if any_net {
+        if self.any_net {
             t.text("network");
         }
-    };
-    let condition_extra = |r: &RunSummary| -> Vec<String> {
+    }
+
+    /// A row's cells for [`Self::condition_extra_cols`].
+    fn condition_extra(&self, r: &RunSummary) -> Vec<String> {
         let mut cells = Vec::new();
-        if varies.caps {
+        if self.varies.caps {
             cells.push(caps_label(condition(r).caps));
         }
-        if any_net {
+        if self.any_net {
             cells.push(net_label(r).to_owned());
         }
         cells
-    };
+    }
 
-    let mut t = Table::default();
-    condition_cols(&mut t);
-    t.text("transport");
-    condition_extra_cols(&mut t);
-    for c in [
-        "runs",
-        "publisher copies",
-        "copies / viewer",
-        "from peers",
-        "fetched / needed",
-        "setup median",
-        "setup p95",
-        "setup / segment",
-        "complete median",
-        "stalls",
-        "stall ms",
-        "skips",
-        "missed",
-        "fallbacks",
-    ] {
-        t.num(c);
+    /// The first two cells of a row: the segment length (marked where one of `runs` saturated
+    /// the machine) and the audience.
+    fn condition_cells(c: &Condition, runs: &[&RunSummary]) -> Vec<String> {
+        vec![
+            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), runs),
+            c.viewers.to_string(),
+        ]
     }
-    let any_superseded = runs.iter().any(|r| r.fallbacks_superseded > 0);
-    if any_superseded {
-        t.num("fallbacks the swarm beat");
-    }
-    let any_refused = runs.iter().any(|r| r.fallbacks_refused > 0);
-    if any_refused {
-        t.num("fallbacks refused");
-    }
-    for c in ["failed dials / seg", "startup", "behind live"] {
-        t.num(c);
-    }
-    if any_net {
+
+    /// The main table: a row per configuration and kind, every figure with its spread.
+    fn configurations(&self) -> String {
+        let any_superseded = self.runs.iter().any(|r| r.fallbacks_superseded > 0);
+        let any_refused = self.runs.iter().any(|r| r.fallbacks_refused > 0);
+        let mut t = Table::default();
+        Self::condition_cols(&mut t);
+        t.text("transport");
+        self.condition_extra_cols(&mut t);
         for c in [
-            "pub wire / seg byte",
-            "payload",
-            "control",
-            "TCP/IP",
-            "dropped at its uplink",
-            "control / viewer / seg",
-            "viewer overhead",
-            "TCP/IP share",
-            "TCP rtt",
-            "emulator cpu",
+            "runs",
+            "publisher copies",
+            "copies / viewer",
+            "from peers",
+            "fetched / needed",
+            "setup median",
+            "setup p95",
+            "setup / segment",
+            "complete median",
+            "stalls",
+            "stall ms",
+            "skips",
+            "missed",
+            "fallbacks",
         ] {
             t.num(c);
         }
-        if any_lag {
-            t.num("emulator lag p99");
+        if any_superseded {
+            t.num("fallbacks the swarm beat");
         }
+        if any_refused {
+            t.num("fallbacks refused");
+        }
+        for c in ["failed dials / seg", "startup", "behind live"] {
+            t.num(c);
+        }
+        if self.any_net {
+            for c in [
+                "pub wire / seg byte",
+                "payload",
+                "control",
+                "TCP/IP",
+                "dropped at its uplink",
+                "control / viewer / seg",
+                "viewer overhead",
+                "TCP/IP share",
+                "TCP rtt",
+                "emulator cpu",
+            ] {
+                t.num(c);
+            }
+            if self.any_lag {
+                t.num("emulator lag p99");
+            }
+        }
+        if self.any_cpu {
+            t.num("idle");
+        }
+        t.text("consistent");
+        for ((c, kind), rs) in &self.groups {
+            t.row(self.configuration_row(c, kind, rs, any_superseded, any_refused));
+        }
+        t.render()
     }
-    if any_cpu {
-        t.num("idle");
-    }
-    t.text("consistent");
-    for ((c, kind), rs) in &groups {
+
+    /// One row of [`Self::configurations`]: the runs `rs` of configuration `c` and `kind`.
+    fn configuration_row(
+        &self,
+        c: &Condition,
+        kind: &str,
+        rs: &[&RunSummary],
+        any_superseded: bool,
+        any_refused: bool,
+    ) -> Vec<String> {
         let consistent = rs.iter().filter(|r| r.consistent()).count();
-        let mut cells = vec![
-            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), rs),
-            c.viewers.to_string(),
-            kind.clone(),
-        ];
-        cells.extend(condition_extra(rs[0]));
+        let mut cells = Self::condition_cells(c, rs);
+        cells.push(kind.to_owned());
+        cells.extend(self.condition_extra(rs[0]));
         cells.extend([
             rs.len().to_string(),
             spread(rs, |r| r.publisher_copies, 2),
@@ -182,139 +245,144 @@ pub fn markdown(runs: &[RunSummary]) -> String {
             spread(rs, |r| r.startup_median_ms, 0),
             spread(rs, |r| r.behind_live_median_ms, 0),
         ]);
-        if any_net {
-            cells.extend([
-                spread(rs, |r| r.publisher_wire_per_byte, 3),
-                spread(rs, |r| r.publisher_payload_per_byte, 3),
-                spread(rs, |r| r.publisher_control_per_byte, 3),
-                spread(rs, |r| r.publisher_tcpip_per_byte, 3),
-                spread(rs, |r| r.publisher_queue_dropped_per_byte, 3),
-                spread(rs, |r| r.control_bytes_per_viewer_segment, 0),
-                pct(spread(rs, |r| 100.0 * r.viewer_overhead_share, 2)),
-                pct(spread(rs, |r| 100.0 * r.viewer_tcpip_share, 1)),
-                spread(rs, |r| r.tcp_rtt_median_ms, 1),
-                pct(spread(rs, |r| 100.0 * r.emulator_cpu_share, 1)),
-            ]);
-            if any_lag {
-                cells.push(spread(rs, |r| r.emulator_lag_p99_ms, 2));
-            }
+        if self.any_net {
+            cells.extend(self.network_cells(rs));
         }
-        if any_cpu {
+        if self.any_cpu {
             cells.push(pct(spread(rs, |r| 100.0 * r.idle_mean, 1)));
         }
         cells.push(format!("{consistent}/{}", rs.len()));
-        t.row(cells);
+        cells
     }
-    out.push_str(&t.render());
 
-    // Swarm beside HTTP, per configuration that has both.
-    let mut pairs = Table::default();
-    condition_cols(&mut pairs);
-    condition_extra_cols(&mut pairs);
-    for c in [
-        "publisher copies, swarm",
-        "publisher copies, HTTP",
-        "publisher bytes swarm / HTTP",
-        "complete median ms, swarm / HTTP",
-        "stalls, swarm / HTTP",
-    ] {
-        pairs.num(c);
-    }
-    for ((c, kind), swarm) in &groups {
-        if kind != "swarm" {
-            continue;
+    /// The network figures of a row of [`Self::configurations`] (with the emulator's lag when a
+    /// run measured it).
+    fn network_cells(&self, rs: &[&RunSummary]) -> Vec<String> {
+        let mut cells = vec![
+            spread(rs, |r| r.publisher_wire_per_byte, 3),
+            spread(rs, |r| r.publisher_payload_per_byte, 3),
+            spread(rs, |r| r.publisher_control_per_byte, 3),
+            spread(rs, |r| r.publisher_tcpip_per_byte, 3),
+            spread(rs, |r| r.publisher_queue_dropped_per_byte, 3),
+            spread(rs, |r| r.control_bytes_per_viewer_segment, 0),
+            pct(spread(rs, |r| 100.0 * r.viewer_overhead_share, 2)),
+            pct(spread(rs, |r| 100.0 * r.viewer_tcpip_share, 1)),
+            spread(rs, |r| r.tcp_rtt_median_ms, 1),
+            pct(spread(rs, |r| 100.0 * r.emulator_cpu_share, 1)),
+        ];
+        if self.any_lag {
+            cells.push(spread(rs, |r| r.emulator_lag_p99_ms, 2));
         }
-        let Some(http) = groups.get(&(c.clone(), "http".to_owned())) else {
-            continue;
-        };
-        let both: Vec<&RunSummary> = swarm.iter().chain(http).copied().collect();
-        let mut cells = vec![
-            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), &both),
-            c.viewers.to_string(),
-        ];
-        cells.extend(condition_extra(swarm[0]));
-        cells.extend([
-            cell(mean(swarm, |r| r.publisher_copies), 2),
-            cell(mean(http, |r| r.publisher_copies), 2),
-            cell(
-                mean(swarm, |r| r.publisher_bytes as f64)
-                    / mean(http, |r| r.publisher_bytes as f64),
-                2,
-            ),
-            format!(
-                "{} / {}",
-                cell(mean(swarm, |r| r.complete_median_ms), 0),
-                cell(mean(http, |r| r.complete_median_ms), 0)
-            ),
-            format!(
-                "{} / {}",
-                cell(mean(swarm, |r| r.stalls as f64), 1),
-                cell(mean(http, |r| r.stalls as f64), 1)
-            ),
-        ]);
-        pairs.row(cells);
-    }
-    if !pairs.is_empty() {
-        out.push_str("\n## Swarm against HTTP\n\n");
-        out.push_str(&pairs.render());
+        cells
     }
 
-    // Each variant of the librqbit patch series beside the patched swarm (on against off).
-    let mut variants = Table::default();
-    condition_cols(&mut variants);
-    condition_extra_cols(&mut variants);
-    variants.text("variant");
-    for c in [
-        "publisher copies",
-        "from peers %",
-        "fetched / needed",
-        "setup median ms",
-        "stalls",
-        "missed",
-        "failed dials / segment",
-    ] {
-        variants.num(c);
-    }
-    for ((c, kind), off) in &groups {
-        let Some(variant) = kind.strip_prefix("swarm-") else {
-            continue;
-        };
-        let Some(on) = groups.get(&(c.clone(), "swarm".to_owned())) else {
-            continue;
-        };
-        let pair = |f: fn(&RunSummary) -> f64, digits: usize| {
-            format!(
-                "{} / {}",
-                cell(mean(on, f), digits),
-                cell(mean(off, f), digits)
-            )
-        };
-        let both: Vec<&RunSummary> = on.iter().chain(off).copied().collect();
-        let mut cells = vec![
-            mark_saturated(format!("{}", c.segment_ms as f64 / 1000.0), &both),
-            c.viewers.to_string(),
-        ];
-        cells.extend(condition_extra(on[0]));
-        cells.extend([
-            variant.to_owned(),
-            pair(|r| r.publisher_copies, 2),
-            pair(|r| 100.0 * r.peer_share, 1),
-            pair(|r| r.duplicate_ratio, 3),
-            pair(|r| r.setup_median_ms, 1),
-            pair(|r| r.stalls as f64, 1),
-            pair(|r| r.missed as f64, 1),
-            pair(|r| r.failed_dials_per_segment, 2),
-        ]);
-        variants.row(cells);
-    }
-    if !variants.is_empty() {
-        out.push_str("\n## librqbit changes: patched against the variant\n\n");
-        out.push_str(&variants.render());
+    /// The "Swarm against HTTP" section: swarm beside HTTP, per configuration that has both
+    /// (empty when none has).
+    fn swarm_against_http(&self) -> String {
+        let mut pairs = Table::default();
+        Self::condition_cols(&mut pairs);
+        self.condition_extra_cols(&mut pairs);
+        for c in [
+            "publisher copies, swarm",
+            "publisher copies, HTTP",
+            "publisher bytes swarm / HTTP",
+            "complete median ms, swarm / HTTP",
+            "stalls, swarm / HTTP",
+        ] {
+            pairs.num(c);
+        }
+        for ((c, kind), swarm) in &self.groups {
+            if kind != "swarm" {
+                continue;
+            }
+            let Some(http) = self.groups.get(&(c.clone(), "http".to_owned())) else {
+                continue;
+            };
+            let both: Vec<&RunSummary> = swarm.iter().chain(http).copied().collect();
+            let mut cells = Self::condition_cells(c, &both);
+            cells.extend(self.condition_extra(swarm[0]));
+            cells.extend([
+                cell(mean(swarm, |r| r.publisher_copies), 2),
+                cell(mean(http, |r| r.publisher_copies), 2),
+                cell(
+                    mean(swarm, |r| r.publisher_bytes as f64)
+                        / mean(http, |r| r.publisher_bytes as f64),
+                    2,
+                ),
+                format!(
+                    "{} / {}",
+                    cell(mean(swarm, |r| r.complete_median_ms), 0),
+                    cell(mean(http, |r| r.complete_median_ms), 0)
+                ),
+                format!(
+                    "{} / {}",
+                    cell(mean(swarm, |r| r.stalls as f64), 1),
+                    cell(mean(http, |r| r.stalls as f64), 1)
+                ),
+            ]);
+            pairs.row(cells);
+        }
+        if pairs.is_empty() {
+            return String::new();
+        }
+        format!("\n## Swarm against HTTP\n\n{}", pairs.render())
     }
 
-    out.push_str("\n## Consistency\n\n");
-    consistency(&mut out, runs);
-    out
+    /// The librqbit section: each variant of the patch series beside the patched swarm (on
+    /// against off), per configuration that has both (empty when none has).
+    fn variants(&self) -> String {
+        let mut variants = Table::default();
+        Self::condition_cols(&mut variants);
+        self.condition_extra_cols(&mut variants);
+        variants.text("variant");
+        for c in [
+            "publisher copies",
+            "from peers %",
+            "fetched / needed",
+            "setup median ms",
+            "stalls",
+            "missed",
+            "failed dials / segment",
+        ] {
+            variants.num(c);
+        }
+        for ((c, kind), off) in &self.groups {
+            let Some(variant) = kind.strip_prefix("swarm-") else {
+                continue;
+            };
+            let Some(on) = self.groups.get(&(c.clone(), "swarm".to_owned())) else {
+                continue;
+            };
+            let pair = |f: fn(&RunSummary) -> f64, digits: usize| {
+                format!(
+                    "{} / {}",
+                    cell(mean(on, f), digits),
+                    cell(mean(off, f), digits)
+                )
+            };
+            let both: Vec<&RunSummary> = on.iter().chain(off).copied().collect();
+            let mut cells = Self::condition_cells(c, &both);
+            cells.extend(self.condition_extra(on[0]));
+            cells.extend([
+                variant.to_owned(),
+                pair(|r| r.publisher_copies, 2),
+                pair(|r| 100.0 * r.peer_share, 1),
+                pair(|r| r.duplicate_ratio, 3),
+                pair(|r| r.setup_median_ms, 1),
+                pair(|r| r.stalls as f64, 1),
+                pair(|r| r.missed as f64, 1),
+                pair(|r| r.failed_dials_per_segment, 2),
+            ]);
+            variants.row(cells);
+        }
+        if variants.is_empty() {
+            return String::new();
+        }
+        format!(
+            "\n## librqbit changes: patched against the variant\n\n{}",
+            variants.render()
+        )
+    }
 }
 
 /// The consistency section: the checks every run passed, or each failure. Runs on a network have
@@ -372,6 +440,7 @@ pub(super) fn consistency(out: &mut String, runs: &[RunSummary]) {
     }
 }
 
+/// The items, comma separated.
 pub(super) fn list(items: impl Iterator<Item = String>) -> String {
     items.collect::<Vec<_>>().join(", ")
 }

@@ -160,16 +160,27 @@ pub(super) fn legend<'a, CT: CoordTranslate>(
         .map_err(|e| err(&e))
 }
 
+/// Every plot of the report: the setup CDF, the line plots, and the plots by variant; the files
+/// written.
 pub(super) fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf>, ResultsError> {
-    let swarm = |r: &RunSummary| r.transport == Transport::Swarm;
-    let any = |_: &RunSummary| true;
-    let n = |r: &RunSummary| r.viewers as f64;
-    // A line per kind and segment length, and per cap and network where runs differ in them.
     let varies = Varies::of(runs);
-    let label = |r: &RunSummary| format!("{} {}s{}", r.kind, r.segment_secs, varies.suffix(r));
-    let mut files = Vec::new();
+    let mut files = vec![draw_cdf(dir, &setup_cdf(runs, &varies))?];
+    let mut charts = vec![setup_fraction(runs, &varies)];
+    charts.extend(by_audience(runs, &varies));
+    for (chart, series) in &charts {
+        files.push(draw(dir, chart, series)?);
+    }
+    files.extend(write_variant_plots(dir, runs)?);
+    Ok(files)
+}
 
-    // Setup distribution: a CDF per swarm configuration (all repeats pooled).
+/// Whether `r` ran over the swarm.
+fn swarm(r: &RunSummary) -> bool {
+    r.transport == Transport::Swarm
+}
+
+/// The setup distribution: a CDF per swarm configuration (all repeats pooled).
+fn setup_cdf(runs: &[RunSummary], varies: &Varies) -> Vec<Series> {
     let mut cdf: BTreeMap<Condition, (String, Vec<f64>)> = BTreeMap::new();
     for r in runs.iter().filter(|r| swarm(r)) {
         cdf.entry(condition(r))
@@ -177,8 +188,7 @@ pub(super) fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf
             .1
             .extend(r.setup_ms.iter().copied());
     }
-    let cdf_series: Vec<Series> = cdf
-        .into_iter()
+    cdf.into_iter()
         .filter(|(_, (_, v))| !v.is_empty())
         .map(|(c, (suffix, mut v))| {
             v.sort_by(f64::total_cmp);
@@ -194,99 +204,90 @@ pub(super) fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf
                 line,
             }
         })
-        .collect();
-    files.push(draw_cdf(dir, &cdf_series)?);
+        .collect()
+}
 
-    let charts: Vec<(Chart<'_>, Vec<Series>)> = vec![
-        (
-            Chart {
-                file: "setup_fraction.svg",
-                title: "Swarm setup as a share of the segment (median added -> first piece)",
-                x_desc: "segment length, s (log)",
-                y_desc: "setup / segment duration, %",
-                log_x: true,
-                legend: SeriesLabelPosition::UpperRight,
-            },
-            series_by(
-                runs,
-                swarm,
-                |r| format!("{:>3} viewers{}", r.viewers, varies.suffix(r)),
-                |r| r.segment_secs,
-                |r| 100.0 * r.setup_fraction,
-            ),
+/// The swarm's setup as a share of the segment, by segment length: a line per audience size.
+fn setup_fraction(runs: &[RunSummary], varies: &Varies) -> (Chart<'static>, Vec<Series>) {
+    (
+        Chart {
+            file: "setup_fraction.svg",
+            title: "Swarm setup as a share of the segment (median added -> first piece)",
+            x_desc: "segment length, s (log)",
+            y_desc: "setup / segment duration, %",
+            log_x: true,
+            legend: SeriesLabelPosition::UpperRight,
+        },
+        series_by(
+            runs,
+            swarm,
+            |r| format!("{:>3} viewers{}", r.viewers, varies.suffix(r)),
+            |r| r.segment_secs,
+            |r| 100.0 * r.setup_fraction,
         ),
+    )
+}
+
+/// The plots by audience size: a line per kind and segment length, and per cap and network
+/// where runs differ in them.
+fn by_audience(runs: &[RunSummary], varies: &Varies) -> Vec<(Chart<'static>, Vec<Series>)> {
+    let any = |_: &RunSummary| true;
+    let n = |r: &RunSummary| r.viewers as f64;
+    let label = |r: &RunSummary| format!("{} {}s{}", r.kind, r.segment_secs, varies.suffix(r));
+    let chart = |file, title, y_desc| Chart {
+        file,
+        title,
+        x_desc: "viewers",
+        y_desc,
+        log_x: false,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    vec![
         (
-            Chart {
-                file: "publisher_upload.svg",
-                title: "Publisher upload per segment / segment size",
-                x_desc: "viewers",
-                y_desc: "copies of each segment the publisher sent",
-                log_x: false,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+            chart(
+                "publisher_upload.svg",
+                "Publisher upload per segment / segment size",
+                "copies of each segment the publisher sent",
+            ),
             series_by(runs, any, label, n, |r| r.publisher_copies),
         ),
         (
-            Chart {
-                file: "peer_share.svg",
-                title: "Share of payload bytes from other viewers (swarm)",
-                x_desc: "viewers",
-                y_desc: "% of bytes received",
-                log_x: false,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+            chart(
+                "peer_share.svg",
+                "Share of payload bytes from other viewers (swarm)",
+                "% of bytes received",
+            ),
             series_by(runs, swarm, label, n, |r| 100.0 * r.peer_share),
         ),
         (
-            Chart {
-                file: "stalls.svg",
-                title: "Playback stalls",
-                x_desc: "viewers",
-                y_desc: "stall time per viewer, ms",
-                log_x: false,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+            chart("stalls.svg", "Playback stalls", "stall time per viewer, ms"),
             series_by(runs, any, label, n, |r| r.stall_ms / r.viewers as f64),
         ),
         (
-            Chart {
-                file: "startup.svg",
-                title: "Startup (first manifest -> first byte played, median)",
-                x_desc: "viewers",
-                y_desc: "ms",
-                log_x: false,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+            chart(
+                "startup.svg",
+                "Startup (first manifest -> first byte played, median)",
+                "ms",
+            ),
             series_by(runs, any, label, n, |r| r.startup_median_ms),
         ),
         (
-            Chart {
-                file: "behind_live.svg",
-                title: "Latency behind live (published -> played, median)",
-                x_desc: "viewers",
-                y_desc: "ms",
-                log_x: false,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+            chart(
+                "behind_live.svg",
+                "Latency behind live (published -> played, median)",
+                "ms",
+            ),
             series_by(runs, any, label, n, |r| r.behind_live_median_ms),
         ),
         (
-            Chart {
-                file: "setup_median.svg",
-                title: "Setup per segment (median added -> first verified piece)",
-                x_desc: "viewers",
-                y_desc: "ms",
-                log_x: false,
-                legend: SeriesLabelPosition::UpperLeft,
-            },
+            chart(
+                "setup_median.svg",
+                "Setup per segment (median added -> first verified piece)",
+                "ms",
+            ),
             series_by(runs, any, label, n, |r| r.setup_median_ms),
         ),
-    ];
-    for (chart, series) in &charts {
-        files.push(draw(dir, chart, series)?);
-    }
-    files.extend(write_variant_plots(dir, runs)?);
-    Ok(files)
+    ]
 }
 
 pub(super) fn draw_cdf(dir: &Path, series: &[Series]) -> Result<PathBuf, ResultsError> {

@@ -216,7 +216,6 @@ impl RttSampler {
         self.tasks.shutdown().await;
         std::mem::take(&mut *lock(&self.samples))
     }
-
 }
 
 impl Drop for RttSampler {

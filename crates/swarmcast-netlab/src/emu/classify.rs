@@ -128,6 +128,89 @@ fn request_class(payload: &[u8]) -> Option<Class> {
     })
 }
 
+/// The IPv4 header fields the classifier reads.
+struct Ipv4Header {
+    /// Header length, bytes.
+    ihl: usize,
+    /// Total length, bytes.
+    len: u32,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    /// TCP, and not a later fragment.
+    tcp: bool,
+}
+
+impl Ipv4Header {
+    /// Parses the IPv4 header at the start of `bytes`.
+    fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
+        if bytes.len() < 20 || bytes[0] >> 4 != 4 {
+            return Err(ParseError::Malformed);
+        }
+        let ihl = usize::from(bytes[0] & 0x0f) * 4;
+        let len = u32::from(be16(bytes, 2));
+        let proto = bytes[9];
+        let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
+        let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
+        if ihl < 20 || len < ihl as u32 {
+            return Err(ParseError::Malformed);
+        }
+        Ok(Self {
+            ihl,
+            len,
+            src,
+            dst,
+            tcp: proto == 6 && be16(bytes, 6) & 0x1fff == 0,
+        })
+    }
+}
+
+/// A TCP segment: its ends, where its data starts in the sequence space, and the data copied.
+struct Segment<'a> {
+    from: SocketAddrV4,
+    to: SocketAddrV4,
+    syn: bool,
+    /// The sequence number of its first data byte (after the SYN, if it has one).
+    start: u32,
+    /// Payload bytes, as the IP length says.
+    payload_len: u32,
+    /// The payload bytes copied (fewer than `payload_len` if the packet was cut).
+    data: &'a [u8],
+}
+
+impl<'a> Segment<'a> {
+    /// Parses the TCP header after `ip` in `bytes`.
+    fn parse(bytes: &'a [u8], ip: &Ipv4Header) -> Result<Self, ParseError> {
+        let (ihl, len) = (ip.ihl, ip.len);
+        if bytes.len() < ihl + 20 {
+            return Err(ParseError::Malformed);
+        }
+        let t = &bytes[ihl..];
+        let (sport, dport) = (be16(t, 0), be16(t, 2));
+        let seq = be32(t, 4);
+        let doff = usize::from(t[12] >> 4) * 4;
+        let flags = t[13];
+        if doff < 20 || len < (ihl + doff) as u32 {
+            return Err(ParseError::Malformed);
+        }
+        let payload_len = len - (ihl + doff) as u32;
+        let syn = flags & 0x02 != 0;
+        let data = &t[doff.min(t.len())..];
+        Ok(Self {
+            from: SocketAddrV4::new(ip.src, sport),
+            to: SocketAddrV4::new(ip.dst, dport),
+            syn,
+            start: seq.wrapping_add(u32::from(syn)),
+            payload_len,
+            data: &data[..data.len().min(payload_len as usize)],
+        })
+    }
+
+    /// Whether all of its payload was copied.
+    fn whole(&self) -> bool {
+        self.data.len() == self.payload_len as usize
+    }
+}
+
 impl Classifier {
     /// A classifier for which TCP connections to `http_servers` are HTTP; with `parse_payload`,
     /// it follows streams to tell payload from control (see the module documentation).
@@ -146,52 +229,47 @@ impl Classifier {
 
     /// Parses `bytes` (the packet's first bytes; `len` of the IP header is the real length).
     pub fn classify(&mut self, bytes: &[u8]) -> Result<Packet, ParseError> {
-        if bytes.len() < 20 || bytes[0] >> 4 != 4 {
-            return Err(ParseError::Malformed);
+        let ip = Ipv4Header::parse(bytes)?;
+        let (src, dst, len) = (ip.src, ip.dst, ip.len);
+        if !ip.tcp {
+            return Ok(Packet {
+                src,
+                dst,
+                len,
+                class: Class::Other,
+                new_payload: len - ip.ihl as u32,
+                payload: 0,
+            });
         }
-        let ihl = usize::from(bytes[0] & 0x0f) * 4;
-        let len = u32::from(be16(bytes, 2));
-        let proto = bytes[9];
-        let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
-        let dst = Ipv4Addr::new(bytes[16], bytes[17], bytes[18], bytes[19]);
-        if ihl < 20 || len < ihl as u32 {
-            return Err(ParseError::Malformed);
-        }
-        let other = Packet {
+        let seg = Segment::parse(bytes, &ip)?;
+        let new = self.direction(&seg).seq.add(seg.start, seg.payload_len);
+        let new_payload = new.count;
+        let class = self.class(&seg, new_payload);
+        let payload = if self.parse_payload && new_payload > 0 {
+            self.follow(&seg, class, new.at)
+        } else {
+            0
+        };
+        // A RST does not end the state: packets still in flight after it are the same
+        // connection's (a reused port starts with a new SYN: see `direction`).
+        Ok(Packet {
             src,
             dst,
             len,
-            class: Class::Other,
-            new_payload: len - ihl as u32,
-            payload: 0,
-        };
-        // TCP, and not a later fragment.
-        if proto != 6 || be16(bytes, 6) & 0x1fff != 0 {
-            return Ok(other);
-        }
-        if bytes.len() < ihl + 20 {
-            return Err(ParseError::Malformed);
-        }
-        let t = &bytes[ihl..];
-        let (sport, dport) = (be16(t, 0), be16(t, 2));
-        let seq = be32(t, 4);
-        let doff = usize::from(t[12] >> 4) * 4;
-        let flags = t[13];
-        if doff < 20 || len < (ihl + doff) as u32 {
-            return Err(ParseError::Malformed);
-        }
-        let payload_len = len - (ihl + doff) as u32;
-        let from = SocketAddrV4::new(src, sport);
-        let to = SocketAddrV4::new(dst, dport);
-        let syn = flags & 0x02 != 0;
-        let start = seq.wrapping_add(u32::from(syn));
-        let data = &t[doff.min(t.len())..];
-        let data = &data[..data.len().min(payload_len as usize)];
+            class,
+            new_payload,
+            payload,
+        })
+    }
+
+    /// The state of `seg`'s direction, made on its first packet.
+    fn direction(&mut self, seg: &Segment<'_>) -> &mut Dir {
+        let (from, to, start, syn) = (seg.from, seg.to, seg.start, seg.syn);
         // A SYN with a new sequence number starts a new connection on the same ports.
         if syn && self.dirs.get(&(from, to)).is_some_and(|d| d.isn != start) {
             self.dirs.remove(&(from, to));
         }
-        let dir = self.dirs.entry((from, to)).or_insert_with(|| {
+        self.dirs.entry((from, to)).or_insert_with(|| {
             let mut d = Dir {
                 isn: start,
                 seq: SeqTracker::new(start),
@@ -205,12 +283,16 @@ impl Classifier {
                 d.bt.lose();
             }
             d
-        });
-        let new = dir.seq.add(start, payload_len);
-        let new_payload = new.count;
-        let class = if self.http_servers.contains(&to) {
+        })
+    }
+
+    /// The class of `seg`'s bytes: HTTP by its connection's last request (a request with new
+    /// bytes sets it), BitTorrent for every other connection.
+    fn class(&mut self, seg: &Segment<'_>, new_payload: u32) -> Class {
+        let (from, to) = (seg.from, seg.to);
+        if self.http_servers.contains(&to) {
             if new_payload > 0 {
-                if let Some(c) = request_class(data) {
+                if let Some(c) = request_class(seg.data) {
                     self.http_class.insert((from, to), c);
                     if let Some(answer) = self.dirs.get_mut(&(to, from)) {
                         answer.http.request();
@@ -228,55 +310,51 @@ impl Classifier {
                 .unwrap_or(&Class::HttpOther)
         } else {
             Class::Bittorrent
-        };
-        let mut payload = 0;
-        if self.parse_payload && new_payload > 0 {
-            let dir = self.dirs.get_mut(&(from, to)).expect("inserted above");
-            // Every direction's bytes go through `order`, so that it knows where the stream
-            // is even while its bytes are not parsed (HTTP requests, control answers).
-            let Dir {
-                order, bt, http, ..
-            } = dir;
-            let whole = data.len() == payload_len as usize;
-            let lost = match class {
-                Class::Bittorrent => {
-                    let pushed = order.push(new.at, data, |b| {
-                        if !bt.lost() {
-                            payload += bt.feed(b);
-                        }
-                    });
-                    if !whole || pushed.is_err() {
-                        bt.lose();
-                    }
-                    bt.lost()
-                }
-                Class::HttpSegments if self.http_servers.contains(&from) => {
-                    let pushed = order.push(new.at, data, |b| payload += http.feed(b));
-                    if !whole || pushed.is_err() {
-                        http.lose();
-                    }
-                    !whole || pushed.is_err()
-                }
-                // Answers that are control need no following: each request restarts its
-                // answer's state (`HttpAnswer::request`).
-                _ => order.push(new.at, data, |_| {}).is_err(),
-            };
-            if lost && !dir.lost_counted {
-                dir.lost_counted = true;
-                self.streams_lost += 1;
-                tracing::debug!(%from, %to, ?class, "a stream could not be followed");
-            }
         }
-        // A RST does not end the state: packets still in flight after it are the same
-        // connection's (a reused port starts with a new SYN, above).
-        Ok(Packet {
-            src,
-            dst,
-            len,
-            class,
-            new_payload,
-            payload,
-        })
+    }
+
+    /// Follows the new bytes of `seg` (at `at` in its direction's stream, of `class`); its
+    /// payload bytes (piece data, segment bodies). A stream that cannot be followed from here
+    /// on is counted in `streams_lost`, once.
+    fn follow(&mut self, seg: &Segment<'_>, class: Class, at: u64) -> u32 {
+        let (from, to, data) = (seg.from, seg.to, seg.data);
+        let whole = seg.whole();
+        let mut payload = 0;
+        let dir = self.dirs.get_mut(&(from, to)).expect("made by `direction`");
+        // Every direction's bytes go through `order`, so that it knows where the stream
+        // is even while its bytes are not parsed (HTTP requests, control answers).
+        let Dir {
+            order, bt, http, ..
+        } = dir;
+        let lost = match class {
+            Class::Bittorrent => {
+                let pushed = order.push(at, data, |b| {
+                    if !bt.lost() {
+                        payload += bt.feed(b);
+                    }
+                });
+                if !whole || pushed.is_err() {
+                    bt.lose();
+                }
+                bt.lost()
+            }
+            Class::HttpSegments if self.http_servers.contains(&from) => {
+                let pushed = order.push(at, data, |b| payload += http.feed(b));
+                if !whole || pushed.is_err() {
+                    http.lose();
+                }
+                !whole || pushed.is_err()
+            }
+            // Answers that are control need no following: each request restarts its
+            // answer's state (`HttpAnswer::request`).
+            _ => order.push(at, data, |_| {}).is_err(),
+        };
+        if lost && !dir.lost_counted {
+            dir.lost_counted = true;
+            self.streams_lost += 1;
+            tracing::debug!(%from, %to, ?class, "a stream could not be followed");
+        }
+        payload
     }
 }
 
@@ -343,265 +421,4 @@ impl WireBytes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tcp(
-        src: [u8; 4],
-        sport: u16,
-        dst: [u8; 4],
-        dport: u16,
-        seq: u32,
-        flags: u8,
-        payload: &[u8],
-    ) -> Vec<u8> {
-        let len = 20 + 32 + payload.len();
-        let mut p = vec![0u8; len];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        p[9] = 6;
-        p[12..16].copy_from_slice(&src);
-        p[16..20].copy_from_slice(&dst);
-        let t = &mut p[20..];
-        t[0..2].copy_from_slice(&sport.to_be_bytes());
-        t[2..4].copy_from_slice(&dport.to_be_bytes());
-        t[4..8].copy_from_slice(&seq.to_be_bytes());
-        t[12] = 8 << 4; // 32-byte header (timestamps)
-        t[13] = flags;
-        t[32..].copy_from_slice(payload);
-        p
-    }
-
-    const C: [u8; 4] = [10, 77, 2, 2];
-    const S: [u8; 4] = [10, 77, 1, 2];
-
-    #[test]
-    fn new_payload_and_retransmissions() {
-        let mut c = Classifier::new([], true);
-        let syn = c.classify(&tcp(C, 5000, S, 6881, 100, 0x02, b"")).unwrap();
-        assert_eq!((syn.len, syn.new_payload, syn.tcpip()), (52, 0, 52));
-        assert_eq!(syn.class, Class::Bittorrent);
-        let a = c
-            .classify(&tcp(C, 5000, S, 6881, 101, 0x18, &[1; 100]))
-            .unwrap();
-        assert_eq!((a.new_payload, a.tcpip()), (100, 52));
-        // The same bytes again: a retransmission, all TCP/IP.
-        let again = c
-            .classify(&tcp(C, 5000, S, 6881, 101, 0x18, &[1; 100]))
-            .unwrap();
-        assert_eq!((again.new_payload, again.tcpip()), (0, 152));
-        // Half old, half new.
-        let half = c
-            .classify(&tcp(C, 5000, S, 6881, 151, 0x18, &[1; 100]))
-            .unwrap();
-        assert_eq!(half.new_payload, 50);
-        // Across the sequence number wrap.
-        let mut c = Classifier::new([], true);
-        c.classify(&tcp(C, 1, S, 2, u32::MAX - 10, 0x10, &[0; 10]))
-            .unwrap();
-        let w = c
-            .classify(&tcp(C, 1, S, 2, u32::MAX, 0x10, &[0; 20]))
-            .unwrap();
-        assert_eq!(w.new_payload, 20);
-    }
-
-    #[test]
-    fn http_answers_take_the_class_of_their_request() {
-        let server = SocketAddrV4::new(Ipv4Addr::from(S), 8080);
-        let mut c = Classifier::new([server], true);
-        let req = c
-            .classify(&tcp(
-                C,
-                4000,
-                S,
-                8080,
-                1,
-                0x18,
-                b"GET /manifest?after=3 HTTP/1.1\r\n",
-            ))
-            .unwrap();
-        assert_eq!(req.class, Class::Manifest);
-        let ans = c
-            .classify(&tcp(S, 8080, C, 4000, 9, 0x18, &[7; 500]))
-            .unwrap();
-        assert_eq!((ans.class, ans.new_payload), (Class::Manifest, 500));
-        // The next request on the same connection changes the class.
-        let req = c
-            .classify(&tcp(
-                C,
-                4000,
-                S,
-                8080,
-                33,
-                0x18,
-                b"GET /announce?info_hash=x",
-            ))
-            .unwrap();
-        assert_eq!(req.class, Class::Tracker);
-        let ans = c
-            .classify(&tcp(S, 8080, C, 4000, 509, 0x18, &[7; 50]))
-            .unwrap();
-        assert_eq!(ans.class, Class::Tracker);
-        let seg = c
-            .classify(&tcp(
-                C,
-                4001,
-                S,
-                8080,
-                1,
-                0x18,
-                b"GET /segments/00000004.ts HTTP/1.1",
-            ))
-            .unwrap();
-        assert_eq!(seg.class, Class::HttpSegments);
-        // A peer connection to the same host on another port is BitTorrent.
-        let bt = c
-            .classify(&tcp(C, 4002, S, 6881, 1, 0x18, b"\x13BitTorrent"))
-            .unwrap();
-        assert_eq!(bt.class, Class::Bittorrent);
-        let mut w = WireBytes::default();
-        for p in [req, ans, seg, bt] {
-            w.add(&p);
-        }
-        assert_eq!(
-            w.ip_bytes,
-            w.tcpip
-                + w.bittorrent
-                + w.manifest
-                + w.tracker
-                + w.http_segments
-                + w.http_other
-                + w.other
-        );
-    }
-
-    #[test]
-    fn piece_data_and_segment_bodies_are_payload_on_the_sending_side() {
-        let server = SocketAddrV4::new(Ipv4Addr::from(S), 8080);
-        let mut c = Classifier::new([server], true);
-        // A peer connection: SYN, handshake, a piece message across two segments, a
-        // retransmission of the second.
-        c.classify(&tcp(S, 6881, C, 5000, 99, 0x02, b"")).unwrap();
-        let mut hs = vec![19u8];
-        hs.extend_from_slice(b"BitTorrent protocol");
-        hs.extend_from_slice(&[0; 48]);
-        let mut piece = (9u32 + 1000).to_be_bytes().to_vec();
-        piece.push(7);
-        piece.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
-        piece.extend_from_slice(&[0xcd; 1000]);
-        let mut stream = hs;
-        stream.extend_from_slice(&piece);
-        let (a, b) = stream.split_at(600);
-        let p1 = c.classify(&tcp(S, 6881, C, 5000, 100, 0x18, a)).unwrap();
-        let p2 = c
-            .classify(&tcp(S, 6881, C, 5000, 100 + 600, 0x18, b))
-            .unwrap();
-        let again = c
-            .classify(&tcp(S, 6881, C, 5000, 100 + 600, 0x18, b))
-            .unwrap();
-        assert_eq!(p1.payload + p2.payload, 1000);
-        assert_eq!((again.new_payload, again.payload), (0, 0));
-        // An HTTP segment answer: its body is payload, its header is not; a manifest answer is
-        // all control.
-        c.classify(&tcp(S, 8080, C, 4000, 0, 0x12, b"")).unwrap();
-        c.classify(&tcp(C, 4000, S, 8080, 0, 0x02, b"")).unwrap();
-        c.classify(&tcp(
-            C,
-            4000,
-            S,
-            8080,
-            1,
-            0x18,
-            b"GET /segments/00000001.ts HTTP/1.1\r\n\r\n",
-        ))
-        .unwrap();
-        let ans = c
-            .classify(&tcp(
-                S,
-                8080,
-                C,
-                4000,
-                1,
-                0x18,
-                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody",
-            ))
-            .unwrap();
-        assert_eq!((ans.class, ans.payload), (Class::HttpSegments, 4));
-        c.classify(&tcp(
-            C,
-            4000,
-            S,
-            8080,
-            40,
-            0x18,
-            b"GET /manifest?after=1 HTTP/1.1\r\n\r\n",
-        ))
-        .unwrap();
-        let m = c
-            .classify(&tcp(
-                S,
-                8080,
-                C,
-                4000,
-                100,
-                0x18,
-                b"HTTP/1.1 200 OK\r\n\r\nmanifest",
-            ))
-            .unwrap();
-        assert_eq!((m.class, m.payload), (Class::Manifest, 0));
-        // A stream first seen mid-connection cannot be followed: no payload, counted as lost.
-        let mid = c.classify(&tcp(C, 7000, S, 6881, 5, 0x18, &piece)).unwrap();
-        assert_eq!(mid.payload, 0);
-        assert_eq!(c.streams_lost(), 1);
-    }
-
-    #[test]
-    fn a_stream_reordered_before_the_emulator_is_still_followed() {
-        let mut c = Classifier::new([], true);
-        c.classify(&tcp(S, 6881, C, 5000, 99, 0x02, b"")).unwrap();
-        let mut stream = vec![19u8];
-        stream.extend_from_slice(b"BitTorrent protocol");
-        stream.extend_from_slice(&[0; 48]);
-        for index in 0..3u32 {
-            stream.extend_from_slice(&(9u32 + 1000).to_be_bytes());
-            stream.push(7);
-            stream.extend_from_slice(&index.to_be_bytes());
-            stream.extend_from_slice(&[0; 4]);
-            stream.extend_from_slice(&[0xcd; 1000]);
-        }
-        let parts: Vec<(u32, &[u8])> = stream
-            .chunks(700)
-            .enumerate()
-            .map(|(k, c)| (100 + 700 * k as u32, c))
-            .collect();
-        // Sent in order, handed to the emulator as 0, 2, 1, 4, 3: the payload is all there,
-        // each byte once.
-        let mut payload = 0;
-        let mut new = 0;
-        for k in [0, 2, 1, 4, 3] {
-            let (seq, data) = parts[k];
-            let p = c.classify(&tcp(S, 6881, C, 5000, seq, 0x18, data)).unwrap();
-            payload += p.payload;
-            new += p.new_payload;
-        }
-        assert_eq!(payload, 3000);
-        assert_eq!(new as usize, stream.len());
-        assert_eq!(c.streams_lost(), 0);
-    }
-
-    #[test]
-    fn garbage_is_an_error_and_udp_is_other() {
-        let mut c = Classifier::new([], true);
-        assert_eq!(c.classify(&[0x45, 0, 0]), Err(ParseError::Malformed));
-        assert_eq!(c.classify(&[0x60; 40]), Err(ParseError::Malformed));
-        let mut udp = vec![0u8; 28];
-        udp[0] = 0x45;
-        udp[2..4].copy_from_slice(&28u16.to_be_bytes());
-        udp[9] = 17;
-        let p = c.classify(&udp).unwrap();
-        assert_eq!(
-            (p.class, p.len, p.new_payload, p.tcpip()),
-            (Class::Other, 28, 8, 20)
-        );
-    }
-}
+mod tests;
