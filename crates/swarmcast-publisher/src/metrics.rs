@@ -305,6 +305,11 @@ impl Out<'_> {
             "tracker_punch_listed",
             "Peers listed at a punch port, over all those announces.",
             t.punch_listed,
+        )?;
+        self.counter(
+            "tracker_displaced",
+            "Peers displaced by newcomers: their address or their swarm held the most entries it may.",
+            t.displaced,
         )
     }
 }
@@ -367,14 +372,15 @@ mod tests {
             ("swarmcast_http_connections", 8.0),
             ("swarmcast_manifest_seq", 0.0),
             ("swarmcast_tracker_announces_total", 0.0),
+            ("swarmcast_tracker_displaced_total", 0.0),
             ("swarmcast_degraded", 0.0),
             ("swarmcast_wire_refused_per_address_total", 9.0),
         ] {
             assert_eq!(values.get(name), Some(&want), "{name} in\n{text}");
         }
-        // Each named once; 42 with the tracker and the wire seeder (a new metric is counted
+        // Each named once; 43 with the tracker and the wire seeder (a new metric is counted
         // here too).
         assert_eq!(values.len(), scrape.samples.len());
-        assert_eq!(values.len(), 42, "{text}");
+        assert_eq!(values.len(), 43, "{text}");
     }
 }

@@ -72,9 +72,21 @@ pub const CATCH_UP_MIN_INTERVAL_S: u64 = 1;
 /// NATed viewer.
 pub const PUNCH_DEGREE: usize = 8;
 
+/// Most peers one swarm (one segment's torrent) keeps; a newcomer then displaces the one heard
+/// from least recently. Bounds the tracker's memory and each announce's work (its answer picks
+/// the most recent `numwant` of them).
+pub const MAX_SWARM_PEERS: usize = 1_000;
+
+/// Most entries one address (an IPv4 address, or an IPv6 /64) holds in a swarm: viewers behind
+/// one NAT share an address. A newcomer beyond it displaces that address's least recent entry,
+/// so one host announcing many ports cannot crowd the others out.
+pub const MAX_PEERS_PER_ADDRESS: usize = 16;
+
+/// A peer, keyed in its swarm by the address it announced from (the remote IP and the port it
+/// announced), never by the peer id it claims: anyone can send any id.
 #[derive(Debug, Clone)]
 struct Peer {
-    addr: SocketAddr,
+    peer_id: [u8; 20],
     seed: bool,
     last_ms: u64,
 }
@@ -85,7 +97,7 @@ struct Swarm {
     publisher: Option<SocketAddr>,
     /// The segment's number, when the torrent is a segment's: it picks the punch port.
     number: Option<u64>,
-    peers: HashMap<[u8; 20], Peer>,
+    peers: HashMap<SocketAddr, Peer>,
 }
 
 /// Counters of the tracker's work, for `/metrics`.
@@ -113,6 +125,9 @@ pub struct TrackerCounters {
     pub punched: u64,
     /// Peers listed at a punch port, over all those announces.
     pub punch_listed: u64,
+    /// Peers displaced by newcomers: their address held [`MAX_PEERS_PER_ADDRESS`] entries, or
+    /// their swarm [`MAX_SWARM_PEERS`].
+    pub displaced: u64,
 }
 
 /// The tracker's state.
@@ -308,7 +323,7 @@ impl Tracker {
                 }
             }
         }
-        swarm.record(a, now_ms);
+        self.counters.displaced += swarm.record(a, now_ms);
         let (seeds, leechers) = swarm.counts();
         // The publisher first (it has every piece), then the others, most recently heard first.
         // With the NAT check on, only peers that passed it; and none at all to a reachable
@@ -375,20 +390,46 @@ impl Tracker {
 }
 
 impl Swarm {
-    /// Records an announce: a stopped peer leaves at once, any other is (re)listed at `now_ms`.
-    fn record(&mut self, a: &Announce, now_ms: u64) {
+    /// Records an announce, keyed by the address it came from: a stopped peer leaves at once
+    /// (an announce can stop only its own address's entry), any other is (re)listed at
+    /// `now_ms`. A newcomer beyond the caps displaces the least recent entry of its address, or
+    /// of the swarm; how many were displaced.
+    fn record(&mut self, a: &Announce, now_ms: u64) -> u64 {
         if a.event == Some(AnnounceEvent::Stopped) {
-            self.peers.remove(&a.peer_id);
-        } else {
-            self.peers.insert(
-                a.peer_id,
-                Peer {
-                    addr: a.addr,
-                    seed: a.left == 0,
-                    last_ms: now_ms,
-                },
-            );
+            self.peers.remove(&a.addr);
+            return 0;
         }
+        let mut displaced = 0;
+        if !self.peers.contains_key(&a.addr) {
+            let host = swarmcast_swarm::wire::address_key(a.addr.ip());
+            let same_host = |k: &SocketAddr| swarmcast_swarm::wire::address_key(k.ip()) == host;
+            if self.peers.keys().filter(|k| same_host(k)).count() >= MAX_PEERS_PER_ADDRESS {
+                displaced += u64::from(self.displace_oldest(same_host));
+            }
+            if self.peers.len() >= MAX_SWARM_PEERS {
+                displaced += u64::from(self.displace_oldest(|_| true));
+            }
+        }
+        self.peers.insert(
+            a.addr,
+            Peer {
+                peer_id: a.peer_id,
+                seed: a.left == 0,
+                last_ms: now_ms,
+            },
+        );
+        displaced
+    }
+
+    /// Removes the least recently heard entry among those `of` selects; false if none.
+    fn displace_oldest(&mut self, of: impl Fn(&SocketAddr) -> bool) -> bool {
+        let oldest = self
+            .peers
+            .iter()
+            .filter(|(k, _)| of(k))
+            .min_by_key(|(k, p)| (p.last_ms, **k))
+            .map(|(k, _)| *k);
+        oldest.is_some_and(|k| self.peers.remove(&k).is_some())
     }
 
     /// Seeds (the publisher included) and leechers.
@@ -408,18 +449,27 @@ impl Swarm {
         nat: Option<&NatTable>,
         spare: bool,
     ) -> Vec<([u8; 20], SocketAddr)> {
-        let mut others: Vec<(&[u8; 20], &Peer)> = self
+        let mut others: Vec<(&SocketAddr, &Peer)> = self
             .peers
             .iter()
-            .filter(|(id, p)| **id != a.peer_id && p.addr != a.addr)
-            .filter(|(_, p)| nat.is_none_or(|n| n.listed(&p.addr)) && !spare)
+            .filter(|(addr, p)| **addr != a.addr && p.peer_id != a.peer_id)
+            .filter(|(addr, _)| nat.is_none_or(|n| n.listed(addr)) && !spare)
             .collect();
-        others.sort_by(|x, y| y.1.last_ms.cmp(&x.1.last_ms).then(x.1.addr.cmp(&y.1.addr)));
+        // The most recent `numwant` only are put in order (a swarm holds up to
+        // MAX_SWARM_PEERS, an answer a few dozen).
+        let recent_first = |x: &(&SocketAddr, &Peer), y: &(&SocketAddr, &Peer)| {
+            y.1.last_ms.cmp(&x.1.last_ms).then(x.0.cmp(y.0))
+        };
+        if a.numwant < others.len() {
+            others.select_nth_unstable_by(a.numwant, recent_first);
+            others.truncate(a.numwant);
+        }
+        others.sort_by(recent_first);
         self.publisher
             .filter(|p| *p != a.addr)
             .map(|p| ([0u8; 20], p))
             .into_iter()
-            .chain(others.into_iter().map(|(id, p)| (*id, p.addr)))
+            .chain(others.into_iter().map(|(addr, p)| (p.peer_id, *addr)))
             .take(a.numwant)
             .collect()
     }

@@ -276,3 +276,116 @@ fn ipv6_peers_go_to_peers6() {
         matches!(dict_get(&v, "peers6"), Some(serde_bencode::value::Value::Bytes(b)) if b.len() == 18)
     );
 }
+
+/// An announce of `id` at `port` from `ip` at `now_ms`, compact unless `extra` says otherwise.
+fn from(
+    t: &mut Tracker,
+    ih: &[u8; 20],
+    ip: [u8; 4],
+    id: u8,
+    port: u16,
+    extra: &str,
+    now_ms: u64,
+) -> Vec<u8> {
+    t.handle(&query(ih, &[id; 20], port, extra), IpAddr::from(ip), now_ms)
+}
+
+#[test]
+fn a_peer_id_claimed_from_another_address_neither_stops_nor_redirects_its_owner() {
+    let mut t = Tracker::new(10, 1);
+    let ih = [7u8; 20];
+    t.add_torrent(ih, None);
+    let victim: SocketAddr = "127.0.0.2:6001".parse().unwrap();
+    from(&mut t, &ih, [127, 0, 0, 2], 1, 6001, "&compact=1", 0);
+    // The attacker learns the victim's id (a list answer shows it) and claims it: a `stopped`
+    // for the victim's id and port, then an announce of the id at a port of its own.
+    let list = from(&mut t, &ih, [127, 0, 0, 3], 9, 7001, "", 1);
+    let Some(serde_bencode::value::Value::List(peers)) = dict_get(&decode(&list), "peers").cloned()
+    else {
+        panic!("no peer list")
+    };
+    assert!(
+        matches!(dict_get(&peers[0], "peer id"), Some(serde_bencode::value::Value::Bytes(id)) if id == &vec![1u8; 20])
+    );
+    from(&mut t, &ih, [127, 0, 0, 3], 1, 6001, "&event=stopped", 2);
+    from(&mut t, &ih, [127, 0, 0, 3], 1, 7002, "&compact=1", 3);
+    // The victim is still listed where it announced, and the claim is listed where it came from.
+    let seen = compact_peers(&from(&mut t, &ih, [127, 0, 0, 4], 4, 8001, "&compact=1", 4));
+    assert!(seen.contains(&victim), "{seen:?}");
+    assert!(
+        seen.contains(&"127.0.0.3:7002".parse().unwrap()),
+        "{seen:?}"
+    );
+    // Its own `stopped` (from its address) does remove it.
+    from(&mut t, &ih, [127, 0, 0, 2], 1, 6001, "&event=stopped", 5);
+    let seen = compact_peers(&from(&mut t, &ih, [127, 0, 0, 4], 4, 8001, "&compact=1", 6));
+    assert!(!seen.contains(&victim), "{seen:?}");
+}
+
+#[test]
+fn one_address_holds_at_most_its_share_and_a_swarm_at_most_its_cap() {
+    let mut t = Tracker::new(1_000, 1);
+    let ih = [8u8; 20];
+    t.add_torrent(ih, None);
+    from(&mut t, &ih, [127, 0, 0, 2], 2, 6001, "&compact=1", 0);
+    // One address announcing many ports keeps only its most recent MAX_PEERS_PER_ADDRESS.
+    let extra = 4;
+    for i in 0..(MAX_PEERS_PER_ADDRESS + extra) as u16 {
+        from(
+            &mut t,
+            &ih,
+            [127, 0, 0, 9],
+            9,
+            7000 + i,
+            "&compact=1",
+            1 + u64::from(i),
+        );
+    }
+    assert_eq!(t.peers(&ih), 1 + MAX_PEERS_PER_ADDRESS);
+    assert_eq!(t.counters().displaced, extra as u64);
+    let seen = compact_peers(&from(
+        &mut t,
+        &ih,
+        [127, 0, 0, 4],
+        4,
+        8001,
+        "&compact=1&numwant=200",
+        100,
+    ));
+    assert!(
+        seen.contains(&"127.0.0.2:6001".parse().unwrap()),
+        "the other host stays"
+    );
+    assert!(
+        !seen.contains(&"127.0.0.9:7000".parse().unwrap()),
+        "the oldest port went"
+    );
+    assert!(
+        seen.contains(&"127.0.0.9:7019".parse().unwrap()),
+        "the newest stays"
+    );
+
+    // A swarm keeps at most MAX_SWARM_PEERS: newcomers displace the least recently heard.
+    let mut u = Tracker::new(1_000, 1);
+    u.add_torrent(ih, None);
+    let n = MAX_SWARM_PEERS + 3;
+    for i in 0..n {
+        let ip = [10, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        from(&mut u, &ih, ip, 1, 6881, "&compact=1", i as u64);
+    }
+    assert_eq!(u.peers(&ih), MAX_SWARM_PEERS);
+    assert_eq!(u.counters().displaced, 3);
+    // The answer is the most recent `numwant`, newest first.
+    let seen = compact_peers(&from(
+        &mut u,
+        &ih,
+        [127, 0, 0, 5],
+        5,
+        9000,
+        "&compact=1&numwant=3",
+        n as u64,
+    ));
+    let newest =
+        |i: usize| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
+    assert_eq!(seen, vec![newest(n - 1), newest(n - 2), newest(n - 3)]);
+}
