@@ -361,8 +361,11 @@ impl Tracker {
         // peer only from its own announces: while live reachable peers are not all in its answer
         // (they may add this torrent after it did), or checks are in flight (a peer may be found
         // reachable), it may re-announce after 1 s.
-        let listed_others =
-            listed.len() - usize::from(swarm.publisher.is_some_and(|p| p != a.addr));
+        // (`numwant=0` lists nobody, not even the publisher.)
+        let listed_others = listed
+            .iter()
+            .filter(|(_, addr)| swarm.publisher != Some(*addr))
+            .count();
         let catch_up = a.left > 0
             && !stopped
             && !spare

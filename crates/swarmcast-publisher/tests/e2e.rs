@@ -344,6 +344,83 @@ async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_track
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aria2_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() {
+    // aria2 (Debian's `aria2`), a client we did not write, on the wire seeder (the default).
+    let Some(aria2c) = ["/usr/bin/aria2c", "/usr/local/bin/aria2c"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        panic!("aria2c is not installed (apt-get install aria2; .ci/run installs it)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ready, shutdown, task) = start(config(dir.path(), 3)).await;
+    let mut verifier = Verifier::new(ready.link.key);
+    follow_to_the_end(&ready, &mut verifier).await;
+    let torrent = reqwest::get(format!("http://{}/segments/00000001.torrent", ready.http))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let torrent_path = dir.path().join("1.torrent");
+    std::fs::write(&torrent_path, &torrent).unwrap();
+    let save = dir.path().join("aria2");
+    let out = Tasks::new("test")
+        .spawn_blocking("aria2c", {
+            let (torrent_path, save) = (torrent_path.clone(), save.clone());
+            move || {
+                // Bounded: `timeout` ends it if it hangs (a hang guard, 3x a normal run and more).
+                Command::new("timeout")
+                    .args(["120", aria2c])
+                    .arg(format!("--dir={}", save.display()))
+                    .args([
+                        "--seed-time=0",
+                        "--enable-dht=false",
+                        "--enable-dht6=false",
+                        "--enable-peer-exchange=false",
+                        "--bt-enable-lpd=false",
+                        "--follow-torrent=false",
+                        "--summary-interval=0",
+                        "--console-log-level=warn",
+                        "--listen-port=47000-47100",
+                    ])
+                    .arg(&torrent_path)
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c failed ({:?}): {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(save.join("00000001.ts")).unwrap(),
+        std::fs::read(ready.stream_dir.join("00000001.ts")).unwrap()
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", ready.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Taken as it speaks: its bitfield after its first pieces is no violation. (Its first
+    // connection tries an encrypted handshake, which the seeder refuses; it then speaks plain.)
+    let violations: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("swarmcast_wire_violations_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(violations, 0, "{metrics}");
+    stop(shutdown, task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_continues_numbering_reseeds_the_window_and_marks_a_discontinuity() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = config(dir.path(), 3);

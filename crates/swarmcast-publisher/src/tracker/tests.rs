@@ -389,3 +389,27 @@ fn one_address_holds_at_most_its_share_and_a_swarm_at_most_its_cap() {
         |i: usize| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
     assert_eq!(seen, vec![newest(n - 1), newest(n - 2), newest(n - 3)]);
 }
+
+#[test]
+fn numwant_zero_lists_nobody_with_the_nat_check_on_too() {
+    // aria2 announces `numwant=0` when it stops: the answer lists nobody, and nothing overflows
+    // (it once did, counting the publisher out of an empty list).
+    let ih = [9u8; 20];
+    let publisher: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    for nat in [false, true] {
+        let mut t = Tracker::new(10, 1);
+        if nat {
+            t = t.with_nat_check(NatCheck::default());
+        }
+        t.add_torrent(ih, Some(publisher));
+        from(&mut t, &ih, [127, 0, 0, 2], 2, 6001, "&compact=1", 0);
+        for extra in [
+            "&compact=1&numwant=0",
+            "&compact=1&numwant=0&event=stopped&left=5",
+        ] {
+            let answer = from(&mut t, &ih, [127, 0, 0, 3], 3, 6002, extra, 1);
+            assert_eq!(failure_reason(&answer), None);
+            assert!(compact_peers(&answer).is_empty(), "nat {nat}, {extra}");
+        }
+    }
+}

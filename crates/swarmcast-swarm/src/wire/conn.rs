@@ -8,8 +8,9 @@
 //!
 //! It enforces the seed's side of the protocol: a handshake within
 //! [`Limits::handshake_timeout`]; messages of at most [`Limits::max_message`] bytes, each one the
-//! protocol knows (messages of extensions we did not announce are skipped whole); a bitfield only
-//! as the first message; requests in range, of at most [`Limits::max_request`] bytes, for pieces
+//! protocol knows (messages of extensions we did not announce are skipped whole); bitfields
+//! whenever they come (BEP 3 wants one, first; aria2 sends two, after its first pieces, and no
+//! harm follows from taking them: only pieces new to the connection are reported); requests in range, of at most [`Limits::max_request`] bytes, for pieces
 //! announced to this peer, at most [`Limits::max_queued_requests`] of them queued. It honours
 //! Cancel, sends a keep-alive after [`Limits::keep_alive`] without sending anything, and closes a
 //! connection that sent nothing for [`Limits::idle_timeout`].
@@ -135,9 +136,6 @@ pub enum Close {
     /// More than [`Limits::max_queued_requests`] requests queued.
     #[error("more than {0} requests queued")]
     TooManyRequests(usize),
-    /// A bitfield after the first message (BEP 3).
-    #[error("a bitfield after the first message")]
-    LateBitfield,
     /// Nothing received for [`Limits::idle_timeout`].
     #[error("nothing received in {0:?}")]
     IdleTimeout(Duration),
@@ -169,8 +167,7 @@ impl Close {
             | Self::TooLong(_)
             | Self::BadRequest { .. }
             | Self::NotAnnounced(_)
-            | Self::TooManyRequests(_)
-            | Self::LateBitfield => Outcome::Violation,
+            | Self::TooManyRequests(_) => Outcome::Violation,
             Self::IdleTimeout(_) | Self::PeerClosed => Outcome::Ended,
         }
     }
@@ -219,8 +216,8 @@ pub struct Conn {
     serving: Option<(Request, bool)>,
     /// Per piece: whether the peer was told we have it.
     announced: Vec<bool>,
-    /// No message parsed since the handshake yet (a bitfield is only taken as the first).
-    first: bool,
+    /// The pieces the peer said it has (each reported once, as [`Event::Has`]).
+    peer_has: Vec<bool>,
     sent: Sent,
     handshake_deadline: Instant,
     last_sent: Instant,
@@ -239,7 +236,7 @@ impl Conn {
             requests: VecDeque::new(),
             serving: None,
             announced: Vec::new(),
-            first: true,
+            peer_has: Vec::new(),
             sent: Sent::default(),
             handshake_deadline: now + limits.handshake_timeout,
             last_sent: now,
@@ -313,6 +310,7 @@ impl Conn {
         let n = ours.serialize_unchecked_len(&mut hs);
         self.output.extend_from_slice(&hs[..n]);
         self.announced = vec![announce_all; layout.pieces as usize];
+        self.peer_has = vec![false; layout.pieces as usize];
         if announce_all {
             let mut bits = vec![0u8; layout.pieces.div_ceil(8) as usize];
             for i in 0..layout.pieces {
@@ -470,7 +468,6 @@ impl Conn {
             if let Err(reason) = self.on_message(layout, incoming) {
                 return self.close(reason);
             }
-            self.first = false;
         }
         if self.state != State::Closed {
             self.input.drain(..at);
@@ -500,18 +497,26 @@ impl Conn {
                 Some((s, cancelled)) if same(s, &r) => *cancelled = true,
                 _ => self.requests.retain(|x| !same(x, &r)),
             },
-            Incoming::Have(piece) => {
-                if piece < layout.pieces {
-                    self.events.push_back(Event::Has(piece));
-                }
-            }
-            // A bitfield only as the first message (BEP 3): each costs a pass over every piece.
-            Incoming::Bitfield(_) if !self.first => return Err(Close::LateBitfield),
-            Incoming::Bitfield(set) => self.events.extend(set.into_iter().map(Event::Has)),
+            Incoming::Have(piece) => self.peer_has(piece),
+            // Bitfields whenever they come: BEP 3 wants one, as the first message, but aria2
+            // sends two, after its first pieces, and taking them harms nobody (a pass over the
+            // pieces, as many Haves would cost).
+            Incoming::Bitfield(set) => set.into_iter().for_each(|piece| self.peer_has(piece)),
             // A seed that unchoked everyone at once has nothing to do with the rest.
             Incoming::Other => {}
         }
         Ok(())
+    }
+}
+
+impl Conn {
+    /// Reports that the peer has `piece`, once (a piece it names again, or out of range, is
+    /// nothing new).
+    fn peer_has(&mut self, piece: u32) {
+        if let Some(had @ false) = self.peer_has.get_mut(piece as usize) {
+            *had = true;
+            self.events.push_back(Event::Has(piece));
+        }
     }
 }
 

@@ -292,7 +292,7 @@ fn oversized_and_malformed_messages_close_the_connection() {
 }
 
 #[test]
-fn haves_and_a_first_bitfield_are_reported_and_a_late_bitfield_closes() {
+fn haves_and_bitfields_are_taken_whenever_they_come_and_each_piece_reported_once() {
     let now = Instant::now();
     let (mut c, _) = open(now, Limits::default(), false);
     // Bits beyond the fourth piece are not pieces.
@@ -306,13 +306,21 @@ fn haves_and_a_first_bitfield_are_reported_and_a_late_bitfield_closes() {
         events(&mut c),
         [Event::Has(0), Event::Has(2), Event::Has(1)]
     );
+    // A second bitfield, and a Have of a piece it already has: only what is new is reported.
     c.handle_input(now, &bytes(Message::Bitfield([0xf0].as_slice().into())));
-    assert_eq!(close_reason(&mut c), Some(Close::LateBitfield));
-    // Any message first makes a bitfield late, a keep-alive too.
+    c.handle_input(now, &bytes(Message::Have(2)));
+    assert_eq!(events(&mut c), [Event::Has(3)]);
+    assert!(!c.is_closed());
+    // A bitfield after other messages (aria2 sends its bitfields after its first pieces).
     let (mut c, _) = open(now, Limits::default(), false);
     c.handle_input(now, &bytes(Message::KeepAlive));
-    c.handle_input(now, &bytes(Message::Bitfield([0xf0].as_slice().into())));
-    assert_eq!(close_reason(&mut c), Some(Close::LateBitfield));
+    c.handle_input(now, &bytes(Message::Have(3)));
+    c.handle_input(now, &bytes(Message::Bitfield([0xd0].as_slice().into())));
+    assert_eq!(
+        events(&mut c),
+        [Event::Has(3), Event::Has(0), Event::Has(1)]
+    );
+    assert!(!c.is_closed());
 }
 
 #[test]
@@ -421,7 +429,7 @@ fn the_peer_closing_after_its_handshake_is_a_normal_end() {
         Some(Outcome::Ended)
     );
     // Closed once: a second close is not reported.
-    c.close(Close::LateBitfield);
+    c.close(Close::TooManyRequests(1));
     assert_eq!(events(&mut c), []);
 }
 
