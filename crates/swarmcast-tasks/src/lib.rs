@@ -4,7 +4,8 @@
 //! tasks, iroh's `shutdown()`; built on tokio-util's `TaskTracker` and `CancellationToken`).
 //!
 //! Bare `tokio::spawn` and `tokio::task::spawn_blocking` are refused elsewhere in the workspace
-//! by clippy's `disallowed_methods` (`clippy.toml`): this crate is the one place that calls them.
+//! by clippy's `disallowed_methods` (`clippy.toml`): this crate is the one place that spawns
+//! (through `TaskTracker`, which calls them).
 //!
 //! [`Shutdown`] is the signal every verb takes: the first Ctrl-C asks for a graceful end
 //! (`stop`), the second for an immediate one (`abort`).
@@ -19,15 +20,15 @@ use tracing::Instrument;
 /// A named group of tasks, cancelled together and awaited together.
 ///
 /// Cloning gives another handle to the same group. [`Tasks::child`] makes a group whose token
-/// is cancelled with its parent's (and on its own), and which its parent's
-/// [`shutdown`](Tasks::shutdown) also waits for.
+/// is cancelled with its parent's (and on its own), and which its parent's (and every
+/// ancestor's) [`shutdown`](Tasks::shutdown) also waits for.
 #[derive(Debug, Clone)]
 pub struct Tasks {
     owner: &'static str,
     tracker: TaskTracker,
     cancel: CancellationToken,
-    /// The parent's tracker, so that the parent's `wait` includes this group's tasks.
-    parent: Option<TaskTracker>,
+    /// The ancestors' trackers, so that their `wait` includes this group's tasks.
+    ancestors: Vec<TaskTracker>,
 }
 
 impl Tasks {
@@ -42,18 +43,20 @@ impl Tasks {
             owner,
             tracker: TaskTracker::new(),
             cancel,
-            parent: None,
+            ancestors: Vec::new(),
         }
     }
 
     /// A group for a part of this owner: cancelled when this one is (or on its own), and
-    /// awaited by this one's [`shutdown`](Tasks::shutdown).
+    /// awaited by this one's [`shutdown`](Tasks::shutdown) and its ancestors'.
     pub fn child(&self, owner: &'static str) -> Self {
+        let mut ancestors = self.ancestors.clone();
+        ancestors.push(self.tracker.clone());
         Self {
             owner,
             tracker: TaskTracker::new(),
             cancel: self.cancel.child_token(),
-            parent: Some(self.tracker.clone()),
+            ancestors,
         }
     }
 
@@ -76,10 +79,10 @@ impl Tasks {
     {
         let cancel = self.cancel.clone();
         let span = tracing::debug_span!("task", owner = self.owner, name);
-        // A child's task holds a token of its parent's tracker: the parent waits for it too.
-        let parent = self.parent.as_ref().map(TaskTracker::token);
+        // A child's task holds a token of each ancestor's tracker: they wait for it too.
+        let ancestors = self.ancestor_tokens();
         let future = async move {
-            let _parent = parent;
+            let _ancestors = ancestors;
             cancel.run_until_cancelled(future).await
         };
         self.tracker.spawn(future.instrument(span))
@@ -93,11 +96,16 @@ impl Tasks {
         T: Send + 'static,
     {
         let span = tracing::debug_span!("task", owner = self.owner, name);
-        let parent = self.parent.as_ref().map(TaskTracker::token);
+        let ancestors = self.ancestor_tokens();
         self.tracker.spawn_blocking(move || {
-            let _parent = parent;
+            let _ancestors = ancestors;
             span.in_scope(f)
         })
+    }
+
+    /// A token of each ancestor's tracker, held by a task for as long as it runs.
+    fn ancestor_tokens(&self) -> Vec<tokio_util::task::task_tracker::TaskTrackerToken> {
+        self.ancestors.iter().map(TaskTracker::token).collect()
     }
 
     /// Cancels every task of the group (and of its children).
@@ -193,6 +201,34 @@ mod tests {
         assert_eq!(forever.await.unwrap(), None);
         assert_eq!(child_forever.await.unwrap(), None);
         assert_eq!(blocking.await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_tasks_of_grandchildren_too() {
+        let tasks = Tasks::new("test");
+        let grandchild = tasks.child("part").child("sub-part");
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ended);
+        let token = grandchild.token().clone();
+        grandchild.spawn_blocking("blocking", move || {
+            // Bounded: a failed assertion below must not leave the runtime waiting forever.
+            for _ in 0..60_000 {
+                if token.is_cancelled() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            flag.store(true, Ordering::SeqCst);
+        });
+        let pending = grandchild.spawn("pending", std::future::pending::<()>());
+        tasks.shutdown().await;
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "the grandparent waited for the work"
+        );
+        assert!(tasks.is_empty() && grandchild.is_empty());
+        assert_eq!(pending.await.unwrap(), None);
     }
 
     #[tokio::test]
