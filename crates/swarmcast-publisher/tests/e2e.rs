@@ -272,6 +272,36 @@ async fn one_upload_budget_holds_the_swarm_and_http_together() {
     );
 }
 
+/// Saves segment 1's `.torrent`, as the publisher serves it, in `dir`; its path.
+async fn save_first_torrent(ready: &Ready, dir: &Path) -> std::path::PathBuf {
+    let torrent = reqwest::get(format!("http://{}/segments/00000001.torrent", ready.http))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let path = dir.join("1.torrent");
+    std::fs::write(&path, &torrent).unwrap();
+    path
+}
+
+/// Counter `name` on the publisher's `/metrics`, and the whole text (for messages).
+async fn counter(ready: &Ready, name: &str) -> (u64, String) {
+    let metrics = reqwest::get(format!("http://{}/metrics", ready.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap();
+    (value, metrics)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() {
     let dir = tempfile::tempdir().unwrap();
@@ -280,14 +310,7 @@ async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_track
     let manifests = follow_to_the_end(&ready, &mut verifier).await;
     assert!(manifests.last().unwrap().manifest.segments.len() >= 2);
 
-    let torrent = reqwest::get(format!("http://{}/segments/00000001.torrent", ready.http))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let torrent_path = dir.path().join("1.torrent");
-    std::fs::write(&torrent_path, &torrent).unwrap();
+    let torrent_path = save_first_torrent(&ready, dir.path()).await;
     let save = dir.path().join("lt");
     std::fs::create_dir_all(&save).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lt-download.py");
@@ -327,18 +350,7 @@ async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_track
         std::fs::read(save.join("00000001.ts")).unwrap(),
         std::fs::read(ready.stream_dir.join("00000001.ts")).unwrap()
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", ready.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let announces: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("swarmcast_tracker_announces_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (announces, metrics) = counter(&ready, "swarmcast_tracker_announces_total").await;
     assert!(announces >= 1, "{metrics}");
     stop(shutdown, task).await;
 }
@@ -346,24 +358,15 @@ async fn libtorrent_downloads_a_live_segment_with_only_its_torrent_and_our_track
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aria2_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() {
     // aria2 (Debian's `aria2`), a client we did not write, on the wire seeder (the default).
-    let Some(aria2c) = ["/usr/bin/aria2c", "/usr/local/bin/aria2c"]
+    let aria2c = ["/usr/bin/aria2c", "/usr/local/bin/aria2c"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-    else {
-        panic!("aria2c is not installed (apt-get install aria2; .ci/run installs it)");
-    };
+        .expect("aria2c is not installed (apt-get install aria2; .ci/run installs it)");
     let dir = tempfile::tempdir().unwrap();
     let (ready, shutdown, task) = start(config(dir.path(), 3)).await;
     let mut verifier = Verifier::new(ready.link.key);
     follow_to_the_end(&ready, &mut verifier).await;
-    let torrent = reqwest::get(format!("http://{}/segments/00000001.torrent", ready.http))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let torrent_path = dir.path().join("1.torrent");
-    std::fs::write(&torrent_path, &torrent).unwrap();
+    let torrent_path = save_first_torrent(&ready, dir.path()).await;
     let save = dir.path().join("aria2");
     let out = Tasks::new("test")
         .spawn_blocking("aria2c", {
@@ -402,20 +405,9 @@ async fn aria2_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() 
         std::fs::read(save.join("00000001.ts")).unwrap(),
         std::fs::read(ready.stream_dir.join("00000001.ts")).unwrap()
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", ready.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     // Taken as it speaks: its bitfield after its first pieces is no violation. (Its first
     // connection tries an encrypted handshake, which the seeder refuses; it then speaks plain.)
-    let violations: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("swarmcast_wire_violations_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (violations, metrics) = counter(&ready, "swarmcast_wire_violations_total").await;
     assert_eq!(violations, 0, "{metrics}");
     stop(shutdown, task).await;
 }
