@@ -65,11 +65,6 @@ impl Tasks {
         &self.cancel
     }
 
-    /// The owner's name.
-    pub fn owner(&self) -> &'static str {
-        self.owner
-    }
-
     /// Spawns `future` as task `name`: it runs inside a `task` span (owner, name) and is dropped
     /// at its next await once the group is cancelled, in which case the handle gives `None`.
     pub fn spawn<F>(&self, name: &'static str, future: F) -> JoinHandle<Option<F::Output>>
@@ -148,19 +143,6 @@ pub struct Shutdown {
     pub stop: CancellationToken,
     /// Exit now.
     pub abort: CancellationToken,
-}
-
-impl Shutdown {
-    /// A pair of fresh tokens.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Both stop and abort.
-    pub fn abort_now(&self) {
-        self.stop.cancel();
-        self.abort.cancel();
-    }
 }
 
 #[cfg(test)]
