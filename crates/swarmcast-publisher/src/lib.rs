@@ -350,6 +350,7 @@ async fn start_seeder(
                 upload_limit: budget,
                 super_seed,
                 late_after: config.late_piece,
+                offer_wait: Some(swarmcast_swarm::wire::OFFER_WAIT),
                 max_connections: files.peer,
                 per_address: config.peer_conns_per_address,
             })

@@ -251,7 +251,7 @@ impl Out<'_> {
     }
 
     /// The wire seeder's connections: `wire_connections_accepted`, `wire_refused*`,
-    /// `wire_violations`.
+    /// `wire_violations`, `wire_offers_ignored`.
     fn wire(&mut self, w: &WireCounters) -> std::fmt::Result {
         self.counter(
             "wire_connections_accepted",
@@ -272,6 +272,11 @@ impl Out<'_> {
             "wire_violations",
             "Peer connections closed for a protocol violation (bad message, bad request, too many requests).",
             get(&w.violations),
+        )?;
+        self.counter(
+            "wire_offers_ignored",
+            "Super-seeding: pieces offered to a viewer that asked for nothing in time, so offered to another viewer.",
+            get(&w.offers_ignored),
         )
     }
 
@@ -328,6 +333,7 @@ mod tests {
         let mut shared = Shared::new("swarmcast:?pk=x".into(), Some(Tracker::new(10, 5)));
         let wire = Arc::new(swarmcast_swarm::wire::WireCounters::default());
         wire.refused_per_address.store(9, Ordering::Relaxed);
+        wire.offers_ignored.store(11, Ordering::Relaxed);
         shared.wire = Some(wire);
         let shared = Arc::new(shared);
 
@@ -375,12 +381,13 @@ mod tests {
             ("swarmcast_tracker_displaced_total", 0.0),
             ("swarmcast_degraded", 0.0),
             ("swarmcast_wire_refused_per_address_total", 9.0),
+            ("swarmcast_wire_offers_ignored_total", 11.0),
         ] {
             assert_eq!(values.get(name), Some(&want), "{name} in\n{text}");
         }
-        // Each named once; 43 with the tracker and the wire seeder (a new metric is counted
+        // Each named once; 44 with the tracker and the wire seeder (a new metric is counted
         // here too).
         assert_eq!(values.len(), scrape.samples.len());
-        assert_eq!(values.len(), 43, "{text}");
+        assert_eq!(values.len(), 44, "{text}");
     }
 }

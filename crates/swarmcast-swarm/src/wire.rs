@@ -94,6 +94,15 @@ pub const REVEAL_BACKSTOP: u32 = 4;
 /// slow deliveries for stuck ones in a crowd, so the default leaves room (docs/experiments.md,
 /// "A piece stuck on its way").
 pub const LATE_AFTER: Duration = Duration::from_secs(3);
+/// How many addresses that downloaded the seeder remembers (see [`Inner`]'s `downloaders`).
+const DOWNLOADERS_KEPT: usize = 65_536;
+
+/// The default [`WireConfig::offer_wait`]: a piece offered to a peer that asks for nothing within
+/// this long (or four of the connection's round trips, if longer) is offered to another peer, and
+/// that peer is offered nothing new until it has a piece ([`policy::Unrequested`]). A client asks
+/// for an offered piece a round trip after the offer; one that does not withholds the piece from
+/// everyone.
+pub const OFFER_WAIT: Duration = Duration::from_millis(250);
 /// A connection whose peer sent nothing for this long is closed: BitTorrent clients send a
 /// keep-alive every two minutes at most (BEP 3; librqbit every 120 s), so this is two of them.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(240);
@@ -159,6 +168,10 @@ pub struct WireConfig {
     /// offered nothing new until it has a piece again; `None`: a piece written is the peer's for
     /// good. [`LATE_AFTER`] is the publisher's default.
     pub late_after: Option<Duration>,
+    /// Super-seeding: a piece offered to a peer that asks for nothing within this long (or four
+    /// of its round trips, if longer) is offered to another peer ([`policy::Unrequested`]);
+    /// `None`: an offer waits for its peer for ever. [`OFFER_WAIT`] by default.
+    pub offer_wait: Option<Duration>,
     /// Connections served at once ([`MAX_CONNECTIONS`] by default); more are closed on arrival.
     pub max_connections: usize,
     /// Connections from one IP address served at once ([`PER_ADDRESS`] by default; 0: no cap).
@@ -176,6 +189,7 @@ impl WireConfig {
             upload_limit: None,
             super_seed: None,
             late_after: None,
+            offer_wait: Some(OFFER_WAIT),
             max_connections: MAX_CONNECTIONS,
             per_address: PER_ADDRESS,
         }
@@ -199,6 +213,9 @@ pub struct WireCounters {
     pub late_pieces: AtomicU64,
     /// Of those, pieces acknowledged later after all.
     pub late_arrived: AtomicU64,
+    /// Pieces offered to a peer that did not ask for them within [`WireConfig::offer_wait`] (or
+    /// four round trips, if longer) while it asked for nothing else, so offered to another peer.
+    pub offers_ignored: AtomicU64,
 }
 
 /// The wire seeder; see the module documentation.
@@ -221,12 +238,18 @@ struct Inner {
     limiter: Option<Arc<ByteLimiter>>,
     super_seed: Option<Duration>,
     late_after: Option<Duration>,
+    offer_wait: Option<Duration>,
     slots: Arc<Semaphore>,
     /// The semaphore's size.
     max_connections: usize,
     /// Connections per IP address now, and the cap (0: none).
     per_address: Mutex<HashMap<std::net::IpAddr, usize>>,
     per_address_cap: usize,
+    /// Addresses ([`address_key`]) whose connections asked for a piece, of any segment: their
+    /// next connections are offered pieces before connections never seen to download
+    /// ([`policy::SuperSeed::peer_live_downloader`]). At most [`DOWNLOADERS_KEPT`], then
+    /// forgotten all at once.
+    downloaders: Mutex<std::collections::HashSet<std::net::IpAddr>>,
     /// With a limit: pieces served at once (see [`PIECES_AT_ONCE`]); `None`: no turns.
     turns: Option<Arc<Semaphore>>,
     next_conn: AtomicU64,
@@ -333,10 +356,12 @@ impl WireSeeder {
             segments: Mutex::new(HashMap::new()),
             super_seed: config.super_seed,
             late_after: config.late_after,
+            offer_wait: config.offer_wait,
             slots: Arc::new(Semaphore::new(config.max_connections.max(1))),
             max_connections: config.max_connections.max(1),
             per_address: Mutex::new(HashMap::new()),
             per_address_cap: config.per_address,
+            downloaders: Mutex::new(std::collections::HashSet::new()),
             turns: config
                 .upload_limit
                 .is_some()
@@ -536,6 +561,27 @@ async fn reveal_at(segment: Arc<Segment>, after: Duration) {
 }
 
 impl Segment {
+    /// `conn` asked for blocks of `pieces` (each the first time).
+    fn peer_asked(&self, conn: u64, pieces: &[u32]) {
+        let Some(p) = &self.policy else { return };
+        let mut p = lock(p);
+        for &piece in pieces {
+            p.seed.peer_asked(conn, piece);
+        }
+    }
+
+    /// `piece`, offered to `conn`, was not asked for in time: offered to another peer. Whether
+    /// it was still an offer (not claimed, received or revealed meanwhile).
+    fn offer_ignored(&self, conn: u64, piece: u32) -> bool {
+        let Some(p) = &self.policy else { return false };
+        let mut p = lock(p);
+        let Some(offers) = p.seed.offer_ignored(conn, piece) else {
+            return false;
+        };
+        p.send(offers);
+        true
+    }
+
     /// `piece`, counted as `conn`'s since it was written whole, did not arrive in time.
     fn piece_late(&self, conn: u64, piece: u32) {
         let Some(p) = &self.policy else { return };
@@ -544,13 +590,19 @@ impl Segment {
         p.send(offers);
     }
 
-    fn peer_has(&self, conn: u64, pieces: impl Iterator<Item = u32>) {
+    /// `conn` has `pieces`: `claimed` by the peer (its Haves and bitfield), or sent to it whole.
+    fn peer_has(&self, conn: u64, pieces: impl Iterator<Item = u32>, claimed: bool) {
         let Some(p) = &self.policy else { return };
         let mut p = lock(p);
         let before = p.seed.first_copy_out();
-        for piece in pieces {
-            let offers = p.seed.peer_has(conn, piece);
+        if claimed {
+            let offers = p.seed.peer_claims(conn, pieces);
             p.send(offers);
+        } else {
+            for piece in pieces {
+                let offers = p.seed.peer_has(conn, piece);
+                p.send(offers);
+            }
         }
         if !before && p.seed.first_copy_out() {
             // Once: the permit waits for `reveal_at` if it is not waiting yet.

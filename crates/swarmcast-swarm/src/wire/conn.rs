@@ -185,6 +185,8 @@ pub enum Event {
     },
     /// The peer has a piece (a Have, or a bit of its bitfield; in range).
     Has(u32),
+    /// The peer asked for a block of a piece, the first time it asks for that piece.
+    Requested(u32),
     /// The connection ended; the driver closes the socket. Nothing follows.
     Closed(Close),
 }
@@ -218,6 +220,8 @@ pub struct Conn {
     announced: Vec<bool>,
     /// The pieces the peer said it has (each reported once, as [`Event::Has`]).
     peer_has: Vec<bool>,
+    /// The pieces the peer asked for (each reported once, as [`Event::Requested`]).
+    requested: Vec<bool>,
     sent: Sent,
     handshake_deadline: Instant,
     last_sent: Instant,
@@ -237,6 +241,7 @@ impl Conn {
             serving: None,
             announced: Vec::new(),
             peer_has: Vec::new(),
+            requested: Vec::new(),
             sent: Sent::default(),
             handshake_deadline: now + limits.handshake_timeout,
             last_sent: now,
@@ -311,6 +316,7 @@ impl Conn {
         self.output.extend_from_slice(&hs[..n]);
         self.announced = vec![announce_all; layout.pieces as usize];
         self.peer_has = vec![false; layout.pieces as usize];
+        self.requested = vec![false; layout.pieces as usize];
         if announce_all {
             let mut bits = vec![0u8; layout.pieces.div_ceil(8) as usize];
             for i in 0..layout.pieces {
@@ -490,6 +496,10 @@ impl Conn {
                 }
                 if self.requests.len() >= self.limits.max_queued_requests {
                     return Err(Close::TooManyRequests(self.limits.max_queued_requests));
+                }
+                if let Some(asked @ false) = self.requested.get_mut(r.index as usize) {
+                    *asked = true;
+                    self.events.push_back(Event::Requested(r.index));
                 }
                 self.requests.push_back(r);
             }

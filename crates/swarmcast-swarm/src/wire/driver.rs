@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
 use super::conn::{encode_piece, Close, Conn, Event, Limits};
-use super::policy::Deliveries;
+use super::policy::{Deliveries, Unrequested};
 use super::{lock, ConnGuard, Inner, Segment, NOTSENT_LOWAT, TURN_GRACE, WRITE_TIMEOUT};
 
 /// How often a connection with pieces in flight reads how much its peer acknowledged.
@@ -54,6 +54,8 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         }
         _ => None,
     };
+    let address = stream.peer_addr().ok().map(|a| super::address_key(a.ip()));
+    let known_downloader = address.is_some_and(|a| lock(&inner.downloaders).contains(&a));
     let (haves_tx, haves_rx) = mpsc::unbounded_channel();
     // Offers, or the whole bitfield when not super-seeding (or after the reveal).
     let whole_bitfield = match &segment.policy {
@@ -64,7 +66,11 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
                 true
             } else {
                 p.haves.insert(id, haves_tx);
-                let offers = p.seed.peer_live(id);
+                let offers = if known_downloader {
+                    p.seed.peer_live_downloader(id)
+                } else {
+                    p.seed.peer_live(id)
+                };
                 p.send(offers);
                 false
             }
@@ -78,8 +84,21 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         inner.peer_id,
         whole_bitfield,
     );
+    // Super-seeding: offers not asked for wait this long (four round trips, at least the
+    // configured wait) before they go to somebody else.
+    let offer_wait = segment.policy.as_ref().and(inner.offer_wait).map(|wait| {
+        let rtt = tcp_info(&socket2::SockRef::from(&stream))
+            .map(|i| Duration::from_micros(u64::from(i.tcpi_rtt)))
+            .unwrap_or_default();
+        wait.max(4 * rtt)
+    });
     let conn = Mutex::new(conn);
     let wake = Notify::new();
+    let offers = Offers {
+        pending: Mutex::new(Unrequested::default()),
+        added: Notify::new(),
+        track: offer_wait.is_some(),
+    };
     let deliveries = Mutex::new(Deliveries::default());
     let written = Notify::new();
     let (rd, wr) = stream.into_split();
@@ -87,8 +106,10 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         inner,
         segment: &segment,
         id,
+        address,
         conn: &conn,
         wake: &wake,
+        offers: &offers,
     };
     let delivered = Delivered {
         deliveries: acks.as_ref().map(|_| &deliveries),
@@ -103,6 +124,12 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
                 Some((sock, late_after)) => {
                     ack_loop(inner, &segment, id, sock, *late_after, &deliveries, &written).await
                 }
+                None => std::future::pending().await,
+            }
+        } => Ok(()),
+        () = async {
+            match offer_wait {
+                Some(wait) => offer_loop(link, wait).await,
                 None => std::future::pending().await,
             }
         } => Ok(()),
@@ -125,7 +152,7 @@ async fn handshake(conn: &mut Conn, stream: &mut TcpStream) -> Result<[u8; 20], 
         match conn.poll_event() {
             Some(Event::Handshake { info_hash, .. }) => return Ok(info_hash),
             Some(Event::Closed(reason)) => return Err(reason.into()),
-            Some(Event::Has(_)) => continue,
+            Some(Event::Has(_) | Event::Requested(_)) => continue,
             None => {}
         }
         let Some(deadline) = conn.poll_timeout() else {
@@ -154,6 +181,28 @@ struct Link<'a> {
     conn: &'a Mutex<Conn>,
     /// Notified when the connection may have something for the writer.
     wake: &'a Notify,
+    /// The offers its peer has not asked for yet.
+    offers: &'a Offers,
+    /// Its peer's address ([`super::address_key`]).
+    address: Option<std::net::IpAddr>,
+}
+
+/// A connection's offers not asked for yet (super-seeding only: `track`).
+struct Offers {
+    pending: Mutex<Unrequested>,
+    /// Notified when an offer is made.
+    added: Notify,
+    track: bool,
+}
+
+impl Offers {
+    /// `piece` was announced to the peer now.
+    fn announced(&self, piece: u32) {
+        if self.track {
+            lock(&self.pending).offered(piece, Instant::now());
+            self.added.notify_one();
+        }
+    }
 }
 
 impl Link<'_> {
@@ -161,12 +210,14 @@ impl Link<'_> {
     /// its end is an error.
     fn drain(&self) -> Result<(), ConnError> {
         let mut has = Vec::new();
+        let mut asked = Vec::new();
         let mut closed = None;
         {
             let mut c = lock(self.conn);
             while let Some(e) = c.poll_event() {
                 match e {
                     Event::Has(piece) => has.push(piece),
+                    Event::Requested(piece) => asked.push(piece),
                     Event::Closed(reason) => closed = Some(reason),
                     Event::Handshake { .. } => {}
                 }
@@ -175,8 +226,21 @@ impl Link<'_> {
         for &piece in &has {
             tracing::trace!(segment = %self.segment.name, conn = self.id, piece, "wire seeder: have");
         }
+        if !asked.is_empty() {
+            let mut offers = lock(&self.offers.pending);
+            asked.iter().for_each(|&piece| offers.requested(piece));
+            drop(offers);
+            self.segment.peer_asked(self.id, &asked);
+            if let Some(a) = self.address {
+                let mut known = lock(&self.inner.downloaders);
+                if known.len() >= super::DOWNLOADERS_KEPT {
+                    known.clear();
+                }
+                known.insert(a);
+            }
+        }
         if !has.is_empty() {
-            self.segment.peer_has(self.id, has.into_iter());
+            self.segment.peer_has(self.id, has.into_iter(), true);
         }
         match closed {
             Some(reason) => Err(reason.into()),
@@ -222,7 +286,9 @@ impl Side {
         {
             let mut c = lock(link.conn);
             while let Ok(piece) = self.haves.try_recv() {
-                c.announce(piece);
+                if c.announce(piece) {
+                    link.offers.announced(piece);
+                }
             }
             c.poll_transmit(Instant::now(), &mut self.out);
         }
@@ -240,7 +306,9 @@ impl Side {
         tokio::select! {
             h = self.haves.recv(), if self.haves_open => match h {
                 Some(piece) => {
-                    lock(link.conn).announce(piece);
+                    if lock(link.conn).announce(piece) {
+                        link.offers.announced(piece);
+                    }
                 }
                 None => self.haves_open = false,
             },
@@ -366,7 +434,7 @@ fn served(
     // Every block of the piece went to this peer: it has the piece. Its Have would say so, but
     // clients do not send a Have to a peer that announced the piece (we did, offering it), so
     // without this a lone downloader would wait for the reveal.
-    segment.peer_has(id, std::iter::once(piece));
+    segment.peer_has(id, std::iter::once(piece), false);
     // Whether it arrives is told by the peer's acknowledgements (see `ack_loop`).
     if let Some(d) = delivered.deliveries {
         lock(d).written(piece, wr.written, Instant::now());
@@ -466,15 +534,58 @@ async fn ack_loop(
         for piece in c.arrived_late {
             inner.counters.late_arrived.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(segment = %segment.name, conn, piece, "wire seeder: late piece acknowledged");
-            segment.peer_has(conn, std::iter::once(piece));
+            segment.peer_has(conn, std::iter::once(piece), false);
+        }
+    }
+}
+
+/// Makes offers its peer did not ask for in time (see [`Unrequested`]) to other peers. Runs while
+/// the connection lives.
+async fn offer_loop(link: Link<'_>, wait: Duration) {
+    loop {
+        let next = lock(&link.offers.pending).next_deadline(wait);
+        match next {
+            // `notify_one` keeps a permit, so an offer made meanwhile is not missed.
+            None => link.offers.added.notified().await,
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        }
+        let busy = lock(link.conn).queued() > 0;
+        let expired = lock(&link.offers.pending).expired(Instant::now(), wait, busy);
+        for piece in expired {
+            if link.segment.offer_ignored(link.id, piece) {
+                link.inner
+                    .counters
+                    .offers_ignored
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(segment = %link.segment.name, conn = link.id, piece, "wire seeder: offer not asked for, offered to another peer");
+            }
         }
     }
 }
 
 /// Bytes of the connection `sock` its peer acknowledged (`TCP_INFO`'s `tcpi_bytes_acked`: every
 /// byte written, the handshake included, once acknowledged; Linux 4.1 and later).
-#[allow(unsafe_code)]
 fn tcp_bytes_acked(sock: &socket2::Socket) -> std::io::Result<u64> {
+    let (info, len) = tcp_info_len(sock)?;
+    let wanted =
+        std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + std::mem::size_of::<u64>();
+    if len < wanted {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this kernel's TCP_INFO has no tcpi_bytes_acked (Linux 4.1 and later)",
+        ));
+    }
+    Ok(info.tcpi_bytes_acked)
+}
+
+/// The connection's `TCP_INFO` (its smoothed round trip, `tcpi_rtt`, is in every kernel's).
+fn tcp_info(sock: &socket2::Socket) -> std::io::Result<libc::tcp_info> {
+    tcp_info_len(sock).map(|(info, _)| info)
+}
+
+/// `TCP_INFO`, and how many of its bytes this kernel wrote (the rest are zero).
+#[allow(unsafe_code)]
+fn tcp_info_len(sock: &socket2::Socket) -> std::io::Result<(libc::tcp_info, usize)> {
     use std::os::fd::AsRawFd;
     let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -495,13 +606,5 @@ fn tcp_bytes_acked(sock: &socket2::Socket) -> std::io::Result<u64> {
     // SAFETY: `tcp_info` is plain integers, for which zeroed memory is a valid value; the kernel
     // overwrote the first `len` bytes with its own.
     let info = unsafe { info.assume_init() };
-    let wanted =
-        std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + std::mem::size_of::<u64>();
-    if (len as usize) < wanted {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "this kernel's TCP_INFO has no tcpi_bytes_acked (Linux 4.1 and later)",
-        ));
-    }
-    Ok(info.tcpi_bytes_acked)
+    Ok((info, len as usize))
 }

@@ -38,9 +38,15 @@ pub struct SuperSeed<P> {
 struct PeerView {
     offered: Vec<u32>,
     has: BTreeSet<u32>,
+    /// Pieces it claimed (a Have or its bitfield) before any peer was sent them: not believed,
+    /// so not counted as held, but not offered to it either.
+    claimed: BTreeSet<u32>,
     /// A piece counted as its own did not arrive in time (see [`SuperSeed::peer_lost`]): offered
     /// nothing new until it has a piece again.
     slow: bool,
+    /// It asked for a piece: it downloads, so fresh pieces go to it before peers that never
+    /// asked (new ones, or ones that take offers and never ask).
+    asked: bool,
 }
 
 impl<P: Copy + Ord> SuperSeed<P> {
@@ -97,14 +103,83 @@ impl<P: Copy + Ord> SuperSeed<P> {
         self.assign()
     }
 
-    /// `peer` has `piece` (a Have, or a bit of its bitfield): the new offers this allows.
+    /// A peer known to download (its address asked for pieces before) connected: as
+    /// [`peer_live`](Self::peer_live), offered fresh pieces before peers never seen to ask.
+    pub fn peer_live_downloader(&mut self, peer: P) -> Vec<Offer<P>> {
+        if self.revealed {
+            return Vec::new();
+        }
+        self.peers.entry(peer).or_default().asked = true;
+        self.assign()
+    }
+
+    /// `peer` demonstrably has `piece`: the seeder wrote it whole to it (or its TCP acknowledged
+    /// it late). The new offers this allows.
     pub fn peer_has(&mut self, peer: P, piece: u32) -> Vec<Offer<P>> {
         let Some(view) = self.live_view(peer, piece) else {
             return Vec::new();
         };
         view.slow = false;
+        view.asked = true;
+        if self.count_holder(peer, piece) {
+            self.assign()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// `peer` asked for a block of `piece`: it downloads. Peers that asked are offered fresh
+    /// pieces first, so an offer that a silent peer ignored ([`offer_ignored`](Self::offer_ignored))
+    /// goes to a downloader, not to the next silent peer.
+    pub fn peer_asked(&mut self, peer: P, piece: u32) {
+        if let Some(view) = self.live_view(peer, piece) {
+            view.asked = true;
+        }
+    }
+
+    /// `peer` says it has `pieces` (its Haves, or its bitfield). A claim costs nothing to make,
+    /// so it is believed only once the piece is out: some peer was sent it whole, and the
+    /// claimant may have it from that peer. Then it counts as [`peer_has`](Self::peer_has) does,
+    /// except that it does not end the claimant's [`peer_lost`](Self::peer_lost) wait. A claim
+    /// of a piece nobody was sent yet is not believed: the piece stays fresh, so a peer that
+    /// claims every piece and asks for none (an attacker, or a client that got the segment
+    /// elsewhere) withholds nothing from the others; it is only not offered what it claims. The
+    /// new offers this allows.
+    pub fn peer_claims(&mut self, peer: P, pieces: impl IntoIterator<Item = u32>) -> Vec<Offer<P>> {
+        let mut changed = false;
+        for piece in pieces {
+            let out_already = self.held_once.get(piece as usize).copied().unwrap_or(false);
+            let Some(view) = self.live_view(peer, piece) else {
+                continue;
+            };
+            if out_already {
+                changed |= self.count_holder(peer, piece);
+                continue;
+            }
+            view.claimed.insert(piece);
+            if view.offered.contains(&piece) {
+                // Offered to it, it will not ask for it: fresh again, for whoever has room.
+                view.offered.retain(|p| *p != piece);
+                if self.offered_to[piece as usize] == Some(peer) {
+                    self.offered_to[piece as usize] = None;
+                }
+                changed = true;
+            }
+        }
+        if changed {
+            self.assign()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Counts live `peer` as a holder of `piece` (in range); whether that is new.
+    fn count_holder(&mut self, peer: P, piece: u32) -> bool {
+        let Some(view) = self.peers.get_mut(&peer) else {
+            return false;
+        };
         if !view.has.insert(piece) {
-            return Vec::new();
+            return false;
         }
         self.holders[piece as usize] += 1;
         if !self.held_once[piece as usize] {
@@ -118,7 +193,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
         {
             v.offered.retain(|p| *p != piece);
         }
-        self.assign()
+        true
     }
 
     /// A peer disconnected: pieces only it had, or that were offered to it, are fresh again.
@@ -160,6 +235,16 @@ impl<P: Copy + Ord> SuperSeed<P> {
         self.assign()
     }
 
+    /// `piece`, offered to `peer`, was not asked for in time ([`Unrequested`]): as
+    /// [`peer_lost`](Self::peer_lost), if it is still offered to `peer` (not claimed, received
+    /// or revealed since); `None` otherwise.
+    pub fn offer_ignored(&mut self, peer: P, piece: u32) -> Option<Vec<Offer<P>>> {
+        if !self.live_view(peer, piece)?.offered.contains(&piece) {
+            return None;
+        }
+        Some(self.peer_lost(peer, piece))
+    }
+
     /// `peer`'s view, if offers are still made (not revealed), `piece` is in range and `peer` is
     /// live: the guard of [`peer_has`](Self::peer_has) and [`peer_lost`](Self::peer_lost).
     fn live_view(&mut self, peer: P, piece: u32) -> Option<&mut PeerView> {
@@ -179,16 +264,20 @@ impl<P: Copy + Ord> SuperSeed<P> {
         } else {
             1
         };
-        let waiting: Vec<P> = self
+        // Peers that asked for something first, then the others; each in key order.
+        let mut waiting: Vec<(bool, P)> = self
             .peers
             .iter()
             .filter(|(_, v)| !v.slow && v.offered.len() < per_peer)
-            .map(|(p, _)| *p)
+            .map(|(p, v)| (!v.asked, *p))
             .collect();
+        waiting.sort();
+        let waiting = waiting.into_iter().map(|(_, p)| p);
         for peer in waiting {
             while self.peers[&peer].offered.len() < per_peer {
-                let Some(piece) = self.next_fresh() else {
-                    return out;
+                let Some(piece) = self.next_fresh(peer) else {
+                    // Nothing fresh this peer did not claim: others may still take a piece.
+                    break;
                 };
                 self.offered_to[piece as usize] = Some(peer);
                 if let Some(v) = self.peers.get_mut(&peer) {
@@ -200,16 +289,72 @@ impl<P: Copy + Ord> SuperSeed<P> {
         out
     }
 
-    fn next_fresh(&mut self) -> Option<u32> {
+    /// The next fresh piece (in turn) that `peer` did not claim.
+    fn next_fresh(&mut self, peer: P) -> Option<u32> {
         let n = self.holders.len();
+        let claimed = &self.peers.get(&peer)?.claimed;
         for i in 0..n {
             let p = (self.next + i) % n;
-            if self.holders[p] == 0 && self.offered_to[p].is_none() {
+            if self.holders[p] == 0
+                && self.offered_to[p].is_none()
+                && !claimed.contains(&(p as u32))
+            {
                 self.next = (p + 1) % n;
                 return Some(p as u32);
             }
         }
         None
+    }
+}
+
+/// The pieces offered to one connection (a Have sent) that its peer has not asked for yet. An
+/// offer is a piece nobody else is offered while it waits, so a peer that takes offers and never
+/// asks withholds them from everyone; after a while an offer not asked for is made to somebody
+/// else ([`SuperSeed::peer_lost`]). Sans IO: the caller passes the time.
+#[derive(Debug, Default)]
+pub struct Unrequested {
+    /// (piece, when it was offered or last found waiting on a busy peer), oldest first.
+    pending: VecDeque<(u32, Instant)>,
+}
+
+impl Unrequested {
+    /// `piece` was offered at `at`.
+    pub fn offered(&mut self, piece: u32, at: Instant) {
+        if !self.pending.iter().any(|&(p, _)| p == piece) {
+            self.pending.push_back((piece, at));
+        }
+    }
+
+    /// The peer asked for `piece`: its offer is taken up.
+    pub fn requested(&mut self, piece: u32) {
+        self.pending.retain(|&(p, _)| p != piece);
+    }
+
+    /// The offers made `after` ago or more and not asked for, removed. While the peer is `busy`
+    /// (it has requests of its own waiting or being served: its request window may be full),
+    /// nothing is found; each offer waits `after` again from `now`.
+    pub fn expired(&mut self, now: Instant, after: Duration, busy: bool) -> Vec<u32> {
+        let due = |at: Instant| now.saturating_duration_since(at) >= after;
+        if busy {
+            for (_, at) in self.pending.iter_mut().filter(|(_, at)| due(*at)) {
+                *at = now;
+            }
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        self.pending.retain(|&(p, at)| {
+            let gone = due(at);
+            if gone {
+                out.push(p);
+            }
+            !gone
+        });
+        out
+    }
+
+    /// When the oldest offer is due, if any waits.
+    pub fn next_deadline(&self, after: Duration) -> Option<Instant> {
+        self.pending.iter().map(|&(_, at)| at + after).min()
     }
 }
 
@@ -468,6 +613,137 @@ mod tests {
         );
         assert_eq!(d.check(4_000, t0 + ms(9000), late).arrived_late, vec![2]);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn claims_of_pieces_nobody_was_sent_withhold_nothing() {
+        // 4 pieces; five connections claim every piece (an all-ones bitfield) and ask for none.
+        let mut s = SuperSeed::new(4, 1).with_audience(7);
+        for liar in 100..105u64 {
+            let offered = s.peer_live(liar);
+            let freed = s.peer_claims(liar, 0..4);
+            // What it was offered is fresh again, and it is offered nothing it claims.
+            assert!(
+                offered.len() <= 1 && freed.iter().all(|o| o.0 != liar),
+                "{freed:?}"
+            );
+        }
+        assert!(!s.first_copy_out(), "claims do not make the first copy");
+        // Two honest viewers still get every piece offered, one at a time each.
+        let mut offers = s.peer_live(1);
+        offers.extend(s.peer_live(2));
+        assert_eq!(offers, vec![(1, 1), (2, 2)]);
+        assert_eq!(s.peer_has(1, 1), vec![(1, 3)]);
+        assert_eq!(s.peer_has(2, 2), vec![(2, 0)]);
+        s.peer_has(1, 3);
+        s.peer_has(2, 0);
+        assert!(s.first_copy_out());
+    }
+
+    #[test]
+    fn a_claim_of_a_piece_that_is_out_counts_but_does_not_end_a_wait() {
+        let mut s = SuperSeed::new(3, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+        assert_eq!(s.peer_has(1, 0), vec![(1, 2)]);
+        // Peer 2 got piece 0 from peer 1: believed, so piece 0 stays held when peer 1 leaves.
+        assert_eq!(s.peer_claims(2, [0]), vec![]);
+        assert_eq!(s.peer_gone(1), vec![]);
+        assert_eq!(s.peer_live(3), vec![(3, 2)]);
+        // Peer 3's offer did not arrive in time: it waits, and a claim does not end the wait...
+        assert_eq!(s.peer_lost(3, 2), vec![]);
+        assert_eq!(s.peer_claims(3, [0]), vec![]);
+        assert_eq!(s.peer_live(4), vec![(4, 2)]);
+        assert_eq!(s.peer_gone(4), vec![]);
+        // ...a piece it was sent does: piece 2 goes to peer 3 (it received a piece) before peer 2
+        // (freed of its offer of piece 1, it never asked for anything).
+        assert_eq!(s.peer_has(3, 1), vec![(3, 2)]);
+    }
+
+    #[test]
+    fn a_claimed_offer_goes_to_somebody_else() {
+        let mut s = SuperSeed::new(2, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+        assert_eq!(s.peer_live(3), vec![]);
+        // Peer 1 says it has piece 0 (from HTTP, say) before we sent it: peer 3 is offered it.
+        assert_eq!(s.peer_claims(1, [0]), vec![(3, 0)]);
+        // Peer 1 is not offered what it claims, even when nothing else is fresh.
+        assert_eq!(s.peer_gone(3), vec![]);
+    }
+
+    #[test]
+    fn an_ignored_offer_goes_to_somebody_else_unless_it_is_no_longer_an_offer() {
+        let mut s = SuperSeed::new(3, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+        assert_eq!(s.peer_live(3), vec![(3, 2)]);
+        assert_eq!(s.offer_ignored(1, 0), Some(vec![]), "nobody has room");
+        // Peer 1 waits; peer 2, freed by its piece, takes piece 0.
+        assert_eq!(s.peer_has(2, 1), vec![(2, 0)]);
+        // Claimed meanwhile (not believed, but no longer its offer), received, or gone: nothing.
+        assert_eq!(s.peer_claims(3, [2]), vec![]);
+        assert_eq!(s.offer_ignored(3, 2), None);
+        assert_eq!(s.offer_ignored(2, 1), None);
+        assert_eq!(s.offer_ignored(9, 0), None);
+    }
+
+    #[test]
+    fn an_ignored_offer_goes_to_a_peer_that_asked_before_one_that_did_not() {
+        let mut s = SuperSeed::new(4, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]); // silent
+        assert_eq!(s.peer_live(2), vec![(2, 1)]); // silent
+        assert_eq!(s.peer_live(3), vec![(3, 2)]);
+        assert_eq!(s.peer_live(4), vec![(4, 3)]);
+        s.peer_asked(3, 2);
+        // Peer 1 ignored piece 0: peer 3 has room once its piece is in, and it gets piece 0...
+        assert_eq!(s.offer_ignored(1, 0), Some(vec![]), "nobody has room");
+        assert_eq!(s.peer_has(3, 2), vec![(3, 0)]);
+        // ...and once peer 2 ignored piece 1, peer 3 (asked) gets it before peer 4 (silent so
+        // far), though peer 4 comes later in key order only: both have room.
+        assert_eq!(s.peer_has(3, 0), vec![]);
+        assert_eq!(s.offer_ignored(4, 3), Some(vec![(3, 3)]));
+        assert_eq!(
+            s.offer_ignored(2, 1),
+            Some(vec![]),
+            "peer 3 is busy with piece 3"
+        );
+        assert_eq!(s.peer_has(3, 3), vec![(3, 1)]);
+    }
+
+    #[test]
+    fn a_known_downloader_is_offered_before_peers_that_connected_first() {
+        let mut s = SuperSeed::new(2, 1);
+        assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+        assert_eq!(s.peer_live(2), vec![(2, 1)]);
+        assert_eq!(s.peer_live(3), vec![]);
+        assert_eq!(s.peer_live_downloader(4), vec![]);
+        // Peer 1 ignored its offer: peer 4, known to download, gets it before peer 3.
+        assert_eq!(s.offer_ignored(1, 0), Some(vec![(4, 0)]));
+    }
+
+    #[test]
+    fn an_offer_not_asked_for_expires_unless_the_peer_is_busy() {
+        let t0 = Instant::now();
+        let wait = Duration::from_millis(250);
+        let mut u = Unrequested::default();
+        assert_eq!(u.next_deadline(wait), None);
+        u.offered(3, t0);
+        u.offered(5, t0 + Duration::from_millis(100));
+        u.offered(3, t0 + Duration::from_millis(200)); // the same offer again: one entry
+        assert_eq!(u.next_deadline(wait), Some(t0 + wait));
+        u.requested(5);
+        let none: Vec<u32> = Vec::new();
+        assert_eq!(
+            u.expired(t0 + Duration::from_millis(249), wait, false),
+            none
+        );
+        // Busy with requests of its own at the deadline: it waits another `wait` from now.
+        let t1 = t0 + Duration::from_millis(300);
+        assert_eq!(u.expired(t1, wait, true), none);
+        assert_eq!(u.next_deadline(wait), Some(t1 + wait));
+        assert_eq!(u.expired(t1 + wait, wait, false), vec![3]);
+        assert_eq!(u.next_deadline(wait), None);
     }
 
     #[test]

@@ -266,6 +266,50 @@ async fn a_torrent_not_seeded_is_refused_and_a_bad_request_closes_the_connection
     w.shutdown().await;
 }
 
+/// Connections that claim every piece (an all-ones bitfield) or take offers and never ask withhold
+/// nothing: a downloader that comes after them gets every piece from the super-seeding seeder,
+/// each piece sent once (to it). Before, the claims counted as copies of every piece and the
+/// silent connections kept theirs: the downloader was offered nothing until the reveal, 600 s
+/// on, and the hang guard failed the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_offers_never_asked_for_withhold_no_piece() {
+    const SIZE: usize = 8 * PIECE as usize;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), SIZE);
+    let w = seeder(Some(Duration::from_secs(600)), None).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+        c.handshake().await.unwrap();
+        assert_eq!(c.next().await.unwrap().0, "unchoke");
+        assert_eq!(c.next().await.unwrap().0, "have", "an offer");
+        silent.push(c);
+    }
+    let mut claimants = Vec::new();
+    for _ in 0..3 {
+        let mut c = Raw::connect(&w, info_hash(&torrent)).await;
+        c.handshake().await.unwrap();
+        c.send(Message::Bitfield([0xffu8].as_slice().into())).await;
+        c.send(Message::Interested).await;
+        assert_eq!(next_but_keepalives(&mut c).await.0, "unchoke");
+        claimants.push(c);
+    }
+    assert_eq!(
+        download_alone(dir.path(), &torrent, w.listen_addr()).await,
+        data
+    );
+    // Every piece left the seeder once, for the downloader: nothing for the others.
+    assert_eq!(settled(&t, SIZE as u64).await, SIZE as u64);
+    assert!(
+        w.counters().offers_ignored.load(Ordering::Relaxed) >= 2,
+        "each silent connection's offers went to the downloader"
+    );
+    assert_eq!(w.counters().violations.load(Ordering::Relaxed), 0);
+    drop((silent, claimants));
+    w.shutdown().await;
+}
+
 /// The super-seeding reveal is counted from the segment's first copy, not from when seeding
 /// started: a downloader that sits on its offer for twice the reveal delay (as a first copy queued
 /// behind a capped uplink does) holds the reveal back, and the other downloader is told of the
@@ -276,7 +320,14 @@ async fn the_reveal_is_counted_from_the_first_copy() {
     const REVEAL: Duration = Duration::from_millis(400);
     let dir = tempfile::tempdir().unwrap();
     let (_, torrent) = segment(dir.path(), 30_000); // one piece
-    let w = seeder(Some(REVEAL), None).await;
+                                                    // Offers wait for ever here: the first downloader sits on its offer on purpose.
+    let w = WireSeeder::start(WireConfig {
+        super_seed: Some(REVEAL),
+        offer_wait: None,
+        ..WireConfig::new("127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap();
     let _t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
     let mut first = Raw::connect(&w, info_hash(&torrent)).await;
     first.handshake().await.unwrap();

@@ -140,7 +140,7 @@ fn a_handshake_in_pieces_and_the_messages_after_it_are_all_read() {
     );
     assert_eq!(c.next_request().map(|r| r.index), None, "not open yet");
     c.accept(now, LAYOUT, HASH, OURS, true);
-    assert_eq!(events(&mut c), [Event::Has(1)]);
+    assert_eq!(events(&mut c), [Event::Has(1), Event::Requested(0)]);
     assert_eq!(serve(&mut c), Some((0, 0, BLOCK)));
 }
 
@@ -169,7 +169,15 @@ fn requests_are_served_in_order_and_a_whole_piece_is_told() {
     assert_eq!(served, [(1, BLOCK), (0, 0), (1, 0), (3, 0)]);
     // Piece 1 once both its blocks went; piece 3 is one short block; piece 0 is half sent.
     assert_eq!(whole, [1, 3]);
-    assert_eq!(events(&mut c), []);
+    // Each piece's first request is told, once.
+    assert_eq!(
+        events(&mut c),
+        [
+            Event::Requested(1),
+            Event::Requested(0),
+            Event::Requested(3)
+        ]
+    );
 }
 
 #[test]
@@ -246,7 +254,7 @@ fn requests_out_of_range_close_the_connection() {
     let (mut c, _) = open(now, limits, true);
     c.handle_input(now, &[req(3, 1000, 696), req(0, 0, 2 * BLOCK)].concat());
     assert_eq!(c.queued(), 2);
-    assert_eq!(events(&mut c), []);
+    assert_eq!(events(&mut c), [Event::Requested(3), Event::Requested(0)]);
 }
 
 #[test]
@@ -288,7 +296,7 @@ fn oversized_and_malformed_messages_close_the_connection() {
         now,
         &[&[0, 0, 0, 3, 9, 0x1a, 0xe1][..], &req(1, 0, BLOCK)].concat(),
     );
-    assert_eq!((events(&mut c), c.queued()), (vec![], 1));
+    assert_eq!((events(&mut c), c.queued()), (vec![Event::Requested(1)], 1));
 }
 
 #[test]
