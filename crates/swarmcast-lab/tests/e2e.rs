@@ -897,7 +897,7 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
         // The counters per segment add up to the summary; each bad connection sent one bad
         // piece, then was dropped and its address not taken back for that segment.
         let events = read_events(&dir.path().join(format!("viewer-{i}.jsonl"))).unwrap();
-        let mut per_segment = (0, 0, 0);
+        let (mut per_segment, mut worst) = ((0, 0, 0), 0);
         for e in &events {
             if let Kind::Forgotten {
                 hash_failures,
@@ -914,6 +914,7 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
                     e.seg
                 );
                 assert!(*discarded_bytes >= *hash_failures, "{e:?}");
+                worst = worst.max(*hash_failures);
                 per_segment.0 += hash_failures;
                 per_segment.1 += discarded_bytes;
                 per_segment.2 += refused_banned;
@@ -960,7 +961,7 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
             v.get(v.len() / 2).copied()
         };
         println!(
-            "viewer-{i}: completed via http {} of {}; added -> completed median {:?} ms with a bad piece ({} segments), {:?} ms without",
+            "viewer-{i}: completed via http {} of {}; added -> completed median {:?} ms with a bad piece ({} segments, at most {worst} bad pieces in one), {:?} ms without",
             completed.values().filter(|c| c.0 == "http").count(),
             completed.len(),
             median(true),
