@@ -742,3 +742,248 @@ async fn a_dripping_first_source_delays_startup_by_at_most_two_seconds() {
         "first manifest after {first_manifest:?}"
     );
 }
+
+/// A child process killed and reaped when dropped, however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The loopback address the corrupt seeder uses: another host than the publisher and the
+/// viewers (127.0.0.1), as the ban is by IP address.
+const BAD_IP: &str = "127.0.0.2";
+
+/// Issue 17, item 4: libtorrent (python3-libtorrent, software we did not write) seeds random
+/// bytes in place of every segment of a live stream (`scripts/lt-corrupt-seed.py`: seed mode
+/// with its own hash checks off), announces itself to the embedded tracker as a seed of each, and
+/// dials both viewers for each segment every second. The publisher's upload is capped (2x the
+/// stream), so the viewers take pieces from the fast bad seed. Nobody plays a bad byte: both
+/// outputs are the published segments byte for byte, and every segment from the viewer's join
+/// on is played. The hash failures are counted, per segment, with the bad peer's address (on
+/// 127.0.0.2 only), and each bad connection sent exactly one bad piece: it was dropped at once;
+/// the bad seed's dials back are refused (librqbit patch 0015).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte() {
+    const SECS: u64 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let mut publish =
+        swarmcast_publisher::PublishConfig::new(swarmcast_publisher::FeedInput::Synth {
+            bitrate: Some(300_000),
+            duration: Some(SECS * 90_000),
+        });
+    publish.key = dir.path().join("stream.key");
+    publish.data_dir = dir.path().join("publisher");
+    publish.http = "127.0.0.1:0".parse().unwrap();
+    publish.target = 90_000;
+    publish.window = 6;
+    publish.keep_segments = true;
+    publish.linger = Some(Duration::from_secs(3600));
+    // 2x the stream's 37 500 bytes/s: enough for the swarm, slower than the bad seed.
+    publish.upload_limit = Some(75_000);
+    publish.peer_conns_per_address = 0;
+    publish.http_conns_per_address = 0;
+    let shutdown = swarmcast_publisher::Shutdown::default();
+    let tasks = Tasks::new("test");
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let publisher = tasks.spawn(
+        "publisher",
+        swarmcast_publisher::run(publish, shutdown.clone(), Some(ready_tx)),
+    );
+    let ready = ready_rx.await.expect("the publisher serves");
+
+    let cancel = CancellationToken::new();
+    let (mut viewers, mut peers) = (Vec::new(), Vec::new());
+    for i in 0..2 {
+        let mut w = WatchConfig::new(ready.link.clone());
+        w.listen = "127.0.0.1:0".parse().unwrap();
+        w.sink = SinkConfig::File {
+            path: dir.path().join(format!("viewer-{i}.ts")),
+            overwrite: false,
+        };
+        w.data_dir = Some(dir.path().join(format!("viewer-{i}")));
+        w.metrics_out = Some(dir.path().join(format!("viewer-{i}.jsonl")));
+        w.node = format!("viewer-{i}");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        viewers.push(tasks.spawn(
+            "viewer",
+            swarmcast_viewer::watch(w, cancel.child_token(), Some(tx)),
+        ));
+        peers.push(rx.await.expect("the viewer listens").peer.to_string());
+    }
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/lt-corrupt-seed.py"
+    );
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists() || *p == "python3")
+        .unwrap();
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .args([ready.http.to_string(), BAD_IP.into(), "0".into()])
+        .args([(SECS - 1).to_string(), (SECS * 3 + 60).to_string()])
+        .args(&peers)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with libtorrent (scripts/install-deps.sh)");
+    let stdout = child.stdout.take().unwrap();
+    let bad_seed = KillOnDrop(child);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = std::thread::spawn({
+        let lines = lines.clone();
+        move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        }
+    });
+
+    let mut summaries = Vec::new();
+    for v in viewers {
+        let ended = tokio::time::timeout(Duration::from_secs(SECS * 3 + 60), v)
+            .await
+            .expect("hang guard: a viewer did not finish");
+        summaries.push(ended.unwrap().expect("not cancelled").unwrap());
+    }
+    drop(bad_seed);
+    let _ = reader.join();
+    shutdown.stop.cancel();
+    shutdown.abort.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(60), publisher).await;
+    tasks.shutdown().await;
+
+    let lines = lines.lock().unwrap().clone();
+    let added = lines.iter().filter(|l| l.starts_with("added ")).count();
+    let bad_uploaded: u64 = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("uploaded ")?.parse().ok())
+        .max()
+        .unwrap_or(0);
+    println!("bad seed: {added} segments added, {bad_uploaded} payload bytes sent");
+    let (mut failures, mut discarded, mut refused) = (0, 0, 0);
+    for (i, s) in summaries.iter().enumerate() {
+        println!("viewer-{i}: {s}");
+        // Nobody plays a bad byte, and every segment from the join on was played.
+        let output = std::fs::read(dir.path().join(format!("viewer-{i}.ts"))).unwrap();
+        let mut published = Vec::new();
+        for n in &s.played {
+            published.extend(std::fs::read(ready.stream_dir.join(format!("{n:08}.ts"))).unwrap());
+        }
+        assert!(
+            output == published,
+            "viewer-{i}: {} bytes played, {} published",
+            output.len(),
+            published.len()
+        );
+        assert!(s.end_of_stream, "viewer-{i}: {s:?}");
+        let first = s.joined_at.unwrap();
+        assert_eq!(s.played, (first..SECS).collect::<Vec<_>>(), "viewer-{i}");
+        assert!(
+            s.bad_peers
+                .iter()
+                .all(|p| p.starts_with(&format!("{BAD_IP}:"))),
+            "viewer-{i}: {:?}",
+            s.bad_peers
+        );
+        // The counters per segment add up to the summary; each bad connection sent one bad
+        // piece, then was dropped and its address not taken back for that segment.
+        let events = read_events(&dir.path().join(format!("viewer-{i}.jsonl"))).unwrap();
+        let (mut per_segment, mut worst) = ((0, 0, 0), 0);
+        for e in &events {
+            if let Kind::Forgotten {
+                hash_failures,
+                discarded_bytes,
+                bad_peers,
+                refused_banned,
+                ..
+            } = &e.kind
+            {
+                assert_eq!(
+                    *hash_failures,
+                    bad_peers.len() as u64,
+                    "viewer-{i}, segment {:?}: {bad_peers:?}",
+                    e.seg
+                );
+                assert!(*discarded_bytes >= *hash_failures, "{e:?}");
+                worst = worst.max(*hash_failures);
+                per_segment.0 += hash_failures;
+                per_segment.1 += discarded_bytes;
+                per_segment.2 += refused_banned;
+            }
+        }
+        assert_eq!(
+            per_segment,
+            (s.hash_failures, s.discarded_bytes, s.refused_banned),
+            "viewer-{i}"
+        );
+        // Every segment played was completed and verified (from the publisher, the other
+        // viewer or HTTP); how long completion took with and without a bad piece.
+        let completed: std::collections::HashMap<u64, (String, u64)> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Completed {
+                    via,
+                    since_added_us,
+                    ..
+                } => Some((e.seg?, (via.clone(), *since_added_us))),
+                _ => None,
+            })
+            .collect();
+        for n in &s.played {
+            assert!(
+                completed.contains_key(n),
+                "viewer-{i}: segment {n} not completed"
+            );
+        }
+        let bad_segments: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Forgotten { hash_failures, .. } if *hash_failures > 0 => e.seg,
+                _ => None,
+            })
+            .collect();
+        let median = |bad: bool| {
+            let mut v: Vec<u64> = completed
+                .iter()
+                .filter(|(n, _)| bad_segments.contains(n) == bad)
+                .map(|(_, c)| c.1 / 1000)
+                .collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied()
+        };
+        println!(
+            "viewer-{i}: completed via http {} of {}; added -> completed median {:?} ms with a bad piece ({} segments, at most {worst} bad pieces in one), {:?} ms without",
+            completed.values().filter(|c| c.0 == "http").count(),
+            completed.len(),
+            median(true),
+            bad_segments.len(),
+            median(false)
+        );
+        failures += s.hash_failures;
+        discarded += s.discarded_bytes;
+        refused += s.refused_banned;
+    }
+    assert!(
+        added as u64 >= SECS - 2,
+        "the bad seed added {added}: {lines:?}"
+    );
+    // The bad seed was chosen: its pieces reached the viewers and failed.
+    assert!(
+        failures > 0 && bad_uploaded > 0,
+        "no hash failure: the bad seed was never used ({bad_uploaded} bytes sent)"
+    );
+    println!(
+        "hash failures {failures}, discarded {discarded} bytes, refused {refused} connections"
+    );
+    // The bad seed dials back every second: once banned, it was refused.
+    assert!(refused > 0, "the banned address was never refused");
+}

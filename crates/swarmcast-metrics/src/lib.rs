@@ -208,6 +208,21 @@ pub enum Kind {
         /// Same, from other peers.
         #[serde(default)]
         from_peers: u64,
+        /// Pieces received for it that failed their hash check, over the torrent's life
+        /// (librqbit patch 0015). Absent: none (or a record older than the field).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        hash_failures: u64,
+        /// Bytes of those pieces, thrown away. Absent: none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        discarded_bytes: u64,
+        /// The addresses of the peers that sent those pieces (each banned from the torrent by
+        /// its IP address at its first). Absent: none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bad_peers: Vec<String>,
+        /// Connections refused since because their address was banned: dials not made and
+        /// incoming connections dropped. Absent: none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        refused_banned: u64,
     },
     /// Viewer: the stream ended (or the viewer was stopped).
     Ended {
@@ -450,3 +465,8 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, MetricsError> {
 
 #[cfg(test)]
 mod tests;
+
+/// For `skip_serializing_if`: a counter at zero is left out of a record.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

@@ -74,6 +74,19 @@ fn all_kinds() -> Vec<Kind> {
             uploaded_bytes: 15,
             from_publisher: 18,
             from_peers: 19,
+            hash_failures: 2,
+            discarded_bytes: 65_536,
+            bad_peers: vec!["127.0.0.2:6881".into()],
+            refused_banned: 3,
+        },
+        Kind::Forgotten {
+            uploaded_bytes: 20,
+            from_publisher: 0,
+            from_peers: 0,
+            hash_failures: 0,
+            discarded_bytes: 0,
+            bad_peers: vec![],
+            refused_banned: 0,
         },
         Kind::Ended {
             end_of_stream: true,
@@ -138,6 +151,39 @@ fn a_completion_recorded_before_failed_dials_still_reads() {
     }
     let again = serde_json::to_string(&e).unwrap();
     assert!(!again.contains("failed_dials"), "{again}");
+}
+
+#[test]
+fn a_forgotten_record_without_bad_pieces_reads_and_writes_without_them() {
+    let line = r#"{"v":1,"node":"viewer-0","role":"viewer","seg":0,"wall_us":1,"mono_us":2,"kind":"forgotten","uploaded_bytes":3,"from_publisher":0,"from_peers":0}"#;
+    let e: Event = serde_json::from_str(line).unwrap();
+    match &e.kind {
+        Kind::Forgotten {
+            hash_failures,
+            discarded_bytes,
+            bad_peers,
+            refused_banned,
+            ..
+        } => assert_eq!(
+            (
+                *hash_failures,
+                *discarded_bytes,
+                bad_peers.len(),
+                *refused_banned
+            ),
+            (0, 0, 0, 0)
+        ),
+        k => panic!("{k:?}"),
+    }
+    let again = serde_json::to_string(&e).unwrap();
+    for field in [
+        "hash_failures",
+        "discarded_bytes",
+        "bad_peers",
+        "refused_banned",
+    ] {
+        assert!(!again.contains(field), "{again}");
+    }
 }
 
 #[test]

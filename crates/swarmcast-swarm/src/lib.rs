@@ -148,6 +148,10 @@ pub struct TorrentStats {
     pub live_peers: u64,
     /// Complete.
     pub finished: bool,
+    /// Connections refused because their address was banned from the torrent (it sent a piece
+    /// that failed its hash check): dials not made and incoming connections dropped (librqbit
+    /// patch 0015).
+    pub refused_banned: u64,
 }
 
 /// Bytes exchanged with one peer of one torrent (librqbit's per-peer counters).
@@ -173,6 +177,11 @@ pub struct PeerBytes {
     /// Times the peer was put into librqbit's reconnect backoff with a wait of at least 10 s
     /// (patch 0009).
     pub long_reconnect_waits: u64,
+    /// Pieces received from the peer that failed their hash check (patch 0015; with its `ban`
+    /// switch on, the peer's IP address is banned from the torrent at the first).
+    pub hash_failures: u64,
+    /// Bytes of those pieces, thrown away.
+    pub discarded_bytes: u64,
 }
 
 /// A librqbit session; see the crate documentation.
@@ -406,6 +415,7 @@ impl Swarm {
             pieces: live.map_or(0, |l| l.snapshot.downloaded_and_checked_pieces),
             live_peers: live.map_or(0, |l| u64::from(l.snapshot.peer_stats.live)),
             finished: s.finished,
+            refused_banned: t.handle.live().map_or(0, |l| l.swarmcast_refused_banned()),
         }
     }
 
@@ -440,6 +450,8 @@ impl Swarm {
                     errors: n("errors"),
                     failed_dials: n("failed_dials"),
                     long_reconnect_waits: n("long_reconnect_waits"),
+                    hash_failures: n("hash_failures"),
+                    discarded_bytes: n("discarded_bytes"),
                 }
             })
             .collect()

@@ -90,7 +90,8 @@ mod tests {
                 "pace",
                 "slots",
                 "nopex",
-                "urgent"
+                "urgent",
+                "ban"
             ]
         );
     }

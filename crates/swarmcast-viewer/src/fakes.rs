@@ -31,6 +31,8 @@ pub(crate) const PIECE: u64 = 16_384;
 pub(crate) const PUBLISHER: &str = "127.0.0.1:7000";
 /// Another viewer.
 pub(crate) const OTHER_PEER: &str = "10.0.0.2:6881";
+/// A peer that sent a piece failing its hash check ([`FakeSwarm::bad_peer`]).
+pub(crate) const BAD_PEER: &str = "10.0.0.66:6881";
 /// Bytes a complete torrent of the fake swarm has uploaded to others.
 pub(crate) const UPLOADED: u64 = 7_000;
 /// Bytes a segment the swarm never completes got from the publisher.

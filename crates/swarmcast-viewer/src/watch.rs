@@ -170,6 +170,15 @@ pub struct WatchSummary {
     pub from_http: u64,
     /// Payload bytes uploaded to other viewers.
     pub uploaded: u64,
+    /// Pieces received that failed their hash check, over all segments.
+    pub hash_failures: u64,
+    /// Bytes of those pieces, thrown away.
+    pub discarded_bytes: u64,
+    /// The addresses of the peers that sent them, once each, sorted (each is banned from that
+    /// segment's torrent by its IP address).
+    pub bad_peers: Vec<String>,
+    /// Connections refused because their address was banned, over all segments.
+    pub refused_banned: u64,
     /// Manifest bytes fetched.
     pub manifest_bytes: u64,
     /// Manifests refused.
@@ -232,7 +241,18 @@ impl std::fmt::Display for WatchSummary {
             s.uploaded,
             s.manifest_bytes,
             if s.end_of_stream { "; the stream ended" } else { "" }
-        )
+        )?;
+        if s.hash_failures > 0 {
+            write!(
+                f,
+                "\n  bad pieces: {} failed their hash check ({} bytes discarded), from {}; {} connections from banned addresses refused",
+                s.hash_failures,
+                s.discarded_bytes,
+                s.bad_peers.join(", "),
+                s.refused_banned
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -116,12 +116,12 @@ fn variants_name_the_librqbit_changes_they_turn_off() {
     assert_eq!(v("patched").unwrap().librqbit_off(), "");
     assert_eq!(
         v("upstream").unwrap().librqbit_off(),
-        "have,wake,random,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent"
+        "have,wake,random,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent,ban"
     );
     assert_eq!(v("no-random+have").unwrap().librqbit_off(), "random,have");
     assert_eq!(
         v("only-random").unwrap().librqbit_off(),
-        "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent"
+        "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent,ban"
     );
     // Run files read back the same, except that a change since dropped from the patch
     // series is kept by name (older results still regenerate); a bad name is refused.
@@ -178,7 +178,7 @@ fn a_prefix_picks_the_seeder_and_keeps_the_changes() {
         assert!(bad.parse::<Variant>().is_err(), "{bad}");
     }
     assert_eq!(v("wire-upstream").seeder(), "wire");
-    assert_eq!(v("wire-upstream").librqbit_off().split(',').count(), 12);
+    assert_eq!(v("wire-upstream").librqbit_off().split(',').count(), 13);
     assert_eq!(kind(Transport::Swarm, &v("librqbit")), "swarm-librqbit");
     for bad in ["wire-", "librqbit-fast", "wirex", "librqbitno-steal"] {
         assert!(bad.parse::<Variant>().is_err(), "{bad}");

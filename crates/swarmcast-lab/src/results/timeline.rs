@@ -144,6 +144,7 @@ impl Timeline {
                     uploaded_bytes,
                     from_publisher: p,
                     from_peers: q,
+                    ..
                 } => {
                     if let Some(n) = seg {
                         *counters.seg_peer_uploads.entry(n).or_default() += uploaded_bytes;

@@ -10,7 +10,7 @@ use swarmcast_swarm::{PeerBytes, SwarmError, TorrentStats};
 use tokio::time::Instant;
 
 use super::{
-    lock, ms_since, number, Stream, OTHER_PEER, PARTIAL, PIECE, PUBLISHER, SIZE, UPLOADED,
+    lock, ms_since, number, Stream, BAD_PEER, OTHER_PEER, PARTIAL, PIECE, PUBLISHER, SIZE, UPLOADED,
 };
 use crate::io::SegmentSwarm;
 
@@ -65,6 +65,8 @@ struct TorrentState {
 struct SwarmState {
     data: HashMap<u64, Vec<u8>>,
     plans: HashMap<u64, Plan>,
+    /// Segments whose swarm had a peer that sent a bad piece ([`FakeSwarm::bad_peer`]).
+    bad: std::collections::HashSet<u64>,
     torrents: Vec<TorrentState>,
     calls: Vec<(u64, Call)>,
 }
@@ -93,6 +95,12 @@ impl FakeSwarm {
     /// How segment `n` will be delivered (default: [`ON_TIME`]).
     pub(crate) fn plan(&self, n: u64, plan: Plan) {
         lock(&self.state).plans.insert(n, plan);
+    }
+
+    /// Segment `n`'s swarm has a peer, [`BAD_PEER`], that sent one piece failing its hash
+    /// check, and was then refused twice.
+    pub(crate) fn bad_peer(&self, n: u64) {
+        lock(&self.state).bad.insert(n);
     }
 
     /// What was asked, with the virtual time (ms).
@@ -182,6 +190,7 @@ impl SegmentSwarm for FakeSwarm {
             pieces,
             live_peers: 1,
             finished: true,
+            refused_banned: if s.bad.contains(&t.n) { 2 } else { 0 },
         };
         match t.plan {
             None => complete,
@@ -213,17 +222,29 @@ impl SegmentSwarm for FakeSwarm {
             ..PeerBytes::default()
         };
         match t.plan {
-            Some(Plan::Deliver { done_ms, .. }) if ms_since(t.added) >= done_ms => vec![
-                publisher(SIZE / 2),
-                PeerBytes {
-                    addr: OTHER_PEER.into(),
-                    fetched: SIZE - SIZE / 2,
-                    connection_attempts: 2,
-                    errors: 1,
-                    failed_dials: 1,
-                    ..PeerBytes::default()
-                },
-            ],
+            Some(Plan::Deliver { done_ms, .. }) if ms_since(t.added) >= done_ms => {
+                let mut peers = vec![
+                    publisher(SIZE / 2),
+                    PeerBytes {
+                        addr: OTHER_PEER.into(),
+                        fetched: SIZE - SIZE / 2,
+                        connection_attempts: 2,
+                        errors: 1,
+                        failed_dials: 1,
+                        ..PeerBytes::default()
+                    },
+                ];
+                if s.bad.contains(&t.n) {
+                    peers.push(PeerBytes {
+                        addr: BAD_PEER.into(),
+                        errors: 1,
+                        hash_failures: 1,
+                        discarded_bytes: PIECE,
+                        ..PeerBytes::default()
+                    });
+                }
+                peers
+            }
             Some(Plan::Never) => vec![publisher(PARTIAL)],
             _ => vec![],
         }

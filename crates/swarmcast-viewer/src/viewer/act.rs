@@ -155,22 +155,45 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
         // Bytes received and not reported at completion: all of them for a segment that never
         // completed from the swarm (wasted, but received).
         let (mut from_publisher, mut from_peers) = (0, 0);
+        let mut bad = BadPieces::default();
         if let Some(t) = seg.torrent.take() {
-            uploaded += self.swarm.stats(&t).uploaded;
+            let stats = self.swarm.stats(&t);
+            uploaded += stats.uploaded;
+            bad.refused_banned = stats.refused_banned;
             let (p, q) = self.received(&t);
             from_publisher = p.saturating_sub(seg.reported.0);
             from_peers = q.saturating_sub(seg.reported.1);
+            for p in self.swarm.peer_bytes(&t) {
+                if p.hash_failures > 0 {
+                    bad.hash_failures += p.hash_failures;
+                    bad.discarded_bytes += p.discarded_bytes;
+                    bad.peers.push(p.addr);
+                }
+            }
+            bad.peers.sort();
             self.swarm.forget(&t).await;
         }
         self.summary.uploaded += uploaded;
         self.summary.from_publisher += from_publisher;
         self.summary.from_peers += from_peers;
+        self.summary.hash_failures += bad.hash_failures;
+        self.summary.discarded_bytes += bad.discarded_bytes;
+        self.summary.refused_banned += bad.refused_banned;
+        for p in &bad.peers {
+            if let Err(at) = self.summary.bad_peers.binary_search(p) {
+                self.summary.bad_peers.insert(at, p.clone());
+            }
+        }
         self.recorder.record(
             Some(n),
             Kind::Forgotten {
                 uploaded_bytes: uploaded,
                 from_publisher,
                 from_peers,
+                hash_failures: bad.hash_failures,
+                discarded_bytes: bad.discarded_bytes,
+                bad_peers: bad.peers,
+                refused_banned: bad.refused_banned,
             },
         );
         if !self.config.keep_segments {
@@ -215,4 +238,14 @@ fn spawn_watcher<S: SegmentSwarm>(
             tokio::time::sleep(SAMPLE).await;
         }
     })
+}
+
+/// A segment's pieces that failed their hash check, read when it is forgotten.
+#[derive(Default)]
+struct BadPieces {
+    hash_failures: u64,
+    discarded_bytes: u64,
+    /// The peers that sent them, sorted.
+    peers: Vec<String>,
+    refused_banned: u64,
 }

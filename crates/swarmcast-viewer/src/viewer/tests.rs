@@ -12,7 +12,9 @@ use swarmcast_tasks::Tasks;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fakes::{Answer, Call, FakeHttp, FakeSink, FakeSwarm, Plan, Stream, D, SIZE, UPLOADED};
+use crate::fakes::{
+    Answer, Call, FakeHttp, FakeSink, FakeSwarm, Plan, Stream, BAD_PEER, D, PIECE, SIZE, UPLOADED,
+};
 use crate::schedule::ScheduleConfig;
 use crate::watch::{drive, Parts, WatchConfig, WatchError, WatchSummary};
 
@@ -336,6 +338,10 @@ async fn every_segment_records_its_overhead_counters() {
                 uploaded_bytes: UPLOADED,
                 from_publisher: 0,
                 from_peers: 0,
+                hash_failures: 0,
+                discarded_bytes: 0,
+                bad_peers: vec![],
+                refused_banned: 0,
             }
         );
     }
@@ -456,4 +462,60 @@ fn no_task_is_left_running_when_the_viewer_returns() {
     });
     // The poller, segment 1's watcher and its fallback, and the group's own task.
     assert_eq!((during, after), (4, 0));
+}
+
+/// A peer that sent pieces failing their hash check in segments 1 and 2: each segment's
+/// `forgotten` record names it with its failures, bytes discarded and refused connections; the
+/// other segments' records carry none of them; the summary adds them up and names the peer once.
+#[tokio::test(start_paused = true)]
+async fn hash_failures_are_recorded_per_segment_and_summed_with_the_bad_peer_named_once() {
+    let h = Harness::new(4, 500, false);
+    h.swarm.bad_peer(1);
+    h.swarm.bad_peer(2);
+    h.publish(0, 1, 0..=2, false);
+    h.publish(D, 2, 0..=3, true);
+    let (summary, _) = h.run(60_000).await;
+    let events = h.events();
+    for n in 0..4 {
+        let forgotten = of(&events, n)
+            .into_iter()
+            .find(|k| matches!(k, Kind::Forgotten { .. }))
+            .cloned();
+        let Some(Kind::Forgotten {
+            hash_failures,
+            discarded_bytes,
+            bad_peers,
+            refused_banned,
+            ..
+        }) = forgotten
+        else {
+            panic!("segment {n} not forgotten");
+        };
+        let bad = n == 1 || n == 2;
+        assert_eq!(
+            (hash_failures, discarded_bytes, refused_banned),
+            if bad { (1, PIECE, 2) } else { (0, 0, 0) },
+            "segment {n}"
+        );
+        let want: Vec<String> = if bad { vec![BAD_PEER.into()] } else { vec![] };
+        assert_eq!(bad_peers, want, "segment {n}");
+    }
+    assert_eq!(
+        (
+            summary.hash_failures,
+            summary.discarded_bytes,
+            summary.refused_banned
+        ),
+        (2, 2 * PIECE, 4)
+    );
+    assert_eq!(summary.bad_peers, [BAD_PEER]);
+    assert!(
+        summary.to_string().contains(&format!(
+            "bad pieces: 2 failed their hash check ({} bytes discarded), from {BAD_PEER}; 4 connections from banned addresses refused",
+            2 * PIECE
+        )),
+        "{summary}"
+    );
+    // Played byte for byte all the same.
+    assert!(h.played().iter().all(|p| p.2));
 }

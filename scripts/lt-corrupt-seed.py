@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""A peer that serves corrupted pieces: libtorrent (python3-libtorrent) seeding garbage in place
+of a live stream's segments, for the test of what viewers do with such a peer.
+
+Usage: lt-corrupt-seed.py PUBLISHER_HTTP BIND_IP FIRST LAST SECONDS [VIEWER_PEER ...]
+
+For each segment number FIRST..=LAST, as soon as the publisher at PUBLISHER_HTTP (host:port)
+serves its `.torrent`, writes a file of the segment's length made of random bytes (so every
+piece fails its hash check) and adds the torrent in libtorrent's seed mode with hash checks
+disabled: libtorrent takes the file as the segment without checking it and serves it. It
+announces itself as a seed to the torrent's tracker (the publisher's embedded tracker), from
+BIND_IP, where it also listens, and dials each VIEWER_PEER (host:port) for the segment, and
+again every second while it runs (a bad peer that keeps coming back: a viewer that dropped it
+sees it dial in again). Runs for at most SECONDS, or until it is killed.
+
+Prints, flushed, one line per segment added: `added N PORT BYTES`, and once a second the payload
+bytes it has sent over all segments: `uploaded BYTES`.
+"""
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import libtorrent as lt
+
+
+def main():
+    http, bind_ip = sys.argv[1], sys.argv[2]
+    first, last, seconds = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    viewers = []
+    for v in sys.argv[6:]:
+        host, port = v.rsplit(':', 1)
+        viewers.append((host, int(port)))
+    save = tempfile.mkdtemp(prefix='lt-corrupt-')
+    ses = lt.session({'listen_interfaces': bind_ip + ':0', 'outgoing_interfaces': bind_ip,
+                      'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False,
+                      'enable_natpmp': False, 'allow_multiple_connections_per_ip': True,
+                      # Serve what is on disk as is: the point is to send bad pieces.
+                      'disable_hash_checks': True, 'alert_mask': 0,
+                      # Dial a peer that dropped us again after 1 s (default 60 s).
+                      'min_reconnect_time': 1,
+                      # Dial over TCP, where the viewers listen (libtorrent tries uTP first).
+                      'enable_outgoing_utp': False})
+    handles = []
+    deadline = time.time() + seconds
+    n, last_report = first, 0.0
+    while time.time() < deadline:
+        if n <= last:
+            url = 'http://%s/segments/%08d.torrent' % (http, n)
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    ti = lt.torrent_info(lt.bdecode(r.read()))
+            except (urllib.error.URLError, OSError, RuntimeError):
+                ti = None
+            if ti is not None:
+                path = os.path.join(save, ti.files().file_path(0))
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, 'wb') as f:
+                    f.write(os.urandom(ti.total_size()))
+                h = ses.add_torrent({'ti': ti, 'save_path': save,
+                                     'flags': lt.torrent_flags.seed_mode})
+                for v in viewers:
+                    h.connect_peer(v)
+                handles.append(h)
+                print('added', n, ses.listen_port(), ti.total_size(), flush=True)
+                n += 1
+                continue
+        now = time.time()
+        if now - last_report >= 1.0:
+            last_report = now
+            for h in handles:
+                for v in viewers:
+                    h.connect_peer(v)
+            sent = sum(h.status().total_payload_upload for h in handles)
+            print('uploaded', sent, flush=True)
+        time.sleep(0.05)
+
+
+if __name__ == '__main__':
+    main()
