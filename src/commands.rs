@@ -390,6 +390,10 @@ fn sweep_spec(args: &crate::cli::LabArgs) -> Result<swarmcast_lab::plan::SweepSp
         crate::cli::JoinArg::Churn => JoinPattern::Churn {
             every_secs: args.join_every,
         },
+        crate::cli::JoinArg::Exodus => JoinPattern::Exodus {
+            at_secs: args.join_every,
+            percent: args.exodus_percent,
+        },
     };
     let net = lab_net(args)?;
     Ok(SweepSpec {

@@ -49,13 +49,18 @@ pub(crate) struct LabArgs {
     /// Seconds of media per run [default: max(5 segments, 60 s)].
     #[arg(long, env = "SWARMCAST_DURATION", value_parser = crate::parse::parse_secs)]
     pub(crate) duration: Option<f64>,
-    /// Join pattern: all at once, staggered (one every --join-every), or churn (every
-    /// --join-every the longest-running viewer leaves and a new one joins).
+    /// Join pattern: all at once, staggered (one every --join-every), churn (every
+    /// --join-every the longest-running viewer leaves and a new one joins), or exodus (all at
+    /// once; --join-every seconds in, --exodus-percent of them are killed at the same moment).
     #[arg(long, env = "SWARMCAST_JOIN", value_enum, default_value_t = JoinArg::All)]
     pub(crate) join: JoinArg,
-    /// Seconds between joins (staggered) or between leave-and-joins (churn).
+    /// Seconds between joins (staggered), between leave-and-joins (churn), or before the
+    /// exodus.
     #[arg(long, env = "SWARMCAST_JOIN_EVERY", default_value_t = 2.0, value_parser = crate::parse::parse_secs)]
     pub(crate) join_every: f64,
+    /// With --join exodus: the share of the audience killed at once, percent (1 to 100).
+    #[arg(long, env = "SWARMCAST_EXODUS_PERCENT", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) exodus_percent: u32,
     /// The publisher's upload caps to sweep (comma-separated): bytes/s (k, M suffixes), a multiple
     /// of the bitrate (`1.5x`), or `none`. At least 32768 bytes/s. Applies to the swarm and to
     /// HTTP alike; on loopback the processes limit their payload, on an emulated network the
@@ -160,4 +165,6 @@ pub(crate) enum JoinArg {
     Staggered,
     /// Viewers leave and join at a set rate.
     Churn,
+    /// A share of the viewers is killed at once mid-stream.
+    Exodus,
 }

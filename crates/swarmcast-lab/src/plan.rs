@@ -78,6 +78,27 @@ pub enum JoinPattern {
         /// Seconds between a leave-and-join.
         every_secs: f64,
     },
+    /// All start with the publisher; `at_secs` later, `percent` of them (rounded, at least one,
+    /// viewers `0..k`) are killed (SIGKILL) at the same moment, mid-stream, and none replaces
+    /// them: the rest play on.
+    Exodus {
+        /// Seconds from the publisher's start.
+        at_secs: f64,
+        /// Share of the audience killed, 1 to 100.
+        percent: u32,
+    },
+}
+
+impl JoinPattern {
+    /// Viewers an [`JoinPattern::Exodus`] of `viewers` kills (0 for other patterns).
+    pub fn killed(self, viewers: usize) -> usize {
+        match self {
+            Self::Exodus { percent, .. } => {
+                ((viewers * percent as usize + 50) / 100).clamp(1, viewers)
+            }
+            _ => 0,
+        }
+    }
 }
 
 impl std::fmt::Display for JoinPattern {
@@ -86,6 +107,7 @@ impl std::fmt::Display for JoinPattern {
             Self::All => write!(f, "all"),
             Self::Staggered { every_secs } => write!(f, "staggered/{every_secs}s"),
             Self::Churn { every_secs } => write!(f, "churn/{every_secs}s"),
+            Self::Exodus { at_secs, percent } => write!(f, "exodus/{percent}%@{at_secs}s"),
         }
     }
 }
@@ -267,6 +289,17 @@ impl RunSpec {
                 }
                 s
             }
+            JoinPattern::Exodus { at_secs, .. } => {
+                let mut s: Vec<(f64, Step)> =
+                    (0..self.viewers).map(|i| (0.0, Step::Start(i))).collect();
+                s.push((
+                    at_secs,
+                    Step::Kill {
+                        count: self.join.killed(self.viewers),
+                    },
+                ));
+                s
+            }
         };
         // Stable: equal times keep their order (leave, then start).
         steps.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -291,6 +324,11 @@ pub enum Step {
     Start(usize),
     /// The longest-running viewer still running leaves (Ctrl-C).
     Leave,
+    /// The first `count` viewers still running are killed (SIGKILL), all at the same moment.
+    Kill {
+        /// How many.
+        count: usize,
+    },
 }
 
 /// The runs to execute and how long they should take.

@@ -48,11 +48,16 @@ pub struct ProcessOutcome {
     pub node: String,
     /// Exit code (None: killed by a signal, or never started).
     pub exit: Option<i32>,
-    /// Stopped (Ctrl-C) by the lab: churn, or still fetching when the run's time was up.
+    /// Stopped by the lab: churn (Ctrl-C), exodus (SIGKILL), or still fetching when the run's
+    /// time was up (Ctrl-C).
     pub stopped: bool,
-    /// Left by the churn pattern.
+    /// Left by the churn pattern, or killed by the exodus pattern.
     #[serde(default)]
     pub churned: bool,
+    /// Killed (SIGKILL) by the exodus pattern: it wrote no end, and its output may end in part
+    /// of a segment.
+    #[serde(default)]
+    pub killed: bool,
     /// Seconds after the run started that it started.
     pub started_secs: f64,
     /// Viewers: `identical` if its output equals the published segments it played, else why not.

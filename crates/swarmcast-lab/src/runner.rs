@@ -367,6 +367,7 @@ async fn execute(
         }
         match step {
             Step::Leave => leave(&mut viewers).await,
+            Step::Kill { count } => kill(&mut viewers, count).await,
             Step::Start(i) => {
                 let node = format!("viewer-{i}");
                 let log = dir.join(format!("{node}.log"));
@@ -410,6 +411,7 @@ impl Proc {
                 exit: None,
                 stopped: false,
                 churned: false,
+                killed: false,
                 started_secs,
                 output: None,
             },
@@ -463,6 +465,28 @@ async fn leave(viewers: &mut [Proc]) {
     }
 }
 
+/// Exodus: the first `count` viewers still running are killed (SIGKILL), every signal sent
+/// before any is waited for, so that they leave at the same moment.
+async fn kill(viewers: &mut [Proc], count: usize) {
+    let mut killed: Vec<(&mut Proc, Child)> = Vec::new();
+    for v in viewers
+        .iter_mut()
+        .filter(|v| v.child.is_some() && !v.outcome.stopped)
+        .take(count)
+    {
+        let mut child = v.child.take().expect("running");
+        let _ = child.start_kill();
+        v.outcome.stopped = true;
+        v.outcome.churned = true;
+        v.outcome.killed = true;
+        killed.push((v, child));
+    }
+    for (v, mut child) in killed {
+        // Killed: no exit code (a wait that fails leaves the child to kill_on_drop).
+        v.outcome.exit = child.wait().await.ok().and_then(|s| s.code());
+    }
+}
+
 /// Waits until every viewer has played to the end of the stream and exited, or `deadline`;
 /// the failure, if any (interrupted, or a viewer that could not be waited for).
 async fn wait_for_viewers(
@@ -496,14 +520,15 @@ fn check_outputs(dir: &Path, viewers: &mut [Proc]) {
     });
     for v in viewers.iter_mut() {
         v.outcome.output = Some(match &stream_dir {
-            Some(s) => check_output(dir, &v.outcome.node, s),
+            Some(s) => check_output(dir, &v.outcome.node, s, v.outcome.killed),
             None => "the publisher's segments are missing".into(),
         });
     }
 }
 
-/// `identical`, or why the viewer's output differs from the published segments it played.
-fn check_output(dir: &Path, node: &str, stream_dir: &Path) -> String {
+/// `identical`, or why the viewer's output differs from the published segments it played. A
+/// `killed` viewer's output may end in the start of the segment after (killed while writing it).
+fn check_output(dir: &Path, node: &str, stream_dir: &Path, killed: bool) -> String {
     let played: Vec<u64> = match read_events(&dir.join(format!("{node}.jsonl"))) {
         Ok(events) => events
             .iter()
@@ -530,6 +555,18 @@ fn check_output(dir: &Path, node: &str, stream_dir: &Path) -> String {
             );
         }
         at = end;
+    }
+    if killed && at < output.len() {
+        let next = played.last().map_or(0, |n| n + 1);
+        let partial = &output[at..];
+        return match std::fs::read(stream_dir.join(format!("{next:08}.ts"))) {
+            Ok(seg) if seg.starts_with(partial) => "identical".into(),
+            _ => format!(
+                "{} bytes of output beyond the {} segments it played, not the start of segment {next}",
+                partial.len(),
+                played.len()
+            ),
+        };
     }
     if at != output.len() {
         return format!(

@@ -743,6 +743,7 @@ async fn a_dripping_first_source_delays_startup_by_at_most_two_seconds() {
     );
 }
 
+<<<<<<< HEAD
 /// A child process killed and reaped when dropped, however the test ends.
 struct KillOnDrop(std::process::Child);
 
@@ -986,4 +987,112 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
     );
     // The bad seed dials back every second: once banned, it was refused.
     assert!(refused > 0, "the banned address was never refused");
+=======
+/// A manifest source that accepts connections and reads the request but never answers (bounded:
+/// each connection is held until the client closes it, or 120 s). Returns its manifest URL.
+fn serve_hanging() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/manifest", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(50) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
+                let mut buf = [0u8; 4096];
+                // Until the client closes (0), fails, or the bound.
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    url
+}
+
+/// A manifest source that accepts nothing: a listening socket whose accept queue is full, so the
+/// kernel drops every new SYN and a connection attempt hangs (a blackhole, as a dead host behind
+/// a firewall is). Returns its manifest URL and what must stay open while it is used.
+fn serve_blackhole() -> (String, Vec<socket2::Socket>) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut held = vec![listener];
+    // Fill the accept queue (never accepted) until a connection attempt times out.
+    let mut full = false;
+    for _ in 0..16 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        match s.connect_timeout(&addr.into(), Duration::from_millis(300)) {
+            Ok(()) => held.push(s),
+            Err(_) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(full, "the accept queue never filled");
+    (format!("http://{addr}/manifest"), held)
+}
+
+/// The link's first source accepts connections and never answers, its second accepts none (a
+/// blackhole): the viewer gives each 2 s (it holds no manifest yet), gets the stream from the
+/// third (the publisher) and plays it to the end, contiguously. (The bound asserted on the first
+/// manifest, 15 s, is a hang guard over three times the promise of 4 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_and_blackholed_sources_are_left_for_one_that_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, shutdown, ready) = start_publisher(dir.path(), 10, 4).await;
+    let hanging = serve_hanging();
+    let (blackhole, _held) = serve_blackhole();
+    let link = StreamLink::new(
+        ready.link.key,
+        vec![
+            hanging.parse().unwrap(),
+            blackhole.parse().unwrap(),
+            ready.link.sources[0].clone(),
+        ],
+    )
+    .unwrap();
+    let mut w = WatchConfig::new(link);
+    w.listen = "127.0.0.1:0".parse().unwrap();
+    w.sink = SinkConfig::Discard;
+    w.metrics_out = Some(dir.path().join("viewer.jsonl"));
+    let summary = tokio::time::timeout(
+        Duration::from_secs(120),
+        swarmcast_viewer::watch(w, CancellationToken::new(), None),
+    )
+    .await
+    .expect("hang guard: the viewer stayed on a silent source")
+    .unwrap();
+    shutdown.abort.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(60), publisher).await;
+    let events = read_events(&dir.path().join("viewer.jsonl")).unwrap();
+    let first_manifest_us = events
+        .iter()
+        .find(|e| matches!(e.kind, Kind::ManifestFetched { .. }))
+        .expect("no manifest")
+        .mono_us;
+    println!(
+        "first manifest {} ms after the viewer started; {summary:?}",
+        first_manifest_us / 1000
+    );
+    assert!(
+        (4_000_000..15_000_000).contains(&first_manifest_us),
+        "first manifest after {first_manifest_us} µs (two silent sources of 2 s each first)"
+    );
+    assert!(summary.end_of_stream, "{summary:?}");
+    let first = summary.joined_at.unwrap();
+    assert_eq!(
+        summary.played,
+        (first..10).collect::<Vec<_>>(),
+        "{summary:?}"
+    );
+    assert!(summary.skipped.is_empty(), "{summary:?}");
+>>>>>>> faults
 }

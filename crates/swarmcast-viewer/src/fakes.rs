@@ -145,8 +145,10 @@ impl Stream {
 struct SinkState {
     writes: Vec<(u64, Bytes)>,
     closed: bool,
-    /// Writes after this many fail (a closed pipe).
+    /// Writes after this many fail (a closed pipe, unless `error` says otherwise).
     broken_after: Option<usize>,
+    /// How they fail [default: a closed pipe].
+    error: Option<std::io::ErrorKind>,
 }
 
 /// A sink that records each write with its virtual time.
@@ -170,6 +172,13 @@ impl FakeSink {
         lock(&self.state).broken_after = Some(n);
     }
 
+    /// Writes after the first `n` fail with `kind` (a full disk: `StorageFull`).
+    pub(crate) fn fail_after(&self, n: usize, kind: std::io::ErrorKind) {
+        let mut s = lock(&self.state);
+        s.broken_after = Some(n);
+        s.error = Some(kind);
+    }
+
     /// What was written: (ms, bytes).
     pub(crate) fn writes(&self) -> Vec<(u64, Bytes)> {
         lock(&self.state).writes.clone()
@@ -185,7 +194,7 @@ impl PlaybackSink for FakeSink {
     async fn write(&mut self, data: Bytes) -> std::io::Result<()> {
         let mut s = lock(&self.state);
         if s.broken_after == Some(s.writes.len()) {
-            return Err(std::io::ErrorKind::BrokenPipe.into());
+            return Err(s.error.unwrap_or(std::io::ErrorKind::BrokenPipe).into());
         }
         s.writes.push((ms_since(self.origin), data));
         Ok(())

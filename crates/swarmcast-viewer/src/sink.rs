@@ -75,7 +75,12 @@ impl Sink {
                 out.write_all(&data).await?;
                 out.flush().await
             }
-            Self::File(f) => f.write_all(&data).await,
+            // Flushed: tokio's file reports a write's error (a full disk) only at the next
+            // operation, which would blame the next segment, or none after the last.
+            Self::File(f) => {
+                f.write_all(&data).await?;
+                f.flush().await
+            }
             Self::Http(tx) => {
                 // No client yet is not an error: the stream plays on.
                 let _ = tx.send(data);
@@ -92,6 +97,30 @@ impl Sink {
             Self::File(f) => f.sync_all().await,
             Self::Http(_) | Self::Discard => Ok(()),
         }
+    }
+}
+
+/// Resolves when standard output is a pipe (or socket) whose reader has gone: the kernel flags
+/// an error on the writing end at once, so a viewer stops then rather than at its next write (a
+/// segment later, up to a minute). Never resolves for a file or `/dev/null` (which cannot be
+/// watched, and do not close).
+pub(crate) async fn stdout_closed() {
+    use std::os::fd::AsFd;
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+    // A duplicate of the descriptor, owned by the `AsyncFd`: it stays open exactly as long as
+    // it is registered, which is what the deprecation of `with_interest` is about (tokio
+    // #8587: a borrowed descriptor could be closed and reused while registered).
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return std::future::pending().await;
+    };
+    #[allow(deprecated)]
+    let watched = AsyncFd::with_interest(fd, Interest::ERROR);
+    match watched {
+        Ok(fd) => {
+            let _ = fd.ready(Interest::ERROR).await;
+        }
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -192,6 +192,9 @@ pub struct WatchSummary {
     pub behind_live_ms: Vec<f64>,
     /// The stream's end was seen.
     pub end_of_stream: bool,
+    /// Playback stopped because the output was closed (a pipe whose reader quit, such as a
+    /// player or `head`): the viewer stopped there, and its tasks and peers with it.
+    pub output_closed: bool,
 }
 
 /// `median X ms, p95 Y ms, max Z ms` (nearest rank), or `-`.
@@ -220,7 +223,7 @@ impl std::fmt::Display for WatchSummary {
             "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {}, {} stalls ({} ms), \
              {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  \
              published -> first piece (shared clock): {}\n  behind live (published -> played): {}\n  \
-             bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}",
+             bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}{}",
             s.joined_at.map_or("-".into(), |n| n.to_string()),
             s.newest_at_join.map_or("-".into(), |n| n.to_string()),
             s.played.len(),
@@ -240,6 +243,7 @@ impl std::fmt::Display for WatchSummary {
             s.from_http,
             s.uploaded,
             s.manifest_bytes,
+<<<<<<< HEAD
             if s.end_of_stream { "; the stream ended" } else { "" }
         )?;
         if s.hash_failures > 0 {
@@ -253,6 +257,15 @@ impl std::fmt::Display for WatchSummary {
             )?;
         }
         Ok(())
+=======
+            if s.end_of_stream { "; the stream ended" } else { "" },
+            if s.output_closed {
+                "; stopped: the output was closed (its reader quit)"
+            } else {
+                ""
+            }
+        )
+>>>>>>> faults
     }
 }
 
@@ -326,6 +339,18 @@ pub async fn watch(
             http: http_addr,
         });
     }
+    // Stdout into a pipe: the reader quitting (a player, `head`) stops the viewer at once.
+    let run_cancel = cancel.child_token();
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if config.sink == SinkConfig::Stdout {
+        let (stop, closed) = (run_cancel.clone(), closed.clone());
+        tasks.spawn("output-watch", async move {
+            crate::sink::stdout_closed().await;
+            tracing::warn!("the output was closed (its reader quit?): stopping");
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop.cancel();
+        });
+    }
     let parts = Parts {
         config,
         origin,
@@ -336,7 +361,9 @@ pub async fn watch(
         sink,
         tasks,
     };
-    drive(parts, &cancel).await
+    let mut summary = drive(parts, &run_cancel).await?;
+    summary.output_closed |= closed.load(std::sync::atomic::Ordering::SeqCst);
+    Ok(summary)
 }
 
 // `watch`'s future is `Send` (the binary and the lab spawn it), whatever the generic parts

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::util::{run, swarmcast};
 
 /// True when running as root; otherwise says why the test is skipped (CI runs as root).
-fn root_or_skip() -> bool {
+pub(super) fn root_or_skip() -> bool {
     match swarmcast_netlab::topo::require_root() {
         Ok(()) => true,
         Err(e) => {

@@ -60,6 +60,16 @@ fn check_lists(spec: &SweepSpec) -> Result<(), PlanError> {
                 return Err(range("join", spec.join, "a positive interval"));
             }
         }
+        JoinPattern::Exodus { at_secs, percent } => {
+            let valid = at_secs > 0.0 && at_secs.is_finite() && (1..=100).contains(&percent);
+            if !valid {
+                return Err(range(
+                    "join",
+                    spec.join,
+                    "a positive time and a share from 1 to 100%",
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -307,6 +307,60 @@ fn bad_sweeps_name_the_flag() {
 }
 
 #[test]
+fn an_exodus_kills_its_share_at_once_and_replaces_nobody() {
+    let spec = SweepSpec {
+        segment_secs: vec![1.0],
+        viewers: vec![10, 2],
+        transports: vec![Transport::Swarm],
+        duration_secs: Some(20.0),
+        join: JoinPattern::Exodus {
+            at_secs: 7.0,
+            percent: 30,
+        },
+        ..SweepSpec::default()
+    };
+    let p = plan(&spec).unwrap();
+    let ten = p.runs.iter().find(|r| r.viewers == 10).unwrap();
+    assert_eq!(ten.viewer_processes(), 10);
+    assert_eq!(ten.join.to_string(), "exodus/30%@7s");
+    let s = ten.schedule();
+    assert_eq!(s.len(), 11);
+    assert!(s[..10]
+        .iter()
+        .all(|(at, step)| *at == 0.0 && matches!(step, Step::Start(_))));
+    assert_eq!(s[10], (7.0, Step::Kill { count: 3 }));
+    // 30% of 2 rounds to 1: at least one leaves, never all but what is asked.
+    let two = p.runs.iter().find(|r| r.viewers == 2).unwrap();
+    assert_eq!(two.schedule().last(), Some(&(7.0, Step::Kill { count: 1 })));
+    assert_eq!(
+        JoinPattern::Exodus {
+            at_secs: 1.0,
+            percent: 100
+        }
+        .killed(3),
+        3
+    );
+    let bad = |join| {
+        plan(&SweepSpec {
+            join,
+            ..spec.clone()
+        })
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(bad(JoinPattern::Exodus {
+        at_secs: 7.0,
+        percent: 0
+    })
+    .starts_with("--join"));
+    assert!(bad(JoinPattern::Exodus {
+        at_secs: 0.0,
+        percent: 30
+    })
+    .starts_with("--join"));
+}
+
+#[test]
 fn churn_adds_a_viewer_per_interval() {
     let spec = SweepSpec {
         segment_secs: vec![2.0],

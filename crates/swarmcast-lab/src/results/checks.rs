@@ -3,7 +3,7 @@
 //! ([`bytes`]: dialled bytes moved back to the publisher, peers, publisher), and the processes
 //! ([`processes`]: outputs, exits, manifests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::publisher::PublisherCounts;
 use super::tally::{Bytes, Tally};
@@ -60,7 +60,11 @@ pub(super) fn bytes(
 ) -> Vec<Check> {
     vec![
         move_dialled(bytes, &publisher.dialled),
-        from_peers(bytes, &counters.seg_peer_uploads),
+        from_peers(
+            bytes,
+            &counters.seg_peer_uploads,
+            &counters.unreported_uploads,
+        ),
         from_publisher(bytes, publisher),
     ]
 }
@@ -100,11 +104,18 @@ fn move_dialled(bytes: &mut Bytes, dialled: &BTreeMap<u64, u64>) -> Check {
 /// chunk as uploaded after its write completes: a chunk in flight when the uploader forgets the
 /// segment (or stops) reaches the receiver uncounted. One chunk per receiving viewer and segment
 /// is allowed for it.
-fn from_peers(bytes: &Bytes, seg_peer_uploads: &BTreeMap<u64, u64>) -> Check {
+/// Segments a killed viewer held (`unreported`: its uploads for them were never reported) are
+/// left out.
+fn from_peers(
+    bytes: &Bytes,
+    seg_peer_uploads: &BTreeMap<u64, u64>,
+    unreported: &BTreeSet<u64>,
+) -> Check {
     let slack = |n: &u64| CHUNK * bytes.seg_receivers.get(n).copied().unwrap_or(0);
     let over_peers: Vec<String> = bytes
         .seg_from_peers
         .iter()
+        .filter(|(n, _)| !unreported.contains(n))
         .filter(|(n, got)| **got > seg_peer_uploads.get(n).copied().unwrap_or(0) + slack(n))
         .take(3)
         .map(|(n, got)| {
@@ -118,17 +129,25 @@ fn from_peers(bytes: &Bytes, seg_peer_uploads: &BTreeMap<u64, u64>) -> Check {
     let in_flight: u64 = bytes
         .seg_from_peers
         .iter()
+        .filter(|(n, _)| !unreported.contains(n))
         .map(|(n, got)| got.saturating_sub(seg_peer_uploads.get(n).copied().unwrap_or(0)))
         .sum();
     Check {
         name: "bytes received from peers <= bytes peers report uploading (+ one 16 KiB chunk in flight per receiver and segment)",
         ok: over_peers.is_empty(),
         detail: if over_peers.is_empty() {
-            format!(
+            let mut d = format!(
                 "{} received, {} uploaded; {in_flight} received beyond the uploaders' counts",
                 bytes.from_peers,
                 seg_peer_uploads.values().sum::<u64>()
-            )
+            );
+            if !unreported.is_empty() {
+                d += &format!(
+                    "; {} segments held by killed viewers not checked",
+                    unreported.len()
+                );
+            }
+            d
         } else {
             over_peers.join("; ")
         },
@@ -188,7 +207,8 @@ pub(super) fn processes(outcome: &RunOutcome, refused: u64) -> Vec<Check> {
         .publisher
         .iter()
         .chain(&outcome.viewers)
-        .filter(|p| p.exit != Some(0))
+        // Killed on purpose (the exodus pattern): no exit code to check.
+        .filter(|p| p.exit != Some(0) && !p.killed)
         .map(|p| format!("{} exited {:?}", p.node, p.exit))
         .chain(
             outcome

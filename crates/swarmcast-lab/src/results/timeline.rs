@@ -2,7 +2,7 @@
 //! piece, completed, played, forgotten), plus the run-wide counters its records add to
 //! ([`ViewerCounters`]: manifests, fallbacks, stalls, skips, bytes uploaded to peers).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use swarmcast_metrics::{Event, Kind};
 
@@ -63,6 +63,9 @@ pub(super) struct ViewerCounters {
     pub(super) skips: u64,
     /// Bytes each segment's viewers report uploading to peers (`forgotten.uploaded_bytes`).
     pub(super) seg_peer_uploads: BTreeMap<u64, u64>,
+    /// Segments a viewer added and never forgot (it was killed): what it uploaded for them was
+    /// never reported, so received-from-peers cannot be checked against uploads for them.
+    pub(super) unreported_uploads: BTreeSet<u64>,
 }
 
 impl Timeline {
@@ -70,6 +73,7 @@ impl Timeline {
     /// `counters`.
     pub(super) fn read(events: &[Event], counters: &mut ViewerCounters) -> Self {
         let mut t = Self::default();
+        let mut open = BTreeSet::new();
         for e in events {
             let seg = e.seg;
             match &e.kind {
@@ -88,6 +92,7 @@ impl Timeline {
                 }
                 Kind::Added => {
                     if let Some(n) = seg {
+                        open.insert(n);
                         t.segs.entry(n).or_default().added = true;
                     }
                 }
@@ -147,6 +152,7 @@ impl Timeline {
                     ..
                 } => {
                     if let Some(n) = seg {
+                        open.remove(&n);
                         *counters.seg_peer_uploads.entry(n).or_default() += uploaded_bytes;
                         // Received after completion, or for a segment never completed.
                         t.late.push((n, *p, *q));
@@ -155,6 +161,7 @@ impl Timeline {
                 _ => {}
             }
         }
+        counters.unreported_uploads.extend(open);
         t
     }
 

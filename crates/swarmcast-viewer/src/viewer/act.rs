@@ -28,7 +28,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
                     deadline_ms,
                     stall_ms,
                 } => {
-                    if !self.play(number, deadline_ms, stall_ms).await {
+                    if !self.play(number, deadline_ms, stall_ms).await? {
                         return Ok(true);
                     }
                 }
@@ -100,15 +100,21 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
         }
     }
 
-    /// Writes a segment to the sink; false if the sink is gone (a closed pipe).
-    pub(crate) async fn play(&mut self, n: u64, deadline_ms: u64, stall_ms: u64) -> bool {
+    /// Writes a segment to the sink; false if the sink is gone (a closed pipe), an error if it
+    /// cannot be written (a full disk).
+    pub(crate) async fn play(
+        &mut self,
+        n: u64,
+        deadline_ms: u64,
+        stall_ms: u64,
+    ) -> Result<bool, WatchError> {
         let path = self.dir.join(format!("{n:08}.ts"));
         let data = match tokio::fs::read(&path).await {
             Ok(d) => Bytes::from(d),
             Err(e) => {
                 tracing::error!(segment = n, error = %e, "cannot read a complete segment: skipped");
                 self.summary.skipped.push(n);
-                return true;
+                return Ok(true);
             }
         };
         if self.summary.startup_ms.is_none() {
@@ -119,8 +125,15 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
         }
         let len = data.len() as u64;
         if let Err(e) = self.sink.write(data).await {
-            tracing::warn!(error = %e, "the output is closed: stopping");
-            return false;
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                tracing::warn!(segment = n, error = %e, "the output was closed (its reader quit?): stopping");
+                self.summary.output_closed = true;
+                return Ok(false);
+            }
+            return Err(WatchError::Io {
+                what: format!("cannot write segment {n} to the output"),
+                source: e,
+            });
         }
         self.summary.bytes_out += len;
         self.summary.played.push(n);
@@ -137,7 +150,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
                 bytes: len,
             },
         );
-        true
+        Ok(true)
     }
 
     pub(crate) async fn forget(&mut self, n: u64) {

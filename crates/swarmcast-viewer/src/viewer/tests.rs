@@ -269,6 +269,49 @@ async fn a_closed_output_stops_the_loop() {
     assert_eq!(summary.played, [0, 1]);
     assert_eq!(returned_at, 600 + 2 * D, "stopped at the failed write");
     assert!(!summary.end_of_stream);
+    assert!(summary.output_closed);
+    assert!(
+        summary.to_string().contains("the output was closed"),
+        "{summary}"
+    );
+}
+
+/// A sink that cannot be written (a file on a full disk) stops the viewer with the error,
+/// typed and naming the segment, after cleaning up as on any end (every segment forgotten, the
+/// sink closed).
+#[tokio::test(start_paused = true)]
+async fn an_output_that_cannot_be_written_stops_the_viewer_with_the_error() {
+    let h = Harness::new(4, 500, false);
+    h.publish(0, 1, 0..=3, true);
+    h.sink.fail_after(1, std::io::ErrorKind::StorageFull);
+    let cancel = CancellationToken::new();
+    let err = h
+        .viewer(&cancel, Tasks::with_token("watch", cancel.child_token()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, WatchError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("cannot write segment 1 to the output"),
+        "{err}"
+    );
+    assert!(h.sink.closed());
+    let events = h.events();
+    let added = events
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Added))
+        .count();
+    let forgotten = events
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Forgotten { .. }))
+        .count();
+    assert!(
+        added >= 2 && forgotten >= added,
+        "{added} added, {forgotten} forgotten"
+    );
 }
 
 /// The counters of each segment, in order, with their figures: learned, added, first peer and
