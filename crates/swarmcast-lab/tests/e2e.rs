@@ -743,7 +743,6 @@ async fn a_dripping_first_source_delays_startup_by_at_most_two_seconds() {
     );
 }
 
-<<<<<<< HEAD
 /// A child process killed and reaped when dropped, however the test ends.
 struct KillOnDrop(std::process::Child);
 
@@ -987,7 +986,8 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
     );
     // The bad seed dials back every second: once banned, it was refused.
     assert!(refused > 0, "the banned address was never refused");
-=======
+}
+
 /// A manifest source that accepts connections and reads the request but never answers (bounded:
 /// each connection is held until the client closes it, or 120 s). Returns its manifest URL.
 fn serve_hanging() -> String {
@@ -1094,5 +1094,4 @@ async fn hanging_and_blackholed_sources_are_left_for_one_that_answers() {
         "{summary:?}"
     );
     assert!(summary.skipped.is_empty(), "{summary:?}");
->>>>>>> faults
 }

@@ -243,8 +243,12 @@ impl std::fmt::Display for WatchSummary {
             s.from_http,
             s.uploaded,
             s.manifest_bytes,
-<<<<<<< HEAD
-            if s.end_of_stream { "; the stream ended" } else { "" }
+            if s.end_of_stream { "; the stream ended" } else { "" },
+            if s.output_closed {
+                "; stopped: the output was closed (its reader quit)"
+            } else {
+                ""
+            }
         )?;
         if s.hash_failures > 0 {
             write!(
@@ -257,15 +261,6 @@ impl std::fmt::Display for WatchSummary {
             )?;
         }
         Ok(())
-=======
-            if s.end_of_stream { "; the stream ended" } else { "" },
-            if s.output_closed {
-                "; stopped: the output was closed (its reader quit)"
-            } else {
-                ""
-            }
-        )
->>>>>>> faults
     }
 }
 
