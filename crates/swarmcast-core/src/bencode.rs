@@ -16,8 +16,8 @@ use crate::error::BencodeError;
 pub const MAX_DEPTH: usize = 32;
 
 /// Checks that `bytes` is exactly one canonical bencode value: dictionary keys sorted and unique,
-/// integers without leading zeros, `+` or `-0`, string lengths without leading zeros, nesting at
-/// most [`MAX_DEPTH`], and nothing after the value.
+/// integers within `i64` and without leading zeros, `+` or `-0`, string lengths without leading
+/// zeros, nesting at most [`MAX_DEPTH`], and nothing after the value.
 pub fn check_canonical(bytes: &[u8]) -> Result<(), BencodeError> {
     let end = Walker::new(bytes, true).value(0, 0)?;
     if end != bytes.len() {
@@ -117,7 +117,12 @@ impl<'a> Walker<'a> {
         )?;
         let digits = &self.bytes[start..start + len];
         let unsigned = digits.strip_prefix(b"-").unwrap_or(digits);
-        if unsigned.is_empty() || !unsigned.iter().all(u8::is_ascii_digit) || unsigned.len() > 19 {
+        // Within i64, as serde_bencode reads every integer: a walk that passed 9444444444444444444
+        // left the decoder to refuse it later, less clearly (found by fuzzing).
+        let in_range = std::str::from_utf8(digits)
+            .ok()
+            .is_some_and(|d| d.parse::<i64>().is_ok());
+        if unsigned.is_empty() || !unsigned.iter().all(u8::is_ascii_digit) || !in_range {
             return Err(BencodeError::BadInteger { offset: pos });
         }
         if self.strict && ((unsigned.len() > 1 && unsigned[0] == b'0') || digits == b"-0") {
@@ -206,6 +211,32 @@ mod tests {
                 "accepted {}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    /// Fuzzing found `i9444444444444444444e` (19 digits, past `i64::MAX`) proven canonical, which
+    /// serde_bencode then cannot decode (fuzz/corpus/bencode holds the input).
+    #[test]
+    fn integers_outside_i64_are_refused() {
+        for bad in [
+            &b"i9444444444444444444e"[..],
+            b"i9223372036854775808e",
+            b"i-9223372036854775809e",
+            b"d1:ai99999999999999999999ee",
+        ] {
+            assert!(
+                matches!(check_canonical(bad), Err(BencodeError::BadInteger { .. })),
+                "accepted {}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(matches!(
+            dict_value_span(b"d1:ai9444444444444444444e4:infode", b"info"),
+            Err(BencodeError::BadInteger { .. })
+        ));
+        for ok in [&b"i9223372036854775807e"[..], b"i-9223372036854775808e"] {
+            check_canonical(ok).unwrap();
+            let _: i64 = serde_bencode::from_bytes(ok).unwrap();
         }
     }
 

@@ -23,7 +23,8 @@ pub enum BencodeError {
         /// The byte found.
         byte: u8,
     },
-    /// An integer that is not a decimal number of at most 19 digits.
+    /// An integer that is not a decimal number within the range of an `i64` (what `serde_bencode`
+    /// reads).
     #[error("bencode integer at byte {offset} is malformed")]
     BadInteger {
         /// Offset of the `i`.

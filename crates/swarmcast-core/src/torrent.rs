@@ -200,9 +200,12 @@ impl InfoDict {
     pub fn verify_piece(&self, index: u64, data: &[u8]) -> bool {
         let start = index.saturating_mul(self.piece_length);
         let expected_len = self.length.saturating_sub(start).min(self.piece_length);
-        let Some(hash) = self
-            .pieces
-            .get(index as usize * 20..index as usize * 20 + 20)
+        // Checked: an index near u64::MAX must be "no such piece", not an overflow (found by
+        // fuzzing).
+        let Some(hash) = usize::try_from(index)
+            .ok()
+            .and_then(|i| i.checked_mul(20))
+            .and_then(|at| self.pieces.get(at..at.checked_add(20)?))
         else {
             return false;
         };
@@ -580,6 +583,20 @@ mod tests {
         // The largest length: refused, with no overflow on the way.
         huge.length = u64::MAX;
         assert!(huge.validate().is_err());
+    }
+
+    /// Fuzzing found `verify_piece(u64::MAX, ..)` overflowing (a panic in debug builds) instead
+    /// of answering that there is no such piece.
+    #[test]
+    fn verify_piece_with_a_huge_index_is_false_not_a_panic() {
+        let bytes = data(40_000);
+        let t = SegmentTorrent::build(&bytes[..], 40_000, "x.ts", Some(16_384), vec![]).unwrap();
+        let info = t.info();
+        assert!(info.verify_piece(0, &bytes[..16_384]));
+        assert!(info.verify_piece(2, &bytes[32_768..]));
+        for index in [3, u64::MAX / 20, u64::MAX / 20 + 1, u64::MAX] {
+            assert!(!info.verify_piece(index, &bytes[32_768..]), "piece {index}");
+        }
     }
 
     #[test]

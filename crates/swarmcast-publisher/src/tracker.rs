@@ -50,13 +50,10 @@ mod tests;
 pub use nat::{NatCheck, Reachability, NAT_CHECKS_IN_FLIGHT, NAT_CHECK_ADDRS, NAT_CHECK_TTL};
 use nat::{NatTable, Reach, ReachState};
 use punch::port_of;
-pub use query::{parse_announce, Announce, AnnounceError, AnnounceEvent};
+pub use query::{
+    parse_announce, Announce, AnnounceError, AnnounceEvent, DEFAULT_NUMWANT, MAX_NUMWANT,
+};
 pub use response::failure;
-
-/// Peers returned when the client does not say how many it wants.
-pub const DEFAULT_NUMWANT: usize = 50;
-/// Most peers returned.
-pub const MAX_NUMWANT: usize = 200;
 
 /// The `min interval` answered to a peer nobody can dial (it failed the NAT check or was not
 /// checked yet) while live reachable peers are missing from its answer or NAT checks are in

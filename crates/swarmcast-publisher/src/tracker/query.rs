@@ -5,7 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use percent_encoding::percent_decode_str;
 
-use super::{DEFAULT_NUMWANT, MAX_NUMWANT};
+// The parser depends on nothing else of the tracker (the fuzz target compiles this file alone).
+
+/// Peers returned when the client does not say how many it wants.
+pub const DEFAULT_NUMWANT: usize = 50;
+/// Most peers returned.
+pub const MAX_NUMWANT: usize = 200;
 
 /// An announce that could not be understood, with the reason sent back as `failure reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
