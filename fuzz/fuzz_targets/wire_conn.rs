@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let mut accepted = false;
     let mut closed = false;
     let mut has = HashSet::new();
+    let mut asked = HashSet::new();
     let mut announced = vec![announce_all; pieces as usize];
     let mut sent = Vec::new();
     let mut steps = 0;
@@ -130,6 +131,10 @@ fuzz_target!(|data: &[u8]| {
                 Event::Has(p) => {
                     assert!(accepted && p < pieces, "Has({p}) of {pieces}");
                     assert!(has.insert(p), "Has({p}) twice");
+                }
+                Event::Requested(p) => {
+                    assert!(accepted && p < pieces, "Requested({p}) of {pieces}");
+                    assert!(asked.insert(p), "Requested({p}) twice");
                 }
                 Event::Closed(reason) => {
                     closed = true;

@@ -35,6 +35,9 @@ mod driver;
 pub mod policy;
 
 pub use accept::address_key;
+pub use conn::{
+    HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, KEEP_ALIVE, MAX_MESSAGE, MAX_QUEUED_REQUESTS, MAX_REQUEST,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,19 +56,6 @@ use crate::ratelimit::ByteLimiter;
 use conn::{Layout, BLOCK};
 use policy::SuperSeed;
 
-/// How long a new connection has to send its handshake. A viewer sends it with its first bytes,
-/// one round trip after connecting; a connection that sends nothing holds a slot this long (it
-/// was 10 s: 1,100 such connections kept the seeder's 1,024 slots full, docs/reliability.md).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
-/// A keep-alive goes out after this long without sending anything.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// The largest block a peer may request (BitTorrent clients ask for 16 KiB).
-pub const MAX_REQUEST: u32 = 128 * 1024;
-/// Requests a connection may have queued; more closes it.
-pub const MAX_QUEUED_REQUESTS: usize = 4096;
-/// The largest message accepted from a peer: a seed is sent requests, Haves and one bitfield
-/// (128 bytes for 1024 pieces), so this leaves room for 262,000 pieces and bounds the buffer.
-pub const MAX_MESSAGE: usize = 32 * 1024;
 /// Connections served at once by default ([`WireConfig::max_connections`]); more are closed on
 /// arrival.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -103,9 +93,6 @@ const DOWNLOADERS_KEPT: usize = 65_536;
 /// for an offered piece a round trip after the offer; one that does not withholds the piece from
 /// everyone.
 pub const OFFER_WAIT: Duration = Duration::from_millis(250);
-/// A connection whose peer sent nothing for this long is closed: BitTorrent clients send a
-/// keep-alive every two minutes at most (BEP 3; librqbit every 120 s), so this is two of them.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Errors from the wire seeder.
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,23 @@ use librqbit_core::hash_id::Id20;
 use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
 use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Piece, Request};
 
+/// How long a new connection has to send its handshake. A viewer sends it with its first bytes,
+/// one round trip after connecting; a connection that sends nothing holds a slot this long (it
+/// was 10 s: 1,100 such connections kept the seeder's 1,024 slots full, docs/reliability.md).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A keep-alive goes out after this long without sending anything.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// The largest block a peer may request (BitTorrent clients ask for 16 KiB).
+pub const MAX_REQUEST: u32 = 128 * 1024;
+/// Requests a connection may have queued; more closes it.
+pub const MAX_QUEUED_REQUESTS: usize = 4096;
+/// The largest message accepted from a peer: a seed is sent requests, Haves and one bitfield
+/// (128 bytes for 1024 pieces), so this leaves room for 262,000 pieces and bounds the buffer.
+pub const MAX_MESSAGE: usize = 32 * 1024;
+/// A connection whose peer sent nothing for this long is closed: BitTorrent clients send a
+/// keep-alive every two minutes at most (BEP 3; librqbit every 120 s), so this is two of them.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(240);
+
 /// The length of a BitTorrent handshake (no other protocol string is spoken).
 pub const HANDSHAKE_LEN: usize = 68;
 
@@ -52,17 +69,17 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The wire seeder's: [`super::HANDSHAKE_TIMEOUT`], [`super::KEEP_ALIVE`],
-    /// [`super::IDLE_TIMEOUT`], [`super::MAX_REQUEST`], [`super::MAX_QUEUED_REQUESTS`],
-    /// [`super::MAX_MESSAGE`].
+    /// The wire seeder's: [`HANDSHAKE_TIMEOUT`], [`KEEP_ALIVE`],
+    /// [`IDLE_TIMEOUT`], [`MAX_REQUEST`], [`MAX_QUEUED_REQUESTS`],
+    /// [`MAX_MESSAGE`].
     fn default() -> Self {
         Self {
-            handshake_timeout: super::HANDSHAKE_TIMEOUT,
-            keep_alive: super::KEEP_ALIVE,
-            idle_timeout: super::IDLE_TIMEOUT,
-            max_request: super::MAX_REQUEST,
-            max_queued_requests: super::MAX_QUEUED_REQUESTS,
-            max_message: super::MAX_MESSAGE,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            keep_alive: KEEP_ALIVE,
+            idle_timeout: IDLE_TIMEOUT,
+            max_request: MAX_REQUEST,
+            max_queued_requests: MAX_QUEUED_REQUESTS,
+            max_message: MAX_MESSAGE,
         }
     }
 }
