@@ -33,6 +33,7 @@ mod accept;
 pub mod conn;
 mod driver;
 pub mod policy;
+mod tcpinfo;
 
 pub use accept::address_key;
 pub use conn::{

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::conn::{encode_piece, Close, Conn, Event, Limits};
 use super::policy::{Deliveries, Unrequested};
+use super::tcpinfo::{tcp_bytes_acked, tcp_info};
 use super::{lock, ConnGuard, Inner, Segment, NOTSENT_LOWAT, TURN_GRACE, WRITE_TIMEOUT};
 
 /// How often a connection with pieces in flight reads how much its peer acknowledged.
@@ -55,27 +56,8 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         _ => None,
     };
     let address = stream.peer_addr().ok().map(|a| super::address_key(a.ip()));
-    let known_downloader = address.is_some_and(|a| lock(&inner.downloaders).contains(&a));
     let (haves_tx, haves_rx) = mpsc::unbounded_channel();
-    // Offers, or the whole bitfield when not super-seeding (or after the reveal).
-    let whole_bitfield = match &segment.policy {
-        None => true,
-        Some(p) => {
-            let mut p = lock(p);
-            if p.seed.is_revealed() {
-                true
-            } else {
-                p.haves.insert(id, haves_tx);
-                let offers = if known_downloader {
-                    p.seed.peer_live_downloader(id)
-                } else {
-                    p.seed.peer_live(id)
-                };
-                p.send(offers);
-                false
-            }
-        }
-    };
+    let whole_bitfield = join_policy(inner, &segment, id, address, haves_tx);
     let now = Instant::now();
     conn.accept(
         now,
@@ -84,14 +66,7 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         inner.peer_id,
         whole_bitfield,
     );
-    // Super-seeding: offers not asked for wait this long (four round trips, at least the
-    // configured wait) before they go to somebody else.
-    let offer_wait = segment.policy.as_ref().and(inner.offer_wait).map(|wait| {
-        let rtt = tcp_info(&socket2::SockRef::from(&stream))
-            .map(|i| Duration::from_micros(u64::from(i.tcpi_rtt)))
-            .unwrap_or_default();
-        wait.max(4 * rtt)
-    });
+    let offer_wait = offer_wait(inner, &segment, &stream);
     let conn = Mutex::new(conn);
     let wake = Notify::new();
     let offers = Offers {
@@ -141,6 +116,45 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         p.send(offers);
     }
     r
+}
+
+/// Registers connection `id` with the segment's super-seeding policy (offers go to `haves`);
+/// whether it is sent the whole bitfield instead (not super-seeding, or after the reveal). A
+/// connection from an address known to download is offered pieces first.
+fn join_policy(
+    inner: &Inner,
+    segment: &Segment,
+    id: u64,
+    address: Option<std::net::IpAddr>,
+    haves: mpsc::UnboundedSender<u32>,
+) -> bool {
+    let Some(p) = &segment.policy else {
+        return true;
+    };
+    let mut p = lock(p);
+    if p.seed.is_revealed() {
+        return true;
+    }
+    let known_downloader = address.is_some_and(|a| lock(&inner.downloaders).contains(&a));
+    p.haves.insert(id, haves);
+    let offers = if known_downloader {
+        p.seed.peer_live_downloader(id)
+    } else {
+        p.seed.peer_live(id)
+    };
+    p.send(offers);
+    false
+}
+
+/// Super-seeding: how long offers not asked for wait before they go to somebody else (four of
+/// the connection's round trips, at least the configured wait); `None`: not followed.
+fn offer_wait(inner: &Inner, segment: &Segment, stream: &TcpStream) -> Option<Duration> {
+    segment.policy.as_ref().and(inner.offer_wait).map(|wait| {
+        let rtt = tcp_info(&socket2::SockRef::from(stream))
+            .map(|i| Duration::from_micros(u64::from(i.tcpi_rtt)))
+            .unwrap_or_default();
+        wait.max(4 * rtt)
+    })
 }
 
 /// Reads until the peer's handshake is in (or the connection's deadline passes): the torrent it
@@ -561,50 +575,4 @@ async fn offer_loop(link: Link<'_>, wait: Duration) {
             }
         }
     }
-}
-
-/// Bytes of the connection `sock` its peer acknowledged (`TCP_INFO`'s `tcpi_bytes_acked`: every
-/// byte written, the handshake included, once acknowledged; Linux 4.1 and later).
-fn tcp_bytes_acked(sock: &socket2::Socket) -> std::io::Result<u64> {
-    let (info, len) = tcp_info_len(sock)?;
-    let wanted =
-        std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + std::mem::size_of::<u64>();
-    if len < wanted {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "this kernel's TCP_INFO has no tcpi_bytes_acked (Linux 4.1 and later)",
-        ));
-    }
-    Ok(info.tcpi_bytes_acked)
-}
-
-/// The connection's `TCP_INFO` (its smoothed round trip, `tcpi_rtt`, is in every kernel's).
-fn tcp_info(sock: &socket2::Socket) -> std::io::Result<libc::tcp_info> {
-    tcp_info_len(sock).map(|(info, _)| info)
-}
-
-/// `TCP_INFO`, and how many of its bytes this kernel wrote (the rest are zero).
-#[allow(unsafe_code)]
-fn tcp_info_len(sock: &socket2::Socket) -> std::io::Result<(libc::tcp_info, usize)> {
-    use std::os::fd::AsRawFd;
-    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: the descriptor is `sock`'s, open while it is borrowed; `info` is writable memory of
-    // `len` bytes, and the kernel writes at most `len` bytes and sets `len` to how many.
-    let r = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `tcp_info` is plain integers, for which zeroed memory is a valid value; the kernel
-    // overwrote the first `len` bytes with its own.
-    let info = unsafe { info.assume_init() };
-    Ok((info, len as usize))
 }
