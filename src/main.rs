@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             if cancel.is_cancelled() {
                 ExitCode::from(130)
             } else {
@@ -174,4 +174,19 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())
+}
+
+/// An error and its causes, `: `-separated, each cause left out when the message before already
+/// says it (most of our errors name their cause in their own message: "cannot write segment 15
+/// to the output: No space left on device", whose source is that same I/O error).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }

@@ -318,4 +318,10 @@ fn a_viewer_whose_output_disk_fills_stops_with_the_error() {
             && !err.contains("panicked"),
         "{err}"
     );
+    // The cause is said once (it used to be printed twice: in the message and as its source).
+    let said = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert_eq!(said.matches("No space left on device").count(), 1, "{err}");
 }
