@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 pub type Offer<P> = (P, u32);
 
 /// Who has what, and what was offered to whom, for one segment. Peers are any ordered key (the
-/// wire seeder uses a connection number); offers go out in key order, so runs are reproducible.
+/// wire seeder uses a connection number); offers go out in a fixed order (peers that asked for
+/// something first, then key order), so runs are reproducible. What a peer is sent counts; what
+/// it claims counts only for pieces already out ([`SuperSeed::peer_claims`]).
 #[derive(Debug)]
 pub struct SuperSeed<P> {
     offers_per_peer: usize,
@@ -254,8 +256,9 @@ impl<P: Copy + Ord> SuperSeed<P> {
         self.peers.get_mut(&peer)
     }
 
-    /// Offers fresh pieces (nobody has them, nobody was offered them) to peers with room, in
-    /// key order, until either runs out. A slow peer has no room.
+    /// Offers fresh pieces (nobody has them, nobody was offered them, the peer did not claim
+    /// them) to peers with room, those that asked for something first, each group in key order,
+    /// until either runs out. A slow peer has no room.
     fn assign(&mut self) -> Vec<Offer<P>> {
         let mut out = Vec::new();
         let crowd = self.audience.max(self.peers.len());
