@@ -7,6 +7,8 @@
 //!   window), HTTP fallback with every piece verified, playback into a [`sink`], counters.
 //!   Every task it starts is spawned through one `swarmcast_tasks::Tasks` group, shut down
 //!   (cancelled, then awaited) before it returns.
+//! - [`live`]: what the viewer is doing now (playing, buffer, peers, bytes, verified segments),
+//!   for the status line, the HLS playlist, the page's overlay and `/metrics`.
 //! - `io` (private): the traits the viewer's loop runs on (swarm, HTTP, sink), so the unit
 //!   tests run it against fakes (`fakes`) on a paused clock.
 
@@ -15,12 +17,14 @@ mod fakes;
 mod fallback;
 pub mod inspect;
 mod io;
+pub mod live;
 pub mod poller;
 pub mod schedule;
 pub mod sink;
 mod viewer;
 pub mod watch;
 
+pub use live::{Live, LiveSegment, LiveSnapshot};
 pub use schedule::{ScheduleConfig, Scheduler};
 pub use sink::SinkConfig;
 pub use watch::{watch, Transport, WatchConfig, WatchError, WatchReady, WatchSummary};

@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::fallback;
 use crate::io::{SegmentFetch, SegmentSwarm};
+use crate::live::{Live, LiveSegment, RateMeter};
 use crate::poller::PollEvent;
 use crate::schedule::Scheduler;
 use crate::watch::{WatchConfig, WatchError, WatchSummary, REFUSALS_BEFORE_GIVING_UP};
@@ -69,6 +70,8 @@ pub(crate) enum ViewerEvent {
     FirstPiece(u64, Duration),
     Complete(u64),
     Http(u64, Result<u64, fallback::FetchError>),
+    /// Time to sample the swarm for the live figures ([`crate::live::TICK`]).
+    Tick,
 }
 
 /// The viewer: `S` its swarm, `H` its HTTP client for segments, `K` its sink.
@@ -90,6 +93,10 @@ pub(crate) struct Viewer<S: SegmentSwarm, H, K> {
     pub(crate) tasks: Tasks,
     pub(crate) origin: Instant,
     pub(crate) summary: WatchSummary,
+    /// What the viewer is doing now, for its readers.
+    pub(crate) live: Live,
+    /// The download rate's samples.
+    pub(crate) rate: RateMeter,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -165,6 +172,12 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
                         );
                     }
                 }
+                let (target, end) = (m.target_duration, m.end_of_stream);
+                self.live.update(|s| {
+                    s.manifests += 1;
+                    s.target_duration.get_or_insert(target);
+                    s.end_of_stream = end;
+                });
                 self.source = Some(source);
                 self.latest = Some(manifest);
             }
@@ -202,6 +215,8 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
                     if !seg.first_piece_seen {
                         seg.first_piece_seen = true;
                         self.summary.setup_ms.push(since.as_secs_f64() * 1000.0);
+                        self.live
+                            .update(|s| s.last_setup_ms = Some(since.as_secs_f64() * 1000.0));
                         self.summary
                             .published_to_first_piece_ms
                             .push(wall_ms().saturating_sub(seg.entry.published_ms) as f64);
@@ -216,7 +231,70 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
             }
             ViewerEvent::Complete(n) => self.complete_from_swarm(n),
             ViewerEvent::Http(n, result) => self.http_done(n, result).await,
+            ViewerEvent::Tick => self.sample_live(),
         }
+        self.sync_live();
+    }
+
+    /// Lists segment `n` as verified in the live state (its file is in place).
+    pub(crate) fn live_verified(&self, n: u64) {
+        if let Some(seg) = self.segs.get(&n) {
+            let e = &seg.entry;
+            self.live.verified(LiveSegment {
+                number: n,
+                duration: e.duration,
+                discontinuity: e.discontinuity,
+                published_ms: e.published_ms,
+                size: e.size,
+                path: self.dir.join(format!("{n:08}.ts")),
+            });
+        }
+    }
+
+    /// Samples the swarm: peers connected now, and the download rate.
+    fn sample_live(&mut self) {
+        let (mut peers, mut pending) = (0, 0);
+        for seg in self.segs.values() {
+            if let Some(t) = &seg.torrent {
+                let s = self.swarm.stats(t);
+                peers += s.live_peers;
+                if !seg.complete {
+                    pending += s.fetched;
+                }
+            }
+            if let Some(f) = &seg.fallback {
+                pending += f.received.load(Ordering::Relaxed);
+            }
+        }
+        let sum = &self.summary;
+        let total = sum.from_publisher + sum.from_peers + sum.from_http + pending;
+        let rate = self.rate.sample(self.now_ms(), total);
+        self.live.update(|s| {
+            s.peers = peers;
+            s.download_rate = rate;
+        });
+    }
+
+    /// Copies the summary's and the scheduler's figures into the live state.
+    pub(crate) fn sync_live(&self) {
+        let (sum, stats) = (&self.summary, self.scheduler.stats());
+        let next = self.scheduler.next_play();
+        self.live.update(|s| {
+            s.playing = sum.played.last().copied();
+            s.played = sum.played.len() as u64;
+            s.bytes_out = sum.bytes_out;
+            s.from_publisher = sum.from_publisher;
+            s.from_peers = sum.from_peers;
+            s.from_http = sum.from_http;
+            s.uploaded = sum.uploaded;
+            s.stalls = stats.stalls;
+            s.stall_ms = stats.stall_ms;
+            s.fallbacks = stats.fallbacks;
+            s.skipped = sum.skipped.len() as u64 + sum.skipped_unlisted;
+            s.manifest_bytes = sum.manifest_bytes;
+            s.manifests_refused = sum.manifests_refused;
+            s.buffer_ahead_ms = crate::live::buffer_ahead_ms(&s.segments, next);
+        });
     }
 
     pub(crate) fn publisher_addrs(&self) -> Vec<String> {
@@ -288,6 +366,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         }
         let now = self.now_ms();
         self.scheduler.on_complete(n, now);
+        self.live_verified(n);
     }
 
     pub(crate) fn torrent_bytes(&self, entry: &SegmentEntry) -> Vec<u8> {

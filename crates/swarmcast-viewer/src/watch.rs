@@ -271,6 +271,8 @@ pub struct WatchReady {
     pub peer: SocketAddr,
     /// The playback HTTP server, with an HTTP sink.
     pub http: Option<SocketAddr>,
+    /// What the viewer is doing now (for a status line).
+    pub live: crate::live::Live,
 }
 
 /// Watches the stream until its end (`Ok` after the last segment is played) or `cancel`.
@@ -321,6 +323,7 @@ pub async fn watch(
         .await?,
     );
     let tasks = Tasks::with_token("watch", cancel.child_token());
+    let live = crate::live::Live::default();
     let (sink, http_addr) =
         Sink::open(&config.sink, &tasks)
             .await
@@ -332,6 +335,7 @@ pub async fn watch(
         let _ = ready.send(WatchReady {
             peer: swarm.listen_addr(),
             http: http_addr,
+            live: live.clone(),
         });
     }
     // Stdout into a pipe: the reader quitting (a player, `head`) stops the viewer at once.
@@ -355,6 +359,7 @@ pub async fn watch(
         http,
         sink,
         tasks,
+        live,
     };
     let mut summary = drive(parts, &run_cancel).await?;
     summary.output_closed |= closed.load(std::sync::atomic::Ordering::SeqCst);
@@ -402,6 +407,8 @@ pub(crate) struct Parts<S, H, K> {
     pub(crate) sink: K,
     /// Where every task is spawned; shut down before [`drive`] returns.
     pub(crate) tasks: Tasks,
+    /// The live state the viewer keeps up to date.
+    pub(crate) live: crate::live::Live,
 }
 
 /// Runs a viewer on `parts` until the end of the stream (`Ok`), an error, or `cancel` (`Ok`);
@@ -425,6 +432,7 @@ where
         http,
         sink,
         tasks,
+        live,
     } = parts;
     // Dropped unfinished (a caller that stopped polling `watch`): the tasks end at their next
     // await instead of running on. Once `drive` returns, they are all gone already.
@@ -439,6 +447,20 @@ where
         })
     };
     let (ev_tx, ev_rx) = mpsc::channel(64);
+    {
+        // The live figures' clock: peers and the download rate are sampled each tick.
+        let tx = ev_tx.clone();
+        tasks.spawn("live-tick", async move {
+            let mut tick = tokio::time::interval(crate::live::TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if tx.send(ViewerEvent::Tick).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     if config.transport == Transport::Http {
         // Every fetch is already HTTP.
         config.schedule.http_fallback = false;
@@ -463,6 +485,8 @@ where
         tasks: tasks.clone(),
         origin,
         summary: WatchSummary::default(),
+        live,
+        rate: Default::default(),
     };
 
     let result = run(&mut viewer, origin, poll_rx, ev_rx, cancel).await;
@@ -480,6 +504,7 @@ where
     for n in numbers {
         viewer.forget(n).await;
     }
+    viewer.sync_live();
     tasks.shutdown().await;
     swarm.shutdown().await;
     let stats = viewer.scheduler.stats().clone();

@@ -29,6 +29,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
                     stall_ms,
                 } => {
                     if !self.play(number, deadline_ms, stall_ms).await? {
+                        self.sync_live();
                         return Ok(true);
                     }
                 }
@@ -56,9 +57,13 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
                     self.recorder.record(Some(first), Kind::Skipped { count });
                 }
                 Action::Forget(n) => self.forget(n).await,
-                Action::End => return Ok(true),
+                Action::End => {
+                    self.sync_live();
+                    return Ok(true);
+                }
             }
         }
+        self.sync_live();
         Ok(false)
     }
 
@@ -157,6 +162,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
         let Some(mut seg) = self.segs.remove(&n) else {
             return;
         };
+        self.live.forgotten(n);
         if let Some(w) = seg.watcher.take() {
             w.abort();
         }

@@ -162,6 +162,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         );
         let now = self.now_ms();
         self.scheduler.on_complete(n, now);
+        self.live_verified(n);
     }
 
     /// The HTTP baseline's segment arrived: into place, and done (nothing is seeded).

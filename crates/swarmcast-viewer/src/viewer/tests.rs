@@ -29,6 +29,7 @@ struct Harness {
     sink: FakeSink,
     base: tempfile::TempDir,
     config: WatchConfig,
+    live: crate::live::Live,
 }
 
 impl Harness {
@@ -53,6 +54,7 @@ impl Harness {
             stream,
             origin,
             config,
+            live: crate::live::Live::default(),
         }
     }
 
@@ -83,6 +85,7 @@ impl Harness {
             http: self.http.clone(),
             sink: self.sink.clone(),
             tasks,
+            live: self.live.clone(),
         };
         let cancel = cancel.clone();
         async move { drive(parts, &cancel).await }
@@ -194,6 +197,60 @@ async fn segments_are_prefetched_and_played_back_to_back_in_order() {
     }
     assert_eq!(calls.last(), Some(&(returned_at, Call::Shutdown)));
     assert!(h.sink.closed());
+}
+
+/// The live state follows the viewer: verified segments are listed (with the buffer they make)
+/// before they play, forgotten ones leave, and at the end its figures are the summary's.
+#[tokio::test(start_paused = true)]
+async fn the_live_state_lists_verified_segments_and_ends_equal_to_the_summary() {
+    let h = Harness::new(4, 500, false);
+    h.publish(0, 1, 0..=2, false);
+    h.publish(D, 2, 0..=3, true);
+    let mut rx = h.live.subscribe();
+    let watcher = async {
+        // Wait (by change, not by time) until three segments are verified.
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if s.segments.len() == 3 {
+                return s;
+            }
+            rx.changed().await.expect("the viewer keeps its live state");
+        }
+    };
+    let ((summary, _), early) = tokio::join!(h.run(60_000), watcher);
+    let numbers: Vec<u64> = early.segments.iter().map(|s| s.number).collect();
+    assert_eq!(numbers, [0, 1, 2]);
+    assert_eq!(early.playing, None);
+    assert_eq!(early.buffer_ahead_ms, 3 * D);
+    assert!(early.segments[0].path.ends_with("00000000.ts"));
+    let end = h.live.snapshot();
+    assert_eq!(end.played, summary.played.len() as u64);
+    assert_eq!(end.playing, Some(3));
+    assert_eq!(end.bytes_out, summary.bytes_out);
+    assert_eq!(
+        (
+            end.from_publisher,
+            end.from_peers,
+            end.from_http,
+            end.uploaded
+        ),
+        (
+            summary.from_publisher,
+            summary.from_peers,
+            summary.from_http,
+            summary.uploaded
+        )
+    );
+    assert_eq!(
+        (end.stalls, end.fallbacks),
+        (summary.stalls, summary.fallbacks)
+    );
+    assert_eq!(end.manifest_bytes, summary.manifest_bytes);
+    assert_eq!(end.manifests, 2);
+    assert!(end.end_of_stream);
+    assert_eq!(end.target_duration, Some(D * 90));
+    assert!(end.segments.is_empty(), "every segment was forgotten");
+    assert_eq!(end.peer_share(), Some(0.5));
 }
 
 /// A segment that completes after its deadline is a stall: playback waits for it, plays it on
@@ -481,9 +538,9 @@ fn no_task_is_left_running_when_the_viewer_returns() {
         assert!(result.expect("no error").end_of_stream);
         during
     });
-    // Three segment watchers and the group's own task at 50 ms (the poller returned at the end
-    // of the stream).
-    assert_eq!((during, after), (4, 0));
+    // Three segment watchers, the live figures' tick and the group's own task at 50 ms (the
+    // poller returned at the end of the stream).
+    assert_eq!((during, after), (5, 0));
 
     let (during, after) = alive_tasks(|| async {
         let h = Harness::new(3, 1_000, true);
@@ -503,8 +560,9 @@ fn no_task_is_left_running_when_the_viewer_returns() {
         assert_eq!(h.http.dropped(), [(2_700, 1)]);
         during
     });
-    // The poller, segment 1's watcher and its fallback, and the group's own task.
-    assert_eq!((during, after), (4, 0));
+    // The poller, segment 1's watcher and its fallback, the live figures' tick, and the group's
+    // own task.
+    assert_eq!((during, after), (5, 0));
 }
 
 /// A peer that sent pieces failing their hash check in segments 1 and 2: each segment's
