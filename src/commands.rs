@@ -281,11 +281,15 @@ pub(crate) async fn watch(args: crate::cli::WatchArgs, cancel: CancellationToken
     config.peer_limit = args.peer_limit.map(usize::from);
     config.urgent_first = args.urgent_first;
     config.punch_ports = args.punch_ports.0;
+    config.hls_js = args.hls_js;
+    config.metrics_addr = args.metrics_addr;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     let printer = async move {
         if let Ok(ready) = ready_rx.await {
             if let Some(http) = ready.http {
-                eprintln!("playing at http://{http}/ (open it in mpv, VLC or ffplay)");
+                eprintln!("playing at http://{http}/ (open it in mpv, VLC or ffplay; HLS at http://{http}/live.m3u8, a page at http://{http}/watch)");
+            } else if let Some(metrics) = ready.metrics {
+                eprintln!("metrics at http://{metrics}/metrics");
             }
         }
     };

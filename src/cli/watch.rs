@@ -24,9 +24,18 @@ pub(crate) struct WatchArgs {
     /// not empty is refused).
     #[arg(long, env = "SWARMCAST_OVERWRITE")]
     pub(crate) overwrite: bool,
-    /// Serve the stream at http://ADDR/ instead (open it in mpv, VLC or ffplay).
+    /// Serve the stream at http://ADDR/ instead (open it in mpv, VLC or ffplay), with an HLS
+    /// playlist at /live.m3u8, a page playing it at /watch, and /metrics (docs/players.md).
     #[arg(long, env = "SWARMCAST_HTTP_OUT")]
     pub(crate) http_out: Option<std::net::SocketAddr>,
+    /// hls.js for the page at /watch [default: node_modules/hls.js/dist/hls.min.js under the
+    /// current directory, else under the executable's directory or one of its ancestors].
+    #[arg(long, env = "SWARMCAST_HLS_JS", requires = "http_out")]
+    pub(crate) hls_js: Option<PathBuf>,
+    /// Serve /metrics (OpenMetrics) and /status.json at http://ADDR/ (with --http-out they are
+    /// served there).
+    #[arg(long, env = "SWARMCAST_METRICS_ADDR", conflicts_with = "http_out")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     /// BitTorrent listen address (other viewers fetch from here).
     #[arg(long, env = "SWARMCAST_LISTEN", default_value = "0.0.0.0:0")]
     pub(crate) listen: std::net::SocketAddr,

@@ -9,12 +9,16 @@
 //!   (cancelled, then awaited) before it returns.
 //! - [`live`]: what the viewer is doing now (playing, buffer, peers, bytes, verified segments),
 //!   for the status line, the HLS playlist, the page's overlay and `/metrics`.
+//! - [`http`]: the playback server of `--http-out` (the stream, a live HLS playlist with its
+//!   segments, a page playing it with hls.js, `/status.json`, `/metrics`), or `/metrics` alone
+//!   on `--metrics-addr`.
 //! - `io` (private): the traits the viewer's loop runs on (swarm, HTTP, sink), so the unit
 //!   tests run it against fakes (`fakes`) on a paused clock.
 
 #[cfg(test)]
 mod fakes;
 mod fallback;
+pub mod http;
 pub mod inspect;
 mod io;
 pub mod live;

@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use swarmcast_tasks::Tasks;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
+
+use crate::http::Hls;
 
 /// Which sink.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +25,8 @@ pub enum SinkConfig {
         /// Replace an earlier recording.
         overwrite: bool,
     },
-    /// `http://ADDR/`: every client gets the stream from the next segment on.
+    /// `http://ADDR/`: the playback server ([`crate::http`]): every stream client gets the
+    /// stream from the next segment on; HLS clients, the page and `/metrics` are served too.
     Http(SocketAddr),
     /// Played segments are only counted.
     Discard,
@@ -33,38 +36,26 @@ pub enum SinkConfig {
 pub(crate) enum Sink {
     Stdout(tokio::io::Stdout),
     File(tokio::fs::File),
-    Http(broadcast::Sender<Bytes>),
+    /// The playback server's stream, and its HLS (frozen when playback ends).
+    Http(broadcast::Sender<Bytes>, Arc<Hls>),
     Discard,
 }
 
-/// Segments a slow HTTP client may fall behind before it misses some.
-const HTTP_BACKLOG: usize = 16;
-
 impl Sink {
-    /// Opens the sink; for HTTP, starts the server (a task of `tasks`, which runs until they are
-    /// cancelled) and returns its bound address.
+    /// Opens the sink; for HTTP, the playback server's stream sender and HLS (the server is
+    /// started by the caller: see [`crate::http`]), which must be given.
     pub(crate) async fn open(
         config: &SinkConfig,
-        tasks: &Tasks,
-    ) -> std::io::Result<(Self, Option<SocketAddr>)> {
+        server: Option<(broadcast::Sender<Bytes>, Arc<Hls>)>,
+    ) -> std::io::Result<Self> {
         match config {
-            SinkConfig::Stdout => Ok((Self::Stdout(tokio::io::stdout()), None)),
-            SinkConfig::File { path, .. } => {
-                Ok((Self::File(tokio::fs::File::create(path).await?), None))
-            }
-            SinkConfig::Discard => Ok((Self::Discard, None)),
-            SinkConfig::Http(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr).await?;
-                let bound = listener.local_addr()?;
-                let (tx, _) = broadcast::channel(HTTP_BACKLOG);
-                let app = http_app(tx.clone());
-                tasks.spawn("playback-http-server", async move {
-                    if let Err(e) = axum_serve(listener, app).await {
-                        tracing::error!(error = %e, "playback HTTP server failed");
-                    }
-                });
-                Ok((Self::Http(tx), Some(bound)))
-            }
+            SinkConfig::Stdout => Ok(Self::Stdout(tokio::io::stdout())),
+            SinkConfig::File { path, .. } => Ok(Self::File(tokio::fs::File::create(path).await?)),
+            SinkConfig::Discard => Ok(Self::Discard),
+            SinkConfig::Http(_) => match server {
+                Some((tx, hls)) => Ok(Self::Http(tx, hls)),
+                None => Err(std::io::Error::other("no playback server")),
+            },
         }
     }
 
@@ -81,7 +72,7 @@ impl Sink {
                 f.write_all(&data).await?;
                 f.flush().await
             }
-            Self::Http(tx) => {
+            Self::Http(tx, _) => {
                 // No client yet is not an error: the stream plays on.
                 let _ = tx.send(data);
                 Ok(())
@@ -90,12 +81,17 @@ impl Sink {
         }
     }
 
-    /// Flushes what is buffered.
+    /// Flushes what is buffered. For HTTP, playback is over: the HLS playlist stops following
+    /// the viewer (whose segments are forgotten next) and ends if the stream did.
     pub(crate) async fn close(&mut self) -> std::io::Result<()> {
         match self {
             Self::Stdout(out) => out.flush().await,
             Self::File(f) => f.sync_all().await,
-            Self::Http(_) | Self::Discard => Ok(()),
+            Self::Http(_, hls) => {
+                hls.finish();
+                Ok(())
+            }
+            Self::Discard => Ok(()),
         }
     }
 }
@@ -122,35 +118,4 @@ pub(crate) async fn stdout_closed() {
         }
         Err(_) => std::future::pending().await,
     }
-}
-
-fn http_app(tx: broadcast::Sender<Bytes>) -> axum::Router {
-    use axum::response::IntoResponse;
-    axum::Router::new().route(
-        "/",
-        axum::routing::get(move || {
-            let rx = tx.subscribe();
-            async move {
-                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                    loop {
-                        match rx.recv().await {
-                            Ok(b) => return Some((Ok::<Bytes, std::io::Error>(b), rx)),
-                            // A client too slow for the stream misses segments, not the stream.
-                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        }
-                    }
-                });
-                (
-                    [(axum::http::header::CONTENT_TYPE, "video/mp2t")],
-                    axum::body::Body::from_stream(stream),
-                )
-                    .into_response()
-            }
-        }),
-    )
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
-    axum::serve(listener, app).await
 }

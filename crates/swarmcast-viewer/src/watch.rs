@@ -78,6 +78,11 @@ pub struct WatchConfig {
     /// 2 s segments and hurt 10 s ones (docs/experiments.md, "The segment that plays next goes
     /// first").
     pub urgent_first: bool,
+    /// hls.js for the playback page (`--hls-js`); `None`: looked up (see [`crate::http::hlsjs`]).
+    pub hls_js: Option<PathBuf>,
+    /// Where `/metrics` (and `/status.json`) are served when the output is not HTTP (with an
+    /// HTTP output they are served there).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl WatchConfig {
@@ -99,6 +104,8 @@ impl WatchConfig {
             peer_limit: None,
             punch_ports: None,
             urgent_first: false,
+            hls_js: None,
+            metrics_addr: None,
         }
     }
 }
@@ -127,6 +134,9 @@ pub enum WatchError {
         /// Its length.
         bytes: u64,
     },
+    /// The hls.js file given cannot be served.
+    #[error(transparent)]
+    HlsJs(#[from] crate::http::hlsjs::HlsJsError),
     /// Every manifest was refused: the link is wrong or the sources are forged.
     #[error("manifest refused: {0}")]
     Refused(#[source] swarmcast_core::ManifestError),
@@ -271,6 +281,8 @@ pub struct WatchReady {
     pub peer: SocketAddr,
     /// The playback HTTP server, with an HTTP sink.
     pub http: Option<SocketAddr>,
+    /// Where `/metrics` is served: the playback server, or `--metrics-addr`'s.
+    pub metrics: Option<SocketAddr>,
     /// What the viewer is doing now (for a status line).
     pub live: crate::live::Live,
 }
@@ -299,6 +311,14 @@ pub async fn watch(
             });
         }
     }
+    let hls_js = match config.sink {
+        SinkConfig::Http(_) => crate::http::hlsjs::find(
+            config.hls_js.as_deref(),
+            std::env::current_dir().ok().as_deref(),
+            std::env::current_exe().ok().as_deref(),
+        )?,
+        _ => None,
+    };
     let recorder = Recorder::new(
         config.node.clone(),
         Role::Viewer,
@@ -324,17 +344,26 @@ pub async fn watch(
     );
     let tasks = Tasks::with_token("watch", cancel.child_token());
     let live = crate::live::Live::default();
-    let (sink, http_addr) =
-        Sink::open(&config.sink, &tasks)
-            .await
-            .map_err(|source| WatchError::Io {
-                what: format!("output {:?}", config.sink),
-                source,
-            })?;
+    // The HTTP server has a group of its own: after the end of the stream it outlives playback
+    // while HLS clients finish.
+    let server_tasks = Tasks::with_token("watch-http", cancel.child_token());
+    let _stop_server = server_tasks.token().clone().drop_guard();
+    let mut server = crate::http::start_for(&config, &dir, hls_js, &live, &server_tasks).await?;
+    let sink = Sink::open(
+        &config.sink,
+        server.as_mut().and_then(|s| s.playback.take()),
+    )
+    .await
+    .map_err(|source| WatchError::Io {
+        what: format!("output {:?}", config.sink),
+        source,
+    })?;
     if let Some(ready) = ready {
+        let http = server.as_ref().filter(|s| s.hls.is_some()).map(|s| s.addr);
         let _ = ready.send(WatchReady {
             peer: swarm.listen_addr(),
-            http: http_addr,
+            http,
+            metrics: server.as_ref().map(|s| s.addr),
             live: live.clone(),
         });
     }
@@ -361,7 +390,16 @@ pub async fn watch(
         tasks,
         live,
     };
-    let mut summary = drive(parts, &run_cancel).await?;
+    let result = drive(parts, &run_cancel).await;
+    let hls = server.and_then(|s| s.hls);
+    if let (Ok(summary), Some(hls)) = (&result, &hls) {
+        crate::http::linger(hls, summary.end_of_stream, &cancel).await;
+    }
+    server_tasks.shutdown().await;
+    if let Some(hls) = hls {
+        hls.remove_files();
+    }
+    let mut summary = result?;
     summary.output_closed |= closed.load(std::sync::atomic::Ordering::SeqCst);
     Ok(summary)
 }
