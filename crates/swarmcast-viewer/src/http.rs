@@ -379,3 +379,6 @@ async fn metrics_text(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             .into_response()
     }
 }
+
+#[cfg(test)]
+mod tests;
