@@ -53,7 +53,13 @@ impl Drop for Procs {
 
 /// A stream: ffmpeg's real-time feed of `secs` seconds piped into a publisher (`segment`
 /// seconds per segment). Returns the link, the publisher's HTTP address and the publisher.
-fn publish(procs: &mut Procs, dir: &Path, secs: u32, segment: u32) -> (String, String, Child) {
+fn publish(
+    procs: &mut Procs,
+    dir: &Path,
+    secs: u32,
+    segment: u32,
+    extra: &[&str],
+) -> (String, String, Child) {
     let gop = (25 * segment).to_string();
     let mut ffmpeg = Command::new(tool("ffmpeg"))
         .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
@@ -77,7 +83,12 @@ fn publish(procs: &mut Procs, dir: &Path, secs: u32, segment: u32) -> (String, S
     procs.own(ffmpeg);
     let mut publisher = swarmcast()
         .args(["publish", "--segment-secs", &segment.to_string()])
-        .args(["--http", "127.0.0.1:0", "--linger", "30"])
+        .args(["--linger", "30"])
+        .args(if extra.is_empty() {
+            &["--http", "127.0.0.1:0"][..]
+        } else {
+            extra
+        })
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--key")
@@ -208,7 +219,7 @@ fn a_browser_plays_the_viewers_page_with_hls_js() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let mut procs = Procs::default();
-    let (link, _, publisher) = publish(&mut procs, dir.path(), 60, 2);
+    let (link, _, publisher) = publish(&mut procs, dir.path(), 60, 2, &[]);
     procs.own(publisher);
     let (other, _) = viewer(
         &mut procs,
@@ -457,7 +468,7 @@ fn ffmpeg_decodes_the_playlist_and_the_stream_and_metrics_parse() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let mut procs = Procs::default();
-    let (link, publisher_http, publisher) = publish(&mut procs, dir.path(), 12, 1);
+    let (link, publisher_http, publisher) = publish(&mut procs, dir.path(), 12, 1, &[]);
     procs.own(publisher);
     let (metrics_viewer, metrics_addr) = viewer(
         &mut procs,
@@ -590,4 +601,121 @@ fn ffmpeg_decodes_the_playlist_and_the_stream_and_metrics_parse() {
         .collect();
     assert!(gaps.is_empty(), "DTS steps other than one frame: {gaps:?}");
     println!("run time {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Each segment's discontinuity sequence number in a playlist's text: (number, DSN), where the
+/// DSN is `EXT-X-DISCONTINUITY-SEQUENCE` plus the `EXT-X-DISCONTINUITY` tags up to it.
+fn discontinuity_numbers(text: &str) -> Vec<(u64, u64)> {
+    let mut dsn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+        .expect("a discontinuity sequence")
+        .parse()
+        .unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line == "#EXT-X-DISCONTINUITY" {
+            dsn += 1;
+        } else if let Some(n) = line
+            .strip_prefix("/segments/")
+            .and_then(|r| r.strip_suffix(".ts"))
+        {
+            out.push((n.parse().unwrap(), dsn));
+        }
+    }
+    out
+}
+
+/// A publisher killed and restarted (same key, data directory and ports) starts a discontinuity:
+/// the playlist tags the first segment after the restart `EXT-X-DISCONTINUITY`, and once it
+/// has left, `EXT-X-DISCONTINUITY-SEQUENCE` is 1; across every playlist served, each segment
+/// keeps its media sequence number (its position from `EXT-X-MEDIA-SEQUENCE`) and its
+/// discontinuity sequence number (RFC 8216 §6.2.2). The `m3u8` package reads the last one.
+#[test]
+fn a_publishers_restart_is_a_discontinuity_in_the_playlist() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Procs::default();
+    let (http, peer) = (super::free_port(), super::free_port());
+    let ports = [
+        "--http".to_owned(),
+        format!("127.0.0.1:{http}"),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{peer}"),
+    ];
+    let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let (link, _, mut first) = publish(&mut procs, dir.path(), 60, 1, &ports);
+    let (viewer, addr) = viewer(
+        &mut procs,
+        &link,
+        &["--http-out", "127.0.0.1:0"],
+        "playing at http://",
+    );
+    procs.own(viewer);
+    let url = format!("http://{addr}/live.m3u8");
+    wait_for(&url, "no playlist", |b| {
+        String::from_utf8_lossy(b).matches("#EXTINF").count() >= 3
+    });
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (_, _, second) = publish(&mut procs, dir.path(), 60, 1, &ports);
+    procs.own(second);
+    // Every playlist until the discontinuity has left the playlist.
+    let mut seen: Vec<String> = Vec::new();
+    let start = Instant::now();
+    loop {
+        let (status, body) = http_get(&url);
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        let done = text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n");
+        if seen.last() != Some(&text) {
+            seen.push(text);
+        }
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "hang guard: the discontinuity never left: {seen:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tagged: Vec<u64> = seen
+        .iter()
+        .flat_map(|t| {
+            let lines: Vec<&str> = t.lines().collect();
+            lines
+                .windows(4)
+                .filter(|w| w[0] == "#EXT-X-DISCONTINUITY")
+                .filter_map(|w| w[3].strip_prefix("/segments/")?.strip_suffix(".ts"))
+                .map(|n| n.parse::<u64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!tagged.is_empty(), "no EXT-X-DISCONTINUITY: {seen:#?}");
+    assert!(tagged.iter().all(|n| *n == tagged[0]), "{tagged:?}");
+    // Each segment's sequence numbers never change from one playlist to the next.
+    let mut dsn: HashMap<u64, u64> = HashMap::new();
+    for text in &seen {
+        let media: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        for (i, (n, d)) in discontinuity_numbers(text).into_iter().enumerate() {
+            assert_eq!(media + i as u64, n, "media sequence in {text}");
+            assert_eq!(*dsn.entry(n).or_insert(d), d, "segment {n}'s DSN in {text}");
+            assert_eq!(d, u64::from(n >= tagged[0]), "segment {n} in {text}");
+        }
+    }
+    let parsed = parse_m3u8(dir.path(), seen.last().unwrap().as_bytes());
+    assert_eq!(parsed["discontinuity_sequence"], 1);
+    assert!(parsed["media_sequence"].as_u64().unwrap() > tagged[0]);
+    println!(
+        "restart: segment {} tagged, {} playlists, run time {:.1} s",
+        tagged[0],
+        seen.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
