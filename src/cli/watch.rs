@@ -28,13 +28,14 @@ pub(crate) struct WatchArgs {
     /// playlist at /live.m3u8, a page playing it at /watch, and /metrics (docs/players.md).
     #[arg(long, env = "SWARMCAST_HTTP_OUT")]
     pub(crate) http_out: Option<std::net::SocketAddr>,
-    /// hls.js for the page at /watch [default: node_modules/hls.js/dist/hls.min.js under the
-    /// current directory, else under the executable's directory or one of its ancestors].
-    #[arg(long, env = "SWARMCAST_HLS_JS", requires = "http_out")]
+    /// hls.js for the page at /watch (with --http-out) [default:
+    /// node_modules/hls.js/dist/hls.min.js under the current directory, else under the
+    /// executable's directory or one of its ancestors].
+    #[arg(long, env = "SWARMCAST_HLS_JS")]
     pub(crate) hls_js: Option<PathBuf>,
-    /// Serve /metrics (OpenMetrics) and /status.json at http://ADDR/ (with --http-out they are
-    /// served there).
-    #[arg(long, env = "SWARMCAST_METRICS_ADDR", conflicts_with = "http_out")]
+    /// Serve /metrics and /status.json at http://ADDR/ when there is no --http-out (with it,
+    /// they are served there and this is ignored).
+    #[arg(long, env = "SWARMCAST_METRICS_ADDR")]
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
     /// BitTorrent listen address (other viewers fetch from here).
     #[arg(long, env = "SWARMCAST_LISTEN", default_value = "0.0.0.0:0")]

@@ -134,7 +134,10 @@ pub(crate) async fn start_for(
     tasks: &Tasks,
 ) -> Result<Option<Server>, crate::WatchError> {
     let (addr, playback) = match (&config.sink, config.metrics_addr) {
-        (crate::SinkConfig::Http(addr), _) => {
+        (crate::SinkConfig::Http(addr), metrics_addr) => {
+            if let Some(m) = metrics_addr {
+                tracing::warn!(%m, "--metrics-addr is ignored: /metrics is served on the HTTP output");
+            }
             match &hls_js {
                 Some(p) => tracing::info!(hls_js = %p.display(), "the page's hls.js"),
                 None => tracing::warn!("{}", hlsjs::MISSING),

@@ -81,7 +81,7 @@ pub struct WatchConfig {
     /// hls.js for the playback page (`--hls-js`); `None`: looked up (see [`crate::http::hlsjs`]).
     pub hls_js: Option<PathBuf>,
     /// Where `/metrics` (and `/status.json`) are served when the output is not HTTP (with an
-    /// HTTP output they are served there).
+    /// HTTP output they are served there, and this is ignored).
     pub metrics_addr: Option<SocketAddr>,
 }
 
