@@ -160,14 +160,43 @@ pub(crate) async fn start_for(
     Ok(Some(server))
 }
 
-/// After playback: if the stream ended (and the viewer is not being stopped), the server stays
-/// up for HLS clients to finish, for the retention of the last playlist's segments (at most
-/// [`hls::MAX_LINGER`]), or until `cancel`.
-pub(crate) async fn linger(
-    hls: &Hls,
+/// hls.js for an HTTP output ([`hlsjs::find`] from `--hls-js`, the current directory and the
+/// executable); `None` without one.
+pub(crate) fn hls_js_for(
+    config: &crate::WatchConfig,
+) -> Result<Option<PathBuf>, hlsjs::HlsJsError> {
+    match config.sink {
+        crate::SinkConfig::Http(_) => hlsjs::find(
+            config.hls_js.as_deref(),
+            std::env::current_dir().ok().as_deref(),
+            std::env::current_exe().ok().as_deref(),
+        ),
+        _ => Ok(None),
+    }
+}
+
+/// After playback: lingers if the stream ended ([`linger`]), then shuts the server's `tasks`
+/// down and removes the kept HLS files.
+pub(crate) async fn stop(
+    server: Option<Server>,
+    tasks: Tasks,
     end_of_stream: bool,
     cancel: &tokio_util::sync::CancellationToken,
 ) {
+    let hls = server.and_then(|s| s.hls);
+    if let Some(hls) = &hls {
+        linger(hls, end_of_stream, cancel).await;
+    }
+    tasks.shutdown().await;
+    if let Some(hls) = hls {
+        hls.remove_files();
+    }
+}
+
+/// After playback: if the stream ended (and the viewer is not being stopped), the server stays
+/// up for HLS clients to finish, for the retention of the last playlist's segments (at most
+/// [`hls::MAX_LINGER`]), or until `cancel`.
+async fn linger(hls: &Hls, end_of_stream: bool, cancel: &tokio_util::sync::CancellationToken) {
     let linger = hls.finish();
     if !end_of_stream || cancel.is_cancelled() || linger.is_zero() {
         return;

@@ -311,14 +311,7 @@ pub async fn watch(
             });
         }
     }
-    let hls_js = match config.sink {
-        SinkConfig::Http(_) => crate::http::hlsjs::find(
-            config.hls_js.as_deref(),
-            std::env::current_dir().ok().as_deref(),
-            std::env::current_exe().ok().as_deref(),
-        )?,
-        _ => None,
-    };
+    let hls_js = crate::http::hls_js_for(&config)?;
     let recorder = Recorder::new(
         config.node.clone(),
         Role::Viewer,
@@ -391,14 +384,8 @@ pub async fn watch(
         live,
     };
     let result = drive(parts, &run_cancel).await;
-    let hls = server.and_then(|s| s.hls);
-    if let (Ok(summary), Some(hls)) = (&result, &hls) {
-        crate::http::linger(hls, summary.end_of_stream, &cancel).await;
-    }
-    server_tasks.shutdown().await;
-    if let Some(hls) = hls {
-        hls.remove_files();
-    }
+    let ended = result.as_ref().is_ok_and(|s| s.end_of_stream);
+    crate::http::stop(server, server_tasks, ended, &cancel).await;
     let mut summary = result?;
     summary.output_closed |= closed.load(std::sync::atomic::Ordering::SeqCst);
     Ok(summary)

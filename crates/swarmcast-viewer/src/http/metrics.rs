@@ -125,6 +125,15 @@ impl Collector for Metrics {
     fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         let s: LiveSnapshot = self.0.snapshot();
         let mut out = Out(encoder);
+        out.counters(&s)?;
+        out.gauges(&s)
+    }
+}
+
+impl Out<'_> {
+    /// The figures that only grow.
+    fn counters(&mut self, s: &LiveSnapshot) -> std::fmt::Result {
+        let out = self;
         out.counter(
             "segments_played",
             "Segments written to the output.",
@@ -177,7 +186,12 @@ impl Collector for Metrics {
             "manifests_refused",
             "Manifests refused (forged, stale, malformed, another stream's).",
             s.manifests_refused,
-        )?;
+        )
+    }
+
+    /// The figures of the moment.
+    fn gauges(&mut self, s: &LiveSnapshot) -> std::fmt::Result {
+        let out = self;
         out.gauge(
             "peers",
             "Peers connected now over every segment's swarm (sampled each second).",
