@@ -21,6 +21,7 @@ if (!base || !out) {
 const HANG_GUARD_MS = 60_000;
 const WANT = { advanced_s: 8, joins: 3, frames: 180 };
 
+// A fresh profile (in $TMPDIR), removed at the end.
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "swarmcast-chromium-"));
 let context = null;
 

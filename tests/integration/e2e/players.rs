@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -26,12 +27,20 @@ pub(super) const REPO: &str = env!("CARGO_MANIFEST_DIR");
 #[derive(Default)]
 pub(super) struct Procs {
     pids: Vec<u32>,
+    /// Process groups: a process and everything it started (Node and its Chromium).
+    groups: Vec<u32>,
     owned: Vec<Child>,
 }
 
 impl Procs {
     pub(super) fn guard(&mut self, child: &Child) {
         self.pids.push(child.id());
+    }
+
+    /// A child started as the leader of its own process group (`process_group(0)`): the
+    /// group is killed.
+    pub(super) fn guard_group(&mut self, child: &Child) {
+        self.groups.push(child.id());
     }
 
     pub(super) fn own(&mut self, child: Child) {
@@ -44,6 +53,12 @@ impl Drop for Procs {
         for pid in &self.pids {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for pgid in &self.groups {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
                 .stderr(Stdio::null())
                 .status();
         }
@@ -249,11 +264,15 @@ fn a_browser_plays_the_viewers_page_with_hls_js() {
         .arg(format!("http://{addr}"))
         .arg(&shot)
         .current_dir(REPO)
+        // Its own process group: the guard kills Chromium with it. Chromium's profile goes in
+        // the test's directory, removed even if the script is killed.
+        .process_group(0)
+        .env("TMPDIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    procs.guard(&node);
+    procs.guard_group(&node);
     let out = finish(node, "the browser script", HANG_GUARD + HANG_GUARD / 2);
     let after = samples(&String::from_utf8_lossy(
         &http_get(&format!("http://{addr}/metrics")).1,
