@@ -13,9 +13,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-const [base, out] = process.argv.slice(2);
-if (!base || !out) {
-  console.error("usage: node play.mjs http://ADDR OUT.png");
+// `node play.mjs --missing-hls-js http://ADDR`: the viewer found no hls.js; passes once the
+// page shows the message naming the install commands and /hls.min.js answers 404 with it.
+const missing = process.argv[2] === "--missing-hls-js";
+const [base, out] = process.argv.slice(missing ? 3 : 2);
+if (!base || (!out && !missing)) {
+  console.error("usage: node play.mjs http://ADDR OUT.png | node play.mjs --missing-hls-js http://ADDR");
   process.exit(2);
 }
 const HANG_GUARD_MS = 60_000;
@@ -60,6 +63,19 @@ try {
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   await page.goto(base + "/watch");
+  if (missing) {
+    await page.waitForSelector("#message:not([hidden])", { timeout: 20_000 });
+    const message = await page.textContent("#message");
+    const js = await fetch(base + "/hls.min.js");
+    const text = await js.text();
+    for (const want of ["npm ci", "bash scripts/install-deps.sh", "--hls-js"]) {
+      if (!message.includes(want)) await finish(1, `the page's message lacks ${want}: ${message}`);
+      if (!text.includes(want)) await finish(1, `/hls.min.js lacks ${want}: ${text}`);
+    }
+    if (js.status !== 404) await finish(1, `/hls.min.js answered ${js.status}`);
+    clearTimeout(guard);
+    await finish(0, JSON.stringify({ message, hls_js_status: js.status }));
+  }
 
   let start = null;
   for (;;) {

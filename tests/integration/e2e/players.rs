@@ -352,3 +352,73 @@ fn check_overlay(report: &serde_json::Value, after: &HashMap<String, f64>) {
     assert!((0.0..=12.0).contains(&buffer), "buffer ahead {buffer} s");
     assert!(overlay["peers"].as_f64().is_some());
 }
+
+/// Without hls.js (a viewer started away from any `node_modules`), the page says how to install
+/// it (`npm ci`, `bash scripts/install-deps.sh`, `--hls-js`) and `/hls.min.js` answers 404 with
+/// the same text; the viewer plays on (its source here never answers).
+#[test]
+fn the_page_says_how_to_install_hls_js_when_it_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Procs::default();
+    let out = crate::util::run(
+        swarmcast()
+            .args(["keygen", "--out"])
+            .arg(dir.path().join("k")),
+        true,
+    );
+    let key = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+    let closed = super::free_port();
+    let link = format!("swarmcast:?pk={key}&xs=http%3A%2F%2F127.0.0.1%3A{closed}%2Fmanifest");
+    let mut child = swarmcast()
+        .args([
+            "watch",
+            &link,
+            "--listen",
+            "127.0.0.1:0",
+            "--http-out",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    procs.guard(&child);
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    procs.own(child);
+    // Read to its end (the viewer never blocks on it), the address sent on.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("playing at http://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(HANG_GUARD)
+        .expect("hang guard: the viewer announced no address");
+    let node = Command::new(tool("node"))
+        .arg(Path::new(REPO).join("tests/browser/play.mjs"))
+        .args(["--missing-hls-js", &format!("http://{addr}")])
+        .current_dir(REPO)
+        .process_group(0)
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    procs.guard_group(&node);
+    let out = finish(node, "the browser script", HANG_GUARD);
+    assert!(
+        out.status.success(),
+        "play.mjs --missing-hls-js: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["hls_js_status"], 404);
+}
