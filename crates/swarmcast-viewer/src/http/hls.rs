@@ -34,6 +34,8 @@ struct State {
     playlist: Option<Playlist>,
     /// Playback ended: the playlist no longer follows the live state.
     finished: bool,
+    /// A segment longer than the target duration was warned of.
+    warned_long: bool,
 }
 
 /// A kept segment's file name.
@@ -56,6 +58,7 @@ impl Hls {
                 target: None,
                 playlist: None,
                 finished: false,
+                warned_long: false,
             }),
         })
     }
@@ -97,6 +100,22 @@ impl Hls {
             return;
         }
         let playlist = st.timeline.update(target, &segments, end);
+        if let Some(s) = playlist
+            .segments
+            .iter()
+            .find(|s| (s.duration + 45_000) / 90_000 > target)
+        {
+            // Not from swarmcast's segmenter (it cuts within twice the target): an encoder's
+            // files (--watch-dir) may be longer. The target cannot change (RFC 8216 §6.2.1).
+            if !std::mem::replace(&mut st.warned_long, true) {
+                tracing::warn!(
+                    segment = s.number,
+                    duration_ms = s.duration / 90,
+                    target_s = target,
+                    "a segment is longer than the HLS playlist's target duration: strict players may refuse the playlist"
+                );
+            }
+        }
         for n in st.retention.listed(&playlist, self.now_ms()) {
             let Some(src) = snap.segments.iter().find(|s| s.number == n) else {
                 continue;
