@@ -30,7 +30,7 @@ pub(crate) struct WatchArgs {
     /// Play into this player instead: a command line (split into words as a shell would) whose
     /// standard input gets the stream, e.g. 'mpv -', 'vlc -', 'ffplay -'. The viewer stops when
     /// the player exits; the player is stopped when the viewer does (docs/watch.md).
-    #[arg(long, env = "SWARMCAST_PLAYER", conflicts_with_all = ["out", "http_out"], value_parser = crate::parse::parse_player)]
+    #[arg(long, value_name = "CMD", env = "SWARMCAST_PLAYER", conflicts_with_all = ["out", "http_out"], value_parser = crate::parse::parse_player)]
     pub(crate) player: Option<crate::player::PlayerCommand>,
     /// No status line (it is shown only when stderr is a terminal). The variable takes 1, true,
     /// yes or on (0, false, no, off: the line is shown).
