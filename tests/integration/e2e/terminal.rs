@@ -1,7 +1,7 @@
 //! `swarmcast watch` on a terminal and into a player (issue 18, items 4 and 5).
 //!
-//! The terminal is a detached tmux session on a private server (`tmux -L <unique>`, never the
-//! user's), removed with `kill-server` by a drop guard whatever happens; its pane is read with
+//! The terminal is a detached tmux session on a private server (`tmux -S <temporary socket>`,
+//! never the user's), removed with `kill-server` by a drop guard whatever happens; its pane is read with
 //! `capture-pane` in bounded loops, and everything the viewer drew is kept by `pipe-pane`.
 
 use std::io::{BufRead, BufReader, Read};
@@ -76,10 +76,11 @@ impl Drop for Publisher {
     }
 }
 
-/// A private tmux server (its own socket), killed when dropped. Panes stay after their command
-/// exits (`remain-on-exit`), so the summary can be read.
+/// A private tmux server, killed when dropped: its socket is a file of the test's temporary
+/// directory (`-S`, like `-L` a server of its own, and removed with the directory). Panes stay
+/// after their command exits (`remain-on-exit`), so the summary can be read.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
     config: PathBuf,
 }
 
@@ -92,7 +93,7 @@ impl Tmux {
         )
         .unwrap();
         Self {
-            socket: format!("swarmcast-test-{}-{name}", std::process::id()),
+            socket: dir.join(format!("tmux-{name}.sock")),
             config,
         }
     }
@@ -107,7 +108,7 @@ impl Tmux {
             }
         }
         cmd.env_remove("TMUX").env("TERM", "xterm-256color");
-        cmd.arg("-L").arg(&self.socket).arg("-f").arg(&self.config);
+        cmd.arg("-S").arg(&self.socket).arg("-f").arg(&self.config);
         cmd
     }
 
