@@ -495,6 +495,21 @@ fn a_player_that_quits_stops_the_viewer_at_once() {
         .spawn()
         .unwrap();
     let guard = scopeguard(viewer.id());
+    // Beside it, a player that quits failing: the viewer stops as well, and exits 1 naming it.
+    let failing_line = "sh -c 'head -c 1000 > /dev/null; exit 3'";
+    let failing = swarmcast()
+        .args([
+            "watch",
+            &publisher.link,
+            "--listen",
+            "127.0.0.1:0",
+            "--player",
+            failing_line,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdout = viewer.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -524,6 +539,75 @@ fn a_player_that_quits_stops_the_viewer_at_once() {
         after < Duration::from_secs(20),
         "stopped {after:?} after the player"
     );
+
+    let out = wait_output(failing, "the viewer of the failing player");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopped: the output was closed (its reader quit)")
+            && stderr.contains(&format!(
+                "error: the player `{failing_line}` failed: exit status: 3"
+            )),
+        "{stderr}"
+    );
+}
+
+/// A player still running 10 s after the end of the stream closed its input is killed, and
+/// the viewer exits 0 saying so.
+#[test]
+fn a_player_that_outlives_the_stream_is_stopped() {
+    let publisher = Publisher::start("2");
+    // It reads the stream to its end, then would sleep for ten minutes (as itself: `exec`).
+    let line = "sh -c 'cat > /dev/null; exec sleep 600'";
+    let viewer = swarmcast()
+        .args([
+            "watch",
+            &publisher.link,
+            "--from-start",
+            "--listen",
+            "127.0.0.1:0",
+            "--player",
+            line,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let player = player_of(viewer.id());
+    let _player_guard = scopeguard(player);
+    let out = wait_output(viewer, "the viewer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert!(
+        stderr.contains("; the stream ended")
+            && stderr.contains(&format!(
+                "the player `{line}` was stopped (it did not exit within 10 s of the end of the stream): signal: 9 (SIGKILL)"
+            )),
+        "{stderr}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{player}")).exists(),
+        "the player {player} is still there"
+    );
+}
+
+/// The pid of `viewer`'s child, the player (listed by the thread that started it), waited for
+/// within the hang guard.
+fn player_of(viewer: u32) -> u32 {
+    let start = Instant::now();
+    loop {
+        let children = std::fs::read_dir(format!("/proc/{viewer}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .collect::<String>();
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().unwrap();
+        }
+        assert!(start.elapsed() < HANG_GUARD, "hang guard: no player");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Ctrl-C stops the viewer and kills its player at once, even one that reads nothing (whose
@@ -548,21 +632,8 @@ fn ctrl_c_kills_the_player() {
         .spawn()
         .unwrap();
     let guard = scopeguard(viewer.id());
-    // The player: the viewer's child (listed by the thread that started it).
+    let player = player_of(viewer.id());
     let start = Instant::now();
-    let player: u32 = loop {
-        let children = std::fs::read_dir(format!("/proc/{}/task", viewer.id()))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-            .collect::<String>();
-        if let Some(pid) = children.split_whitespace().next() {
-            break pid.parse().unwrap();
-        }
-        assert!(start.elapsed() < HANG_GUARD, "hang guard: no player");
-        std::thread::sleep(Duration::from_millis(20));
-    };
     let _player_guard = scopeguard(player);
     // Playing: segments written into the pipe.
     while !json_lines(&metrics).iter().any(|e| e["kind"] == "played") {
