@@ -50,6 +50,20 @@ pub(crate) fn line(s: &LiveSnapshot) -> String {
     fields.join(" · ")
 }
 
+/// `line` cut to `width` characters (its characters are one column each), the cut marked `…`:
+/// a line longer than the terminal would wrap, and then each redraw would leave a line behind.
+/// (indicatif's `wide_msg` cuts by bytes, mid-character for `·`.)
+pub(crate) fn fit(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(width.saturating_sub(1)).collect();
+    if width > 0 {
+        cut.push('…');
+    }
+    cut
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -131,7 +145,14 @@ async fn refresh(bar: ProgressBar, live: Live) {
     let mut rx = live.subscribe();
     loop {
         let snapshot = rx.borrow_and_update().clone();
-        bar.set_message(line(&snapshot));
+        // The spinner and a space before it, and the last column left free (a character there
+        // moves some terminals' cursor to the next line).
+        let width = console::Term::stderr()
+            .size_checked()
+            .map_or(usize::MAX, |(_rows, cols)| {
+                usize::from(cols).saturating_sub(3)
+            });
+        bar.set_message(fit(&line(&snapshot), width));
         bar.tick();
         let drawn = tokio::time::Instant::now();
         if let Ok(Err(_)) = tokio::time::timeout(REFRESH, rx.changed()).await {
@@ -285,6 +306,18 @@ mod tests {
                 "{peers}/{publisher}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_wider_than_the_terminal_is_cut() {
+        let text = line(&snapshot());
+        assert_eq!(fit(&text, 200), text);
+        assert_eq!(fit(&text, text.chars().count()), text);
+        let cut = fit(&text, 20);
+        assert_eq!(cut, "segment 41 · buffer…");
+        assert_eq!(cut.chars().count(), 20);
+        assert_eq!(fit(&text, 1), "…");
+        assert_eq!(fit(&text, 0), "");
     }
 
     #[test]
