@@ -1,8 +1,9 @@
 //! `swarmcast watch` on a terminal and into a player (issue 18, items 4 and 5).
 //!
 //! The terminal is a detached tmux session on a private server (`tmux -S <temporary socket>`,
-//! never the user's), removed with `kill-server` by a drop guard whatever happens; its pane is read with
-//! `capture-pane` in bounded loops, and everything the viewer drew is kept by `pipe-pane`.
+//! never the user's), removed with `kill-server` by a drop guard whatever happens; its pane is
+//! read with `capture-pane` in bounded loops, and everything the viewer drew is kept by
+//! `pipe-pane`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
