@@ -4,6 +4,7 @@ mod faults;
 mod files;
 mod lab;
 mod netlab;
+mod terminal;
 mod transmission;
 
 use std::io::{BufRead, BufReader};
