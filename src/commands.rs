@@ -283,21 +283,49 @@ pub(crate) async fn watch(args: crate::cli::WatchArgs, cancel: CancellationToken
     config.punch_ports = args.punch_ports.0;
     config.hls_js = args.hls_js;
     config.metrics_addr = args.metrics_addr;
+    // The player first: a command that cannot start stops everything before it starts, and
+    // from here on the viewer's stdout is the player's stdin.
+    let mut player = match &args.player {
+        Some(cmd) => Some(crate::player::Player::start(cmd)?),
+        None => None,
+    };
+    let status_line = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_viewer::WatchReady>();
     let printer = async move {
-        if let Ok(ready) = ready_rx.await {
-            if let Some(http) = ready.http {
-                eprintln!("playing at http://{http}/ (open it in mpv, VLC or ffplay; HLS at http://{http}/live.m3u8, a page at http://{http}/watch)");
-            } else if let Some(metrics) = ready.metrics {
-                eprintln!("metrics at http://{metrics}/metrics");
-            }
+        let ready = ready_rx.await.ok()?;
+        if let Some(http) = ready.http {
+            eprintln!("playing at http://{http}/ (open it in mpv, VLC or ffplay; HLS at http://{http}/live.m3u8, a page at http://{http}/watch)");
+        } else if let Some(metrics) = ready.metrics {
+            eprintln!("metrics at http://{metrics}/metrics");
         }
+        status_line.then(|| crate::status::StatusLine::start(ready.live))
     };
-    let (summary, ()) = tokio::join!(
-        swarmcast_viewer::watch(config, cancel, Some(ready_tx)),
-        printer
-    );
+    let run = async {
+        tokio::join!(
+            swarmcast_viewer::watch(config, cancel.clone(), Some(ready_tx)),
+            printer
+        )
+    };
+    tokio::pin!(run);
+    let (summary, status) = match player.as_mut() {
+        Some(player) => tokio::select! {
+            r = &mut run => r,
+            () = cancel.cancelled() => {
+                player.interrupt();
+                run.await
+            }
+        },
+        None => run.await,
+    };
+    // Off the screen before the summary (or the error) is printed.
+    if let Some(status) = status {
+        status.clear().await;
+    }
+    // On an error the player is dropped: its input closed, it is killed.
     eprintln!("{}", summary?);
+    if let Some(player) = player {
+        eprintln!("{}", player.finish(cancel.is_cancelled()).await?);
+    }
     Ok(())
 }
 

@@ -28,6 +28,8 @@ macro_rules! out {
 mod cli;
 mod commands;
 mod parse;
+mod player;
+mod status;
 
 use cli::{Cli, Command};
 
@@ -170,7 +172,8 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--log {filter:?} is not a valid log filter: {e}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines go above `watch`'s status line while it is shown.
+        .with_writer(status::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     Ok(())

@@ -56,6 +56,12 @@ pub(crate) fn parse_play_secs(s: &str) -> Result<f64, String> {
     secs_in(s, 0.0, 600.0)
 }
 
+/// `watch --player`: a command line, split into words (an empty one, or an unclosed quote, is
+/// refused).
+pub(crate) fn parse_player(s: &str) -> Result<crate::player::PlayerCommand, String> {
+    s.parse()
+}
+
 /// `demo --stagger`: 0 to an hour.
 pub(crate) fn parse_stagger(s: &str) -> Result<f64, String> {
     secs_in(s, 0.0, 3600.0)

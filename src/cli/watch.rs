@@ -37,6 +37,15 @@ pub(crate) struct WatchArgs {
     /// they are served there and this is ignored).
     #[arg(long, env = "SWARMCAST_METRICS_ADDR")]
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Play into this player instead: a command line (split into words as a shell would) whose
+    /// standard input gets the stream, e.g. 'mpv -', 'vlc -', 'ffplay -'. The viewer stops when
+    /// the player exits; the player is stopped when the viewer does (docs/watch.md).
+    #[arg(long, value_name = "CMD", env = "SWARMCAST_PLAYER", conflicts_with_all = ["out", "http_out"], value_parser = crate::parse::parse_player)]
+    pub(crate) player: Option<crate::player::PlayerCommand>,
+    /// No status line (it is shown only when stderr is a terminal). The variable takes 1, true,
+    /// yes or on (0, false, no, off: the line is shown).
+    #[arg(long, short, env = "SWARMCAST_QUIET", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) quiet: bool,
     /// BitTorrent listen address (other viewers fetch from here).
     #[arg(long, env = "SWARMCAST_LISTEN", default_value = "0.0.0.0:0")]
     pub(crate) listen: std::net::SocketAddr,

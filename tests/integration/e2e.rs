@@ -5,6 +5,7 @@ mod files;
 mod lab;
 mod netlab;
 mod players;
+mod terminal;
 mod transmission;
 
 use std::io::{BufRead, BufReader};
