@@ -149,6 +149,8 @@ struct SinkState {
     broken_after: Option<usize>,
     /// How they fail [default: a closed pipe].
     error: Option<std::io::ErrorKind>,
+    /// Writes after this many, and closing, never return (a pipe whose reader stopped reading).
+    stuck_after: Option<usize>,
 }
 
 /// A sink that records each write with its virtual time.
@@ -179,6 +181,11 @@ impl FakeSink {
         s.error = Some(kind);
     }
 
+    /// Writes after the first `n`, and closing, never return, as on a full pipe nobody reads.
+    pub(crate) fn stick_after(&self, n: usize) {
+        lock(&self.state).stuck_after = Some(n);
+    }
+
     /// What was written: (ms, bytes).
     pub(crate) fn writes(&self) -> Vec<(u64, Bytes)> {
         lock(&self.state).writes.clone()
@@ -192,6 +199,13 @@ impl FakeSink {
 
 impl PlaybackSink for FakeSink {
     async fn write(&mut self, data: Bytes) -> std::io::Result<()> {
+        let stuck = {
+            let s = lock(&self.state);
+            s.stuck_after == Some(s.writes.len())
+        };
+        if stuck {
+            std::future::pending::<()>().await;
+        }
         let mut s = lock(&self.state);
         if s.broken_after == Some(s.writes.len()) {
             return Err(s.error.unwrap_or(std::io::ErrorKind::BrokenPipe).into());
@@ -201,6 +215,10 @@ impl PlaybackSink for FakeSink {
     }
 
     async fn close(&mut self) -> std::io::Result<()> {
+        let stuck = lock(&self.state).stuck_after.is_some();
+        if stuck {
+            std::future::pending::<()>().await;
+        }
         lock(&self.state).closed = true;
         Ok(())
     }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-/// How often the viewer samples its swarm for [`LiveSnapshot::peers`] and
-/// [`LiveSnapshot::download_rate`].
+/// How often the viewer samples its swarm for [`LiveSnapshot::peers`],
+/// [`LiveSnapshot::connections`] and [`LiveSnapshot::download_rate`].
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// The window the download rate is averaged over.
@@ -56,9 +56,15 @@ pub struct LiveSnapshot {
     /// next one to play while they follow one another: what playback can go on with if the swarm
     /// stops now.
     pub buffer_ahead_ms: u64,
-    /// Peers connected now, over every segment's swarm (sampled each [`TICK`]; a peer in two
-    /// segments' swarms counts twice).
+    /// The viewers this one trades with: in each segment's swarm it holds, the peers other than
+    /// the publisher that it received payload from or sent payload to, the most over those
+    /// segments (sampled each [`TICK`]). Not the connections open now: with segments of a few
+    /// seconds, a segment's swarm is often done (every connection between two peers that both
+    /// hold the segment closed) when the sample is taken.
     pub peers: u64,
+    /// Peer connections open now over every segment's swarm, the publisher's included (a peer in
+    /// two segments' swarms counts twice; sampled each [`TICK`]).
+    pub connections: u64,
     /// Payload bytes received per second over the last [`RATE_WINDOW_MS`] (swarm and HTTP).
     pub download_rate: u64,
     /// Payload bytes received from the publisher.

@@ -251,16 +251,24 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         }
     }
 
-    /// Samples the swarm: peers connected now, and the download rate.
+    /// Samples the swarm: the peers traded with, connections open now, and the download rate.
     fn sample_live(&mut self) {
-        let (mut peers, mut pending) = (0, 0);
+        let (mut peers, mut connections, mut pending) = (0, 0, 0);
+        let publishers = self.publisher_addrs();
         for seg in self.segs.values() {
             if let Some(t) = &seg.torrent {
                 let s = self.swarm.stats(t);
-                peers += s.live_peers;
+                connections += s.live_peers;
                 if !seg.complete {
                     pending += s.fetched;
                 }
+                let traded = self
+                    .swarm
+                    .peer_bytes(t)
+                    .into_iter()
+                    .filter(|p| (p.fetched > 0 || p.uploaded > 0) && !publishers.contains(&p.addr))
+                    .count() as u64;
+                peers = peers.max(traded);
             }
             if let Some(f) = &seg.fallback {
                 pending += f.received.load(Ordering::Relaxed);
@@ -271,6 +279,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         let rate = self.rate.sample(self.now_ms(), total);
         self.live.update(|s| {
             s.peers = peers;
+            s.connections = connections;
             s.download_rate = rate;
         });
     }

@@ -194,8 +194,13 @@ impl Out<'_> {
         let out = self;
         out.gauge(
             "peers",
-            "Peers connected now over every segment's swarm (sampled each second).",
+            "Other viewers that exchanged payload with this one in one segment's swarm, the most over the segments held (sampled each second).",
             s.peers as f64,
+        )?;
+        out.gauge(
+            "connections",
+            "Peer connections open now over every segment's swarm, the publisher's included (sampled each second).",
+            s.connections as f64,
         )?;
         out.gauge(
             "buffer_ahead_seconds",
@@ -256,6 +261,7 @@ mod tests {
             s.manifest_bytes = 4_096;
             s.manifests_refused = 4;
             s.peers = 5;
+            s.connections = 6;
             s.buffer_ahead_ms = 6_250;
             s.download_rate = 125_000;
             s.last_setup_ms = Some(42.0);
@@ -294,6 +300,7 @@ mod tests {
             ("swarmcast_viewer_manifest_bytes_total", 4_096.0),
             ("swarmcast_viewer_manifests_refused_total", 4.0),
             ("swarmcast_viewer_peers", 5.0),
+            ("swarmcast_viewer_connections", 6.0),
             ("swarmcast_viewer_buffer_ahead_seconds", 6.25),
             ("swarmcast_viewer_download_rate_bytes", 125_000.0),
             ("swarmcast_viewer_last_setup_seconds", 0.042),
@@ -304,7 +311,7 @@ mod tests {
             assert_eq!(values.get(name), Some(&want), "{name} in\n{text}");
         }
         assert_eq!(values.len(), scrape.samples.len());
-        assert_eq!(values.len(), 20, "{text}");
+        assert_eq!(values.len(), 21, "{text}");
 
         // The same in the Prometheus text format: each family named as its sample.
         let old = prometheus_text(&text);
@@ -316,7 +323,7 @@ mod tests {
         assert!(old.contains("# TYPE swarmcast_viewer_peers gauge\nswarmcast_viewer_peers 5.0\n"));
         let scrape =
             prometheus_parse::Scrape::parse(old.lines().map(|l| Ok(l.to_owned()))).expect("parses");
-        assert_eq!(scrape.samples.len(), 20);
+        assert_eq!(scrape.samples.len(), 21);
         assert!(scrape.docs.contains_key("swarmcast_viewer_stalls_total"));
     }
 

@@ -292,6 +292,32 @@ async fn a_late_segment_is_counted_as_a_stall_and_playback_slips() {
     assert_eq!(played, [(2_600_000, 400_000)]);
 }
 
+/// Ctrl-C while a write to the output cannot finish (a pipe whose reader stopped reading): the
+/// viewer stops at once all the same, gives closing the output a bounded time, forgets every
+/// segment and stops the swarm.
+#[tokio::test(start_paused = true)]
+async fn cancel_stops_a_viewer_stuck_writing_to_its_output() {
+    let h = Harness::new(4, 500, false);
+    h.publish(0, 1, 0..=3, false);
+    h.sink.stick_after(1);
+    // Virtual time: a viewer that does not stop fails here at once, not at nextest's guard.
+    let (summary, returned_at) = tokio::time::timeout(Duration::from_secs(600), h.run(5_000))
+        .await
+        .expect("the viewer stops when cancelled");
+    assert_eq!(summary.played, [0]);
+    assert_eq!(
+        returned_at,
+        5_000 + crate::watch::CLOSE_GRACE.as_millis() as u64,
+        "cancelled at 5,000 ms, then the output's close given its grace"
+    );
+    assert!(!h.sink.closed());
+    let calls = h.swarm.calls();
+    for n in 0..4 {
+        assert!(calls.iter().any(|(_, c)| *c == Call::Forget(n)), "{n}");
+    }
+    assert_eq!(calls.last(), Some(&(returned_at, Call::Shutdown)));
+}
+
 /// Stopped before the end of the stream (`cancel`): the loop ends at once, having played what
 /// was due, and records that the stream did not end.
 #[tokio::test(start_paused = true)]
