@@ -373,7 +373,20 @@ fn the_page_says_how_to_install_hls_js_when_it_is_missing() {
         .to_owned();
     let closed = super::free_port();
     let link = format!("swarmcast:?pk={key}&xs=http%3A%2F%2F127.0.0.1%3A{closed}%2Fmanifest");
-    let mut child = swarmcast()
+    // The binary is run from a copy (a hard link) outside the checkout: from `target/debug` it
+    // would find the checkout's node_modules among its directory's ancestors.
+    let exe = dir.path().join("swarmcast");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_swarmcast"), &exe).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_swarmcast"), &exe).unwrap();
+    }
+    let mut viewer = Command::new(&exe);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SWARMCAST_") {
+            viewer.env_remove(key);
+        }
+    }
+    let mut child = viewer
+        .env("SWARMCAST_LOG", "warn")
         .args([
             "watch",
             &link,
