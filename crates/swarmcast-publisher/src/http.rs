@@ -137,6 +137,11 @@ pub struct Shared {
     pub late_pieces: AtomicU64,
     /// See [`late_pieces`](Self::late_pieces).
     pub late_arrived: AtomicU64,
+    /// External tracker whitelist rewrites (and reloads) done, and failed
+    /// ([`crate::whitelist`]).
+    pub whitelist_updates: AtomicU64,
+    /// See [`whitelist_updates`](Self::whitelist_updates).
+    pub whitelist_failures: AtomicU64,
     /// The stream link, for the status page.
     pub link: String,
     /// Set when the publisher stopped taking new segments (e.g. disk full).
@@ -175,6 +180,8 @@ impl Shared {
             uploaded_bytes: AtomicU64::new(0),
             late_pieces: AtomicU64::new(0),
             late_arrived: AtomicU64::new(0),
+            whitelist_updates: AtomicU64::new(0),
+            whitelist_failures: AtomicU64::new(0),
             link,
             degraded: RwLock::new(None),
             origin: Instant::now(),
