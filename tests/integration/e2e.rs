@@ -3,7 +3,10 @@
 mod faults;
 mod files;
 mod lab;
+mod mirrors;
 mod netlab;
+mod procs;
+mod trackers;
 mod transmission;
 
 use std::io::{BufRead, BufReader};
