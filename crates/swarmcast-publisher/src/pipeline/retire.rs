@@ -35,6 +35,7 @@ impl Publisher {
                 .swarm_active_ms
                 .store(self.shared.now_ms(), Ordering::Relaxed);
         }
+        self.shared.sample_rates(self.shared.now_ms());
         if let Some(tracker) = &self.shared.tracker {
             let now = self.shared.now_ms();
             tracker
