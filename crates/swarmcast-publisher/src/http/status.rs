@@ -58,9 +58,10 @@ impl RateMeter {
     /// not sampled lately). A counter that went down counts as no bytes.
     pub fn rate(&self, now_ms: u64) -> Option<u64> {
         let start = now_ms.saturating_sub(self.window_ms);
-        let mut inside = self.samples.iter().filter(|&&(t, _)| t >= start);
-        let (t0, b0) = *inside.next()?;
-        let (t1, b1) = *inside.last()?;
+        // Samples are in time order: the newest is the last, the oldest in the window the first
+        // at or after its start.
+        let (t1, b1) = *self.samples.back()?;
+        let (t0, b0) = *self.samples.iter().find(|&&(t, _)| t >= start)?;
         let span = t1.checked_sub(t0).filter(|&s| s > 0)?;
         Some(b1.saturating_sub(b0).saturating_mul(1_000) / span)
     }
