@@ -58,7 +58,7 @@ pub enum WhitelistError {
         reason: String,
     },
     /// The process could not be signalled (gone, or not ours to signal).
-    #[error("cannot send SIGHUP to the tracker, process {pid}: {source}")]
+    #[error("cannot signal the tracker (process {pid}) to re-read its whitelist: {source}")]
     Signal {
         /// The process id.
         pid: i32,

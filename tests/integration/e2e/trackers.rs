@@ -143,3 +143,70 @@ fn opentracker_fed_by_the_whitelist_hook_lets_four_capped_viewers_trade() {
         "{text:?}"
     );
 }
+
+/// The whitelist hook's flags refused with the reason, before anything starts: a process id that
+/// names a group, a process that does not exist, a whitelist in a directory that does not.
+#[test]
+fn tracker_whitelist_flags_are_refused_with_the_reason() {
+    use crate::util::{run, swarmcast};
+    let dir = tempfile::tempdir().unwrap();
+    let base = |extra: &[&str]| {
+        let mut cmd = swarmcast();
+        cmd.args(["publish", "--synth", "--http", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("d"))
+            .arg("--key")
+            .arg(dir.path().join("k"))
+            .args(extra);
+        cmd
+    };
+    let whitelist = dir.path().join("whitelist");
+    let whitelist = whitelist.to_str().unwrap();
+    let out = run(
+        &mut base(&[
+            "--tracker-whitelist",
+            whitelist,
+            "--tracker-reload-pid",
+            "0",
+        ]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tracker-reload-pid") && err.contains("process groups"),
+        "{err}"
+    );
+    // A process that existed and is gone (reaped).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let pid = gone.id().to_string();
+    let out = run(
+        &mut base(&[
+            "--tracker-whitelist",
+            whitelist,
+            "--tracker-reload-pid",
+            &pid,
+        ]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("process {pid}")) && err.contains("No such process"),
+        "{err}"
+    );
+    let missing = dir.path().join("no/such/dir/whitelist");
+    let out = run(
+        &mut base(&["--tracker-whitelist", missing.to_str().unwrap()]),
+        false,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("does not exist"),
+        "{err}"
+    );
+    // A pid without a whitelist is refused by the flags' rules.
+    let out = run(&mut base(&["--tracker-reload-pid", "1"]), false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tracker-whitelist"), "{err}");
+    assert!(!dir.path().join("whitelist").exists());
+}
