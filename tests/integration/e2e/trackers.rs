@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::procs::{
-    assert_played_identical, external, free_port, publish, stream_dir, swarm_bytes, wait_listening,
-    wait_viewers, watch, KillOnDrop,
+    assert_played_identical, external, free_port, json_lines, publish, stream_dir, swarm_bytes,
+    wait_listening, wait_viewers, watch, KillOnDrop,
 };
 use crate::util::http_get;
 
@@ -112,10 +112,23 @@ fn opentracker_fed_by_the_whitelist_hook_lets_four_capped_viewers_trade() {
     drop(publisher);
 
     let segments = stream_dir(dir.path());
+    let last = json_lines(&dir.path().join("publisher.jsonl"))
+        .iter()
+        .filter(|e| e["kind"] == "published")
+        .filter_map(|e| e["seg"].as_u64())
+        .max()
+        .unwrap();
+    assert_eq!(last, 9, "10 segments of 2 s");
     let (mut from_publisher, mut from_peers) = (0, 0);
     for name in &names {
+        // Byte-identical, contiguous, to the end of the stream (from the first segment: they
+        // join from the start).
         let played = assert_played_identical(dir.path(), name, &segments);
-        assert!(played.len() >= 8, "{name} played only {played:?}");
+        assert_eq!(
+            (played.first(), played.last()),
+            (Some(&0), Some(&last)),
+            "{name} did not play the whole stream: {played:?}"
+        );
         let (p, v) = swarm_bytes(dir.path(), name);
         println!("{name}: played {played:?}; {p} bytes from the publisher, {v} from peers");
         from_publisher += p;
