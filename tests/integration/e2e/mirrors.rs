@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::procs::{
-    assert_played_identical, external, free_port, json_lines, publish, stream_dir, wait_listening,
-    wait_viewers, watch, KillOnDrop,
+    assert_last_published, assert_played_identical, external, free_port, json_lines, publish,
+    stream_dir, wait_listening, wait_viewers, watch, KillOnDrop,
 };
 
 /// The run takes about 30 s (12 s of stream, start-up, playout delay, linger); 4x that.
@@ -162,13 +162,9 @@ fn viewers_of_a_link_naming_only_an_nginx_mirror_play_the_whole_stream() {
     wait_viewers(dir.path(), &names, &mut viewers, HANG_GUARD, || {});
 
     let segments = stream_dir(dir.path());
-    let last = json_lines(&dir.path().join("publisher.jsonl"))
-        .iter()
-        .filter(|e| e["kind"] == "published")
-        .filter_map(|e| e["seg"].as_u64())
-        .max()
-        .unwrap();
-    assert_eq!(last, 5, "6 segments of 2 s");
+    // 6 segments of 2 s.
+    let last = 5;
+    assert_last_published(dir.path(), last);
     for name in &names {
         let played = assert_played_identical(dir.path(), name, &segments);
         assert_eq!(

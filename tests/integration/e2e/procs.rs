@@ -70,11 +70,13 @@ pub(crate) fn json_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// `swarmcast publish` with `args` (data, key and counters under `dir`), its stdout read up to
-/// the stream link: the process (killed on drop) and the link.
+/// `swarmcast publish` with `args` (data, key and counters under `dir`, its log at level info in
+/// `dir/publisher.log`), its stdout read up to the stream link: the process (killed on drop)
+/// and the link.
 pub(crate) fn publish(dir: &Path, args: &[&str]) -> (KillOnDrop, String) {
     let mut child = swarmcast()
         .arg("publish")
+        .env("SWARMCAST_LOG", "info")
         .args(args)
         .arg("--data-dir")
         .arg(dir.join("data"))
@@ -210,4 +212,25 @@ pub(crate) fn external(path: &str) -> Command {
         "{path} is not installed: run `bash .ci/run` (scripts/install-deps.sh installs it)"
     );
     Command::new(path)
+}
+
+/// The last segment the publisher published, from its counters; panics with its log when it
+/// is not `want` (a stream that ended early says why there).
+pub(crate) fn assert_last_published(dir: &Path, want: u64) {
+    let last = json_lines(&dir.join("publisher.jsonl"))
+        .iter()
+        .filter(|e| e["kind"] == "published")
+        .filter_map(|e| e["seg"].as_u64())
+        .max();
+    if last != Some(want) {
+        let log = std::fs::read_to_string(dir.join("publisher.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("segment published"))
+            .collect();
+        panic!(
+            "the publisher's last segment is {last:?}, expected {want}; its log:\n{}",
+            lines.join("\n")
+        );
+    }
 }

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::procs::{
-    assert_played_identical, external, free_port, json_lines, publish, stream_dir, swarm_bytes,
-    wait_listening, wait_viewers, watch, KillOnDrop,
+    assert_last_published, assert_played_identical, external, free_port, publish, stream_dir,
+    swarm_bytes, wait_listening, wait_viewers, watch, KillOnDrop,
 };
 use crate::util::http_get;
 
@@ -112,13 +112,9 @@ fn opentracker_fed_by_the_whitelist_hook_lets_four_capped_viewers_trade() {
     drop(publisher);
 
     let segments = stream_dir(dir.path());
-    let last = json_lines(&dir.path().join("publisher.jsonl"))
-        .iter()
-        .filter(|e| e["kind"] == "published")
-        .filter_map(|e| e["seg"].as_u64())
-        .max()
-        .unwrap();
-    assert_eq!(last, 9, "10 segments of 2 s");
+    // 10 segments of 2 s.
+    let last = 9;
+    assert_last_published(dir.path(), last);
     let (mut from_publisher, mut from_peers) = (0, 0);
     for name in &names {
         // Byte-identical, contiguous, to the end of the stream (from the first segment: they
@@ -165,7 +161,9 @@ fn tracker_whitelist_flags_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let base = |extra: &[&str]| {
         let mut cmd = swarmcast();
-        cmd.args(["publish", "--synth", "--http", "127.0.0.1:0"])
+        // A short stream: were a flag wrongly taken, the publisher would end by itself.
+        cmd.args(["publish", "--synth", "--synth-secs", "1", "--linger", "0"])
+            .args(["--http", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path().join("d"))
             .arg("--key")
@@ -189,10 +187,14 @@ fn tracker_whitelist_flags_are_refused_with_the_reason() {
         err.contains("--tracker-reload-pid") && err.contains("process groups"),
         "{err}"
     );
-    // A process that existed and is gone (reaped).
-    let mut gone = std::process::Command::new("true").spawn().unwrap();
-    gone.wait().unwrap();
-    let pid = gone.id().to_string();
+    // A process id above the kernel's largest: no process has it, now or later (a reaped
+    // child's id could be reused, and the publisher would signal whoever got it).
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = (pid_max + 1).to_string();
     let out = run(
         &mut base(&[
             "--tracker-whitelist",
