@@ -56,7 +56,8 @@ pub(crate) struct PublishArgs {
         value_delimiter = ','
     )]
     pub(crate) mirror_urls: Vec<url::Url>,
-    /// Also write every manifest and torrent to this directory (serve it statically as a mirror).
+    /// Also write every manifest, torrent and segment file to this directory, in the layout of
+    /// the publisher's URLs (serve it statically as a mirror: docs/publish.md, "Mirrors").
     #[arg(long, env = "SWARMCAST_MIRROR_DIR")]
     pub(crate) mirror_dir: Option<PathBuf>,
     /// Target segment length in seconds (fractions allowed; 0.1 to 3600).
