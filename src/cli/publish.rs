@@ -56,7 +56,8 @@ pub(crate) struct PublishArgs {
         value_delimiter = ','
     )]
     pub(crate) mirror_urls: Vec<url::Url>,
-    /// Also write every manifest and torrent to this directory (serve it statically as a mirror).
+    /// Also write every manifest, torrent and segment file to this directory, in the layout of
+    /// the publisher's URLs (serve it statically as a mirror: docs/publish.md, "Mirrors").
     #[arg(long, env = "SWARMCAST_MIRROR_DIR")]
     pub(crate) mirror_dir: Option<PathBuf>,
     /// Target segment length in seconds (fractions allowed; 0.1 to 3600).
@@ -79,6 +80,24 @@ pub(crate) struct PublishArgs {
     /// External tracker announce URL, put in every torrent and the manifest (repeatable).
     #[arg(long = "tracker", env = "SWARMCAST_TRACKERS", value_delimiter = ',')]
     pub(crate) trackers: Vec<String>,
+    /// An external tracker's whitelist file (opentracker's `access.whitelist`): before each
+    /// segment is listed in the manifest, it is rewritten atomically with the info hash of every
+    /// segment served, one 40-character hex hash a line. A failure is logged and counted; the
+    /// segment is published anyway.
+    #[arg(long, env = "SWARMCAST_TRACKER_WHITELIST")]
+    pub(crate) tracker_whitelist: Option<PathBuf>,
+    /// With --tracker-whitelist: send this process SIGHUP after each rewrite (opentracker
+    /// re-reads its whitelist on SIGHUP).
+    #[arg(long, env = "SWARMCAST_TRACKER_RELOAD_PID", requires = "tracker_whitelist", conflicts_with = "tracker_reload_pidfile", value_parser = parse_pid)]
+    pub(crate) tracker_reload_pid: Option<i32>,
+    /// With --tracker-whitelist: send SIGHUP after each rewrite to the process whose id is in
+    /// this file (read each time, so a restarted tracker is found).
+    #[arg(
+        long,
+        env = "SWARMCAST_TRACKER_RELOAD_PIDFILE",
+        requires = "tracker_whitelist"
+    )]
+    pub(crate) tracker_reload_pidfile: Option<PathBuf>,
     /// Do not run the embedded tracker.
     #[arg(long, env = "SWARMCAST_NO_EMBEDDED_TRACKER")]
     pub(crate) no_embedded_tracker: bool,
@@ -182,4 +201,9 @@ pub(crate) enum SeederArg {
     Wire,
     /// A librqbit session (super-seeding: librqbit patch 0007).
     Librqbit,
+}
+
+/// `--tracker-reload-pid`: a positive process id, not ours.
+fn parse_pid(text: &str) -> Result<i32, String> {
+    swarmcast_publisher::whitelist::parse_pid(text)
 }

@@ -3,9 +3,12 @@
 mod faults;
 mod files;
 mod lab;
+mod mirrors;
 mod netlab;
 mod players;
+mod procs;
 mod terminal;
+mod trackers;
 mod transmission;
 
 use std::io::{BufRead, BufReader};

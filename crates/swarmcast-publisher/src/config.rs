@@ -76,7 +76,8 @@ pub struct PublishConfig {
     pub public_url: Option<Url>,
     /// More manifest URLs for the link (mirrors).
     pub mirror_urls: Vec<Url>,
-    /// Also write every manifest and torrent here (for a static web server or CDN).
+    /// Also write every manifest, torrent and segment file here (for a static web server or
+    /// CDN), in the publisher's own URL layout.
     pub mirror_dir: Option<PathBuf>,
     /// Target segment duration, 90 kHz ticks.
     pub target: u64,
@@ -92,6 +93,9 @@ pub struct PublishConfig {
     pub trackers: Vec<String>,
     /// Run the embedded tracker (and announce to it).
     pub embedded_tracker: bool,
+    /// An external tracker's whitelist, rewritten (and the tracker signalled) before each
+    /// segment is listed ([`crate::whitelist`]).
+    pub tracker_whitelist: Option<crate::whitelist::WhitelistConfig>,
     /// Tracker `interval`, seconds.
     pub tracker_interval: u64,
     /// Tracker `min interval`, seconds.
@@ -200,6 +204,7 @@ impl PublishConfig {
             keep_segments: false,
             trackers: Vec::new(),
             embedded_tracker: true,
+            tracker_whitelist: None,
             tracker_interval: 10,
             tracker_min_interval: DEFAULT_TRACKER_MIN_INTERVAL,
             nat_check: true,
@@ -296,6 +301,10 @@ pub(crate) fn validate(config: &PublishConfig) -> Result<(), PublishError> {
                 "--public-url {url}: expected an http or https base URL"
             )));
         }
+    }
+    if let Some(w) = &config.tracker_whitelist {
+        w.check()
+            .map_err(|e| PublishError::Config(crate::error_chain(&e)))?;
     }
     if config.embedded_tracker && config.nat_check && config.nat_check_timeout.is_zero() {
         return Err(PublishError::Config(

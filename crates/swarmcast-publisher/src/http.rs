@@ -1,5 +1,6 @@
 //! The publisher's HTTP side (axum): the signed manifest with blocking reload, segment torrents
-//! and files, the embedded tracker, metrics ([`crate::metrics`]) and a status page. The accept
+//! and files, the embedded tracker, metrics ([`crate::metrics`]) and a live dashboard
+//! ([`Status`]: `GET /` and `GET /status.json`). The accept
 //! loop, its limits and timeouts are [`crate::serve`]'s.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path as UrlPath, Query, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
@@ -137,6 +138,11 @@ pub struct Shared {
     pub late_pieces: AtomicU64,
     /// See [`late_pieces`](Self::late_pieces).
     pub late_arrived: AtomicU64,
+    /// External tracker whitelist rewrites (and reloads) done, and failed
+    /// ([`crate::whitelist`]).
+    pub whitelist_updates: AtomicU64,
+    /// See [`whitelist_updates`](Self::whitelist_updates).
+    pub whitelist_failures: AtomicU64,
     /// The stream link, for the status page.
     pub link: String,
     /// Set when the publisher stopped taking new segments (e.g. disk full).
@@ -158,6 +164,8 @@ pub struct Shared {
     /// When the swarm last uploaded (on [`Shared::now_ms`]'s clock; `u64::MAX`: never), set by
     /// the pipeline's housekeeping.
     pub swarm_active_ms: AtomicU64,
+    /// The dashboard's upload rates ([`Shared::sample_rates`]).
+    rates: Mutex<status::Rates>,
 }
 
 impl Shared {
@@ -175,6 +183,8 @@ impl Shared {
             uploaded_bytes: AtomicU64::new(0),
             late_pieces: AtomicU64::new(0),
             late_arrived: AtomicU64::new(0),
+            whitelist_updates: AtomicU64::new(0),
+            whitelist_failures: AtomicU64::new(0),
             link,
             degraded: RwLock::new(None),
             origin: Instant::now(),
@@ -183,6 +193,7 @@ impl Shared {
             fallback_slots: 0,
             bodies_in_flight: Arc::default(),
             swarm_active_ms: AtomicU64::new(u64::MAX),
+            rates: Mutex::default(),
         }
     }
 
@@ -249,7 +260,8 @@ struct DeltaCache {
 /// `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(status))
+        .route("/", get(status::status_page))
+        .route("/status.json", get(status::status_json))
         .route("/manifest", get(manifest))
         .route("/segments/{file}", get(segment))
         .route("/announce", get(announce))
@@ -576,72 +588,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-async fn status(State(shared): State<Arc<Shared>>) -> Html<String> {
-    let mut page = String::from(
-        "<!doctype html><meta charset=utf-8><title>swarmcast</title><h1>swarmcast publisher</h1>",
-    );
-    page.push_str(&format!(
-        "<p>Stream link: <code>{}</code></p>",
-        escape(&shared.link)
-    ));
-    if let Some(reason) = shared
-        .degraded
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-    {
-        page.push_str(&format!(
-            "<p><strong>Not taking new segments:</strong> {}</p>",
-            escape(reason)
-        ));
-    }
-    if let Some(reason) = shared.feed.failing() {
-        page.push_str(&format!(
-            "<p><strong>Dropping input:</strong> {}</p>",
-            escape(&reason)
-        ));
-    }
-    match shared.current() {
-        None => page.push_str("<p>No manifest yet.</p>"),
-        Some(m) => {
-            let m = &m.manifest;
-            page.push_str(&format!(
-                "<p>Manifest seq {} issued at {} ms{}.</p><table><tr><th>#<th>start (s)<th>duration (s)<th>bytes<th>info hash<th>peers</tr>",
-                m.seq,
-                m.issued_ms,
-                if m.end_of_stream { ", <strong>end of stream</strong>" } else { "" }
-            ));
-            let tracker = shared
-                .tracker
-                .as_ref()
-                .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()));
-            for s in &m.segments {
-                let peers = tracker
-                    .as_ref()
-                    .map_or("-".to_owned(), |t| t.peers(&s.info_hash.0).to_string());
-                page.push_str(&format!(
-                    "<tr><td><a href=/segments/{n:08}.ts>{n}</a><td>{:.3}<td>{:.3}<td>{}<td><a href=/segments/{n:08}.torrent><code>{}</code></a><td>{}</tr>",
-                    s.media_start as f64 / 90_000.0,
-                    s.duration as f64 / 90_000.0,
-                    s.size,
-                    s.info_hash,
-                    peers,
-                    n = s.number
-                ));
-            }
-            page.push_str("</table>");
-        }
-    }
-    page.push_str("<p><a href=/manifest>manifest</a> · <a href=/metrics>metrics</a></p>");
-    Html(page)
-}
+mod status;
+pub use status::{
+    render as render_status, RateMeter, SegmentStatus, Status, RATE_WINDOW_MS,
+    SCRIPT as STATUS_SCRIPT,
+};
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,7 @@ pub mod serve;
 pub mod state;
 mod summary;
 pub mod tracker;
+pub mod whitelist;
 
 pub use config::{
     FeedInput, PublishConfig, SeederKind, DEFAULT_FALLBACK_SLOTS, DEFAULT_TRACKER_MIN_INTERVAL,
@@ -196,8 +197,10 @@ async fn start(
         ),
     );
 
-    if let Some(doc) = previous_doc {
-        publisher.reseed(&doc).await;
+    match previous_doc {
+        Some(doc) => publisher.reseed(&doc).await,
+        // An empty whitelist: nothing of an earlier stream stays tracked.
+        None => publisher.update_whitelist().await,
     }
     tracing::info!(%link, http = %http_addr, peer = %peer_addr, "publishing");
     if let Some(ready) = ready {

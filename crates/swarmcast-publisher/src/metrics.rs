@@ -235,12 +235,23 @@ impl Out<'_> {
         )
     }
 
-    /// The seeder's samples kept in [`Shared`]: `swarm_uploaded_bytes`, `wire_late_*`.
+    /// The seeder's samples kept in [`Shared`]: `swarm_uploaded_bytes`, `wire_late_*`; and the
+    /// external tracker's whitelist: `tracker_whitelist_*`.
     fn seeder(&mut self, shared: &Shared) -> std::fmt::Result {
         self.counter(
             "swarm_uploaded_bytes",
             "Payload bytes uploaded to peers (the seeder's count).",
             get(&shared.uploaded_bytes),
+        )?;
+        self.counter(
+            "tracker_whitelist_updates",
+            "External tracker whitelist rewrites and reloads (--tracker-whitelist).",
+            get(&shared.whitelist_updates),
+        )?;
+        self.counter(
+            "tracker_whitelist_failures",
+            "External tracker whitelist rewrites or reloads that failed (the segment was published anyway).",
+            get(&shared.whitelist_failures),
         )?;
         self.counter("wire_late_pieces", "Pieces written whole to a viewer, unacknowledged after --late-piece, so offered to another viewer.", get(&shared.late_pieces))?;
         self.counter(
@@ -385,9 +396,9 @@ mod tests {
         ] {
             assert_eq!(values.get(name), Some(&want), "{name} in\n{text}");
         }
-        // Each named once; 44 with the tracker and the wire seeder (a new metric is counted
+        // Each named once; 46 with the tracker and the wire seeder (a new metric is counted
         // here too).
         assert_eq!(values.len(), scrape.samples.len());
-        assert_eq!(values.len(), 44, "{text}");
+        assert_eq!(values.len(), 46, "{text}");
     }
 }

@@ -72,6 +72,18 @@ pub(crate) struct Publisher {
     pub(crate) outages_seen: u64,
 }
 
+/// Puts the segment file `from` at `to` in the mirror directory, whole or not at all: a hard
+/// link (no copy, when both are on one file system) or else a copy, under a temporary name
+/// renamed into place.
+fn mirror_file(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let tmp = to.with_extension("ts.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(from, &tmp).is_err() {
+        std::fs::copy(from, &tmp)?;
+    }
+    std::fs::rename(&tmp, to)
+}
+
 impl Publisher {
     /// Re-seeds the previous run's window and serves it under a new sequence number: the newest
     /// segments whose files are all still here, and only if every one of them seeds (a window must
@@ -116,6 +128,7 @@ impl Publisher {
             }
         }
         if self.window.segments().len() > 0 {
+            self.update_whitelist().await;
             if let Err(e) = self.sign_and_serve(None).await {
                 tracing::warn!(error = %e, "cannot serve the re-seeded window");
             }
@@ -183,6 +196,10 @@ impl Publisher {
             if let Err(e) = state::write_atomic(&path, &torrent_bytes) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write the mirror's torrent");
             }
+            let path = m.join("segments").join(format!("{:08}.ts", entry.number));
+            if let Err(e) = mirror_file(&self.segment_path(entry.number), &path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot put the segment file in the mirror (its HTTP fallback will answer 404)");
+            }
         }
         self.live.insert(
             entry.number,
@@ -193,6 +210,50 @@ impl Publisher {
                 uploaded: 0,
             },
         );
+    }
+
+    /// Rewrites the external tracker's whitelist with every segment served (the window and the
+    /// grace period) and signals the tracker, if `--tracker-whitelist` is set: before a new
+    /// segment is listed, and after one is forgotten. A failure is logged and counted, not
+    /// fatal: the segment is published anyway (the manifest's peer hints and the HTTP fallback
+    /// reach the publisher without the tracker).
+    pub(crate) async fn update_whitelist(&self) {
+        let Some(whitelist) = self.config.tracker_whitelist.clone() else {
+            return;
+        };
+        let hashes: Vec<swarmcast_core::InfoHash> = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|s| s.info_hash)
+            .collect();
+        let result = self
+            .tasks
+            .spawn_blocking("tracker-whitelist", move || {
+                whitelist.update(&hashes).map_err(|e| error_chain(&e))
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the whitelist writer failed: {e}")));
+        match result {
+            Ok(()) => {
+                self.shared
+                    .whitelist_updates
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                self.shared
+                    .whitelist_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    %reason,
+                    "cannot update the tracker whitelist: publishing anyway (the external tracker \
+                     may refuse this segment; viewers still reach the publisher through the \
+                     manifest and the HTTP fallback)"
+                );
+            }
+        }
     }
 
     /// Signs the next manifest, persists the counters, then serves it.

@@ -203,3 +203,188 @@ async fn the_tracker_lists_a_peer_once_it_connected_back_and_never_a_closed_port
     stop.cancel();
     server.await.unwrap().expect("not cancelled").unwrap();
 }
+
+#[test]
+fn the_upload_rate_is_the_counters_growth_over_the_last_samples() {
+    let mut m = RateMeter::new(5_000);
+    // Nothing, or one sample: no rate.
+    assert_eq!(m.rate(0), None);
+    m.sample(1_000, 100);
+    assert_eq!(m.rate(1_000), None);
+    // 250 ms apart, 25,000 bytes each: 100,000 bytes/s.
+    for i in 1..=8u64 {
+        m.sample(1_000 + i * 250, 100 + i * 25_000);
+    }
+    assert_eq!(m.rate(3_000), Some(100_000));
+    // A time that does not grow is ignored.
+    m.sample(3_000, 0);
+    assert_eq!(m.rate(3_000), Some(100_000));
+    // The counter stops: after the window only flat samples remain, and the rate is 0.
+    for i in 1..=24u64 {
+        m.sample(3_000 + i * 250, 200_100);
+    }
+    assert_eq!(m.rate(9_000), Some(0));
+    // Half the window at 100 kB/s after a flat half: the average over the window.
+    for i in 1..=10u64 {
+        m.sample(9_000 + i * 250, 200_100 + i * 25_000);
+    }
+    assert_eq!(m.rate(11_500), Some(250_000 * 1_000 / 5_000));
+    // Not sampled for longer than the window: unknown again.
+    assert_eq!(m.rate(30_000), None);
+    // A counter that goes down (never, but) counts as nothing sent.
+    let mut m = RateMeter::new(5_000);
+    m.sample(0, 1_000);
+    m.sample(1_000, 10);
+    assert_eq!(m.rate(1_000), Some(0));
+}
+
+/// A manifest of segments 3 and 4, signed by a test key.
+fn signed_window() -> Arc<SignedManifest> {
+    let secret = swarmcast_core::StreamSecret::from_seed(&[9; 32]);
+    let config = swarmcast_core::WindowConfig {
+        capacity: 2,
+        target_duration: 180_000,
+        peers: vec!["127.0.0.1:6881".into()],
+        trackers: vec![],
+    };
+    let mut window = swarmcast_core::Window::new(secret, config, 1).unwrap();
+    for number in 3..5u64 {
+        let bytes = vec![number as u8; 40_000];
+        let t = swarmcast_core::SegmentTorrent::build(
+            &bytes[..],
+            bytes.len() as u64,
+            &format!("{number:08}.ts"),
+            None,
+            vec![],
+        )
+        .unwrap();
+        window
+            .push(swarmcast_core::manifest::SegmentEntry {
+                number,
+                media_start: number * 180_000,
+                duration: 180_000,
+                size: bytes.len() as u64,
+                discontinuity: false,
+                published_ms: 1_700_000_000_000,
+                info_hash: t.info_hash(),
+                info: t.info_bytes().to_vec(),
+            })
+            .unwrap();
+    }
+    Arc::new(window.sign(1_700_000_000_000).unwrap())
+}
+
+/// `GET /status.json` has the documented fields with the counters' values, peers from the
+/// embedded tracker ("unknown" without it); `GET /` renders the same server-side, with the
+/// table, the totals and the script that polls `status.json`.
+#[tokio::test]
+async fn the_dashboard_serves_its_json_and_a_page_that_polls_it() {
+    let signed = signed_window();
+    let mut tracker = Tracker::new(10, 5);
+    for s in &signed.manifest.segments {
+        tracker.add_torrent(s.info_hash.0, None);
+    }
+    // A viewer in segment 4's swarm.
+    let ih4 = signed.manifest.segments[1].info_hash.0;
+    let query = format!(
+        "info_hash={}&peer_id={}&port=7000&left=10&compact=1",
+        percent_encode(&ih4, NON_ALPHANUMERIC),
+        percent_encode(&[1; 20], NON_ALPHANUMERIC)
+    );
+    tracker.handle(&query, "127.0.0.5".parse().unwrap(), 0);
+    let shared = Arc::new(Shared::new("swarmcast:?pk=<x>".into(), Some(tracker)));
+    shared.serve_manifest(signed.clone());
+    let c = &shared.counters;
+    c.manifest_bytes.store(1_000, Ordering::Relaxed);
+    c.torrent_bytes.store(200, Ordering::Relaxed);
+    c.segment_bytes.store(30_000, Ordering::Relaxed);
+    // Two samples of the counters, 1 s apart (the second a second ahead of the server's clock,
+    // so both are within the window when the request comes): 50,000 bytes/s for the swarm,
+    // nothing more over HTTP.
+    let t0 = shared.now_ms();
+    shared.uploaded_bytes.store(100_000, Ordering::Relaxed);
+    shared.sample_rates(t0);
+    shared.uploaded_bytes.store(150_000, Ordering::Relaxed);
+    shared.sample_rates(t0 + 1_000);
+
+    let stop = CancellationToken::new();
+    let (addr, server) = serve(shared.clone(), &stop).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("http://{addr}/status.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let json: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["link"], "swarmcast:?pk=<x>");
+    assert_eq!(json["manifest_seq"], signed.manifest.seq);
+    assert_eq!(json["end_of_stream"], false);
+    assert_eq!(json["embedded_tracker"], true);
+    assert!(json["not_taking_segments"].is_null() && json["dropping_input"].is_null());
+    assert_eq!(json["swarm_bytes_sent"], 150_000);
+    assert_eq!(json["http_bytes_sent"], 31_200);
+    assert_eq!(json["http_segment_bytes_sent"], 30_000);
+    assert_eq!(json["swarm_upload_rate"], 50_000);
+    assert_eq!(json["http_upload_rate"], 0);
+    let segments = json["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2);
+    assert_eq!(segments[0]["number"], 3);
+    assert_eq!(segments[0]["peers"], 0);
+    assert_eq!(segments[1]["number"], 4);
+    assert_eq!(segments[1]["peers"], 1);
+    assert_eq!(segments[1]["bytes"], 40_000);
+    assert_eq!(segments[1]["start_s"], 8.0);
+    assert_eq!(segments[1]["duration_s"], 2.0);
+    assert_eq!(
+        segments[1]["info_hash"],
+        signed.manifest.segments[1].info_hash.to_string()
+    );
+
+    let page = client
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<script>") && page.contains("fetch(\"status.json\""),
+        "{page}"
+    );
+    assert!(page.contains(STATUS_SCRIPT));
+    assert!(page.contains("<table id=segments>") && page.contains("<tbody id=segment_rows>"));
+    // Rendered on the server: the rows, the totals, the link escaped.
+    let hash4 = signed.manifest.segments[1].info_hash.to_string();
+    assert!(
+        page.contains(&format!(
+            "<a href=segments/00000004.torrent>{hash4}</a><td>1<td>0</tr>"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td id=swarm_bytes_sent>150000</tr>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td id=swarm_upload_rate>50000</tr>"),
+        "{page}"
+    );
+    assert!(page.contains("<td id=http_bytes_sent>31200"), "{page}");
+    assert!(page.contains("swarmcast:?pk=&lt;x&gt;"), "{page}");
+    assert!(!page.contains("P2P") && !page.contains("from peers"));
+    stop.cancel();
+    server.await.unwrap().expect("not cancelled").unwrap();
+
+    // Without the embedded tracker the peers are unknown: null, and "-" on the page.
+    let shared = Shared::new("link".into(), None);
+    shared.serve_manifest(signed);
+    let status = shared.status();
+    assert!(!status.embedded_tracker);
+    assert!(status.segments.iter().all(|s| s.peers.is_none()));
+    assert_eq!(status.swarm_upload_rate, None);
+    let page = render_status(&status);
+    assert!(page.contains("</a><td>-<td>0</tr>"), "{page}");
+    assert!(serde_json::to_value(&status).unwrap()["segments"][0]["peers"].is_null());
+}

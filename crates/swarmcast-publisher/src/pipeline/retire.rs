@@ -35,6 +35,7 @@ impl Publisher {
                 .swarm_active_ms
                 .store(self.shared.now_ms(), Ordering::Relaxed);
         }
+        self.shared.sample_rates(self.shared.now_ms());
         if let Some(tracker) = &self.shared.tracker {
             let now = self.shared.now_ms();
             tracker
@@ -101,6 +102,7 @@ impl Publisher {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&n);
+        self.update_whitelist().await;
         if let Some(tracker) = &self.shared.tracker {
             tracker
                 .lock()
@@ -114,6 +116,7 @@ impl Publisher {
         }
         if let Some(m) = &self.config.mirror_dir {
             let _ = std::fs::remove_file(m.join("segments").join(format!("{n:08}.torrent")));
+            let _ = std::fs::remove_file(m.join("segments").join(format!("{n:08}.ts")));
         }
         self.summary.http_uploaded_bytes += http_bytes;
         self.recorder.record(

@@ -222,6 +222,8 @@ impl Publisher {
                 s.in_window = false;
             }
         }
+        // An external tracker must know the segment before any viewer can see it listed.
+        self.update_whitelist().await;
         let signed = match self.sign_and_serve(Some(n + 1)).await {
             Ok(signed) => signed,
             Err(e @ PublishError::Dir { .. }) => {
