@@ -7,6 +7,8 @@
 //! within a node use `mono_us` only. [`Recorder`] writes events; [`read_events`] reads them back.
 //! docs/metrics.md documents every field and its precision.
 
+pub mod exposition;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -580,12 +580,16 @@ fn spawn_nat_checks(shared: &Arc<Shared>, addrs: Vec<SocketAddr>) {
     });
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&shared),
-    )
-        .into_response()
+/// `/metrics`: OpenMetrics to a client that asks for it (Prometheus), else the Prometheus text
+/// format 0.0.4 (`curl`, `promtool check metrics`): [`swarmcast_metrics::exposition`].
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let (content_type, text) =
+        swarmcast_metrics::exposition::negotiate(accept, crate::metrics::render(&shared));
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 mod status;

@@ -395,21 +395,13 @@ async fn status(State(app): State<Arc<App>>) -> Response {
 /// application/openmetrics-text`, as Prometheus does), else the Prometheus text format 0.0.4
 /// (what `curl` and `promtool check metrics` read).
 async fn metrics_text(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let openmetrics = headers
+    let accept = headers
         .get_all(header::ACCEPT)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    let text = metrics::render(&app.live);
-    if openmetrics {
-        ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
-    } else {
-        (
-            [(header::CONTENT_TYPE, metrics::PROMETHEUS_CONTENT_TYPE)],
-            metrics::prometheus_text(&text),
-        )
-            .into_response()
-    }
+        .filter_map(|v| v.to_str().ok());
+    let (content_type, text) =
+        swarmcast_metrics::exposition::negotiate(accept, metrics::render(&app.live));
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 #[cfg(test)]

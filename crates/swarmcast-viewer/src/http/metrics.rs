@@ -11,11 +11,9 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::live::{Live, LiveSnapshot};
 
-/// The `Content-Type` of [`render`]'s text.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The `Content-Type` of [`prometheus_text`]'s text.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use swarmcast_metrics::exposition::{
+    prometheus_text, OPENMETRICS_CONTENT_TYPE as CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+};
 
 /// The viewer's metrics, read from the live state at each scrape.
 #[derive(Debug)]
@@ -29,50 +27,6 @@ pub fn render(live: &Live) -> String {
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
     text
-}
-
-/// OpenMetrics text (as `prometheus-client` writes it) in the Prometheus text format 0.0.4, for
-/// clients that do not ask for OpenMetrics: tools that read only the older format, such as
-/// `promtool check metrics` (2.42 lints each OpenMetrics counter as a family `<name>_total`
-/// without help, and exits 3). A counter family's `# HELP` and `# TYPE` name its `_total`
-/// sample, `unknown` is `untyped`, and `# UNIT` and `# EOF` go. Other text is kept.
-pub fn prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
-        match meta {
-            Some((prefix, rest)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let name = if counters.contains(name) {
-                    format!("{name}_total")
-                } else {
-                    name.to_owned()
-                };
-                let tail = if prefix == "# TYPE " && tail == "unknown" {
-                    "untyped"
-                } else {
-                    tail
-                };
-                out.push_str(prefix);
-                out.push_str(&name);
-                out.push(' ');
-                out.push_str(tail);
-            }
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// Encodes one metric at a time.
@@ -325,16 +279,5 @@ mod tests {
             prometheus_parse::Scrape::parse(old.lines().map(|l| Ok(l.to_owned()))).expect("parses");
         assert_eq!(scrape.samples.len(), 21);
         assert!(scrape.docs.contains_key("swarmcast_viewer_stalls_total"));
-    }
-
-    #[test]
-    fn unknown_is_untyped_and_other_lines_are_kept() {
-        let om = "# HELP a A thing.\n# TYPE a unknown\na 1\n# HELP b_total_x B.\n\
-                  # TYPE b_total_x gauge\nb_total_x{l=\"v\"} 2.5\n# EOF\n";
-        assert_eq!(
-            prometheus_text(om),
-            "# HELP a A thing.\n# TYPE a untyped\na 1\n# HELP b_total_x B.\n\
-             # TYPE b_total_x gauge\nb_total_x{l=\"v\"} 2.5\n"
-        );
     }
 }
