@@ -188,14 +188,14 @@ pub(crate) async fn publish(
     config.embedded_tracker = !args.no_embedded_tracker;
     config.tracker_whitelist = args.tracker_whitelist.map(|file| {
         use swarmcast_publisher::whitelist::{Reload, WhitelistConfig};
-        WhitelistConfig {
+        WhitelistConfig::new(
             file,
-            reload: match (args.tracker_reload_pid, args.tracker_reload_pidfile) {
+            match (args.tracker_reload_pid, args.tracker_reload_pidfile) {
                 (Some(pid), _) => Some(Reload::Pid(pid)),
                 (None, Some(path)) => Some(Reload::PidFile(path)),
                 (None, None) => None,
             },
-        }
+        )
     });
     config.nat_check = !args.no_nat_check;
     config.nat_check_timeout = std::time::Duration::from_secs_f64(args.nat_check_timeout);

@@ -13,6 +13,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use std::sync::{Arc, Mutex};
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use swarmcast_core::InfoHash;
@@ -28,13 +30,17 @@ pub enum Reload {
 }
 
 /// Where the whitelist goes, and whom to tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WhitelistConfig {
     /// The whitelist file, rewritten atomically (its directory must be writable: the
     /// temporary file is made next to it).
     pub file: PathBuf,
     /// Sent SIGHUP after each rewrite (None: the file is only written).
     pub reload: Option<Reload>,
+    /// The process signalled last: its id and its start time (`/proc/PID/stat`), so that an id
+    /// reused by another process after the tracker ended is not sent SIGHUP (whose default
+    /// action ends a process). Shared by the clones.
+    signalled: Arc<Mutex<Option<(i32, u64)>>>,
 }
 
 /// Why the whitelist could not be updated; each names the file or process at fault.
@@ -56,6 +62,17 @@ pub enum WhitelistError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// The process id now names another process than the tracker signalled before (the
+    /// tracker ended and its id was reused).
+    #[error("tracker process {pid} is gone: that id now names another process (started at {now} clock ticks after boot, the tracker at {then}); not signalled")]
+    Reused {
+        /// The process id.
+        pid: i32,
+        /// The start time of the process it named when it was first signalled.
+        then: u64,
+        /// The start time of the process it names now.
+        now: u64,
     },
     /// The process could not be signalled (gone, or not ours to signal).
     #[error("cannot signal the tracker (process {pid}) to re-read its whitelist: {source}")]
@@ -102,7 +119,44 @@ pub fn parse_pid(text: &str) -> Result<i32, String> {
     Ok(pid)
 }
 
+/// A process's start time, in clock ticks after boot (field 22 of `/proc/PID/stat`), which with
+/// its id names it for good; `None` when it cannot be read (no such process, no `/proc`).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so fields are counted
+    // from the last `)`; the state is field 3, the start time field 22.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 impl WhitelistConfig {
+    /// The whitelist `file`, and the process to send SIGHUP after each rewrite.
+    pub fn new(file: PathBuf, reload: Option<Reload>) -> Self {
+        Self {
+            file,
+            reload,
+            signalled: Arc::default(),
+        }
+    }
+
+    /// Sends `signal` (None: only checks) to `pid`, unless the id now names another process
+    /// than the one signalled before (a pid file may name a new tracker: a new id is taken).
+    fn signal(&self, pid: i32, signal: Option<Signal>) -> Result<(), WhitelistError> {
+        let now = start_time(pid);
+        let mut last = self.signalled.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some((old, then)), Some(now)) = (*last, now) {
+            if old == pid && then != now {
+                return Err(WhitelistError::Reused { pid, then, now });
+            }
+        }
+        kill(Pid::from_raw(pid), signal)
+            .map_err(|source| WhitelistError::Signal { pid, source })?;
+        if let Some(now) = now {
+            *last = Some((pid, now));
+        }
+        Ok(())
+    }
+
     /// The process to signal now (a pid file is read each time).
     pub fn pid(&self) -> Result<Option<i32>, WhitelistError> {
         match &self.reload {
@@ -127,8 +181,7 @@ impl WhitelistConfig {
     /// without sending anything.
     pub fn check(&self) -> Result<(), WhitelistError> {
         if let Some(pid) = self.pid()? {
-            kill(Pid::from_raw(pid), None)
-                .map_err(|source| WhitelistError::Signal { pid, source })?;
+            self.signal(pid, None)?;
         }
         check_dir(&self.file)
     }
@@ -146,8 +199,7 @@ impl WhitelistConfig {
             }
         })?;
         if let Some(pid) = self.pid()? {
-            kill(Pid::from_raw(pid), Signal::SIGHUP)
-                .map_err(|source| WhitelistError::Signal { pid, source })?;
+            self.signal(pid, Some(Signal::SIGHUP))?;
         }
         Ok(())
     }
@@ -200,10 +252,7 @@ mod tests {
     fn an_update_writes_the_file_and_a_bad_pid_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("whitelist");
-        let config = WhitelistConfig {
-            file: file.clone(),
-            reload: None,
-        };
+        let config = WhitelistConfig::new(file.clone(), None);
         config.check().unwrap();
         config.update([&InfoHash([2; 20])]).unwrap();
         assert_eq!(
@@ -212,20 +261,41 @@ mod tests {
         );
         let pidfile = dir.path().join("tracker.pid");
         std::fs::write(&pidfile, "not a pid\n").unwrap();
-        let config = WhitelistConfig {
-            file,
-            reload: Some(Reload::PidFile(pidfile.clone())),
-        };
+        let config = WhitelistConfig::new(file, Some(Reload::PidFile(pidfile.clone())));
         let err = config.update([]).unwrap_err().to_string();
         assert!(
             err.contains(&pidfile.display().to_string()) && err.contains("not a process id"),
             "{err}"
         );
-        let missing = WhitelistConfig {
-            file: dir.path().join("no/such/dir/whitelist"),
-            reload: None,
-        };
+        let missing = WhitelistConfig::new(dir.path().join("no/such/dir/whitelist"), None);
         let err = missing.check().unwrap_err().to_string();
         assert!(err.contains("does not exist"), "{err}");
+    }
+
+    /// A process id that names another process than the one signalled before is not signalled:
+    /// here the id recorded with a start time that differs from the one `/proc` gives for it
+    /// now (this test process, standing in for a process that reused the tracker's id).
+    #[test]
+    fn an_id_that_now_names_another_process_is_not_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id() as i32;
+        let started = start_time(me).expect("our own start time");
+        let config = WhitelistConfig::new(dir.path().join("w"), Some(Reload::Pid(me)));
+        *config.signalled.lock().unwrap() = Some((me, started + 1));
+        let err = config.update([]).unwrap_err();
+        assert!(
+            matches!(err, WhitelistError::Reused { pid, .. } if pid == me),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not signalled"), "{err}");
+        // The same process (same start time): signal 0 only, nothing is sent.
+        *config.signalled.lock().unwrap() = Some((me, started));
+        config.signal(me, None).unwrap();
+    }
+
+    #[test]
+    fn a_start_time_is_read_past_the_command_name() {
+        assert!(start_time(std::process::id() as i32).is_some());
+        assert_eq!(start_time(i32::MAX), None);
     }
 }

@@ -324,14 +324,14 @@ async fn live_playlist(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// `/segments/<n, 8 digits>.ts`: a segment listed now, or within its retention; else 404.
+/// `/segments/<n, 8 digits or more>.ts`: a segment listed now, or within its retention; else 404.
 async fn segment(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -> Response {
     let Some(p) = &app.playback else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let number = name
         .strip_suffix(".ts")
-        .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|d| (8..=20).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|d| d.parse::<u64>().ok());
     let Some(path) = number.and_then(|n| p.hls.segment_path(n)) else {
         return (StatusCode::NOT_FOUND, "no such segment\n").into_response();

@@ -70,8 +70,11 @@ impl Hls {
     /// Brings the playlist up to date with the live state, keeps the files of newly listed
     /// segments and removes those whose retention ended.
     pub(crate) fn sync(&self) {
-        let snap = self.live.snapshot();
+        // The snapshot is taken under the lock: a caller holding an older one (an HTTP request
+        // racing the sync task) must not rebuild after a newer one (segments back, the media
+        // sequence backwards, discontinuities counted twice).
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let snap = self.live.snapshot();
         if !st.finished {
             self.rebuild(&mut st, &snap, false);
         }
@@ -93,7 +96,7 @@ impl Hls {
                 number: s.number,
                 duration: s.duration,
                 discontinuity: s.discontinuity,
-                published_ms: s.published_ms,
+                date_ms: s.published_ms.saturating_sub(s.duration / 90),
             })
             .collect();
         if segments.is_empty() && st.playlist.is_none() {
@@ -138,8 +141,8 @@ impl Hls {
     /// verified, ended (`EXT-X-ENDLIST`) if the stream did. Returns how long HLS clients need
     /// the server for: the longest retention of a listed segment, at most [`MAX_LINGER`].
     pub(crate) fn finish(&self) -> Duration {
-        let snap = self.live.snapshot();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let snap = self.live.snapshot();
         if !st.finished {
             self.rebuild(&mut st, &snap, snap.end_of_stream);
             st.finished = true;

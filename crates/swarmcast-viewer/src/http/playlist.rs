@@ -24,8 +24,10 @@ pub struct PlaylistSegment {
     pub duration: u64,
     /// An `EXT-X-DISCONTINUITY` goes before it.
     pub discontinuity: bool,
-    /// When the publisher listed it, ms since the Unix epoch (its `EXT-X-PROGRAM-DATE-TIME`).
-    pub published_ms: u64,
+    /// The wall-clock time of its first sample, ms since the Unix epoch (its
+    /// `EXT-X-PROGRAM-DATE-TIME`): the publisher's publication time less its duration (a
+    /// segment is published once cut, at its end, plus the milliseconds of hashing and seeding).
+    pub date_ms: u64,
 }
 
 /// A playlist to render.
@@ -33,6 +35,9 @@ pub struct PlaylistSegment {
 pub struct Playlist {
     /// `EXT-X-TARGETDURATION`, seconds (see [`target_duration_secs`]).
     pub target_duration: u64,
+    /// `EXT-X-MEDIA-SEQUENCE`: the first segment's number; with no segment, the number the next
+    /// one will have (never less than an earlier playlist's).
+    pub media_sequence: u64,
     /// `EXT-X-DISCONTINUITY-SEQUENCE`: the discontinuities before the first listed segment.
     pub discontinuity_sequence: u64,
     /// The segments, consecutive numbers, oldest first.
@@ -44,7 +49,11 @@ pub struct Playlist {
 impl Playlist {
     /// The sum of the listed segments' durations, ms.
     pub fn duration_ms(&self) -> u64 {
-        self.segments.iter().map(|s| s.duration).sum::<u64>() * 1000 / TICKS
+        let ticks = self
+            .segments
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(s.duration));
+        ticks.saturating_mul(1000) / TICKS
     }
 }
 
@@ -56,12 +65,12 @@ impl Playlist {
 /// 2 fps (RFC 8216 §4.3.3.1). It never changes for a stream (§6.2.1 forbids it), so it is taken
 /// from the first manifest.
 pub fn target_duration_secs(target_ticks: u64) -> u64 {
-    (2 * target_ticks).div_ceil(TICKS).max(1)
+    target_ticks.saturating_mul(2).div_ceil(TICKS).max(1)
 }
 
 /// The playlist's text. Tags in this order: `#EXTM3U`, `#EXT-X-VERSION:3`,
-/// `#EXT-X-TARGETDURATION`, `#EXT-X-MEDIA-SEQUENCE` (the first segment's number, 0 when there
-/// is none), `#EXT-X-DISCONTINUITY-SEQUENCE`, then per segment `#EXT-X-DISCONTINUITY` (when
+/// `#EXT-X-TARGETDURATION`, `#EXT-X-MEDIA-SEQUENCE` ([`Playlist::media_sequence`]),
+/// `#EXT-X-DISCONTINUITY-SEQUENCE`, then per segment `#EXT-X-DISCONTINUITY` (when
 /// flagged), `#EXT-X-PROGRAM-DATE-TIME` and `#EXTINF:<seconds, 3 decimals>,` before its URI
 /// (`segment_uri(number)`), and `#EXT-X-ENDLIST` last at the end of the stream.
 pub fn render(playlist: &Playlist, segment_uri: impl Fn(u64) -> String) -> String {
@@ -71,9 +80,7 @@ pub fn render(playlist: &Playlist, segment_uri: impl Fn(u64) -> String) -> Strin
         out,
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
          #EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
-        playlist.target_duration,
-        playlist.segments.first().map_or(0, |s| s.number),
-        playlist.discontinuity_sequence
+        playlist.target_duration, playlist.media_sequence, playlist.discontinuity_sequence
     );
     for s in &playlist.segments {
         if s.discontinuity {
@@ -82,7 +89,7 @@ pub fn render(playlist: &Playlist, segment_uri: impl Fn(u64) -> String) -> Strin
         let _ = write!(
             out,
             "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{},\n{}\n",
-            rfc3339_ms(s.published_ms),
+            rfc3339_ms(s.date_ms),
             seconds_3(s.duration),
             segment_uri(s.number)
         );
@@ -95,7 +102,7 @@ pub fn render(playlist: &Playlist, segment_uri: impl Fn(u64) -> String) -> Strin
 
 /// 90 kHz ticks as seconds with 3 decimals (rounded to the nearest ms).
 fn seconds_3(ticks: u64) -> String {
-    let ms = (ticks * 1000 + TICKS / 2) / TICKS;
+    let ms = ticks.saturating_mul(1000).saturating_add(TICKS / 2) / TICKS;
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
@@ -136,6 +143,10 @@ pub struct HlsTimeline {
     listed: BTreeMap<u64, bool>,
     /// The newest number ever listed.
     newest: Option<u64>,
+    /// The first number of the last playlist: no segment before it is listed again, so the
+    /// media sequence never goes back (a segment verified after the one behind it, as at a
+    /// join when several download at once, is not put in front of what was listed).
+    floor: u64,
     /// Discontinuities of the segments that left the playlist.
     discontinuity_sequence: u64,
 }
@@ -157,7 +168,8 @@ impl HlsTimeline {
         verified: &[PlaylistSegment],
         end_of_stream: bool,
     ) -> Playlist {
-        let mut sorted: Vec<&PlaylistSegment> = verified.iter().collect();
+        let mut sorted: Vec<&PlaylistSegment> =
+            verified.iter().filter(|s| s.number >= self.floor).collect();
         sorted.sort_by_key(|s| s.number);
         sorted.dedup_by_key(|s| s.number);
         let mut run: Vec<PlaylistSegment> = Vec::with_capacity(sorted.len());
@@ -191,8 +203,13 @@ impl HlsTimeline {
         let last = run.last().map_or(0, |s| s.number);
         self.listed.retain(|n, _| *n >= first && *n <= last);
         let end_list = end_of_stream && run.len() == sorted.len();
+        let media_sequence = run
+            .first()
+            .map_or_else(|| self.newest.map_or(self.floor, |n| n + 1), |s| s.number);
+        self.floor = self.floor.max(media_sequence);
         Playlist {
             target_duration,
+            media_sequence,
             discontinuity_sequence: self.discontinuity_sequence,
             segments: run,
             end_list,

@@ -50,7 +50,7 @@ impl Retention {
             let k = self.kept.entry(s.number).or_insert_with(|| {
                 new.push(s.number);
                 Kept {
-                    duration_ms: s.duration * 1000 / 90_000,
+                    duration_ms: s.duration.saturating_mul(1000) / 90_000,
                     longest_playlist_ms: 0,
                     left_ms: None,
                 }
@@ -114,13 +114,14 @@ mod tests {
     fn playlist(numbers: std::ops::RangeInclusive<u64>, secs: u64) -> Playlist {
         Playlist {
             target_duration: 2 * secs,
+            media_sequence: *numbers.start(),
             discontinuity_sequence: 0,
             segments: numbers
                 .map(|number| PlaylistSegment {
                     number,
                     duration: secs * 90_000,
                     discontinuity: false,
-                    published_ms: 0,
+                    date_ms: 0,
                 })
                 .collect(),
             end_list: false,

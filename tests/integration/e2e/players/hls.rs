@@ -44,7 +44,7 @@ fn the_m3u8_package_reads_the_builders_discontinuities() {
         number,
         duration: 2 * 90_000 + 3_600,
         discontinuity,
-        published_ms: 1_796_201_030_561 + number * 2_040,
+        date_ms: 1_796_201_030_561 + number * 2_040,
     };
     let mut timeline = HlsTimeline::new();
     timeline.update(5, &[seg(3, false), seg(4, true), seg(5, false)], false);

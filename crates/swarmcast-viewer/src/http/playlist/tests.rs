@@ -5,7 +5,7 @@ fn seg(number: u64, secs: f64, discontinuity: bool) -> PlaylistSegment {
         number,
         duration: (secs * 90_000.0).round() as u64,
         discontinuity,
-        published_ms: 1_764_664_105_123 + number * 2000,
+        date_ms: 1_764_664_105_123 + number * 2000,
     }
 }
 
@@ -17,6 +17,7 @@ fn uri(n: u64) -> String {
 fn the_tags_come_in_order() {
     let p = Playlist {
         target_duration: 4,
+        media_sequence: 7,
         discontinuity_sequence: 2,
         segments: vec![seg(7, 2.04, false), seg(8, 1.96, true)],
         end_list: true,
@@ -37,6 +38,7 @@ fn the_tags_come_in_order() {
 fn a_live_playlist_has_no_endlist_and_an_empty_one_starts_at_zero() {
     let p = Playlist {
         target_duration: 1,
+        media_sequence: 0,
         discontinuity_sequence: 0,
         segments: vec![],
         end_list: false,
@@ -101,6 +103,34 @@ fn the_media_sequence_is_the_first_listed_and_a_segment_waits_for_the_one_before
     let p = t.update(4, &[seg(4, 2.0, false), seg(5, 2.0, false)], false);
     assert!(render(&p, uri).contains("#EXT-X-MEDIA-SEQUENCE:4\n"));
     assert_eq!(p.discontinuity_sequence, 0);
+}
+
+/// RFC 8216 §6.2.2: a segment is never added in front of what was listed, and a playlist left
+/// empty for a while (played segments forgotten before the next is verified) keeps its place.
+#[test]
+fn the_media_sequence_never_goes_back() {
+    let mut t = HlsTimeline::new();
+    // At a join several segments download at once: 11 verified first is listed...
+    let p = t.update(4, &[seg(11, 2.0, false)], false);
+    assert_eq!(p.media_sequence, 11);
+    // ...and 10, verified after it, is not put in front of it.
+    let p = t.update(4, &[seg(10, 2.0, false), seg(11, 2.0, false)], false);
+    assert_eq!(p.media_sequence, 11);
+    assert_eq!(
+        p.segments.iter().map(|s| s.number).collect::<Vec<_>>(),
+        [11]
+    );
+    let p = t.update(4, &[seg(11, 2.0, false), seg(12, 2.0, false)], false);
+    assert_eq!(p.segments.len(), 2);
+    // Nothing verified for a moment (a stall): the next number, not 0.
+    let p = t.update(4, &[], false);
+    assert_eq!((p.media_sequence, p.segments.len()), (13, 0));
+    assert!(render(&p, uri).contains("#EXT-X-MEDIA-SEQUENCE:13\n"));
+    let p = t.update(4, &[seg(13, 2.0, false)], false);
+    assert_eq!(p.media_sequence, 13);
+    assert!(!p.segments[0].discontinuity, "13 follows 12");
+    // Before anything was listed, an empty playlist starts at 0.
+    assert_eq!(HlsTimeline::new().update(4, &[], false).media_sequence, 0);
 }
 
 #[test]
