@@ -129,15 +129,13 @@ fn watch_dir_takes_the_files_of_ffmpegs_segment_muxer() {
 
 /// Kills the process when dropped (a failed assertion must not leave it running).
 fn scopeguard(pid: u32) -> impl Drop {
-    struct Kill(u32);
+    struct Kill(u32, Option<u64>);
     impl Drop for Kill {
         fn drop(&mut self) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status();
+            crate::util::kill_if_same(self.0, self.1);
         }
     }
-    Kill(pid)
+    Kill(pid, crate::util::start_time(pid))
 }
 
 /// `swarmcast publish`: the link on a line of its own; the first Ctrl-C ends the stream (an

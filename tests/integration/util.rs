@@ -43,6 +43,25 @@ pub(crate) fn tool(name: &str) -> String {
     panic!("{name} is not installed: run `bash .ci/run` or `apt-get install mktorrent python3-libtorrent`");
 }
 
+/// A process's start time (field 22 of `/proc/PID/stat`, clock ticks after boot): with its id,
+/// it names the process for good. `None` when there is no such process.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Sends SIGKILL to `pid` if it still names the process that started at `started` (a guard's
+/// process may have been reaped already, and its id given to another process since).
+pub(crate) fn kill_if_same(pid: u32, started: Option<u64>) {
+    if started.is_some() && start_time(pid) == started {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// Deterministic pseudo-random bytes, so failures reproduce.
 pub(crate) fn bytes(len: usize, seed: u64) -> Vec<u8> {
     swarmcast_core::testdata::pseudo_random(len, seed)

@@ -26,7 +26,9 @@ pub(super) const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// handed on (waited for where they went), and those it owns, then reaped.
 #[derive(Default)]
 pub(super) struct Procs {
-    pids: Vec<u32>,
+    /// Processes and their start times: one already reaped is not killed (its id may name
+    /// another process by then).
+    pids: Vec<(u32, Option<u64>)>,
     /// Process groups: a process and everything it started (Node and its Chromium).
     groups: Vec<u32>,
     owned: Vec<Child>,
@@ -34,11 +36,14 @@ pub(super) struct Procs {
 
 impl Procs {
     pub(super) fn guard(&mut self, child: &Child) {
-        self.pids.push(child.id());
+        self.pids
+            .push((child.id(), crate::util::start_time(child.id())));
     }
 
     /// A child started as the leader of its own process group (`process_group(0)`): the
-    /// group is killed.
+    /// group is killed. (Node's Chromium leads a group of its own, as playwright-core starts it
+    /// detached; it exits by itself when Node's end of its control pipe closes: checked by
+    /// killing Node with SIGKILL.)
     pub(super) fn guard_group(&mut self, child: &Child) {
         self.groups.push(child.id());
     }
@@ -50,11 +55,8 @@ impl Procs {
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        for pid in &self.pids {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
+        for (pid, started) in &self.pids {
+            crate::util::kill_if_same(*pid, *started);
         }
         for pgid in &self.groups {
             let _ = Command::new("kill")

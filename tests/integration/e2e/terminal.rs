@@ -511,6 +511,8 @@ fn a_player_that_quits_stops_the_viewer_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Guarded at once: an assertion below must not leave it running.
+    let failing_guard = scopeguard(failing.id());
     let mut stdout = viewer.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -541,6 +543,7 @@ fn a_player_that_quits_stops_the_viewer_at_once() {
         "stopped {after:?} after the player"
     );
 
+    std::mem::forget(failing_guard); // `wait_output` guards it from here
     let out = wait_output(failing, "the viewer of the failing player");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
