@@ -1,7 +1,70 @@
 //! The text a `/metrics` endpoint answers: OpenMetrics (what `prometheus-client` encodes, and
 //! what Prometheus asks for) or the Prometheus text format 0.0.4 (what `curl` gets, and what
 //! `promtool check metrics` reads), chosen by the request's `Accept` ([`negotiate`]). Both the
-//! publisher's and the viewer's `/metrics` answer so.
+//! publisher's and the viewer's `/metrics` answer so, and both encode their figures with
+//! [`Encoder`].
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
+
+/// Encodes one metric at a time, for a `prometheus-client` `Collector`: a name ending in
+/// `_bytes` is given the unit bytes, one ending in `_seconds` the unit seconds (the encoder puts
+/// the suffix back), except in [`gauge_int`](Self::gauge_int).
+pub struct Encoder<'a>(pub DescriptorEncoder<'a>);
+
+/// A name's base and unit: `_bytes` and `_seconds` are units.
+fn unit_of(name: &str) -> (&str, Option<Unit>) {
+    if let Some(base) = name.strip_suffix("_bytes") {
+        (base, Some(Unit::Bytes))
+    } else if let Some(base) = name.strip_suffix("_seconds") {
+        (base, Some(Unit::Seconds))
+    } else {
+        (name, None)
+    }
+}
+
+impl Encoder<'_> {
+    /// A counter.
+    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
+        let (name, unit) = unit_of(name);
+        let metric = ConstCounter::new(value);
+        metric.encode(
+            self.0
+                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
+        )
+    }
+
+    /// A counter of a fractional quantity (seconds).
+    pub fn counter_f64(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
+        let (name, unit) = unit_of(name);
+        let metric = ConstCounter::new(value);
+        metric.encode(
+            self.0
+                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
+        )
+    }
+
+    /// A gauge.
+    pub fn gauge(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
+        let (name, unit) = unit_of(name);
+        let metric = ConstGauge::new(value);
+        metric.encode(
+            self.0
+                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
+        )
+    }
+
+    /// A gauge of a whole number (saturating at `i64::MAX`), without a unit.
+    pub fn gauge_int(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
+        let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+        metric.encode(
+            self.0
+                .encode_descriptor(name, help, None, metric.metric_type())?,
+        )
+    }
+}
 
 /// The `Content-Type` of OpenMetrics text.
 pub const OPENMETRICS_CONTENT_TYPE: &str =

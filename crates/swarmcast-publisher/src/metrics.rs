@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
+use swarmcast_metrics::exposition::Encoder;
 
 use swarmcast_segmenter::source::FeedHealth;
 use swarmcast_swarm::wire::WireCounters;
@@ -42,37 +41,26 @@ pub fn render(shared: &Arc<Shared>) -> String {
     text
 }
 
-/// Encodes one metric at a time.
-struct Out<'a>(DescriptorEncoder<'a>);
+/// Encodes one metric at a time ([`Encoder`]); the components' methods are its own.
+struct Out<'a>(Encoder<'a>);
 
-impl Out<'_> {
-    /// A counter; a name ending in `_bytes` is given the unit bytes.
-    fn counter(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
-        let (name, unit) = match name.strip_suffix("_bytes") {
-            Some(base) => (base, Some(Unit::Bytes)),
-            None => (name, None),
-        };
-        let metric = ConstCounter::new(value);
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
-        )
+impl<'a> std::ops::Deref for Out<'a> {
+    type Target = Encoder<'a>;
+    fn deref(&self) -> &Encoder<'a> {
+        &self.0
     }
+}
 
-    /// A gauge (saturating at `i64::MAX`).
-    fn gauge(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
-        let metric = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, None, metric.metric_type())?,
-        )
+impl std::ops::DerefMut for Out<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
 impl Collector for Metrics {
     fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         let shared = &self.0;
-        let mut out = Out(encoder);
+        let mut out = Out(Encoder(encoder));
         out.manifest_window(shared)?;
         out.feed(&shared.feed)?;
         out.connections(&shared.conns)?;
@@ -85,7 +73,7 @@ impl Collector for Metrics {
             let t = tracker.lock().unwrap_or_else(|e| e.into_inner()).counters();
             out.tracker(&t)?;
         }
-        out.gauge(
+        out.gauge_int(
             "degraded",
             "1 when no new segments are taken (see the status page).",
             u64::from(shared.degraded.read().map(|d| d.is_some()).unwrap_or(false)),
@@ -111,17 +99,17 @@ impl Out<'_> {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .len();
-        self.gauge(
+        self.gauge_int(
             "manifest_seq",
             "Sequence number of the manifest being served.",
             seq,
         )?;
-        self.gauge(
+        self.gauge_int(
             "window_segments",
             "Segments in the manifest's window.",
             window as u64,
         )?;
-        self.gauge(
+        self.gauge_int(
             "served_segments",
             "Segments seeded and served (window and grace period).",
             segments as u64,
@@ -137,7 +125,7 @@ impl Out<'_> {
             "Times the segment writer started failing.",
             get(&feed.outages),
         )?;
-        self.gauge(
+        self.gauge_int(
             "input_failing",
             "1 while the segment writer is dropping input.",
             u64::from(feed.failing().is_some()),
@@ -147,7 +135,7 @@ impl Out<'_> {
     /// The HTTP server's connections: `http_connections*`, `http_refused_*`, `http_evicted`,
     /// the timeouts and accept errors.
     fn connections(&mut self, conns: &ConnCounters) -> std::fmt::Result {
-        self.gauge(
+        self.gauge_int(
             "http_connections",
             "HTTP connections open now.",
             conns.open.load(Ordering::Relaxed) as u64,

@@ -4,10 +4,9 @@
 //! counters, `_bytes` for byte counts (base units), `_seconds` for times.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
+use swarmcast_metrics::exposition::Encoder;
 
 use crate::live::{Live, LiveSnapshot};
 
@@ -29,56 +28,26 @@ pub fn render(live: &Live) -> String {
     text
 }
 
-/// Encodes one metric at a time.
-struct Out<'a>(DescriptorEncoder<'a>);
+/// Encodes one metric at a time ([`Encoder`]); the figures' methods are its own.
+struct Out<'a>(Encoder<'a>);
 
-impl Out<'_> {
-    /// A counter; a name ending in `_bytes` is given the unit bytes, `_seconds` seconds.
-    fn counter(&mut self, name: &str, help: &str, value: u64) -> std::fmt::Result {
-        let (name, unit) = unit_of(name);
-        let metric = ConstCounter::new(value);
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
-        )
-    }
-
-    /// A counter of a fractional quantity (seconds).
-    fn counter_f64(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
-        let (name, unit) = unit_of(name);
-        let metric = ConstCounter::new(value);
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
-        )
-    }
-
-    /// A gauge.
-    fn gauge(&mut self, name: &str, help: &str, value: f64) -> std::fmt::Result {
-        let (name, unit) = unit_of(name);
-        let metric = ConstGauge::new(value);
-        metric.encode(
-            self.0
-                .encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?,
-        )
+impl<'a> std::ops::Deref for Out<'a> {
+    type Target = Encoder<'a>;
+    fn deref(&self) -> &Encoder<'a> {
+        &self.0
     }
 }
 
-/// A name's base and unit: `_bytes` and `_seconds` are units (the encoder adds them back).
-fn unit_of(name: &str) -> (&str, Option<Unit>) {
-    if let Some(base) = name.strip_suffix("_bytes") {
-        (base, Some(Unit::Bytes))
-    } else if let Some(base) = name.strip_suffix("_seconds") {
-        (base, Some(Unit::Seconds))
-    } else {
-        (name, None)
+impl std::ops::DerefMut for Out<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
 impl Collector for Metrics {
     fn encode(&self, encoder: DescriptorEncoder) -> std::fmt::Result {
         let s: LiveSnapshot = self.0.snapshot();
-        let mut out = Out(encoder);
+        let mut out = Out(Encoder(encoder));
         out.counters(&s)?;
         out.gauges(&s)
     }
