@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::segment::{assert_decodes, segment_lines};
 use crate::util::{run, swarmcast, tool};
+use procs::free_port;
 
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
@@ -561,15 +562,6 @@ fn watch_plays_into_a_pipe_and_an_http_stream_that_ffmpeg_decodes() {
     assert!(http_viewer.wait().unwrap().success());
     let _ = publisher.kill();
     let _ = publisher.wait();
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the process under test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The JSON lines of a counters file, as values (an unreadable line is skipped: a live file's

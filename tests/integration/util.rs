@@ -67,23 +67,25 @@ pub(crate) fn bytes(len: usize, seed: u64) -> Vec<u8> {
     swarmcast_core::testdata::pseudo_random(len, seed)
 }
 
-/// A minimal blocking HTTP GET over loopback (HTTP/1.1, `Connection: close`); returns the status
-/// code and body. Enough for our own server; bounded by a read timeout.
-pub(crate) fn http_get(url: &str) -> (u16, Vec<u8>) {
+/// A minimal blocking HTTP GET of `path` from `addr` (`host:port`) over loopback (HTTP/1.1,
+/// `Connection: close`, each of `headers` added), bounded by a read timeout of `timeout`: the
+/// status, the response head (lowercase) and the body as sent (not de-chunked).
+pub(crate) fn http_request(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: std::time::Duration,
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut conn =
-        std::net::TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    conn.set_read_timeout(Some(timeout)).unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).unwrap();
     let mut response = Vec::new();
     conn.read_to_end(&mut response).unwrap();
     let split = response
@@ -91,13 +93,21 @@ pub(crate) fn http_get(url: &str) -> (u16, Vec<u8>) {
         .position(|w| w == b"\r\n\r\n")
         .expect("no header end")
         + 4;
-    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = response[split..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    (status, head, response[split..].to_vec())
+}
+
+/// A minimal blocking HTTP GET over loopback (HTTP/1.1, `Connection: close`); returns the status
+/// code and body (de-chunked). Enough for our own server; bounded by a read timeout.
+pub(crate) fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (status, head, mut body) =
+        http_request(host, &path, &[], std::time::Duration::from_secs(60));
+    if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
     (status, body)

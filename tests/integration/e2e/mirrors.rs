@@ -1,7 +1,6 @@
 //! A static mirror: the publisher's `--mirror-dir` served by Debian's nginx, and viewers whose
 //! link names only the mirror.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -55,24 +54,12 @@ http {{
 /// A GET over loopback: the status, the response head (lowercase) and the body (nginx sends
 /// static files with a Content-Length, and closes with `Connection: close`).
 fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    crate::util::http_request(
+        &format!("127.0.0.1:{port}"),
+        path,
+        &[],
+        Duration::from_secs(30),
     )
-    .unwrap();
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header end")
-        + 4;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, response[split..].to_vec())
 }
 
 /// A publisher writing its mirror directory, Debian's nginx serving it, and 2 viewers whose

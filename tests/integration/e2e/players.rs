@@ -6,7 +6,7 @@
 //! publish` on stdin.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -177,25 +177,14 @@ pub(super) fn viewer(
 
 /// A GET with an `Accept` header: status, content type and body (`Connection: close`).
 pub(super) fn get_accept(addr: &str, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
-    use std::io::Read;
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    conn.read_to_end(&mut response).unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let (status, head, body) =
+        crate::util::http_request(addr, path, &[("Accept", accept)], HANG_GUARD);
     let content_type = head
         .lines()
         .find_map(|l| l.strip_prefix("content-type: "))
         .unwrap_or_default()
         .to_owned();
-    (status, content_type, response[split..].to_vec())
+    (status, content_type, body)
 }
 
 /// Polls `url` (bounded by the hang guard) until it answers 200 and `done` holds for the body.
