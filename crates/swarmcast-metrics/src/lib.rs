@@ -28,6 +28,8 @@ pub enum Role {
     Publisher,
     /// Fetches, plays and re-seeds.
     Viewer,
+    /// Relays a continuous stream to others (`swarmcast relay`, an Icecast tree node).
+    Relay,
 }
 
 /// What happened. Serialised as `kind` plus the variant's fields.
@@ -225,6 +227,57 @@ pub enum Kind {
         /// incoming connections dropped. Absent: none.
         #[serde(default, skip_serializing_if = "is_zero")]
         refused_banned: u64,
+    },
+    /// Continuous stream (`swarmcast listen`, `swarmcast relay`, an Icecast tree node): connected
+    /// to a source and receiving.
+    StreamConnected {
+        /// The source's URL.
+        url: String,
+        /// The position asked for (`<segment>:<offset>`, docs/relay.md), if a resume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The position the source started at, if it said (`X-Swarmcast-Position`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<String>,
+    },
+    /// Continuous stream: bytes received and written so far (the arrival curve). Sampled at most
+    /// every 100 ms while data flows, and at every disconnect and at the end.
+    StreamBytes {
+        /// Stream bytes written to the output since the start.
+        total: u64,
+    },
+    /// Continuous stream: the connection to the source ended or timed out.
+    StreamDisconnected {
+        /// The source's URL.
+        url: String,
+        /// Why: `eof`, `timeout` (no byte for the detection timeout), `error: ...`.
+        reason: String,
+    },
+    /// Continuous stream: a resume asked for a position the source no longer held (past its
+    /// back buffer); it skipped this much to its oldest byte.
+    StreamLost {
+        /// Stream bytes skipped.
+        bytes: u64,
+        /// Whole or partial segments skipped.
+        segments: u64,
+    },
+    /// Continuous stream: a piece failed its check against the signed manifest; the bytes were
+    /// not written and the source was dropped.
+    PieceRejected {
+        /// The source's URL.
+        url: String,
+        /// The piece's index in its segment.
+        piece: u64,
+    },
+    /// A relay (Icecast tree node or `swarmcast relay`) switched to a new parent.
+    ParentChanged {
+        /// The parent it left (none at the start).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The new parent.
+        to: String,
+        /// From the last byte received from the old parent to the switch, µs (0 at the start).
+        detect_us: u64,
     },
     /// Viewer: the stream ended (or the viewer was stopped).
     Ended {

@@ -1,0 +1,8 @@
+//! swarmcast's relays: the seed's relay methods, built as lab transports so that minute swarming
+//! is measured against them.
+//!
+//! - [`directory`]: the relay directory the source publishes (`/relays`): relays announce
+//!   themselves and their parent, entries expire, and a relay that lost its parent picks the
+//!   next one from it ([`directory::choose_parent`]), as a user's software could, with no oracle.
+
+pub mod directory;
