@@ -153,15 +153,13 @@ impl Directory {
         let by_url: HashMap<&str, &Announce> =
             all.iter().map(|(a, _)| (a.url.as_str(), *a)).collect();
         let depth = |a: &Announce| -> Option<u32> {
-            let mut d = 0u32;
             let mut at = a;
             // Bounded by the number of entries: a longer chain is a cycle.
-            for _ in 0..=all.len() {
+            for d in 0..=all.len() as u32 {
                 if at.node == SOURCE {
                     return Some(d);
                 }
                 at = by_url.get(at.parent.as_deref()?)?;
-                d += 1;
             }
             None
         };
