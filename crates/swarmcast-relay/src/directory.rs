@@ -493,7 +493,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = router(served.clone());
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let tasks = swarmcast_tasks::Tasks::new("directory-test");
+        tasks.spawn("server", async move {
+            let _ = axum::serve(listener, app).await;
+        });
         let url = format!("http://{addr}/relays");
         let client = reqwest::Client::new();
         announce(&client, &url, &relay("a", Some("source")))
@@ -511,6 +514,6 @@ mod tests {
         let l = fetch(&client, &url).await.unwrap();
         assert!(l.ended);
         assert_eq!(l.get("a").unwrap().depth, Some(1));
-        server.abort();
+        tasks.shutdown().await;
     }
 }
