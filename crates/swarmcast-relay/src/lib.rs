@@ -4,5 +4,8 @@
 //! - [`directory`]: the relay directory the source publishes (`/relays`): relays announce
 //!   themselves and their parent, entries expire, and a relay that lost its parent picks the
 //!   next one from it ([`directory::choose_parent`]), as a user's software could, with no oracle.
+//! - [`resume`]: `relay-resume`, the relay with a back buffer (`swarmcast relay`): positions,
+//!   the back buffer, the piece verifier, the `/stream` server and the relay node.
 
 pub mod directory;
+pub mod resume;
