@@ -7,6 +7,7 @@ mod mirrors;
 mod netlab;
 mod players;
 mod procs;
+mod relay;
 mod terminal;
 mod trackers;
 mod transmission;

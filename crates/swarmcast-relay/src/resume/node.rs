@@ -618,11 +618,13 @@ impl Upstream {
                     }
                 }
                 Ok(Ok(None)) => {
-                    return if self.at_end() {
+                    // A parent ends the body at the end of the stream, when it has the
+                    // end-of-stream manifest; this relay's copy of it may be a moment behind.
+                    return if self.wait_for_end(cancel).await {
                         Outcome::End
                     } else {
                         failed("eof")
-                    }
+                    };
                 }
                 Ok(Err(e)) => return failed(format!("error: {e}")),
             }
@@ -660,9 +662,12 @@ impl Upstream {
                 return Outcome::End;
             }
             let pos = self.pos.expect("set above");
-            // Wait until a manifest lists the segment.
+            // Wait until a manifest lists the segment, or says the stream ended.
             loop {
                 rx.borrow_and_update();
+                if self.at_end() {
+                    return Outcome::End;
+                }
                 if self.shared.buffer().known(pos.segment).is_some() {
                     break;
                 }
@@ -751,6 +756,27 @@ impl Upstream {
                         reason: format!("rejected: {e}"),
                         bad: true,
                     });
+                }
+            }
+        }
+    }
+
+    /// Whether the stream's end is reached, waiting up to [`server::MANIFEST_HOLD`] twice for
+    /// the end-of-stream manifest.
+    async fn wait_for_end(&self, cancel: &CancellationToken) -> bool {
+        let mut rx = self.shared.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + 2 * server::MANIFEST_HOLD;
+        loop {
+            rx.borrow_and_update();
+            if self.at_end() {
+                return true;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return false,
+                r = tokio::time::timeout_at(deadline, rx.changed()) => {
+                    if !matches!(r, Ok(Ok(()))) {
+                        return false;
+                    }
                 }
             }
         }
