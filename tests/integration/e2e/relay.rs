@@ -283,7 +283,11 @@ fn flipping_proxy(upstream: u16) -> Server {
 fn head_of(port: u16, path: &str) -> String {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     String::from_utf8_lossy(&read_head(&mut conn).expect("a response head")).to_ascii_lowercase()
 }
 
@@ -314,7 +318,13 @@ fn publisher_and_root(dir: &Path, secs: &str, back: &str) -> (KillOnDrop, String
         ],
     );
     let p0 = free_port();
-    let r0 = relay(dir, "r0", &link, p0, &["--parent", &link, "--back-buffer", back]);
+    let r0 = relay(
+        dir,
+        "r0",
+        &link,
+        p0,
+        &["--parent", &link, "--back-buffer", back],
+    );
     (publisher, link, r0, p0)
 }
 
@@ -364,7 +374,11 @@ fn a_relay_that_flips_a_byte_is_caught_and_a_plain_get_is_decoded_by_ffmpeg() {
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0]["url"], url(proxy.port).as_str());
     let changed = events(dir, "c", "parent_changed");
-    assert_eq!(changed.last().unwrap()["to"], url(p0).as_str(), "{changed:?}");
+    assert_eq!(
+        changed.last().unwrap()["to"],
+        url(p0).as_str(),
+        "{changed:?}"
+    );
     assert!(events(dir, "c", "stream_lost").is_empty());
     assert_eq!(assert_output(dir, "c", &files), Vec::<usize>::new());
     for name in ["r0", "r1"] {
@@ -502,4 +516,138 @@ fn a_resume_past_the_back_buffer_says_so_and_counts_the_loss() {
     assert_eq!(skipped.len(), 1, "one resume past the buffer: {skipped:?}");
     assert!(skipped[0] > 0);
     assert_eq!(recorded, skipped);
+}
+
+/// An HTTP chunk of a body: (wall µs when its size line came, wall µs when its last byte came,
+/// its bytes).
+type TimedChunk = (u64, u64, usize);
+
+/// Reads a relay's plain `/stream` to its end, de-chunking as it goes: the position it started
+/// at, and for each HTTP chunk (the relay sends a verified piece per chunk), (wall µs when its
+/// size line came, wall µs when its last byte came, its bytes).
+fn timed_read(port: u16) -> ((u64, u64), Vec<TimedChunk>) {
+    use std::io::BufRead;
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    };
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(HANG_GUARD)).unwrap();
+    write!(
+        conn,
+        "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let head = String::from_utf8_lossy(&read_head(&mut conn).unwrap()).to_ascii_lowercase();
+    let at = position(&header(&head, "x-swarmcast-position").unwrap());
+    let mut r = std::io::BufReader::new(conn);
+    let mut chunks = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let start = wall();
+        let size = usize::from_str_radix(line.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        let mut data = vec![0; size + 2];
+        r.read_exact(&mut data).unwrap();
+        chunks.push((start, wall(), size));
+    }
+    (at, chunks)
+}
+
+/// Not a test: the store-and-forward cost per hop (docs/relay.md). A chain publisher → r0 →
+/// r1 → r2 → r3 on loopback (1 s segments of the synthetic feed at 1 Mbit/s, 20 s); a reader
+/// of each relay's plain `/stream` times when each segment's first and last byte arrive, from
+/// the segment's publication (the publisher's `published` event). Prints the medians per hop.
+/// Run: `cargo nextest run --test integration --run-ignored only -E
+/// 'test(measure_store_and_forward)' --no-capture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure_store_and_forward_latency_per_hop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let bitrate = std::env::var("RELAY_BITRATE").unwrap_or_else(|_| "1M".into());
+    let (_publisher, link) = publish(
+        dir,
+        &[
+            "--synth",
+            "--synth-secs",
+            "20",
+            "--bitrate",
+            &bitrate,
+            "--segment-secs",
+            "1",
+            "--http",
+            "127.0.0.1:0",
+            "--linger",
+            "8",
+            "--keep-segments",
+        ],
+    );
+    let mut ports = vec![free_port()];
+    let mut relays = vec![relay(dir, "r0", &link, ports[0], &["--parent", &link])];
+    for i in 1..4 {
+        let port = free_port();
+        relays.push(relay(
+            dir,
+            &format!("r{i}"),
+            &link,
+            port,
+            &["--parent", &url(ports[i - 1])],
+        ));
+        ports.push(port);
+    }
+    let readers: Vec<_> = ports
+        .iter()
+        .map(|p| {
+            let p = *p;
+            std::thread::spawn(move || timed_read(p))
+        })
+        .collect();
+    let reads: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    for (i, r) in relays.iter_mut().enumerate() {
+        wait_exit(dir, &format!("r{i}"), r);
+    }
+    let files = published(dir);
+    let published_us: std::collections::HashMap<u64, u64> =
+        json_lines(&dir.join("publisher.jsonl"))
+            .iter()
+            .filter(|e| e["kind"] == "published")
+            .filter_map(|e| Some((e["seg"].as_u64()?, e["wall_us"].as_u64()?)))
+            .collect();
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    println!("hop | segments | first byte after publication, median µs | last byte, median µs");
+    for (hop, (at, chunks)) in reads.iter().enumerate() {
+        let mut offset = global(&files, *at);
+        let mut spans = Vec::new();
+        for (s, e, len) in chunks {
+            spans.push((offset, offset + len, *s, *e));
+            offset += len;
+        }
+        let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
+        for n in at.0 + 2..files.len() as u64 {
+            let (start, end) = (global(&files, (n, 0)), global(&files, (n + 1, 0)) - 1);
+            let find = |b: usize| spans.iter().find(|(a, z, _, _)| (*a..*z).contains(&b));
+            let (Some(f), Some(l), Some(p)) = (find(start), find(end), published_us.get(&n)) else {
+                continue;
+            };
+            firsts.push(f.2.saturating_sub(*p));
+            lasts.push(l.3.saturating_sub(*p));
+        }
+        println!(
+            "r{hop} | {} | {} | {}",
+            firsts.len(),
+            median(firsts),
+            median(lasts)
+        );
+    }
 }

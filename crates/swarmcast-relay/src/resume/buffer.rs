@@ -236,7 +236,11 @@ impl BackBuffer {
             let newer: u64 = self
                 .held
                 .range(oldest + 1..)
-                .filter_map(|(n, h)| self.known.get(n).filter(|k| h.start == 0 && h.end == k.size))
+                .filter_map(|(n, h)| {
+                    self.known
+                        .get(n)
+                        .filter(|k| h.start == 0 && h.end == k.size)
+                })
                 .map(|k| k.duration)
                 .sum();
             if newer < self.back_ticks {
@@ -284,9 +288,9 @@ impl BackBuffer {
                 lost_segments: 0,
             });
         }
-        let (lost_bytes, lost_segments) = self.distance(from, oldest).map_err(|unknown| {
-            StartError::TooOld { at: from, unknown }
-        })?;
+        let (lost_bytes, lost_segments) = self
+            .distance(from, oldest)
+            .map_err(|unknown| StartError::TooOld { at: from, unknown })?;
         Ok(Start {
             at: oldest,
             lost_bytes,
@@ -376,8 +380,11 @@ mod tests {
         let mut at = 0;
         while at < size {
             let len = (size - at).min(16_384);
-            b.append(Position::new(n, at), Bytes::from(vec![n as u8; len as usize]))
-                .unwrap();
+            b.append(
+                Position::new(n, at),
+                Bytes::from(vec![n as u8; len as usize]),
+            )
+            .unwrap();
             at += len;
         }
     }
@@ -394,13 +401,15 @@ mod tests {
         assert_eq!(b.oldest(), Some(Position::start_of(2)));
         assert_eq!(b.live_start(), Some(Position::start_of(3)));
         // A segment in progress does not count: 2 stays until 4 is complete.
-        b.append(Position::start_of(4), Bytes::from_static(b"x")).unwrap();
+        b.append(Position::start_of(4), Bytes::from_static(b"x"))
+            .unwrap();
         assert_eq!(b.held_segments(), vec![2, 3, 4]);
         assert_eq!(b.live_start(), Some(Position::start_of(4)));
         let mut at = 1;
         while at < 80_000 {
             let len = (80_000 - at).min(16_384);
-            b.append(Position::new(4, at), Bytes::from(vec![4u8; len as usize])).unwrap();
+            b.append(Position::new(4, at), Bytes::from(vec![4u8; len as usize]))
+                .unwrap();
             at += len;
         }
         assert_eq!(b.held_segments(), vec![3, 4]);
@@ -416,7 +425,10 @@ mod tests {
         }
         assert_eq!(b.oldest(), Some(Position::start_of(2)));
         let s = b.start(Some(Position::new(2, 100))).unwrap();
-        assert_eq!((s.at, s.lost_bytes, s.lost_segments), (Position::new(2, 100), 0, 0));
+        assert_eq!(
+            (s.at, s.lost_bytes, s.lost_segments),
+            (Position::new(2, 100), 0, 0)
+        );
         // From 0:1000: the rest of 0, all of 1.
         let s = b.start(Some(Position::new(0, 1000))).unwrap();
         assert_eq!(s.at, Position::start_of(2));
@@ -457,7 +469,10 @@ mod tests {
         let mut b = buffer(1, &sizes);
         assert_eq!(b.start(None), Err(StartError::Empty));
         fill(&mut b, 0, 40_000);
-        assert_eq!(b.read(Position::new(0, 16_384 + 5), 100), Read::Data(Bytes::from(vec![0u8; 100])));
+        assert_eq!(
+            b.read(Position::new(0, 16_384 + 5), 100),
+            Read::Data(Bytes::from(vec![0u8; 100]))
+        );
         // A read stops at a piece's end.
         match b.read(Position::new(0, 16_384 + 5), 1 << 20) {
             Read::Data(d) => assert_eq!(d.len(), 16_384 - 5),
@@ -470,7 +485,10 @@ mod tests {
         assert_eq!(b.read(Position::new(2, 60_000), 10), Read::Wait);
         b.set_last(2);
         assert_eq!(b.read(Position::new(2, 60_000), 10), Read::End);
-        assert_eq!(b.read(Position::new(2, 59_999), 10), Read::Data(Bytes::from(vec![2u8])));
+        assert_eq!(
+            b.read(Position::new(2, 59_999), 10),
+            Read::Data(Bytes::from(vec![2u8]))
+        );
         assert!(b.append(Position::new(2, 10), Bytes::new()).is_err());
     }
 

@@ -187,7 +187,10 @@ impl fmt::Display for RelaySummary {
 
 /// Runs a relay until the end of the stream (then its children get [`RelayConfig::end_grace`]
 /// to finish) or `cancel`.
-pub async fn run(config: RelayConfig, cancel: CancellationToken) -> Result<RelaySummary, RelayError> {
+pub async fn run(
+    config: RelayConfig,
+    cancel: CancellationToken,
+) -> Result<RelaySummary, RelayError> {
     if config.parent.is_none() && config.directory.is_none() {
         return Err(RelayError::NoParent);
     }
@@ -211,20 +214,26 @@ pub async fn run(config: RelayConfig, cancel: CancellationToken) -> Result<Relay
         config.metrics_out.as_deref(),
     )?);
     let out = match &config.out {
-        Some(path) => Some(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|source| RelayError::Out {
-                    path: path.clone(),
-                    source,
-                })?,
-        ),
+        Some(path) => {
+            Some(
+                tokio::fs::File::create(path)
+                    .await
+                    .map_err(|source| RelayError::Out {
+                        path: path.clone(),
+                        source,
+                    })?,
+            )
+        }
         None => None,
     };
     let back_ticks = (config.back_buffer.as_secs_f64() * 90_000.0) as u64;
     let shared = Arc::new(Shared::new(back_ticks));
     let tasks = Tasks::with_token("relay", cancel.child_token());
     let app = server::router(shared.clone());
+    // Pieces go out as they are verified: no Nagle delay behind an unacknowledged write.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tasks.spawn("http", async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!("relay HTTP server: {e}");
@@ -233,6 +242,7 @@ pub async fn run(config: RelayConfig, cancel: CancellationToken) -> Result<Relay
     tracing::info!("relay {}: serving at {my_url}", config.node);
     let client = reqwest::Client::builder()
         .connect_timeout(PARENT_TIMEOUT)
+        .tcp_nodelay(true)
         .build()
         .expect("a client without custom TLS builds");
     let current = Arc::new(Mutex::new(None::<String>));
@@ -457,8 +467,8 @@ impl Upstream {
                     ),
                 );
                 match &parent {
-                    Parent::Publisher(_) => self.from_publisher(&manifest_url, cancel).await,
-                    Parent::Relay(u) => self.from_relay(u, cancel).await,
+                    Parent::Publisher(_) => self.pull_publisher(&manifest_url, cancel).await,
+                    Parent::Relay(u) => self.pull_relay(u, cancel).await,
                 }
             };
             let total = self.written.load(Ordering::Relaxed);
@@ -526,7 +536,7 @@ impl Upstream {
     }
 
     /// Takes the stream from a relay's `/stream`.
-    async fn from_relay(&mut self, url: &Url, cancel: &CancellationToken) -> Outcome {
+    async fn pull_relay(&mut self, url: &Url, cancel: &CancellationToken) -> Outcome {
         let mut req = self.client.get(url.clone());
         if let Some(p) = self.pos {
             req = req.query(&[("from", p.to_string())]);
@@ -633,7 +643,7 @@ impl Upstream {
 
     /// Takes the stream from the publisher: each segment's file in turn, as the manifests list
     /// them (the root relay).
-    async fn from_publisher(&mut self, manifest_url: &Url, cancel: &CancellationToken) -> Outcome {
+    async fn pull_publisher(&mut self, manifest_url: &Url, cancel: &CancellationToken) -> Outcome {
         let mut rx = self.shared.changed.subscribe();
         // The first manifest.
         let newest = loop {

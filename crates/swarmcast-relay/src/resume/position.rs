@@ -43,7 +43,8 @@ impl FromStr for Position {
     fn from_str(s: &str) -> Result<Self, PositionError> {
         let bad = || PositionError(s.chars().take(64).collect());
         let (seg, off) = s.split_once(':').ok_or_else(bad)?;
-        let digits = |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(seg) || !digits(off) {
             return Err(bad());
         }
@@ -65,9 +66,22 @@ mod tests {
         assert_eq!(p.to_string(), "12:65536");
         assert!(Position::new(3, 900) < Position::new(4, 0));
         assert!(Position::new(4, 1) > Position::new(4, 0));
-        for bad in ["", "12", ":1", "1:", "a:1", "1:-2", "+1:2", "1:2:3", "99999999999999999999:0"] {
+        for bad in [
+            "",
+            "12",
+            ":1",
+            "1:",
+            "a:1",
+            "1:-2",
+            "+1:2",
+            "1:2:3",
+            "99999999999999999999:0",
+        ] {
             let e = bad.parse::<Position>().unwrap_err();
-            assert!(e.to_string().contains("expected <segment>:<offset>"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("expected <segment>:<offset>"),
+                "{bad}: {e}"
+            );
         }
     }
 }

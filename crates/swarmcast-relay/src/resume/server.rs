@@ -115,12 +115,16 @@ async fn stream(State(shared): State<Arc<Shared>>, Query(q): Query<StreamQuery>)
                 return text(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string())
             }
             Err(e) => {
-                if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                if tokio::time::timeout_at(deadline, rx.changed())
+                    .await
+                    .is_err()
+                {
                     let status = match e {
                         StartError::Ahead { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                         _ => StatusCode::SERVICE_UNAVAILABLE,
                     };
-                    return (status, [(header::RETRY_AFTER, "1")], format!("{e}\n")).into_response();
+                    return (status, [(header::RETRY_AFTER, "1")], format!("{e}\n"))
+                        .into_response();
                 }
             }
         }
@@ -171,7 +175,9 @@ impl Reader {
             };
             match read {
                 Read::Data(d) => {
-                    self.shared.sent.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    self.shared
+                        .sent
+                        .fetch_add(d.len() as u64, Ordering::Relaxed);
                     return Some(d);
                 }
                 Read::Wait => self.rx.changed().await.ok()?,

@@ -124,7 +124,7 @@ impl PieceVerifier {
             return Ok(Step::Info(self.at.segment));
         };
         if !self.checked_start {
-            if self.at.offset % info.piece_length != 0 || self.at.offset >= info.length {
+            if !self.at.offset.is_multiple_of(info.piece_length) || self.at.offset >= info.length {
                 return Err(VerifyError::NotPieceBoundary {
                     at: self.at,
                     piece_length: info.piece_length,
@@ -216,7 +216,10 @@ mod tests {
                     (Position::start_of(4), 0)
                 ]
             );
-            assert_eq!(got.iter().flat_map(|p| p.data.to_vec()).collect::<Vec<_>>(), stream);
+            assert_eq!(
+                got.iter().flat_map(|p| p.data.to_vec()).collect::<Vec<_>>(),
+                stream
+            );
             assert_eq!(v.position(), Position::start_of(5));
             assert_eq!(v.pending(), 0);
         }
@@ -239,7 +242,13 @@ mod tests {
             }
         };
         assert_eq!(good, vec![0, 1]);
-        assert_eq!(err, VerifyError::Mismatch { segment: 7, piece: 2 });
+        assert_eq!(
+            err,
+            VerifyError::Mismatch {
+                segment: 7,
+                piece: 2
+            }
+        );
         assert!(err.to_string().contains("segment 7, piece 2"));
         assert_eq!(v.position(), Position::new(7, 32_768));
     }
