@@ -245,3 +245,130 @@ async fn manifest(
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use swarmcast_core::InfoDict;
+
+    use super::*;
+
+    /// A relay holding segments 3 and 4 (1 s, 40,000 bytes each) of a stream whose segments
+    /// 0 to 4 it knows, with a back buffer of 2 s, served on loopback.
+    async fn served() -> (String, Arc<Shared>, swarmcast_tasks::Tasks) {
+        let shared = Arc::new(Shared::new(180_000));
+        {
+            let mut b = shared.buffer();
+            for n in 0..5u64 {
+                b.learn_one(
+                    n,
+                    90_000,
+                    InfoDict {
+                        length: 40_000,
+                        name: format!("{n:08}.ts"),
+                        piece_length: 32_768,
+                        pieces: vec![0; 40],
+                    },
+                );
+            }
+            for n in 2..5u64 {
+                b.append(Position::start_of(n), Bytes::from(vec![n as u8; 32_768]))
+                    .unwrap();
+                b.append(Position::new(n, 32_768), Bytes::from(vec![n as u8; 7_232]))
+                    .unwrap();
+            }
+            assert_eq!(b.held_segments(), vec![3, 4]);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tasks = swarmcast_tasks::Tasks::new("relay-server-test");
+        let app = router(shared.clone());
+        tasks.spawn("server", async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}"), shared, tasks)
+    }
+
+    #[tokio::test]
+    async fn resumes_say_where_they_start_and_what_they_lost_and_bodies_end_with_the_stream() {
+        let (base, shared, tasks) = served().await;
+        let client = reqwest::Client::new();
+        let get = |q: &str| client.get(format!("{base}/stream{q}")).send();
+        let header = |r: &reqwest::Response, h: &str| {
+            r.headers().get(h).map(|v| v.to_str().unwrap().to_owned())
+        };
+        shared.buffer().set_last(4);
+        shared.bump();
+
+        // A plain GET: the newest segment start, to the end of the stream.
+        let r = get("").await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, POSITION_HEADER).as_deref(), Some("4:0"));
+        assert_eq!(header(&r, LOST_HEADER), None);
+        assert_eq!(r.bytes().await.unwrap(), vec![4u8; 40_000]);
+
+        // Held: from there, nothing lost.
+        let r = get("?from=3:39990").await.unwrap();
+        assert_eq!(header(&r, POSITION_HEADER).as_deref(), Some("3:39990"));
+        assert_eq!(header(&r, LOST_HEADER), None);
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), 10 + 40_000);
+
+        // Older than the buffer: from its oldest byte, the loss counted exactly.
+        let r = get("?from=1:100").await.unwrap();
+        assert_eq!(header(&r, POSITION_HEADER).as_deref(), Some("3:0"));
+        assert_eq!(header(&r, LOST_HEADER).as_deref(), Some("79900"));
+        assert_eq!(header(&r, LOST_SEGMENTS_HEADER).as_deref(), Some("2"));
+        assert_eq!(r.bytes().await.unwrap().len(), 80_000);
+
+        // Bad requests name the problem.
+        let r = get("?from=3").await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("expected <segment>:<offset>"));
+        let r = get("?from=3:40001").await.unwrap();
+        assert_eq!(r.status(), 416);
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("segment 3 has 40000 bytes"));
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_body_waits_for_bytes_not_here_yet() {
+        let (base, shared, tasks) = served().await;
+        let mut r = reqwest::get(format!("{base}/stream?from=5:0"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Segment 5 arrives after the request.
+        {
+            let mut b = shared.buffer();
+            b.learn_one(
+                5,
+                90_000,
+                InfoDict {
+                    length: 10,
+                    name: "00000005.ts".into(),
+                    piece_length: 32_768,
+                    pieces: vec![0; 20],
+                },
+            );
+            b.append(Position::start_of(5), Bytes::from_static(b"0123456789"))
+                .unwrap();
+            b.set_last(5);
+        }
+        shared.bump();
+        let mut got = Vec::new();
+        while let Some(c) = r.chunk().await.unwrap() {
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got, b"0123456789");
+        assert_eq!(shared.streams.load(Ordering::SeqCst), 0);
+        tasks.shutdown().await;
+    }
+}
