@@ -651,3 +651,74 @@ fn measure_store_and_forward_latency_per_hop() {
         );
     }
 }
+
+/// Start-up refusals name the problem, before anything runs.
+#[test]
+fn relay_refuses_bad_start_up_with_the_reason() {
+    let link = "swarmcast:?pk=aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4a&xs=http%3A%2F%2F127.0.0.1%3A1%2Fmanifest";
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--link", link, "--listen", "127.0.0.1:0"],
+            "needs --parent or --directory",
+        ),
+        (
+            &[
+                "--link",
+                "nonsense",
+                "--listen",
+                "127.0.0.1:0",
+                "--parent",
+                "x",
+            ],
+            "invalid stream link (--link)",
+        ),
+        (
+            &[
+                "--link",
+                link,
+                "--listen",
+                "127.0.0.1:0",
+                "--parent",
+                "ftp://x/stream",
+            ],
+            "expected a stream link (swarmcast:?...) or a relay's http URL",
+        ),
+        (
+            &["--link", link, "--listen", &busy, "--parent", link],
+            "cannot listen on",
+        ),
+        (
+            &[
+                "--link",
+                link,
+                "--listen",
+                "127.0.0.1:0",
+                "--back-buffer",
+                "1e9",
+            ],
+            "expected seconds from 0 to 3600",
+        ),
+        (
+            &[
+                "--link",
+                link,
+                "--listen",
+                "127.0.0.1:0",
+                "--directory",
+                "http://x/relays",
+            ],
+            "--node",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run(swarmcast().arg("relay").args(*args), false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(want) && !err.contains("panicked"),
+            "relay {}: {err}",
+            args.join(" ")
+        );
+    }
+}

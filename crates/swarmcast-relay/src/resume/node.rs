@@ -702,6 +702,37 @@ impl Upstream {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let body = r.text().await.unwrap_or_default();
+                    // Gone from the publisher (this relay fell more than the window and its
+                    // grace behind): go on from the oldest segment listed, counting the loss.
+                    let oldest = self
+                        .shared
+                        .manifest
+                        .borrow()
+                        .as_ref()
+                        .and_then(|m| m.manifest.segments.first().map(|e| e.number));
+                    if let Some(oldest) =
+                        oldest.filter(|o| matches!(status, 404 | 410) && *o > pos.segment)
+                    {
+                        let to = Position::start_of(oldest);
+                        let (bytes, segments) = self
+                            .shared
+                            .buffer()
+                            .distance(pos, to)
+                            .unwrap_or((0, oldest - pos.segment));
+                        self.rec
+                            .record(Some(pos.segment), Kind::StreamLost { bytes, segments });
+                        self.rec.record(
+                            Some(oldest),
+                            Kind::StreamConnected {
+                                url: manifest_url.to_string(),
+                                from: Some(pos.to_string()),
+                                position: Some(to.to_string()),
+                            },
+                        );
+                        self.summary.lost_bytes += bytes;
+                        self.pos = Some(to);
+                        continue;
+                    }
                     return failed(format!("error: GET {url}: {status}: {}", body.trim()));
                 }
                 Err(e) => return failed(format!("error: GET {url}: {e}")),
