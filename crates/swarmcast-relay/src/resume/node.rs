@@ -570,6 +570,8 @@ impl Upstream {
         let lost_header: Option<(u64, u64)> = header(LOST_HEADER)
             .and_then(|b| b.parse().ok())
             .zip(header(LOST_SEGMENTS_HEADER).and_then(|s| s.parse().ok()));
+        // The parent may not know the size of the segment it starts in; this relay may.
+        let start = self.shared.buffer().normalize(start);
         let asked = self.pos;
         self.rec.record(
             Some(start.segment),
