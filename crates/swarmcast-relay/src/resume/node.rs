@@ -156,7 +156,7 @@ pub struct RelaySummary {
     pub first: Option<Position>,
     /// Verified bytes played (written to the output).
     pub played: u64,
-    /// Connections to a parent.
+    /// Connections to a parent that answered.
     pub connections: u32,
     /// Pieces rejected.
     pub rejected: u32,
@@ -303,6 +303,7 @@ pub async fn run(
             ..RelaySummary::default()
         },
         tasks: tasks.child("upstream"),
+        connected: false,
     };
     let result = up.run(config.parent.clone(), &cancel).await;
     let total = up.written.load(Ordering::Relaxed);
@@ -374,6 +375,8 @@ struct Upstream {
     current: Arc<Mutex<Option<String>>>,
     summary: RelaySummary,
     tasks: Tasks,
+    /// The current parent answered (`stream_connected` recorded).
+    connected: bool,
 }
 
 impl Upstream {
@@ -446,7 +449,6 @@ impl Upstream {
             }
             *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
                 matches!(parent, Parent::Relay(_)).then(|| url.clone());
-            self.summary.connections += 1;
             self.hear();
             let outcome = {
                 let token = self.tasks.token().child_token();
@@ -477,15 +479,20 @@ impl Upstream {
                 Outcome::Cancelled => return Ok(false),
                 Outcome::Fatal(e) => return Err(e),
                 Outcome::Failed { reason, bad } => {
-                    tracing::info!("relay {}: parent {url}: {reason}", self.node);
-                    self.rec.record(
-                        None,
-                        Kind::StreamDisconnected {
-                            url: url.clone(),
-                            reason,
-                        },
-                    );
-                    self.rec.record(None, Kind::StreamBytes { total });
+                    if std::mem::take(&mut self.connected) {
+                        tracing::info!("relay {}: parent {url}: {reason}", self.node);
+                        self.rec.record(
+                            None,
+                            Kind::StreamDisconnected {
+                                url: url.clone(),
+                                reason,
+                            },
+                        );
+                        self.rec.record(None, Kind::StreamBytes { total });
+                    } else {
+                        // Not connected: a failed attempt, not a disconnect.
+                        tracing::debug!("relay {}: parent {url}: {reason}", self.node);
+                    }
                     if self.at_end() {
                         return Ok(true);
                     }
@@ -547,7 +554,7 @@ impl Upstream {
         };
         let mut resp = match resp {
             Err(_) => return failed("timeout: no answer"),
-            Ok(Err(e)) => return failed(format!("error: {e}")),
+            Ok(Err(e)) => return failed(format!("error: {}", chain(&e))),
             Ok(Ok(r)) => r,
         };
         if !resp.status().is_success() {
@@ -581,6 +588,8 @@ impl Upstream {
                 position: Some(start.to_string()),
             },
         );
+        self.connected = true;
+        self.summary.connections += 1;
         if let Some(asked) = asked {
             let asked = self.shared.buffer().normalize(asked);
             if start < asked {
@@ -638,7 +647,7 @@ impl Upstream {
                         failed("eof")
                     };
                 }
-                Ok(Err(e)) => return failed(format!("error: {e}")),
+                Ok(Err(e)) => return failed(format!("error: {}", chain(&e))),
             }
         }
     }
@@ -669,6 +678,8 @@ impl Upstream {
                 position: Some(start.to_string()),
             },
         );
+        self.connected = true;
+        self.summary.connections += 1;
         loop {
             if self.at_end() {
                 return Outcome::End;
@@ -737,7 +748,7 @@ impl Upstream {
                     }
                     return failed(format!("error: GET {url}: {status}: {}", body.trim()));
                 }
-                Err(e) => return failed(format!("error: GET {url}: {e}")),
+                Err(e) => return failed(format!("error: GET {url}: {}", chain(&e))),
             };
             let mut verifier = PieceVerifier::new(pos);
             loop {
@@ -753,7 +764,7 @@ impl Upstream {
                         }
                     }
                     Ok(None) => break,
-                    Err(e) => return failed(format!("error: GET {url}: {e}")),
+                    Err(e) => return failed(format!("error: GET {url}: {}", chain(&e))),
                 }
             }
             if self.pos.is_some_and(|p| p.segment == pos.segment) {
@@ -874,6 +885,22 @@ enum Pick {
     Parent(Parent),
     None,
     Ended,
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message is only "error sending
+/// request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 fn etag(seq: u64) -> String {
