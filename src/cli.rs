@@ -8,11 +8,13 @@ use clap::{Args, Parser, Subcommand};
 mod icecast_node;
 mod lab;
 mod publish;
+mod relay;
 mod watch;
 
 pub(crate) use icecast_node::IcecastNodeArgs;
 pub(crate) use lab::{JoinArg, LabArgs, NetArg};
 pub(crate) use publish::{LibrqbitOff, PublishArgs, SeederArg};
+pub(crate) use relay::RelayArgs;
 pub(crate) use watch::WatchArgs;
 
 /// Live broadcasting over BitTorrent by minute swarming.
@@ -52,6 +54,10 @@ pub(crate) enum Command {
     /// Watch a stream: verify its manifests against the link's key, fetch segments ahead of time
     /// from the swarm (re-seeding them), and play them back to back.
     Watch(Box<WatchArgs>),
+    /// Relay a stream with a back buffer (docs/relay.md): pull it from a parent (the publisher
+    /// or another relay), verify it piece by piece, serve it live at /stream and from any held
+    /// position at /stream?from=<segment>:<offset>, and play it.
+    Relay(Box<RelayArgs>),
     /// The whole system on this machine: the synthetic feed, a publisher and staggered viewers on
     /// loopback; prints what each segment's swarm cost; fails if a viewer's output differs from
     /// the published segments it played.

@@ -343,6 +343,29 @@ pub(crate) async fn watch(args: crate::cli::WatchArgs, cancel: CancellationToken
     Ok(())
 }
 
+pub(crate) async fn relay(args: crate::cli::RelayArgs, cancel: CancellationToken) -> Result<()> {
+    use swarmcast_relay::resume::{node::DirectoryConfig, RelayConfig};
+    let link: StreamLink = args.link.parse().context("invalid stream link (--link)")?;
+    let mut config = RelayConfig::new(link, args.listen);
+    config.back_buffer = std::time::Duration::from_secs_f64(args.back_buffer);
+    config.parent = args
+        .parent
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    config.directory = args.directory.map(|url| DirectoryConfig {
+        url,
+        fanout: args.fanout,
+    });
+    config.node = args.node;
+    config.out = args.out;
+    config.metrics_out = args.metrics_out;
+    let summary = swarmcast_relay::resume::run(config, cancel).await?;
+    eprintln!("{summary}");
+    Ok(())
+}
+
 pub(crate) async fn demo(args: crate::cli::DemoArgs, cancel: CancellationToken) -> Result<()> {
     if let Some(limit) = args.upload_limit {
         check_rate("upload-limit", limit).map_err(anyhow::Error::msg)?;

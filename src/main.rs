@@ -114,6 +114,7 @@ fn main() -> ExitCode {
                 Command::Synth(args) => commands::synth(args, cancel.clone()).await,
                 Command::Publish(args) => commands::publish(*args, shutdown.clone()).await,
                 Command::Watch(args) => commands::watch(*args, cancel.clone()).await,
+                Command::Relay(args) => commands::relay(*args, cancel.clone()).await,
                 Command::Demo(args) => commands::demo(args, cancel.clone()).await,
                 Command::Lab(args) => commands::lab(*args, cancel.clone()).await,
                 Command::Report(args) => commands::report(&args.dir),

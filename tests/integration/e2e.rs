@@ -8,6 +8,7 @@ mod mirrors;
 mod netlab;
 mod players;
 mod procs;
+mod relay;
 mod terminal;
 mod trackers;
 mod transmission;

@@ -6,6 +6,9 @@
 //!   next one from it ([`directory::choose_parent`]), as a user's software could, with no oracle.
 //! - [`icecast`]: the seed's method (a), relay trees of real Icecast servers
 //!   (`swarmcast icecast-node`, docs/relay-tree.md).
+//! - [`resume`]: `relay-resume`, the relay with a back buffer (`swarmcast relay`): positions,
+//!   the back buffer, the piece verifier, the `/stream` server and the relay node.
 
 pub mod directory;
 pub mod icecast;
+pub mod resume;
