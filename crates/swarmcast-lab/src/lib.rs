@@ -12,6 +12,7 @@
 
 pub mod netcheck;
 pub mod netrun;
+pub mod figures;
 pub mod plan;
 pub mod report;
 pub mod results;
