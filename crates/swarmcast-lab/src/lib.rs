@@ -14,6 +14,7 @@ pub mod netcheck;
 pub mod netrun;
 pub mod figures;
 pub mod plan;
+pub mod transport;
 pub mod report;
 pub mod results;
 mod runner;
