@@ -75,7 +75,13 @@ fn node_start_us(events: &[Event]) -> Option<u64> {
     events.first().map(|e| e.wall_us.saturating_sub(e.mono_us))
 }
 
-fn finish(mut f: NodeFigures, chunks: &[Chunk], events: &[Event], buffer: u64, p: &Published) -> NodeFigures {
+fn finish(
+    mut f: NodeFigures,
+    chunks: &[Chunk],
+    events: &[Event],
+    buffer: u64,
+    p: &Published,
+) -> NodeFigures {
     f.playout = playout::simulate(chunks, buffer, p);
     f.startup_ms = match (f.playout.start_us, node_start_us(events)) {
         (Some(s), Some(n)) => Some(s.saturating_sub(n) as f64 / 1000.0),
@@ -142,7 +148,11 @@ pub fn segment_node(
             false => published.segments.last().map_or(first, |s| s.n),
         };
         let played: std::collections::BTreeSet<u64> = played.iter().map(|p| p.0).collect();
-        for s in published.segments.iter().filter(|s| (first..=last).contains(&s.n)) {
+        for s in published
+            .segments
+            .iter()
+            .filter(|s| (first..=last).contains(&s.n))
+        {
             f.range_bytes += s.size;
             if !played.contains(&s.n) {
                 f.lost_bytes += s.size;

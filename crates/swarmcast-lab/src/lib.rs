@@ -10,15 +10,15 @@
 //!
 //! It is the one library that knows both the publisher and the viewer.
 
+pub mod figures;
 pub mod netcheck;
 pub mod netrun;
-pub mod figures;
 pub mod plan;
-pub mod transport;
 pub mod report;
 pub mod results;
 mod runner;
 pub mod sampler;
+pub mod transport;
 
 pub use runner::{run_lab, LabConfig};
 

@@ -51,12 +51,7 @@ impl Transport {
     }
 
     /// Every transport.
-    pub const ALL: [Transport; 4] = [
-        Self::Swarm,
-        Self::Http,
-        Self::RelayTree,
-        Self::RelayResume,
-    ];
+    pub const ALL: [Transport; 4] = [Self::Swarm, Self::Http, Self::RelayTree, Self::RelayResume];
 }
 
 impl std::str::FromStr for Transport {
@@ -348,7 +343,12 @@ impl RunSpec {
 
     /// The `--churn` departures of this run (none without churn).
     pub fn churn(&self) -> Vec<churn::Departure> {
-        churn::schedule(self.viewers, self.duration_secs, self.churn_pct, self.churn_seed)
+        churn::schedule(
+            self.viewers,
+            self.duration_secs,
+            self.churn_pct,
+            self.churn_seed,
+        )
     }
 
     /// When viewers start and leave, in seconds from the publisher's start, in order (a leave

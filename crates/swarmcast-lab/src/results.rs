@@ -379,7 +379,7 @@ pub struct RunSummary {
     pub lost_share: f64,
     /// Output bytes never published at their place (continuous streams; 0: clean).
     pub foreign_bytes: u64,
-    /// Nodes whose player never started.
+    /// Nodes whose player never started (nodes that left by churn not counted).
     pub never_played: usize,
     /// Glass to glass (the publisher's input → the simulated player), median over every second
     /// of media played, ms.

@@ -358,7 +358,14 @@ async fn execute(
         link: None,
     };
     let mut sides: Vec<Proc> = Vec::new();
-    let started = start_sides(&method.before_publisher(&ctx), config, dir, net, t0, &mut sides);
+    let started = start_sides(
+        &method.before_publisher(&ctx),
+        config,
+        dir,
+        net,
+        t0,
+        &mut sides,
+    );
     let (mut publisher, link) = match started {
         Err(e) => Err((None, e)),
         Ok(()) => start_publisher(spec, config, dir, net).await,
@@ -381,7 +388,15 @@ async fn execute(
     };
     let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
     let mut viewers: Vec<Proc> = Vec::new();
-    let mut failure = start_sides(&method.after_publisher(&ctx), config, dir, net, t0, &mut sides).err();
+    let mut failure = start_sides(
+        &method.after_publisher(&ctx),
+        config,
+        dir,
+        net,
+        t0,
+        &mut sides,
+    )
+    .err();
     for (at, step) in spec.schedule() {
         if failure.is_some() {
             break;

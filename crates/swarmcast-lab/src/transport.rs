@@ -65,7 +65,11 @@ impl Ctx<'_> {
 
     /// The relay directory the publisher serves.
     pub fn directory(&self) -> String {
-        format!("http://{}:{}/relays", self.addr("publisher"), netrun::HTTP_PORT)
+        format!(
+            "http://{}:{}/relays",
+            self.addr("publisher"),
+            netrun::HTTP_PORT
+        )
     }
 
     fn link(&self) -> String {
@@ -348,8 +352,14 @@ mod tests {
         let side = m.before_publisher(&c);
         assert_eq!(side.len(), 1);
         let a = side[0].args.join(" ");
-        assert!(a.starts_with("icecast-node --directory http://127.0.0.1:8080/relays"), "{a}");
-        assert!(a.ends_with("--fanout 3 --source --password swarmcast-lab"), "{a}");
+        assert!(
+            a.starts_with("icecast-node --directory http://127.0.0.1:8080/relays"),
+            "{a}"
+        );
+        assert!(
+            a.ends_with("--fanout 3 --source --password swarmcast-lab"),
+            "{a}"
+        );
         assert_eq!(
             m.publisher_args(&c).join(" "),
             "--icecast http://source:swarmcast-lab@127.0.0.1:8000/live.ts \
@@ -412,7 +422,10 @@ mod tests {
             .collect();
         let mut out = [&published[..5 * 188], &published[9 * 188..]].concat();
         std::fs::write(dir.path().join("viewer-0.ts"), &out).unwrap();
-        assert_eq!(check_continuous(dir.path(), "viewer-0", &published), "identical");
+        assert_eq!(
+            check_continuous(dir.path(), "viewer-0", &published),
+            "identical"
+        );
         let kept: align::Alignment = serde_json::from_str(
             &std::fs::read_to_string(alignment_file(dir.path(), "viewer-0")).unwrap(),
         )
@@ -422,6 +435,9 @@ mod tests {
         std::fs::write(dir.path().join("viewer-0.ts"), &out).unwrap();
         assert!(check_continuous(dir.path(), "viewer-0", &published).contains("not the published"));
         // No output at all: nothing played, nothing foreign.
-        assert_eq!(check_continuous(dir.path(), "viewer-9", &published), "identical");
+        assert_eq!(
+            check_continuous(dir.path(), "viewer-9", &published),
+            "identical"
+        );
     }
 }

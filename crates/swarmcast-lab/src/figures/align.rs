@@ -6,13 +6,15 @@
 //! buffer, a departure), and, at a splice where a source stopped mid-packet, possibly a partial
 //! packet. [`align`] walks the output: while its bytes equal the published bytes at the current
 //! position the run goes on; at the first difference it looks for the next output position where
-//! a whole published packet starts (every published packet is indexed by its bytes), preferring
-//! the first such packet at or after the current published position (a gap: bytes lost) and
-//! otherwise the last one before it (bytes played twice), extends the new run backwards over any
-//! partial packet, and counts the bytes in between as foreign (never published). Each byte is
-//! attributed exactly, but for a splice whose first bytes happen to equal the bytes the old run
-//! would have continued with (at most a few bytes: the sync byte and header of the next packet),
-//! which stay with the old run; the gap is then shifted by as many bytes, its size unchanged.
+//! a published packet found nowhere else in the stream starts (every published packet is indexed
+//! by its bytes; padding packets, which repeat, cannot place anything), extends the new run
+//! backwards from it as far as the bytes agree (over padding and any partial packet), and counts
+//! the bytes in between as foreign (never published). A jump forward is a gap (bytes lost), a jump
+//! back bytes played twice. Where a splice's first bytes equal the bytes the old run would have
+//! continued with (a packet's sync byte and header), the old run first runs on over them; they go
+//! to the new run when that makes the old run end on a packet boundary (where sources stop).
+//! Otherwise (a source that stopped mid-packet, whose next bytes happen to be the new source's)
+//! they stay with the old run, and the gap moves by those few bytes, its size unchanged.
 
 use std::collections::HashMap;
 
@@ -182,9 +184,54 @@ pub fn align(published: &[u8], output: &[u8]) -> Alignment {
         a.foreign_bytes += (at - back - start) as u64;
         o = at - back;
         p = q - back;
+        if back == at - start {
+            (o, p) = reclaim(&mut a.runs, output, published, o, p);
+        }
         matched = true;
     }
     a
+}
+
+/// At a splice with nothing foreign between the runs, the last run may have run on over bytes
+/// that are the new run's (equal at both places: a packet's sync byte and header). If the new
+/// run, extended further back, agrees with the output down to a point where the last run ends on
+/// a packet boundary (where a source stops), the bytes after that point are given to the new run.
+/// The new run's start `(o, p)`, moved back if so.
+fn reclaim(
+    runs: &mut Vec<Run>,
+    output: &[u8],
+    published: &[u8],
+    o: usize,
+    p: usize,
+) -> (usize, usize) {
+    let Some(last) = runs.last().copied() else {
+        return (o, p);
+    };
+    if last.out + last.len != o as u64 {
+        return (o, p);
+    }
+    let most = (last.len as usize).min(p).min(PACKET);
+    let mut best = None;
+    for j in 1..=most {
+        if output[o - j] != published[p - j] {
+            break;
+        }
+        let old_end = last.published as usize + (o - j - last.out as usize);
+        if old_end % PACKET == 0 {
+            best = Some(j);
+        }
+    }
+    match best {
+        Some(j) => {
+            let l = runs.last_mut().expect("checked");
+            l.len -= j as u64;
+            if l.len == 0 {
+                runs.pop();
+            }
+            (o - j, p - j)
+        }
+        None => (o, p),
+    }
 }
 
 fn push_run(runs: &mut Vec<Run>, o: usize, p: usize, len: usize) {
@@ -212,7 +259,10 @@ mod tests {
                 let mut p = vec![0u8; PACKET];
                 p[0] = 0x47;
                 p[1..9].copy_from_slice(&(i as u64).to_le_bytes());
-                p[9..].iter_mut().enumerate().for_each(|(j, b)| *b = (i * 7 + j) as u8);
+                p[9..]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(j, b)| *b = (i * 7 + j) as u8);
                 p
             })
             .collect()
@@ -222,7 +272,14 @@ mod tests {
     fn an_identical_output_is_one_run() {
         let s = stream(50);
         let a = align(&s, &s);
-        assert_eq!(a.runs, vec![Run { out: 0, published: 0, len: s.len() as u64 }]);
+        assert_eq!(
+            a.runs,
+            vec![Run {
+                out: 0,
+                published: 0,
+                len: s.len() as u64
+            }]
+        );
         assert_eq!(a.foreign_bytes, 0);
         assert_eq!(a.covered(0, s.len() as u64), s.len() as u64);
         assert!(a.gaps().is_empty());
@@ -237,7 +294,10 @@ mod tests {
         let out: Vec<u8> = [&s[..30 * PACKET], &s[cut..]].concat();
         let a = align(&s, &out);
         assert_eq!(a.foreign_bytes, 0);
-        assert_eq!(a.gaps(), vec![(30 * PACKET as u64, (cut - 30 * PACKET) as u64)]);
+        assert_eq!(
+            a.gaps(),
+            vec![(30 * PACKET as u64, (cut - 30 * PACKET) as u64)]
+        );
         assert_eq!(
             a.covered(0, s.len() as u64),
             (s.len() - (cut - 30 * PACKET)) as u64
@@ -268,8 +328,14 @@ mod tests {
         out[5 * PACKET + 50] ^= 0xff;
         let a = align(&s, &out);
         // The rest of the damaged packet cannot be told from junk: at most a packet is foreign.
-        assert!(a.foreign_bytes >= 1 && a.foreign_bytes <= PACKET as u64, "{a:?}");
-        assert_eq!(a.runs.last().unwrap().published + a.runs.last().unwrap().len, s.len() as u64);
+        assert!(
+            a.foreign_bytes >= 1 && a.foreign_bytes <= PACKET as u64,
+            "{a:?}"
+        );
+        assert_eq!(
+            a.runs.last().unwrap().published + a.runs.last().unwrap().len,
+            s.len() as u64
+        );
     }
 
     #[test]
@@ -288,11 +354,11 @@ mod tests {
         let out: Vec<u8> = [&s[..5 * PACKET], &s[10 * PACKET..]].concat();
         let a = align(&s, &out);
         let r = a.published_ranges(4 * PACKET as u64, 6 * PACKET as u64);
-        // Packet 10 starts with the sync byte packet 5 would have: that byte stays with the
-        // first run (documented), the gap's size is exact.
+        // Packet 10 starts with the sync byte packet 5 would have: the first run runs on over
+        // it, then gives it back, as it ends on a packet boundary without it.
         let p = PACKET as u64;
-        assert_eq!(r, vec![(4 * p, 5 * p + 1), (10 * p + 1, 11 * p)]);
-        assert_eq!(a.gaps(), vec![(5 * p + 1, 5 * p)]);
+        assert_eq!(r, vec![(4 * p, 5 * p), (10 * p, 11 * p)]);
+        assert_eq!(a.gaps(), vec![(5 * p, 5 * p)]);
         assert_eq!(a.span(), Some((0, s.len() as u64)));
     }
 

@@ -5,8 +5,9 @@
 //! The player's rules:
 //! - it starts once `buffer` of media from its first stretch on is there (every stretch up to that
 //!   point arrived);
-//! - it plays in real time, stretch after stretch in media order; media that never arrives (lost)
-//!   is jumped over at once, and counted as loss, not as a stall;
+//! - it plays in real time, stretch after stretch in media order, on the media's clock: media that
+//!   never arrives (lost) takes its own duration (a frozen picture, as a player that presents by
+//!   timestamp shows a gap), and counts as loss, not as a stall;
 //! - when the next stretch is not there when it is due, it stalls, and waits until `buffer` of
 //!   media from that stretch on is there again (or the stream's end), as a player with a network
 //!   cache of `buffer` does; each wait is one stall, its length the stall time.
@@ -129,7 +130,7 @@ pub struct Playout {
     pub stall_us: u64,
     /// Media played, ticks.
     pub played_ticks: u64,
-    /// Media jumped over (never arrived) between the first and last stretch played, ticks.
+    /// Media that never arrived between the first and last stretch played (frozen), ticks.
     pub skipped_ticks: u64,
     /// Glass to glass, one sample per second of media played, ms.
     pub glass_ms: Vec<f64>,
@@ -183,13 +184,16 @@ pub fn simulate(chunks: &[Chunk], buffer: u64, published: &Published) -> Playout
     let mut prev_end = chunks[0].start;
     for i in 0..chunks.len() {
         let c = chunks[i];
+        // A gap plays as a frozen picture for its duration.
+        let gap = c.start.saturating_sub(prev_end);
+        out.skipped_ticks += gap;
+        clock += gap * 1_000_000 / TICKS;
         if c.at_us > clock {
             let resume = filled(&chunks, i, buffer);
             out.stalls += 1;
             out.stall_us += resume - clock;
             clock = resume;
         }
-        out.skipped_ticks += c.start.saturating_sub(prev_end);
         prev_end = c.end;
         // One glass-to-glass sample per whole second of media in the chunk.
         let first = c.start.div_ceil(TICKS) * TICKS;
@@ -256,7 +260,11 @@ mod tests {
         assert_eq!(out.played_ticks, 20 * TICKS);
         assert_eq!(out.glass_ms.len(), 20);
         // Media 0 came in at 100 s and shows at 103 s.
-        assert!(out.glass_ms.iter().all(|&g| (g - 3000.0).abs() < 1e-6), "{:?}", out.glass_ms);
+        assert!(
+            out.glass_ms.iter().all(|&g| (g - 3000.0).abs() < 1e-6),
+            "{:?}",
+            out.glass_ms
+        );
     }
 
     #[test]
@@ -276,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn lost_media_is_jumped_over_not_stalled_on() {
+    fn lost_media_freezes_for_its_duration_and_is_no_stall() {
         let p = published();
         let chunks: Vec<Chunk> = (0..10)
             .filter(|&n| n != 3)
@@ -285,9 +293,10 @@ mod tests {
         let out = simulate(&chunks, 2 * TICKS, &p);
         assert_eq!(out.skipped_ticks, 2 * TICKS);
         assert_eq!(out.played_ticks, 18 * TICKS);
-        // Segment 4 is due at 103 + 6 = 109 s and there at 111 s: the jump brought it forward.
-        assert_eq!(out.stalls, 1);
-        assert_eq!(out.stall_us, 2 * S);
+        // Segment 4 is due at 103 + 8 = 111 s (segment 3's 2 s frozen) and there then.
+        assert_eq!(out.stalls, 0);
+        // Media 8 s (segment 4) came in at 108 s and shows at 111 s.
+        assert!(out.glass_ms.iter().all(|&g| (g - 3000.0).abs() < 1e-6));
     }
 
     #[test]

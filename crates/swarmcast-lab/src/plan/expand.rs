@@ -75,7 +75,11 @@ fn check_lists(spec: &SweepSpec) -> Result<(), PlanError> {
         return Err(range("fanout", spec.fanout, "from 1 to 16"));
     }
     if !(spec.back_buffer_secs > 0.0 && spec.back_buffer_secs <= 3600.0) {
-        return Err(range("back-buffer", spec.back_buffer_secs, "more than 0 and at most an hour"));
+        return Err(range(
+            "back-buffer",
+            spec.back_buffer_secs,
+            "more than 0 and at most an hour",
+        ));
     }
     if !(spec.playout_buffer_secs > 0.0 && spec.playout_buffer_secs <= 600.0) {
         return Err(range(
@@ -85,7 +89,11 @@ fn check_lists(spec: &SweepSpec) -> Result<(), PlanError> {
         ));
     }
     if !(0.0..=100.0).contains(&spec.churn_pct) {
-        return Err(range("churn", spec.churn_pct, "a share from 0 to 100% per minute"));
+        return Err(range(
+            "churn",
+            spec.churn_pct,
+            "a share from 0 to 100% per minute",
+        ));
     }
     if spec.churn_pct > 0.0 && spec.join != JoinPattern::All {
         return Err(range(

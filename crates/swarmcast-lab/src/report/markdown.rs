@@ -322,7 +322,11 @@ impl<'a> Summary<'a> {
                 rs.len().to_string(),
                 spread(&rs, |r| r.publisher_upload_per_stream, 2),
                 pct(spread(&rs, |r| 100.0 * r.share_from_peers, 1)),
-                spread(&rs, |r| r.playout_stalls as f64 / r.viewers.max(1) as f64, 2),
+                spread(
+                    &rs,
+                    |r| r.playout_stalls as f64 / r.viewers.max(1) as f64,
+                    2,
+                ),
                 pct(spread(&rs, |r| 100.0 * r.playout_stall_share, 2)),
                 pct(spread(&rs, |r| 100.0 * r.lost_share, 3)),
                 spread(&rs, |r| r.playout_startup_median_ms, 0),

@@ -78,16 +78,17 @@ pub(super) fn common(r: &RunRecords) -> Common {
                 .collect()
         })
         .unwrap_or_else(|| vec!["127.0.0.1".into()]);
+    let left = |node: &str| {
+        r.run
+            .outcome
+            .viewers
+            .iter()
+            .any(|v| v.node == node && v.churned)
+    };
     let nodes: Vec<NodeFigures> = r
         .viewers
         .iter()
         .map(|(node, events)| {
-            let left = r
-                .run
-                .outcome
-                .viewers
-                .iter()
-                .any(|v| &v.node == node && v.churned);
             crate::transport::node_figures(
                 spec.transport,
                 &r.dir,
@@ -95,7 +96,7 @@ pub(super) fn common(r: &RunRecords) -> Common {
                 events,
                 &published,
                 buffer,
-                left,
+                left(node),
                 &publisher_hosts,
             )
         })
@@ -128,7 +129,10 @@ pub(super) fn common(r: &RunRecords) -> Common {
         lost_bytes: lost,
         lost_share: ratio(lost as f64, sum(|n| n.range_bytes) as f64),
         foreign_bytes: sum(|n| n.foreign_bytes),
-        never_played: nodes.iter().filter(|n| n.playout.start_us.is_none()).count(),
+        never_played: nodes
+            .iter()
+            .filter(|n| n.playout.start_us.is_none() && !left(&n.node))
+            .count(),
         glass_median_ms: quantile(&glass, 0.5),
         glass_p95_ms: quantile(&glass, 0.95),
         publisher_upload_per_stream: ratio(publisher_tx, published.bytes() as f64),
