@@ -353,6 +353,17 @@ fn old_records_have_no_shared_figures_and_new_ones_do() {
     assert!((0.0..=1.0).contains(&s.share_from_peers));
     let md = crate::report::markdown(&[s]);
     assert!(md.contains("## Transports side by side"), "{md}");
+    // The report plots them by transport, and only for runs that have them.
+    let report = crate::report::write_report(dir.path()).unwrap();
+    let plots: Vec<String> = report
+        .files
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str().map(String::from))
+        .filter(|f| f.starts_with("by_transport_"))
+        .collect();
+    assert_eq!(plots.len(), 7, "{plots:?}");
+    let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains("glass_median_ms"));
 }
 
 #[test]
