@@ -286,19 +286,27 @@ pub fn check_continuous(dir: &Path, node: &str, published: &[u8]) -> String {
     }
 }
 
+/// What reading any node of a run needs.
+pub struct Reading<'a> {
+    /// The run's transport.
+    pub transport: Transport,
+    /// The run's directory.
+    pub dir: &'a Path,
+    /// The published stream.
+    pub published: &'a Published,
+    /// The simulated player's buffer, ticks.
+    pub buffer_ticks: u64,
+    /// Addresses of the publisher's host.
+    pub publisher_hosts: &'a [String],
+}
+
 /// A node's shared figures, read as its transport says: segments from its events, a continuous
-/// stream from its events and its kept alignment (a missing alignment: nothing played).
-pub fn node_figures(
-    t: Transport,
-    dir: &Path,
-    node: &str,
-    events: &[Event],
-    published: &Published,
-    buffer_ticks: u64,
-    left: bool,
-    publisher_hosts: &[String],
-) -> NodeFigures {
-    if !method(t).continuous() {
+/// stream from its events and its kept alignment (a missing alignment: nothing played). `left`:
+/// it left by churn.
+pub fn node_figures(r: &Reading, node: &str, events: &[Event], left: bool) -> NodeFigures {
+    let (dir, published, buffer_ticks, publisher_hosts) =
+        (r.dir, r.published, r.buffer_ticks, r.publisher_hosts);
+    if !method(r.transport).continuous() {
         return figures::segment_node(node, events, published, buffer_ticks, left);
     }
     let alignment = std::fs::read_to_string(alignment_file(dir, node))

@@ -217,7 +217,7 @@ fn reclaim(
             break;
         }
         let old_end = last.published as usize + (o - j - last.out as usize);
-        if old_end % PACKET == 0 {
+        if old_end.is_multiple_of(PACKET) {
             best = Some(j);
         }
     }

@@ -47,7 +47,7 @@ impl Rng {
 
 /// The departures of `nodes` nodes over `duration_secs` at `pct` percent a minute, in time order.
 pub fn schedule(nodes: usize, duration_secs: f64, pct: f64, seed: u64) -> Vec<Departure> {
-    if nodes == 0 || !(pct > 0.0) || !(duration_secs > 0.0) {
+    if nodes == 0 || pct.is_nan() || pct <= 0.0 || duration_secs.is_nan() || duration_secs <= 0.0 {
         return Vec::new();
     }
     let mut rng = Rng(seed);

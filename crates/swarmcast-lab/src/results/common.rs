@@ -85,21 +85,17 @@ pub(super) fn common(r: &RunRecords) -> Common {
             .iter()
             .any(|v| v.node == node && v.churned)
     };
+    let reading = crate::transport::Reading {
+        transport: spec.transport,
+        dir: &r.dir,
+        published: &published,
+        buffer_ticks: buffer,
+        publisher_hosts: &publisher_hosts,
+    };
     let nodes: Vec<NodeFigures> = r
         .viewers
         .iter()
-        .map(|(node, events)| {
-            crate::transport::node_figures(
-                spec.transport,
-                &r.dir,
-                node,
-                events,
-                &published,
-                buffer,
-                left(node),
-                &publisher_hosts,
-            )
-        })
+        .map(|(node, events)| crate::transport::node_figures(&reading, node, events, left(node)))
         .collect();
     let startup: Vec<f64> = nodes.iter().filter_map(|n| n.startup_ms).collect();
     let glass: Vec<f64> = nodes
