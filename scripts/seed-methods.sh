@@ -7,7 +7,9 @@
 #   - caps: 2.2x the bitrate for the publisher's host (the publisher, and the source Icecast or
 #     root relay beside it) and for every node's upload (relays, and swarm viewers alike); fan-out
 #     2 needs about 2.09x on the wire, so neither the tree nor the swarm is starved by
-#     arithmetic;
+#     arithmetic. HTTP sends every viewer its own copy, so a 2.2x publisher would starve it by
+#     arithmetic: the HTTP baseline runs with the publisher uncapped (HTTP_CAP), the CDN case,
+#     into its own directory (OUT/churn<C>-s2-http/);
 #   - churn 0 and 10% of the nodes a minute (the same seeded schedule for every transport).
 #
 # One `swarmcast lab` per (churn, segment length) into OUT/churn<C>-s<S>/, each with its own
@@ -24,7 +26,7 @@
 #   --duration SECS        media per run at 2 and 10 s segments (default 120; 60 s segments get
 #                          300)
 # Environment: SWARMCAST (the binary; default target/release/swarmcast), SEED (churn seed,
-# default 1), CAP (default 2.2x), FANOUT (default 2), BACK_BUFFER (default 30), BUFFER (the
+# default 1), CAP (default 2.2x), HTTP_CAP (the HTTP baseline's publisher cap, default none), FANOUT (default 2), BACK_BUFFER (default 30), BUFFER (the
 # simulated player's, default 2). Needs root (the emulated network).
 set -euo pipefail
 
@@ -32,6 +34,7 @@ cd "$(dirname "$0")/.."
 BIN=${SWARMCAST:-target/release/swarmcast}
 SEED=${SEED:-1}
 CAP=${CAP:-2.2x}
+HTTP_CAP=${HTTP_CAP:-none}
 FANOUT=${FANOUT:-2}
 BACK_BUFFER=${BACK_BUFFER:-30}
 BUFFER=${BUFFER:-2}
@@ -72,38 +75,39 @@ fi
 
 has() { [[ ",$transports," == *",$1,"* ]]; }
 
-# The labs: "segment-secs transports" for each segment length.
+# The labs: "segment-secs transports publisher-cap directory-suffix".
 labs=()
+relays=()
+for t in relay-tree relay-resume; do
+    has "$t" && relays+=("$t")
+done
+at2=0
 for s in ${segments//,/ }; do
     list=()
     has swarm && list+=(swarm)
     if [[ $s == 2 ]]; then
-        for t in http relay-tree relay-resume; do
-            has "$t" && list+=("$t")
-        done
+        list+=("${relays[@]}")
+        at2=1
     fi
-    ((${#list[@]})) || continue
-    labs+=("$s $(IFS=,; echo "${list[*]}")")
+    ((${#list[@]})) && labs+=("$s $(IFS=,; echo "${list[*]}") $CAP s$s")
 done
-# The transports at 2 s when 2 is not among the swarm's lengths.
-if [[ ",$segments," != *",2,"* ]]; then
-    list=()
-    for t in http relay-tree relay-resume; do
-        has "$t" && list+=("$t")
-    done
-    ((${#list[@]})) && labs+=("2 $(IFS=,; echo "${list[*]}")")
+# The relays run at 2 s segments (the publisher's cut, which relay-resume's positions follow)
+# even when the swarm does not.
+if ((!at2 && ${#relays[@]})); then
+    labs+=("2 $(IFS=,; echo "${relays[*]}") $CAP s2")
 fi
+has http && labs+=("2 http $HTTP_CAP s2-http")
 
 total=0
 failed=0
 for c in ${churns//,/ }; do
     for lab in "${labs[@]}"; do
-        read -r s ts <<<"$lab"
+        read -r s ts pcap suffix <<<"$lab"
         d=$duration
         [[ $s == 60 ]] && d=300
-        dir=$out/churn$c-s$s
+        dir=$out/churn$c-$suffix
         args=(lab --net emulated --segment-secs "$s" --transports "$ts" --viewers "$viewers"
-            --rtt "$rtt" --loss 1 --publisher-upload-limit "$CAP" --viewer-upload-limit "$CAP"
+            --rtt "$rtt" --loss 1 --publisher-upload-limit "$pcap" --viewer-upload-limit "$CAP"
             --fanout "$FANOUT" --back-buffer "$BACK_BUFFER" --playout-buffer "$BUFFER"
             --churn "$c" --churn-seed "$SEED" --repeats "$repeats" --duration "$d")
         if ((dry)); then
