@@ -453,7 +453,8 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         .sum();
     let net_figures = match &outcome.net {
         Some(n) => {
-            checks.extend(net::checks(n));
+            let continuous = crate::transport::method(r.run.spec.transport).continuous();
+            checks.extend(net::checks(n, continuous));
             net::figures(n, fetched_bytes, &tally.played_by)
         }
         None => net::NetFigures::none(),
