@@ -480,6 +480,11 @@ fn sweep_spec(args: &crate::cli::LabArgs) -> Result<swarmcast_lab::plan::SweepSp
         http_fallback: !args.no_http_fallback,
         side_by_side: !args.one_at_a_time,
         net,
+        fanout: args.fanout,
+        back_buffer_secs: args.back_buffer,
+        churn_pct: args.churn,
+        churn_seed: args.churn_seed,
+        playout_buffer_secs: args.playout_buffer,
     })
 }
 

@@ -18,7 +18,10 @@ pub(crate) struct LabArgs {
         default_value = "1,5,20"
     )]
     pub(crate) viewers: Vec<usize>,
-    /// Transports: `swarm`, and `http` as the baseline (comma-separated).
+    /// Transports (comma-separated): `swarm`, `http` (the baseline), `relay-tree` (Icecast
+    /// relays in a tree of fan-out --fanout, the seed's method (a)) and `relay-resume`
+    /// (`swarmcast relay` with a back buffer, method (d)). The relay transports need --net
+    /// emulated or plain.
     #[arg(
         long,
         env = "SWARMCAST_TRANSPORTS",
@@ -128,6 +131,25 @@ pub(crate) struct LabArgs {
     /// Remove every namespace (and its processes) that any emulated run left behind, and exit.
     #[arg(long)]
     pub(crate) cleanup: bool,
+    /// Relay transports: each relay's children, at most (the seed's "a couple more peers").
+    #[arg(long, env = "SWARMCAST_FANOUT", default_value_t = swarmcast_lab::plan::DEFAULT_FANOUT)]
+    pub(crate) fanout: usize,
+    /// relay-resume: each relay's back buffer, seconds.
+    #[arg(long, env = "SWARMCAST_BACK_BUFFER", default_value_t = swarmcast_lab::plan::DEFAULT_BACK_BUFFER_SECS, value_parser = crate::parse::parse_secs)]
+    pub(crate) back_buffer: f64,
+    /// This share of the nodes (viewers, relays) leaves per minute, percent, each replaced at
+    /// once by a new node: chosen at random from --churn-seed, the same schedule for every
+    /// transport; a departure kills every process of the node's host (SIGKILL). Needs --join all.
+    #[arg(long, env = "SWARMCAST_CHURN", default_value_t = 0.0)]
+    pub(crate) churn: f64,
+    /// The seed of the --churn schedule.
+    #[arg(long, env = "SWARMCAST_CHURN_SEED", default_value_t = 1)]
+    pub(crate) churn_seed: u64,
+    /// The simulated player's buffer for the figures every transport shares (stalls, startup,
+    /// glass to glass), seconds: it starts, and resumes after a stall, once this much media is
+    /// there.
+    #[arg(long, env = "SWARMCAST_PLAYOUT_BUFFER", default_value_t = swarmcast_lab::plan::DEFAULT_PLAYOUT_BUFFER_SECS, value_parser = crate::parse::parse_secs)]
+    pub(crate) playout_buffer: f64,
     /// Swarm viewers never fetch late segments over HTTP.
     #[arg(long, env = "SWARMCAST_NO_HTTP_FALLBACK")]
     pub(crate) no_http_fallback: bool,

@@ -1,5 +1,6 @@
 //! End-to-end tests with long-lived processes; nextest runs them one at a time.
 
+mod churn;
 mod faults;
 mod files;
 mod icecast;

@@ -10,6 +10,7 @@
 //!
 //! It is the one library that knows both the publisher and the viewer.
 
+pub mod figures;
 pub mod netcheck;
 pub mod netrun;
 pub mod plan;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod results;
 mod runner;
 pub mod sampler;
+pub mod transport;
 
 pub use runner::{run_lab, LabConfig};
 

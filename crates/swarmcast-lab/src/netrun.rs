@@ -75,13 +75,15 @@ pub struct NetOutcome {
     pub teardown_secs: f64,
 }
 
-/// The hosts of a run: the publisher, then every viewer process it may start.
+/// The hosts of a run: the publisher, then every viewer process it may start (reachable, with
+/// no NAT, where the transport's nodes serve others: relays).
 pub fn host_specs(spec: &RunSpec, net: &NetPoint) -> Vec<HostSpec> {
+    let public = crate::transport::method(spec.transport).public_nodes();
     std::iter::once(HostSpec::public("publisher"))
         .chain((0..spec.viewer_processes()).map(|i| HostSpec {
             node: format!("viewer-{i}"),
-            nat: net.behind_nat(i),
-            random_ports: net.behind_symmetric_nat(i),
+            nat: !public && net.behind_nat(i),
+            random_ports: !public && net.behind_symmetric_nat(i),
         }))
         .collect()
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod churn;
 mod expand;
 mod net;
 #[cfg(test)]
@@ -30,16 +31,27 @@ pub enum Transport {
     Swarm,
     /// Over plain HTTP from the publisher (`swarmcast watch --transport http`).
     Http,
+    /// The seed's method (a): a tree of Icecast relays of fan-out k, each node an `icecast2`
+    /// relaying its parent and playing the stream (`swarmcast icecast-node`).
+    RelayTree,
+    /// The seed's method (d): swarmcast's own relays with a back buffer, resuming where they
+    /// left off when they switch parent (`swarmcast relay`).
+    RelayResume,
 }
 
 impl Transport {
-    /// `swarm` or `http`.
+    /// `swarm`, `http`, `relay-tree` or `relay-resume`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Swarm => "swarm",
             Self::Http => "http",
+            Self::RelayTree => "relay-tree",
+            Self::RelayResume => "relay-resume",
         }
     }
+
+    /// Every transport.
+    pub const ALL: [Transport; 4] = [Self::Swarm, Self::Http, Self::RelayTree, Self::RelayResume];
 }
 
 impl std::str::FromStr for Transport {
@@ -48,7 +60,11 @@ impl std::str::FromStr for Transport {
         match s {
             "swarm" => Ok(Self::Swarm),
             "http" => Ok(Self::Http),
-            other => Err(format!("transport {other:?}: expected swarm or http")),
+            "relay-tree" | "relay_tree" => Ok(Self::RelayTree),
+            "relay-resume" | "relay_resume" => Ok(Self::RelayResume),
+            other => Err(format!(
+                "transport {other:?}: expected swarm, http, relay-tree or relay-resume"
+            )),
         }
     }
 }
@@ -187,6 +203,39 @@ pub struct SweepSpec {
     /// Where the nodes run: loopback (`None`), or each in its own network namespace.
     #[serde(default)]
     pub net: Option<NetSweep>,
+    /// Relay transports: each relay's children, at most.
+    #[serde(default = "default_fanout")]
+    pub fanout: usize,
+    /// relay-resume: each relay's back buffer, seconds.
+    #[serde(default = "default_back_buffer")]
+    pub back_buffer_secs: f64,
+    /// Share of the nodes that leaves per minute, percent, each replaced at once (0: none).
+    #[serde(default)]
+    pub churn_pct: f64,
+    /// The seed of the churn schedule (the same schedule for every transport of a sweep).
+    #[serde(default)]
+    pub churn_seed: u64,
+    /// The simulated player's buffer for the shared figures, seconds.
+    #[serde(default = "default_playout_buffer")]
+    pub playout_buffer_secs: f64,
+}
+
+/// The seed's "a couple more peers".
+pub const DEFAULT_FANOUT: usize = 2;
+/// relay-resume's default back buffer, seconds.
+pub const DEFAULT_BACK_BUFFER_SECS: f64 = 30.0;
+/// The simulated player's default buffer, seconds: what a player's network cache holds (VLC's
+/// default is 1 s, hls.js starts on a segment); 2 s is one default segment.
+pub const DEFAULT_PLAYOUT_BUFFER_SECS: f64 = 2.0;
+
+fn default_fanout() -> usize {
+    DEFAULT_FANOUT
+}
+fn default_back_buffer() -> f64 {
+    DEFAULT_BACK_BUFFER_SECS
+}
+fn default_playout_buffer() -> f64 {
+    DEFAULT_PLAYOUT_BUFFER_SECS
 }
 
 impl Default for SweepSpec {
@@ -208,6 +257,11 @@ impl Default for SweepSpec {
             http_fallback: true,
             side_by_side: true,
             net: None,
+            fanout: DEFAULT_FANOUT,
+            back_buffer_secs: DEFAULT_BACK_BUFFER_SECS,
+            churn_pct: 0.0,
+            churn_seed: 0,
+            playout_buffer_secs: DEFAULT_PLAYOUT_BUFFER_SECS,
         }
     }
 }
@@ -248,6 +302,22 @@ pub struct RunSpec {
     /// bytes, instead of in the processes).
     #[serde(default)]
     pub net: Option<NetPoint>,
+    /// Relay transports: each relay's children, at most.
+    #[serde(default = "default_fanout")]
+    pub fanout: usize,
+    /// relay-resume: each relay's back buffer, seconds.
+    #[serde(default = "default_back_buffer")]
+    pub back_buffer_secs: f64,
+    /// Share of the nodes that leaves per minute, percent (0: none).
+    #[serde(default)]
+    pub churn_pct: f64,
+    /// The churn schedule's seed.
+    #[serde(default)]
+    pub churn_seed: u64,
+    /// The simulated player's buffer, seconds (0 in records older than the shared figures: their
+    /// reports have none).
+    #[serde(default)]
+    pub playout_buffer_secs: f64,
 }
 
 impl RunSpec {
@@ -267,15 +337,33 @@ impl RunSpec {
             JoinPattern::Churn { every_secs } => {
                 self.viewers + (self.duration_secs / every_secs).floor() as usize
             }
-            _ => self.viewers,
+            _ => self.viewers + self.churn().len(),
         }
+    }
+
+    /// The `--churn` departures of this run (none without churn).
+    pub fn churn(&self) -> Vec<churn::Departure> {
+        churn::schedule(
+            self.viewers,
+            self.duration_secs,
+            self.churn_pct,
+            self.churn_seed,
+        )
     }
 
     /// When viewers start and leave, in seconds from the publisher's start, in order (a leave
     /// before a start at the same time, so the audience never exceeds N).
     pub fn schedule(&self) -> Vec<(f64, Step)> {
         let mut steps: Vec<(f64, Step)> = match self.join {
-            JoinPattern::All => (0..self.viewers).map(|i| (0.0, Step::Start(i))).collect(),
+            JoinPattern::All => {
+                let mut s: Vec<(f64, Step)> =
+                    (0..self.viewers).map(|i| (0.0, Step::Start(i))).collect();
+                for d in self.churn() {
+                    s.push((d.at_secs, Step::Depart(d.leaving)));
+                    s.push((d.at_secs, Step::Start(d.joining)));
+                }
+                s
+            }
             JoinPattern::Staggered { every_secs } => (0..self.viewers)
                 .map(|i| (i as f64 * every_secs, Step::Start(i)))
                 .collect(),
@@ -329,6 +417,8 @@ pub enum Step {
         /// How many.
         count: usize,
     },
+    /// `--churn`: node `i` leaves abruptly (every process on its host killed with SIGKILL).
+    Depart(usize),
 }
 
 /// The runs to execute and how long they should take.

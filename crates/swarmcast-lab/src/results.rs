@@ -25,6 +25,7 @@ use swarmcast_metrics::{read_events, Event};
 use crate::plan::{NetPoint, RunSpec, Transport};
 
 mod checks;
+mod common;
 mod net;
 mod publisher;
 mod tally;
@@ -77,6 +78,10 @@ pub struct RunOutcome {
     pub publisher: Option<ProcessOutcome>,
     /// The viewers, in start order.
     pub viewers: Vec<ProcessOutcome>,
+    /// Processes a transport runs beside the publisher on its host (relay-tree's source Icecast,
+    /// relay-resume's root relay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sides: Vec<ProcessOutcome>,
     /// Why the run failed before it could measure anything, if it did.
     pub error: Option<String>,
     /// The network, on an emulated (or plain) network.
@@ -353,6 +358,41 @@ pub struct RunSummary {
     /// The machine was saturated during the run: its figures measure the machine, not the
     /// protocol (false: not saturated, or not recorded).
     pub saturated: bool,
+    /// Relay transports: each relay's children, at most.
+    pub fanout: usize,
+    /// `--churn`: share of the nodes leaving per minute, percent.
+    pub churn_pct: f64,
+    /// The simulated player's buffer, seconds (the figures below use it for every transport).
+    pub playout_buffer_secs: f64,
+    /// Node start → the simulated player's start, median over nodes, ms.
+    pub playout_startup_median_ms: f64,
+    /// Stalls of the simulated player, over every node.
+    pub playout_stalls: u64,
+    /// Their total time, ms.
+    pub playout_stall_ms: f64,
+    /// Stall time / media played, over every node.
+    pub playout_stall_share: f64,
+    /// Published bytes in the nodes' ranges they never played (from PTS gaps for segments, from
+    /// the output's alignment with the published stream for continuous streams), over every node.
+    pub lost_bytes: u64,
+    /// Of the published bytes in the nodes' ranges.
+    pub lost_share: f64,
+    /// Output bytes never published at their place (continuous streams; 0: clean).
+    pub foreign_bytes: u64,
+    /// Nodes whose player never started (nodes that left by churn not counted).
+    pub never_played: usize,
+    /// Glass to glass (the publisher's input → the simulated player), median over every second
+    /// of media played, ms.
+    pub glass_median_ms: f64,
+    /// Same, p95.
+    pub glass_p95_ms: f64,
+    /// IP bytes the publisher's host sent / bytes of the published stream (NaN on loopback).
+    pub publisher_upload_per_stream: f64,
+    /// Payload bytes nodes received from other nodes / all payload bytes they received, for
+    /// every transport (the publisher's host counts as the publisher).
+    pub share_from_peers: f64,
+    /// IP bytes every host sent / payload bytes the nodes received (NaN on loopback).
+    pub wire_per_payload: f64,
     /// Setup times of every (viewer, segment), for distributions.
     #[serde(skip)]
     pub setup_ms: Vec<f64>,
@@ -413,7 +453,8 @@ pub fn summarize(r: &RunRecords) -> RunSummary {
         .sum();
     let net_figures = match &outcome.net {
         Some(n) => {
-            checks.extend(net::checks(n));
+            let continuous = crate::transport::method(r.run.spec.transport).continuous();
+            checks.extend(net::checks(n, continuous));
             net::figures(n, fetched_bytes, &tally.played_by)
         }
         None => net::NetFigures::none(),
@@ -444,6 +485,7 @@ fn build_summary(
     let publisher_bytes = publisher.sent();
     let received = tally.bytes.received();
     let (setup, connections, failed_dials) = (tally.setup, tally.connections, tally.failed_dials);
+    let c = common::common(r);
     RunSummary {
         id: spec.id.clone(),
         transport: spec.transport,
@@ -502,6 +544,22 @@ fn build_summary(
         emulator_lag_p99_ms: net_figures.emulator_lag_p99_ms,
         idle_mean: outcome.cpu.as_ref().map_or(f64::NAN, |c| c.idle_mean),
         saturated: outcome.cpu.as_ref().is_some_and(|c| c.saturated),
+        fanout: spec.fanout,
+        churn_pct: spec.churn_pct,
+        playout_buffer_secs: spec.playout_buffer_secs,
+        playout_startup_median_ms: c.startup_median_ms,
+        playout_stalls: c.stalls,
+        playout_stall_ms: c.stall_ms,
+        playout_stall_share: c.stall_share,
+        lost_bytes: c.lost_bytes,
+        lost_share: c.lost_share,
+        foreign_bytes: c.foreign_bytes,
+        never_played: c.never_played,
+        glass_median_ms: c.glass_median_ms,
+        glass_p95_ms: c.glass_p95_ms,
+        publisher_upload_per_stream: c.publisher_upload_per_stream,
+        share_from_peers: c.share_from_peers,
+        wire_per_payload: c.wire_per_payload,
         setup_ms: setup,
         checks,
     }

@@ -24,7 +24,8 @@ use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step};
 use crate::report::{write_report, Report};
 use crate::results::{io_err, ProcessOutcome, ResultsError, RunFile, RunOutcome, RUN_FILE};
 use crate::sampler::{CpuSampler, RttSampler};
-use args::{publisher_args, viewer_args};
+use crate::transport::{self, Ctx, Side};
+pub(crate) use args::{publisher_args, viewer_args};
 
 mod args;
 
@@ -349,18 +350,57 @@ async fn execute(
     cancel: CancellationToken,
 ) -> Result<(), String> {
     let t0 = Instant::now();
-    let (mut publisher, link) = match start_publisher(spec, config, dir, net).await {
-        Ok(started) => started,
-        Err((publisher, e)) => {
-            outcome.publisher = publisher;
-            return Err(e);
-        }
+    let method = transport::method(spec.transport);
+    let ctx = Ctx {
+        spec,
+        dir,
+        net,
+        link: None,
     };
+    let mut sides: Vec<Proc> = Vec::new();
+    let started = start_sides(
+        &method.before_publisher(&ctx),
+        config,
+        dir,
+        net,
+        t0,
+        &mut sides,
+    );
+    let (mut publisher, link) = match started {
+        Err(e) => Err((None, e)),
+        Ok(()) => start_publisher(spec, config, dir, net).await,
+    }
+    .map_err(|(publisher, e)| {
+        outcome.publisher = publisher;
+        e
+    })
+    .inspect_err(|_| {
+        for s in &mut sides {
+            if let Some(c) = s.child.as_mut() {
+                let _ = c.start_kill();
+            }
+        }
+    })?;
     outcome.link = link.clone();
+    let ctx = Ctx {
+        link: Some(&link),
+        ..ctx
+    };
     let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
     let mut viewers: Vec<Proc> = Vec::new();
-    let mut failure = None;
+    let mut failure = start_sides(
+        &method.after_publisher(&ctx),
+        config,
+        dir,
+        net,
+        t0,
+        &mut sides,
+    )
+    .err();
     for (at, step) in spec.schedule() {
+        if failure.is_some() {
+            break;
+        }
         tokio::select! {
             () = tokio::time::sleep_until(t0 + Duration::from_secs_f64(at)) => {}
             () = cancel.cancelled() => { failure = Some("interrupted".to_string()); break; }
@@ -368,12 +408,18 @@ async fn execute(
         match step {
             Step::Leave => leave(&mut viewers).await,
             Step::Kill { count } => kill(&mut viewers, count).await,
+            Step::Depart(i) => depart(&mut viewers, &format!("viewer-{i}"), net).await,
             Step::Start(i) => {
                 let node = format!("viewer-{i}");
                 let log = dir.join(format!("{node}.log"));
-                let args = viewer_args(spec, dir, net, &link, i);
-                let child = spawn(&config.exe, &args, &log, false, on_net(&node))
-                    .map_err(|e| format!("cannot start {node}: {e}"))?;
+                let args = method.node_args(&ctx, i);
+                let child = match spawn(&config.exe, &args, &log, false, on_net(&node)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failure = Some(format!("cannot start {node}: {e}"));
+                        break;
+                    }
+                };
                 let started_secs = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
                 viewers.push(Proc::new(node, child, started_secs));
             }
@@ -385,14 +431,20 @@ async fn execute(
     if failure.is_none() {
         failure = wait_for_viewers(&mut viewers, t0 + drain, &cancel).await;
     }
-    for v in viewers.iter_mut().chain(std::iter::once(&mut publisher)) {
+    // Viewers, then what runs beside the publisher, then the publisher.
+    for v in viewers
+        .iter_mut()
+        .chain(sides.iter_mut())
+        .chain(std::iter::once(&mut publisher))
+    {
         if let Some(mut c) = v.child.take() {
-            v.outcome.stopped |= v.outcome.node != "publisher";
+            v.outcome.stopped |= v.outcome.node.starts_with("viewer-");
             v.outcome.exit = stop(&mut c).await;
             outcome.hang_guard |= v.outcome.exit.is_none();
         }
     }
-    check_outputs(dir, &mut viewers);
+    outcome.sides = sides.into_iter().map(|s| s.outcome).collect();
+    check_outputs(dir, &mut viewers, method.continuous());
     outcome.publisher = Some(publisher.outcome);
     outcome.viewers = viewers.into_iter().map(|v| v.outcome).collect();
     match failure {
@@ -428,7 +480,14 @@ async fn start_publisher(
     dir: &Path,
     net: Option<&Net>,
 ) -> Result<(Proc, String), (Option<ProcessOutcome>, String)> {
-    let args = publisher_args(spec, dir, net);
+    let mut args = publisher_args(spec, dir, net);
+    let ctx = Ctx {
+        spec,
+        dir,
+        net,
+        link: None,
+    };
+    args.extend(transport::method(spec.transport).publisher_args(&ctx));
     let on = net.and_then(|n| n.host("publisher").map(|h| (n, h)));
     let not_started = |e: String| (None, e);
     std::fs::create_dir_all(dir.join("publisher"))
@@ -449,6 +508,47 @@ async fn start_publisher(
             ))
         }
     }
+}
+
+/// Starts processes beside the publisher, on its host; the first that cannot start is the error.
+fn start_sides(
+    list: &[Side],
+    config: &LabConfig,
+    dir: &Path,
+    net: Option<&Net>,
+    t0: Instant,
+    into: &mut Vec<Proc>,
+) -> Result<(), String> {
+    let on = net.and_then(|n| n.host("publisher").map(|h| (n, h)));
+    for side in list {
+        let log = dir.join(format!("{}.log", side.name));
+        let child = spawn(&config.exe, &side.args, &log, false, on)
+            .map_err(|e| format!("cannot start {}: {e}", side.name))?;
+        let started_secs = (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        into.push(Proc::new(side.name.clone(), child, started_secs));
+    }
+    Ok(())
+}
+
+/// `--churn`: node `node` leaves abruptly: every process on its host is killed (SIGKILL) at once
+/// (on loopback, its process).
+async fn depart(viewers: &mut [Proc], node: &str, net: Option<&Net>) {
+    let Some(v) = viewers
+        .iter_mut()
+        .find(|v| v.outcome.node == node && v.child.is_some())
+    else {
+        return;
+    };
+    let mut child = v.child.take().expect("running");
+    if let Some(net) = net {
+        net.kill_host(node);
+    }
+    let _ = child.start_kill();
+    v.outcome.stopped = true;
+    v.outcome.churned = true;
+    v.outcome.killed = true;
+    // Killed: no exit code (a wait that fails leaves the child to kill_on_drop).
+    v.outcome.exit = child.wait().await.ok().and_then(|s| s.code());
 }
 
 /// Churn: the longest-running viewer still running leaves.
@@ -511,19 +611,50 @@ async fn wait_for_viewers(
     failure
 }
 
-/// Checks each viewer's output against the published segments it played.
-fn check_outputs(dir: &Path, viewers: &mut [Proc]) {
+/// Checks each viewer's output against the published segments it played (a continuous stream's:
+/// against the published stream, its alignment kept for the figures).
+fn check_outputs(dir: &Path, viewers: &mut [Proc], continuous: bool) {
     let stream_dir = std::fs::read_dir(dir.join("publisher")).ok().and_then(|d| {
         d.filter_map(Result::ok)
             .map(|e| e.path())
             .find(|p| p.is_dir())
     });
+    if continuous {
+        let published = stream_dir.as_deref().map(published_stream);
+        for v in viewers.iter_mut() {
+            v.outcome.output = Some(match &published {
+                Some(Ok(p)) => transport::check_continuous(dir, &v.outcome.node, p),
+                Some(Err(e)) => e.clone(),
+                None => "the publisher's segments are missing".into(),
+            });
+        }
+        return;
+    }
     for v in viewers.iter_mut() {
         v.outcome.output = Some(match &stream_dir {
             Some(s) => check_output(dir, &v.outcome.node, s, v.outcome.killed),
             None => "the publisher's segments are missing".into(),
         });
     }
+}
+
+/// The published stream: every segment file the publisher kept, in number order.
+fn published_stream(stream_dir: &Path) -> Result<Vec<u8>, String> {
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(stream_dir)
+        .map_err(|e| format!("cannot read {}: {e}", stream_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter_map(|p| {
+            let n = p.file_name()?.to_str()?.strip_suffix(".ts")?.parse().ok()?;
+            Some((n, p))
+        })
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for (_, p) in files {
+        out.extend(std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?);
+    }
+    Ok(out)
 }
 
 /// `identical`, or why the viewer's output differs from the published segments it played. A

@@ -300,6 +300,15 @@ impl Net {
         cmd
     }
 
+    /// Kills (SIGKILL) every process in a host's namespace at once, as a machine that loses power:
+    /// the pids signalled (none if the host is unknown or runs nothing).
+    pub fn kill_host(&self, node: &str) -> Vec<i32> {
+        match self.host(node) {
+            Some(h) => sys::kill_all_in(&h.ns),
+            None => Vec::new(),
+        }
+    }
+
     /// Per host, what crossed its own interface (in its namespace), in IP bytes (the 14-byte
     /// Ethernet header of each frame taken off), and for NAT hosts the bytes their NAT dropped
     /// (unsolicited inbound).

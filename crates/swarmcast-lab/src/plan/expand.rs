@@ -71,6 +71,48 @@ fn check_lists(spec: &SweepSpec) -> Result<(), PlanError> {
             }
         }
     }
+    if !(1..=16).contains(&spec.fanout) {
+        return Err(range("fanout", spec.fanout, "from 1 to 16"));
+    }
+    if !(spec.back_buffer_secs > 0.0 && spec.back_buffer_secs <= 3600.0) {
+        return Err(range(
+            "back-buffer",
+            spec.back_buffer_secs,
+            "more than 0 and at most an hour",
+        ));
+    }
+    if !(spec.playout_buffer_secs > 0.0 && spec.playout_buffer_secs <= 600.0) {
+        return Err(range(
+            "playout-buffer",
+            spec.playout_buffer_secs,
+            "more than 0 and at most 600 seconds",
+        ));
+    }
+    if !(0.0..=100.0).contains(&spec.churn_pct) {
+        return Err(range(
+            "churn",
+            spec.churn_pct,
+            "a share from 0 to 100% per minute",
+        ));
+    }
+    if spec.churn_pct > 0.0 && spec.join != JoinPattern::All {
+        return Err(range(
+            "join",
+            spec.join,
+            "all with --churn (--churn replaces the churn pattern and needs everyone to start together)",
+        ));
+    }
+    let relays = spec
+        .transports
+        .iter()
+        .any(|t| matches!(t, Transport::RelayTree | Transport::RelayResume));
+    if relays && spec.net.is_none() {
+        return Err(range(
+            "transports",
+            "relay-tree or relay-resume",
+            "an emulated (or plain) network: every relay is a host with an address of its own",
+        ));
+    }
     Ok(())
 }
 
@@ -158,7 +200,9 @@ fn kinds(spec: &SweepSpec) -> Vec<(Transport, Variant)> {
         .iter()
         .flat_map(|&t| match t {
             Transport::Swarm => variants.iter().map(|v| (t, v.clone())).collect(),
-            Transport::Http => vec![(t, Variant::default())],
+            Transport::Http | Transport::RelayTree | Transport::RelayResume => {
+                vec![(t, Variant::default())]
+            }
         })
         .collect()
 }
@@ -208,6 +252,11 @@ fn expand(
                             viewer_download_limit: *vd,
                             http_fallback: spec.http_fallback,
                             net: *net,
+                            fanout: spec.fanout,
+                            back_buffer_secs: spec.back_buffer_secs,
+                            churn_pct: spec.churn_pct,
+                            churn_seed: spec.churn_seed,
+                            playout_buffer_secs: spec.playout_buffer_secs,
                         };
                         if net.is_some() && 1 + run.viewer_processes() > MAX_EMULATED_HOSTS {
                             return Err(range(

@@ -409,3 +409,105 @@ fn staggered_viewers_join_one_by_one() {
     );
     assert_eq!(p.runs[0].viewer_processes(), 3);
 }
+
+#[test]
+fn relay_transports_parse_need_a_network_and_run_as_nodes_of_their_own() {
+    for t in Transport::ALL {
+        assert_eq!(t.as_str().parse::<Transport>(), Ok(t));
+    }
+    assert!("relay"
+        .parse::<Transport>()
+        .unwrap_err()
+        .contains("relay-tree"));
+    let spec = SweepSpec {
+        segment_secs: vec![2.0],
+        viewers: vec![4],
+        transports: vec![
+            Transport::RelayTree,
+            Transport::Http,
+            Transport::RelayResume,
+        ],
+        ..SweepSpec::default()
+    };
+    let e = plan(&spec).unwrap_err();
+    assert!(e.to_string().contains("network"), "{e}");
+    let spec = SweepSpec {
+        net: Some(NetSweep::default()),
+        fanout: 3,
+        ..spec
+    };
+    let p = plan(&spec).expect("a plan");
+    let kinds: Vec<String> = p.runs.iter().map(|r| r.kind()).collect();
+    assert_eq!(kinds, ["http", "relay-tree", "relay-resume"]);
+    assert!(p.runs.iter().all(|r| r.fanout == 3));
+    assert!(p.runs[1].id.contains("relay-tree"));
+    // Relays are reachable hosts whatever the NAT share.
+    let point = NetPoint {
+        nat: 1.0,
+        ..p.runs[1].net.unwrap()
+    };
+    let hosts = crate::netrun::host_specs(&p.runs[1], &point);
+    assert!(hosts.iter().all(|h| !h.nat));
+    let hosts = crate::netrun::host_specs(&p.runs[0], &point);
+    assert!(hosts.iter().skip(1).all(|h| h.nat));
+    for bad in [
+        SweepSpec {
+            fanout: 0,
+            ..spec.clone()
+        },
+        SweepSpec {
+            back_buffer_secs: 0.0,
+            ..spec.clone()
+        },
+        SweepSpec {
+            playout_buffer_secs: -1.0,
+            ..spec.clone()
+        },
+        SweepSpec {
+            churn_pct: 101.0,
+            ..spec.clone()
+        },
+    ] {
+        assert!(plan(&bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn churn_kills_and_replaces_the_same_nodes_for_every_transport() {
+    let spec = SweepSpec {
+        segment_secs: vec![2.0],
+        viewers: vec![10],
+        transports: vec![Transport::Swarm, Transport::Http, Transport::RelayResume],
+        net: Some(NetSweep::default()),
+        duration_secs: Some(120.0),
+        churn_pct: 10.0,
+        churn_seed: 9,
+        ..SweepSpec::default()
+    };
+    let p = plan(&spec).expect("a plan");
+    let schedules: Vec<Vec<(f64, Step)>> = p.runs.iter().map(|r| r.schedule()).collect();
+    assert!(schedules.windows(2).all(|w| w[0] == w[1]));
+    let s = &schedules[0];
+    let departures: Vec<usize> = s
+        .iter()
+        .filter_map(|(_, st)| match st {
+            Step::Depart(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    // 10 nodes, 10% a minute, 2 minutes: 2 departures, each followed by its replacement.
+    assert_eq!(departures.len(), 2);
+    assert_eq!(p.runs[0].viewer_processes(), 12);
+    for (k, (at, st)) in s.iter().enumerate() {
+        if let Step::Depart(_) = st {
+            assert_eq!(s[k + 1].0, *at);
+            assert!(matches!(s[k + 1].1, Step::Start(n) if n >= 10));
+        }
+    }
+    // --churn replaces the churn pattern: it needs everyone to start together.
+    let bad = SweepSpec {
+        join: JoinPattern::Staggered { every_secs: 1.0 },
+        ..spec
+    };
+    assert!(plan(&bad).unwrap_err().to_string().contains("--churn"));
+}

@@ -341,3 +341,111 @@ pub(super) fn write_variant_plots(
         .map(|(chart, bars)| draw_bars(dir, chart, bars))
         .collect()
 }
+
+/// The configurations whose runs have the figures every transport shares, with those runs.
+pub(super) fn transport_configs(runs: &[RunSummary]) -> BTreeMap<Condition, Vec<&RunSummary>> {
+    let mut m: BTreeMap<Condition, Vec<&RunSummary>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.playout_buffer_secs > 0.0) {
+        m.entry(condition(r)).or_default().push(r);
+    }
+    m
+}
+
+/// The plots of the figures every transport shares, the transport on the x axis
+/// (`by_transport_*.svg`): publisher upload, share from peers, stalls, bytes lost, startup, glass
+/// to glass and protocol overhead. None for results without them.
+pub(super) fn write_transport_plots(
+    dir: &Path,
+    runs: &[RunSummary],
+) -> Result<Vec<PathBuf>, ResultsError> {
+    let configs = transport_configs(runs);
+    if configs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let any = |_: &RunSummary| true;
+    let chart = |file, title, y_desc, digits, target| KindChart {
+        file,
+        title,
+        y_desc,
+        log_y: false,
+        target,
+        digits,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    let charts: Vec<(KindChart<'_>, Bars)> = vec![
+        (
+            chart(
+                "by_transport_publisher_upload.svg",
+                "Publisher's host upload (IP bytes) / bytes of the stream, by transport",
+                "copies of the stream",
+                2,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| r.publisher_upload_per_stream),
+        ),
+        (
+            chart(
+                "by_transport_peer_share.svg",
+                "Share of payload from other nodes, by transport",
+                "% of payload received",
+                1,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| 100.0 * r.share_from_peers),
+        ),
+        (
+            chart(
+                "by_transport_stalls.svg",
+                "Stall time of the simulated player / media played, by transport",
+                "% of media time",
+                2,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| 100.0 * r.playout_stall_share),
+        ),
+        (
+            chart(
+                "by_transport_lost.svg",
+                "Bytes never played / bytes in the nodes' ranges, by transport",
+                "% of published bytes",
+                3,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| 100.0 * r.lost_share),
+        ),
+        (
+            chart(
+                "by_transport_startup.svg",
+                "Startup (node start -> simulated playout), median, by transport",
+                "ms",
+                0,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| r.playout_startup_median_ms),
+        ),
+        (
+            chart(
+                "by_transport_glass.svg",
+                "Glass to glass (publisher input -> simulated player), median, by transport",
+                "ms",
+                0,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| r.glass_median_ms),
+        ),
+        (
+            chart(
+                "by_transport_overhead.svg",
+                "Protocol overhead: IP bytes every host sent / payload received, by transport",
+                "wire bytes per payload byte",
+                3,
+                None,
+            ),
+            bars_by_kind(&configs, any, |r| r.wire_per_payload),
+        ),
+    ];
+    charts
+        .iter()
+        .map(|(chart, bars)| draw_bars(dir, chart, bars))
+        .collect()
+}

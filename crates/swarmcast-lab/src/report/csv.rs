@@ -11,6 +11,7 @@ struct Columns {
     net: bool,
     lag: bool,
     cpu: bool,
+    common: bool,
 }
 
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
@@ -20,7 +21,8 @@ struct Columns {
 /// has a refused one; the viewers' caps
 /// (`viewer_upload_cap`, `viewer_download_cap`, after `publisher_cap`) when a run has one; the
 /// network figures (`net` to `emulator_cpu_share`) when a run was on a network; the machine's CPU
-/// (`idle_mean`, `saturated`) when a run recorded it.
+/// (`idle_mean`, `saturated`) when a run recorded it; the figures every transport shares
+/// (`fanout` to `wire_per_payload`) when a run has them.
 pub fn csv(runs: &[RunSummary]) -> String {
     let cols = Columns::of(runs);
     let mut out = cols.header();
@@ -43,6 +45,7 @@ impl Columns {
             net: runs.iter().any(|r| r.net.is_some()),
             lag: runs.iter().any(|r| !r.emulator_lag_p99_ms.is_nan()),
             cpu: runs.iter().any(|r| !r.idle_mean.is_nan()),
+            common: runs.iter().any(|r| r.playout_buffer_secs > 0.0),
         }
     }
 
@@ -83,6 +86,14 @@ impl Columns {
         if self.cpu {
             out.push_str("idle_mean,saturated,");
         }
+        if self.common {
+            out.push_str(
+                "fanout,churn_pct,playout_buffer_secs,playout_startup_median_ms,playout_stalls,\
+                 playout_stall_ms,playout_stall_share,lost_bytes,lost_share,foreign_bytes,\
+                 never_played,glass_median_ms,glass_p95_ms,publisher_upload_per_stream,\
+                 share_from_peers,wire_per_payload,",
+            );
+        }
         out.push_str("consistent,failed_checks\n");
         out
     }
@@ -120,6 +131,28 @@ impl Columns {
                 } else {
                     r.saturated.to_string()
                 }
+            );
+        }
+        if self.common {
+            let _ = write!(
+                extra,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},",
+                r.fanout,
+                r.churn_pct,
+                r.playout_buffer_secs,
+                num(r.playout_startup_median_ms, 0),
+                r.playout_stalls,
+                num(r.playout_stall_ms, 0),
+                num(r.playout_stall_share, 4),
+                r.lost_bytes,
+                num(r.lost_share, 5),
+                r.foreign_bytes,
+                r.never_played,
+                num(r.glass_median_ms, 0),
+                num(r.glass_p95_ms, 0),
+                num(r.publisher_upload_per_stream, 3),
+                num(r.share_from_peers, 4),
+                num(r.wire_per_payload, 4),
             );
         }
         extra

@@ -37,6 +37,7 @@ pub fn markdown(runs: &[RunSummary]) -> String {
     let s = Summary::of(runs);
     let mut out = s.introduction();
     out.push_str(&s.configurations());
+    out.push_str(&s.side_by_side());
     out.push_str(&s.swarm_against_http());
     out.push_str(&s.variants());
     out.push_str("\n## Consistency\n\n");
@@ -274,6 +275,88 @@ impl<'a> Summary<'a> {
             cells.push(spread(rs, |r| r.emulator_lag_p99_ms, 2));
         }
         cells
+    }
+
+    /// The "Transports side by side" section: the figures every transport shares, a row per
+    /// configuration and transport (empty when no run has them).
+    fn side_by_side(&self) -> String {
+        let mut t = Table::default();
+        Self::condition_cols(&mut t);
+        t.text("transport");
+        self.condition_extra_cols(&mut t);
+        for c in [
+            "runs",
+            "publisher upload / stream",
+            "from peers",
+            "stalls / node",
+            "stall time",
+            "bytes lost",
+            "startup",
+            "glass to glass",
+            "g2g p95",
+            "behind live",
+            "wire / payload",
+            "never played",
+        ] {
+            t.num(c);
+        }
+        let mut buffers = std::collections::BTreeSet::new();
+        let mut churn = std::collections::BTreeSet::new();
+        for ((c, kind), rs) in &self.groups {
+            let rs: Vec<&RunSummary> = rs
+                .iter()
+                .filter(|r| r.playout_buffer_secs > 0.0)
+                .copied()
+                .collect();
+            if rs.is_empty() {
+                continue;
+            }
+            for r in &rs {
+                buffers.insert(r.playout_buffer_secs.to_string());
+                churn.insert(r.churn_pct.to_string());
+            }
+            let mut cells = Self::condition_cells(c, &rs);
+            cells.push(kind.clone());
+            cells.extend(self.condition_extra(rs[0]));
+            cells.extend([
+                rs.len().to_string(),
+                spread(&rs, |r| r.publisher_upload_per_stream, 2),
+                pct(spread(&rs, |r| 100.0 * r.share_from_peers, 1)),
+                spread(
+                    &rs,
+                    |r| r.playout_stalls as f64 / r.viewers.max(1) as f64,
+                    2,
+                ),
+                pct(spread(&rs, |r| 100.0 * r.playout_stall_share, 2)),
+                pct(spread(&rs, |r| 100.0 * r.lost_share, 3)),
+                spread(&rs, |r| r.playout_startup_median_ms, 0),
+                spread(&rs, |r| r.glass_median_ms, 0),
+                spread(&rs, |r| r.glass_p95_ms, 0),
+                spread(&rs, |r| r.behind_live_median_ms, 0),
+                spread(&rs, |r| r.wire_per_payload, 3),
+                spread(&rs, |r| r.never_played as f64, 1),
+            ]);
+            t.row(cells);
+        }
+        if t.is_empty() {
+            return String::new();
+        }
+        format!(
+            "\n## Transports side by side\n\nThe figures every transport shares (docs/experiments.md, \
+             Method): a simulated player with a {} s buffer over each node's arrival curve; churn {} % \
+             of the nodes a minute. publisher upload / stream is the IP bytes the publisher's host sent \
+             (with the source Icecast or root relay on it) / bytes of the published stream; from peers \
+             is the payload nodes received from anyone but the publisher's host; stalls / node and stall \
+             time (over media played) are the simulated player's; bytes lost are published bytes in a \
+             node's range it never played; startup is node start -> playout start; glass to glass is \
+             the publisher's input -> the simulated player (median and p95 over every second of media \
+             played); behind live is the segment transports' published -> played; wire / payload is the \
+             IP bytes every host sent / payload bytes the nodes received. Each cell is the mean over \
+             the runs (count in runs), with (min-max) when they differ.\n\n{}",
+            list(buffers.into_iter()),
+            list(churn.into_iter()),
+            t.render()
+        )
     }
 
     /// The "Swarm against HTTP" section: swarm beside HTTP, per configuration that has both

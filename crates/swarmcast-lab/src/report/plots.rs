@@ -171,6 +171,7 @@ pub(super) fn write_plots(dir: &Path, runs: &[RunSummary]) -> Result<Vec<PathBuf
         files.push(draw(dir, chart, series)?);
     }
     files.extend(write_variant_plots(dir, runs)?);
+    files.extend(write_transport_plots(dir, runs)?);
     Ok(files)
 }
 

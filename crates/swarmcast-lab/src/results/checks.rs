@@ -207,6 +207,7 @@ pub(super) fn processes(outcome: &RunOutcome, refused: u64) -> Vec<Check> {
         .publisher
         .iter()
         .chain(&outcome.viewers)
+        .chain(&outcome.sides)
         // Killed on purpose (the exodus pattern): no exit code to check.
         .filter(|p| p.exit != Some(0) && !p.killed)
         .map(|p| format!("{} exited {:?}", p.node, p.exit))
@@ -232,7 +233,10 @@ pub(super) fn processes(outcome: &RunOutcome, refused: u64) -> Vec<Check> {
             name: "every process exited cleanly",
             ok: unclean.is_empty(),
             detail: if unclean.is_empty() {
-                format!("{} processes", 1 + outcome.viewers.len())
+                format!(
+                    "{} processes",
+                    1 + outcome.viewers.len() + outcome.sides.len()
+                )
             } else {
                 unclean.join("; ")
             },

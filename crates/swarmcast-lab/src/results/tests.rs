@@ -321,3 +321,117 @@ fn unreadable_results_are_named() {
     let err = load_results(d.path()).unwrap_err().to_string();
     assert!(err.contains("viewer-0.jsonl, line 1"), "{err}");
 }
+
+/// Sets a run's spec field in its `run.json`.
+fn set_spec(dir: &Path, run: &str, field: &str, value: serde_json::Value) {
+    let path = dir.join("runs").join(run).join(RUN_FILE);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["spec"][field] = value;
+    std::fs::write(&path, v.to_string()).unwrap();
+}
+
+#[test]
+fn old_records_have_no_shared_figures_and_new_ones_do() {
+    let dir = fixture_copy();
+    let old = summary_of(dir.path(), "s001-n002-swarm-r1");
+    assert!(old.glass_median_ms.is_nan() && old.playout_startup_median_ms.is_nan());
+    set_spec(
+        dir.path(),
+        "s001-n002-swarm-r1",
+        "playout_buffer_secs",
+        1.0.into(),
+    );
+    let s = summary_of(dir.path(), "s001-n002-swarm-r1");
+    // Every viewer played every segment: nothing lost, the player started, glass to glass at
+    // least the 1 s segment.
+    assert_eq!(s.lost_bytes, 0);
+    assert_eq!(s.lost_share, 0.0);
+    assert_eq!(s.never_played, 0);
+    assert!(s.glass_median_ms >= 1000.0, "{}", s.glass_median_ms);
+    assert!(s.playout_startup_median_ms > 0.0);
+    assert!((0.0..=1.0).contains(&s.share_from_peers));
+    let md = crate::report::markdown(&[s]);
+    assert!(md.contains("## Transports side by side"), "{md}");
+    // The report plots them by transport, and only for runs that have them.
+    let report = crate::report::write_report(dir.path()).unwrap();
+    let plots: Vec<String> = report
+        .files
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str().map(String::from))
+        .filter(|f| f.starts_with("by_transport_"))
+        .collect();
+    assert_eq!(plots.len(), 7, "{plots:?}");
+    let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains("glass_median_ms"));
+}
+
+#[test]
+fn a_continuous_run_reads_its_kept_alignment_and_counts_its_gap() {
+    use crate::figures::align::{Alignment, Run};
+    let dir = fixture_copy();
+    let run = "s001-n002-http-r1";
+    set_spec(dir.path(), run, "transport", "relay_resume".into());
+    set_spec(dir.path(), run, "playout_buffer_secs", 1.0.into());
+    let run_dir = dir.path().join("runs").join(run);
+    let published = crate::figures::published(&RunRecords::load(&run_dir).unwrap().publisher);
+    let total = published.bytes();
+    let gap = 10_000;
+    for node in ["viewer-0", "viewer-1"] {
+        // A relay that played everything but `gap` bytes in the middle of the second segment.
+        let a = Alignment {
+            output_bytes: total - gap,
+            published_bytes: total,
+            runs: vec![
+                Run {
+                    out: 0,
+                    published: 0,
+                    len: 150_000,
+                },
+                Run {
+                    out: 150_000,
+                    published: 150_000 + gap,
+                    len: total - gap - 150_000,
+                },
+            ],
+            foreign_bytes: 0,
+        };
+        std::fs::write(
+            crate::transport::alignment_file(&run_dir, node),
+            crate::json(&a),
+        )
+        .unwrap();
+        let start = published.segments[0].cut_us - 1_000_000;
+        let line = |wall: u64, kind: &str| {
+            format!(
+                "{{\"v\":1,\"node\":\"{node}\",\"role\":\"relay\",\"wall_us\":{wall},\"mono_us\":{},{kind}}}\n",
+                wall - start
+            )
+        };
+        let mut text = line(
+            start,
+            "\"kind\":\"stream_connected\",\"url\":\"http://127.0.0.1:8090/stream\"",
+        );
+        for (k, s) in published.segments.iter().enumerate() {
+            let written = (s.offset + s.size).saturating_sub(if k > 0 { gap } else { 0 });
+            text += &line(
+                s.cut_us + 200_000,
+                &format!("\"kind\":\"stream_bytes\",\"total\":{written}"),
+            );
+        }
+        std::fs::write(run_dir.join(format!("{node}.jsonl")), text).unwrap();
+    }
+    let s = summary_of(dir.path(), run);
+    assert_eq!(s.lost_bytes, 2 * gap);
+    assert!((s.lost_share - gap as f64 / total as f64).abs() < 1e-9);
+    assert_eq!(s.foreign_bytes, 0);
+    // Loopback: the publisher's host is 127.0.0.1, so every byte came from it.
+    assert_eq!(s.share_from_peers, 0.0);
+    // Each segment there 200 ms after its cut, a 1 s buffer: no stall (the gap is jumped).
+    assert_eq!(s.playout_stalls, 0);
+    assert!(
+        s.glass_median_ms > 1000.0 && s.glass_median_ms < 1500.0,
+        "{}",
+        s.glass_median_ms
+    );
+}

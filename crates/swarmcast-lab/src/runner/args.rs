@@ -21,7 +21,7 @@ pub(super) fn process_limit(cap: Option<u32>, spec: &RunSpec) -> Option<u32> {
 
 /// The `swarmcast publish` arguments of a run: the synthetic feed, the run's files, its caps and
 /// variant, and, on loopback (every viewer at 127.0.0.1), no per-address caps.
-pub(super) fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> Vec<String> {
+pub(crate) fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> Vec<String> {
     let publisher_host = net.and_then(|n| n.host("publisher"));
     let (http_addr, listen_addr) = match publisher_host {
         Some(h) => (
@@ -83,7 +83,7 @@ pub(super) fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> V
 }
 
 /// The `swarmcast watch` arguments of viewer `i` of a run, following `link`.
-pub(super) fn viewer_args(
+pub(crate) fn viewer_args(
     spec: &RunSpec,
     dir: &Path,
     net: Option<&Net>,

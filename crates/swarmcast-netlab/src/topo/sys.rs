@@ -95,6 +95,18 @@ pub(super) fn remove_namespaces(names: &[String]) -> Result<(), NetError> {
     run(Command::new("ip").args(["-batch", "-"]), Some(&dels), None).map(drop)
 }
 
+/// SIGKILLs every process (other than this one) in namespace `ns`; the pids signalled.
+pub(super) fn kill_all_in(ns: &str) -> Vec<i32> {
+    let Ok(m) = std::fs::metadata(ns_path(ns)) else {
+        return Vec::new();
+    };
+    let pids = pids_in(&HashSet::from([(m.dev(), m.ino())]));
+    for &pid in &pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    pids
+}
+
 /// Processes (other than this one) with a thread in one of the namespaces `inodes`.
 fn pids_in(inodes: &HashSet<(u64, u64)>) -> Vec<i32> {
     let me = std::process::id();

@@ -1,0 +1,98 @@
+//! `swarmcast lab --churn` on the emulated network: the same seeded departures for the swarm and
+//! the HTTP baseline (each kills every process of the node's host, and a new node replaces it at
+//! once), and the figures every transport shares in the report. Needs root (CI runs as root);
+//! skips without it.
+
+use serde_json::Value;
+
+use super::netlab::root_or_skip;
+use crate::util::{run, swarmcast};
+
+fn json(path: &std::path::Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+#[test]
+fn churn_departs_the_same_nodes_for_every_transport_and_the_shared_figures_are_reported() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    // 3 nodes, 100% a minute for 20 s: one departure, at the same time for both transports.
+    let lab = swarmcast()
+        .args([
+            "lab",
+            "--net",
+            "emulated",
+            "--rtt",
+            "20",
+            "--segment-secs",
+            "2",
+            "--viewers",
+            "3",
+            "--transports",
+            "swarm,http",
+            "--duration",
+            "20",
+            "--churn",
+            "100",
+            "--churn-seed",
+            "4",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&lab.stderr);
+    let md = std::fs::read_to_string(out.join("summary.md"))
+        .unwrap_or_else(|e| panic!("no summary: {e}\n{err}"));
+    let mut departures = Vec::new();
+    for id in ["s002-n003-swarm-r1", "s002-n003-http-r1"] {
+        let run = json(&out.join("runs").join(id).join("run.json"));
+        let viewers = run["outcome"]["viewers"].as_array().unwrap();
+        assert_eq!(viewers.len(), 4, "{id}: {viewers:?}");
+        let left: Vec<&Value> = viewers.iter().filter(|v| v["killed"] == true).collect();
+        assert_eq!(left.len(), 1, "{id}: {viewers:?}");
+        assert_eq!(left[0]["churned"], true);
+        let replacement = &viewers[3];
+        assert_eq!(replacement["node"], "viewer-3");
+        departures.push((
+            left[0]["node"].as_str().unwrap().to_owned(),
+            replacement["started_secs"].as_f64().unwrap(),
+        ));
+        for v in viewers {
+            assert_eq!(v["output"], "identical", "{id}: {v}\n{md}");
+        }
+    }
+    assert_eq!(departures[0].0, departures[1].0);
+    assert!(
+        (departures[0].1 - departures[1].1).abs() < 1.0,
+        "{departures:?}"
+    );
+    // The shared figures: a row per transport, and the CSV's columns.
+    assert!(md.contains("## Transports side by side"), "{md}");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for col in [
+        "glass_median_ms",
+        "lost_bytes",
+        "playout_stalls",
+        "share_from_peers",
+    ] {
+        assert!(header.contains(&col), "{col} missing: {header:?}");
+    }
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let glass: f64 = cells[col("glass_median_ms")].parse().unwrap();
+        // Glass to glass covers at least the playout buffer and at most the run.
+        assert!((2000.0..20_000.0).contains(&glass), "{line}");
+    }
+    // `swarmcast report` regenerates it from runs/ alone.
+    run(swarmcast().arg("report").arg(&out), true);
+    assert_eq!(std::fs::read_to_string(out.join("summary.md")).unwrap(), md);
+}
