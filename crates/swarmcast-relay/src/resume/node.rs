@@ -793,7 +793,7 @@ impl Upstream {
             match step {
                 Ok(Step::Piece(p)) => self.deliver(p).await?,
                 Ok(Step::More) => return Ok(()),
-                Ok(Step::Info(n)) => self.wait_for_info(n, cancel).await?,
+                Ok(Step::Info(n)) => self.wait_for_info(n, url, cancel).await?,
                 Err(e) => {
                     if let VerifyError::Mismatch { segment, piece } = e {
                         self.rec.record(
@@ -837,13 +837,28 @@ impl Upstream {
     }
 
     /// Waits (bounded) for a manifest that lists segment `n`.
-    async fn wait_for_info(&self, n: u64, cancel: &CancellationToken) -> Result<(), Outcome> {
+    async fn wait_for_info(
+        &self,
+        n: u64,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Outcome> {
         let mut rx = self.shared.changed.subscribe();
         let deadline = tokio::time::Instant::now() + PARENT_TIMEOUT;
+        let mut asked = false;
         loop {
             rx.borrow_and_update();
             if self.shared.buffer().known(n).is_some() {
                 return Ok(());
+            }
+            let passed = self.shared.buffer().newest_known().is_some_and(|m| m > n);
+            if passed && !std::mem::replace(&mut asked, true) {
+                // Manifests list newer segments already: this one may have left their window
+                // while this relay was away. Its parent holds a signed manifest that lists it.
+                if let Ok(manifest_url) = Url::parse(url).and_then(|u| u.join("manifest")) {
+                    self.fetch_listing(&manifest_url, n).await;
+                }
+                continue;
             }
             tokio::select! {
                 () = cancel.cancelled() => return Err(Outcome::Cancelled),
@@ -853,6 +868,53 @@ impl Upstream {
                     Err(_) => return Err(failed(format!("timeout: no signed manifest lists segment {n}"))),
                 },
             }
+        }
+    }
+
+    /// `GET <manifest_url>?segment=n`: a signed manifest listing segment `n`, verified against
+    /// the pinned key (signature only: it is older than the one held), its segments learnt.
+    async fn fetch_listing(&self, manifest_url: &Url, n: u64) {
+        let key = *self
+            .verifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .key();
+        let answer = async {
+            let r = self
+                .client
+                .get(manifest_url.clone())
+                .query(&[("segment", n)])
+                .timeout(PARENT_TIMEOUT)
+                .send()
+                .await?
+                .error_for_status()?;
+            r.bytes().await
+        }
+        .await;
+        match answer.map(|b| swarmcast_core::manifest::verify(&b, &key)) {
+            Ok(Ok(signed)) => {
+                let mut b = self.shared.buffer();
+                for e in &signed.manifest.segments {
+                    if b.known(e.number).is_none() {
+                        if let Ok(info) = swarmcast_core::InfoDict::decode_strict(&e.info) {
+                            b.learn_one(e.number, e.duration, info);
+                        }
+                    }
+                }
+                drop(b);
+                tracing::info!(
+                    "segment {n}: learnt from an older signed manifest (seq {}) from {manifest_url}",
+                    signed.manifest.seq
+                );
+                self.shared.bump();
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("manifest for segment {n} from {manifest_url} refused: {e}")
+            }
+            Err(e) => tracing::debug!(
+                "manifest for segment {n} from {manifest_url}: {}",
+                chain(&e)
+            ),
         }
     }
 
