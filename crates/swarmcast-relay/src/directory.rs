@@ -41,6 +41,23 @@ pub struct Announce {
     pub capacity: u32,
 }
 
+/// `POST /relays/join`: announce and take a parent in one step.
+///
+/// Nodes that join at the same moment and each read the listing then choose would all see the
+/// same free slots and all take the source (measured: six nodes started together all did, and
+/// the source, capped at 2.2x the bitrate, starved them). The directory chooses for them, under
+/// one lock, by the same rule ([`choose_parent`]), and records the child link at once, so the
+/// next join sees the slot taken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// The node (its `parent` is ignored: the directory sets it to the one it chooses).
+    #[serde(flatten)]
+    pub announce: Announce,
+    /// Parents not to take (URLs or node names): the one that just went silent or refused.
+    #[serde(default)]
+    pub avoid: Vec<String>,
+}
+
 /// A relay in a [`Listing`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listed {
@@ -131,6 +148,23 @@ impl Directory {
         }
         self.entries.insert(a.node.clone(), (a, now_ms));
         Ok(())
+    }
+
+    /// `join.announce.node` takes a parent at `now_ms` ([`choose_parent`] over the listing with
+    /// the node in it), recorded as its parent at once; None (and the node listed as an orphan)
+    /// when none qualifies.
+    pub fn join(&mut self, join: Join, now_ms: u64) -> Result<Option<Listed>, String> {
+        let mut a = join.announce;
+        a.parent = None;
+        let node = a.node.clone();
+        self.announce(a, now_ms)?;
+        let listing = self.listing(now_ms);
+        let avoid: Vec<&str> = join.avoid.iter().map(String::as_str).collect();
+        let parent = choose_parent(&listing, &node, &avoid);
+        if let (Some(p), Some((a, _))) = (&parent, self.entries.get_mut(&node)) {
+            a.parent = Some(p.url.clone());
+        }
+        Ok(parent)
     }
 
     /// The stream ended: listings say so.
@@ -292,6 +326,27 @@ pub fn router(served: Served) -> axum::Router {
                 },
             ),
         )
+        .route(
+            "/relays/join",
+            axum::routing::post(
+                |axum::extract::State(s): axum::extract::State<Served>, body: axum::body::Bytes| async move {
+                    let j: Join = match serde_json::from_slice(&body) {
+                        Ok(j) => j,
+                        Err(e) => return (StatusCode::BAD_REQUEST, format!("join: {e}\n")),
+                    };
+                    let now = s.now_ms();
+                    let chosen = s.inner.lock().expect("not poisoned").join(j, now);
+                    match chosen {
+                        Ok(Some(p)) => (
+                            StatusCode::OK,
+                            serde_json::to_string(&p).expect("a listed relay serialises"),
+                        ),
+                        Ok(None) => (StatusCode::NOT_FOUND, "join: no parent qualifies\n".into()),
+                        Err(e) => (StatusCode::BAD_REQUEST, format!("join: {e}\n")),
+                    }
+                },
+            ),
+        )
         .with_state(served)
 }
 
@@ -348,6 +403,43 @@ pub async fn fetch(client: &reqwest::Client, url: &str) -> Result<Listing, Direc
         url: url.to_owned(),
         source,
     })
+}
+
+/// `POST <url>/join` (`url`: the directory's `/relays` URL): announce and take a parent chosen
+/// by the directory; None when no parent qualifies.
+pub async fn join(
+    client: &reqwest::Client,
+    url: &str,
+    j: &Join,
+) -> Result<Option<Listed>, DirectoryError> {
+    let join_url = format!("{}/join", url.trim_end_matches('/'));
+    let http = |source| DirectoryError::Http {
+        url: join_url.clone(),
+        source,
+    };
+    let resp = client
+        .post(&join_url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(j).expect("a join serialises"))
+        .send()
+        .await
+        .map_err(http)?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(http)?;
+    match status.as_u16() {
+        200 => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|source| DirectoryError::Parse {
+                url: join_url.clone(),
+                source,
+            }),
+        404 => Ok(None),
+        code => Err(DirectoryError::Refused {
+            url: join_url.clone(),
+            status: code,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }),
+    }
 }
 
 /// `POST <url>` an announce.
@@ -487,6 +579,33 @@ mod tests {
         assert!(picks.len() > 1, "{picks:?}");
     }
 
+    #[test]
+    fn simultaneous_joins_fill_the_tree_level_by_level() {
+        let mut d = dir();
+        let mut parents = Vec::new();
+        for i in 0..6 {
+            let j = Join {
+                announce: relay(&format!("n{i}"), None),
+                avoid: Vec::new(),
+            };
+            parents.push(d.join(j, 0).unwrap().unwrap().node);
+        }
+        // Two on the source, then two under each of those: nobody over capacity.
+        assert_eq!(parents.iter().filter(|p| *p == SOURCE).count(), 2);
+        let l = d.listing(0);
+        for r in &l.relays {
+            assert!(r.children <= r.capacity, "{r:?}");
+        }
+        assert!(l.relays.iter().all(|r| r.depth.is_some()));
+        // A rejoin avoiding its parent takes another, never one below it.
+        let j = Join {
+            announce: relay("n0", None),
+            avoid: vec![SOURCE.into()],
+        };
+        let p = d.join(j, 1).unwrap().unwrap();
+        assert!(!d.listing(1).subtree("n0").contains(&p.node));
+    }
+
     #[tokio::test]
     async fn served_over_http() {
         let served = Served::new(dir());
@@ -510,6 +629,16 @@ mod tests {
             announce(&client, &url, &bad).await,
             Err(DirectoryError::Refused { status: 400, .. })
         ));
+        let j = Join {
+            announce: relay("b", None),
+            avoid: Vec::new(),
+        };
+        assert_eq!(join(&client, &url, &j).await.unwrap().unwrap().node, SOURCE);
+        let j = Join {
+            announce: relay("c", None),
+            avoid: vec![SOURCE.into(), "a".into(), "b".into()],
+        };
+        assert_eq!(join(&client, &url, &j).await.unwrap(), None);
         served.end();
         let l = fetch(&client, &url).await.unwrap();
         assert!(l.ended);

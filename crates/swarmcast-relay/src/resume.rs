@@ -7,12 +7,14 @@
 //! - [`buffer`]: the back buffer (pure): what is held, where a request starts, what it lost;
 //! - [`verify`]: the piece verifier (pure): bytes in, verified pieces out;
 //! - [`server`]: the HTTP side (`/stream`, `/manifest`);
-//! - [`node`]: a relay node: the upstream client, parent changes, the directory, playback.
+//! - [`node`]: a relay node: its configuration, the server, announces and playback; its
+//!   upstream side (parents, the piece check, parent changes) is `upstream`.
 
 pub mod buffer;
 pub mod node;
 pub mod position;
 pub mod server;
+mod upstream;
 pub mod verify;
 
 pub use node::{run, Parent, RelayConfig, RelayError, RelaySummary};

@@ -300,22 +300,36 @@ fn header(head: &str, name: &str) -> Option<String> {
 /// A publisher of `secs` seconds of 1 s segments, kept on disk; and a root relay `r0` (the
 /// publisher its parent) with a back buffer of `back` seconds.
 fn publisher_and_root(dir: &Path, secs: &str, back: &str) -> (KillOnDrop, String, KillOnDrop, u16) {
+    publisher_and_root_with(dir, secs, back, &[])
+}
+
+/// [`publisher_and_root`] with more flags for the publisher.
+fn publisher_and_root_with(
+    dir: &Path,
+    secs: &str,
+    back: &str,
+    more: &[&str],
+) -> (KillOnDrop, String, KillOnDrop, u16) {
     let (publisher, link) = publish(
         dir,
         &[
-            "--synth",
-            "--synth-secs",
-            secs,
-            "--bitrate",
-            "1M",
-            "--segment-secs",
-            "1",
-            "--http",
-            "127.0.0.1:0",
-            "--linger",
-            "8",
-            "--keep-segments",
-        ],
+            more,
+            &[
+                "--synth",
+                "--synth-secs",
+                secs,
+                "--bitrate",
+                "1M",
+                "--segment-secs",
+                "1",
+                "--http",
+                "127.0.0.1:0",
+                "--linger",
+                "8",
+                "--keep-segments",
+            ],
+        ]
+        .concat(),
     );
     let p0 = free_port();
     let r0 = relay(
@@ -650,6 +664,62 @@ fn measure_store_and_forward_latency_per_hop() {
             median(lasts)
         );
     }
+}
+
+/// A resume more than a manifest window behind the live edge still verifies: with a window of
+/// 2 segments, the child's parent stops for the detection timeout (3 s), so the manifests the
+/// root serves no longer list the segments the child resumes at; the child fetches a signed
+/// manifest that lists them (`/manifest?segment=N`), and plays on byte-identical, losing
+/// nothing (the root holds 30 s).
+#[test]
+fn a_resume_more_than_a_window_behind_verifies_with_an_older_signed_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_publisher, link, mut r0, p0) =
+        publisher_and_root_with(dir, "12", "30", &["--window", "2"]);
+    let p1 = free_port();
+    let r1 = relay(dir, "r1", &link, p1, &["--parent", &url(p0)]);
+    let directory = fake_directory(url(p0));
+    let pc = free_port();
+    let mut c = relay(
+        dir,
+        "c",
+        &link,
+        pc,
+        &[
+            "--parent",
+            &url(p1),
+            "--directory",
+            &format!("http://127.0.0.1:{}/relays", directory.port),
+        ],
+    );
+    wait_played(dir, "c", 250_000);
+    run(
+        Command::new("kill").args(["-STOP", &r1.0.id().to_string()]),
+        true,
+    );
+    wait_exit(dir, "c", &mut c);
+    wait_exit(dir, "r0", &mut r0);
+    drop(r1);
+    let files = published(dir);
+    let connected = events(dir, "c", "stream_connected");
+    assert_eq!(
+        connected.len(),
+        2,
+        "{connected:?} {:?} {}",
+        events(dir, "c", "stream_disconnected"),
+        std::fs::read_to_string(dir.join("c.log")).unwrap()
+    );
+    assert_eq!(connected[1]["from"], connected[1]["position"]);
+    let behind = files.len() as u64 - position(connected[1]["from"].as_str().unwrap()).0;
+    assert!(behind > 2, "resumed {behind} segments before the end");
+    let log = std::fs::read_to_string(dir.join("c.log")).unwrap();
+    assert!(
+        log.contains("learnt from an older signed manifest"),
+        "{log}"
+    );
+    assert!(events(dir, "c", "stream_lost").is_empty());
+    assert_eq!(assert_output(dir, "c", &files), Vec::<usize>::new());
 }
 
 /// Start-up refusals name the problem, before anything runs.

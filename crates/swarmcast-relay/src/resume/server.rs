@@ -2,6 +2,7 @@
 //! (resume), and `GET /manifest` (the newest signed manifest the relay holds, with blocking
 //! reload as the publisher's), docs/relay.md.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub struct Shared {
     pub streams: AtomicUsize,
     /// Stream bytes sent to children, in all.
     pub sent: AtomicU64,
+    /// For each segment from the oldest held on, the newest signed manifest listing it
+    /// (`GET /manifest?segment=N`: a child resuming more than a window behind verifies with it).
+    docs: Mutex<BTreeMap<u64, Arc<SignedManifest>>>,
 }
 
 impl Shared {
@@ -61,6 +65,7 @@ impl Shared {
             manifest: watch::Sender::new(None),
             streams: AtomicUsize::new(0),
             sent: AtomicU64::new(0),
+            docs: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -76,9 +81,30 @@ impl Shared {
 
     /// A newer verified manifest: learnt, served, readers woken.
     pub fn new_manifest(&self, signed: Arc<SignedManifest>) {
-        self.buffer().learn(&signed);
+        let oldest = {
+            let mut b = self.buffer();
+            b.learn(&signed);
+            b.oldest().map_or(0, |p| p.segment)
+        };
+        {
+            let mut docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
+            for e in &signed.manifest.segments {
+                docs.insert(e.number, signed.clone());
+            }
+            // Only what a child could resume to: the held segments and newer.
+            docs.retain(|n, _| *n >= oldest);
+        }
         self.manifest.send_replace(Some(signed));
         self.bump();
+    }
+
+    /// The newest signed manifest held that lists segment `n`.
+    pub fn manifest_listing(&self, n: u64) -> Option<Arc<SignedManifest>> {
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&n)
+            .cloned()
     }
 }
 
@@ -196,6 +222,8 @@ impl Drop for Reader {
 #[derive(Deserialize)]
 struct ManifestQuery {
     after: Option<u64>,
+    /// A manifest listing this segment (the newest held that does), not the newest.
+    segment: Option<u64>,
 }
 
 fn etag(seq: u64) -> String {
@@ -207,6 +235,22 @@ async fn manifest(
     Query(q): Query<ManifestQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(n) = q.segment {
+        return match shared.manifest_listing(n) {
+            Some(doc) => (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/x-bittorrent-swarmcast-manifest",
+                )],
+                Bytes::from(doc.bytes.clone()),
+            )
+                .into_response(),
+            None => text(
+                StatusCode::NOT_FOUND,
+                format!("no signed manifest listing segment {n} here (older than the back buffer, or not published yet)"),
+            ),
+        };
+    }
     let mut rx = shared.manifest.subscribe();
     if let Some(after) = q.after {
         let newer =
@@ -335,6 +379,17 @@ mod tests {
             .await
             .unwrap()
             .contains("segment 3 has 40000 bytes"));
+        let r = client
+            .get(format!("{base}/manifest?segment=3"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("no signed manifest listing segment 3"));
         tasks.shutdown().await;
     }
 
