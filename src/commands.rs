@@ -361,6 +361,7 @@ pub(crate) async fn relay(args: crate::cli::RelayArgs, cancel: CancellationToken
     config.node = args.node;
     config.out = args.out;
     config.metrics_out = args.metrics_out;
+    config.max_children = args.fanout as usize;
     let summary = swarmcast_relay::resume::run(config, cancel).await?;
     eprintln!("{summary}");
     Ok(())

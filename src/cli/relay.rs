@@ -29,7 +29,8 @@ pub(crate) struct RelayArgs {
     /// Node name (metrics; unique in the directory).
     #[arg(long, env = "SWARMCAST_NODE", default_value = "relay")]
     pub(crate) node: String,
-    /// Children served at most (announced to the directory).
+    /// Children served at most: announced to the directory, and `/stream` requests over it are
+    /// answered 503 (relay full).
     #[arg(long, env = "SWARMCAST_FANOUT", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) fanout: u32,
     /// Play the verified stream into this file (stream order, the published bytes).

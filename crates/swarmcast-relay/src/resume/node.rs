@@ -96,6 +96,8 @@ pub struct RelayConfig {
     pub metrics_out: Option<PathBuf>,
     /// How long to wait for children after the end of the stream.
     pub end_grace: Duration,
+    /// Children served at once at most (`/stream` bodies; more are answered 503); 0: no limit.
+    pub max_children: usize,
 }
 
 impl RelayConfig {
@@ -111,6 +113,7 @@ impl RelayConfig {
             out: None,
             metrics_out: None,
             end_grace: END_GRACE,
+            max_children: 0,
         }
     }
 }
@@ -226,6 +229,9 @@ pub async fn run(
     };
     let back_ticks = (config.back_buffer.as_secs_f64() * 90_000.0) as u64;
     let shared = Arc::new(Shared::new(back_ticks));
+    shared
+        .max_streams
+        .store(config.max_children, std::sync::atomic::Ordering::SeqCst);
     let tasks = Tasks::with_token("relay", cancel.child_token());
     let app = server::router(shared.clone());
     // Pieces go out as they are verified: no Nagle delay behind an unacknowledged write.

@@ -49,6 +49,10 @@ pub struct Shared {
     pub manifest: watch::Sender<Option<Arc<SignedManifest>>>,
     /// `/stream` bodies being sent now.
     pub streams: AtomicUsize,
+    /// `/stream` bodies served at once at most (the fan-out; 0: no limit). A request over it is
+    /// answered 503 (`relay full`), so that a child takes another parent rather than share a
+    /// link that cannot carry it.
+    pub max_streams: AtomicUsize,
     /// Stream bytes sent to children, in all.
     pub sent: AtomicU64,
     /// For each segment from the oldest held on, the newest signed manifest listing it
@@ -64,6 +68,7 @@ impl Shared {
             changed: watch::Sender::new(0),
             manifest: watch::Sender::new(None),
             streams: AtomicUsize::new(0),
+            max_streams: AtomicUsize::new(0),
             sent: AtomicU64::new(0),
             docs: Mutex::new(BTreeMap::new()),
         }
@@ -164,7 +169,20 @@ async fn stream(State(shared): State<Arc<Shared>>, Query(q): Query<StreamQuery>)
         headers.insert(LOST_HEADER, value(start.lost_bytes.to_string()));
         headers.insert(LOST_SEGMENTS_HEADER, value(start.lost_segments.to_string()));
     }
-    shared.streams.fetch_add(1, Ordering::SeqCst);
+    let max = shared.max_streams.load(Ordering::SeqCst);
+    let taken = shared
+        .streams
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (max == 0 || n < max).then_some(n + 1)
+        });
+    if taken.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            format!("relay full: {max} children already\n"),
+        )
+            .into_response();
+    }
     let reader = Reader {
         shared,
         at: start.at,

@@ -208,23 +208,32 @@ impl Upstream {
         let Some(dir) = &self.directory else {
             return Pick::None;
         };
-        let listing = match directory::fetch(&self.client, &dir.url).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::debug!("{e}");
-                return Pick::None;
-            }
-        };
         let now = Instant::now();
         avoid.retain(|(_, until)| until.is_none_or(|u| u > now));
-        let refs: Vec<&str> = avoid.iter().map(|(u, _)| u.as_str()).collect();
-        match directory::choose_parent(&listing, &self.node, &refs) {
-            Some(l) => match Url::parse(&l.url) {
+        // The directory chooses (under one lock, so that nodes joining together do not all take
+        // the same free slot) and records the link at once.
+        let join = directory::Join {
+            announce: directory::Announce {
+                node: self.node.clone(),
+                url: self.summary.url.clone(),
+                parent: None,
+                capacity: dir.fanout,
+            },
+            avoid: avoid.iter().map(|(u, _)| u.clone()).collect(),
+        };
+        match directory::join(&self.client, &dir.url, &join).await {
+            Ok(Some(l)) => match Url::parse(&l.url) {
                 Ok(u) => Pick::Parent(Parent::Relay(u)),
                 Err(_) => Pick::None,
             },
-            None if listing.ended => Pick::Ended,
-            None => Pick::None,
+            Ok(None) => match directory::fetch(&self.client, &dir.url).await {
+                Ok(l) if l.ended => Pick::Ended,
+                _ => Pick::None,
+            },
+            Err(e) => {
+                tracing::debug!("{e}");
+                Pick::None
+            }
         }
     }
 
