@@ -215,6 +215,8 @@ impl Method for RelayResume {
                 &ctx.spec.back_buffer_secs.to_string(),
                 "--parent",
                 &link,
+                "--fanout",
+                &ctx.spec.fanout.to_string(),
                 "--metrics-out",
                 &ctx.path("root-relay.jsonl"),
             ]),
@@ -396,7 +398,7 @@ mod tests {
         assert_eq!(
             root[0].args.join(" "),
             "relay --link swarmcast:abc --listen 127.0.0.1:8090 --back-buffer 20 --parent \
-             swarmcast:abc --metrics-out /r/root-relay.jsonl"
+             swarmcast:abc --fanout 3 --metrics-out /r/root-relay.jsonl"
         );
         assert_eq!(
             m.node_args(&c, 0).join(" "),
