@@ -337,7 +337,9 @@ fn publisher_and_root_with(
         "r0",
         &link,
         p0,
-        &["--parent", &link, "--back-buffer", back],
+        // Its children: r1, the child under test, and a player (ffmpeg) in one test; the
+        // fan-out is enforced (503 over it).
+        &["--parent", &link, "--back-buffer", back, "--fanout", "3"],
     );
     (publisher, link, r0, p0)
 }

@@ -221,19 +221,36 @@ impl Upstream {
             },
             avoid: avoid.iter().map(|(u, _)| u.clone()).collect(),
         };
-        match directory::join(&self.client, &dir.url, &join).await {
-            Ok(Some(l)) => match Url::parse(&l.url) {
-                Ok(u) => Pick::Parent(Parent::Relay(u)),
-                Err(_) => Pick::None,
-            },
-            Ok(None) => match directory::fetch(&self.client, &dir.url).await {
-                Ok(l) if l.ended => Pick::Ended,
-                _ => Pick::None,
-            },
+        let chosen = match directory::join(&self.client, &dir.url, &join).await {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => None,
             Err(e) => {
                 tracing::debug!("{e}");
-                Pick::None
+                None
             }
+        };
+        // No parent from the join (or a directory without it): the listing, chosen here by
+        // the same rule; it also tells whether the stream ended.
+        let chosen = match chosen {
+            Some(l) => Some(l),
+            None => match directory::fetch(&self.client, &dir.url).await {
+                Ok(listing) => {
+                    let refs: Vec<&str> = join.avoid.iter().map(String::as_str).collect();
+                    match directory::choose_parent(&listing, &self.node, &refs) {
+                        Some(l) => Some(l),
+                        None if listing.ended => return Pick::Ended,
+                        None => None,
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("{e}");
+                    None
+                }
+            },
+        };
+        match chosen.map(|l| Url::parse(&l.url)) {
+            Some(Ok(u)) => Pick::Parent(Parent::Relay(u)),
+            _ => Pick::None,
         }
     }
 
