@@ -87,7 +87,7 @@ fn churn_departs_the_same_nodes_for_every_transport_and_the_shared_figures_are_r
     }
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     for line in csv.lines().skip(1) {
-        let cells: Vec<&str> = line.split(',').collect();
+        let cells = csv_cells(line);
         let glass: f64 = cells[col("glass_median_ms")].parse().unwrap();
         // Glass to glass covers at least the playout buffer and at most the run.
         assert!((2000.0..20_000.0).contains(&glass), "{line}");
@@ -95,4 +95,18 @@ fn churn_departs_the_same_nodes_for_every_transport_and_the_shared_figures_are_r
     // `swarmcast report` regenerates it from runs/ alone.
     run(swarmcast().arg("report").arg(&out), true);
     assert_eq!(std::fs::read_to_string(out.join("summary.md")).unwrap(), md);
+}
+
+/// A CSV line's cells (the network column is quoted and holds commas).
+fn csv_cells(line: &str) -> Vec<String> {
+    let mut cells = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => cells.push(String::new()),
+            c => cells.last_mut().expect("one cell").push(c),
+        }
+    }
+    cells
 }
