@@ -4,5 +4,8 @@
 //! - [`directory`]: the relay directory the source publishes (`/relays`): relays announce
 //!   themselves and their parent, entries expire, and a relay that lost its parent picks the
 //!   next one from it ([`directory::choose_parent`]), as a user's software could, with no oracle.
+//! - [`icecast`]: the seed's method (a), relay trees of real Icecast servers
+//!   (`swarmcast icecast-node`, docs/relay-tree.md).
 
 pub mod directory;
+pub mod icecast;

@@ -1,0 +1,531 @@
+//! `swarmcast icecast-node`: one node of an Icecast relay tree (docs/relay-tree.md).
+//!
+//! The node runs an `icecast2` child ([`Icecast`]) and plays that child's own mount into its
+//! output, as a listener would: the player is also how it notices its parent is gone (the
+//! mount closes, or no byte comes for the detection timeout). A relay node takes its parent
+//! from the directory, announces itself there every [`ANNOUNCE_EVERY`], and moves its relay
+//! when [`ParentWatch`] gives the parent up. The source node only accepts the publisher's
+//! push. Both exit once the directory says the stream ended and their stream went quiet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarmcast_metrics::{Kind, Recorder, Role};
+use swarmcast_tasks::Tasks;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::watch::{Aligner, GaveUp, ParentWatch, Switch};
+use super::{owner_if_root, Icecast, IcecastConfig, IcecastError, RelayFrom};
+use crate::directory::{self, Announce, Listing, ANNOUNCE_EVERY, PARENT_TIMEOUT};
+
+/// How often the player retries a mount that is not there (yet), and the node checks time.
+const TICK: Duration = Duration::from_millis(100);
+/// A probe of a parent that does not answer within this is taken as gone.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the first listing may take (the directory may start after the node).
+const FIRST_LISTING: Duration = Duration::from_secs(15);
+
+/// What a node is told.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The directory's `/relays` URL.
+    pub directory: String,
+    /// The node's name (unique in the stream).
+    pub node: String,
+    /// Where its `icecast2` listens (a specific address: it is announced).
+    pub listen: SocketAddr,
+    /// How many children it takes at most (announced as its capacity).
+    pub fanout: u32,
+    /// Where it plays the stream (whole MPEG-TS packets; none: counted, not kept).
+    pub out: Option<PathBuf>,
+    /// Its metrics (JSON lines, `Role::Relay`).
+    pub metrics_out: Option<PathBuf>,
+    /// The source node: the password the publisher pushes with. None: a relay node.
+    pub source_password: Option<String>,
+    /// The directory `icecast2` runs in (its configuration and logs); none: a temporary one.
+    pub data_dir: Option<PathBuf>,
+    /// The `icecast2` program.
+    pub icecast_bin: PathBuf,
+    /// The detection timeout ([`PARENT_TIMEOUT`]).
+    pub parent_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// A relay node with the defaults.
+    pub fn new(directory: String, node: String, listen: SocketAddr) -> Self {
+        Self {
+            directory,
+            node,
+            listen,
+            fanout: 2,
+            out: None,
+            metrics_out: None,
+            source_password: None,
+            data_dir: None,
+            icecast_bin: "icecast2".into(),
+            parent_timeout: PARENT_TIMEOUT,
+        }
+    }
+
+    fn check(&self) -> Result<(), IcecastError> {
+        let bad = |m: String| Err(IcecastError::Config(m));
+        if self.node.is_empty() {
+            return bad("--node must not be empty".into());
+        }
+        if self.fanout == 0 {
+            return bad("--fanout 0: a relay takes at least one child".into());
+        }
+        if self.listen.ip().is_unspecified() || self.listen.port() == 0 {
+            return bad(format!(
+                "--listen {}: give the address and port others reach this node at (it is \
+                 announced in the directory)",
+                self.listen
+            ));
+        }
+        if self.source_password.as_deref() == Some("") {
+            return bad("--password must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a node did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// Stream bytes written to its output.
+    pub bytes: u64,
+    /// Bytes received but not written (partial packets at the edges of connections).
+    pub skipped: u64,
+    /// Parent changes after the first.
+    pub switches: u32,
+    /// Times its stream broke.
+    pub disconnects: u32,
+    /// It ended because the stream did (false: stopped).
+    pub ended: bool,
+}
+
+/// What the player tells the node.
+enum Heard {
+    Connected,
+    Bytes { total: u64, skipped: u64 },
+    Ended { reason: String },
+}
+
+/// Runs a node until the stream ends (the directory says so and the node's stream went quiet)
+/// or `cancel`. `ready` gets its mount's URL once `icecast2` answers. Its `icecast2` is stopped
+/// whatever happens.
+pub async fn run(
+    config: NodeConfig,
+    cancel: CancellationToken,
+    ready: Option<oneshot::Sender<String>>,
+) -> Result<NodeSummary, IcecastError> {
+    config.check()?;
+    let recorder = Recorder::new(&config.node, Role::Relay, config.metrics_out.as_deref())?;
+    let out = match &config.out {
+        Some(p) => Some(
+            tokio::fs::File::create(p)
+                .await
+                .map_err(|source| IcecastError::Io {
+                    path: p.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let dir_client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
+    let temp;
+    let dir = match &config.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("swarmcast-icecast-")
+                .tempdir()
+                .map_err(|source| IcecastError::Io {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            temp.path().to_owned()
+        }
+    };
+    let source = config.source_password.is_some();
+    let password = config
+        .source_password
+        .clone()
+        .unwrap_or_else(random_password);
+    let mut ice = IcecastConfig::new(config.listen, password, dir);
+    ice.owner = owner_if_root();
+    let mut watch = if source {
+        ParentWatch::source(&config.node)
+    } else {
+        ParentWatch::relay(&config.node, config.parent_timeout.as_micros() as u64)
+    };
+    let mut first = None;
+    if !source {
+        let listing = first_listing(&dir_client, &config.directory, &cancel).await?;
+        first = watch.on_listing(recorder.mono_us(), &listing);
+        if let Some(s) = &first {
+            ice.relay = Some(RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?);
+        }
+    }
+    let icecast = Icecast::start(&config.icecast_bin, ice).await?;
+    tracing::info!(node = %config.node, mount = %icecast.mount_url(), pid = ?icecast.pid(), source, "icecast2 answering");
+    if let Some(s) = first {
+        record_switch(&recorder, s);
+    }
+    if let Some(ready) = ready {
+        let _ = ready.send(icecast.mount_url());
+    }
+    let tasks = Tasks::new("icecast-node");
+    let mut node = Node {
+        recorder,
+        watch,
+        icecast,
+        own_url: String::new(),
+        connected_to: None,
+        total: 0,
+        sampled: (0, 0),
+        summary: NodeSummary::default(),
+        refetch: Arc::new(Notify::new()),
+        parent_tx: tokio::sync::watch::channel(None).0,
+    };
+    node.own_url = node.icecast.mount_url();
+    let outcome = node.drive(&config, &tasks, out, dir_client, &cancel).await;
+    tasks.shutdown().await;
+    let Node {
+        recorder,
+        icecast,
+        total,
+        mut summary,
+        ..
+    } = node;
+    recorder.record(None, Kind::StreamBytes { total });
+    recorder.flush();
+    icecast.stop().await;
+    summary.bytes = total;
+    outcome.map(|ended| NodeSummary { ended, ..summary })
+}
+
+/// The running node's state.
+struct Node {
+    recorder: Recorder,
+    watch: ParentWatch,
+    icecast: Icecast,
+    own_url: String,
+    /// The stream's source while the player is connected (the parent; the source node's own
+    /// mount).
+    connected_to: Option<String>,
+    total: u64,
+    /// The last `StreamBytes` sample: when (µs) and the total then.
+    sampled: (u64, u64),
+    summary: NodeSummary,
+    /// Asks the directory task for a listing now.
+    refetch: Arc<Notify>,
+    /// The parent the node announces.
+    parent_tx: tokio::sync::watch::Sender<Option<String>>,
+}
+
+impl Node {
+    /// The node's loop; true when it ended with the stream.
+    async fn drive(
+        &mut self,
+        config: &NodeConfig,
+        tasks: &Tasks,
+        out: Option<tokio::fs::File>,
+        dir_client: reqwest::Client,
+        cancel: &CancellationToken,
+    ) -> Result<bool, IcecastError> {
+        let (heard_tx, mut heard) = mpsc::channel(256);
+        let player = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
+        tasks.spawn("player", play(player, self.own_url.clone(), out, heard_tx));
+        let (list_tx, mut listings) = mpsc::channel(4);
+        let me = (config.source_password.is_none()).then(|| Announce {
+            node: config.node.clone(),
+            url: self.own_url.clone(),
+            parent: None,
+            capacity: config.fanout,
+        });
+        self.parent_tx
+            .send_replace(self.watch.parent().map(str::to_owned));
+        tasks.spawn(
+            "directory",
+            directory_loop(
+                dir_client.clone(),
+                config.directory.clone(),
+                me,
+                self.parent_tx.subscribe(),
+                self.refetch.clone(),
+                list_tx,
+            ),
+        );
+        let (probe_tx, mut probes) = mpsc::channel(4);
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(false),
+                Some(h) = heard.recv() => self.on_heard(h, tasks, &dir_client, &probe_tx),
+                Some((url, alive)) = probes.recv() => {
+                    let now = self.recorder.mono_us();
+                    if let Some(why) = self.watch.on_probe(now, &url, alive) {
+                        self.gave_up(why);
+                    }
+                }
+                Some(listing) = listings.recv() => {
+                    let now = self.recorder.mono_us();
+                    if let Some(s) = self.watch.on_listing(now, &listing) {
+                        let relay = RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?;
+                        self.icecast.set_relay(Some(relay))?;
+                        self.parent_tx.send_replace(Some(s.to.clone()));
+                        self.summary.switches += u32::from(s.from.is_some());
+                        tracing::info!(from = ?s.from, to = %s.to, detect_ms = s.detect_us / 1000, "new parent");
+                        record_switch(&self.recorder, s);
+                    }
+                }
+                _ = tick.tick() => {
+                    self.icecast_alive()?;
+                    let now = self.recorder.mono_us();
+                    if let Some(why) = self.watch.on_tick(now) {
+                        self.gave_up(why);
+                    }
+                    if self.watch.should_exit(now) {
+                        return Ok(true);
+                    }
+                    self.sample(now, false);
+                }
+            }
+        }
+    }
+
+    fn icecast_alive(&mut self) -> Result<(), IcecastError> {
+        match self.icecast.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(self.icecast.failed(format!("exited ({status})"))),
+            Err(e) => Err(self.icecast.failed(format!("cannot be waited for: {e}"))),
+        }
+    }
+
+    fn on_heard(
+        &mut self,
+        h: Heard,
+        tasks: &Tasks,
+        client: &reqwest::Client,
+        probe_tx: &mpsc::Sender<(String, bool)>,
+    ) {
+        let now = self.recorder.mono_us();
+        match h {
+            Heard::Connected => {
+                let url = self
+                    .watch
+                    .parent()
+                    .map_or_else(|| self.own_url.clone(), str::to_owned);
+                self.recorder.record(
+                    None,
+                    Kind::StreamConnected {
+                        url: url.clone(),
+                        from: None,
+                        position: None,
+                    },
+                );
+                self.connected_to = Some(url);
+            }
+            Heard::Bytes { total, skipped } => {
+                self.watch.on_bytes(now);
+                self.total = total;
+                self.summary.skipped = skipped;
+                self.sample(now, false);
+            }
+            Heard::Ended { reason } => {
+                self.disconnected(reason);
+                if let Some(parent) = self.watch.on_stream_end(now) {
+                    let (client, tx) = (client.clone(), probe_tx.clone());
+                    tasks.spawn("probe", async move {
+                        let alive = tokio::time::timeout(PROBE_TIMEOUT, client.get(&parent).send())
+                            .await
+                            .is_ok_and(|r| r.is_ok());
+                        let _ = tx.send((parent, alive)).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// The player's connection ended (or timed out): the arrival curve's point, and why.
+    fn disconnected(&mut self, reason: String) {
+        if let Some(url) = self.connected_to.take() {
+            self.sample(self.recorder.mono_us(), true);
+            self.summary.disconnects += 1;
+            self.recorder
+                .record(None, Kind::StreamDisconnected { url, reason });
+        }
+    }
+
+    fn gave_up(&mut self, why: GaveUp) {
+        tracing::warn!(?why, "parent given up: taking another from the directory");
+        if why == GaveUp::Timeout {
+            self.disconnected("timeout".into());
+        }
+        self.parent_tx.send_replace(None);
+        self.refetch.notify_one();
+    }
+
+    /// Records `StreamBytes` at most every 100 ms while bytes flow (or now, if `force`).
+    fn sample(&mut self, now: u64, force: bool) {
+        let (at, total) = self.sampled;
+        if self.total != total && (force || now.saturating_sub(at) >= TICK.as_micros() as u64) {
+            self.recorder
+                .record(None, Kind::StreamBytes { total: self.total });
+            self.sampled = (now, self.total);
+        }
+    }
+}
+
+fn record_switch(recorder: &Recorder, s: Switch) {
+    recorder.record(
+        None,
+        Kind::ParentChanged {
+            from: s.from,
+            to: s.to,
+            detect_us: s.detect_us,
+        },
+    );
+}
+
+/// A password nobody is told (a relay node takes no source): random enough for a lab.
+fn random_password() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", h.finish())
+}
+
+/// The directory's first listing, retried while it does not answer (for [`FIRST_LISTING`]).
+async fn first_listing(
+    client: &reqwest::Client,
+    url: &str,
+    cancel: &CancellationToken,
+) -> Result<Listing, IcecastError> {
+    let start = tokio::time::Instant::now();
+    loop {
+        match directory::fetch(client, url).await {
+            Ok(l) => return Ok(l),
+            Err(e) if start.elapsed() >= FIRST_LISTING || cancel.is_cancelled() => {
+                return Err(e.into())
+            }
+            Err(e) => tracing::debug!(error = %e, "no listing yet"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Announces the node (if a relay) with its current parent, then fetches the listing: every
+/// [`ANNOUNCE_EVERY`], and at once when asked.
+async fn directory_loop(
+    client: reqwest::Client,
+    url: String,
+    me: Option<Announce>,
+    parent: tokio::sync::watch::Receiver<Option<String>>,
+    now: Arc<Notify>,
+    tx: mpsc::Sender<Listing>,
+) {
+    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = now.notified() => {}
+        }
+        if let Some(me) = &me {
+            let a = Announce {
+                parent: parent.borrow().clone(),
+                ..me.clone()
+            };
+            if let Err(e) = directory::announce(&client, &url, &a).await {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "cannot announce to the directory");
+                }
+                continue;
+            }
+        }
+        match directory::fetch(&client, &url).await {
+            Ok(l) => {
+                failing = false;
+                if tx.send(l).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "cannot fetch the directory");
+                }
+            }
+        }
+    }
+}
+
+/// Plays `url` (the node's own mount) into `out` as whole packets, reconnecting every
+/// [`TICK`] while the mount is not there, and tells the node what it hears.
+async fn play(
+    client: reqwest::Client,
+    url: String,
+    mut out: Option<tokio::fs::File>,
+    tx: mpsc::Sender<Heard>,
+) {
+    let mut aligner = Aligner::default();
+    let mut total = 0u64;
+    loop {
+        if let Ok(mut resp) = client.get(&url).send().await {
+            if resp.status() == reqwest::StatusCode::OK {
+                aligner.reset();
+                if tx.send(Heard::Connected).await.is_err() {
+                    return;
+                }
+                let reason = loop {
+                    match resp.chunk().await {
+                        Ok(Some(chunk)) => {
+                            let whole = aligner.push(&chunk);
+                            if let Some(f) = &mut out {
+                                // Flushed: what was played is in the file even if the node is
+                                // stopped right after.
+                                let written = async {
+                                    f.write_all(&whole).await?;
+                                    f.flush().await
+                                };
+                                if let Err(e) = written.await {
+                                    tracing::error!(error = %e, "cannot write the output: playing on without it");
+                                    out = None;
+                                }
+                            }
+                            total += whole.len() as u64;
+                            let heard = Heard::Bytes {
+                                total,
+                                skipped: aligner.skipped,
+                            };
+                            if tx.send(heard).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break "eof".to_owned(),
+                        Err(e) => break format!("error: {e}"),
+                    }
+                };
+                if tx.send(Heard::Ended { reason }).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}

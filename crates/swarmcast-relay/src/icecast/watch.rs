@@ -1,0 +1,258 @@
+//! A relay node's decisions (pure: times are µs on any monotonic clock, passed in).
+//!
+//! [`ParentWatch`] follows the node's parent: it gives the parent up when its stream ended and
+//! a probe found it gone (no answer), or when no byte came for the detection timeout
+//! ([`PARENT_TIMEOUT`](crate::directory::PARENT_TIMEOUT)); it then takes the next parent from
+//! the directory's listing, never one it gave up on recently; and it says when the node may
+//! exit (the directory says the stream ended and the node's stream has gone quiet).
+//! [`Aligner`] keeps the node's output whole MPEG-TS packets across reconnections.
+
+use crate::directory::{choose_parent, Listing, ENTRY_TTL};
+
+/// After the directory says `ended`, the node exits once no byte came for this long.
+pub const END_QUIET_US: u64 = 1_000_000;
+/// A parent given up is avoided this long (its directory entry has expired by then).
+pub const AVOID_US: u64 = ENTRY_TTL.as_micros() as u64 + 2_000_000;
+
+/// A parent change decided by [`ParentWatch::on_listing`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Switch {
+    /// The parent given up (none at the start).
+    pub from: Option<String>,
+    /// The new parent's URL.
+    pub to: String,
+    /// From the last byte received from the old parent (or from taking it, if none came) to
+    /// this switch, µs; 0 at the start.
+    pub detect_us: u64,
+}
+
+/// Why a parent was given up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GaveUp {
+    /// Its stream ended and a probe of its URL got no answer.
+    Gone,
+    /// No byte for the detection timeout.
+    Timeout,
+}
+
+/// The node's view of its parent.
+#[derive(Clone, Debug)]
+pub struct ParentWatch {
+    me: String,
+    timeout_us: u64,
+    /// False for the source: it has no parent, and only waits for the end.
+    relaying: bool,
+    parent: Option<String>,
+    /// When the current parent was taken.
+    since_us: u64,
+    /// The last byte from the current parent.
+    last_from_parent_us: Option<u64>,
+    /// The last byte at all.
+    last_byte_us: Option<u64>,
+    /// The parent given up and when its last byte came (or it was taken), until a new one.
+    lost: Option<(String, u64)>,
+    /// Parents given up, and when.
+    avoid: Vec<(String, u64)>,
+    /// A probe is under way for this parent.
+    probing: Option<String>,
+    ended: bool,
+}
+
+impl ParentWatch {
+    /// A relay node named `me`, with no parent yet.
+    pub fn relay(me: impl Into<String>, timeout_us: u64) -> Self {
+        Self {
+            me: me.into(),
+            timeout_us,
+            relaying: true,
+            parent: None,
+            since_us: 0,
+            last_from_parent_us: None,
+            last_byte_us: None,
+            lost: None,
+            avoid: Vec::new(),
+            probing: None,
+            ended: false,
+        }
+    }
+
+    /// The source node: no parent; it only follows its stream and the end.
+    pub fn source(me: impl Into<String>) -> Self {
+        Self {
+            relaying: false,
+            ..Self::relay(me, u64::MAX)
+        }
+    }
+
+    /// The current parent.
+    pub fn parent(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+
+    /// The directory said the stream ended.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Stream bytes arrived.
+    pub fn on_bytes(&mut self, now_us: u64) {
+        self.last_byte_us = Some(now_us);
+        if self.parent.is_some() {
+            self.last_from_parent_us = Some(now_us);
+        }
+    }
+
+    /// The node's stream ended (the local mount closed or is gone): the parent to probe, if
+    /// it should be (once per parent until it delivers again).
+    pub fn on_stream_end(&mut self, _now_us: u64) -> Option<String> {
+        let parent = self.parent.clone()?;
+        if self.ended || self.probing.as_deref() == Some(&parent) {
+            return None;
+        }
+        self.probing = Some(parent.clone());
+        Some(parent)
+    }
+
+    /// A probe of `url` answered (`alive`) or not. Gives the parent up if it is the current
+    /// one and did not answer.
+    pub fn on_probe(&mut self, now_us: u64, url: &str, alive: bool) -> Option<GaveUp> {
+        if self.probing.as_deref() == Some(url) {
+            self.probing = None;
+        }
+        if alive || self.parent.as_deref() != Some(url) {
+            return None;
+        }
+        self.give_up(now_us);
+        Some(GaveUp::Gone)
+    }
+
+    /// Time passes: gives the parent up if it was silent for the timeout.
+    pub fn on_tick(&mut self, now_us: u64) -> Option<GaveUp> {
+        self.parent.as_ref()?;
+        if self.ended {
+            return None;
+        }
+        let since = self.last_from_parent_us.unwrap_or(0).max(self.since_us);
+        if now_us.saturating_sub(since) < self.timeout_us {
+            return None;
+        }
+        self.give_up(now_us);
+        Some(GaveUp::Timeout)
+    }
+
+    fn give_up(&mut self, now_us: u64) {
+        if let Some(p) = self.parent.take() {
+            let last = self.last_from_parent_us.unwrap_or(self.since_us);
+            self.avoid.push((p.clone(), now_us));
+            self.lost = Some((p, last));
+            self.last_from_parent_us = None;
+        }
+    }
+
+    /// A listing arrived: notes `ended`; without a parent, takes one (never one given up in
+    /// the last [`AVOID_US`]). None when nothing is to change, or no relay qualifies yet.
+    pub fn on_listing(&mut self, now_us: u64, listing: &Listing) -> Option<Switch> {
+        self.ended |= listing.ended;
+        if !self.relaying || self.parent.is_some() || self.ended {
+            return None;
+        }
+        self.avoid
+            .retain(|(_, at)| now_us.saturating_sub(*at) < AVOID_US);
+        let avoid: Vec<&str> = self.avoid.iter().map(|(u, _)| u.as_str()).collect();
+        let next = choose_parent(listing, &self.me, &avoid)?;
+        let (from, detect_us) = match self.lost.take() {
+            Some((url, last)) => (Some(url), now_us.saturating_sub(last)),
+            None => (None, 0),
+        };
+        self.parent = Some(next.url.clone());
+        self.since_us = now_us;
+        self.last_from_parent_us = None;
+        self.probing = None;
+        Some(Switch {
+            from,
+            to: next.url,
+            detect_us,
+        })
+    }
+
+    /// The node may exit: the stream ended and no byte came for [`END_QUIET_US`].
+    pub fn should_exit(&self, now_us: u64) -> bool {
+        self.ended
+            && self
+                .last_byte_us
+                .is_none_or(|t| now_us.saturating_sub(t) >= END_QUIET_US)
+    }
+}
+
+/// MPEG-TS packet size.
+pub const PACKET: usize = 188;
+
+/// Keeps a stream written as whole MPEG-TS packets: Icecast starts a listener wherever its
+/// buffers start, often mid-packet, and a connection may end mid-packet. After each
+/// [`reset`](Self::reset) (a new connection) it skips to a point where three packets in a row
+/// start with the sync byte, then passes whole packets on; a trailing partial packet is held
+/// back until the rest arrives, and dropped by the next reset. A lost sync is searched again.
+#[derive(Clone, Debug, Default)]
+pub struct Aligner {
+    pending: Vec<u8>,
+    synced: bool,
+    /// Bytes skipped (not written): partial packets at the edges of connections, and garbage.
+    pub skipped: u64,
+}
+
+impl Aligner {
+    /// A new connection: drops the partial packet held back.
+    pub fn reset(&mut self) {
+        self.skipped += self.pending.len() as u64;
+        self.pending.clear();
+        self.synced = false;
+    }
+
+    /// Takes bytes; returns the whole packets ready to write.
+    pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(data);
+        let mut out = Vec::with_capacity(self.pending.len());
+        let mut at = 0;
+        loop {
+            let rest = &self.pending[at..];
+            if !self.synced {
+                match find_sync(rest) {
+                    Some(i) => {
+                        self.skipped += i as u64;
+                        at += i;
+                        self.synced = true;
+                    }
+                    None => {
+                        // Keep the last two packets' worth: a sync may start in them.
+                        let keep = rest.len().min(2 * PACKET);
+                        let drop = rest.len() - keep;
+                        self.skipped += drop as u64;
+                        at += drop;
+                        break;
+                    }
+                }
+                continue;
+            }
+            if rest.len() < PACKET {
+                break;
+            }
+            if rest[0] != 0x47 {
+                self.synced = false;
+                continue;
+            }
+            out.extend_from_slice(&rest[..PACKET]);
+            at += PACKET;
+        }
+        self.pending.drain(..at);
+        out
+    }
+}
+
+/// The first offset where three packets in a row start with the sync byte.
+fn find_sync(b: &[u8]) -> Option<usize> {
+    (0..b.len().saturating_sub(2 * PACKET))
+        .find(|&i| b[i] == 0x47 && b[i + PACKET] == 0x47 && b.get(i + 2 * PACKET) == Some(&0x47))
+}
+
+#[cfg(test)]
+mod tests;

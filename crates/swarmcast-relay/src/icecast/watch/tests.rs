@@ -1,0 +1,179 @@
+use super::*;
+use crate::directory::{Announce, Directory};
+
+const S: u64 = 1_000_000;
+const TIMEOUT: u64 = 3 * S;
+
+fn listing(relays: &[(&str, Option<&str>)], ended: bool) -> Listing {
+    let mut d = Directory::new(url("source"), 2);
+    for (node, parent) in relays {
+        d.announce(
+            Announce {
+                node: (*node).into(),
+                url: url(node),
+                parent: parent.map(url),
+                capacity: 2,
+            },
+            0,
+        )
+        .unwrap();
+    }
+    if ended {
+        d.end();
+    }
+    d.listing(0)
+}
+
+fn url(node: &str) -> String {
+    format!("http://{node}:8000/live.ts")
+}
+
+#[test]
+fn a_node_takes_a_parent_at_the_start_with_no_detection_time() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    let l = listing(&[], false);
+    let s = w.on_listing(5 * S, &l).unwrap();
+    assert_eq!(
+        s,
+        Switch {
+            from: None,
+            to: url("source"),
+            detect_us: 0
+        }
+    );
+    assert_eq!(w.parent(), Some(url("source").as_str()));
+    // Nothing changes while it has one.
+    assert_eq!(w.on_listing(6 * S, &l), None);
+}
+
+#[test]
+fn a_silent_parent_is_given_up_after_the_timeout_and_avoided() {
+    let mut w = ParentWatch::relay("c", TIMEOUT);
+    let l = listing(&[("a", Some("source")), ("b", Some("source"))], false);
+    // The source is full (a, b): c takes a or b.
+    let first = w.on_listing(0, &l).unwrap().to;
+    assert_ne!(first, url("source"));
+    w.on_bytes(S);
+    assert_eq!(w.on_tick(S + TIMEOUT - 1), None);
+    assert_eq!(w.on_tick(S + TIMEOUT), Some(GaveUp::Timeout));
+    assert_eq!(w.parent(), None);
+    let s = w.on_listing(S + TIMEOUT + 200_000, &l).unwrap();
+    assert_eq!(s.from.as_deref(), Some(first.as_str()));
+    assert_ne!(s.to, first, "the dead parent is still listed but avoided");
+    assert_eq!(s.detect_us, TIMEOUT + 200_000);
+}
+
+#[test]
+fn a_new_parent_gets_the_timeout_to_deliver_its_first_byte() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    w.on_listing(10 * S, &listing(&[], false)).unwrap();
+    assert_eq!(w.on_tick(10 * S + TIMEOUT - 1), None);
+    assert_eq!(w.on_tick(10 * S + TIMEOUT), Some(GaveUp::Timeout));
+}
+
+#[test]
+fn an_ended_stream_is_probed_once_and_a_parent_that_answers_is_kept() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    let p = w.on_listing(0, &listing(&[], false)).unwrap().to;
+    w.on_bytes(S);
+    assert_eq!(w.on_stream_end(S), Some(p.clone()));
+    assert_eq!(w.on_stream_end(S + 1), None, "one probe at a time");
+    assert_eq!(w.on_probe(S + 2, &p, true), None);
+    assert_eq!(w.parent(), Some(p.as_str()));
+    // It answered but still sends nothing: the timeout applies.
+    assert_eq!(w.on_tick(S + TIMEOUT), Some(GaveUp::Timeout));
+}
+
+#[test]
+fn a_parent_that_does_not_answer_is_given_up_at_once() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    let l = listing(&[("a", Some("source"))], false);
+    let p = w.on_listing(0, &l).unwrap().to;
+    w.on_bytes(2 * S);
+    let probe = w.on_stream_end(2 * S + 10).unwrap();
+    // A probe of another URL, or a late one, changes nothing.
+    assert_eq!(w.on_probe(2 * S + 20, "http://x/live.ts", false), None);
+    assert_eq!(w.on_probe(2 * S + 50, &probe, false), Some(GaveUp::Gone));
+    let s = w.on_listing(2 * S + 80, &l).unwrap();
+    assert_eq!((s.from.as_deref(), s.detect_us), (Some(p.as_str()), 80));
+    assert_ne!(s.to, p);
+}
+
+#[test]
+fn given_up_parents_are_avoided_for_a_while_only() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    let l = listing(&[], false);
+    w.on_listing(0, &l).unwrap();
+    w.on_tick(TIMEOUT).unwrap();
+    // Only the source is listed, and it was given up: no parent for now.
+    assert_eq!(w.on_listing(TIMEOUT + 1, &l), None);
+    let s = w.on_listing(TIMEOUT + AVOID_US, &l).unwrap();
+    assert_eq!(s.to, url("source"));
+}
+
+#[test]
+fn the_node_exits_once_ended_and_quiet_never_switching_at_the_end() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    w.on_bytes(5 * S);
+    assert!(!w.should_exit(5 * S));
+    assert_eq!(w.on_listing(5 * S, &listing(&[], true)), None);
+    assert!(w.ended());
+    assert!(!w.should_exit(5 * S + END_QUIET_US - 1));
+    assert_eq!(w.on_stream_end(5 * S + 10), None, "no probe after the end");
+    assert_eq!(w.on_tick(20 * S), None, "no switch after the end");
+    assert!(w.should_exit(5 * S + END_QUIET_US));
+}
+
+#[test]
+fn the_source_never_takes_a_parent() {
+    let mut w = ParentWatch::source("s");
+    assert_eq!(w.on_listing(0, &listing(&[], false)), None);
+    assert_eq!(w.on_tick(100 * S), None);
+    assert!(!w.should_exit(100 * S));
+    w.on_listing(101 * S, &listing(&[], true));
+    assert!(w.should_exit(101 * S), "no byte ever: exits at once");
+}
+
+fn packets(n: usize, first: u8) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            let mut p = vec![first.wrapping_add(i as u8); PACKET];
+            p[0] = 0x47;
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn the_aligner_skips_to_whole_packets_and_holds_back_partial_ones() {
+    let stream = packets(12, 1);
+    let mut a = Aligner::default();
+    // A connection that starts mid-packet and ends mid-packet.
+    let mut out = a.push(&stream[100..700]);
+    out.extend(a.push(&stream[700..1000]));
+    assert_eq!(out, stream[188..940]);
+    assert_eq!(a.skipped, 88);
+    // Reconnected further on: the partial packet held back is dropped.
+    a.reset();
+    assert_eq!(a.skipped, 88 + 60);
+    let out = a.push(&stream[1500..]);
+    assert_eq!(out, stream[1504..]);
+    assert_eq!(a.skipped, 88 + 60 + 4);
+}
+
+#[test]
+fn the_aligner_resyncs_after_garbage_and_waits_for_three_packets() {
+    let stream = packets(6, 7);
+    let mut a = Aligner::default();
+    assert!(
+        a.push(&stream[..2 * PACKET]).is_empty(),
+        "two packets: not yet synced"
+    );
+    let mut input = stream[2 * PACKET..3 * PACKET].to_vec();
+    input.extend_from_slice(&[1, 2, 3]);
+    input.extend_from_slice(&stream[3 * PACKET..]);
+    let out = a.push(&input);
+    assert_eq!(out, stream);
+    assert_eq!(a.skipped, 3);
+}
