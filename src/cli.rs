@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod icecast_node;
 mod lab;
 mod publish;
 mod watch;
 
+pub(crate) use icecast_node::IcecastNodeArgs;
 pub(crate) use lab::{JoinArg, LabArgs, NetArg};
 pub(crate) use publish::{LibrqbitOff, PublishArgs, SeederArg};
 pub(crate) use watch::WatchArgs;
@@ -60,6 +62,10 @@ pub(crate) enum Command {
     Lab(Box<LabArgs>),
     /// Regenerate a lab results directory's summary.csv, summary.md and plots from its raw files.
     Report(ReportArgs),
+    /// One node of an Icecast relay tree (the seed's method (a); docs/relay-tree.md): an
+    /// icecast2 child relaying a parent taken from the directory, played into a file; or, with
+    /// --source, the tree's source taking the publisher's push.
+    IcecastNode(Box<IcecastNodeArgs>),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
 }

@@ -231,6 +231,9 @@ pub(crate) async fn publish(
     config.node = args.node;
     config.withhold_segment = args.withhold_segment;
     config.fail_segment = args.fail_segment;
+    config.icecast = args.icecast;
+    config.relay_source = args.relay_source;
+    config.fanout = args.fanout;
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_publisher::Ready>();
     let printer = async move {
@@ -560,5 +563,37 @@ pub(crate) fn report(dir: &Path) -> Result<()> {
     if !report.consistent() {
         bail!("some runs are inconsistent (see the Consistency section)");
     }
+    Ok(())
+}
+
+pub(crate) async fn icecast_node(
+    args: crate::cli::IcecastNodeArgs,
+    cancel: CancellationToken,
+) -> Result<()> {
+    use swarmcast_relay::icecast::node::{self, NodeConfig};
+    let mut config = NodeConfig::new(args.directory, args.node, args.listen);
+    config.fanout = args.fanout;
+    config.out = args.out;
+    config.metrics_out = args.metrics_out;
+    config.source_password = args.password.filter(|_| args.source);
+    config.data_dir = args.data_dir;
+    config.icecast_bin = args.icecast_bin;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<String>();
+    let printer = async move {
+        if let Ok(url) = ready_rx.await {
+            // The mount, for whoever reads it; a closed stdout does not end the node.
+            let _ = std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{url}\n"));
+        }
+    };
+    let (summary, ()) = tokio::join!(node::run(config, cancel, Some(ready_tx)), printer);
+    let s = summary?;
+    eprintln!(
+        "{} bytes played ({} skipped at the edges of connections), {} parent changes, {} breaks, {}",
+        s.bytes,
+        s.skipped,
+        s.switches,
+        s.disconnects,
+        if s.ended { "the stream ended" } else { "stopped" }
+    );
     Ok(())
 }

@@ -185,6 +185,20 @@ pub(crate) struct PublishArgs {
     /// Node name in the counters.
     #[arg(long, env = "SWARMCAST_NODE", default_value = "publisher")]
     pub(crate) node: String,
+    /// Also push the live TS, as it is cut, to an Icecast source mount
+    /// (`http://source:<password>@host:port/mount`; docs/relay-tree.md). Reconnects with
+    /// backoff if it drops; never slows publishing (what Icecast cannot take is dropped and
+    /// counted).
+    #[arg(long, env = "SWARMCAST_ICECAST", value_parser = swarmcast_publisher::icecast::IcecastTarget::parse)]
+    pub(crate) icecast: Option<swarmcast_publisher::icecast::IcecastTarget>,
+    /// Serve the relay directory at `/relays`, with the relay tree's source listed at this URL
+    /// (its mount, e.g. `http://host:port/live.ts`); listings say `ended` once the end of the
+    /// stream is published.
+    #[arg(long, env = "SWARMCAST_RELAY_SOURCE")]
+    pub(crate) relay_source: Option<String>,
+    /// The relay tree's fan-out: children the source takes (its capacity in the directory).
+    #[arg(long, env = "SWARMCAST_FANOUT", default_value_t = 2, requires = "relay_source")]
+    pub(crate) fanout: u32,
     /// Testing: list this segment in the manifest but never seed it.
     #[arg(long, hide = true, env = "SWARMCAST_WITHHOLD_SEGMENT")]
     pub(crate) withhold_segment: Option<u64>,

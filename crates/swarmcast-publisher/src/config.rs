@@ -164,6 +164,14 @@ pub struct PublishConfig {
     /// Testing: fail to publish the segment the segmenter numbers so, as an I/O error (out of
     /// files, say) would; the next segment takes its number as a discontinuity.
     pub fail_segment: Option<u64>,
+    /// Push the live TS to this Icecast source mount as it is cut (`--icecast`,
+    /// docs/relay-tree.md).
+    pub icecast: Option<crate::icecast::IcecastTarget>,
+    /// Serve the relay directory at `/relays`, with the source listed at this URL
+    /// (`--relay-source`).
+    pub relay_source: Option<String>,
+    /// The source's capacity in the directory: children it takes (`--fanout`).
+    pub fanout: u32,
 }
 
 impl PublishConfig {
@@ -225,6 +233,9 @@ impl PublishConfig {
             node: "publisher".into(),
             withhold_segment: None,
             fail_segment: None,
+            icecast: None,
+            relay_source: None,
+            fanout: 2,
         }
     }
 }
@@ -254,6 +265,18 @@ pub const MAX_TARGET: u64 = 3_600 * 90_000;
 
 /// Refuses what the user gave wrong before anything starts.
 pub(crate) fn validate(config: &PublishConfig) -> Result<(), PublishError> {
+    if config.fanout == 0 {
+        return Err(PublishError::Config(
+            "--fanout 0: the source takes at least one child".into(),
+        ));
+    }
+    if let Some(u) = &config.relay_source {
+        if !Url::parse(u).is_ok_and(|u| u.scheme() == "http" && u.host().is_some()) {
+            return Err(PublishError::Config(format!(
+                "--relay-source {u:?}: expected the source's mount URL, http://host:port/mount"
+            )));
+        }
+    }
     if config.window == 0 || config.window > manifest::MAX_WINDOW {
         return Err(PublishError::Config(format!(
             "--window {} must be from 1 to {}",

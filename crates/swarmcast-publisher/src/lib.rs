@@ -29,6 +29,7 @@ mod config;
 pub mod error;
 pub mod fds;
 pub mod http;
+pub mod icecast;
 pub mod metrics;
 pub mod natcheck;
 mod pipeline;
@@ -182,14 +183,20 @@ async fn start(
         removed_http: Default::default(),
         shift: 0,
         outages_seen: 0,
+        relays: icecast::RelayOutputs::default(),
     };
+    publisher.relays = icecast::RelayOutputs::start(&publisher.config, &tasks);
 
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.
+    let mut routes = http::router(shared.clone());
+    if let Some(directory) = &publisher.relays.directory {
+        routes = routes.merge(swarmcast_relay::directory::router(directory.clone()));
+    }
     let server = http_tasks.spawn(
         "http-accept",
         serve::serve(
             http_listener,
-            http::router(shared.clone()),
+            routes,
             http_limits,
             shared.conns.clone(),
             http_stop.clone(),

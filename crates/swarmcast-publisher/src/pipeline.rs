@@ -70,6 +70,8 @@ pub(crate) struct Publisher {
     pub(crate) shift: u64,
     /// The segment writer's outages logged so far.
     pub(crate) outages_seen: u64,
+    /// The Icecast push and the relay directory, if on.
+    pub(crate) relays: crate::icecast::RelayOutputs,
 }
 
 /// Puts the segment file `from` at `to` in the mirror directory, whole or not at all: a hard
@@ -339,6 +341,7 @@ impl Publisher {
             health: self.shared.feed.clone(),
             // Live input must never wait on the publisher (docs/reliability.md).
             drop_when_busy: matches!(self.config.input, FeedInput::Stdin),
+            tap: self.relays.push.as_ref().map(|p| p.tap.clone()),
         };
         let input = self.config.input.clone();
         let stop = feed_tasks.token().clone();

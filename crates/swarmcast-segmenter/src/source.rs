@@ -102,6 +102,20 @@ pub struct SegmentConfig {
     /// than waited for, so the input is never stalled behind a slow receiver. Off, the writer
     /// waits (a file read as fast as it can be is held back instead).
     pub drop_when_busy: bool,
+    /// Called with every byte the cutter puts into a segment, in order, as it is cut (before
+    /// the segment file is written): the publisher's Icecast push (`publish --icecast`).
+    pub tap: Option<Tap>,
+}
+
+/// A callback that sees the stream's segment bytes as they are cut ([`SegmentConfig::tap`]).
+/// It must not block: it is called on the segmenter's task.
+#[derive(Clone)]
+pub struct Tap(pub Arc<dyn Fn(&[u8]) + Send + Sync>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
 }
 
 impl SegmentConfig {
@@ -113,6 +127,7 @@ impl SegmentConfig {
             format,
             health: Arc::default(),
             drop_when_busy: false,
+            tap: None,
         }
     }
 }

@@ -144,6 +144,7 @@ impl Publisher {
         }
         self.window.end_stream();
         let signed = self.sign_and_serve(None).await?;
+        self.relays.end();
         self.recorder.record(
             None,
             Kind::EndOfStream {

@@ -17,6 +17,8 @@ pub(super) struct SegmentFiles {
     dropping: bool,
     /// A segment was lost: the next one written is a discontinuity.
     after_gap: bool,
+    /// Sees every segment byte as it is cut.
+    tap: Option<Tap>,
 }
 
 impl SegmentFiles {
@@ -36,6 +38,7 @@ impl SegmentFiles {
             drop_when_busy: config.drop_when_busy,
             dropping: false,
             after_gap: false,
+            tap: config.tap.clone(),
         })
     }
 
@@ -75,6 +78,9 @@ impl SegmentFiles {
         for output in outputs {
             match output {
                 Output::Data(data) => {
+                    if let Some(tap) = &self.tap {
+                        (tap.0)(&data);
+                    }
                     if self.dropping {
                         self.health
                             .dropped_bytes
