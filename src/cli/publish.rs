@@ -197,7 +197,12 @@ pub(crate) struct PublishArgs {
     #[arg(long, env = "SWARMCAST_RELAY_SOURCE")]
     pub(crate) relay_source: Option<String>,
     /// The relay tree's fan-out: children the source takes (its capacity in the directory).
-    #[arg(long, env = "SWARMCAST_FANOUT", default_value_t = 2, requires = "relay_source")]
+    #[arg(
+        long,
+        env = "SWARMCAST_FANOUT",
+        default_value_t = 2,
+        requires = "relay_source"
+    )]
     pub(crate) fanout: u32,
     /// Testing: list this segment in the manifest but never seed it.
     #[arg(long, hide = true, env = "SWARMCAST_WITHHOLD_SEGMENT")]

@@ -2,6 +2,7 @@
 
 mod faults;
 mod files;
+mod icecast;
 mod lab;
 mod mirrors;
 mod netlab;

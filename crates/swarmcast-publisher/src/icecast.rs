@@ -83,9 +83,7 @@ impl IcecastTarget {
             .decode_utf8_lossy()
             .into_owned();
         if password.is_empty() {
-            return Err(
-                "--icecast: no password (http://source:<password>@host:port/mount)".into(),
-            );
+            return Err("--icecast: no password (http://source:<password>@host:port/mount)".into());
         }
         let mount = u.path().to_owned();
         if mount.len() < 2 {
@@ -106,7 +104,8 @@ impl IcecastTarget {
 
     /// The request that starts the push.
     fn request(&self) -> String {
-        let auth = data_encoding::BASE64.encode(format!("{}:{}", self.user, self.password).as_bytes());
+        let auth =
+            data_encoding::BASE64.encode(format!("{}:{}", self.user, self.password).as_bytes());
         let host = if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -152,9 +151,8 @@ pub async fn connect(target: &IcecastTarget) -> Result<TcpStream, PushError> {
         target: at.clone(),
         source,
     };
-    let timeout = |what: &str| {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
-    };
+    let timeout =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"));
     let mut s = tokio::time::timeout(
         CONNECT_TIMEOUT,
         TcpStream::connect((target.host.as_str(), target.port)),
@@ -238,7 +236,10 @@ pub fn start(target: IcecastTarget, tasks: &Tasks) -> Push {
             c.dropped.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
     }));
-    tasks.spawn("icecast-push", push(target, rx, counters.clone(), end.clone()));
+    tasks.spawn(
+        "icecast-push",
+        push(target, rx, counters.clone(), end.clone()),
+    );
     Push { tap, counters, end }
 }
 
@@ -270,7 +271,9 @@ async fn push(
         };
         // From the live edge: what queued while disconnected is stale.
         while let Ok(old) = rx.try_recv() {
-            counters.dropped.fetch_add(old.len() as u64, Ordering::Relaxed);
+            counters
+                .dropped
+                .fetch_add(old.len() as u64, Ordering::Relaxed);
         }
         counters.connects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%target, "icecast push: connected");
@@ -285,11 +288,15 @@ async fn push(
             };
             if let Err(e) = s.write_all(&chunk).await {
                 counters.failures.fetch_add(1, Ordering::Relaxed);
-                counters.dropped.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                counters
+                    .dropped
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 tracing::error!(%target, error = %e, "icecast push: connection lost, reconnecting");
                 continue 'connect;
             }
-            counters.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            counters
+                .sent
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -337,15 +344,27 @@ mod tests {
     fn the_target_url_gives_mount_and_credentials() {
         let t = IcecastTarget::parse("http://source:p%40ss@10.0.0.1:8000/live.ts").unwrap();
         assert_eq!(
-            (t.host.as_str(), t.port, t.mount.as_str(), t.user.as_str(), t.password.as_str()),
+            (
+                t.host.as_str(),
+                t.port,
+                t.mount.as_str(),
+                t.user.as_str(),
+                t.password.as_str()
+            ),
             ("10.0.0.1", 8000, "/live.ts", "source", "p@ss")
         );
         assert_eq!(t.to_string(), "http://10.0.0.1:8000/live.ts");
-        assert!(!format!("{t:?}").contains("p@ss"), "the password is not logged");
+        assert!(
+            !format!("{t:?}").contains("p@ss"),
+            "the password is not logged"
+        );
         let r = t.request();
         assert!(r.starts_with("PUT /live.ts HTTP/1.1\r\n"));
         // base64("source:p@ss")
-        assert!(r.contains("Authorization: Basic c291cmNlOnBAc3M=\r\n"), "{r}");
+        assert!(
+            r.contains("Authorization: Basic c291cmNlOnBAc3M=\r\n"),
+            "{r}"
+        );
         assert!(r.contains("Content-Type: video/mp2t\r\n") && r.contains("Ice-Public: 0\r\n"));
         assert!(r.ends_with("\r\n\r\n"));
         for (bad, says) in [
@@ -372,9 +391,13 @@ mod tests {
                 .write_all(b"HTTP/1.0 401 Authentication Required\r\nServer: Icecast 2.4.4\r\n\r\n")
                 .await;
         });
-        let t = IcecastTarget::parse(&format!("http://source:bad@127.0.0.1:{port}/live.ts")).unwrap();
+        let t =
+            IcecastTarget::parse(&format!("http://source:bad@127.0.0.1:{port}/live.ts")).unwrap();
         let e = connect(&t).await.unwrap_err().to_string();
-        assert!(e.contains("401 Authentication Required") && e.contains("wrong source"), "{e}");
+        assert!(
+            e.contains("401 Authentication Required") && e.contains("wrong source"),
+            "{e}"
+        );
         tasks.shutdown().await;
     }
 }
