@@ -110,7 +110,10 @@ pub struct SegmentConfig {
 /// A callback that sees the stream's segment bytes as they are cut ([`SegmentConfig::tap`]).
 /// It must not block: it is called on the segmenter's task.
 #[derive(Clone)]
-pub struct Tap(pub Arc<dyn Fn(&[u8]) + Send + Sync>);
+pub struct Tap(pub Arc<TapFn>);
+
+/// What a [`Tap`] calls.
+pub type TapFn = dyn Fn(&[u8]) + Send + Sync;
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -141,9 +141,12 @@ fn wait_listed(http: u16, name: &str, parent: &str, start: Instant) {
     }
 }
 
+/// Chunks read from a mount, each stamped with the wall clock (µs).
+type Captured = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
 /// Reads `url` (an Icecast mount) in a thread, stamping each chunk with the wall clock (µs),
 /// until the stream ends.
-fn capture(url: &str) -> Arc<Mutex<Vec<(u64, Vec<u8>)>>> {
+fn capture(url: &str) -> Captured {
     let got = Arc::new(Mutex::new(Vec::new()));
     let (addr, path) = url["http://".len()..].split_once('/').unwrap();
     let (addr, path, out) = (addr.to_owned(), format!("/{path}"), got.clone());
