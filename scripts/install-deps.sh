@@ -5,14 +5,15 @@
 # what the emulated network needs (iproute2: ip and ss; iptables: NFQUEUE and NAT; ethtool:
 # offloads off), and what the players' and operators' tests use (docs/players.md): chromium (a real
 # browser), nginx (a static mirror), prometheus (its promtool), tmux (a terminal for the status
-# line). Debian packages; then the Python packages m3u8 and prometheus_client (PyPI, for the
+# line), icecast2 (the Icecast relay trees of docs/relay-tree.md: real Icecast 2.4 servers).
+# Debian packages; then the Python packages m3u8 and prometheus_client (PyPI, for the
 # python3 on PATH), and the npm packages of package.json (hls.js, served to the viewer's page, and
 # playwright-core, which drives chromium in the tests) into ./node_modules.
 # A failed install fails the script (and CI): no test skips for want of a tool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(mktorrent python3-libtorrent ffmpeg aria2 transmission-cli opentracker bc iproute2 iptables ethtool
-  chromium nginx-light prometheus tmux nodejs npm)
+  chromium nginx-light prometheus tmux icecast2 nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
