@@ -371,7 +371,8 @@ mod tests {
             ("http://h:1/live.ts", "no password"),
             ("http://source:pw@h:1/", "no mount"),
             ("https://source:pw@h:1/m", "over http"),
-            ("h:1/m", "not a URL"),
+            ("//h:1/m", "not a URL"),
+            ("ftp://source:pw@h:1/m", "over http"),
         ] {
             let e = IcecastTarget::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

@@ -260,10 +260,11 @@ fn median(mut v: Vec<i64>) -> i64 {
     v.get(v.len() / 2).copied().unwrap_or(-1)
 }
 
-/// A chain source → n1 → n2 → n3 (fan-out 1), every output a contiguous run of the published
-/// stream; n2 is killed (with its icecast2): n3 re-parents from the directory, plays on, and
-/// its output shows the loss as a gap between two runs, which its counters record. Also the
-/// latency per hop (printed: docs/relay-tree.md quotes it).
+/// A chain source → n1 → n2 → n3 → n4 (fan-out 1), every output a contiguous run of the
+/// published stream; n2 is killed (with its icecast2): n3 re-parents from the directory, plays
+/// on, and its output shows the loss as a gap between two runs, which its counters record; n4
+/// below it sees the break too. Also the latency per hop (printed: docs/relay-tree.md quotes
+/// it).
 #[test]
 fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
     tool("icecast2");
@@ -308,11 +309,11 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
     let mut caps = caps;
     let mut nodes = Vec::new();
     let mut parent = source.url.clone();
-    for name in ["n1", "n2", "n3"] {
+    for name in ["n1", "n2", "n3", "n4"] {
         let n = node(dir, name, &directory, free_port(), &["--fanout", "1"]);
         wait_listed(http, name, &parent, start);
         parent = n.url.clone();
-        if name != "n3" {
+        if name == "n1" || name == "n2" {
             caps.push((name, capture(&n.url)));
         }
         nodes.push(n);
@@ -332,7 +333,7 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64;
-    for i in [0, 2] {
+    for i in [0, 2, 3] {
         nodes[i].wait(dir, start);
     }
     source.wait(dir, start);
@@ -402,6 +403,19 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
         detect_us as f64 / 1e3,
         resumed_us as f64 / 1e3,
         gap as f64 * 8.0 / 300e3
+    );
+
+    // n4, n3's child, lost what n3 lost: its mount ended with n3's; it found n3 alive and its
+    // icecast2 reconnected the relay (or, if that took longer than the detection timeout, it
+    // moved on: either way the break shows as a gap).
+    let out = std::fs::read(dir.join("n4.ts")).unwrap();
+    let r4 = runs("n4", &out, &stream);
+    assert!(r4.len() >= 2, "n4: {r4:?}");
+    let ev = json_lines(&dir.join("n4.jsonl"));
+    let gaps: Vec<usize> = r4.windows(2).map(|w| w[1].0 - (w[0].0 + w[0].1)).collect();
+    eprintln!(
+        "n4 (n3's child): {} parent changes after the start, gaps {gaps:?} bytes",
+        events(&ev, "parent_changed").len() - 1
     );
 
     // Latency per hop: when each segment boundary was cut (pushed), and reached each mount,
