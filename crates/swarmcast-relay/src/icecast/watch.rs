@@ -11,6 +11,10 @@ use crate::directory::{choose_parent, Listing, ENTRY_TTL};
 
 /// After the directory says `ended`, the node exits once no byte came for this long.
 pub const END_QUIET_US: u64 = 1_000_000;
+/// A node that took a parent already over its capacity (nodes that joined at once all saw its
+/// free slot) moves within this long of taking it, if it ranks past the capacity among the
+/// parent's children and a relay with a free slot is listed.
+pub const SETTLE_US: u64 = 5_000_000;
 /// A parent given up is avoided this long (its directory entry has expired by then).
 pub const AVOID_US: u64 = ENTRY_TTL.as_micros() as u64 + 2_000_000;
 
@@ -153,8 +157,11 @@ impl ParentWatch {
     /// the last [`AVOID_US`]). None when nothing is to change, or no relay qualifies yet.
     pub fn on_listing(&mut self, now_us: u64, listing: &Listing) -> Option<Switch> {
         self.ended |= listing.ended;
-        if !self.relaying || self.parent.is_some() || self.ended {
+        if !self.relaying || self.ended {
             return None;
+        }
+        if self.parent.is_some() {
+            return self.settle(now_us, listing);
         }
         self.avoid
             .retain(|(_, at)| now_us.saturating_sub(*at) < AVOID_US);
@@ -175,6 +182,44 @@ impl ParentWatch {
         })
     }
 
+    /// Within [`SETTLE_US`] of taking its parent: moves to a relay with a free slot if the
+    /// parent has more children than its capacity and this node ranks past it (by a hash of the
+    /// two names, which every child computes alike, so that only the surplus moves).
+    fn settle(&mut self, now_us: u64, listing: &Listing) -> Option<Switch> {
+        let current = self.parent.clone()?;
+        if now_us.saturating_sub(self.since_us) >= SETTLE_US {
+            return None;
+        }
+        let parent = listing.relays.iter().find(|r| r.url == current)?;
+        if parent.children <= parent.capacity {
+            return None;
+        }
+        let mut children: Vec<&str> = listing
+            .relays
+            .iter()
+            .filter(|r| r.parent.as_deref() == Some(current.as_str()))
+            .map(|r| r.node.as_str())
+            .collect();
+        children.sort_by_key(|c| (rank(&parent.node, c), *c));
+        let mine = children.iter().position(|c| *c == self.me)?;
+        if mine < parent.capacity as usize {
+            return None;
+        }
+        let next = choose_parent(listing, &self.me, &[current.as_str()])?;
+        if next.children >= next.capacity {
+            return None;
+        }
+        self.parent = Some(next.url.clone());
+        self.since_us = now_us;
+        self.last_from_parent_us = None;
+        self.probing = None;
+        Some(Switch {
+            from: Some(current),
+            to: next.url,
+            detect_us: 0,
+        })
+    }
+
     /// The node may exit: the stream ended and no byte came for [`END_QUIET_US`].
     pub fn should_exit(&self, now_us: u64) -> bool {
         self.ended
@@ -182,6 +227,16 @@ impl ParentWatch {
                 .last_byte_us
                 .is_none_or(|t| now_us.saturating_sub(t) >= END_QUIET_US)
     }
+}
+
+/// A stable hash of a parent's and a child's names (FNV-1a): the order in which a parent's
+/// children keep their slots.
+fn rank(parent: &str, child: &str) -> u64 {
+    [parent, child].iter().fold(0xcbf2_9ce4_8422_2325, |h, p| {
+        p.bytes()
+            .chain(std::iter::once(0))
+            .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    })
 }
 
 /// MPEG-TS packet size.

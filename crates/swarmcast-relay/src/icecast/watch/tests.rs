@@ -100,6 +100,35 @@ fn a_parent_that_does_not_answer_is_given_up_at_once() {
 }
 
 #[test]
+fn nodes_that_joined_at_once_spread_out_only_the_surplus_moving() {
+    // Four nodes all took the source (capacity 2) from the same listing.
+    let names = ["a", "b", "c", "d"];
+    let l = listing(&names.map(|n| (n, Some("source"))), false);
+    let mut moved = Vec::new();
+    for n in names {
+        let mut w = ParentWatch::relay(n, TIMEOUT);
+        let first = w.on_listing(0, &listing(&[], false)).unwrap();
+        assert_eq!(first.to, url("source"));
+        if let Some(s) = w.on_listing(S, &l) {
+            assert_eq!(
+                (s.from.as_deref(), s.detect_us),
+                (Some(url("source").as_str()), 0)
+            );
+            assert_ne!(s.to, url("source"));
+            assert_ne!(s.to, url(n));
+            moved.push(n);
+        }
+        // Never once settled.
+        assert_eq!(w.on_listing(S + SETTLE_US, &l), None);
+    }
+    assert_eq!(moved.len(), 2, "only the surplus moves: {moved:?}");
+    // Past the settling time nobody moves.
+    let mut w = ParentWatch::relay("c", TIMEOUT);
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    assert_eq!(w.on_listing(SETTLE_US, &l), None);
+}
+
+#[test]
 fn given_up_parents_are_avoided_for_a_while_only() {
     let mut w = ParentWatch::relay("n", TIMEOUT);
     let l = listing(&[], false);
