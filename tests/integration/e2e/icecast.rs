@@ -540,7 +540,19 @@ fn icecast_node_names_what_is_wrong() {
             && plog.contains("wrong source user or password"),
         "{plog}"
     );
-    source.kill();
+    // Ctrl-C (SIGTERM here) ends a node with success, and its icecast2 with it.
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &source.proc.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    source.wait(dir, start);
+    let ice = source.icecast.0;
+    assert!(
+        start_time(ice).is_none() || start_time(ice) != source.icecast.1,
+        "icecast2 {ice} outlived its node"
+    );
 }
 
 /// A parent that hangs without closing (its icecast2 stopped, SIGSTOP: connections open, no
