@@ -324,6 +324,32 @@ impl RelayOutputs {
         }
     }
 
+    /// Logs what the push did (at the end of the run).
+    pub(crate) fn report(&self) {
+        if let Some(p) = &self.push {
+            let c = &p.counters;
+            let (sent, dropped) = (
+                c.sent.load(Ordering::Relaxed),
+                c.dropped.load(Ordering::Relaxed),
+            );
+            let (connects, failures) = (
+                c.connects.load(Ordering::Relaxed),
+                c.failures.load(Ordering::Relaxed),
+            );
+            if dropped > 0 || failures > 0 {
+                tracing::warn!(
+                    sent,
+                    dropped,
+                    connects,
+                    failures,
+                    "icecast push: bytes dropped"
+                );
+            } else {
+                tracing::info!(sent, connects, "icecast push: every byte sent");
+            }
+        }
+    }
+
     /// The end of the stream is published: listings say `ended`, then the push closes its
     /// source once its queue is sent.
     pub(crate) fn end(&self) {

@@ -348,6 +348,8 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success());
+    let plog = log(dir, "publisher");
+    assert!(plog.contains("icecast push: every byte sent"), "{plog}");
 
     let (stream, starts) = published(dir);
     // The source and n1 played one run each, most of the stream.
