@@ -11,7 +11,8 @@
 //! it puts each chunk in a bounded queue ([`QUEUE_CHUNKS`]) and drops it, counted, when the
 //! queue is full (Icecast slow or not connected); while disconnected the push retries with
 //! backoff ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]) and, once connected again, sends from
-//! the live edge (what was queued meanwhile is dropped and counted).
+//! the live edge (what was queued meanwhile is dropped and counted; at the first connection,
+//! what was queued is the stream's start, and is sent).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -269,11 +270,14 @@ async fn push(
                 continue;
             }
         };
-        // From the live edge: what queued while disconnected is stale.
-        while let Ok(old) = rx.try_recv() {
-            counters
-                .dropped
-                .fetch_add(old.len() as u64, Ordering::Relaxed);
+        // After a break, from the live edge: what queued while disconnected is stale. (At the
+        // first connection, what queued is the stream's start, at most the queue: it is sent.)
+        if counters.connects.load(Ordering::Relaxed) > 0 {
+            while let Ok(old) = rx.try_recv() {
+                counters
+                    .dropped
+                    .fetch_add(old.len() as u64, Ordering::Relaxed);
+            }
         }
         counters.connects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%target, "icecast push: connected");
@@ -433,7 +437,7 @@ mod tests {
         let tasks = Tasks::new("test");
         let push = start(t, &tasks);
         let feed = |i: u8| (push.tap.0)(&[i; 1000]);
-        // Bytes tapped before Icecast answers are stale by then: dropped, counted.
+        // Bytes tapped before the first connection are the stream's start: sent.
         feed(0);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let server = tasks.spawn("fake-icecast", async move {
@@ -463,15 +467,18 @@ mod tests {
             .unwrap();
         assert!(head1.starts_with("PUT /live.ts HTTP/1.1\r\n"), "{head1}");
         assert!(body1.len() >= 3000);
-        // Each connection carries whole tapped chunks, in order; the first chunk was stale.
-        assert!(body1.iter().all(|&b| b != 0));
+        // Each connection carries whole tapped chunks, in order, the first from the start.
+        assert_eq!(body1[..1000], [0; 1000]);
+        // After the break, the second starts from the live edge: what queued meanwhile was
+        // dropped (counted below), so it never repeats the first's bytes.
+        assert!(body2.iter().all(|&b| b != 0));
         assert!(body2.ends_with(&[200; 3000]));
         for chunk in body1.chunks(1000).chain(body2.chunks(1000)) {
             assert!(chunk.iter().all(|&b| b == chunk[0]));
         }
         let sent = counters.sent.load(Ordering::Relaxed);
         assert!(sent >= (body1.len() + body2.len()) as u64 - 1000);
-        assert!(counters.dropped.load(Ordering::Relaxed) >= 1000);
+        assert!(counters.dropped.load(Ordering::Relaxed) > 0);
         assert_eq!(counters.connects.load(Ordering::Relaxed), 2);
         tasks.shutdown().await;
     }

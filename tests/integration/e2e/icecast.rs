@@ -387,9 +387,13 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
     assert_ne!(changes[1]["to"], n2_url.as_str());
     let detect_us = changes[1]["detect_us"].as_u64().unwrap();
     assert!(detect_us <= 4_000_000, "detected after {detect_us} µs");
+    // One break from n2 (and, at the very end, maybe the stream's own end).
     let disc = events(&ev, "stream_disconnected");
-    assert_eq!(disc.len(), 1, "{disc:?}");
-    assert_eq!(disc[0]["url"], n2_url.as_str());
+    assert_eq!(disc[0]["url"], n2_url.as_str(), "{disc:?}");
+    assert!(
+        disc.iter().skip(1).all(|d| d["url"] != n2_url.as_str()),
+        "{disc:?}"
+    );
     assert_eq!(events(&ev, "stream_connected").len(), 2);
     let last = events(&ev, "stream_bytes")
         .last()

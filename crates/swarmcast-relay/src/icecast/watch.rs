@@ -190,22 +190,14 @@ impl ParentWatch {
         if now_us.saturating_sub(self.since_us) >= SETTLE_US {
             return None;
         }
-        let parent = listing.relays.iter().find(|r| r.url == current)?;
-        if parent.children <= parent.capacity {
+        let surplus = surplus(listing);
+        if !surplus.contains(&self.me.as_str()) {
             return None;
         }
-        let mut children: Vec<&str> = listing
-            .relays
-            .iter()
-            .filter(|r| r.parent.as_deref() == Some(current.as_str()))
-            .map(|r| r.node.as_str())
-            .collect();
-        children.sort_by_key(|c| (rank(&parent.node, c), *c));
-        let mine = children.iter().position(|c| *c == self.me)?;
-        if mine < parent.capacity as usize {
-            return None;
-        }
-        let next = choose_parent(listing, &self.me, &[current.as_str()])?;
+        // Not the parent it leaves, nor another node about to move.
+        let mut avoid = surplus;
+        avoid.push(current.as_str());
+        let next = choose_parent(listing, &self.me, &avoid)?;
         if next.children >= next.capacity {
             return None;
         }
@@ -227,6 +219,22 @@ impl ParentWatch {
                 .last_byte_us
                 .is_none_or(|t| now_us.saturating_sub(t) >= END_QUIET_US)
     }
+}
+
+/// The nodes that ranked past their parent's capacity: they move while settling.
+fn surplus(listing: &Listing) -> Vec<&str> {
+    let mut out = Vec::new();
+    for parent in listing.relays.iter().filter(|p| p.children > p.capacity) {
+        let mut children: Vec<&str> = listing
+            .relays
+            .iter()
+            .filter(|r| r.parent.as_deref() == Some(parent.url.as_str()))
+            .map(|r| r.node.as_str())
+            .collect();
+        children.sort_by_key(|c| (rank(&parent.node, c), *c));
+        out.extend(children.into_iter().skip(parent.capacity as usize));
+    }
+    out
 }
 
 /// A stable hash of a parent's and a child's names (FNV-1a): the order in which a parent's

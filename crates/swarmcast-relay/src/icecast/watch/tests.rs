@@ -122,6 +122,11 @@ fn nodes_that_joined_at_once_spread_out_only_the_surplus_moving() {
         assert_eq!(w.on_listing(S + SETTLE_US, &l), None);
     }
     assert_eq!(moved.len(), 2, "only the surplus moves: {moved:?}");
+    // ... and never under another node that moves.
+    let mut w = ParentWatch::relay(moved[0], TIMEOUT);
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    let to = w.on_listing(S, &l).unwrap().to;
+    assert_ne!(to, url(moved[1]));
     // Past the settling time nobody moves.
     let mut w = ParentWatch::relay("c", TIMEOUT);
     w.on_listing(0, &listing(&[], false)).unwrap();
