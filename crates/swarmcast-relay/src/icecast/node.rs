@@ -137,6 +137,7 @@ pub async fn run(
         None => None,
     };
     let dir_client = reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
@@ -243,6 +244,7 @@ impl Node {
     ) -> Result<bool, IcecastError> {
         let (heard_tx, mut heard) = mpsc::channel(256);
         let player = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_secs(1))
             .build()
             .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
@@ -405,7 +407,7 @@ fn random_password() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
-            .elapsed()
+            .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
     format!("{:016x}", h.finish())
