@@ -562,8 +562,9 @@ fn icecast_node_names_what_is_wrong() {
 }
 
 /// A parent that hangs without closing (its icecast2 stopped, SIGSTOP: connections open, no
-/// byte) is given up after the detection timeout: its child records a `timeout`, moves to
-/// another relay, and plays on.
+/// byte, no answer) is given up after the detection timeout and a probe: its child b records a
+/// `timeout`, moves to another relay, and plays on. b's own child c, silent as long, finds b
+/// alive when it probes it, and keeps it: only the direct child moves.
 #[test]
 fn a_silent_parent_is_left_after_the_detection_timeout() {
     tool("icecast2");
@@ -608,7 +609,9 @@ fn a_silent_parent_is_left_after_the_detection_timeout() {
     wait_listed(http, "a", &source.url, start);
     let mut b = node(dir, "b", &directory, free_port(), &["--fanout", "1"]);
     wait_listed(http, "b", &a.url, start);
-    while std::fs::metadata(dir.join("b.ts")).map_or(0, |m| m.len()) < 100_000 {
+    let mut c = node(dir, "c", &directory, free_port(), &["--fanout", "1"]);
+    wait_listed(http, "c", &b.url, start);
+    while std::fs::metadata(dir.join("c.ts")).map_or(0, |m| m.len()) < 100_000 {
         assert!(
             start.elapsed() < HANG_GUARD,
             "hang guard: b plays nothing: {}",
@@ -641,6 +644,7 @@ fn a_silent_parent_is_left_after_the_detection_timeout() {
     }
     drop(a);
     b.wait(dir, start);
+    c.wait(dir, start);
     source.wait(dir, start);
     let status = loop {
         if let Some(s) = publisher.0.try_wait().unwrap() {
@@ -663,8 +667,9 @@ fn a_silent_parent_is_left_after_the_detection_timeout() {
     assert_eq!(disc[0]["reason"], "timeout", "{disc:?}");
     let change = events(&ev, "parent_changed")[1];
     let detect_us = change["detect_us"].as_u64().unwrap();
+    // The timeout, then a probe that gets no answer (1 s at most).
     assert!(
-        (3_000_000..4_500_000).contains(&detect_us),
+        (3_000_000..4_600_000).contains(&detect_us),
         "detected after {detect_us} µs"
     );
     assert_eq!(change["to"], source.url.as_str());
@@ -678,4 +683,12 @@ fn a_silent_parent_is_left_after_the_detection_timeout() {
         detect_us as f64 / 1e3,
         gaps[0]
     );
+    // c kept b, lost as much and a little more (its relay reconnected after b's came back).
+    let ev = json_lines(&dir.join("c.jsonl"));
+    assert_eq!(events(&ev, "parent_changed").len(), 1, "c moved: {ev:?}");
+    let out = std::fs::read(dir.join("c.ts")).unwrap();
+    let rc = runs("c", &out, &stream);
+    assert!(rc.len() >= 2, "c: {rc:?}");
+    let gaps: Vec<usize> = rc.windows(2).map(|w| w[1].0 - (w[0].0 + w[0].1)).collect();
+    eprintln!("c (b's child): kept b; gaps {gaps:?} bytes");
 }

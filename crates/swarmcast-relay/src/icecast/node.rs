@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Aligner, GaveUp, ParentWatch, Switch};
+use super::watch::{Aligner, GaveUp, ParentWatch, Step, Switch};
 use super::{owner_if_root, Icecast, IcecastConfig, IcecastError, RelayFrom};
 use crate::directory::{self, Announce, Listing, ANNOUNCE_EVERY, PARENT_TIMEOUT};
 
@@ -295,8 +295,10 @@ impl Node {
                 _ = tick.tick() => {
                     self.icecast_alive()?;
                     let now = self.recorder.mono_us();
-                    if let Some(why) = self.watch.on_tick(now) {
-                        self.gave_up(why);
+                    match self.watch.on_tick(now) {
+                        Some(Step::GaveUp(why)) => self.gave_up(why),
+                        Some(Step::Probe(parent)) => probe(tasks, &dir_client, &probe_tx, parent),
+                        None => {}
                     }
                     if self.watch.should_exit(now) {
                         return Ok(true);
@@ -348,13 +350,7 @@ impl Node {
             Heard::Ended { reason } => {
                 self.disconnected(reason);
                 if let Some(parent) = self.watch.on_stream_end(now) {
-                    let (client, tx) = (client.clone(), probe_tx.clone());
-                    tasks.spawn("probe", async move {
-                        let alive = tokio::time::timeout(PROBE_TIMEOUT, client.get(&parent).send())
-                            .await
-                            .is_ok_and(|r| r.is_ok());
-                        let _ = tx.send((parent, alive)).await;
-                    });
+                    probe(tasks, client, probe_tx, parent);
                 }
             }
         }
@@ -388,6 +384,22 @@ impl Node {
             self.sampled = (now, self.total);
         }
     }
+}
+
+/// Probes `parent` (any HTTP answer within [`PROBE_TIMEOUT`]: alive) and reports on `tx`.
+fn probe(
+    tasks: &Tasks,
+    client: &reqwest::Client,
+    tx: &mpsc::Sender<(String, bool)>,
+    parent: String,
+) {
+    let (client, tx) = (client.clone(), tx.clone());
+    tasks.spawn("probe", async move {
+        let alive = tokio::time::timeout(PROBE_TIMEOUT, client.get(&parent).send())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let _ = tx.send((parent, alive)).await;
+    });
 }
 
 fn record_switch(recorder: &Recorder, s: Switch) {

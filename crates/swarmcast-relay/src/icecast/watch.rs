@@ -1,10 +1,13 @@
 //! A relay node's decisions (pure: times are µs on any monotonic clock, passed in).
 //!
-//! [`ParentWatch`] follows the node's parent: it gives the parent up when its stream ended and
-//! a probe found it gone (no answer), or when no byte came for the detection timeout
-//! ([`PARENT_TIMEOUT`](crate::directory::PARENT_TIMEOUT)); it then takes the next parent from
-//! the directory's listing, never one it gave up on recently; and it says when the node may
-//! exit (the directory says the stream ended and the node's stream has gone quiet).
+//! [`ParentWatch`] follows the node's parent. When the node's stream ends, or no byte came for
+//! the detection timeout ([`PARENT_TIMEOUT`](crate::directory::PARENT_TIMEOUT)), it has the
+//! parent probed: a parent that does not answer (gone, or hung) is given up at once; one that
+//! answers is alive but starved (its own parent is gone, and it is finding another), so the
+//! node waits for it, probing again every timeout, up to [`MAX_SILENCE`] timeouts of silence:
+//! only the direct children of a departed relay move, not its whole subtree. It then takes the
+//! next parent from the directory's listing, never one it gave up on recently; and it says when
+//! the node may exit (the directory says the stream ended and the node's stream went quiet).
 //! [`Aligner`] keeps the node's output whole MPEG-TS packets across reconnections.
 
 use crate::directory::{choose_parent, Listing, ENTRY_TTL};
@@ -15,6 +18,9 @@ pub const END_QUIET_US: u64 = 1_000_000;
 /// free slot) moves within this long of taking it, if it ranks past the capacity among the
 /// parent's children and a relay with a free slot is listed.
 pub const SETTLE_US: u64 = 5_000_000;
+/// A parent that answers probes but sends nothing is given up after this many detection
+/// timeouts of silence.
+pub const MAX_SILENCE: u64 = 4;
 /// A parent given up is avoided this long (its directory entry has expired by then).
 pub const AVOID_US: u64 = ENTRY_TTL.as_micros() as u64 + 2_000_000;
 
@@ -30,12 +36,22 @@ pub struct Switch {
     pub detect_us: u64,
 }
 
+/// What [`ParentWatch::on_tick`] asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Probe this parent, then call [`ParentWatch::on_probe`].
+    Probe(String),
+    /// The parent was given up.
+    GaveUp(GaveUp),
+}
+
 /// Why a parent was given up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GaveUp {
     /// Its stream ended and a probe of its URL got no answer.
     Gone,
-    /// No byte for the detection timeout.
+    /// No byte for the detection timeout and a probe got no answer, or no byte for
+    /// [`MAX_SILENCE`] timeouts though it answered.
     Timeout,
 }
 
@@ -57,8 +73,10 @@ pub struct ParentWatch {
     lost: Option<(String, u64)>,
     /// Parents given up, and when.
     avoid: Vec<(String, u64)>,
-    /// A probe is under way for this parent.
-    probing: Option<String>,
+    /// A probe is under way for this parent, and why (what giving it up would be).
+    probing: Option<(String, GaveUp)>,
+    /// When a probe last found the (silent) parent alive.
+    alive_at: Option<u64>,
     ended: bool,
 }
 
@@ -76,6 +94,7 @@ impl ParentWatch {
             lost: None,
             avoid: Vec::new(),
             probing: None,
+            alive_at: None,
             ended: false,
         }
     }
@@ -103,6 +122,7 @@ impl ParentWatch {
         self.last_byte_us = Some(now_us);
         if self.parent.is_some() {
             self.last_from_parent_us = Some(now_us);
+            self.alive_at = None;
         }
     }
 
@@ -110,38 +130,58 @@ impl ParentWatch {
     /// it should be (once per parent until it delivers again).
     pub fn on_stream_end(&mut self, _now_us: u64) -> Option<String> {
         let parent = self.parent.clone()?;
-        if self.ended || self.probing.as_deref() == Some(&parent) {
+        if self.ended || self.probing.is_some() {
             return None;
         }
-        self.probing = Some(parent.clone());
+        self.probing = Some((parent.clone(), GaveUp::Gone));
         Some(parent)
     }
 
     /// A probe of `url` answered (`alive`) or not. Gives the parent up if it is the current
     /// one and did not answer.
     pub fn on_probe(&mut self, now_us: u64, url: &str, alive: bool) -> Option<GaveUp> {
-        if self.probing.as_deref() == Some(url) {
-            self.probing = None;
+        let why = match self.probing.take() {
+            Some((u, why)) if u == url => why,
+            other => {
+                self.probing = other;
+                return None;
+            }
+        };
+        if self.parent.as_deref() != Some(url) {
+            return None;
         }
-        if alive || self.parent.as_deref() != Some(url) {
+        if alive {
+            self.alive_at = Some(now_us);
             return None;
         }
         self.give_up(now_us);
-        Some(GaveUp::Gone)
+        Some(why)
     }
 
-    /// Time passes: gives the parent up if it was silent for the timeout.
-    pub fn on_tick(&mut self, now_us: u64) -> Option<GaveUp> {
-        self.parent.as_ref()?;
+    /// Time passes: a parent silent for the timeout is probed (again every timeout while it
+    /// answers), and given up after [`MAX_SILENCE`] timeouts.
+    pub fn on_tick(&mut self, now_us: u64) -> Option<Step> {
+        let parent = self.parent.clone()?;
         if self.ended {
             return None;
         }
         let since = self.last_from_parent_us.unwrap_or(0).max(self.since_us);
-        if now_us.saturating_sub(since) < self.timeout_us {
+        let silence = now_us.saturating_sub(since);
+        if silence < self.timeout_us {
             return None;
         }
-        self.give_up(now_us);
-        Some(GaveUp::Timeout)
+        if silence >= self.timeout_us.saturating_mul(MAX_SILENCE) {
+            self.give_up(now_us);
+            return Some(Step::GaveUp(GaveUp::Timeout));
+        }
+        let answered_lately = self
+            .alive_at
+            .is_some_and(|t| now_us.saturating_sub(t) < self.timeout_us);
+        if self.probing.is_some() || answered_lately {
+            return None;
+        }
+        self.probing = Some((parent.clone(), GaveUp::Timeout));
+        Some(Step::Probe(parent))
     }
 
     fn give_up(&mut self, now_us: u64) {
@@ -151,6 +191,8 @@ impl ParentWatch {
             self.lost = Some((p, last));
             self.last_from_parent_us = None;
         }
+        self.alive_at = None;
+        self.probing = None;
     }
 
     /// A listing arrived: notes `ended`; without a parent, takes one (never one given up in
@@ -175,6 +217,7 @@ impl ParentWatch {
         self.since_us = now_us;
         self.last_from_parent_us = None;
         self.probing = None;
+        self.alive_at = None;
         Some(Switch {
             from,
             to: next.url,
@@ -194,9 +237,15 @@ impl ParentWatch {
         if !surplus.contains(&self.me.as_str()) {
             return None;
         }
-        // Not the parent it leaves, nor another node about to move.
+        // Not the parent it leaves, nor another node about to move, nor a parent it gave up.
         let mut avoid = surplus;
         avoid.push(current.as_str());
+        avoid.extend(
+            self.avoid
+                .iter()
+                .filter(|(_, at)| now_us.saturating_sub(*at) < AVOID_US)
+                .map(|(u, _)| u.as_str()),
+        );
         let next = choose_parent(listing, &self.me, &avoid)?;
         if next.children >= next.capacity {
             return None;
@@ -205,6 +254,7 @@ impl ParentWatch {
         self.since_us = now_us;
         self.last_from_parent_us = None;
         self.probing = None;
+        self.alive_at = None;
         Some(Switch {
             from: Some(current),
             to: next.url,
