@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::watch::{Aligner, GaveUp, ParentWatch, Step, Switch};
 use super::{owner_if_root, Icecast, IcecastConfig, IcecastError, RelayFrom};
-use crate::directory::{self, Announce, Listing, ANNOUNCE_EVERY, PARENT_TIMEOUT};
+use crate::directory::{self, Announce, Join, Listing, ANNOUNCE_EVERY, PARENT_TIMEOUT};
 
 /// How often the player retries a mount that is not there (yet), and the node checks time.
 const TICK: Duration = Duration::from_millis(100);
@@ -167,10 +167,32 @@ pub async fn run(
     } else {
         ParentWatch::relay(&config.node, config.parent_timeout.as_micros() as u64)
     };
+    let me = (!source).then(|| Announce {
+        node: config.node.clone(),
+        url: format!("http://{}{}", config.listen, super::MOUNT),
+        parent: None,
+        capacity: config.fanout,
+    });
     let mut first = None;
-    if !source {
+    if let Some(me) = &me {
         let listing = first_listing(&dir_client, &config.directory, &cancel).await?;
-        first = watch.on_listing(recorder.mono_us(), &listing);
+        // The directory chooses (under one lock, so nodes starting together spread); if it
+        // cannot, the listing does.
+        if let Some(avoid) = watch.join_request(recorder.mono_us()) {
+            let join = Join {
+                announce: me.clone(),
+                avoid,
+            };
+            let given = directory::join(&dir_client, &config.directory, &join).await;
+            if let Err(e) = &given {
+                tracing::warn!(error = %e, "cannot join through the directory: choosing from its listing");
+            }
+            let given = given.ok().flatten().map(|p| p.url);
+            first = watch.on_joined(recorder.mono_us(), given);
+        }
+        if first.is_none() {
+            first = watch.on_listing(recorder.mono_us(), &listing);
+        }
         if let Some(s) = &first {
             ice.relay = Some(RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?);
         }
@@ -185,6 +207,7 @@ pub async fn run(
     }
     let tasks = Tasks::new("icecast-node");
     let mut node = Node {
+        me,
         recorder,
         watch,
         icecast,
@@ -215,6 +238,8 @@ pub async fn run(
 
 /// The running node's state.
 struct Node {
+    /// What a relay node announces (none: the source).
+    me: Option<Announce>,
     recorder: Recorder,
     watch: ParentWatch,
     icecast: Icecast,
@@ -250,12 +275,7 @@ impl Node {
             .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
         tasks.spawn("player", play(player, self.own_url.clone(), out, heard_tx));
         let (list_tx, mut listings) = mpsc::channel(4);
-        let me = (config.source_password.is_none()).then(|| Announce {
-            node: config.node.clone(),
-            url: self.own_url.clone(),
-            parent: None,
-            capacity: config.fanout,
-        });
+        let me = self.me.clone();
         self.parent_tx
             .send_replace(self.watch.parent().map(str::to_owned));
         tasks.spawn(
@@ -270,6 +290,7 @@ impl Node {
             ),
         );
         let (probe_tx, mut probes) = mpsc::channel(4);
+        let (join_tx, mut joins) = mpsc::channel::<Option<String>>(1);
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -284,12 +305,13 @@ impl Node {
                 Some(listing) = listings.recv() => {
                     let now = self.recorder.mono_us();
                     if let Some(s) = self.watch.on_listing(now, &listing) {
-                        let relay = RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?;
-                        self.icecast.set_relay(Some(relay))?;
-                        self.parent_tx.send_replace(Some(s.to.clone()));
-                        self.summary.switches += u32::from(s.from.is_some());
-                        tracing::info!(from = ?s.from, to = %s.to, detect_ms = s.detect_us / 1000, "new parent");
-                        record_switch(&self.recorder, s);
+                        self.switch(s)?;
+                    }
+                }
+                Some(given) = joins.recv() => {
+                    let now = self.recorder.mono_us();
+                    if let Some(s) = self.watch.on_joined(now, given) {
+                        self.switch(s)?;
                     }
                 }
                 _ = tick.tick() => {
@@ -300,6 +322,20 @@ impl Node {
                         Some(Step::Probe(parent)) => probe(tasks, &dir_client, &probe_tx, parent),
                         None => {}
                     }
+                    if let (Some(avoid), Some(me)) = (self.watch.join_request(now), &self.me) {
+                        let join = Join { announce: me.clone(), avoid };
+                        let (client, url, tx) = (dir_client.clone(), config.directory.clone(), join_tx.clone());
+                        tasks.spawn("join", async move {
+                            let given = match directory::join(&client, &url, &join).await {
+                                Ok(p) => p.map(|p| p.url),
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "join failed");
+                                    None
+                                }
+                            };
+                            let _ = tx.send(given).await;
+                        });
+                    }
                     if self.watch.should_exit(now) {
                         return Ok(true);
                     }
@@ -307,6 +343,17 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Moves the relay to the new parent, announces it and records the change.
+    fn switch(&mut self, s: Switch) -> Result<(), IcecastError> {
+        let relay = RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?;
+        self.icecast.set_relay(Some(relay))?;
+        self.parent_tx.send_replace(Some(s.to.clone()));
+        self.summary.switches += u32::from(s.from.is_some());
+        tracing::info!(from = ?s.from, to = %s.to, detect_ms = s.detect_us / 1000, "new parent");
+        record_switch(&self.recorder, s);
+        Ok(())
     }
 
     fn icecast_alive(&mut self) -> Result<(), IcecastError> {

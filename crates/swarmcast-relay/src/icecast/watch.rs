@@ -77,6 +77,8 @@ pub struct ParentWatch {
     probing: Option<(String, GaveUp)>,
     /// When a probe last found the (silent) parent alive.
     alive_at: Option<u64>,
+    /// A join (`POST /relays/join`) is under way: the directory chooses.
+    joining: bool,
     ended: bool,
 }
 
@@ -95,6 +97,7 @@ impl ParentWatch {
             avoid: Vec::new(),
             probing: None,
             alive_at: None,
+            joining: false,
             ended: false,
         }
     }
@@ -205,24 +208,55 @@ impl ParentWatch {
         if self.parent.is_some() {
             return self.settle(now_us, listing);
         }
+        if self.joining {
+            return None;
+        }
         self.avoid
             .retain(|(_, at)| now_us.saturating_sub(*at) < AVOID_US);
         let avoid: Vec<&str> = self.avoid.iter().map(|(u, _)| u.as_str()).collect();
         let next = choose_parent(listing, &self.me, &avoid)?;
+        Some(self.take(now_us, next.url))
+    }
+
+    /// Without a parent (and no join under way): asks for a join, returning the parents the
+    /// directory must not give (those given up lately). Until [`on_joined`](Self::on_joined),
+    /// listings choose nothing.
+    pub fn join_request(&mut self, now_us: u64) -> Option<Vec<String>> {
+        if !self.relaying || self.ended || self.parent.is_some() || self.joining {
+            return None;
+        }
+        self.joining = true;
+        self.avoid
+            .retain(|(_, at)| now_us.saturating_sub(*at) < AVOID_US);
+        Some(self.avoid.iter().map(|(u, _)| u.clone()).collect())
+    }
+
+    /// The join's answer: the parent the directory gave (none: none qualified, or the join
+    /// failed; the next listing or join tries again).
+    pub fn on_joined(&mut self, now_us: u64, parent: Option<String>) -> Option<Switch> {
+        self.joining = false;
+        if self.ended || self.parent.is_some() {
+            return None;
+        }
+        Some(self.take(now_us, parent?))
+    }
+
+    /// Takes `url` as the parent.
+    fn take(&mut self, now_us: u64, url: String) -> Switch {
         let (from, detect_us) = match self.lost.take() {
             Some((url, last)) => (Some(url), now_us.saturating_sub(last)),
             None => (None, 0),
         };
-        self.parent = Some(next.url.clone());
+        self.parent = Some(url.clone());
         self.since_us = now_us;
         self.last_from_parent_us = None;
         self.probing = None;
         self.alive_at = None;
-        Some(Switch {
+        Switch {
             from,
-            to: next.url,
+            to: url,
             detect_us,
-        })
+        }
     }
 
     /// Within [`SETTLE_US`] of taking its parent: moves to a relay with a free slot if the

@@ -196,6 +196,38 @@ fn settling_never_moves_back_under_a_parent_given_up() {
 }
 
 #[test]
+fn a_join_asks_the_directory_avoiding_parents_given_up() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    assert_eq!(w.join_request(0), Some(Vec::new()));
+    assert_eq!(w.join_request(1), None, "one join at a time");
+    // While the join is under way, listings choose nothing.
+    let l = listing(&[("a", Some("source"))], false);
+    assert_eq!(w.on_listing(2, &l), None);
+    let s = w.on_joined(10, Some(url("a"))).unwrap();
+    assert_eq!(
+        (s.from, s.to.as_str(), s.detect_us),
+        (None, url("a").as_str(), 0)
+    );
+    assert_eq!(w.join_request(11), None, "it has a parent");
+    w.on_bytes(S);
+    w.on_tick(S + TIMEOUT).unwrap();
+    w.on_probe(S + TIMEOUT, &url("a"), false).unwrap();
+    assert_eq!(w.join_request(S + TIMEOUT + 5), Some(vec![url("a")]));
+    // No parent given: the next listing chooses locally (never a).
+    assert_eq!(w.on_joined(S + TIMEOUT + 10, None), None);
+    let s = w.on_listing(S + TIMEOUT + 20, &l).unwrap();
+    assert_eq!(
+        (s.from.as_deref(), s.to.as_str()),
+        (Some(url("a").as_str()), url("source").as_str())
+    );
+    assert_eq!(s.detect_us, TIMEOUT + 20);
+    // After the end, no join.
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    w.on_listing(0, &listing(&[], true));
+    assert_eq!(w.join_request(1), None);
+}
+
+#[test]
 fn given_up_parents_are_avoided_for_a_while_only() {
     let mut w = ParentWatch::relay("n", TIMEOUT);
     let l = listing(&[], false);
