@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use swarmcast_metrics::{Kind, Recorder, Role};
 use swarmcast_tasks::Tasks;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Aligner, GaveUp, ParentWatch, Step, Switch};
+use super::watch::{GaveUp, ParentWatch, Step, Switch};
 use super::{owner_if_root, Icecast, IcecastConfig, IcecastError, RelayFrom};
-use crate::directory::{self, Announce, Join, Listing, ANNOUNCE_EVERY, PARENT_TIMEOUT};
+use crate::directory::{self, Announce, Join, Listing, PARENT_TIMEOUT};
+
+mod io;
+use io::{directory_loop, first_listing, play, probe};
 
 /// How often the player retries a mount that is not there (yet), and the node checks time.
 const TICK: Duration = Duration::from_millis(100);
@@ -141,20 +143,8 @@ pub async fn run(
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
-    let temp;
-    let dir = match &config.data_dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("swarmcast-icecast-")
-                .tempdir()
-                .map_err(|source| IcecastError::Io {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-            temp.path().to_owned()
-        }
-    };
+    // Removed when dropped, at the end of the run.
+    let (dir, _temp) = work_dir(config.data_dir.as_deref())?;
     let source = config.source_password.is_some();
     let password = config
         .source_password
@@ -176,23 +166,15 @@ pub async fn run(
     let mut first = None;
     if let Some(me) = &me {
         let listing = first_listing(&dir_client, &config.directory, &cancel).await?;
-        // The directory chooses (under one lock, so nodes starting together spread); if it
-        // cannot, the listing does.
-        if let Some(avoid) = watch.join_request(recorder.mono_us()) {
-            let join = Join {
-                announce: me.clone(),
-                avoid,
-            };
-            let given = directory::join(&dir_client, &config.directory, &join).await;
-            if let Err(e) = &given {
-                tracing::warn!(error = %e, "cannot join through the directory: choosing from its listing");
-            }
-            let given = given.ok().flatten().map(|p| p.url);
-            first = watch.on_joined(recorder.mono_us(), given);
-        }
-        if first.is_none() {
-            first = watch.on_listing(recorder.mono_us(), &listing);
-        }
+        first = first_parent(
+            &mut watch,
+            &recorder,
+            &dir_client,
+            &config.directory,
+            me,
+            &listing,
+        )
+        .await;
         if let Some(s) = &first {
             ice.relay = Some(RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?);
         }
@@ -433,22 +415,6 @@ impl Node {
     }
 }
 
-/// Probes `parent` (any HTTP answer within [`PROBE_TIMEOUT`]: alive) and reports on `tx`.
-fn probe(
-    tasks: &Tasks,
-    client: &reqwest::Client,
-    tx: &mpsc::Sender<(String, bool)>,
-    parent: String,
-) {
-    let (client, tx) = (client.clone(), tx.clone());
-    tasks.spawn("probe", async move {
-        let alive = tokio::time::timeout(PROBE_TIMEOUT, client.get(&parent).send())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let _ = tx.send((parent, alive)).await;
-    });
-}
-
 fn record_switch(recorder: &Recorder, s: Switch) {
     recorder.record(
         None,
@@ -472,121 +438,46 @@ fn random_password() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// The directory's first listing, retried while it does not answer (for [`FIRST_LISTING`]).
-async fn first_listing(
+/// The directory `icecast2` runs in: `--data-dir`, or a temporary one (its guard removes it).
+fn work_dir(
+    data_dir: Option<&std::path::Path>,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), IcecastError> {
+    if let Some(d) = data_dir {
+        return Ok((d.to_owned(), None));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("swarmcast-icecast-")
+        .tempdir()
+        .map_err(|source| IcecastError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    Ok((temp.path().to_owned(), Some(temp)))
+}
+
+/// The first parent: the directory chooses (`POST /relays/join`, under one lock, so nodes
+/// starting together spread); if it cannot, the node chooses from `listing`.
+async fn first_parent(
+    watch: &mut ParentWatch,
+    recorder: &Recorder,
     client: &reqwest::Client,
-    url: &str,
-    cancel: &CancellationToken,
-) -> Result<Listing, IcecastError> {
-    let start = tokio::time::Instant::now();
-    loop {
-        match directory::fetch(client, url).await {
-            Ok(l) => return Ok(l),
-            Err(e) if start.elapsed() >= FIRST_LISTING || cancel.is_cancelled() => {
-                return Err(e.into())
-            }
-            Err(e) => tracing::debug!(error = %e, "no listing yet"),
+    directory: &str,
+    me: &Announce,
+    listing: &Listing,
+) -> Option<Switch> {
+    if let Some(avoid) = watch.join_request(recorder.mono_us()) {
+        let join = Join {
+            announce: me.clone(),
+            avoid,
+        };
+        let given = directory::join(client, directory, &join).await;
+        if let Err(e) = &given {
+            tracing::warn!(error = %e, "cannot join through the directory: choosing from its listing");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Announces the node (if a relay) with its current parent, then fetches the listing: every
-/// [`ANNOUNCE_EVERY`], and at once when asked.
-async fn directory_loop(
-    client: reqwest::Client,
-    url: String,
-    me: Option<Announce>,
-    parent: tokio::sync::watch::Receiver<Option<String>>,
-    now: Arc<Notify>,
-    tx: mpsc::Sender<Listing>,
-) {
-    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = now.notified() => {}
-        }
-        if let Some(me) = &me {
-            let a = Announce {
-                parent: parent.borrow().clone(),
-                ..me.clone()
-            };
-            if let Err(e) = directory::announce(&client, &url, &a).await {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %e, "cannot announce to the directory");
-                }
-                continue;
-            }
-        }
-        match directory::fetch(&client, &url).await {
-            Ok(l) => {
-                failing = false;
-                if tx.send(l).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %e, "cannot fetch the directory");
-                }
-            }
+        let given = given.ok().flatten().map(|p| p.url);
+        if let Some(s) = watch.on_joined(recorder.mono_us(), given) {
+            return Some(s);
         }
     }
-}
-
-/// Plays `url` (the node's own mount) into `out` as whole packets, reconnecting every
-/// [`TICK`] while the mount is not there, and tells the node what it hears.
-async fn play(
-    client: reqwest::Client,
-    url: String,
-    mut out: Option<tokio::fs::File>,
-    tx: mpsc::Sender<Heard>,
-) {
-    let mut aligner = Aligner::default();
-    let mut total = 0u64;
-    loop {
-        if let Ok(mut resp) = client.get(&url).send().await {
-            if resp.status() == reqwest::StatusCode::OK {
-                aligner.reset();
-                if tx.send(Heard::Connected).await.is_err() {
-                    return;
-                }
-                let reason = loop {
-                    match resp.chunk().await {
-                        Ok(Some(chunk)) => {
-                            let whole = aligner.push(&chunk);
-                            if let Some(f) = &mut out {
-                                // Flushed: what was played is in the file even if the node is
-                                // stopped right after.
-                                let written = async {
-                                    f.write_all(&whole).await?;
-                                    f.flush().await
-                                };
-                                if let Err(e) = written.await {
-                                    tracing::error!(error = %e, "cannot write the output: playing on without it");
-                                    out = None;
-                                }
-                            }
-                            total += whole.len() as u64;
-                            let heard = Heard::Bytes {
-                                total,
-                                skipped: aligner.skipped,
-                            };
-                            if tx.send(heard).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => break "eof".to_owned(),
-                        Err(e) => break format!("error: {e}"),
-                    }
-                };
-                if tx.send(Heard::Ended { reason }).await.is_err() {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(TICK).await;
-    }
+    watch.on_listing(recorder.mono_us(), listing)
 }
