@@ -11,7 +11,8 @@
 //! it puts each chunk in a bounded queue ([`QUEUE_CHUNKS`]) and drops it, counted, when the
 //! queue is full (Icecast slow or not connected); while disconnected the push retries with
 //! backoff ([`BACKOFF_MIN`] doubling to [`BACKOFF_MAX`]) and, once connected again, sends from
-//! the live edge (what was queued meanwhile is dropped and counted).
+//! the live edge (what was queued meanwhile is dropped and counted; at the first connection,
+//! what was queued is the stream's start, and is sent).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -269,11 +270,14 @@ async fn push(
                 continue;
             }
         };
-        // From the live edge: what queued while disconnected is stale.
-        while let Ok(old) = rx.try_recv() {
-            counters
-                .dropped
-                .fetch_add(old.len() as u64, Ordering::Relaxed);
+        // After a break, from the live edge: what queued while disconnected is stale. (At the
+        // first connection, what queued is the stream's start, at most the queue: it is sent.)
+        if counters.connects.load(Ordering::Relaxed) > 0 {
+            while let Ok(old) = rx.try_recv() {
+                counters
+                    .dropped
+                    .fetch_add(old.len() as u64, Ordering::Relaxed);
+            }
         }
         counters.connects.fetch_add(1, Ordering::Relaxed);
         tracing::info!(%target, "icecast push: connected");
@@ -321,6 +325,32 @@ impl RelayOutputs {
                     config.fanout,
                 ))
             }),
+        }
+    }
+
+    /// Logs what the push did (at the end of the run).
+    pub(crate) fn report(&self) {
+        if let Some(p) = &self.push {
+            let c = &p.counters;
+            let (sent, dropped) = (
+                c.sent.load(Ordering::Relaxed),
+                c.dropped.load(Ordering::Relaxed),
+            );
+            let (connects, failures) = (
+                c.connects.load(Ordering::Relaxed),
+                c.failures.load(Ordering::Relaxed),
+            );
+            if dropped > 0 || failures > 0 {
+                tracing::warn!(
+                    sent,
+                    dropped,
+                    connects,
+                    failures,
+                    "icecast push: bytes dropped"
+                );
+            } else {
+                tracing::info!(sent, connects, "icecast push: every byte sent");
+            }
         }
     }
 
@@ -377,6 +407,80 @@ mod tests {
             let e = IcecastTarget::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    /// Accepts one source: reads the request head, answers `100 Continue`, then reads `want`
+    /// body bytes (or to the end) and closes. Returns the head and the body.
+    async fn accept_source(listener: &tokio::net::TcpListener, want: usize) -> (String, Vec<u8>) {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let head = read_head(&mut s).await.unwrap();
+        s.write_all(b"HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = Vec::new();
+        let mut buf = [0u8; 4096];
+        while body.len() < want {
+            match s.read(&mut buf).await.unwrap() {
+                0 => break,
+                n => body.extend_from_slice(&buf[..n]),
+            }
+        }
+        (head, body)
+    }
+
+    #[tokio::test]
+    async fn the_push_streams_the_tapped_bytes_reconnects_and_ends_after_the_end() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t =
+            IcecastTarget::parse(&format!("http://source:pw@127.0.0.1:{port}/live.ts")).unwrap();
+        let tasks = Tasks::new("test");
+        let push = start(t, &tasks);
+        let feed = |i: u8| (push.tap.0)(&[i; 1000]);
+        // Bytes tapped before the first connection are the stream's start: sent.
+        feed(0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let server = tasks.spawn("fake-icecast", async move {
+            let first = accept_source(&listener, 3000).await;
+            // The first connection is closed after 3000 bytes: the push reconnects.
+            let second = accept_source(&listener, usize::MAX).await;
+            (first, second)
+        });
+        // Feed until the second connection has taken bytes, then end the stream.
+        let mut i = 1u8;
+        while push.counters.connects.load(Ordering::Relaxed) < 2 {
+            feed(i);
+            i = i.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for _ in 0..3 {
+            feed(200);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let counters = push.counters.clone();
+        push.end.cancel();
+        drop(push);
+        let ((head1, body1), (_, body2)) = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the push ended its source")
+            .unwrap()
+            .unwrap();
+        assert!(head1.starts_with("PUT /live.ts HTTP/1.1\r\n"), "{head1}");
+        assert!(body1.len() >= 3000);
+        // Each connection carries whole tapped chunks, in order, the first from the start.
+        assert_eq!(body1[..1000], [0; 1000]);
+        // After the break, the second starts from the live edge: what queued meanwhile was
+        // dropped (counted below), so it never repeats the first's bytes.
+        assert!(body2.iter().all(|&b| b != 0));
+        assert!(body2.ends_with(&[200; 3000]));
+        for chunk in body1.chunks(1000).chain(body2.chunks(1000)) {
+            assert!(chunk.iter().all(|&b| b == chunk[0]));
+        }
+        let sent = counters.sent.load(Ordering::Relaxed);
+        assert!(sent >= (body1.len() + body2.len()) as u64 - 1000);
+        assert!(counters.dropped.load(Ordering::Relaxed) > 0);
+        assert_eq!(counters.connects.load(Ordering::Relaxed), 2);
+        tasks.shutdown().await;
     }
 
     #[tokio::test]

@@ -95,6 +95,7 @@ pub async fn run(
     // Responses under way go on while the seeder stops; what is left then is cut.
     publisher.finish().await;
     tasks.shutdown().await;
+    publisher.relays.report();
     outcome.map(|()| publisher.summary.clone())
 }
 

@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use swarmcast_metrics::{Kind, Recorder, Role};
 use swarmcast_tasks::Tasks;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::watch::{Aligner, GaveUp, ParentWatch, Switch};
+use super::watch::{GaveUp, ParentWatch, Step, Switch};
 use super::{owner_if_root, Icecast, IcecastConfig, IcecastError, RelayFrom};
-use crate::directory::{self, Announce, Listing, ANNOUNCE_EVERY, PARENT_TIMEOUT};
+use crate::directory::{self, Announce, Join, Listing, PARENT_TIMEOUT};
+
+mod io;
+use io::{directory_loop, first_listing, play, probe};
 
 /// How often the player retries a mount that is not there (yet), and the node checks time.
 const TICK: Duration = Duration::from_millis(100);
@@ -137,23 +139,12 @@ pub async fn run(
         None => None,
     };
     let dir_client = reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
-    let temp;
-    let dir = match &config.data_dir {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("swarmcast-icecast-")
-                .tempdir()
-                .map_err(|source| IcecastError::Io {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-            temp.path().to_owned()
-        }
-    };
+    // Removed when dropped, at the end of the run.
+    let (dir, _temp) = work_dir(config.data_dir.as_deref())?;
     let source = config.source_password.is_some();
     let password = config
         .source_password
@@ -166,10 +157,24 @@ pub async fn run(
     } else {
         ParentWatch::relay(&config.node, config.parent_timeout.as_micros() as u64)
     };
+    let me = (!source).then(|| Announce {
+        node: config.node.clone(),
+        url: format!("http://{}{}", config.listen, super::MOUNT),
+        parent: None,
+        capacity: config.fanout,
+    });
     let mut first = None;
-    if !source {
+    if let Some(me) = &me {
         let listing = first_listing(&dir_client, &config.directory, &cancel).await?;
-        first = watch.on_listing(recorder.mono_us(), &listing);
+        first = first_parent(
+            &mut watch,
+            &recorder,
+            &dir_client,
+            &config.directory,
+            me,
+            &listing,
+        )
+        .await;
         if let Some(s) = &first {
             ice.relay = Some(RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?);
         }
@@ -184,6 +189,7 @@ pub async fn run(
     }
     let tasks = Tasks::new("icecast-node");
     let mut node = Node {
+        me,
         recorder,
         watch,
         icecast,
@@ -214,6 +220,8 @@ pub async fn run(
 
 /// The running node's state.
 struct Node {
+    /// What a relay node announces (none: the source).
+    me: Option<Announce>,
     recorder: Recorder,
     watch: ParentWatch,
     icecast: Icecast,
@@ -243,17 +251,13 @@ impl Node {
     ) -> Result<bool, IcecastError> {
         let (heard_tx, mut heard) = mpsc::channel(256);
         let player = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_secs(1))
             .build()
             .map_err(|e| IcecastError::Config(format!("HTTP client: {e}")))?;
         tasks.spawn("player", play(player, self.own_url.clone(), out, heard_tx));
         let (list_tx, mut listings) = mpsc::channel(4);
-        let me = (config.source_password.is_none()).then(|| Announce {
-            node: config.node.clone(),
-            url: self.own_url.clone(),
-            parent: None,
-            capacity: config.fanout,
-        });
+        let me = self.me.clone();
         self.parent_tx
             .send_replace(self.watch.parent().map(str::to_owned));
         tasks.spawn(
@@ -268,6 +272,7 @@ impl Node {
             ),
         );
         let (probe_tx, mut probes) = mpsc::channel(4);
+        let (join_tx, mut joins) = mpsc::channel::<Option<String>>(1);
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -282,19 +287,36 @@ impl Node {
                 Some(listing) = listings.recv() => {
                     let now = self.recorder.mono_us();
                     if let Some(s) = self.watch.on_listing(now, &listing) {
-                        let relay = RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?;
-                        self.icecast.set_relay(Some(relay))?;
-                        self.parent_tx.send_replace(Some(s.to.clone()));
-                        self.summary.switches += u32::from(s.from.is_some());
-                        tracing::info!(from = ?s.from, to = %s.to, detect_ms = s.detect_us / 1000, "new parent");
-                        record_switch(&self.recorder, s);
+                        self.switch(s)?;
+                    }
+                }
+                Some(given) = joins.recv() => {
+                    let now = self.recorder.mono_us();
+                    if let Some(s) = self.watch.on_joined(now, given) {
+                        self.switch(s)?;
                     }
                 }
                 _ = tick.tick() => {
                     self.icecast_alive()?;
                     let now = self.recorder.mono_us();
-                    if let Some(why) = self.watch.on_tick(now) {
-                        self.gave_up(why);
+                    match self.watch.on_tick(now) {
+                        Some(Step::GaveUp(why)) => self.gave_up(why),
+                        Some(Step::Probe(parent)) => probe(tasks, &dir_client, &probe_tx, parent),
+                        None => {}
+                    }
+                    if let (Some(avoid), Some(me)) = (self.watch.join_request(now), &self.me) {
+                        let join = Join { announce: me.clone(), avoid };
+                        let (client, url, tx) = (dir_client.clone(), config.directory.clone(), join_tx.clone());
+                        tasks.spawn("join", async move {
+                            let given = match directory::join(&client, &url, &join).await {
+                                Ok(p) => p.map(|p| p.url),
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "join failed");
+                                    None
+                                }
+                            };
+                            let _ = tx.send(given).await;
+                        });
                     }
                     if self.watch.should_exit(now) {
                         return Ok(true);
@@ -303,6 +325,17 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Moves the relay to the new parent, announces it and records the change.
+    fn switch(&mut self, s: Switch) -> Result<(), IcecastError> {
+        let relay = RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?;
+        self.icecast.set_relay(Some(relay))?;
+        self.parent_tx.send_replace(Some(s.to.clone()));
+        self.summary.switches += u32::from(s.from.is_some());
+        tracing::info!(from = ?s.from, to = %s.to, detect_ms = s.detect_us / 1000, "new parent");
+        record_switch(&self.recorder, s);
+        Ok(())
     }
 
     fn icecast_alive(&mut self) -> Result<(), IcecastError> {
@@ -346,13 +379,7 @@ impl Node {
             Heard::Ended { reason } => {
                 self.disconnected(reason);
                 if let Some(parent) = self.watch.on_stream_end(now) {
-                    let (client, tx) = (client.clone(), probe_tx.clone());
-                    tasks.spawn("probe", async move {
-                        let alive = tokio::time::timeout(PROBE_TIMEOUT, client.get(&parent).send())
-                            .await
-                            .is_ok_and(|r| r.is_ok());
-                        let _ = tx.send((parent, alive)).await;
-                    });
+                    probe(tasks, client, probe_tx, parent);
                 }
             }
         }
@@ -405,127 +432,52 @@ fn random_password() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
-            .elapsed()
+            .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
     format!("{:016x}", h.finish())
 }
 
-/// The directory's first listing, retried while it does not answer (for [`FIRST_LISTING`]).
-async fn first_listing(
+/// The directory `icecast2` runs in: `--data-dir`, or a temporary one (its guard removes it).
+fn work_dir(
+    data_dir: Option<&std::path::Path>,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), IcecastError> {
+    if let Some(d) = data_dir {
+        return Ok((d.to_owned(), None));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("swarmcast-icecast-")
+        .tempdir()
+        .map_err(|source| IcecastError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    Ok((temp.path().to_owned(), Some(temp)))
+}
+
+/// The first parent: the directory chooses (`POST /relays/join`, under one lock, so nodes
+/// starting together spread); if it cannot, the node chooses from `listing`.
+async fn first_parent(
+    watch: &mut ParentWatch,
+    recorder: &Recorder,
     client: &reqwest::Client,
-    url: &str,
-    cancel: &CancellationToken,
-) -> Result<Listing, IcecastError> {
-    let start = tokio::time::Instant::now();
-    loop {
-        match directory::fetch(client, url).await {
-            Ok(l) => return Ok(l),
-            Err(e) if start.elapsed() >= FIRST_LISTING || cancel.is_cancelled() => {
-                return Err(e.into())
-            }
-            Err(e) => tracing::debug!(error = %e, "no listing yet"),
+    directory: &str,
+    me: &Announce,
+    listing: &Listing,
+) -> Option<Switch> {
+    if let Some(avoid) = watch.join_request(recorder.mono_us()) {
+        let join = Join {
+            announce: me.clone(),
+            avoid,
+        };
+        let given = directory::join(client, directory, &join).await;
+        if let Err(e) = &given {
+            tracing::warn!(error = %e, "cannot join through the directory: choosing from its listing");
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Announces the node (if a relay) with its current parent, then fetches the listing: every
-/// [`ANNOUNCE_EVERY`], and at once when asked.
-async fn directory_loop(
-    client: reqwest::Client,
-    url: String,
-    me: Option<Announce>,
-    parent: tokio::sync::watch::Receiver<Option<String>>,
-    now: Arc<Notify>,
-    tx: mpsc::Sender<Listing>,
-) {
-    let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = now.notified() => {}
-        }
-        if let Some(me) = &me {
-            let a = Announce {
-                parent: parent.borrow().clone(),
-                ..me.clone()
-            };
-            if let Err(e) = directory::announce(&client, &url, &a).await {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %e, "cannot announce to the directory");
-                }
-                continue;
-            }
-        }
-        match directory::fetch(&client, &url).await {
-            Ok(l) => {
-                failing = false;
-                if tx.send(l).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %e, "cannot fetch the directory");
-                }
-            }
+        let given = given.ok().flatten().map(|p| p.url);
+        if let Some(s) = watch.on_joined(recorder.mono_us(), given) {
+            return Some(s);
         }
     }
-}
-
-/// Plays `url` (the node's own mount) into `out` as whole packets, reconnecting every
-/// [`TICK`] while the mount is not there, and tells the node what it hears.
-async fn play(
-    client: reqwest::Client,
-    url: String,
-    mut out: Option<tokio::fs::File>,
-    tx: mpsc::Sender<Heard>,
-) {
-    let mut aligner = Aligner::default();
-    let mut total = 0u64;
-    loop {
-        if let Ok(mut resp) = client.get(&url).send().await {
-            if resp.status() == reqwest::StatusCode::OK {
-                aligner.reset();
-                if tx.send(Heard::Connected).await.is_err() {
-                    return;
-                }
-                let reason = loop {
-                    match resp.chunk().await {
-                        Ok(Some(chunk)) => {
-                            let whole = aligner.push(&chunk);
-                            if let Some(f) = &mut out {
-                                // Flushed: what was played is in the file even if the node is
-                                // stopped right after.
-                                let written = async {
-                                    f.write_all(&whole).await?;
-                                    f.flush().await
-                                };
-                                if let Err(e) = written.await {
-                                    tracing::error!(error = %e, "cannot write the output: playing on without it");
-                                    out = None;
-                                }
-                            }
-                            total += whole.len() as u64;
-                            let heard = Heard::Bytes {
-                                total,
-                                skipped: aligner.skipped,
-                            };
-                            if tx.send(heard).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => break "eof".to_owned(),
-                        Err(e) => break format!("error: {e}"),
-                    }
-                };
-                if tx.send(Heard::Ended { reason }).await.is_err() {
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(TICK).await;
-    }
+    watch.on_listing(recorder.mono_us(), listing)
 }

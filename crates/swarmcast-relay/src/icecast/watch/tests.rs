@@ -55,20 +55,26 @@ fn a_silent_parent_is_given_up_after_the_timeout_and_avoided() {
     assert_ne!(first, url("source"));
     w.on_bytes(S);
     assert_eq!(w.on_tick(S + TIMEOUT - 1), None);
-    assert_eq!(w.on_tick(S + TIMEOUT), Some(GaveUp::Timeout));
+    // Silent for the timeout: probed; no answer: given up.
+    assert_eq!(w.on_tick(S + TIMEOUT), Some(Step::Probe(first.clone())));
+    assert_eq!(w.on_tick(S + TIMEOUT + 1), None, "one probe at a time");
+    assert_eq!(
+        w.on_probe(S + TIMEOUT + 200_000, &first, false),
+        Some(GaveUp::Timeout)
+    );
     assert_eq!(w.parent(), None);
-    let s = w.on_listing(S + TIMEOUT + 200_000, &l).unwrap();
+    let s = w.on_listing(S + TIMEOUT + 300_000, &l).unwrap();
     assert_eq!(s.from.as_deref(), Some(first.as_str()));
     assert_ne!(s.to, first, "the dead parent is still listed but avoided");
-    assert_eq!(s.detect_us, TIMEOUT + 200_000);
+    assert_eq!(s.detect_us, TIMEOUT + 300_000);
 }
 
 #[test]
 fn a_new_parent_gets_the_timeout_to_deliver_its_first_byte() {
     let mut w = ParentWatch::relay("n", TIMEOUT);
-    w.on_listing(10 * S, &listing(&[], false)).unwrap();
+    let p = w.on_listing(10 * S, &listing(&[], false)).unwrap().to;
     assert_eq!(w.on_tick(10 * S + TIMEOUT - 1), None);
-    assert_eq!(w.on_tick(10 * S + TIMEOUT), Some(GaveUp::Timeout));
+    assert_eq!(w.on_tick(10 * S + TIMEOUT), Some(Step::Probe(p)));
 }
 
 #[test]
@@ -80,8 +86,34 @@ fn an_ended_stream_is_probed_once_and_a_parent_that_answers_is_kept() {
     assert_eq!(w.on_stream_end(S + 1), None, "one probe at a time");
     assert_eq!(w.on_probe(S + 2, &p, true), None);
     assert_eq!(w.parent(), Some(p.as_str()));
-    // It answered but still sends nothing: the timeout applies.
-    assert_eq!(w.on_tick(S + TIMEOUT), Some(GaveUp::Timeout));
+    // It answered but still sends nothing: probed again a timeout after it answered.
+    assert_eq!(w.on_tick(S + TIMEOUT), None);
+    assert_eq!(w.on_tick(S + 2 + TIMEOUT), Some(Step::Probe(p.clone())));
+}
+
+#[test]
+fn a_starved_parent_that_answers_is_waited_for_up_to_max_silence() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    let p = w.on_listing(0, &listing(&[], false)).unwrap().to;
+    w.on_bytes(S);
+    let mut now = S + TIMEOUT;
+    while now < S + MAX_SILENCE * TIMEOUT {
+        if let Some(step) = w.on_tick(now) {
+            assert_eq!(step, Step::Probe(p.clone()), "at {now}");
+            assert_eq!(w.on_probe(now + 1_000, &p, true), None);
+        }
+        now += 100_000;
+    }
+    assert_eq!(w.parent(), Some(p.as_str()));
+    assert_eq!(w.on_tick(now), Some(Step::GaveUp(GaveUp::Timeout)));
+    // Bytes again before that: kept, and the silence counts anew.
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    w.on_bytes(S);
+    w.on_tick(S + TIMEOUT).unwrap();
+    w.on_probe(S + TIMEOUT, &p, true);
+    w.on_bytes(S + 2 * TIMEOUT);
+    assert_eq!(w.on_tick(S + 3 * TIMEOUT - 1), None);
 }
 
 #[test]
@@ -100,11 +132,108 @@ fn a_parent_that_does_not_answer_is_given_up_at_once() {
 }
 
 #[test]
+fn nodes_that_joined_at_once_spread_out_only_the_surplus_moving() {
+    // Four nodes all took the source (capacity 2) from the same listing.
+    let names = ["a", "b", "c", "d"];
+    let l = listing(&names.map(|n| (n, Some("source"))), false);
+    let mut moved = Vec::new();
+    for n in names {
+        let mut w = ParentWatch::relay(n, TIMEOUT);
+        let first = w.on_listing(0, &listing(&[], false)).unwrap();
+        assert_eq!(first.to, url("source"));
+        if let Some(s) = w.on_listing(S, &l) {
+            assert_eq!(
+                (s.from.as_deref(), s.detect_us),
+                (Some(url("source").as_str()), 0)
+            );
+            assert_ne!(s.to, url("source"));
+            assert_ne!(s.to, url(n));
+            moved.push(n);
+        }
+        // Never once settled.
+        assert_eq!(w.on_listing(S + SETTLE_US, &l), None);
+    }
+    assert_eq!(moved.len(), 2, "only the surplus moves: {moved:?}");
+    // ... and never under another node that moves.
+    let mut w = ParentWatch::relay(moved[0], TIMEOUT);
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    let to = w.on_listing(S, &l).unwrap().to;
+    assert_ne!(to, url(moved[1]));
+    // Past the settling time nobody moves.
+    let mut w = ParentWatch::relay("c", TIMEOUT);
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    assert_eq!(w.on_listing(SETTLE_US, &l), None);
+}
+
+#[test]
+fn settling_never_moves_back_under_a_parent_given_up() {
+    // Fan-out 1. b took a; a hangs (its node still announces it, under the source).
+    let listing1 = |relays: &[(&str, &str)]| {
+        let mut d = Directory::new(url("source"), 1);
+        for (n, p) in relays {
+            let a = Announce {
+                node: (*n).into(),
+                url: url(n),
+                parent: Some(url(p)),
+                capacity: 1,
+            };
+            d.announce(a, 0).unwrap();
+        }
+        d.listing(0)
+    };
+    let mut w = ParentWatch::relay("b", TIMEOUT);
+    let a = w.on_listing(0, &listing1(&[("a", "source")])).unwrap().to;
+    assert_eq!(a, url("a"));
+    w.on_tick(TIMEOUT).unwrap();
+    w.on_probe(TIMEOUT, &a, false).unwrap();
+    // b takes the full source (a is avoided), and is its surplus; a has the free slot, but b
+    // gave it up: it stays.
+    let l = listing1(&[("a", "source")]);
+    assert_eq!(w.on_listing(TIMEOUT + 1, &l).unwrap().to, url("source"));
+    let l = listing1(&[("a", "source"), ("b", "source")]);
+    assert_eq!(surplus(&l), ["b"], "the case this test is about");
+    assert_eq!(w.on_listing(TIMEOUT + 2, &l), None);
+}
+
+#[test]
+fn a_join_asks_the_directory_avoiding_parents_given_up() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    assert_eq!(w.join_request(0), Some(Vec::new()));
+    assert_eq!(w.join_request(1), None, "one join at a time");
+    // While the join is under way, listings choose nothing.
+    let l = listing(&[("a", Some("source"))], false);
+    assert_eq!(w.on_listing(2, &l), None);
+    let s = w.on_joined(10, Some(url("a"))).unwrap();
+    assert_eq!(
+        (s.from, s.to.as_str(), s.detect_us),
+        (None, url("a").as_str(), 0)
+    );
+    assert_eq!(w.join_request(11), None, "it has a parent");
+    w.on_bytes(S);
+    w.on_tick(S + TIMEOUT).unwrap();
+    w.on_probe(S + TIMEOUT, &url("a"), false).unwrap();
+    assert_eq!(w.join_request(S + TIMEOUT + 5), Some(vec![url("a")]));
+    // No parent given: the next listing chooses locally (never a).
+    assert_eq!(w.on_joined(S + TIMEOUT + 10, None), None);
+    let s = w.on_listing(S + TIMEOUT + 20, &l).unwrap();
+    assert_eq!(
+        (s.from.as_deref(), s.to.as_str()),
+        (Some(url("a").as_str()), url("source").as_str())
+    );
+    assert_eq!(s.detect_us, TIMEOUT + 20);
+    // After the end, no join.
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    w.on_listing(0, &listing(&[], true));
+    assert_eq!(w.join_request(1), None);
+}
+
+#[test]
 fn given_up_parents_are_avoided_for_a_while_only() {
     let mut w = ParentWatch::relay("n", TIMEOUT);
     let l = listing(&[], false);
-    w.on_listing(0, &l).unwrap();
+    let p = w.on_listing(0, &l).unwrap().to;
     w.on_tick(TIMEOUT).unwrap();
+    w.on_probe(TIMEOUT, &p, false).unwrap();
     // Only the source is listed, and it was given up: no parent for now.
     assert_eq!(w.on_listing(TIMEOUT + 1, &l), None);
     let s = w.on_listing(TIMEOUT + AVOID_US, &l).unwrap();
