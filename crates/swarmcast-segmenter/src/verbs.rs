@@ -146,9 +146,12 @@ mod tests {
             },
             source::Format::Ts,
         );
+        // 48 s of media, 48 segments: more than the verb's channel (16) holds, so the writer
+        // cannot have written them all before the first one is reported (under load it wrote
+        // all 8 of an 8 s feed first, and nothing failed).
         let mut synth = Synth::new(Some(400_000), 0).unwrap();
         let mut feed = Vec::new();
-        while feed.len() < 400_000 {
+        while feed.len() < 2_400_000 {
             feed.extend_from_slice(&synth.next_chunk().bytes);
         }
         // The output directory goes away after the first segment reported: what comes after
