@@ -617,11 +617,12 @@ pub(crate) async fn icecast_node(
     let (summary, ()) = tokio::join!(node::run(config, cancel, Some(ready_tx)), printer);
     let s = summary?;
     eprintln!(
-        "{} bytes played ({} skipped at the edges of connections), {} parent changes, {} breaks, {}",
+        "{} bytes played ({} skipped at the edges of connections), {} parent changes, {} breaks, {} icecast2 restarts, {}",
         s.bytes,
         s.skipped,
         s.switches,
         s.disconnects,
+        s.restarts,
         if s.ended { "the stream ended" } else { "stopped" }
     );
     Ok(())

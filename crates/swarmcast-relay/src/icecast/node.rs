@@ -95,6 +95,9 @@ impl NodeConfig {
     }
 }
 
+/// Times a node starts its icecast2 again after it died, before it gives up.
+pub const MAX_RESTARTS: u32 = 3;
+
 /// What a node did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeSummary {
@@ -106,6 +109,8 @@ pub struct NodeSummary {
     pub switches: u32,
     /// Times its stream broke.
     pub disconnects: u32,
+    /// Times its icecast2 died and was started again.
+    pub restarts: u32,
     /// It ended because the stream did (false: stopped).
     pub ended: bool,
 }
@@ -297,7 +302,7 @@ impl Node {
                     }
                 }
                 _ = tick.tick() => {
-                    self.icecast_alive()?;
+                    self.icecast_alive().await?;
                     let now = self.recorder.mono_us();
                     match self.watch.on_tick(now) {
                         Some(Step::GaveUp(why)) => self.gave_up(why),
@@ -338,12 +343,24 @@ impl Node {
         Ok(())
     }
 
-    fn icecast_alive(&mut self) -> Result<(), IcecastError> {
-        match self.icecast.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(self.icecast.failed(format!("exited ({status})"))),
-            Err(e) => Err(self.icecast.failed(format!("cannot be waited for: {e}"))),
+    /// Checks the icecast2 child; one that died is started again, at most [`MAX_RESTARTS`]
+    /// times (its listeners and children reconnect; what passed meanwhile is lost and shows as
+    /// a gap), then the node fails naming it.
+    async fn icecast_alive(&mut self) -> Result<(), IcecastError> {
+        let status = match self.icecast.child.try_wait() {
+            Ok(None) => return Ok(()),
+            Ok(Some(status)) => status,
+            Err(e) => return Err(self.icecast.failed(format!("cannot be waited for: {e}"))),
+        };
+        if self.summary.restarts >= MAX_RESTARTS {
+            return Err(self.icecast.failed(format!(
+                "exited ({status}), after {} restarts",
+                self.summary.restarts
+            )));
         }
+        tracing::warn!(%status, log = %self.icecast.log_tail(), "icecast2 died: starting it again");
+        self.summary.restarts += 1;
+        self.icecast.restart().await
     }
 
     fn on_heard(
