@@ -372,8 +372,9 @@ pub struct RunSummary {
     pub playout_stall_ms: f64,
     /// Stall time / media played, over every node.
     pub playout_stall_share: f64,
-    /// Published bytes in the nodes' ranges they never played (from PTS gaps for segments, from
-    /// the output's alignment with the published stream for continuous streams), over every node.
+    /// Published bytes in the nodes' ranges they never played (for segments, the published
+    /// segments missing between the first played and the end; for continuous streams, from the
+    /// output's alignment with the published stream), over every node.
     pub lost_bytes: u64,
     /// Of the published bytes in the nodes' ranges.
     pub lost_share: f64,

@@ -264,7 +264,13 @@ async fn push(
                 }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
-                    () = end.cancelled(), if rx.is_closed() && rx.is_empty() => return,
+                    () = end.cancelled() => {
+                        // The stream ended while Icecast was away: what is queued is lost.
+                        while let Ok(old) = rx.try_recv() {
+                            counters.dropped.fetch_add(old.len() as u64, Ordering::Relaxed);
+                        }
+                        return;
+                    }
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
@@ -283,9 +289,33 @@ async fn push(
         tracing::info!(%target, "icecast push: connected");
         (backoff, warned) = (BACKOFF_MIN, false);
         loop {
-            let Some(chunk) = rx.recv().await else {
-                // The feed ended: keep the source up until the end of the stream is published,
-                // so that relays see their stream end only once the directory says so.
+            // The tap keeps the sender for the publisher's life, so the queue never closes: the
+            // end of the stream (published after the feed's last byte was queued) is the signal.
+            // Then what is queued is sent, and the source closed, so that relays see their
+            // stream end only once the directory says so.
+            let chunk = tokio::select! {
+                biased;
+                c = rx.recv() => c,
+                () = end.cancelled() => {
+                    let mut rest = Vec::new();
+                    while let Ok(c) = rx.try_recv() {
+                        rest.extend_from_slice(&c);
+                    }
+                    match s.write_all(&rest).await {
+                        Ok(()) => {
+                            counters.sent.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            counters.failures.fetch_add(1, Ordering::Relaxed);
+                            counters.dropped.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                            tracing::error!(%target, error = %e, "icecast push: connection lost at the end");
+                        }
+                    }
+                    let _ = s.shutdown().await;
+                    return;
+                }
+            };
+            let Some(chunk) = chunk else {
                 end.cancelled().await;
                 let _ = s.shutdown().await;
                 return;

@@ -24,6 +24,9 @@ pub const ENTRY_TTL: Duration = Duration::from_secs(3);
 /// A relay (or a viewer) that received no byte from its parent for this long takes another
 /// parent from the directory. The documented detection timeout.
 pub const PARENT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A directory request (fetch, announce, join) that took longer failed: a directory that
+/// accepts and never answers must not hold a relay that lost its parent.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The source's node name in a listing.
 pub const SOURCE: &str = "source";
 
@@ -392,6 +395,7 @@ pub async fn fetch(client: &reqwest::Client, url: &str) -> Result<Listing, Direc
     };
     let body = client
         .get(url)
+        .timeout(REQUEST_TIMEOUT)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -419,6 +423,7 @@ pub async fn join(
     };
     let resp = client
         .post(&join_url)
+        .timeout(REQUEST_TIMEOUT)
         .header("content-type", "application/json")
         .body(serde_json::to_vec(j).expect("a join serialises"))
         .send()
@@ -454,6 +459,7 @@ pub async fn announce(
     };
     let resp = client
         .post(url)
+        .timeout(REQUEST_TIMEOUT)
         .header("content-type", "application/json")
         .body(serde_json::to_vec(a).expect("an announce serialises"))
         .send()

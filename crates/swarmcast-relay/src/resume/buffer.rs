@@ -283,10 +283,19 @@ impl BackBuffer {
             });
         };
         if from >= oldest {
+            // In a gap of the relay's own stream (it resumed past its parent's buffer): from the
+            // next byte it holds, telling what lies between.
+            let at = match self.next_held(from) {
+                Some(next) if next > from => next,
+                _ => from,
+            };
+            let (lost_bytes, lost_segments) = self
+                .distance(from, at)
+                .map_err(|unknown| StartError::TooOld { at: from, unknown })?;
             return Ok(Start {
-                at: from,
-                lost_bytes: 0,
-                lost_segments: 0,
+                at,
+                lost_bytes,
+                lost_segments,
             });
         }
         let (lost_bytes, lost_segments) = self
@@ -319,6 +328,19 @@ impl BackBuffer {
         Ok((bytes, to.segment - from.segment + u64::from(to.offset > 0)))
     }
 
+    /// The first held position at or after `from` (None: nothing held from there on).
+    fn next_held(&self, from: Position) -> Option<Position> {
+        self.held.range(from.segment..).find_map(|(n, h)| {
+            if *n > from.segment {
+                Some(Position::new(*n, h.start))
+            } else if from.offset < h.end {
+                Some(Position::new(*n, from.offset.max(h.start)))
+            } else {
+                None
+            }
+        })
+    }
+
     /// Up to `max` bytes at `at`.
     pub fn read(&self, at: Position, max: usize) -> Read {
         let at = self.normalize(at);
@@ -334,7 +356,10 @@ impl BackBuffer {
             return Read::Gone;
         }
         if at.offset >= h.end {
-            return Read::Wait;
+            // The rest of this segment never came, and a newer one is here: the relay skipped
+            // it (a gap in its own stream). The reader resumes, and is told what it lost.
+            let passed = self.held.range(at.segment + 1..).next().is_some();
+            return if passed { Read::Gone } else { Read::Wait };
         }
         let i = h.chunks.partition_point(|(o, _)| *o <= at.offset) - 1;
         let (o, bytes) = &h.chunks[i];
@@ -388,6 +413,28 @@ mod tests {
             .unwrap();
             at += len;
         }
+    }
+
+    #[test]
+    fn a_gap_in_the_relays_own_stream_ends_readers_and_a_resume_skips_it_counting_the_loss() {
+        let sizes = [40_000, 50_000, 60_000, 70_000];
+        let mut b = buffer(10, &sizes);
+        fill(&mut b, 0, 40_000);
+        // Segment 1 only in part (its parent went), then the relay resumed at 2 elsewhere.
+        b.append(Position::start_of(1), Bytes::from(vec![1u8; 16_384]))
+            .unwrap();
+        assert!(matches!(b.read(Position::new(1, 16_384), 1000), Read::Wait));
+        fill(&mut b, 2, 60_000);
+        assert!(matches!(b.read(Position::new(1, 16_384), 1000), Read::Gone));
+        let s = b.start(Some(Position::new(1, 16_384))).unwrap();
+        assert_eq!(s.at, Position::start_of(2));
+        assert_eq!((s.lost_bytes, s.lost_segments), (50_000 - 16_384, 1));
+        // Held positions are not gaps; the live edge waits.
+        let s = b.start(Some(Position::new(1, 100))).unwrap();
+        assert_eq!((s.at, s.lost_bytes), (Position::new(1, 100), 0));
+        let s = b.start(Some(Position::start_of(3))).unwrap();
+        assert_eq!((s.at, s.lost_bytes), (Position::start_of(3), 0));
+        assert!(matches!(b.read(Position::start_of(3), 1000), Read::Wait));
     }
 
     #[test]

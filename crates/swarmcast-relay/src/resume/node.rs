@@ -126,6 +126,13 @@ pub enum RelayError {
     /// Neither a parent nor a directory.
     #[error("a relay needs --parent or --directory (with --node)")]
     NoParent,
+    /// The fixed parent sent a piece that failed its check against the signed manifest, and
+    /// without a directory there is no other parent to take.
+    #[error("parent {parent} sent a piece that failed its check against the signed manifest, and there is no --directory to take another parent from")]
+    NoTrustedParent {
+        /// The parent.
+        parent: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

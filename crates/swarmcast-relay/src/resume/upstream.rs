@@ -198,6 +198,12 @@ impl Upstream {
                             () = tokio::time::sleep(RETRY) => {}
                         }
                         next = Some(p);
+                    } else if bad && self.directory.is_none() {
+                        // The one parent sent a piece that failed its check, and there is no
+                        // directory to take another from: nothing trustworthy is left.
+                        return Err(RelayError::NoTrustedParent {
+                            parent: previous.clone().unwrap_or_default(),
+                        });
                     }
                 }
             }
