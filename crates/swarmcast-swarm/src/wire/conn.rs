@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use librqbit_core::hash_id::Id20;
 use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
+
+/// The extended message's id (BEP 10).
+const EXTENDED_MESSAGE_ID: u8 = 20;
 use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Piece, Request};
 
 /// How long a new connection has to send its handshake. A viewer sends it with its first bytes,
@@ -481,11 +484,19 @@ impl Conn {
             if rest.len() < len {
                 break;
             }
-            let incoming = match Message::deserialize(&rest[..len], &[]) {
-                Ok((msg, _)) => Incoming::from_message(msg, layout.pieces),
-                // Messages of extensions we did not announce (DHT port, fast): skipped whole.
-                Err(MessageDeserializeError::UnsupportedMessageId(_)) => Incoming::Other,
-                Err(e) => return self.close(Close::Message(e.to_string())),
+            // Extended messages (BEP 10, id 20) are skipped whole, unparsed: we announce no
+            // extension (reserved bits 0), and their bencoded payload is the peer's to fill
+            // (librqbit's parser panicked on an integer past i64 with overflow checks on: found
+            // by fuzzing, `fuzz/corpus/wire_conn`).
+            let incoming = if len > 4 && rest[4] == EXTENDED_MESSAGE_ID {
+                Incoming::Other
+            } else {
+                match Message::deserialize(&rest[..len], &[]) {
+                    Ok((msg, _)) => Incoming::from_message(msg, layout.pieces),
+                    // Messages of extensions we did not announce (DHT port, fast): skipped whole.
+                    Err(MessageDeserializeError::UnsupportedMessageId(_)) => Incoming::Other,
+                    Err(e) => return self.close(Close::Message(e.to_string())),
+                }
             };
             at += len;
             if let Err(reason) = self.on_message(layout, incoming) {
