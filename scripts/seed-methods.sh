@@ -26,8 +26,10 @@
 #   --duration SECS        media per run at 2 and 10 s segments (default 120; 60 s segments get
 #                          300)
 # Environment: SWARMCAST (the binary; default target/release/swarmcast), SEED (churn seed,
-# default 1), CAP (default 2.2x), HTTP_CAP (the HTTP baseline's publisher cap, default none), FANOUT (default 2), BACK_BUFFER (default 30), BUFFER (the
-# simulated player's, default 2). Needs root (the emulated network).
+# default 1), CAP (default 2.2x), HTTP_CAP (the HTTP baseline's publisher cap, default none),
+# FANOUT (default 2), BACK_BUFFER (default 30), BUFFER (the simulated player's, default 2),
+# LAB_ARGS (more `swarmcast lab` options for every lab, split on spaces, e.g.
+# "--no-http-fallback"). Needs root (the emulated network).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,6 +40,7 @@ HTTP_CAP=${HTTP_CAP:-none}
 FANOUT=${FANOUT:-2}
 BACK_BUFFER=${BACK_BUFFER:-30}
 BUFFER=${BUFFER:-2}
+read -r -a lab_args <<<"${LAB_ARGS:-}"
 
 dry=0
 transports=http,swarm,relay-tree,relay-resume
@@ -58,7 +61,7 @@ while (($#)); do
     --churn) churns=$2; shift ;;
     --repeats) repeats=$2; shift ;;
     --duration) duration=$2; shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     -*) echo "seed-methods: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) out=$1 ;;
     esac
@@ -109,7 +112,8 @@ for c in ${churns//,/ }; do
         args=(lab --net emulated --segment-secs "$s" --transports "$ts" --viewers "$viewers"
             --rtt "$rtt" --loss 1 --publisher-upload-limit "$pcap" --viewer-upload-limit "$CAP"
             --fanout "$FANOUT" --back-buffer "$BACK_BUFFER" --playout-buffer "$BUFFER"
-            --churn "$c" --churn-seed "$SEED" --repeats "$repeats" --duration "$d")
+            --churn "$c" --churn-seed "$SEED" --repeats "$repeats" --duration "$d"
+            ${lab_args[@]+"${lab_args[@]}"})
         if ((dry)); then
             line=$("$BIN" "${args[@]}" --dry-run 2>&1 >/dev/null | grep -m1 estimated)
             echo "$dir: $line"

@@ -113,6 +113,72 @@ fn node(dir: &Path, name: &str, directory: &str, port: u16, extra: &[&str]) -> N
     }
 }
 
+/// A publisher of `secs` seconds (1 s segments, 300 kbit/s) pushing to a source node, with its
+/// relay directory at `directory` and fan-out 1: the set-up of the tree tests.
+struct Tree {
+    http: u16,
+    directory: String,
+    source: Node,
+    publisher: KillOnDrop,
+}
+
+fn tree(dir: &Path, secs: &str) -> Tree {
+    let http = free_port();
+    let directory = format!("http://127.0.0.1:{http}/relays");
+    let sport = free_port();
+    let source = node(
+        dir,
+        "source",
+        &directory,
+        sport,
+        &["--source", "--password", "pw"],
+    );
+    let push = format!("http://source:pw@127.0.0.1:{sport}/live.ts");
+    let (publisher, _link) = publish(
+        dir,
+        &[
+            "--synth",
+            "--synth-secs",
+            secs,
+            "--segment-secs",
+            "1",
+            "--bitrate",
+            "300k",
+            "--keep-segments",
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--icecast",
+            &push,
+            "--relay-source",
+            &source.url,
+            "--fanout",
+            "1",
+            "--linger",
+            "3",
+        ],
+    );
+    Tree {
+        http,
+        directory,
+        source,
+        publisher,
+    }
+}
+
+/// Waits for the publisher to exit by itself; returns its status.
+fn wait_publisher(publisher: &mut KillOnDrop, start: Instant) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = publisher.0.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "hang guard: the publisher did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The directory's listing.
 fn listing(http: u16) -> Value {
     let (status, body) = crate::util::http_get(&format!("http://127.0.0.1:{http}/relays"));
@@ -271,40 +337,12 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let start = Instant::now();
-    let http = free_port();
-    let directory = format!("http://127.0.0.1:{http}/relays");
-    let sport = free_port();
-    let mut source = node(
-        dir,
-        "source",
-        &directory,
-        sport,
-        &["--source", "--password", "pw"],
-    );
-    let push = format!("http://source:pw@127.0.0.1:{sport}/live.ts");
-    let (mut publisher, _link) = publish(
-        dir,
-        &[
-            "--synth",
-            "--synth-secs",
-            "30",
-            "--segment-secs",
-            "1",
-            "--bitrate",
-            "300k",
-            "--keep-segments",
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--icecast",
-            &push,
-            "--relay-source",
-            &source.url,
-            "--fanout",
-            "1",
-            "--linger",
-            "3",
-        ],
-    );
+    let Tree {
+        http,
+        directory,
+        mut source,
+        mut publisher,
+    } = tree(dir, "30");
     let caps = vec![("source", capture(&source.url))];
     let mut caps = caps;
     let mut nodes = Vec::new();
@@ -337,16 +375,7 @@ fn an_icecast_tree_relays_the_stream_and_repairs_itself() {
         nodes[i].wait(dir, start);
     }
     source.wait(dir, start);
-    let status = loop {
-        if let Some(s) = publisher.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < HANG_GUARD,
-            "hang guard: the publisher did not end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_publisher(&mut publisher, start);
     assert!(status.success());
     let plog = log(dir, "publisher");
     assert!(plog.contains("icecast push: every byte sent"), "{plog}");
@@ -529,16 +558,7 @@ fn icecast_node_names_what_is_wrong() {
         ],
     );
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = publisher.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < HANG_GUARD,
-            "hang guard: the publisher did not end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_publisher(&mut publisher, start);
     assert!(status.success(), "{}", log(dir, "publisher"));
     let plog = log(dir, "publisher");
     assert!(
@@ -571,40 +591,12 @@ fn a_silent_parent_is_left_after_the_detection_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let start = Instant::now();
-    let http = free_port();
-    let directory = format!("http://127.0.0.1:{http}/relays");
-    let sport = free_port();
-    let mut source = node(
-        dir,
-        "source",
-        &directory,
-        sport,
-        &["--source", "--password", "pw"],
-    );
-    let push = format!("http://source:pw@127.0.0.1:{sport}/live.ts");
-    let (mut publisher, _link) = publish(
-        dir,
-        &[
-            "--synth",
-            "--synth-secs",
-            "20",
-            "--segment-secs",
-            "1",
-            "--bitrate",
-            "300k",
-            "--keep-segments",
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--icecast",
-            &push,
-            "--relay-source",
-            &source.url,
-            "--fanout",
-            "1",
-            "--linger",
-            "3",
-        ],
-    );
+    let Tree {
+        http,
+        directory,
+        mut source,
+        mut publisher,
+    } = tree(dir, "20");
     let a = node(dir, "a", &directory, free_port(), &["--fanout", "1"]);
     wait_listed(http, "a", &source.url, start);
     let mut b = node(dir, "b", &directory, free_port(), &["--fanout", "1"]);
@@ -646,16 +638,7 @@ fn a_silent_parent_is_left_after_the_detection_timeout() {
     b.wait(dir, start);
     c.wait(dir, start);
     source.wait(dir, start);
-    let status = loop {
-        if let Some(s) = publisher.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < HANG_GUARD,
-            "hang guard: the publisher did not end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_publisher(&mut publisher, start);
     assert!(status.success());
 
     let (stream, _) = published(dir);

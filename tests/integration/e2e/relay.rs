@@ -344,6 +344,51 @@ fn publisher_and_root_with(
     (publisher, link, r0, p0)
 }
 
+/// The chain most tests run: the publisher, its root relay `r0`, a relay `r1` under it, a
+/// directory that offers `r0`, and the child `c` under test, whose parent is `r1`; returned
+/// once `c` has played 250 kB, so that what comes next happens mid-stream.
+///
+/// Destructure it binding every field (`_publisher`, `_directory` included): fields left to
+/// `..` are dropped at the end of the `let`, which would kill the publisher at once.
+struct Chain {
+    _publisher: KillOnDrop,
+    r0: KillOnDrop,
+    p0: u16,
+    r1: KillOnDrop,
+    p1: u16,
+    _directory: Server,
+    c: KillOnDrop,
+}
+
+fn chain(dir: &Path, secs: &str, back: &str, more: &[&str]) -> Chain {
+    let (publisher, link, r0, p0) = publisher_and_root_with(dir, secs, back, more);
+    let p1 = free_port();
+    let r1 = relay(dir, "r1", &link, p1, &["--parent", &url(p0)]);
+    let directory = fake_directory(url(p0));
+    let c = relay(
+        dir,
+        "c",
+        &link,
+        free_port(),
+        &[
+            "--parent",
+            &url(p1),
+            "--directory",
+            &format!("http://127.0.0.1:{}/relays", directory.port),
+        ],
+    );
+    wait_played(dir, "c", 250_000);
+    Chain {
+        _publisher: publisher,
+        r0,
+        p0,
+        r1,
+        p1,
+        _directory: directory,
+        c,
+    }
+}
+
 fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/stream")
 }
@@ -422,24 +467,15 @@ fn a_relay_that_flips_a_byte_is_caught_and_a_plain_get_is_decoded_by_ffmpeg() {
 fn a_resume_across_a_relay_switch_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (_publisher, link, mut r0, p0) = publisher_and_root(dir, "12", "30");
-    let p1 = free_port();
-    let mut r1 = relay(dir, "r1", &link, p1, &["--parent", &url(p0)]);
-    let directory = fake_directory(url(p0));
-    let pc = free_port();
-    let mut c = relay(
-        dir,
-        "c",
-        &link,
-        pc,
-        &[
-            "--parent",
-            &url(p1),
-            "--directory",
-            &format!("http://127.0.0.1:{}/relays", directory.port),
-        ],
-    );
-    wait_played(dir, "c", 250_000);
+    let Chain {
+        mut r0,
+        p0,
+        mut r1,
+        p1,
+        mut c,
+        _publisher,
+        _directory,
+    } = chain(dir, "12", "30", &[]);
     r1.0.kill().unwrap();
     r1.0.wait().unwrap();
     for (name, r) in [("c", &mut c), ("r0", &mut r0)] {
@@ -476,24 +512,15 @@ fn a_resume_across_a_relay_switch_loses_nothing() {
 fn a_resume_past_the_back_buffer_says_so_and_counts_the_loss() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (_publisher, link, mut r0, p0) = publisher_and_root(dir, "14", "1");
-    let p1 = free_port();
-    let r1 = relay(dir, "r1", &link, p1, &["--parent", &url(p0)]);
-    let directory = fake_directory(url(p0));
-    let pc = free_port();
-    let mut c = relay(
-        dir,
-        "c",
-        &link,
-        pc,
-        &[
-            "--parent",
-            &url(p1),
-            "--directory",
-            &format!("http://127.0.0.1:{}/relays", directory.port),
-        ],
-    );
-    wait_played(dir, "c", 250_000);
+    let Chain {
+        mut r0,
+        p0,
+        r1,
+        mut c,
+        _publisher,
+        _directory,
+        ..
+    } = chain(dir, "14", "1", &[]);
     run(
         Command::new("kill").args(["-STOP", &r1.0.id().to_string()]),
         true,
@@ -677,25 +704,14 @@ fn measure_store_and_forward_latency_per_hop() {
 fn a_resume_more_than_a_window_behind_verifies_with_an_older_signed_manifest() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (_publisher, link, mut r0, p0) =
-        publisher_and_root_with(dir, "12", "30", &["--window", "2"]);
-    let p1 = free_port();
-    let r1 = relay(dir, "r1", &link, p1, &["--parent", &url(p0)]);
-    let directory = fake_directory(url(p0));
-    let pc = free_port();
-    let mut c = relay(
-        dir,
-        "c",
-        &link,
-        pc,
-        &[
-            "--parent",
-            &url(p1),
-            "--directory",
-            &format!("http://127.0.0.1:{}/relays", directory.port),
-        ],
-    );
-    wait_played(dir, "c", 250_000);
+    let Chain {
+        mut r0,
+        r1,
+        mut c,
+        _publisher,
+        _directory,
+        ..
+    } = chain(dir, "12", "30", &["--window", "2"]);
     run(
         Command::new("kill").args(["-STOP", &r1.0.id().to_string()]),
         true,

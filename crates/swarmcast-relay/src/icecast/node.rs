@@ -205,6 +205,7 @@ pub async fn run(
         summary: NodeSummary::default(),
         refetch: Arc::new(Notify::new()),
         parent_tx: tokio::sync::watch::channel(None).0,
+        wants_tx: tokio::sync::watch::channel(true).0,
     };
     node.own_url = node.icecast.mount_url();
     let outcome = node.drive(&config, &tasks, out, dir_client, &cancel).await;
@@ -242,6 +243,8 @@ struct Node {
     refetch: Arc<Notify>,
     /// The parent the node announces.
     parent_tx: tokio::sync::watch::Sender<Option<String>>,
+    /// Whether the directory task fetches listings ([`ParentWatch::wants_listing`]).
+    wants_tx: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
@@ -272,6 +275,7 @@ impl Node {
                 config.directory.clone(),
                 me,
                 self.parent_tx.subscribe(),
+                self.wants_tx.subscribe(),
                 self.refetch.clone(),
                 list_tx,
             ),
@@ -304,6 +308,10 @@ impl Node {
                 _ = tick.tick() => {
                     self.icecast_alive().await?;
                     let now = self.recorder.mono_us();
+                    self.wants_tx.send_if_modified(|w| {
+                        let now_wants = self.watch.wants_listing(now);
+                        std::mem::replace(w, now_wants) != now_wants
+                    });
                     match self.watch.on_tick(now) {
                         Some(Step::GaveUp(why)) => self.gave_up(why),
                         Some(Step::Probe(parent)) => probe(tasks, &dir_client, &probe_tx, parent),
@@ -418,6 +426,7 @@ impl Node {
             self.disconnected("timeout".into());
         }
         self.parent_tx.send_replace(None);
+        self.wants_tx.send_replace(true);
         self.refetch.notify_one();
     }
 

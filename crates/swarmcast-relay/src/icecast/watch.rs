@@ -79,6 +79,10 @@ pub struct ParentWatch {
     alive_at: Option<u64>,
     /// A join (`POST /relays/join`) is under way: the directory chooses.
     joining: bool,
+    /// The parent was given up and no join has answered since: a listing (perhaps fetched
+    /// before the parent went, and read by other orphans at the same moment) chooses nothing
+    /// until the directory, choosing under one lock, has had its say.
+    await_join: bool,
     ended: bool,
 }
 
@@ -98,6 +102,7 @@ impl ParentWatch {
             probing: None,
             alive_at: None,
             joining: false,
+            await_join: false,
             ended: false,
         }
     }
@@ -193,6 +198,7 @@ impl ParentWatch {
             self.avoid.push((p.clone(), now_us));
             self.lost = Some((p, last));
             self.last_from_parent_us = None;
+            self.await_join = true;
         }
         self.alive_at = None;
         self.probing = None;
@@ -208,7 +214,7 @@ impl ParentWatch {
         if self.parent.is_some() {
             return self.settle(now_us, listing);
         }
-        if self.joining {
+        if self.joining || self.await_join {
             return None;
         }
         self.avoid
@@ -216,6 +222,17 @@ impl ParentWatch {
         let avoid: Vec<&str> = self.avoid.iter().map(|(u, _)| u.as_str()).collect();
         let next = choose_parent(listing, &self.me, &avoid)?;
         Some(self.take(now_us, next.url))
+    }
+
+    /// Whether the node needs the directory's listing (`GET /relays`) now: while it has no
+    /// parent (the listing is the fallback when a join gives none) and while it may still
+    /// settle ([`SETTLE_US`] after taking a parent). Otherwise its announces tell it the end,
+    /// and the listing, O(relays) bytes, is not fetched: every node fetching it every second
+    /// would cost the source's host O(relays²) bytes a second.
+    pub fn wants_listing(&self, now_us: u64) -> bool {
+        self.relaying
+            && !self.ended
+            && (self.parent.is_none() || now_us.saturating_sub(self.since_us) < SETTLE_US)
     }
 
     /// Without a parent (and no join under way): asks for a join, returning the parents the
@@ -235,6 +252,7 @@ impl ParentWatch {
     /// failed; the next listing or join tries again).
     pub fn on_joined(&mut self, now_us: u64, parent: Option<String>) -> Option<Switch> {
         self.joining = false;
+        self.await_join = false;
         if self.ended || self.parent.is_some() {
             return None;
         }

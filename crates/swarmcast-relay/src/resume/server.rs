@@ -188,9 +188,13 @@ async fn stream(State(shared): State<Arc<Shared>>, Query(q): Query<StreamQuery>)
         at: start.at,
         rx,
     };
-    let body = futures_util::stream::unfold(reader, |mut r| async move {
-        let data = r.next().await?;
-        Some((Ok::<_, std::io::Error>(data), r))
+    let body = futures_util::stream::unfold(Some(reader), |r| async move {
+        let mut r = r?;
+        match r.next().await? {
+            Ok(data) => Some((Ok(data), Some(r))),
+            // Aborted, not ended: the child must not take it for the end of the stream.
+            Err(e) => Some((Err(e), None)),
+        }
     });
     (headers, Body::from_stream(body)).into_response()
 }
@@ -203,9 +207,11 @@ struct Reader {
 }
 
 impl Reader {
-    /// The next bytes; None at the end of the stream, or when the position left the buffer
-    /// (the child resumes, and is told what it lost).
-    async fn next(&mut self) -> Option<Bytes> {
+    /// The next bytes; None at the end of the stream (the body ends cleanly). An error when the
+    /// position left the buffer or reached a gap of the relay's own: the body is aborted (no
+    /// last chunk), so that the child resumes at once, elsewhere, and is told what it lost,
+    /// rather than waiting to learn whether the stream ended.
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         loop {
             self.rx.borrow_and_update();
             let read = {
@@ -222,10 +228,16 @@ impl Reader {
                     self.shared
                         .sent
                         .fetch_add(d.len() as u64, Ordering::Relaxed);
-                    return Some(d);
+                    return Some(Ok(d));
                 }
                 Read::Wait => self.rx.changed().await.ok()?,
-                Read::End | Read::Gone => return None,
+                Read::End => return None,
+                Read::Gone => {
+                    return Some(Err(std::io::Error::other(format!(
+                        "position {} is not held here (behind the back buffer, or a gap): resume",
+                        self.at
+                    ))))
+                }
             }
         }
     }
@@ -442,6 +454,49 @@ mod tests {
         }
         assert_eq!(got, b"0123456789");
         assert_eq!(shared.streams.load(Ordering::SeqCst), 0);
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_body_that_reaches_a_gap_of_the_relays_own_is_aborted_not_ended() {
+        let (base, shared, tasks) = served().await;
+        let mut r = reqwest::get(format!("{base}/stream?from=4:0"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut got = 0;
+        while got < 40_000 {
+            let c = r.chunk().await.unwrap().expect("segment 4's bytes");
+            assert!(c.iter().all(|&x| x == 4));
+            got += c.len();
+        }
+        // The relay resumed past its parent's buffer: it holds segment 6, not 5.
+        {
+            let mut b = shared.buffer();
+            for n in 5..7u64 {
+                b.learn_one(
+                    n,
+                    90_000,
+                    InfoDict {
+                        length: 10,
+                        name: format!("{n:08}.ts"),
+                        piece_length: 32_768,
+                        pieces: vec![0; 20],
+                    },
+                );
+            }
+            b.append(Position::start_of(6), Bytes::from_static(b"0123456789"))
+                .unwrap();
+        }
+        shared.bump();
+        // An error, never a clean end: the child must not wait to learn whether the stream
+        // ended.
+        let end = match r.chunk().await {
+            Ok(Some(c)) => panic!("{} bytes past the gap", c.len()),
+            Ok(None) => "a clean end",
+            Err(_) => "aborted",
+        };
+        assert_eq!(end, "aborted");
         tasks.shutdown().await;
     }
 }

@@ -32,13 +32,16 @@ pub(super) async fn first_listing(
     }
 }
 
-/// Announces the node (if a relay) with its current parent, then fetches the listing: every
-/// [`ANNOUNCE_EVERY`], and at once when asked.
+/// Announces the node (if a relay) with its current parent, then fetches the listing if the
+/// node `wants` it (the source always does; a relay only without a parent or while it may
+/// settle: its announce's answer tells it the end): every [`ANNOUNCE_EVERY`], and at once when
+/// asked. An announce that says the stream ended is passed on as an empty `ended` listing.
 pub(super) async fn directory_loop(
     client: reqwest::Client,
     url: String,
     me: Option<Announce>,
     parent: tokio::sync::watch::Receiver<Option<String>>,
+    wants: tokio::sync::watch::Receiver<bool>,
     now: Arc<Notify>,
     tx: mpsc::Sender<Listing>,
 ) {
@@ -54,10 +57,25 @@ pub(super) async fn directory_loop(
                 parent: parent.borrow().clone(),
                 ..me.clone()
             };
-            if let Err(e) = directory::announce(&client, &url, &a).await {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(error = %e, "cannot announce to the directory");
+            match directory::announce(&client, &url, &a).await {
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(error = %e, "cannot announce to the directory");
+                    }
+                    continue;
                 }
+                Ok(said) if said.ended => {
+                    let ended = Listing {
+                        relays: Vec::new(),
+                        ended: true,
+                    };
+                    if tx.send(ended).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => failing = false,
+            }
+            if !*wants.borrow() {
                 continue;
             }
         }

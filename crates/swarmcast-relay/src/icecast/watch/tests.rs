@@ -63,6 +63,14 @@ fn a_silent_parent_is_given_up_after_the_timeout_and_avoided() {
         Some(GaveUp::Timeout)
     );
     assert_eq!(w.parent(), None);
+    // The listing may predate the departure, and other orphans read it too: the directory's
+    // join (under one lock) has its say first.
+    assert_eq!(w.on_listing(S + TIMEOUT + 250_000, &l), None);
+    assert_eq!(
+        w.join_request(S + TIMEOUT + 250_000),
+        Some(vec![first.clone()])
+    );
+    assert_eq!(w.on_joined(S + TIMEOUT + 290_000, None), None);
     let s = w.on_listing(S + TIMEOUT + 300_000, &l).unwrap();
     assert_eq!(s.from.as_deref(), Some(first.as_str()));
     assert_ne!(s.to, first, "the dead parent is still listed but avoided");
@@ -126,6 +134,8 @@ fn a_parent_that_does_not_answer_is_given_up_at_once() {
     // A probe of another URL, or a late one, changes nothing.
     assert_eq!(w.on_probe(2 * S + 20, "http://x/live.ts", false), None);
     assert_eq!(w.on_probe(2 * S + 50, &probe, false), Some(GaveUp::Gone));
+    w.join_request(2 * S + 60).unwrap();
+    w.on_joined(2 * S + 70, None);
     let s = w.on_listing(2 * S + 80, &l).unwrap();
     assert_eq!((s.from.as_deref(), s.detect_us), (Some(p.as_str()), 80));
     assert_ne!(s.to, p);
@@ -188,6 +198,8 @@ fn settling_never_moves_back_under_a_parent_given_up() {
     w.on_probe(TIMEOUT, &a, false).unwrap();
     // b takes the full source (a is avoided), and is its surplus; a has the free slot, but b
     // gave it up: it stays.
+    w.join_request(TIMEOUT).unwrap();
+    w.on_joined(TIMEOUT, None);
     let l = listing1(&[("a", "source")]);
     assert_eq!(w.on_listing(TIMEOUT + 1, &l).unwrap().to, url("source"));
     let l = listing1(&[("a", "source"), ("b", "source")]);
@@ -234,6 +246,8 @@ fn given_up_parents_are_avoided_for_a_while_only() {
     let p = w.on_listing(0, &l).unwrap().to;
     w.on_tick(TIMEOUT).unwrap();
     w.on_probe(TIMEOUT, &p, false).unwrap();
+    w.join_request(TIMEOUT).unwrap();
+    w.on_joined(TIMEOUT, None);
     // Only the source is listed, and it was given up: no parent for now.
     assert_eq!(w.on_listing(TIMEOUT + 1, &l), None);
     let s = w.on_listing(TIMEOUT + AVOID_US, &l).unwrap();
@@ -252,6 +266,25 @@ fn the_node_exits_once_ended_and_quiet_never_switching_at_the_end() {
     assert_eq!(w.on_stream_end(5 * S + 10), None, "no probe after the end");
     assert_eq!(w.on_tick(20 * S), None, "no switch after the end");
     assert!(w.should_exit(5 * S + END_QUIET_US));
+}
+
+#[test]
+fn the_listing_is_wanted_only_without_a_parent_or_while_settling() {
+    let mut w = ParentWatch::relay("n", TIMEOUT);
+    assert!(w.wants_listing(0), "no parent yet");
+    w.on_listing(0, &listing(&[], false)).unwrap();
+    w.on_bytes(S);
+    assert!(w.wants_listing(SETTLE_US - 1), "it may still settle");
+    assert!(!w.wants_listing(SETTLE_US));
+    // Given up: wanted again.
+    w.on_tick(SETTLE_US + TIMEOUT).unwrap();
+    w.on_probe(SETTLE_US + TIMEOUT, &url("source"), false)
+        .unwrap();
+    assert!(w.wants_listing(SETTLE_US + TIMEOUT));
+    // Not after the end, and never for the source.
+    w.on_listing(SETTLE_US + TIMEOUT, &listing(&[], true));
+    assert!(!w.wants_listing(SETTLE_US + TIMEOUT));
+    assert!(!ParentWatch::source("s").wants_listing(0));
 }
 
 #[test]
