@@ -41,8 +41,13 @@ pub struct Alignment {
     pub published_bytes: u64,
     /// Stretches equal to the published stream, in output order.
     pub runs: Vec<Run>,
-    /// Output bytes that match no published bytes at their place.
+    /// Output bytes between runs that are no published packet: never published (must be 0).
     pub foreign_bytes: u64,
+    /// Output bytes between runs that are whole published packets found at several places of
+    /// the stream (null packets; a looped feed's packets), so that nothing places them: published
+    /// bytes, not foreign, but not counted as played either.
+    #[serde(default)]
+    pub unplaced_bytes: u64,
 }
 
 impl Alignment {
@@ -140,6 +145,34 @@ pub fn align(published: &[u8], output: &[u8]) -> Alignment {
         let only = *matching.next()?;
         matching.next().is_none().then_some(only as usize * PACKET)
     };
+    // Whether the output has a published packet (at any place, unique or not) at `o`.
+    let published_packet = |o: usize| -> bool {
+        output.get(o..o + PACKET).is_some_and(|window| {
+            index.get(&packet_key(window)).is_some_and(|at| {
+                at.iter()
+                    .any(|&i| &published[i as usize * PACKET..][..PACKET] == window)
+            })
+        })
+    };
+    // Output bytes `[from, to)` between runs: those inside a whole published packet (one that
+    // may start before `from`, over the end of the last run) are unplaced, the rest foreign.
+    let between = |a: &mut Alignment, from: usize, to: usize| {
+        let mut unplaced = 0;
+        let mut i = from.saturating_sub(PACKET - 1);
+        let mut covered_to = from;
+        while i < to {
+            if published_packet(i) {
+                let (s, e) = (i.max(covered_to), (i + PACKET).min(to));
+                unplaced += e.saturating_sub(s);
+                covered_to = covered_to.max(e);
+                i += PACKET;
+            } else {
+                i += 1;
+            }
+        }
+        a.unplaced_bytes += unplaced as u64;
+        a.foreign_bytes += (to - from - unplaced) as u64;
+    };
     let mut a = Alignment {
         output_bytes: output.len() as u64,
         published_bytes: published.len() as u64,
@@ -174,14 +207,14 @@ pub fn align(published: &[u8], output: &[u8]) -> Alignment {
             at += 1;
         }
         let Some((at, q)) = found else {
-            a.foreign_bytes += (output.len() - start) as u64;
+            between(&mut a, start, output.len());
             break;
         };
         // Extend backwards over a partial packet that came before it.
         let back = (1..=at - start)
             .take_while(|&j| q >= j && output[at - j] == published[q - j])
             .count();
-        a.foreign_bytes += (at - back - start) as u64;
+        between(&mut a, start, at - back);
         o = at - back;
         p = q - back;
         if back == at - start {
@@ -319,6 +352,40 @@ mod tests {
         let a = align(&s, &out);
         assert_eq!(a.foreign_bytes, 3);
         assert_eq!(a.covered(0, s.len() as u64), (s.len() - 2 * PACKET) as u64);
+    }
+
+    #[test]
+    fn repeated_packets_between_runs_are_unplaced_not_foreign() {
+        // A looped feed: packets 20..30 repeat packets 0..10 byte for byte.
+        let mut s = stream(60);
+        let (head, tail) = s.split_at_mut(20 * PACKET);
+        tail[..10 * PACKET].copy_from_slice(&head[..10 * PACKET]);
+        // Packets 40..45, a splice one byte into packet 45, three repeated packets (from
+        // either loop), then packet 50 on.
+        let out: Vec<u8> = [
+            &s[40 * PACKET..45 * PACKET + 1],
+            &s[3 * PACKET + 1..6 * PACKET],
+            &s[50 * PACKET..],
+        ]
+        .concat();
+        let a = align(&s, &out);
+        assert_eq!(a.foreign_bytes, 0, "{a:?}");
+        assert_eq!(a.unplaced_bytes, (3 * PACKET - 1) as u64, "{a:?}");
+        // A packet never published among them is foreign.
+        let junk = vec![0x47u8; PACKET];
+        let out: Vec<u8> = [
+            &s[40 * PACKET..45 * PACKET],
+            &s[3 * PACKET..4 * PACKET],
+            &junk[..],
+            &s[50 * PACKET..],
+        ]
+        .concat();
+        let a = align(&s, &out);
+        // (The repeated packet's sync byte continues the first run, as published packet 45's.)
+        assert_eq!(
+            (a.unplaced_bytes, a.foreign_bytes),
+            (PACKET as u64 - 1, PACKET as u64)
+        );
     }
 
     #[test]

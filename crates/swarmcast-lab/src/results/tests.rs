@@ -395,6 +395,7 @@ fn a_continuous_run_reads_its_kept_alignment_and_counts_its_gap() {
                 },
             ],
             foreign_bytes: 0,
+            unplaced_bytes: 0,
         };
         std::fs::write(
             crate::transport::alignment_file(&run_dir, node),
