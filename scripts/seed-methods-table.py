@@ -70,7 +70,7 @@ def value(r, col, scale):
 def svg_bars(path, title, groups, series, values):
     """Grouped bars: one group per transport, one bar per series (a configuration); each bar
     the mean of its runs, each run a dot."""
-    w, h, left, bottom, top = 900, 360, 60, 90, 40
+    w, h, left, bottom, top = 1000, 380, 60, 100, 40
     pw, ph = w - left - 20, h - top - bottom
     top_value = max([v for vs in values.values() for v in vs] + [1e-9])
     # A round axis: 1, 2 or 5 times a power of ten, in four steps.
@@ -90,7 +90,12 @@ def svg_bars(path, title, groups, series, values):
         out.append(f'<line x1="{left}" y1="{y}" x2="{left + pw}" y2="{y}" stroke="#ddd"/>')
     for gi, g in enumerate(groups):
         gx = left + gi * gw + gw * 0.1
-        out.append(f'<text x="{left + gi * gw + gw / 2}" y="{top + ph + 16}" text-anchor="middle">{g}</text>')
+        # "swarm (no fallback) 2 s" -> "swarm 2 s" over "(no fallback)".
+        first, _, rest = g.partition(" (")
+        note, _, tail = rest.partition(")")
+        lines = [first + tail] + ([f"({note})"] if note else [])
+        for li, line in enumerate(lines):
+            out.append(f'<text x="{left + gi * gw + gw / 2}" y="{top + ph + 16 + 14 * li}" text-anchor="middle">{line}</text>')
         for si, s in enumerate(series):
             vs = values.get((g, s), [])
             if not vs:

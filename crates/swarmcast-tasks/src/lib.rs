@@ -4,8 +4,8 @@
 //! tasks, iroh's `shutdown()`; built on tokio-util's `TaskTracker` and `CancellationToken`).
 //!
 //! Bare `tokio::spawn` and `tokio::task::spawn_blocking` are refused elsewhere in the workspace
-//! by clippy's `disallowed_methods` (`clippy.toml`): this crate is the one place that spawns
-//! (through `TaskTracker`, which calls them).
+//! by clippy's `disallowed_methods` (`clippy.toml`): this crate is the one place that spawns,
+//! each task holding tokens of its group's `TaskTracker` and its ancestors'.
 //!
 //! [`Shutdown`] is the signal every verb takes: the first Ctrl-C asks for a graceful end
 //! (`stop`), the second for an immediate one (`abort`).
@@ -74,13 +74,18 @@ impl Tasks {
     {
         let cancel = self.cancel.clone();
         let span = tracing::debug_span!("task", owner = self.owner, name);
-        // A child's task holds a token of each ancestor's tracker: they wait for it too.
+        // The task holds a token of its group's tracker and of each ancestor's, released in
+        // that order (locals drop in reverse): when an ancestor's `wait` returns, the groups
+        // below it are already empty. (`TaskTracker::spawn` would release its own token last.)
         let ancestors = self.ancestor_tokens();
+        let own = self.tracker.token();
         let future = async move {
             let _ancestors = ancestors;
+            let _own = own;
             cancel.run_until_cancelled(future).await
         };
-        self.tracker.spawn(future.instrument(span))
+        #[allow(clippy::disallowed_methods)] // the one place that spawns, tracked above
+        tokio::spawn(future.instrument(span))
     }
 
     /// Spawns blocking work `name` on tokio's blocking pool. It cannot be interrupted (it may
@@ -91,16 +96,26 @@ impl Tasks {
         T: Send + 'static,
     {
         let span = tracing::debug_span!("task", owner = self.owner, name);
+        // As in `spawn`: the group's token first, then the ancestors'.
         let ancestors = self.ancestor_tokens();
-        self.tracker.spawn_blocking(move || {
+        let own = self.tracker.token();
+        #[allow(clippy::disallowed_methods)] // the one place that spawns, tracked above
+        tokio::task::spawn_blocking(move || {
             let _ancestors = ancestors;
-            span.in_scope(f)
+            let out = span.in_scope(f);
+            drop(own);
+            out
         })
     }
 
-    /// A token of each ancestor's tracker, held by a task for as long as it runs.
+    /// A token of each ancestor's tracker, held by a task for as long as it runs; the nearest
+    /// first, so that they are released from the nearest up (a `Vec` drops in order).
     fn ancestor_tokens(&self) -> Vec<tokio_util::task::task_tracker::TaskTrackerToken> {
-        self.ancestors.iter().map(TaskTracker::token).collect()
+        self.ancestors
+            .iter()
+            .rev()
+            .map(TaskTracker::token)
+            .collect()
     }
 
     /// Cancels every task of the group (and of its children).

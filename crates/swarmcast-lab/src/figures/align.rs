@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(a.foreign_bytes, 0, "{a:?}");
         assert_eq!(a.unplaced_bytes, (3 * PACKET - 1) as u64, "{a:?}");
         // A packet never published among them is foreign.
-        let junk = vec![0x47u8; PACKET];
+        let junk = [0x47u8; PACKET];
         let out: Vec<u8> = [
             &s[40 * PACKET..45 * PACKET],
             &s[3 * PACKET..4 * PACKET],

@@ -326,6 +326,16 @@ mod tests {
 
     use super::*;
 
+    /// Segment `n`'s info: `length` bytes in 32 KiB pieces (hashes unchecked here).
+    fn info(n: u64, length: u64) -> InfoDict {
+        InfoDict {
+            length,
+            name: format!("{n:08}.ts"),
+            piece_length: 32_768,
+            pieces: vec![0; 20 * length.div_ceil(32_768) as usize],
+        }
+    }
+
     /// A relay holding segments 3 and 4 (1 s, 40,000 bytes each) of a stream whose segments
     /// 0 to 4 it knows, with a back buffer of 2 s, served on loopback.
     async fn served() -> (String, Arc<Shared>, swarmcast_tasks::Tasks) {
@@ -333,16 +343,7 @@ mod tests {
         {
             let mut b = shared.buffer();
             for n in 0..5u64 {
-                b.learn_one(
-                    n,
-                    90_000,
-                    InfoDict {
-                        length: 40_000,
-                        name: format!("{n:08}.ts"),
-                        piece_length: 32_768,
-                        pieces: vec![0; 40],
-                    },
-                );
+                b.learn_one(n, 90_000, info(n, 40_000));
             }
             for n in 2..5u64 {
                 b.append(Position::start_of(n), Bytes::from(vec![n as u8; 32_768]))
@@ -433,16 +434,7 @@ mod tests {
         // Segment 5 arrives after the request.
         {
             let mut b = shared.buffer();
-            b.learn_one(
-                5,
-                90_000,
-                InfoDict {
-                    length: 10,
-                    name: "00000005.ts".into(),
-                    piece_length: 32_768,
-                    pieces: vec![0; 20],
-                },
-            );
+            b.learn_one(5, 90_000, info(5, 10));
             b.append(Position::start_of(5), Bytes::from_static(b"0123456789"))
                 .unwrap();
             b.set_last(5);
@@ -474,16 +466,7 @@ mod tests {
         {
             let mut b = shared.buffer();
             for n in 5..7u64 {
-                b.learn_one(
-                    n,
-                    90_000,
-                    InfoDict {
-                        length: 10,
-                        name: format!("{n:08}.ts"),
-                        piece_length: 32_768,
-                        pieces: vec![0; 20],
-                    },
-                );
+                b.learn_one(n, 90_000, info(n, 10));
             }
             b.append(Position::start_of(6), Bytes::from_static(b"0123456789"))
                 .unwrap();
