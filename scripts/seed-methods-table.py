@@ -116,13 +116,19 @@ def svg_bars(path, title, groups, series, values):
     Path(path).write_text("\n".join(out) + "\n")
 
 
+def group(key):
+    """A point's bar group: the transport, with its segment length for the swarm's."""
+    transport, seg = key[4], key[5]
+    return f"{transport} {seg} s" if transport.startswith("swarm") else transport
+
+
 def plots(points, out_dir, viewers):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = sorted(k for k in points if k[0] == viewers)
     groups = []
     for k in keys:
-        g = f"{k[4]} {k[5]} s" if k[4].startswith("swarm") else k[4]
+        g = group(k)
         if g not in groups:
             groups.append(g)
     series = sorted({(k[1], k[2]) for k in keys})
@@ -130,7 +136,7 @@ def plots(points, out_dir, viewers):
     for name, title, col, scale in PLOTS:
         values = {}
         for k in keys:
-            g = f"{k[4]} {k[5]} s" if k[4].startswith("swarm") else k[4]
+            g = group(k)
             s = names[series.index((k[1], k[2]))]
             vs = [value(r, col, scale) for r in points[k]]
             values[(g, s)] = [v for v in vs if v is not None]

@@ -136,24 +136,22 @@ pub fn align(published: &[u8], output: &[u8]) -> Alignment {
     // The published packet whose bytes the output has at `o`, if exactly one has them (padding
     // packets repeat, and a looped feed may repeat others: only a unique packet places the
     // output; the bytes before it are placed by extending backwards from it).
+    // The published packets (their indexes) equal to the output's window at `o`.
+    let places = |o: usize| {
+        let window = output.get(o..o + PACKET);
+        window
+            .and_then(|w| index.get(&packet_key(w)))
+            .into_iter()
+            .flatten()
+            .filter(move |&&i| Some(&published[i as usize * PACKET..][..PACKET]) == window)
+    };
     let find = |o: usize| -> Option<usize> {
-        let window = output.get(o..o + PACKET)?;
-        let mut matching = index
-            .get(&packet_key(window))?
-            .iter()
-            .filter(|&&i| &published[i as usize * PACKET..][..PACKET] == window);
+        let mut matching = places(o);
         let only = *matching.next()?;
         matching.next().is_none().then_some(only as usize * PACKET)
     };
     // Whether the output has a published packet (at any place, unique or not) at `o`.
-    let published_packet = |o: usize| -> bool {
-        output.get(o..o + PACKET).is_some_and(|window| {
-            index.get(&packet_key(window)).is_some_and(|at| {
-                at.iter()
-                    .any(|&i| &published[i as usize * PACKET..][..PACKET] == window)
-            })
-        })
-    };
+    let published_packet = |o: usize| places(o).next().is_some();
     // Output bytes `[from, to)` between runs: those inside a whole published packet (one that
     // may start before `from`, over the end of the last run) are unplaced, the rest foreign.
     let between = |a: &mut Alignment, from: usize, to: usize| {

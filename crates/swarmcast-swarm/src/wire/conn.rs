@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use librqbit_core::hash_id::Id20;
 use librqbit_peer_protocol::extended::PeerExtendedMessageIds;
-
-/// The extended message's id (BEP 10).
-const EXTENDED_MESSAGE_ID: u8 = 20;
 use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Piece, Request};
+
+/// The extended message's id (BEP 10; librqbit's own constant is private).
+const EXTENDED_MESSAGE_ID: u8 = 20;
 
 /// How long a new connection has to send its handshake. A viewer sends it with its first bytes,
 /// one round trip after connecting; a connection that sends nothing holds a slot this long (it
