@@ -184,7 +184,19 @@ pub async fn run(
             ice.relay = Some(RelayFrom::from_url(&s.to).map_err(IcecastError::Config)?);
         }
     }
-    let icecast = Icecast::start(&config.icecast_bin, ice).await?;
+    // icecast2 2.4.4 was seen to crash (SIGSEGV) right after answering its first request, one
+    // node in 50: a supervisor starts it again, as after a later crash.
+    let mut start_failures = 0;
+    let icecast = loop {
+        match Icecast::start(&config.icecast_bin, ice.clone()).await {
+            Ok(icecast) => break icecast,
+            Err(e @ IcecastError::Failed { .. }) if start_failures < MAX_RESTARTS => {
+                start_failures += 1;
+                tracing::warn!(node = %config.node, error = %e, "icecast2 failed at start; starting it again");
+            }
+            Err(e) => return Err(e),
+        }
+    };
     tracing::info!(node = %config.node, mount = %icecast.mount_url(), pid = ?icecast.pid(), source, "icecast2 answering");
     if let Some(s) = first {
         record_switch(&recorder, s);
@@ -202,7 +214,10 @@ pub async fn run(
         connected_to: None,
         total: 0,
         sampled: (0, 0),
-        summary: NodeSummary::default(),
+        summary: NodeSummary {
+            restarts: start_failures,
+            ..NodeSummary::default()
+        },
         refetch: Arc::new(Notify::new()),
         parent_tx: tokio::sync::watch::channel(None).0,
         wants_tx: tokio::sync::watch::channel(true).0,
