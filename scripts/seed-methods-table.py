@@ -32,7 +32,7 @@ COLUMNS = [
     ("g2g p95 ms", "glass_p95_ms", lambda v: f"{float(v):.0f}"),
     ("wire / payload", "wire_per_payload", lambda v: f"{float(v):.2f}"),
 ]
-ORDER = {"http": 0, "swarm": 1, "relay-tree": 2, "relay-resume": 3}
+ORDER = {"http": 0, "swarm": 1, "relay-tree": 2, "relay-resume": 3, "striped-fec": 4}
 
 
 def rows(out):

@@ -17,7 +17,7 @@
 #
 # Usage: scripts/seed-methods.sh [options] OUT
 #   --dry-run              print every lab's plan and the total estimate; run nothing
-#   --transports LIST      subset of http,swarm,relay-tree,relay-resume (default: all)
+#   --transports LIST      subset of http,swarm,relay-tree,relay-resume,striped-fec (default: all)
 #   --segments LIST        swarm segment lengths (default 2,10,60; the others run at 2 s)
 #   --viewers LIST         default 20,50
 #   --rtt LIST             default 50,150
@@ -43,7 +43,7 @@ BUFFER=${BUFFER:-2}
 read -r -a lab_args <<<"${LAB_ARGS:-}"
 
 dry=0
-transports=http,swarm,relay-tree,relay-resume
+transports=http,swarm,relay-tree,relay-resume,striped-fec
 segments=2,10,60
 viewers=20,50
 rtt=50,150
@@ -81,7 +81,7 @@ has() { [[ ",$transports," == *",$1,"* ]]; }
 # The labs: "segment-secs transports publisher-cap directory-suffix".
 labs=()
 relays=()
-for t in relay-tree relay-resume; do
+for t in relay-tree relay-resume striped-fec; do
     has "$t" && relays+=("$t")
 done
 at2=0

@@ -9,12 +9,14 @@ mod icecast_node;
 mod lab;
 mod publish;
 mod relay;
+mod stripe_node;
 mod watch;
 
 pub(crate) use icecast_node::IcecastNodeArgs;
 pub(crate) use lab::{JoinArg, LabArgs, NetArg};
 pub(crate) use publish::{LibrqbitOff, PublishArgs, SeederArg};
 pub(crate) use relay::RelayArgs;
+pub(crate) use stripe_node::StripeNodeArgs;
 pub(crate) use watch::WatchArgs;
 
 /// Live broadcasting over BitTorrent by minute swarming.
@@ -72,6 +74,10 @@ pub(crate) enum Command {
     /// icecast2 child relaying a parent taken from the directory, played into a file; or, with
     /// --source, the tree's source taking the publisher's push.
     IcecastNode(Box<IcecastNodeArgs>),
+    /// One node of the striped method (the seed's method (c); docs/striped-fec.md): joins the
+    /// stripe directory, pulls every substream from a parent it gives, checks every symbol
+    /// against its signed hash, relays its home substream, rebuilds the stream and plays it.
+    StripeNode(Box<StripeNodeArgs>),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
 }

@@ -234,6 +234,15 @@ pub(crate) async fn publish(
     config.icecast = args.icecast;
     config.relay_source = args.relay_source;
     config.fanout = args.fanout;
+    config.stripes = match (args.stripes, args.stripe_source) {
+        (Some(substreams), Some(source_url)) => Some(swarmcast_publisher::StripeOutput {
+            substreams,
+            source_url,
+            fanout: args.stripe_fanout.unwrap_or(u32::from(substreams) + 1),
+            source_fanout: args.stripe_source_fanout,
+        }),
+        _ => None,
+    };
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_publisher::Ready>();
     let printer = async move {
@@ -364,6 +373,41 @@ pub(crate) async fn relay(args: crate::cli::RelayArgs, cancel: CancellationToken
     config.max_children = args.fanout as usize;
     let summary = swarmcast_relay::resume::run(config, cancel).await?;
     eprintln!("{summary}");
+    Ok(())
+}
+
+pub(crate) async fn stripe_node(
+    args: crate::cli::StripeNodeArgs,
+    cancel: CancellationToken,
+) -> Result<()> {
+    use swarmcast_relay::stripe::node::{run, StripeNodeConfig};
+    let link: StreamLink = args.link.parse().context("invalid stream link (--link)")?;
+    let config = StripeNodeConfig {
+        key: link.key,
+        directory: args.directory.trim_end_matches('/').to_owned(),
+        node: args.node,
+        listen: args.listen,
+        max_children: args.fanout as usize,
+        out: args.out,
+        metrics_out: args.metrics_out,
+        give_up: Duration::from_secs_f64(args.give_up),
+    };
+    let s = run(config, None, cancel).await?;
+    eprintln!(
+        "stripe node (home substream {}): played {} bytes in {} segments, {} lost, {} forged \
+         symbols refused, {} surplus symbols, {} parent connections, {:.1} ms decoding, {} bytes \
+         received, {} sent",
+        s.home,
+        s.played,
+        s.segments,
+        s.lost_segments,
+        s.forged,
+        s.surplus,
+        s.connections,
+        s.decode_time.as_secs_f64() * 1000.0,
+        s.received,
+        s.sent
+    );
     Ok(())
 }
 

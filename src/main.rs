@@ -119,6 +119,7 @@ fn main() -> ExitCode {
                 Command::Lab(args) => commands::lab(*args, cancel.clone()).await,
                 Command::Report(args) => commands::report(&args.dir),
                 Command::IcecastNode(args) => commands::icecast_node(*args, cancel.clone()).await,
+                Command::StripeNode(args) => commands::stripe_node(*args, cancel.clone()).await,
             }
         };
         // A second Ctrl-C exits at once in every verb: the command is dropped, which kills the

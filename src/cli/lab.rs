@@ -20,8 +20,9 @@ pub(crate) struct LabArgs {
     pub(crate) viewers: Vec<usize>,
     /// Transports (comma-separated): `swarm`, `http` (the baseline), `relay-tree` (Icecast
     /// relays in a tree of fan-out --fanout, the seed's method (a)) and `relay-resume`
-    /// (`swarmcast relay` with a back buffer, method (d)). The relay transports need --net
-    /// emulated or plain.
+    /// (`swarmcast relay` with a back buffer, method (d)) and `striped-fec` (4 RaptorQ
+    /// substreams down disjoint trees of `swarmcast stripe-node`s, method (c)). The relay
+    /// transports need --net emulated or plain.
     #[arg(
         long,
         env = "SWARMCAST_TRANSPORTS",

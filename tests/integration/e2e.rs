@@ -10,6 +10,7 @@ mod netlab;
 mod players;
 mod procs;
 mod relay;
+mod stripe;
 mod terminal;
 mod trackers;
 mod transmission;

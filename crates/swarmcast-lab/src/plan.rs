@@ -37,21 +37,31 @@ pub enum Transport {
     /// The seed's method (d): swarmcast's own relays with a back buffer, resuming where they
     /// left off when they switch parent (`swarmcast relay`).
     RelayResume,
+    /// The seed's method (c): the stream striped into 4 RaptorQ substreams, each relayed down
+    /// its own tree, interior nodes disjoint (`swarmcast stripe-node`, docs/striped-fec.md).
+    StripedFec,
 }
 
 impl Transport {
-    /// `swarm`, `http`, `relay-tree` or `relay-resume`.
+    /// `swarm`, `http`, `relay-tree`, `relay-resume` or `striped-fec`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Swarm => "swarm",
             Self::Http => "http",
             Self::RelayTree => "relay-tree",
             Self::RelayResume => "relay-resume",
+            Self::StripedFec => "striped-fec",
         }
     }
 
     /// Every transport.
-    pub const ALL: [Transport; 4] = [Self::Swarm, Self::Http, Self::RelayTree, Self::RelayResume];
+    pub const ALL: [Transport; 5] = [
+        Self::Swarm,
+        Self::Http,
+        Self::RelayTree,
+        Self::RelayResume,
+        Self::StripedFec,
+    ];
 }
 
 impl std::str::FromStr for Transport {
@@ -62,8 +72,9 @@ impl std::str::FromStr for Transport {
             "http" => Ok(Self::Http),
             "relay-tree" | "relay_tree" => Ok(Self::RelayTree),
             "relay-resume" | "relay_resume" => Ok(Self::RelayResume),
+            "striped-fec" | "striped_fec" => Ok(Self::StripedFec),
             other => Err(format!(
-                "transport {other:?}: expected swarm, http, relay-tree or relay-resume"
+                "transport {other:?}: expected swarm, http, relay-tree, relay-resume or striped-fec"
             )),
         }
     }

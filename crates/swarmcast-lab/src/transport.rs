@@ -246,6 +246,60 @@ impl Method for RelayResume {
     }
 }
 
+/// The substreams of `striped-fec` runs (docs/striped-fec.md's default).
+pub const STRIPES: u8 = 4;
+/// The `swarmcast stripe-node` port of every striped-fec host.
+pub const STRIPE_PORT: u16 = 8095;
+
+/// `striped-fec`: the publisher stripes (`--stripes`), every node is a `swarmcast stripe-node`.
+/// The publisher takes one child per substream tree (4 substreams of 1/3 of the stream each:
+/// 1.39x the bitrate with the headers, under its 2.2x cap); a node takes `STRIPES + 1`
+/// children in its home tree (1.73x at most), so that a tree's interior, a quarter of the
+/// nodes, has a slot for every node.
+pub struct StripedFec;
+
+impl Method for StripedFec {
+    fn continuous(&self) -> bool {
+        true
+    }
+    fn publisher_args(&self, ctx: &Ctx) -> Vec<String> {
+        strings(&[
+            "--stripes",
+            &STRIPES.to_string(),
+            "--stripe-source",
+            &format!(
+                "http://{}:{}/stripe",
+                ctx.addr("publisher"),
+                netrun::HTTP_PORT
+            ),
+        ])
+    }
+    fn node_args(&self, ctx: &Ctx, i: usize) -> Vec<String> {
+        let node = format!("viewer-{i}");
+        strings(&[
+            "stripe-node",
+            "--link",
+            &ctx.link(),
+            "--directory",
+            &format!(
+                "http://{}:{}/stripes",
+                ctx.addr("publisher"),
+                netrun::HTTP_PORT
+            ),
+            "--node",
+            &node,
+            "--listen",
+            &format!("{}:{STRIPE_PORT}", ctx.addr(&node)),
+            "--fanout",
+            &(STRIPES + 1).to_string(),
+            "--out",
+            &ctx.path(&format!("{node}.ts")),
+            "--metrics-out",
+            &ctx.path(&format!("{node}.jsonl")),
+        ])
+    }
+}
+
 fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
@@ -256,6 +310,7 @@ pub fn method(t: Transport) -> &'static dyn Method {
         Transport::Swarm | Transport::Http => &Segments,
         Transport::RelayTree => &RelayTree,
         Transport::RelayResume => &RelayResume,
+        Transport::StripedFec => &StripedFec,
     }
 }
 
@@ -351,6 +406,25 @@ mod tests {
             net: None,
             link,
         }
+    }
+
+    #[test]
+    fn striped_fec_stripes_at_the_publisher_and_runs_stripe_nodes() {
+        let spec = run(Transport::StripedFec);
+        let c = ctx(&spec, Some("swarmcast:abc"));
+        let m = method(Transport::StripedFec);
+        assert!(m.continuous() && m.public_nodes());
+        assert!(m.before_publisher(&c).is_empty() && m.after_publisher(&c).is_empty());
+        assert_eq!(
+            m.publisher_args(&c).join(" "),
+            "--stripes 4 --stripe-source http://127.0.0.1:8080/stripe"
+        );
+        assert_eq!(
+            m.node_args(&c, 1).join(" "),
+            "stripe-node --link swarmcast:abc --directory http://127.0.0.1:8080/stripes --node \
+             viewer-1 --listen 127.0.0.1:8095 --fanout 5 --out /r/viewer-1.ts --metrics-out \
+             /r/viewer-1.jsonl"
+        );
     }
 
     #[test]

@@ -172,6 +172,23 @@ pub struct PublishConfig {
     pub relay_source: Option<String>,
     /// The source's capacity in the directory: children it takes (`--fanout`).
     pub fanout: u32,
+    /// Stripe every published segment into substreams served at `/stripe/{s}`, with the stripe
+    /// directory at `/stripes/` (`--stripes`, docs/striped-fec.md).
+    pub stripes: Option<StripeOutput>,
+}
+
+/// `--stripes` and its companions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StripeOutput {
+    /// n.
+    pub substreams: u8,
+    /// Where this publisher's `/stripe` is reached (`http://host:port/stripe`): the trees'
+    /// source in the directory.
+    pub source_url: String,
+    /// Children a node takes in its home tree.
+    pub fanout: u32,
+    /// Children the source takes in each tree.
+    pub source_fanout: u32,
 }
 
 impl PublishConfig {
@@ -236,6 +253,7 @@ impl PublishConfig {
             icecast: None,
             relay_source: None,
             fanout: 2,
+            stripes: None,
         }
     }
 }
@@ -275,6 +293,27 @@ pub(crate) fn validate(config: &PublishConfig) -> Result<(), PublishError> {
             return Err(PublishError::Config(format!(
                 "--relay-source {u:?}: expected the source's mount URL, http://host:port/mount"
             )));
+        }
+    }
+    if let Some(s) = &config.stripes {
+        if !(2..=swarmcast_stripe::code::MAX_SUBSTREAMS).contains(&s.substreams) {
+            return Err(PublishError::Config(format!(
+                "--stripes {}: expected 2 to {}",
+                s.substreams,
+                swarmcast_stripe::code::MAX_SUBSTREAMS
+            )));
+        }
+        if !Url::parse(&s.source_url).is_ok_and(|u| u.scheme() == "http" && u.host().is_some()) {
+            return Err(PublishError::Config(format!(
+                "--stripe-source {:?}: expected where this publisher's /stripe is reached, \
+                 http://host:port/stripe",
+                s.source_url
+            )));
+        }
+        if s.fanout == 0 || s.source_fanout == 0 {
+            return Err(PublishError::Config(
+                "--stripe-fanout and --stripe-source-fanout: at least 1".into(),
+            ));
         }
     }
     if config.window == 0 || config.window > manifest::MAX_WINDOW {

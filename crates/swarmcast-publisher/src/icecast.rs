@@ -342,12 +342,51 @@ pub(crate) struct RelayOutputs {
     pub(crate) push: Option<Push>,
     /// The directory served at `/relays` (`--relay-source`).
     pub(crate) directory: Option<swarmcast_relay::directory::Served>,
+    /// The substreams and their directory (`--stripes`).
+    pub(crate) stripes: Option<Stripes>,
+}
+
+/// The striped output: the outlet every published segment goes into, and the directory.
+pub(crate) struct Stripes {
+    pub(crate) outlet: swarmcast_relay::stripe::server::Outlet,
+    pub(crate) directory: swarmcast_relay::stripe::directory::Served,
+}
+
+impl std::fmt::Debug for Stripes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stripes").finish_non_exhaustive()
+    }
 }
 
 impl RelayOutputs {
     /// Starts what `config` asks for.
-    pub(crate) fn start(config: &crate::PublishConfig, tasks: &Tasks) -> Self {
-        Self {
+    pub(crate) fn start(
+        config: &crate::PublishConfig,
+        tasks: &Tasks,
+        secret: &swarmcast_core::StreamSecret,
+    ) -> Result<Self, crate::PublishError> {
+        let stripes = match &config.stripes {
+            None => None,
+            Some(s) => {
+                let params = swarmcast_stripe::StripeParams {
+                    substreams: s.substreams,
+                    ..swarmcast_stripe::StripeParams::default()
+                };
+                let outlet = swarmcast_relay::stripe::server::Outlet::new(secret.clone(), params)
+                    .map_err(|e| crate::PublishError::Config(format!("--stripes: {e}")))?;
+                Some(Stripes {
+                    outlet,
+                    directory: swarmcast_relay::stripe::directory::Served::new(
+                        s.substreams,
+                        s.fanout,
+                        s.source_fanout,
+                        s.source_url.clone(),
+                    ),
+                })
+            }
+        };
+        Ok(Self {
+            stripes,
             push: config.icecast.clone().map(|t| start(t, tasks)),
             directory: config.relay_source.clone().map(|url| {
                 swarmcast_relay::directory::Served::new(swarmcast_relay::directory::Directory::new(
@@ -355,7 +394,7 @@ impl RelayOutputs {
                     config.fanout,
                 ))
             }),
-        }
+        })
     }
 
     /// Logs what the push did (at the end of the run).
@@ -389,6 +428,10 @@ impl RelayOutputs {
     pub(crate) fn end(&self) {
         if let Some(d) = &self.directory {
             d.end();
+        }
+        if let Some(s) = &self.stripes {
+            s.directory.end();
+            s.outlet.buffers.end();
         }
         if let Some(p) = &self.push {
             p.end.cancel();

@@ -41,8 +41,8 @@ pub mod tracker;
 pub mod whitelist;
 
 pub use config::{
-    FeedInput, PublishConfig, SeederKind, DEFAULT_FALLBACK_SLOTS, DEFAULT_TRACKER_MIN_INTERVAL,
-    MAX_TARGET, MIN_TARGET,
+    FeedInput, PublishConfig, SeederKind, StripeOutput, DEFAULT_FALLBACK_SLOTS,
+    DEFAULT_TRACKER_MIN_INTERVAL, MAX_TARGET, MIN_TARGET,
 };
 pub use error::PublishError;
 pub use summary::{HttpConnections, Ready, Summary};
@@ -148,6 +148,7 @@ async fn start(
     let restarted = opened.previous.is_some();
     let (persisted, previous_doc) =
         (opened.previous).map_or((Persisted::default(), None), |p| (p.persisted, p.manifest));
+    let stripe_secret = opened.secret.clone();
     let window = Window::new(
         opened.secret,
         config.window_config(public, trackers.clone()),
@@ -186,12 +187,21 @@ async fn start(
         outages_seen: 0,
         relays: icecast::RelayOutputs::default(),
     };
-    publisher.relays = icecast::RelayOutputs::start(&publisher.config, &tasks);
+    publisher.relays = icecast::RelayOutputs::start(&publisher.config, &tasks, &stripe_secret)?;
 
     // HTTP first, so a restart's re-seeded window is served as soon as it is signed.
     let mut routes = http::router(shared.clone());
     if let Some(directory) = &publisher.relays.directory {
         routes = routes.merge(swarmcast_relay::directory::router(directory.clone()));
+    }
+    if let Some(s) = &publisher.relays.stripes {
+        routes = routes
+            .merge(swarmcast_relay::stripe::server::router(
+                s.outlet.buffers.clone(),
+            ))
+            .merge(swarmcast_relay::stripe::directory::router(
+                s.directory.clone(),
+            ));
     }
     let server = http_tasks.spawn(
         "http-accept",

@@ -166,6 +166,25 @@ impl Publisher {
 
     fn serve(&mut self, entry: &SegmentEntry, torrent: Option<Seeded>, torrent_bytes: Bytes) {
         let seeded = torrent.is_some();
+        if let Some(stripes) = &self.relays.stripes {
+            // Striped as it is published: the substreams carry what the manifest lists.
+            let path = self.segment_path(entry.number);
+            let meta = swarmcast_stripe::code::SegmentMeta {
+                seq: entry.number,
+                media_start_us: entry.media_start * 100 / 9,
+                duration_us: (entry.duration * 100 / 9).min(u64::from(u32::MAX)) as u32,
+            };
+            match std::fs::read(&path) {
+                Ok(data) => {
+                    if let Err(e) = stripes.outlet.publish(meta, &data) {
+                        tracing::warn!(segment = entry.number, error = %e, "cannot stripe the segment");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the segment to stripe it")
+                }
+            }
+        }
         self.shared
             .segments
             .write()

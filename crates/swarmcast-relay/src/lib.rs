@@ -12,3 +12,4 @@
 pub mod directory;
 pub mod icecast;
 pub mod resume;
+pub mod stripe;

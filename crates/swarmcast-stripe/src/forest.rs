@@ -194,8 +194,11 @@ impl Forest {
     ///
     /// A node in its home tree takes the source if it has a free slot, else the shallowest
     /// interior node with one: interior nodes stay near the root. A node in another tree takes
-    /// the shallowest interior node with a free slot, and the source only if there is none, so
-    /// that leaves do not take the source's slots from the tree's interior.
+    /// the shallowest interior node with a free slot, never the source: a leaf holding one of
+    /// the source's slots would keep the tree's interior from forming (measured here: the first
+    /// node to join took the source in every tree, and the next nodes' home trees had no root).
+    /// So a tree forms once a node whose home it is joined: with n substreams, a node rebuilds
+    /// the stream once n−1 trees have one.
     pub fn choose_parent(&self, stripe: u8, node: &str, avoid: &[Parent]) -> Option<Parent> {
         self.check(stripe, node).ok()?;
         let free = |p: &Parent| self.children(stripe, p) < self.capacity(stripe, p);
@@ -217,7 +220,7 @@ impl Forest {
         if self.home(node) == Some(stripe) {
             source.or(interior)
         } else {
-            interior.or(source)
+            interior
         }
     }
 
@@ -283,3 +286,124 @@ impl Forest {
 
 #[cfg(test)]
 mod tests;
+
+/// A node's entry in a [`Directory`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    url: String,
+    seen_ms: u64,
+}
+
+/// The stripe directory (pure; time is passed in, ms): a [`Forest`] with each node's URL, its
+/// last sign of life, and expiry. The publisher serves it; nodes join, ask for parents and
+/// announce themselves through it.
+#[derive(Clone, Debug)]
+pub struct Directory {
+    forest: Forest,
+    source_url: String,
+    entries: BTreeMap<String, Entry>,
+    ttl_ms: u64,
+    /// The stream has ended.
+    pub ended: bool,
+}
+
+impl Directory {
+    /// A directory whose source serves substream s at `{source_url}/{s}`; entries not renewed
+    /// for `ttl_ms` leave.
+    pub fn new(forest: Forest, source_url: String, ttl_ms: u64) -> Self {
+        Self {
+            forest,
+            source_url,
+            entries: BTreeMap::new(),
+            ttl_ms,
+            ended: false,
+        }
+    }
+
+    /// The forest.
+    pub fn forest(&self) -> &Forest {
+        &self.forest
+    }
+
+    /// The URL a parent serves a substream at.
+    pub fn url_of(&self, parent: &Parent, stripe: u8) -> Option<String> {
+        match parent {
+            Parent::Source => Some(format!("{}/{stripe}", self.source_url)),
+            Parent::Node(n) => self.entries.get(n).map(|e| format!("{}/{stripe}", e.url)),
+        }
+    }
+
+    fn parent_of_url(&self, url: &str) -> Option<Parent> {
+        let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+        if base == self.source_url {
+            return Some(Parent::Source);
+        }
+        self.entries
+            .iter()
+            .find(|(_, e)| e.url == base)
+            .map(|(n, _)| Parent::Node(n.clone()))
+    }
+
+    /// Drops the nodes not heard from for the TTL; their children are detached.
+    pub fn expire(&mut self, now_ms: u64) {
+        let stale: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now_ms.saturating_sub(e.seen_ms) > self.ttl_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in stale {
+            self.entries.remove(&n);
+            self.forest.leave(&n);
+        }
+    }
+
+    /// A node joins (or rejoins after it expired): its home substream. `url` is where it serves
+    /// its home substream's tree (`{url}/{stripe}`).
+    pub fn join(&mut self, node: &str, url: &str, now_ms: u64) -> u8 {
+        self.expire(now_ms);
+        self.entries.insert(
+            node.to_owned(),
+            Entry {
+                url: url.to_owned(),
+                seen_ms: now_ms,
+            },
+        );
+        match self.forest.home(node) {
+            Some(home) => home,
+            None => self.forest.join(node).expect("not joined: checked above"),
+        }
+    }
+
+    /// A node asks for a parent in a substream's tree, avoiding `avoid` (the URLs that went
+    /// silent or refused it): chosen and recorded under one call, so that concurrent asks see
+    /// each other's slots taken. None: unknown node, or no parent has a free slot.
+    pub fn parent(
+        &mut self,
+        node: &str,
+        stripe: u8,
+        avoid: &[String],
+        now_ms: u64,
+    ) -> Option<String> {
+        self.expire(now_ms);
+        self.entries.get_mut(node)?.seen_ms = now_ms;
+        self.forest.detach(stripe, node);
+        let avoid: Vec<Parent> = avoid.iter().filter_map(|u| self.parent_of_url(u)).collect();
+        let parent = self.forest.choose_parent(stripe, node, &avoid)?;
+        self.forest.attach(stripe, node, parent.clone()).ok()?;
+        self.url_of(&parent, stripe)
+    }
+
+    /// A node's sign of life. False: it is not (or no longer) in the directory, and must join
+    /// again.
+    pub fn announce(&mut self, node: &str, now_ms: u64) -> bool {
+        self.expire(now_ms);
+        match self.entries.get_mut(node) {
+            Some(e) => {
+                e.seen_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -18,12 +18,14 @@
 //! - [`forest`]: SplitStream-style trees. Every node has one home substream and is interior only
 //!   in that substream's tree, so a departure costs each descendant at most one substream.
 
+pub mod buffer;
 pub mod code;
 pub mod forest;
 pub mod frame;
 pub mod rebuild;
 
+pub use buffer::{Cursor, FrameBuffer, Read};
 pub use code::{EncodeError, Encoder, StripeParams, StripedSegment};
-pub use forest::{Forest, ForestError, Parent};
+pub use forest::{Directory, Forest, ForestError, Parent};
 pub use frame::{Deframer, Event, FrameError, StripeHeader, Symbol};
 pub use rebuild::{Lost, Rebuilder, Rebuilt, SymbolError};

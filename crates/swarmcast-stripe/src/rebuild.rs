@@ -52,6 +52,8 @@ pub struct Lost {
     pub source_symbols: Option<u32>,
     /// Substreams whose header arrived.
     pub headers: u8,
+    /// The segment's length, if a header of it arrived.
+    pub bytes: Option<u32>,
 }
 
 /// What became of an accepted symbol.
@@ -168,6 +170,8 @@ pub struct RebuildStats {
     pub symbols_redundant: u64,
     /// Symbols of a segment already played or given up (overhead, not an error).
     pub symbols_late: u64,
+    /// Symbols received twice (a resume after a relay switch repeats a segment's start).
+    pub symbols_duplicate: u64,
     /// Symbols refused (any other [`SymbolError`]).
     pub symbols_refused: u64,
     /// Of which: hash mismatches.
@@ -251,6 +255,21 @@ impl Rebuilder {
         self.next.or_else(|| self.blocks.keys().next().copied())
     }
 
+    /// Segments held (received in part, or rebuilt and not yet taken).
+    pub fn held(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether a segment after the next one is rebuilt: the next one holds playing up.
+    pub fn later_ready(&self) -> bool {
+        let Some(next) = self.next_seq() else {
+            return false;
+        };
+        self.blocks
+            .range(next + 1..)
+            .any(|(_, b)| b.decoded.is_some())
+    }
+
     /// Takes a verified header.
     pub fn add_header(&mut self, header: StripeHeader) -> Result<(), HeaderError> {
         let seq = header.fields().seq;
@@ -284,6 +303,7 @@ impl Rebuilder {
             Ok(Added::Redundant) => self.stats.symbols_redundant += 1,
             Ok(_) => self.stats.symbols_used += 1,
             Err(SymbolError::Late { .. }) => self.stats.symbols_late += 1,
+            Err(SymbolError::Duplicate { .. }) => self.stats.symbols_duplicate += 1,
             Err(e) => {
                 self.stats.symbols_refused += 1;
                 if matches!(e, SymbolError::Forged { .. }) {
@@ -400,6 +420,7 @@ impl Rebuilder {
             headers: block.as_ref().map_or(0, |b| {
                 b.headers.iter().filter(|h| h.is_some()).count() as u8
             }),
+            bytes: block.as_ref().map(|b| b.fields.transfer_length),
         })
     }
 

@@ -102,14 +102,16 @@ fn check_lists(spec: &SweepSpec) -> Result<(), PlanError> {
             "all with --churn (--churn replaces the churn pattern and needs everyone to start together)",
         ));
     }
-    let relays = spec
-        .transports
-        .iter()
-        .any(|t| matches!(t, Transport::RelayTree | Transport::RelayResume));
+    let relays = spec.transports.iter().any(|t| {
+        matches!(
+            t,
+            Transport::RelayTree | Transport::RelayResume | Transport::StripedFec
+        )
+    });
     if relays && spec.net.is_none() {
         return Err(range(
             "transports",
-            "relay-tree or relay-resume",
+            "relay-tree, relay-resume or striped-fec",
             "an emulated (or plain) network: every relay is a host with an address of its own",
         ));
     }
@@ -200,7 +202,10 @@ fn kinds(spec: &SweepSpec) -> Vec<(Transport, Variant)> {
         .iter()
         .flat_map(|&t| match t {
             Transport::Swarm => variants.iter().map(|v| (t, v.clone())).collect(),
-            Transport::Http | Transport::RelayTree | Transport::RelayResume => {
+            Transport::Http
+            | Transport::RelayTree
+            | Transport::RelayResume
+            | Transport::StripedFec => {
                 vec![(t, Variant::default())]
             }
         })

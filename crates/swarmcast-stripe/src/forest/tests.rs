@@ -22,8 +22,12 @@ fn homes_are_balanced_and_every_node_gets_every_substream() {
     for i in 0..50 {
         f.join(&name(i)).unwrap();
     }
-    for i in 0..50 {
-        attach_all(&mut f, &name(i));
+    // Trees form as their home nodes attach: a second pass (the nodes ask again) attaches the
+    // leaves the first found no interior for.
+    for _ in 0..2 {
+        for i in 0..50 {
+            attach_all(&mut f, &name(i));
+        }
     }
     let mut counts = [0; 4];
     for i in 0..50 {
@@ -152,4 +156,46 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_directory_hands_out_urls_and_expires_silent_nodes() {
+    let mut d = Directory::new(Forest::new(2, 2, 1), "http://pub/stripe".into(), 3000);
+    assert_eq!(d.join("a", "http://a/stripe", 0), 0);
+    assert_eq!(d.join("b", "http://b/stripe", 0), 1);
+    // a's home is 0: the source's one slot there; b takes a in tree 0.
+    assert_eq!(
+        d.parent("a", 0, &[], 0).as_deref(),
+        Some("http://pub/stripe/0")
+    );
+    assert_eq!(
+        d.parent("b", 0, &[], 0).as_deref(),
+        Some("http://a/stripe/0")
+    );
+    assert_eq!(
+        d.parent("b", 1, &[], 0).as_deref(),
+        Some("http://pub/stripe/1")
+    );
+    // a leaf in tree 1: b is interior there with a free slot.
+    assert_eq!(
+        d.parent("a", 1, &[], 0).as_deref(),
+        Some("http://b/stripe/1")
+    );
+    // b avoids a (silent): nothing else has a slot in tree 0.
+    assert_eq!(d.parent("b", 0, &["http://a/stripe/0".into()], 100), None);
+    // a goes silent past the TTL: it leaves. Tree 0 has no interior node left, and a leaf
+    // never takes the source: b waits until a node whose home is 0 joins.
+    assert!(d.announce("b", 3050));
+    assert!(!d.announce("a", 3050));
+    assert_eq!(d.parent("b", 0, &[], 3050), None);
+    assert_eq!(d.forest().home("a"), None);
+    assert_eq!(d.join("c", "http://c/stripe", 3050), 0);
+    assert_eq!(
+        d.parent("c", 0, &[], 3050).as_deref(),
+        Some("http://pub/stripe/0")
+    );
+    assert_eq!(
+        d.parent("b", 0, &[], 3050).as_deref(),
+        Some("http://c/stripe/0")
+    );
 }

@@ -76,6 +76,7 @@ fn a_block_with_too_few_symbols_is_lost_not_a_panic() {
             symbols_received: received,
             source_symbols: Some(k),
             headers: 2,
+            bytes: Some(50_000),
         })
     );
     // Late symbols of it are refused, and the next segment plays.
@@ -112,6 +113,8 @@ fn a_segment_never_seen_is_lost_and_playing_goes_on_in_order() {
     }
     assert_eq!(r.pop_ready().unwrap().seq, 10);
     assert_eq!(r.pop_ready(), None);
+    assert!(r.later_ready());
+    assert_eq!(r.held(), 1);
     let lost = r.abandon_next().unwrap();
     assert_eq!(
         (lost.seq, lost.symbols_received, lost.source_symbols),
@@ -123,13 +126,15 @@ fn a_segment_never_seen_is_lost_and_playing_goes_on_in_order() {
     assert_eq!((twelve.seq, twelve.data), (12, data(20_000, 12)));
     assert_eq!(twelve.media_start_us, 24_000_000);
     // Nothing of 13 arrived: given up, it is lost.
+    assert!(!r.later_ready());
     assert_eq!(
         r.abandon_next(),
         Some(Lost {
             seq: 13,
             symbols_received: 0,
             source_symbols: None,
-            headers: 0
+            headers: 0,
+            bytes: None,
         })
     );
 }
