@@ -211,6 +211,18 @@ pub fn continuous_node(
             _ => {}
         }
     }
+    // A striped node has one parent per substream: the publisher's share is its frame bytes'.
+    let stripe = events.iter().rev().find_map(|e| match e.kind {
+        Kind::StripeBytes {
+            received,
+            from_source,
+        } if received > 0 => Some((received, from_source)),
+        _ => None,
+    });
+    if let Some((received, from_source)) = stripe {
+        f.from_publisher_bytes =
+            (f.payload_bytes as f64 * from_source as f64 / received as f64).round() as u64;
+    }
     // Output written but never sampled (a node killed between samples): no arrival time, so it
     // is neither played nor counted as received.
     if let Some((first, end)) = alignment.span() {

@@ -253,6 +253,16 @@ pub enum Kind {
         /// Why: `eof`, `timeout` (no byte for the detection timeout), `error: ...`.
         reason: String,
     },
+    /// A striped node (`swarmcast stripe-node`): frame bytes received from its parents so far,
+    /// and of them from the publisher's host. Recorded with each `StreamBytes` sample: a striped
+    /// node has one parent per substream, so the share from the publisher is counted here
+    /// rather than by the last `StreamConnected`.
+    StripeBytes {
+        /// Frame bytes received.
+        received: u64,
+        /// Of which from the publisher.
+        from_source: u64,
+    },
     /// Continuous stream: a resume asked for a position the source no longer held (past its
     /// back buffer); it skipped this much to its oldest byte.
     StreamLost {

@@ -161,6 +161,48 @@ fn a_continuous_node_maps_its_bytes_to_media_and_counts_the_gap() {
 }
 
 #[test]
+fn a_striped_node_takes_the_publishers_share_from_its_frame_bytes() {
+    let p = published(&publisher());
+    let s = stream();
+    let a = align(&s, &s);
+    // Connected last to a node (so by connections none would be the publisher's), but a
+    // quarter of its frame bytes came from the publisher's host.
+    let events = vec![
+        ev(
+            "v",
+            None,
+            T0,
+            Kind::StreamConnected {
+                url: "http://10.0.0.9:8095/stripe/2".into(),
+                from: None,
+                position: None,
+            },
+        ),
+        ev(
+            "v",
+            None,
+            T0 + 11 * S,
+            Kind::StreamBytes {
+                total: s.len() as u64,
+            },
+        ),
+        ev(
+            "v",
+            None,
+            T0 + 11 * S,
+            Kind::StripeBytes {
+                received: 4000,
+                from_source: 1000,
+            },
+        ),
+    ];
+    let hosts = vec!["10.0.0.1".to_string()];
+    let f = continuous_node("v", &events, &a, &p, 2 * TICKS, false, &hosts);
+    assert_eq!(f.payload_bytes, s.len() as u64);
+    assert_eq!(f.from_publisher_bytes, (s.len() as u64 + 2) / 4);
+}
+
+#[test]
 fn url_hosts() {
     assert_eq!(url_host("http://10.0.0.2:8000/live.ts"), "10.0.0.2");
     assert_eq!(

@@ -122,6 +122,8 @@ enum Msg {
 
 struct Ctx {
     config: StripeNodeConfig,
+    /// The publisher's `/stripe` (its host and port are the directory's).
+    source_base: String,
     client: reqwest::Client,
     my_url: String,
     rec: Arc<Recorder>,
@@ -131,6 +133,7 @@ struct Ctx {
     want: AtomicU64,
     ended: AtomicBool,
     received: AtomicU64,
+    from_source: AtomicU64,
     connections: AtomicU64,
     forged: AtomicU64,
 }
@@ -179,6 +182,18 @@ impl Ctx {
                 () = tokio::time::sleep(ASK_AGAIN) => {}
             }
         }
+    }
+
+    /// The arrival curve's sample, and the frame bytes beside it.
+    fn record_bytes(&self, played: u64) {
+        self.rec.record(None, Kind::StreamBytes { total: played });
+        self.rec.record(
+            None,
+            Kind::StripeBytes {
+                received: self.received.load(Ordering::Relaxed),
+                from_source: self.from_source.load(Ordering::Relaxed),
+            },
+        );
     }
 
     async fn ask_parent(&self, stripe: u8, avoid: &[String]) -> Ask {
@@ -253,6 +268,10 @@ pub async fn run(
         config.max_children,
     );
     let ctx = Arc::new(Ctx {
+        source_base: config
+            .directory
+            .strip_suffix("/stripes")
+            .map_or_else(String::new, |b| format!("{b}/stripe/")),
         config: config.clone(),
         client,
         my_url: my_url.clone(),
@@ -262,6 +281,7 @@ pub async fn run(
         want: AtomicU64::new(u64::MAX),
         ended: AtomicBool::new(false),
         received: AtomicU64::new(0),
+        from_source: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         forged: AtomicU64::new(0),
     });
@@ -326,12 +346,7 @@ pub async fn run(
     drain.cancel();
     tasks.shutdown().await;
     let _ = served.await;
-    rec.record(
-        None,
-        Kind::StreamBytes {
-            total: summary.played,
-        },
-    );
+    ctx.record_bytes(summary.played);
     rec.flush();
     summary.home = joined.home;
     summary.received = ctx.received.load(Ordering::Relaxed);
@@ -419,6 +434,7 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
             },
         );
         let mut response = response;
+        let from_source = url.starts_with(&ctx.source_base);
         let mut deframer = Deframer::new(ctx.config.key);
         let outcome: Result<(), String> = 'conn: loop {
             let chunk = tokio::select! {
@@ -434,6 +450,10 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
             last_byte = Instant::now();
             ctx.received
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            if from_source {
+                ctx.from_source
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
             deframer.push(&bytes);
             while let Some(event) = deframer.next_event() {
                 let msg = match event {
@@ -573,12 +593,7 @@ async fn rebuild(
             }
         }
         if summary.played != sampled.1 && sampled.0.elapsed() >= SAMPLE_EVERY {
-            ctx.rec.record(
-                None,
-                Kind::StreamBytes {
-                    total: summary.played,
-                },
-            );
+            ctx.record_bytes(summary.played);
             sampled = (Instant::now(), summary.played);
         }
         if finished {
