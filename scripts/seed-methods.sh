@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The seed's methods side by side (issue 19, item 5): HTTP, minute swarming at 2, 10 and 60 s
-# segments, relay-tree (Icecast) and relay-resume (swarmcast relay), on the emulated network.
+# The seed's methods side by side (issues 19 and 20): HTTP, minute swarming at 2, 10 and 60 s
+# segments, relay-tree (Icecast), relay-resume (swarmcast relay) and striped-fec (4 RaptorQ
+# substreams down disjoint trees of swarmcast stripe-nodes), on the emulated network.
 #
 #   - 20 and 50 viewers (nodes);
 #   - RTT 50 and 150 ms, 1% loss each way;
 #   - caps: 2.2x the bitrate for the publisher's host (the publisher, and the source Icecast or
 #     root relay beside it) and for every node's upload (relays, and swarm viewers alike); fan-out
 #     2 needs about 2.09x on the wire, so neither the tree nor the swarm is starved by
-#     arithmetic. HTTP sends every viewer its own copy, so a 2.2x publisher would starve it by
+#     arithmetic (striped-fec: 1.39x at the publisher, at most 1.75x at a node of fan-out 5). HTTP sends every viewer its own copy, so a 2.2x publisher would starve it by
 #     arithmetic: the HTTP baseline runs with the publisher uncapped (HTTP_CAP), the CDN case,
 #     into its own directory (OUT/churn<C>-s2-http/);
 #   - churn 0 and 10% of the nodes a minute (the same seeded schedule for every transport).
