@@ -60,6 +60,33 @@ pub(crate) fn wait_listening(
     }
 }
 
+/// `swarmcast <args>` as node `name` listening on 127.0.0.1:`port`: its output in
+/// `dir/<name>.ts`, its counters in `dir/<name>.jsonl`, its log in `dir/<name>.log`; returned
+/// once it listens.
+pub(crate) fn listening_node(
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    port: u16,
+    guard: Duration,
+) -> KillOnDrop {
+    let log = dir.join(format!("{name}.log"));
+    let mut child = swarmcast()
+        .env("SWARMCAST_LOG", "info")
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("-o")
+        .arg(dir.join(format!("{name}.ts")))
+        .arg("--metrics-out")
+        .arg(dir.join(format!("{name}.jsonl")))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child, port, name, &log, guard);
+    KillOnDrop(child)
+}
+
 /// The JSON lines of a counters file (an unreadable line is skipped: a live file's last line
 /// may be half written).
 pub(crate) fn json_lines(path: &Path) -> Vec<Value> {

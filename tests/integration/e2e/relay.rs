@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::procs::{free_port, json_lines, publish, stream_dir, wait_listening, KillOnDrop};
+use super::procs::{free_port, json_lines, listening_node, publish, stream_dir, KillOnDrop};
 use crate::util::{run, swarmcast, tool};
 
 const HANG_GUARD: Duration = Duration::from_secs(90);
@@ -43,22 +43,8 @@ fn global(files: &[Vec<u8>], (seg, off): (u64, u64)) -> usize {
 /// A `swarmcast relay` named `name` listening on `port`, its output, counters and log under
 /// `dir`; waits until it listens.
 fn relay(dir: &Path, name: &str, link: &str, port: u16, args: &[&str]) -> KillOnDrop {
-    let log = dir.join(format!("{name}.log"));
-    let mut child = swarmcast()
-        .env("SWARMCAST_LOG", "info")
-        .args(["relay", "--link", link, "--node", name])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(args)
-        .arg("-o")
-        .arg(dir.join(format!("{name}.ts")))
-        .arg("--metrics-out")
-        .arg(dir.join(format!("{name}.jsonl")))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut child, port, name, &log, HANG_GUARD);
-    KillOnDrop(child)
+    let verb = ["relay", "--link", link, "--node", name];
+    listening_node(dir, name, &[&verb[..], args].concat(), port, HANG_GUARD)
 }
 
 /// Waits for `relay` to exit by itself (the end of the stream), with success.

@@ -5,31 +5,23 @@
 //! still rebuild every segment from the other three.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::procs::{free_port, json_lines, publish, stream_dir, wait_listening, KillOnDrop};
-use crate::util::swarmcast;
+use super::procs::{free_port, json_lines, listening_node, publish, stream_dir, KillOnDrop};
 
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
 fn node(dir: &Path, name: &str, link: &str, directory: &str) -> KillOnDrop {
-    let port = free_port();
-    let log = dir.join(format!("{name}.log"));
-    let mut child = swarmcast()
-        .env("SWARMCAST_LOG", "info")
-        .args(["stripe-node", "--link", link, "--directory", directory])
-        .args(["--node", name, "--listen", &format!("127.0.0.1:{port}")])
-        .arg("-o")
-        .arg(dir.join(format!("{name}.ts")))
-        .arg("--metrics-out")
-        .arg(dir.join(format!("{name}.jsonl")))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_listening(&mut child, port, name, &log, HANG_GUARD);
-    KillOnDrop(child)
+    let args = [
+        "stripe-node",
+        "--link",
+        link,
+        "--directory",
+        directory,
+        "--node",
+        name,
+    ];
+    listening_node(dir, name, &args, free_port(), HANG_GUARD)
 }
 
 fn played(dir: &Path, name: &str) -> u64 {

@@ -33,6 +33,7 @@ use super::directory::{
 };
 use super::server::{self, Buffers, KEEP_SEGMENTS};
 use crate::directory::{ANNOUNCE_EVERY, PARENT_TIMEOUT, REQUEST_TIMEOUT};
+use crate::resume::RelayError;
 
 /// How long a node waits before asking again when no parent has a free slot.
 const ASK_AGAIN: Duration = Duration::from_millis(500);
@@ -85,33 +86,6 @@ pub struct StripeNodeSummary {
     pub received: u64,
     /// Frame bytes sent to children.
     pub sent: u64,
-}
-
-/// Why a node could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StripeNodeError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The output could not be written.
-    #[error("cannot write the output {}: {source}", path.display())]
-    Out {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The metrics file could not be created.
-    #[error(transparent)]
-    Metrics(#[from] swarmcast_metrics::MetricsError),
 }
 
 enum Msg {
@@ -224,35 +198,36 @@ pub async fn run(
     config: StripeNodeConfig,
     ready: Option<tokio::sync::oneshot::Sender<String>>,
     cancel: CancellationToken,
-) -> Result<StripeNodeSummary, StripeNodeError> {
+) -> Result<StripeNodeSummary, RelayError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StripeNodeError::Listen {
+        .map_err(|source| RelayError::Listen {
             addr: config.listen,
             source,
         })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| StripeNodeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let local = listener.local_addr().map_err(|source| RelayError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let my_url = format!("http://{local}/stripe");
     let rec = Arc::new(Recorder::new(
         config.node.clone(),
         Role::Relay,
         config.metrics_out.as_deref(),
     )?);
-    let mut out =
-        match &config.out {
-            Some(path) => Some(tokio::fs::File::create(path).await.map_err(|source| {
-                StripeNodeError::Out {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
+    let mut out = match &config.out {
+        Some(path) => {
+            Some(
+                tokio::fs::File::create(path)
+                    .await
+                    .map_err(|source| RelayError::Out {
+                        path: path.clone(),
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
     let tasks = Tasks::with_token("stripe-node", cancel.child_token());
     let client = reqwest::Client::builder()
         .connect_timeout(PARENT_TIMEOUT)
@@ -532,7 +507,7 @@ async fn rebuild(
     substreams: u8,
     out: &mut Option<tokio::fs::File>,
     cancel: &CancellationToken,
-) -> Result<StripeNodeSummary, StripeNodeError> {
+) -> Result<StripeNodeSummary, RelayError> {
     let mut r = Rebuilder::new();
     let mut summary = StripeNodeSummary::default();
     let mut done = 0u8;
@@ -541,7 +516,8 @@ async fn rebuild(
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     loop {
         let finished = tokio::select! {
-            () = cancel.cancelled() => true,
+            // Stopped: what is held is not given up (nothing was late), only left.
+            () = cancel.cancelled() => break,
             m = rx.recv() => match m {
                 Some(Msg::Header(h)) => {
                     if let Err(e) = r.add_header(h) {
@@ -610,16 +586,14 @@ async fn write(
     out: &mut Option<tokio::fs::File>,
     data: &[u8],
     ctx: &Ctx,
-) -> Result<(), StripeNodeError> {
+) -> Result<(), RelayError> {
     if let Some(f) = out {
         let path = || ctx.config.out.clone().unwrap_or_default();
-        f.write_all(data)
-            .await
-            .map_err(|source| StripeNodeError::Out {
-                path: path(),
-                source,
-            })?;
-        f.flush().await.map_err(|source| StripeNodeError::Out {
+        f.write_all(data).await.map_err(|source| RelayError::Out {
+            path: path(),
+            source,
+        })?;
+        f.flush().await.map_err(|source| RelayError::Out {
             path: path(),
             source,
         })?;
