@@ -205,10 +205,14 @@ pub async fn run(
             addr: config.listen,
             source,
         })?;
-    let local = listener.local_addr().map_err(|source| RelayError::Listen {
+    let mut local = listener.local_addr().map_err(|source| RelayError::Listen {
         addr: config.listen,
         source,
     })?;
+    if local.ip().is_unspecified() {
+        // Told to the directory as where children reach it: not 0.0.0.0.
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
     let my_url = format!("http://{local}/stripe");
     let rec = Arc::new(Recorder::new(
         config.node.clone(),
@@ -323,7 +327,8 @@ pub async fn run(
     let _ = served.await;
     ctx.record_bytes(summary.played);
     rec.flush();
-    summary.home = joined.home;
+    // Its home now (a node that expired from the directory and joined again may have another).
+    summary.home = ctx.home.load(Ordering::SeqCst);
     summary.received = ctx.received.load(Ordering::Relaxed);
     summary.sent = buffers.sent.load(Ordering::Relaxed);
     summary.connections = ctx.connections.load(Ordering::Relaxed) as u32;
