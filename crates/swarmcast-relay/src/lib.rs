@@ -10,6 +10,7 @@
 //!   the back buffer, the piece verifier, the `/stream` server and the relay node.
 
 pub mod directory;
+mod host;
 pub mod icecast;
 pub mod resume;
 pub mod stripe;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use swarmcast_core::{StreamLink, Verifier};
-use swarmcast_metrics::{Kind, Recorder, Role};
+use swarmcast_metrics::Kind;
 use swarmcast_tasks::Tasks;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +20,7 @@ use url::Url;
 use super::position::Position;
 use super::server::{self, Shared};
 use super::upstream::Upstream;
-use crate::directory::{self, Announce, ANNOUNCE_EVERY, PARENT_TIMEOUT};
+use crate::directory::{self, Announce, ANNOUNCE_EVERY};
 
 /// How long a relay waits for its children to finish after the end of the stream (children
 /// two hops down under a 2.2x cap were measured 3-4 s behind their parent; 5 s cut some short).
@@ -203,70 +203,29 @@ pub async fn run(
     if config.parent.is_none() && config.directory.is_none() {
         return Err(RelayError::NoParent);
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RelayError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let mut local = listener.local_addr().map_err(|source| RelayError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    if local.ip().is_unspecified() {
-        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let my_url = format!("http://{local}/stream");
-    let rec = Arc::new(Recorder::new(
-        config.node.clone(),
-        Role::Relay,
+    let crate::host::Opened {
+        listener,
+        local,
+        rec,
+        out,
+    } = crate::host::open(
+        config.listen,
+        &config.node,
         config.metrics_out.as_deref(),
-    )?);
-    let out = match &config.out {
-        Some(path) => {
-            Some(
-                tokio::fs::File::create(path)
-                    .await
-                    .map_err(|source| RelayError::Out {
-                        path: path.clone(),
-                        source,
-                    })?,
-            )
-        }
-        None => None,
-    };
+        config.out.as_ref(),
+    )
+    .await?;
+    let my_url = format!("http://{local}/stream");
     let back_ticks = (config.back_buffer.as_secs_f64() * 90_000.0) as u64;
     let shared = Arc::new(Shared::new(back_ticks));
     shared
         .max_streams
         .store(config.max_children, std::sync::atomic::Ordering::SeqCst);
     let tasks = Tasks::with_token("relay", cancel.child_token());
-    let app = server::router(shared.clone());
-    // Pieces go out as they are verified: no Nagle delay behind an unacknowledged write.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // At the end of the stream the server drains: no new connection, and the open ones finish
-    // writing what they were given (a body's last bytes may still sit in the server's buffers
-    // behind a slow link when the body ends: aborting the server then cut children short).
-    let drain = CancellationToken::new();
-    let served = {
-        let drain = drain.clone();
-        tasks.spawn("http", async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(drain.cancelled_owned())
-                .await
-            {
-                tracing::warn!("relay HTTP server: {e}");
-            }
-        })
-    };
+    let (drain, served) =
+        crate::host::serve(&tasks, listener, server::router(shared.clone()), "relay");
     tracing::info!("relay {}: serving at {my_url}", config.node);
-    let client = reqwest::Client::builder()
-        .connect_timeout(PARENT_TIMEOUT)
-        .tcp_nodelay(true)
-        .build()
-        .expect("a client without custom TLS builds");
+    let client = crate::host::parent_client();
     let current = Arc::new(Mutex::new(None::<String>));
     if let Some(dir) = &config.directory {
         let (client, dir, current) = (client.clone(), dir.clone(), current.clone());

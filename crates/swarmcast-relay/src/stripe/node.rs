@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use swarmcast_core::StreamKey;
-use swarmcast_metrics::{Kind, Recorder, Role};
+use swarmcast_metrics::{Kind, Recorder};
 use swarmcast_stripe::code::symbol_hash;
 use swarmcast_stripe::{Deframer, Event, Rebuilder, StripeHeader, Symbol};
 use swarmcast_tasks::Tasks;
@@ -199,45 +199,21 @@ pub async fn run(
     ready: Option<tokio::sync::oneshot::Sender<String>>,
     cancel: CancellationToken,
 ) -> Result<StripeNodeSummary, RelayError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RelayError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let mut local = listener.local_addr().map_err(|source| RelayError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    if local.ip().is_unspecified() {
-        // Told to the directory as where children reach it: not 0.0.0.0.
-        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let my_url = format!("http://{local}/stripe");
-    let rec = Arc::new(Recorder::new(
-        config.node.clone(),
-        Role::Relay,
+    let crate::host::Opened {
+        listener,
+        local,
+        rec,
+        mut out,
+    } = crate::host::open(
+        config.listen,
+        &config.node,
         config.metrics_out.as_deref(),
-    )?);
-    let mut out = match &config.out {
-        Some(path) => {
-            Some(
-                tokio::fs::File::create(path)
-                    .await
-                    .map_err(|source| RelayError::Out {
-                        path: path.clone(),
-                        source,
-                    })?,
-            )
-        }
-        None => None,
-    };
+        config.out.as_ref(),
+    )
+    .await?;
+    let my_url = format!("http://{local}/stripe");
     let tasks = Tasks::with_token("stripe-node", cancel.child_token());
-    let client = reqwest::Client::builder()
-        .connect_timeout(PARENT_TIMEOUT)
-        .tcp_nodelay(true)
-        .build()
-        .expect("a client without custom TLS builds");
+    let client = crate::host::parent_client();
     // Serves every substream it holds; the directory sends children only for its home.
     let all: Vec<u8> = (0..=u8::MAX).collect();
     let buffers = Buffers::new(
@@ -264,21 +240,12 @@ pub async fn run(
         connections: AtomicU64::new(0),
         forged: AtomicU64::new(0),
     });
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let drain = CancellationToken::new();
-    let served = {
-        let (drain, app) = (drain.clone(), server::router(buffers.clone()));
-        tasks.spawn("http", async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(drain.cancelled_owned())
-                .await
-            {
-                tracing::warn!("stripe node HTTP server: {e}");
-            }
-        })
-    };
+    let (drain, served) = crate::host::serve(
+        &tasks,
+        listener,
+        server::router(buffers.clone()),
+        "stripe node",
+    );
     if let Some(ready) = ready {
         let _ = ready.send(my_url.clone());
     }
