@@ -234,15 +234,14 @@ pub(crate) async fn publish(
     config.icecast = args.icecast;
     config.relay_source = args.relay_source;
     config.fanout = args.fanout;
-    config.stripes = match (args.stripes, args.stripe_source) {
-        (Some(substreams), Some(source_url)) => Some(swarmcast_publisher::StripeOutput {
-            substreams,
+    config.stripes = args
+        .stripe_source
+        .map(|source_url| swarmcast_publisher::StripeOutput {
+            substreams: args.substreams,
             source_url,
-            fanout: args.stripe_fanout.unwrap_or(u32::from(substreams) + 1),
+            fanout: args.stripe_fanout.unwrap_or(u32::from(args.substreams) + 1),
             source_fanout: args.stripe_source_fanout,
-        }),
-        _ => None,
-    };
+        });
 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<swarmcast_publisher::Ready>();
     let printer = async move {
@@ -391,12 +390,13 @@ pub(crate) async fn stripe_node(
         out: args.out,
         metrics_out: args.metrics_out,
         give_up: Duration::from_secs_f64(args.give_up),
+        forge_every: args.forge_every,
     };
     let s = run(config, None, cancel).await?;
     eprintln!(
         "stripe node (home substream {}): played {} bytes in {} segments, {} lost, {} forged \
          symbols refused, {} surplus symbols, {} parent connections, {:.1} ms decoding, {} bytes \
-         received, {} sent",
+         received, {} sent, {} of {} symbols lost",
         s.home,
         s.played,
         s.segments,
@@ -406,7 +406,9 @@ pub(crate) async fn stripe_node(
         s.connections,
         s.decode_time.as_secs_f64() * 1000.0,
         s.received,
-        s.sent
+        s.sent,
+        s.symbols_lost,
+        s.symbols_expected
     );
     Ok(())
 }

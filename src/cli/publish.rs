@@ -204,17 +204,18 @@ pub(crate) struct PublishArgs {
         requires = "relay_source"
     )]
     pub(crate) fanout: u32,
-    /// Also stripe every published segment into N substreams with RaptorQ FEC (any N-1
+    /// Also stripe every published segment into substreams with RaptorQ FEC (any all but one
     /// rebuild it), served at /stripe/{s}, with the stripe directory at /stripes/
-    /// (docs/striped-fec.md).
-    #[arg(long, env = "SWARMCAST_STRIPES", requires = "stripe_source", value_parser = clap::value_parser!(u8).range(2..=64))]
-    pub(crate) stripes: Option<u8>,
-    /// Where nodes reach this publisher's /stripe (http://host:port/stripe): the trees' source.
-    #[arg(long, env = "SWARMCAST_STRIPE_SOURCE", requires = "stripes")]
+    /// (docs/striped-fec.md). The URL is where nodes reach this publisher's /stripe
+    /// (http://host:port/stripe): the trees' source.
+    #[arg(long, env = "SWARMCAST_STRIPE_SOURCE")]
     pub(crate) stripe_source: Option<String>,
+    /// Substreams a segment is striped into (with --stripe-source).
+    #[arg(long, alias = "stripes", env = "SWARMCAST_SUBSTREAMS", default_value_t = 4, value_parser = clap::value_parser!(u8).range(2..=64))]
+    pub(crate) substreams: u8,
     /// Children a node takes in its home substream's tree (default: the substream count plus
     /// one, so that a tree's interior nodes have a slot for every node).
-    #[arg(long, env = "SWARMCAST_STRIPE_FANOUT", requires = "stripes", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "SWARMCAST_STRIPE_FANOUT", requires = "stripe_source", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) stripe_fanout: Option<u32>,
     /// Children the publisher takes in each substream's tree.
     #[arg(long, env = "SWARMCAST_STRIPE_SOURCE_FANOUT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -11,7 +11,7 @@ pub(crate) struct StripeNodeArgs {
     /// signed by.
     #[arg(long, env = "SWARMCAST_LINK")]
     pub(crate) link: String,
-    /// The stripe directory (`http://host:port/stripes`, served by `publish --stripes`).
+    /// The stripe directory (`http://host:port/stripes`, served by `publish --stripe-source`).
     #[arg(long, env = "SWARMCAST_DIRECTORY")]
     pub(crate) directory: String,
     /// Node name (unique in the directory; metrics).
@@ -33,6 +33,9 @@ pub(crate) struct StripeNodeArgs {
     /// Write counters (Stream* events) as JSON lines to this file.
     #[arg(long, env = "SWARMCAST_METRICS_OUT")]
     pub(crate) metrics_out: Option<PathBuf>,
+    /// Testing: relay every Nth symbol to children with a byte flipped (a forging relay).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) forge_every: Option<u32>,
 }
 
 fn parse_give_up(s: &str) -> Result<f64, String> {

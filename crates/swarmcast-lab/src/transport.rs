@@ -251,7 +251,7 @@ pub const STRIPES: u8 = 4;
 /// The `swarmcast stripe-node` port of every striped-fec host.
 pub const STRIPE_PORT: u16 = 8095;
 
-/// `striped-fec`: the publisher stripes (`--stripes`), every node is a `swarmcast stripe-node`.
+/// `striped-fec`: the publisher stripes (`--substreams`), every node is a `swarmcast stripe-node`.
 /// The publisher takes one child per substream tree (4 substreams of 1/3 of the stream each:
 /// 1.39x the bitrate with the headers, under its 2.2x cap); a node takes `STRIPES + 1`
 /// children in its home tree (1.73x at most), so that a tree's interior, a quarter of the
@@ -264,7 +264,7 @@ impl Method for StripedFec {
     }
     fn publisher_args(&self, ctx: &Ctx) -> Vec<String> {
         strings(&[
-            "--stripes",
+            "--substreams",
             &STRIPES.to_string(),
             "--stripe-source",
             &format!(
@@ -417,7 +417,7 @@ mod tests {
         assert!(m.before_publisher(&c).is_empty() && m.after_publisher(&c).is_empty());
         assert_eq!(
             m.publisher_args(&c).join(" "),
-            "--stripes 4 --stripe-source http://127.0.0.1:8080/stripe"
+            "--substreams 4 --stripe-source http://127.0.0.1:8080/stripe"
         );
         assert_eq!(
             m.node_args(&c, 1).join(" "),

@@ -173,11 +173,11 @@ pub struct PublishConfig {
     /// The source's capacity in the directory: children it takes (`--fanout`).
     pub fanout: u32,
     /// Stripe every published segment into substreams served at `/stripe/{s}`, with the stripe
-    /// directory at `/stripes/` (`--stripes`, docs/striped-fec.md).
+    /// directory at `/stripes/` (`--stripe-source`, docs/striped-fec.md).
     pub stripes: Option<StripeOutput>,
 }
 
-/// `--stripes` and its companions.
+/// `--stripe-source`, `--substreams` and their companions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StripeOutput {
     /// n.
@@ -298,7 +298,7 @@ pub(crate) fn validate(config: &PublishConfig) -> Result<(), PublishError> {
     if let Some(s) = &config.stripes {
         if !(2..=swarmcast_stripe::code::MAX_SUBSTREAMS).contains(&s.substreams) {
             return Err(PublishError::Config(format!(
-                "--stripes {}: expected 2 to {}",
+                "--substreams {}: expected 2 to {}",
                 s.substreams,
                 swarmcast_stripe::code::MAX_SUBSTREAMS
             )));

@@ -196,9 +196,7 @@ async fn start(
     }
     if let Some(s) = &publisher.relays.stripes {
         routes = routes
-            .merge(swarmcast_relay::stripe::server::router(
-                s.outlet.buffers.clone(),
-            ))
+            .merge(swarmcast_relay::stripe::server::router(s.buffers.clone()))
             .merge(swarmcast_relay::stripe::directory::router(
                 s.directory.clone(),
             ));

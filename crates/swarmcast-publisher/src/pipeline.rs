@@ -174,16 +174,7 @@ impl Publisher {
                 media_start_us: entry.media_start * 100 / 9,
                 duration_us: (entry.duration * 100 / 9).min(u64::from(u32::MAX)) as u32,
             };
-            match std::fs::read(&path) {
-                Ok(data) => {
-                    if let Err(e) = stripes.outlet.publish(meta, &data) {
-                        tracing::warn!(segment = entry.number, error = %e, "cannot stripe the segment");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read the segment to stripe it")
-                }
-            }
+            stripes.stripe(meta, path);
         }
         self.shared
             .segments

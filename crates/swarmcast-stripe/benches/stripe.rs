@@ -7,6 +7,10 @@
 //! - `sha1`: SHA-1 over the same bytes (what a BitTorrent v1 peer spends to check them).
 //!
 //! One 2 s segment at 1 Mbit/s: 250,000 bytes, K = 196 symbols of 1,280 bytes, n = 4.
+//!
+//! And a minute-long segment at 1 Mbit/s (7,500,000 bytes, K = 5,860): `encode_first`, a new
+//! encoder's first segment of that K (it checks once that every n−1 substreams decode, with
+//! 8-byte symbols), `encode` the same K again (the check cached), and raptorq's loop.
 //! `cargo bench -p swarmcast-stripe --bench stripe`
 
 // criterion_group! and criterion_main! generate undocumented items.
@@ -23,8 +27,8 @@ use swarmcast_stripe::{Deframer, Encoder, Event, Rebuilder, StripeParams};
 
 const LEN: usize = 250_000;
 
-fn segment() -> Vec<u8> {
-    (0..LEN)
+fn segment(len: usize) -> Vec<u8> {
+    (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0])
         .collect()
 }
@@ -38,7 +42,7 @@ fn meta() -> SegmentMeta {
 }
 
 fn bench(c: &mut Criterion) {
-    let data = segment();
+    let data = segment(LEN);
     let params = StripeParams::default();
     let secret = StreamSecret::from_seed(&[7; 32]);
     let mut g = c.benchmark_group("stripe_2s_segment");
@@ -91,5 +95,39 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_minute(c: &mut Criterion) {
+    const MINUTE: usize = 7_500_000;
+    let data = segment(MINUTE);
+    let params = StripeParams::default();
+    let secret = StreamSecret::from_seed(&[7; 32]);
+    let mut g = c.benchmark_group("stripe_60s_segment");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(MINUTE as u64));
+    let t = params.symbol_size as usize;
+    let mut padded = data.clone();
+    padded.resize(MINUTE.div_ceil(t) * t, 0);
+    let oti = ObjectTransmissionInformation::new(0, params.symbol_size, 0, 1, 1);
+    g.bench_function("raptorq_block", |b| {
+        b.iter(|| {
+            let enc = SourceBlockEncoder::new(1, &oti, black_box(&padded));
+            black_box(enc.repair_packets(0, 1));
+        })
+    });
+    g.bench_function("encode_first", |b| {
+        b.iter(|| {
+            let mut encoder = Encoder::new(secret.clone(), params).unwrap();
+            black_box(encoder.encode(meta(), black_box(&data)).unwrap())
+        })
+    });
+    let mut encoder = Encoder::new(secret.clone(), params).unwrap();
+    g.bench_function("encode", |b| {
+        b.iter(|| black_box(encoder.encode(meta(), black_box(&data)).unwrap()))
+    });
+    g.bench_function("sha1", |b| {
+        b.iter(|| black_box(Sha1::digest(black_box(&data))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_minute);
 criterion_main!(benches);

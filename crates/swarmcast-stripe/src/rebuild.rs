@@ -9,6 +9,12 @@
 //! The caller decides when a segment is too late ([`Rebuilder::abandon_next`]): it plays on a
 //! clock, this type has none. A segment given up is reported as [`Lost`], with how many symbols
 //! arrived and how many were needed.
+//!
+//! Symbols lost are counted per segment: of the N symbols the publisher sent for it, those that
+//! had not arrived by the time it was played or given up, or within [`ACCOUNT_BEHIND`] segments
+//! after (a symbol on a slow substream still arrives after the segment decoded from the others;
+//! it is late, not lost). A segment of which no header arrived is lost, but its symbols are not
+//! counted: how many there were is unknown.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +27,9 @@ use crate::frame::{HeaderFields, StripeHeader, Symbol};
 
 /// How many segments past the next one to play a rebuilder keeps at most.
 pub const MAX_AHEAD: u64 = 64;
+/// How many segments behind the next one to play a played or given-up segment's symbols are
+/// still counted as arrived, not lost.
+pub const ACCOUNT_BEHIND: u64 = 8;
 
 /// A segment rebuilt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,6 +193,23 @@ pub struct RebuildStats {
     pub failed_attempts: u64,
     /// Time in the decoder.
     pub decode_time: Duration,
+    /// Symbols the publisher sent for the segments played or given up (their N, summed).
+    pub symbols_expected: u64,
+    /// Of which never arrived (see the module's documentation).
+    pub symbols_lost: u64,
+}
+
+/// A segment played or given up whose late symbols are still counted.
+struct Behind {
+    have: Vec<bool>,
+    arrived: u32,
+}
+
+impl Behind {
+    fn add_to(&self, stats: &mut RebuildStats) {
+        stats.symbols_expected += self.have.len() as u64;
+        stats.symbols_lost += (self.have.len() as u64).saturating_sub(u64::from(self.arrived));
+    }
 }
 
 struct Block {
@@ -191,7 +217,10 @@ struct Block {
     headers: Vec<Option<StripeHeader>>,
     decoder: SourceBlockDecoder,
     have: Vec<bool>,
+    /// Symbols given to the decoder.
     received: u32,
+    /// Distinct symbol ids that arrived, including after it decoded.
+    arrived: u32,
     decoded: Option<Vec<u8>>,
     corrupt: bool,
     decode_time: Duration,
@@ -211,6 +240,7 @@ impl Block {
             headers,
             fields: f,
             received: 0,
+            arrived: 0,
             decoded: None,
             corrupt: false,
             decode_time: Duration::ZERO,
@@ -237,6 +267,7 @@ pub struct Rebuilder {
     blocks: BTreeMap<u64, Block>,
     next: Option<u64>,
     stats: RebuildStats,
+    behind: BTreeMap<u64, Behind>,
 }
 
 impl Rebuilder {
@@ -245,9 +276,14 @@ impl Rebuilder {
         Self::default()
     }
 
-    /// Counters so far.
+    /// Counters so far. Segments played or given up less than [`ACCOUNT_BEHIND`] segments ago
+    /// are counted with the symbols they have now.
     pub fn stats(&self) -> RebuildStats {
-        self.stats
+        let mut stats = self.stats;
+        for b in self.behind.values() {
+            b.add_to(&mut stats);
+        }
+        stats
     }
 
     /// The segment to play next (none before the first header).
@@ -317,6 +353,13 @@ impl Rebuilder {
     fn check_and_add(&mut self, symbol: Symbol) -> Result<Added, SymbolError> {
         let Symbol { seq, esi, payload } = symbol;
         if self.next.is_some_and(|next| seq < next) {
+            if let Some(b) = self.behind.get_mut(&seq) {
+                if let Some(have) = b.have.get_mut(esi as usize) {
+                    if !std::mem::replace(have, true) {
+                        b.arrived += 1;
+                    }
+                }
+            }
             return Err(SymbolError::Late { seq });
         }
         let block = self
@@ -332,6 +375,11 @@ impl Rebuilder {
             });
         }
         if block.decoded.is_some() || block.corrupt {
+            // Not checked against its hash (it goes nowhere): counted as arrived by its id.
+            if std::mem::replace(&mut block.have[esi as usize], true) {
+                return Err(SymbolError::Duplicate { seq, esi });
+            }
+            block.arrived += 1;
             return Ok(Added::Redundant);
         }
         let stripe = (esi % u32::from(f.substreams)) as u8;
@@ -353,6 +401,7 @@ impl Rebuilder {
             return Err(SymbolError::Duplicate { seq, esi });
         }
         block.received += 1;
+        block.arrived += 1;
         let packet = EncodingPacket::new(PayloadId::new(0, esi), payload);
         if block.received < block.fields.source_symbols {
             // Fewer than K: raptorq only stores it.
@@ -390,9 +439,8 @@ impl Rebuilder {
         let block = self.blocks.get_mut(&seq)?;
         let data = block.decoded.take()?;
         let block = self.blocks.remove(&seq).expect("present");
-        self.advance(seq);
         self.stats.blocks_decoded += 1;
-        Some(Rebuilt {
+        let rebuilt = Rebuilt {
             seq,
             media_start_us: block.fields.media_start_us,
             duration_us: block.fields.duration_us,
@@ -400,7 +448,9 @@ impl Rebuilder {
             source_symbols: block.fields.source_symbols,
             symbols_used: block.received,
             decode_time: block.decode_time,
-        })
+        };
+        self.advance(seq, Some(block));
+        Some(rebuilt)
     }
 
     /// Gives up on the next segment (its deadline passed), unless it is rebuilt: then it is
@@ -411,9 +461,8 @@ impl Rebuilder {
             return None;
         }
         let block = self.blocks.remove(&seq);
-        self.advance(seq);
         self.stats.blocks_lost += 1;
-        Some(Lost {
+        let lost = Lost {
             seq,
             symbols_received: block.as_ref().map_or(0, |b| b.received),
             source_symbols: block.as_ref().map(|b| b.fields.source_symbols),
@@ -421,12 +470,31 @@ impl Rebuilder {
                 b.headers.iter().filter(|h| h.is_some()).count() as u8
             }),
             bytes: block.as_ref().map(|b| b.fields.transfer_length),
-        })
+        };
+        self.advance(seq, block);
+        Some(lost)
     }
 
-    fn advance(&mut self, played: u64) {
+    /// `played` was played or given up: later symbols of it are late, and counted as arrived
+    /// for [`ACCOUNT_BEHIND`] segments.
+    fn advance(&mut self, played: u64, block: Option<Block>) {
         self.next = Some(played + 1);
         self.blocks.retain(|&s, _| s > played);
+        if let Some(b) = block {
+            self.behind.insert(
+                played,
+                Behind {
+                    have: b.have,
+                    arrived: b.arrived,
+                },
+            );
+        }
+        while let Some(entry) = self.behind.first_entry() {
+            if *entry.key() + ACCOUNT_BEHIND > played {
+                break;
+            }
+            entry.remove().add_to(&mut self.stats);
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct StripeNodeConfig {
     pub metrics_out: Option<PathBuf>,
     /// A missing segment is given up once a later one has been ready this long.
     pub give_up: Duration,
+    /// Testing: a forging relay. Every this-many-th symbol it relays to its children has a
+    /// byte flipped (what it plays itself is unaffected).
+    pub forge_every: Option<u32>,
 }
 
 /// What a node did.
@@ -76,8 +79,13 @@ pub struct StripeNodeSummary {
     pub lost_segments: u64,
     /// Symbols refused for a bad hash (each also dropped its parent).
     pub forged: u64,
-    /// Symbols that arrived after their segment was rebuilt or played.
+    /// Symbols that arrived after their segment was rebuilt or played, or twice.
     pub surplus: u64,
+    /// Symbols the publisher sent for the segments played or given up.
+    pub symbols_expected: u64,
+    /// Of which never reached this node (see `swarmcast_stripe::rebuild`: a symbol arriving
+    /// after its segment played is late, not lost).
+    pub symbols_lost: u64,
     /// Parent connections made.
     pub connections: u32,
     /// Time in the decoder.
@@ -310,6 +318,7 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
     let mut last_byte = Instant::now();
     let mut headers: BTreeMap<u64, StripeHeader> = BTreeMap::new();
     let mut seen: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
+    let mut relayed = 0u64;
     while !cancel.is_cancelled() {
         let url = match ctx.ask_parent(s, &avoid).await {
             Ask::Url(u) => u,
@@ -439,7 +448,17 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
                         while seen.len() > 2 * KEEP_SEGMENTS {
                             seen.pop_first();
                         }
-                        ctx.buffers.push(s, sym.seq, Bytes::from(sym.to_frame()));
+                        relayed += 1;
+                        let mut frame = sym.to_frame();
+                        if ctx
+                            .config
+                            .forge_every
+                            .is_some_and(|n| relayed.is_multiple_of(u64::from(n.max(1))))
+                        {
+                            // The last byte is the payload's.
+                            *frame.last_mut().expect("a frame is never empty") ^= 0x5a;
+                        }
+                        ctx.buffers.push(s, sym.seq, Bytes::from(frame));
                         Msg::Symbol(sym)
                     }
                     Event::Refused(e) => {
@@ -551,6 +570,8 @@ async fn rebuild(
     let stats = r.stats();
     summary.surplus = stats.symbols_redundant + stats.symbols_late + stats.symbols_duplicate;
     summary.decode_time = stats.decode_time;
+    summary.symbols_expected = stats.symbols_expected;
+    summary.symbols_lost = stats.symbols_lost;
     Ok(summary)
 }
 

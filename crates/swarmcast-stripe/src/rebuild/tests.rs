@@ -152,3 +152,62 @@ fn headers_that_disagree_are_refused() {
         Err(HeaderError::Conflict { seq: 3, stripe: 1 })
     );
 }
+
+#[test]
+fn symbols_lost_are_those_that_never_arrived_late_ones_are_not() {
+    let mut enc = encoder();
+    let segs: Vec<_> = (0..ACCOUNT_BEHIND + 3)
+        .map(|seq| enc.encode(meta(seq), &data(30_000, seq as u8)).unwrap())
+        .collect();
+    let n: Vec<u64> = segs
+        .iter()
+        .map(|s| u64::from(s.headers[0].fields().total_symbols))
+        .collect();
+    let mut r = Rebuilder::new();
+    let feed = |r: &mut Rebuilder, seq: usize, stripes: &[usize]| {
+        for &st in stripes {
+            let _ = r.add_header(segs[seq].headers[st].clone());
+            for sym in &segs[seq].symbols[st] {
+                let _ = r.add_symbol(sym.clone());
+            }
+        }
+    };
+    // Segment 0: all four substreams, the symbols after decoding included: nothing lost.
+    feed(&mut r, 0, &[0, 1, 2, 3]);
+    assert_eq!(r.pop_ready().unwrap().seq, 0);
+    // Segment 1 decodes from three; the fourth arrives after it played: late, not lost.
+    feed(&mut r, 1, &[0, 1, 2]);
+    assert_eq!(r.pop_ready().unwrap().seq, 1);
+    feed(&mut r, 1, &[3]);
+    // Segment 2: substream 3 never arrives: its symbols are lost.
+    feed(&mut r, 2, &[0, 1, 2]);
+    assert_eq!(r.pop_ready().unwrap().seq, 2);
+    let stats = r.stats();
+    assert_eq!(stats.symbols_expected, n[0] + n[1] + n[2]);
+    assert_eq!(stats.symbols_lost, segs[2].symbols[3].len() as u64);
+    assert_eq!(stats.symbols_late, segs[1].symbols[3].len() as u64);
+    // Segment 3: only substream 0 (given up): everything else is lost.
+    feed(&mut r, 3, &[0]);
+    assert!(r.abandon_next().is_some());
+    let lost_3 = n[3] - segs[3].symbols[0].len() as u64;
+    assert_eq!(
+        r.stats().symbols_lost,
+        segs[2].symbols[3].len() as u64 + lost_3
+    );
+    // Once ACCOUNT_BEHIND more segments played, what was missing of segment 2 stays lost:
+    // symbols of it that come now are not counted.
+    for seq in 4..(ACCOUNT_BEHIND as usize + 3) {
+        feed(&mut r, seq, &[0, 1, 2, 3]);
+        assert_eq!(r.pop_ready().unwrap().seq, seq as u64);
+    }
+    feed(&mut r, 2, &[3]);
+    let stats = r.stats();
+    assert_eq!(
+        stats.symbols_expected,
+        n.iter().take(ACCOUNT_BEHIND as usize + 3).sum()
+    );
+    assert_eq!(stats.symbols_lost, segs[2].symbols[3].len() as u64 + lost_3);
+    // A symbol that comes twice after its segment played is counted once.
+    feed(&mut r, ACCOUNT_BEHIND as usize + 2, &[0]);
+    assert_eq!(r.stats().symbols_lost, stats.symbols_lost);
+}
