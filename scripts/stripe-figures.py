@@ -50,7 +50,7 @@ def main(dirs):
                 symbols = "-"
             print(
                 f"| {os.path.basename(run)} | {len(rows)} | "
-                f"{sum(r[8] for r in rows) / played:.3f} | {int(sum(r[3] for r in rows))} | "
+                f"{sum(r[8] for r in rows) / played:.3f} | {int(sum(r[3] for r in rows))} | {symbols} | "
                 f"{int(sum(r[4] for r in rows))} | "
                 f"{statistics.mean(r[5] for r in rows):.0f} | "
                 f"{statistics.mean(r[6] for r in rows):.1f} | "

@@ -190,7 +190,8 @@ impl Forest {
     }
 
     /// The parent a node should take in a substream's tree, avoiding `avoid` (the parent that
-    /// just went silent): none if no connected parent has a free slot.
+    /// just went silent) and every node below it (they are starved too, though the forest
+    /// still links them): none if no connected parent has a free slot.
     ///
     /// A node in its home tree takes the source if it has a free slot, else the shallowest
     /// interior node with one: interior nodes stay near the root. A node in another tree takes
@@ -205,16 +206,9 @@ impl Forest {
         let source =
             (free(&Parent::Source) && !avoid.contains(&Parent::Source)).then_some(Parent::Source);
         let interior = self
-            .homes
-            .iter()
-            .filter(|&(m, &h)| h == stripe && m != node)
-            .filter_map(|(m, _)| {
-                let p = Parent::Node(m.clone());
-                if !free(&p) || avoid.contains(&p) || self.is_below(stripe, m, node) {
-                    return None;
-                }
-                Some((self.depth(stripe, m)?, self.children(stripe, &p), p))
-            })
+            .candidates(stripe, node, avoid)
+            .filter(|(_, p)| free(p))
+            .map(|(depth, p)| (depth, self.children(stripe, &p), p))
             .min()
             .map(|(_, _, p)| p);
         if self.home(node) == Some(stripe) {
@@ -222,6 +216,55 @@ impl Forest {
         } else {
             interior
         }
+    }
+
+    /// Interior nodes of a substream's tree that `node` may take as its parent there, with
+    /// their depth: connected to the source, not `node` or below it, not avoided or below an
+    /// avoided node.
+    fn candidates<'a>(
+        &'a self,
+        stripe: u8,
+        node: &'a str,
+        avoid: &'a [Parent],
+    ) -> impl Iterator<Item = (u32, Parent)> + 'a {
+        self.homes
+            .iter()
+            .filter(move |&(m, &h)| h == stripe && m != node)
+            .filter_map(move |(m, _)| {
+                let p = Parent::Node(m.clone());
+                let below_avoided = avoid.iter().any(|a| match a {
+                    Parent::Node(x) => self.is_below(stripe, m, x),
+                    Parent::Source => false,
+                });
+                if below_avoided || self.is_below(stripe, m, node) {
+                    return None;
+                }
+                Some((self.depth(stripe, m)?, p))
+            })
+    }
+
+    /// For a node in its home tree when [`Forest::choose_parent`] found no free slot: the
+    /// shallowest connected interior node that has a leaf child (a node whose home is another
+    /// substream), and that leaf. The node should take the leaf's slot (SplitStream's
+    /// preemption: a tree's interior needs its home nodes connected, and a leaf can hang below
+    /// any of them). None for a node outside its home tree, or when no interior node has a
+    /// leaf.
+    pub fn preempt(&self, stripe: u8, node: &str, avoid: &[Parent]) -> Option<(Parent, String)> {
+        self.check(stripe, node).ok()?;
+        if self.home(node) != Some(stripe) {
+            return None;
+        }
+        let tree = &self.parents[usize::from(stripe)];
+        self.candidates(stripe, node, avoid)
+            .filter_map(|(depth, p)| {
+                let leaf = tree
+                    .iter()
+                    .find(|(c, parent)| **parent == p && self.home(c) != Some(stripe))
+                    .map(|(c, _)| c.clone())?;
+                Some((depth, p, leaf))
+            })
+            .min()
+            .map(|(_, p, leaf)| (p, leaf))
     }
 
     /// Records a node's parent in a substream's tree (replacing its previous one).
@@ -303,6 +346,9 @@ pub struct Directory {
     source_url: String,
     entries: BTreeMap<String, Entry>,
     ttl_ms: u64,
+    /// Leaves moved off their parent to make room for an interior node, per substream, until
+    /// they are told (at their next announce) or ask for a new parent.
+    moved: BTreeMap<String, Vec<u8>>,
     /// The stream has ended.
     pub ended: bool,
 }
@@ -316,6 +362,7 @@ impl Directory {
             source_url,
             entries: BTreeMap::new(),
             ttl_ms,
+            moved: BTreeMap::new(),
             ended: false,
         }
     }
@@ -354,6 +401,7 @@ impl Directory {
             .collect();
         for n in stale {
             self.entries.remove(&n);
+            self.moved.remove(&n);
             self.forest.leave(&n);
         }
     }
@@ -376,8 +424,10 @@ impl Directory {
     }
 
     /// A node asks for a parent in a substream's tree, avoiding `avoid` (the URLs that went
-    /// silent or refused it): chosen and recorded under one call, so that concurrent asks see
-    /// each other's slots taken. None: unknown node, or no parent has a free slot.
+    /// silent or refused it) and the nodes below them: chosen and recorded under one call, so
+    /// that concurrent asks see each other's slots taken. A node in its home tree with no free
+    /// slot anywhere takes a leaf's ([`Forest::preempt`]); the leaf is told to move at its next
+    /// announce. None: unknown node, or no parent has a slot for it.
     pub fn parent(
         &mut self,
         node: &str,
@@ -388,22 +438,31 @@ impl Directory {
         self.expire(now_ms);
         self.entries.get_mut(node)?.seen_ms = now_ms;
         self.forest.detach(stripe, node);
+        if let Some(m) = self.moved.get_mut(node) {
+            // It is moving already.
+            m.retain(|&s| s != stripe);
+        }
         let avoid: Vec<Parent> = avoid.iter().filter_map(|u| self.parent_of_url(u)).collect();
-        let parent = self.forest.choose_parent(stripe, node, &avoid)?;
+        let parent = match self.forest.choose_parent(stripe, node, &avoid) {
+            Some(p) => p,
+            None => {
+                let (p, leaf) = self.forest.preempt(stripe, node, &avoid)?;
+                self.forest.detach(stripe, &leaf);
+                self.moved.entry(leaf).or_default().push(stripe);
+                p
+            }
+        };
         self.forest.attach(stripe, node, parent.clone()).ok()?;
         self.url_of(&parent, stripe)
     }
 
-    /// A node's sign of life. False: it is not (or no longer) in the directory, and must join
-    /// again.
-    pub fn announce(&mut self, node: &str, now_ms: u64) -> bool {
+    /// A node's sign of life: the substreams in which it was moved off its parent since (it
+    /// must leave that parent and ask for another). None: it is not (or no longer) in the
+    /// directory, and must join again.
+    pub fn announce(&mut self, node: &str, now_ms: u64) -> Option<Vec<u8>> {
         self.expire(now_ms);
-        match self.entries.get_mut(node) {
-            Some(e) => {
-                e.seen_ms = now_ms;
-                true
-            }
-            None => false,
-        }
+        let e = self.entries.get_mut(node)?;
+        e.seen_ms = now_ms;
+        Some(self.moved.remove(node).unwrap_or_default())
     }
 }

@@ -5,8 +5,10 @@
 //!   `url` is where it serves it (`{url}/{s}`);
 //! - `POST /stripes/parent` `{"node","stripe","avoid":[urls]}` → `{"url"}`, or 404 when no parent
 //!   has a free slot (ask again), 409 when the node is unknown (join again);
-//! - `POST /stripes/announce` `{"node"}` → `{"known","ended"}`, once a second; a node not heard
-//!   from for [`crate::directory::ENTRY_TTL`] leaves, and its children are detached.
+//! - `POST /stripes/announce` `{"node"}` → `{"known","ended","moved":[s]}`, once a second; a node
+//!   not heard from for [`crate::directory::ENTRY_TTL`] leaves, and its children are detached;
+//!   `moved` lists the substreams in which the node, a leaf there, was moved off its parent to
+//!   make room for an interior node: it leaves that parent and asks for another.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -65,12 +67,15 @@ pub struct AnnounceRequest {
 }
 
 /// The answer to an announce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnnounceAnswer {
     /// The node is in the directory (false: join again).
     pub known: bool,
     /// The stream ended.
     pub ended: bool,
+    /// Substreams in which the node was moved off its parent: it must ask for another.
+    #[serde(default)]
+    pub moved: Vec<u8>,
 }
 
 /// A served stripe directory.
@@ -155,10 +160,11 @@ async fn announce(State(s): State<Served>, body: Bytes) -> Response {
         Err(m) => return (StatusCode::BAD_REQUEST, m).into_response(),
     };
     let (mut d, now) = s.lock();
-    let known = d.announce(&a.node, now);
+    let moved = d.announce(&a.node, now);
     json(&AnnounceAnswer {
-        known,
+        known: moved.is_some(),
         ended: d.ended,
+        moved: moved.unwrap_or_default(),
     })
 }
 

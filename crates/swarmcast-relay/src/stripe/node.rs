@@ -118,6 +118,8 @@ struct Ctx {
     from_source: AtomicU64,
     connections: AtomicU64,
     forged: AtomicU64,
+    /// Per substream: how many times the directory moved this node off its parent there.
+    moved: Vec<AtomicU64>,
 }
 
 enum Ask {
@@ -222,13 +224,18 @@ pub async fn run(
     let my_url = format!("http://{local}/stripe");
     let tasks = Tasks::with_token("stripe-node", cancel.child_token());
     let client = crate::host::parent_client();
-    // Serves every substream it holds; the directory sends children only for its home.
+    // Serves every substream it holds; the directory sends children only for its home. One
+    // child more than the fan-out is let in: when the directory gives a leaf's slot to a node of
+    // this tree, the newcomer connects at once and the leaf leaves at its next announce.
     let all: Vec<u8> = (0..=u8::MAX).collect();
     let buffers = Buffers::new(
         swarmcast_stripe::code::MAX_SUBSTREAMS,
         &all,
         KEEP_SEGMENTS,
-        config.max_children,
+        match config.max_children {
+            0 => 0,
+            n => n + 1,
+        },
     );
     let ctx = Arc::new(Ctx {
         source_base: config
@@ -247,6 +254,9 @@ pub async fn run(
         from_source: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         forged: AtomicU64::new(0),
+        moved: (0..swarmcast_stripe::code::MAX_SUBSTREAMS)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
     });
     let (drain, served) = crate::host::serve(
         &tasks,
@@ -272,6 +282,11 @@ pub async fn run(
                 if let Ok(r) = ctx.post("announce", &req).await {
                     if let Ok(a) = read_json::<AnnounceAnswer>(r).await {
                         ctx.ended.store(a.ended, Ordering::SeqCst);
+                        for s in a.moved {
+                            if let Some(m) = ctx.moved.get(usize::from(s)) {
+                                m.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
                         if !a.known {
                             ctx.join(&token).await;
                         }
@@ -390,6 +405,7 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
             },
         );
         let mut response = response;
+        let moved = ctx.moved[usize::from(s)].load(Ordering::SeqCst);
         let from_source = url.starts_with(&ctx.source_base);
         let mut deframer = Deframer::new(ctx.config.key);
         let outcome: Result<(), String> = 'conn: loop {
@@ -403,6 +419,10 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
                 Ok(Err(e)) => break Err(format!("error: {e}")),
                 Ok(Ok(Some(b))) => b,
             };
+            if ctx.moved[usize::from(s)].load(Ordering::SeqCst) != moved {
+                // The directory gave this slot to a node of the parent's tree.
+                break Err("moved by the directory".into());
+            }
             last_byte = Instant::now();
             ctx.received
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);

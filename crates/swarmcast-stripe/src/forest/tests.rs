@@ -11,6 +11,9 @@ fn attach_all(f: &mut Forest, node: &str) {
         if f.parent(s, node).is_none() {
             if let Some(p) = f.choose_parent(s, node, &[]) {
                 f.attach(s, node, p).unwrap();
+            } else if let Some((p, leaf)) = f.preempt(s, node, &[]) {
+                f.detach(s, &leaf);
+                f.attach(s, node, p).unwrap();
             }
         }
     }
@@ -185,8 +188,8 @@ fn the_directory_hands_out_urls_and_expires_silent_nodes() {
     assert_eq!(d.parent("b", 0, &["http://a/stripe/0".into()], 100), None);
     // a goes silent past the TTL: it leaves. Tree 0 has no interior node left, and a leaf
     // never takes the source: b waits until a node whose home is 0 joins.
-    assert!(d.announce("b", 3050));
-    assert!(!d.announce("a", 3050));
+    assert_eq!(d.announce("b", 3050), Some(vec![]));
+    assert_eq!(d.announce("a", 3050), None);
     assert_eq!(d.parent("b", 0, &[], 3050), None);
     assert_eq!(d.forest().home("a"), None);
     assert_eq!(d.join("c", "http://c/stripe", 3050), 0);
@@ -197,5 +200,80 @@ fn the_directory_hands_out_urls_and_expires_silent_nodes() {
     assert_eq!(
         d.parent("b", 0, &[], 3050).as_deref(),
         Some("http://c/stripe/0")
+    );
+}
+
+#[test]
+fn a_repair_never_lands_below_the_parent_that_failed() {
+    // Tree 0: source -> a -> b -> {c, d}; a dies (its children notice before the directory).
+    let mut f = Forest::new(2, 2, 1);
+    for n in ["a", "x", "b", "y", "c", "d"] {
+        f.join(n).unwrap();
+    }
+    // Homes alternate: a, b, c home 0; x, y, d home 1.
+    assert_eq!(f.home("b"), Some(0));
+    f.attach(0, "a", Parent::Source).unwrap();
+    f.attach(0, "b", Parent::Node("a".into())).unwrap();
+    f.attach(0, "c", Parent::Node("b".into())).unwrap();
+    f.attach(0, "x", Parent::Node("a".into())).unwrap();
+    // b has a free slot, but b is below a, which x just reported silent: b is starved too.
+    // With a avoided, nothing connected has a slot.
+    f.detach(0, "x");
+    let avoid = [Parent::Node("a".into())];
+    assert_eq!(f.choose_parent(0, "x", &avoid), None);
+    // Without the report, b would do.
+    assert_eq!(f.choose_parent(0, "x", &[]), Some(Parent::Node("a".into())));
+}
+
+#[test]
+fn a_home_node_with_no_free_slot_takes_a_leafs() {
+    // Fan-out 2, one source slot per tree. Tree 0's only connected interior node, a, has two
+    // leaves; b, whose home is 0, lost its parent: it takes a leaf's slot, the leaf moves.
+    let mut f = Forest::new(2, 2, 1);
+    for n in ["a", "x", "b", "y"] {
+        f.join(n).unwrap();
+    }
+    assert_eq!((f.home("a"), f.home("b")), (Some(0), Some(0)));
+    f.attach(0, "a", Parent::Source).unwrap();
+    f.attach(0, "x", Parent::Node("a".into())).unwrap();
+    f.attach(0, "y", Parent::Node("a".into())).unwrap();
+    assert_eq!(f.choose_parent(0, "b", &[]), None);
+    assert_eq!(
+        f.preempt(0, "b", &[]),
+        Some((Parent::Node("a".into()), "x".to_owned()))
+    );
+    // A leaf never preempts (its home is another tree), nor does anyone in a tree whose
+    // interior holds only home nodes.
+    f.detach(0, "y");
+    assert_eq!(f.preempt(0, "y", &[]), None);
+
+    // Through the directory: b takes x's slot, and x is told at its next announce.
+    let mut d = Directory::new(Forest::new(2, 2, 1), "http://pub/stripe".into(), 3000);
+    for n in ["a", "x", "b", "y"] {
+        d.join(n, &format!("http://{n}/stripe"), 0);
+    }
+    assert_eq!(
+        d.parent("a", 0, &[], 0).as_deref(),
+        Some("http://pub/stripe/0")
+    );
+    assert_eq!(
+        d.parent("x", 0, &[], 0).as_deref(),
+        Some("http://a/stripe/0")
+    );
+    assert_eq!(
+        d.parent("y", 0, &[], 0).as_deref(),
+        Some("http://a/stripe/0")
+    );
+    assert_eq!(
+        d.parent("b", 0, &[], 0).as_deref(),
+        Some("http://a/stripe/0")
+    );
+    assert_eq!(d.forest().parent(0, "x"), None);
+    assert_eq!(d.announce("x", 100), Some(vec![0]));
+    assert_eq!(d.announce("x", 200), Some(vec![]));
+    // x now hangs below b.
+    assert_eq!(
+        d.parent("x", 0, &[], 200).as_deref(),
+        Some("http://b/stripe/0")
     );
 }
