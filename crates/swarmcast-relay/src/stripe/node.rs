@@ -32,13 +32,20 @@ use super::directory::{
     AnnounceAnswer, AnnounceRequest, JoinRequest, Joined, ParentAnswer, ParentRequest,
 };
 use super::server::{self, Buffers, KEEP_SEGMENTS};
-use crate::directory::{ANNOUNCE_EVERY, PARENT_TIMEOUT, REQUEST_TIMEOUT};
+use crate::directory::{ANNOUNCE_EVERY, ENTRY_TTL, PARENT_TIMEOUT, REQUEST_TIMEOUT};
 use crate::resume::RelayError;
 
 /// How long a node waits before asking again when no parent has a free slot.
 const ASK_AGAIN: Duration = Duration::from_millis(500);
 /// The arrival curve's sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Why a node left a parent the directory moved it off (the parent is fine).
+const MOVED: &str = "moved by the directory";
+/// How long a node names a failed parent when it asks for another. The directory offers
+/// nothing below that parent meanwhile (starved too); once a dead parent's entry expired
+/// ([`ENTRY_TTL`], after its last announce), the directory knows by itself, and a parent that
+/// only stalled may serve again.
+const AVOID_FOR: Duration = Duration::from_secs(ENTRY_TTL.as_secs() + ANNOUNCE_EVERY.as_secs());
 /// How long a node keeps serving its children after its stream ended.
 const END_GRACE: Duration = Duration::from_secs(10);
 
@@ -329,12 +336,16 @@ pub async fn run(
 /// One substream: parents from the directory, frames checked, kept, passed on.
 async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: CancellationToken) {
     let mut avoid: Vec<String> = Vec::new();
+    let mut avoid_since = Instant::now();
     let mut previous: Option<String> = None;
     let mut last_byte = Instant::now();
     let mut headers: BTreeMap<u64, StripeHeader> = BTreeMap::new();
     let mut seen: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
     let mut relayed = 0u64;
     while !cancel.is_cancelled() {
+        if avoid_since.elapsed() > AVOID_FOR {
+            avoid.clear();
+        }
         let url = match ctx.ask_parent(s, &avoid).await {
             Ask::Url(u) => u,
             Ask::Rejoin => {
@@ -392,6 +403,7 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
                     },
                 );
                 avoid = vec![url];
+                avoid_since = Instant::now();
                 continue;
             }
         };
@@ -421,7 +433,7 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
             };
             if ctx.moved[usize::from(s)].load(Ordering::SeqCst) != moved {
                 // The directory gave this slot to a node of the parent's tree.
-                break Err("moved by the directory".into());
+                break Err(MOVED.into());
             }
             last_byte = Instant::now();
             ctx.received
@@ -507,7 +519,12 @@ async fn upstream(s: u8, ctx: Arc<Ctx>, tx: mpsc::Sender<Msg>, cancel: Cancellat
             let _ = tx.send(Msg::Done).await;
             return;
         }
-        avoid = vec![url];
+        if outcome.as_ref().is_err_and(|r| r == MOVED) {
+            avoid.clear();
+        } else {
+            avoid = vec![url];
+            avoid_since = Instant::now();
+        }
     }
 }
 
