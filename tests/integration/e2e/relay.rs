@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::procs::{free_port, json_lines, listening_node, publish, stream_dir, KillOnDrop};
+use super::procs::{
+    free_port, json_lines, listening_node, publish, stream_dir, wait_viewers, KillOnDrop,
+};
 use crate::util::{run, swarmcast, tool};
 
 const HANG_GUARD: Duration = Duration::from_secs(90);
@@ -49,23 +51,8 @@ fn relay(dir: &Path, name: &str, link: &str, port: u16, args: &[&str]) -> KillOn
 
 /// Waits for `relay` to exit by itself (the end of the stream), with success.
 fn wait_exit(dir: &Path, name: &str, relay: &mut KillOnDrop) {
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = relay.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < HANG_GUARD,
-            "hang guard: {name} did not end: {}",
-            std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(
-        status.success(),
-        "{name} exited {status:?}: {}",
-        std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
-    );
+    let names = [name.to_owned()];
+    wait_viewers(dir, &names, std::slice::from_mut(relay), HANG_GUARD, || {});
 }
 
 /// Waits until relay `name` has played `bytes` (its `stream_bytes` events).

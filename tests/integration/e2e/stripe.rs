@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::procs::{free_port, json_lines, listening_node, publish, stream_dir, KillOnDrop};
+use super::procs::{
+    free_port, json_lines, listening_node, publish, stream_dir, wait_viewers, KillOnDrop,
+};
 
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
@@ -73,7 +75,10 @@ struct Six {
     tmp: tempfile::TempDir,
     _publisher: KillOnDrop,
     names: Vec<String>,
-    nodes: Vec<Option<KillOnDrop>>,
+    /// n0 (killed by one test).
+    n0: Option<KillOnDrop>,
+    /// n1..n5.
+    others: Vec<KillOnDrop>,
     /// Where n0 serves.
     n0_port: u16,
 }
@@ -114,7 +119,7 @@ impl Six {
             } else {
                 (&[][..], free_port())
             };
-            nodes.push(Some(node(dir, name, &link, &directory, extra, port)));
+            nodes.push(node(dir, name, &link, &directory, extra, port));
             // One at a time, so that the homes are as the comment says.
             let start = Instant::now();
             while !log(dir, name).contains("joined the stripe directory") {
@@ -130,7 +135,8 @@ impl Six {
             tmp,
             _publisher: publisher,
             names,
-            nodes,
+            n0: Some(nodes.remove(0)),
+            others: nodes,
             n0_port,
         }
     }
@@ -159,26 +165,7 @@ impl Six {
     /// published segments up to the last, with no segment given up.
     fn check_outputs(&mut self) {
         let dir = self.tmp.path().to_owned();
-        for (name, child) in self.names.iter().zip(self.nodes.iter_mut()).skip(1) {
-            let child = child.as_mut().unwrap();
-            let start = Instant::now();
-            let status = loop {
-                if let Some(s) = child.0.try_wait().unwrap() {
-                    break s;
-                }
-                assert!(
-                    start.elapsed() < HANG_GUARD,
-                    "hang guard: {name} did not end: {}",
-                    log(&dir, name)
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            assert!(
-                status.success(),
-                "{name} exited {status:?}: {}",
-                log(&dir, name)
-            );
-        }
+        wait_viewers(&dir, &self.names[1..], &mut self.others, HANG_GUARD, || {});
         let seg = stream_dir(&dir);
         let mut files = Vec::new();
         while let Ok(b) = std::fs::read(seg.join(format!("{:08}.ts", files.len()))) {
@@ -249,7 +236,7 @@ fn striped_nodes_rebuild_the_stream_and_survive_an_interior_node_leaving() {
         .iter()
         .any(|e| e["kind"] == "parent_changed");
     assert!(took_parent, "n1 took no parent");
-    drop(six.nodes[0].take());
+    drop(six.n0.take());
     six.check_outputs();
     // Someone had n0 as a parent and lost it: it moved, with a detection time.
     let n0 = format!("127.0.0.1:{}/stripe/0", six.n0_port);
