@@ -9,7 +9,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 bash scripts/patch-librqbit.sh
-# The unit tests our patch series adds to librqbit (docs/librqbit.md), in the patched tree.
+# The unit tests our patch series add to librqbit and its wire-protocol crate (docs/librqbit.md),
+# in the patched trees.
 (cd vendor-patched/librqbit && CARGO_TARGET_DIR=../../target/librqbit-tests \
   cargo test --lib --no-default-features --features rust-tls swarmcast_)
+(cd vendor-patched/librqbit-peer-protocol && CARGO_TARGET_DIR=../../target/librqbit-tests \
+  cargo test --lib swarmcast_)
 cargo nextest run --workspace "$@"

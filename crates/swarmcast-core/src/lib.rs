@@ -15,7 +15,9 @@
 //! [`keys::keyfile`], which reads and writes secret key files.
 
 pub mod bencode;
+pub mod dht_item;
 pub mod error;
+pub mod gossip;
 pub mod inspect;
 pub mod keys;
 pub mod link;

@@ -1,0 +1,701 @@
+//! Manifests carried by the swarm, sans IO (docs/manifest.md, "Manifests carried by the swarm").
+//!
+//! Peers that announce the BEP 10 extension [`EXTENSION`] in their extended handshake exchange
+//! three messages on it, each one bencoded dictionary ([`Message`]):
+//!
+//! - `{"have": n}`: I hold the manifest with sequence number `n`;
+//! - `{"want": n}`: send me your manifest if its sequence number is `n` or more;
+//! - `{"manifest": <document>, "seq": n}`: the signed document itself.
+//!
+//! [`Gossip`] decides who gets what, on numbers and a clock passed in. When a newer manifest is
+//! accepted (verified by the caller, exactly as an HTTP one), it is pushed whole to at most
+//! [`GossipConfig::push_to`] peers not known to hold it, the ones pushed to longest ago first,
+//! and announced with a `have` to the others ([`GossipConfig::announce`]). A peer told of a
+//! newer manifest that does not arrive within [`GossipConfig::pull_after`] asks one announcer
+//! for it with a `want`, then another after [`GossipConfig::retry_after`]. A peer's known
+//! sequence number rises with everything it sends or is sent, so nobody is pushed a manifest it
+//! showed it holds.
+//!
+//! The publisher pushes to a fixed number of peers and announces nothing
+//! ([`GossipConfig::publisher`]): what it sends per manifest does not grow with the audience.
+//! Viewers push to a few and announce to the rest ([`GossipConfig::viewer`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::ManifestError;
+
+/// The extension's name in the extended handshake's `m` dictionary.
+pub const EXTENSION: &str = "swarmcast_manifest";
+
+/// One message of the extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// The sender holds the manifest with this sequence number.
+    Have(u64),
+    /// The sender asks for a manifest with this sequence number or newer.
+    Want(u64),
+    /// A signed manifest document and its sequence number (as the sender read it: the
+    /// receiver verifies the document and trusts nothing else).
+    Manifest {
+        /// The sequence number.
+        seq: u64,
+        /// The document.
+        doc: Arc<[u8]>,
+    },
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct MessageWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    have: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manifest: Option<ByteBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    want: Option<u64>,
+}
+
+impl Message {
+    /// The bencoded payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = match self {
+            Message::Have(n) => MessageWire {
+                have: Some(*n),
+                ..Default::default()
+            },
+            Message::Want(n) => MessageWire {
+                want: Some(*n),
+                ..Default::default()
+            },
+            Message::Manifest { seq, doc } => MessageWire {
+                manifest: Some(ByteBuf::from(doc.to_vec())),
+                seq: Some(*seq),
+                ..Default::default()
+            },
+        };
+        serde_bencode::to_bytes(&wire).expect("a gossip message always encodes")
+    }
+
+    /// Decodes a payload: a dictionary with exactly one of `have`, `want`, or `manifest` and
+    /// `seq`. Unknown keys are ignored (later versions may add some).
+    pub fn decode(payload: &[u8]) -> Result<Self, ManifestError> {
+        const PART: &str = "swarm message";
+        let wire: MessageWire =
+            serde_bencode::from_bytes(payload).map_err(|e| ManifestError::Malformed {
+                part: PART,
+                reason: e.to_string(),
+            })?;
+        match (wire.have, wire.want, wire.manifest, wire.seq) {
+            (Some(n), None, None, None) => Ok(Message::Have(n)),
+            (None, Some(n), None, None) => Ok(Message::Want(n)),
+            (None, None, Some(doc), Some(seq)) => Ok(Message::Manifest {
+                seq,
+                doc: doc.into_vec().into(),
+            }),
+            _ => Err(ManifestError::Malformed {
+                part: PART,
+                reason: "expected exactly one of have, want, or manifest with seq".into(),
+            }),
+        }
+    }
+}
+
+/// How a peer spreads manifests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GossipConfig {
+    /// Peers a newly accepted manifest is pushed to whole.
+    pub push_to: usize,
+    /// Send a `have` to the other peers (and to each peer met, once).
+    pub announce: bool,
+    /// How long after hearing of a newer manifest a peer waits for a push before it asks.
+    pub pull_after: Duration,
+    /// How long it waits for an answer before asking another announcer.
+    pub retry_after: Duration,
+    /// Asks for one sequence number before giving up on it (a newer `have` starts over).
+    pub max_asks: u32,
+}
+
+impl GossipConfig {
+    /// The publisher's: push to 4 peers, announce nothing. Its cost per manifest is four
+    /// documents whatever the audience (plus answers to `want`s, which viewers send to
+    /// announcers, and the publisher announces nothing).
+    pub fn publisher() -> Self {
+        Self {
+            push_to: 4,
+            announce: false,
+            pull_after: Duration::from_millis(200),
+            retry_after: Duration::from_secs(1),
+            max_asks: 5,
+        }
+    }
+
+    /// A viewer's: push to 3 peers, announce to the rest, ask 200 ms after hearing of a newer
+    /// manifest (a push is one way, a pull a round trip and a half).
+    pub fn viewer() -> Self {
+        Self {
+            push_to: 3,
+            announce: true,
+            ..Self::publisher()
+        }
+    }
+}
+
+/// What a [`Gossip`] has done, for the counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GossipStats {
+    /// Documents sent (pushed or asked for).
+    pub manifests_sent: u64,
+    /// Of them, asked for by a `want`.
+    pub manifests_answered: u64,
+    /// Bytes of every message sent (payloads; each costs 6 more bytes of BitTorrent framing).
+    pub bytes_sent: u64,
+    /// `have` messages sent.
+    pub haves_sent: u64,
+    /// `want` messages sent.
+    pub wants_sent: u64,
+    /// Documents received that were not newer than the one held.
+    pub duplicates: u64,
+    /// Bytes of every message received.
+    pub bytes_received: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct PeerState {
+    /// The newest sequence number the peer showed it holds, or was sent.
+    known: Option<u64>,
+    /// When it was last pushed a manifest (a counter): the longest ago go first.
+    last_push: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Pending<P> {
+    seq: u64,
+    due: Instant,
+    /// Peers that announced `seq` or newer, in the order they did.
+    announcers: Vec<P>,
+    asked: Vec<P>,
+    /// Asks made (or due with nobody to ask).
+    attempts: u32,
+}
+
+/// One node's manifest exchange with its peers, identified by `P` (an address).
+#[derive(Debug)]
+pub struct Gossip<P> {
+    config: GossipConfig,
+    newest: Option<(u64, Arc<[u8]>)>,
+    peers: BTreeMap<P, PeerState>,
+    pending: Option<Pending<P>>,
+    out: VecDeque<(P, Message)>,
+    pushes: u64,
+    stats: GossipStats,
+}
+
+impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
+    /// A node holding no manifest yet.
+    pub fn new(config: GossipConfig) -> Self {
+        Self {
+            config,
+            newest: None,
+            peers: BTreeMap::new(),
+            pending: None,
+            out: VecDeque::new(),
+            pushes: 0,
+            stats: GossipStats::default(),
+        }
+    }
+
+    /// The newest manifest's sequence number.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.newest.as_ref().map(|(s, _)| *s)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> GossipStats {
+        self.stats
+    }
+
+    /// Peers known.
+    pub fn peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// A peer that speaks the extension; a viewer announces its newest manifest to it.
+    pub fn add_peer(&mut self, peer: P) {
+        if self.peers.contains_key(&peer) {
+            return;
+        }
+        self.peers.insert(peer, PeerState::default());
+        if let (true, Some((seq, _))) = (self.config.announce, &self.newest) {
+            let seq = *seq;
+            self.send(peer, Message::Have(seq));
+        }
+    }
+
+    /// A peer gone (every connection to it closed).
+    pub fn remove_peer(&mut self, peer: P) {
+        self.peers.remove(&peer);
+        if let Some(p) = &mut self.pending {
+            p.announcers.retain(|a| *a != peer);
+        }
+    }
+
+    /// A message from `peer` (added first if unknown), `len` bytes on the wire. Returns the
+    /// document of a manifest newer than the one held, for the caller to verify and, if it
+    /// passes, [`accept`](Self::accept).
+    pub fn on_message(
+        &mut self,
+        peer: P,
+        msg: Message,
+        len: usize,
+        now: Instant,
+    ) -> Option<Arc<[u8]>> {
+        self.stats.bytes_received += len as u64;
+        self.add_peer(peer);
+        let newest = self.newest_seq();
+        match msg {
+            Message::Have(seq) => {
+                self.saw(peer, seq);
+                if newest.is_some_and(|n| n >= seq) {
+                    return None;
+                }
+                let due = if newest.is_none() {
+                    now
+                } else {
+                    now + self.config.pull_after
+                };
+                match &mut self.pending {
+                    Some(p) => {
+                        if seq > p.seq {
+                            p.seq = seq;
+                            p.asked.clear();
+                            p.announcers.clear();
+                            p.attempts = 0;
+                        }
+                        if !p.announcers.contains(&peer) {
+                            p.announcers.push(peer);
+                        }
+                    }
+                    None => {
+                        self.pending = Some(Pending {
+                            seq,
+                            due,
+                            announcers: vec![peer],
+                            asked: Vec::new(),
+                            attempts: 0,
+                        })
+                    }
+                }
+                None
+            }
+            Message::Want(seq) => {
+                if let Some((have, doc)) = self.newest.clone() {
+                    if have >= seq {
+                        self.stats.manifests_answered += 1;
+                        self.saw(peer, have);
+                        self.send(peer, Message::Manifest { seq: have, doc });
+                    }
+                }
+                None
+            }
+            Message::Manifest { seq, doc } => {
+                self.saw(peer, seq);
+                if newest.is_some_and(|n| n >= seq) {
+                    self.stats.duplicates += 1;
+                    return None;
+                }
+                Some(doc)
+            }
+        }
+    }
+
+    /// A manifest accepted (verified), from `from` (None: from elsewhere: HTTP, the publisher's
+    /// own pipeline). If newer than the one held, it is pushed and announced.
+    pub fn accept(&mut self, seq: u64, doc: Arc<[u8]>, from: Option<P>) {
+        if let Some(from) = from {
+            self.saw(from, seq);
+        }
+        if self.newest_seq().is_some_and(|n| n >= seq) {
+            return;
+        }
+        self.newest = Some((seq, doc.clone()));
+        if self.pending.as_ref().is_some_and(|p| p.seq <= seq) {
+            self.pending = None;
+        }
+        let mut behind: Vec<(u64, P)> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.known.is_none_or(|k| k < seq))
+            .map(|(p, s)| (s.last_push, *p))
+            .collect();
+        behind.sort();
+        for (i, (_, peer)) in behind.into_iter().enumerate() {
+            if i < self.config.push_to {
+                self.pushes += 1;
+                if let Some(s) = self.peers.get_mut(&peer) {
+                    s.last_push = self.pushes;
+                    s.known = Some(seq);
+                }
+                self.send(
+                    peer,
+                    Message::Manifest {
+                        seq,
+                        doc: doc.clone(),
+                    },
+                );
+            } else if self.config.announce {
+                self.send(peer, Message::Have(seq));
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|p| p.due)
+    }
+
+    /// Asks an announcer for a manifest that was announced and did not come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let retry = self.config.retry_after;
+        let max = self.config.max_asks;
+        let Some(p) = &mut self.pending else {
+            return;
+        };
+        if p.due > now {
+            return;
+        }
+        if p.attempts >= max {
+            self.pending = None;
+            return;
+        }
+        p.attempts += 1;
+        let next = p
+            .announcers
+            .iter()
+            .find(|a| !p.asked.contains(a))
+            .or_else(|| p.announcers.first())
+            .copied();
+        p.due = now + retry;
+        if let Some(peer) = next {
+            p.asked.push(peer);
+            let seq = p.seq;
+            self.send(peer, Message::Want(seq));
+        }
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<(P, Message)> {
+        self.out.pop_front()
+    }
+
+    fn saw(&mut self, peer: P, seq: u64) {
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.known = Some(s.known.map_or(seq, |k| k.max(seq)));
+        }
+    }
+
+    fn send(&mut self, peer: P, msg: Message) {
+        self.stats.bytes_sent += msg.encode().len() as u64;
+        match &msg {
+            Message::Have(_) => self.stats.haves_sent += 1,
+            Message::Want(_) => self.stats.wants_sent += 1,
+            Message::Manifest { .. } => self.stats.manifests_sent += 1,
+        }
+        self.out.push_back((peer, msg));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    fn doc(seq: u64) -> Arc<[u8]> {
+        format!("manifest {seq}").into_bytes().into()
+    }
+
+    #[test]
+    fn messages_round_trip_and_malformed_ones_are_refused() {
+        for m in [
+            Message::Have(3),
+            Message::Want(i64::MAX as u64),
+            Message::Manifest {
+                seq: 9,
+                doc: doc(9),
+            },
+        ] {
+            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        }
+        assert_eq!(Message::Have(3).encode(), b"d4:havei3ee");
+        // Unknown keys are ignored.
+        assert_eq!(
+            Message::decode(b"d4:havei3e5:laterli1eee").unwrap(),
+            Message::Have(3)
+        );
+        for bad in [
+            &b"d4:havei3e4:wanti4ee"[..],
+            b"d8:manifest3:abce",
+            b"de",
+            b"i3e",
+            b"d4:have3:abce",
+        ] {
+            assert!(
+                matches!(Message::decode(bad), Err(ManifestError::Malformed { .. })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    /// A tiny discrete-event network: node 0 is the publisher, connected to every viewer; each
+    /// viewer is also connected to `degree` others. Every message takes `one_way`.
+    struct Net {
+        nodes: Vec<Gossip<usize>>,
+        queue: BinaryHeap<Reverse<(Instant, u64, usize, usize, Vec<u8>)>>,
+        order: u64,
+        one_way: Duration,
+        got_at: Vec<Option<Instant>>,
+    }
+
+    impl Net {
+        fn new(viewers: usize, degree: usize, viewer: GossipConfig, seed: u64) -> Self {
+            let mut nodes = vec![Gossip::new(GossipConfig::publisher())];
+            nodes.extend((0..viewers).map(|_| Gossip::new(viewer)));
+            let mut rng = seed | 1;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            for v in 1..=viewers {
+                nodes[0].add_peer(v);
+                nodes[v].add_peer(0);
+                for _ in 0..degree {
+                    let w = 1 + (next() as usize % viewers);
+                    if w != v {
+                        nodes[v].add_peer(w);
+                        nodes[w].add_peer(v);
+                    }
+                }
+            }
+            Self {
+                got_at: vec![None; nodes.len()],
+                nodes,
+                queue: BinaryHeap::new(),
+                order: 0,
+                one_way: Duration::from_millis(50),
+            }
+        }
+
+        fn flush(&mut self, from: usize, now: Instant) {
+            while let Some((to, msg)) = self.nodes[from].poll_transmit() {
+                self.order += 1;
+                self.queue.push(Reverse((
+                    now + self.one_way,
+                    self.order,
+                    from,
+                    to,
+                    msg.encode(),
+                )));
+            }
+        }
+
+        /// Runs until nothing is left to deliver or time out; returns the end time.
+        fn run(&mut self, start: Instant) -> Instant {
+            let mut now = start;
+            for n in 0..self.nodes.len() {
+                self.flush(n, now);
+            }
+            for _ in 0..1_000_000 {
+                let next_msg = self.queue.peek().map(|Reverse(e)| e.0);
+                let next_timer = (0..self.nodes.len())
+                    .filter_map(|n| self.nodes[n].poll_timeout().map(|t| (t, n)))
+                    .min();
+                match (next_msg, next_timer) {
+                    (None, None) => return now,
+                    (Some(m), t) if t.is_none_or(|(t, _)| m <= t) => {
+                        let Reverse((at, _, from, to, bytes)) = self.queue.pop().unwrap();
+                        now = at;
+                        let msg = Message::decode(&bytes).unwrap();
+                        if let Some(d) =
+                            self.nodes[to].on_message(from, msg.clone(), bytes.len(), now)
+                        {
+                            let Message::Manifest { seq, .. } = msg else {
+                                unreachable!()
+                            };
+                            self.nodes[to].accept(seq, d, Some(from));
+                            self.got_at[to].get_or_insert(now);
+                        }
+                        self.flush(to, now);
+                    }
+                    (_, Some((t, n))) => {
+                        now = t;
+                        self.nodes[n].handle_timeout(now);
+                        self.flush(n, now);
+                    }
+                    (Some(_), None) => unreachable!(),
+                }
+            }
+            panic!("the network did not settle");
+        }
+    }
+
+    #[test]
+    fn the_publisher_sends_four_documents_whatever_the_audience_and_everyone_gets_one() {
+        let start = Instant::now();
+        let mut firsts = Vec::new();
+        for viewers in [10, 100, 1000] {
+            let mut net = Net::new(viewers, 8, GossipConfig::viewer(), 7 + viewers as u64);
+            net.nodes[0].accept(1, doc(1), None);
+            net.run(start);
+            let publisher = net.nodes[0].stats();
+            assert_eq!(publisher.manifests_sent, 4, "{viewers} viewers");
+            assert_eq!(publisher.haves_sent, 0);
+            let missing = (1..=viewers).filter(|&v| net.nodes[v].newest_seq() != Some(1));
+            assert_eq!(missing.count(), 0, "{viewers} viewers: some never got it");
+            // Each viewer receives few copies: pushes go only to peers not known to hold it.
+            let received: u64 = (1..=viewers)
+                .map(|v| net.nodes[v].stats().duplicates + 1)
+                .sum();
+            let per_viewer = received as f64 / viewers as f64;
+            assert!(
+                per_viewer < 4.0,
+                "{viewers} viewers: {per_viewer} copies each"
+            );
+            let last = net.got_at.iter().flatten().max().unwrap();
+            let first = net.got_at.iter().flatten().min().unwrap();
+            firsts.push((viewers, *last - *first));
+        }
+        // The spread takes a few hops (50 ms each), growing with the log of the audience.
+        for (viewers, spread) in firsts {
+            assert!(
+                spread <= Duration::from_millis(600),
+                "{viewers}: {spread:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_have_is_followed_by_a_want_after_pull_after_then_another_announcer_then_giving_up() {
+        let t0 = Instant::now();
+        let config = GossipConfig::viewer();
+        let mut g: Gossip<u8> = Gossip::new(config);
+        g.accept(4, doc(4), None);
+        g.add_peer(1);
+        g.add_peer(2);
+        while g.poll_transmit().is_some() {}
+        assert!(g.on_message(1, Message::Have(5), 11, t0).is_none());
+        assert!(g.on_message(2, Message::Have(5), 11, t0).is_none());
+        assert_eq!(g.poll_timeout(), Some(t0 + config.pull_after));
+        g.handle_timeout(t0 + config.pull_after / 2);
+        assert!(g.poll_transmit().is_none(), "too early");
+        let mut now = t0 + config.pull_after;
+        g.handle_timeout(now);
+        assert_eq!(g.poll_transmit(), Some((1, Message::Want(5))));
+        now += config.retry_after;
+        g.handle_timeout(now);
+        assert_eq!(g.poll_transmit(), Some((2, Message::Want(5))));
+        for _ in 2..config.max_asks {
+            now += config.retry_after;
+            g.handle_timeout(now);
+            assert!(matches!(g.poll_transmit(), Some((_, Message::Want(5)))));
+        }
+        now += config.retry_after;
+        g.handle_timeout(now);
+        assert_eq!(
+            g.poll_timeout(),
+            None,
+            "gave up after {} asks",
+            config.max_asks
+        );
+        // The document arrives late anyway: accepted, and pushed to nobody (both peers said
+        // they hold it), but to a third peer met since.
+        g.add_peer(3);
+        assert_eq!(g.poll_transmit(), Some((3, Message::Have(4))));
+        let d = g.on_message(
+            2,
+            Message::Manifest {
+                seq: 5,
+                doc: doc(5),
+            },
+            30,
+            now,
+        );
+        g.accept(5, d.unwrap(), Some(2));
+        let sent: Vec<_> = std::iter::from_fn(|| g.poll_transmit()).collect();
+        assert_eq!(
+            sent,
+            vec![(
+                3,
+                Message::Manifest {
+                    seq: 5,
+                    doc: doc(5)
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_node_with_nothing_asks_at_once_and_a_want_is_answered_with_the_newest() {
+        let t0 = Instant::now();
+        let mut fresh: Gossip<u8> = Gossip::new(GossipConfig::viewer());
+        fresh.on_message(1, Message::Have(7), 11, t0);
+        assert_eq!(fresh.poll_timeout(), Some(t0));
+        fresh.handle_timeout(t0);
+        assert_eq!(fresh.poll_transmit(), Some((1, Message::Want(7))));
+
+        let mut holder: Gossip<u8> = Gossip::new(GossipConfig::publisher());
+        holder.accept(9, doc(9), None);
+        holder.on_message(3, Message::Want(7), 11, t0);
+        assert_eq!(
+            holder.poll_transmit(),
+            Some((
+                3,
+                Message::Manifest {
+                    seq: 9,
+                    doc: doc(9)
+                }
+            ))
+        );
+        holder.on_message(3, Message::Want(10), 11, t0);
+        assert_eq!(holder.poll_transmit(), None, "nothing that new");
+        assert_eq!(holder.stats().manifests_answered, 1);
+    }
+
+    #[test]
+    fn peers_that_showed_they_hold_a_manifest_are_not_pushed_it_and_pushes_rotate() {
+        let mut g: Gossip<u8> = Gossip::new(GossipConfig {
+            push_to: 1,
+            announce: false,
+            ..GossipConfig::publisher()
+        });
+        let t0 = Instant::now();
+        for p in 1..=3 {
+            g.add_peer(p);
+        }
+        // Peer 1 already has 2 (it said so).
+        g.on_message(1, Message::Have(2), 11, t0);
+        g.accept(2, doc(2), None);
+        assert_eq!(g.poll_transmit().map(|(p, _)| p), Some(2));
+        assert_eq!(g.poll_transmit(), None);
+        // The next goes to whoever was pushed to longest ago: 1 and 3 never were.
+        g.accept(3, doc(3), None);
+        assert_eq!(g.poll_transmit().map(|(p, _)| p), Some(1));
+        g.accept(4, doc(4), None);
+        assert_eq!(g.poll_transmit().map(|(p, _)| p), Some(3));
+        // An older or equal manifest is neither taken nor spread.
+        g.accept(4, doc(4), None);
+        g.accept(1, doc(1), None);
+        assert_eq!(g.poll_transmit(), None);
+        assert_eq!(g.newest_seq(), Some(4));
+    }
+}
