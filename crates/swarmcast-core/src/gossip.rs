@@ -455,11 +455,14 @@ mod tests {
         }
     }
 
+    /// A message in flight: delivery time, order, from, to, payload.
+    type InFlight = Reverse<(Instant, u64, usize, usize, Vec<u8>)>;
+
     /// A tiny discrete-event network: node 0 is the publisher, connected to every viewer; each
     /// viewer is also connected to `degree` others. Every message takes `one_way`.
     struct Net {
         nodes: Vec<Gossip<usize>>,
-        queue: BinaryHeap<Reverse<(Instant, u64, usize, usize, Vec<u8>)>>,
+        queue: BinaryHeap<InFlight>,
         order: u64,
         one_way: Duration,
         got_at: Vec<Option<Instant>>,
