@@ -360,6 +360,8 @@ async fn start_seeder(
                 // Per segment's torrent: the window and its grace period share the budget.
                 peer_limit: Some((files.peer / (config.window + 2)).max(8)),
                 punch_ports: None,
+                extension: None,
+                dht_bootstrap: None,
             })
             .await?,
         ),

@@ -51,6 +51,8 @@ async fn viewer_swarm(dir: &Path) -> (std::path::PathBuf, Swarm) {
         super_seed: None,
         peer_limit: None,
         punch_ports: None,
+        extension: None,
+        dht_bootstrap: None,
     })
     .await
     .unwrap();

@@ -17,6 +17,7 @@
 //! directly; `delete(id, false)` keeps the file; polling `stats().finished` is safer than
 //! `wait_until_completed`.
 
+pub mod exchange;
 pub mod ratelimit;
 pub mod seeder;
 pub mod tweaks;
@@ -41,6 +42,16 @@ pub const POLL: Duration = Duration::from_millis(5);
 /// far longer than a segment is seeded (its window and grace period), and under the longest
 /// sleep tokio's timer takes (about 2.2 years).
 pub const REVEAL_NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A handler of the extension, for [`SwarmConfig::extension`].
+#[derive(Clone)]
+pub struct ExtensionSlot(pub Arc<dyn librqbit::extension::ExtensionHandler>);
+
+impl std::fmt::Debug for ExtensionSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtensionSlot")
+    }
+}
 
 /// Errors from the swarm.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +129,12 @@ pub struct SwarmConfig {
     /// opens its own NAT for the other's (`watch --punch-ports`). `None`: every dial from an
     /// ephemeral port.
     pub punch_ports: Option<std::ops::RangeInclusive<u16>>,
+    /// The handler of swarmcast's BEP 10 extension (librqbit patch 0016): manifests carried by
+    /// the swarm ([`exchange`]). `None`: the extension is not announced.
+    pub extension: Option<ExtensionSlot>,
+    /// Find peers on the mainline DHT (BEP 5) through these bootstrap nodes (`host:port`), and
+    /// announce every torrent there. `None`: no DHT (peers from trackers and the manifest).
+    pub dht_bootstrap: Option<Vec<String>>,
 }
 
 /// A torrent in the session.
@@ -231,7 +248,15 @@ impl Swarm {
         };
         let opts = SessionOptions {
             disable_trackers: !config.announce,
-            dht: None,
+            dht: config
+                .dht_bootstrap
+                .clone()
+                .map(|bootstrap| librqbit::DhtSessionConfig {
+                    bootstrap_addrs: Some(bootstrap),
+                    port: None,
+                    persistence: None,
+                }),
+            extension: config.extension.clone().map(|e| e.0),
             persistence: None,
             disable_local_service_discovery: true,
             peer_id: Some(peer_id),

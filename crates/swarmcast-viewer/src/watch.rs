@@ -209,6 +209,8 @@ pub async fn watch(
             super_seed: None,
             peer_limit: config.peer_limit,
             punch_ports: config.punch_ports.clone(),
+            extension: None,
+            dht_bootstrap: None,
         })
         .await?,
     );

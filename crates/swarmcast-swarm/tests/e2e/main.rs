@@ -22,6 +22,8 @@ pub(crate) async fn session(dir: &Path, super_seed: Option<Duration>) -> Swarm {
         super_seed,
         peer_limit: None,
         punch_ports: None,
+        extension: None,
+        dht_bootstrap: None,
     })
     .await
     .unwrap()

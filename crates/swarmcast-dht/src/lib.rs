@@ -1,0 +1,262 @@
+//! swarmcast on the mainline DHT (docs/manifest.md, "The DHT item").
+//!
+//! [`Node`] is a DHT client (the `mainline` crate) that puts and gets the stream's pointer, a
+//! BEP 44 mutable item signed with the stream key ([`swarmcast_core::dht_item`]), and announces
+//! and looks up the peers of a segment's torrent (BEP 5). The item's format and its checks are
+//! in the core crate; here is only the I/O.
+//!
+//! Tests run on a local DHT: [`mainline::Testnet`] starts nodes on 127.0.0.1, and
+//! [`Node::start`] with their addresses as bootstrap joins it (no internet).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mainline::{Dht, Id, MutableItem, SigningKey};
+use swarmcast_core::dht_item::{ItemVerifier, Pointer, SignedItem, SALT};
+use swarmcast_core::{ManifestError, StreamKey, StreamSecret};
+
+pub use mainline::Testnet;
+
+/// Errors from the DHT.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtError {
+    /// The node could not start (its UDP socket).
+    #[error("cannot start the DHT node: {0}")]
+    Start(#[source] std::io::Error),
+    /// A put found no node to store the item (or the announce) on.
+    #[error("cannot {what} on the DHT: {reason}")]
+    Put {
+        /// What was put.
+        what: &'static str,
+        /// mainline's error.
+        reason: String,
+    },
+    /// The item the DHT returned is not the stream's valid pointer.
+    #[error("the DHT item is refused: {0}")]
+    Refused(#[from] ManifestError),
+}
+
+/// A DHT client.
+#[derive(Clone, Debug)]
+pub struct Node {
+    dht: mainline::async_dht::AsyncDht,
+}
+
+impl Node {
+    /// Starts a client bootstrapping from `bootstrap` (`host:port`; empty: the public DHT's
+    /// default routers), bound to `bind` (127.0.0.1 for a local test DHT).
+    pub fn start(bootstrap: &[String], bind: Ipv4Addr) -> Result<Self, DhtError> {
+        Self::start_with(bootstrap, bind, None)
+    }
+
+    /// [`Node::start`], with how long a query waits for a node's answer (mainline's default:
+    /// 2 s). A lookup ends when its last node answered or timed out, so on a local test DHT,
+    /// where answers take microseconds and a node that went away never answers, a short
+    /// timeout makes every operation that much faster.
+    pub fn start_with(
+        bootstrap: &[String],
+        bind: Ipv4Addr,
+        request_timeout: Option<Duration>,
+    ) -> Result<Self, DhtError> {
+        let mut builder = Dht::builder();
+        if let Some(t) = request_timeout {
+            builder.request_timeout(t);
+        }
+        if !bootstrap.is_empty() {
+            builder.bootstrap(bootstrap);
+        }
+        let dht = builder
+            .bind_address(bind)
+            .build()
+            .map_err(DhtError::Start)?;
+        Ok(Self {
+            dht: dht.as_async(),
+        })
+    }
+
+    /// Waits until the node has joined the DHT (its routing table is filled); false if it could
+    /// not reach any node.
+    pub async fn bootstrapped(&self) -> bool {
+        self.dht.bootstrapped().await
+    }
+
+    /// Puts the stream's pointer, signed with `secret`. Returns how many nodes stored it.
+    pub async fn put_pointer(
+        &self,
+        secret: &StreamSecret,
+        pointer: &Pointer,
+    ) -> Result<usize, DhtError> {
+        let signed = pointer.sign(secret)?;
+        let item = MutableItem::new(
+            SigningKey::from_bytes(secret.seed()),
+            &signed.value,
+            signed.seq,
+            Some(SALT),
+        );
+        debug_assert_eq!(item.signature(), &signed.signature);
+        let outcome = self
+            .dht
+            .put_mutable(item, None)
+            .await
+            .map_err(|e| DhtError::Put {
+                what: "put the stream's pointer",
+                reason: e.to_string(),
+            })?;
+        Ok(outcome.stored_at as usize)
+    }
+
+    /// Puts an item as given (signature and all): what a forger or a replayer would do. For
+    /// tests; DHT nodes that check signatures refuse a forged one.
+    pub async fn put_raw(&self, key: &[u8; 32], item: &SignedItem) -> Result<usize, DhtError> {
+        let item = MutableItem::new_signed_unchecked(
+            *key,
+            item.signature,
+            &item.value,
+            item.seq,
+            Some(SALT),
+        );
+        let outcome = self
+            .dht
+            .put_mutable(item, None)
+            .await
+            .map_err(|e| DhtError::Put {
+                what: "put an item",
+                reason: e.to_string(),
+            })?;
+        Ok(outcome.stored_at as usize)
+    }
+
+    /// Gets the stream's newest pointer: every item the lookup finds under the stream's target
+    /// goes through `verifier` (the newest valid one is returned; each refused one is returned
+    /// in the second list with its typed error). `Ok(None)`: no node holds a valid item.
+    pub async fn get_pointer(
+        &self,
+        verifier: &mut ItemVerifier,
+        key: &StreamKey,
+    ) -> (Option<Pointer>, Vec<ManifestError>) {
+        let mut items = self.dht.get_mutable(key.as_bytes(), Some(SALT), None);
+        let mut found: Vec<SignedItem> = Vec::new();
+        while let Some(item) = items.next().await {
+            found.push(SignedItem {
+                seq: item.seq(),
+                value: item.value().to_vec(),
+                signature: *item.signature(),
+            });
+        }
+        Self::choose(verifier, key, found)
+    }
+
+    /// The newest of `found` that `verifier` accepts, and the errors of the others.
+    pub fn choose(
+        verifier: &mut ItemVerifier,
+        key: &StreamKey,
+        mut found: Vec<SignedItem>,
+    ) -> (Option<Pointer>, Vec<ManifestError>) {
+        found.sort_by_key(|i| i.seq);
+        found.dedup();
+        let mut best = None;
+        let mut refused = Vec::new();
+        for item in found {
+            match verifier.accept(key.as_bytes(), &item) {
+                Ok(p) => best = Some(p),
+                Err(e) => refused.push(e),
+            }
+        }
+        (best, refused)
+    }
+
+    /// Announces that a peer listens at `port` (this node's IP as the DHT sees it) for
+    /// `info_hash`.
+    pub async fn announce(&self, info_hash: [u8; 20], port: u16) -> Result<(), DhtError> {
+        let id = Id::from_bytes(info_hash).map_err(|e| DhtError::Put {
+            what: "announce",
+            reason: e.to_string(),
+        })?;
+        self.dht
+            .announce_peer(id, Some(port))
+            .await
+            .map(|_| ())
+            .map_err(|e| DhtError::Put {
+                what: "announce a segment",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Peers announced for `info_hash`: the first ones the lookup finds (it goes on to the
+    /// closest nodes, which takes seconds; callers that need more ask again), or none within
+    /// `wait`.
+    pub async fn peers(&self, info_hash: [u8; 20], wait: Duration) -> Vec<SocketAddr> {
+        let Ok(id) = Id::from_bytes(info_hash) else {
+            return Vec::new();
+        };
+        let mut out: Vec<SocketAddr> = Vec::new();
+        let mut stream = self.dht.get_peers(id);
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(batch) = stream.next().await {
+                for p in batch {
+                    let p: SocketAddr = SocketAddr::V4(SocketAddrV4::new(*p.ip(), p.port()));
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+                if !out.is_empty() {
+                    return;
+                }
+            }
+        })
+        .await;
+        out
+    }
+
+    /// The node's own address (for others to bootstrap from).
+    pub async fn local_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.dht.info().await.local_addr())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> StreamSecret {
+        StreamSecret::from_seed(&[5; 32])
+    }
+
+    fn pointer(seq: u64) -> Pointer {
+        Pointer::to_manifest(seq, format!("doc {seq}").as_bytes(), [seq as u8; 20])
+    }
+
+    #[test]
+    fn our_signature_is_the_one_mainline_makes() {
+        let s = secret();
+        let signed = pointer(3).sign(&s).unwrap();
+        let item = MutableItem::new(
+            SigningKey::from_bytes(s.seed()),
+            &signed.value,
+            signed.seq,
+            Some(SALT),
+        );
+        assert_eq!(item.signature(), &signed.signature);
+        assert_eq!(item.key(), s.public().as_bytes());
+    }
+
+    #[test]
+    fn choose_takes_the_newest_valid_item_and_names_the_refused() {
+        let s = secret();
+        let key = s.public();
+        let forged = pointer(9).sign(&StreamSecret::from_seed(&[6; 32])).unwrap();
+        let found = vec![
+            pointer(4).sign(&s).unwrap(),
+            forged,
+            pointer(5).sign(&s).unwrap(),
+            pointer(5).sign(&s).unwrap(),
+        ];
+        let mut v = ItemVerifier::new(key, None);
+        let (best, refused) = Node::choose(&mut v, &key, found);
+        assert_eq!(best, Some(pointer(5)));
+        assert_eq!(refused.len(), 1);
+        assert!(matches!(refused[0], ManifestError::BadSignature));
+    }
+}

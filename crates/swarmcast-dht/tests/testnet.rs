@@ -1,0 +1,89 @@
+//! The pointer on a local DHT of 24 nodes (mainline's `Testnet`, 127.0.0.1 only).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use swarmcast_core::dht_item::{ItemVerifier, Pointer};
+use swarmcast_core::{ManifestError, StreamSecret};
+use swarmcast_dht::{Node, Testnet};
+
+const NODES: usize = 24;
+
+fn pointer(seq: u64) -> Pointer {
+    Pointer::to_manifest(seq, format!("manifest {seq}").as_bytes(), [seq as u8; 20])
+}
+
+/// How long a query waits for a node on loopback (every answer takes microseconds; a lookup
+/// waits this long for the nodes that do not answer).
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(300);
+
+async fn client(net: &Testnet) -> Node {
+    let node =
+        Node::start_with(&net.bootstrap, Ipv4Addr::LOCALHOST, Some(REQUEST_TIMEOUT)).unwrap();
+    assert!(node.bootstrapped().await, "the client joined the test DHT");
+    node
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pointer_put_by_the_publisher_is_got_by_a_viewer_and_forgeries_are_refused() {
+    let net = Testnet::builder(NODES)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .unwrap();
+    let secret = StreamSecret::from_seed(&[1; 32]);
+    let key = secret.public();
+    let publisher = client(&net).await;
+    let viewer = client(&net).await;
+
+    // Nothing there yet.
+    let mut v = ItemVerifier::new(key, None);
+    let (none, refused) = viewer.get_pointer(&mut v, &key).await;
+    assert_eq!(none, None);
+    assert!(refused.is_empty());
+
+    assert!(publisher.put_pointer(&secret, &pointer(1)).await.unwrap() > 0);
+    assert!(publisher.put_pointer(&secret, &pointer(2)).await.unwrap() > 0);
+    let (got, refused) = viewer.get_pointer(&mut v, &key).await;
+    assert_eq!(got, Some(pointer(2)), "refused: {refused:?}");
+
+    // A forger puts an item for the stream's key signed with another key: the DHT's nodes
+    // check BEP 44 signatures and store nothing, and the viewer still gets pointer 2.
+    let forger = client(&net).await;
+    let forged = pointer(9).sign(&StreamSecret::from_seed(&[2; 32])).unwrap();
+    assert!(forger.put_raw(key.as_bytes(), &forged).await.is_err());
+    let (got, _) = viewer.get_pointer(&mut v, &key).await;
+    assert_eq!(got, Some(pointer(2)));
+    // Handed to the viewer directly (a node that answers with it), it is refused by type.
+    assert!(matches!(
+        v.accept(key.as_bytes(), &forged),
+        Err(ManifestError::BadSignature)
+    ));
+
+    // A replayer puts the stream's own, genuinely signed, older item: nodes holding a newer
+    // sequence refuse it, and a viewer handed it refuses it as stale.
+    let old = pointer(1).sign(&secret).unwrap();
+    let _ = forger.put_raw(key.as_bytes(), &old).await;
+    let (got, _) = viewer.get_pointer(&mut v, &key).await;
+    assert_eq!(got, Some(pointer(2)));
+    assert!(matches!(
+        v.accept(key.as_bytes(), &old),
+        Err(ManifestError::StaleSequence { last: 2, found: 1 })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_announced_for_a_segment_are_found() {
+    let net = Testnet::builder(NODES)
+        .bind_address(Ipv4Addr::LOCALHOST)
+        .build()
+        .unwrap();
+    let seeder = client(&net).await;
+    let viewer = client(&net).await;
+    let info_hash = [0xab; 20];
+    seeder.announce(info_hash, 6881).await.unwrap();
+    let peers = viewer.peers(info_hash, Duration::from_secs(20)).await;
+    assert!(
+        peers.iter().any(|p| p.port() == 6881),
+        "the announced peer is found: {peers:?}"
+    );
+}
