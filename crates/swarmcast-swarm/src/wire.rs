@@ -32,6 +32,7 @@
 mod accept;
 pub mod conn;
 mod driver;
+pub mod manifests;
 pub mod policy;
 mod tcpinfo;
 
@@ -166,6 +167,9 @@ pub struct WireConfig {
     /// More are closed on arrival, so one address that opens connections and sends nothing
     /// cannot fill the seeder's slots.
     pub per_address: usize,
+    /// Carry manifests to the peers that speak swarmcast's manifest exchange (BEP 10):
+    /// [`manifests::ManifestHub`]. `None`: the extension is not announced.
+    pub manifests: Option<Arc<manifests::ManifestHub>>,
 }
 
 impl WireConfig {
@@ -180,6 +184,7 @@ impl WireConfig {
             offer_wait: Some(OFFER_WAIT),
             max_connections: MAX_CONNECTIONS,
             per_address: PER_ADDRESS,
+            manifests: None,
         }
     }
 }
@@ -242,6 +247,7 @@ struct Inner {
     turns: Option<Arc<Semaphore>>,
     next_conn: AtomicU64,
     counters: Arc<WireCounters>,
+    manifests: Option<Arc<manifests::ManifestHub>>,
 }
 
 /// A segment being seeded.
@@ -359,6 +365,7 @@ impl WireSeeder {
             limiter: config.upload_limit,
             next_conn: AtomicU64::new(0),
             counters: Arc::default(),
+            manifests: config.manifests.clone(),
         });
         let tasks = Tasks::new("wire seeder");
         tasks.spawn(

@@ -30,6 +30,12 @@ use librqbit_peer_protocol::{Handshake, Message, MessageDeserializeError, Piece,
 
 /// The extended message's id (BEP 10; librqbit's own constant is private).
 const EXTENDED_MESSAGE_ID: u8 = 20;
+/// The handshake's reserved bit that says "extension protocol" (BEP 10: bit 20 from the right).
+const EXTENSION_BIT: u64 = 1 << 20;
+/// Our id for swarmcast's manifest exchange (the one librqbit's patched sessions use).
+pub const EXTENSION_ID: u8 = librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST;
+/// The exchange's name in the extended handshake.
+const EXTENSION: &str = swarmcast_core::gossip::EXTENSION;
 
 /// How long a new connection has to send its handshake. A viewer sends it with its first bytes,
 /// one round trip after connecting; a connection that sends nothing holds a slot this long (it
@@ -207,6 +213,11 @@ pub enum Event {
     Has(u32),
     /// The peer asked for a block of a piece, the first time it asks for that piece.
     Requested(u32),
+    /// The peer announced swarmcast's manifest exchange in its extended handshake (once; only
+    /// on a connection that speaks it, [`Conn::speak_extension`]).
+    ExtensionPeer,
+    /// A message of the manifest exchange: its bencoded payload, unparsed.
+    Extension(Vec<u8>),
     /// The connection ended; the driver closes the socket. Nothing follows.
     Closed(Close),
 }
@@ -246,6 +257,12 @@ pub struct Conn {
     handshake_deadline: Instant,
     last_sent: Instant,
     last_received: Instant,
+    /// Announce swarmcast's manifest exchange (BEP 10) to peers that support extensions.
+    speak_extension: bool,
+    /// The peer's handshake set the extension-protocol bit.
+    peer_extended: bool,
+    /// The id the peer gave the manifest exchange in its extended handshake.
+    peer_extension_id: Option<u8>,
 }
 
 impl Conn {
@@ -266,7 +283,33 @@ impl Conn {
             handshake_deadline: now + limits.handshake_timeout,
             last_sent: now,
             last_received: now,
+            speak_extension: false,
+            peer_extended: false,
+            peer_extension_id: None,
         }
+    }
+
+    /// Speak swarmcast's manifest exchange (BEP 10, [`EXTENSION_ID`]) with a peer that supports
+    /// extensions: [`accept`](Self::accept) sets the extension bit and sends an extended
+    /// handshake naming it; the peer's extended handshake and its messages on the exchange
+    /// become [`Event::ExtensionPeer`] and [`Event::Extension`]. Other extended messages are
+    /// still skipped whole. Call before `accept`.
+    pub fn speak_extension(&mut self) {
+        self.speak_extension = true;
+    }
+
+    /// Queues a message of the manifest exchange (`payload`: one bencoded value) if the peer
+    /// announced it; whether it was queued.
+    pub fn send_extension(&mut self, payload: &[u8]) -> bool {
+        let (State::Open(_), Some(id)) = (self.state, self.peer_extension_id) else {
+            return false;
+        };
+        self.output
+            .extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
+        self.output.push(EXTENDED_MESSAGE_ID);
+        self.output.push(id);
+        self.output.extend_from_slice(payload);
+        true
     }
 
     /// Whether the connection ended (its [`Event::Closed`] was queued).
@@ -326,14 +369,24 @@ impl Conn {
         if self.state != State::Accepting {
             return;
         }
+        let extended = self.speak_extension && self.peer_extended;
         let ours = Handshake {
-            reserved: 0,
+            reserved: if extended { EXTENSION_BIT } else { 0 },
             info_hash: Id20::new(info_hash),
             peer_id: Id20::new(peer_id),
         };
         let mut hs = [0u8; HANDSHAKE_LEN];
         let n = ours.serialize_unchecked_len(&mut hs);
         self.output.extend_from_slice(&hs[..n]);
+        if extended {
+            // {"m": {"swarmcast_manifest": EXTENSION_ID}}
+            let payload = format!("d1:md{}:{}i{}eee", EXTENSION.len(), EXTENSION, EXTENSION_ID);
+            self.output
+                .extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
+            self.output.push(EXTENDED_MESSAGE_ID);
+            self.output.push(0);
+            self.output.extend_from_slice(payload.as_bytes());
+        }
         self.announced = vec![announce_all; layout.pieces as usize];
         self.peer_has = vec![false; layout.pieces as usize];
         self.requested = vec![false; layout.pieces as usize];
@@ -457,10 +510,13 @@ impl Conn {
                 return;
             }
             match Handshake::deserialize(&self.input[..HANDSHAKE_LEN]) {
-                Ok((h, _)) => self.events.push_back(Event::Handshake {
-                    info_hash: h.info_hash.0,
-                    peer_id: h.peer_id.0,
-                }),
+                Ok((h, _)) => {
+                    self.peer_extended = h.reserved & EXTENSION_BIT != 0;
+                    self.events.push_back(Event::Handshake {
+                        info_hash: h.info_hash.0,
+                        peer_id: h.peer_id.0,
+                    })
+                }
                 Err(e) => return self.close(Close::Handshake(e.to_string())),
             }
             self.input.drain(..HANDSHAKE_LEN);
@@ -489,6 +545,10 @@ impl Conn {
             // (librqbit's parser panicked on an integer past i64 with overflow checks on: found
             // by fuzzing, `fuzz/corpus/wire_conn`).
             let incoming = if len > 4 && rest[4] == EXTENDED_MESSAGE_ID {
+                if self.speak_extension && len > 5 {
+                    let (id, payload) = (rest[5], rest[6..len].to_vec());
+                    self.on_extended(id, &payload);
+                }
                 Incoming::Other
             } else {
                 match Message::deserialize(&rest[..len], &[]) {
@@ -548,6 +608,37 @@ impl Conn {
 }
 
 impl Conn {
+    /// An extended message (BEP 10) with extended id `id`: the peer's extended handshake (the
+    /// id it gives the manifest exchange, parsed with serde_bencode, not librqbit's parser) or
+    /// a message on our exchange. Anything else, or anything that does not parse, is skipped.
+    fn on_extended(&mut self, id: u8, payload: &[u8]) {
+        #[derive(serde::Deserialize, Default)]
+        struct Ids {
+            #[serde(default)]
+            swarmcast_manifest: Option<i64>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Hs {
+            #[serde(default)]
+            m: Option<Ids>,
+        }
+        if id == 0 {
+            let Ok(hs) = serde_bencode::from_bytes::<Hs>(payload) else {
+                return;
+            };
+            let theirs = hs.m.and_then(|m| m.swarmcast_manifest);
+            let theirs = theirs
+                .and_then(|i| u8::try_from(i).ok())
+                .filter(|&i| i != 0);
+            if let (Some(i), None) = (theirs, self.peer_extension_id) {
+                self.peer_extension_id = Some(i);
+                self.events.push_back(Event::ExtensionPeer);
+            }
+        } else if id == EXTENSION_ID {
+            self.events.push_back(Event::Extension(payload.to_vec()));
+        }
+    }
+
     /// Reports that the peer has `piece`, once (a piece it names again, or out of range, is
     /// nothing new).
     fn peer_has(&mut self, piece: u32) {

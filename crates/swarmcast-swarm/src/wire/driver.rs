@@ -41,7 +41,10 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
     // away are not queued for seconds ahead of everybody else's.
     socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)?;
     let mut conn = Conn::new(Instant::now(), Limits::default());
-    let info_hash = handshake(&mut conn, &mut stream).await?;
+    if inner.manifests.is_some() {
+        conn.speak_extension();
+    }
+    let (info_hash, peer_id) = handshake(&mut conn, &mut stream).await?;
     let Some(segment) = lock(&inner.segments).get(&info_hash).cloned() else {
         return Err(Close::UnknownTorrent.into());
     };
@@ -77,6 +80,13 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
     let deliveries = Mutex::new(Deliveries::default());
     let written = Notify::new();
     let (rd, wr) = stream.into_split();
+    // The manifest exchange's messages for this connection (when the seeder carries manifests).
+    let (ext_tx, ext_rx) = mpsc::unbounded_channel();
+    let _leave = inner.manifests.as_ref().map(|hub| LeaveHub {
+        hub: hub.as_ref(),
+        peer_id,
+        conn: id,
+    });
     let link = Link {
         inner,
         segment: &segment,
@@ -85,6 +95,8 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         conn: &conn,
         wake: &wake,
         offers: &offers,
+        peer_id,
+        ext_tx: &ext_tx,
     };
     let delivered = Delivered {
         deliveries: acks.as_ref().map(|_| &deliveries),
@@ -93,7 +105,7 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
     let r = tokio::select! {
         () = segment.gone.cancelled() => Ok(()),
         r = async { link.drain()?; read_loop(link, rd).await } => r,
-        r = write_loop(link, Wr { half: wr, written: 0 }, haves_rx, delivered) => r,
+        r = write_loop(link, Wr { half: wr, written: 0 }, haves_rx, ext_rx, delivered) => r,
         () = async {
             match &acks {
                 Some((sock, late_after)) => {
@@ -157,16 +169,34 @@ fn offer_wait(inner: &Inner, segment: &Segment, stream: &TcpStream) -> Option<Du
     })
 }
 
+/// Takes a connection out of the manifest exchange when it ends, however it ends.
+struct LeaveHub<'a> {
+    hub: &'a super::manifests::ManifestHub,
+    peer_id: [u8; 20],
+    conn: u64,
+}
+
+impl Drop for LeaveHub<'_> {
+    fn drop(&mut self) {
+        self.hub.leave(self.peer_id, self.conn);
+    }
+}
+
 /// Reads until the peer's handshake is in (or the connection's deadline passes): the torrent it
-/// wants.
-async fn handshake(conn: &mut Conn, stream: &mut TcpStream) -> Result<[u8; 20], ConnError> {
+/// wants and its peer id.
+async fn handshake(
+    conn: &mut Conn,
+    stream: &mut TcpStream,
+) -> Result<([u8; 20], [u8; 20]), ConnError> {
     let mut chunk = vec![0u8; 4096];
     // Bounded in time: the connection closes itself at its handshake deadline.
     loop {
         match conn.poll_event() {
-            Some(Event::Handshake { info_hash, .. }) => return Ok(info_hash),
+            Some(Event::Handshake { info_hash, peer_id }) => return Ok((info_hash, peer_id)),
             Some(Event::Closed(reason)) => return Err(reason.into()),
-            Some(Event::Has(_) | Event::Requested(_)) => continue,
+            Some(
+                Event::Has(_) | Event::Requested(_) | Event::ExtensionPeer | Event::Extension(_),
+            ) => continue,
             None => {}
         }
         let Some(deadline) = conn.poll_timeout() else {
@@ -199,6 +229,10 @@ struct Link<'a> {
     offers: &'a Offers,
     /// Its peer's address ([`super::address_key`]).
     address: Option<std::net::IpAddr>,
+    /// Its peer's id (the manifest exchange's name for the peer).
+    peer_id: [u8; 20],
+    /// Where the manifest exchange sends this connection's messages.
+    ext_tx: &'a mpsc::UnboundedSender<bytes::Bytes>,
 }
 
 /// A connection's offers not asked for yet (super-seeding only: `track`).
@@ -226,6 +260,8 @@ impl Link<'_> {
         let mut has = Vec::new();
         let mut asked = Vec::new();
         let mut closed = None;
+        let mut joined = false;
+        let mut payloads = Vec::new();
         {
             let mut c = lock(self.conn);
             while let Some(e) = c.poll_event() {
@@ -234,7 +270,17 @@ impl Link<'_> {
                     Event::Requested(piece) => asked.push(piece),
                     Event::Closed(reason) => closed = Some(reason),
                     Event::Handshake { .. } => {}
+                    Event::ExtensionPeer => joined = true,
+                    Event::Extension(p) => payloads.push(p),
                 }
+            }
+        }
+        if let Some(hub) = &self.inner.manifests {
+            if joined {
+                hub.join(self.peer_id, self.id, self.ext_tx.clone());
+            }
+            for p in payloads {
+                hub.on_payload(self.peer_id, &p);
             }
         }
         for &piece in &has {
@@ -290,6 +336,8 @@ async fn read_loop(
 struct Side {
     haves: mpsc::UnboundedReceiver<u32>,
     haves_open: bool,
+    /// The manifest exchange's messages for the peer.
+    ext: mpsc::UnboundedReceiver<bytes::Bytes>,
     out: Vec<u8>,
 }
 
@@ -303,6 +351,9 @@ impl Side {
                 if c.announce(piece) {
                     link.offers.announced(piece);
                 }
+            }
+            while let Ok(payload) = self.ext.try_recv() {
+                c.send_extension(&payload);
             }
             c.poll_transmit(Instant::now(), &mut self.out);
         }
@@ -327,6 +378,10 @@ impl Side {
                 None => self.haves_open = false,
             },
             () = sleep_until(deadline) => lock(link.conn).handle_timeout(Instant::now()),
+            // The sender lives as long as the connection: never `None` here.
+            Some(payload) = self.ext.recv() => {
+                lock(link.conn).send_extension(&payload);
+            }
         }
     }
 
@@ -362,6 +417,7 @@ async fn write_loop(
     link: Link<'_>,
     mut wr: Wr,
     haves: mpsc::UnboundedReceiver<u32>,
+    ext: mpsc::UnboundedReceiver<bytes::Bytes>,
     delivered: Delivered<'_>,
 ) -> Result<(), ConnError> {
     let Link {
@@ -370,6 +426,7 @@ async fn write_loop(
     let mut side = Side {
         haves,
         haves_open: true,
+        ext,
         out: Vec::with_capacity(1024),
     };
     let mut block: Vec<u8> = Vec::with_capacity(64 * 1024);

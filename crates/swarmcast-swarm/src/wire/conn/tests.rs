@@ -456,3 +456,83 @@ fn a_piece_is_sent_whole_when_each_standard_block_went_once() {
     assert!(!sent.add(1, BLOCK, BLOCK, u64::from(BLOCK) * 2));
     assert!(sent.add(1, 0, BLOCK, u64::from(BLOCK) * 2));
 }
+
+/// A BEP 10 message: length, 20, extended id, payload.
+fn extended(id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32 + 2).to_be_bytes().to_vec();
+    out.extend_from_slice(&[20, id]);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn the_manifest_exchange_is_announced_taken_and_sent_only_when_spoken_and_announced() {
+    let now = Instant::now();
+    let mut c = Conn::new(now, Limits::default());
+    c.speak_extension();
+    // The peer's handshake sets the extension bit (Handshake::new does).
+    c.handle_input(now, &handshake());
+    assert!(matches!(events(&mut c)[..], [Event::Handshake { .. }]));
+    c.accept(now, LAYOUT, HASH, OURS, true);
+    let mut out = Vec::new();
+    c.poll_transmit(now, &mut out);
+    let (ours, _) = Handshake::deserialize(&out[..HANDSHAKE_LEN]).unwrap();
+    assert_ne!(
+        ours.reserved & EXTENSION_BIT,
+        0,
+        "our handshake sets the bit"
+    );
+    let hs = extended(0, b"d1:md18:swarmcast_manifesti9eee");
+    assert_eq!(&out[HANDSHAKE_LEN..HANDSHAKE_LEN + hs.len()], &hs[..]);
+    // Nothing is sent before the peer names its id for the exchange.
+    assert!(!c.send_extension(b"d4:havei1ee"));
+    // Its extended handshake (with other extensions and keys ours does not know).
+    c.handle_input(
+        now,
+        &extended(
+            0,
+            b"d1:md11:ut_metadatai3e18:swarmcast_manifesti5ee1:v5:rqbite",
+        ),
+    );
+    assert_eq!(events(&mut c), vec![Event::ExtensionPeer]);
+    assert!(c.send_extension(b"d4:havei1ee"));
+    let mut out = Vec::new();
+    c.poll_transmit(now, &mut out);
+    assert_eq!(out, extended(5, b"d4:havei1ee"), "sent with the peer's id");
+    // A message on our id is handed over; one on another extension is skipped; the peer may
+    // not switch ids mid-connection.
+    c.handle_input(now, &extended(EXTENSION_ID, b"d4:wanti1ee"));
+    c.handle_input(now, &extended(3, b"d8:msg_typei0e5:piecei0ee"));
+    c.handle_input(now, &extended(0, b"d1:md18:swarmcast_manifesti6eee"));
+    assert_eq!(
+        events(&mut c),
+        vec![Event::Extension(b"d4:wanti1ee".to_vec())]
+    );
+    assert!(!c.is_closed());
+    // A handshake that does not parse, or names id 0 or one past a byte: nothing.
+    for junk in [
+        &b"i99999999999999999999999999e"[..],
+        b"d1:md18:swarmcast_manifesti0eee",
+        b"d1:md18:swarmcast_manifesti256eee",
+    ] {
+        let mut c = Conn::new(now, Limits::default());
+        c.speak_extension();
+        c.handle_input(now, &handshake());
+        c.accept(now, LAYOUT, HASH, OURS, true);
+        c.handle_input(now, &extended(0, junk));
+        assert!(!events(&mut c).contains(&Event::ExtensionPeer));
+        assert!(!c.is_closed());
+    }
+}
+
+#[test]
+fn a_seed_that_does_not_speak_the_exchange_announces_nothing_and_skips_it() {
+    let now = Instant::now();
+    let (mut c, out) = open(now, Limits::default(), true);
+    let (ours, _) = Handshake::deserialize(&out[..HANDSHAKE_LEN]).unwrap();
+    assert_eq!(ours.reserved, 0);
+    c.handle_input(now, &extended(0, b"d1:md18:swarmcast_manifesti5eee"));
+    c.handle_input(now, &extended(EXTENSION_ID, b"d4:wanti1ee"));
+    assert!(events(&mut c).is_empty());
+    assert!(!c.send_extension(b"d4:havei1ee"));
+}

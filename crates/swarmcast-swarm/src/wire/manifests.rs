@@ -1,0 +1,113 @@
+//! The wire seeder's side of the manifest exchange (docs/manifest.md, "Manifests carried by
+//! the swarm"): one [`Gossip`] for every connection, keyed by the peer's id (a viewer's
+//! connections of several segments are one peer), in the publisher's role
+//! ([`GossipConfig::publisher`]: each new manifest is pushed to a fixed number of peers, and
+//! answers to `want`s; nothing else).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use swarmcast_core::gossip::{Gossip, GossipConfig, GossipStats, Message};
+use tokio::sync::mpsc;
+
+use super::lock;
+
+/// The peers of the exchange and where their connections take messages.
+#[derive(Debug)]
+pub struct ManifestHub {
+    state: Mutex<HubState>,
+}
+
+#[derive(Debug)]
+struct HubState {
+    gossip: Gossip<[u8; 20]>,
+    /// Per peer: its connections that announced the exchange (connection id, sender).
+    conns: HashMap<[u8; 20], Vec<(u64, mpsc::UnboundedSender<Bytes>)>>,
+    /// Messages from peers that do not parse.
+    malformed: u64,
+}
+
+impl ManifestHub {
+    /// A hub spreading manifests as `config` says.
+    pub fn new(config: GossipConfig) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(HubState {
+                gossip: Gossip::new(config),
+                conns: HashMap::new(),
+                malformed: 0,
+            }),
+        })
+    }
+
+    /// A newly published manifest (its sequence number and document): pushed to the peers the
+    /// gossip picks.
+    pub fn offer(&self, seq: u64, doc: Arc<[u8]>) {
+        let mut s = lock(&self.state);
+        s.gossip.accept(seq, doc, None);
+        s.flush();
+    }
+
+    /// The exchange's counters, and messages refused as malformed.
+    pub fn stats(&self) -> (GossipStats, u64) {
+        let s = lock(&self.state);
+        (s.gossip.stats(), s.malformed)
+    }
+
+    /// Connection `conn` of peer `peer` announced the exchange; messages for it go to `tx`.
+    pub(super) fn join(&self, peer: [u8; 20], conn: u64, tx: mpsc::UnboundedSender<Bytes>) {
+        let mut s = lock(&self.state);
+        s.conns.entry(peer).or_default().push((conn, tx));
+        s.gossip.add_peer(peer);
+        s.flush();
+    }
+
+    /// Connection `conn` of peer `peer` ended.
+    pub(super) fn leave(&self, peer: [u8; 20], conn: u64) {
+        let mut s = lock(&self.state);
+        let now_empty = match s.conns.get_mut(&peer) {
+            Some(list) => {
+                list.retain(|(id, _)| *id != conn);
+                list.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            s.conns.remove(&peer);
+            s.gossip.remove_peer(peer);
+        }
+    }
+
+    /// A message from peer `peer`.
+    pub(super) fn on_payload(&self, peer: [u8; 20], payload: &[u8]) {
+        let mut s = lock(&self.state);
+        match Message::decode(payload) {
+            Ok(msg) => {
+                // The publisher holds the newest manifest: what a peer sends is never newer, so
+                // it only updates what the peer is known to hold.
+                let _ = s
+                    .gossip
+                    .on_message(peer, msg, payload.len(), Instant::now());
+                s.flush();
+            }
+            Err(_) => s.malformed += 1,
+        }
+    }
+}
+
+impl HubState {
+    fn flush(&mut self) {
+        while let Some((peer, msg)) = self.gossip.poll_transmit() {
+            let payload = Bytes::from(msg.encode());
+            let sent = self
+                .conns
+                .get(&peer)
+                .is_some_and(|list| list.iter().any(|(_, tx)| tx.send(payload.clone()).is_ok()));
+            if !sent {
+                self.conns.remove(&peer);
+                self.gossip.remove_peer(peer);
+            }
+        }
+    }
+}
