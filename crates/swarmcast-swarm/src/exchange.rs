@@ -85,13 +85,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Starts the exchange for the stream `key` on the current runtime; it runs until `cancel`.
-    /// Returns the handle and the handler to put in the session's options.
+    /// Starts the exchange for the stream `key` as a task of `tasks` (it runs until they are
+    /// cancelled, or its owner drops `events`' receiver). Returns the handle and the handler to
+    /// put in the session's options.
     pub fn start(
         key: StreamKey,
         config: GossipConfig,
         events: mpsc::Sender<ExchangeEvent>,
-        cancel: CancellationToken,
+        tasks: &swarmcast_tasks::Tasks,
     ) -> (Self, Arc<Handler>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(GossipStats::default()));
@@ -102,7 +103,7 @@ impl Exchange {
             events,
             stats: stats.clone(),
         };
-        tokio::spawn(task.run(rx, cancel));
+        tasks.spawn("manifest-exchange", task.run(rx, tasks.token().clone()));
         (
             Self {
                 tx: tx.clone(),
@@ -238,4 +239,149 @@ impl Task {
             self.gossip.remove_peer(addr);
         }
     }
+}
+
+/// Why [`fetch_manifest`] got no manifest from a peer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// Connecting, reading or writing failed.
+    #[error("{peer}: {source}")]
+    Io {
+        /// The peer.
+        peer: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The peer does not speak the manifest exchange, or broke the protocol.
+    #[error("{peer}: {reason}")]
+    Protocol {
+        /// The peer.
+        peer: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No manifest as new as asked for within the time given.
+    #[error("{peer}: no manifest {want} or newer within {waited:?}")]
+    Timeout {
+        /// The peer.
+        peer: SocketAddr,
+        /// The sequence number asked for.
+        want: u64,
+        /// How long.
+        waited: Duration,
+    },
+}
+
+/// The largest message [`fetch_manifest`] reads (a manifest is far smaller; piece messages of
+/// 16 KiB blocks are skipped on the way).
+const FETCH_MAX_MESSAGE: usize = 1 << 20;
+
+/// Asks one peer of the torrent `info_hash` for the stream's manifest `want` or newer, as a
+/// viewer that has only the stream's key does after finding the peer on the DHT: a BitTorrent
+/// handshake for the torrent, an extended handshake naming the manifest exchange, a `want`,
+/// and the first manifest document the peer sends back (unverified: the caller verifies it).
+/// Bounded by `wait` in all.
+pub async fn fetch_manifest(
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    want: u64,
+    wait: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    match tokio::time::timeout(wait, fetch_inner(peer, info_hash, peer_id, want)).await {
+        Ok(r) => r,
+        Err(_) => Err(FetchError::Timeout {
+            peer,
+            want,
+            waited: wait,
+        }),
+    }
+}
+
+async fn fetch_inner(
+    peer: SocketAddr,
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    want: u64,
+) -> Result<Vec<u8>, FetchError> {
+    use librqbit_peer_protocol::Handshake;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = |source| FetchError::Io { peer, source };
+    let protocol = |reason: String| FetchError::Protocol { peer, reason };
+    let mut stream = tokio::net::TcpStream::connect(peer).await.map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    let mut out = [0u8; 68];
+    let n =
+        Handshake::new(Id20::new(info_hash), Id20::new(peer_id)).serialize_unchecked_len(&mut out);
+    let mut hello = out[..n].to_vec();
+    let ours = format!(
+        "d1:md{}:{}i{}eee",
+        swarmcast_core::gossip::EXTENSION.len(),
+        swarmcast_core::gossip::EXTENSION,
+        librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST
+    );
+    hello.extend_from_slice(&frame(0, ours.as_bytes()));
+    stream.write_all(&hello).await.map_err(io)?;
+    let mut theirs = [0u8; 68];
+    stream.read_exact(&mut theirs).await.map_err(io)?;
+    let (h, _) = Handshake::deserialize(&theirs).map_err(|e| protocol(e.to_string()))?;
+    if h.info_hash.0 != info_hash {
+        return Err(protocol("answered for another torrent".into()));
+    }
+    if h.reserved & (1 << 20) == 0 {
+        return Err(protocol("does not support extensions (BEP 10)".into()));
+    }
+    // Bounded by the caller's timeout.
+    loop {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.map_err(io)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > FETCH_MAX_MESSAGE {
+            return Err(protocol(format!("a message of {len} bytes")));
+        }
+        let mut msg = vec![0u8; len];
+        stream.read_exact(&mut msg).await.map_err(io)?;
+        if msg.len() < 2 || msg[0] != 20 {
+            continue; // keep-alive, bitfield, have, unchoke...
+        }
+        let payload = &msg[2..];
+        if msg[1] == 0 {
+            #[derive(serde::Deserialize)]
+            struct Hs {
+                #[serde(default)]
+                m: Option<Ids>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Ids {
+                #[serde(default)]
+                swarmcast_manifest: Option<i64>,
+            }
+            let id = serde_bencode::from_bytes::<Hs>(payload)
+                .ok()
+                .and_then(|h| h.m)
+                .and_then(|m| m.swarmcast_manifest)
+                .and_then(|i| u8::try_from(i).ok())
+                .filter(|&i| i != 0)
+                .ok_or_else(|| protocol("does not speak the manifest exchange".into()))?;
+            let ask = Message::Want(want).encode();
+            stream.write_all(&frame(id, &ask)).await.map_err(io)?;
+        } else if msg[1] == librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST {
+            if let Ok(Message::Manifest { seq, doc }) = Message::decode(payload) {
+                if seq >= want {
+                    return Ok(doc.to_vec());
+                }
+            }
+        }
+    }
+}
+
+/// A BEP 10 message: length, 20, extended id, payload.
+fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 6);
+    out.extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
+    out.push(20);
+    out.push(id);
+    out.extend_from_slice(payload);
+    out
 }

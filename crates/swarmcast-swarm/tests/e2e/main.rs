@@ -1,6 +1,7 @@
 //! Sessions on loopback; nextest runs this binary one test at a time (`binary(e2e)`).
 
 mod dials;
+mod exchange;
 mod shutdown;
 mod wire;
 

@@ -1,0 +1,198 @@
+//! Manifests carried by the swarm, on loopback: the wire seeder answers a `want` from a client
+//! that has only the stream key and a segment's info hash, pushes each new manifest to a
+//! librqbit viewer it serves, that viewer spreads it to another, and a forged document is
+//! refused by type and spread to nobody.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarmcast_core::gossip::{GossipConfig, Message};
+use swarmcast_core::{Manifest, ManifestError, StreamSecret};
+use swarmcast_swarm::exchange::{fetch_manifest, Exchange, ExchangeEvent};
+use swarmcast_swarm::wire::manifests::ManifestHub;
+use swarmcast_swarm::wire::{WireConfig, WireSeeder};
+use swarmcast_swarm::{ExtensionSlot, Swarm, SwarmConfig};
+use swarmcast_tasks::Tasks;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::wire::{info_hash, segment, HANG_GUARD};
+
+fn doc(secret: &StreamSecret, seq: u64) -> Vec<u8> {
+    Manifest {
+        key: secret.public(),
+        seq,
+        issued_ms: 1_700_000_000_000 + seq,
+        target_duration: 180_000,
+        peers: vec![],
+        trackers: vec![],
+        end_of_stream: false,
+        segments: vec![],
+    }
+    .sign(secret)
+    .unwrap()
+    .bytes
+}
+
+async fn viewer_with_exchange(
+    dir: &std::path::Path,
+    secret: &StreamSecret,
+    tasks: &Tasks,
+) -> (Swarm, Exchange, mpsc::Receiver<ExchangeEvent>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (tx, rx) = mpsc::channel(16);
+    let (exchange, handler) = Exchange::start(secret.public(), GossipConfig::viewer(), tx, tasks);
+    let swarm = Swarm::start(SwarmConfig {
+        default_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upload_limit: None,
+        download_limit: None,
+        announce: false,
+        super_seed: None,
+        peer_limit: None,
+        punch_ports: None,
+        extension: Some(ExtensionSlot(handler)),
+        dht_bootstrap: None,
+    })
+    .await
+    .unwrap();
+    (swarm, exchange, rx)
+}
+
+/// The next manifest the exchange reports (refusals are returned as errors).
+async fn next_manifest(rx: &mut mpsc::Receiver<ExchangeEvent>) -> Result<u64, ManifestError> {
+    match tokio::time::timeout(HANG_GUARD, rx.recv()).await {
+        Ok(Some(ExchangeEvent::Manifest { manifest, .. })) => Ok(manifest.manifest.seq),
+        Ok(Some(ExchangeEvent::Refused { error, .. })) => Err(error),
+        other => panic!("no report from the exchange: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = StreamSecret::from_seed(&[4; 32]);
+    let (data, torrent) = segment(dir.path(), 200_000);
+    let hub = ManifestHub::new(GossipConfig::publisher());
+    let w = WireSeeder::start(WireConfig {
+        manifests: Some(hub.clone()),
+        ..WireConfig::new("127.0.0.1:0".parse().unwrap())
+    })
+    .await
+    .unwrap();
+    w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let ih = info_hash(&torrent);
+    hub.offer(1, Arc::from(doc(&secret, 1)));
+
+    // A client with only the key and the info hash asks the seeder.
+    let got = fetch_manifest(w.listen_addr(), ih, [1; 20], 1, HANG_GUARD)
+        .await
+        .unwrap();
+    assert_eq!(got, doc(&secret, 1));
+
+    // Viewer A downloads from the seeder; once connected, the next manifest is pushed to it.
+    let tasks = Tasks::new("exchange test");
+    let (a, a_ex, mut a_rx) = viewer_with_exchange(&dir.path().join("a"), &secret, &tasks).await;
+    let at = a
+        .download(
+            &torrent,
+            "00000001.ts",
+            &dir.path().join("a"),
+            vec![w.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    a.wait(&at, "downloaded", HANG_GUARD).await.unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("a/00000001.ts")).unwrap(),
+        data
+    );
+    // The seeder's connection may take a moment to see A's extended handshake: offer until A
+    // reports it (each offer is a newer manifest), bounded.
+    let mut seq = 1;
+    let first = loop {
+        seq += 1;
+        assert!(seq < 50, "the seeder never pushed a manifest to the viewer");
+        hub.offer(seq, Arc::from(doc(&secret, seq)));
+        if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), a_rx.recv()).await {
+            break ev;
+        }
+    };
+    let ExchangeEvent::Manifest { manifest, from, .. } = first else {
+        panic!("refused: {first:?}");
+    };
+    assert_eq!(manifest.manifest.seq, seq);
+    assert_eq!(from.port(), w.listen_addr().port(), "from the seeder");
+    let (stats, malformed) = hub.stats();
+    assert_eq!(malformed, 0);
+    assert!(stats.manifests_sent >= 2, "{stats:?}");
+
+    // Viewer B downloads from A only; A then gets a newer manifest from elsewhere (as if by
+    // HTTP) and spreads it to B.
+    let (b, _b_ex, mut b_rx) = viewer_with_exchange(&dir.path().join("b"), &secret, &tasks).await;
+    let bt = b
+        .download(
+            &torrent,
+            "00000001.ts",
+            &dir.path().join("b"),
+            vec![a.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.wait(&bt, "downloaded", HANG_GUARD).await.unwrap();
+    // On meeting B, A announced what it holds, and B, holding nothing, asked for it at once.
+    assert_eq!(next_manifest(&mut b_rx).await.unwrap(), seq);
+    let offered = seq + 100;
+    a_ex.offer(Arc::from(doc(&secret, offered)));
+    assert_eq!(next_manifest(&mut b_rx).await.unwrap(), offered);
+    assert!(a_ex.stats().manifests_sent >= 2, "{:?}", a_ex.stats());
+
+    // A forger connects to B and sends a document signed by another key, then a genuine but
+    // older one: both refused by type, neither reported as a manifest.
+    let mut raw = tokio::net::TcpStream::connect(b.listen_addr())
+        .await
+        .unwrap();
+    let mut hs = [0u8; 68];
+    let n = librqbit_peer_protocol::Handshake::new(
+        librqbit_core::hash_id::Id20::new(ih),
+        librqbit_core::hash_id::Id20::new([9; 20]),
+    )
+    .serialize_unchecked_len(&mut hs);
+    let mut hello = hs[..n].to_vec();
+    hello.extend_from_slice(&frame(0, b"d1:md18:swarmcast_manifesti9eee"));
+    raw.write_all(&hello).await.unwrap();
+    let mut theirs = [0u8; 68];
+    raw.read_exact(&mut theirs).await.unwrap();
+    let forged = doc(&StreamSecret::from_seed(&[5; 32]), offered + 10);
+    let replay = doc(&secret, 2);
+    for (seq, d) in [(offered + 10, forged), (offered + 11, replay)] {
+        let m = Message::Manifest { seq, doc: d.into() };
+        raw.write_all(&frame(
+            librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
+            &m.encode(),
+        ))
+        .await
+        .unwrap();
+    }
+    assert!(matches!(
+        next_manifest(&mut b_rx).await,
+        Err(ManifestError::WrongStream { .. } | ManifestError::BadSignature)
+    ));
+    assert!(matches!(
+        next_manifest(&mut b_rx).await,
+        Err(ManifestError::StaleSequence { .. })
+    ));
+    tasks.shutdown().await;
+    a.shutdown().await;
+    b.shutdown().await;
+    w.shutdown().await;
+}
+
+fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32 + 2).to_be_bytes().to_vec();
+    out.extend_from_slice(&[20, id]);
+    out.extend_from_slice(payload);
+    out
+}
