@@ -19,6 +19,41 @@ pub(crate) use relay::RelayArgs;
 pub(crate) use stripe_node::StripeNodeArgs;
 pub(crate) use watch::WatchArgs;
 
+/// How to join the mainline DHT (`publish --dht`, and `watch` with a link that is the key
+/// alone or `--dht`).
+#[derive(Args, Clone, Debug)]
+pub(crate) struct DhtArgs {
+    /// DHT nodes to join through (`host:port`, repeatable or comma-separated); default: the
+    /// public DHT's routers.
+    #[arg(long, env = "SWARMCAST_DHT_BOOTSTRAP", value_delimiter = ',')]
+    pub(crate) dht_bootstrap: Vec<String>,
+    /// Testing: the DHT socket's address (127.0.0.1 for a local test DHT).
+    #[arg(
+        long,
+        hide = true,
+        env = "SWARMCAST_DHT_BIND",
+        default_value = "0.0.0.0"
+    )]
+    pub(crate) dht_bind: std::net::Ipv4Addr,
+    /// Testing: how long a DHT query waits for a node's answer, in ms (default: mainline's
+    /// 2,000).
+    #[arg(long, hide = true, env = "SWARMCAST_DHT_REQUEST_TIMEOUT_MS")]
+    pub(crate) dht_request_timeout_ms: Option<u64>,
+}
+
+impl DhtArgs {
+    /// The options these flags give.
+    pub(crate) fn options(&self) -> swarmcast_dht::DhtOptions {
+        swarmcast_dht::DhtOptions {
+            bootstrap: self.dht_bootstrap.clone(),
+            bind: self.dht_bind,
+            request_timeout: self
+                .dht_request_timeout_ms
+                .map(std::time::Duration::from_millis),
+        }
+    }
+}
+
 /// Live broadcasting over BitTorrent by minute swarming.
 #[derive(Debug, Parser)]
 #[command(name = "swarmcast", version, about, propagate_version = true)]

@@ -186,6 +186,9 @@ pub(crate) async fn publish(
     config.keep_segments = args.keep_segments;
     config.trackers = args.trackers;
     config.embedded_tracker = !args.no_embedded_tracker;
+    config.swarm_manifests = args.swarm_manifests;
+    config.http_manifests = !args.no_http_manifests;
+    config.dht = args.dht.then(|| args.dht_args.options());
     config.tracker_whitelist = args.tracker_whitelist.map(|file| {
         use swarmcast_publisher::whitelist::{Reload, WhitelistConfig};
         WhitelistConfig::new(
@@ -305,6 +308,9 @@ pub(crate) async fn watch(args: crate::cli::WatchArgs, cancel: CancellationToken
     config.punch_ports = args.punch_ports.0;
     config.hls_js = args.hls_js;
     config.metrics_addr = args.metrics_addr;
+    config.swarm_manifests = args.swarm_manifests;
+    config.dht =
+        (args.dht || !args.dht_args.dht_bootstrap.is_empty()).then(|| args.dht_args.options());
     // The player first: a command that cannot start stops everything before it starts, and
     // from here on the viewer's stdout is the player's stdin.
     let mut player = match &args.player {

@@ -226,6 +226,20 @@ pub(crate) struct PublishArgs {
     /// Testing: fail to publish the segment the input gives this number, as an I/O error would.
     #[arg(long, hide = true, env = "SWARMCAST_FAIL_SEGMENT")]
     pub(crate) fail_segment: Option<u64>,
+    /// Carry manifests in the swarm: the seeder offers each new manifest to a few of its peers
+    /// over a BitTorrent extension message (BEP 10), and viewers pass it on (docs/manifest.md).
+    #[arg(long, env = "SWARMCAST_SWARM_MANIFESTS")]
+    pub(crate) swarm_manifests: bool,
+    /// Do not serve manifests over HTTP: the link is the stream key alone, and viewers find the
+    /// stream on the DHT and its manifests in the swarm (needs --swarm-manifests and --dht).
+    #[arg(long, env = "SWARMCAST_NO_HTTP_MANIFESTS")]
+    pub(crate) no_http_manifests: bool,
+    /// Put the stream's pointer on the mainline DHT (a BEP 44 item signed with the stream key)
+    /// at each manifest, and announce each segment there (BEP 5).
+    #[arg(long, env = "SWARMCAST_DHT")]
+    pub(crate) dht: bool,
+    #[command(flatten)]
+    pub(crate) dht_args: super::DhtArgs,
 }
 
 /// `--transport`.

@@ -111,6 +111,16 @@ pub(crate) struct WatchArgs {
     /// expects (docs/watch.md).
     #[arg(long, env = "SWARMCAST_PUNCH_PORTS", default_value = "52000-52063", value_parser = crate::parse::parse_punch_ports)]
     pub(crate) punch_ports: crate::parse::PunchPorts,
+    /// Take manifests from peers and pass them on, over a BitTorrent extension message on the
+    /// connections of the segments' swarms (on by default with a link that is the key alone).
+    #[arg(long, env = "SWARMCAST_SWARM_MANIFESTS")]
+    pub(crate) swarm_manifests: bool,
+    /// Find the stream on the mainline DHT, and each segment's peers there (on by default with
+    /// a link that is the key alone; --dht-bootstrap also turns it on).
+    #[arg(long, env = "SWARMCAST_DHT")]
+    pub(crate) dht: bool,
+    #[command(flatten)]
+    pub(crate) dht_args: super::DhtArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -250,7 +250,8 @@ pub enum LinkError {
     /// `pk` given more than once.
     #[error("stream link has more than one pk parameter")]
     DuplicateKey,
-    /// No `xs` source.
+    /// No `xs` source where one is needed (a link alone is valid: the stream is found on the
+    /// DHT).
     #[error("stream link has no xs (manifest url) parameter")]
     MissingSource,
     /// A parameter is not percent-encoded UTF-8.

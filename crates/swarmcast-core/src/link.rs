@@ -1,4 +1,4 @@
-//! Stream links: `swarmcast:?pk=<key>&xs=<manifest url>[&xs=<mirror>...]`.
+//! Stream links: `swarmcast:?pk=<key>[&xs=<manifest url>...]`.
 //!
 //! `pk` is the stream's public key in lowercase RFC 4648 base32 without padding; each `xs` is a
 //! percent-encoded http or https URL of the manifest (the publisher's `/manifest`, or a mirror).
@@ -27,11 +27,10 @@ pub struct StreamLink {
 }
 
 impl StreamLink {
-    /// A link for `key` with the given manifest sources (each must be http or https).
+    /// A link for `key` with the given manifest sources (each must be http or https). With no
+    /// source (`swarmcast:?pk=...` alone) a viewer finds the stream on the DHT and its
+    /// manifests in the swarm (docs/manifest.md, "The DHT item").
     pub fn new(key: StreamKey, sources: Vec<Url>) -> Result<Self, LinkError> {
-        if sources.is_empty() {
-            return Err(LinkError::MissingSource);
-        }
         for s in &sources {
             check_source(s)?;
         }
@@ -140,6 +139,14 @@ mod tests {
     }
 
     #[test]
+    fn a_key_alone_is_a_link() {
+        let text = format!("swarmcast:?pk={}", key());
+        let link: StreamLink = text.parse().unwrap();
+        assert!(link.sources.is_empty());
+        assert_eq!(link.to_string(), text);
+    }
+
+    #[test]
     fn refuses_bad_links() {
         let k = key();
         type Check = fn(&LinkError) -> bool;
@@ -147,9 +154,6 @@ mod tests {
             ("magnet:?pk=x".into(), |e| matches!(e, LinkError::BadScheme)),
             ("swarmcast:?xs=http%3A%2F%2Fh%2F".into(), |e| {
                 matches!(e, LinkError::MissingKey)
-            }),
-            (format!("swarmcast:?pk={k}"), |e| {
-                matches!(e, LinkError::MissingSource)
             }),
             (
                 format!("swarmcast:?pk={k}&pk={k}&xs=http%3A%2F%2Fh%2F"),

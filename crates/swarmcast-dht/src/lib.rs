@@ -38,6 +38,33 @@ pub enum DhtError {
     Refused(#[from] ManifestError),
 }
 
+/// How a publisher or viewer joins the DHT (`--dht-bootstrap`, docs/manifest.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhtOptions {
+    /// Bootstrap nodes (`host:port`); empty: the public DHT's default routers.
+    pub bootstrap: Vec<String>,
+    /// The UDP socket's address (0.0.0.0; 127.0.0.1 for a local test DHT).
+    pub bind: Ipv4Addr,
+    /// How long a query waits for a node's answer (`None`: mainline's 2 s).
+    pub request_timeout: Option<Duration>,
+}
+
+impl DhtOptions {
+    /// Options for the DHT that `bootstrap` nodes belong to.
+    pub fn new(bootstrap: Vec<String>) -> Self {
+        Self {
+            bootstrap,
+            bind: Ipv4Addr::UNSPECIFIED,
+            request_timeout: None,
+        }
+    }
+
+    /// Starts a [`Node`] with these options.
+    pub fn start(&self) -> Result<Node, DhtError> {
+        Node::start_with(&self.bootstrap, self.bind, self.request_timeout)
+    }
+}
+
 /// A DHT client.
 #[derive(Clone, Debug)]
 pub struct Node {

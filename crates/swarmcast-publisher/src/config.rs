@@ -175,6 +175,15 @@ pub struct PublishConfig {
     /// Stripe every published segment into substreams served at `/stripe/{s}`, with the stripe
     /// directory at `/stripes/` (`--stripe-source`, docs/striped-fec.md).
     pub stripes: Option<StripeOutput>,
+    /// Carry manifests in the swarm: the seeder speaks the manifest exchange (BEP 10) and pushes
+    /// each new manifest to a few peers (`--swarm-manifests`, docs/manifest.md).
+    pub swarm_manifests: bool,
+    /// Serve manifests over HTTP at `/manifest` (and name it in the link); off
+    /// (`--no-http-manifests`), the link is the key alone and viewers find the stream on the DHT.
+    pub http_manifests: bool,
+    /// Put the stream's pointer on the mainline DHT at each manifest, and announce each segment
+    /// there (`--dht`, `--dht-bootstrap`).
+    pub dht: Option<swarmcast_dht::DhtOptions>,
 }
 
 /// `--stripe-source`, `--substreams` and their companions.
@@ -248,6 +257,9 @@ impl PublishConfig {
             seeder: SeederKind::Wire,
             metrics_out: None,
             node: "publisher".into(),
+            swarm_manifests: false,
+            http_manifests: true,
+            dht: None,
             withhold_segment: None,
             fail_segment: None,
             icecast: None,
@@ -283,6 +295,13 @@ pub const MAX_TARGET: u64 = 3_600 * 90_000;
 
 /// Refuses what the user gave wrong before anything starts.
 pub(crate) fn validate(config: &PublishConfig) -> Result<(), PublishError> {
+    if !config.http_manifests && !(config.swarm_manifests && config.dht.is_some()) {
+        return Err(PublishError::Config(
+            "--no-http-manifests needs --swarm-manifests and --dht: without HTTP manifests a \
+             viewer finds the stream on the DHT and its manifests in the swarm"
+                .into(),
+        ));
+    }
     if config.fanout == 0 {
         return Err(PublishError::Config(
             "--fanout 0: the source takes at least one child".into(),

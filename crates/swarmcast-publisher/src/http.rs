@@ -61,6 +61,12 @@ pub struct HttpCounters {
     pub manifest_deltas: AtomicU64,
     /// `GET /manifest` answered 304 (ETag matched).
     pub manifest_not_modified: AtomicU64,
+    /// Stream pointers put on the DHT (`--dht`).
+    pub dht_puts: AtomicU64,
+    /// Segments announced on the DHT.
+    pub dht_announces: AtomicU64,
+    /// DHT puts and announces that failed.
+    pub dht_failures: AtomicU64,
     /// Long polls that were held until a newer manifest came.
     pub long_polls_woken: AtomicU64,
     /// `.torrent` responses.
@@ -166,6 +172,10 @@ pub struct Shared {
     pub swarm_active_ms: AtomicU64,
     /// The dashboard's upload rates ([`Shared::sample_rates`]).
     rates: Mutex<status::Rates>,
+    /// `/manifest` answers (false with `--no-http-manifests`: 404, the swarm carries them).
+    pub http_manifests: bool,
+    /// What carries manifests in the swarm (`--swarm-manifests`).
+    pub carrier: Option<crate::carrier::Carrier>,
 }
 
 impl Shared {
@@ -194,6 +204,8 @@ impl Shared {
             bodies_in_flight: Arc::default(),
             swarm_active_ms: AtomicU64::new(u64::MAX),
             rates: Mutex::default(),
+            http_manifests: true,
+            carrier: None,
         }
     }
 
@@ -285,6 +297,14 @@ async fn manifest(
     Query(q): Query<ManifestQuery>,
     headers: HeaderMap,
 ) -> Response {
+    if !shared.http_manifests {
+        return (
+            StatusCode::NOT_FOUND,
+            "manifests are not served over HTTP here (--no-http-manifests): the stream is found \
+             on the DHT and its manifests in the swarm\n",
+        )
+            .into_response();
+    }
     let mut rx = shared.manifest.subscribe();
     if let Some(after) = q.after {
         // Sequence numbers start at 1, so `?after=0` also waits for the very first manifest.

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+pub mod carrier;
 mod config;
 pub mod error;
 pub mod fds;
@@ -138,7 +139,10 @@ async fn start(
         .upload_limit
         .and_then(ByteLimiter::wire)
         .map(Arc::new);
-    let seeder = start_seeder(&config, &stream_dir, &files, budget.clone()).await?;
+    // Every task the publisher starts; a second Ctrl-C drops them all (main's grace).
+    let tasks = Tasks::new("publisher");
+    let (seeder, carrier) =
+        start_seeder(&config, &stream_dir, &files, budget.clone(), key, &tasks).await?;
     let peer_addr = seeder.listen_addr();
     let public = public_addr(&config, peer_addr)?;
     let public_peer = public.parse::<SocketAddr>().ok();
@@ -154,15 +158,37 @@ async fn start(
         config.window_config(public, trackers.clone()),
         persisted.next_seq,
     )?;
-    // Every task the publisher starts; a second Ctrl-C drops them all (main's grace).
-    let tasks = Tasks::new("publisher");
     // Stops the HTTP server (connections in a request finish them), and with it the tracker's
     // NAT checks in flight.
     let http_stop = CancellationToken::new();
     let http_tasks = tasks.child("http");
     let nat_tasks = tasks.child("nat-check");
-    let shared = shared_state(&config, &files, &link, budget, &seeder, &nat_tasks);
+    let shared = shared_state(
+        &config,
+        &files,
+        &link,
+        budget,
+        &seeder,
+        carrier.clone(),
+        &nat_tasks,
+    );
     let grace = config.grace_period();
+    if let Some(carrier) = carrier {
+        tasks.spawn("manifest-carry", carrier::carry(carrier, shared.clone()));
+    }
+    if let Some(dht) = &config.dht {
+        let node = dht
+            .start()
+            .map_err(|e| PublishError::Config(e.to_string()))?;
+        let (secret, port) = (
+            stripe_secret.clone(),
+            public_peer.map_or(peer_addr.port(), |p| p.port()),
+        );
+        tasks.spawn(
+            "dht-pointer",
+            carrier::dht_pointer(node, secret, port, shared.clone()),
+        );
+    }
 
     let mut publisher = Publisher {
         tasks: tasks.clone(),
@@ -284,11 +310,14 @@ fn shared_state(
     link: &StreamLink,
     budget: Option<Arc<ByteLimiter>>,
     seeder: &Seeder,
+    carrier: Option<carrier::Carrier>,
     nat_tasks: &Tasks,
 ) -> Arc<Shared> {
     let nat_check = config.embedded_tracker && config.nat_check;
     let tracker = embedded_tracker(config, nat_check, files);
     let mut shared = Shared::new(link.to_string(), tracker);
+    shared.http_manifests = config.http_manifests;
+    shared.carrier = carrier;
     shared.http_limiter = budget;
     shared.fallback_slots = config.fallback_slots;
     shared.wire = seeder.wire_counters();
@@ -342,13 +371,16 @@ async fn start_seeder(
     stream_dir: &Path,
     files: &fds::FdBudget,
     budget: Option<Arc<ByteLimiter>>,
-) -> Result<Seeder, PublishError> {
+    key: swarmcast_core::StreamKey,
+    tasks: &Tasks,
+) -> Result<(Seeder, Option<carrier::Carrier>), PublishError> {
+    let mut carrier = None;
     let super_seed = config.super_seed.then(|| {
         config
             .super_seed_reveal
             .unwrap_or(swarmcast_swarm::REVEAL_NEVER)
     });
-    Ok(match config.seeder {
+    let seeder = match config.seeder {
         SeederKind::Librqbit => Seeder::Librqbit(
             Swarm::start(SwarmConfig {
                 default_dir: stream_dir.to_owned(),
@@ -360,25 +392,39 @@ async fn start_seeder(
                 // Per segment's torrent: the window and its grace period share the budget.
                 peer_limit: Some((files.peer / (config.window + 2)).max(8)),
                 punch_ports: None,
-                extension: None,
+                extension: config.swarm_manifests.then(|| {
+                    let (c, handler) = carrier::Carrier::exchange(key, tasks);
+                    carrier = Some(c);
+                    swarmcast_swarm::ExtensionSlot(handler)
+                }),
                 dht_bootstrap: None,
             })
             .await?,
         ),
-        SeederKind::Wire => Seeder::Wire(
-            WireSeeder::start(WireConfig {
-                listen: config.listen,
-                upload_limit: budget,
-                super_seed,
-                late_after: config.late_piece,
-                offer_wait: Some(swarmcast_swarm::wire::OFFER_WAIT),
-                max_connections: files.peer,
-                per_address: config.peer_conns_per_address,
-            })
-            .await
-            .map_err(swarmcast_swarm::SwarmError::from)?,
-        ),
-    })
+        SeederKind::Wire => {
+            let hub = config.swarm_manifests.then(|| {
+                swarmcast_swarm::wire::manifests::ManifestHub::new(
+                    swarmcast_core::gossip::GossipConfig::publisher(),
+                )
+            });
+            carrier = hub.clone().map(carrier::Carrier::Hub);
+            Seeder::Wire(
+                WireSeeder::start(WireConfig {
+                    listen: config.listen,
+                    upload_limit: budget,
+                    super_seed,
+                    late_after: config.late_piece,
+                    offer_wait: Some(swarmcast_swarm::wire::OFFER_WAIT),
+                    max_connections: files.peer,
+                    per_address: config.peer_conns_per_address,
+                    manifests: hub,
+                })
+                .await
+                .map_err(swarmcast_swarm::SwarmError::from)?,
+            )
+        }
+    };
+    Ok((seeder, carrier))
 }
 
 /// The embedded tracker, if on, with its NAT check within the file budget.
@@ -434,7 +480,10 @@ fn trackers_and_link(
         trackers.push(join("announce").to_string());
     }
     trackers.extend(config.trackers.iter().cloned());
-    let mut sources = vec![join("manifest")];
+    let mut sources = Vec::new();
+    if config.http_manifests {
+        sources.push(join("manifest"));
+    }
     sources.extend(config.mirror_urls.iter().cloned());
     let link = StreamLink::new(key, sources).map_err(|e| PublishError::Config(e.to_string()))?;
     Ok((trackers, link))

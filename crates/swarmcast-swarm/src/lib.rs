@@ -132,8 +132,9 @@ pub struct SwarmConfig {
     /// The handler of swarmcast's BEP 10 extension (librqbit patch 0016): manifests carried by
     /// the swarm ([`exchange`]). `None`: the extension is not announced.
     pub extension: Option<ExtensionSlot>,
-    /// Find peers on the mainline DHT (BEP 5) through these bootstrap nodes (`host:port`), and
-    /// announce every torrent there. `None`: no DHT (peers from trackers and the manifest).
+    /// Find peers on the mainline DHT (BEP 5) through these bootstrap nodes (`host:port`; empty:
+    /// the public DHT's routers), and announce every torrent there. `None`: no DHT (peers from
+    /// trackers and the manifest).
     pub dht_bootstrap: Option<Vec<String>>,
 }
 
@@ -252,7 +253,8 @@ impl Swarm {
                 .dht_bootstrap
                 .clone()
                 .map(|bootstrap| librqbit::DhtSessionConfig {
-                    bootstrap_addrs: Some(bootstrap),
+                    // None: librqbit's public routers.
+                    bootstrap_addrs: (!bootstrap.is_empty()).then_some(bootstrap),
                     port: None,
                     persistence: None,
                 }),

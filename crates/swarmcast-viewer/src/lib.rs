@@ -15,6 +15,7 @@
 //! - `io` (private): the traits the viewer's loop runs on (swarm, HTTP, sink), so the unit
 //!   tests run it against fakes (`fakes`) on a paused clock.
 
+mod carried;
 #[cfg(test)]
 mod fakes;
 mod fallback;

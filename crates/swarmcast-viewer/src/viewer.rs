@@ -83,6 +83,7 @@ pub(crate) struct Viewer<S: SegmentSwarm, H, K> {
     pub(crate) scheduler: Scheduler,
     pub(crate) segs: BTreeMap<u64, ViewerSegment<S::Torrent>>,
     pub(crate) latest: Option<Arc<SignedManifest>>,
+    /// The HTTP source of the newest manifest that came over HTTP (segment fallbacks go there).
     pub(crate) source: Option<Url>,
     pub(crate) http: H,
     /// The download limit for HTTP fetches (librqbit has its own).
@@ -97,6 +98,10 @@ pub(crate) struct Viewer<S: SegmentSwarm, H, K> {
     pub(crate) live: Live,
     /// The download rate's samples.
     pub(crate) rate: RateMeter,
+    /// The manifest exchange: every manifest accepted is offered to it (`None`: HTTP only).
+    pub(crate) exchange: Option<swarmcast_swarm::exchange::Exchange>,
+    /// What the DHT finder reads: the newest manifest held.
+    pub(crate) held: Arc<crate::carried::Held>,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -121,6 +126,24 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
             } => {
                 let m = &manifest.manifest;
                 self.summary.manifest_bytes += fetched;
+                // Several sources (HTTP, peers, the DHT) each verify what they take; only a
+                // newer manifest than the one held moves the viewer on.
+                if self
+                    .latest
+                    .as_ref()
+                    .is_some_and(|l| l.manifest.seq >= m.seq)
+                {
+                    return Ok(());
+                }
+                if let Some(exchange) = &self.exchange {
+                    exchange.offer(manifest.bytes.clone().into());
+                }
+                self.held
+                    .seq
+                    .store(m.seq, std::sync::atomic::Ordering::Relaxed);
+                self.held
+                    .target_ms
+                    .store(m.target_duration / 90, std::sync::atomic::Ordering::Relaxed);
                 self.recorder.record(
                     None,
                     Kind::ManifestFetched {
@@ -178,10 +201,12 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
                     s.target_duration.get_or_insert(target);
                     s.end_of_stream = end;
                 });
-                self.source = Some(source);
+                if !crate::carried::is_peer(&source) {
+                    self.source = Some(source);
+                }
                 self.latest = Some(manifest);
             }
-            PollEvent::Refused { error, .. } => {
+            PollEvent::Refused { error, source } => {
                 self.summary.manifests_refused += 1;
                 self.recorder.record(
                     None,
@@ -189,7 +214,10 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
                         reason: error.to_string(),
                     },
                 );
+                // A peer's forgery does not make the viewer give up on the stream: any peer can
+                // send one, and the next peer may have the real manifest.
                 if self.latest.is_none()
+                    && !crate::carried::is_peer(&source)
                     && self.summary.manifests_refused >= REFUSALS_BEFORE_GIVING_UP
                 {
                     return Err(WatchError::Refused(error));

@@ -89,6 +89,12 @@ pub struct WatchConfig {
     /// Where `/metrics` (and `/status.json`) are served when the output is not HTTP (with an
     /// HTTP output they are served there, and this is ignored).
     pub metrics_addr: Option<SocketAddr>,
+    /// Speak the manifest exchange: take manifests from peers and pass them on (on by default
+    /// with a link that is the key alone; docs/manifest.md).
+    pub swarm_manifests: bool,
+    /// Find the stream on the mainline DHT (and peers of each segment there). A link with no
+    /// `xs` uses the public DHT when this is `None`.
+    pub dht: Option<swarmcast_dht::DhtOptions>,
 }
 
 impl WatchConfig {
@@ -112,7 +118,24 @@ impl WatchConfig {
             urgent_first: false,
             hls_js: None,
             metrics_addr: None,
+            swarm_manifests: false,
+            dht: None,
         }
+    }
+
+    /// The DHT options in effect: `dht`, or the public DHT for a link without `xs`.
+    pub fn dht_in_effect(&self) -> Option<swarmcast_dht::DhtOptions> {
+        self.dht.clone().or_else(|| {
+            self.link
+                .sources
+                .is_empty()
+                .then(|| swarmcast_dht::DhtOptions::new(Vec::new()))
+        })
+    }
+
+    /// Whether manifests are exchanged with peers: asked for, or a link without `xs`.
+    pub fn swarm_manifests_in_effect(&self) -> bool {
+        self.swarm_manifests || self.link.sources.is_empty()
     }
 }
 
@@ -199,6 +222,18 @@ pub async fn watch(
         what: "HTTP client".into(),
         source: std::io::Error::other(e),
     })?;
+    let tasks = Tasks::with_token("watch", cancel.child_token());
+    let dht = config.dht_in_effect();
+    let exchange = config.swarm_manifests_in_effect().then(|| {
+        let (tx, rx) = mpsc::channel(64);
+        let (exchange, handler) = swarmcast_swarm::exchange::Exchange::start(
+            config.link.key,
+            swarmcast_core::gossip::GossipConfig::viewer(),
+            tx,
+            &tasks,
+        );
+        (exchange, rx, handler)
+    });
     let swarm = Arc::new(
         Swarm::start(SwarmConfig {
             default_dir: dir.clone(),
@@ -209,12 +244,19 @@ pub async fn watch(
             super_seed: None,
             peer_limit: config.peer_limit,
             punch_ports: config.punch_ports.clone(),
-            extension: None,
-            dht_bootstrap: None,
+            extension: exchange
+                .as_ref()
+                .map(|(_, _, h)| swarmcast_swarm::ExtensionSlot(h.clone())),
+            dht_bootstrap: dht.as_ref().map(|d| d.bootstrap.clone()),
         })
         .await?,
     );
-    let tasks = Tasks::with_token("watch", cancel.child_token());
+    let carried = exchange.map(|(exchange, events, _)| crate::carried::Carried {
+        exchange,
+        events,
+        dht,
+        peer_id: swarm.peer_id(),
+    });
     let live = crate::live::Live::default();
     // The HTTP server has a group of its own: after the end of the stream it outlives playback
     // while HLS clients finish.
@@ -261,6 +303,7 @@ pub async fn watch(
         sink,
         tasks,
         live,
+        carried,
     };
     let result = drive(parts, &run_cancel).await;
     let ended = result.as_ref().is_ok_and(|s| s.end_of_stream);
@@ -313,6 +356,8 @@ pub(crate) struct Parts<S, H, K> {
     pub(crate) tasks: Tasks,
     /// The live state the viewer keeps up to date.
     pub(crate) live: crate::live::Live,
+    /// Manifests from the swarm and the DHT (`None`: HTTP only).
+    pub(crate) carried: Option<crate::carried::Carried>,
 }
 
 /// Runs a viewer on `parts` until the end of the stream (`Ok`), an error, or `cancel` (`Ok`);
@@ -337,19 +382,37 @@ where
         sink,
         tasks,
         live,
+        carried,
     } = parts;
     // Dropped unfinished (a caller that stopped polling `watch`): the tasks end at their next
     // await instead of running on. Once `drive` returns, they are all gone already.
     let _stop_tasks = tasks.token().clone().drop_guard();
     let (poll_tx, poll_rx) = mpsc::channel(16);
     let poll_stop = tasks.token().child_token();
-    let poller = {
+    let held = Arc::new(crate::carried::Held::default());
+    let exchange = match carried {
+        Some(c) => {
+            let tx = poll_tx.clone();
+            tasks.spawn("swarm-manifests", crate::carried::forward(c.events, tx));
+            if let Some(dht) = c.dht {
+                let (tx, h, stop) = (poll_tx.clone(), held.clone(), poll_stop.clone());
+                tasks.spawn(
+                    "dht-find",
+                    crate::carried::find_on_dht(dht, config.link.key, c.peer_id, h, tx, stop),
+                );
+            }
+            Some(c.exchange)
+        }
+        None => None,
+    };
+    // A link without `xs`: no HTTP source to poll.
+    let poller = (!config.link.sources.is_empty()).then(|| {
         let (http, link, stop) = (http.clone(), config.link.clone(), poll_stop.clone());
         let deltas = config.manifest_deltas;
         tasks.spawn("manifest-poller", async move {
             poll_with(&http, link, deltas, poll_tx, stop).await;
         })
-    };
+    });
     let (ev_tx, ev_rx) = mpsc::channel(64);
     {
         // The live figures' clock: peers and the download rate are sampled each tick.
@@ -391,11 +454,15 @@ where
         summary: WatchSummary::default(),
         live,
         rate: Default::default(),
+        exchange,
+        held,
     };
 
     let result = run(&mut viewer, origin, poll_rx, ev_rx, cancel).await;
     poll_stop.cancel();
-    let _ = poller.await;
+    if let Some(poller) = poller {
+        let _ = poller.await;
+    }
     let ended = viewer.scheduler.ended();
     viewer.recorder.record(
         None,

@@ -126,6 +126,9 @@ pub enum RelayError {
     /// Neither a parent nor a directory.
     #[error("a relay needs --parent or --directory (with --node)")]
     NoParent,
+    /// The stream link has no `xs`: a relay takes the publisher's manifests over HTTP.
+    #[error("a relay takes the publisher's manifests over HTTP: its stream link needs an xs (manifest URL)")]
+    NoManifestSource,
     /// The fixed parent sent a piece that failed its check against the signed manifest, and
     /// without a directory there is no other parent to take.
     #[error("parent {parent} sent a piece that failed its check against the signed manifest, and there is no --directory to take another parent from")]
@@ -202,6 +205,18 @@ pub async fn run(
 ) -> Result<RelaySummary, RelayError> {
     if config.parent.is_none() && config.directory.is_none() {
         return Err(RelayError::NoParent);
+    }
+    // A relay pulls the publisher's manifests over HTTP: its link needs a source (`Parent::url`
+    // and the upstream take the first).
+    let links = [
+        Some(&config.link),
+        match &config.parent {
+            Some(Parent::Publisher(l)) => Some(l),
+            _ => None,
+        },
+    ];
+    if links.into_iter().flatten().any(|l| l.sources.is_empty()) {
+        return Err(RelayError::NoManifestSource);
     }
     let crate::host::Opened {
         listener,

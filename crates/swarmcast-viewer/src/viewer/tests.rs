@@ -86,6 +86,7 @@ impl Harness {
             sink: self.sink.clone(),
             tasks,
             live: self.live.clone(),
+            carried: None,
         };
         let cancel = cancel.clone();
         async move { drive(parts, &cancel).await }

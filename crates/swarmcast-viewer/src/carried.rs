@@ -1,0 +1,221 @@
+//! Manifests without the publisher's HTTP server (docs/manifest.md): carried by the swarm (the
+//! manifest exchange, [`swarmcast_swarm::exchange`]) and the stream found on the DHT from its
+//! key alone ([`swarmcast_core::dht_item`]).
+//!
+//! Both feed the watch loop the poller's [`PollEvent`]s: a manifest from a peer is
+//! `PollEvent::Manifest` with mode `swarm` (pushed or asked for on a connection of a segment's
+//! swarm) or `dht` (fetched from a peer of the newest segment named by the DHT pointer), its
+//! source `bittorrent://<peer>/`; a refused one, or a refused DHT item, `PollEvent::Refused`
+//! with the same typed error an HTTP manifest gets.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarmcast_core::dht_item::ItemVerifier;
+use swarmcast_core::{StreamKey, Verdict, Verifier};
+use swarmcast_dht::DhtOptions;
+use swarmcast_swarm::exchange::{fetch_manifest, Exchange, ExchangeEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::poller::PollEvent;
+
+/// How long a DHT lookup for a segment's peers may take.
+const PEERS_WAIT: Duration = Duration::from_secs(10);
+/// How long one peer may take to answer a `want`.
+const FETCH_WAIT: Duration = Duration::from_secs(5);
+/// Peers asked per attempt.
+const PEERS_ASKED: usize = 8;
+/// Between attempts while no manifest is held.
+const RETRY: Duration = Duration::from_secs(1);
+/// Once a manifest is held: the DHT is asked again when no newer one came for this long (or
+/// three segment durations, if longer).
+const RECHECK: Duration = Duration::from_secs(10);
+
+/// What the viewer holds, for the DHT finder: the newest manifest's sequence number (0: none)
+/// and its target duration in ms.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    pub(crate) seq: AtomicU64,
+    pub(crate) target_ms: AtomicU64,
+}
+
+/// The viewer's manifest exchange and its reports, and the DHT to find the stream on.
+pub(crate) struct Carried {
+    /// The exchange (its handler is in the swarm's options).
+    pub(crate) exchange: Exchange,
+    /// What it reports.
+    pub(crate) events: mpsc::Receiver<ExchangeEvent>,
+    /// Find the stream on the DHT (a link with only the key, or `--dht`).
+    pub(crate) dht: Option<DhtOptions>,
+    /// Our peer id, for the BitTorrent handshakes of DHT fetches.
+    pub(crate) peer_id: [u8; 20],
+}
+
+/// The source URL a manifest from `peer` is reported with.
+pub(crate) fn peer_source(peer: SocketAddr) -> Url {
+    Url::parse(&format!("bittorrent://{peer}/")).expect("a socket address makes a URL")
+}
+
+/// Whether a source is a peer rather than an HTTP server (HTTP fallbacks need the latter).
+pub(crate) fn is_peer(source: &Url) -> bool {
+    source.scheme() == "bittorrent" || source.scheme() == "dht"
+}
+
+/// Forwards the exchange's reports to the watch loop until either side ends.
+pub(crate) async fn forward(
+    mut events: mpsc::Receiver<ExchangeEvent>,
+    tx: mpsc::Sender<PollEvent>,
+) {
+    while let Some(e) = events.recv().await {
+        let event = match e {
+            ExchangeEvent::Manifest {
+                manifest,
+                from,
+                bytes,
+            } => PollEvent::Manifest {
+                manifest,
+                source: peer_source(from),
+                mode: "swarm",
+                fetched: bytes,
+                delta: false,
+            },
+            ExchangeEvent::Refused { from, error } => PollEvent::Refused {
+                source: peer_source(from),
+                error,
+            },
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Finds the stream on the DHT: gets the pointer, the newest segment's peers, and asks them for
+/// the manifest; again whenever no newer manifest came for [`RECHECK`] or three segment
+/// durations. Runs until `cancel` or the watch loop ends.
+pub(crate) async fn find_on_dht(
+    options: DhtOptions,
+    key: StreamKey,
+    peer_id: [u8; 20],
+    held: Arc<Held>,
+    tx: mpsc::Sender<PollEvent>,
+    cancel: CancellationToken,
+) {
+    let dht_source = Url::parse(&format!("dht://{key}/")).expect("a key makes a URL");
+    let node = match options.start() {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tx
+                .send(PollEvent::Unreachable {
+                    source: dht_source,
+                    error: e.to_string(),
+                })
+                .await;
+            return;
+        }
+    };
+    let mut last_seen = (0, tokio::time::Instant::now());
+    // Bounded by `cancel` and by the watch loop (a closed channel ends it).
+    loop {
+        let recheck = RECHECK.max(Duration::from_millis(
+            held.target_ms.load(Ordering::Relaxed).saturating_mul(3),
+        ));
+        let held = held.seq.load(Ordering::Relaxed);
+        let now = tokio::time::Instant::now();
+        if held != last_seen.0 {
+            last_seen = (held, now);
+        }
+        let due = held == 0 || now.duration_since(last_seen.1) >= recheck;
+        if due {
+            if held != 0 {
+                tracing::info!(held, "no newer manifest for a while: asking the DHT");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = attempt(&node, key, peer_id, held, &dht_source, &tx) => if r.is_err() { return },
+            }
+            last_seen.1 = tokio::time::Instant::now();
+        }
+        let pause = if held == 0 {
+            RETRY
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// One try: the pointer, the peers of its segment, a manifest from one of them. Err: the watch
+/// loop is gone.
+async fn attempt(
+    node: &swarmcast_dht::Node,
+    key: StreamKey,
+    peer_id: [u8; 20],
+    held: u64,
+    dht_source: &Url,
+    tx: &mpsc::Sender<PollEvent>,
+) -> Result<(), ()> {
+    let send = |e: PollEvent| async move { tx.send(e).await.map_err(|_| ()) };
+    let mut items = ItemVerifier::new(key, (held != 0).then_some(held));
+    let (pointer, refused) = node.get_pointer(&mut items, &key).await;
+    for error in refused {
+        send(PollEvent::Refused {
+            source: dht_source.clone(),
+            error,
+        })
+        .await?;
+    }
+    let Some(pointer) = pointer.filter(|p| p.seq > held) else {
+        return Ok(());
+    };
+    let peers = node.peers(pointer.newest, PEERS_WAIT).await;
+    tracing::debug!(
+        seq = pointer.seq,
+        peers = peers.len(),
+        "the DHT names the stream's newest segment"
+    );
+    for peer in peers.into_iter().take(PEERS_ASKED) {
+        let doc = match fetch_manifest(peer, pointer.newest, peer_id, pointer.seq, FETCH_WAIT).await
+        {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::debug!(error = %e, "no manifest from this peer");
+                continue;
+            }
+        };
+        let source = peer_source(peer);
+        match Verifier::new(key).accept(&doc) {
+            Ok(Verdict::New(m)) if m.manifest.seq > pointer.seq || pointer.names(&m.bytes) => {
+                let fetched = doc.len() as u64;
+                return send(PollEvent::Manifest {
+                    manifest: Arc::new(m),
+                    source,
+                    mode: "dht",
+                    fetched,
+                    delta: false,
+                })
+                .await;
+            }
+            Ok(Verdict::New(m)) => {
+                // Signed by the stream, the pointer's sequence number, another document.
+                send(PollEvent::Refused {
+                    source,
+                    error: swarmcast_core::ManifestError::Equivocation {
+                        seq: m.manifest.seq,
+                    },
+                })
+                .await?;
+            }
+            Ok(Verdict::Unchanged) => {}
+            Err(error) => send(PollEvent::Refused { source, error }).await?,
+        }
+    }
+    Ok(())
+}
