@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the patched librqbit that swarmcast links against (docs/librqbit.md).
 #
-# For librqbit 9.1.0 and its wire-protocol crate librqbit-peer-protocol 9.1.0:
+# For librqbit 9.1.0, its wire-protocol crate librqbit-peer-protocol and its DHT librqbit-dht:
 # 1. Takes the crate exactly as crates.io ships it: the .crate from cargo's cache, or
 #    downloaded from static.crates.io, and checks its SHA-256 against
 #    patches/<crate>/<crate>-9.1.0.crate.sha256 (the checksum Cargo.lock records for it).
@@ -22,9 +22,10 @@ export LC_ALL=C
 # The patched crates, in this order (the stamp's): each has patches/<crate>/ holding
 # <crate>-<version>.crate.sha256 and its series, and is unpacked into vendor-patched/<crate>.
 # librqbit-peer-protocol is librqbit's wire-protocol crate: its series names our BEP 10
-# extension in the extended handshake (docs/librqbit.md).
+# extension in the extended handshake; librqbit-dht is its DHT, whose series makes its KRPC
+# transaction ids four bytes long, as mainline-rs nodes require (docs/librqbit.md).
 version=9.1.0
-crates=(librqbit librqbit-peer-protocol)
+crates=(librqbit librqbit-peer-protocol librqbit-dht)
 
 git_in() {
   local tree=$1

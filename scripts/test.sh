@@ -13,6 +13,7 @@ bash scripts/patch-librqbit.sh
 # in the patched trees.
 (cd vendor-patched/librqbit && CARGO_TARGET_DIR=../../target/librqbit-tests \
   cargo test --lib --no-default-features --features rust-tls swarmcast_)
-(cd vendor-patched/librqbit-peer-protocol && CARGO_TARGET_DIR=../../target/librqbit-tests \
-  cargo test --lib swarmcast_)
+for c in librqbit-peer-protocol librqbit-dht; do
+  (cd "vendor-patched/$c" && CARGO_TARGET_DIR=../../target/librqbit-tests cargo test --lib swarmcast_)
+done
 cargo nextest run --workspace "$@"

@@ -3,7 +3,7 @@
 //! `scripts/patch-librqbit.sh` builds the patched tree and writes `.cargo/config.toml`, which
 //! points cargo at it and sets `SWARMCAST_LIBRQBIT_PATCHES` to a digest of the pinned crate
 //! checksum and the patches. This script computes the same digest from `patches/librqbit/` and
-//! `patches/librqbit-peer-protocol/` and
+//! `patches/librqbit-peer-protocol/`, `patches/librqbit-dht/` and
 //! fails, naming the script, when the variable is missing (a fresh clone) or differs (a patch
 //! changed since the script last ran).
 
@@ -12,7 +12,7 @@ use std::path::Path;
 
 const VAR: &str = "SWARMCAST_LIBRQBIT_PATCHES";
 /// The patched crates, in the script's order.
-const CRATES: [&str; 2] = ["librqbit", "librqbit-peer-protocol"];
+const CRATES: [&str; 3] = ["librqbit", "librqbit-peer-protocol", "librqbit-dht"];
 
 fn main() {
     // Read when the script runs, not when it is compiled: cargo may reuse one compiled build

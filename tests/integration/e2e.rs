@@ -1,6 +1,7 @@
 //! End-to-end tests with long-lived processes; nextest runs them one at a time.
 
 mod churn;
+mod dht;
 mod faults;
 mod files;
 mod icecast;

@@ -295,7 +295,8 @@ pub const MAX_TARGET: u64 = 3_600 * 90_000;
 
 /// Refuses what the user gave wrong before anything starts.
 pub(crate) fn validate(config: &PublishConfig) -> Result<(), PublishError> {
-    if !config.http_manifests && !(config.swarm_manifests && config.dht.is_some()) {
+    let found_without_http = config.swarm_manifests && config.dht.is_some();
+    if !config.http_manifests && !found_without_http {
         return Err(PublishError::Config(
             "--no-http-manifests needs --swarm-manifests and --dht: without HTTP manifests a \
              viewer finds the stream on the DHT and its manifests in the swarm"

@@ -130,8 +130,14 @@ pub(crate) fn publish(dir: &Path, args: &[&str]) -> (KillOnDrop, String) {
 /// A viewer `name` of `link` from the first segment in the window, writing what it plays to
 /// `dir/<name>.ts`, its counters to `dir/<name>.jsonl` and its stderr to `dir/<name>.log`.
 pub(crate) fn watch(dir: &Path, name: &str, link: &str) -> KillOnDrop {
+    watch_with(dir, name, link, &[])
+}
+
+/// [`watch`] with more flags.
+pub(crate) fn watch_with(dir: &Path, name: &str, link: &str, args: &[&str]) -> KillOnDrop {
     let child = swarmcast()
         .args(["watch", link, "--from-start", "--listen", "127.0.0.1:0"])
+        .args(args)
         .arg("-o")
         .arg(dir.join(format!("{name}.ts")))
         .arg("--metrics-out")
