@@ -99,6 +99,26 @@ pub enum Kind {
         /// Its sequence number.
         seq: u64,
     },
+    /// Publisher, at exit: what it sent of its manifests, over HTTP and in the swarm
+    /// (docs/manifest.md, "Manifests carried by the swarm").
+    ManifestsSent {
+        /// `GET /manifest` answered with a document (or a delta).
+        http_responses: u64,
+        /// Their bytes (bodies).
+        http_bytes: u64,
+        /// Documents sent on the manifest exchange (pushed, or answers to `want`s).
+        swarm_documents: u64,
+        /// Of them, answers to `want`s.
+        swarm_answers: u64,
+        /// Bytes of every exchange message sent (payloads; 6 more bytes of framing each).
+        swarm_bytes: u64,
+        /// Exchange messages sent (documents, `have`s).
+        swarm_messages: u64,
+        /// Stream pointers put on the DHT, and segments announced there.
+        dht_puts: u64,
+        /// See `dht_puts`.
+        dht_announces: u64,
+    },
     /// Viewer: a manifest was fetched and verified.
     ManifestFetched {
         /// Its sequence number.

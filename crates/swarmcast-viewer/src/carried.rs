@@ -41,6 +41,8 @@ const RECHECK: Duration = Duration::from_secs(10);
 pub(crate) struct Held {
     pub(crate) seq: AtomicU64,
     pub(crate) target_ms: AtomicU64,
+    /// The newest manifest held ends the stream: nothing newer will come.
+    pub(crate) ended: std::sync::atomic::AtomicBool,
 }
 
 /// The viewer's manifest exchange and its reports, and the DHT to find the stream on.
@@ -63,6 +65,73 @@ pub(crate) fn peer_source(peer: SocketAddr) -> Url {
 /// Whether a source is a peer rather than an HTTP server (HTTP fallbacks need the latter).
 pub(crate) fn is_peer(source: &Url) -> bool {
     source.scheme() == "bittorrent" || source.scheme() == "dht"
+}
+
+/// How long the swarm may bring no newer manifest before HTTP is polled again: two segment
+/// durations, and at least this.
+const QUIET_AT_LEAST: Duration = Duration::from_secs(2);
+/// How often the backup poller looks at what the viewer holds.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// HTTP as a backup of the swarm (`watch --swarm-manifests` with a link that has `xs`): polls
+/// the link's sources until the viewer holds a manifest newer than when it started (from any
+/// source: at join, that is the first one and, a long poll later, the next), then stops until
+/// the swarm brings no newer manifest for two segment durations, and polls again. What the
+/// publisher's server sends is then a few documents per viewer at join and when the swarm
+/// fails, not one per viewer and segment. Returns when the poller ends (the end of the stream,
+/// or the watch loop gone) or at `cancel`.
+pub(crate) async fn poll_as_backup<M: crate::io::ManifestFetch>(
+    http: &M,
+    link: swarmcast_core::StreamLink,
+    deltas: bool,
+    tx: mpsc::Sender<PollEvent>,
+    cancel: CancellationToken,
+    held: Arc<Held>,
+) {
+    // Bounded by `cancel` and by the poller's own end.
+    loop {
+        let start = held.seq.load(Ordering::Relaxed);
+        let run = cancel.child_token();
+        let advanced = async {
+            while held.seq.load(Ordering::Relaxed) == start {
+                tokio::time::sleep(LOOK_EVERY).await;
+            }
+        };
+        tokio::select! {
+            () = crate::poller::poll_with(http, link.clone(), deltas, tx.clone(), run.clone()) => {
+                if !run.is_cancelled() {
+                    return; // the end of the stream, or the watch loop is gone
+                }
+            }
+            () = advanced => run.cancel(),
+        }
+        if cancel.is_cancelled() || tx.is_closed() || held.ended.load(Ordering::Relaxed) {
+            return;
+        }
+        // The swarm carries the stream: wait until it goes quiet.
+        let mut last = (held.seq.load(Ordering::Relaxed), tokio::time::Instant::now());
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+            let now = tokio::time::Instant::now();
+            let seq = held.seq.load(Ordering::Relaxed);
+            if seq != last.0 {
+                last = (seq, now);
+            }
+            if held.ended.load(Ordering::Relaxed) {
+                return;
+            }
+            let quiet = QUIET_AT_LEAST.max(Duration::from_millis(
+                held.target_ms.load(Ordering::Relaxed).saturating_mul(2),
+            ));
+            if now.duration_since(last.1) >= quiet {
+                tracing::info!(seq, "no newer manifest from the swarm for a while: polling HTTP");
+                break;
+            }
+        }
+    }
 }
 
 /// Forwards the exchange's reports to the watch loop until either side ends.
@@ -124,27 +193,26 @@ pub(crate) async fn find_on_dht(
         let recheck = RECHECK.max(Duration::from_millis(
             held.target_ms.load(Ordering::Relaxed).saturating_mul(3),
         ));
-        let held = held.seq.load(Ordering::Relaxed);
-        let now = tokio::time::Instant::now();
-        if held != last_seen.0 {
-            last_seen = (held, now);
+        if held.ended.load(Ordering::Relaxed) {
+            return;
         }
-        let due = held == 0 || now.duration_since(last_seen.1) >= recheck;
+        let seq = held.seq.load(Ordering::Relaxed);
+        let now = tokio::time::Instant::now();
+        if seq != last_seen.0 {
+            last_seen = (seq, now);
+        }
+        let due = seq == 0 || now.duration_since(last_seen.1) >= recheck;
         if due {
-            if held != 0 {
-                tracing::info!(held, "no newer manifest for a while: asking the DHT");
+            if seq != 0 {
+                tracing::info!(seq, "no newer manifest for a while: asking the DHT");
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = attempt(&node, key, peer_id, held, &dht_source, &tx) => if r.is_err() { return },
+                r = attempt(&node, key, peer_id, seq, &dht_source, &tx) => if r.is_err() { return },
             }
             last_seen.1 = tokio::time::Instant::now();
         }
-        let pause = if held == 0 {
-            RETRY
-        } else {
-            Duration::from_secs(1)
-        };
+        let pause = if seq == 0 { RETRY } else { Duration::from_secs(1) };
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}

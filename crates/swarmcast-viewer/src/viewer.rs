@@ -144,6 +144,9 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
                 self.held
                     .target_ms
                     .store(m.target_duration / 90, std::sync::atomic::Ordering::Relaxed);
+                self.held
+                    .ended
+                    .store(m.end_of_stream, std::sync::atomic::Ordering::Relaxed);
                 self.recorder.record(
                     None,
                     Kind::ManifestFetched {

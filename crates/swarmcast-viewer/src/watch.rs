@@ -405,12 +405,19 @@ where
         }
         None => None,
     };
-    // A link without `xs`: no HTTP source to poll.
+    // A link without `xs`: no HTTP source to poll. With manifests from the swarm, HTTP is a
+    // backup: polled for the first manifest, then only when the swarm goes quiet.
+    let backup = exchange.is_some();
     let poller = (!config.link.sources.is_empty()).then(|| {
         let (http, link, stop) = (http.clone(), config.link.clone(), poll_stop.clone());
         let deltas = config.manifest_deltas;
+        let held = held.clone();
         tasks.spawn("manifest-poller", async move {
-            poll_with(&http, link, deltas, poll_tx, stop).await;
+            if backup {
+                crate::carried::poll_as_backup(&http, link, deltas, poll_tx, stop, held).await;
+            } else {
+                poll_with(&http, link, deltas, poll_tx, stop).await;
+            }
         })
     });
     let (ev_tx, ev_rx) = mpsc::channel(64);

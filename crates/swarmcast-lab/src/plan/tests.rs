@@ -511,3 +511,18 @@ fn churn_kills_and_replaces_the_same_nodes_for_every_transport() {
     };
     assert!(plan(&bad).unwrap_err().to_string().contains("--churn"));
 }
+
+#[test]
+fn variants_take_several_options_and_manifests_from_the_swarm() {
+    let v = |s: &str| s.parse::<Variant>();
+    let both = v("patched@reveal=2,manifests=swarm").unwrap();
+    assert_eq!(both.super_seed_reveal(), Some("2"));
+    assert!(both.swarm_manifests());
+    assert!(v("patched@manifests=swarm").unwrap().swarm_manifests());
+    assert!(!v("patched@manifests=http").unwrap().swarm_manifests());
+    assert!(!v("patched").unwrap().swarm_manifests());
+    assert_eq!(v("wire@reveal=never").unwrap().super_seed_reveal(), Some("never"));
+    for bad in ["patched@manifests=dht", "patched@reveal=2,", "patched@nope=1"] {
+        assert!(v(bad).is_err(), "{bad}");
+    }
+}

@@ -22,8 +22,12 @@ pub struct Variant {
     librqbit_seeder: bool,
     /// The changes turned off, as `--librqbit-off` names them.
     off: Vec<String>,
-    /// The publisher's `--super-seed-reveal`, from an `@reveal=` suffix.
+    /// The publisher's `--super-seed-reveal`, from an `@reveal=` option.
     reveal: Option<String>,
+    /// Manifests carried by the swarm (`@manifests=swarm`): the publisher and the viewers run
+    /// with `--swarm-manifests` (viewers then poll HTTP only until their first manifest, and
+    /// when the swarm goes quiet).
+    swarm_manifests: bool,
 }
 
 /// How a recorded run's variant is read back (`run.json`, `plan.json`): like a `--variants`
@@ -49,6 +53,7 @@ impl Default for Variant {
             librqbit_seeder: false,
             off: Vec::new(),
             reveal: None,
+            swarm_manifests: false,
         }
     }
 }
@@ -82,10 +87,17 @@ impl Variant {
     pub fn super_seed_reveal(&self) -> Option<&str> {
         self.reveal.as_deref()
     }
+
+    /// Manifests carried by the swarm (an `@manifests=swarm` option).
+    pub fn swarm_manifests(&self) -> bool {
+        self.swarm_manifests
+    }
 }
 
-/// A variant's name and its publisher options: `<name>@reveal=SECS|never` (the super-seeding
-/// reveal, `publish --super-seed-reveal`), or the name alone.
+/// A variant's name and its options: `<name>@<option>[,<option>]`, each `reveal=SECS|never`
+/// (the super-seeding reveal, `publish --super-seed-reveal`) or `manifests=swarm|http`
+/// (manifests carried by the swarm, `--swarm-manifests`, or over HTTP alone: the default), or
+/// the name alone.
 fn split_options(s: &str) -> (&str, Option<&str>) {
     match s.split_once('@') {
         Some((name, options)) => (name, Some(options)),
@@ -93,18 +105,33 @@ fn split_options(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Checks a variant's options (after `@`).
+/// Checks a variant's options (after `@`, separated by commas).
 fn check_options(s: &str, options: &str) -> Result<(), String> {
-    let ok = options
-        .strip_prefix("reveal=")
-        .is_some_and(|v| v == "never" || v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0));
-    match ok {
-        true => Ok(()),
-        false => Err(format!(
-            "variant {s:?}: expected @reveal=SECS or @reveal=never after the name, found \
-             {options:?}"
-        )),
+    for option in options.split(',') {
+        let ok = match option.split_once('=') {
+            Some(("reveal", v)) => {
+                v == "never" || v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0)
+            }
+            Some(("manifests", v)) => v == "swarm" || v == "http",
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "variant {s:?}: expected @reveal=SECS|never or @manifests=swarm|http after the \
+                 name (several separated by commas), found {option:?}"
+            ));
+        }
     }
+    Ok(())
+}
+
+/// The value of option `key` in a variant's options, if given.
+fn option<'a>(options: Option<&'a str>, key: &str) -> Option<&'a str> {
+    options?
+        .split(',')
+        .filter_map(|o| o.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 /// The seeder a variant's publisher runs (`publish --seeder`), and the changes part of its name:
@@ -185,9 +212,8 @@ impl Variant {
             name: s.into(),
             librqbit_seeder: split_seeder(name).0 == "librqbit",
             off,
-            reveal: options
-                .and_then(|o| o.strip_prefix("reveal="))
-                .map(str::to_owned),
+            reveal: option(options, "reveal").map(str::to_owned),
+            swarm_manifests: option(options, "manifests") == Some("swarm"),
         })
     }
 }

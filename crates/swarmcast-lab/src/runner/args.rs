@@ -72,6 +72,9 @@ pub(crate) fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> V
     if let Some(reveal) = spec.variant.super_seed_reveal() {
         args.extend(["--super-seed-reveal".into(), reveal.into()]);
     }
+    if spec.variant.swarm_manifests() {
+        args.push("--swarm-manifests".into());
+    }
     // On loopback every viewer comes from 127.0.0.1: the per-address caps (there to stop one
     // address filling the seeder's slots or the HTTP server's) would cap the audience. On a
     // network each viewer has an address of its own, and the caps stay as a user has them.
@@ -124,6 +127,9 @@ pub(crate) fn viewer_args(
     let librqbit_off = spec.variant.librqbit_off();
     if !librqbit_off.is_empty() {
         a.extend(["--librqbit-off".into(), librqbit_off]);
+    }
+    if spec.variant.swarm_manifests() && spec.transport == Transport::Swarm {
+        a.push("--swarm-manifests".into());
     }
     a
 }

@@ -175,6 +175,26 @@ impl Publisher {
 
     pub(crate) async fn finish(&mut self) {
         self.housekeeping().await;
+        let c = &self.shared.counters;
+        let swarm = self
+            .shared
+            .carrier
+            .as_ref()
+            .map(|c| c.stats())
+            .unwrap_or_default();
+        self.recorder.record(
+            None,
+            Kind::ManifestsSent {
+                http_responses: c.manifest_responses.load(Ordering::Relaxed),
+                http_bytes: c.manifest_bytes.load(Ordering::Relaxed),
+                swarm_documents: swarm.manifests_sent,
+                swarm_answers: swarm.manifests_answered,
+                swarm_bytes: swarm.bytes_sent,
+                swarm_messages: swarm.manifests_sent + swarm.haves_sent + swarm.wants_sent,
+                dht_puts: c.dht_puts.load(Ordering::Relaxed),
+                dht_announces: c.dht_announces.load(Ordering::Relaxed),
+            },
+        );
         let feed = &self.shared.feed;
         self.summary.dropped_segments = feed.dropped_segments.load(Ordering::Relaxed);
         self.summary.dropped_bytes = feed.dropped_bytes.load(Ordering::Relaxed);
