@@ -109,7 +109,10 @@ pub(crate) async fn poll_as_backup<M: crate::io::ManifestFetch>(
             return;
         }
         // The swarm carries the stream: wait until it goes quiet.
-        let mut last = (held.seq.load(Ordering::Relaxed), tokio::time::Instant::now());
+        let mut last = (
+            held.seq.load(Ordering::Relaxed),
+            tokio::time::Instant::now(),
+        );
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -127,7 +130,10 @@ pub(crate) async fn poll_as_backup<M: crate::io::ManifestFetch>(
                 held.target_ms.load(Ordering::Relaxed).saturating_mul(2),
             ));
             if now.duration_since(last.1) >= quiet {
-                tracing::info!(seq, "no newer manifest from the swarm for a while: polling HTTP");
+                tracing::info!(
+                    seq,
+                    "no newer manifest from the swarm for a while: polling HTTP"
+                );
                 break;
             }
         }
@@ -212,7 +218,11 @@ pub(crate) async fn find_on_dht(
             }
             last_seen.1 = tokio::time::Instant::now();
         }
-        let pause = if seq == 0 { RETRY } else { Duration::from_secs(1) };
+        let pause = if seq == 0 {
+            RETRY
+        } else {
+            Duration::from_secs(1)
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
@@ -286,4 +296,82 @@ async fn attempt(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::Stream;
+    use std::sync::Mutex;
+
+    /// A publisher's `/manifest`: the current document at once; with `?after=`, held a second
+    /// (a long poll), then the current one. Counts requests.
+    struct Server {
+        stream: Stream,
+        current: AtomicU64,
+        requests: Mutex<Vec<String>>,
+    }
+
+    impl crate::io::ManifestFetch for Arc<Server> {
+        async fn manifest(&self, url: &Url, _timeout: Duration) -> Result<Vec<u8>, String> {
+            self.requests.lock().unwrap().push(url.to_string());
+            if url.query().is_some_and(|q| q.contains("after=")) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let seq = self.current.load(Ordering::Relaxed);
+            Ok(self.stream.manifest(seq, 0..=(seq - 1).min(2), false))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http_is_polled_until_a_manifest_is_held_then_only_when_the_swarm_goes_quiet() {
+        let server = Arc::new(Server {
+            stream: Stream::new(3),
+            current: AtomicU64::new(1),
+            requests: Mutex::new(Vec::new()),
+        });
+        let held = Arc::new(Held::default());
+        held.target_ms.store(500, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let link = server.stream.link();
+        let task = {
+            let (server, held, cancel) = (server.clone(), held.clone(), cancel.clone());
+            tokio::spawn(async move {
+                poll_as_backup(&server, link, false, tx, cancel, held).await;
+            })
+        };
+        // The first manifest comes over HTTP; the viewer now holds it.
+        match rx.recv().await {
+            Some(PollEvent::Manifest { manifest, .. }) => assert_eq!(manifest.manifest.seq, 1),
+            other => panic!("{other:?}"),
+        }
+        held.seq.store(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let at_join = server.requests.lock().unwrap().len();
+        // The swarm brings a newer manifest every 500 ms for 5 s: HTTP is not asked.
+        for seq in 2..12 {
+            held.seq.store(seq, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(
+            server.requests.lock().unwrap().len(),
+            at_join,
+            "no request while the swarm carries the stream"
+        );
+        // The swarm goes quiet: after two segment durations (at least 2 s), HTTP again.
+        server.current.store(12, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert!(server.requests.lock().unwrap().len() > at_join);
+        match rx.recv().await {
+            Some(PollEvent::Manifest { manifest, .. }) => assert_eq!(manifest.manifest.seq, 12),
+            other => panic!("{other:?}"),
+        }
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(
+            at_join <= 2,
+            "at join: the document, then one long poll at most: {at_join}"
+        );
+    }
 }

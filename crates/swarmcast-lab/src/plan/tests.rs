@@ -521,8 +521,15 @@ fn variants_take_several_options_and_manifests_from_the_swarm() {
     assert!(v("patched@manifests=swarm").unwrap().swarm_manifests());
     assert!(!v("patched@manifests=http").unwrap().swarm_manifests());
     assert!(!v("patched").unwrap().swarm_manifests());
-    assert_eq!(v("wire@reveal=never").unwrap().super_seed_reveal(), Some("never"));
-    for bad in ["patched@manifests=dht", "patched@reveal=2,", "patched@nope=1"] {
+    assert_eq!(
+        v("wire@reveal=never").unwrap().super_seed_reveal(),
+        Some("never")
+    );
+    for bad in [
+        "patched@manifests=dht",
+        "patched@reveal=2,",
+        "patched@nope=1",
+    ] {
         assert!(v(bad).is_err(), "{bad}");
     }
 }
