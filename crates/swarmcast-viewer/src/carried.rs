@@ -335,9 +335,10 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let link = server.stream.link();
+        let tasks = swarmcast_tasks::Tasks::with_token("test", cancel.clone());
         let task = {
             let (server, held, cancel) = (server.clone(), held.clone(), cancel.clone());
-            tokio::spawn(async move {
+            tasks.spawn("backup", async move {
                 poll_as_backup(&server, link, false, tx, cancel, held).await;
             })
         };
