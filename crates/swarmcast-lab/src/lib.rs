@@ -18,6 +18,7 @@ pub mod report;
 pub mod results;
 mod runner;
 pub mod sampler;
+pub mod scale;
 pub mod transport;
 
 pub use runner::{run_lab, LabConfig};
