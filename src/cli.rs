@@ -105,6 +105,10 @@ pub(crate) enum Command {
     Lab(Box<LabArgs>),
     /// Regenerate a lab results directory's summary.csv, summary.md and plots from its raw files.
     Report(ReportArgs),
+    /// Manifest figures of lab runs (HTTP against swarm-carried manifests, `--variants
+    /// patched,patched@manifests=swarm`), the per-segment costs fitted to them, and a model of the
+    /// publisher's load from 10 to 10^5 viewers: what runs out first (docs/experiments.md).
+    ScaleModel(ScaleModelArgs),
     /// One node of an Icecast relay tree (the seed's method (a); docs/relay-tree.md): an
     /// icecast2 child relaying a parent taken from the directory, played into a file; or, with
     /// --source, the tree's source taking the publisher's push.
@@ -252,6 +256,14 @@ pub(crate) struct DemoArgs {
 pub(crate) struct ReportArgs {
     /// A results directory written by `swarmcast lab`.
     pub(crate) dir: PathBuf,
+}
+
+/// Arguments of `swarmcast scale-model`.
+#[derive(Debug, Args)]
+pub(crate) struct ScaleModelArgs {
+    /// Results directories written by `swarmcast lab`.
+    #[arg(required = true)]
+    pub(crate) dirs: Vec<PathBuf>,
 }
 
 /// Arguments of `swarmcast synth`.

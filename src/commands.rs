@@ -647,6 +647,23 @@ pub(crate) fn report(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn scale_model(dirs: &[std::path::PathBuf]) -> Result<()> {
+    use swarmcast_lab::results::{load_results, summarize};
+    let mut points = Vec::new();
+    for dir in dirs {
+        for r in load_results(dir)? {
+            if let Some(m) = swarmcast_lab::scale::manifest_figures(&r) {
+                points.push((summarize(&r), m));
+            }
+        }
+    }
+    if points.is_empty() {
+        bail!("no run with the publisher's manifests_sent record (lab runs from issue 21 on)");
+    }
+    outln!("{}", swarmcast_lab::scale::model_report(&points));
+    Ok(())
+}
+
 pub(crate) async fn icecast_node(
     args: crate::cli::IcecastNodeArgs,
     cancel: CancellationToken,

@@ -118,6 +118,7 @@ fn main() -> ExitCode {
                 Command::Demo(args) => commands::demo(args, cancel.clone()).await,
                 Command::Lab(args) => commands::lab(*args, cancel.clone()).await,
                 Command::Report(args) => commands::report(&args.dir),
+                Command::ScaleModel(args) => commands::scale_model(&args.dirs),
                 Command::IcecastNode(args) => commands::icecast_node(*args, cancel.clone()).await,
                 Command::StripeNode(args) => commands::stripe_node(*args, cancel.clone()).await,
             }

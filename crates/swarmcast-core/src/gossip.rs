@@ -119,7 +119,14 @@ pub struct GossipConfig {
     pub retry_after: Duration,
     /// Asks for one sequence number before giving up on it (a newer `have` starts over).
     pub max_asks: u32,
+    /// Documents larger than this are neither pushed, announced nor sent in answer: one
+    /// BitTorrent message of librqbit's carries about 16 KiB ([`MAX_DOCUMENT`]).
+    pub max_document: usize,
 }
+
+/// The largest document the exchange carries (librqbit's peer messages hold 16 KiB and a few
+/// bytes; the exchange message's own keys take a few dozen).
+pub const MAX_DOCUMENT: usize = 16_000;
 
 impl GossipConfig {
     /// The publisher's: push to 4 peers, announce nothing. Its cost per manifest is four
@@ -132,15 +139,20 @@ impl GossipConfig {
             pull_after: Duration::from_millis(200),
             retry_after: Duration::from_secs(1),
             max_asks: 5,
+            max_document: MAX_DOCUMENT,
         }
     }
 
-    /// A viewer's: push to 3 peers, announce to the rest, ask 200 ms after hearing of a newer
-    /// manifest (a push is one way, a pull a round trip and a half).
+    /// A viewer's: push to 3 peers, announce to the rest, and ask as soon as it hears of a
+    /// newer manifest. Measured in the lab (docs/experiments.md, "Manifests without the
+    /// publisher's server"): waiting 200 ms for a push first put the last viewer about 400 ms
+    /// behind the first at 10 viewers and a second behind at 20, where asking at once costs a
+    /// round trip and at most a duplicate document when a push was on its way.
     pub fn viewer() -> Self {
         Self {
             push_to: 3,
             announce: true,
+            pull_after: Duration::ZERO,
             ..Self::publisher()
         }
     }
@@ -163,6 +175,10 @@ pub struct GossipStats {
     pub duplicates: u64,
     /// Bytes of every message received.
     pub bytes_received: u64,
+    /// Messages from peers not added (ignored).
+    pub from_unknown: u64,
+    /// Documents accepted but too large to carry ([`GossipConfig::max_document`]).
+    pub too_large: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -245,9 +261,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
         }
     }
 
-    /// A message from `peer` (added first if unknown), `len` bytes on the wire. Returns the
-    /// document of a manifest newer than the one held, for the caller to verify and, if it
-    /// passes, [`accept`](Self::accept).
+    /// A message from `peer`, `len` bytes on the wire; one from a peer not added is ignored (a
+    /// peer speaks the exchange once its extended handshake named it). Returns the document of
+    /// a manifest newer than the one held, or of the same sequence number with other bytes (an
+    /// equivocation, for the verifier to name), for the caller to verify and, if it passes,
+    /// [`accept`](Self::accept).
     pub fn on_message(
         &mut self,
         peer: P,
@@ -256,7 +274,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
         now: Instant,
     ) -> Option<Arc<[u8]>> {
         self.stats.bytes_received += len as u64;
-        self.add_peer(peer);
+        if !self.peers.contains_key(&peer) {
+            self.stats.from_unknown += 1;
+            return None;
+        }
         let newest = self.newest_seq();
         match msg {
             Message::Have(seq) => {
@@ -294,8 +315,12 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
                 None
             }
             Message::Want(seq) => {
+                // Answered once per document and peer: a peer that asks again for what it was
+                // sent gets nothing (so wants cannot be turned into a flood of documents).
                 if let Some((have, doc)) = self.newest.clone() {
-                    if have >= seq {
+                    let sent = self.peers.get(&peer).and_then(|s| s.known);
+                    let carried = doc.len() <= self.config.max_document;
+                    if have >= seq && sent.is_none_or(|k| k < have) && carried {
                         self.stats.manifests_answered += 1;
                         self.saw(peer, have);
                         self.send(peer, Message::Manifest { seq: have, doc });
@@ -305,11 +330,14 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
             }
             Message::Manifest { seq, doc } => {
                 self.saw(peer, seq);
-                if newest.is_some_and(|n| n >= seq) {
-                    self.stats.duplicates += 1;
-                    return None;
+                match &self.newest {
+                    Some((n, held)) if *n == seq && **held != *doc => Some(doc),
+                    Some((n, _)) if *n >= seq => {
+                        self.stats.duplicates += 1;
+                        None
+                    }
+                    _ => Some(doc),
                 }
-                Some(doc)
             }
         }
     }
@@ -324,8 +352,11 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
             return;
         }
         self.newest = Some((seq, doc.clone()));
-        if self.pending.as_ref().is_some_and(|p| p.seq <= seq) {
-            self.pending = None;
+        // Whatever was announced: a newer one will be announced again.
+        self.pending = None;
+        if doc.len() > self.config.max_document {
+            self.stats.too_large += 1;
+            return;
         }
         let mut behind: Vec<(u64, P)> = self
             .peers
@@ -385,8 +416,10 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
         p.due = now + retry;
         if let Some(peer) = next {
             p.asked.push(peer);
-            let seq = p.seq;
-            self.send(peer, Message::Want(seq));
+            // Anything newer than what is held: an announcer that claimed a sequence number it
+            // does not have (or none has yet) still answers with its newest.
+            let want = self.newest.as_ref().map_or(0, |(n, _)| n + 1);
+            self.send(peer, Message::Want(want));
         }
     }
 
@@ -590,7 +623,10 @@ mod tests {
     #[test]
     fn a_have_is_followed_by_a_want_after_pull_after_then_another_announcer_then_giving_up() {
         let t0 = Instant::now();
-        let config = GossipConfig::viewer();
+        let config = GossipConfig {
+            pull_after: Duration::from_millis(200),
+            ..GossipConfig::viewer()
+        };
         let mut g: Gossip<u8> = Gossip::new(config);
         g.accept(4, doc(4), None);
         g.add_peer(1);
@@ -652,26 +688,67 @@ mod tests {
         let t0 = Instant::now();
         let mut fresh: Gossip<u8> = Gossip::new(GossipConfig::viewer());
         fresh.on_message(1, Message::Have(7), 11, t0);
+        assert_eq!(fresh.poll_timeout(), None, "a peer not added is ignored");
+        assert_eq!(fresh.stats().from_unknown, 1);
+        fresh.add_peer(1);
+        fresh.on_message(1, Message::Have(7), 11, t0);
         assert_eq!(fresh.poll_timeout(), Some(t0));
         fresh.handle_timeout(t0);
-        assert_eq!(fresh.poll_transmit(), Some((1, Message::Want(7))));
+        assert_eq!(fresh.poll_transmit(), Some((1, Message::Want(0))));
 
         let mut holder: Gossip<u8> = Gossip::new(GossipConfig::publisher());
         holder.accept(9, doc(9), None);
+        holder.add_peer(3);
         holder.on_message(3, Message::Want(7), 11, t0);
-        assert_eq!(
-            holder.poll_transmit(),
-            Some((
-                3,
-                Message::Manifest {
-                    seq: 9,
-                    doc: doc(9)
-                }
-            ))
-        );
+        let nine = Message::Manifest {
+            seq: 9,
+            doc: doc(9),
+        };
+        assert_eq!(holder.poll_transmit(), Some((3, nine)));
+        holder.on_message(3, Message::Want(7), 11, t0);
+        assert_eq!(holder.poll_transmit(), None, "the same document twice: no");
         holder.on_message(3, Message::Want(10), 11, t0);
         assert_eq!(holder.poll_transmit(), None, "nothing that new");
         assert_eq!(holder.stats().manifests_answered, 1);
+        // A document too large to carry is held, but neither pushed nor sent in answer.
+        let mut small: Gossip<u8> = Gossip::new(GossipConfig {
+            max_document: 5,
+            ..GossipConfig::publisher()
+        });
+        small.add_peer(1);
+        small.accept(3, doc(3), None);
+        small.on_message(1, Message::Want(0), 11, t0);
+        assert_eq!(small.poll_transmit(), None);
+        assert_eq!((small.newest_seq(), small.stats().too_large), (Some(3), 1));
+    }
+
+    #[test]
+    fn a_document_of_the_held_sequence_number_with_other_bytes_goes_to_the_verifier() {
+        let t0 = Instant::now();
+        let mut g: Gossip<u8> = Gossip::new(GossipConfig::viewer());
+        g.add_peer(1);
+        g.accept(4, doc(4), None);
+        let same = Message::Manifest {
+            seq: 4,
+            doc: doc(4),
+        };
+        assert_eq!(
+            g.on_message(1, same, 30, t0),
+            None,
+            "the held document: a duplicate"
+        );
+        let other: Arc<[u8]> = b"another document numbered 4".to_vec().into();
+        let equivocation = Message::Manifest {
+            seq: 4,
+            doc: other.clone(),
+        };
+        assert_eq!(g.on_message(1, equivocation, 30, t0), Some(other));
+        let older = Message::Manifest {
+            seq: 3,
+            doc: doc(3),
+        };
+        assert_eq!(g.on_message(1, older, 30, t0), None);
+        assert_eq!(g.stats().duplicates, 2);
     }
 
     #[test]

@@ -158,7 +158,10 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
         ("publisher uplink", publisher_bps / l.publisher_uplink),
         ("publisher connections", conns / l.publisher_connections),
         ("mirror uplink", mirror_bps / l.mirror_uplink),
-        ("DHT nodes closest to a segment", dht_bps / l.dht_node_uplink),
+        (
+            "DHT nodes closest to a segment",
+            dht_bps / l.dht_node_uplink,
+        ),
     ];
     exhausted.retain(|(_, r)| *r > 1.0);
     exhausted.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -174,6 +177,301 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
     }
 }
 
+/// What a run says about manifests (issue 21): what the publisher sent of them, and how long a
+/// manifest took to reach the first and the last viewer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManifestFigures {
+    /// Viewers.
+    pub viewers: usize,
+    /// Segments published.
+    pub segments: usize,
+    /// Manifest bytes the publisher's HTTP server sent (bodies), per segment.
+    pub http_per_segment: f64,
+    /// Manifest exchange bytes the publisher sent (payloads and 6 bytes of framing per message),
+    /// per segment.
+    pub swarm_per_segment: f64,
+    /// For each manifest published once every viewer was in (and before the end of the
+    /// stream): publication to the last viewer holding it, ms.
+    pub last_ms: Vec<f64>,
+    /// The same manifests: the first viewer holding it to the last, ms.
+    pub spread_ms: Vec<f64>,
+}
+
+/// BitTorrent framing of one extension message: length, message id 20, extended id.
+const FRAMING: u64 = 6;
+
+/// The manifest figures of one run (`None` without the publisher's `manifests_sent` record,
+/// written by builds from issue 21 on). Every node shares the machine's clock (`wall_us`); a
+/// viewer holds sequence number s from its first `manifest_fetched` with seq >= s.
+pub fn manifest_figures(r: &crate::results::RunRecords) -> Option<ManifestFigures> {
+    use swarmcast_metrics::Kind;
+    let mut published: std::collections::BTreeMap<u64, u64> = Default::default();
+    let (mut segments, mut eos, mut sent) = (0, None, None);
+    for e in &r.publisher {
+        match &e.kind {
+            Kind::Published { seq, .. } => {
+                segments += 1;
+                published.entry(*seq).or_insert(e.wall_us);
+            }
+            Kind::EndOfStream { seq } => eos = Some(*seq),
+            Kind::ManifestsSent {
+                http_bytes,
+                swarm_bytes,
+                swarm_messages,
+                ..
+            } => sent = Some((*http_bytes, swarm_bytes + FRAMING * swarm_messages)),
+            _ => {}
+        }
+    }
+    let (http, swarm) = sent?;
+    let holds: Vec<Vec<(u64, u64)>> = r
+        .viewers
+        .values()
+        .map(|events| {
+            let mut h: Vec<(u64, u64)> = events
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    Kind::ManifestFetched { seq, .. } => Some((*seq, e.wall_us)),
+                    _ => None,
+                })
+                .collect();
+            h.sort_unstable();
+            h
+        })
+        .collect();
+    let (mut last_ms, mut spread_ms) = (Vec::new(), Vec::new());
+    let all_in = holds
+        .iter()
+        .map(|h| h.first().map(|f| f.1))
+        .collect::<Option<Vec<_>>>();
+    if let Some(all_in) = all_in.and_then(|j| j.into_iter().max()) {
+        for (&seq, &t_pub) in &published {
+            if t_pub <= all_in || eos.is_some_and(|e| seq >= e) {
+                continue;
+            }
+            let times: Option<Vec<u64>> = holds
+                .iter()
+                .map(|h| h.iter().find(|(s, _)| *s >= seq).map(|(_, t)| *t))
+                .collect();
+            let Some(times) = times else { continue };
+            let (first, last) = (times.iter().min(), times.iter().max());
+            if let (Some(&first), Some(&last)) = (first, last) {
+                last_ms.push(last.saturating_sub(t_pub) as f64 / 1000.0);
+                spread_ms.push((last - first) as f64 / 1000.0);
+            }
+        }
+    }
+    let per = |b: u64| b as f64 / segments.max(1) as f64;
+    Some(ManifestFigures {
+        viewers: holds.len(),
+        segments,
+        http_per_segment: per(http),
+        swarm_per_segment: per(swarm),
+        last_ms,
+        spread_ms,
+    })
+}
+
+/// A run's summary and manifest figures, as [`model_report`] takes them.
+pub type RunPoint = (crate::results::RunSummary, ManifestFigures);
+
+/// Audiences the model is shown at.
+pub const AUDIENCES: [f64; 5] = [10.0, 100.0, 1_000.0, 10_000.0, 100_000.0];
+
+/// Bytes of one DHT `get_peers` reply with a list of peers (about 100 bytes of KRPC and node
+/// list, and 6 bytes per peer, up to the ~100 a reply holds): an estimate, not measured.
+pub const DHT_REPLY_BYTES: f64 = 600.0;
+
+/// Peer lookups a viewer makes per segment (librqbit-dht 0002: about 0, 1, 3, 7 and 15 s after
+/// it adds the segment, which stays about five segments in its window).
+pub const DHT_LOOKUPS_PER_SEGMENT: f64 = 5.0;
+
+fn median(v: &[f64]) -> f64 {
+    crate::results::quantile(v, 0.5)
+}
+
+/// Whether a run carried manifests in the swarm (its variant has `@manifests=swarm`).
+fn swarm_carried(s: &crate::results::RunSummary) -> bool {
+    s.kind.contains("manifests=swarm")
+}
+
+/// Costs fitted to the runs of one network (one RTT): `None` unless both HTTP and swarm-carried
+/// runs at two audiences or more are there.
+pub fn fit_costs(points: &[&RunPoint]) -> Option<Costs> {
+    let line = |pick: &dyn Fn(&RunPoint) -> Option<(f64, f64)>, swarm: bool| {
+        let pts: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| swarm_carried(&p.0) == swarm)
+            .filter_map(|p| pick(p))
+            .collect();
+        fit_line(&pts)
+    };
+    let per_segment =
+        |p: &RunPoint, per_byte: f64| per_byte * p.0.viewers as f64 * p.0.segment_bytes;
+    let payload = |p: &RunPoint| {
+        Some((
+            p.0.viewers as f64,
+            per_segment(p, p.0.publisher_payload_per_byte),
+        ))
+    };
+    let target_s = points.first()?.0.segment_secs;
+    Some(Costs {
+        target_s,
+        payload: line(&payload, false)?,
+        http_manifests: line(&|p| Some((p.1.viewers as f64, p.1.http_per_segment)), false)?,
+        tracker: line(
+            &|p| {
+                let control = per_segment(p, p.0.publisher_control_per_byte);
+                Some((
+                    p.1.viewers as f64,
+                    (control - p.1.http_per_segment).max(0.0),
+                ))
+            },
+            false,
+        )?,
+        swarm_manifests: line(
+            &|p| {
+                Some((
+                    p.1.viewers as f64,
+                    p.1.http_per_segment + p.1.swarm_per_segment,
+                ))
+            },
+            true,
+        )?,
+        http_last_ms: line(
+            &|p| (!p.1.last_ms.is_empty()).then(|| (p.1.viewers as f64, median(&p.1.last_ms))),
+            false,
+        )?,
+        swarm_last_ms: line(
+            &|p| {
+                (!p.1.last_ms.is_empty())
+                    .then(|| ((p.1.viewers as f64).log2(), median(&p.1.last_ms)))
+            },
+            true,
+        )?,
+        dht_reply_bytes: DHT_REPLY_BYTES,
+        dht_lookups_per_segment: DHT_LOOKUPS_PER_SEGMENT,
+    })
+}
+
+/// The publishers the model is shown for: the lab's (its uplink cap, the default file limit's
+/// share of connections) and a server.
+pub fn publishers(lab_uplink: f64) -> [(&'static str, Limits); 2] {
+    let base = Limits {
+        publisher_uplink: lab_uplink,
+        publisher_connections: 1_000.0,
+        mirrors: 10.0,
+        mirror_uplink: 12_500_000.0,
+        dht_closest: 8.0,
+        dht_node_uplink: 8_000.0,
+    };
+    [
+        ("the lab's publisher", base.clone()),
+        (
+            "a server (1 Gbit/s, 100,000 connections)",
+            Limits {
+                publisher_uplink: 125_000_000.0,
+                publisher_connections: 100_000.0,
+                ..base
+            },
+        ),
+    ]
+}
+
+/// The manifest figures of every run, the costs fitted per network, and the model's loads from
+/// 10 to 10^5 viewers, as Markdown.
+pub fn model_report(points: &[RunPoint]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| run | network | viewers | HTTP manifest B/seg | swarm manifest B/seg | per viewer and segment | pub→last median ms | p95 | first→last median ms | p95 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (s, m) in points {
+        let total = m.http_per_segment + m.swarm_per_segment;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            s.kind,
+            s.net.as_deref().unwrap_or("loopback"),
+            m.viewers,
+            m.http_per_segment,
+            m.swarm_per_segment,
+            total / m.viewers.max(1) as f64,
+            median(&m.last_ms),
+            crate::results::quantile(&m.last_ms, 0.95),
+            median(&m.spread_ms),
+            crate::results::quantile(&m.spread_ms, 0.95),
+        );
+    }
+    let mut nets: Vec<&str> = points
+        .iter()
+        .map(|p| p.0.net.as_deref().unwrap_or("loopback"))
+        .collect();
+    nets.sort_unstable();
+    nets.dedup();
+    for net in nets {
+        let group: Vec<&RunPoint> = points
+            .iter()
+            .filter(|p| p.0.net.as_deref().unwrap_or("loopback") == net)
+            .collect();
+        let Some(c) = fit_costs(&group) else {
+            let _ = writeln!(
+                out,
+                "\n{net}: not enough runs to fit (HTTP and swarm-carried, two audiences each)"
+            );
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "\n### {net}: costs fitted (bytes per {} s segment; a + b·n)\n\n\
+             - publisher payload: {:.0} + {:.1}·n\n\
+             - HTTP manifests: {:.0} + {:.1}·n\n\
+             - other control (tracker, BitTorrent messages, HTTP headers): {:.0} + {:.1}·n\n\
+             - swarm-carried manifests: {:.0} + {:.1}·n\n\
+             - publication → last viewer, HTTP: {:.0} + {:.2}·n ms; swarm-carried: {:.0} + {:.0}·log2(n) ms\n",
+            c.target_s,
+            c.payload.a, c.payload.b,
+            c.http_manifests.a, c.http_manifests.b,
+            c.tracker.a, c.tracker.b,
+            c.swarm_manifests.a, c.swarm_manifests.b,
+            c.http_last_ms.a, c.http_last_ms.b,
+            c.swarm_last_ms.a, c.swarm_last_ms.b,
+        );
+        let lab_uplink = group.first().map_or(0.0, |p| p.0.publisher_cap as f64);
+        for (who, limits) in publishers(lab_uplink) {
+            let _ = writeln!(
+                out,
+                "\n{who}:\n\n| viewers | scheme | publisher B/s | of it manifests and control | connections | each mirror B/s | each closest DHT node B/s | last viewer ms | runs out first |\n|---:|---|---:|---:|---:|---:|---:|---:|---|"
+            );
+            for n in AUDIENCES {
+                for (name, scheme) in [
+                    ("HTTP", Scheme::Http),
+                    ("mirrors (10)", Scheme::Mirrors),
+                    ("DHT + swarm", Scheme::SwarmDht),
+                ] {
+                    let p = predict(&c, &limits, scheme, n);
+                    let first = p
+                        .exhausted
+                        .first()
+                        .map_or("nothing".to_owned(), |(r, x)| format!("{r} ({x:.1}x)"));
+                    let _ = writeln!(
+                        out,
+                        "| {n:.0} | {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {first} |",
+                        p.publisher_bps,
+                        p.publisher_control_bps,
+                        p.publisher_connections,
+                        p.mirror_bps,
+                        p.dht_node_bps,
+                        p.last_viewer_ms,
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,10 +479,16 @@ mod tests {
     fn costs() -> Costs {
         Costs {
             target_s: 2.0,
-            payload: Line { a: 300_000.0, b: 0.0 },
+            payload: Line {
+                a: 300_000.0,
+                b: 0.0,
+            },
             http_manifests: Line { a: 0.0, b: 2_500.0 },
             tracker: Line { a: 0.0, b: 200.0 },
-            swarm_manifests: Line { a: 10_000.0, b: 0.0 },
+            swarm_manifests: Line {
+                a: 10_000.0,
+                b: 0.0,
+            },
             http_last_ms: Line { a: 30.0, b: 0.5 },
             swarm_last_ms: Line { a: 30.0, b: 40.0 },
             dht_reply_bytes: 500.0,
@@ -206,7 +510,10 @@ mod tests {
     #[test]
     fn a_line_is_fitted_exactly_through_points_on_it_and_not_through_one() {
         let l = fit_line(&[(10.0, 25.0), (20.0, 45.0), (40.0, 85.0)]).unwrap();
-        assert!((l.a - 5.0).abs() < 1e-9 && (l.b - 2.0).abs() < 1e-9, "{l:?}");
+        assert!(
+            (l.a - 5.0).abs() < 1e-9 && (l.b - 2.0).abs() < 1e-9,
+            "{l:?}"
+        );
         assert_eq!(fit_line(&[(10.0, 1.0)]), None);
         assert_eq!(fit_line(&[(10.0, 1.0), (10.0, 2.0)]), None);
     }

@@ -166,7 +166,10 @@ impl Task {
         match input {
             Input::Peer(peer) => {
                 let addr = peer.addr();
-                self.conns.entry(addr).or_default().push(peer);
+                let conns = self.conns.entry(addr).or_default();
+                // A repeated extended handshake on a connection replaces its entry.
+                conns.retain(|c| !c.same_connection(&peer) && !c.is_closed());
+                conns.push(peer);
                 self.gossip.add_peer(addr);
             }
             Input::Offer(doc) => {
@@ -178,10 +181,14 @@ impl Task {
             }
             Input::Message(from, payload) => {
                 let now = Instant::now().into_std();
+                if !self.conns.contains_key(&from) {
+                    return Ok(()); // not (or no longer) a peer of the exchange
+                }
                 let msg = match Message::decode(&payload) {
                     Ok(m) => m,
                     Err(error) => {
-                        return self.report(ExchangeEvent::Refused { from, error }).await;
+                        self.refused(ExchangeEvent::Refused { from, error });
+                        return Ok(());
                     }
                 };
                 let Some(doc) = self.gossip.on_message(from, msg, payload.len(), now) else {
@@ -198,9 +205,7 @@ impl Task {
                         return self.report(event).await;
                     }
                     Ok(Verdict::Unchanged) => {}
-                    Err(error) => {
-                        return self.report(ExchangeEvent::Refused { from, error }).await;
-                    }
+                    Err(error) => self.refused(ExchangeEvent::Refused { from, error }),
                 }
             }
         }
@@ -211,17 +216,29 @@ impl Task {
         self.events.send(event).await.map_err(|_| ())
     }
 
+    /// Reports a refusal if the owner has room for it: a peer sending garbage must not hold up
+    /// the exchange (the task does not wait for the owner), nor fill the owner's records.
+    fn refused(&self, event: ExchangeEvent) {
+        if self.events.try_send(event).is_err() {
+            tracing::debug!("manifest exchange: a refusal not reported (the owner is busy)");
+        }
+    }
+
     fn flush(&mut self) {
         while let Some((addr, msg)) = self.gossip.poll_transmit() {
             let payload = bytes::Bytes::from(msg.encode());
             let conns = self.conns.entry(addr).or_default();
             conns.retain(|c| !c.is_closed());
-            // Any live connection to the peer carries it; the first that takes it does.
-            let sent = conns.iter().any(|c| c.send(payload.clone()));
-            if !sent {
+            if conns.is_empty() {
                 tracing::debug!(%addr, "manifest exchange: no live connection to the peer");
                 self.conns.remove(&addr);
                 self.gossip.remove_peer(addr);
+                continue;
+            }
+            // Any live connection to the peer carries it; the first that takes it does. One
+            // that takes none is too large for a peer message (the gossip does not send those).
+            if !conns.iter().any(|c| c.send(payload.clone())) {
+                tracing::debug!(%addr, len = payload.len(), "manifest exchange: message not sent");
             }
         }
     }

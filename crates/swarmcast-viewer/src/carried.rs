@@ -244,6 +244,12 @@ async fn attempt(
     let mut items = ItemVerifier::new(key, (held != 0).then_some(held));
     let (pointer, refused) = node.get_pointer(&mut items, &key).await;
     for error in refused {
+        // An item older than the manifest held is a DHT node lagging behind, or a replay: not
+        // worth a record at every recheck.
+        if matches!(error, swarmcast_core::ManifestError::StaleSequence { .. }) {
+            tracing::debug!(%error, "an older DHT item");
+            continue;
+        }
         send(PollEvent::Refused {
             source: dht_source.clone(),
             error,

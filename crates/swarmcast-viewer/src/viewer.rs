@@ -102,6 +102,8 @@ pub(crate) struct Viewer<S: SegmentSwarm, H, K> {
     pub(crate) exchange: Option<swarmcast_swarm::exchange::Exchange>,
     /// What the DHT finder reads: the newest manifest held.
     pub(crate) held: Arc<crate::carried::Held>,
+    /// Documents refused that came from the link's sources (not from peers or the DHT).
+    pub(crate) http_refused: u64,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -217,12 +219,13 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
                         reason: error.to_string(),
                     },
                 );
-                // A peer's forgery does not make the viewer give up on the stream: any peer can
-                // send one, and the next peer may have the real manifest.
-                if self.latest.is_none()
-                    && !crate::carried::is_peer(&source)
-                    && self.summary.manifests_refused >= REFUSALS_BEFORE_GIVING_UP
-                {
+                // A peer's forgery does not make the viewer give up on the stream (any peer can
+                // send one, and the next peer may have the real manifest): only refusals of the
+                // link's own sources count.
+                if !crate::carried::is_peer(&source) {
+                    self.http_refused += 1;
+                }
+                if self.latest.is_none() && self.http_refused >= REFUSALS_BEFORE_GIVING_UP {
                     return Err(WatchError::Refused(error));
                 }
             }

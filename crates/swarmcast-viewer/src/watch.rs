@@ -463,6 +463,7 @@ where
         rate: Default::default(),
         exchange,
         held,
+        http_refused: 0,
     };
 
     let result = run(&mut viewer, origin, poll_rx, ev_rx, cancel).await;

@@ -634,7 +634,8 @@ impl Conn {
                 self.peer_extension_id = Some(i);
                 self.events.push_back(Event::ExtensionPeer);
             }
-        } else if id == EXTENSION_ID {
+        } else if id == EXTENSION_ID && self.peer_extension_id.is_some() {
+            // Only from a peer whose extended handshake named the exchange.
             self.events.push_back(Event::Extension(payload.to_vec()));
         }
     }

@@ -59,6 +59,9 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         _ => None,
     };
     let address = stream.peer_addr().ok().map(|a| super::address_key(a.ip()));
+    let peer_ip = stream
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let (haves_tx, haves_rx) = mpsc::unbounded_channel();
     let whole_bitfield = join_policy(inner, &segment, id, address, haves_tx);
     let now = Instant::now();
@@ -82,9 +85,10 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
     let (rd, wr) = stream.into_split();
     // The manifest exchange's messages for this connection (when the seeder carries manifests).
     let (ext_tx, ext_rx) = mpsc::unbounded_channel();
+    let exchange_peer = (peer_id, peer_ip);
     let _leave = inner.manifests.as_ref().map(|hub| LeaveHub {
         hub: hub.as_ref(),
-        peer_id,
+        peer: exchange_peer,
         conn: id,
     });
     let link = Link {
@@ -95,7 +99,7 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
         conn: &conn,
         wake: &wake,
         offers: &offers,
-        peer_id,
+        exchange_peer,
         ext_tx: &ext_tx,
     };
     let delivered = Delivered {
@@ -172,13 +176,13 @@ fn offer_wait(inner: &Inner, segment: &Segment, stream: &TcpStream) -> Option<Du
 /// Takes a connection out of the manifest exchange when it ends, however it ends.
 struct LeaveHub<'a> {
     hub: &'a super::manifests::ManifestHub,
-    peer_id: [u8; 20],
+    peer: super::manifests::Peer,
     conn: u64,
 }
 
 impl Drop for LeaveHub<'_> {
     fn drop(&mut self) {
-        self.hub.leave(self.peer_id, self.conn);
+        self.hub.leave(self.peer, self.conn);
     }
 }
 
@@ -229,8 +233,8 @@ struct Link<'a> {
     offers: &'a Offers,
     /// Its peer's address ([`super::address_key`]).
     address: Option<std::net::IpAddr>,
-    /// Its peer's id (the manifest exchange's name for the peer).
-    peer_id: [u8; 20],
+    /// Its peer's id and IP address (the manifest exchange's name for the peer).
+    exchange_peer: super::manifests::Peer,
     /// Where the manifest exchange sends this connection's messages.
     ext_tx: &'a mpsc::UnboundedSender<bytes::Bytes>,
 }
@@ -277,10 +281,10 @@ impl Link<'_> {
         }
         if let Some(hub) = &self.inner.manifests {
             if joined {
-                hub.join(self.peer_id, self.id, self.ext_tx.clone());
+                hub.join(self.exchange_peer, self.id, self.ext_tx.clone());
             }
             for p in payloads {
-                hub.on_payload(self.peer_id, &p);
+                hub.on_payload(self.exchange_peer, &p);
             }
         }
         for &piece in &has {

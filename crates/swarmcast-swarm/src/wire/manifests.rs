@@ -1,6 +1,6 @@
 //! The wire seeder's side of the manifest exchange (docs/manifest.md, "Manifests carried by
-//! the swarm"): one [`Gossip`] for every connection, keyed by the peer's id (a viewer's
-//! connections of several segments are one peer), in the publisher's role
+//! the swarm"): one [`Gossip`] for every connection, keyed by the peer's id and address (a
+//! viewer's connections of several segments are one peer), in the publisher's role
 //! ([`GossipConfig::publisher`]: each new manifest is pushed to a fixed number of peers, and
 //! answers to `want`s; nothing else).
 
@@ -14,6 +14,10 @@ use tokio::sync::mpsc;
 
 use super::lock;
 
+/// A peer of the exchange: its peer id and IP address (the id is the peer's to choose: with the
+/// address, another host cannot speak for it).
+pub(super) type Peer = ([u8; 20], std::net::IpAddr);
+
 /// The peers of the exchange and where their connections take messages.
 #[derive(Debug)]
 pub struct ManifestHub {
@@ -22,9 +26,9 @@ pub struct ManifestHub {
 
 #[derive(Debug)]
 struct HubState {
-    gossip: Gossip<[u8; 20]>,
+    gossip: Gossip<Peer>,
     /// Per peer: its connections that announced the exchange (connection id, sender).
-    conns: HashMap<[u8; 20], Vec<(u64, mpsc::UnboundedSender<Bytes>)>>,
+    conns: HashMap<Peer, Vec<(u64, mpsc::UnboundedSender<Bytes>)>>,
     /// Messages from peers that do not parse.
     malformed: u64,
 }
@@ -56,7 +60,7 @@ impl ManifestHub {
     }
 
     /// Connection `conn` of peer `peer` announced the exchange; messages for it go to `tx`.
-    pub(super) fn join(&self, peer: [u8; 20], conn: u64, tx: mpsc::UnboundedSender<Bytes>) {
+    pub(super) fn join(&self, peer: Peer, conn: u64, tx: mpsc::UnboundedSender<Bytes>) {
         let mut s = lock(&self.state);
         s.conns.entry(peer).or_default().push((conn, tx));
         s.gossip.add_peer(peer);
@@ -64,7 +68,7 @@ impl ManifestHub {
     }
 
     /// Connection `conn` of peer `peer` ended.
-    pub(super) fn leave(&self, peer: [u8; 20], conn: u64) {
+    pub(super) fn leave(&self, peer: Peer, conn: u64) {
         let mut s = lock(&self.state);
         let now_empty = match s.conns.get_mut(&peer) {
             Some(list) => {
@@ -80,7 +84,7 @@ impl ManifestHub {
     }
 
     /// A message from peer `peer`.
-    pub(super) fn on_payload(&self, peer: [u8; 20], payload: &[u8]) {
+    pub(super) fn on_payload(&self, peer: Peer, payload: &[u8]) {
         let mut s = lock(&self.state);
         match Message::decode(payload) {
             Ok(msg) => {

@@ -484,8 +484,10 @@ fn the_manifest_exchange_is_announced_taken_and_sent_only_when_spoken_and_announ
     );
     let hs = extended(0, b"d1:md18:swarmcast_manifesti9eee");
     assert_eq!(&out[HANDSHAKE_LEN..HANDSHAKE_LEN + hs.len()], &hs[..]);
-    // Nothing is sent before the peer names its id for the exchange.
+    // Nothing is sent before the peer names its id for the exchange, nor taken from it.
     assert!(!c.send_extension(b"d4:havei1ee"));
+    c.handle_input(now, &extended(EXTENSION_ID, b"d4:wanti1ee"));
+    assert!(events(&mut c).is_empty());
     // Its extended handshake (with other extensions and keys ours does not know).
     c.handle_input(
         now,
