@@ -4,8 +4,9 @@
 //! [`Exchange::start`] returns the handler to give the session ([`SwarmConfig::extension`]) and
 //! a handle. librqbit hands every connection whose peer announced `swarmcast_manifest` and every
 //! message it sends on it to the handler; one task owns the gossip state, keyed by the peer's
-//! address (one remote met in several segment swarms is one peer, reached on any of its live
-//! connections). Every document a peer sends is verified with the exchange's own
+//! id and IP address (one remote met in several segment swarms, on several connections, is one
+//! peer, reached on any of its live connections; the id is the remote's to choose, and with the
+//! address another host cannot speak for it). Every document a peer sends is verified with the exchange's own
 //! [`Verifier`], pinned to the stream key, exactly as the HTTP poller verifies: a newer one is
 //! reported ([`ExchangeEvent::Manifest`]) and spread; a bad one is reported with its typed error
 //! ([`ExchangeEvent::Refused`]) and spread to nobody. A manifest the owner got elsewhere (HTTP,
@@ -100,6 +101,7 @@ impl Exchange {
             gossip: Gossip::new(config),
             verifier: Verifier::new(key),
             conns: HashMap::new(),
+            by_addr: HashMap::new(),
             events,
             stats: stats.clone(),
         };
@@ -124,10 +126,15 @@ impl Exchange {
     }
 }
 
+/// A peer of the exchange: its peer id and IP address.
+type PeerKey = ([u8; 20], std::net::IpAddr);
+
 struct Task {
-    gossip: Gossip<SocketAddr>,
+    gossip: Gossip<PeerKey>,
     verifier: Verifier,
-    conns: HashMap<SocketAddr, Vec<ExtensionPeer>>,
+    conns: HashMap<PeerKey, Vec<ExtensionPeer>>,
+    /// Which peer each connection (by its address) belongs to.
+    by_addr: HashMap<SocketAddr, PeerKey>,
     events: mpsc::Sender<ExchangeEvent>,
     stats: Arc<Mutex<GossipStats>>,
 }
@@ -165,12 +172,13 @@ impl Task {
     async fn on_input(&mut self, input: Input) -> Result<(), ()> {
         match input {
             Input::Peer(peer) => {
-                let addr = peer.addr();
-                let conns = self.conns.entry(addr).or_default();
+                let key = (peer.peer_id().0, peer.addr().ip());
+                self.by_addr.insert(peer.addr(), key);
+                let conns = self.conns.entry(key).or_default();
                 // A repeated extended handshake on a connection replaces its entry.
                 conns.retain(|c| !c.same_connection(&peer) && !c.is_closed());
                 conns.push(peer);
-                self.gossip.add_peer(addr);
+                self.gossip.add_peer(key);
             }
             Input::Offer(doc) => {
                 // Already verified by the owner; our verifier learns it too (so that an older
@@ -181,9 +189,9 @@ impl Task {
             }
             Input::Message(from, payload) => {
                 let now = Instant::now().into_std();
-                if !self.conns.contains_key(&from) {
+                let Some(&key) = self.by_addr.get(&from) else {
                     return Ok(()); // not (or no longer) a peer of the exchange
-                }
+                };
                 let msg = match Message::decode(&payload) {
                     Ok(m) => m,
                     Err(error) => {
@@ -191,12 +199,12 @@ impl Task {
                         return Ok(());
                     }
                 };
-                let Some(doc) = self.gossip.on_message(from, msg, payload.len(), now) else {
+                let Some(doc) = self.gossip.on_message(key, msg, payload.len(), now) else {
                     return Ok(());
                 };
                 match self.verifier.accept(&doc) {
                     Ok(Verdict::New(m)) => {
-                        self.gossip.accept(m.manifest.seq, doc, Some(from));
+                        self.gossip.accept(m.manifest.seq, doc, Some(key));
                         let event = ExchangeEvent::Manifest {
                             manifest: Arc::new(m),
                             from,
@@ -225,36 +233,43 @@ impl Task {
     }
 
     fn flush(&mut self) {
-        while let Some((addr, msg)) = self.gossip.poll_transmit() {
+        while let Some((key, msg)) = self.gossip.poll_transmit() {
             let payload = bytes::Bytes::from(msg.encode());
-            let conns = self.conns.entry(addr).or_default();
+            let conns = self.conns.entry(key).or_default();
             conns.retain(|c| !c.is_closed());
             if conns.is_empty() {
-                tracing::debug!(%addr, "manifest exchange: no live connection to the peer");
-                self.conns.remove(&addr);
-                self.gossip.remove_peer(addr);
+                tracing::debug!(ip = %key.1, "manifest exchange: no live connection to the peer");
+                self.conns.remove(&key);
+                self.gossip.remove_peer(key);
                 continue;
             }
-            // Any live connection to the peer carries it; the first that takes it does. One
-            // that takes none is too large for a peer message (the gossip does not send those).
-            if !conns.iter().any(|c| c.send(payload.clone())) {
-                tracing::debug!(%addr, len = payload.len(), "manifest exchange: message not sent");
+            // Any live connection to the peer carries it: the newest first (the oldest are those
+            // of segments about to be forgotten). One that takes none is too large for a peer
+            // message (the gossip does not send those).
+            if !conns.iter().rev().any(|c| c.send(payload.clone())) {
+                tracing::debug!(ip = %key.1, len = payload.len(), "manifest exchange: message not sent");
             }
         }
     }
 
     fn prune(&mut self) {
         let mut gone = Vec::new();
-        self.conns.retain(|addr, conns| {
+        self.conns.retain(|key, conns| {
             conns.retain(|c| !c.is_closed());
             if conns.is_empty() {
-                gone.push(*addr);
+                gone.push(*key);
             }
             !conns.is_empty()
         });
-        for addr in gone {
-            self.gossip.remove_peer(addr);
+        for key in gone {
+            self.gossip.remove_peer(key);
         }
+        let conns = &self.conns;
+        self.by_addr.retain(|addr, key| {
+            conns
+                .get(key)
+                .is_some_and(|list| list.iter().any(|c| c.addr() == *addr))
+        });
     }
 }
 
