@@ -85,6 +85,10 @@ pub struct Limits {
     pub mirror_uplink: f64,
     /// DHT nodes that answer lookups for one info hash (BEP 5's k = 8 closest).
     pub dht_closest: f64,
+    /// Connections the publisher's seeder serves at once (the wire seeder's 1,024): with the DHT
+    /// and swarm-carried manifests, its BitTorrent control traffic grows with the audience up
+    /// to that many viewers, then stays.
+    pub seeder_connections: f64,
     /// What one DHT node sends at most, bytes/s (libtorrent's `dht_upload_rate_limit` default:
     /// 8,000).
     pub dht_node_uplink: f64,
@@ -146,7 +150,9 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
             )
         }
         Scheme::SwarmDht => (
-            per_s(c.swarm_manifests.at(n)),
+            // No tracker: the fitted other control (tracker and BitTorrent messages) is an upper
+            // bound of what is left, the seeder's connections' messages.
+            per_s(c.swarm_manifests.at(n) + c.tracker.at(n.min(l.seeder_connections))),
             0.0,
             0.0,
             per_s(n * c.dht_lookups_per_segment * c.dht_reply_bytes / l.dht_closest),
@@ -306,18 +312,23 @@ pub fn fit_costs(points: &[&RunPoint]) -> Option<Costs> {
             .collect();
         fit_line(&pts)
     };
-    let per_segment =
-        |p: &RunPoint, per_byte: f64| per_byte * p.0.viewers as f64 * p.0.segment_bytes;
-    let payload = |p: &RunPoint| {
-        Some((
-            p.0.viewers as f64,
-            per_segment(p, p.0.publisher_payload_per_byte),
-        ))
-    };
+    // The lab's wire figures are per byte of the segments (each segment counted once).
+    let per_segment = |p: &RunPoint, per_byte: f64| per_byte * p.0.segment_bytes;
     let target_s = points.first()?.0.segment_secs;
     Some(Costs {
         target_s,
-        payload: line(&payload, false)?,
+        // Flat in the audience while the publisher is not saturated (super-seeding sends about
+        // one copy; the lab's points differ by noise): their mean.
+        payload: {
+            let all: Vec<f64> = points
+                .iter()
+                .map(|p| per_segment(p, p.0.publisher_payload_per_byte))
+                .collect();
+            Line {
+                a: all.iter().sum::<f64>() / all.len() as f64,
+                b: 0.0,
+            }
+        },
         http_manifests: line(&|p| Some((p.1.viewers as f64, p.1.http_per_segment)), false)?,
         tracker: line(
             &|p| {
@@ -364,6 +375,7 @@ pub fn publishers(lab_uplink: f64) -> [(&'static str, Limits); 2] {
         mirror_uplink: 12_500_000.0,
         dht_closest: 8.0,
         dht_node_uplink: 8_000.0,
+        seeder_connections: 1_024.0,
     };
     [
         ("the lab's publisher", base.clone()),
@@ -504,6 +516,7 @@ mod tests {
             mirror_uplink: 1_000_000.0,
             dht_closest: 8.0,
             dht_node_uplink: 8_000.0,
+            seeder_connections: 1_000.0,
         }
     }
 
@@ -524,7 +537,9 @@ mod tests {
         let http = |n| predict(&c, &l, Scheme::Http, n).publisher_control_bps;
         let swarm = |n| predict(&c, &l, Scheme::SwarmDht, n).publisher_control_bps;
         assert!((http(1000.0) / http(100.0) - 10.0).abs() < 1e-9);
-        assert_eq!(swarm(100.0), swarm(100_000.0));
+        // Beyond the seeder's connections, nothing grows with the audience.
+        assert_eq!(swarm(1_000.0), swarm(100_000.0));
+        assert!(swarm(100.0) < swarm(1_000.0));
     }
 
     #[test]
@@ -535,7 +550,7 @@ mod tests {
         // 1,000: 1.35 MB/s of control alone: the uplink goes first.
         let p = predict(&c, &l, Scheme::Http, 1000.0);
         assert_eq!(p.exhausted[0].0, "publisher uplink");
-        // Swarm and DHT: the publisher stays at payload + 5 kB/s; the DHT's closest nodes are
+        // Swarm and DHT: the publisher stays within its uplink; the DHT's closest nodes are
         // what runs out (n · 5 · 500 / 8 / 2 bytes/s > 8,000 from 52 viewers).
         let p = predict(&c, &l, Scheme::SwarmDht, 100.0);
         assert_eq!(p.exhausted.len(), 1);
