@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mainline::{Dht, Id, MutableItem, SigningKey};
+use mainline::{Dht, Id, MutableItem};
 use swarmcast_core::dht_item::{ItemVerifier, Pointer, SignedItem, SALT};
 use swarmcast_core::{ManifestError, StreamKey, StreamSecret};
 
@@ -115,27 +115,14 @@ impl Node {
         secret: &StreamSecret,
         pointer: &Pointer,
     ) -> Result<usize, DhtError> {
-        let signed = pointer.sign(secret)?;
-        let item = MutableItem::new(
-            SigningKey::from_bytes(secret.seed()),
-            &signed.value,
-            signed.seq,
-            Some(SALT),
-        );
-        debug_assert_eq!(item.signature(), &signed.signature);
-        let outcome = self
-            .dht
-            .put_mutable(item, None)
+        // Our BEP 44 signature is mainline's (unit test `our_signature_is_the_one_mainline_makes`).
+        self.put_raw(secret.public().as_bytes(), &pointer.sign(secret)?)
             .await
-            .map_err(|e| DhtError::Put {
-                what: "put the stream's pointer",
-                reason: e.to_string(),
-            })?;
-        Ok(outcome.stored_at as usize)
     }
 
-    /// Puts an item as given (signature and all): what a forger or a replayer would do. For
-    /// tests; DHT nodes that check signatures refuse a forged one.
+    /// Puts an item as given, signature and all (the stream's pointer as [`Node::put_pointer`]
+    /// signs it; in tests, what a forger or a replayer would put: DHT nodes check signatures
+    /// and refuse a forged one).
     pub async fn put_raw(&self, key: &[u8; 32], item: &SignedItem) -> Result<usize, DhtError> {
         let item = MutableItem::new_signed_unchecked(
             *key,
@@ -149,7 +136,7 @@ impl Node {
             .put_mutable(item, None)
             .await
             .map_err(|e| DhtError::Put {
-                what: "put an item",
+                what: "put the stream's pointer",
                 reason: e.to_string(),
             })?;
         Ok(outcome.stored_at as usize)
@@ -246,6 +233,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mainline::SigningKey;
 
     fn secret() -> StreamSecret {
         StreamSecret::from_seed(&[5; 32])

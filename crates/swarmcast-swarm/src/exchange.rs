@@ -379,22 +379,7 @@ async fn fetch_inner(
         }
         let payload = &msg[2..];
         if msg[1] == 0 {
-            #[derive(serde::Deserialize)]
-            struct Hs {
-                #[serde(default)]
-                m: Option<Ids>,
-            }
-            #[derive(serde::Deserialize)]
-            struct Ids {
-                #[serde(default)]
-                swarmcast_manifest: Option<i64>,
-            }
-            let id = serde_bencode::from_bytes::<Hs>(payload)
-                .ok()
-                .and_then(|h| h.m)
-                .and_then(|m| m.swarmcast_manifest)
-                .and_then(|i| u8::try_from(i).ok())
-                .filter(|&i| i != 0)
+            let id = crate::wire::conn::extension_id(payload)
                 .ok_or_else(|| protocol("does not speak the manifest exchange".into()))?;
             let ask = Message::Want(want).encode();
             stream.write_all(&frame(id, &ask)).await.map_err(io)?;

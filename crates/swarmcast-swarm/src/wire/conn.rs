@@ -612,25 +612,8 @@ impl Conn {
     /// id it gives the manifest exchange, parsed with serde_bencode, not librqbit's parser) or
     /// a message on our exchange. Anything else, or anything that does not parse, is skipped.
     fn on_extended(&mut self, id: u8, payload: &[u8]) {
-        #[derive(serde::Deserialize, Default)]
-        struct Ids {
-            #[serde(default)]
-            swarmcast_manifest: Option<i64>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Hs {
-            #[serde(default)]
-            m: Option<Ids>,
-        }
         if id == 0 {
-            let Ok(hs) = serde_bencode::from_bytes::<Hs>(payload) else {
-                return;
-            };
-            let theirs = hs.m.and_then(|m| m.swarmcast_manifest);
-            let theirs = theirs
-                .and_then(|i| u8::try_from(i).ok())
-                .filter(|&i| i != 0);
-            if let (Some(i), None) = (theirs, self.peer_extension_id) {
+            if let (Some(i), None) = (extension_id(payload), self.peer_extension_id) {
                 self.peer_extension_id = Some(i);
                 self.events.push_back(Event::ExtensionPeer);
             }
@@ -684,6 +667,28 @@ impl Incoming {
 
 fn same(a: &Request, b: &Request) -> bool {
     a.index == b.index && a.begin == b.begin && a.length == b.length
+}
+
+/// The id a peer's extended handshake (its bencoded payload) gives swarmcast's manifest
+/// exchange, if it names it with a usable one (1-255; BEP 10: 0 disables). Parsed with
+/// serde_bencode, not librqbit's parser (which panicked on integers past i64, found by fuzzing).
+pub fn extension_id(handshake: &[u8]) -> Option<u8> {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        #[serde(default)]
+        swarmcast_manifest: Option<i64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Hs {
+        #[serde(default)]
+        m: Option<Ids>,
+    }
+    serde_bencode::from_bytes::<Hs>(handshake)
+        .ok()?
+        .m?
+        .swarmcast_manifest
+        .and_then(|i| u8::try_from(i).ok())
+        .filter(|&i| i != 0)
 }
 
 /// Appends `msg`, encoded, to `out`.
