@@ -1,15 +1,18 @@
 //! The wire seeder's connection state machine (sans IO), driven as a peer and a driver would.
 //!
-//! The input is a script. Its first 5 bytes choose the torrent's layout and the limits; then each
-//! step is one byte (what to do) and its argument: bytes from the peer (a length byte, then that
-//! many bytes), time passing (up to 25.5 s) and the timer firing, the driver accepting the
-//! handshake, announcing a piece, serving the next request, the peer closing, the driver closing,
-//! or sending.
+//! The input is a script. Its first 5 bytes choose the torrent's layout, the limits and whether
+//! the connection speaks the manifest exchange; then each step is one byte (what to do) and its
+//! argument: bytes from the peer (a length byte, then that many bytes), time passing (up to
+//! 25.5 s) and the timer firing, the driver accepting the handshake, announcing a piece, serving
+//! the next request, the peer closing, the driver closing, sending, or (a step byte of 248 or
+//! more) queueing a message of the manifest exchange (a length byte, then its payload).
 //!
 //! Beyond "no panic": nothing follows `Closed`, which comes at most once; `Has` names each piece
 //! at most once and only pieces in range; a request handed out lies within its piece, was
 //! announced, and is at most `max_request` long; no more than `max_queued_requests` are queued;
-//! a closed connection asks for no timer; what is sent starts with our handshake once accepted.
+//! a closed connection asks for no timer; what is sent starts with our handshake once accepted;
+//! the manifest exchange is announced at most once, only on a connection that speaks it, and its
+//! messages come (and can be sent) only after.
 #![no_main]
 
 use std::collections::HashSet;
@@ -43,10 +46,15 @@ fuzz_target!(|data: &[u8]| {
         max_message: [32 * 1024usize, 64, 5, 1 << 20][config[4] as usize & 3],
     };
     let announce_all = config[4] & 4 != 0;
+    let speaks = config[4] & 8 != 0;
 
     let start = Instant::now();
     let mut now = start;
     let mut conn = Conn::new(now, limits);
+    if speaks {
+        conn.speak_extension();
+    }
+    let mut extension_peer = false;
     let mut handshake_seen = false;
     let mut accepted = false;
     let mut closed = false;
@@ -67,6 +75,14 @@ fuzz_target!(|data: &[u8]| {
             b
         };
         match op % 8 {
+            _ if op >= 248 => {
+                let n = usize::from(arg()).min(script.len());
+                let (payload, rest) = script.split_at(n);
+                script = rest;
+                if conn.send_extension(payload) {
+                    assert!(extension_peer && accepted && !closed);
+                }
+            }
             0 => {
                 let n = usize::from(arg()).min(script.len());
                 let (bytes, rest) = script.split_at(n);
@@ -135,6 +151,13 @@ fuzz_target!(|data: &[u8]| {
                 Event::Requested(p) => {
                     assert!(accepted && p < pieces, "Requested({p}) of {pieces}");
                     assert!(asked.insert(p), "Requested({p}) twice");
+                }
+                Event::ExtensionPeer => {
+                    assert!(speaks && !extension_peer, "ExtensionPeer twice or unasked");
+                    extension_peer = true;
+                }
+                Event::Extension(_) => {
+                    assert!(extension_peer, "an exchange message before ExtensionPeer");
                 }
                 Event::Closed(reason) => {
                     closed = true;

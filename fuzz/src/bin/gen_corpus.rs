@@ -229,4 +229,41 @@ fn main() {
     script.extend(&requests);
     script.extend([4, 0, 1, 60, 1, 200, 6]);
     write(dir, "wire_conn", "super-seed", &script);
+
+    // A peer that speaks the manifest exchange (BEP 10, swarmcast_manifest): a connection that
+    // speaks it too (config bit 8), the peer's handshake with the extension bit, our acceptance,
+    // its extended handshake naming the exchange, a message on it, and one queued our way.
+    let mut peer = Vec::new();
+    let hs = Handshake {
+        reserved: 1 << 20,
+        info_hash: Id20::new([0xAB; 20]),
+        peer_id: Id20::new(*b"-rQ0901-abcdefghijkl"),
+    };
+    let mut bytes = [0u8; 68];
+    let n = hs.serialize_unchecked_len(&mut bytes);
+    peer.extend_from_slice(&bytes[..n]);
+    let extended = |id: u8, payload: &[u8]| {
+        let mut m = (payload.len() as u32 + 2).to_be_bytes().to_vec();
+        m.extend([20, id]);
+        m.extend(payload);
+        m
+    };
+    let mut script = vec![0x00, 9, 0x3c, 0x00, 0x0c];
+    script.extend([0, peer.len() as u8]);
+    script.extend(&peer);
+    script.extend([2, 7]);
+    let handshake = extended(0, b"d1:md18:swarmcast_manifesti9eee");
+    script.extend([0, handshake.len() as u8]);
+    script.extend(&handshake);
+    let message = extended(
+        librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
+        b"d4:havei7ee",
+    );
+    script.extend([0, message.len() as u8]);
+    script.extend(&message);
+    let ours = b"d4:wanti8ee";
+    script.extend([248, ours.len() as u8]);
+    script.extend(ours);
+    script.extend([7, 5]);
+    write(dir, "wire_conn", "extension", &script);
 }

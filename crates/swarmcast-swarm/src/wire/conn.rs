@@ -540,10 +540,10 @@ impl Conn {
             if rest.len() < len {
                 break;
             }
-            // Extended messages (BEP 10, id 20) are skipped whole, unparsed: we announce no
-            // extension (reserved bits 0), and their bencoded payload is the peer's to fill
-            // (librqbit's parser panicked on an integer past i64 with overflow checks on: found
-            // by fuzzing, `fuzz/corpus/wire_conn`).
+            // Extended messages (BEP 10, id 20) never go through librqbit's parser (it panicked
+            // on an integer past i64 with overflow checks on: found by fuzzing,
+            // `fuzz/corpus/wire_conn`): skipped whole, unless the connection speaks the manifest
+            // exchange, whose handshake and messages `on_extended` takes.
             let incoming = if len > 4 && rest[4] == EXTENDED_MESSAGE_ID {
                 if self.speak_extension && len > 5 {
                     let (id, payload) = (rest[5], rest[6..len].to_vec());
