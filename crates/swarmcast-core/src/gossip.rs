@@ -5,7 +5,10 @@
 //!
 //! - `{"have": n}`: I hold the manifest with sequence number `n`;
 //! - `{"want": n}`: send me your manifest if its sequence number is `n` or more;
-//! - `{"manifest": <document>, "seq": n}`: the signed document itself.
+//! - `{"manifest": <document>, "seq": n}`: the signed document itself;
+//! - `{"manifest": <part>, "seq": n, "at": offset, "size": total}`: one part of a document over
+//!   [`PART`] bytes (one BitTorrent message of librqbit's holds about 16 KiB), sent in order
+//!   on one connection and put together by the receiver's [`Reassembly`].
 //!
 //! [`Gossip`] decides who gets what, on numbers and a clock passed in. When a newer manifest is
 //! accepted (verified by the caller, exactly as an HTTP one), it is pushed whole to at most
@@ -52,13 +55,63 @@ pub enum Message {
 #[derive(Serialize, Deserialize, Default)]
 struct MessageWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     have: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     manifest: Option<ByteBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     want: Option<u64>,
+}
+
+/// One payload as received: a whole message, or a part of a document.
+#[derive(Debug)]
+enum Frame {
+    Whole(Message),
+    Part {
+        seq: u64,
+        at: usize,
+        size: usize,
+        bytes: Vec<u8>,
+    },
+}
+
+const MESSAGE: &str = "swarm message";
+
+impl Frame {
+    fn decode(payload: &[u8]) -> Result<Self, ManifestError> {
+        let malformed = |reason: &str| ManifestError::Malformed {
+            part: MESSAGE,
+            reason: reason.into(),
+        };
+        let wire: MessageWire =
+            serde_bencode::from_bytes(payload).map_err(|e| ManifestError::Malformed {
+                part: MESSAGE,
+                reason: e.to_string(),
+            })?;
+        let whole = |m| Ok(Frame::Whole(m));
+        match (wire.have, wire.want, wire.manifest, wire.seq, wire.at, wire.size) {
+            (Some(n), None, None, None, None, None) => whole(Message::Have(n)),
+            (None, Some(n), None, None, None, None) => whole(Message::Want(n)),
+            (None, None, Some(doc), Some(seq), None, None) => whole(Message::Manifest {
+                seq,
+                doc: doc.into_vec().into(),
+            }),
+            (None, None, Some(bytes), Some(seq), Some(at), Some(size)) => Ok(Frame::Part {
+                seq,
+                at: usize::try_from(at).map_err(|_| malformed("a part's offset too large"))?,
+                size: usize::try_from(size).map_err(|_| malformed("a part's size too large"))?,
+                bytes: bytes.into_vec(),
+            }),
+            _ => Err(malformed(
+                "expected exactly one of have, want, or manifest with seq (and at and size for a part)",
+            )),
+        }
+    }
 }
 
 impl Message {
@@ -82,26 +135,143 @@ impl Message {
         serde_bencode::to_bytes(&wire).expect("a gossip message always encodes")
     }
 
-    /// Decodes a payload: a dictionary with exactly one of `have`, `want`, or `manifest` and
-    /// `seq`. Unknown keys are ignored (later versions may add some).
+    /// The payloads that carry it, to send in this order on one connection: one, or for a
+    /// document over [`PART`] bytes, its parts of [`PART`] bytes (the last shorter).
+    pub fn payloads(&self) -> Vec<Vec<u8>> {
+        match self {
+            Message::Manifest { seq, doc } if doc.len() > PART => doc
+                .chunks(PART)
+                .enumerate()
+                .map(|(i, part)| {
+                    let wire = MessageWire {
+                        at: Some((i * PART) as u64),
+                        manifest: Some(ByteBuf::from(part.to_vec())),
+                        seq: Some(*seq),
+                        size: Some(doc.len() as u64),
+                        ..Default::default()
+                    };
+                    serde_bencode::to_bytes(&wire).expect("a gossip message always encodes")
+                })
+                .collect(),
+            _ => vec![self.encode()],
+        }
+    }
+
+    /// Decodes a payload that carries a whole message: a dictionary with exactly one of
+    /// `have`, `want`, or `manifest` and `seq`. Unknown keys are ignored (later versions may add
+    /// some). A part of a document is refused here: a [`Reassembly`] takes those.
     pub fn decode(payload: &[u8]) -> Result<Self, ManifestError> {
-        const PART: &str = "swarm message";
-        let wire: MessageWire =
-            serde_bencode::from_bytes(payload).map_err(|e| ManifestError::Malformed {
-                part: PART,
-                reason: e.to_string(),
-            })?;
-        match (wire.have, wire.want, wire.manifest, wire.seq) {
-            (Some(n), None, None, None) => Ok(Message::Have(n)),
-            (None, Some(n), None, None) => Ok(Message::Want(n)),
-            (None, None, Some(doc), Some(seq)) => Ok(Message::Manifest {
+        match Frame::decode(payload)? {
+            Frame::Whole(m) => Ok(m),
+            Frame::Part { .. } => Err(ManifestError::Malformed {
+                part: MESSAGE,
+                reason: "a part of a document where a whole message was expected".into(),
+            }),
+        }
+    }
+}
+
+/// One peer's payloads made into messages: whole ones as they come, a document sent in parts
+/// once its last part is in. The parts of a document come in order, each one starting where the
+/// previous ended: a part that does not (another document started, one lost with a connection
+/// that closed) drops the document being put together, and the asking that follows an
+/// announcement gets it again. Holds at most one document of at most [`MAX_DOCUMENT`] bytes.
+#[derive(Debug, Default)]
+pub struct Reassembly {
+    partial: Option<Partial>,
+    dropped: u64,
+}
+
+#[derive(Debug)]
+struct Partial {
+    seq: u64,
+    size: usize,
+    bytes: Vec<u8>,
+    /// Bytes of the payloads that carried it so far.
+    carried: usize,
+}
+
+impl Reassembly {
+    /// Takes one payload from the peer; returns a message it completes, with the bytes of every
+    /// payload that carried it (one, or all the parts). A payload that does not decode, or a
+    /// part that claims a document over [`MAX_DOCUMENT`] bytes or runs past its size, is
+    /// refused (and the document being put together dropped).
+    pub fn push(&mut self, payload: &[u8]) -> Result<Option<(Message, usize)>, ManifestError> {
+        let frame = match Frame::decode(payload) {
+            Ok(f) => f,
+            Err(e) => {
+                self.drop_partial();
+                return Err(e);
+            }
+        };
+        let (seq, at, size, bytes) = match frame {
+            Frame::Whole(m) => return Ok(Some((m, payload.len()))),
+            Frame::Part {
                 seq,
-                doc: doc.into_vec().into(),
-            }),
-            _ => Err(ManifestError::Malformed {
-                part: PART,
-                reason: "expected exactly one of have, want, or manifest with seq".into(),
-            }),
+                at,
+                size,
+                bytes,
+            } => (seq, at, size, bytes),
+        };
+        if size > MAX_DOCUMENT {
+            self.drop_partial();
+            return Err(ManifestError::TooLarge {
+                found: size,
+                max: MAX_DOCUMENT,
+            });
+        }
+        if bytes.is_empty() || at.checked_add(bytes.len()).is_none_or(|end| end > size) {
+            self.drop_partial();
+            return Err(ManifestError::Malformed {
+                part: MESSAGE,
+                reason: format!(
+                    "a part of {} bytes at {at} of a document of {size}",
+                    bytes.len()
+                ),
+            });
+        }
+        if at == 0 {
+            self.drop_partial();
+            self.partial = Some(Partial {
+                seq,
+                size,
+                bytes: Vec::new(),
+                carried: 0,
+            });
+        }
+        match &mut self.partial {
+            Some(p) if p.seq == seq && p.size == size && p.bytes.len() == at => {
+                p.bytes.extend_from_slice(&bytes);
+                p.carried += payload.len();
+            }
+            _ => {
+                // Not the next part of the document being put together (which is dropped).
+                self.partial = None;
+                self.dropped += 1;
+                return Ok(None);
+            }
+        }
+        if self.partial.as_ref().is_some_and(|p| p.bytes.len() == size) {
+            let p = self.partial.take().expect("checked");
+            return Ok(Some((
+                Message::Manifest {
+                    seq: p.seq,
+                    doc: p.bytes.into(),
+                },
+                p.carried,
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Documents (and stray parts) dropped before their last part.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn drop_partial(&mut self) {
+        if self.partial.take().is_some() {
+            self.dropped += 1;
         }
     }
 }
@@ -119,8 +289,8 @@ pub struct GossipConfig {
     pub retry_after: Duration,
     /// Asks for one sequence number before giving up on it (a newer `have` starts over).
     pub max_asks: u32,
-    /// Documents larger than this are neither pushed, announced nor sent in answer: one
-    /// BitTorrent message of librqbit's carries about 16 KiB ([`MAX_DOCUMENT`]).
+    /// Documents larger than this are neither pushed, announced nor sent in answer
+    /// ([`MAX_DOCUMENT`]).
     pub max_document: usize,
 }
 
@@ -129,9 +299,14 @@ pub struct GossipConfig {
 /// segment's torrent): with 1 s, those manifests reached their viewer 1.1-1.2 s late.
 pub const VIEWER_RETRY: Duration = Duration::from_millis(250);
 
-/// The largest document the exchange carries (librqbit's peer messages hold 16 KiB and a few
-/// bytes; the exchange message's own keys take a few dozen).
-pub const MAX_DOCUMENT: usize = 16_000;
+/// Document bytes one message carries: librqbit's peer messages hold 16 KiB and a few bytes,
+/// and the message's own keys take a few dozen. A larger document goes in parts.
+pub const PART: usize = 16_000;
+
+/// The largest document the exchange carries (in parts of [`PART`] bytes): a window of five
+/// one-minute segments at 1 Mbit/s makes about 23 KB, this is ten times more. A peer's
+/// [`Reassembly`] holds at most one document this large.
+pub const MAX_DOCUMENT: usize = 256 * 1024;
 
 impl GossipConfig {
     /// The publisher's: push to 4 peers, announce nothing. Its cost per manifest is four
@@ -180,7 +355,8 @@ pub struct GossipStats {
     pub wants_sent: u64,
     /// Documents received that were not newer than the one held.
     pub duplicates: u64,
-    /// Bytes of every message received.
+    /// Bytes of every message taken (of a document sent in parts, all its parts: the bytes of
+    /// parts never completed are not counted).
     pub bytes_received: u64,
     /// Messages from peers not added (ignored).
     pub from_unknown: u64,
@@ -442,7 +618,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
     }
 
     fn send(&mut self, peer: P, msg: Message) {
-        self.stats.bytes_sent += msg.encode().len() as u64;
+        self.stats.bytes_sent += msg.payloads().iter().map(|p| p.len() as u64).sum::<u64>();
         match &msg {
             Message::Have(_) => self.stats.haves_sent += 1,
             Message::Want(_) => self.stats.wants_sent += 1,
@@ -495,6 +671,107 @@ mod tests {
         }
     }
 
+    fn big(seq: u64, len: usize) -> Arc<[u8]> {
+        (0..len)
+            .map(|i| (i as u64 * 31 + seq) as u8)
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    #[test]
+    fn a_document_over_a_part_goes_in_parts_and_comes_back_whole() {
+        let m = Message::Manifest {
+            seq: 7,
+            doc: big(7, 2 * PART + 123),
+        };
+        let parts = m.payloads();
+        assert_eq!(parts.len(), 3);
+        assert!(
+            parts.iter().all(|p| p.len() <= PART + 100),
+            "a part too long"
+        );
+        // A small document stays one whole message, as peers of earlier versions send it.
+        let small = Message::Manifest {
+            seq: 1,
+            doc: doc(1),
+        };
+        assert_eq!(small.payloads(), vec![small.encode()]);
+        // A part is not a whole message.
+        assert!(matches!(
+            Message::decode(&parts[0]),
+            Err(ManifestError::Malformed { .. })
+        ));
+
+        let mut r = Reassembly::default();
+        assert!(r.push(&parts[0]).unwrap().is_none());
+        // Whole messages pass between the parts.
+        let have = Message::Have(9).encode();
+        assert_eq!(r.push(&have).unwrap(), Some((Message::Have(9), have.len())));
+        assert!(r.push(&parts[1]).unwrap().is_none());
+        let (got, carried) = r.push(&parts[2]).unwrap().expect("the last part");
+        assert_eq!(got, m);
+        assert_eq!(carried, parts.iter().map(Vec::len).sum::<usize>());
+        assert_eq!(r.dropped(), 0);
+
+        // Out of order: the document is dropped, and the next one starts over.
+        assert!(r.push(&parts[0]).unwrap().is_none());
+        assert!(r.push(&parts[2]).unwrap().is_none());
+        assert!(
+            r.push(&parts[1]).unwrap().is_none(),
+            "no document to continue"
+        );
+        assert_eq!(r.dropped(), 2);
+        // A new document's first part replaces one left unfinished.
+        let other = Message::Manifest {
+            seq: 8,
+            doc: big(8, PART + 1),
+        };
+        let next = other.payloads();
+        assert!(r.push(&parts[0]).unwrap().is_none());
+        assert!(r.push(&next[0]).unwrap().is_none());
+        assert_eq!(r.push(&next[1]).unwrap().map(|(m, _)| m), Some(other));
+    }
+
+    #[test]
+    fn parts_past_their_size_or_over_the_limit_are_refused() {
+        let part = |seq: u64, at: u64, size: u64, bytes: &[u8]| {
+            let wire = MessageWire {
+                at: Some(at),
+                manifest: Some(ByteBuf::from(bytes.to_vec())),
+                seq: Some(seq),
+                size: Some(size),
+                ..Default::default()
+            };
+            serde_bencode::to_bytes(&wire).unwrap()
+        };
+        let mut r = Reassembly::default();
+        assert!(matches!(
+            r.push(&part(1, 0, MAX_DOCUMENT as u64 + 1, b"abc")),
+            Err(ManifestError::TooLarge { found, max: MAX_DOCUMENT }) if found == MAX_DOCUMENT + 1
+        ));
+        for (at, size, bytes) in [(0, 2, &b"abc"[..]), (u64::MAX, 10, b"a"), (0, 10, b"")] {
+            assert!(
+                matches!(
+                    r.push(&part(1, at, size, bytes)),
+                    Err(ManifestError::Malformed { .. })
+                ),
+                "at {at} size {size}"
+            );
+        }
+        // A refused part drops the document being put together.
+        assert!(r.push(&part(2, 0, 6, b"abc")).unwrap().is_none());
+        assert!(r.push(&part(2, 3, 6, b"defg")).is_err());
+        assert!(r.push(&part(2, 3, 6, b"def")).unwrap().is_none());
+        // A document sent in one part is fine.
+        assert_eq!(
+            r.push(&part(3, 0, 3, b"xyz")).unwrap().map(|(m, _)| m),
+            Some(Message::Manifest {
+                seq: 3,
+                doc: b"xyz".to_vec().into()
+            })
+        );
+    }
+
     /// A message in flight: delivery time, order, from, to, payload.
     type InFlight = Reverse<(Instant, u64, usize, usize, Vec<u8>)>;
 
@@ -506,6 +783,8 @@ mod tests {
         order: u64,
         one_way: Duration,
         got_at: Vec<Option<Instant>>,
+        /// Per (receiver, sender): the receiver's reassembly of what the sender sends.
+        parts: BTreeMap<(usize, usize), Reassembly>,
     }
 
     impl Net {
@@ -536,19 +815,17 @@ mod tests {
                 queue: BinaryHeap::new(),
                 order: 0,
                 one_way: Duration::from_millis(50),
+                parts: BTreeMap::new(),
             }
         }
 
         fn flush(&mut self, from: usize, now: Instant) {
             while let Some((to, msg)) = self.nodes[from].poll_transmit() {
-                self.order += 1;
-                self.queue.push(Reverse((
-                    now + self.one_way,
-                    self.order,
-                    from,
-                    to,
-                    msg.encode(),
-                )));
+                for payload in msg.payloads() {
+                    self.order += 1;
+                    self.queue
+                        .push(Reverse((now + self.one_way, self.order, from, to, payload)));
+                }
             }
         }
 
@@ -568,10 +845,11 @@ mod tests {
                     (Some(m), t) if t.is_none_or(|(t, _)| m <= t) => {
                         let Reverse((at, _, from, to, bytes)) = self.queue.pop().unwrap();
                         now = at;
-                        let msg = Message::decode(&bytes).unwrap();
-                        if let Some(d) =
-                            self.nodes[to].on_message(from, msg.clone(), bytes.len(), now)
-                        {
+                        let r = self.parts.entry((to, from)).or_default();
+                        let Some((msg, len)) = r.push(&bytes).unwrap() else {
+                            continue;
+                        };
+                        if let Some(d) = self.nodes[to].on_message(from, msg.clone(), len, now) {
                             let Message::Manifest { seq, .. } = msg else {
                                 unreachable!()
                             };
@@ -596,12 +874,24 @@ mod tests {
     fn the_publisher_sends_four_documents_whatever_the_audience_and_everyone_gets_one() {
         let start = Instant::now();
         let mut firsts = Vec::new();
-        for viewers in [10, 100, 1000] {
+        // Small documents, and one of three parts (a window of one-minute segments).
+        for (viewers, doc) in [
+            (10, doc(1)),
+            (100, doc(1)),
+            (1000, doc(1)),
+            (100, big(1, 2 * PART + 5_000)),
+        ] {
             let mut net = Net::new(viewers, 8, GossipConfig::viewer(), 7 + viewers as u64);
-            net.nodes[0].accept(1, doc(1), None);
+            net.nodes[0].accept(1, doc.clone(), None);
             net.run(start);
             let publisher = net.nodes[0].stats();
             assert_eq!(publisher.manifests_sent, 4, "{viewers} viewers");
+            let sent_bytes = 4 * Message::Manifest { seq: 1, doc }
+                .payloads()
+                .iter()
+                .map(|p| p.len() as u64)
+                .sum::<u64>();
+            assert_eq!(publisher.bytes_sent, sent_bytes, "{viewers} viewers");
             assert_eq!(publisher.haves_sent, 0);
             let missing = (1..=viewers).filter(|&v| net.nodes[v].newest_seq() != Some(1));
             assert_eq!(missing.count(), 0, "{viewers} viewers: some never got it");

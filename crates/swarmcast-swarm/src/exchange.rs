@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use librqbit::extension::{ExtensionHandler, ExtensionPeer};
 use librqbit_core::hash_id::Id20;
-use swarmcast_core::gossip::{Gossip, GossipConfig, GossipStats, Message};
+use swarmcast_core::gossip::{Gossip, GossipConfig, GossipStats, Message, Reassembly};
 use swarmcast_core::{ManifestError, SignedManifest, StreamKey, Verdict, Verifier};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -29,6 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 /// How often connections that closed are dropped (and peers left with none forgotten).
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+/// Peers' messages waiting for the exchange's task, at most (each at most 16 KiB): past that
+/// (peers sending faster than the task verifies) new ones are dropped and counted.
+pub const MESSAGE_QUEUE: usize = 1024;
 
 /// What the exchange reports to its owner.
 #[derive(Debug)]
@@ -39,7 +43,8 @@ pub enum ExchangeEvent {
         manifest: Arc<SignedManifest>,
         /// The peer that sent it.
         from: SocketAddr,
-        /// Bytes of the message that carried it.
+        /// Bytes of the messages that carried it (one, or every part of a document sent in
+        /// parts).
         bytes: u64,
     },
     /// A message refused: not a message of the extension, or a document that does not verify.
@@ -59,7 +64,13 @@ enum Input {
 
 /// The handler librqbit calls (see [`Exchange::start`]).
 pub struct Handler {
+    /// Peers and the owner's offers: never dropped (peers are bounded by the session's
+    /// connections). The task takes these before messages, so a peer's first message never
+    /// overtakes the peer.
     tx: mpsc::UnboundedSender<Input>,
+    /// Peers' messages: bounded ([`MESSAGE_QUEUE`]).
+    messages: mpsc::Sender<Input>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -74,7 +85,13 @@ impl ExtensionHandler for Handler {
     }
 
     fn on_message(&self, _info_hash: Id20, addr: SocketAddr, payload: &[u8]) {
-        let _ = self.tx.send(Input::Message(addr, payload.to_vec()));
+        if let Err(mpsc::error::TrySendError::Full(_)) = self
+            .messages
+            .try_send(Input::Message(addr, payload.to_vec()))
+        {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -83,6 +100,7 @@ impl ExtensionHandler for Handler {
 pub struct Exchange {
     tx: mpsc::UnboundedSender<Input>,
     stats: Arc<Mutex<GossipStats>>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Exchange {
@@ -96,22 +114,33 @@ impl Exchange {
         tasks: &swarmcast_tasks::Tasks,
     ) -> (Self, Arc<Handler>) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (messages, messages_rx) = mpsc::channel(MESSAGE_QUEUE);
         let stats = Arc::new(Mutex::new(GossipStats::default()));
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
             gossip: Gossip::new(config),
             verifier: Verifier::new(key),
             conns: HashMap::new(),
             by_addr: HashMap::new(),
+            parts: HashMap::new(),
             events,
             stats: stats.clone(),
         };
-        tasks.spawn("manifest-exchange", task.run(rx, tasks.token().clone()));
+        tasks.spawn(
+            "manifest-exchange",
+            task.run(rx, messages_rx, tasks.token().clone()),
+        );
         (
             Self {
                 tx: tx.clone(),
                 stats,
+                dropped: dropped.clone(),
             },
-            Arc::new(Handler { tx }),
+            Arc::new(Handler {
+                tx,
+                messages,
+                dropped,
+            }),
         )
     }
 
@@ -124,6 +153,11 @@ impl Exchange {
     pub fn stats(&self) -> GossipStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Peers' messages dropped because [`MESSAGE_QUEUE`] were waiting.
+    pub fn messages_dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A peer of the exchange: its peer id and IP address.
@@ -135,17 +169,26 @@ struct Task {
     conns: HashMap<PeerKey, Vec<ExtensionPeer>>,
     /// Which peer each connection (by its address) belongs to.
     by_addr: HashMap<SocketAddr, PeerKey>,
+    /// Per peer: its documents sent in parts, being put together.
+    parts: HashMap<PeerKey, Reassembly>,
     events: mpsc::Sender<ExchangeEvent>,
     stats: Arc<Mutex<GossipStats>>,
 }
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Input>,
+        mut messages: mpsc::Receiver<Input>,
+        cancel: CancellationToken,
+    ) {
         let mut prune = tokio::time::interval(PRUNE_EVERY);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let timeout = self.gossip.poll_timeout();
             tokio::select! {
+                // Peers before their messages (and timers before a flood of messages).
+                biased;
                 _ = cancel.cancelled() => return,
                 input = rx.recv() => match input {
                     None => return,
@@ -162,6 +205,11 @@ impl Task {
                     }
                 } => self.gossip.handle_timeout(Instant::now().into_std()),
                 _ = prune.tick() => self.prune(),
+                Some(input) = messages.recv() => {
+                    if self.on_input(input).await.is_err() {
+                        return;
+                    }
+                }
             }
             self.flush();
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.gossip.stats();
@@ -192,14 +240,15 @@ impl Task {
                 let Some(&key) = self.by_addr.get(&from) else {
                     return Ok(()); // not (or no longer) a peer of the exchange
                 };
-                let msg = match Message::decode(&payload) {
-                    Ok(m) => m,
+                let (msg, len) = match self.parts.entry(key).or_default().push(&payload) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return Ok(()), // a part, not the last
                     Err(error) => {
                         self.refused(ExchangeEvent::Refused { from, error });
                         return Ok(());
                     }
                 };
-                let Some(doc) = self.gossip.on_message(key, msg, payload.len(), now) else {
+                let Some(doc) = self.gossip.on_message(key, msg, len, now) else {
                     return Ok(());
                 };
                 match self.verifier.accept(&doc) {
@@ -208,7 +257,7 @@ impl Task {
                         let event = ExchangeEvent::Manifest {
                             manifest: Arc::new(m),
                             from,
-                            bytes: payload.len() as u64,
+                            bytes: len as u64,
                         };
                         return self.report(event).await;
                     }
@@ -234,20 +283,26 @@ impl Task {
 
     fn flush(&mut self) {
         while let Some((key, msg)) = self.gossip.poll_transmit() {
-            let payload = bytes::Bytes::from(msg.encode());
+            let payloads: Vec<bytes::Bytes> =
+                msg.payloads().into_iter().map(bytes::Bytes::from).collect();
             let conns = self.conns.entry(key).or_default();
             conns.retain(|c| !c.is_closed());
             if conns.is_empty() {
                 tracing::debug!(ip = %key.1, "manifest exchange: no live connection to the peer");
                 self.conns.remove(&key);
+                self.parts.remove(&key);
                 self.gossip.remove_peer(key);
                 continue;
             }
-            // Any live connection to the peer carries it: the newest first (the oldest are those
-            // of segments about to be forgotten). One that takes none is too large for a peer
-            // message (the gossip does not send those).
-            if !conns.iter().rev().any(|c| c.send(payload.clone())) {
-                tracing::debug!(ip = %key.1, len = payload.len(), "manifest exchange: message not sent");
+            // Any live connection to the peer carries it, every part on the same one: the newest
+            // first (the oldest are those of segments about to be forgotten).
+            let first = &payloads[0];
+            let Some(conn) = conns.iter().rev().find(|c| c.send(first.clone())) else {
+                tracing::debug!(ip = %key.1, len = first.len(), "manifest exchange: message not sent");
+                continue;
+            };
+            if !payloads[1..].iter().all(|p| conn.send(p.clone())) {
+                tracing::debug!(ip = %key.1, "manifest exchange: a document's parts not all sent");
             }
         }
     }
@@ -262,6 +317,7 @@ impl Task {
             !conns.is_empty()
         });
         for key in gone {
+            self.parts.remove(&key);
             self.gossip.remove_peer(key);
         }
         let conns = &self.conns;
@@ -364,6 +420,8 @@ async fn fetch_inner(
     if h.reserved & (1 << 20) == 0 {
         return Err(protocol("does not support extensions (BEP 10)".into()));
     }
+    // A document over one message comes in parts.
+    let mut parts = Reassembly::default();
     // Bounded by the caller's timeout.
     loop {
         let mut len = [0u8; 4];
@@ -384,7 +442,7 @@ async fn fetch_inner(
             let ask = Message::Want(want).encode();
             stream.write_all(&frame(id, &ask)).await.map_err(io)?;
         } else if msg[1] == librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST {
-            if let Ok(Message::Manifest { seq, doc }) = Message::decode(payload) {
+            if let Ok(Some((Message::Manifest { seq, doc }, _))) = parts.push(payload) {
                 if seq >= want {
                     return Ok(doc.to_vec());
                 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use swarmcast_core::gossip::{Gossip, GossipConfig, GossipStats, Message};
+use swarmcast_core::gossip::{Gossip, GossipConfig, GossipStats, Reassembly};
 use tokio::sync::mpsc;
 
 use super::lock;
@@ -29,6 +29,8 @@ struct HubState {
     gossip: Gossip<Peer>,
     /// Per peer: its connections that announced the exchange (connection id, sender).
     conns: HashMap<Peer, Vec<(u64, mpsc::UnboundedSender<Bytes>)>>,
+    /// Per peer: its documents sent in parts, being put together.
+    parts: HashMap<Peer, Reassembly>,
     /// Messages from peers that do not parse.
     malformed: u64,
 }
@@ -40,6 +42,7 @@ impl ManifestHub {
             state: Mutex::new(HubState {
                 gossip: Gossip::new(config),
                 conns: HashMap::new(),
+                parts: HashMap::new(),
                 malformed: 0,
             }),
         })
@@ -79,6 +82,7 @@ impl ManifestHub {
         };
         if now_empty {
             s.conns.remove(&peer);
+            s.parts.remove(&peer);
             s.gossip.remove_peer(peer);
         }
     }
@@ -86,15 +90,14 @@ impl ManifestHub {
     /// A message from peer `peer`.
     pub(super) fn on_payload(&self, peer: Peer, payload: &[u8]) {
         let mut s = lock(&self.state);
-        match Message::decode(payload) {
-            Ok(msg) => {
+        match s.parts.entry(peer).or_default().push(payload) {
+            Ok(Some((msg, len))) => {
                 // The publisher holds the newest manifest: what a peer sends is never newer, so
                 // it only updates what the peer is known to hold.
-                let _ = s
-                    .gossip
-                    .on_message(peer, msg, payload.len(), Instant::now());
+                let _ = s.gossip.on_message(peer, msg, len, Instant::now());
                 s.flush();
             }
+            Ok(None) => {}
             Err(_) => s.malformed += 1,
         }
     }
@@ -103,13 +106,16 @@ impl ManifestHub {
 impl HubState {
     fn flush(&mut self) {
         while let Some((peer, msg)) = self.gossip.poll_transmit() {
-            let payload = Bytes::from(msg.encode());
-            let sent = self
-                .conns
-                .get(&peer)
-                .is_some_and(|list| list.iter().any(|(_, tx)| tx.send(payload.clone()).is_ok()));
+            let payloads: Vec<Bytes> = msg.payloads().into_iter().map(Bytes::from).collect();
+            // Every part of a document on one connection, in order (a connection's sender
+            // fails only once it is gone).
+            let sent = self.conns.get(&peer).is_some_and(|list| {
+                list.iter()
+                    .any(|(_, tx)| payloads.iter().all(|p| tx.send(p.clone()).is_ok()))
+            });
             if !sent {
                 self.conns.remove(&peer);
+                self.parts.remove(&peer);
                 self.gossip.remove_peer(peer);
             }
         }

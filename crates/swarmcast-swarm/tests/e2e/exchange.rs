@@ -1,13 +1,13 @@
 //! Manifests carried by the swarm, on loopback: the wire seeder answers a `want` from a client
 //! that has only the stream key and a segment's info hash, pushes each new manifest to a
-//! librqbit viewer it serves, that viewer spreads it to another, and a forged document is
-//! refused by type and spread to nobody.
+//! librqbit viewer it serves, that viewer spreads it to another, a forged document is refused
+//! by type and spread to nobody, and a document too large for one message goes in parts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarmcast_core::gossip::{GossipConfig, Message};
-use swarmcast_core::{Manifest, ManifestError, StreamSecret};
+use swarmcast_core::gossip::{GossipConfig, Message, PART};
+use swarmcast_core::{Manifest, ManifestError, SegmentEntry, SegmentTorrent, StreamSecret};
 use swarmcast_swarm::exchange::{fetch_manifest, Exchange, ExchangeEvent};
 use swarmcast_swarm::wire::manifests::ManifestHub;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder};
@@ -19,6 +19,33 @@ use tokio::sync::mpsc;
 use crate::wire::{info_hash, segment, HANG_GUARD};
 
 fn doc(secret: &StreamSecret, seq: u64) -> Vec<u8> {
+    doc_with(secret, seq, vec![])
+}
+
+/// A document of three parts: a window of ten segments of 160 pieces each (one-minute
+/// segments at about 350 kbit/s).
+fn big_doc(secret: &StreamSecret, seq: u64) -> Vec<u8> {
+    let len = 160 * 16_384;
+    let data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 509) as u8).collect();
+    let t = SegmentTorrent::build(&data[..], len as u64, "x.ts", Some(16_384), vec![]).unwrap();
+    let window = (0..10)
+        .map(|number| SegmentEntry {
+            number,
+            media_start: number * 180_000,
+            duration: 180_000,
+            size: len as u64,
+            discontinuity: number == 0,
+            published_ms: 1_700_000_000_000,
+            info_hash: t.info_hash(),
+            info: t.info_bytes().to_vec(),
+        })
+        .collect();
+    let d = doc_with(secret, seq, window);
+    assert!(d.len() > 2 * PART, "{} bytes", d.len());
+    d
+}
+
+fn doc_with(secret: &StreamSecret, seq: u64, segments: Vec<SegmentEntry>) -> Vec<u8> {
     Manifest {
         key: secret.public(),
         seq,
@@ -27,7 +54,7 @@ fn doc(secret: &StreamSecret, seq: u64) -> Vec<u8> {
         peers: vec![],
         trackers: vec![],
         end_of_stream: false,
-        segments: vec![],
+        segments,
     }
     .sign(secret)
     .unwrap()
@@ -205,6 +232,29 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
         next_manifest(&mut b_rx).await,
         Err(ManifestError::StaleSequence { .. })
     ));
+
+    // A document of three parts: from A to B (librqbit both ends), and from the wire seeder to
+    // a client with only the key.
+    let big = big_doc(&secret, offered + 20);
+    a_ex.offer(Arc::from(big.clone()));
+    match tokio::time::timeout(HANG_GUARD, b_rx.recv()).await {
+        Ok(Some(ExchangeEvent::Manifest {
+            manifest, bytes, ..
+        })) => {
+            assert_eq!(manifest.bytes, big);
+            assert!(
+                bytes as usize > big.len(),
+                "{bytes} bytes for all the parts"
+            );
+        }
+        other => panic!("the large document did not come: {other:?}"),
+    }
+    let big = big_doc(&secret, seq + 1_000);
+    hub.offer(seq + 1_000, Arc::from(big.clone()));
+    let got = fetch_manifest(w.listen_addr(), ih, [2; 20], seq + 1_000, HANG_GUARD)
+        .await
+        .unwrap();
+    assert_eq!(got, big);
     tasks.shutdown().await;
     a.shutdown().await;
     b.shutdown().await;
