@@ -25,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-TARGETS=(manifest bencode info_dict link ts_cutter framer tracker_query wire_conn)
+TARGETS=(manifest bencode info_dict link ts_cutter framer tracker_query wire_conn swarm_message)
 sanitizer=${FUZZ_SANITIZER:-none}
 mode=run
 seconds=60

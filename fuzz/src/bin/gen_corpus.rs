@@ -9,6 +9,7 @@ use std::path::Path;
 
 use librqbit_core::hash_id::Id20;
 use librqbit_peer_protocol::{Handshake, Message, Request};
+use swarmcast_core::gossip::{self, PART};
 use swarmcast_core::manifest::{delta, Manifest};
 use swarmcast_core::{SegmentTorrent, StreamLink};
 use swarmcast_fuzz::wire::conn::encode;
@@ -266,4 +267,43 @@ fn main() {
     script.extend(ours);
     script.extend([7, 5]);
     write(dir, "wire_conn", "extension", &script);
+
+    // The manifest exchange's payloads, each after its 2-byte length: a have and a want, a
+    // whole document, and one of three parts with a have between its parts.
+    let framed = |payloads: &[Vec<u8>]| {
+        let mut out = Vec::new();
+        for p in payloads {
+            out.extend((p.len() as u16).to_be_bytes());
+            out.extend(p);
+        }
+        out
+    };
+    let whole = gossip::Message::Manifest {
+        seq: 10,
+        doc: base.bytes.clone().into(),
+    };
+    write(
+        dir,
+        "swarm_message",
+        "small",
+        &framed(&[
+            gossip::Message::Have(10).encode(),
+            gossip::Message::Want(11).encode(),
+            whole.encode(),
+        ]),
+    );
+    let doc: Vec<u8> = base
+        .bytes
+        .iter()
+        .cycle()
+        .take(2 * PART + 99)
+        .copied()
+        .collect();
+    let mut parts = gossip::Message::Manifest {
+        seq: 12,
+        doc: doc.into(),
+    }
+    .payloads();
+    parts.insert(1, gossip::Message::Have(12).encode());
+    write(dir, "swarm_message", "parts", &framed(&parts));
 }
