@@ -6,18 +6,23 @@
 //! - `{"have": n}`: I hold the manifest with sequence number `n`;
 //! - `{"want": n}`: send me your manifest if its sequence number is `n` or more;
 //! - `{"manifest": <document>, "seq": n}`: the signed document itself;
+//! - `{"delta": <delta>, "seq": n}`: the manifest `n` as a delta (docs/manifest.md, "Deltas")
+//!   from the one before it, sent to a peer known to hold that one;
 //! - `{"manifest": <part>, "seq": n, "at": offset, "size": total}`: one part of a document over
 //!   [`PART`] bytes (one BitTorrent message of librqbit's holds about 16 KiB), sent in order
 //!   on one connection and put together by the receiver's [`Reassembly`].
 //!
 //! [`Gossip`] decides who gets what, on numbers and a clock passed in. When a newer manifest is
-//! accepted (verified by the caller, exactly as an HTTP one), it is pushed whole to at most
+//! accepted (verified by the caller, exactly as an HTTP one), it is pushed to at most
 //! [`GossipConfig::push_to`] peers not known to hold it, the ones pushed to longest ago first,
 //! and announced with a `have` to the others ([`GossipConfig::announce`]). A peer told of a
 //! newer manifest that does not arrive within [`GossipConfig::pull_after`] asks one announcer
 //! for it with a `want`, then another after [`GossipConfig::retry_after`]. A peer's known
 //! sequence number rises with everything it sends or is sent, so nobody is pushed a manifest it
-//! showed it holds.
+//! showed it holds. A push goes as a delta from the previous manifest (a few hundred bytes
+//! where the document is a few kilobytes) to a peer known to hold that one, whole to the others;
+//! a peer that cannot apply a delta takes it as an announcement and asks, and a `want` is
+//! always answered with the whole document.
 //!
 //! The publisher pushes to a fixed number of peers and announces nothing
 //! ([`GossipConfig::publisher`]): what it sends per manifest does not grow with the audience.
@@ -50,12 +55,21 @@ pub enum Message {
         /// The document.
         doc: Arc<[u8]>,
     },
+    /// A manifest as a delta from an older one (`manifest::delta`; the delta names its base).
+    Delta {
+        /// The sequence number of the manifest it makes.
+        seq: u64,
+        /// The delta.
+        delta: Arc<[u8]>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Default)]
 struct MessageWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delta: Option<ByteBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     have: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,21 +108,35 @@ impl Frame {
                 reason: e.to_string(),
             })?;
         let whole = |m| Ok(Frame::Whole(m));
-        match (wire.have, wire.want, wire.manifest, wire.seq, wire.at, wire.size) {
+        let doc = match (wire.manifest, wire.delta) {
+            (Some(d), None) => Some((d, false)),
+            (None, Some(d)) => Some((d, true)),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(malformed("both manifest and delta")),
+        };
+        match (wire.have, wire.want, doc, wire.seq, wire.at, wire.size) {
             (Some(n), None, None, None, None, None) => whole(Message::Have(n)),
             (None, Some(n), None, None, None, None) => whole(Message::Want(n)),
-            (None, None, Some(doc), Some(seq), None, None) => whole(Message::Manifest {
+            (None, None, Some((doc, false)), Some(seq), None, None) => whole(Message::Manifest {
                 seq,
                 doc: doc.into_vec().into(),
             }),
-            (None, None, Some(bytes), Some(seq), Some(at), Some(size)) => Ok(Frame::Part {
+            (None, None, Some((delta, true)), Some(seq), None, None) => whole(Message::Delta {
                 seq,
-                at: usize::try_from(at).map_err(|_| malformed("a part's offset too large"))?,
-                size: usize::try_from(size).map_err(|_| malformed("a part's size too large"))?,
-                bytes: bytes.into_vec(),
+                delta: delta.into_vec().into(),
             }),
+            (None, None, Some((bytes, false)), Some(seq), Some(at), Some(size)) => {
+                Ok(Frame::Part {
+                    seq,
+                    at: usize::try_from(at).map_err(|_| malformed("a part's offset too large"))?,
+                    size: usize::try_from(size)
+                        .map_err(|_| malformed("a part's size too large"))?,
+                    bytes: bytes.into_vec(),
+                })
+            }
             _ => Err(malformed(
-                "expected exactly one of have, want, or manifest with seq (and at and size for a part)",
+                "expected exactly one of have, want, manifest or delta with seq (and at and size \
+                 for a part of a manifest)",
             )),
         }
     }
@@ -128,6 +156,11 @@ impl Message {
             },
             Message::Manifest { seq, doc } => MessageWire {
                 manifest: Some(ByteBuf::from(doc.to_vec())),
+                seq: Some(*seq),
+                ..Default::default()
+            },
+            Message::Delta { seq, delta } => MessageWire {
+                delta: Some(ByteBuf::from(delta.to_vec())),
                 seq: Some(*seq),
                 ..Default::default()
             },
@@ -158,7 +191,7 @@ impl Message {
     }
 
     /// Decodes a payload that carries a whole message: a dictionary with exactly one of
-    /// `have`, `want`, or `manifest` and `seq`. Unknown keys are ignored (later versions may add
+    /// `have`, `want`, or `manifest` or `delta` and `seq`. Unknown keys are ignored (later versions may add
     /// some). A part of a document is refused here: a [`Reassembly`] takes those.
     pub fn decode(payload: &[u8]) -> Result<Self, ManifestError> {
         match Frame::decode(payload)? {
@@ -343,12 +376,16 @@ impl GossipConfig {
 /// What a [`Gossip`] has done, for the counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GossipStats {
-    /// Documents sent (pushed or asked for).
+    /// Documents sent (pushed or asked for), deltas included.
     pub manifests_sent: u64,
+    /// Of them, deltas.
+    pub deltas_sent: u64,
     /// Of them, asked for by a `want`.
     pub manifests_answered: u64,
     /// Bytes of every message sent (payloads; each costs 6 more bytes of BitTorrent framing).
     pub bytes_sent: u64,
+    /// Messages sent (each part of a document sent in parts is one).
+    pub messages_sent: u64,
     /// `have` messages sent.
     pub haves_sent: u64,
     /// `want` messages sent.
@@ -368,6 +405,8 @@ pub struct GossipStats {
 struct PeerState {
     /// The newest sequence number the peer showed it holds, or was sent.
     known: Option<u64>,
+    /// The newest manifest sent to it whole (a `want` is answered once per document).
+    sent_whole: Option<u64>,
     /// When it was last pushed a manifest (a counter): the longest ago go first.
     last_push: u64,
 }
@@ -388,6 +427,8 @@ struct Pending<P> {
 pub struct Gossip<P> {
     config: GossipConfig,
     newest: Option<(u64, Arc<[u8]>)>,
+    /// The newest manifest as a delta, and the sequence number it applies to.
+    delta: Option<(u64, Arc<[u8]>)>,
     peers: BTreeMap<P, PeerState>,
     pending: Option<Pending<P>>,
     out: VecDeque<(P, Message)>,
@@ -401,6 +442,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
         Self {
             config,
             newest: None,
+            delta: None,
             peers: BTreeMap::new(),
             pending: None,
             out: VecDeque::new(),
@@ -500,12 +542,16 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
             Message::Want(seq) => {
                 // Answered once per document and peer: a peer that asks again for what it was
                 // sent gets nothing (so wants cannot be turned into a flood of documents).
+                // Whole: the peer asks because it could not take what it was told of.
                 if let Some((have, doc)) = self.newest.clone() {
-                    let sent = self.peers.get(&peer).and_then(|s| s.known);
+                    let sent = self.peers.get(&peer).and_then(|s| s.sent_whole);
                     let carried = doc.len() <= self.config.max_document;
                     if have >= seq && sent.is_none_or(|k| k < have) && carried {
                         self.stats.manifests_answered += 1;
                         self.saw(peer, have);
+                        if let Some(s) = self.peers.get_mut(&peer) {
+                            s.sent_whole = Some(have);
+                        }
                         self.send(peer, Message::Manifest { seq: have, doc });
                     }
                 }
@@ -522,12 +568,42 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
                     _ => Some(doc),
                 }
             }
+            Message::Delta { seq, delta } => {
+                self.saw(peer, seq);
+                // Another delta of the document held is its bytes, not an equivocation: the
+                // caller rebuilds and verifies only newer ones.
+                if newest.is_some_and(|n| n >= seq) {
+                    self.stats.duplicates += 1;
+                    return None;
+                }
+                Some(delta)
+            }
         }
+    }
+
+    /// A delta from `peer` for manifest `seq` that the caller could not apply (it names a base
+    /// other than the manifest held): taken as the peer's announcement of `seq`, so the whole
+    /// document is asked for (of the peer, or another announcer).
+    pub fn delta_unusable(&mut self, peer: P, seq: u64, now: Instant) {
+        let _ = self.on_message(peer, Message::Have(seq), 0, now);
     }
 
     /// A manifest accepted (verified), from `from` (None: from elsewhere: HTTP, the publisher's
     /// own pipeline). If newer than the one held, it is pushed and announced.
     pub fn accept(&mut self, seq: u64, doc: Arc<[u8]>, from: Option<P>) {
+        self.accept_with_delta(seq, doc, from, None);
+    }
+
+    /// [`accept`](Self::accept), with the manifest also as a delta from manifest `base`
+    /// (`delta`: `(base, bytes)`): pushed as the delta to peers known to hold `base`, whole to
+    /// the others.
+    pub fn accept_with_delta(
+        &mut self,
+        seq: u64,
+        doc: Arc<[u8]>,
+        from: Option<P>,
+        delta: Option<(u64, Arc<[u8]>)>,
+    ) {
         if let Some(from) = from {
             self.saw(from, seq);
         }
@@ -535,6 +611,7 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
             return;
         }
         self.newest = Some((seq, doc.clone()));
+        self.delta = delta.filter(|(base, d)| *base < seq && d.len() <= PART);
         // Whatever was announced: a newer one will be announced again.
         self.pending = None;
         if doc.len() > self.config.max_document {
@@ -551,17 +628,24 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
         for (i, (_, peer)) in behind.into_iter().enumerate() {
             if i < self.config.push_to {
                 self.pushes += 1;
+                let mut msg = Message::Manifest {
+                    seq,
+                    doc: doc.clone(),
+                };
                 if let Some(s) = self.peers.get_mut(&peer) {
                     s.last_push = self.pushes;
+                    match &self.delta {
+                        Some((base, delta)) if s.known == Some(*base) => {
+                            msg = Message::Delta {
+                                seq,
+                                delta: delta.clone(),
+                            }
+                        }
+                        _ => s.sent_whole = Some(seq),
+                    }
                     s.known = Some(seq);
                 }
-                self.send(
-                    peer,
-                    Message::Manifest {
-                        seq,
-                        doc: doc.clone(),
-                    },
-                );
+                self.send(peer, msg);
             } else if self.config.announce {
                 self.send(peer, Message::Have(seq));
             } else {
@@ -618,11 +702,17 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
     }
 
     fn send(&mut self, peer: P, msg: Message) {
-        self.stats.bytes_sent += msg.payloads().iter().map(|p| p.len() as u64).sum::<u64>();
+        let payloads = msg.payloads();
+        self.stats.messages_sent += payloads.len() as u64;
+        self.stats.bytes_sent += payloads.iter().map(|p| p.len() as u64).sum::<u64>();
         match &msg {
             Message::Have(_) => self.stats.haves_sent += 1,
             Message::Want(_) => self.stats.wants_sent += 1,
             Message::Manifest { .. } => self.stats.manifests_sent += 1,
+            Message::Delta { .. } => {
+                self.stats.manifests_sent += 1;
+                self.stats.deltas_sent += 1;
+            }
         }
         self.out.push_back((peer, msg));
     }
@@ -647,6 +737,10 @@ mod tests {
                 seq: 9,
                 doc: doc(9),
             },
+            Message::Delta {
+                seq: 9,
+                delta: doc(9),
+            },
         ] {
             assert_eq!(Message::decode(&m.encode()).unwrap(), m);
         }
@@ -658,6 +752,8 @@ mod tests {
         );
         for bad in [
             &b"d4:havei3e4:wanti4ee"[..],
+            b"d5:delta1:x8:manifest1:x3:seqi1ee",
+            b"d2:ati0e5:delta1:x3:seqi1e4:sizei1ee",
             b"d8:manifest3:abce",
             b"de",
             b"i3e",
@@ -915,6 +1011,103 @@ mod tests {
                 "{viewers}: {spread:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_push_is_a_delta_to_peers_holding_its_base_and_whole_to_the_others() {
+        let t0 = Instant::now();
+        let mut g: Gossip<u8> = Gossip::new(GossipConfig::viewer());
+        g.accept(4, doc(4), None);
+        g.add_peer(1);
+        g.add_peer(2);
+        while g.poll_transmit().is_some() {}
+        // Peer 1 shows it holds 4; peer 2 shows 3.
+        g.on_message(1, Message::Have(4), 11, t0);
+        g.on_message(2, Message::Have(3), 11, t0);
+        let delta: Arc<[u8]> = b"d4:basei4e...".to_vec().into();
+        g.accept_with_delta(5, doc(5), None, Some((4, delta.clone())));
+        let mut sent: Vec<_> = std::iter::from_fn(|| g.poll_transmit()).collect();
+        sent.sort_by_key(|(p, _)| *p);
+        assert_eq!(
+            sent,
+            vec![
+                (
+                    1,
+                    Message::Delta {
+                        seq: 5,
+                        delta: delta.clone()
+                    }
+                ),
+                (
+                    2,
+                    Message::Manifest {
+                        seq: 5,
+                        doc: doc(5)
+                    }
+                ),
+            ]
+        );
+        assert_eq!(g.stats().deltas_sent, 1);
+        assert_eq!(g.stats().manifests_sent, 2);
+        // Peer 1 could not apply it: its want is answered whole, once; peer 2's not at all
+        // (it was sent the document whole).
+        g.on_message(1, Message::Want(5), 11, t0);
+        g.on_message(1, Message::Want(5), 11, t0);
+        g.on_message(2, Message::Want(5), 11, t0);
+        assert_eq!(
+            std::iter::from_fn(|| g.poll_transmit()).collect::<Vec<_>>(),
+            vec![(
+                1,
+                Message::Manifest {
+                    seq: 5,
+                    doc: doc(5)
+                }
+            )]
+        );
+        // A delta too large for one message is not used.
+        g.accept_with_delta(6, doc(6), None, Some((5, vec![0; PART + 1].into())));
+        assert!(std::iter::from_fn(|| g.poll_transmit())
+            .all(|(_, m)| matches!(m, Message::Manifest { .. })));
+    }
+
+    #[test]
+    fn a_delta_not_applied_is_an_announcement_and_the_document_is_asked_for_whole() {
+        let t0 = Instant::now();
+        let mut g: Gossip<u8> = Gossip::new(GossipConfig::viewer());
+        g.accept(2, doc(2), None);
+        g.add_peer(1);
+        while g.poll_transmit().is_some() {}
+        let delta: Arc<[u8]> = b"d4:basei3e...".to_vec().into();
+        let got = g.on_message(
+            1,
+            Message::Delta {
+                seq: 4,
+                delta: delta.clone(),
+            },
+            20,
+            t0,
+        );
+        assert_eq!(got, Some(delta.clone()), "newer: for the caller to apply");
+        // It names base 3; this node holds 2.
+        g.delta_unusable(1, 4, t0);
+        g.handle_timeout(t0);
+        assert_eq!(g.poll_transmit(), Some((1, Message::Want(3))));
+        // The document comes whole; a delta of it later is a duplicate, not an equivocation.
+        let d = g.on_message(
+            1,
+            Message::Manifest {
+                seq: 4,
+                doc: doc(4),
+            },
+            30,
+            t0,
+        );
+        g.accept(4, d.unwrap(), Some(1));
+        assert_eq!(
+            g.on_message(1, Message::Delta { seq: 4, delta }, 20, t0),
+            None
+        );
+        assert_eq!(g.stats().duplicates, 1);
     }
 
     #[test]

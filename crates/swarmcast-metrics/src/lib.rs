@@ -110,9 +110,13 @@ pub enum Kind {
         swarm_documents: u64,
         /// Of them, answers to `want`s.
         swarm_answers: u64,
+        /// Of them, deltas (absent from records of earlier versions: 0).
+        #[serde(default)]
+        swarm_deltas: u64,
         /// Bytes of every exchange message sent (payloads; 6 more bytes of framing each).
         swarm_bytes: u64,
-        /// Exchange messages sent (documents, `have`s).
+        /// Exchange messages sent (documents, each part of a document sent in parts, `have`s,
+        /// `want`s).
         swarm_messages: u64,
         /// Stream pointers put on the DHT, and segments announced there.
         dht_puts: u64,

@@ -43,10 +43,9 @@ impl Carrier {
     }
 
     fn offer(&self, m: &SignedManifest) {
-        let doc: Arc<[u8]> = m.bytes.clone().into();
         match self {
-            Self::Hub(hub) => hub.offer(m.manifest.seq, doc),
-            Self::Exchange(e) => e.offer(doc),
+            Self::Hub(hub) => hub.offer(m),
+            Self::Exchange(e) => e.offer(m.bytes.clone().into()),
         }
     }
 

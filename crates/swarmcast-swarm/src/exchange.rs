@@ -46,6 +46,8 @@ pub enum ExchangeEvent {
         /// Bytes of the messages that carried it (one, or every part of a document sent in
         /// parts).
         bytes: u64,
+        /// It came as a delta from the manifest held before.
+        delta: bool,
     },
     /// A message refused: not a message of the extension, or a document that does not verify.
     Refused {
@@ -123,6 +125,7 @@ impl Exchange {
             conns: HashMap::new(),
             by_addr: HashMap::new(),
             parts: HashMap::new(),
+            last: None,
             events,
             stats: stats.clone(),
         };
@@ -171,6 +174,8 @@ struct Task {
     by_addr: HashMap<SocketAddr, PeerKey>,
     /// Per peer: its documents sent in parts, being put together.
     parts: HashMap<PeerKey, Reassembly>,
+    /// The newest manifest accepted (what the next one's delta applies to).
+    last: Option<Arc<SignedManifest>>,
     events: mpsc::Sender<ExchangeEvent>,
     stats: Arc<Mutex<GossipStats>>,
 }
@@ -232,7 +237,7 @@ impl Task {
                 // Already verified by the owner; our verifier learns it too (so that an older
                 // document from a peer is not reported as newer).
                 if let Ok(Verdict::New(m)) = self.verifier.accept(&doc) {
-                    self.gossip.accept(m.manifest.seq, doc, None);
+                    self.spread(Arc::new(m), None);
                 }
             }
             Input::Message(from, payload) => {
@@ -248,25 +253,54 @@ impl Task {
                         return Ok(());
                     }
                 };
+                let delta_of = match &msg {
+                    Message::Delta { seq, .. } => Some(*seq),
+                    _ => None,
+                };
                 let Some(doc) = self.gossip.on_message(key, msg, len, now) else {
                     return Ok(());
                 };
-                match self.verifier.accept(&doc) {
+                let verdict = match delta_of {
+                    Some(_) => self.verifier.accept_delta(&doc),
+                    None => self.verifier.accept(&doc),
+                };
+                match verdict {
                     Ok(Verdict::New(m)) => {
-                        self.gossip.accept(m.manifest.seq, doc, Some(key));
+                        let m = Arc::new(m);
+                        self.spread(m.clone(), Some(key));
                         let event = ExchangeEvent::Manifest {
-                            manifest: Arc::new(m),
+                            manifest: m,
                             from,
                             bytes: len as u64,
+                            delta: delta_of.is_some(),
                         };
                         return self.report(event).await;
                     }
                     Ok(Verdict::Unchanged) => {}
+                    // A delta from another base than the manifest held: not the peer's fault
+                    // (it was told this node held that one); the whole document is asked for.
+                    Err(ManifestError::DeltaBase { .. }) if delta_of.is_some() => {
+                        let seq = delta_of.expect("checked");
+                        self.gossip.delta_unusable(key, seq, now);
+                    }
                     Err(error) => self.refused(ExchangeEvent::Refused { from, error }),
                 }
             }
         }
         Ok(())
+    }
+
+    /// A manifest newly accepted (from `from`, or from the owner): spread, as a delta from the
+    /// one accepted before it to the peers known to hold that one.
+    fn spread(&mut self, m: Arc<SignedManifest>, from: Option<PeerKey>) {
+        let delta = self.last.as_ref().and_then(|last| {
+            let d = swarmcast_core::manifest::delta::encode(&last.manifest, &m)?;
+            Some((last.manifest.seq, Arc::<[u8]>::from(d)))
+        });
+        let doc: Arc<[u8]> = m.bytes.clone().into();
+        self.gossip
+            .accept_with_delta(m.manifest.seq, doc, from, delta);
+        self.last = Some(m);
     }
 
     async fn report(&self, event: ExchangeEvent) -> Result<(), ()> {

@@ -151,12 +151,13 @@ pub(crate) async fn forward(
                 manifest,
                 from,
                 bytes,
+                delta,
             } => PollEvent::Manifest {
                 manifest,
                 source: peer_source(from),
                 mode: "swarm",
                 fetched: bytes,
-                delta: false,
+                delta,
             },
             ExchangeEvent::Refused { from, error } => PollEvent::Refused {
                 source: peer_source(from),

@@ -65,7 +65,8 @@ fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
 /// A publisher writing its mirror directory, Debian's nginx serving it, and 2 viewers whose
 /// link names only nginx's manifest URL: they poll the static manifest (it cannot hold a
 /// request), take the segments from the publisher's swarm, and a segment the publisher never
-/// seeds (`--withhold-segment`) from the mirror's segment files, over their HTTP fallback. Each
+/// seeds (`--withhold-segment`) from the mirror's segment files, over their HTTP fallback (at
+/// least one of them; the other may take it from that one's swarm). Each
 /// plays the whole finite stream byte-identical to the published segments; nginx answers the
 /// manifest with `Cache-Control: no-cache` and segment files with a long, immutable one.
 #[test]
@@ -160,15 +161,21 @@ fn viewers_of_a_link_naming_only_an_nginx_mirror_play_the_whole_stream() {
             "{name} did not play to the end: {played:?}"
         );
         assert!(played.contains(&withheld), "{name}: {played:?}");
-        let events = json_lines(&dir.path().join(format!("{name}.jsonl")));
-        let fetched = events
-            .iter()
-            .any(|e| e["kind"] == "completed" && e["seg"] == withheld && e["via"] == "http");
-        assert!(
-            fetched,
-            "{name}: the withheld segment {withheld} did not come over HTTP"
-        );
     }
+    // Nobody seeds the withheld segment at first: a viewer's HTTP fallback takes it from the
+    // mirror, and the other may then take it from that viewer (seen in CI) or the mirror too.
+    let over_http: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            json_lines(&dir.path().join(format!("{name}.jsonl")))
+                .iter()
+                .any(|e| e["kind"] == "completed" && e["seg"] == withheld && e["via"] == "http")
+        })
+        .collect();
+    assert!(
+        !over_http.is_empty(),
+        "the withheld segment {withheld} came over HTTP to no viewer"
+    );
     let access = std::fs::read_to_string(dir.path().join("nginx-access.log")).unwrap();
     assert!(
         access.contains(&format!("GET /segments/{withheld:08}.ts HTTP/1.1\" 200")),

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use swarmcast_core::gossip::{Gossip, GossipConfig, GossipStats, Reassembly};
+use swarmcast_core::SignedManifest;
 use tokio::sync::mpsc;
 
 use super::lock;
@@ -31,6 +32,8 @@ struct HubState {
     conns: HashMap<Peer, Vec<(u64, mpsc::UnboundedSender<Bytes>)>>,
     /// Per peer: its documents sent in parts, being put together.
     parts: HashMap<Peer, Reassembly>,
+    /// The newest manifest offered (what the next one's delta applies to).
+    last: Option<SignedManifest>,
     /// Messages from peers that do not parse.
     malformed: u64,
 }
@@ -43,16 +46,25 @@ impl ManifestHub {
                 gossip: Gossip::new(config),
                 conns: HashMap::new(),
                 parts: HashMap::new(),
+                last: None,
                 malformed: 0,
             }),
         })
     }
 
-    /// A newly published manifest (its sequence number and document): pushed to the peers the
-    /// gossip picks.
-    pub fn offer(&self, seq: u64, doc: Arc<[u8]>) {
+    /// A newly published manifest: pushed to the peers the gossip picks, as a delta from the
+    /// one offered before it to those known to hold that one, whole to the others.
+    pub fn offer(&self, m: &SignedManifest) {
         let mut s = lock(&self.state);
-        s.gossip.accept(seq, doc, None);
+        let delta = s.last.as_ref().and_then(|last| {
+            let d = swarmcast_core::manifest::delta::encode(&last.manifest, m)?;
+            Some((last.manifest.seq, Arc::<[u8]>::from(d)))
+        });
+        s.gossip
+            .accept_with_delta(m.manifest.seq, m.bytes.clone().into(), None, delta);
+        if s.gossip.newest_seq() == Some(m.manifest.seq) {
+            s.last = Some(m.clone());
+        }
         s.flush();
     }
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarmcast_core::gossip::{GossipConfig, Message, PART};
-use swarmcast_core::{Manifest, ManifestError, SegmentEntry, SegmentTorrent, StreamSecret};
+use swarmcast_core::{
+    Manifest, ManifestError, SegmentEntry, SegmentTorrent, SignedManifest, StreamSecret,
+};
 use swarmcast_swarm::exchange::{fetch_manifest, Exchange, ExchangeEvent};
 use swarmcast_swarm::wire::manifests::ManifestHub;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder};
@@ -22,13 +24,23 @@ fn doc(secret: &StreamSecret, seq: u64) -> Vec<u8> {
     doc_with(secret, seq, vec![])
 }
 
+/// What the publisher offers its hub: the manifest, verified.
+fn signed(doc: &[u8], secret: &StreamSecret) -> SignedManifest {
+    swarmcast_core::manifest::verify(doc, &secret.public()).unwrap()
+}
+
 /// A document of three parts: a window of ten segments of 160 pieces each (one-minute
 /// segments at about 350 kbit/s).
 fn big_doc(secret: &StreamSecret, seq: u64) -> Vec<u8> {
+    window_doc(secret, seq, 0)
+}
+
+/// [`big_doc`]'s window starting at segment `first`.
+fn window_doc(secret: &StreamSecret, seq: u64, first: u64) -> Vec<u8> {
     let len = 160 * 16_384;
     let data: Vec<u8> = (0..len).map(|i| (i * 13 + i / 509) as u8).collect();
     let t = SegmentTorrent::build(&data[..], len as u64, "x.ts", Some(16_384), vec![]).unwrap();
-    let window = (0..10)
+    let window = (first..first + 10)
         .map(|number| SegmentEntry {
             number,
             media_start: number * 180_000,
@@ -122,7 +134,7 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     .unwrap();
     w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
     let ih = info_hash(&torrent);
-    hub.offer(1, Arc::from(doc(&secret, 1)));
+    hub.offer(&signed(&doc(&secret, 1), &secret));
 
     // A client with only the key and the info hash asks the seeder.
     let got = fetch_manifest(w.listen_addr(), ih, [1; 20], 1, HANG_GUARD)
@@ -156,7 +168,7 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     let first = loop {
         seq += 1;
         assert!(seq < 50, "the seeder never pushed a manifest to the viewer");
-        hub.offer(seq, Arc::from(doc(&secret, seq)));
+        hub.offer(&signed(&doc(&secret, seq), &secret));
         if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), a_rx.recv()).await {
             break ev;
         }
@@ -249,8 +261,26 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
         }
         other => panic!("the large document did not come: {other:?}"),
     }
+    // The next one (the window moved by a segment) goes from A to B as a delta: B held the one
+    // it applies to.
+    let next = window_doc(&secret, offered + 21, 1);
+    a_ex.offer(Arc::from(next.clone()));
+    match tokio::time::timeout(HANG_GUARD, b_rx.recv()).await {
+        Ok(Some(ExchangeEvent::Manifest {
+            manifest, bytes, ..
+        })) => {
+            assert_eq!(manifest.bytes, next, "rebuilt byte for byte");
+            assert!(
+                (bytes as usize) < next.len() / 4,
+                "{bytes} bytes for a document of {}",
+                next.len()
+            );
+        }
+        other => panic!("the delta did not come: {other:?}"),
+    }
+    assert!(a_ex.stats().deltas_sent >= 1, "{:?}", a_ex.stats());
     let big = big_doc(&secret, seq + 1_000);
-    hub.offer(seq + 1_000, Arc::from(big.clone()));
+    hub.offer(&signed(&big, &secret));
     let got = fetch_manifest(w.listen_addr(), ih, [2; 20], seq + 1_000, HANG_GUARD)
         .await
         .unwrap();
