@@ -286,3 +286,28 @@ pub(crate) struct SynthArgs {
     #[arg(long, env = "SWARMCAST_START_PTS", default_value_t = 0)]
     pub(crate) start_pts: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmcast_core::gossip::GossipConfig;
+
+    /// The flags' defaults are the gossip's own (written twice: clap needs a literal).
+    #[test]
+    fn manifest_push_defaults_are_the_gossips() {
+        let Command::Publish(p) = Cli::parse_from(["swarmcast", "publish", "--synth"]).command
+        else {
+            panic!("not publish");
+        };
+        assert_eq!(
+            usize::from(p.manifest_push),
+            GossipConfig::publisher().push_to
+        );
+        let Command::Watch(w) = Cli::parse_from(["swarmcast", "watch", "swarmcast:?pk=x"]).command
+        else {
+            panic!("not watch");
+        };
+        assert_eq!(usize::from(w.manifest_push), GossipConfig::viewer().push_to);
+        assert!(Cli::try_parse_from(["swarmcast", "watch", "l", "--manifest-push", "0"]).is_err());
+    }
+}

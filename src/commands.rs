@@ -187,6 +187,7 @@ pub(crate) async fn publish(
     config.trackers = args.trackers;
     config.embedded_tracker = !args.no_embedded_tracker;
     config.swarm_manifests = args.swarm_manifests;
+    config.manifest_push = usize::from(args.manifest_push);
     config.http_manifests = !args.no_http_manifests;
     config.dht = args.dht.then(|| args.dht_args.options());
     config.tracker_whitelist = args.tracker_whitelist.map(|file| {
@@ -309,6 +310,7 @@ pub(crate) async fn watch(args: crate::cli::WatchArgs, cancel: CancellationToken
     config.hls_js = args.hls_js;
     config.metrics_addr = args.metrics_addr;
     config.swarm_manifests = args.swarm_manifests;
+    config.manifest_push = usize::from(args.manifest_push);
     config.dht =
         (args.dht || !args.dht_args.dht_bootstrap.is_empty()).then(|| args.dht_args.options());
     // The player first: a command that cannot start stops everything before it starts, and

@@ -230,6 +230,10 @@ pub(crate) struct PublishArgs {
     /// over a BitTorrent extension message (BEP 10), and viewers pass it on (docs/manifest.md).
     #[arg(long, env = "SWARMCAST_SWARM_MANIFESTS")]
     pub(crate) swarm_manifests: bool,
+    /// With --swarm-manifests: peers each new manifest is pushed to (whole, or as a delta). The
+    /// publisher's cost per manifest, whatever the audience; the viewers pass it on.
+    #[arg(long, env = "SWARMCAST_MANIFEST_PUSH", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) manifest_push: u16,
     /// Do not serve manifests over HTTP: the link is the stream key alone, and viewers find the
     /// stream on the DHT and its manifests in the swarm (needs --swarm-manifests and --dht).
     #[arg(long, env = "SWARMCAST_NO_HTTP_MANIFESTS")]

@@ -31,9 +31,13 @@ impl Carrier {
     /// An exchange in the publisher's role, for a librqbit session; the handler goes in the
     /// session's options. What peers send is never newer than the publisher's own manifests:
     /// its reports are drained.
-    pub(crate) fn exchange(key: StreamKey, tasks: &Tasks) -> (Self, Arc<Handler>) {
+    pub(crate) fn exchange(
+        key: StreamKey,
+        gossip: GossipConfig,
+        tasks: &Tasks,
+    ) -> (Self, Arc<Handler>) {
         let (tx, mut rx) = mpsc::channel(16);
-        let (exchange, handler) = Exchange::start(key, GossipConfig::publisher(), tx, tasks);
+        let (exchange, handler) = Exchange::start(key, gossip, tx, tasks);
         tasks.spawn("manifest-exchange-reports", async move {
             while let Some(report) = rx.recv().await {
                 tracing::debug!(?report, "manifest exchange");

@@ -178,6 +178,9 @@ pub struct PublishConfig {
     /// Carry manifests in the swarm: the seeder speaks the manifest exchange (BEP 10) and pushes
     /// each new manifest to a few peers (`--swarm-manifests`, docs/manifest.md).
     pub swarm_manifests: bool,
+    /// Peers each new manifest is pushed to, with `swarm_manifests` (`--manifest-push`; 4,
+    /// `GossipConfig::publisher`): the publisher's cost per manifest, whatever the audience.
+    pub manifest_push: usize,
     /// Serve manifests over HTTP at `/manifest` (and name it in the link); off
     /// (`--no-http-manifests`), the link is the key alone and viewers find the stream on the DHT.
     pub http_manifests: bool,
@@ -258,6 +261,7 @@ impl PublishConfig {
             metrics_out: None,
             node: "publisher".into(),
             swarm_manifests: false,
+            manifest_push: swarmcast_core::gossip::GossipConfig::publisher().push_to,
             http_manifests: true,
             dht: None,
             withhold_segment: None,

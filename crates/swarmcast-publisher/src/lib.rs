@@ -375,6 +375,10 @@ async fn start_seeder(
     tasks: &Tasks,
 ) -> Result<(Seeder, Option<carrier::Carrier>), PublishError> {
     let mut carrier = None;
+    let gossip = swarmcast_core::gossip::GossipConfig {
+        push_to: config.manifest_push,
+        ..swarmcast_core::gossip::GossipConfig::publisher()
+    };
     let super_seed = config.super_seed.then(|| {
         config
             .super_seed_reveal
@@ -393,7 +397,7 @@ async fn start_seeder(
                 peer_limit: Some((files.peer / (config.window + 2)).max(8)),
                 punch_ports: None,
                 extension: config.swarm_manifests.then(|| {
-                    let (c, handler) = carrier::Carrier::exchange(key, tasks);
+                    let (c, handler) = carrier::Carrier::exchange(key, gossip, tasks);
                     carrier = Some(c);
                     swarmcast_swarm::ExtensionSlot(handler)
                 }),
@@ -402,11 +406,9 @@ async fn start_seeder(
             .await?,
         ),
         SeederKind::Wire => {
-            let hub = config.swarm_manifests.then(|| {
-                swarmcast_swarm::wire::manifests::ManifestHub::new(
-                    swarmcast_core::gossip::GossipConfig::publisher(),
-                )
-            });
+            let hub = config
+                .swarm_manifests
+                .then(|| swarmcast_swarm::wire::manifests::ManifestHub::new(gossip));
             carrier = hub.clone().map(carrier::Carrier::Hub);
             Seeder::Wire(
                 WireSeeder::start(WireConfig {

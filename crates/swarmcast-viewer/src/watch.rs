@@ -92,6 +92,9 @@ pub struct WatchConfig {
     /// Speak the manifest exchange: take manifests from peers and pass them on (on by default
     /// with a link that is the key alone; docs/manifest.md).
     pub swarm_manifests: bool,
+    /// Peers each newer manifest is pushed to when the exchange is on (`--manifest-push`; 3,
+    /// `GossipConfig::viewer`); the others are told with a `have`.
+    pub manifest_push: usize,
     /// Find the stream on the mainline DHT (and peers of each segment there). A link with no
     /// `xs` uses the public DHT when this is `None`.
     pub dht: Option<swarmcast_dht::DhtOptions>,
@@ -119,6 +122,7 @@ impl WatchConfig {
             hls_js: None,
             metrics_addr: None,
             swarm_manifests: false,
+            manifest_push: swarmcast_core::gossip::GossipConfig::viewer().push_to,
             dht: None,
         }
     }
@@ -228,7 +232,10 @@ pub async fn watch(
         let (tx, rx) = mpsc::channel(64);
         let (exchange, handler) = swarmcast_swarm::exchange::Exchange::start(
             config.link.key,
-            swarmcast_core::gossip::GossipConfig::viewer(),
+            swarmcast_core::gossip::GossipConfig {
+                push_to: config.manifest_push,
+                ..swarmcast_core::gossip::GossipConfig::viewer()
+            },
             tx,
             &tasks,
         );

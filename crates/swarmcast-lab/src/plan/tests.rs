@@ -521,12 +521,21 @@ fn variants_take_several_options_and_manifests_from_the_swarm() {
     assert!(v("patched@manifests=swarm").unwrap().swarm_manifests());
     assert!(!v("patched@manifests=http").unwrap().swarm_manifests());
     assert!(!v("patched").unwrap().swarm_manifests());
+    let pushes = v("patched@manifests=swarm,push=8,vpush=5").unwrap();
+    assert_eq!(
+        (pushes.manifest_push(), pushes.viewer_manifest_push()),
+        (Some(8), Some(5))
+    );
+    assert_eq!(v("patched").unwrap().manifest_push(), None);
     assert_eq!(
         v("wire@reveal=never").unwrap().super_seed_reveal(),
         Some("never")
     );
     for bad in [
         "patched@manifests=dht",
+        "patched@push=0",
+        "patched@vpush=65",
+        "patched@push=x",
         "patched@reveal=2,",
         "patched@nope=1",
     ] {

@@ -28,6 +28,10 @@ pub struct Variant {
     /// with `--swarm-manifests` (viewers then poll HTTP only until their first manifest, and
     /// when the swarm goes quiet).
     swarm_manifests: bool,
+    /// The publisher's and the viewers' `--manifest-push`, from `@push=` and `@vpush=` options.
+    push: Option<u16>,
+    /// See `push`.
+    vpush: Option<u16>,
 }
 
 /// How a recorded run's variant is read back (`run.json`, `plan.json`): like a `--variants`
@@ -54,6 +58,8 @@ impl Default for Variant {
             off: Vec::new(),
             reveal: None,
             swarm_manifests: false,
+            push: None,
+            vpush: None,
         }
     }
 }
@@ -92,12 +98,23 @@ impl Variant {
     pub fn swarm_manifests(&self) -> bool {
         self.swarm_manifests
     }
+
+    /// The publisher's `--manifest-push` (an `@push=N` option).
+    pub fn manifest_push(&self) -> Option<u16> {
+        self.push
+    }
+
+    /// The viewers' `--manifest-push` (an `@vpush=N` option).
+    pub fn viewer_manifest_push(&self) -> Option<u16> {
+        self.vpush
+    }
 }
 
 /// A variant's name and its options: `<name>@<option>[,<option>]`, each `reveal=SECS|never`
-/// (the super-seeding reveal, `publish --super-seed-reveal`) or `manifests=swarm|http`
+/// (the super-seeding reveal, `publish --super-seed-reveal`), `manifests=swarm|http`
 /// (manifests carried by the swarm, `--swarm-manifests`, or over HTTP alone: the default), or
-/// the name alone.
+/// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or the
+/// name alone.
 fn split_options(s: &str) -> (&str, Option<&str>) {
     match s.split_once('@') {
         Some((name, options)) => (name, Some(options)),
@@ -113,12 +130,13 @@ fn check_options(s: &str, options: &str) -> Result<(), String> {
                 v == "never" || v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0)
             }
             Some(("manifests", v)) => v == "swarm" || v == "http",
+            Some(("push" | "vpush", v)) => v.parse::<u16>().is_ok_and(|n| (1..=64).contains(&n)),
             _ => false,
         };
         if !ok {
             return Err(format!(
-                "variant {s:?}: expected @reveal=SECS|never or @manifests=swarm|http after the \
-                 name (several separated by commas), found {option:?}"
+                "variant {s:?}: expected @reveal=SECS|never, @manifests=swarm|http, @push=N or \
+                 @vpush=N (1-64) after the name (several separated by commas), found {option:?}"
             ));
         }
     }
@@ -214,6 +232,8 @@ impl Variant {
             off,
             reveal: option(options, "reveal").map(str::to_owned),
             swarm_manifests: option(options, "manifests") == Some("swarm"),
+            push: option(options, "push").and_then(|v| v.parse().ok()),
+            vpush: option(options, "vpush").and_then(|v| v.parse().ok()),
         })
     }
 }

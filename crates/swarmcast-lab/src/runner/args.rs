@@ -75,6 +75,9 @@ pub(crate) fn publisher_args(spec: &RunSpec, dir: &Path, net: Option<&Net>) -> V
     if spec.variant.swarm_manifests() {
         args.push("--swarm-manifests".into());
     }
+    if let Some(n) = spec.variant.manifest_push() {
+        args.extend(["--manifest-push".into(), n.to_string()]);
+    }
     // On loopback every viewer comes from 127.0.0.1: the per-address caps (there to stop one
     // address filling the seeder's slots or the HTTP server's) would cap the audience. On a
     // network each viewer has an address of its own, and the caps stay as a user has them.
@@ -130,6 +133,9 @@ pub(crate) fn viewer_args(
     }
     if spec.variant.swarm_manifests() && spec.transport == Transport::Swarm {
         a.push("--swarm-manifests".into());
+    }
+    if let (Some(n), Transport::Swarm) = (spec.variant.viewer_manifest_push(), spec.transport) {
+        a.extend(["--manifest-push".into(), n.to_string()]);
     }
     a
 }
