@@ -35,8 +35,11 @@ pub(crate) struct LabArgs {
     /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed,
     /// steal, pace, slots.
     /// A `librqbit-` prefix (or `librqbit` alone, for patched) runs the publisher with `--seeder
-    /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly. A suffix
-    /// `@reveal=SECS` or `@reveal=never` sets the publisher's `--super-seed-reveal`.
+    /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly. Options
+    /// follow, each after an `@`: `@reveal=SECS|never` (the publisher's `--super-seed-reveal`),
+    /// `@manifests=swarm|http` (`--swarm-manifests` on both sides, or not), `@push=N` and
+    /// `@vpush=N` (the publisher's and the viewers' `--manifest-push`), e.g.
+    /// `patched@manifests=swarm@push=8`.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

@@ -515,13 +515,13 @@ fn churn_kills_and_replaces_the_same_nodes_for_every_transport() {
 #[test]
 fn variants_take_several_options_and_manifests_from_the_swarm() {
     let v = |s: &str| s.parse::<Variant>();
-    let both = v("patched@reveal=2,manifests=swarm").unwrap();
+    let both = v("patched@reveal=2@manifests=swarm").unwrap();
     assert_eq!(both.super_seed_reveal(), Some("2"));
     assert!(both.swarm_manifests());
     assert!(v("patched@manifests=swarm").unwrap().swarm_manifests());
     assert!(!v("patched@manifests=http").unwrap().swarm_manifests());
     assert!(!v("patched").unwrap().swarm_manifests());
-    let pushes = v("patched@manifests=swarm,push=8,vpush=5").unwrap();
+    let pushes = v("patched@manifests=swarm@push=8@vpush=5").unwrap();
     assert_eq!(
         (pushes.manifest_push(), pushes.viewer_manifest_push()),
         (Some(8), Some(5))
@@ -536,7 +536,8 @@ fn variants_take_several_options_and_manifests_from_the_swarm() {
         "patched@push=0",
         "patched@vpush=65",
         "patched@push=x",
-        "patched@reveal=2,",
+        "patched@reveal=2@",
+        "patched@reveal=2,manifests=swarm",
         "patched@nope=1",
     ] {
         assert!(v(bad).is_err(), "{bad}");

@@ -110,7 +110,7 @@ impl Variant {
     }
 }
 
-/// A variant's name and its options: `<name>@<option>[,<option>]`, each `reveal=SECS|never`
+/// A variant's name and its options: `<name>@<option>[@<option>...]`, each `reveal=SECS|never`
 /// (the super-seeding reveal, `publish --super-seed-reveal`), `manifests=swarm|http`
 /// (manifests carried by the swarm, `--swarm-manifests`, or over HTTP alone: the default), or
 /// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or the
@@ -122,9 +122,9 @@ fn split_options(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Checks a variant's options (after `@`, separated by commas).
+/// Checks a variant's options (each after an `@`: `--variants` splits its list at commas).
 fn check_options(s: &str, options: &str) -> Result<(), String> {
-    for option in options.split(',') {
+    for option in options.split('@') {
         let ok = match option.split_once('=') {
             Some(("reveal", v)) => {
                 v == "never" || v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0)
@@ -136,7 +136,7 @@ fn check_options(s: &str, options: &str) -> Result<(), String> {
         if !ok {
             return Err(format!(
                 "variant {s:?}: expected @reveal=SECS|never, @manifests=swarm|http, @push=N or \
-                 @vpush=N (1-64) after the name (several separated by commas), found {option:?}"
+                 @vpush=N (1-64) after the name (several: each after an @), found {option:?}"
             ));
         }
     }
@@ -146,7 +146,7 @@ fn check_options(s: &str, options: &str) -> Result<(), String> {
 /// The value of option `key` in a variant's options, if given.
 fn option<'a>(options: Option<&'a str>, key: &str) -> Option<&'a str> {
     options?
-        .split(',')
+        .split('@')
         .filter_map(|o| o.split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
