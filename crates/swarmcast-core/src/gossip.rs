@@ -325,6 +325,11 @@ pub struct GossipConfig {
     /// Documents larger than this are neither pushed, announced nor sent in answer
     /// ([`MAX_DOCUMENT`]).
     pub max_document: usize,
+    /// Orders the peers pushed to equally long ago (all of them, at first): a different seed
+    /// at each node ([`GossipConfig::seeded`]) gives each its own order, so that nodes pushing
+    /// the same manifest at once do not all pick the same peers. With one order everywhere,
+    /// the lab's pushes of the first hop went to the same few viewers.
+    pub seed: u64,
 }
 
 /// How long a viewer waits for an announcer's answer before asking another. The lab showed
@@ -353,6 +358,19 @@ impl GossipConfig {
             retry_after: Duration::from_secs(1),
             max_asks: 5,
             max_document: MAX_DOCUMENT,
+            seed: 0,
+        }
+    }
+
+    /// This configuration with a seed of the system's randomness ([`GossipConfig::seed`]).
+    pub fn seeded(self) -> Self {
+        let mut seed = [0u8; 8];
+        // Without randomness (never seen), every node keeps the one order: pushes still reach
+        // everyone, with more duplicates.
+        let _ = getrandom::getrandom(&mut seed);
+        Self {
+            seed: u64::from_le_bytes(seed),
+            ..self
         }
     }
 
@@ -436,7 +454,7 @@ pub struct Gossip<P> {
     stats: GossipStats,
 }
 
-impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
+impl<P: Copy + Ord + std::hash::Hash + std::fmt::Debug> Gossip<P> {
     /// A node holding no manifest yet.
     pub fn new(config: GossipConfig) -> Self {
         Self {
@@ -618,14 +636,21 @@ impl<P: Copy + Ord + std::fmt::Debug> Gossip<P> {
             self.stats.too_large += 1;
             return;
         }
-        let mut behind: Vec<(u64, P)> = self
+        let seed = self.config.seed;
+        let order = |p: &P| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            (seed, p).hash(&mut h);
+            h.finish()
+        };
+        let mut behind: Vec<(u64, u64, P)> = self
             .peers
             .iter()
             .filter(|(_, s)| s.known.is_none_or(|k| k < seq))
-            .map(|(p, s)| (s.last_push, *p))
+            .map(|(p, s)| (s.last_push, order(p), *p))
             .collect();
         behind.sort();
-        for (i, (_, peer)) in behind.into_iter().enumerate() {
+        for (i, (_, _, peer)) in behind.into_iter().enumerate() {
             if i < self.config.push_to {
                 self.pushes += 1;
                 let mut msg = Message::Manifest {
@@ -886,7 +911,12 @@ mod tests {
     impl Net {
         fn new(viewers: usize, degree: usize, viewer: GossipConfig, seed: u64) -> Self {
             let mut nodes = vec![Gossip::new(GossipConfig::publisher())];
-            nodes.extend((0..viewers).map(|_| Gossip::new(viewer)));
+            nodes.extend((0..viewers).map(|v| {
+                Gossip::new(GossipConfig {
+                    seed: seed ^ v as u64,
+                    ..viewer
+                })
+            }));
             let mut rng = seed | 1;
             let mut next = || {
                 rng ^= rng << 13;
@@ -1111,6 +1141,36 @@ mod tests {
     }
 
     #[test]
+    fn nodes_with_their_own_order_push_to_different_peers() {
+        let start = Instant::now();
+        let run = |same: bool| {
+            // Everyone connected to (nearly) everyone, as in the lab at 20 viewers.
+            let mut net = Net::new(20, 40, GossipConfig::viewer(), 11);
+            if same {
+                for n in &mut net.nodes {
+                    n.config.seed = 0;
+                }
+            }
+            for seq in 1..=5 {
+                net.nodes[0].accept(seq, doc(seq), None);
+                net.run(start);
+            }
+            let (mut wants, mut duplicates) = (0, 0);
+            for n in &net.nodes[1..] {
+                wants += n.stats().wants_sent;
+                duplicates += n.stats().duplicates;
+            }
+            (wants, duplicates)
+        };
+        let (own, one) = (run(false), run(true));
+        // Fewer peers left to ask (their pushes went elsewhere), fewer copies received twice.
+        assert!(
+            own.0 < one.0 && own.1 < one.1,
+            "own order {own:?}, one order {one:?}"
+        );
+    }
+
+    #[test]
     fn a_have_is_followed_by_a_want_after_pull_after_then_another_announcer_then_giving_up() {
         let t0 = Instant::now();
         let config = GossipConfig {
@@ -1255,13 +1315,22 @@ mod tests {
         // Peer 1 already has 2 (it said so).
         g.on_message(1, Message::Have(2), 11, t0);
         g.accept(2, doc(2), None);
-        assert_eq!(g.poll_transmit().map(|(p, _)| p), Some(2));
+        let first = g.poll_transmit().map(|(p, _)| p).unwrap();
+        assert_ne!(first, 1);
         assert_eq!(g.poll_transmit(), None);
-        // The next goes to whoever was pushed to longest ago: 1 and 3 never were.
+        // The next goes to a peer pushed to longest ago (never), then to the last one.
         g.accept(3, doc(3), None);
-        assert_eq!(g.poll_transmit().map(|(p, _)| p), Some(1));
+        let second = g.poll_transmit().map(|(p, _)| p).unwrap();
+        assert_ne!(second, first);
         g.accept(4, doc(4), None);
-        assert_eq!(g.poll_transmit().map(|(p, _)| p), Some(3));
+        let third = g.poll_transmit().map(|(p, _)| p).unwrap();
+        assert_eq!(
+            [first, second, third]
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            3
+        );
         // An older or equal manifest is neither taken nor spread.
         g.accept(4, doc(4), None);
         g.accept(1, doc(1), None);

@@ -120,7 +120,11 @@ impl Exchange {
         let stats = Arc::new(Mutex::new(GossipStats::default()));
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
-            gossip: Gossip::new(config),
+            gossip: Gossip::new(if config.seed == 0 {
+                config.seeded()
+            } else {
+                config
+            }),
             verifier: Verifier::new(key),
             conns: HashMap::new(),
             by_addr: HashMap::new(),

@@ -43,7 +43,11 @@ impl ManifestHub {
     pub fn new(config: GossipConfig) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(HubState {
-                gossip: Gossip::new(config),
+                gossip: Gossip::new(if config.seed == 0 {
+                    config.seeded()
+                } else {
+                    config
+                }),
                 conns: HashMap::new(),
                 parts: HashMap::new(),
                 last: None,
