@@ -232,7 +232,7 @@ pub(crate) struct PublishArgs {
     pub(crate) swarm_manifests: bool,
     /// With --swarm-manifests: peers each new manifest is pushed to (whole, or as a delta). The
     /// publisher's cost per manifest, whatever the audience; the viewers pass it on.
-    #[arg(long, env = "SWARMCAST_MANIFEST_PUSH", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "SWARMCAST_MANIFEST_PUSH", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) manifest_push: u16,
     /// Do not serve manifests over HTTP: the link is the stream key alone, and viewers find the
     /// stream on the DHT and its manifests in the swarm (needs --swarm-manifests and --dht).
