@@ -33,7 +33,7 @@ pub(crate) struct LabArgs {
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
     /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed,
-    /// steal, pace, slots.
+    /// steal, pace, slots, nopex, urgent, ban, lowat, keep.
     /// A `librqbit-` prefix (or `librqbit` alone, for patched) runs the publisher with `--seeder
     /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly. Options
     /// follow, each after an `@`: `@reveal=SECS|never` (the publisher's `--super-seed-reveal`),

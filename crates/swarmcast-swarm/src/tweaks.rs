@@ -91,7 +91,9 @@ mod tests {
                 "slots",
                 "nopex",
                 "urgent",
-                "ban"
+                "ban",
+                "lowat",
+                "keep"
             ]
         );
     }
