@@ -178,7 +178,7 @@ pub struct PublishConfig {
     /// Carry manifests in the swarm: the seeder speaks the manifest exchange (BEP 10) and pushes
     /// each new manifest to a few peers (`--swarm-manifests`, docs/manifest.md).
     pub swarm_manifests: bool,
-    /// Peers each new manifest is pushed to, with `swarm_manifests` (`--manifest-push`; 4,
+    /// Peers each new manifest is pushed to, with `swarm_manifests` (`--manifest-push`; 8,
     /// `GossipConfig::publisher`): the publisher's cost per manifest, whatever the audience.
     pub manifest_push: usize,
     /// Serve manifests over HTTP at `/manifest` (and name it in the link); off

@@ -92,7 +92,7 @@ pub struct WatchConfig {
     /// Speak the manifest exchange: take manifests from peers and pass them on (on by default
     /// with a link that is the key alone; docs/manifest.md).
     pub swarm_manifests: bool,
-    /// Peers each newer manifest is pushed to when the exchange is on (`--manifest-push`; 3,
+    /// Peers each newer manifest is pushed to when the exchange is on (`--manifest-push`; 6,
     /// `GossipConfig::viewer`); the others are told with a `have`.
     pub manifest_push: usize,
     /// Find the stream on the mainline DHT (and peers of each segment there). A link with no
