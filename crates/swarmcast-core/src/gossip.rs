@@ -365,8 +365,12 @@ impl GossipConfig {
         }
     }
 
-    /// This configuration with a seed of the system's randomness ([`GossipConfig::seed`]).
+    /// This configuration with a seed of the system's randomness ([`GossipConfig::seed`]), unless
+    /// it has one (not 0) already.
     pub fn seeded(self) -> Self {
+        if self.seed != 0 {
+            return self;
+        }
         let mut seed = [0u8; 8];
         // Without randomness (never seen), every node keeps the one order: pushes still reach
         // everyone, with more duplicates.
@@ -613,6 +617,21 @@ impl<P: Copy + Ord + std::hash::Hash + std::fmt::Debug> Gossip<P> {
     /// own pipeline). If newer than the one held, it is pushed and announced.
     pub fn accept(&mut self, seq: u64, doc: Arc<[u8]>, from: Option<P>) {
         self.accept_with_delta(seq, doc, from, None);
+    }
+
+    /// [`accept_with_delta`](Self::accept_with_delta) for a verified manifest, its delta made from
+    /// `previous` (the manifest accepted before it), if there is one and a delta saves anything.
+    pub fn accept_manifest(
+        &mut self,
+        m: &crate::SignedManifest,
+        previous: Option<&crate::SignedManifest>,
+        from: Option<P>,
+    ) {
+        let delta = previous.and_then(|p| {
+            let d = crate::manifest::delta::encode(&p.manifest, m)?;
+            Some((p.manifest.seq, Arc::<[u8]>::from(d)))
+        });
+        self.accept_with_delta(m.manifest.seq, m.bytes.clone().into(), from, delta);
     }
 
     /// [`accept`](Self::accept), with the manifest also as a delta from manifest `base`

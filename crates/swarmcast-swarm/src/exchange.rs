@@ -120,11 +120,7 @@ impl Exchange {
         let stats = Arc::new(Mutex::new(GossipStats::default()));
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
-            gossip: Gossip::new(if config.seed == 0 {
-                config.seeded()
-            } else {
-                config
-            }),
+            gossip: Gossip::new(config.seeded()),
             verifier: Verifier::new(key),
             conns: HashMap::new(),
             by_addr: HashMap::new(),
@@ -297,13 +293,7 @@ impl Task {
     /// A manifest newly accepted (from `from`, or from the owner): spread, as a delta from the
     /// one accepted before it to the peers known to hold that one.
     fn spread(&mut self, m: Arc<SignedManifest>, from: Option<PeerKey>) {
-        let delta = self.last.as_ref().and_then(|last| {
-            let d = swarmcast_core::manifest::delta::encode(&last.manifest, &m)?;
-            Some((last.manifest.seq, Arc::<[u8]>::from(d)))
-        });
-        let doc: Arc<[u8]> = m.bytes.clone().into();
-        self.gossip
-            .accept_with_delta(m.manifest.seq, doc, from, delta);
+        self.gossip.accept_manifest(&m, self.last.as_deref(), from);
         self.last = Some(m);
     }
 

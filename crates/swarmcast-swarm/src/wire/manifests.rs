@@ -43,11 +43,7 @@ impl ManifestHub {
     pub fn new(config: GossipConfig) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(HubState {
-                gossip: Gossip::new(if config.seed == 0 {
-                    config.seeded()
-                } else {
-                    config
-                }),
+                gossip: Gossip::new(config.seeded()),
                 conns: HashMap::new(),
                 parts: HashMap::new(),
                 last: None,
@@ -60,12 +56,8 @@ impl ManifestHub {
     /// one offered before it to those known to hold that one, whole to the others.
     pub fn offer(&self, m: &SignedManifest) {
         let mut s = lock(&self.state);
-        let delta = s.last.as_ref().and_then(|last| {
-            let d = swarmcast_core::manifest::delta::encode(&last.manifest, m)?;
-            Some((last.manifest.seq, Arc::<[u8]>::from(d)))
-        });
-        s.gossip
-            .accept_with_delta(m.manifest.seq, m.bytes.clone().into(), None, delta);
+        let HubState { gossip, last, .. } = &mut *s;
+        gossip.accept_manifest(m, last.as_ref(), None);
         if s.gossip.newest_seq() == Some(m.manifest.seq) {
             s.last = Some(m.clone());
         }
