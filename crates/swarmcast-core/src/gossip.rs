@@ -434,6 +434,9 @@ struct PeerState {
     sent_whole: Option<u64>,
     /// When it was last pushed a manifest (a counter): the longest ago go first.
     last_push: u64,
+    /// The stream's source (the publisher's seeder): it holds every manifest first and
+    /// announces none, so it is told with a `have`, never pushed to ([`Gossip::add_source`]).
+    source: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -500,6 +503,19 @@ impl<P: Copy + Ord + std::hash::Hash + std::fmt::Debug> Gossip<P> {
         if let (true, Some((seq, _))) = (self.config.announce, &self.newest) {
             let seq = *seq;
             self.send(peer, Message::Have(seq));
+        }
+    }
+
+    /// Adds `peer` as the stream's source (the publisher's seeder), or marks it if added: it
+    /// is the origin of every manifest and announces none, so as an ordinary peer it would look
+    /// forever behind and take pushes it has no use for. A source is never pushed to: it is
+    /// sent a `have` instead (if this node announces), which tells it as much of what this node
+    /// holds (so that its own pushes here can be deltas) for a few bytes. Its messages are
+    /// taken as any peer's.
+    pub fn add_source(&mut self, peer: P) {
+        self.add_peer(peer);
+        if let Some(s) = self.peers.get_mut(&peer) {
+            s.source = true;
         }
     }
 
@@ -672,6 +688,15 @@ impl<P: Copy + Ord + std::hash::Hash + std::fmt::Debug> Gossip<P> {
             .map(|(p, s)| (s.last_push, order(p), *p))
             .collect();
         behind.sort();
+        // Sources are told with a `have`, never pushed to.
+        let (sources, behind): (Vec<_>, Vec<_>) = behind
+            .into_iter()
+            .partition(|(_, _, p)| self.peers.get(p).is_some_and(|s| s.source));
+        if self.config.announce {
+            for (_, _, peer) in sources {
+                self.send(peer, Message::Have(seq));
+            }
+        }
         for (i, (_, _, peer)) in behind.into_iter().enumerate() {
             if i < self.config.push_to {
                 self.pushes += 1;
@@ -1069,6 +1094,72 @@ mod tests {
                 "{viewers}: {spread:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_source_is_told_with_a_have_never_pushed_to_and_its_pushes_are_taken() {
+        let t0 = Instant::now();
+        let mut g: Gossip<u8> = Gossip::new(GossipConfig {
+            push_to: 1,
+            ..GossipConfig::viewer()
+        });
+        g.accept(4, doc(4), None);
+        g.add_source(9);
+        g.add_peer(1);
+        g.add_peer(2);
+        // Everyone met is told of 4, the source too (so that its pushes can be deltas).
+        let told: Vec<_> = std::iter::from_fn(|| g.poll_transmit()).collect();
+        assert_eq!(
+            told,
+            vec![
+                (9, Message::Have(4)),
+                (1, Message::Have(4)),
+                (2, Message::Have(4))
+            ]
+        );
+        // A push from the source is taken like any other, and spread to the others only.
+        assert_eq!(
+            g.on_message(
+                9,
+                Message::Manifest {
+                    seq: 5,
+                    doc: doc(5)
+                },
+                20,
+                t0
+            ),
+            Some(doc(5))
+        );
+        g.accept(5, doc(5), Some(9));
+        let sent: Vec<_> = std::iter::from_fn(|| g.poll_transmit()).collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(sent.iter().all(|(p, _)| *p != 9), "{sent:?}");
+        // A manifest from another peer: the source, which never showed it holds it, gets a
+        // `have`, even with room to push to everyone.
+        let mut g: Gossip<u8> = Gossip::new(GossipConfig::viewer());
+        g.add_peer(9);
+        g.add_source(9); // marked after it was added: the same
+        g.add_peer(1);
+        g.on_message(
+            1,
+            Message::Manifest {
+                seq: 6,
+                doc: doc(6),
+            },
+            20,
+            t0,
+        );
+        g.accept(6, doc(6), Some(1));
+        assert_eq!(
+            std::iter::from_fn(|| g.poll_transmit()).collect::<Vec<_>>(),
+            vec![(9, Message::Have(6))]
+        );
+        assert_eq!(g.peers(), 2);
+        // The publisher (which announces nothing) sends its source nothing at all.
+        let mut p: Gossip<u8> = Gossip::new(GossipConfig::publisher());
+        p.add_source(9);
+        p.accept(7, doc(7), None);
+        assert_eq!(p.poll_transmit(), None);
     }
 
     #[test]

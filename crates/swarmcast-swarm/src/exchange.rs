@@ -62,6 +62,7 @@ enum Input {
     Peer(ExtensionPeer),
     Message(SocketAddr, Vec<u8>),
     Offer(Arc<[u8]>),
+    Sources(Vec<SocketAddr>),
 }
 
 /// The handler librqbit calls (see [`Exchange::start`]).
@@ -124,6 +125,7 @@ impl Exchange {
             verifier: Verifier::new(key),
             conns: HashMap::new(),
             by_addr: HashMap::new(),
+            sources: Vec::new(),
             parts: HashMap::new(),
             last: None,
             events,
@@ -152,6 +154,14 @@ impl Exchange {
         let _ = self.tx.send(Input::Offer(doc));
     }
 
+    /// The stream's sources: the publisher's seeder at these addresses (those a viewer dials,
+    /// from the manifest). A peer met on a connection to one of them is never pushed to, only
+    /// sent a `have` ([`Gossip::add_source`]): it holds every manifest first and announces
+    /// none, so pushes to it would be wasted. Replaces the addresses given before.
+    pub fn set_sources(&self, addrs: Vec<SocketAddr>) {
+        let _ = self.tx.send(Input::Sources(addrs));
+    }
+
     /// The exchange's counters.
     pub fn stats(&self) -> GossipStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
@@ -172,6 +182,8 @@ struct Task {
     conns: HashMap<PeerKey, Vec<ExtensionPeer>>,
     /// Which peer each connection (by its address) belongs to.
     by_addr: HashMap<SocketAddr, PeerKey>,
+    /// The stream's sources' addresses ([`Exchange::set_sources`]).
+    sources: Vec<SocketAddr>,
     /// Per peer: its documents sent in parts, being put together.
     parts: HashMap<PeerKey, Reassembly>,
     /// The newest manifest accepted (what the next one's delta applies to).
@@ -216,8 +228,10 @@ impl Task {
                     }
                 }
             }
-            self.flush();
+            // The counters before the messages leave: whoever sees a message arrive sees it
+            // counted.
             *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.gossip.stats();
+            self.flush();
         }
     }
 
@@ -230,8 +244,21 @@ impl Task {
                 let conns = self.conns.entry(key).or_default();
                 // A repeated extended handshake on a connection replaces its entry.
                 conns.retain(|c| !c.same_connection(&peer) && !c.is_closed());
+                let source = self.sources.contains(&peer.addr());
                 conns.push(peer);
-                self.gossip.add_peer(key);
+                if source {
+                    self.gossip.add_source(key);
+                } else {
+                    self.gossip.add_peer(key);
+                }
+            }
+            Input::Sources(addrs) => {
+                for (addr, key) in &self.by_addr {
+                    if addrs.contains(addr) && self.conns.contains_key(key) {
+                        self.gossip.add_source(*key);
+                    }
+                }
+                self.sources = addrs;
             }
             Input::Offer(doc) => {
                 // Already verified by the owner; our verifier learns it too (so that an older
@@ -481,10 +508,7 @@ async fn fetch_inner(
 
 /// A BEP 10 message: length, 20, extended id, payload.
 fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 6);
-    out.extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
-    out.push(20);
-    out.push(id);
-    out.extend_from_slice(payload);
+    let mut out = Vec::new();
+    crate::wire::conn::extended_message(&mut out, id, payload);
     out
 }

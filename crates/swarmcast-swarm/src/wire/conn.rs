@@ -304,11 +304,7 @@ impl Conn {
         let (State::Open(_), Some(id)) = (self.state, self.peer_extension_id) else {
             return false;
         };
-        self.output
-            .extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
-        self.output.push(EXTENDED_MESSAGE_ID);
-        self.output.push(id);
-        self.output.extend_from_slice(payload);
+        extended_message(&mut self.output, id, payload);
         true
     }
 
@@ -381,11 +377,7 @@ impl Conn {
         if extended {
             // {"m": {"swarmcast_manifest": EXTENSION_ID}}
             let payload = format!("d1:md{}:{}i{}eee", EXTENSION.len(), EXTENSION, EXTENSION_ID);
-            self.output
-                .extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
-            self.output.push(EXTENDED_MESSAGE_ID);
-            self.output.push(0);
-            self.output.extend_from_slice(payload.as_bytes());
+            extended_message(&mut self.output, 0, payload.as_bytes());
         }
         self.announced = vec![announce_all; layout.pieces as usize];
         self.peer_has = vec![false; layout.pieces as usize];
@@ -667,6 +659,16 @@ impl Incoming {
 
 fn same(a: &Request, b: &Request) -> bool {
     a.index == b.index && a.begin == b.begin && a.length == b.length
+}
+
+/// Appends a BEP 10 extended message to `out`: the length prefix, message id 20, the extended
+/// id `id` (0: the extended handshake; else the id the peer gave the extension) and `payload`.
+pub fn extended_message(out: &mut Vec<u8>, id: u8, payload: &[u8]) {
+    out.reserve(payload.len() + 6);
+    out.extend_from_slice(&(payload.len() as u32 + 2).to_be_bytes());
+    out.push(EXTENDED_MESSAGE_ID);
+    out.push(id);
+    out.extend_from_slice(payload);
 }
 
 /// The id a peer's extended handshake (its bencoded payload) gives swarmcast's manifest

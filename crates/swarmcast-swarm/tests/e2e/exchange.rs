@@ -204,10 +204,22 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     b.wait(&bt, "downloaded", HANG_GUARD).await.unwrap();
     // On meeting B, A announced what it holds, and B, holding nothing, asked for it at once.
     until(&mut b_rx, seq).await;
+    // A is told the seeder is the stream's source (as a viewer is, from the manifest): of its
+    // two peers, it pushes the next manifest to B alone, and tells the seeder with a `have`.
+    a_ex.set_sources(vec![w.listen_addr()]);
+    let before = a_ex.stats();
     let offered = seq + 100;
     a_ex.offer(Arc::from(doc(&secret, offered)));
     until(&mut b_rx, offered).await;
-    assert!(a_ex.stats().manifests_sent >= 2, "{:?}", a_ex.stats());
+    let after = a_ex.stats();
+    assert_eq!(
+        (
+            after.manifests_sent - before.manifests_sent,
+            after.haves_sent - before.haves_sent
+        ),
+        (1, 1),
+        "{before:?} then {after:?}"
+    );
 
     // A forger connects to B and sends a document signed by another key, then a genuine but
     // older one: both refused by type, neither reported as a manifest.
@@ -292,8 +304,7 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
 }
 
 fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32 + 2).to_be_bytes().to_vec();
-    out.extend_from_slice(&[20, id]);
-    out.extend_from_slice(payload);
+    let mut out = Vec::new();
+    swarmcast_swarm::wire::conn::extended_message(&mut out, id, payload);
     out
 }

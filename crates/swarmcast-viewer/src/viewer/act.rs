@@ -75,6 +75,10 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
         let Some(seg) = self.segs.get(&n) else { return };
         let torrent = self.torrent_bytes(&seg.entry);
         let peers = self.initial_peers().await;
+        if let Some(exchange) = &self.exchange {
+            // The publisher's seeder holds every manifest first: no pushes to it.
+            exchange.set_sources(peers.clone());
+        }
         let name = format!("{n:08}.ts");
         let added = Instant::now();
         self.recorder.record(Some(n), Kind::Added);
