@@ -99,7 +99,8 @@ pub enum Kind {
         /// Its sequence number.
         seq: u64,
     },
-    /// Publisher, at exit: what it sent of its manifests, over HTTP and in the swarm
+    /// At exit: what the publisher sent of its manifests, over HTTP and in the swarm, or what a
+    /// viewer with the manifest exchange on sent and took on it (its HTTP and DHT fields 0)
     /// (docs/manifest.md, "Manifests carried by the swarm").
     ManifestsSent {
         /// `GET /manifest` answered with a document (or a delta).
@@ -122,6 +123,20 @@ pub enum Kind {
         dht_puts: u64,
         /// See `dht_puts`.
         dht_announces: u64,
+        /// `have`s and `want`s sent on the exchange (absent from records of earlier versions:
+        /// 0).
+        #[serde(default)]
+        swarm_haves: u64,
+        /// See `swarm_haves`.
+        #[serde(default)]
+        swarm_wants: u64,
+        /// Bytes of every exchange message taken (payloads), and of the documents among them
+        /// those not newer than the one held (absent from earlier records: 0).
+        #[serde(default)]
+        swarm_bytes_received: u64,
+        /// See `swarm_bytes_received`.
+        #[serde(default)]
+        swarm_duplicates: u64,
     },
     /// Viewer: a manifest was fetched and verified.
     ManifestFetched {

@@ -479,6 +479,27 @@ where
         let _ = poller.await;
     }
     let ended = viewer.scheduler.ended();
+    if let Some(exchange) = &viewer.exchange {
+        let s = exchange.stats();
+        viewer.recorder.record(
+            None,
+            Kind::ManifestsSent {
+                http_responses: 0,
+                http_bytes: 0,
+                swarm_documents: s.manifests_sent,
+                swarm_answers: s.manifests_answered,
+                swarm_deltas: s.deltas_sent,
+                swarm_bytes: s.bytes_sent,
+                swarm_messages: s.messages_sent,
+                dht_puts: 0,
+                dht_announces: 0,
+                swarm_haves: s.haves_sent,
+                swarm_wants: s.wants_sent,
+                swarm_bytes_received: s.bytes_received,
+                swarm_duplicates: s.duplicates,
+            },
+        );
+    }
     viewer.recorder.record(
         None,
         Kind::Ended {

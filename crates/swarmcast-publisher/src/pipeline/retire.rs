@@ -194,6 +194,10 @@ impl Publisher {
                 swarm_messages: swarm.messages_sent,
                 dht_puts: c.dht_puts.load(Ordering::Relaxed),
                 dht_announces: c.dht_announces.load(Ordering::Relaxed),
+                swarm_haves: swarm.haves_sent,
+                swarm_wants: swarm.wants_sent,
+                swarm_bytes_received: swarm.bytes_received,
+                swarm_duplicates: swarm.duplicates,
             },
         );
         let feed = &self.shared.feed;

@@ -31,6 +31,9 @@ pub struct SuperSeed<P> {
     /// Where the search for a fresh piece starts (pieces are handed out in turn).
     next: usize,
     revealed: bool,
+    /// A peer holding a piece gets no fresh one while the audience is still coming (see
+    /// [`with_hold`](Self::with_hold)).
+    hold: bool,
     /// Per piece: whether any peer ever had it; and how many have been.
     held_once: Vec<bool>,
     held_once_count: usize,
@@ -63,6 +66,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
             peers: BTreeMap::new(),
             next: 0,
             revealed: false,
+            hold: false,
             held_once: vec![false; pieces as usize],
             held_once_count: 0,
         }
@@ -77,6 +81,30 @@ impl<P: Copy + Ord> SuperSeed<P> {
     pub fn with_audience(mut self, peers: usize) -> Self {
         self.audience = peers;
         self
+    }
+
+    /// Holds fresh pieces for the audience still coming: while fewer peers are live than
+    /// expected ([`with_audience`](Self::with_audience), at most one a piece), a peer that holds
+    /// a piece is offered no fresh one; the pieces left wait for the peers that connect next.
+    /// Without it, when the audience learns of a segment over a few hundred milliseconds (a
+    /// manifest spreading hop by hop in the swarm), the first few peers took a second and
+    /// third fresh piece before the others connected, and each had to upload two or three
+    /// pieces to everyone: the lab's download tails and stalls with swarm-carried manifests
+    /// (docs/experiments.md, "Fresh pieces held for the audience"). The owner ends the hold
+    /// with [`end_hold`](Self::end_hold) after a while (the audience may have shrunk).
+    pub fn with_hold(mut self) -> Self {
+        self.hold = true;
+        self
+    }
+
+    /// Ends the hold ([`with_hold`](Self::with_hold)): the offers it held back.
+    pub fn end_hold(&mut self) -> Vec<Offer<P>> {
+        if !self.hold || self.revealed {
+            self.hold = false;
+            return Vec::new();
+        }
+        self.hold = false;
+        self.assign()
     }
 
     /// Whether [`reveal`](Self::reveal) was called: every piece goes to everyone now.
@@ -257,8 +285,9 @@ impl<P: Copy + Ord> SuperSeed<P> {
     }
 
     /// Offers fresh pieces (nobody has them, nobody was offered them, the peer did not claim
-    /// them) to peers with room, those that asked for something first, each group in key order,
-    /// until either runs out. A slow peer has no room.
+    /// them) to peers with room, those that asked for something first, each group by the pieces
+    /// it holds (fewest first) then key order, until either runs out. A slow peer has no room;
+    /// while [held](Self::with_hold), neither has a peer holding a piece.
     fn assign(&mut self) -> Vec<Offer<P>> {
         let mut out = Vec::new();
         let crowd = self.audience.max(self.peers.len());
@@ -267,15 +296,19 @@ impl<P: Copy + Ord> SuperSeed<P> {
         } else {
             1
         };
-        // Peers that asked for something first, then the others; each in key order.
-        let mut waiting: Vec<(bool, P)> = self
+        // While the audience is still coming, fresh pieces are for peers holding none.
+        let holding = self.hold && self.peers.len() < self.audience.min(self.holders.len());
+        // Peers that asked for something first, then the others; in each group those holding
+        // fewer pieces first (fresh pieces spread wide), then key order.
+        let mut waiting: Vec<(bool, usize, P)> = self
             .peers
             .iter()
             .filter(|(_, v)| !v.slow && v.offered.len() < per_peer)
-            .map(|(p, v)| (!v.asked, *p))
+            .filter(|(_, v)| !holding || v.has.is_empty())
+            .map(|(p, v)| (!v.asked, v.has.len(), *p))
             .collect();
         waiting.sort();
-        let waiting = waiting.into_iter().map(|(_, p)| p);
+        let waiting = waiting.into_iter().map(|(_, _, p)| p);
         for peer in waiting {
             while self.peers[&peer].offered.len() < per_peer {
                 let Some(piece) = self.next_fresh(peer) else {

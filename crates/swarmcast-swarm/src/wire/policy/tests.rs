@@ -313,3 +313,59 @@ fn reveal_lists_live_peers_and_ends_the_bookkeeping() {
     assert_eq!(s.peer_live(3), vec![]);
     assert_eq!(s.peer_has(1, 0), vec![]);
 }
+
+#[test]
+fn with_the_hold_fresh_pieces_wait_for_the_audience_still_coming() {
+    // 8 pieces, 20 viewers expected, the first four connect well before the others (they
+    // learned of the segment first).
+    let mut s = SuperSeed::new(8, 2).with_audience(20).with_hold();
+    let mut offered = Vec::new();
+    for peer in 1..=4u64 {
+        offered.extend(s.peer_live(peer));
+    }
+    assert_eq!(offered, vec![(1, 0), (2, 1), (3, 2), (4, 3)]);
+    // Their pieces arrive before anyone else connects: no second fresh piece for them...
+    for peer in 1..=4u64 {
+        assert_eq!(s.peer_has(peer, peer as u32 - 1), vec![]);
+    }
+    // ...the next to connect take the rest, one each (known downloaders, as every viewer is
+    // after its first segment: they come before peers never seen to ask, and among them those
+    // holding fewer pieces come first, so the eighth does not lose its piece to peer 1 when
+    // the hold ends with it).
+    let mut later = Vec::new();
+    for peer in 5..=9u64 {
+        later.extend(s.peer_live_downloader(peer));
+    }
+    assert_eq!(later, vec![(5, 4), (6, 5), (7, 6), (8, 7)]);
+
+    // Without the hold (as before), the first four take the second four pieces as their first
+    // arrive.
+    let mut d = SuperSeed::new(8, 2).with_audience(20);
+    for peer in 1..=4u64 {
+        d.peer_live(peer);
+    }
+    let second: Vec<_> = (1..=4u64)
+        .flat_map(|peer| d.peer_has(peer, peer as u32 - 1))
+        .collect();
+    assert_eq!(second, vec![(1, 4), (2, 5), (3, 6), (4, 7)]);
+
+    // The audience did not come (it shrank): the owner ends the hold, and the pieces left go
+    // to the peers there.
+    let mut h = SuperSeed::new(8, 2).with_audience(20).with_hold();
+    h.peer_live(1u64);
+    h.peer_live(2);
+    assert_eq!(h.peer_has(1, 0), vec![]);
+    assert_eq!(h.end_hold(), vec![(1, 2)]);
+    assert_eq!(h.peer_has(2, 1), vec![(2, 3)]);
+    assert_eq!(h.end_hold(), vec![], "ended once");
+
+    // A crowd as large as expected (or as the pieces) is not held back.
+    let mut full = SuperSeed::new(2, 1).with_audience(20).with_hold();
+    assert_eq!(full.peer_live(1u64), vec![(1, 0)]);
+    assert_eq!(full.peer_live(2), vec![(2, 1)]);
+    assert_eq!(full.peer_gone(2), vec![]);
+    // One live peer of the two the pieces need: held...
+    assert_eq!(full.peer_has(1, 0), vec![]);
+    // ...until a second (a known downloader) connects.
+    assert_eq!(full.peer_live_downloader(3), vec![(3, 1)]);
+}
