@@ -71,7 +71,25 @@ fn viewers_with_only_the_key_find_the_stream_on_the_dht_and_play_it_whole() {
     for name in &names {
         let played = assert_played_identical(dir.path(), name, &segments);
         assert_eq!(played.last(), Some(&last), "{name}: {played:?}");
-        let fetched: Vec<(String, u64)> = json_lines(&dir.path().join(format!("{name}.jsonl")))
+        let records = json_lines(&dir.path().join(format!("{name}.jsonl")));
+        // The viewer's exchange counters, once at exit: what it took on the exchange includes
+        // every manifest it fetched there.
+        let sent: Vec<_> = records
+            .iter()
+            .filter(|e| e["kind"] == "manifests_sent")
+            .collect();
+        assert_eq!(sent.len(), 1, "{name}: {sent:?}");
+        let from_swarm: u64 = records
+            .iter()
+            .filter(|e| e["kind"] == "manifest_fetched" && e["mode"] == "swarm")
+            .map(|e| e["bytes"].as_u64().unwrap_or_default())
+            .sum();
+        let received = sent[0]["swarm_bytes_received"].as_u64().unwrap_or_default();
+        assert!(
+            from_swarm > 0 && received >= from_swarm,
+            "{name}: {received} bytes taken on the exchange, {from_swarm} in manifests fetched there"
+        );
+        let fetched: Vec<(String, u64)> = records
             .into_iter()
             .filter(|e| e["kind"] == "manifest_fetched")
             .map(|e| {
