@@ -30,6 +30,16 @@ use tokio_util::sync::CancellationToken;
 /// How often connections that closed are dropped (and peers left with none forgotten).
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
+/// Refusals from one peer (peer id and IP address) after which its messages are ignored and it
+/// is dropped from the exchange: each refusal costs a signature check and a `manifest_refused`
+/// record, so a peer sending forgeries must not get them without end. A new peer id is a new
+/// peer (and a new connection to make): the records a connection can cause are bounded.
+pub const MAX_REFUSALS: u32 = 8;
+
+/// Peers whose refusals are counted, at most: past that the counts start over (a bound on the
+/// memory a stream of peer ids can take).
+const REFUSALS_KEPT: usize = 65_536;
+
 /// Peers' messages waiting for the exchange's task, at most (each at most 16 KiB): past that
 /// (peers sending faster than the task verifies) new ones are dropped and counted.
 pub const MESSAGE_QUEUE: usize = 1024;
@@ -76,6 +86,14 @@ pub struct Handler {
     dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// The exchange's counters shared with its handle.
+#[derive(Debug, Default)]
+struct Shared {
+    stats: Mutex<GossipStats>,
+    /// Messages from peers refused [`MAX_REFUSALS`] times, ignored.
+    ignored: std::sync::atomic::AtomicU64,
+}
+
 impl std::fmt::Debug for Handler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("exchange::Handler")
@@ -102,7 +120,7 @@ impl ExtensionHandler for Handler {
 #[derive(Clone, Debug)]
 pub struct Exchange {
     tx: mpsc::UnboundedSender<Input>,
-    stats: Arc<Mutex<GossipStats>>,
+    shared: Arc<Shared>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -118,7 +136,7 @@ impl Exchange {
     ) -> (Self, Arc<Handler>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (messages, messages_rx) = mpsc::channel(MESSAGE_QUEUE);
-        let stats = Arc::new(Mutex::new(GossipStats::default()));
+        let shared = Arc::new(Shared::default());
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
             gossip: Gossip::new(config.seeded()),
@@ -127,9 +145,11 @@ impl Exchange {
             by_addr: HashMap::new(),
             sources: Vec::new(),
             parts: HashMap::new(),
+            refusals: HashMap::new(),
+            ignored_addrs: Default::default(),
             last: None,
             events,
-            stats: stats.clone(),
+            shared: shared.clone(),
         };
         tasks.spawn(
             "manifest-exchange",
@@ -138,7 +158,7 @@ impl Exchange {
         (
             Self {
                 tx: tx.clone(),
-                stats,
+                shared,
                 dropped: dropped.clone(),
             },
             Arc::new(Handler {
@@ -164,7 +184,14 @@ impl Exchange {
 
     /// The exchange's counters.
     pub fn stats(&self) -> GossipStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Messages ignored because their peer was refused [`MAX_REFUSALS`] times.
+    pub fn messages_ignored(&self) -> u64 {
+        self.shared
+            .ignored
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Peers' messages dropped because [`MESSAGE_QUEUE`] were waiting.
@@ -186,10 +213,14 @@ struct Task {
     sources: Vec<SocketAddr>,
     /// Per peer: its documents sent in parts, being put together.
     parts: HashMap<PeerKey, Reassembly>,
+    /// Per peer: its messages refused (at [`MAX_REFUSALS`], it is ignored).
+    refusals: HashMap<PeerKey, u32>,
+    /// The connections of the peers ignored (their messages are counted as ignored).
+    ignored_addrs: std::collections::HashSet<SocketAddr>,
     /// The newest manifest accepted (what the next one's delta applies to).
     last: Option<Arc<SignedManifest>>,
     events: mpsc::Sender<ExchangeEvent>,
-    stats: Arc<Mutex<GossipStats>>,
+    shared: Arc<Shared>,
 }
 
 impl Task {
@@ -230,7 +261,7 @@ impl Task {
             }
             // The counters before the messages leave: whoever sees a message arrive sees it
             // counted.
-            *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.gossip.stats();
+            *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.gossip.stats();
             self.flush();
         }
     }
@@ -240,6 +271,14 @@ impl Task {
         match input {
             Input::Peer(peer) => {
                 let key = (peer.peer_id().0, peer.addr().ip());
+                if self.is_ignored(&key) {
+                    // (A count's bound: the addresses only make messages count as ignored.)
+                    if self.ignored_addrs.len() >= REFUSALS_KEPT {
+                        self.ignored_addrs.clear();
+                    }
+                    self.ignored_addrs.insert(peer.addr());
+                    return Ok(());
+                }
                 self.by_addr.insert(peer.addr(), key);
                 let conns = self.conns.entry(key).or_default();
                 // A repeated extended handshake on a connection replaces its entry.
@@ -270,13 +309,20 @@ impl Task {
             Input::Message(from, payload) => {
                 let now = Instant::now().into_std();
                 let Some(&key) = self.by_addr.get(&from) else {
-                    return Ok(()); // not (or no longer) a peer of the exchange
+                    // Not (or no longer) a peer of the exchange: one never added, or one
+                    // refused too often.
+                    if self.ignored_addrs.contains(&from) {
+                        self.shared
+                            .ignored
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    return Ok(());
                 };
                 let (msg, len) = match self.parts.entry(key).or_default().push(&payload) {
                     Ok(Some(m)) => m,
                     Ok(None) => return Ok(()), // a part, not the last
                     Err(error) => {
-                        self.refused(ExchangeEvent::Refused { from, error });
+                        self.refused(key, ExchangeEvent::Refused { from, error });
                         return Ok(());
                     }
                 };
@@ -310,7 +356,7 @@ impl Task {
                         let seq = delta_of.expect("checked");
                         self.gossip.delta_unusable(key, seq, now);
                     }
-                    Err(error) => self.refused(ExchangeEvent::Refused { from, error }),
+                    Err(error) => self.refused(key, ExchangeEvent::Refused { from, error }),
                 }
             }
         }
@@ -329,11 +375,38 @@ impl Task {
     }
 
     /// Reports a refusal if the owner has room for it: a peer sending garbage must not hold up
-    /// the exchange (the task does not wait for the owner), nor fill the owner's records.
-    fn refused(&self, event: ExchangeEvent) {
+    /// the exchange (the task does not wait for the owner), nor fill the owner's records. The
+    /// [`MAX_REFUSALS`]th refusal of a peer drops it: its connections are forgotten and its
+    /// messages ignored from then on.
+    fn refused(&mut self, key: PeerKey, event: ExchangeEvent) {
         if self.events.try_send(event).is_err() {
             tracing::debug!("manifest exchange: a refusal not reported (the owner is busy)");
         }
+        if self.refusals.len() >= REFUSALS_KEPT && !self.refusals.contains_key(&key) {
+            self.refusals.clear();
+            self.ignored_addrs.clear();
+        }
+        let n = self.refusals.entry(key).or_default();
+        *n += 1;
+        if *n == MAX_REFUSALS {
+            tracing::warn!(ip = %key.1, refusals = MAX_REFUSALS, "manifest exchange: a peer sent only refused messages; ignoring it");
+            self.conns.remove(&key);
+            self.parts.remove(&key);
+            let ignored = &mut self.ignored_addrs;
+            self.by_addr.retain(|addr, k| {
+                let keep = *k != key;
+                if !keep {
+                    ignored.insert(*addr);
+                }
+                keep
+            });
+            self.gossip.remove_peer(key);
+        }
+    }
+
+    /// Whether `key` was refused [`MAX_REFUSALS`] times.
+    fn is_ignored(&self, key: &PeerKey) -> bool {
+        self.refusals.get(key).is_some_and(|n| *n >= MAX_REFUSALS)
     }
 
     fn flush(&mut self) {

@@ -190,7 +190,7 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
 
     // Viewer B downloads from A only; A then gets a newer manifest from elsewhere (as if by
     // HTTP) and spreads it to B.
-    let (b, _b_ex, mut b_rx) = viewer_with_exchange(&dir.path().join("b"), &secret, &tasks).await;
+    let (b, b_ex, mut b_rx) = viewer_with_exchange(&dir.path().join("b"), &secret, &tasks).await;
     let bt = b
         .download(
             &torrent,
@@ -256,6 +256,46 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
         next_manifest(&mut b_rx).await,
         Err(ManifestError::StaleSequence { .. })
     ));
+    // More forgeries, up to MAX_REFUSALS in all: each refused and reported; then the forger is
+    // ignored: even a genuine newer manifest from it is neither taken nor reported.
+    let more = swarmcast_swarm::exchange::MAX_REFUSALS as u64 - 2;
+    for i in 0..more {
+        let seq = offered + 12 + i;
+        let d = doc(&StreamSecret::from_seed(&[5; 32]), seq);
+        let m = Message::Manifest { seq, doc: d.into() };
+        raw.write_all(&frame(
+            librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
+            &m.encode(),
+        ))
+        .await
+        .unwrap();
+        assert!(matches!(
+            next_manifest(&mut b_rx).await,
+            Err(ManifestError::WrongStream { .. } | ManifestError::BadSignature)
+        ));
+    }
+    let genuine = Message::Manifest {
+        seq: offered + 19,
+        doc: doc(&secret, offered + 19).into(),
+    };
+    raw.write_all(&frame(
+        librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
+        &genuine.encode(),
+    ))
+    .await
+    .unwrap();
+    let t0 = tokio::time::Instant::now();
+    while b_ex.messages_ignored() == 0 {
+        assert!(
+            t0.elapsed() < HANG_GUARD,
+            "the forger's message was not ignored"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        matches!(b_rx.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+        "nothing reported from the forger once ignored"
+    );
 
     // A document of three parts: from A to B (librqbit both ends), and from the wire seeder to
     // a client with only the key.
