@@ -119,6 +119,21 @@ pub(crate) enum Command {
     StripeNode(Box<StripeNodeArgs>),
     /// Write the synthetic MPEG-TS feed (a looped, playable H.264 GOP; a keyframe every second).
     Synth(SynthArgs),
+    /// Testing: run a local mainline DHT of N nodes on one address (the lab's DHT host); prints
+    /// `bootstrap <host:port,...>` once they are up and runs until interrupted.
+    #[command(hide = true)]
+    DhtTestnet(DhtTestnetArgs),
+}
+
+/// Arguments of `swarmcast dht-testnet`.
+#[derive(Debug, Args)]
+pub(crate) struct DhtTestnetArgs {
+    /// Nodes.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u16).range(2..=512))]
+    pub(crate) nodes: u16,
+    /// The address every node binds (its ports are the system's choice).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) bind: std::net::Ipv4Addr,
 }
 
 /// Arguments of `swarmcast keygen`.

@@ -698,3 +698,30 @@ pub(crate) async fn icecast_node(
     );
     Ok(())
 }
+
+/// `swarmcast dht-testnet`: a local DHT (mainline's `Testnet`, routing tables seeded) on one
+/// address, for the lab's DHT host; prints its bootstrap list, then waits to be stopped.
+pub(crate) async fn dht_testnet(
+    args: crate::cli::DhtTestnetArgs,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let (nodes, bind) = (usize::from(args.nodes), args.bind);
+    let tasks = swarmcast_tasks::Tasks::new("dht-testnet");
+    let net = tasks
+        .spawn_blocking("dht-testnet-start", move || {
+            swarmcast_dht::Testnet::builder(nodes)
+                .bind_address(bind)
+                .build()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the DHT nodes' start: {e}"))?
+        .with_context(|| format!("cannot start {nodes} DHT nodes on {bind}"))?;
+    // The lab reads this line from the log; a closed stdout does not end the nodes.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stdout(),
+        format_args!("bootstrap {}\n", net.bootstrap.join(",")),
+    );
+    cancel.cancelled().await;
+    drop(net);
+    Ok(())
+}

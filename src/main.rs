@@ -121,6 +121,7 @@ fn main() -> ExitCode {
                 Command::ScaleModel(args) => commands::scale_model(&args.dirs),
                 Command::IcecastNode(args) => commands::icecast_node(*args, cancel.clone()).await,
                 Command::StripeNode(args) => commands::stripe_node(*args, cancel.clone()).await,
+                Command::DhtTestnet(args) => commands::dht_testnet(args, cancel.clone()).await,
             }
         };
         // A second Ctrl-C exits at once in every verb: the command is dropped, which kills the

@@ -18,6 +18,11 @@ use swarmcast_core::{ManifestError, StreamKey, StreamSecret};
 
 pub use mainline::Testnet;
 
+/// How long [`Node::get_pointer`] goes on collecting items after the first valid one: newer
+/// items from nodes answering a little later (the closest ones, which the publisher's put
+/// reached) are taken, the lookup's stragglers are not waited for.
+pub const POINTER_GRACE: Duration = Duration::from_millis(250);
+
 /// Errors from the DHT.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -145,6 +150,11 @@ impl Node {
     /// Gets the stream's newest pointer: every item the lookup finds under the stream's target
     /// goes through `verifier` (the newest valid one is returned; each refused one is returned
     /// in the second list with its typed error). `Ok(None)`: no node holds a valid item.
+    ///
+    /// The lookup is not waited for to its end, which comes only once every node it asked
+    /// answered or timed out (mainline's 2 s; on the public DHT many nodes never answer a BEP 44
+    /// `get`): [`POINTER_GRACE`] after the first item that verifies, the newest found so far is
+    /// taken. Forged or stale items do not start the grace.
     pub async fn get_pointer(
         &self,
         verifier: &mut ItemVerifier,
@@ -152,12 +162,25 @@ impl Node {
     ) -> (Option<Pointer>, Vec<ManifestError>) {
         let mut items = self.dht.get_mutable(key.as_bytes(), Some(SALT), None);
         let mut found: Vec<SignedItem> = Vec::new();
-        while let Some(item) = items.next().await {
-            found.push(SignedItem {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                None => items.next().await,
+                Some(d) => match tokio::time::timeout_at(d, items.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            let Some(item) = next else { break };
+            let item = SignedItem {
                 seq: item.seq(),
                 value: item.value().to_vec(),
                 signature: *item.signature(),
-            });
+            };
+            if deadline.is_none() && verifier.clone().accept(key.as_bytes(), &item).is_ok() {
+                deadline = Some(tokio::time::Instant::now() + POINTER_GRACE);
+            }
+            found.push(item);
         }
         Self::choose(verifier, key, found)
     }

@@ -75,16 +75,23 @@ pub struct NetOutcome {
     pub teardown_secs: f64,
 }
 
+/// The host of a run's DHT nodes (`@manifests=dht`): public, uncapped, neither the
+/// broadcaster's nor a viewer.
+pub const DHT_HOST: &str = "dht";
+
 /// The hosts of a run: the publisher, then every viewer process it may start (reachable, with
-/// no NAT, where the transport's nodes serve others: relays).
+/// no NAT, where the transport's nodes serve others: relays), then the DHT's host where the run
+/// has one.
 pub fn host_specs(spec: &RunSpec, net: &NetPoint) -> Vec<HostSpec> {
     let public = crate::transport::method(spec.transport).public_nodes();
+    let dht = spec.variant.dht() && spec.transport == crate::plan::Transport::Swarm;
     std::iter::once(HostSpec::public("publisher"))
         .chain((0..spec.viewer_processes()).map(|i| HostSpec {
             node: format!("viewer-{i}"),
             nat: !public && net.behind_nat(i),
             random_ports: !public && net.behind_symmetric_nat(i),
         }))
+        .chain(dht.then(|| HostSpec::public(DHT_HOST)))
         .collect()
 }
 
@@ -112,6 +119,12 @@ pub fn emu_config(spec: &RunSpec, point: &NetPoint, net: &Net) -> Option<EmuConf
             link: if h.node == "publisher" {
                 LinkSpec {
                     up: spec.publisher_upload_limit.map(u64::from),
+                    down: None,
+                }
+            } else if h.node == DHT_HOST {
+                // DHT nodes in the wild are many hosts: no access link of one home.
+                LinkSpec {
+                    up: None,
                     down: None,
                 }
             } else {

@@ -20,7 +20,7 @@ use swarmcast_netlab::emu::Emulator;
 use swarmcast_netlab::topo::{Host, Net};
 
 use crate::netrun::{self, NetHost, NetOutcome};
-use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step};
+use crate::plan::{NetMode, NetPoint, Plan, RunSpec, Step, Transport};
 use crate::report::{write_report, Report};
 use crate::results::{io_err, ProcessOutcome, ResultsError, RunFile, RunOutcome, RUN_FILE};
 use crate::sampler::{CpuSampler, RttSampler};
@@ -356,9 +356,10 @@ async fn execute(
         dir,
         net,
         link: None,
+        dht: None,
     };
     let mut sides: Vec<Proc> = Vec::new();
-    let started = start_sides(
+    let mut started = start_sides(
         &method.before_publisher(&ctx),
         config,
         dir,
@@ -366,9 +367,22 @@ async fn execute(
         t0,
         &mut sides,
     );
+    let mut dht = None;
+    if started.is_ok() && spec.variant.dht() && spec.transport == Transport::Swarm {
+        started = start_dht(config, dir, net)
+            .await
+            .map(|(p, bootstrap)| {
+                sides.push(p);
+                dht = Some(bootstrap);
+            })
+            .map_err(|(p, e)| {
+                sides.extend(p);
+                e
+            });
+    }
     let (mut publisher, link) = match started {
         Err(e) => Err((None, e)),
-        Ok(()) => start_publisher(spec, config, dir, net).await,
+        Ok(()) => start_publisher(spec, config, dir, net, dht.as_deref()).await,
     }
     .map_err(|(publisher, e)| {
         outcome.publisher = publisher;
@@ -384,6 +398,7 @@ async fn execute(
     outcome.link = link.clone();
     let ctx = Ctx {
         link: Some(&link),
+        dht: dht.as_deref(),
         ..ctx
     };
     let on_net = |node: &str| net.and_then(|n| n.host(node).map(|h| (n, h)));
@@ -479,6 +494,7 @@ async fn start_publisher(
     config: &LabConfig,
     dir: &Path,
     net: Option<&Net>,
+    dht: Option<&str>,
 ) -> Result<(Proc, String), (Option<ProcessOutcome>, String)> {
     let mut args = publisher_args(spec, dir, net);
     let ctx = Ctx {
@@ -486,8 +502,12 @@ async fn start_publisher(
         dir,
         net,
         link: None,
+        dht,
     };
     args.extend(transport::method(spec.transport).publisher_args(&ctx));
+    if let Some(bootstrap) = dht {
+        args.extend(dht_publisher_args(bootstrap));
+    }
     let on = net.and_then(|n| n.host("publisher").map(|h| (n, h)));
     let not_started = |e: String| (None, e);
     std::fs::create_dir_all(dir.join("publisher"))
@@ -508,6 +528,65 @@ async fn start_publisher(
             ))
         }
     }
+}
+
+/// The DHT host's nodes (`@manifests=dht`): as many as the tests' local DHT.
+pub(crate) const DHT_NODES: u16 = 24;
+
+/// Starts the run's DHT (`swarmcast dht-testnet` on the `dht` host; on loopback, on 127.0.0.1)
+/// and reads its bootstrap list; on failure, its process (if it started) and why.
+async fn start_dht(
+    config: &LabConfig,
+    dir: &Path,
+    net: Option<&Net>,
+) -> Result<(Proc, String), (Option<Proc>, String)> {
+    let on = net.and_then(|n| n.host(netrun::DHT_HOST).map(|h| (n, h)));
+    let bind = on.map_or("127.0.0.1".to_owned(), |(_, h)| h.addr.to_string());
+    let args: Vec<String> = [
+        "dht-testnet",
+        "--nodes",
+        &DHT_NODES.to_string(),
+        "--bind",
+        &bind,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let log = dir.join(format!("{}.log", netrun::DHT_HOST));
+    let child = spawn(&config.exe, &args, &log, true, on)
+        .map_err(|e| (None, format!("cannot start the DHT: {e}")))?;
+    let mut dht = Proc::new(netrun::DHT_HOST.into(), child, 0.0);
+    let child = dht.child.as_mut().expect("just started");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    match tokio::time::timeout(READY_GUARD, lines.next_line()).await {
+        Ok(Ok(Some(line))) => match line.strip_prefix("bootstrap ") {
+            Some(list) if !list.is_empty() => Ok((dht, list.to_owned())),
+            _ => Err((
+                Some(dht),
+                format!("the DHT printed {line:?}, not its bootstrap list"),
+            )),
+        },
+        other => Err((
+            Some(dht),
+            format!("the DHT did not print its bootstrap list ({other:?}); see dht.log"),
+        )),
+    }
+}
+
+/// What a publisher adds on the DHT (`@manifests=dht`): its pointer and announces there, no HTTP
+/// manifests, no tracker (with `--swarm-manifests`, which the variant gives).
+pub(crate) fn dht_publisher_args(bootstrap: &str) -> Vec<String> {
+    [
+        "--dht",
+        "--dht-bootstrap",
+        bootstrap,
+        "--no-http-manifests",
+        "--no-embedded-tracker",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// Starts processes beside the publisher, on its host; the first that cannot start is the error.

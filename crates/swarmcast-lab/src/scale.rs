@@ -69,6 +69,21 @@ pub struct Costs {
     /// Peer lookups each viewer makes per segment (librqbit-dht 0002: about 0, 1, 3, 7, 15 s
     /// while the segment is live).
     pub dht_lookups_per_segment: f64,
+    /// What one DHT node near a segment's info hash sends per viewer and segment, as measured in
+    /// the lab's `@manifests=dht` runs (the DHT host's bytes / viewers / its nodes: on a DHT of
+    /// 24 nodes every lookup asks nearly all of them, as a lookup on the public DHT asks every
+    /// one of the closest); `None` without such runs: then `dht_lookups_per_segment ·
+    /// dht_reply_bytes / dht_closest`, an estimate.
+    pub dht_node_bytes_per_viewer: Option<f64>,
+}
+
+impl Costs {
+    /// What one DHT node near a segment's info hash sends per viewer and segment: measured, or
+    /// the estimate (see [`Costs::dht_node_bytes_per_viewer`]).
+    pub fn dht_node_bytes(&self, l: &Limits) -> f64 {
+        self.dht_node_bytes_per_viewer
+            .unwrap_or(self.dht_lookups_per_segment * self.dht_reply_bytes / l.dht_closest)
+    }
 }
 
 /// What runs out.
@@ -155,7 +170,7 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
             per_s(c.swarm_manifests.at(n) + c.tracker.at(n.min(l.seeder_connections))),
             0.0,
             0.0,
-            per_s(n * c.dht_lookups_per_segment * c.dht_reply_bytes / l.dht_closest),
+            per_s(n * c.dht_node_bytes(l)),
             c.swarm_last_ms.at(n.max(1.0).log2()),
         ),
     };
@@ -201,6 +216,12 @@ pub struct ManifestFigures {
     pub last_ms: Vec<f64>,
     /// The same manifests: the first viewer holding it to the last, ms.
     pub spread_ms: Vec<f64>,
+    /// Each viewer: its process's start to its first manifest verified (over HTTP, or found on
+    /// the DHT and fetched from a peer), ms.
+    pub first_manifest_ms: Vec<f64>,
+    /// IP bytes the run's DHT host sent (every DHT node's answers), per segment; `None` without
+    /// a DHT host (`@manifests=dht`) or without the emulator.
+    pub dht_sent_per_segment: Option<f64>,
 }
 
 /// BitTorrent framing of one extension message: length, message id 20, extended id.
@@ -268,6 +289,24 @@ pub fn manifest_figures(r: &crate::results::RunRecords) -> Option<ManifestFigure
         }
     }
     let per = |b: u64| b as f64 / segments.max(1) as f64;
+    let first_manifest_ms = r
+        .viewers
+        .values()
+        .filter_map(|events| {
+            events
+                .iter()
+                .find(|e| matches!(e.kind, Kind::ManifestFetched { .. }))
+                .map(|e| e.mono_us as f64 / 1000.0)
+        })
+        .collect();
+    let dht_sent_per_segment = r
+        .run
+        .outcome
+        .net
+        .as_ref()
+        .and_then(|n| n.emulator.as_ref())
+        .and_then(|e| e.hosts.iter().find(|h| h.node == crate::netrun::DHT_HOST))
+        .map(|h| per(h.sent.ip_bytes));
     Some(ManifestFigures {
         viewers: holds.len(),
         segments,
@@ -275,6 +314,8 @@ pub fn manifest_figures(r: &crate::results::RunRecords) -> Option<ManifestFigure
         swarm_per_segment: per(swarm),
         last_ms,
         spread_ms,
+        first_manifest_ms,
+        dht_sent_per_segment,
     })
 }
 
@@ -296,9 +337,24 @@ fn median(v: &[f64]) -> f64 {
     crate::results::quantile(v, 0.5)
 }
 
+/// A table cell of the `q` quantile of `v`, in whole ms, or "—" when `v` is empty.
+fn ms_cell(v: &[f64], q: f64) -> String {
+    if v.is_empty() {
+        "—".to_owned()
+    } else {
+        format!("{:.0}", crate::results::quantile(v, q))
+    }
+}
+
 /// Whether a run carried manifests in the swarm (its variant has `@manifests=swarm`).
 fn swarm_carried(s: &crate::results::RunSummary) -> bool {
     s.kind.contains("manifests=swarm")
+}
+
+/// Whether a run found the stream on the DHT (`@manifests=dht`): shown, not fitted (the fits
+/// compare HTTP and swarm-carried manifests with the tracker on).
+fn on_dht(s: &crate::results::RunSummary) -> bool {
+    s.kind.contains("manifests=dht")
 }
 
 /// Costs fitted to the runs of one network (one RTT): `None` unless both HTTP and swarm-carried
@@ -307,7 +363,7 @@ pub fn fit_costs(points: &[&RunPoint]) -> Option<Costs> {
     let line = |pick: &dyn Fn(&RunPoint) -> Option<(f64, f64)>, swarm: bool| {
         let pts: Vec<(f64, f64)> = points
             .iter()
-            .filter(|p| swarm_carried(&p.0) == swarm)
+            .filter(|p| !on_dht(&p.0) && swarm_carried(&p.0) == swarm)
             .filter_map(|p| pick(p))
             .collect();
         fit_line(&pts)
@@ -362,6 +418,17 @@ pub fn fit_costs(points: &[&RunPoint]) -> Option<Costs> {
         )?,
         dht_reply_bytes: DHT_REPLY_BYTES,
         dht_lookups_per_segment: DHT_LOOKUPS_PER_SEGMENT,
+        dht_node_bytes_per_viewer: {
+            let measured: Vec<f64> = points
+                .iter()
+                .filter(|p| on_dht(&p.0) && p.1.viewers > 0)
+                .filter_map(|p| {
+                    p.1.dht_sent_per_segment
+                        .map(|b| b / p.1.viewers as f64 / f64::from(crate::runner::DHT_NODES))
+                })
+                .collect();
+            (!measured.is_empty()).then(|| measured.iter().sum::<f64>() / measured.len() as f64)
+        },
     })
 }
 
@@ -397,23 +464,37 @@ pub fn model_report(points: &[RunPoint]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| run | network | viewers | HTTP manifest B/seg | swarm manifest B/seg | per viewer and segment | pub→last median ms | p95 | first→last median ms | p95 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| run | network | viewers | HTTP manifest B/seg | swarm manifest B/seg | per viewer and segment | pub→last median ms | p95 | first→last median ms | p95 | start→first manifest median ms | p95 | DHT host B/seg (per viewer) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (s, m) in points {
         let total = m.http_per_segment + m.swarm_per_segment;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             s.kind,
             s.net.as_deref().unwrap_or("loopback"),
             m.viewers,
             m.http_per_segment,
             m.swarm_per_segment,
             total / m.viewers.max(1) as f64,
-            median(&m.last_ms),
-            crate::results::quantile(&m.last_ms, 0.95),
-            median(&m.spread_ms),
-            crate::results::quantile(&m.spread_ms, 0.95),
+            ms_cell(&m.last_ms, 0.5),
+            ms_cell(&m.last_ms, 0.95),
+            ms_cell(&m.spread_ms, 0.5),
+            ms_cell(&m.spread_ms, 0.95),
+            ms_cell(&m.first_manifest_ms, 0.5),
+            ms_cell(&m.first_manifest_ms, 0.95),
+            m.dht_sent_per_segment
+                .map_or("none".to_owned(), |b| format!(
+                    "{b:.0} ({:.0})",
+                    b / m.viewers.max(1) as f64
+                )),
+        );
+    }
+    if points.iter().any(|(_, m)| m.last_ms.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n—: no manifest was published while every viewer of the run was in (viewers came \
+             and went, or the run ended first), so there is no last viewer to time."
         );
     }
     let mut nets: Vec<&str> = points
@@ -451,6 +532,15 @@ pub fn model_report(points: &[RunPoint]) -> String {
             c.swarm_last_ms.a, c.swarm_last_ms.b,
         );
         let lab_uplink = group.first().map_or(0.0, |p| p.0.publisher_cap as f64);
+        let _ = writeln!(
+            out,
+            "- each DHT node near a segment's info hash, per viewer: {:.0} bytes a segment ({})",
+            c.dht_node_bytes(&publishers(lab_uplink)[0].1),
+            match c.dht_node_bytes_per_viewer {
+                Some(_) => "measured: the DHT host's bytes of the `@manifests=dht` runs / viewers / its nodes",
+                None => "estimated: lookups a segment × reply bytes / closest nodes; no `@manifests=dht` run",
+            }
+        );
         for (who, limits) in publishers(lab_uplink) {
             let _ = writeln!(
                 out,
@@ -505,6 +595,7 @@ mod tests {
             swarm_last_ms: Line { a: 30.0, b: 40.0 },
             dht_reply_bytes: 500.0,
             dht_lookups_per_segment: 5.0,
+            dht_node_bytes_per_viewer: None,
         }
     }
 
@@ -518,6 +609,27 @@ mod tests {
             dht_node_uplink: 8_000.0,
             seeder_connections: 1_000.0,
         }
+    }
+
+    #[test]
+    fn a_measured_dht_cost_replaces_the_estimate() {
+        let (mut c, l) = (costs(), limits());
+        // The estimate: 5 lookups × 500 bytes over the 8 closest nodes.
+        assert!((c.dht_node_bytes(&l) - 312.5).abs() < 1e-9);
+        let estimated = predict(&c, &l, Scheme::SwarmDht, 1_000.0).dht_node_bps;
+        c.dht_node_bytes_per_viewer = Some(1_250.0);
+        let measured = predict(&c, &l, Scheme::SwarmDht, 1_000.0).dht_node_bps;
+        assert!((measured / estimated - 4.0).abs() < 1e-9);
+        // Per second: 1,000 viewers × 1,250 bytes a segment / the segment's seconds.
+        assert!((measured - 1_000.0 * 1_250.0 / c.target_s).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_run_without_a_timed_manifest_prints_a_dash_not_nan() {
+        // With churn no manifest has every viewer in: the quantiles of nothing are not numbers.
+        assert_eq!(ms_cell(&[], 0.5), "—");
+        assert_eq!(ms_cell(&[], 0.95), "—");
+        assert_eq!(ms_cell(&[120.4, 80.0, 95.0], 0.5), "95");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Ctx<'a> {
     pub net: Option<&'a Net>,
     /// The stream link, once known.
     pub link: Option<&'a str>,
+    /// The run's DHT bootstrap list (`@manifests=dht`), once it is up.
+    pub dht: Option<&'a str>,
 }
 
 impl Ctx<'_> {
@@ -124,7 +126,11 @@ impl Method for Segments {
         false
     }
     fn node_args(&self, ctx: &Ctx, i: usize) -> Vec<String> {
-        crate::runner::viewer_args(ctx.spec, ctx.dir, ctx.net, &ctx.link(), i)
+        let mut a = crate::runner::viewer_args(ctx.spec, ctx.dir, ctx.net, &ctx.link(), i);
+        if let Some(bootstrap) = ctx.dht {
+            a.extend(["--dht-bootstrap".to_owned(), bootstrap.to_owned()]);
+        }
+        a
     }
 }
 
@@ -405,6 +411,7 @@ mod tests {
             dir: Path::new("/r"),
             net: None,
             link,
+            dht: None,
         }
     }
 

@@ -356,3 +356,70 @@ fn viewers_behind_nat_reach_each_other_only_by_hole_punching() {
         "no byte between viewers behind NAT with punching\n{out}"
     );
 }
+
+#[test]
+fn a_stream_found_on_the_dht_host_plays_whole_and_its_bytes_are_counted() {
+    if !root_or_skip() {
+        return;
+    }
+    // `@manifests=dht`: the run's own DHT on a host of its own, a publisher without HTTP
+    // manifests or tracker, viewers following the key alone (docs/netlab.md, "The DHT host").
+    let lab = emulated_lab(&[
+        "--variants",
+        "patched@manifests=dht",
+        "--viewers",
+        "3",
+        "--rtt",
+        "50",
+        "--duration",
+        "16",
+    ]);
+    let (md, err) = (&lab.md, &lab.err);
+    // Every consistency check but the bound on the emulator's own delay, which depends on what
+    // else the machine runs (as in the small run above).
+    let failed: Vec<&str> = md.lines().filter(|l| l.starts_with("- `s002")).collect();
+    assert!(
+        md.contains("All 1 runs pass all")
+            || (!failed.is_empty()
+                && failed
+                    .iter()
+                    .all(|l| l.contains("the emulator added at most 2 ms to 99%"))),
+        "{md}\n{err}"
+    );
+    let run_dir = lab
+        .out
+        .join("runs/s002-n003-swarm-patched@manifests=dht-r1");
+    let run_json = json(&run_dir.join("run.json"));
+    let outcome = &run_json["outcome"];
+    let link = outcome["link"].as_str().unwrap();
+    assert!(
+        link.contains("pk=") && !link.contains("xs="),
+        "the link is the key alone: {link}"
+    );
+    let dht = outcome["net"]["emulator"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["node"] == "dht")
+        .unwrap_or_else(|| panic!("no DHT host\n{md}\n{err}"));
+    assert!(f(&dht["sent"]["ip_bytes"]) > 0.0, "{dht}");
+    for v in outcome["viewers"].as_array().unwrap() {
+        assert_eq!(v["output"], "identical", "{v}\n{md}\n{err}");
+    }
+    // Each viewer's first manifest came by way of the DHT, the later ones from the swarm: none
+    // over HTTP (the publisher serves none).
+    for i in 0..3 {
+        let text = std::fs::read_to_string(run_dir.join(format!("viewer-{i}.jsonl"))).unwrap();
+        let modes: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["kind"] == "manifest_fetched")
+            .map(|e| e["mode"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(modes.first().map(String::as_str), Some("dht"), "{modes:?}");
+        assert!(modes.iter().skip(1).all(|m| m == "swarm"), "{modes:?}");
+    }
+    let model = std::fs::read_to_string(lab.out.join("summary.md")).unwrap();
+    assert!(model.contains("manifests=dht"), "{model}");
+    assert_eq!(our_namespaces(), Vec::<String>::new());
+}

@@ -263,14 +263,22 @@ fn expand(
                             churn_seed: spec.churn_seed,
                             playout_buffer_secs: spec.playout_buffer_secs,
                         };
-                        if net.is_some() && 1 + run.viewer_processes() > MAX_EMULATED_HOSTS {
+                        // The publisher, and a DHT's host where the run has one.
+                        let others =
+                            1 + usize::from(run.variant.dht() && run.transport == Transport::Swarm);
+                        if net.is_some() && others + run.viewer_processes() > MAX_EMULATED_HOSTS {
                             return Err(range(
                                 "viewers",
                                 viewers,
                                 format!(
                                     "at most {} viewer processes on an emulated network (joins \
-                                     and churn included)",
-                                    MAX_EMULATED_HOSTS - 1
+                                     and churn included{})",
+                                    MAX_EMULATED_HOSTS - others,
+                                    if others > 1 {
+                                        "; a DHT run has a DHT host"
+                                    } else {
+                                        ""
+                                    }
                                 ),
                             ));
                         }

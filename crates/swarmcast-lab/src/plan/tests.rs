@@ -517,6 +517,44 @@ fn churn_kills_and_replaces_the_same_nodes_for_every_transport() {
 }
 
 #[test]
+fn a_run_on_the_dht_has_a_dht_host_and_its_publisher_serves_no_manifests() {
+    let spec = SweepSpec {
+        segment_secs: vec![2.0],
+        viewers: vec![3],
+        variants: vec![
+            "patched".parse().unwrap(),
+            "patched@manifests=dht".parse().unwrap(),
+        ],
+        net: Some(NetSweep::default()),
+        ..SweepSpec::default()
+    };
+    let p = plan(&spec).expect("a plan");
+    let dht = p.runs.iter().find(|r| r.variant.dht()).expect("a DHT run");
+    let http = p
+        .runs
+        .iter()
+        .find(|r| r.transport == Transport::Swarm && !r.variant.dht())
+        .expect("an HTTP-manifest run");
+    let point = dht.net.unwrap();
+    let hosts = crate::netrun::host_specs(dht, &point);
+    let last = hosts.last().unwrap();
+    assert_eq!(last.node, crate::netrun::DHT_HOST);
+    assert!(!last.nat, "the DHT host is reachable");
+    assert_eq!(hosts.len(), 1 + 3 + 1);
+    let hosts = crate::netrun::host_specs(http, &point);
+    assert!(hosts.iter().all(|h| h.node != crate::netrun::DHT_HOST));
+    let args = crate::runner::dht_publisher_args("10.0.0.9:1,10.0.0.9:2");
+    for flag in ["--dht", "--no-http-manifests", "--no-embedded-tracker"] {
+        assert!(args.iter().any(|a| a == flag), "{flag}: {args:?}");
+    }
+    let at = args.iter().position(|a| a == "--dht-bootstrap").unwrap();
+    assert_eq!(args[at + 1], "10.0.0.9:1,10.0.0.9:2");
+    // Carried by the swarm as well: the publisher and viewers get --swarm-manifests.
+    let publisher = crate::runner::publisher_args(dht, std::path::Path::new("/r"), None);
+    assert!(publisher.iter().any(|a| a == "--swarm-manifests"));
+}
+
+#[test]
 fn variants_take_several_options_and_manifests_from_the_swarm() {
     let v = |s: &str| s.parse::<Variant>();
     let both = v("patched@reveal=2@manifests=swarm").unwrap();
@@ -525,6 +563,10 @@ fn variants_take_several_options_and_manifests_from_the_swarm() {
     assert!(v("patched@manifests=swarm").unwrap().swarm_manifests());
     assert!(!v("patched@manifests=http").unwrap().swarm_manifests());
     assert!(!v("patched").unwrap().swarm_manifests());
+    // On the DHT: carried by the swarm too, with no HTTP manifests.
+    let dht = v("patched@manifests=dht").unwrap();
+    assert!(dht.swarm_manifests() && dht.dht());
+    assert!(!v("patched@manifests=swarm").unwrap().dht());
     let pushes = v("patched@manifests=swarm@push=8@vpush=5").unwrap();
     assert_eq!(
         (pushes.manifest_push(), pushes.viewer_manifest_push()),
@@ -536,7 +578,7 @@ fn variants_take_several_options_and_manifests_from_the_swarm() {
         Some("never")
     );
     for bad in [
-        "patched@manifests=dht",
+        "patched@manifests=tracker",
         "patched@push=0",
         "patched@vpush=65",
         "patched@push=x",

@@ -28,6 +28,11 @@ pub struct Variant {
     /// with `--swarm-manifests` (viewers then poll HTTP only until their first manifest, and
     /// when the swarm goes quiet).
     swarm_manifests: bool,
+    /// The stream found on the DHT (`@manifests=dht`, implies `swarm_manifests`): the run has a
+    /// DHT host (`swarmcast dht-testnet`), the publisher runs with `--dht --no-http-manifests
+    /// --no-embedded-tracker`, and viewers follow the key-only link it prints, their peers from
+    /// the DHT.
+    dht: bool,
     /// The publisher's and the viewers' `--manifest-push`, from `@push=` and `@vpush=` options.
     push: Option<u16>,
     /// See `push`.
@@ -58,6 +63,7 @@ impl Default for Variant {
             off: Vec::new(),
             reveal: None,
             swarm_manifests: false,
+            dht: false,
             push: None,
             vpush: None,
         }
@@ -94,9 +100,15 @@ impl Variant {
         self.reveal.as_deref()
     }
 
-    /// Manifests carried by the swarm (an `@manifests=swarm` option).
+    /// Manifests carried by the swarm (an `@manifests=swarm` or `@manifests=dht` option).
     pub fn swarm_manifests(&self) -> bool {
         self.swarm_manifests
+    }
+
+    /// The stream found on the DHT, without the publisher's HTTP manifests or tracker (an
+    /// `@manifests=dht` option).
+    pub fn dht(&self) -> bool {
+        self.dht
     }
 
     /// The publisher's `--manifest-push` (an `@push=N` option).
@@ -111,8 +123,9 @@ impl Variant {
 }
 
 /// A variant's name and its options: `<name>@<option>[@<option>...]`, each `reveal=SECS|never`
-/// (the super-seeding reveal, `publish --super-seed-reveal`), `manifests=swarm|http`
-/// (manifests carried by the swarm, `--swarm-manifests`, or over HTTP alone: the default), or
+/// (the super-seeding reveal, `publish --super-seed-reveal`), `manifests=swarm|dht|http`
+/// (manifests carried by the swarm, `--swarm-manifests`; also the stream found on a DHT, with
+/// no HTTP manifests or tracker; or over HTTP alone: the default), or
 /// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or the
 /// name alone.
 fn split_options(s: &str) -> (&str, Option<&str>) {
@@ -129,13 +142,13 @@ fn check_options(s: &str, options: &str) -> Result<(), String> {
             Some(("reveal", v)) => {
                 v == "never" || v.parse::<f64>().is_ok_and(|x| x.is_finite() && x > 0.0)
             }
-            Some(("manifests", v)) => v == "swarm" || v == "http",
+            Some(("manifests", v)) => matches!(v, "swarm" | "dht" | "http"),
             Some(("push" | "vpush", v)) => v.parse::<u16>().is_ok_and(|n| (1..=64).contains(&n)),
             _ => false,
         };
         if !ok {
             return Err(format!(
-                "variant {s:?}: expected @reveal=SECS|never, @manifests=swarm|http, @push=N or \
+                "variant {s:?}: expected @reveal=SECS|never, @manifests=swarm|dht|http, @push=N or \
                  @vpush=N (1-64) after the name (several: each after an @), found {option:?}"
             ));
         }
@@ -231,7 +244,8 @@ impl Variant {
             librqbit_seeder: split_seeder(name).0 == "librqbit",
             off,
             reveal: option(options, "reveal").map(str::to_owned),
-            swarm_manifests: option(options, "manifests") == Some("swarm"),
+            swarm_manifests: matches!(option(options, "manifests"), Some("swarm" | "dht")),
+            dht: option(options, "manifests") == Some("dht"),
             push: option(options, "push").and_then(|v| v.parse().ok()),
             vpush: option(options, "vpush").and_then(|v| v.parse().ok()),
         })
