@@ -33,11 +33,12 @@ pub(crate) struct LabArgs {
     /// Variants of swarmcast's librqbit patch series for the swarm runs (comma-separated):
     /// `patched` (every change on), `upstream` (every change off), `no-<change>[+<change>...]`
     /// or `only-<change>[+...]`; changes: have, wake, random, window, cancel, nodelay, superseed,
-    /// steal, pace, slots, nopex, urgent, ban, lowat, keep.
+    /// steal, pace, slots, nopex, urgent, ban, lowat, keep, dhtdone.
     /// A `librqbit-` prefix (or `librqbit` alone, for patched) runs the publisher with `--seeder
     /// librqbit` (`upstream` implies it); `wire-` names the default seeder explicitly. Options
     /// follow, each after an `@`: `@reveal=SECS|never` (the publisher's `--super-seed-reveal`),
-    /// `@manifests=swarm|http` (`--swarm-manifests` on both sides, or not), `@push=N` and
+    /// `@manifests=swarm|dht|http` (`--swarm-manifests` on both sides; also the stream found on
+    /// a DHT host of the run's own, without HTTP manifests or tracker; or neither), `@push=N` and
     /// `@vpush=N` (the publisher's and the viewers' `--manifest-push`), e.g.
     /// `patched@manifests=swarm@push=8`.
     #[arg(

@@ -102,6 +102,7 @@ pub(crate) async fn dht_pointer(
                     .map(|s| node.announce(s.info_hash.0, port))
                     .collect();
                 let pointer = Pointer::to_manifest(m.manifest.seq, &m.bytes, newest.info_hash.0);
+                let started = tokio::time::Instant::now();
                 let (announces, put) = tokio::join!(
                     futures_util::future::join_all(fresh),
                     node.put_pointer(&secret, &pointer)
@@ -118,7 +119,13 @@ pub(crate) async fn dht_pointer(
                 }
                 match put {
                     Ok(stored) => {
-                        tracing::debug!(seq = m.manifest.seq, stored, "DHT pointer put");
+                        // A put is a lookup, then the stores: how long the pointer lags.
+                        tracing::info!(
+                            seq = m.manifest.seq,
+                            stored,
+                            ms = started.elapsed().as_millis() as u64,
+                            "DHT pointer put"
+                        );
                         counters.dht_puts.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {

@@ -93,7 +93,8 @@ mod tests {
                 "urgent",
                 "ban",
                 "lowat",
-                "keep"
+                "keep",
+                "dhtdone"
             ]
         );
     }

@@ -242,8 +242,11 @@ async fn attempt(
     tx: &mpsc::Sender<PollEvent>,
 ) -> Result<(), ()> {
     let send = |e: PollEvent| async move { tx.send(e).await.map_err(|_| ()) };
+    let started = tokio::time::Instant::now();
+    let ms = |since: tokio::time::Instant| since.elapsed().as_millis() as u64;
     let mut items = ItemVerifier::new(key, (held != 0).then_some(held));
     let (pointer, refused) = node.get_pointer(&mut items, &key).await;
+    let pointer_ms = ms(started);
     for error in refused {
         // An item older than the manifest held is a DHT node lagging behind, or a replay: not
         // worth a record at every recheck.
@@ -258,9 +261,14 @@ async fn attempt(
         .await?;
     }
     let Some(pointer) = pointer.filter(|p| p.seq > held) else {
+        if held == 0 {
+            tracing::info!(pointer_ms, "no pointer on the DHT yet");
+        }
         return Ok(());
     };
+    let peers_started = tokio::time::Instant::now();
     let peers = node.peers(pointer.newest, PEERS_WAIT).await;
+    let peers_ms = ms(peers_started);
     tracing::debug!(
         seq = pointer.seq,
         peers = peers.len(),
@@ -279,6 +287,14 @@ async fn attempt(
         match Verifier::new(key).accept(&doc) {
             Ok(Verdict::New(m)) if m.manifest.seq > pointer.seq || pointer.names(&m.bytes) => {
                 let fetched = doc.len() as u64;
+                // Where a join by the DHT spends its time (docs/experiments.md).
+                tracing::info!(
+                    seq = m.manifest.seq,
+                    pointer_ms,
+                    peers_ms,
+                    total_ms = ms(started),
+                    "the stream found on the DHT"
+                );
                 return send(PollEvent::Manifest {
                     manifest: Arc::new(m),
                     source,

@@ -117,12 +117,13 @@ fn variants_name_the_librqbit_changes_they_turn_off() {
     assert_eq!(
         v("upstream").unwrap().librqbit_off(),
         "have,wake,random,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent,ban,lowat,\
-         keep"
+         keep,dhtdone"
     );
     assert_eq!(v("no-random+have").unwrap().librqbit_off(), "random,have");
     assert_eq!(
         v("only-random").unwrap().librqbit_off(),
-        "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent,ban,lowat,keep"
+        "have,wake,window,cancel,nodelay,superseed,steal,pace,slots,nopex,urgent,ban,lowat,keep,\
+         dhtdone"
     );
     // Run files read back the same, except that a change since dropped from the patch
     // series is kept by name (older results still regenerate); a bad name is refused.
