@@ -716,7 +716,7 @@ pub(crate) async fn dht_testnet(
         .await
         .map_err(|e| anyhow::anyhow!("the DHT nodes' start: {e}"))?
         .with_context(|| format!("cannot start {nodes} DHT nodes on {bind}"))?;
-    // The lab reads this line from the log; a closed stdout does not end the nodes.
+    // The lab reads this line from our stdout; a closed stdout does not end the nodes.
     let _ = std::io::Write::write_fmt(
         &mut std::io::stdout(),
         format_args!("bootstrap {}\n", net.bootstrap.join(",")),
