@@ -240,13 +240,7 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     let forged = doc(&StreamSecret::from_seed(&[5; 32]), offered + 10);
     let replay = doc(&secret, 2);
     for (seq, d) in [(offered + 10, forged), (offered + 11, replay)] {
-        let m = Message::Manifest { seq, doc: d.into() };
-        raw.write_all(&frame(
-            librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
-            &m.encode(),
-        ))
-        .await
-        .unwrap();
+        send_manifest(&mut raw, seq, d).await;
     }
     assert!(matches!(
         next_manifest(&mut b_rx).await,
@@ -261,29 +255,13 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     let more = swarmcast_swarm::exchange::MAX_REFUSALS as u64 - 2;
     for i in 0..more {
         let seq = offered + 12 + i;
-        let d = doc(&StreamSecret::from_seed(&[5; 32]), seq);
-        let m = Message::Manifest { seq, doc: d.into() };
-        raw.write_all(&frame(
-            librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
-            &m.encode(),
-        ))
-        .await
-        .unwrap();
+        send_manifest(&mut raw, seq, doc(&StreamSecret::from_seed(&[5; 32]), seq)).await;
         assert!(matches!(
             next_manifest(&mut b_rx).await,
             Err(ManifestError::WrongStream { .. } | ManifestError::BadSignature)
         ));
     }
-    let genuine = Message::Manifest {
-        seq: offered + 19,
-        doc: doc(&secret, offered + 19).into(),
-    };
-    raw.write_all(&frame(
-        librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
-        &genuine.encode(),
-    ))
-    .await
-    .unwrap();
+    send_manifest(&mut raw, offered + 19, doc(&secret, offered + 19)).await;
     let t0 = tokio::time::Instant::now();
     while b_ex.messages_ignored() == 0 {
         assert!(
@@ -341,6 +319,21 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     a.shutdown().await;
     b.shutdown().await;
     w.shutdown().await;
+}
+
+/// Writes a `manifest` message of the exchange, framed as the peer's extension (id 9), on a
+/// raw BitTorrent connection.
+async fn send_manifest(raw: &mut tokio::net::TcpStream, seq: u64, doc: Vec<u8>) {
+    let m = Message::Manifest {
+        seq,
+        doc: doc.into(),
+    };
+    raw.write_all(&frame(
+        librqbit_peer_protocol::MY_EXTENDED_SWARMCAST_MANIFEST,
+        &m.encode(),
+    ))
+    .await
+    .unwrap();
 }
 
 fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
