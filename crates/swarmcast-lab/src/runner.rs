@@ -515,18 +515,27 @@ async fn start_publisher(
     let child = spawn(&config.exe, &args, &dir.join("publisher.log"), true, on)
         .map_err(|e| not_started(format!("cannot start {}: {e}", config.exe.display())))?;
     let mut publisher = Proc::new("publisher".into(), child, 0.0);
-    let child = publisher.child.as_mut().expect("just started");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    match tokio::time::timeout(READY_GUARD, lines.next_line()).await {
-        Ok(Ok(Some(line))) if line.starts_with("swarmcast:") => Ok((publisher, line)),
+    match first_line(&mut publisher).await {
+        Ok(line) if line.starts_with("swarmcast:") => Ok((publisher, line)),
         other => {
+            let child = publisher.child.as_mut().expect("just started");
             publisher.outcome.exit = stop(child).await;
             Err((
                 Some(publisher.outcome),
                 format!("the publisher did not print its link ({other:?}); see publisher.log"),
             ))
         }
+    }
+}
+
+/// The first line a process started with its stdout piped prints, within [`READY_GUARD`]; `Err`
+/// says what came instead (the end of its output, a read error, the guard).
+async fn first_line(p: &mut Proc) -> Result<String, String> {
+    let child = p.child.as_mut().expect("just started");
+    let stdout = child.stdout.take().expect("piped");
+    match tokio::time::timeout(READY_GUARD, BufReader::new(stdout).lines().next_line()).await {
+        Ok(Ok(Some(line))) => Ok(line),
+        other => Err(format!("{other:?}")),
     }
 }
 
@@ -542,34 +551,28 @@ async fn start_dht(
 ) -> Result<(Proc, String), (Option<Proc>, String)> {
     let on = net.and_then(|n| n.host(netrun::DHT_HOST).map(|h| (n, h)));
     let bind = on.map_or("127.0.0.1".to_owned(), |(_, h)| h.addr.to_string());
-    let args: Vec<String> = [
+    let args = transport::strings(&[
         "dht-testnet",
         "--nodes",
         &DHT_NODES.to_string(),
         "--bind",
         &bind,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let log = dir.join(format!("{}.log", netrun::DHT_HOST));
     let child = spawn(&config.exe, &args, &log, true, on)
         .map_err(|e| (None, format!("cannot start the DHT: {e}")))?;
     let mut dht = Proc::new(netrun::DHT_HOST.into(), child, 0.0);
-    let child = dht.child.as_mut().expect("just started");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    match tokio::time::timeout(READY_GUARD, lines.next_line()).await {
-        Ok(Ok(Some(line))) => match line.strip_prefix("bootstrap ") {
+    match first_line(&mut dht).await {
+        Ok(line) => match line.strip_prefix("bootstrap ") {
             Some(list) if !list.is_empty() => Ok((dht, list.to_owned())),
             _ => Err((
                 Some(dht),
                 format!("the DHT printed {line:?}, not its bootstrap list"),
             )),
         },
-        other => Err((
+        Err(other) => Err((
             Some(dht),
-            format!("the DHT did not print its bootstrap list ({other:?}); see dht.log"),
+            format!("the DHT did not print its bootstrap list ({other}); see dht.log"),
         )),
     }
 }
@@ -577,16 +580,13 @@ async fn start_dht(
 /// What a publisher adds on the DHT (`@manifests=dht`): its pointer and announces there, no HTTP
 /// manifests, no tracker (with `--swarm-manifests`, which the variant gives).
 pub(crate) fn dht_publisher_args(bootstrap: &str) -> Vec<String> {
-    [
+    transport::strings(&[
         "--dht",
         "--dht-bootstrap",
         bootstrap,
         "--no-http-manifests",
         "--no-embedded-tracker",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ])
 }
 
 /// Starts processes beside the publisher, on its host; the first that cannot start is the error.

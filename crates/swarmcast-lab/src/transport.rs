@@ -306,7 +306,8 @@ impl Method for StripedFec {
     }
 }
 
-fn strings(a: &[&str]) -> Vec<String> {
+/// Owned arguments from borrowed ones.
+pub(crate) fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
