@@ -123,6 +123,11 @@ pub(crate) struct WatchArgs {
     /// a link that is the key alone; --dht-bootstrap also turns it on).
     #[arg(long, env = "SWARMCAST_DHT")]
     pub(crate) dht: bool,
+    /// On the DHT path, look every segment up on the DHT and dial only what it finds (for
+    /// measurement). By default a viewer dials the peers of the segments before at once, and
+    /// looks up only about one segment in 8 s while it has 4 peers or more (docs/watch.md).
+    #[arg(long, env = "SWARMCAST_NO_CARRIED_PEERS")]
+    pub(crate) no_carried_peers: bool,
     #[command(flatten)]
     pub(crate) dht_args: super::DhtArgs,
 }

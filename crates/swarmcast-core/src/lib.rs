@@ -9,12 +9,15 @@
 //! - [`keys`]: the stream's ed25519 keys ([`StreamKey`], [`StreamSecret`]) and key files.
 //! - [`bencode`]: the canonical-form and depth checks `serde_bencode` lacks.
 //! - [`inspect`]: recognising and describing documents for people.
+//! - [`carry`]: the peers a viewer carries from one segment's swarm to the next, and the
+//!   segments it looks up on the DHT.
 //!
 //! Nothing here does network I/O or reads a clock: time is always passed in (ms since the Unix
 //! epoch for wall-clock times, 90 kHz ticks for media times). The one exception to "no I/O" is
 //! [`keys::keyfile`], which reads and writes secret key files.
 
 pub mod bencode;
+pub mod carry;
 pub mod dht_item;
 pub mod error;
 pub mod gossip;

@@ -100,7 +100,8 @@ pub enum Kind {
         seq: u64,
     },
     /// At exit: what the publisher sent of its manifests, over HTTP and in the swarm, or what a
-    /// viewer with the manifest exchange on sent and took on it (its HTTP and DHT fields 0)
+    /// viewer with the manifest exchange on sent and took on it (its HTTP fields and `dht_puts`
+    /// 0)
     /// (docs/manifest.md, "Manifests carried by the swarm").
     ManifestsSent {
         /// `GET /manifest` answered with a document (or a delta).
@@ -119,7 +120,8 @@ pub enum Kind {
         /// Exchange messages sent (documents, each part of a document sent in parts, `have`s,
         /// `want`s).
         swarm_messages: u64,
-        /// Stream pointers put on the DHT, and segments announced there.
+        /// Stream pointers put on the DHT, and segments announced there (a viewer's: the
+        /// segments it looked up and announced there).
         dht_puts: u64,
         /// See `dht_puts`.
         dht_announces: u64,

@@ -92,6 +92,8 @@ struct Shared {
     stats: Mutex<GossipStats>,
     /// Messages from peers refused [`MAX_REFUSALS`] times, ignored.
     ignored: std::sync::atomic::AtomicU64,
+    /// Where the peers with a live connection listen ([`Exchange::live_peers`]).
+    listening: Mutex<Vec<SocketAddr>>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -185,6 +187,20 @@ impl Exchange {
     /// The exchange's counters.
     pub fn stats(&self) -> GossipStats {
         *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the exchange's peers with a live connection listen, one address per peer, sorted:
+    /// the listen port each gave in its extended handshake (BEP 10's `p`) at the address it
+    /// connected from. The stream's sources ([`Self::set_sources`]), peers that gave no port
+    /// and peers dropped for their refusals are left out. Up to date within [`PRUNE_EVERY`]
+    /// of a connection closing, at once for a new one. A viewer dials these for its next
+    /// segments (docs/manifest.md, "Peers carried from segment to segment").
+    pub fn live_peers(&self) -> Vec<SocketAddr> {
+        self.shared
+            .listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Messages ignored because their peer was refused [`MAX_REFUSALS`] times.
@@ -290,6 +306,7 @@ impl Task {
                 } else {
                     self.gossip.add_peer(key);
                 }
+                self.publish_listening();
             }
             Input::Sources(addrs) => {
                 for (addr, key) in &self.by_addr {
@@ -298,6 +315,7 @@ impl Task {
                     }
                 }
                 self.sources = addrs;
+                self.publish_listening();
             }
             Input::Offer(doc) => {
                 // Already verified by the owner; our verifier learns it too (so that an older
@@ -401,6 +419,7 @@ impl Task {
                 keep
             });
             self.gossip.remove_peer(key);
+            self.publish_listening();
         }
     }
 
@@ -454,6 +473,30 @@ impl Task {
                 .get(key)
                 .is_some_and(|list| list.iter().any(|c| c.addr() == *addr))
         });
+        self.publish_listening();
+    }
+
+    /// Updates what [`Exchange::live_peers`] reads.
+    fn publish_listening(&self) {
+        let sources = &self.sources;
+        let mut addrs: Vec<SocketAddr> = self
+            .conns
+            .values()
+            .filter(|conns| !conns.iter().any(|c| sources.contains(&c.addr())))
+            .filter_map(|conns| {
+                conns
+                    .iter()
+                    .filter(|c| !c.is_closed())
+                    .find_map(|c| c.listen_addr())
+            })
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        *self
+            .shared
+            .listening
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = addrs;
     }
 }
 

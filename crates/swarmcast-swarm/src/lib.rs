@@ -138,6 +138,24 @@ pub struct SwarmConfig {
     pub dht_bootstrap: Option<Vec<String>>,
 }
 
+/// How a segment is downloaded ([`Swarm::download_with`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Download {
+    /// Peers dialled at once (the publisher's seeder, peers carried from earlier segments).
+    pub initial_peers: Vec<SocketAddr>,
+    /// Trackers announced to, besides the torrent's own.
+    pub trackers: Vec<String>,
+    /// Under the session's upload limit, the uploads of the ranked torrent with the lowest rank
+    /// go first (an unranked torrent's uploads wait for the limit as upstream's do). `watch
+    /// --urgent-first` ranks each segment by its number, so the segment that plays next is
+    /// served before the ones after it (the patch series' `urgent`, docs/librqbit.md).
+    pub upload_rank: Option<u64>,
+    /// The session's DHT neither looks the torrent's peers up nor announces it (librqbit's
+    /// `AddTorrentOptions::disable_dht`, patch 0023): for a segment whose peers are
+    /// carried from the segments before it.
+    pub skip_dht: bool,
+}
+
 /// A torrent in the session.
 #[derive(Clone)]
 pub struct Torrent {
@@ -369,24 +387,29 @@ impl Swarm {
         initial_peers: Vec<SocketAddr>,
         trackers: Vec<String>,
     ) -> Result<Torrent, SwarmError> {
-        self.download_ranked(torrent, name, folder, initial_peers, trackers, None)
-            .await
+        let how = Download {
+            initial_peers,
+            trackers,
+            ..Default::default()
+        };
+        self.download_with(torrent, name, folder, how).await
     }
 
-    /// [`Self::download`] with an upload rank: under the session's upload limit, the uploads of
-    /// the ranked torrent with the lowest rank go first (an unranked torrent's uploads wait for
-    /// the limit as upstream's do). `watch --urgent-first` ranks each segment by its number, so
-    /// the segment that plays next is served before the ones after it (the patch series'
-    /// `urgent`, docs/librqbit.md).
-    pub async fn download_ranked(
+    /// [`Self::download`] with every option of [`Download`]: an upload rank, and whether the
+    /// session's DHT looks the torrent's peers up.
+    pub async fn download_with(
         &self,
         torrent: &[u8],
         name: &str,
         folder: &Path,
-        initial_peers: Vec<SocketAddr>,
-        trackers: Vec<String>,
-        upload_rank: Option<u64>,
+        how: Download,
     ) -> Result<Torrent, SwarmError> {
+        let Download {
+            initial_peers,
+            trackers,
+            upload_rank,
+            skip_dht,
+        } = how;
         let opts = AddTorrentOptions {
             upload_rank,
             overwrite: true,
@@ -394,6 +417,7 @@ impl Swarm {
             initial_peers: (!initial_peers.is_empty()).then_some(initial_peers),
             trackers: (!trackers.is_empty()).then_some(trackers),
             peer_limit: self.peer_limit,
+            disable_dht: skip_dht,
             ..Default::default()
         };
         self.add(torrent, name, opts).await

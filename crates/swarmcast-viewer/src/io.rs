@@ -10,14 +10,13 @@
 //! types, so the crate's public API is unchanged and the real path costs nothing.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use swarmcast_core::InfoDict;
 use swarmcast_swarm::ratelimit::ByteLimiter;
-use swarmcast_swarm::{PeerBytes, Swarm, SwarmError, Torrent, TorrentStats};
+use swarmcast_swarm::{Download, PeerBytes, Swarm, SwarmError, Torrent, TorrentStats};
 use url::Url;
 
 use crate::fallback::{self, FetchError, Milestone};
@@ -28,15 +27,13 @@ pub(crate) trait SegmentSwarm: Send + Sync + 'static {
     /// A torrent in the session.
     type Torrent: Clone + Send + Sync + 'static;
 
-    /// Starts downloading a segment into `folder` (see [`Swarm::download_ranked`]; no extra
-    /// trackers).
+    /// Starts downloading a segment into `folder` (see [`Swarm::download_with`]).
     fn download(
         &self,
         torrent: &[u8],
         name: &str,
         folder: &Path,
-        initial_peers: Vec<SocketAddr>,
-        upload_rank: Option<u64>,
+        how: Download,
     ) -> impl Future<Output = Result<Self::Torrent, SwarmError>> + Send;
 
     /// Seeds a segment whose file is already in `folder` (see [`Swarm::seed`]).
@@ -69,10 +66,9 @@ impl SegmentSwarm for Swarm {
         torrent: &[u8],
         name: &str,
         folder: &Path,
-        initial_peers: Vec<SocketAddr>,
-        upload_rank: Option<u64>,
+        how: Download,
     ) -> impl Future<Output = Result<Torrent, SwarmError>> + Send {
-        self.download_ranked(torrent, name, folder, initial_peers, vec![], upload_rank)
+        self.download_with(torrent, name, folder, how)
     }
 
     fn seed(

@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use swarmcast_core::carry::{Carry, CarryConfig};
 use swarmcast_core::manifest::SegmentEntry;
 use swarmcast_core::{InfoDict, SegmentTorrent, SignedManifest};
 use swarmcast_metrics::{Kind, Recorder};
 use swarmcast_swarm::ratelimit::ByteLimiter;
+use swarmcast_swarm::Download;
 use swarmcast_tasks::Tasks;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -104,6 +106,9 @@ pub(crate) struct Viewer<S: SegmentSwarm, H, K> {
     pub(crate) held: Arc<crate::carried::Held>,
     /// Documents refused that came from the link's sources (not from peers or the DHT).
     pub(crate) http_refused: u64,
+    /// The peers carried from segment to segment (made when the first segment is added with
+    /// carrying in effect, from the manifest's segment length).
+    pub(crate) carry: Option<Carry>,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -420,6 +425,64 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
         let info =
             InfoDict::decode_strict(&entry.info).expect("verified manifests hold valid info");
         SegmentTorrent::from_info(info, trackers).to_torrent_bytes()
+    }
+
+    /// How segment `n` is downloaded: the publisher's addresses (`publisher`), and on the DHT
+    /// path the peers carried from earlier segments and whether the DHT looks it up
+    /// ([`swarmcast_core::carry`]). Carried only with the manifest exchange on (it knows where
+    /// peers listen) and no tracker in the manifest (a tracker chooses who meets whom: behind
+    /// NAT, reachable uplinks; carrying would undo that, as PEX would).
+    pub(crate) fn download_plan(&mut self, n: u64, publisher: Vec<SocketAddr>) -> Download {
+        let mut how = Download {
+            initial_peers: publisher,
+            upload_rank: self.config.urgent_first.then_some(n),
+            ..Default::default()
+        };
+        if self.config.dht_in_effect().is_none() {
+            return how;
+        }
+        let no_tracker = self
+            .latest
+            .as_ref()
+            .is_some_and(|m| m.manifest.trackers.is_empty());
+        let exchange = self
+            .exchange
+            .as_ref()
+            .filter(|_| no_tracker && self.config.carry_peers);
+        let Some(exchange) = exchange else {
+            self.summary.dht_lookups += 1;
+            return how;
+        };
+        let live = exchange.live_peers();
+        let ticks = self
+            .latest
+            .as_ref()
+            .map_or(0, |m| m.manifest.target_duration);
+        let carry = self.carry.get_or_insert_with(|| {
+            // 90 kHz ticks: 9 ticks are 100 µs.
+            let segment = Duration::from_micros(ticks.saturating_mul(100) / 9);
+            Carry::new(CarryConfig::for_segments(segment))
+        });
+        let plan = carry.plan(n, &live, Instant::now().into_std());
+        for p in plan.peers {
+            if !how.initial_peers.contains(&p) {
+                how.initial_peers.push(p);
+            }
+        }
+        how.skip_dht = !plan.lookup;
+        if plan.lookup {
+            self.summary.dht_lookups += 1;
+        } else {
+            self.summary.dht_skipped += 1;
+        }
+        tracing::debug!(
+            segment = n,
+            live = live.len(),
+            dialled = how.initial_peers.len(),
+            lookup = plan.lookup,
+            "peers carried"
+        );
+        how
     }
 
     /// The publisher's addresses from the manifest, names resolved (each within

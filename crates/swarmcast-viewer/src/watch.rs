@@ -98,6 +98,11 @@ pub struct WatchConfig {
     /// Find the stream on the mainline DHT (and peers of each segment there). A link with no
     /// `xs` uses the public DHT when this is `None`.
     pub dht: Option<swarmcast_dht::DhtOptions>,
+    /// With the DHT and the manifest exchange on and no tracker in the manifest: dial the
+    /// peers met in earlier segments' swarms when a segment is added, and look up on the DHT
+    /// only the stream's rendezvous segments while enough of them are live
+    /// ([`swarmcast_core::carry`]; on by default; `--no-carried-peers` turns it off).
+    pub carry_peers: bool,
 }
 
 impl WatchConfig {
@@ -124,6 +129,7 @@ impl WatchConfig {
             swarm_manifests: false,
             manifest_push: swarmcast_core::gossip::GossipConfig::viewer().push_to,
             dht: None,
+            carry_peers: true,
         }
     }
 
@@ -471,6 +477,7 @@ where
         exchange,
         held,
         http_refused: 0,
+        carry: None,
     };
 
     let result = run(&mut viewer, origin, poll_rx, ev_rx, cancel).await;
@@ -492,7 +499,7 @@ where
                 swarm_bytes: s.bytes_sent,
                 swarm_messages: s.messages_sent,
                 dht_puts: 0,
-                dht_announces: 0,
+                dht_announces: viewer.summary.dht_lookups,
                 swarm_haves: s.haves_sent,
                 swarm_wants: s.wants_sent,
                 swarm_bytes_received: s.bytes_received,

@@ -37,6 +37,9 @@ pub struct Variant {
     push: Option<u16>,
     /// See `push`.
     vpush: Option<u16>,
+    /// Viewers carry their peers from segment to segment on the DHT path (the default;
+    /// `@carry=off` runs them with `--no-carried-peers`).
+    carry: bool,
 }
 
 /// How a recorded run's variant is read back (`run.json`, `plan.json`): like a `--variants`
@@ -66,6 +69,7 @@ impl Default for Variant {
             dht: false,
             push: None,
             vpush: None,
+            carry: true,
         }
     }
 }
@@ -120,14 +124,21 @@ impl Variant {
     pub fn viewer_manifest_push(&self) -> Option<u16> {
         self.vpush
     }
+
+    /// Whether viewers carry their peers from segment to segment (false: an `@carry=off`
+    /// option, viewers run with `--no-carried-peers`).
+    pub fn carry_peers(&self) -> bool {
+        self.carry
+    }
 }
 
 /// A variant's name and its options: `<name>@<option>[@<option>...]`, each `reveal=SECS|never`
 /// (the super-seeding reveal, `publish --super-seed-reveal`), `manifests=swarm|dht|http`
 /// (manifests carried by the swarm, `--swarm-manifests`; also the stream found on a DHT, with
 /// no HTTP manifests or tracker; or over HTTP alone: the default), or
-/// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or the
-/// name alone.
+/// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or
+/// `carry=on|off` (viewers carry their peers from segment to segment on the DHT path, or look
+/// every segment up: `--no-carried-peers`), or the name alone.
 fn split_options(s: &str) -> (&str, Option<&str>) {
     match s.split_once('@') {
         Some((name, options)) => (name, Some(options)),
@@ -144,12 +155,14 @@ fn check_options(s: &str, options: &str) -> Result<(), String> {
             }
             Some(("manifests", v)) => matches!(v, "swarm" | "dht" | "http"),
             Some(("push" | "vpush", v)) => v.parse::<u16>().is_ok_and(|n| (1..=64).contains(&n)),
+            Some(("carry", v)) => matches!(v, "on" | "off"),
             _ => false,
         };
         if !ok {
             return Err(format!(
                 "variant {s:?}: expected @reveal=SECS|never, @manifests=swarm|dht|http, @push=N or \
-                 @vpush=N (1-64) after the name (several: each after an @), found {option:?}"
+                 @vpush=N (1-64), or @carry=on|off after the name (several: each after an @), \
+                 found {option:?}"
             ));
         }
     }
@@ -248,6 +261,7 @@ impl Variant {
             dht: option(options, "manifests") == Some("dht"),
             push: option(options, "push").and_then(|v| v.parse().ok()),
             vpush: option(options, "vpush").and_then(|v| v.parse().ok()),
+            carry: option(options, "carry") != Some("off"),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Manifests carried by the swarm, on loopback: the wire seeder answers a `want` from a client
 //! that has only the stream key and a segment's info hash, pushes each new manifest to a
 //! librqbit viewer it serves, that viewer spreads it to another, a forged document is refused
-//! by type and spread to nobody, and a document too large for one message goes in parts.
+//! by type and spread to nobody, a viewer dials the peers it met for the next segment, and a
+//! document too large for one message goes in parts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -220,6 +221,31 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
         (1, 1),
         "{before:?} then {after:?}"
     );
+
+    // Each knows where the other listens, whoever dialled: B dialled A, and A has B's listen
+    // port from B's extended handshake (BEP 10's `p`), not the connection's source port. The
+    // seeder, a source, is not listed.
+    assert_eq!(a_ex.live_peers(), vec![b.listen_addr()]);
+    assert_eq!(b_ex.live_peers(), vec![a.listen_addr()]);
+    // The next segment, held by A alone: B dials only the peers it carries, with no DHT
+    // lookup, and gets it whole.
+    let (a2, b2) = (dir.path().join("a2"), dir.path().join("b2"));
+    std::fs::create_dir_all(&a2).unwrap();
+    let (data2, torrent2) = segment(&a2, 150_000);
+    a.seed(&torrent2, "00000001.ts", &a2, HANG_GUARD)
+        .await
+        .unwrap();
+    let how = swarmcast_swarm::Download {
+        initial_peers: b_ex.live_peers(),
+        skip_dht: true,
+        ..Default::default()
+    };
+    let bt2 = b
+        .download_with(&torrent2, "00000001.ts", &b2, how)
+        .await
+        .unwrap();
+    b.wait(&bt2, "downloaded", HANG_GUARD).await.unwrap();
+    assert_eq!(std::fs::read(b2.join("00000001.ts")).unwrap(), data2);
 
     // A forger connects to B and sends a document signed by another key, then a genuine but
     // older one: both refused by type, neither reported as a manifest.

@@ -1,7 +1,6 @@
 //! The fake swarm: each segment arrives as planned, on the virtual clock.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -121,8 +120,7 @@ impl SegmentSwarm for FakeSwarm {
         _torrent: &[u8],
         name: &str,
         folder: &Path,
-        _initial_peers: Vec<SocketAddr>,
-        _upload_rank: Option<u64>,
+        _how: swarmcast_swarm::Download,
     ) -> Result<FakeTorrent, SwarmError> {
         let n = number(name);
         self.log(Call::Download(n));

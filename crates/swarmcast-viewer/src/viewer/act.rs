@@ -79,15 +79,11 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
             // The publisher's seeder holds every manifest first: no pushes to it.
             exchange.set_sources(peers.clone());
         }
+        let how = self.download_plan(n, peers);
         let name = format!("{n:08}.ts");
         let added = Instant::now();
         self.recorder.record(Some(n), Kind::Added);
-        let rank = self.config.urgent_first.then_some(n);
-        match self
-            .swarm
-            .download(&torrent, &name, &self.dir, peers, rank)
-            .await
-        {
+        match self.swarm.download(&torrent, &name, &self.dir, how).await {
             Ok(t) => {
                 let watcher = spawn_watcher(
                     &self.tasks,

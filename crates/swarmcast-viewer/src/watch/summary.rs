@@ -46,6 +46,11 @@ pub struct WatchSummary {
     pub refused_banned: u64,
     /// Manifest bytes fetched.
     pub manifest_bytes: u64,
+    /// Segments whose peers the DHT looked up (and which it announced), with the DHT on.
+    pub dht_lookups: u64,
+    /// Segments added without a DHT lookup, their peers carried from the segments before
+    /// (docs/manifest.md, "Peers carried from segment to segment").
+    pub dht_skipped: u64,
     /// Manifests refused.
     pub manifests_refused: u64,
     /// Setup time of each segment fetched from the swarm: added → first verified piece, ms.
@@ -115,6 +120,13 @@ impl std::fmt::Display for WatchSummary {
                 ""
             }
         )?;
+        if s.dht_lookups + s.dht_skipped > 0 {
+            write!(
+                f,
+                "\n  DHT: {} segments looked up, {} added with their peers carried from earlier segments",
+                s.dht_lookups, s.dht_skipped
+            )?;
+        }
         if s.hash_failures > 0 {
             write!(
                 f,
