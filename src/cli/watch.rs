@@ -124,8 +124,9 @@ pub(crate) struct WatchArgs {
     #[arg(long, env = "SWARMCAST_DHT")]
     pub(crate) dht: bool,
     /// On the DHT path, look every segment up on the DHT and dial only what it finds (for
-    /// measurement). By default a viewer dials the peers of the segments before at once, and
-    /// looks up only about one segment in 8 s while it has 4 peers or more (docs/watch.md).
+    /// measurement). By default a viewer finds the stream's audience under one DHT key, dials
+    /// the peers of the segments before at once, and looks a segment up only while it has
+    /// fewer than 4 live peers (docs/watch.md).
     #[arg(long, env = "SWARMCAST_NO_CARRIED_PEERS")]
     pub(crate) no_carried_peers: bool,
     #[command(flatten)]

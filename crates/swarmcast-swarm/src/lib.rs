@@ -320,6 +320,55 @@ impl Swarm {
         self.listen_addr
     }
 
+    /// Dials `peers` for a torrent already added (those it knows already are skipped): peers
+    /// found after the torrent was added. Returns how many were new to it; 0 for a torrent not
+    /// (or no longer) live.
+    pub fn add_peers(&self, t: &Torrent, peers: &[SocketAddr]) -> usize {
+        let Some(live) = t.handle.live() else {
+            return 0;
+        };
+        peers
+            .iter()
+            .filter(|&&a| a != self.listen_addr)
+            .filter(|&&a| matches!(live.add_peer_if_not_seen(a), Ok(true)))
+            .count()
+    }
+
+    /// Looks `info_hash` up on the session's DHT (BEP 5 `get_peers`), announcing the session's
+    /// listen port there, and hands each distinct peer found within `within` to `on_peer`, at
+    /// most `max` (not the session itself); the lookup is dropped then. Returns how many were
+    /// found: none when the session has no DHT. A viewer looks its stream's peer key up this
+    /// way ([`swarmcast_core::carry::peer_key`]).
+    pub async fn dht_lookup(
+        &self,
+        info_hash: [u8; 20],
+        within: Duration,
+        max: usize,
+        mut on_peer: impl FnMut(SocketAddr) + Send,
+    ) -> usize {
+        use futures_util::StreamExt;
+        let Some(dht) = self.session.get_dht() else {
+            return 0;
+        };
+        let mut lookup = dht.get_peers(
+            librqbit_core::hash_id::Id20::new(info_hash),
+            self.session.announce_port(),
+        );
+        let deadline = tokio::time::Instant::now() + within;
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < max {
+            match tokio::time::timeout_at(deadline, lookup.next()).await {
+                Ok(Some(a)) => {
+                    if a != self.listen_addr && seen.insert(a) {
+                        on_peer(a);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        seen.len()
+    }
+
     /// The session's peer id.
     pub fn peer_id(&self) -> [u8; 20] {
         self.peer_id

@@ -45,6 +45,68 @@ pub(crate) struct Held {
     pub(crate) ended: std::sync::atomic::AtomicBool,
 }
 
+/// What the lookups of the stream's peer key found ([`look_up_peer_key`]), for the viewer to
+/// carry ([`swarmcast_core::carry`]).
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// Peers found since the viewer last took them (at most [`KEY_LOOKUP_MAX`] waiting).
+    pub(crate) fresh: Vec<SocketAddr>,
+    /// Lookups made.
+    pub(crate) lookups: u64,
+    /// Peers found, over all lookups (each lookup's distinct peers).
+    pub(crate) peers: u64,
+}
+
+/// How long one lookup of the stream's peer key runs.
+const KEY_LOOKUP_FOR: Duration = Duration::from_secs(5);
+/// Peers taken from one lookup at most.
+const KEY_LOOKUP_MAX: usize = 64;
+/// After a lookup that found nobody, the next one (otherwise [`swarmcast_core::carry::KEY_EVERY`]).
+const KEY_RETRY: Duration = Duration::from_secs(30);
+
+/// Looks the stream's peer key up on the DHT (announcing the viewer there) now and every
+/// [`swarmcast_core::carry::KEY_EVERY`] (every [`KEY_RETRY`] while it finds nobody), putting
+/// what it finds in `found` and telling the viewer on `wake`; runs until the viewer's tasks are
+/// cancelled.
+pub(crate) async fn look_up_peer_key<S: crate::io::SegmentSwarm>(
+    swarm: Arc<S>,
+    key: StreamKey,
+    found: Arc<std::sync::Mutex<Found>>,
+    wake: mpsc::Sender<crate::viewer::ViewerEvent>,
+) {
+    let target = swarmcast_core::carry::peer_key(&key);
+    loop {
+        let started = tokio::time::Instant::now();
+        let on_peer = |a| {
+            let mut f = found.lock().unwrap_or_else(|e| e.into_inner());
+            if f.fresh.len() < KEY_LOOKUP_MAX {
+                f.fresh.push(a);
+            }
+            // The viewer dials them at once (or at its next tick if its queue is full).
+            let _ = wake.try_send(crate::viewer::ViewerEvent::PeersFound);
+        };
+        let n = swarm
+            .dht_lookup(target, KEY_LOOKUP_FOR, KEY_LOOKUP_MAX, on_peer)
+            .await;
+        {
+            let mut f = found.lock().unwrap_or_else(|e| e.into_inner());
+            f.lookups += 1;
+            f.peers += n as u64;
+        }
+        tracing::info!(
+            peers = n,
+            ms = started.elapsed().as_millis() as u64,
+            "the stream's peer key looked up on the DHT"
+        );
+        let next = if n == 0 {
+            KEY_RETRY
+        } else {
+            swarmcast_core::carry::KEY_EVERY
+        };
+        tokio::time::sleep(next).await;
+    }
+}
+
 /// The viewer's manifest exchange and its reports, and the DHT to find the stream on.
 pub(crate) struct Carried {
     /// The exchange (its handler is in the swarm's options).

@@ -45,6 +45,18 @@ pub(crate) trait SegmentSwarm: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<Self::Torrent, SwarmError>> + Send;
 
+    /// Looks a key up on the session's DHT, announcing there (see [`Swarm::dht_lookup`]).
+    fn dht_lookup(
+        &self,
+        info_hash: [u8; 20],
+        within: Duration,
+        max: usize,
+        on_peer: impl FnMut(std::net::SocketAddr) + Send,
+    ) -> impl Future<Output = usize> + Send;
+
+    /// Dials `peers` for a torrent already added (see [`Swarm::add_peers`]).
+    fn add_peers(&self, t: &Self::Torrent, peers: &[std::net::SocketAddr]) -> usize;
+
     /// A torrent's current figures.
     fn stats(&self, t: &Self::Torrent) -> TorrentStats;
 
@@ -79,6 +91,20 @@ impl SegmentSwarm for Swarm {
         timeout: Duration,
     ) -> impl Future<Output = Result<Torrent, SwarmError>> + Send {
         Swarm::seed(self, torrent, name, folder, timeout)
+    }
+
+    fn dht_lookup(
+        &self,
+        info_hash: [u8; 20],
+        within: Duration,
+        max: usize,
+        on_peer: impl FnMut(std::net::SocketAddr) + Send,
+    ) -> impl Future<Output = usize> + Send {
+        Swarm::dht_lookup(self, info_hash, within, max, on_peer)
+    }
+
+    fn add_peers(&self, t: &Torrent, peers: &[std::net::SocketAddr]) -> usize {
+        Swarm::add_peers(self, t, peers)
     }
 
     fn stats(&self, t: &Torrent) -> TorrentStats {

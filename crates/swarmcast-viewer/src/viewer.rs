@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarmcast_core::carry::{Carry, CarryConfig};
+use swarmcast_core::carry::Carry;
 use swarmcast_core::manifest::SegmentEntry;
 use swarmcast_core::{InfoDict, SegmentTorrent, SignedManifest};
 use swarmcast_metrics::{Kind, Recorder};
@@ -74,6 +74,8 @@ pub(crate) enum ViewerEvent {
     Http(u64, Result<u64, fallback::FetchError>),
     /// Time to sample the swarm for the live figures ([`crate::live::TICK`]).
     Tick,
+    /// The lookup of the stream's peer key found peers ([`crate::carried::look_up_peer_key`]).
+    PeersFound,
 }
 
 /// The viewer: `S` its swarm, `H` its HTTP client for segments, `K` its sink.
@@ -106,9 +108,10 @@ pub(crate) struct Viewer<S: SegmentSwarm, H, K> {
     pub(crate) held: Arc<crate::carried::Held>,
     /// Documents refused that came from the link's sources (not from peers or the DHT).
     pub(crate) http_refused: u64,
-    /// The peers carried from segment to segment (made when the first segment is added with
-    /// carrying in effect, from the manifest's segment length).
-    pub(crate) carry: Option<Carry>,
+    /// The peers carried from segment to segment.
+    pub(crate) carry: Carry,
+    /// What the lookups of the stream's peer key found ([`crate::carried::look_up_peer_key`]).
+    pub(crate) found: Arc<std::sync::Mutex<crate::carried::Found>>,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -270,7 +273,11 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
             }
             ViewerEvent::Complete(n) => self.complete_from_swarm(n),
             ViewerEvent::Http(n, result) => self.http_done(n, result).await,
-            ViewerEvent::Tick => self.sample_live(),
+            ViewerEvent::Tick => {
+                self.dial_found();
+                self.sample_live();
+            }
+            ViewerEvent::PeersFound => self.dial_found(),
         }
         self.sync_live();
     }
@@ -428,10 +435,11 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
     }
 
     /// How segment `n` is downloaded: the publisher's addresses (`publisher`), and on the DHT
-    /// path the peers carried from earlier segments and whether the DHT looks it up
-    /// ([`swarmcast_core::carry`]). Carried only with the manifest exchange on (it knows where
-    /// peers listen) and no tracker in the manifest (a tracker chooses who meets whom: behind
-    /// NAT, reachable uplinks; carrying would undo that, as PEX would).
+    /// path the peers carried from earlier segments (and found under the stream's peer key)
+    /// and whether the DHT looks the segment up ([`swarmcast_core::carry`]). Carried only with
+    /// the manifest exchange on (it knows where peers listen) and no tracker in the manifest (a
+    /// tracker chooses who meets whom: behind NAT, reachable uplinks; carrying would undo
+    /// that, as PEX would).
     pub(crate) fn download_plan(&mut self, n: u64, publisher: Vec<SocketAddr>) -> Download {
         let mut how = Download {
             initial_peers: publisher,
@@ -454,16 +462,8 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
             return how;
         };
         let live = exchange.live_peers();
-        let ticks = self
-            .latest
-            .as_ref()
-            .map_or(0, |m| m.manifest.target_duration);
-        let carry = self.carry.get_or_insert_with(|| {
-            // 90 kHz ticks: 9 ticks are 100 µs.
-            let segment = Duration::from_micros(ticks.saturating_mul(100) / 9);
-            Carry::new(CarryConfig::for_segments(segment))
-        });
-        let plan = carry.plan(n, &live, Instant::now().into_std());
+        self.dial_found();
+        let plan = self.carry.plan(&live, Instant::now().into_std());
         for p in plan.peers {
             if !how.initial_peers.contains(&p) {
                 how.initial_peers.push(p);
@@ -483,6 +483,29 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
             "peers carried"
         );
         how
+    }
+
+    /// Peers the stream's peer key found since the last call: carried from now on, and dialled
+    /// at once for every segment downloading (a newcomer's first segments were added before
+    /// its lookup answered: alone with the publisher there, it would hold the only copy of the
+    /// pieces the publisher's super-seeding gives it, and nobody would fetch them from it).
+    pub(crate) fn dial_found(&mut self) {
+        let peers = std::mem::take(&mut self.found.lock().unwrap_or_else(|e| e.into_inner()).fresh);
+        if peers.is_empty() {
+            return;
+        }
+        self.carry.found(&peers, Instant::now().into_std());
+        let mut dialled = 0;
+        for seg in self.segs.values().filter(|s| !s.complete) {
+            if let Some(t) = &seg.torrent {
+                dialled += self.swarm.add_peers(t, &peers);
+            }
+        }
+        tracing::debug!(
+            found = peers.len(),
+            dialled,
+            "peers found under the stream's peer key"
+        );
     }
 
     /// The publisher's addresses from the manifest, names resolved (each within

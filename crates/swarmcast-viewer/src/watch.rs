@@ -98,10 +98,11 @@ pub struct WatchConfig {
     /// Find the stream on the mainline DHT (and peers of each segment there). A link with no
     /// `xs` uses the public DHT when this is `None`.
     pub dht: Option<swarmcast_dht::DhtOptions>,
-    /// With the DHT and the manifest exchange on and no tracker in the manifest: dial the
-    /// peers met in earlier segments' swarms when a segment is added, and look up on the DHT
-    /// only the stream's rendezvous segments while enough of them are live
-    /// ([`swarmcast_core::carry`]; on by default; `--no-carried-peers` turns it off).
+    /// With the DHT and the manifest exchange on and no tracker in the manifest: look the
+    /// stream's peer key up on the DHT, dial the peers met in earlier segments' swarms (and
+    /// those found) when a segment is added, and look a segment up on the DHT only while
+    /// fewer than 4 peers are live ([`swarmcast_core::carry`]; on by default;
+    /// `--no-carried-peers` turns it off).
     pub carry_peers: bool,
 }
 
@@ -403,10 +404,14 @@ where
     let (poll_tx, poll_rx) = mpsc::channel(16);
     let poll_stop = tasks.token().child_token();
     let held = Arc::new(crate::carried::Held::default());
+    let found = Arc::new(std::sync::Mutex::new(crate::carried::Found::default()));
+    let mut carry_key = false;
     let exchange = match carried {
         Some(c) => {
             let tx = poll_tx.clone();
             tasks.spawn("swarm-manifests", crate::carried::forward(c.events, tx));
+            carry_key =
+                c.dht.is_some() && config.carry_peers && config.transport == Transport::Swarm;
             if let Some(dht) = c.dht {
                 let (tx, h, stop) = (poll_tx.clone(), held.clone(), poll_stop.clone());
                 tasks.spawn(
@@ -434,6 +439,14 @@ where
         })
     });
     let (ev_tx, ev_rx) = mpsc::channel(64);
+    if carry_key {
+        let (swarm, key, found) = (swarm.clone(), config.link.key, found.clone());
+        let wake = ev_tx.clone();
+        tasks.spawn(
+            "peer-key",
+            crate::carried::look_up_peer_key(swarm, key, found, wake),
+        );
+    }
     {
         // The live figures' clock: peers and the download rate are sampled each tick.
         let tx = ev_tx.clone();
@@ -477,7 +490,8 @@ where
         exchange,
         held,
         http_refused: 0,
-        carry: None,
+        carry: swarmcast_core::carry::Carry::new(Default::default()),
+        found,
     };
 
     let result = run(&mut viewer, origin, poll_rx, ev_rx, cancel).await;
@@ -486,6 +500,11 @@ where
         let _ = poller.await;
     }
     let ended = viewer.scheduler.ended();
+    {
+        let f = viewer.found.lock().unwrap_or_else(|e| e.into_inner());
+        viewer.summary.key_lookups = f.lookups;
+        viewer.summary.key_peers = f.peers;
+    }
     if let Some(exchange) = &viewer.exchange {
         let s = exchange.stats();
         viewer.recorder.record(

@@ -84,6 +84,17 @@ fn viewers_with_only_the_key_find_the_stream_on_the_dht_and_play_it_whole() {
             .filter(|e| e["kind"] == "manifest_fetched" && e["mode"] == "swarm")
             .map(|e| e["bytes"].as_u64().unwrap_or_default())
             .sum();
+        // Two other viewers are fewer live peers than a viewer wants before it carries its
+        // peers instead of looking segments up (swarmcast_core::carry::WANT): every segment
+        // added was looked up on the DHT.
+        let added = records.iter().filter(|e| e["kind"] == "added").count() as u64;
+        assert!(swarmcast_core::carry::WANT > names.len() - 1);
+        assert_eq!(
+            sent[0]["dht_announces"].as_u64(),
+            Some(added),
+            "{name}: {} segments added",
+            added
+        );
         let received = sent[0]["swarm_bytes_received"].as_u64().unwrap_or_default();
         assert!(
             from_swarm > 0 && received >= from_swarm,

@@ -177,6 +177,21 @@ impl SegmentSwarm for FakeSwarm {
         Ok(FakeTorrent(s.torrents.len() - 1))
     }
 
+    /// The fake has no DHT: nothing found.
+    async fn dht_lookup(
+        &self,
+        _info_hash: [u8; 20],
+        _within: Duration,
+        _max: usize,
+        _on_peer: impl FnMut(std::net::SocketAddr) + Send,
+    ) -> usize {
+        0
+    }
+
+    fn add_peers(&self, _t: &FakeTorrent, _peers: &[std::net::SocketAddr]) -> usize {
+        0
+    }
+
     fn stats(&self, t: &FakeTorrent) -> TorrentStats {
         let s = lock(&self.state);
         let t = &s.torrents[t.0];

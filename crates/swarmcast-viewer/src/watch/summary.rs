@@ -51,6 +51,11 @@ pub struct WatchSummary {
     /// Segments added without a DHT lookup, their peers carried from the segments before
     /// (docs/manifest.md, "Peers carried from segment to segment").
     pub dht_skipped: u64,
+    /// Lookups of the stream's peer key on the DHT, and the peers they found (each lookup's
+    /// distinct peers, summed).
+    pub key_lookups: u64,
+    /// See `key_lookups`.
+    pub key_peers: u64,
     /// Manifests refused.
     pub manifests_refused: u64,
     /// Setup time of each segment fetched from the swarm: added → first verified piece, ms.
@@ -120,11 +125,12 @@ impl std::fmt::Display for WatchSummary {
                 ""
             }
         )?;
-        if s.dht_lookups + s.dht_skipped > 0 {
+        if s.dht_lookups + s.dht_skipped + s.key_lookups > 0 {
             write!(
                 f,
-                "\n  DHT: {} segments looked up, {} added with their peers carried from earlier segments",
-                s.dht_lookups, s.dht_skipped
+                "\n  DHT: {} segments looked up, {} added with their peers carried from earlier segments; \
+                 the stream's peer key looked up {} times, {} peers found",
+                s.dht_lookups, s.dht_skipped, s.key_lookups, s.key_peers
             )?;
         }
         if s.hash_failures > 0 {
