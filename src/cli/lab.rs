@@ -39,8 +39,8 @@ pub(crate) struct LabArgs {
     /// follow, each after an `@`: `@reveal=SECS|never` (the publisher's `--super-seed-reveal`),
     /// `@manifests=swarm|dht|http` (`--swarm-manifests` on both sides; also the stream found on
     /// a DHT host of the run's own, without HTTP manifests or tracker; or neither), `@push=N` and
-    /// `@vpush=N` (the publisher's and the viewers' `--manifest-push`), `@carry=off` (viewers
-    /// with `--no-carried-peers`), e.g. `patched@manifests=swarm@push=8`.
+    /// `@vpush=N` (the publisher's and the viewers' `--manifest-push`), `@carry=on` (viewers
+    /// with `--carried-peers`), e.g. `patched@manifests=swarm@push=8`.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

@@ -123,12 +123,11 @@ pub(crate) struct WatchArgs {
     /// a link that is the key alone; --dht-bootstrap also turns it on).
     #[arg(long, env = "SWARMCAST_DHT")]
     pub(crate) dht: bool,
-    /// On the DHT path, look every segment up on the DHT and dial only what it finds (for
-    /// measurement). By default a viewer finds the stream's audience under one DHT key, dials
-    /// the peers of the segments before at once, and looks a segment up only while it has
-    /// fewer than 4 live peers (docs/watch.md).
-    #[arg(long, env = "SWARMCAST_NO_CARRIED_PEERS")]
-    pub(crate) no_carried_peers: bool,
+    /// On the DHT path, find the stream's audience under one DHT key, dial the peers of the
+    /// segments before at once, and look a segment up only while fewer than 4 peers are live,
+    /// instead of looking every segment up (experimental: off by default, docs/watch.md).
+    #[arg(long, env = "SWARMCAST_CARRIED_PEERS")]
+    pub(crate) carried_peers: bool,
     #[command(flatten)]
     pub(crate) dht_args: super::DhtArgs,
 }

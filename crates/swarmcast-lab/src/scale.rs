@@ -419,17 +419,38 @@ pub fn fit_costs(points: &[&RunPoint]) -> Option<Costs> {
         dht_reply_bytes: DHT_REPLY_BYTES,
         dht_lookups_per_segment: DHT_LOOKUPS_PER_SEGMENT,
         dht_node_bytes_per_viewer: {
-            let measured: Vec<f64> = points
+            let measured: Vec<(&str, f64)> = points
                 .iter()
                 .filter(|p| on_dht(&p.0) && p.1.viewers > 0)
                 .filter_map(|p| {
-                    p.1.dht_sent_per_segment
-                        .map(|b| b / p.1.viewers as f64 / f64::from(crate::runner::DHT_NODES))
+                    p.1.dht_sent_per_segment.map(|b| {
+                        let per = b / p.1.viewers as f64 / f64::from(crate::runner::DHT_NODES);
+                        (p.0.kind.as_str(), per)
+                    })
                 })
                 .collect();
-            (!measured.is_empty()).then(|| measured.iter().sum::<f64>() / measured.len() as f64)
+            measured_dht_cost(&measured)
         },
     })
+}
+
+/// The DHT's cost per node, viewer and segment, measured: the mean over `runs` (each its
+/// variant's kind and the DHT host's bytes / viewers / its nodes). The model counts a peer
+/// lookup per viewer and segment, so when runs that carry peers (`@carry=on`) are among them,
+/// the others (each segment looked up) are taken; runs recorded before peers were carried (docs/manifest.md,
+/// "Peers carried from segment to segment") looked every segment up whatever their name.
+fn measured_dht_cost(runs: &[(&str, f64)]) -> Option<f64> {
+    let off: Vec<f64> = runs
+        .iter()
+        .filter(|(kind, _)| !kind.contains("carry=on"))
+        .map(|r| r.1)
+        .collect();
+    let pick = if off.is_empty() {
+        runs.iter().map(|r| r.1).collect()
+    } else {
+        off
+    };
+    (!pick.is_empty()).then(|| pick.iter().sum::<f64>() / pick.len() as f64)
 }
 
 /// The publishers the model is shown for: the lab's (its uplink cap, the default file limit's
@@ -537,7 +558,7 @@ pub fn model_report(points: &[RunPoint]) -> String {
             "- each DHT node near a segment's info hash, per viewer: {:.0} bytes a segment ({})",
             c.dht_node_bytes(&publishers(lab_uplink)[0].1),
             match c.dht_node_bytes_per_viewer {
-                Some(_) => "measured: the DHT host's bytes of the `@manifests=dht` runs / viewers / its nodes",
+                Some(_) => "measured: the DHT host's bytes of the `@manifests=dht` runs (those without `@carry=on` if any: a lookup per viewer and segment) / viewers / its nodes",
                 None => "estimated: lookups a segment × reply bytes / closest nodes; no `@manifests=dht` run",
             }
         );
@@ -622,6 +643,19 @@ mod tests {
         assert!((measured / estimated - 4.0).abs() < 1e-9);
         // Per second: 1,000 viewers × 1,250 bytes a segment / the segment's seconds.
         assert!((measured - 1_000.0 * 1_250.0 / c.target_s).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_dht_cost_is_measured_on_runs_that_look_every_segment_up() {
+        let carried = "swarm-patched@manifests=dht@carry=on";
+        let looked_up = "swarm-patched@manifests=dht";
+        assert_eq!(
+            measured_dht_cost(&[(carried, 500.0), (looked_up, 1_000.0), (looked_up, 1_200.0)]),
+            Some(1_100.0)
+        );
+        // Only runs that carry: taken, there being nothing else.
+        assert_eq!(measured_dht_cost(&[(carried, 500.0)]), Some(500.0));
+        assert_eq!(measured_dht_cost(&[]), None);
     }
 
     #[test]

@@ -101,8 +101,9 @@ pub struct WatchConfig {
     /// With the DHT and the manifest exchange on and no tracker in the manifest: look the
     /// stream's peer key up on the DHT, dial the peers met in earlier segments' swarms (and
     /// those found) when a segment is added, and look a segment up on the DHT only while
-    /// fewer than 4 peers are live ([`swarmcast_core::carry`]; on by default;
-    /// `--no-carried-peers` turns it off).
+    /// fewer than 4 peers are live ([`swarmcast_core::carry`]; off by default: with it on, the
+    /// end-of-stream manifest was sometimes lost in `e2e::dht`, not yet explained; `--carried-peers`
+    /// turns it on).
     pub carry_peers: bool,
 }
 
@@ -130,7 +131,7 @@ impl WatchConfig {
             swarm_manifests: false,
             manifest_push: swarmcast_core::gossip::GossipConfig::viewer().push_to,
             dht: None,
-            carry_peers: true,
+            carry_peers: false,
         }
     }
 

@@ -37,8 +37,8 @@ pub struct Variant {
     push: Option<u16>,
     /// See `push`.
     vpush: Option<u16>,
-    /// Viewers carry their peers from segment to segment on the DHT path (the default;
-    /// `@carry=off` runs them with `--no-carried-peers`).
+    /// Viewers carry their peers from segment to segment on the DHT path (`@carry=on`: viewers
+    /// run with `--carried-peers`; off by default).
     carry: bool,
 }
 
@@ -69,7 +69,7 @@ impl Default for Variant {
             dht: false,
             push: None,
             vpush: None,
-            carry: true,
+            carry: false,
         }
     }
 }
@@ -125,8 +125,8 @@ impl Variant {
         self.vpush
     }
 
-    /// Whether viewers carry their peers from segment to segment (false: an `@carry=off`
-    /// option, viewers run with `--no-carried-peers`).
+    /// Whether viewers carry their peers from segment to segment (an `@carry=on` option:
+    /// viewers run with `--carried-peers`).
     pub fn carry_peers(&self) -> bool {
         self.carry
     }
@@ -137,8 +137,8 @@ impl Variant {
 /// (manifests carried by the swarm, `--swarm-manifests`; also the stream found on a DHT, with
 /// no HTTP manifests or tracker; or over HTTP alone: the default), or
 /// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or
-/// `carry=on|off` (viewers carry their peers from segment to segment on the DHT path, or look
-/// every segment up: `--no-carried-peers`), or the name alone.
+/// `carry=on|off` (viewers carry their peers from segment to segment on the DHT path,
+/// `--carried-peers`, or look every segment up: the default), or the name alone.
 fn split_options(s: &str) -> (&str, Option<&str>) {
     match s.split_once('@') {
         Some((name, options)) => (name, Some(options)),
@@ -261,7 +261,7 @@ impl Variant {
             dht: option(options, "manifests") == Some("dht"),
             push: option(options, "push").and_then(|v| v.parse().ok()),
             vpush: option(options, "vpush").and_then(|v| v.parse().ok()),
-            carry: option(options, "carry") != Some("off"),
+            carry: option(options, "carry") == Some("on"),
         })
     }
 }

@@ -137,8 +137,8 @@ pub(crate) fn viewer_args(
     if let (Some(n), Transport::Swarm) = (spec.variant.viewer_manifest_push(), spec.transport) {
         a.extend(["--manifest-push".into(), n.to_string()]);
     }
-    if !spec.variant.carry_peers() && spec.transport == Transport::Swarm {
-        a.push("--no-carried-peers".into());
+    if spec.variant.carry_peers() && spec.transport == Transport::Swarm {
+        a.push("--carried-peers".into());
     }
     a
 }
