@@ -84,9 +84,8 @@ fn viewers_with_only_the_key_find_the_stream_on_the_dht_and_play_it_whole() {
             .filter(|e| e["kind"] == "manifest_fetched" && e["mode"] == "swarm")
             .map(|e| e["bytes"].as_u64().unwrap_or_default())
             .sum();
-        // Two other viewers are fewer live peers than a viewer wants before it carries its
-        // peers instead of looking segments up (swarmcast_core::carry::WANT): every segment
-        // added was looked up on the DHT.
+        // Without --carried-peers every segment added is looked up on the DHT (and with it,
+        // two other viewers would be fewer live peers than swarmcast_core::carry::WANT).
         let added = records.iter().filter(|e| e["kind"] == "added").count() as u64;
         assert!(swarmcast_core::carry::WANT > names.len() - 1);
         assert_eq!(
