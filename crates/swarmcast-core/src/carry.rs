@@ -100,11 +100,6 @@ impl Carry {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> CarryConfig {
-        self.config
-    }
-
     /// Peers found at `now` (under the stream's peer key): carried as if seen then.
     pub fn found(&mut self, addrs: &[SocketAddr], now: Instant) {
         for &a in addrs {
