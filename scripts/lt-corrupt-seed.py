@@ -3,6 +3,11 @@
 of a live stream's segments, for the test of what viewers do with such a peer.
 
 Usage: lt-corrupt-seed.py PUBLISHER_HTTP BIND_IP FIRST LAST SECONDS [VIEWER_PEER ...]
+   or: lt-corrupt-seed.py -   (prints `ready` once libtorrent is loaded, then reads the same
+       arguments, separated by spaces, from one line of stdin)
+
+The second form lets a test load python and libtorrent (seconds on a loaded machine) before it
+starts the stream, so the bad seed is there from the first segment on.
 
 For each segment number FIRST..=LAST, as soon as the publisher at PUBLISHER_HTTP (host:port)
 serves its `.torrent`, writes a file of the segment's length made of random bytes (so every
@@ -13,8 +18,8 @@ BIND_IP, where it also listens, and dials each VIEWER_PEER (host:port) for the s
 again every 0.1 s while it runs (a bad peer that keeps coming back: a viewer that dropped it
 sees it dial in again). Runs for at most SECONDS, or until it is killed.
 
-Prints, flushed, one line per segment added: `added N PORT BYTES`, and once a second the payload
-bytes it has sent over all segments: `uploaded BYTES`.
+Prints, flushed, one line per segment added: `added N PORT BYTES SECS` (SECS since it read its
+arguments), and once a second the payload bytes it has sent over all segments: `uploaded BYTES`.
 """
 import os
 import sys
@@ -27,10 +32,14 @@ import libtorrent as lt
 
 
 def main():
-    http, bind_ip = sys.argv[1], sys.argv[2]
-    first, last, seconds = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    args = sys.argv[1:]
+    if args == ['-']:
+        print('ready', flush=True)
+        args = sys.stdin.readline().split()
+    http, bind_ip = args[0], args[1]
+    first, last, seconds = int(args[2]), int(args[3]), float(args[4])
     viewers = []
-    for v in sys.argv[6:]:
+    for v in args[5:]:
         host, port = v.rsplit(':', 1)
         viewers.append((host, int(port)))
     save = tempfile.mkdtemp(prefix='lt-corrupt-')
@@ -44,7 +53,8 @@ def main():
                       # Dial over TCP, where the viewers listen (libtorrent tries uTP first).
                       'enable_outgoing_utp': False})
     handles = []
-    deadline = time.time() + seconds
+    started = time.time()
+    deadline = started + seconds
     n, last_report, last_dial = first, 0.0, 0.0
     while time.time() < deadline:
         if n <= last:
@@ -64,7 +74,8 @@ def main():
                 for v in viewers:
                     h.connect_peer(v)
                 handles.append(h)
-                print('added', n, ses.listen_port(), ti.total_size(), flush=True)
+                print('added', n, ses.listen_port(), ti.total_size(),
+                      '%.3f' % (time.time() - started), flush=True)
                 n += 1
                 continue
         now = time.time()

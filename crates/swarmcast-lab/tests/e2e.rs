@@ -770,6 +770,45 @@ const BAD_IP: &str = "127.0.0.2";
 async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte() {
     const SECS: u64 = 12;
     let dir = tempfile::tempdir().unwrap();
+    // The bad seed loads python and libtorrent first (seconds on a loaded machine: once in CI it
+    // came up after the viewers had every segment and sent nothing), then the stream starts.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/lt-corrupt-seed.py"
+    );
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists() || *p == "python3")
+        .unwrap();
+    let mut child = std::process::Command::new(python)
+        .args([script, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with libtorrent (scripts/install-deps.sh)");
+    let stdout = child.stdout.take().unwrap();
+    let mut args_in = child.stdin.take().unwrap();
+    let bad_seed = KillOnDrop(child);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (ready_line_tx, ready_line_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn({
+        let lines = lines.clone();
+        move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line == "ready" {
+                    let _ = ready_line_tx.send(());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        }
+    });
+    ready_line_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("hang guard: the bad seed (python3, libtorrent) never said ready");
     let mut publish =
         swarmcast_publisher::PublishConfig::new(swarmcast_publisher::FeedInput::Synth {
             bitrate: Some(300_000),
@@ -816,37 +855,20 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
         peers.push(rx.await.expect("the viewer listens").peer.to_string());
     }
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/lt-corrupt-seed.py"
-    );
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists() || *p == "python3")
-        .unwrap();
-    let mut child = std::process::Command::new(python)
-        .arg(script)
-        .args([ready.http.to_string(), BAD_IP.into(), "0".into()])
-        .args([(SECS - 1).to_string(), (SECS * 3 + 60).to_string()])
-        .args(&peers)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with libtorrent (scripts/install-deps.sh)");
-    let stdout = child.stdout.take().unwrap();
-    let bad_seed = KillOnDrop(child);
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reader = std::thread::spawn({
-        let lines = lines.clone();
-        move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                lines.lock().unwrap().push(line);
-            }
-        }
-    });
+    {
+        use std::io::Write;
+        let args = format!(
+            "{} {BAD_IP} 0 {} {} {}\n",
+            ready.http,
+            SECS - 1,
+            SECS * 3 + 60,
+            peers.join(" ")
+        );
+        args_in
+            .write_all(args.as_bytes())
+            .and_then(|()| args_in.flush())
+            .expect("the bad seed reads its arguments");
+    }
 
     let mut summaries = Vec::new();
     for v in viewers {
@@ -980,7 +1002,7 @@ async fn a_peer_serving_corrupted_pieces_is_banned_and_nobody_plays_a_bad_byte()
     // The bad seed was chosen: its pieces reached the viewers and failed.
     assert!(
         failures > 0 && bad_uploaded > 0,
-        "no hash failure: the bad seed was never used ({bad_uploaded} bytes sent)"
+        "no hash failure: the bad seed was never used ({bad_uploaded} bytes sent): {lines:?}"
     );
     println!(
         "hash failures {failures}, discarded {discarded} bytes, refused {refused} connections"
