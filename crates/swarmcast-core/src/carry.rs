@@ -44,6 +44,12 @@ pub const MAX_CARRIED: usize = 32;
 /// How long a peer is carried after its last live connection was seen (or it was found).
 pub const FRESH: Duration = Duration::from_secs(20);
 
+/// A segment whose peers are carried waits this long before it dials a failed peer again (then
+/// 6 times longer at each failure; librqbit's own first wait is 10 s). A carried peer is dialled
+/// as soon as the segment is added, often before that peer has added it and while its
+/// connection is refused: a second later it usually has (librqbit patch 0024).
+pub const RECONNECT_FIRST_WAIT: Duration = Duration::from_secs(1);
+
 /// The info hash under which a stream's viewers announce themselves on the DHT:
 /// SHA-1(`swarmcast/peers/1` ‖ the 32 bytes of the stream key). No torrent has it; it names the
 /// stream's audience, as a segment's info hash names a segment's swarm.

@@ -29,6 +29,17 @@ pub const SALT: &[u8] = b"swarmcast/1";
 /// BEP 44's limit on a value's bencoded size.
 pub const MAX_VALUE: usize = 1000;
 
+/// A viewer holding a manifest asks the DHT again when no newer one came for this long, or for
+/// three segment durations if that is longer ([`recheck_after`]): the swarm carries manifests,
+/// the DHT is the backup (a missed end-of-stream manifest is found this way).
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a viewer holding a manifest waits for a newer one before it asks the DHT: the
+/// longer of [`RECHECK`] and three segment durations (`target`).
+pub fn recheck_after(target: std::time::Duration) -> std::time::Duration {
+    RECHECK.max(target.saturating_mul(3))
+}
+
 /// What the item says: where the stream is now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pointer {

@@ -154,6 +154,9 @@ pub struct Download {
     /// `AddTorrentOptions::disable_dht`, patch 0023): for a segment whose peers are
     /// carried from the segments before it.
     pub skip_dht: bool,
+    /// The first wait before a failed peer is dialled again, 6 times longer at each failure
+    /// (librqbit's `AddTorrentOptions::reconnect_first_wait`, patch 0024; None: librqbit's 10 s).
+    pub reconnect_first_wait: Option<Duration>,
 }
 
 /// A torrent in the session.
@@ -458,6 +461,7 @@ impl Swarm {
             trackers,
             upload_rank,
             skip_dht,
+            reconnect_first_wait,
         } = how;
         let opts = AddTorrentOptions {
             upload_rank,
@@ -467,6 +471,7 @@ impl Swarm {
             trackers: (!trackers.is_empty()).then_some(trackers),
             peer_limit: self.peer_limit,
             disable_dht: skip_dht,
+            reconnect_first_wait,
             ..Default::default()
         };
         self.add(torrent, name, opts).await

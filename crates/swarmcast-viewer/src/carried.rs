@@ -31,9 +31,6 @@ const FETCH_WAIT: Duration = Duration::from_secs(5);
 const PEERS_ASKED: usize = 8;
 /// Between attempts while no manifest is held.
 const RETRY: Duration = Duration::from_secs(1);
-/// Once a manifest is held: the DHT is asked again when no newer one came for this long (or
-/// three segment durations, if longer).
-const RECHECK: Duration = Duration::from_secs(10);
 
 /// What the viewer holds, for the DHT finder: the newest manifest's sequence number (0: none)
 /// and its target duration in ms.
@@ -233,8 +230,8 @@ pub(crate) async fn forward(
 }
 
 /// Finds the stream on the DHT: gets the pointer, the newest segment's peers, and asks them for
-/// the manifest; again whenever no newer manifest came for [`RECHECK`] or three segment
-/// durations. Runs until `cancel` or the watch loop ends.
+/// the manifest; again whenever no newer manifest came for
+/// [`recheck_after`](swarmcast_core::dht_item::recheck_after) the segment duration. Runs until `cancel` or the watch loop ends.
 pub(crate) async fn find_on_dht(
     options: DhtOptions,
     key: StreamKey,
@@ -259,8 +256,8 @@ pub(crate) async fn find_on_dht(
     let mut last_seen = (0, tokio::time::Instant::now());
     // Bounded by `cancel` and by the watch loop (a closed channel ends it).
     loop {
-        let recheck = RECHECK.max(Duration::from_millis(
-            held.target_ms.load(Ordering::Relaxed).saturating_mul(3),
+        let recheck = swarmcast_core::dht_item::recheck_after(Duration::from_millis(
+            held.target_ms.load(Ordering::Relaxed),
         ));
         if held.ended.load(Ordering::Relaxed) {
             return;

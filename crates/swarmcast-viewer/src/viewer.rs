@@ -470,6 +470,7 @@ impl<S: SegmentSwarm, H: SegmentFetch, K> Viewer<S, H, K> {
             }
         }
         how.skip_dht = !plan.lookup;
+        how.reconnect_first_wait = Some(swarmcast_core::carry::RECONNECT_FIRST_WAIT);
         if plan.lookup {
             self.summary.dht_lookups += 1;
         } else {

@@ -151,9 +151,13 @@ impl Publisher {
                 seq: signed.manifest.seq,
             },
         );
-        let linger = self.config.linger.unwrap_or(Duration::from_micros(
-            self.config.target * self.window.segments().len().max(1) as u64 * 100 / 9,
-        ));
+        let linger = self.config.linger.unwrap_or_else(|| {
+            default_linger(
+                self.config.target,
+                self.window.segments().len(),
+                self.config.dht.is_some(),
+            )
+        });
         tracing::info!(
             seq = signed.manifest.seq,
             linger_s = linger.as_secs_f64(),
@@ -243,5 +247,44 @@ impl Publisher {
         }
         self.summary.uploaded_bytes = self.shared.uploaded_bytes.load(Ordering::Relaxed);
         self.seeder.shutdown().await;
+    }
+}
+
+/// A viewer on the DHT path that missed the end-of-stream manifest in the swarm asks the DHT
+/// again once no newer manifest came for [`recheck_after`](swarmcast_core::dht_item::recheck_after)
+/// the segment duration, then looks up the pointer and the newest segment's peers (up to 10 s)
+/// and asks them: the publisher lingers [`DHT_LINGER_FLOOR`] past that.
+pub(crate) const DHT_LINGER_FLOOR: Duration = Duration::from_secs(20);
+
+/// How long the publisher keeps serving after the end-of-stream manifest when `--linger` is not
+/// given: the window's span (`target` in 90 kHz ticks, `segments` in the window), so every
+/// viewer within the window plays to the end; with the DHT on, at least until a viewer that
+/// missed the end in the swarm has asked the DHT and the publisher ([`DHT_LINGER_FLOOR`]).
+pub(crate) fn default_linger(target: u64, segments: usize, dht: bool) -> Duration {
+    let duration = Duration::from_micros(target.saturating_mul(100) / 9);
+    let window = duration.saturating_mul(segments.max(1) as u32);
+    if !dht {
+        return window;
+    }
+    window.max(swarmcast_core::dht_item::recheck_after(duration) + DHT_LINGER_FLOOR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_linger_is_the_window_and_with_the_dht_outlasts_a_viewers_recheck() {
+        const S: u64 = 90_000;
+        // Without the DHT: the window's span.
+        assert_eq!(default_linger(2 * S, 5, false), Duration::from_secs(10));
+        assert_eq!(default_linger(60 * S, 5, false), Duration::from_secs(300));
+        assert_eq!(default_linger(2 * S, 0, false), Duration::from_secs(2));
+        // With it, short segments: the recheck (10 s) and the floor (20 s).
+        assert_eq!(default_linger(2 * S, 5, true), Duration::from_secs(30));
+        // 8 s segments: three durations (24 s) and the floor, more than the window (40 s).
+        assert_eq!(default_linger(8 * S, 5, true), Duration::from_secs(44));
+        // One-minute segments: the window (300 s) is longer.
+        assert_eq!(default_linger(60 * S, 5, true), Duration::from_secs(300));
     }
 }

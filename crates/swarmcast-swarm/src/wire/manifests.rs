@@ -116,9 +116,14 @@ impl HubState {
         while let Some((peer, msg)) = self.gossip.poll_transmit() {
             let payloads: Vec<Bytes> = msg.payloads().into_iter().map(Bytes::from).collect();
             // Every part of a document on one connection, in order (a connection's sender
-            // fails only once it is gone).
+            // fails only once it is gone): the newest first. The oldest are those of the
+            // segments a viewer forgets as soon as a manifest moves the window past them; a
+            // message written there as the viewer closes it is lost, and the gossip counts the
+            // peer as holding it (the end-of-stream manifest, 3 ms after the last segment's,
+            // was lost this way).
             let sent = self.conns.get(&peer).is_some_and(|list| {
                 list.iter()
+                    .rev()
                     .any(|(_, tx)| payloads.iter().all(|p| tx.send(p.clone()).is_ok()))
             });
             if !sent {
@@ -127,5 +132,60 @@ impl HubState {
                 self.gossip.remove_peer(peer);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarmcast_core::gossip::Message;
+    use swarmcast_core::{Manifest, StreamSecret};
+
+    fn signed(secret: &StreamSecret, seq: u64) -> SignedManifest {
+        Manifest {
+            key: secret.public(),
+            seq,
+            issued_ms: 1_700_000_000_000 + seq,
+            target_duration: 180_000,
+            peers: vec![],
+            trackers: vec![],
+            end_of_stream: false,
+            segments: vec![],
+        }
+        .sign(secret)
+        .unwrap()
+    }
+
+    /// A viewer's connections of several segments are one peer; a push goes on the newest. The
+    /// oldest belongs to a segment the viewer forgets as soon as a manifest moves the window
+    /// past it: a push written there as it closes is lost (the end-of-stream manifest, 3 ms
+    /// after the last segment's, was). Once the newest is gone, the next one takes it.
+    #[test]
+    fn a_push_goes_on_the_peers_newest_connection() {
+        let secret = StreamSecret::from_seed(&[7; 32]);
+        let hub = ManifestHub::new(GossipConfig::publisher());
+        let peer: Peer = ([1; 20], std::net::Ipv4Addr::LOCALHOST.into());
+        let (old_tx, mut old_rx) = mpsc::unbounded_channel();
+        let (new_tx, mut new_rx) = mpsc::unbounded_channel();
+        hub.join(peer, 1, old_tx);
+        hub.join(peer, 2, new_tx);
+        hub.offer(&signed(&secret, 1));
+        let got = new_rx.try_recv().expect("pushed on the newest connection");
+        assert!(
+            matches!(Message::decode(&got), Ok(Message::Manifest { seq: 1, .. })),
+            "{got:?}"
+        );
+        assert!(old_rx.try_recv().is_err(), "nothing on the oldest");
+        // The newest connection gone: the next push takes the one left.
+        drop(new_rx);
+        hub.offer(&signed(&secret, 2));
+        let got = old_rx.try_recv().expect("pushed on the connection left");
+        assert!(
+            matches!(
+                Message::decode(&got),
+                Ok(Message::Manifest { seq: 2, .. } | Message::Delta { seq: 2, .. })
+            ),
+            "{got:?}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! librqbit's per-peer connection counters (patch 0009) seen through [`Swarm::peer_bytes`], on
 //! loopback: a dial to a closed port and a dial to a session without the torrent are failed dials
-//! that put the peer into the 10 s reconnect backoff; a download from a seed has none. Waits are
-//! for the counters to change, bounded by a hang guard; nothing asserts on time.
+//! that put the peer into the 10 s reconnect backoff; a download from a seed has none; with a
+//! first wait of 1 s (patch 0024) a peer that adds the torrent after a refused dial serves it
+//! before the backoff grows long. Waits are for the counters to change, bounded by a hang guard;
+//! nothing asserts on time.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -132,4 +134,39 @@ async fn a_download_from_a_seed_has_no_failed_dials() {
     assert_eq!((p.failed_dials, p.long_reconnect_waits), (0, 0), "{p:?}");
     viewer.shutdown().await;
     seed.shutdown().await;
+}
+
+/// The race carried peers meet: a viewer dials a peer for a segment before that peer has added
+/// it, and is refused. With `reconnect_first_wait` (librqbit patch 0024) it dials again after
+/// about a second, not ten: once the peer seeds, the download completes from it with no long
+/// reconnect wait counted (without the option: one wait of 10 s or more, checked once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_refused_for_want_of_the_torrent_is_dialled_again_after_the_first_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let torrent = segment(&src, SIZE);
+    let late = swarm(&dir.path().join("late")).await;
+    let viewer = swarm(&dir.path().join("viewer")).await;
+    let how = swarmcast_swarm::Download {
+        initial_peers: vec![late.listen_addr()],
+        reconnect_first_wait: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let t = viewer
+        .download_with(&torrent, "seg", &dir.path().join("out"), how)
+        .await
+        .unwrap();
+    peer_when(&viewer, &t, late.listen_addr(), |p| p.failed_dials >= 1).await;
+    // Now it has the segment (seeding 100 kB takes well under the 1-2 s wait: the next dial
+    // finds it).
+    let _seeding = late.seed(&torrent, "seg", &src, HANG_GUARD).await.unwrap();
+    viewer.wait(&t, "downloading", HANG_GUARD).await.unwrap();
+    let p = peer_when(&viewer, &t, late.listen_addr(), |p| {
+        p.fetched == SIZE as u64
+    })
+    .await;
+    assert!(p.failed_dials >= 1, "{p:?}");
+    assert_eq!(p.long_reconnect_waits, 0, "no wait of 10 s or more: {p:?}");
+    viewer.shutdown().await;
+    late.shutdown().await;
 }
