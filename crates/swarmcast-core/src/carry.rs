@@ -10,9 +10,12 @@
 //! - **The stream's peer key** ([`peer_key`]): an info hash derived from the stream key. Every
 //!   viewer looks it up on the DHT (BEP 5, announcing itself there) when it starts and every
 //!   [`KEY_EVERY`] after; the peers it returns are candidates ([`Carry::found`]).
-//! - **Carried**: the listen addresses of the peers seen on a live connection, and of the
-//!   candidates found, within [`CarryConfig::fresh`], the most recently seen first, at most
-//!   [`CarryConfig::max`], are dialled when a segment is added.
+//! - **Carried**: the listen addresses of the peers on a live connection, and of the candidates
+//!   found within [`CarryConfig::fresh`], the most recently seen first, at most
+//!   [`CarryConfig::max`], are dialled when a segment is added. A peer that was live and is not
+//!   any more has left (a viewer that stays keeps a connection of some segment in the window):
+//!   it is no longer carried, until it is found again (each dial of it would fail, and a failed
+//!   peer is dialled again after a second, [`RECONNECT_FIRST_WAIT`]).
 //! - **Looked up**: a segment's torrent is looked up on the DHT only while the viewer has fewer
 //!   than [`CarryConfig::want`] live peers (a newcomer whose key lookup found nobody yet, or a
 //!   small audience); otherwise its peers are those carried.
@@ -67,7 +70,7 @@ pub struct CarryConfig {
     pub want: usize,
     /// Peers carried at most.
     pub max: usize,
-    /// How long a peer is carried after it was last seen live or found.
+    /// How long a peer found under the peer key is carried (one seen live, then gone, is not).
     pub fresh: Duration,
 }
 
@@ -94,7 +97,8 @@ pub struct CarryPlan {
 #[derive(Clone, Debug)]
 pub struct Carry {
     config: CarryConfig,
-    seen: HashMap<SocketAddr, Instant>,
+    /// When each peer was last found or seen live, and whether it was live then.
+    seen: HashMap<SocketAddr, (Instant, bool)>,
 }
 
 impl Carry {
@@ -109,17 +113,19 @@ impl Carry {
     /// Peers found at `now` (under the stream's peer key): carried as if seen then.
     pub fn found(&mut self, addrs: &[SocketAddr], now: Instant) {
         for &a in addrs {
-            self.seen.insert(a, now);
+            self.seen.insert(a, (now, false));
         }
         self.bound(now);
     }
 
     /// The plan for a segment added at `now`, when the peers listening at `live` have a live
-    /// connection: they are seen now; peers not seen within [`CarryConfig::fresh`] are
-    /// forgotten.
+    /// connection: they are seen now; peers live at an earlier plan and not now have left and
+    /// are forgotten, and so are peers found longer than [`CarryConfig::fresh`] ago.
     pub fn plan(&mut self, live: &[SocketAddr], now: Instant) -> CarryPlan {
+        self.seen
+            .retain(|a, &mut (_, was_live)| !was_live || live.contains(a));
         for &a in live {
-            self.seen.insert(a, now);
+            self.seen.insert(a, (now, true));
         }
         let peers = self.bound(now);
         let mut distinct = live.to_vec();
@@ -136,9 +142,9 @@ impl Carry {
     fn bound(&mut self, now: Instant) -> Vec<SocketAddr> {
         let fresh = self.config.fresh;
         self.seen
-            .retain(|_, &mut t| now.saturating_duration_since(t) <= fresh);
+            .retain(|_, &mut (t, _)| now.saturating_duration_since(t) <= fresh);
         let mut peers: Vec<(Instant, SocketAddr)> =
-            self.seen.iter().map(|(&a, &t)| (t, a)).collect();
+            self.seen.iter().map(|(&a, &(t, _))| (t, a)).collect();
         // Newest first; the address breaks ties, so a plan does not depend on the map's order.
         peers.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
         peers.truncate(self.config.max);
@@ -193,26 +199,29 @@ mod tests {
     }
 
     #[test]
-    fn peers_are_carried_newest_first_until_they_go_stale() {
+    fn peers_are_carried_newest_first_until_they_leave_or_go_stale() {
         let mut c = Carry::new(CarryConfig::default());
         let t0 = Instant::now();
         let first = c.plan(&addrs(0..2), t0);
         assert_eq!(first.peers, addrs(0..2), "ties by address");
-        // Peer 1 is gone, peer 2 is new: peer 2 first, peers 0 and 1 still carried.
+        // Peer 1 has left (live before, not now), peer 2 is new: peer 1 is no longer carried.
         let t1 = t0 + Duration::from_secs(4);
         let second = c.plan(&[addr(2), addr(0)], t1);
-        assert_eq!(second.peers, vec![addr(0), addr(2), addr(1)]);
-        // A peer found under the key later still comes first.
-        c.found(&[addr(3)], t1 + Duration::from_secs(1));
-        let third = c.plan(&[], t1 + Duration::from_secs(1));
-        assert_eq!(third.peers, vec![addr(3), addr(0), addr(2), addr(1)]);
-        // Past `fresh` since it was last seen, peer 1 is forgotten; the others are live.
-        let t2 = t0 + FRESH + Duration::from_millis(1);
-        let fourth = c.plan(&[addr(2), addr(0)], t2);
-        assert_eq!(fourth.peers, vec![addr(0), addr(2), addr(3)]);
-        // Nobody live or found for longer than `fresh`: nothing carried.
-        let t3 = t2 + FRESH + Duration::from_millis(1);
-        assert_eq!(c.plan(&[], t3).peers, Vec::<SocketAddr>::new());
+        assert_eq!(second.peers, vec![addr(0), addr(2)]);
+        // Peers found under the key come first, the one that left too (found again).
+        let t2 = t1 + Duration::from_secs(1);
+        c.found(&[addr(3), addr(1)], t2);
+        let third = c.plan(&[addr(2), addr(0)], t2);
+        assert_eq!(third.peers, vec![addr(0), addr(1), addr(2), addr(3)]);
+        // A found peer is carried for `fresh` though never live; the live ones stay.
+        let t3 = t2 + FRESH;
+        let fourth = c.plan(&[addr(2), addr(0)], t3);
+        assert_eq!(fourth.peers, vec![addr(0), addr(2), addr(1), addr(3)]);
+        let t4 = t3 + Duration::from_millis(1);
+        let fifth = c.plan(&[addr(2), addr(0)], t4);
+        assert_eq!(fifth.peers, vec![addr(0), addr(2)]);
+        // Everyone left: nothing carried.
+        assert_eq!(c.plan(&[], t4).peers, Vec::<SocketAddr>::new());
     }
 
     #[test]
