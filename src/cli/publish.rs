@@ -71,7 +71,7 @@ pub(crate) struct PublishArgs {
     #[arg(long, env = "SWARMCAST_GRACE", value_parser = crate::parse::parse_grace)]
     pub(crate) grace: Option<f64>,
     /// Seconds to keep serving after the end of the stream (0 to a day) [default: window x
-    /// segment length; with --dht at least 30 s, or three segment lengths plus 20 s].
+    /// segment length; with --dht at least 30 s, or three segment lengths plus 20 s if longer].
     #[arg(long, env = "SWARMCAST_LINGER", value_parser = crate::parse::parse_linger)]
     pub(crate) linger: Option<f64>,
     /// Keep segment files after they are forgotten.

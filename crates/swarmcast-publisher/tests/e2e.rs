@@ -418,7 +418,9 @@ async fn aria2_downloads_a_live_segment_with_only_its_torrent_and_our_tracker() 
 async fn a_restart_continues_numbering_reseeds_the_window_and_marks_a_discontinuity() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = config(dir.path(), 3);
-    first.linger = Some(Duration::ZERO);
+    // Long enough to answer the blocking reload that waits for the end-of-stream manifest: with
+    // no linger the server may close that reload's connection as the request arrives.
+    first.linger = Some(Duration::from_secs(2));
     let (ready, _shutdown, task) = start(first).await;
     let mut verifier = Verifier::new(ready.link.key);
     let before = follow_to_the_end(&ready, &mut verifier).await;

@@ -441,10 +441,16 @@ impl Task {
                 self.gossip.remove_peer(key);
                 continue;
             }
-            // Any live connection to the peer carries it, every part on the same one: the newest
-            // first (the oldest are those of segments about to be forgotten).
+            // Any live connection to the peer with room for every part carries it, every part
+            // on the same one: the newest first (the oldest are those of segments about to be
+            // forgotten). A connection without room is not reading (librqbit's
+            // `extension::MAX_QUEUED`).
             let first = &payloads[0];
-            let Some(conn) = conns.iter().rev().find(|c| c.send(first.clone())) else {
+            let Some(conn) = conns
+                .iter()
+                .rev()
+                .find(|c| c.room() >= payloads.len() && c.send(first.clone()))
+            else {
                 tracing::debug!(ip = %key.1, len = first.len(), "manifest exchange: message not sent");
                 continue;
             };

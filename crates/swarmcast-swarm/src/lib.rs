@@ -323,23 +323,39 @@ impl Swarm {
         self.listen_addr
     }
 
-    /// Dials `peers` for a torrent already added (those it knows already are skipped): peers
-    /// found after the torrent was added. Returns how many were new to it; 0 for a torrent not
-    /// (or no longer) live.
+    /// The addresses this session learned it is its own peer at, besides its listen address:
+    /// those its peers see it at (BEP 10 `yourip` with its port) and those a dial of its own
+    /// reached it at (librqbit patch 0025). Behind a NAT the DHT hands a session its own public
+    /// address; it never dials one of these.
+    pub fn own_addresses(&self) -> Vec<SocketAddr> {
+        self.session.swarmcast_own_addresses()
+    }
+
+    /// Whether `addr` is the session's listen address or one of its
+    /// [own addresses](Self::own_addresses).
+    fn is_own(&self, addr: SocketAddr, own: &[SocketAddr]) -> bool {
+        addr == self.listen_addr || own.contains(&addr)
+    }
+
+    /// Dials `peers` for a torrent already added (those it knows already, and its
+    /// [own addresses](Self::own_addresses), are skipped): peers found after the torrent was
+    /// added. Returns how many were new to it; 0 for a torrent not (or no longer) live.
     pub fn add_peers(&self, t: &Torrent, peers: &[SocketAddr]) -> usize {
         let Some(live) = t.handle.live() else {
             return 0;
         };
+        let own = self.own_addresses();
         peers
             .iter()
-            .filter(|&&a| a != self.listen_addr)
+            .filter(|&&a| !self.is_own(a, &own))
             .filter(|&&a| matches!(live.add_peer_if_not_seen(a), Ok(true)))
             .count()
     }
 
     /// Looks `info_hash` up on the session's DHT (BEP 5 `get_peers`), announcing the session's
     /// listen port there, and hands each distinct peer found within `within` to `on_peer`, at
-    /// most `max` (not the session itself); the lookup is dropped then. Returns how many were
+    /// most `max` (not the session itself: neither its listen address nor one of its
+    /// [own addresses](Self::own_addresses)); the lookup is dropped then. Returns how many were
     /// found: none when the session has no DHT. A viewer looks its stream's peer key up this
     /// way ([`swarmcast_core::carry::peer_key`]).
     pub async fn dht_lookup(
@@ -362,7 +378,7 @@ impl Swarm {
         while seen.len() < max {
             match tokio::time::timeout_at(deadline, lookup.next()).await {
                 Ok(Some(a)) => {
-                    if a != self.listen_addr && seen.insert(a) {
+                    if !self.is_own(a, &self.own_addresses()) && seen.insert(a) {
                         on_peer(a);
                     }
                 }

@@ -231,7 +231,8 @@ pub(crate) async fn forward(
 
 /// Finds the stream on the DHT: gets the pointer, the newest segment's peers, and asks them for
 /// the manifest; again whenever no newer manifest came for
-/// [`recheck_after`](swarmcast_core::dht_item::recheck_after) the segment duration. Runs until `cancel` or the watch loop ends.
+/// [`recheck_after`](swarmcast_core::dht_item::recheck_after) the segment duration. Runs until
+/// `cancel` or the watch loop ends.
 pub(crate) async fn find_on_dht(
     options: DhtOptions,
     key: StreamKey,

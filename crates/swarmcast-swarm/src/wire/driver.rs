@@ -84,7 +84,7 @@ pub(super) async fn serve(inner: &Inner, mut stream: TcpStream, id: u64) -> Resu
     let written = Notify::new();
     let (rd, wr) = stream.into_split();
     // The manifest exchange's messages for this connection (when the seeder carries manifests).
-    let (ext_tx, ext_rx) = mpsc::unbounded_channel();
+    let (ext_tx, ext_rx) = mpsc::channel(super::manifests::EXT_QUEUE);
     let exchange_peer = (peer_id, peer_ip);
     let _leave = inner.manifests.as_ref().map(|hub| LeaveHub {
         hub: hub.as_ref(),
@@ -236,7 +236,7 @@ struct Link<'a> {
     /// Its peer's id and IP address (the manifest exchange's name for the peer).
     exchange_peer: super::manifests::Peer,
     /// Where the manifest exchange sends this connection's messages.
-    ext_tx: &'a mpsc::UnboundedSender<bytes::Bytes>,
+    ext_tx: &'a mpsc::Sender<bytes::Bytes>,
 }
 
 /// A connection's offers not asked for yet (super-seeding only: `track`).
@@ -341,7 +341,7 @@ struct Side {
     haves: mpsc::UnboundedReceiver<u32>,
     haves_open: bool,
     /// The manifest exchange's messages for the peer.
-    ext: mpsc::UnboundedReceiver<bytes::Bytes>,
+    ext: mpsc::Receiver<bytes::Bytes>,
     out: Vec<u8>,
 }
 
@@ -421,7 +421,7 @@ async fn write_loop(
     link: Link<'_>,
     mut wr: Wr,
     haves: mpsc::UnboundedReceiver<u32>,
-    ext: mpsc::UnboundedReceiver<bytes::Bytes>,
+    ext: mpsc::Receiver<bytes::Bytes>,
     delivered: Delivered<'_>,
 ) -> Result<(), ConnError> {
     let Link {

@@ -170,3 +170,113 @@ async fn a_peer_refused_for_want_of_the_torrent_is_dialled_again_after_the_first
     viewer.shutdown().await;
     late.shutdown().await;
 }
+
+/// A session given its own address dials it once: the dial reaches the session itself, is
+/// refused at the handshake (a failed dial), and the address is known as its own (librqbit
+/// patch 0025): not dialled for the next torrent (nor again for the first: it is not put back
+/// in the queue). Peers are dialled in the order given, so once the second torrent is
+/// downloaded from the seed listed after the session's own address, that address has had its
+/// turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_reaches_itself_never_dials_that_address_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let viewer = swarm(&dir.path().join("viewer")).await;
+    let own = viewer.listen_addr();
+    let first = segment(&dir.path().join("first"), SIZE);
+    let how = swarmcast_swarm::Download {
+        initial_peers: vec![own],
+        reconnect_first_wait: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let t = viewer
+        .download_with(&first, "first", &dir.path().join("out1"), how)
+        .await
+        .unwrap();
+    let p = peer_when(&viewer, &t, own, |p| p.failed_dials >= 1).await;
+    assert_eq!(p.connection_attempts, 1, "{p:?}");
+    // The second torrent, from a seed, with the session's own address listed first.
+    let src = dir.path().join("src");
+    let second = segment(&src, SIZE + 1);
+    let seed = swarm(&dir.path().join("seed")).await;
+    let _seeding = seed.seed(&second, "seg", &src, HANG_GUARD).await.unwrap();
+    let t2 = viewer
+        .download(
+            &second,
+            "seg",
+            &dir.path().join("out2"),
+            vec![own, seed.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    viewer.wait(&t2, "downloading", HANG_GUARD).await.unwrap();
+    let dialled_self: u64 = viewer
+        .peer_bytes(&t2)
+        .iter()
+        .filter(|p| p.addr == own.to_string())
+        .map(|p| p.connection_attempts)
+        .sum();
+    assert_eq!(dialled_self, 0, "{:?}", viewer.peer_bytes(&t2));
+    assert_eq!(viewer.own_addresses(), vec![own]);
+    viewer.shutdown().await;
+    seed.shutdown().await;
+}
+
+/// The address a peer sees a session at (BEP 10 `yourip`), with the session's port, is its own
+/// (librqbit patch 0025): after one download from a seed, the session knows its address, and a
+/// torrent given that address never dials it. Behind a NAT this is the session's public
+/// address, which the DHT hands it back (its own announce), and a dial there goes to the NAT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_a_peer_sees_is_known_as_the_sessions_own_and_never_dialled() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let first = segment(&src, SIZE);
+    let seed = swarm(&dir.path().join("seed")).await;
+    let viewer = swarm(&dir.path().join("viewer")).await;
+    let _seeding = seed.seed(&first, "seg", &src, HANG_GUARD).await.unwrap();
+    let t = viewer
+        .download(
+            &first,
+            "seg",
+            &dir.path().join("out1"),
+            vec![seed.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    viewer.wait(&t, "downloading", HANG_GUARD).await.unwrap();
+    // On loopback the seed sees the viewer at 127.0.0.1, its listen address: learned from the
+    // seed's extended handshake (the viewer never dialled itself).
+    let own = viewer.listen_addr();
+    assert!(
+        viewer.own_addresses().contains(&own),
+        "{:?}",
+        viewer.own_addresses()
+    );
+    let p = peer_when(&viewer, &t, seed.listen_addr(), |_| true).await;
+    assert_eq!(p.failed_dials, 0, "{p:?}");
+    // A second torrent given the viewer's own address first, then the seed: own never dialled.
+    let src2 = dir.path().join("src2");
+    let second = segment(&src2, SIZE + 1);
+    let _seeding2 = seed.seed(&second, "seg2", &src2, HANG_GUARD).await.unwrap();
+    let t2 = viewer
+        .download(
+            &second,
+            "seg2",
+            &dir.path().join("out2"),
+            vec![own, seed.listen_addr()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    viewer.wait(&t2, "downloading", HANG_GUARD).await.unwrap();
+    let peers = viewer.peer_bytes(&t2);
+    let dialled_self: u64 = peers
+        .iter()
+        .filter(|p| p.addr == own.to_string())
+        .map(|p| p.connection_attempts)
+        .sum();
+    assert_eq!(dialled_self, 0, "{peers:?}");
+    viewer.shutdown().await;
+    seed.shutdown().await;
+}
