@@ -9,9 +9,10 @@
 //! - One IP address holds at most [`HttpLimits::per_address`] connections (an IPv6 host counted
 //!   by its /64, [`swarmcast_swarm::wire::address_key`]); more are closed on arrival.
 //! - At most [`HttpLimits::max_connections`] are open. At the cap a new connection is still
-//!   accepted, and the connection that has been idle (no request in progress) the longest is
-//!   closed for it, so a crowd of connections that send nothing cannot keep a viewer out; when
-//!   every connection is in a request, the new one is closed.
+//!   accepted, and an idle connection (no request in progress) is closed for it: of the address
+//!   holding the most connections, the one idle longest. A crowd of connections that send
+//!   nothing cannot keep a viewer out; when every connection is in a request, the new one is
+//!   closed.
 //! - `accept` failing for lack of files (the system's, or files opened elsewhere in the process)
 //!   closes the longest idle connection, is counted and logged once a few seconds with the cause,
 //!   and is retried shortly; the server never stops accepting.
@@ -121,15 +122,27 @@ struct Registry {
 }
 
 impl Registry {
-    /// Closes the connection idle longest; false if every one is in a request.
+    /// Closes an idle connection (no request in progress) of the address holding the most
+    /// connections, the one of them idle longest; false if every connection is in a request.
+    ///
+    /// Chosen by address first: connections that reopen as fast as they are closed cycle the
+    /// idlest one quickly, so by idle time alone a viewer's connection accepted a moment
+    /// before its request is read could be taken. A crowd of connections from a few addresses
+    /// then only closes its own (a CI run saw a `/metrics` request closed unanswered).
     fn evict_idlest(&mut self) -> bool {
+        let per_ip = &self.per_ip;
         let idlest = self
             .conns
             .iter()
             .filter(|(_, e)| {
                 e.activity.requests.load(Ordering::Relaxed) == 0 && !e.close.is_cancelled()
             })
-            .min_by_key(|(_, e)| e.activity.last_ms.load(Ordering::Relaxed))
+            .min_by_key(|(_, e)| {
+                (
+                    std::cmp::Reverse(per_ip.get(&e.ip).copied().unwrap_or(0)),
+                    e.activity.last_ms.load(Ordering::Relaxed),
+                )
+            })
             .map(|(id, _)| *id);
         match idlest.and_then(|id| self.conns.get(&id)) {
             Some(e) => {

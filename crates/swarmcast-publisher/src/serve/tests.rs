@@ -216,3 +216,47 @@ async fn at_the_cap_the_idlest_connection_makes_room_and_a_request_in_progress_s
     assert!(busy.ends_with("released") && second.ends_with("released"));
     stop.cancel();
 }
+
+/// At the cap, the connection closed for a newcomer is one of the address holding the most,
+/// even when another address's connection has been idle longer: a crowd from a few addresses
+/// reopening its connections only closes its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_the_address_holding_the_most_gives_up_a_connection() {
+    let Test {
+        addr,
+        counters,
+        stop,
+        ..
+    } = start(HttpLimits {
+        per_address: 0,
+        ..HttpLimits::new(3)
+    })
+    .await;
+    let mut lonely = connect(addr, 2);
+    until("the lonely one accepted", || {
+        counters.open.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    // Not needed by the rule, only so that by idle time alone the lonely one would go.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let crowd: Vec<_> = (0..2).map(|_| connect(addr, 3)).collect();
+    until("the crowd accepted", || {
+        counters.open.load(Ordering::Relaxed) == 3
+    })
+    .await;
+    let mut newcomer = connect(addr, 4);
+    get_request(&mut newcomer, "/", true);
+    let newcomer = closed(newcomer).await;
+    assert!(newcomer.ends_with("ok"), "{newcomer}");
+    assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
+    until("the newcomer and the evicted one gone", || {
+        counters.open.load(Ordering::Relaxed) == 2
+    })
+    .await;
+    // The lonely connection, idle longest, is still served.
+    get_request(&mut lonely, "/", true);
+    let lonely = closed(lonely).await;
+    assert!(lonely.ends_with("ok"), "{lonely}");
+    drop(crowd);
+    stop.cancel();
+}
