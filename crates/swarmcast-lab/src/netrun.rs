@@ -47,12 +47,22 @@ pub struct Balance {
     pub emulator_dropped: u64,
     /// IP bytes NATs dropped (unsolicited inbound).
     pub nat_dropped: u64,
+    /// IP bytes hosts sent to their NAT itself (a datagram to their own public address, say):
+    /// sent, never received by a host.
+    #[serde(default)]
+    pub to_nats: u64,
+    /// IP bytes NATs themselves sent to their hosts (answers to those): received, sent by no
+    /// host.
+    #[serde(default)]
+    pub from_nats: u64,
 }
 
 impl Balance {
-    /// Bytes sent that were neither received nor dropped (negative: received more than sent).
+    /// Bytes sent that were neither received nor dropped (negative: received more than sent),
+    /// a NAT counted as receiving what its host sent to it and as sending its answers.
     pub fn missing(&self) -> i64 {
-        self.sent as i64 - (self.received + self.emulator_dropped + self.nat_dropped) as i64
+        (self.sent + self.from_nats) as i64
+            - (self.received + self.emulator_dropped + self.nat_dropped + self.to_nats) as i64
     }
 }
 
@@ -161,6 +171,8 @@ pub fn balance(links: &[LinkCounters], emu: Option<&EmuReport>) -> Balance {
         received: links.iter().map(|l| l.rx_bytes).sum(),
         emulator_dropped: emu.map_or(0, |e| e.hosts.iter().map(|h| h.dropped_bytes()).sum()),
         nat_dropped: links.iter().map(|l| l.nat_dropped_bytes).sum(),
+        to_nats: links.iter().map(|l| l.to_nat_bytes).sum(),
+        from_nats: links.iter().map(|l| l.from_nat_bytes).sum(),
     }
 }
 
@@ -202,5 +214,15 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(balance(&links, Some(&emu)).missing(), 0);
+        // A datagram to the host's own public address (60 bytes), ended at its NAT, which
+        // answered (88 bytes): still balanced.
+        let mut links = links;
+        links[1].tx_bytes += 60;
+        links[1].rx_bytes += 88;
+        links[1].to_nat_bytes = 60;
+        links[1].from_nat_bytes = 88;
+        assert_eq!(balance(&links, Some(&emu)).missing(), 0);
+        links[1].to_nat_bytes = 0;
+        assert_eq!(balance(&links, Some(&emu)).missing(), 60);
     }
 }

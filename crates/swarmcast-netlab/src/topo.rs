@@ -44,9 +44,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use build::ip;
+use build::{ip, NAT_FROM_LAN, NAT_TO_LAN};
 pub(crate) use sys::enter_ns;
-use sys::{list_namespaces, par_in_ns, parse_drop_counters, parse_net_dev};
+use sys::{list_namespaces, par_in_ns, parse_drop_counters, parse_net_dev, parse_rule_counters};
 use sys::{pid_alive, pid_of, remove_namespaces, run};
 
 mod build;
@@ -146,6 +146,20 @@ pub struct LinkCounters {
     pub nat_dropped_bytes: u64,
     /// Packets the host's NAT dropped.
     pub nat_dropped_packets: u64,
+    /// IP bytes the host sent to its NAT itself (to the NAT's own addresses, say a datagram to
+    /// the host's own public address): they never reach the emulator. 0 without NAT.
+    #[serde(default)]
+    pub to_nat_bytes: u64,
+    /// Packets the host sent to its NAT itself.
+    #[serde(default)]
+    pub to_nat_packets: u64,
+    /// IP bytes the NAT itself sent to the host (its answers to those: a reset, an ICMP error):
+    /// they never crossed the emulator either. 0 without NAT.
+    #[serde(default)]
+    pub from_nat_bytes: u64,
+    /// Packets the NAT itself sent to the host.
+    #[serde(default)]
+    pub from_nat_packets: u64,
 }
 
 /// Why the emulated network could not be built, read or removed.
@@ -336,6 +350,8 @@ impl Net {
                     Some(&nat),
                 )?;
                 (c.nat_dropped_packets, c.nat_dropped_bytes) = parse_drop_counters(&save)?;
+                (c.to_nat_packets, c.to_nat_bytes) = parse_rule_counters(&save, NAT_FROM_LAN)?;
+                (c.from_nat_packets, c.from_nat_bytes) = parse_rule_counters(&save, NAT_TO_LAN)?;
             }
             Ok(c)
         })

@@ -210,25 +210,46 @@ fn public_and_nat_hosts_connect_filter_and_count() {
     );
     drop((inside, server, third));
 
+    // A datagram to the host's own public address ends at its NAT, which answers with an ICMP
+    // error: neither crosses the emulator's link, both are counted at the NAT.
+    let own = udp(&natted.ns);
+    own.send_to(b"self", SocketAddr::new(IpAddr::V4(natted.public), 7003))
+        .unwrap();
+    drop(own);
+
     let after = quiet_counters(&net);
     eprintln!("{after:#?}");
     let nat = &after[2];
     assert!(nat.nat_dropped_packets >= 2, "{nat:?}");
     assert!(nat.nat_dropped_bytes > 0);
+    // 20 bytes of IP header, 8 of UDP, 4 of payload; the error quotes it after 28 of its own.
+    assert_eq!((nat.to_nat_packets, nat.to_nat_bytes), (1, 32), "{nat:?}");
+    assert_eq!(
+        (nat.from_nat_packets, nat.from_nat_bytes),
+        (1, 60),
+        "{nat:?}"
+    );
+    assert!(after[..2]
+        .iter()
+        .all(|c| c.to_nat_bytes == 0 && c.from_nat_bytes == 0));
     assert!(after[0].tx_bytes >= N as u64, "{:?}", after[0]);
     assert!(after[1].rx_bytes >= N as u64, "{:?}", after[1]);
     let tx: u64 = after.iter().map(|c| c.tx_bytes).sum();
     let rx: u64 = after.iter().map(|c| c.rx_bytes).sum();
     let dropped: u64 = after.iter().map(|c| c.nat_dropped_bytes).sum();
+    let (to_nat, from_nat) = (nat.to_nat_bytes, nat.from_nat_bytes);
     assert_eq!(
-        tx,
-        rx + dropped,
-        "bytes sent = received + dropped: {after:#?}"
+        tx + from_nat,
+        rx + dropped + to_nat,
+        "bytes sent = received + dropped (with the NAT's own): {after:#?}"
     );
     let tx_p: u64 = after.iter().map(|c| c.tx_packets).sum();
     let rx_p: u64 = after.iter().map(|c| c.rx_packets).sum();
     let dropped_p: u64 = after.iter().map(|c| c.nat_dropped_packets).sum();
-    assert_eq!(tx_p, rx_p + dropped_p);
+    assert_eq!(
+        tx_p + nat.from_nat_packets,
+        rx_p + dropped_p + nat.to_nat_packets
+    );
 
     // A process left inside is killed on removal.
     let mut sleeper = net.command(natted, "sleep").arg("60").spawn().unwrap();

@@ -201,11 +201,14 @@ pub(super) fn checks(net: &NetOutcome, continuous: bool) -> Vec<Check> {
         name: BALANCE,
         ok: missing == 0,
         detail: format!(
-            "{} sent, {} received, {} dropped by the emulator, {} by NATs{}",
+            "{} sent, {} received, {} dropped by the emulator, {} by NATs; {} sent to NATs \
+             themselves, {} sent by them{}",
             b.sent,
             b.received,
             b.emulator_dropped,
             b.nat_dropped,
+            b.to_nats,
+            b.from_nats,
             match missing {
                 0 => String::new(),
                 m if m > 0 => format!("; {m} missing"),
@@ -221,10 +224,17 @@ pub(super) fn checks(net: &NetOutcome, continuous: bool) -> Vec<Check> {
     for h in &emu.hosts {
         bytes += h.sent.ip_bytes;
         match net.links.iter().find(|l| l.node == h.node) {
-            Some(l) if l.tx_bytes == h.sent.ip_bytes => {}
+            // What the host sent to its NAT itself never reached the emulator.
+            Some(l) if l.tx_bytes.checked_sub(l.to_nat_bytes) == Some(h.sent.ip_bytes) => {}
             Some(l) => differ.push(format!(
-                "{}: the emulator counted {} sent, its interface {}",
-                h.node, h.sent.ip_bytes, l.tx_bytes
+                "{}: the emulator counted {} sent, its interface {}{}",
+                h.node,
+                h.sent.ip_bytes,
+                l.tx_bytes,
+                match l.to_nat_bytes {
+                    0 => String::new(),
+                    n => format!(" ({n} of them to its NAT itself)"),
+                }
             )),
             None => differ.push(format!("{}: no interface counters", h.node)),
         }

@@ -156,6 +156,8 @@ const CORE_RULES: &str =
 
 /// A NAT's rules: masquerade out of `eth0` (keeping the host's port where it can, or with
 /// `random_ports` a random port for every connection); into it, only what conntrack knows.
+/// Two rules only count: what the host sends to the NAT itself ([`NAT_FROM_LAN`]) and what the
+/// NAT itself sends to the host ([`NAT_TO_LAN`]), traffic the emulator never sees.
 fn nat_rules(random_ports: bool) -> String {
     let masquerade = if random_ports {
         "MASQUERADE --random-fully"
@@ -169,9 +171,15 @@ fn nat_rules(random_ports: bool) -> String {
 const NAT_RULES: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
     :POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n\
     *filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+    -A INPUT -i lan0\n-A OUTPUT -o lan0\n\
     -A INPUT -i eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n-A INPUT -i eth0 -j DROP\n\
     -A FORWARD -i eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n-A FORWARD -i eth0 -j DROP\n\
     COMMIT\n";
+
+/// The NAT's rule counting what its host sends to the NAT itself (as `iptables-save` prints it).
+pub(super) const NAT_FROM_LAN: &str = "-A INPUT -i lan0";
+/// The NAT's rule counting what the NAT itself sends to its host.
+pub(super) const NAT_TO_LAN: &str = "-A OUTPUT -o lan0";
 
 /// 10.`net`.`i`.`host`.
 pub(super) fn ip(net: u8, i: u16, host: u8) -> Ipv4Addr {

@@ -268,6 +268,29 @@ pub(super) fn parse_drop_counters(save: &str) -> Result<(u64, u64), NetError> {
     Ok(sum)
 }
 
+/// The counters `[packets:bytes]` of the rule `rule` (as `iptables-save` prints it, after the
+/// counters) in `iptables-save -c` output; (0, 0) if the table has no such rule.
+pub(super) fn parse_rule_counters(save: &str, rule: &str) -> Result<(u64, u64), NetError> {
+    let mut sum = (0, 0);
+    for line in save.lines().filter(|l| l.starts_with('[')) {
+        let Some((counts, text)) = line[1..].split_once("] ") else {
+            continue;
+        };
+        if text != rule {
+            continue;
+        }
+        let parsed = counts
+            .split_once(':')
+            .and_then(|(p, b)| Some((p.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+        let (p, b) = parsed.ok_or_else(|| NetError::Parse {
+            what: "iptables-save -c".into(),
+            detail: line.into(),
+        })?;
+        sum = (sum.0 + p, sum.1 + b);
+    }
+    Ok(sum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +313,20 @@ mod tests {
         let save = "*filter\n:INPUT ACCEPT [0:0]\n[3:180] -A INPUT -i eth0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
                     [2:120] -A INPUT -i eth0 -j DROP\n[1:60] -A FORWARD -i eth0 -j DROP\nCOMMIT\n";
         assert_eq!(parse_drop_counters(save).unwrap(), (3, 180));
+        let save = "*filter\n[7:420] -A INPUT -i lan0\n[2:120] -A INPUT -i eth0 -j DROP\n\
+                    [3:160] -A OUTPUT -o lan0\nCOMMIT\n";
+        assert_eq!(
+            parse_rule_counters(save, "-A INPUT -i lan0").unwrap(),
+            (7, 420)
+        );
+        assert_eq!(
+            parse_rule_counters(save, "-A OUTPUT -o lan0").unwrap(),
+            (3, 160)
+        );
+        assert_eq!(
+            parse_rule_counters(save, "-A INPUT -i eth1").unwrap(),
+            (0, 0)
+        );
+        assert!(parse_rule_counters("[x:1] -A INPUT -i lan0\n", "-A INPUT -i lan0").is_err());
     }
 }
