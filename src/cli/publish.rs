@@ -150,8 +150,9 @@ pub(crate) struct PublishArgs {
     #[arg(long, env = "SWARMCAST_SUPER_SEED_REVEAL", value_parser = crate::parse::parse_reveal)]
     pub(crate) super_seed_reveal: Option<std::time::Duration>,
     /// Super-seeding with the wire seeder: a piece written whole to a viewer whose TCP has not
-    /// acknowledged it this many seconds (0.1 to 60) later is offered to another viewer, or `off` (a piece
-    /// stuck on its way to its one holder is then lost to the swarm until that viewer leaves).
+    /// acknowledged it this many seconds (0.1 to 60) later is offered to another viewer, and so is
+    /// a piece its one holder passed on to nobody for as long; or `off` (a piece stuck on its way
+    /// to its one holder, or kept by it, is then lost to the swarm until that viewer leaves).
     #[arg(long, env = "SWARMCAST_LATE_PIECE", default_value = "3", value_parser = crate::parse::parse_late_piece)]
     pub(crate) late_piece: crate::parse::LatePiece,
     /// With the wire seeder: connections from one IP address served at once (0: no cap). One

@@ -137,7 +137,8 @@ pub struct PublishConfig {
     /// reveal counted from the first copy").
     pub super_seed_reveal: Option<Duration>,
     /// With `super_seed` and the wire seeder: a piece written whole to a viewer whose TCP has
-    /// not acknowledged it this long after is offered to another viewer (default
+    /// not acknowledged it this long after is offered to another viewer, and so is a piece its
+    /// one holder passed on to nobody for as long (default
     /// [`swarmcast_swarm::wire::LATE_AFTER`]); `None`: never, a piece written is the viewer's.
     pub late_piece: Option<Duration>,
     /// With the wire seeder: connections from one IP address served at once (default

@@ -250,7 +250,7 @@ impl Out<'_> {
     }
 
     /// The wire seeder's connections: `wire_connections_accepted`, `wire_refused*`,
-    /// `wire_violations`, `wire_offers_ignored`.
+    /// `wire_violations`, `wire_offers_ignored`, `wire_stranded_pieces`.
     fn wire(&mut self, w: &WireCounters) -> std::fmt::Result {
         self.counter(
             "wire_connections_accepted",
@@ -276,6 +276,11 @@ impl Out<'_> {
             "wire_offers_ignored",
             "Super-seeding: pieces offered to a viewer that asked for nothing in time, so offered to another viewer.",
             get(&w.offers_ignored),
+        )?;
+        self.counter(
+            "wire_stranded_pieces",
+            "Super-seeding: pieces whose one holder passed them on to nobody within --late-piece, so offered once more.",
+            get(&w.stranded_pieces),
         )
     }
 
@@ -333,6 +338,7 @@ mod tests {
         let wire = Arc::new(swarmcast_swarm::wire::WireCounters::default());
         wire.refused_per_address.store(9, Ordering::Relaxed);
         wire.offers_ignored.store(11, Ordering::Relaxed);
+        wire.stranded_pieces.store(12, Ordering::Relaxed);
         shared.wire = Some(wire);
         let shared = Arc::new(shared);
 
@@ -381,12 +387,13 @@ mod tests {
             ("swarmcast_degraded", 0.0),
             ("swarmcast_wire_refused_per_address_total", 9.0),
             ("swarmcast_wire_offers_ignored_total", 11.0),
+            ("swarmcast_wire_stranded_pieces_total", 12.0),
         ] {
             assert_eq!(values.get(name), Some(&want), "{name} in\n{text}");
         }
         // Each named once; 46 with the tracker and the wire seeder (a new metric is counted
         // here too).
         assert_eq!(values.len(), scrape.samples.len());
-        assert_eq!(values.len(), 46, "{text}");
+        assert_eq!(values.len(), 47, "{text}");
     }
 }

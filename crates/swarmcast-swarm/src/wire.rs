@@ -162,8 +162,10 @@ pub struct WireConfig {
     pub super_seed: Option<Duration>,
     /// Super-seeding: a piece written whole to a peer whose TCP has not acknowledged it this long
     /// after is offered to another peer ([`policy::SuperSeed::peer_lost`]), and that peer is
-    /// offered nothing new until it has a piece again; `None`: a piece written is the peer's for
-    /// good. [`LATE_AFTER`] is the publisher's default.
+    /// offered nothing new until it has a piece again; a piece whose one holder has passed it on
+    /// to nobody this long (while another peer lacks it) is offered once more
+    /// ([`policy::SuperSeed::stranded`]). `None`: a piece written is the peer's for good.
+    /// [`LATE_AFTER`] is the publisher's default.
     pub late_after: Option<Duration>,
     /// Super-seeding: a piece offered to a peer that asks for nothing within this long (or four
     /// of its round trips, if longer) is offered to another peer ([`policy::Unrequested`]);
@@ -214,6 +216,9 @@ pub struct WireCounters {
     pub late_pieces: AtomicU64,
     /// Of those, pieces acknowledged later after all.
     pub late_arrived: AtomicU64,
+    /// Pieces whose one holder passed them on to nobody within [`WireConfig::late_after`] while
+    /// another peer lacked them, so offered once more ([`policy::SuperSeed::stranded`]).
+    pub stranded_pieces: AtomicU64,
     /// Pieces offered to a peer that did not ask for them within [`WireConfig::offer_wait`] (or
     /// four round trips, if longer) while it asked for nothing else, so offered to another peer.
     pub offers_ignored: AtomicU64,
@@ -490,6 +495,12 @@ impl WireSeeder {
                 .spawn("reveal", reveal_at(segment.clone(), after));
             self.tasks
                 .spawn("hold", end_hold_at(segment.clone(), HOLD_FOR_AUDIENCE));
+            if let Some(after) = self.inner.late_after {
+                self.tasks.spawn(
+                    "stranded",
+                    stranded_loop(segment.clone(), self.inner.clone(), after),
+                );
+            }
         }
         lock(&self.inner.segments).insert(segment.info_hash, segment.clone());
         Ok(WireTorrent { segment })
@@ -547,6 +558,37 @@ async fn end_hold_at(segment: Arc<Segment>, after: Duration) {
     let mut p = lock(p);
     let offers = p.seed.end_hold();
     p.send(offers);
+}
+
+/// Every `after / 4` (50 ms to 1 s) until the segment is forgotten or revealed, offers once
+/// more a piece whose one holder has passed it on to nobody for `after`
+/// ([`policy::SuperSeed::stranded`], counted in [`WireCounters::stranded_pieces`]).
+async fn stranded_loop(segment: Arc<Segment>, inner: Arc<Inner>, after: Duration) {
+    let Some(p) = &segment.policy else { return };
+    let every = (after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut lone = policy::Lone::default();
+    loop {
+        tokio::select! {
+            () = segment.gone.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let mut p = lock(p);
+        if p.seed.is_revealed() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        for piece in lone.check(now, &p.seed.lone_pieces(), after) {
+            let offers = p.seed.stranded(piece);
+            if !offers.is_empty() {
+                inner
+                    .counters
+                    .stranded_pieces
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(segment = %segment.name, piece, "wire seeder: a piece passed on to nobody, offered once more");
+            }
+            p.send(offers);
+        }
+    }
 }
 
 /// `after` once the segment's first copy is out (or [`REVEAL_BACKSTOP`] times `after` since it was

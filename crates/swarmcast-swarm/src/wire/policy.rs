@@ -37,6 +37,9 @@ pub struct SuperSeed<P> {
     /// Per piece: whether any peer ever had it; and how many have been.
     held_once: Vec<bool>,
     held_once_count: usize,
+    /// Per piece: its one holder passed it on to nobody in time ([`SuperSeed::stranded`]), so
+    /// it is fresh for one more peer, until a new holder is counted.
+    spare: Vec<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +72,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
             hold: false,
             held_once: vec![false; pieces as usize],
             held_once_count: 0,
+            spare: vec![false; pieces as usize],
         }
     }
 
@@ -212,6 +216,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
             return false;
         }
         self.holders[piece as usize] += 1;
+        self.spare[piece as usize] = false;
         if !self.held_once[piece as usize] {
             self.held_once[piece as usize] = true;
             self.held_once_count += 1;
@@ -262,6 +267,37 @@ impl<P: Copy + Ord> SuperSeed<P> {
         if self.offered_to[piece as usize] == Some(peer) {
             self.offered_to[piece as usize] = None;
         }
+        self.assign()
+    }
+
+    /// Pieces held by exactly one live peer that a live peer still lacks (neither holds nor
+    /// claims it) and that are not offered to anyone: if one stays so for a while, its holder is
+    /// passing it on to nobody ([`stranded`](Self::stranded)). Empty once revealed.
+    pub fn lone_pieces(&self) -> Vec<u32> {
+        if self.revealed {
+            return Vec::new();
+        }
+        (0..self.holders.len())
+            .filter(|&p| self.holders[p] == 1 && !self.spare[p] && self.offered_to[p].is_none())
+            .map(|p| p as u32)
+            .filter(|p| {
+                self.peers
+                    .values()
+                    .any(|v| !v.has.contains(p) && !v.claimed.contains(p))
+            })
+            .collect()
+    }
+
+    /// `piece`'s one holder has passed it on to nobody for a while ([`Lone`]): a peer that
+    /// takes pieces and shares them with nobody (behind a NAT and met by no peer, say) would
+    /// otherwise hold the only copy, and no viewer would complete the segment. The piece is
+    /// fresh again for one more peer (the seeder sends one more copy); counting any new holder
+    /// ends that. Only a piece [`lone_pieces`](Self::lone_pieces) lists; the new offers.
+    pub fn stranded(&mut self, piece: u32) -> Vec<Offer<P>> {
+        if !self.lone_pieces().contains(&piece) {
+            return Vec::new();
+        }
+        self.spare[piece as usize] = true;
         self.assign()
     }
 
@@ -325,21 +361,48 @@ impl<P: Copy + Ord> SuperSeed<P> {
         out
     }
 
-    /// The next fresh piece (in turn) that `peer` did not claim.
+    /// The next fresh piece (in turn) that `peer` did not claim and does not have: held by
+    /// nobody, or a [spare](Self::stranded) copy.
     fn next_fresh(&mut self, peer: P) -> Option<u32> {
         let n = self.holders.len();
-        let claimed = &self.peers.get(&peer)?.claimed;
+        let view = self.peers.get(&peer)?;
         for i in 0..n {
             let p = (self.next + i) % n;
-            if self.holders[p] == 0
+            if (self.holders[p] == 0 || self.spare[p])
                 && self.offered_to[p].is_none()
-                && !claimed.contains(&(p as u32))
+                && !view.claimed.contains(&(p as u32))
+                && !view.has.contains(&(p as u32))
             {
                 self.next = (p + 1) % n;
                 return Some(p as u32);
             }
         }
         None
+    }
+}
+
+/// How long each piece has had one holder ([`SuperSeed::lone_pieces`]), to tell which were
+/// passed on to nobody in time ([`SuperSeed::stranded`]). Sans IO: the caller passes the time.
+#[derive(Debug, Default)]
+pub struct Lone {
+    /// Piece, and since when it has been lone (as far as the checks saw).
+    since: BTreeMap<u32, Instant>,
+}
+
+impl Lone {
+    /// `lone` are the pieces lone at `now`: those lone at every check for `after` or more are
+    /// returned (and start over). A piece missing from `lone` starts over.
+    pub fn check(&mut self, now: Instant, lone: &[u32], after: Duration) -> Vec<u32> {
+        self.since.retain(|p, _| lone.contains(p));
+        let mut due = Vec::new();
+        for &p in lone {
+            let since = *self.since.entry(p).or_insert(now);
+            if now.saturating_duration_since(since) >= after {
+                due.push(p);
+                self.since.remove(&p);
+            }
+        }
+        due
     }
 }
 

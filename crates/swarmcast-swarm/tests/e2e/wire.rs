@@ -426,6 +426,52 @@ async fn a_piece_stuck_on_its_way_to_its_one_holder_is_offered_to_another_downlo
     w.shutdown().await;
 }
 
+/// A piece whose one holder passes it on to nobody (here: it downloads the piece and never
+/// uploads, as a viewer behind NAT that no peer meets) is offered once more, to a downloader that
+/// lacks it, once it has been lone for the late-piece delay. Without it the other downloader is
+/// offered nothing until the reveal, 600 s on, and the hang guard fails the test: in the lab
+/// (20 viewers, half behind NAT), a segment went uncompleted by every viewer that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piece_its_one_holder_passes_on_to_nobody_is_offered_once_more() {
+    const LATE: Duration = Duration::from_millis(300);
+    const SIZE: usize = 10_000; // one piece, one block
+    let dir = tempfile::tempdir().unwrap();
+    let (data, torrent) = segment(dir.path(), SIZE);
+    let w = seeder_late(Some(Duration::from_secs(600)), None, Some(LATE)).await;
+    let t = w.seed(&torrent, "00000001.ts", dir.path()).await.unwrap();
+    let mut hoarder = Raw::connect(&w, info_hash(&torrent)).await;
+    hoarder.handshake().await.unwrap();
+    assert_eq!(hoarder.next().await.unwrap().0, "unchoke");
+    assert_eq!(
+        hoarder.next().await.unwrap(),
+        ("have", 0, 0, 0),
+        "the offer"
+    );
+    hoarder
+        .send(Message::Request(Request::new(0, 0, SIZE as u32)))
+        .await;
+    assert_eq!(
+        next_but_keepalives(&mut hoarder).await,
+        ("piece", 0, 0, SIZE)
+    );
+    assert_eq!(settled(&t, SIZE as u64).await, SIZE as u64);
+    // The other downloader comes once the piece is out: nothing fresh for it, until the piece
+    // has been lone for the delay.
+    let mut other = Raw::connect(&w, info_hash(&torrent)).await;
+    other.handshake().await.unwrap();
+    assert_eq!(other.next().await.unwrap().0, "unchoke");
+    assert_eq!(next_but_keepalives(&mut other).await, ("have", 0, 0, 0));
+    other
+        .send(Message::Request(Request::new(0, 0, SIZE as u32)))
+        .await;
+    assert_eq!(next_but_keepalives(&mut other).await, ("piece", 0, 0, SIZE));
+    assert_eq!(settled(&t, 2 * SIZE as u64).await, 2 * SIZE as u64);
+    assert_eq!(w.counters().stranded_pieces.load(Ordering::Relaxed), 1);
+    assert_eq!(w.counters().late_pieces.load(Ordering::Relaxed), 0);
+    drop((hoarder, other, data));
+    w.shutdown().await;
+}
+
 /// Requests queued behind the upload limit are dropped when cancelled: the cancelled block never
 /// arrives, the request after it does, and the byte count has only what was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

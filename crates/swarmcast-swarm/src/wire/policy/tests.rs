@@ -369,3 +369,72 @@ fn with_the_hold_fresh_pieces_wait_for_the_audience_still_coming() {
     // ...until a second (a known downloader) connects.
     assert_eq!(full.peer_live_downloader(3), vec![(3, 1)]);
 }
+
+#[test]
+fn a_piece_its_one_holder_passes_on_to_nobody_is_offered_once_more() {
+    // One piece, two peers: 1 gets it, 2 is offered nothing (the piece is out).
+    let mut s = SuperSeed::new(1, 1);
+    assert_eq!(s.peer_live(1u64), vec![(1, 0)]);
+    assert_eq!(s.peer_has(1, 0), Vec::<(u64, u32)>::new());
+    assert_eq!(s.peer_live(2), Vec::<(u64, u32)>::new());
+    assert_eq!(s.lone_pieces(), vec![0]);
+    // Stranded: one more copy, to the peer that lacks it, and only one.
+    assert_eq!(s.stranded(0), vec![(2, 0)]);
+    assert_eq!(s.lone_pieces(), Vec::<u32>::new(), "offered to 2");
+    assert_eq!(s.stranded(0), Vec::<(u64, u32)>::new());
+    assert_eq!(
+        s.peer_live(3),
+        Vec::<(u64, u32)>::new(),
+        "one spare copy, not one per peer"
+    );
+    // 2 has it: the spare is used up, and 3 is left to the two holders.
+    assert_eq!(s.peer_has(2, 0), Vec::<(u64, u32)>::new());
+    assert_eq!(s.lone_pieces(), Vec::<u32>::new());
+    assert_eq!(s.stranded(0), Vec::<(u64, u32)>::new());
+    // A piece passed on in time (its second holder's Have) is never lone.
+    let mut t = SuperSeed::new(1, 1);
+    t.peer_live(1u64);
+    t.peer_has(1, 0);
+    t.peer_live(2);
+    assert_eq!(t.peer_claims(2, [0]), Vec::<(u64, u32)>::new());
+    assert_eq!(t.lone_pieces(), Vec::<u32>::new());
+    // A lone piece that everybody live has (or claims) is not stranded: nobody lacks it.
+    let mut u = SuperSeed::new(2, 1);
+    u.peer_live(1u64);
+    u.peer_has(1, 0);
+    assert_eq!(
+        u.lone_pieces(),
+        Vec::<u32>::new(),
+        "a lone peer lacks nothing it holds"
+    );
+    // An extra copy that does not arrive in time goes to another peer, still one at a time.
+    let mut v = SuperSeed::new(1, 1);
+    v.peer_live(1u64);
+    v.peer_has(1, 0);
+    v.peer_live(2);
+    v.peer_live(3);
+    assert_eq!(v.stranded(0), vec![(2, 0)]);
+    assert_eq!(v.peer_lost(2, 0), vec![(3, 0)]);
+    // After the reveal nothing is lone.
+    v.reveal();
+    assert_eq!(v.lone_pieces(), Vec::<u32>::new());
+    assert_eq!(v.stranded(0), Vec::<(u64, u32)>::new());
+}
+
+#[test]
+fn a_piece_is_stranded_once_lone_at_every_check_for_the_delay() {
+    let after = Duration::from_secs(3);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut lone = Lone::default();
+    assert_eq!(lone.check(at(0), &[0, 1], after), Vec::<u32>::new());
+    assert_eq!(lone.check(at(1000), &[0, 1], after), Vec::<u32>::new());
+    // Piece 1 got a second holder, then lost it: it starts over.
+    assert_eq!(lone.check(at(2000), &[0], after), Vec::<u32>::new());
+    assert_eq!(lone.check(at(2500), &[0, 1], after), Vec::<u32>::new());
+    assert_eq!(lone.check(at(3000), &[0, 1], after), vec![0]);
+    // Once returned, a piece starts over too.
+    assert_eq!(lone.check(at(5000), &[0, 1], after), Vec::<u32>::new());
+    assert_eq!(lone.check(at(5500), &[0, 1], after), vec![1]);
+    assert_eq!(lone.check(at(8000), &[0, 1], after), vec![0]);
+}
