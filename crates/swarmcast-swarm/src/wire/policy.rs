@@ -293,12 +293,38 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// otherwise hold the only copy, and no viewer would complete the segment. The piece is
     /// fresh again for one more peer (the seeder sends one more copy); counting any new holder
     /// ends that. Only a piece [`lone_pieces`](Self::lone_pieces) lists; the new offers.
+    ///
+    /// The copy goes to a peer that holds no lone piece of its own if there is one: a peer
+    /// whose pieces stay with it may be as cut off as the holder (in the lab, a second viewer
+    /// behind NAT that nobody met took the spare copy, and the segment was lost all the same);
+    /// then to peers that asked first, holding fewest pieces, in key order.
     pub fn stranded(&mut self, piece: u32) -> Vec<Offer<P>> {
-        if !self.lone_pieces().contains(&piece) {
+        let lone = self.lone_pieces();
+        if !lone.contains(&piece) {
             return Vec::new();
         }
         self.spare[piece as usize] = true;
-        self.assign()
+        let holders = &self.holders;
+        let target = self
+            .peers
+            .iter()
+            .filter(|(_, v)| !v.slow && !v.has.contains(&piece) && !v.claimed.contains(&piece))
+            .map(|(p, v)| {
+                let holds_lone = v.has.iter().any(|&h| holders[h as usize] == 1);
+                ((holds_lone, !v.asked, v.has.len()), *p)
+            })
+            .min_by_key(|(key, _)| *key)
+            .map(|(_, p)| p);
+        let Some(peer) = target else {
+            return self.assign();
+        };
+        self.offered_to[piece as usize] = Some(peer);
+        if let Some(v) = self.peers.get_mut(&peer) {
+            v.offered.push(piece);
+        }
+        let mut offers = vec![(peer, piece)];
+        offers.extend(self.assign());
+        offers
     }
 
     /// `piece`, offered to `peer`, was not asked for in time ([`Unrequested`]): as

@@ -438,3 +438,45 @@ fn a_piece_is_stranded_once_lone_at_every_check_for_the_delay() {
     assert_eq!(lone.check(at(5500), &[0, 1], after), vec![1]);
     assert_eq!(lone.check(at(8000), &[0, 1], after), vec![0]);
 }
+
+#[test]
+fn a_spare_copy_goes_to_a_peer_whose_own_pieces_were_passed_on() {
+    // Two pieces, four peers: 1 holds piece 0 and passes it on to nobody; 2 holds piece 1,
+    // lone too; 3 holds piece 1 as well (from 2), so piece 1 is not lone and 3 holds no lone
+    // piece; 4 holds nothing.
+    let mut s = SuperSeed::new(2, 1);
+    for p in 1..=4u64 {
+        s.peer_live(p);
+    }
+    s.peer_has(1, 0);
+    s.peer_has(2, 1);
+    s.peer_asked(4, 0);
+    assert_eq!(s.peer_claims(3, [1]), Vec::<(u64, u32)>::new());
+    assert_eq!(s.lone_pieces(), vec![0]);
+    // 2, 3 and 4 lack it and hold no lone piece (piece 1 has two holders): 4 asked and holds
+    // fewest.
+    assert_eq!(s.stranded(0), vec![(4, 0)]);
+    // Without a peer that holds no lone piece, the copy goes to one that does.
+    let mut t = SuperSeed::new(2, 1);
+    for p in 1..=2u64 {
+        t.peer_live(p);
+    }
+    t.peer_has(1, 0);
+    t.peer_has(2, 1);
+    assert_eq!(t.lone_pieces(), vec![0, 1]);
+    assert_eq!(t.stranded(0), vec![(2, 0)]);
+    // A peer holding a lone piece comes after one that does not, even one that asked.
+    let mut u = SuperSeed::new(3, 1);
+    for p in 1..=4u64 {
+        u.peer_live(p);
+    }
+    u.peer_has(1, 0);
+    u.peer_has(2, 1);
+    u.peer_has(3, 2);
+    u.peer_claims(4, [2]);
+    u.peer_asked(2, 1);
+    assert_eq!(u.lone_pieces(), vec![0, 1]);
+    // 2 holds lone piece 1; 3 and 4 hold piece 2, which has two holders; 3 downloaded from the
+    // seed (it asked), 4 only claims.
+    assert_eq!(u.stranded(0), vec![(3, 0)]);
+}
