@@ -700,8 +700,13 @@ pub(crate) async fn icecast_node(
     Ok(())
 }
 
-/// `swarmcast dht-testnet`: a local DHT (mainline's `Testnet`, routing tables seeded) on one
-/// address, for the lab's DHT host; prints its bootstrap list, then waits to be stopped.
+/// `swarmcast dht-testnet`: a local DHT ([`swarmcast_dht::LocalDht`]: server nodes that
+/// bootstrap from each other) on one address, for the lab's DHT host; prints its bootstrap list,
+/// then waits to be stopped.
+/// How long `dht-testnet` waits for its nodes to know each other (they take well under a
+/// second).
+const DHT_FORM_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(crate) async fn dht_testnet(
     args: crate::cli::DhtTestnetArgs,
     cancel: CancellationToken,
@@ -710,9 +715,7 @@ pub(crate) async fn dht_testnet(
     let tasks = swarmcast_tasks::Tasks::new("dht-testnet");
     let net = tasks
         .spawn_blocking("dht-testnet-start", move || {
-            swarmcast_dht::Testnet::builder(nodes)
-                .bind_address(bind)
-                .build()
+            swarmcast_dht::LocalDht::start(nodes, bind, DHT_FORM_WITHIN)
         })
         .await
         .map_err(|e| anyhow::anyhow!("the DHT nodes' start: {e}"))?

@@ -5,8 +5,10 @@
 //! and looks up the peers of a segment's torrent (BEP 5). The item's format and its checks are
 //! in the core crate; here is only the I/O.
 //!
-//! Tests run on a local DHT: [`mainline::Testnet`] starts nodes on 127.0.0.1, and
-//! [`Node::start`] with their addresses as bootstrap joins it (no internet).
+//! Tests and the lab run on a local DHT: [`LocalDht`] starts server nodes on one address (they
+//! bootstrap from each other, so that, unlike mainline's [`Testnet`], none hands out client
+//! nodes that never answer), and [`Node::start`] with their addresses as bootstrap joins it (no
+//! internet).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -16,6 +18,9 @@ use mainline::{Dht, Id, MutableItem};
 use swarmcast_core::dht_item::{ItemVerifier, Pointer, SignedItem, SALT};
 use swarmcast_core::{ManifestError, StreamKey, StreamSecret};
 
+mod local;
+
+pub use local::LocalDht;
 pub use mainline::Testnet;
 
 /// How long [`Node::get_pointer`] goes on collecting items after the first valid one: newer

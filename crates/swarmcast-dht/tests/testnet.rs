@@ -1,11 +1,11 @@
-//! The pointer on a local DHT of 24 nodes (mainline's `Testnet`, 127.0.0.1 only).
+//! The pointer on a local DHT of 24 nodes ([`LocalDht`], 127.0.0.1 only).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use swarmcast_core::dht_item::{ItemVerifier, Pointer};
 use swarmcast_core::{ManifestError, StreamSecret};
-use swarmcast_dht::{Node, Testnet};
+use swarmcast_dht::{LocalDht, Node, Testnet};
 
 const NODES: usize = 24;
 
@@ -17,23 +17,29 @@ fn pointer(seq: u64) -> Pointer {
 /// waits this long for the nodes that do not answer).
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(300);
 
-async fn client(net: &Testnet) -> Node {
-    let node =
-        Node::start_with(&net.bootstrap, Ipv4Addr::LOCALHOST, Some(REQUEST_TIMEOUT)).unwrap();
+/// Generous: the nodes form in well under a second on loopback.
+const FORM_WITHIN: Duration = Duration::from_secs(60);
+
+async fn local_dht(nodes: usize) -> LocalDht {
+    tokio::task::spawn_blocking(move || LocalDht::start(nodes, Ipv4Addr::LOCALHOST, FORM_WITHIN))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn client(bootstrap: &[String]) -> Node {
+    let node = Node::start_with(bootstrap, Ipv4Addr::LOCALHOST, Some(REQUEST_TIMEOUT)).unwrap();
     assert!(node.bootstrapped().await, "the client joined the test DHT");
     node
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pointer_put_by_the_publisher_is_got_by_a_viewer_and_forgeries_are_refused() {
-    let net = Testnet::builder(NODES)
-        .bind_address(Ipv4Addr::LOCALHOST)
-        .build()
-        .unwrap();
+    let net = local_dht(NODES).await;
     let secret = StreamSecret::from_seed(&[1; 32]);
     let key = secret.public();
-    let publisher = client(&net).await;
-    let viewer = client(&net).await;
+    let publisher = client(&net.bootstrap).await;
+    let viewer = client(&net.bootstrap).await;
 
     // Nothing there yet.
     let mut v = ItemVerifier::new(key, None);
@@ -48,7 +54,7 @@ async fn a_pointer_put_by_the_publisher_is_got_by_a_viewer_and_forgeries_are_ref
 
     // A forger puts an item for the stream's key signed with another key: the DHT's nodes
     // check BEP 44 signatures and store nothing, and the viewer still gets pointer 2.
-    let forger = client(&net).await;
+    let forger = client(&net.bootstrap).await;
     let forged = pointer(9).sign(&StreamSecret::from_seed(&[2; 32])).unwrap();
     assert!(forger.put_raw(key.as_bytes(), &forged).await.is_err());
     let (got, _) = viewer.get_pointer(&mut v, &key).await;
@@ -73,12 +79,9 @@ async fn a_pointer_put_by_the_publisher_is_got_by_a_viewer_and_forgeries_are_ref
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_announced_for_a_segment_are_found() {
-    let net = Testnet::builder(NODES)
-        .bind_address(Ipv4Addr::LOCALHOST)
-        .build()
-        .unwrap();
-    let seeder = client(&net).await;
-    let viewer = client(&net).await;
+    let net = local_dht(NODES).await;
+    let seeder = client(&net.bootstrap).await;
+    let viewer = client(&net.bootstrap).await;
     let info_hash = [0xab; 20];
     seeder.announce(info_hash, 6881).await.unwrap();
     let peers = viewer.peers(info_hash, Duration::from_secs(20)).await;
@@ -86,4 +89,49 @@ async fn peers_announced_for_a_segment_are_found() {
         peers.iter().any(|p| p.port() == 6881),
         "the announced peer is found: {peers:?}"
     );
+}
+
+/// A client node (every publisher's and viewer's: it never answers a query) joins and queries
+/// the local DHT, and no node of it ever lists the client as a node. mainline's `Testnet`, whose
+/// nodes have no bootstrap list and so add whoever sends them a `find_node`, does list it: in
+/// the lab its answers named such clients as 36% of the nodes, and lookups near them timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_never_handed_out_as_nodes_of_the_local_dht() {
+    const FEW: usize = 8;
+    let net = local_dht(FEW).await;
+    let joined = client(&net.bootstrap).await;
+    let at = joined.local_addr().await.to_string();
+    let _ = joined.peers([0x11; 20], Duration::from_secs(1)).await;
+    let tables: Vec<Vec<String>> =
+        tokio::task::spawn_blocking(move || (0..net.len()).map(|i| net.routing_table(i)).collect())
+            .await
+            .unwrap();
+    assert!(tables.iter().all(|t| t.len() >= FEW - 1), "{tables:?}");
+    assert!(
+        tables.iter().all(|t| !t.contains(&at)),
+        "the client {at} is listed: {tables:?}"
+    );
+
+    let testnet = tokio::task::spawn_blocking(|| {
+        Testnet::builder(FEW)
+            .bind_address(Ipv4Addr::LOCALHOST)
+            .build()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let joined = client(&testnet.bootstrap).await;
+    let at = joined.local_addr().await.to_string();
+    let _ = joined.peers([0x11; 20], Duration::from_secs(1)).await;
+    #[allow(deprecated)]
+    let listed = tokio::task::spawn_blocking(move || {
+        testnet
+            .nodes
+            .iter()
+            .filter(|n| n.to_bootstrap().contains(&at))
+            .count()
+    })
+    .await
+    .unwrap();
+    assert!(listed > 0, "mainline's Testnet lists the client");
 }
