@@ -7,8 +7,9 @@
 //! `ro` flag and never answers a query. The testnet then handed those clients out as nodes to
 //! everyone: in a lab run with 20 viewers, 36% of the nodes its answers named were clients
 //! that never answer, and a lookup whose closest nodes were such clients timed out at every node
-//! it asked. The info hashes near the clients' ids are the same every run (a node's id follows
-//! from its address, BEP 42), so the same segments lost their whole swarm run after run.
+//! it asked. The segments' bytes, so their info hashes, are the same every run, and a node's id
+//! follows largely from its address (BEP 42, which mainline applies once it learns its address),
+//! so the same segments lost their whole swarm run after run.
 //!
 //! Here each node bootstraps from the others, on ports reserved first: no node has an empty
 //! bootstrap list, so a node adds only nodes that answered its own queries, as on the public DHT.
@@ -101,6 +102,9 @@ impl LocalDht {
                 return Ok(self);
             }
             for (node, _) in self.nodes.iter().zip(&sizes).filter(|(_, &n)| n < want) {
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let _ = node.find_node(mainline::Id::random());
             }
             if Instant::now() >= deadline {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use swarmcast_core::dht_item::{ItemVerifier, Pointer};
 use swarmcast_core::{ManifestError, StreamSecret};
 use swarmcast_dht::{LocalDht, Node, Testnet};
+use swarmcast_tasks::Tasks;
 
 const NODES: usize = 24;
 
@@ -20,10 +21,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_millis(300);
 /// Generous: the nodes form in well under a second on loopback.
 const FORM_WITHIN: Duration = Duration::from_secs(60);
 
+/// Runs blocking `f` (mainline's blocking API) off the runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    Tasks::new("test").spawn_blocking("dht", f).await.unwrap()
+}
+
 async fn local_dht(nodes: usize) -> LocalDht {
-    tokio::task::spawn_blocking(move || LocalDht::start(nodes, Ipv4Addr::LOCALHOST, FORM_WITHIN))
+    blocking(move || LocalDht::start(nodes, Ipv4Addr::LOCALHOST, FORM_WITHIN))
         .await
-        .unwrap()
         .unwrap()
 }
 
@@ -103,35 +108,31 @@ async fn clients_are_never_handed_out_as_nodes_of_the_local_dht() {
     let at = joined.local_addr().await.to_string();
     let _ = joined.peers([0x11; 20], Duration::from_secs(1)).await;
     let tables: Vec<Vec<String>> =
-        tokio::task::spawn_blocking(move || (0..net.len()).map(|i| net.routing_table(i)).collect())
-            .await
-            .unwrap();
+        blocking(move || (0..net.len()).map(|i| net.routing_table(i)).collect()).await;
     assert!(tables.iter().all(|t| t.len() >= FEW - 1), "{tables:?}");
     assert!(
         tables.iter().all(|t| !t.contains(&at)),
         "the client {at} is listed: {tables:?}"
     );
 
-    let testnet = tokio::task::spawn_blocking(|| {
+    let testnet = blocking(|| {
         Testnet::builder(FEW)
             .bind_address(Ipv4Addr::LOCALHOST)
             .build()
             .unwrap()
     })
-    .await
-    .unwrap();
+    .await;
     let joined = client(&testnet.bootstrap).await;
     let at = joined.local_addr().await.to_string();
     let _ = joined.peers([0x11; 20], Duration::from_secs(1)).await;
     #[allow(deprecated)]
-    let listed = tokio::task::spawn_blocking(move || {
+    let listed = blocking(move || {
         testnet
             .nodes
             .iter()
             .filter(|n| n.to_bootstrap().contains(&at))
             .count()
     })
-    .await
-    .unwrap();
+    .await;
     assert!(listed > 0, "mainline's Testnet lists the client");
 }

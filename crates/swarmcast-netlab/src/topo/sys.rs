@@ -249,34 +249,22 @@ pub(super) fn parse_net_dev(text: &str, dev: &str) -> Result<(u64, u64, u64, u64
 
 /// `(packets, bytes)` summed over the `DROP` rules of `iptables-save -c` output.
 pub(super) fn parse_drop_counters(save: &str) -> Result<(u64, u64), NetError> {
-    let mut sum = (0, 0);
-    for line in save
-        .lines()
-        .filter(|l| l.starts_with('[') && l.ends_with("-j DROP"))
-    {
-        let counts = line[1..]
-            .split_once(']')
-            .and_then(|(c, _)| c.split_once(':'));
-        let parsed =
-            counts.and_then(|(p, b)| Some((p.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-        let (p, b) = parsed.ok_or_else(|| NetError::Parse {
-            what: "iptables-save -c".into(),
-            detail: line.into(),
-        })?;
-        sum = (sum.0 + p, sum.1 + b);
-    }
-    Ok(sum)
+    sum_counters(save, |rule| rule.ends_with("-j DROP"))
 }
 
 /// The counters `[packets:bytes]` of the rule `rule` (as `iptables-save` prints it, after the
 /// counters) in `iptables-save -c` output; (0, 0) if the table has no such rule.
 pub(super) fn parse_rule_counters(save: &str, rule: &str) -> Result<(u64, u64), NetError> {
+    sum_counters(save, |r| r == rule)
+}
+
+/// `(packets, bytes)` summed over the rules of `iptables-save -c` output that `which` picks (by
+/// the rule's text after its counters).
+fn sum_counters(save: &str, which: impl Fn(&str) -> bool) -> Result<(u64, u64), NetError> {
     let mut sum = (0, 0);
     for line in save.lines().filter(|l| l.starts_with('[')) {
-        let Some((counts, text)) = line[1..].split_once("] ") else {
-            continue;
-        };
-        if text != rule {
+        let (counts, rule) = line[1..].split_once("] ").unwrap_or((&line[1..], ""));
+        if !which(rule) {
             continue;
         }
         let parsed = counts

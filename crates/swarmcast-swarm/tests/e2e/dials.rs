@@ -55,22 +55,57 @@ async fn peer_when(
     }
 }
 
+/// `viewer` starts downloading `torrent` (named `name`) into `out` from `peers`.
+async fn fetch(
+    viewer: &Swarm,
+    torrent: &[u8],
+    name: &str,
+    out: &Path,
+    peers: Vec<SocketAddr>,
+) -> Torrent {
+    viewer
+        .download(torrent, name, out, peers, vec![])
+        .await
+        .unwrap()
+}
+
+/// [`fetch`], then waits (bounded by the hang guard) until the download is done.
+async fn fetched(
+    viewer: &Swarm,
+    torrent: &[u8],
+    name: &str,
+    out: &Path,
+    peers: Vec<SocketAddr>,
+) -> Torrent {
+    let t = fetch(viewer, torrent, name, out, peers).await;
+    viewer.wait(&t, "downloading", HANG_GUARD).await.unwrap();
+    t
+}
+
+/// Connection attempts `swarm` made to `addr` for `t`.
+fn attempts_to(swarm: &Swarm, t: &Torrent, addr: SocketAddr) -> u64 {
+    swarm
+        .peer_bytes(t)
+        .iter()
+        .filter(|p| p.addr == addr.to_string())
+        .map(|p| p.connection_attempts)
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_dial_is_a_failed_dial() {
     let dir = tempfile::tempdir().unwrap();
     let torrent = segment(&dir.path().join("src"), SIZE);
     let viewer = swarm(&dir.path().join("viewer")).await;
     let closed = closed_port();
-    let t = viewer
-        .download(
-            &torrent,
-            "seg",
-            &dir.path().join("out"),
-            vec![closed],
-            vec![],
-        )
-        .await
-        .unwrap();
+    let t = fetch(
+        &viewer,
+        &torrent,
+        "seg",
+        &dir.path().join("out"),
+        vec![closed],
+    )
+    .await;
     let p = peer_when(&viewer, &t, closed, |p| {
         p.failed_dials >= 1 && p.long_reconnect_waits >= 1
     })
@@ -89,16 +124,14 @@ async fn a_dial_to_a_peer_without_the_torrent_is_a_failed_dial() {
     // handshake (the race of a viewer dialled before it has a segment).
     let empty = swarm(&dir.path().join("empty")).await;
     let viewer = swarm(&dir.path().join("viewer")).await;
-    let t = viewer
-        .download(
-            &torrent,
-            "seg",
-            &dir.path().join("out"),
-            vec![empty.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
+    let t = fetch(
+        &viewer,
+        &torrent,
+        "seg",
+        &dir.path().join("out"),
+        vec![empty.listen_addr()],
+    )
+    .await;
     let p = peer_when(&viewer, &t, empty.listen_addr(), |p| {
         p.failed_dials >= 1 && p.long_reconnect_waits >= 1
     })
@@ -117,17 +150,14 @@ async fn a_download_from_a_seed_has_no_failed_dials() {
     let seed = swarm(&dir.path().join("seed")).await;
     let _seeding = seed.seed(&torrent, "seg", &src, HANG_GUARD).await.unwrap();
     let viewer = swarm(&dir.path().join("viewer")).await;
-    let t = viewer
-        .download(
-            &torrent,
-            "seg",
-            &dir.path().join("out"),
-            vec![seed.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
-    viewer.wait(&t, "downloading", HANG_GUARD).await.unwrap();
+    let t = fetched(
+        &viewer,
+        &torrent,
+        "seg",
+        &dir.path().join("out"),
+        vec![seed.listen_addr()],
+    )
+    .await;
     let p = peer_when(&viewer, &t, seed.listen_addr(), |_| true).await;
     assert_eq!(p.fetched, SIZE as u64, "{p:?}");
     assert!(p.connection_attempts >= 1 && p.dialled >= 1, "{p:?}");
@@ -199,24 +229,20 @@ async fn a_session_that_reaches_itself_never_dials_that_address_again() {
     let second = segment(&src, SIZE + 1);
     let seed = swarm(&dir.path().join("seed")).await;
     let _seeding = seed.seed(&second, "seg", &src, HANG_GUARD).await.unwrap();
-    let t2 = viewer
-        .download(
-            &second,
-            "seg",
-            &dir.path().join("out2"),
-            vec![own, seed.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
-    viewer.wait(&t2, "downloading", HANG_GUARD).await.unwrap();
-    let dialled_self: u64 = viewer
-        .peer_bytes(&t2)
-        .iter()
-        .filter(|p| p.addr == own.to_string())
-        .map(|p| p.connection_attempts)
-        .sum();
-    assert_eq!(dialled_self, 0, "{:?}", viewer.peer_bytes(&t2));
+    let t2 = fetched(
+        &viewer,
+        &second,
+        "seg",
+        &dir.path().join("out2"),
+        vec![own, seed.listen_addr()],
+    )
+    .await;
+    assert_eq!(
+        attempts_to(&viewer, &t2, own),
+        0,
+        "{:?}",
+        viewer.peer_bytes(&t2)
+    );
     assert_eq!(viewer.own_addresses(), vec![own]);
     viewer.shutdown().await;
     seed.shutdown().await;
@@ -234,17 +260,14 @@ async fn the_address_a_peer_sees_is_known_as_the_sessions_own_and_never_dialled(
     let seed = swarm(&dir.path().join("seed")).await;
     let viewer = swarm(&dir.path().join("viewer")).await;
     let _seeding = seed.seed(&first, "seg", &src, HANG_GUARD).await.unwrap();
-    let t = viewer
-        .download(
-            &first,
-            "seg",
-            &dir.path().join("out1"),
-            vec![seed.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
-    viewer.wait(&t, "downloading", HANG_GUARD).await.unwrap();
+    let t = fetched(
+        &viewer,
+        &first,
+        "seg",
+        &dir.path().join("out1"),
+        vec![seed.listen_addr()],
+    )
+    .await;
     // On loopback the seed sees the viewer at 127.0.0.1, its listen address: learned from the
     // seed's extended handshake (the viewer never dialled itself).
     let own = viewer.listen_addr();
@@ -259,24 +282,20 @@ async fn the_address_a_peer_sees_is_known_as_the_sessions_own_and_never_dialled(
     let src2 = dir.path().join("src2");
     let second = segment(&src2, SIZE + 1);
     let _seeding2 = seed.seed(&second, "seg2", &src2, HANG_GUARD).await.unwrap();
-    let t2 = viewer
-        .download(
-            &second,
-            "seg2",
-            &dir.path().join("out2"),
-            vec![own, seed.listen_addr()],
-            vec![],
-        )
-        .await
-        .unwrap();
-    viewer.wait(&t2, "downloading", HANG_GUARD).await.unwrap();
-    let peers = viewer.peer_bytes(&t2);
-    let dialled_self: u64 = peers
-        .iter()
-        .filter(|p| p.addr == own.to_string())
-        .map(|p| p.connection_attempts)
-        .sum();
-    assert_eq!(dialled_self, 0, "{peers:?}");
+    let t2 = fetched(
+        &viewer,
+        &second,
+        "seg2",
+        &dir.path().join("out2"),
+        vec![own, seed.listen_addr()],
+    )
+    .await;
+    assert_eq!(
+        attempts_to(&viewer, &t2, own),
+        0,
+        "{:?}",
+        viewer.peer_bytes(&t2)
+    );
     viewer.shutdown().await;
     seed.shutdown().await;
 }
