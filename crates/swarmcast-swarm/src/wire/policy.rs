@@ -274,18 +274,23 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// claims it) and that are not offered to anyone: if one stays so for a while, its holder is
     /// passing it on to nobody ([`stranded`](Self::stranded)). Empty once revealed.
     pub fn lone_pieces(&self) -> Vec<u32> {
-        if self.revealed {
-            return Vec::new();
-        }
-        (0..self.holders.len())
-            .filter(|&p| self.holders[p] == 1 && !self.spare[p] && self.offered_to[p].is_none())
-            .map(|p| p as u32)
-            .filter(|p| {
-                self.peers
-                    .values()
-                    .any(|v| !v.has.contains(p) && !v.claimed.contains(p))
-            })
+        (0..self.holders.len() as u32)
+            .filter(|&p| self.is_lone(p))
             .collect()
+    }
+
+    /// Whether `piece` is one [`lone_pieces`](Self::lone_pieces) lists.
+    fn is_lone(&self, piece: u32) -> bool {
+        let p = piece as usize;
+        !self.revealed
+            && p < self.holders.len()
+            && self.holders[p] == 1
+            && !self.spare[p]
+            && self.offered_to[p].is_none()
+            && self
+                .peers
+                .values()
+                .any(|v| !v.has.contains(&piece) && !v.claimed.contains(&piece))
     }
 
     /// `piece`'s one holder has passed it on to nobody for a while ([`Lone`]): a peer that
@@ -299,8 +304,7 @@ impl<P: Copy + Ord> SuperSeed<P> {
     /// behind NAT that nobody met took the spare copy, and the segment was lost all the same);
     /// then to peers that asked first, holding fewest pieces, in key order.
     pub fn stranded(&mut self, piece: u32) -> Vec<Offer<P>> {
-        let lone = self.lone_pieces();
-        if !lone.contains(&piece) {
+        if !self.is_lone(piece) {
             return Vec::new();
         }
         self.spare[piece as usize] = true;

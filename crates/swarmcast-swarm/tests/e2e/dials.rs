@@ -82,14 +82,30 @@ async fn fetched(
     t
 }
 
-/// Connection attempts `swarm` made to `addr` for `t`.
-fn attempts_to(swarm: &Swarm, t: &Torrent, addr: SocketAddr) -> u64 {
-    swarm
-        .peer_bytes(t)
+/// `seed` seeds a new segment (its files under `dir/second`), and `viewer` fetches it given
+/// `own` first, then the seed: it gets the segment and never dials `own`.
+async fn fetch_never_dialling(viewer: &Swarm, seed: &Swarm, dir: &Path, own: SocketAddr) {
+    let src = dir.join("second");
+    let second = segment(&src, SIZE + 1);
+    let _seeding = seed
+        .seed(&second, "second", &src, HANG_GUARD)
+        .await
+        .unwrap();
+    let t = fetched(
+        viewer,
+        &second,
+        "second",
+        &dir.join("out-second"),
+        vec![own, seed.listen_addr()],
+    )
+    .await;
+    let attempts: u64 = viewer
+        .peer_bytes(&t)
         .iter()
-        .filter(|p| p.addr == addr.to_string())
+        .filter(|p| p.addr == own.to_string())
         .map(|p| p.connection_attempts)
-        .sum()
+        .sum();
+    assert_eq!(attempts, 0, "{:?}", viewer.peer_bytes(&t));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,24 +241,8 @@ async fn a_session_that_reaches_itself_never_dials_that_address_again() {
     let p = peer_when(&viewer, &t, own, |p| p.failed_dials >= 1).await;
     assert_eq!(p.connection_attempts, 1, "{p:?}");
     // The second torrent, from a seed, with the session's own address listed first.
-    let src = dir.path().join("src");
-    let second = segment(&src, SIZE + 1);
     let seed = swarm(&dir.path().join("seed")).await;
-    let _seeding = seed.seed(&second, "seg", &src, HANG_GUARD).await.unwrap();
-    let t2 = fetched(
-        &viewer,
-        &second,
-        "seg",
-        &dir.path().join("out2"),
-        vec![own, seed.listen_addr()],
-    )
-    .await;
-    assert_eq!(
-        attempts_to(&viewer, &t2, own),
-        0,
-        "{:?}",
-        viewer.peer_bytes(&t2)
-    );
+    fetch_never_dialling(&viewer, &seed, dir.path(), own).await;
     assert_eq!(viewer.own_addresses(), vec![own]);
     viewer.shutdown().await;
     seed.shutdown().await;
@@ -279,23 +279,7 @@ async fn the_address_a_peer_sees_is_known_as_the_sessions_own_and_never_dialled(
     let p = peer_when(&viewer, &t, seed.listen_addr(), |_| true).await;
     assert_eq!(p.failed_dials, 0, "{p:?}");
     // A second torrent given the viewer's own address first, then the seed: own never dialled.
-    let src2 = dir.path().join("src2");
-    let second = segment(&src2, SIZE + 1);
-    let _seeding2 = seed.seed(&second, "seg2", &src2, HANG_GUARD).await.unwrap();
-    let t2 = fetched(
-        &viewer,
-        &second,
-        "seg2",
-        &dir.path().join("out2"),
-        vec![own, seed.listen_addr()],
-    )
-    .await;
-    assert_eq!(
-        attempts_to(&viewer, &t2, own),
-        0,
-        "{:?}",
-        viewer.peer_bytes(&t2)
-    );
+    fetch_never_dialling(&viewer, &seed, dir.path(), own).await;
     viewer.shutdown().await;
     seed.shutdown().await;
 }
