@@ -227,8 +227,8 @@ pub struct ManifestFigures {
 /// BitTorrent framing of one extension message: length, message id 20, extended id.
 const FRAMING: u64 = 6;
 
-/// The manifest figures of one run (`None` without the publisher's `manifests_sent` record,
-/// written by builds from issue 21 on). Every node shares the machine's clock (`wall_us`); a
+/// The manifest figures of one run (`None` without the publisher's `manifests_sent` record at
+/// exit, written by builds from issue 21 on). Every node shares the machine's clock (`wall_us`); a
 /// viewer holds sequence number s from its first `manifest_fetched` with seq >= s.
 pub fn manifest_figures(r: &crate::results::RunRecords) -> Option<ManifestFigures> {
     use swarmcast_metrics::Kind;
@@ -241,12 +241,16 @@ pub fn manifest_figures(r: &crate::results::RunRecords) -> Option<ManifestFigure
                 published.entry(*seq).or_insert(e.wall_us);
             }
             Kind::EndOfStream { seq } => eos = Some(*seq),
+            // The totals at exit (no segment); those written as segments are forgotten cover
+            // only part of the run.
             Kind::ManifestsSent {
                 http_bytes,
                 swarm_bytes,
                 swarm_messages,
                 ..
-            } => sent = Some((*http_bytes, swarm_bytes + FRAMING * swarm_messages)),
+            } if e.seg.is_none() => {
+                sent = Some((*http_bytes, swarm_bytes + FRAMING * swarm_messages))
+            }
             _ => {}
         }
     }

@@ -99,10 +99,10 @@ pub enum Kind {
         /// Its sequence number.
         seq: u64,
     },
-    /// At exit: what the publisher sent of its manifests, over HTTP and in the swarm, or what a
-    /// viewer with the manifest exchange on sent and took on it (its HTTP fields and `dht_puts`
-    /// 0)
-    /// (docs/manifest.md, "Manifests carried by the swarm").
+    /// What the publisher sent of its manifests so far, over HTTP and in the swarm: as each
+    /// segment is forgotten (with its `seg`) and at exit (no `seg`: the run's totals); or, at
+    /// exit, what a viewer with the manifest exchange on sent and took on it (its HTTP fields
+    /// and `dht_puts` 0) (docs/manifest.md, "Manifests carried by the swarm").
     ManifestsSent {
         /// `GET /manifest` answered with a document (or a delta).
         http_responses: u64,

@@ -607,6 +607,30 @@ async fn segments_leave_after_their_grace_period_and_http_serves_ranges_etags_an
         .filter(|e| matches!(e.kind, swarmcast_metrics::Kind::Removed { .. }))
         .count();
     assert_eq!(removed, 3);
+    // As each segment is forgotten, the manifest totals so far (not only at exit): one record
+    // per segment, never decreasing, counting the document this test fetched above.
+    let sent: Vec<(Option<u64>, u64, u64)> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            swarmcast_metrics::Kind::ManifestsSent {
+                http_responses,
+                http_bytes,
+                ..
+            } => Some((e.seg, http_responses, http_bytes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![Some(0), Some(1), Some(2)],
+        "{sent:?}"
+    );
+    assert!(sent[0].1 >= 1 && sent[0].2 > 0, "{sent:?}");
+    assert!(
+        sent.windows(2)
+            .all(|w| w[0].1 <= w[1].1 && w[0].2 <= w[1].2),
+        "{sent:?}"
+    );
     stop(shutdown, task).await;
 }
 

@@ -29,6 +29,12 @@ const PEERS_WAIT: Duration = Duration::from_secs(10);
 const FETCH_WAIT: Duration = Duration::from_secs(5);
 /// Peers asked per attempt.
 const PEERS_ASKED: usize = 8;
+/// After this, the next peer is asked too if the one before has not answered yet ([`staggered`]).
+/// A fetch is three round trips (TCP, the handshakes, the `want` and its answer): 150 ms at RTT
+/// 50, 900 ms at RTT 300, so a peer that answers usually wins alone, and one that never answers
+/// (a viewer behind a NAT, announced at its public address) holds the next up this long, not
+/// [`FETCH_WAIT`].
+const FETCH_STAGGER: Duration = Duration::from_millis(500);
 /// Between attempts while no manifest is held.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -334,9 +340,16 @@ async fn attempt(
         peers = peers.len(),
         "the DHT names the stream's newest segment"
     );
-    for peer in peers.into_iter().take(PEERS_ASKED) {
-        let doc = match fetch_manifest(peer, pointer.newest, peer_id, pointer.seq, FETCH_WAIT).await
-        {
+    let peers: Vec<SocketAddr> = peers.into_iter().take(PEERS_ASKED).collect();
+    let asked = peers.len();
+    let fetches = staggered(peers, FETCH_STAGGER, |peer| {
+        fetch_manifest(peer, pointer.newest, peer_id, pointer.seq, FETCH_WAIT)
+    });
+    let mut fetches = std::pin::pin!(fetches);
+    use futures_util::StreamExt;
+    // Returning drops the fetches still running.
+    while let Some((peer, fetched)) = fetches.next().await {
+        let doc = match fetched {
             Ok(doc) => doc,
             Err(e) => {
                 tracing::debug!(error = %e, "no manifest from this peer");
@@ -378,7 +391,69 @@ async fn attempt(
             Err(error) => send(PollEvent::Refused { source, error }).await?,
         }
     }
+    if held == 0 {
+        // Where a join by the DHT loses its time (docs/experiments.md).
+        tracing::info!(
+            seq = pointer.seq,
+            asked,
+            pointer_ms,
+            peers_ms,
+            total_ms = ms(started),
+            "the DHT names the stream's newest segment, but no peer of it gave its manifest"
+        );
+    }
     Ok(())
+}
+
+/// Fetches from `peers` in order, each started `stagger` after the one before or at once when a
+/// fetch ends, and yields the results as they come (RFC 8305's
+/// staggered attempts, applied to whole fetches). Dropping the stream drops the fetches still
+/// running. Bounded: one fetch per peer, each bounded by its own timeout.
+fn staggered<F, Fut, T>(
+    peers: Vec<SocketAddr>,
+    stagger: Duration,
+    fetch: F,
+) -> impl futures_util::Stream<Item = (SocketAddr, T)>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    use futures_util::stream::FuturesUnordered;
+    use futures_util::{FutureExt, StreamExt};
+    struct State<F, R> {
+        pending: std::collections::VecDeque<SocketAddr>,
+        running: FuturesUnordered<R>,
+        next_start: tokio::time::Instant,
+        fetch: F,
+    }
+    let state = State {
+        pending: peers.into(),
+        running: FuturesUnordered::new(),
+        next_start: tokio::time::Instant::now(),
+        fetch,
+    };
+    futures_util::stream::unfold(state, move |mut s| async move {
+        // Each turn starts a fetch or ends one: at most two turns per peer.
+        loop {
+            let now = tokio::time::Instant::now();
+            if !s.pending.is_empty() && (s.running.is_empty() || now >= s.next_start) {
+                let peer = s.pending.pop_front().expect("not empty");
+                s.running.push((s.fetch)(peer).map(move |r| (peer, r)));
+                s.next_start = now + stagger;
+                continue;
+            }
+            let more = !s.pending.is_empty();
+            tokio::select! {
+                done = s.running.next() => {
+                    let done = done?; // nothing running and nothing pending: the end
+                    // The next peer is asked at once if this one's answer is not enough.
+                    s.next_start = tokio::time::Instant::now();
+                    return Some((done, s));
+                }
+                () = tokio::time::sleep_until(s.next_start), if more => {}
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -457,5 +532,74 @@ mod tests {
             at_join <= 2,
             "at join: the document, then one long poll at most: {at_join}"
         );
+    }
+
+    /// Runs [`staggered`] over peers whose fetches end after the given ms, with the given
+    /// outcome; returns when each peer's fetch started and what came out when (ms, paused clock).
+    async fn stagger_run(peers: &[(u64, bool)]) -> (Vec<(u16, u64)>, Vec<(u16, bool, u64)>) {
+        use futures_util::StreamExt;
+        let t0 = tokio::time::Instant::now();
+        let ms = move || t0.elapsed().as_millis() as u64;
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let addrs: Vec<SocketAddr> = (0..peers.len())
+            .map(|i| SocketAddr::from(([10, 0, 0, 1], i as u16)))
+            .collect();
+        let fetch = |peer: SocketAddr| {
+            let (after, ok) = peers[peer.port() as usize];
+            started.lock().unwrap().push((peer.port(), ms()));
+            async move {
+                tokio::time::sleep(Duration::from_millis(after)).await;
+                ok
+            }
+        };
+        let out: Vec<(u16, bool, u64)> = staggered(addrs, Duration::from_millis(500), fetch)
+            .map(|(peer, ok)| (peer.port(), ok, ms()))
+            .collect()
+            .await;
+        let started = started.lock().unwrap().clone();
+        (started, out)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_answers_holds_the_next_one_up_for_the_stagger_only() {
+        // Peer 0 is behind a NAT: its fetch times out after 5 s.
+        let (started, out) = stagger_run(&[(5_000, false), (100, true), (100, true)]).await;
+        assert_eq!(out[0], (1, true, 600), "peer 1 answers first: {out:?}");
+        // Peer 1's answer ended a fetch, so peer 2 was asked at once (the caller would stop).
+        assert_eq!(started, vec![(0, 0), (1, 500), (2, 600)]);
+        assert_eq!(out.last(), Some(&(0, false, 5_000)), "{out:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_answers_within_the_stagger_is_asked_alone() {
+        use futures_util::StreamExt;
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let peers: Vec<SocketAddr> = (0..3u16)
+            .map(|i| SocketAddr::from(([10, 0, 0, 1], i)))
+            .collect();
+        let fetches = staggered(peers, Duration::from_millis(500), |peer| {
+            started.lock().unwrap().push(peer.port());
+            async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                peer
+            }
+        });
+        let mut fetches = std::pin::pin!(fetches);
+        let first = fetches.next().await.map(|(p, _)| p.port());
+        assert_eq!(first, Some(0));
+        // The caller has what it needs and stops: nobody else was asked.
+        assert_eq!(*started.lock().unwrap(), vec![0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_fetch_starts_the_next_at_once_and_the_stream_ends_with_the_peers() {
+        let (started, out) = stagger_run(&[(50, false), (100, false), (5_000, false)]).await;
+        assert_eq!(started, vec![(0, 0), (1, 50), (2, 150)]);
+        assert_eq!(
+            out,
+            vec![(0, false, 50), (1, false, 150), (2, false, 5_150)]
+        );
+        let (started, out) = stagger_run(&[]).await;
+        assert!(started.is_empty() && out.is_empty());
     }
 }

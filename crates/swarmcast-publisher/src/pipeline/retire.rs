@@ -134,6 +134,9 @@ impl Publisher {
                 kept_file: self.config.keep_segments,
             },
         );
+        // The totals so far, so a publisher that never exits cleanly leaves them too.
+        let sent = self.manifests_sent();
+        self.recorder.record(Some(n), sent);
         tracing::debug!(segment = n, uploaded, "segment forgotten");
     }
 
@@ -177,8 +180,8 @@ impl Publisher {
         Ok(())
     }
 
-    pub(crate) async fn finish(&mut self) {
-        self.housekeeping().await;
+    /// What the publisher sent of its manifests so far (a `manifests_sent` record).
+    fn manifests_sent(&self) -> Kind {
         let c = &self.shared.counters;
         let swarm = self
             .shared
@@ -186,24 +189,27 @@ impl Publisher {
             .as_ref()
             .map(|c| c.stats())
             .unwrap_or_default();
-        self.recorder.record(
-            None,
-            Kind::ManifestsSent {
-                http_responses: c.manifest_responses.load(Ordering::Relaxed),
-                http_bytes: c.manifest_bytes.load(Ordering::Relaxed),
-                swarm_documents: swarm.manifests_sent,
-                swarm_answers: swarm.manifests_answered,
-                swarm_deltas: swarm.deltas_sent,
-                swarm_bytes: swarm.bytes_sent,
-                swarm_messages: swarm.messages_sent,
-                dht_puts: c.dht_puts.load(Ordering::Relaxed),
-                dht_announces: c.dht_announces.load(Ordering::Relaxed),
-                swarm_haves: swarm.haves_sent,
-                swarm_wants: swarm.wants_sent,
-                swarm_bytes_received: swarm.bytes_received,
-                swarm_duplicates: swarm.duplicates,
-            },
-        );
+        Kind::ManifestsSent {
+            http_responses: c.manifest_responses.load(Ordering::Relaxed),
+            http_bytes: c.manifest_bytes.load(Ordering::Relaxed),
+            swarm_documents: swarm.manifests_sent,
+            swarm_answers: swarm.manifests_answered,
+            swarm_deltas: swarm.deltas_sent,
+            swarm_bytes: swarm.bytes_sent,
+            swarm_messages: swarm.messages_sent,
+            dht_puts: c.dht_puts.load(Ordering::Relaxed),
+            dht_announces: c.dht_announces.load(Ordering::Relaxed),
+            swarm_haves: swarm.haves_sent,
+            swarm_wants: swarm.wants_sent,
+            swarm_bytes_received: swarm.bytes_received,
+            swarm_duplicates: swarm.duplicates,
+        }
+    }
+
+    pub(crate) async fn finish(&mut self) {
+        self.housekeeping().await;
+        let sent = self.manifests_sent();
+        self.recorder.record(None, sent);
         let feed = &self.shared.feed;
         self.summary.dropped_segments = feed.dropped_segments.load(Ordering::Relaxed);
         self.summary.dropped_bytes = feed.dropped_bytes.load(Ordering::Relaxed);
