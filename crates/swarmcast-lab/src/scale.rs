@@ -75,6 +75,13 @@ pub struct Costs {
     /// one of the closest); `None` without such runs: then `dht_lookups_per_segment ·
     /// dht_reply_bytes / dht_closest`, an estimate.
     pub dht_node_bytes_per_viewer: Option<f64>,
+    /// With peers carried: what one DHT node near the stream's peer key sends for one viewer's
+    /// lookup of it (its `get_peers` rounds and the announce's answer; one at join, then one
+    /// every [`Limits::key_every_s`]).
+    pub dht_key_node_bytes: f64,
+    /// With peers carried: what one DHT node near the stream's pointer sends for one viewer's
+    /// join (its `get`s of the pointer until it finds the stream).
+    pub dht_join_node_bytes: f64,
 }
 
 impl Costs {
@@ -107,6 +114,12 @@ pub struct Limits {
     /// What one DHT node sends at most, bytes/s (libtorrent's `dht_upload_rate_limit` default:
     /// 8,000).
     pub dht_node_uplink: f64,
+    /// With peers carried: how often a viewer looks the stream's peer key up, s
+    /// (`swarmcast_core::carry::KEY_EVERY`).
+    pub key_every_s: f64,
+    /// With peers carried: how long a viewer watches on average, s (an assumption: viewers
+    /// come and go, and each arrival is a join on the DHT).
+    pub mean_watch_s: f64,
 }
 
 /// How manifests reach viewers.
@@ -118,6 +131,10 @@ pub enum Scheme {
     Mirrors,
     /// The DHT pointer and swarm-carried manifests; peers from the DHT, no tracker.
     SwarmDht,
+    /// The same with peers carried from segment to segment (`watch --carried-peers`): the DHT
+    /// sees joins and each viewer's lookup of the stream's peer key every few minutes, not a
+    /// lookup per viewer and segment.
+    SwarmDhtCarried,
 }
 
 /// The load at one audience.
@@ -133,7 +150,8 @@ pub struct Prediction {
     pub publisher_connections: f64,
     /// Each mirror's upload, bytes/s (0 without mirrors).
     pub mirror_bps: f64,
-    /// Each of the DHT nodes closest to a segment's info hash, bytes/s (0 without the DHT).
+    /// Each of the DHT nodes closest to a segment's info hash (with peers carried: to the
+    /// stream's busier key, its peer key or its pointer), bytes/s (0 without the DHT).
     pub dht_node_bps: f64,
     /// Publication to the last viewer holding a manifest, ms.
     pub last_viewer_ms: f64,
@@ -164,13 +182,17 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
                 c.http_last_ms.at(n / l.mirrors),
             )
         }
-        Scheme::SwarmDht => (
+        Scheme::SwarmDht | Scheme::SwarmDhtCarried => (
             // No tracker: the fitted other control (tracker and BitTorrent messages) is an upper
             // bound of what is left, the seeder's connections' messages.
             per_s(c.swarm_manifests.at(n) + c.tracker.at(n.min(l.seeder_connections))),
             0.0,
             0.0,
-            per_s(n * c.dht_node_bytes(l)),
+            if scheme == Scheme::SwarmDht {
+                per_s(n * c.dht_node_bytes(l))
+            } else {
+                carried_dht_node_bps(c, l, n)
+            },
             c.swarm_last_ms.at(n.max(1.0).log2()),
         ),
     };
@@ -180,7 +202,11 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
         ("publisher connections", conns / l.publisher_connections),
         ("mirror uplink", mirror_bps / l.mirror_uplink),
         (
-            "DHT nodes closest to a segment",
+            if scheme == Scheme::SwarmDhtCarried {
+                "DHT nodes closest to the stream's keys"
+            } else {
+                "DHT nodes closest to a segment"
+            },
             dht_bps / l.dht_node_uplink,
         ),
     ];
@@ -196,6 +222,17 @@ pub fn predict(c: &Costs, l: &Limits, scheme: Scheme, n: f64) -> Prediction {
         last_viewer_ms: last,
         exhausted,
     }
+}
+
+/// With peers carried, what each of the DHT nodes closest to the stream's busier key sends,
+/// bytes/s: the peer key's nodes answer every viewer's lookup every [`Limits::key_every_s`] and
+/// every join's; the pointer's nodes answer the joins. Viewers arrive at `n / mean_watch_s` a
+/// second, the audience steady.
+pub fn carried_dht_node_bps(c: &Costs, l: &Limits, n: f64) -> f64 {
+    let joins_per_s = n / l.mean_watch_s;
+    let peer_key = n * c.dht_key_node_bytes / l.key_every_s + joins_per_s * c.dht_key_node_bytes;
+    let pointer = joins_per_s * c.dht_join_node_bytes;
+    peer_key.max(pointer)
 }
 
 /// What a run says about manifests (issue 21): what the publisher sent of them, and how long a
@@ -337,6 +374,20 @@ pub const DHT_REPLY_BYTES: f64 = 600.0;
 /// it adds the segment, which stays about five segments in its window).
 pub const DHT_LOOKUPS_PER_SEGMENT: f64 = 5.0;
 
+/// With peers carried, bytes one DHT node near the stream's peer key sends per viewer's lookup
+/// of it: measured, 1,209 and 1,258 in two captures on the lab's DHT host (20 viewers, 24
+/// nodes, all of which answered: `scripts/dht-capture.py`; docs/experiments.md, "Eighth
+/// session").
+pub const DHT_KEY_NODE_BYTES: f64 = 1_250.0;
+
+/// With peers carried, bytes one DHT node near the stream's pointer sends per viewer's join:
+/// measured as above, 2,077 and 2,640 (viewers that start with the stream ask again until the
+/// first pointer is there; a later join needs one lookup, so this is an upper bound).
+pub const DHT_JOIN_NODE_BYTES: f64 = 2_640.0;
+
+/// The model's mean watch time, s: an assumption, not measured.
+pub const MEAN_WATCH_S: f64 = 600.0;
+
 fn median(v: &[f64]) -> f64 {
     crate::results::quantile(v, 0.5)
 }
@@ -435,6 +486,8 @@ pub fn fit_costs(points: &[&RunPoint]) -> Option<Costs> {
                 .collect();
             measured_dht_cost(&measured)
         },
+        dht_key_node_bytes: DHT_KEY_NODE_BYTES,
+        dht_join_node_bytes: DHT_JOIN_NODE_BYTES,
     })
 }
 
@@ -468,6 +521,8 @@ pub fn publishers(lab_uplink: f64) -> [(&'static str, Limits); 2] {
         dht_closest: 8.0,
         dht_node_uplink: 8_000.0,
         seeder_connections: 1_024.0,
+        key_every_s: swarmcast_core::carry::KEY_EVERY.as_secs_f64(),
+        mean_watch_s: MEAN_WATCH_S,
     };
     [
         ("the lab's publisher", base.clone()),
@@ -566,6 +621,14 @@ pub fn model_report(points: &[RunPoint]) -> String {
                 None => "estimated: lookups a segment × reply bytes / closest nodes; no `@manifests=dht` run",
             }
         );
+        let _ = writeln!(
+            out,
+            "- with peers carried: each DHT node near the stream's peer key, {:.0} bytes per viewer's lookup of it (one at join, one every {:.0} s), near its pointer {:.0} bytes per join (measured by capture, constants); viewers watch {:.0} s on average (assumed)",
+            c.dht_key_node_bytes,
+            swarmcast_core::carry::KEY_EVERY.as_secs_f64(),
+            c.dht_join_node_bytes,
+            MEAN_WATCH_S,
+        );
         for (who, limits) in publishers(lab_uplink) {
             let _ = writeln!(
                 out,
@@ -576,6 +639,7 @@ pub fn model_report(points: &[RunPoint]) -> String {
                     ("HTTP", Scheme::Http),
                     ("mirrors (10)", Scheme::Mirrors),
                     ("DHT + swarm", Scheme::SwarmDht),
+                    ("DHT + swarm, peers carried", Scheme::SwarmDhtCarried),
                 ] {
                     let p = predict(&c, &limits, scheme, n);
                     let first = p
@@ -621,6 +685,8 @@ mod tests {
             dht_reply_bytes: 500.0,
             dht_lookups_per_segment: 5.0,
             dht_node_bytes_per_viewer: None,
+            dht_key_node_bytes: 1_200.0,
+            dht_join_node_bytes: 2_400.0,
         }
     }
 
@@ -633,7 +699,37 @@ mod tests {
             dht_closest: 8.0,
             dht_node_uplink: 8_000.0,
             seeder_connections: 1_000.0,
+            key_every_s: 300.0,
+            mean_watch_s: 600.0,
         }
+    }
+
+    #[test]
+    fn carried_peers_load_the_dht_per_join_and_key_lookup_not_per_segment() {
+        let (c, l) = (costs(), limits());
+        // 600 viewers: the peer key's nodes answer 2 lookups a second from the audience and 1
+        // from joins, 1,200 bytes each; the pointer's 1 join a second, 2,400 bytes.
+        let p = predict(&c, &l, Scheme::SwarmDhtCarried, 600.0);
+        assert!((p.dht_node_bps - 3_600.0).abs() < 1e-9, "{p:?}");
+        assert!(p.exhausted.is_empty(), "{p:?}");
+        // Against a lookup per viewer and segment: 5 × 500 / 8 bytes a node and viewer a 2 s
+        // segment.
+        let looked_up = predict(&c, &l, Scheme::SwarmDht, 600.0).dht_node_bps;
+        assert!((looked_up - 93_750.0).abs() < 1e-9, "{looked_up}");
+        // Joins weigh more when viewers stay less: at 60 s the pointer's nodes are the busier.
+        let short = Limits {
+            mean_watch_s: 60.0,
+            ..l.clone()
+        };
+        let p = predict(&c, &short, Scheme::SwarmDhtCarried, 600.0);
+        assert!((p.dht_node_bps - 24_000.0).abs() < 1e-9, "{p:?}");
+        assert_eq!(p.exhausted[0].0, "DHT nodes closest to the stream's keys");
+        // The publisher's side is the DHT scheme's.
+        let d = predict(&c, &l, Scheme::SwarmDht, 600.0);
+        assert_eq!(
+            d.publisher_bps,
+            predict(&c, &l, Scheme::SwarmDhtCarried, 600.0).publisher_bps
+        );
     }
 
     #[test]
