@@ -252,6 +252,24 @@ impl Node {
         out
     }
 
+    /// Peers announced for `info_hash`, each once, as the lookup finds them: a node's answer
+    /// at a time, until the lookup ends (its last node answered or timed out). Callers bound it
+    /// in time and count.
+    pub fn peer_stream(
+        &self,
+        info_hash: [u8; 20],
+    ) -> impl futures_util::Stream<Item = SocketAddr> + Send + Unpin + 'static {
+        let lookup = Id::from_bytes(info_hash)
+            .ok()
+            .map(|id| self.dht.get_peers(id));
+        let mut seen = std::collections::HashSet::new();
+        futures_util::stream::iter(lookup)
+            .flatten()
+            .flat_map(futures_util::stream::iter)
+            .map(|p| SocketAddr::V4(SocketAddrV4::new(*p.ip(), p.port())))
+            .filter(move |p| std::future::ready(seen.insert(*p)))
+    }
+
     /// The node's own address (for others to bootstrap from).
     pub async fn local_addr(&self) -> SocketAddr {
         SocketAddr::V4(self.dht.info().await.local_addr())

@@ -94,6 +94,18 @@ async fn peers_announced_for_a_segment_are_found() {
         peers.iter().any(|p| p.port() == 6881),
         "the announced peer is found: {peers:?}"
     );
+    // As the lookup finds them: two announced peers, each once however many nodes name it,
+    // then the end of the lookup (bounded here by the hang guard only).
+    seeder.announce(info_hash, 6882).await.unwrap();
+    let streamed: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::StreamExt::collect::<Vec<_>>(viewer.peer_stream(info_hash)),
+    )
+    .await
+    .expect("hang guard: the lookup never ended");
+    let mut ports: Vec<u16> = streamed.iter().map(|p| p.port()).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, vec![6881, 6882], "{streamed:?}");
 }
 
 /// A client node (every publisher's and viewer's: it never answers a query) joins and queries

@@ -332,22 +332,29 @@ async fn attempt(
         }
         return Ok(());
     };
-    let peers_started = tokio::time::Instant::now();
-    let peers = node.peers(pointer.newest, PEERS_WAIT).await;
-    let peers_ms = ms(peers_started);
+    use futures_util::StreamExt;
     tracing::debug!(
         seq = pointer.seq,
-        peers = peers.len(),
         "the DHT names the stream's newest segment"
     );
-    let peers: Vec<SocketAddr> = peers.into_iter().take(PEERS_ASKED).collect();
-    let asked = peers.len();
+    // The segment's peers as the lookup finds them: a peer found later is asked as soon as the
+    // ones before had their stagger, not only once the lookup ends.
+    let peers_started = tokio::time::Instant::now();
+    let first_peer_ms = std::sync::OnceLock::<u64>::new();
+    let found = std::sync::atomic::AtomicUsize::new(0);
+    let peers = node
+        .peer_stream(pointer.newest)
+        .take(PEERS_ASKED)
+        .take_until(Box::pin(tokio::time::sleep(PEERS_WAIT)))
+        .inspect(|_| {
+            found.fetch_add(1, Ordering::Relaxed);
+            first_peer_ms.get_or_init(|| ms(peers_started));
+        });
     let fetches = staggered(peers, FETCH_STAGGER, |peer| {
         fetch_manifest(peer, pointer.newest, peer_id, pointer.seq, FETCH_WAIT)
     });
     let mut fetches = std::pin::pin!(fetches);
-    use futures_util::StreamExt;
-    // Returning drops the fetches still running.
+    // Returning drops the fetches still running, and the lookup.
     while let Some((peer, fetched)) = fetches.next().await {
         let doc = match fetched {
             Ok(doc) => doc,
@@ -364,7 +371,7 @@ async fn attempt(
                 tracing::info!(
                     seq = m.manifest.seq,
                     pointer_ms,
-                    peers_ms,
+                    peers_ms = first_peer_ms.get(),
                     total_ms = ms(started),
                     "the stream found on the DHT"
                 );
@@ -395,9 +402,9 @@ async fn attempt(
         // Where a join by the DHT loses its time (docs/experiments.md).
         tracing::info!(
             seq = pointer.seq,
-            asked,
+            asked = found.load(Ordering::Relaxed),
             pointer_ms,
-            peers_ms,
+            peers_ms = first_peer_ms.get(),
             total_ms = ms(started),
             "the DHT names the stream's newest segment, but no peer of it gave its manifest"
         );
@@ -405,35 +412,39 @@ async fn attempt(
     Ok(())
 }
 
-/// Fetches from `peers` in order, each started `stagger` after the one before or at once when a
-/// fetch ends, and yields the results as they come (RFC 8305's
-/// staggered attempts, applied to whole fetches). Dropping the stream drops the fetches still
-/// running. Bounded: one fetch per peer, each bounded by its own timeout.
-fn staggered<F, Fut, T>(
-    peers: Vec<SocketAddr>,
+/// Fetches from the `peers` as they come, each started `stagger` after the one before or at
+/// once when a fetch ends, and yields the results as they come (RFC 8305's staggered attempts,
+/// applied to whole fetches). Dropping the stream drops the fetches still running and `peers`.
+/// Bounded by `peers` (the caller bounds it in count and time) and each fetch's own timeout.
+fn staggered<P, F, Fut, T>(
+    peers: P,
     stagger: Duration,
     fetch: F,
 ) -> impl futures_util::Stream<Item = (SocketAddr, T)>
 where
+    P: futures_util::Stream<Item = SocketAddr> + Unpin,
     F: Fn(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
     use futures_util::stream::FuturesUnordered;
     use futures_util::{FutureExt, StreamExt};
-    struct State<F, R> {
+    struct State<P, F, R> {
+        /// `None` once it ended.
+        peers: Option<P>,
         pending: std::collections::VecDeque<SocketAddr>,
         running: FuturesUnordered<R>,
         next_start: tokio::time::Instant,
         fetch: F,
     }
     let state = State {
-        pending: peers.into(),
+        peers: Some(peers),
+        pending: Default::default(),
         running: FuturesUnordered::new(),
         next_start: tokio::time::Instant::now(),
         fetch,
     };
     futures_util::stream::unfold(state, move |mut s| async move {
-        // Each turn starts a fetch or ends one: at most two turns per peer.
+        // Each turn takes a peer, starts a fetch or ends one: bounded by the peers.
         loop {
             let now = tokio::time::Instant::now();
             if !s.pending.is_empty() && (s.running.is_empty() || now >= s.next_start) {
@@ -442,18 +453,49 @@ where
                 s.next_start = now + stagger;
                 continue;
             }
-            let more = !s.pending.is_empty();
-            tokio::select! {
-                done = s.running.next() => {
-                    let done = done?; // nothing running and nothing pending: the end
+            let (busy, more, open) = (
+                !s.running.is_empty(),
+                !s.pending.is_empty(),
+                s.peers.is_some(),
+            );
+            if !busy && !more && !open {
+                return None; // every peer asked and answered
+            }
+            let turn = {
+                let (running, peers, next_start) = (&mut s.running, &mut s.peers, s.next_start);
+                tokio::select! {
+                    Some(done) = running.next(), if busy => Turn::Done(done),
+                    peer = async move {
+                        match peers.as_mut() {
+                            Some(p) => p.next().await,
+                            None => None,
+                        }
+                    }, if open => Turn::Found(peer),
+                    () = tokio::time::sleep_until(next_start), if more => Turn::Due,
+                }
+            };
+            match turn {
+                Turn::Done(done) => {
                     // The next peer is asked at once if this one's answer is not enough.
                     s.next_start = tokio::time::Instant::now();
                     return Some((done, s));
                 }
-                () = tokio::time::sleep_until(s.next_start), if more => {}
+                Turn::Found(Some(peer)) => s.pending.push_back(peer),
+                Turn::Found(None) => s.peers = None,
+                Turn::Due => {}
             }
         }
     })
+}
+
+/// What woke [`staggered`] up.
+enum Turn<T> {
+    /// A fetch ended.
+    Done(T),
+    /// The lookup found a peer, or ended (`None`).
+    Found(Option<SocketAddr>),
+    /// The next peer's turn came.
+    Due,
 }
 
 #[cfg(test)]
@@ -552,6 +594,7 @@ mod tests {
                 ok
             }
         };
+        let addrs = futures_util::stream::iter(addrs);
         let out: Vec<(u16, bool, u64)> = staggered(addrs, Duration::from_millis(500), fetch)
             .map(|(peer, ok)| (peer.port(), ok, ms()))
             .collect()
@@ -577,6 +620,7 @@ mod tests {
         let peers: Vec<SocketAddr> = (0..3u16)
             .map(|i| SocketAddr::from(([10, 0, 0, 1], i)))
             .collect();
+        let peers = futures_util::stream::iter(peers);
         let fetches = staggered(peers, Duration::from_millis(500), |peer| {
             started.lock().unwrap().push(peer.port());
             async move {
@@ -589,6 +633,29 @@ mod tests {
         assert_eq!(first, Some(0));
         // The caller has what it needs and stops: nobody else was asked.
         assert_eq!(*started.lock().unwrap(), vec![0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_found_later_is_asked_as_soon_as_it_is_found() {
+        use futures_util::StreamExt;
+        // The lookup finds peer 0 (behind a NAT: never answers) at once and peer 1 after 2 s.
+        let found = futures_util::stream::iter([(0u16, 0u64), (1, 2_000)])
+            .then(|(port, at)| async move {
+                tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(at))
+                    .await;
+                SocketAddr::from(([10, 0, 0, 1], port))
+            })
+            .boxed();
+        let t0 = tokio::time::Instant::now();
+        let fetches = staggered(found, Duration::from_millis(500), |peer| async move {
+            let answers = peer.port() == 1;
+            tokio::time::sleep(Duration::from_millis(if answers { 100 } else { 5_000 })).await;
+            answers
+        });
+        let mut fetches = std::pin::pin!(fetches);
+        let first = fetches.next().await;
+        assert_eq!(first.map(|(p, ok)| (p.port(), ok)), Some((1, true)));
+        assert_eq!(t0.elapsed(), Duration::from_millis(2_100));
     }
 
     #[tokio::test(start_paused = true)]
