@@ -22,33 +22,10 @@ import hashlib
 import struct
 import sys
 
+from bencoding import bdecode
+
 DHT_HOST = "10.77.22.2"
 PUBLISHER = "10.77.1.2"
-
-
-def bdecode(b, i=0):
-    c = b[i:i + 1]
-    if c == b"i":
-        j = b.index(b"e", i)
-        return int(b[i + 1:j]), j + 1
-    if c == b"l":
-        i += 1
-        out = []
-        while b[i:i + 1] != b"e":
-            v, i = bdecode(b, i)
-            out.append(v)
-        return out, i + 1
-    if c == b"d":
-        i += 1
-        out = {}
-        while b[i:i + 1] != b"e":
-            k, i = bdecode(b, i)
-            v, i = bdecode(b, i)
-            out[k] = v
-        return out, i + 1
-    j = b.index(b":", i)
-    n = int(b[i:j])
-    return b[j + 1:j + 1 + n], j + 1 + n
 
 
 def packets(path):
