@@ -226,30 +226,13 @@ impl Node {
             })
     }
 
-    /// Peers announced for `info_hash`: the first ones the lookup finds (it goes on to the
-    /// closest nodes, which takes seconds; callers that need more ask again), or none within
-    /// `wait`.
+    /// Peers announced for `info_hash` that the lookup finds within `wait` ([`Node::peer_stream`],
+    /// collected until the lookup ends or `wait` passes).
     pub async fn peers(&self, info_hash: [u8; 20], wait: Duration) -> Vec<SocketAddr> {
-        let Ok(id) = Id::from_bytes(info_hash) else {
-            return Vec::new();
-        };
-        let mut out: Vec<SocketAddr> = Vec::new();
-        let mut stream = self.dht.get_peers(id);
-        let _ = tokio::time::timeout(wait, async {
-            while let Some(batch) = stream.next().await {
-                for p in batch {
-                    let p: SocketAddr = SocketAddr::V4(SocketAddrV4::new(*p.ip(), p.port()));
-                    if !out.contains(&p) {
-                        out.push(p);
-                    }
-                }
-                if !out.is_empty() {
-                    return;
-                }
-            }
-        })
-        .await;
-        out
+        self.peer_stream(info_hash)
+            .take_until(Box::pin(tokio::time::sleep(wait)))
+            .collect()
+            .await
     }
 
     /// Peers announced for `info_hash`, each once, as the lookup finds them: a node's answer
