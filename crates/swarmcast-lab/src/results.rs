@@ -279,10 +279,16 @@ pub struct RunSummary {
     pub stalls: u64,
     /// Total time playback waited.
     pub stall_ms: f64,
-    /// Segments skipped.
+    /// Segments skipped once a viewer was playing (or by a viewer that never played one): gaps.
     pub skips: u64,
-    /// Segments a viewer did not play between joining and the stream's end (skipped, or not
-    /// fetched when the run's time was up); churned viewers miss nothing after leaving.
+    /// Segments skipped before a viewer's first played segment by a viewer that then played:
+    /// it started playing at a later segment than it joined at, with no gap (its startup time
+    /// counts the wait). Counted apart from [`skips`](Self::skips) and not in
+    /// [`missed`](Self::missed).
+    pub passed_over: u64,
+    /// Segments a viewer did not play between where it started playing (its join point, plus
+    /// [`passed_over`](Self::passed_over)) and the stream's end (skipped, or not fetched when the
+    /// run's time was up); churned viewers miss nothing after leaving.
     pub missed: u64,
     /// Late swarm segments fetched over HTTP.
     pub fallbacks: u64,
@@ -518,6 +524,7 @@ fn build_summary(
         stalls: counters.stalls,
         stall_ms: counters.stall_us as f64 / 1000.0,
         skips: counters.skips,
+        passed_over: counters.passed_over,
         missed: tally.missed,
         fallbacks: counters.fallbacks,
         fallbacks_superseded: counters.fallbacks_superseded,

@@ -5,6 +5,7 @@ use super::*;
 /// Which of the columns only some runs have the CSV has (see [`csv()`]).
 struct Columns {
     dials: bool,
+    passed_over: bool,
     superseded: bool,
     refused: bool,
     viewer_caps: bool,
@@ -16,7 +17,8 @@ struct Columns {
 
 /// One row per run; empty cells where a figure does not exist (no setup for a run nobody played).
 /// Columns some runs lack are there only when a run has the figure, so results recorded before
-/// them keep their CSV byte for byte: `failed_dials_per_segment`; `fallbacks_superseded` and
+/// them keep their CSV byte for byte: `failed_dials_per_segment`; `passed_over` when a run has a
+/// segment skipped before a viewer's first played one; `fallbacks_superseded` and
 /// `fallback_wasted_bytes` when a run has a superseded fallback; `fallbacks_refused` when a run
 /// has a refused one; the viewers' caps
 /// (`viewer_upload_cap`, `viewer_download_cap`, after `publisher_cap`) when a run has one; the
@@ -37,6 +39,7 @@ impl Columns {
     fn of(runs: &[RunSummary]) -> Self {
         Self {
             dials: runs.iter().any(|r| !r.failed_dials_per_segment.is_nan()),
+            passed_over: runs.iter().any(|r| r.passed_over > 0),
             superseded: runs.iter().any(|r| r.fallbacks_superseded > 0),
             refused: runs.iter().any(|r| r.fallbacks_refused > 0),
             viewer_caps: runs
@@ -65,6 +68,9 @@ impl Columns {
         );
         if self.dials {
             out.push_str("failed_dials_per_segment,");
+        }
+        if self.passed_over {
+            out.push_str("passed_over,");
         }
         if self.superseded {
             out.push_str("fallbacks_superseded,fallback_wasted_bytes,");
@@ -104,6 +110,9 @@ impl Columns {
         let mut extra = String::new();
         if self.dials {
             let _ = write!(extra, "{},", num(r.failed_dials_per_segment, 2));
+        }
+        if self.passed_over {
+            let _ = write!(extra, "{},", r.passed_over);
         }
         if self.superseded {
             let _ = write!(

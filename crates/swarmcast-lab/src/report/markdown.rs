@@ -45,6 +45,17 @@ pub fn markdown(runs: &[RunSummary]) -> String {
     out
 }
 
+/// Which of the main table's optional columns some run has a figure for: a column nobody has
+/// stays out, so reports of runs recorded before it keep their shape.
+struct SomeRuns {
+    /// Segments skipped before a viewer played its first (`passed_over`).
+    passed_over: bool,
+    /// HTTP fallbacks the swarm beat.
+    superseded: bool,
+    /// HTTP fallbacks refused.
+    refused: bool,
+}
+
 impl<'a> Summary<'a> {
     /// The runs' groups and which optional columns they need.
     fn of(runs: &'a [RunSummary]) -> Self {
@@ -144,8 +155,11 @@ impl<'a> Summary<'a> {
 
     /// The main table: a row per configuration and kind, every figure with its spread.
     fn configurations(&self) -> String {
-        let any_superseded = self.runs.iter().any(|r| r.fallbacks_superseded > 0);
-        let any_refused = self.runs.iter().any(|r| r.fallbacks_refused > 0);
+        let some = SomeRuns {
+            passed_over: self.runs.iter().any(|r| r.passed_over > 0),
+            superseded: self.runs.iter().any(|r| r.fallbacks_superseded > 0),
+            refused: self.runs.iter().any(|r| r.fallbacks_refused > 0),
+        };
         let mut t = Table::default();
         Self::condition_cols(&mut t);
         t.text("transport");
@@ -163,15 +177,19 @@ impl<'a> Summary<'a> {
             "stalls",
             "stall ms",
             "skips",
-            "missed",
-            "fallbacks",
         ] {
             t.num(c);
         }
-        if any_superseded {
+        if some.passed_over {
+            t.num("skipped before playing");
+        }
+        for c in ["missed", "fallbacks"] {
+            t.num(c);
+        }
+        if some.superseded {
             t.num("fallbacks the swarm beat");
         }
-        if any_refused {
+        if some.refused {
             t.num("fallbacks refused");
         }
         for c in ["failed dials / seg", "startup", "behind live"] {
@@ -201,7 +219,7 @@ impl<'a> Summary<'a> {
         }
         t.text("consistent");
         for ((c, kind), rs) in &self.groups {
-            t.row(self.configuration_row(c, kind, rs, any_superseded, any_refused));
+            t.row(self.configuration_row(c, kind, rs, &some));
         }
         t.render()
     }
@@ -212,8 +230,7 @@ impl<'a> Summary<'a> {
         c: &Condition,
         kind: &str,
         rs: &[&RunSummary],
-        any_superseded: bool,
-        any_refused: bool,
+        some: &SomeRuns,
     ) -> Vec<String> {
         let consistent = rs.iter().filter(|r| r.consistent()).count();
         let mut cells = Self::condition_cells(c, rs);
@@ -232,13 +249,18 @@ impl<'a> Summary<'a> {
             spread(rs, |r| r.stalls as f64, 1),
             spread(rs, |r| r.stall_ms, 0),
             spread(rs, |r| r.skips as f64, 1),
+        ]);
+        if some.passed_over {
+            cells.push(spread(rs, |r| r.passed_over as f64, 1));
+        }
+        cells.extend([
             spread(rs, |r| r.missed as f64, 1),
             spread(rs, |r| r.fallbacks as f64, 1),
         ]);
-        if any_superseded {
+        if some.superseded {
             cells.push(spread(rs, |r| r.fallbacks_superseded as f64, 1));
         }
-        if any_refused {
+        if some.refused {
             cells.push(spread(rs, |r| r.fallbacks_refused as f64, 1));
         }
         cells.extend([

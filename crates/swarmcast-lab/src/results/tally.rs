@@ -66,7 +66,8 @@ pub(super) struct Tally {
     pub(super) connections: (u64, u64, u64),
     /// Failed dials, and segments with the figure.
     pub(super) failed_dials: (u64, u64),
-    /// Segments between a viewer's join and the stream's end it did not play (churned viewers
+    /// Segments between where a viewer started playing (its join, plus what it passed over
+    /// before its first played segment) and the stream's end it did not play (churned viewers
     /// not counted).
     pub(super) missed: u64,
     /// Segments played, over every viewer.
@@ -97,7 +98,9 @@ impl Tally {
         let played_here = t.played();
         self.played_by.insert(node.to_string(), played_here);
         if let (Some(first), Some(&last), false) = (t.joined_seg, sizes.keys().last(), churned) {
-            self.missed += (last + 1).saturating_sub(first).saturating_sub(played_here);
+            // What it passed over before it started playing is not missed: it started later.
+            let from = first.saturating_add(t.passed_over);
+            self.missed += (last + 1).saturating_sub(from).saturating_sub(played_here);
         }
         for &(n, p, q) in &t.late {
             self.bytes.add(n, p, q, 0);

@@ -436,3 +436,65 @@ fn a_continuous_run_reads_its_kept_alignment_and_counts_its_gap() {
         s.glass_median_ms
     );
 }
+
+/// A viewer's records as `kind` JSON objects (`seg` and the kind's fields), times in order.
+fn viewer_events(records: &[&str]) -> Vec<swarmcast_metrics::Event> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let line = format!(
+                r#"{{"v":1,"node":"viewer-0","role":"viewer","wall_us":{w},"mono_us":{m},{r}}}"#,
+                w = 1_000_000 + i as u64,
+                m = i as u64
+            );
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+        })
+        .collect()
+}
+
+/// Segments skipped before a viewer's first played segment are passed over (it started playing
+/// later, no gap), not skips, and not missed; skips once it plays, or by a viewer that never
+/// plays, are.
+#[test]
+fn skips_before_the_first_played_segment_are_passed_over_not_missed() {
+    let played = r#""kind":"played","deadline_us":0,"stall_us":0,"bytes":10"#;
+    let sizes: BTreeMap<u64, u64> = (0..6).map(|n| (n, 10)).collect();
+    let tally_of = |events: &[swarmcast_metrics::Event]| {
+        let mut counters = timeline::ViewerCounters::default();
+        let t = Timeline::read(events, &mut counters);
+        let mut tally = tally::Tally::default();
+        tally.add_viewer("viewer-0", &t, &sizes, false);
+        (counters.skips, counters.passed_over, tally.missed)
+    };
+
+    // Joins at 1, skips 1 and 2 before playing 3;
+    // plays 3 and 5, skips 4: one gap.
+    let events = viewer_events(&[
+        r#""seg":1,"kind":"joined","newest":1"#,
+        r#""seg":1,"kind":"skipped""#,
+        r#""seg":2,"kind":"skipped""#,
+        &format!(r#""seg":3,{played}"#),
+        r#""seg":4,"kind":"skipped""#,
+        &format!(r#""seg":5,{played}"#),
+    ]);
+    assert_eq!(tally_of(&events), (1, 2, 1), "(skips, passed over, missed)");
+
+    // A run of unlisted numbers before the first play counts by its `count`.
+    let events = viewer_events(&[
+        r#""seg":0,"kind":"joined","newest":0"#,
+        r#""seg":0,"kind":"skipped","count":3"#,
+        &format!(r#""seg":3,{played}"#),
+        &format!(r#""seg":4,{played}"#),
+        &format!(r#""seg":5,{played}"#),
+    ]);
+    assert_eq!(tally_of(&events), (0, 3, 0));
+
+    // A viewer that never plays: every skip is a gap, and everything from its join is missed.
+    let events = viewer_events(&[
+        r#""seg":2,"kind":"joined","newest":2"#,
+        r#""seg":2,"kind":"skipped""#,
+        r#""seg":3,"kind":"skipped""#,
+    ]);
+    assert_eq!(tally_of(&events), (2, 0, 4));
+}

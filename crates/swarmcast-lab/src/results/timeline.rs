@@ -38,6 +38,10 @@ pub(super) struct Timeline {
     pub(super) joined_seg: Option<u64>,
     /// Its first `played` record's monotonic time.
     pub(super) first_played_us: Option<u64>,
+    /// Segments it skipped before it played its first one, when it then played one: where it
+    /// started playing moved on, and no gap opened in its playback (its startup time counts the
+    /// wait). Skips of a viewer that never played stay skips.
+    pub(super) passed_over: u64,
 }
 
 /// What every viewer's records add up to over a run, beside the segments.
@@ -59,8 +63,10 @@ pub(super) struct ViewerCounters {
     pub(super) stalls: u64,
     /// The time playback waited, µs.
     pub(super) stall_us: u64,
-    /// Segments skipped.
+    /// Segments skipped during playback (or by a viewer that never played one).
     pub(super) skips: u64,
+    /// Segments skipped before a viewer's first played segment ([`Timeline::passed_over`]).
+    pub(super) passed_over: u64,
     /// Bytes each segment's viewers report uploading to peers (`forgotten.uploaded_bytes`).
     pub(super) seg_peer_uploads: BTreeMap<u64, u64>,
     /// Segments a viewer added and never forgot (it was killed): what it uploaded for them was
@@ -74,6 +80,8 @@ impl Timeline {
     pub(super) fn read(events: &[Event], counters: &mut ViewerCounters) -> Self {
         let mut t = Self::default();
         let mut open = BTreeSet::new();
+        // Skips before the first `played` record: passed over if a segment is played later.
+        let mut before_first_play = 0;
         for e in events {
             let seg = e.seg;
             match &e.kind {
@@ -137,12 +145,19 @@ impl Timeline {
                         v.order_ok =
                             v.learned_published_ms.is_some() && v.added && v.completed.is_some();
                         v.played = Some((e.wall_us, *bytes));
-                        t.first_played_us.get_or_insert(e.mono_us);
+                        if t.first_played_us.is_none() {
+                            t.first_played_us = Some(e.mono_us);
+                            t.passed_over = std::mem::take(&mut before_first_play);
+                            counters.passed_over += t.passed_over;
+                        }
                         if *s > 0 {
                             counters.stalls += 1;
                             counters.stall_us += s;
                         }
                     }
+                }
+                Kind::Skipped { count } if t.first_played_us.is_none() => {
+                    before_first_play += count.unwrap_or(1);
                 }
                 Kind::Skipped { count } => counters.skips += count.unwrap_or(1),
                 Kind::Forgotten {
@@ -161,6 +176,8 @@ impl Timeline {
                 _ => {}
             }
         }
+        // It never played: what it skipped is a gap, not a later start.
+        counters.skips += before_first_play;
         counters.unreported_uploads.extend(open);
         t
     }

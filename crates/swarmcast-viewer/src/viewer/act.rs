@@ -39,6 +39,9 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
                         "segment left the window before it could be fetched: skipped"
                     );
                     self.summary.skipped.push(n);
+                    if self.summary.played.is_empty() {
+                        self.summary.skipped_before_playback += 1;
+                    }
                     self.recorder.record(Some(n), Kind::Skipped { count: None });
                 }
                 Action::SkipUnlisted { first, count } => {
@@ -52,6 +55,9 @@ impl<S: SegmentSwarm, H: SegmentFetch, K: PlaybackSink> Viewer<S, H, K> {
                         self.summary.skipped.push(first);
                     } else {
                         self.summary.skipped_unlisted += count;
+                    }
+                    if self.summary.played.is_empty() {
+                        self.summary.skipped_before_playback += count;
                     }
                     let count = (count > 1).then_some(count);
                     self.recorder.record(Some(first), Kind::Skipped { count });

@@ -293,6 +293,28 @@ async fn a_late_segment_is_counted_as_a_stall_and_playback_slips() {
     assert_eq!(played, [(2_600_000, 400_000)]);
 }
 
+/// A first segment that never completes and leaves the window is skipped before playback
+/// starts: playback starts at the next one, with no gap, and the summary says the skip came
+/// before playback (the lab counts such skips apart from gaps).
+#[tokio::test(start_paused = true)]
+async fn a_skip_before_playback_starts_is_counted_apart() {
+    let h = Harness::new(4, 500, false);
+    h.publish(0, 1, 0..=2, false);
+    h.publish(D, 2, 1..=3, true);
+    h.swarm.plan(0, Plan::Never);
+    let (summary, _) = h.run(60_000).await;
+    assert_eq!(summary.skipped, [0]);
+    assert_eq!(summary.skipped_before_playback, 1);
+    assert_eq!(summary.played, [1, 2, 3]);
+    assert_eq!(summary.stalls, 0);
+    assert!(
+        summary
+            .to_string()
+            .contains("skipped 1 (1 before playback started)"),
+        "{summary}"
+    );
+}
+
 /// Ctrl-C while a write to the output cannot finish (a pipe whose reader stopped reading): the
 /// viewer stops at once all the same, gives closing the output a bounded time, forgets every
 /// segment and stops the swarm.

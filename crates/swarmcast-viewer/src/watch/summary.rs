@@ -15,6 +15,9 @@ pub struct WatchSummary {
     /// ahead), counted rather than listed: [`skipped`](Self::skipped) stays small whatever a
     /// manifest says.
     pub skipped_unlisted: u64,
+    /// Of the skipped segments, those skipped before the first was played: where playback
+    /// started moved on (no gap opened; [`startup_ms`](Self::startup_ms) counts the wait).
+    pub skipped_before_playback: u64,
     /// Late segments.
     pub stalls: u64,
     /// Time playback waited, ms.
@@ -95,7 +98,7 @@ impl std::fmt::Display for WatchSummary {
         let swarm_bytes = s.from_publisher + s.from_peers;
         write!(
             f,
-            "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {}, {} stalls ({} ms), \
+            "watched: joined at segment {} (newest {}), played {} segments ({} bytes), skipped {} ({} before playback started), {} stalls ({} ms), \
              {} HTTP fallbacks; startup {} ms; delay {} ms\n  setup (added -> first piece): {}\n  \
              published -> first piece (shared clock): {}\n  behind live (published -> played): {}\n  \
              bytes: {} from the publisher, {} from peers ({:.0}% of swarm bytes), {} over HTTP, {} uploaded to others, {} manifest bytes{}{}",
@@ -104,6 +107,7 @@ impl std::fmt::Display for WatchSummary {
             s.played.len(),
             s.bytes_out,
             s.skipped.len() as u64 + s.skipped_unlisted,
+            s.skipped_before_playback,
             s.stalls,
             s.stall_ms,
             s.fallbacks,
