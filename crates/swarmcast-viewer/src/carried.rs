@@ -37,6 +37,54 @@ const PEERS_ASKED: usize = 8;
 const FETCH_STAGGER: Duration = Duration::from_millis(500);
 /// Between attempts while no manifest is held.
 const RETRY: Duration = Duration::from_secs(1);
+/// After a lookup of the pointer's segment found no peer, the next lookup of it ([`until_found`]).
+const PEERS_AGAIN: Duration = Duration::from_millis(250);
+/// Lookups of the pointer's segment in one attempt at most (all within [`PEERS_WAIT`]).
+const PEER_LOOKUPS: usize = 4;
+
+/// The peers of one lookup at a time from `lookup`, the next lookup `again` after one that found
+/// nobody, at most `lookups` of them; it ends with the first lookup that found a peer. The
+/// publisher puts the pointer and announces its segment at once, so the pointer can land first,
+/// and a lookup right after it finds nobody (`asked=0`, 28 first attempts in lab n13, all at the
+/// stream's start). Looking the same segment up again is cheaper than a new attempt: that waits
+/// [`RETRY`] and looks the pointer up again first (0.1-2.2 s). The caller bounds it in time.
+fn until_found<L, S>(
+    lookup: L,
+    again: Duration,
+    lookups: usize,
+) -> impl futures_util::Stream<Item = SocketAddr>
+where
+    L: Fn() -> S,
+    S: futures_util::Stream<Item = SocketAddr> + Unpin,
+{
+    use futures_util::StreamExt;
+    // (the lookup, the one running, lookups started, a peer found)
+    let state = (lookup, None::<S>, 0usize, false);
+    futures_util::stream::unfold(
+        state,
+        move |(lookup, mut running, mut n, mut any)| async move {
+            // Bounded by `lookups`, each lookup by the DHT's own end.
+            loop {
+                if let Some(peers) = running.as_mut() {
+                    match peers.next().await {
+                        Some(peer) => return Some((peer, (lookup, running, n, true))),
+                        None if any => return None,
+                        None => {} // it found nobody: the next one, if any is left
+                    }
+                }
+                if n >= lookups {
+                    return None;
+                }
+                if n > 0 {
+                    tokio::time::sleep(again).await;
+                }
+                n += 1;
+                any = false;
+                running = Some(lookup());
+            }
+        },
+    )
+}
 
 /// What the viewer holds, for the DHT finder: the newest manifest's sequence number (0: none)
 /// and its target duration in ms.
@@ -338,12 +386,13 @@ async fn attempt(
         "the DHT names the stream's newest segment"
     );
     // The segment's peers as the lookup finds them: a peer found later is asked as soon as the
-    // ones before had their stagger, not only once the lookup ends.
+    // ones before had their stagger, not only once the lookup ends; a lookup that found nobody
+    // is made again (the segment's announce may land after the pointer).
     let peers_started = tokio::time::Instant::now();
     let first_peer_ms = std::sync::OnceLock::<u64>::new();
     let found = std::sync::atomic::AtomicUsize::new(0);
-    let peers = node
-        .peer_stream(pointer.newest)
+    let lookup = || node.peer_stream(pointer.newest);
+    let peers = Box::pin(until_found(lookup, PEERS_AGAIN, PEER_LOOKUPS))
         .take(PEERS_ASKED)
         .take_until(Box::pin(tokio::time::sleep(PEERS_WAIT)))
         .inspect(|_| {
@@ -668,5 +717,66 @@ mod tests {
         );
         let (started, out) = stagger_run(&[]).await;
         assert!(started.is_empty() && out.is_empty());
+    }
+
+    /// Runs [`until_found`] over lookups whose results are `lookups[i]`: (ms the lookup takes,
+    /// the ports it finds, all at its end). What it yields, with the virtual ms of each, and when
+    /// each lookup started.
+    async fn until_found_run(lookups: Vec<(u64, Vec<u16>)>) -> (Vec<(u16, u64)>, Vec<u64>) {
+        use futures_util::StreamExt;
+        let t0 = tokio::time::Instant::now();
+        let ms = move || t0.elapsed().as_millis() as u64;
+        let started = Mutex::new(Vec::new());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let lookup = || {
+            started.lock().unwrap().push(ms());
+            let (after, ports) = lookups
+                .get(next.fetch_add(1, Ordering::Relaxed))
+                .cloned()
+                .unwrap_or_default();
+            Box::pin(
+                futures_util::stream::once(async move {
+                    tokio::time::sleep(Duration::from_millis(after)).await;
+                    futures_util::stream::iter(
+                        ports
+                            .into_iter()
+                            .map(|p| SocketAddr::from(([10, 0, 0, 1], p))),
+                    )
+                })
+                .flatten(),
+            )
+        };
+        let found: Vec<(u16, u64)> = Box::pin(until_found(lookup, Duration::from_millis(250), 3))
+            .map(|p| (p.port(), ms()))
+            .collect()
+            .await;
+        let started = started.into_inner().unwrap();
+        (found, started)
+    }
+
+    /// A lookup that finds nobody (the pointer landed before its segment's announce) is made
+    /// again 250 ms after it ended; the first that finds peers is the last.
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_that_found_nobody_is_made_again_until_one_finds_peers() {
+        let (found, started) = until_found_run(vec![
+            (2_000, vec![]),
+            (300, vec![]),
+            (100, vec![7, 8]),
+            (100, vec![9]),
+        ])
+        .await;
+        assert_eq!(started, [0, 2_250, 2_800]);
+        assert_eq!(found, [(7, 2_900), (8, 2_900)]);
+    }
+
+    /// A first lookup that finds peers is the only one; lookups that all find nobody stop at
+    /// the limit.
+    #[tokio::test(start_paused = true)]
+    async fn peers_found_at_once_or_never_make_one_lookup_or_the_limit() {
+        let (found, started) = until_found_run(vec![(100, vec![1]), (100, vec![2])]).await;
+        assert_eq!((found, started), (vec![(1, 100)], vec![0]));
+        let (found, started) = until_found_run(vec![(100, vec![]); 5]).await;
+        assert!(found.is_empty());
+        assert_eq!(started, [0, 350, 700]);
     }
 }
