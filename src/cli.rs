@@ -325,4 +325,22 @@ mod tests {
         assert_eq!(usize::from(w.manifest_push), GossipConfig::viewer().push_to);
         assert!(Cli::try_parse_from(["swarmcast", "watch", "l", "--manifest-push", "0"]).is_err());
     }
+
+    /// `watch` carries peers unless `--no-carried-peers` says otherwise; the old opt-in flag
+    /// still parses, and the last of the two given wins.
+    #[test]
+    fn carried_peers_are_on_unless_turned_off() {
+        let off = |args: &[&str]| {
+            let all = [&["swarmcast", "watch", "swarmcast:?pk=x"], args].concat();
+            let Command::Watch(w) = Cli::parse_from(all).command else {
+                panic!("not watch");
+            };
+            w.no_carried_peers
+        };
+        assert!(!off(&[]));
+        assert!(!off(&["--carried-peers"]));
+        assert!(off(&["--no-carried-peers"]));
+        assert!(!off(&["--no-carried-peers", "--carried-peers"]));
+        assert!(off(&["--carried-peers", "--no-carried-peers"]));
+    }
 }

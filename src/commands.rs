@@ -311,7 +311,7 @@ pub(crate) async fn watch(args: crate::cli::WatchArgs, cancel: CancellationToken
     config.metrics_addr = args.metrics_addr;
     config.swarm_manifests = args.swarm_manifests;
     config.manifest_push = usize::from(args.manifest_push);
-    config.carry_peers = args.carried_peers;
+    config.carry_peers = !args.no_carried_peers;
     config.dht =
         (args.dht || !args.dht_args.dht_bootstrap.is_empty()).then(|| args.dht_args.options());
     // The player first: a command that cannot start stops everything before it starts, and

@@ -40,7 +40,8 @@ pub(crate) struct LabArgs {
     /// `@manifests=swarm|dht|http` (`--swarm-manifests` on both sides; also the stream found on
     /// a DHT host of the run's own, without HTTP manifests or tracker; or neither), `@push=N` and
     /// `@vpush=N` (the publisher's and the viewers' `--manifest-push`), `@carry=on` (viewers
-    /// with `--carried-peers`), e.g. `patched@manifests=swarm@push=8`.
+    /// with `--carried-peers`; without it they run with `--no-carried-peers`, although `watch`
+    /// carries by default), e.g. `patched@manifests=swarm@push=8`.
     #[arg(
         long,
         env = "SWARMCAST_VARIANTS",

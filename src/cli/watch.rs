@@ -124,10 +124,22 @@ pub(crate) struct WatchArgs {
     #[arg(long, env = "SWARMCAST_DHT")]
     pub(crate) dht: bool,
     /// On the DHT path, find the stream's audience under one DHT key, dial the peers of the
-    /// segments before at once, and look a segment up only while fewer than 4 peers are live,
-    /// instead of looking every segment up (experimental: off by default, docs/watch.md).
-    #[arg(long, env = "SWARMCAST_CARRIED_PEERS")]
+    /// segments before at once, and look a segment up only while fewer than 4 peers are live
+    /// (the default; docs/watch.md). Kept so that scripts written when it was opt-in still run.
+    #[arg(
+        long,
+        env = "SWARMCAST_CARRIED_PEERS",
+        overrides_with = "no_carried_peers"
+    )]
     pub(crate) carried_peers: bool,
+    /// On the DHT path, look every segment's peers up on the DHT instead of carrying them from
+    /// the segments before (the behaviour before carrying became the default).
+    #[arg(
+        long,
+        env = "SWARMCAST_NO_CARRIED_PEERS",
+        overrides_with = "carried_peers"
+    )]
+    pub(crate) no_carried_peers: bool,
     #[command(flatten)]
     pub(crate) dht_args: super::DhtArgs,
 }

@@ -131,7 +131,7 @@ pub enum Scheme {
     Mirrors,
     /// The DHT pointer and swarm-carried manifests; peers from the DHT, no tracker.
     SwarmDht,
-    /// The same with peers carried from segment to segment (`watch --carried-peers`): the DHT
+    /// The same with peers carried from segment to segment (`watch`'s default): the DHT
     /// sees joins and each viewer's lookup of the stream's peer key every few minutes, not a
     /// lookup per viewer and segment.
     SwarmDhtCarried,

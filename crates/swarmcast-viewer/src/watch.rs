@@ -101,9 +101,9 @@ pub struct WatchConfig {
     /// With the DHT and the manifest exchange on and no tracker in the manifest: look the
     /// stream's peer key up on the DHT, dial the peers met in earlier segments' swarms (and
     /// those found) when a segment is added, and look a segment up on the DHT only while
-    /// fewer than 4 peers are live ([`swarmcast_core::carry`]; off by default: with it on, the
-    /// end-of-stream manifest was sometimes lost in `e2e::dht`, not yet explained; `--carried-peers`
-    /// turns it on).
+    /// fewer than 4 peers are live ([`swarmcast_core::carry`]). On by default since the ninth
+    /// session (docs/manifest.md, "Peers carried from segment to segment"); `false` looks every
+    /// segment up (`watch --no-carried-peers`).
     pub carry_peers: bool,
 }
 
@@ -131,7 +131,7 @@ impl WatchConfig {
             swarm_manifests: false,
             manifest_push: swarmcast_core::gossip::GossipConfig::viewer().push_to,
             dht: None,
-            carry_peers: false,
+            carry_peers: true,
         }
     }
 

@@ -553,15 +553,18 @@ fn a_run_on_the_dht_has_a_dht_host_and_its_publisher_serves_no_manifests() {
     // Carried by the swarm as well: the publisher and viewers get --swarm-manifests.
     let publisher = crate::runner::publisher_args(dht, std::path::Path::new("/r"), None);
     assert!(publisher.iter().any(|a| a == "--swarm-manifests"));
-    // Viewers carry their peers only when the variant says @carry=on.
+    // Viewers carry their peers only when the variant says @carry=on (though `watch` carries
+    // by default): the lab says which, so a variant means what it meant when it was recorded.
     let dir = std::path::Path::new("/r");
     let viewer = crate::runner::viewer_args(dht, dir, None, "swarmcast://x", 0);
     assert!(!viewer.iter().any(|a| a == "--carried-peers"));
+    assert!(viewer.iter().any(|a| a == "--no-carried-peers"));
     let mut on = dht.clone();
     on.variant = "patched@manifests=dht@carry=on".parse().unwrap();
     assert!(on.variant.carry_peers());
     let viewer = crate::runner::viewer_args(&on, dir, None, "swarmcast://x", 0);
     assert!(viewer.iter().any(|a| a == "--carried-peers"));
+    assert!(!viewer.iter().any(|a| a == "--no-carried-peers"));
 }
 
 #[test]

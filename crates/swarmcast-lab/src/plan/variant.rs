@@ -38,7 +38,8 @@ pub struct Variant {
     /// See `push`.
     vpush: Option<u16>,
     /// Viewers carry their peers from segment to segment on the DHT path (`@carry=on`: viewers
-    /// run with `--carried-peers`; off by default).
+    /// run with `--carried-peers`; otherwise with `--no-carried-peers`, as every run recorded
+    /// without the option was, though `watch` carries by default since the ninth session).
     carry: bool,
 }
 
@@ -138,7 +139,8 @@ impl Variant {
 /// no HTTP manifests or tracker; or over HTTP alone: the default), or
 /// `push=N` and `vpush=N` (the publisher's and the viewers' `--manifest-push`, 1-64), or
 /// `carry=on|off` (viewers carry their peers from segment to segment on the DHT path,
-/// `--carried-peers`, or look every segment up: the default), or the name alone.
+/// `--carried-peers`, or look every segment up, `--no-carried-peers`: the lab's default), or the
+/// name alone.
 fn split_options(s: &str) -> (&str, Option<&str>) {
     match s.split_once('@') {
         Some((name, options)) => (name, Some(options)),

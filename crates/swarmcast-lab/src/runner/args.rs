@@ -137,8 +137,14 @@ pub(crate) fn viewer_args(
     if let (Some(n), Transport::Swarm) = (spec.variant.viewer_manifest_push(), spec.transport) {
         a.extend(["--manifest-push".into(), n.to_string()]);
     }
-    if spec.variant.carry_peers() && spec.transport == Transport::Swarm {
-        a.push("--carried-peers".into());
+    // Said either way on the DHT path, whatever `watch`'s default: without `@carry=on` a run
+    // looks every segment up, as every run recorded under a variant without the option did.
+    if spec.transport == Transport::Swarm && (spec.variant.dht() || spec.variant.carry_peers()) {
+        a.push(if spec.variant.carry_peers() {
+            "--carried-peers".into()
+        } else {
+            "--no-carried-peers".into()
+        });
     }
     a
 }
