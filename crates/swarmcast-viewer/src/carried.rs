@@ -403,15 +403,21 @@ async fn attempt(
         fetch_manifest(peer, pointer.newest, peer_id, pointer.seq, FETCH_WAIT)
     });
     let mut fetches = std::pin::pin!(fetches);
+    // What each peer asked gave instead of the manifest (at most PEERS_ASKED), for the log
+    // line of a failed join.
+    let mut outcomes: Vec<String> = Vec::new();
     // Returning drops the fetches still running, and the lookup.
     while let Some((peer, fetched)) = fetches.next().await {
         let doc = match fetched {
             Ok(doc) => doc,
             Err(e) => {
                 tracing::debug!(error = %e, "no manifest from this peer");
+                outcomes.push(format!("{peer}: {e}"));
                 continue;
             }
         };
+        // Kept only if it is not the manifest sought (that returns below).
+        outcomes.push(format!("{peer}: a document, not the pointer's or newer"));
         let source = peer_source(peer);
         match Verifier::new(key).accept(&doc) {
             Ok(Verdict::New(m)) if m.manifest.seq > pointer.seq || pointer.names(&m.bytes) => {
@@ -455,6 +461,7 @@ async fn attempt(
             pointer_ms,
             peers_ms = first_peer_ms.get(),
             total_ms = ms(started),
+            peers = %outcomes.join("; "),
             "the DHT names the stream's newest segment, but no peer of it gave its manifest"
         );
     }
