@@ -58,32 +58,28 @@ where
     S: futures_util::Stream<Item = SocketAddr> + Unpin,
 {
     use futures_util::StreamExt;
-    // (the lookup, the one running, lookups started, a peer found)
+    // (the lookup, the one running, lookups started, a peer found: then no lookup follows)
     let state = (lookup, None::<S>, 0usize, false);
-    futures_util::stream::unfold(
-        state,
-        move |(lookup, mut running, mut n, mut any)| async move {
-            // Bounded by `lookups`, each lookup by the DHT's own end.
-            loop {
-                if let Some(peers) = running.as_mut() {
-                    match peers.next().await {
-                        Some(peer) => return Some((peer, (lookup, running, n, true))),
-                        None if any => return None,
-                        None => {} // it found nobody: the next one, if any is left
-                    }
+    futures_util::stream::unfold(state, move |(lookup, mut running, mut n, any)| async move {
+        // Bounded by `lookups`, each lookup by the DHT's own end.
+        loop {
+            if let Some(peers) = running.as_mut() {
+                match peers.next().await {
+                    Some(peer) => return Some((peer, (lookup, running, n, true))),
+                    None if any => return None,
+                    None => {} // it found nobody: the next one, if any is left
                 }
-                if n >= lookups {
-                    return None;
-                }
-                if n > 0 {
-                    tokio::time::sleep(again).await;
-                }
-                n += 1;
-                any = false;
-                running = Some(lookup());
             }
-        },
-    )
+            if n >= lookups {
+                return None;
+            }
+            if n > 0 {
+                tokio::time::sleep(again).await;
+            }
+            n += 1;
+            running = Some(lookup());
+        }
+    })
 }
 
 /// What the viewer holds, for the DHT finder: the newest manifest's sequence number (0: none)
