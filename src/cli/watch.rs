@@ -117,7 +117,7 @@ pub(crate) struct WatchArgs {
     pub(crate) swarm_manifests: bool,
     /// With the manifest exchange on: peers each newer manifest is pushed to (the others are
     /// told of it with a `have`).
-    #[arg(long, env = "SWARMCAST_MANIFEST_PUSH", default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "SWARMCAST_MANIFEST_PUSH", default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) manifest_push: u16,
     /// Find the stream on the mainline DHT, and each segment's peers there (on by default with
     /// a link that is the key alone; --dht-bootstrap also turns it on).

@@ -3,11 +3,12 @@
 //!
 //! The publisher puts one item, signed with the stream key, under the target
 //! `SHA-1(public key ‖ salt)` with salt [`SALT`]: its value is a bencoded dictionary
-//! `{"ih": <info hash of the newest segment>, "mh": <SHA-1 of the newest manifest document>,
+//! `{"ih": <info hash of a segment of the window>, "mh": <SHA-1 of the newest manifest document>,
 //! "seq": <that manifest's sequence number>}`, and the item's own BEP 44 sequence number is the
 //! manifest's. It is a pointer, not the manifest (items hold at most 1,000 bytes): a viewer that
-//! has only the stream key gets it, finds the newest segment's peers on the DHT by its info hash,
-//! and asks them for the manifest (docs/manifest.md, "Manifests carried by the swarm").
+//! has only the stream key gets it, finds the segment's peers on the DHT by its info hash, and
+//! asks them for the manifest (docs/manifest.md, "Manifests carried by the swarm"). The segment
+//! is the newest one whose peers the publisher has announced ([`segment_to_name`]).
 //!
 //! [`ItemVerifier`] checks items as [`crate::Verifier`] checks manifests, with the same typed
 //! errors: the signature over BEP 44's signed encoding with the pinned key
@@ -40,6 +41,25 @@ pub fn recheck_after(target: std::time::Duration) -> std::time::Duration {
     RECHECK.max(target.saturating_mul(3))
 }
 
+/// The segment a pointer to `manifest` names (by number): the newest of the window whose peers
+/// the publisher has announced on the DHT, `announced` being the newest such segment's number;
+/// the newest of the window when none of the window's is (a stream's first segment, or
+/// announces failing). A put lands in one round trip to nodes the publisher already knows, an
+/// announce of a new segment only after a lookup of its own (2 s and more), so a pointer naming
+/// the newest segment at once would send viewers, in between, to a segment nobody is listed
+/// under yet. `None`: the window is empty.
+pub fn segment_to_name(
+    manifest: &crate::Manifest,
+    announced: Option<u64>,
+) -> Option<&crate::SegmentEntry> {
+    let newest = manifest.segments.last()?;
+    Some(
+        announced
+            .and_then(|n| manifest.segments.iter().rev().find(|s| s.number <= n))
+            .unwrap_or(newest),
+    )
+}
+
 /// What the item says: where the stream is now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pointer {
@@ -47,8 +67,9 @@ pub struct Pointer {
     pub seq: u64,
     /// SHA-1 of the newest manifest document (its bytes as signed and served).
     pub manifest_sha1: [u8; 20],
-    /// The info hash of the newest segment's torrent.
-    pub newest: [u8; 20],
+    /// The info hash of the torrent whose peers a viewer asks for the manifest: a segment of the
+    /// manifest's window, the newest whose peers are announced ([`segment_to_name`]).
+    pub segment: [u8; 20],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,20 +91,20 @@ pub struct SignedItem {
 }
 
 impl Pointer {
-    /// The pointer to `manifest_doc` (the signed document), whose sequence number is `seq` and
-    /// whose newest segment has info hash `newest`.
-    pub fn to_manifest(seq: u64, manifest_doc: &[u8], newest: [u8; 20]) -> Self {
+    /// The pointer to `manifest_doc` (the signed document), whose sequence number is `seq`,
+    /// sending viewers to the peers of the segment with info hash `segment`.
+    pub fn to_manifest(seq: u64, manifest_doc: &[u8], segment: [u8; 20]) -> Self {
         Self {
             seq,
             manifest_sha1: Sha1::digest(manifest_doc).into(),
-            newest,
+            segment,
         }
     }
 
     /// The bencoded value (under [`MAX_VALUE`] bytes: about 70).
     pub fn encode(&self) -> Vec<u8> {
         serde_bencode::to_bytes(&ValueWire {
-            ih: ByteBuf::from(self.newest.to_vec()),
+            ih: ByteBuf::from(self.segment.to_vec()),
             mh: ByteBuf::from(self.manifest_sha1.to_vec()),
             seq: self.seq,
         })
@@ -116,7 +137,7 @@ impl Pointer {
                 })
         };
         Ok(Self {
-            newest: hash20("ih", &wire.ih)?,
+            segment: hash20("ih", &wire.ih)?,
             manifest_sha1: hash20("mh", &wire.mh)?,
             seq: wire.seq,
         })
@@ -359,5 +380,50 @@ mod tests {
             Pointer::decode(&[b'x'; 1001]),
             Err(ManifestError::TooLarge { .. })
         ));
+    }
+
+    fn window(numbers: std::ops::RangeInclusive<u64>) -> crate::Manifest {
+        crate::Manifest {
+            key: secret().public(),
+            seq: 9,
+            issued_ms: 0,
+            target_duration: 180_000,
+            peers: vec![],
+            trackers: vec![],
+            end_of_stream: false,
+            segments: numbers
+                .map(|number| crate::SegmentEntry {
+                    number,
+                    media_start: number * 180_000,
+                    duration: 180_000,
+                    size: 1,
+                    discontinuity: false,
+                    published_ms: 0,
+                    info_hash: crate::InfoHash([number as u8; 20]),
+                    info: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_pointer_names_the_newest_segment_whose_peers_are_announced() {
+        let m = window(3..=7);
+        let named = |announced| segment_to_name(&m, announced).map(|s| s.number);
+        // Segment 7 is being announced, 6 was: viewers are sent to 6's peers.
+        assert_eq!(named(Some(6)), Some(6));
+        assert_eq!(named(Some(7)), Some(7));
+        // None announced yet (the stream's first segment), or every announce of the window
+        // failed (the last one landed before it): the newest.
+        assert_eq!(named(None), Some(7));
+        assert_eq!(named(Some(2)), Some(7));
+        // An announce newer than the manifest (a manifest handed over late): its newest.
+        assert_eq!(named(Some(8)), Some(7));
+        let mut empty = window(0..=0);
+        empty.segments.clear();
+        assert_eq!(segment_to_name(&empty, Some(1)).map(|s| s.number), None);
+        // The pointer carries that segment's info hash.
+        let p = Pointer::to_manifest(9, b"doc", segment_to_name(&m, Some(6)).unwrap().info_hash.0);
+        assert_eq!(Pointer::decode(&p.encode()).unwrap().segment, [6; 20]);
     }
 }

@@ -119,6 +119,19 @@ impl Node {
         self.dht.bootstrapped().await
     }
 
+    /// Looks the stream's pointer up once, to its end, for the nodes closest to it: mainline
+    /// keeps them with their write tokens (5 minutes), and a put within that time stores at
+    /// once instead of looking them up first (a lookup ends only when its slowest node answered
+    /// or timed out: 2 s for a silent one). A publisher calls this while its first segment is
+    /// being cut. Returns how many items the lookup found under the key (an earlier run's).
+    /// Bounded by mainline's lookup (its nodes' timeouts).
+    pub async fn prepare_put(&self, key: &StreamKey) -> usize {
+        self.dht
+            .get_mutable(key.as_bytes(), Some(SALT), None)
+            .count()
+            .await
+    }
+
     /// Puts the stream's pointer, signed with `secret`. Returns how many nodes stored it.
     pub async fn put_pointer(
         &self,

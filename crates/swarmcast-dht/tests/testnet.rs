@@ -83,6 +83,26 @@ async fn a_pointer_put_by_the_publisher_is_got_by_a_viewer_and_forgeries_are_ref
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preparing_a_put_finds_the_items_already_under_the_key() {
+    let net = local_dht(NODES).await;
+    let secret = StreamSecret::from_seed(&[3; 32]);
+    let key = secret.public();
+    let publisher = client(&net.bootstrap).await;
+    // A new stream: nothing under its key; the put that follows stores all the same.
+    assert_eq!(publisher.prepare_put(&key).await, 0);
+    assert!(publisher.put_pointer(&secret, &pointer(1)).await.unwrap() > 0);
+    // A publisher started again with the same key finds the pointer its last run left.
+    let restarted = client(&net.bootstrap).await;
+    assert!(restarted.prepare_put(&key).await > 0);
+    assert!(restarted.put_pointer(&secret, &pointer(2)).await.unwrap() > 0);
+    let viewer = client(&net.bootstrap).await;
+    let (got, refused) = viewer
+        .get_pointer(&mut ItemVerifier::new(key, None), &key)
+        .await;
+    assert_eq!(got, Some(pointer(2)), "refused: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_announced_for_a_segment_are_found() {
     let net = local_dht(NODES).await;
     let seeder = client(&net.bootstrap).await;

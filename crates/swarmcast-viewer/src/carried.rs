@@ -4,7 +4,7 @@
 //!
 //! Both feed the watch loop the poller's [`PollEvent`]s: a manifest from a peer is
 //! `PollEvent::Manifest` with mode `swarm` (pushed or asked for on a connection of a segment's
-//! swarm) or `dht` (fetched from a peer of the newest segment named by the DHT pointer), its
+//! swarm) or `dht` (fetched from a peer of the segment named by the DHT pointer), its
 //! source `bittorrent://<peer>/`; a refused one, or a refused DHT item, `PollEvent::Refused`
 //! with the same typed error an HTTP manifest gets.
 
@@ -279,7 +279,7 @@ pub(crate) async fn forward(
     }
 }
 
-/// Finds the stream on the DHT: gets the pointer, the newest segment's peers, and asks them for
+/// Finds the stream on the DHT: gets the pointer, the peers of the segment it names, and asks them for
 /// the manifest; again whenever no newer manifest came for
 /// [`recheck_after`](swarmcast_core::dht_item::recheck_after) the segment duration. Runs until
 /// `cancel` or the watch loop ends.
@@ -377,17 +377,14 @@ async fn attempt(
         return Ok(());
     };
     use futures_util::StreamExt;
-    tracing::debug!(
-        seq = pointer.seq,
-        "the DHT names the stream's newest segment"
-    );
+    tracing::debug!(seq = pointer.seq, "the DHT names a segment of the stream");
     // The segment's peers as the lookup finds them: a peer found later is asked as soon as the
     // ones before had their stagger, not only once the lookup ends; a lookup that found nobody
     // is made again (the segment's announce may land after the pointer).
     let peers_started = tokio::time::Instant::now();
     let first_peer_ms = std::sync::OnceLock::<u64>::new();
     let found = std::sync::atomic::AtomicUsize::new(0);
-    let lookup = || node.peer_stream(pointer.newest);
+    let lookup = || node.peer_stream(pointer.segment);
     let peers = Box::pin(until_found(lookup, PEERS_AGAIN, PEER_LOOKUPS))
         .take(PEERS_ASKED)
         .take_until(Box::pin(tokio::time::sleep(PEERS_WAIT)))
@@ -396,7 +393,7 @@ async fn attempt(
             first_peer_ms.get_or_init(|| ms(peers_started));
         });
     let fetches = staggered(peers, FETCH_STAGGER, |peer| {
-        fetch_manifest(peer, pointer.newest, peer_id, pointer.seq, FETCH_WAIT)
+        fetch_manifest(peer, pointer.segment, peer_id, pointer.seq, FETCH_WAIT)
     });
     let mut fetches = std::pin::pin!(fetches);
     // What each peer asked gave instead of the manifest (at most PEERS_ASKED), for the log
@@ -458,7 +455,7 @@ async fn attempt(
             peers_ms = first_peer_ms.get(),
             total_ms = ms(started),
             peers = %outcomes.join("; "),
-            "the DHT names the stream's newest segment, but no peer of it gave its manifest"
+            "the DHT names a segment of the stream, but no peer of it gave its manifest"
         );
     }
     Ok(())
