@@ -526,6 +526,15 @@ pub enum FetchError {
         /// What went wrong.
         reason: String,
     },
+    /// The TCP connection was not made within [`FETCH_CONNECT_WAIT`] (a peer behind a NAT,
+    /// announced at an address nobody can dial, never answers).
+    #[error("{peer}: no connection within {waited:?}")]
+    ConnectTimeout {
+        /// The peer.
+        peer: SocketAddr,
+        /// How long.
+        waited: Duration,
+    },
     /// No manifest as new as asked for within the time given.
     #[error("{peer}: no manifest {want} or newer within {waited:?}")]
     Timeout {
@@ -538,6 +547,13 @@ pub enum FetchError {
     },
 }
 
+/// How long [`fetch_manifest`] waits for the TCP connection (within its whole wait): a SYN
+/// lost once is sent again after 1 s, and answered by 1.3 s at a 300 ms round trip. A viewer
+/// joining from the DHT asks the next peer meanwhile, but when the only peer found is one
+/// behind a NAT (lab n26: 3 joins at the stream's start), the attempt ends after this, not
+/// after the fetch's whole wait, and the next one finds the publisher's announce.
+pub const FETCH_CONNECT_WAIT: Duration = Duration::from_secs(2);
+
 /// The largest message [`fetch_manifest`] reads (a manifest is far smaller; piece messages of
 /// 16 KiB blocks are skipped on the way).
 const FETCH_MAX_MESSAGE: usize = 1 << 20;
@@ -546,7 +562,7 @@ const FETCH_MAX_MESSAGE: usize = 1 << 20;
 /// viewer that has only the stream's key does after finding the peer on the DHT: a BitTorrent
 /// handshake for the torrent, an extended handshake naming the manifest exchange, a `want`,
 /// and the first manifest document the peer sends back (unverified: the caller verifies it).
-/// Bounded by `wait` in all.
+/// Bounded by `wait` in all, and the connection by [`FETCH_CONNECT_WAIT`].
 pub async fn fetch_manifest(
     peer: SocketAddr,
     info_hash: [u8; 20],
@@ -574,7 +590,20 @@ async fn fetch_inner(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = |source| FetchError::Io { peer, source };
     let protocol = |reason: String| FetchError::Protocol { peer, reason };
-    let mut stream = tokio::net::TcpStream::connect(peer).await.map_err(io)?;
+    let mut stream = match tokio::time::timeout(
+        FETCH_CONNECT_WAIT,
+        tokio::net::TcpStream::connect(peer),
+    )
+    .await
+    {
+        Ok(connected) => connected.map_err(io)?,
+        Err(_) => {
+            return Err(FetchError::ConnectTimeout {
+                peer,
+                waited: FETCH_CONNECT_WAIT,
+            })
+        }
+    };
     stream.set_nodelay(true).map_err(io)?;
     let mut out = [0u8; 68];
     let n =

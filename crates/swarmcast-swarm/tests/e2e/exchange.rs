@@ -11,7 +11,7 @@ use swarmcast_core::gossip::{GossipConfig, Message, PART};
 use swarmcast_core::{
     Manifest, ManifestError, SegmentEntry, SegmentTorrent, SignedManifest, StreamSecret,
 };
-use swarmcast_swarm::exchange::{fetch_manifest, Exchange, ExchangeEvent};
+use swarmcast_swarm::exchange::{fetch_manifest, Exchange, ExchangeEvent, FetchError};
 use swarmcast_swarm::wire::manifests::ManifestHub;
 use swarmcast_swarm::wire::{WireConfig, WireSeeder};
 use swarmcast_swarm::{ExtensionSlot, Swarm, SwarmConfig};
@@ -366,4 +366,34 @@ fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     swarmcast_swarm::wire::conn::extended_message(&mut out, id, payload);
     out
+}
+
+/// A peer that never completes the TCP handshake (here a listener whose accept queue is full, so
+/// the kernel drops further SYNs, as a NAT drops them for an address nobody can dial) is given
+/// up on after `FETCH_CONNECT_WAIT`, with its own error, not after the fetch's whole wait.
+#[tokio::test]
+async fn a_peer_that_never_answers_the_connection_is_given_up_on_after_the_connect_wait() {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // Nobody accepts: connections complete until the queue is full and one is not answered.
+    let mut held = Vec::new();
+    let full = (0..8).any(|_| {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(1500)) {
+            Ok(s) => {
+                held.push(s);
+                false
+            }
+            Err(_) => true,
+        }
+    });
+    assert!(full, "the accept queue never filled");
+    let got = fetch_manifest(addr, [1; 20], [2; 20], 1, HANG_GUARD).await;
+    assert!(
+        matches!(got, Err(FetchError::ConnectTimeout { peer, .. }) if peer == addr),
+        "{got:?}"
+    );
 }
