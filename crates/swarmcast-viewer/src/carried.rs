@@ -279,8 +279,8 @@ pub(crate) async fn forward(
     }
 }
 
-/// Finds the stream on the DHT: gets the pointer, the peers of the segment it names, and asks them for
-/// the manifest; again whenever no newer manifest came for
+/// Finds the stream on the DHT: gets the pointer, the peers of the segment it names, and asks
+/// them for the manifest; again whenever no newer manifest came for
 /// [`recheck_after`](swarmcast_core::dht_item::recheck_after) the segment duration. Runs until
 /// `cancel` or the watch loop ends.
 pub(crate) async fn find_on_dht(
@@ -405,7 +405,8 @@ async fn attempt(
             Ok(doc) => doc,
             Err(e) => {
                 tracing::debug!(error = %e, "no manifest from this peer");
-                outcomes.push(format!("{peer}: {e}"));
+                // The error names the peer.
+                outcomes.push(e.to_string());
                 continue;
             }
         };
