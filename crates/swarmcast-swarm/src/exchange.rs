@@ -73,6 +73,7 @@ enum Input {
     Message(SocketAddr, Vec<u8>),
     Offer(Arc<[u8]>),
     Sources(Vec<SocketAddr>),
+    BehindNat(bool),
 }
 
 /// The handler librqbit calls (see [`Exchange::start`]).
@@ -182,6 +183,13 @@ impl Exchange {
     /// none, so pushes to it would be wasted. Replaces the addresses given before.
     pub fn set_sources(&self, addrs: Vec<SocketAddr>) {
         let _ = self.tx.send(Input::Sources(addrs));
+    }
+
+    /// This viewer is behind a NAT (peers see it at an address its host lacks:
+    /// [`Swarm::behind_nat`](crate::Swarm::behind_nat)), or no longer: its peers are told
+    /// ([`Gossip::set_behind_nat`]), so that viewers push to it first.
+    pub fn set_behind_nat(&self, behind_nat: bool) {
+        let _ = self.tx.send(Input::BehindNat(behind_nat));
     }
 
     /// The exchange's counters.
@@ -317,6 +325,7 @@ impl Task {
                 self.sources = addrs;
                 self.publish_listening();
             }
+            Input::BehindNat(yes) => self.gossip.set_behind_nat(yes),
             Input::Offer(doc) => {
                 // Already verified by the owner; our verifier learns it too (so that an older
                 // document from a peer is not reported as newer).

@@ -331,6 +331,14 @@ impl Swarm {
         self.session.swarmcast_own_addresses()
     }
 
+    /// An address peers see this session at that is none of its host's (an own address, BEP 10
+    /// `yourip`, whose IP no interface of the host has): the session is behind a NAT, reached
+    /// only on the connections it opens. None until a peer has told it such an address (its
+    /// first extended handshakes), or if the host's interfaces cannot be listed.
+    pub fn behind_nat(&self) -> Option<SocketAddr> {
+        seen_outside(&self.own_addresses(), &host_addresses()?)
+    }
+
     /// Whether `addr` is the session's listen address or one of its
     /// [own addresses](Self::own_addresses).
     fn is_own(&self, addr: SocketAddr, own: &[SocketAddr]) -> bool {
@@ -592,5 +600,65 @@ impl Swarm {
     /// Stops the session: closes connections and the listener.
     pub async fn shutdown(&self) {
         self.session.stop().await;
+    }
+}
+
+/// The IP addresses of the host's interfaces (None if they cannot be listed).
+fn host_addresses() -> Option<Vec<std::net::IpAddr>> {
+    let list = nix::ifaddrs::getifaddrs().ok()?;
+    Some(
+        list.filter_map(|i| {
+            let a = i.address?;
+            a.as_sockaddr_in()
+                .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+        })
+        .collect(),
+    )
+}
+
+/// The first of `own` (addresses peers see a session at) whose IP is none of `local` (the
+/// host's interface addresses; IPv4-mapped IPv6 addresses count as IPv4): the host is behind a
+/// NAT ([`Swarm::behind_nat`]).
+fn seen_outside(own: &[SocketAddr], local: &[std::net::IpAddr]) -> Option<SocketAddr> {
+    own.iter()
+        .find(|a| {
+            let ip = a.ip().to_canonical();
+            !local.iter().any(|l| l.to_canonical() == ip)
+        })
+        .copied()
+}
+
+#[cfg(test)]
+mod nat_tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_behind_nat_when_a_peer_sees_it_at_an_address_its_host_lacks() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let local: Vec<std::net::IpAddr> = vec![
+            "127.0.0.1".parse().unwrap(),
+            "10.77.3.2".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+        ];
+        // Nobody said where they see it: unknown.
+        assert_eq!(seen_outside(&[], &local), None);
+        // Seen at its own interface's address (as IPv4, or IPv4-mapped IPv6): reachable.
+        assert_eq!(seen_outside(&[at("10.77.3.2:6881")], &local), None);
+        assert_eq!(seen_outside(&[at("[::ffff:10.77.3.2]:6881")], &local), None);
+        // Seen at an address no interface has: behind a NAT, and that is the address.
+        assert_eq!(
+            seen_outside(&[at("127.0.0.1:6881"), at("10.77.30.1:6881")], &local),
+            Some(at("10.77.30.1:6881"))
+        );
+    }
+
+    #[test]
+    fn the_hosts_interfaces_are_listed_and_loopback_is_among_them() {
+        let listed = host_addresses().expect("getifaddrs");
+        assert!(
+            listed.contains(&std::net::IpAddr::from([127, 0, 0, 1])),
+            "{listed:?}"
+        );
     }
 }

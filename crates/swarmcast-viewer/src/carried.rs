@@ -166,6 +166,35 @@ pub(crate) struct Carried {
     pub(crate) peer_id: [u8; 20],
 }
 
+/// How often a viewer looks at where its peers see it ([`tell_nat`]).
+pub(crate) const NAT_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Tells the exchange's peers whether this viewer is behind a NAT, as soon as a peer has told it
+/// an address its host lacks ([`swarmcast_swarm::Swarm::behind_nat`], BEP 10 `yourip`), and
+/// again if that changes: viewers push manifests to the peers behind NAT first
+/// (docs/manifest.md, "Peers behind NAT first"). Runs until its task group is cancelled.
+pub(crate) async fn tell_nat(swarm: Arc<swarmcast_swarm::Swarm>, exchange: Exchange) {
+    let mut tick = tokio::time::interval(NAT_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut told = false;
+    loop {
+        tick.tick().await;
+        let seen = swarm.behind_nat();
+        if seen.is_some() == told {
+            continue;
+        }
+        told = seen.is_some();
+        match seen {
+            Some(at) => tracing::info!(
+                %at,
+                "peers see this viewer at an address its host lacks: behind a NAT, telling peers"
+            ),
+            None => tracing::info!("peers see this viewer at its own address: not behind a NAT"),
+        }
+        exchange.set_behind_nat(told);
+    }
+}
+
 /// The source URL a manifest from `peer` is reported with.
 pub(crate) fn peer_source(peer: SocketAddr) -> Url {
     Url::parse(&format!("bittorrent://{peer}/")).expect("a socket address makes a URL")

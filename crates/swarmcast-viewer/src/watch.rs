@@ -272,6 +272,12 @@ pub async fn watch(
         dht,
         peer_id: swarm.peer_id(),
     });
+    if let Some(c) = &carried {
+        tasks.spawn(
+            "nat-tell",
+            crate::carried::tell_nat(swarm.clone(), c.exchange.clone()),
+        );
+    }
     let live = crate::live::Live::default();
     // The HTTP server has a group of its own: after the end of the stream it outlives playback
     // while HLS clients finish.

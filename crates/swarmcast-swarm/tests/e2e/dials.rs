@@ -276,6 +276,8 @@ async fn the_address_a_peer_sees_is_known_as_the_sessions_own_and_never_dialled(
         "{:?}",
         viewer.own_addresses()
     );
+    // An address of the host's own (loopback): not behind a NAT.
+    assert_eq!(viewer.behind_nat(), None);
     let p = peer_when(&viewer, &t, seed.listen_addr(), |_| true).await;
     assert_eq!(p.failed_dials, 0, "{p:?}");
     // A second torrent given the viewer's own address first, then the seed: own never dialled.

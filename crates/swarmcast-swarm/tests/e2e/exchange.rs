@@ -397,3 +397,71 @@ async fn a_peer_that_never_answers_the_connection_is_given_up_on_after_the_conne
         "{got:?}"
     );
 }
+
+/// A viewer that a peer sees at an address its host lacks (BEP 10 `yourip`: here 203.0.113.7,
+/// a documentation address no test host has) knows it is behind a NAT, and once its exchange is
+/// told, its peers get `{"nat": 1}` on the exchange (docs/manifest.md, "Peers behind NAT
+/// first"). On loopback, seen at 127.0.0.1, it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_seen_at_an_address_its_host_lacks_is_behind_nat_and_tells_its_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = StreamSecret::from_seed(&[3; 32]);
+    let tasks = Tasks::new("test");
+    let (b, b_ex, _b_rx) = viewer_with_exchange(&dir.path().join("b"), &secret, &tasks).await;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let (_, torrent) = segment(&src, 50_000);
+    let ih = info_hash(&torrent);
+    b.seed(&torrent, "00000001.ts", &src, HANG_GUARD)
+        .await
+        .unwrap();
+    assert_eq!(b.behind_nat(), None, "no peer has said where it sees B");
+
+    let mut raw = tokio::net::TcpStream::connect(b.listen_addr())
+        .await
+        .unwrap();
+    let mut hs = [0u8; 68];
+    let n = librqbit_peer_protocol::Handshake::new(
+        librqbit_core::hash_id::Id20::new(ih),
+        librqbit_core::hash_id::Id20::new([9; 20]),
+    )
+    .serialize_unchecked_len(&mut hs);
+    let mut hello = hs[..n].to_vec();
+    // `m` names the exchange as our extension 9; `yourip` is where we see B.
+    hello.extend_from_slice(&frame(
+        0,
+        b"d1:md18:swarmcast_manifesti9ee6:yourip4:\xcb\x00\x71\x07e",
+    ));
+    raw.write_all(&hello).await.unwrap();
+    let mut theirs = [0u8; 68];
+    raw.read_exact(&mut theirs).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    let seen = loop {
+        if let Some(at) = b.behind_nat() {
+            break at;
+        }
+        assert!(t0.elapsed() < HANG_GUARD, "B never saw itself behind NAT");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(seen.ip(), std::net::IpAddr::from([203, 0, 113, 7]));
+
+    b_ex.set_behind_nat(true);
+    // B's messages to us, until the exchange's `nat` (extended message 20, our id 9).
+    let told = tokio::time::timeout(HANG_GUARD, async {
+        for _ in 0..1_000 {
+            let mut len = [0u8; 4];
+            raw.read_exact(&mut len).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            raw.read_exact(&mut body).await.unwrap();
+            if body.len() > 2 && body[0] == 20 && body[1] == 9 {
+                return Message::decode(&body[2..]).unwrap();
+            }
+        }
+        panic!("no exchange message in 1,000 messages");
+    })
+    .await
+    .expect("B never told us");
+    assert_eq!(told, Message::BehindNat(true));
+    tasks.shutdown().await;
+    b.shutdown().await;
+}
