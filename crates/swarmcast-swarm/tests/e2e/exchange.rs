@@ -249,20 +249,7 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
 
     // A forger connects to B and sends a document signed by another key, then a genuine but
     // older one: both refused by type, neither reported as a manifest.
-    let mut raw = tokio::net::TcpStream::connect(b.listen_addr())
-        .await
-        .unwrap();
-    let mut hs = [0u8; 68];
-    let n = librqbit_peer_protocol::Handshake::new(
-        librqbit_core::hash_id::Id20::new(ih),
-        librqbit_core::hash_id::Id20::new([9; 20]),
-    )
-    .serialize_unchecked_len(&mut hs);
-    let mut hello = hs[..n].to_vec();
-    hello.extend_from_slice(&frame(0, b"d1:md18:swarmcast_manifesti9eee"));
-    raw.write_all(&hello).await.unwrap();
-    let mut theirs = [0u8; 68];
-    raw.read_exact(&mut theirs).await.unwrap();
+    let mut raw = raw_peer(b.listen_addr(), ih, b"d1:md18:swarmcast_manifesti9eee").await;
     let forged = doc(&StreamSecret::from_seed(&[5; 32]), offered + 10);
     let replay = doc(&secret, 2);
     for (seq, d) in [(offered + 10, forged), (offered + 11, replay)] {
@@ -347,6 +334,28 @@ async fn manifests_go_from_the_seeder_to_a_viewer_to_another_and_forgeries_stop(
     w.shutdown().await;
 }
 
+/// A raw BitTorrent peer (peer id 9...) connected to `addr` for torrent `ih`: its handshake and
+/// the extended handshake `extended` sent, the other side's handshake read.
+async fn raw_peer(
+    addr: std::net::SocketAddr,
+    ih: [u8; 20],
+    extended: &[u8],
+) -> tokio::net::TcpStream {
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut hs = [0u8; 68];
+    let n = librqbit_peer_protocol::Handshake::new(
+        librqbit_core::hash_id::Id20::new(ih),
+        librqbit_core::hash_id::Id20::new([9; 20]),
+    )
+    .serialize_unchecked_len(&mut hs);
+    let mut hello = hs[..n].to_vec();
+    hello.extend_from_slice(&frame(0, extended));
+    raw.write_all(&hello).await.unwrap();
+    let mut theirs = [0u8; 68];
+    raw.read_exact(&mut theirs).await.unwrap();
+    raw
+}
+
 /// Writes a `manifest` message of the exchange, framed as the peer's extension (id 9), on a
 /// raw BitTorrent connection.
 async fn send_manifest(raw: &mut tokio::net::TcpStream, seq: u64, doc: Vec<u8>) {
@@ -417,24 +426,13 @@ async fn a_viewer_seen_at_an_address_its_host_lacks_is_behind_nat_and_tells_its_
         .unwrap();
     assert_eq!(b.behind_nat(), None, "no peer has said where it sees B");
 
-    let mut raw = tokio::net::TcpStream::connect(b.listen_addr())
-        .await
-        .unwrap();
-    let mut hs = [0u8; 68];
-    let n = librqbit_peer_protocol::Handshake::new(
-        librqbit_core::hash_id::Id20::new(ih),
-        librqbit_core::hash_id::Id20::new([9; 20]),
-    )
-    .serialize_unchecked_len(&mut hs);
-    let mut hello = hs[..n].to_vec();
     // `m` names the exchange as our extension 9; `yourip` is where we see B.
-    hello.extend_from_slice(&frame(
-        0,
+    let mut raw = raw_peer(
+        b.listen_addr(),
+        ih,
         b"d1:md18:swarmcast_manifesti9ee6:yourip4:\xcb\x00\x71\x07e",
-    ));
-    raw.write_all(&hello).await.unwrap();
-    let mut theirs = [0u8; 68];
-    raw.read_exact(&mut theirs).await.unwrap();
+    )
+    .await;
     let t0 = tokio::time::Instant::now();
     let seen = loop {
         if let Some(at) = b.behind_nat() {
